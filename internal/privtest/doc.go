@@ -1,0 +1,2 @@
+// Package privtest gates tests that need root (network namespaces, raw sockets, netlink).
+package privtest

@@ -1,0 +1,160 @@
+package vrrp
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
+)
+
+// State is a VRRP router state (RFC 5798 §6.4), plus Fault: the router does not take part
+// because a health probe failed or its interface is unusable.
+type State uint8
+
+// The router states.
+const (
+	Initialize State = iota
+	Backup
+	Master
+	Fault
+)
+
+func (s State) String() string {
+	switch s {
+	case Initialize:
+		return "Initialize"
+	case Backup:
+		return "Backup"
+	case Master:
+		return "Master"
+	case Fault:
+		return "Fault"
+	}
+	return "Unknown"
+}
+
+// Member is another router of the group whose address and highest possible priority are known
+// (a unicast peer or another Kubernetes node). See Config.Members.
+type Member struct {
+	Addr netip.Addr
+	// MaxPriority is the highest priority the member can advertise; 0 means unknown.
+	MaxPriority uint8
+}
+
+// Config is everything one VRRP instance needs. It is plain data: pkg/desired builds it from a
+// VirtualIP and the node's facts.
+type Config struct {
+	// Name identifies the instance in logs and snapshots (the VirtualIP's name).
+	Name string
+	// Interface is the name of the link carrying adverts and addresses.
+	Interface string
+	VRID      uint8
+	// Version is 2 (RFC 3768) or 3 (RFC 5798).
+	Version uint8
+	// Interval is the advertisement interval this router sends as MASTER.
+	Interval time.Duration
+	// Priority is the base priority, 1..255 (255: address owner).
+	Priority uint8
+	// Addresses are the virtual addresses, all of one family.
+	Addresses []netip.Prefix
+	// Primary is this router's own source address: the interface's primary IPv4 address or
+	// its IPv6 link-local address. It breaks priority ties (RFC 5798 §6.4.3).
+	Primary netip.Addr
+	// Preempt lets this router take over from a lower-priority MASTER.
+	Preempt bool
+	// PreemptDelay holds off preemption after start (keepalived's preempt_delay).
+	PreemptDelay time.Duration
+	// Accept is RFC 5798 Accept_Mode; the engine reports it, the host applies it.
+	Accept bool
+	// Peers are unicast destinations; empty means multicast.
+	Peers []netip.Addr
+	// Members, when MembersComplete, lists every other router of the group. A backup that is
+	// certainly the best remaining router then takes over at once on a priority-0 advert
+	// instead of waiting Skew_Time.
+	Members         []Member
+	MembersComplete bool
+	// Password is the VRRPv2 PASS authentication data (at most 8 bytes); empty means none.
+	Password []byte
+	// Checksum selects the v3 IPv4 checksum sent.
+	Checksum packet.ChecksumMode
+	// AnnounceRepeat is the delay of the second gratuitous ARP / NA burst after a takeover;
+	// 0 means DefaultAnnounceRepeat.
+	AnnounceRepeat time.Duration
+}
+
+// DefaultAnnounceRepeat is the default delay of the second announcement burst, long enough for
+// switches that dropped the first while a port was converging.
+const DefaultAnnounceRepeat = 2 * time.Second
+
+// Packet is a received VRRP message with the IP metadata the receive rules need.
+type Packet struct {
+	Src, Dst netip.Addr
+	// TTL is the IPv4 TTL or IPv6 hop limit; -1 if unknown.
+	TTL int
+	// IfIndex is the receiving interface; 0 if unknown.
+	IfIndex int
+	// Data is the VRRP message without the IP header.
+	Data []byte
+}
+
+// Datagram is an advert to send.
+type Datagram struct {
+	Dst  netip.Addr
+	Data []byte
+}
+
+// Transition records a state change.
+type Transition struct {
+	From, To State
+	// Reason is a CamelCase word saying why, used in status and Events (see the Reason*
+	// constants).
+	Reason string
+	At     time.Time
+}
+
+// Reasons of transitions.
+const (
+	ReasonStarted        = "Started"
+	ReasonOwner          = "AddressOwner"
+	ReasonMasterDown     = "MasterDownTimer"
+	ReasonPreempted      = "Preempted"
+	ReasonPreempting     = "Preempting"
+	ReasonHigherPriority = "HigherPriorityMaster"
+	ReasonMasterResigned = "MasterResigned"
+	ReasonFastHandover   = "FastHandover"
+	ReasonFault          = "ProbeFailed"
+	ReasonFaultCleared   = "ProbeRecovered"
+	ReasonShutdown       = "Shutdown"
+	ReasonConfigChanged  = "ConfigChanged"
+)
+
+// Output is what the host must do after an event, in this order: unbind, bind, send, announce.
+type Output struct {
+	Send     []Datagram
+	Bind     []netip.Prefix
+	Unbind   []netip.Prefix
+	Announce []netip.Addr
+	// Transition is set when the state changed.
+	Transition *Transition
+	// Next is the earliest time the instance wants Tick called; zero means never.
+	Next time.Time
+}
+
+// Sender writes adverts. hostnet implements it with a raw IP socket (TTL 255).
+type Sender interface {
+	WriteTo(b []byte, dst netip.Addr) error
+}
+
+// AddressBinder adds and removes the virtual addresses; both are idempotent and never touch an
+// address the binder did not add.
+type AddressBinder interface {
+	Bind(ctx context.Context, p []netip.Prefix) error
+	Unbind(ctx context.Context, p []netip.Prefix) error
+}
+
+// Announcer sends a burst of gratuitous ARP (IPv4) or unsolicited neighbour advertisements
+// (IPv6) for addrs.
+type Announcer interface {
+	Announce(ctx context.Context, addrs []netip.Addr) error
+}
