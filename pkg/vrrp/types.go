@@ -158,3 +158,26 @@ type AddressBinder interface {
 type Announcer interface {
 	Announce(ctx context.Context, addrs []netip.Addr) error
 }
+
+// AddressWatcher reports virtual addresses that something else removed, so a MASTER can put
+// them back. WatchRemoved blocks until ctx is done.
+type AddressWatcher interface {
+	WatchRemoved(ctx context.Context, fn func(netip.Prefix)) error
+}
+
+// Link is the host side of one interface: addresses, announcements and the address watch.
+type Link interface {
+	AddressBinder
+	Announcer
+	AddressWatcher
+}
+
+// PacketConn is a VRRP socket on one interface and address family, sending from one source
+// address. Several instances on the same interface share it; ReadPacket returns every VRRP
+// packet the interface receives and a Demux hands each to its instance.
+type PacketConn interface {
+	Sender
+	// ReadPacket blocks for the next packet; Data may alias buf.
+	ReadPacket(buf []byte) (Packet, error)
+	Close() error
+}
