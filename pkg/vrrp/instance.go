@@ -1,0 +1,651 @@
+package vrrp
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
+)
+
+// Drop reasons the engine adds to packet.Reason when it rejects a received advert.
+const (
+	DropTTL           packet.Reason = "bad_ttl"
+	DropVersionMisfit packet.Reason = "version_mismatch"
+	DropVRID          packet.Reason = "unknown_vrid"
+	DropAuthType      packet.Reason = "auth_type_mismatch"
+	DropAuth          packet.Reason = "auth_failed"
+	DropInterval      packet.Reason = "interval_mismatch"
+	DropNotLinkLocal  packet.Reason = "ipv6_first_not_link_local"
+	DropUnknownPeer   packet.Reason = "unknown_peer"
+	DropOwnPacket     packet.Reason = "own_packet"
+	DropFamily        packet.Reason = "family_mismatch"
+	DropInterface     packet.Reason = "wrong_interface"
+	DropQueueFull     packet.Reason = "queue_full"
+	dropLogEvery                    = 10 * time.Second
+	resignCopies                    = 3
+)
+
+// Stats counts what an instance sent, received and dropped.
+type Stats struct {
+	AdvertsSent     uint64
+	AdvertsReceived uint64
+	Transitions     uint64
+	// Drops counts rejected packets by reason.
+	Drops map[packet.Reason]uint64
+}
+
+// Status is a snapshot of an instance, for status reporting and logs.
+type Status struct {
+	Name      string
+	Interface string
+	VRID      uint8
+	State     State
+	// Priority is the effective priority now.
+	Priority uint8
+	// Primary is this router's advert source address.
+	Primary netip.Addr
+	// Master is the address of the router believed to be MASTER (Primary when MASTER), and
+	// MasterPriority the priority it last advertised.
+	Master         netip.Addr
+	MasterPriority uint8
+	Reason         string
+	Since          time.Time
+	Stats          Stats
+}
+
+// ErrIncompatible is returned by Reconfigure when the new config cannot be applied to a running
+// instance (VRID, version, interface, family or source changed): the caller replaces it.
+var ErrIncompatible = errors.New("vrrp: config change needs a new instance")
+
+// Instance is one VRRP router: the state machine of RFC 5798 §6.4 (and RFC 3768 §6.4 for v2).
+// It performs no I/O and reads no clock: every method takes now and returns what the host must
+// do. It is not safe for concurrent use; a Router serialises calls.
+type Instance struct {
+	cfg      Config
+	log      *slog.Logger
+	state    State
+	priority uint8 // effective priority
+	fault    bool
+	reason   string
+	since    time.Time
+
+	masterAdvInterval time.Duration
+	masterDownAt      time.Time
+	advertAt          time.Time
+	reannounceAt      time.Time
+	preemptAt         time.Time
+	masterAddr        netip.Addr
+	masterPrio        uint8
+
+	stats   Stats
+	lastLog map[packet.Reason]time.Time
+}
+
+// New checks cfg and returns an instance in Initialize. It starts nothing.
+func New(cfg Config, log *slog.Logger) (*Instance, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.clone()
+	return &Instance{
+		cfg:      cfg,
+		log:      log.With("vip", cfg.Name, "vrid", cfg.VRID),
+		priority: cfg.Priority,
+		stats:    Stats{Drops: map[packet.Reason]uint64{}},
+		lastLog:  map[packet.Reason]time.Time{},
+	}, nil
+}
+
+// Validate checks the rules the engine relies on; pkg/desired checks the user-facing ones.
+func (c *Config) Validate() error {
+	switch {
+	case c.VRID == 0:
+		return errors.New("vrrp: VRID must be 1..255")
+	case c.Version != 2 && c.Version != 3:
+		return fmt.Errorf("vrrp: version %d, want 2 or 3", c.Version)
+	case c.Priority == 0:
+		return errors.New("vrrp: priority must be 1..255")
+	case len(c.Addresses) == 0 || len(c.Addresses) > packet.MaxAddresses-1:
+		return fmt.Errorf("vrrp: %d addresses, want 1..%d", len(c.Addresses), packet.MaxAddresses-1)
+	case !c.Primary.IsValid():
+		return errors.New("vrrp: no primary (source) address")
+	case len(c.Password) > packet.PassLen:
+		return fmt.Errorf("vrrp: password longer than %d bytes", packet.PassLen)
+	case c.PreemptDelay < 0 || c.AnnounceRepeat < 0:
+		return errors.New("vrrp: negative delay")
+	}
+	is6 := c.Primary.Is6()
+	for _, p := range c.Addresses {
+		if !p.IsValid() || p.Addr().Is6() != is6 || p.Addr().Is4In6() {
+			return fmt.Errorf("vrrp: address %s is not of the primary address's family", p)
+		}
+	}
+	for _, p := range c.Peers {
+		if p.Is6() != is6 {
+			return fmt.Errorf("vrrp: peer %s is not of the primary address's family", p)
+		}
+	}
+	switch c.Version {
+	case 2:
+		if is6 {
+			return errors.New("vrrp: VRRPv2 carries only IPv4; use version 3 for IPv6")
+		}
+		if c.Interval < time.Second || c.Interval > packet.MaxIntervalV2 || c.Interval%time.Second != 0 {
+			return fmt.Errorf("vrrp: v2 interval %s is not 1..255 whole seconds", c.Interval)
+		}
+	case 3:
+		if len(c.Password) > 0 {
+			return errors.New("vrrp: authentication is VRRPv2 only (RFC 5798 §9)")
+		}
+		if c.Interval < 10*time.Millisecond || c.Interval > packet.MaxIntervalV3 || c.Interval%(10*time.Millisecond) != 0 {
+			return fmt.Errorf("vrrp: v3 interval %s is not 10ms..40.95s in 10ms steps", c.Interval)
+		}
+	}
+	return nil
+}
+
+func (c Config) clone() Config {
+	c.Addresses = slices.Clone(c.Addresses)
+	c.Peers = slices.Clone(c.Peers)
+	c.Members = slices.Clone(c.Members)
+	c.Password = slices.Clone(c.Password)
+	return c
+}
+
+func (c *Config) announceRepeat() time.Duration {
+	if c.AnnounceRepeat == 0 {
+		return DefaultAnnounceRepeat
+	}
+	return c.AnnounceRepeat
+}
+
+// State returns the current state.
+func (in *Instance) State() State { return in.state }
+
+// Config returns a copy of the running config.
+func (in *Instance) Config() Config { return in.cfg.clone() }
+
+// Status returns a snapshot.
+func (in *Instance) Status() Status {
+	st := in.stats
+	st.Drops = make(map[packet.Reason]uint64, len(in.stats.Drops))
+	for k, v := range in.stats.Drops {
+		st.Drops[k] = v
+	}
+	return Status{
+		Name: in.cfg.Name, Interface: in.cfg.Interface, VRID: in.cfg.VRID,
+		State: in.state, Priority: in.priority, Primary: in.cfg.Primary,
+		Master: in.masterAddr, MasterPriority: in.masterPrio,
+		Reason: in.reason, Since: in.since, Stats: st,
+	}
+}
+
+// skew is Skew_Time: RFC 5798 §6.1 for v3 (scaled by Master_Adver_Interval), RFC 3768 §6.1 for
+// v2 (fractions of a second).
+func (in *Instance) skew() time.Duration {
+	p := time.Duration(256 - int(in.priority))
+	if in.cfg.Version == 2 {
+		return p * time.Second / 256
+	}
+	return p * in.masterAdvInterval / 256
+}
+
+// masterDownInterval is 3 * Master_Adver_Interval + Skew_Time (RFC 5798 §6.1). For v2 the
+// Master_Adver_Interval is always the configured one (RFC 3768 §6.1).
+func (in *Instance) masterDownInterval() time.Duration {
+	return 3*in.masterAdvInterval + in.skew()
+}
+
+func (in *Instance) is6() bool { return in.cfg.Primary.Is6() }
+
+// Start handles the Startup event (RFC 5798 §6.4.1).
+func (in *Instance) Start(now time.Time) Output {
+	var out Output
+	in.preemptAt = now.Add(in.cfg.PreemptDelay)
+	in.masterAdvInterval = in.cfg.Interval
+	switch {
+	case in.fault:
+		in.transition(&out, now, Fault, ReasonFault)
+	case in.priority == 255:
+		in.becomeMaster(&out, now, ReasonOwner)
+	default:
+		in.becomeBackup(&out, now, ReasonStarted)
+	}
+	in.schedule(&out)
+	return out
+}
+
+// Tick handles expired timers. Calling it early is harmless.
+func (in *Instance) Tick(now time.Time) Output {
+	var out Output
+	switch in.state {
+	case Backup:
+		// RFC 5798 §6.4.2: Master_Down_Timer fired.
+		if !now.Before(in.masterDownAt) {
+			in.becomeMaster(&out, now, ReasonMasterDown)
+		}
+	case Master:
+		if !now.Before(in.advertAt) {
+			// RFC 5798 §6.4.3: Adver_Timer fired.
+			in.sendAdvert(&out, in.priority, 1)
+			in.advertAt = now.Add(in.cfg.Interval)
+		}
+		if !in.reannounceAt.IsZero() && !now.Before(in.reannounceAt) {
+			// Second burst; binding again is idempotent and heals a failed earlier bind.
+			in.reannounceAt = time.Time{}
+			out.Bind = slices.Clone(in.cfg.Addresses)
+			out.Announce = in.addrs()
+		}
+	}
+	in.schedule(&out)
+	return out
+}
+
+// Receive handles a received packet: it validates it in the order of RFC 5798 §7.1 (RFC 3768
+// §7.1 for v2), counts and drops a bad one, and runs the state machine on a good one.
+func (in *Instance) Receive(now time.Time, p Packet) Output {
+	var out Output
+	adv, reason := in.check(p)
+	if reason != "" {
+		in.drop(now, reason, p.Src)
+		in.schedule(&out)
+		return out
+	}
+	in.stats.AdvertsReceived++
+	switch in.state {
+	case Backup:
+		in.backupReceive(&out, now, p.Src, adv)
+	case Master:
+		in.masterReceive(&out, now, p.Src, adv)
+	}
+	in.schedule(&out)
+	return out
+}
+
+func (in *Instance) check(p Packet) (*packet.Advertisement, packet.Reason) {
+	if !p.Src.IsValid() || p.Src.Is6() != in.is6() || p.Src.Is4In6() {
+		return nil, DropFamily
+	}
+	if p.Src == in.cfg.Primary {
+		return nil, DropOwnPacket
+	}
+	adv, err := packet.Parse(p.Data, p.Src, p.Dst)
+	if err != nil {
+		return nil, packet.ReasonOf(err)
+	}
+	// RFC 5798 §7.1: the TTL (hop limit) must be 255. Unicast adverts may cross a router
+	// (keepalived relaxes the check for unicast too), so only multicast is held to it.
+	if p.Dst.IsMulticast() && p.TTL != 255 {
+		return nil, DropTTL
+	}
+	if adv.Version != in.cfg.Version {
+		return nil, DropVersionMisfit
+	}
+	if adv.VRID != in.cfg.VRID {
+		return nil, DropVRID
+	}
+	if len(in.cfg.Peers) > 0 && !slices.Contains(in.cfg.Peers, p.Src) {
+		return nil, DropUnknownPeer
+	}
+	if adv.Version == 2 {
+		// RFC 3768 §7.1: the auth type must match, and for simple text the data too.
+		want := uint8(packet.AuthNone)
+		if len(in.cfg.Password) > 0 {
+			want = packet.AuthPass
+		}
+		if adv.AuthType != want {
+			return nil, DropAuthType
+		}
+		if want == packet.AuthPass {
+			var pw [packet.PassLen]byte
+			copy(pw[:], in.cfg.Password)
+			if subtle.ConstantTimeCompare(pw[:], adv.AuthData[:]) != 1 {
+				return nil, DropAuth
+			}
+		}
+		// RFC 3768 §7.1: the advertisement interval must match the configured one.
+		if adv.Interval != in.cfg.Interval {
+			return nil, DropInterval
+		}
+	}
+	// RFC 5798 §5.2.9: for IPv6 the first address is the virtual router's link-local one.
+	if in.is6() && !adv.Addresses[0].IsLinkLocalUnicast() {
+		return nil, DropNotLinkLocal
+	}
+	return adv, ""
+}
+
+func (in *Instance) drop(now time.Time, r packet.Reason, src netip.Addr) {
+	in.stats.Drops[r]++
+	if last, ok := in.lastLog[r]; ok && now.Sub(last) < dropLogEvery {
+		return
+	}
+	in.lastLog[r] = now
+	in.log.Warn("dropped VRRP packet", "reason", string(r), "from", src, "count", in.stats.Drops[r])
+}
+
+// backupReceive is RFC 5798 §6.4.2 "If an ADVERTISEMENT is received".
+func (in *Instance) backupReceive(out *Output, now time.Time, src netip.Addr, adv *packet.Advertisement) {
+	if adv.Priority == 0 {
+		in.masterAddr, in.masterPrio = netip.Addr{}, 0
+		if in.certainlyBest(src) {
+			// Beyond the RFC: every other router is known and lower, so nobody else can win
+			// the election Skew_Time would hold; take over now.
+			in.becomeMaster(out, now, ReasonFastHandover)
+			return
+		}
+		// RFC 5798 §6.4.2: set the Master_Down_Timer to Skew_Time.
+		in.masterDownAt = now.Add(in.skew())
+		return
+	}
+	if in.cfg.Preempt && !now.Before(in.preemptAt) && adv.Priority < in.priority {
+		// The RFC discards it and lets Master_Down_Timer run out; keepalived, and we, take
+		// over at once, which is what makes a probe-driven failover take milliseconds.
+		in.becomeMaster(out, now, ReasonPreempting)
+		return
+	}
+	in.masterAddr, in.masterPrio = src, adv.Priority
+	if in.cfg.Version == 3 {
+		// RFC 5798 §6.4.2: v3 backups adopt the master's interval.
+		in.masterAdvInterval = adv.Interval
+	}
+	in.masterDownAt = now.Add(in.masterDownInterval())
+}
+
+// masterReceive is RFC 5798 §6.4.3 "If an ADVERTISEMENT is received".
+func (in *Instance) masterReceive(out *Output, now time.Time, src netip.Addr, adv *packet.Advertisement) {
+	switch {
+	case adv.Priority == 0:
+		// Another router resigned: advertise at once so backups don't take over.
+		in.sendAdvert(out, in.priority, 1)
+		in.advertAt = now.Add(in.cfg.Interval)
+	case adv.Priority > in.priority || (adv.Priority == in.priority && addrGreater(src, in.cfg.Primary)):
+		in.masterAddr, in.masterPrio = src, adv.Priority
+		if in.cfg.Version == 3 {
+			in.masterAdvInterval = adv.Interval
+		} else {
+			in.masterAdvInterval = in.cfg.Interval
+		}
+		in.becomeBackup(out, now, ReasonHigherPriority)
+	default:
+		// RFC 9568 §6.4.3: a lower-priority master exists (split brain healing): advertise at
+		// once so it steps down, and announce our addresses again so traffic comes back.
+		in.sendAdvert(out, in.priority, 1)
+		in.advertAt = now.Add(in.cfg.Interval)
+		out.Announce = in.addrs()
+	}
+}
+
+// certainlyBest reports whether every other member is known and could never beat this router,
+// so no election is needed when the master at from resigns.
+func (in *Instance) certainlyBest(from netip.Addr) bool {
+	if !in.cfg.MembersComplete || in.fault {
+		return false
+	}
+	for _, m := range in.cfg.Members {
+		if m.Addr == from || m.Addr == in.cfg.Primary {
+			continue
+		}
+		if m.MaxPriority == 0 || m.MaxPriority > in.priority ||
+			(m.MaxPriority == in.priority && addrGreater(m.Addr, in.cfg.Primary)) {
+			return false
+		}
+	}
+	return true
+}
+
+func addrGreater(a, b netip.Addr) bool { return a.Compare(b) > 0 }
+
+// SetPriority changes the effective priority (health probes). A MASTER advertises the new
+// priority at once, so a preempting backup with a higher one takes over without waiting; a
+// BACKUP that now beats the known master preempts at once.
+func (in *Instance) SetPriority(now time.Time, p uint8) Output {
+	var out Output
+	if in.cfg.Priority == 255 || p == 0 {
+		// The address owner keeps 255 (RFC 5798 §6.1); 0 is only sent on resignation.
+		in.schedule(&out)
+		return out
+	}
+	if p == 255 {
+		p = 254
+	}
+	old := in.priority
+	in.priority = p
+	switch in.state {
+	case Master:
+		if p != old {
+			in.sendAdvert(&out, p, 1)
+			in.advertAt = now.Add(in.cfg.Interval)
+		}
+	case Backup:
+		if in.cfg.Preempt && !now.Before(in.preemptAt) && in.masterPrio != 0 && p > in.masterPrio {
+			in.becomeMaster(&out, now, ReasonPreempting)
+		}
+	}
+	in.schedule(&out)
+	return out
+}
+
+// SetFault puts the instance in or out of Fault. Entering Fault as MASTER resigns (priority 0
+// advert, addresses removed); leaving it goes to Backup (RFC 5798 §6.4.1 after Startup), with
+// the preemption hold-off starting again.
+func (in *Instance) SetFault(now time.Time, fault bool, reason string) Output {
+	var out Output
+	if fault == in.fault {
+		in.schedule(&out)
+		return out
+	}
+	in.fault = fault
+	if fault {
+		if in.state == Master {
+			in.resign(&out, resignCopies)
+		}
+		if in.state != Initialize {
+			in.transition(&out, now, Fault, reason)
+		}
+	} else if in.state == Fault {
+		in.preemptAt = now.Add(in.cfg.PreemptDelay)
+		in.masterAdvInterval = in.cfg.Interval
+		if in.priority == 255 {
+			in.becomeMaster(&out, now, ReasonOwner)
+		} else {
+			in.becomeBackup(&out, now, reason)
+		}
+	}
+	in.schedule(&out)
+	return out
+}
+
+// AddressRemoved reports that something removed one of the virtual addresses. A MASTER puts it
+// back and announces it.
+func (in *Instance) AddressRemoved(now time.Time, p netip.Prefix) Output {
+	var out Output
+	if in.state == Master && slices.Contains(in.cfg.Addresses, p) {
+		out.Bind = []netip.Prefix{p}
+		out.Announce = []netip.Addr{p.Addr()}
+	}
+	in.schedule(&out)
+	return out
+}
+
+// Shutdown handles the Shutdown event (RFC 5798 §6.4.3): a MASTER sends priority 0 (a few
+// copies, so one loss doesn't cost Master_Down_Interval) and removes its addresses.
+func (in *Instance) Shutdown(now time.Time) Output {
+	var out Output
+	if in.state == Master {
+		in.resign(&out, resignCopies)
+	}
+	if in.state != Initialize {
+		in.transition(&out, now, Initialize, ReasonShutdown)
+	}
+	return out
+}
+
+func (in *Instance) resign(out *Output, copies int) {
+	in.sendAdvert(out, 0, copies)
+	out.Unbind = slices.Clone(in.cfg.Addresses)
+	in.advertAt, in.reannounceAt = time.Time{}, time.Time{}
+}
+
+// Reconfigure applies a new config to a running instance: address changes on a MASTER become
+// a bind/unbind diff, peers and priorities change without a state change. A change of VRID,
+// version, interface, family or source returns ErrIncompatible.
+func (in *Instance) Reconfigure(now time.Time, cfg Config) (Output, error) {
+	var out Output
+	if err := cfg.Validate(); err != nil {
+		return out, err
+	}
+	old := in.cfg
+	if cfg.VRID != old.VRID || cfg.Version != old.Version || cfg.Interface != old.Interface ||
+		cfg.Primary != old.Primary {
+		return out, ErrIncompatible
+	}
+	if (cfg.Priority == 255) != (old.Priority == 255) {
+		return out, ErrIncompatible
+	}
+	in.cfg = cfg.clone()
+	var added, removed []netip.Prefix
+	for _, p := range cfg.Addresses {
+		if !slices.Contains(old.Addresses, p) {
+			added = append(added, p)
+		}
+	}
+	for _, p := range old.Addresses {
+		if !slices.Contains(cfg.Addresses, p) {
+			removed = append(removed, p)
+		}
+	}
+	// A changed base priority replaces the effective one; probes re-apply their offsets.
+	if cfg.Priority != old.Priority {
+		in.priority = cfg.Priority
+	}
+	if in.state == Master {
+		out.Unbind, out.Bind = removed, added
+		for _, p := range added {
+			out.Announce = append(out.Announce, p.Addr())
+		}
+		changed := len(added)+len(removed) > 0 || cfg.Interval != old.Interval || cfg.Priority != old.Priority
+		if changed {
+			in.sendAdvert(&out, in.priority, 1)
+			in.advertAt = now.Add(in.cfg.Interval)
+		}
+	}
+	if in.state == Backup && in.cfg.Version == 2 {
+		in.masterAdvInterval = in.cfg.Interval
+	}
+	in.schedule(&out)
+	return out, nil
+}
+
+func (in *Instance) becomeMaster(out *Output, now time.Time, reason string) {
+	in.sendAdvert(out, in.priority, 1)
+	out.Bind = slices.Clone(in.cfg.Addresses)
+	out.Announce = in.addrs()
+	in.advertAt = now.Add(in.cfg.Interval)
+	in.reannounceAt = now.Add(in.cfg.announceRepeat())
+	in.masterDownAt = time.Time{}
+	in.masterAddr, in.masterPrio = in.cfg.Primary, in.priority
+	in.transition(out, now, Master, reason)
+}
+
+func (in *Instance) becomeBackup(out *Output, now time.Time, reason string) {
+	if in.state == Master {
+		out.Unbind = slices.Clone(in.cfg.Addresses)
+	}
+	in.advertAt, in.reannounceAt = time.Time{}, time.Time{}
+	in.masterDownAt = now.Add(in.masterDownInterval())
+	in.transition(out, now, Backup, reason)
+}
+
+func (in *Instance) transition(out *Output, now time.Time, to State, reason string) {
+	if in.state == to {
+		in.reason = reason
+		return
+	}
+	out.Transition = &Transition{From: in.state, To: to, Reason: reason, At: now}
+	in.state, in.reason, in.since = to, reason, now
+	in.stats.Transitions++
+	if to != Master && to != Backup {
+		in.masterDownAt = time.Time{}
+	}
+	in.log.Info("VRRP transition", "from", out.Transition.From.String(), "to", to.String(),
+		"reason", reason, "priority", in.priority)
+}
+
+func (in *Instance) schedule(out *Output) {
+	var next time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	switch in.state {
+	case Backup:
+		consider(in.masterDownAt)
+	case Master:
+		consider(in.advertAt)
+		consider(in.reannounceAt)
+	}
+	out.Next = next
+}
+
+func (in *Instance) addrs() []netip.Addr {
+	a := make([]netip.Addr, len(in.cfg.Addresses))
+	for i, p := range in.cfg.Addresses {
+		a[i] = p.Addr()
+	}
+	return a
+}
+
+// advertAddrs is the address list carried in adverts. For IPv6 the first one must be a
+// link-local address (RFC 5798 §5.2.9); if none is configured, the VRRP virtual router's
+// link-local address derived from its virtual MAC (RFC 5798 §7.3) is put first.
+func (in *Instance) advertAddrs() []netip.Addr {
+	a := in.addrs()
+	if in.is6() && !a[0].IsLinkLocalUnicast() {
+		ll := [16]byte{0xfe, 0x80, 8: 0x02, 9: 0x00, 10: 0x5e, 11: 0xff, 12: 0xfe, 13: 0x00, 14: 0x02, 15: in.cfg.VRID}
+		a = append([]netip.Addr{netip.AddrFrom16(ll)}, a...)
+	}
+	return a
+}
+
+func (in *Instance) destinations() []netip.Addr {
+	if len(in.cfg.Peers) > 0 {
+		return in.cfg.Peers
+	}
+	if in.is6() {
+		return []netip.Addr{packet.MulticastIPv6}
+	}
+	return []netip.Addr{packet.MulticastIPv4}
+}
+
+func (in *Instance) sendAdvert(out *Output, prio uint8, copies int) {
+	adv := packet.Advertisement{
+		Version: in.cfg.Version, VRID: in.cfg.VRID, Priority: prio,
+		Interval: in.cfg.Interval, Addresses: in.advertAddrs(),
+	}
+	if in.cfg.Version == 2 && len(in.cfg.Password) > 0 {
+		adv.AuthType = packet.AuthPass
+		copy(adv.AuthData[:], in.cfg.Password)
+	}
+	for range copies {
+		for _, dst := range in.destinations() {
+			b, err := adv.Marshal(in.cfg.Primary, dst, in.cfg.Checksum)
+			if err != nil {
+				// Config.Validate makes this unreachable; never send a bad packet.
+				in.log.Error("encoding advert", "err", err)
+				continue
+			}
+			out.Send = append(out.Send, Datagram{Dst: dst, Data: b})
+			in.stats.AdvertsSent++
+		}
+	}
+}
