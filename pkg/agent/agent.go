@@ -1,15 +1,383 @@
 package agent
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
 	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
 )
 
 // Host is what the agent needs of the machine; hostnet.Host implements it on Linux.
 type Host interface {
-	// Listen opens (or the agent reuses) the VRRP socket of ifname sending from src.
+	// Listen opens the VRRP socket of ifname sending from src. The agent opens one per
+	// interface and source and shares it between instances.
 	Listen(ifname string, src netip.Addr) (vrrp.PacketConn, error)
 	// Link returns the address and announcement side of ifname.
 	Link(ifname string) (vrrp.Link, error)
+}
+
+// readBuf is larger than the largest VRRP message (8 + 255*16 + 8 bytes), so any packet that
+// fills it is oversized and fails the codec's exact length check.
+const readBuf = 8192
+
+// Agent runs a set of VRRP instances keyed by name.
+type Agent struct {
+	host    Host
+	log     *slog.Logger
+	changes chan struct{}
+
+	mu        sync.Mutex
+	ctx       context.Context // set while Run runs
+	instances map[string]*instance
+	sockets   map[sockKey]*socket
+}
+
+type instance struct {
+	cfg    vrrp.Config
+	router *vrrp.Router
+	sock   *socket
+	cancel context.CancelFunc
+	err    error // why it is not running
+}
+
+type sockKey struct {
+	ifname string
+	src    netip.Addr
+}
+
+type socket struct {
+	key    sockKey
+	conn   vrrp.PacketConn
+	refs   int
+	mu     sync.RWMutex
+	routes map[uint8]*vrrp.Router
+	drops  map[packet.Reason]*atomic.Uint64
+	done   chan struct{}
+	closed atomic.Bool
+}
+
+// New returns an agent; it starts nothing.
+func New(host Host, log *slog.Logger) *Agent {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Agent{
+		host:      host,
+		log:       log,
+		changes:   make(chan struct{}, 1),
+		instances: map[string]*instance{},
+		sockets:   map[sockKey]*socket{},
+	}
+}
+
+// Changes is signalled (coalesced) whenever an instance changes state or the set changes.
+func (a *Agent) Changes() <-chan struct{} { return a.changes }
+
+func (a *Agent) notify() {
+	select {
+	case a.changes <- struct{}{}:
+	default:
+	}
+}
+
+// Apply adds or updates the instance name. A running instance is reconfigured in place when the
+// change allows it (addresses, peers, priority, timers), and replaced otherwise.
+func (a *Agent) Apply(name string, cfg vrrp.Config) error {
+	cfg.Name = name
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("applying %q: %w", name, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for other, o := range a.instances {
+		if other != name && o.cfg.Interface == cfg.Interface && o.cfg.VRID == cfg.VRID &&
+			o.cfg.Primary.Is6() == cfg.Primary.Is6() {
+			return fmt.Errorf("applying %q: VRID %d on %s is already used by %q", name, cfg.VRID, cfg.Interface, other)
+		}
+	}
+	cur, ok := a.instances[name]
+	if ok && cur.router != nil {
+		err := cur.router.Reconfigure(cfg)
+		if err == nil {
+			cur.cfg = cfg
+			return nil
+		}
+		if !errors.Is(err, vrrp.ErrIncompatible) {
+			return fmt.Errorf("applying %q: %w", name, err)
+		}
+		a.stopLocked(cur)
+	}
+	inst := &instance{cfg: cfg}
+	a.instances[name] = inst
+	defer a.notify()
+	if a.ctx == nil {
+		return nil
+	}
+	return a.startLocked(inst)
+}
+
+// Remove stops the instance name (a MASTER hands over) and forgets it.
+func (a *Agent) Remove(name string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if inst, ok := a.instances[name]; ok {
+		a.stopLocked(inst)
+		delete(a.instances, name)
+		a.notify()
+	}
+}
+
+// Names returns the names of the configured instances.
+func (a *Agent) Names() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	names := make([]string, 0, len(a.instances))
+	for n := range a.instances {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Snapshot returns the status of every instance, sorted by name. An instance that could not
+// start is reported in Fault with the error as its reason.
+func (a *Agent) Snapshot() []vrrp.Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]vrrp.Status, 0, len(a.instances))
+	for name, inst := range a.instances {
+		var st vrrp.Status
+		if inst.router != nil {
+			st = inst.router.Status()
+			inst.sock.addDrops(&st.Stats)
+		} else {
+			st = vrrp.Status{Name: name, Interface: inst.cfg.Interface, VRID: inst.cfg.VRID,
+				Priority: inst.cfg.Priority, Primary: inst.cfg.Primary, State: vrrp.Initialize}
+			if inst.err != nil {
+				st.State, st.Reason = vrrp.Fault, "StartFailed: "+inst.err.Error()
+			}
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(x, y vrrp.Status) int { return cmpString(x.Name, y.Name) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// SetPriority changes the effective priority of instance name (health probes).
+func (a *Agent) SetPriority(name string, p uint8) {
+	if r := a.router(name); r != nil {
+		r.SetPriority(p)
+	}
+}
+
+// SetFault puts instance name in or out of Fault.
+func (a *Agent) SetFault(name string, fault bool, reason string) {
+	if r := a.router(name); r != nil {
+		r.SetFault(fault, reason)
+	}
+}
+
+func (a *Agent) router(name string) *vrrp.Router {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if inst, ok := a.instances[name]; ok {
+		return inst.router
+	}
+	return nil
+}
+
+// Run starts every applied instance and blocks until ctx is cancelled; then it stops them all
+// at once (every MASTER hands over with priority 0 and removes its addresses), closes the
+// sockets and returns.
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	if a.ctx != nil {
+		a.mu.Unlock()
+		return errors.New("agent: already running")
+	}
+	a.ctx = ctx
+	for _, inst := range a.instances {
+		if err := a.startLocked(inst); err != nil {
+			a.log.Error("starting VRRP instance", "vip", inst.cfg.Name, "err", err)
+		}
+	}
+	a.mu.Unlock()
+	a.notify()
+
+	<-ctx.Done()
+
+	a.mu.Lock()
+	var wg sync.WaitGroup
+	for _, inst := range a.instances {
+		if inst.router != nil {
+			inst.cancel()
+			wg.Go(func() { <-inst.router.Done() })
+		}
+	}
+	a.mu.Unlock()
+	wg.Wait()
+	a.mu.Lock()
+	for _, inst := range a.instances {
+		a.detachLocked(inst)
+	}
+	a.ctx = nil
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *Agent) startLocked(inst *instance) error {
+	cfg := inst.cfg
+	inst.err = nil
+	link, err := a.host.Link(cfg.Interface)
+	if err != nil {
+		inst.err = err
+		return fmt.Errorf("starting %q: %w", cfg.Name, err)
+	}
+	sock, err := a.acquireLocked(sockKey{cfg.Interface, cfg.Primary})
+	if err != nil {
+		inst.err = err
+		return fmt.Errorf("starting %q: %w", cfg.Name, err)
+	}
+	log := a.log.With("vip", cfg.Name, "vrid", cfg.VRID)
+	core, err := vrrp.New(cfg, log)
+	if err != nil {
+		a.releaseLocked(sock)
+		inst.err = err
+		return err
+	}
+	r := vrrp.NewRouter(core, sock.conn, link, log, func(vrrp.Status) { a.notify() })
+	sock.mu.Lock()
+	sock.routes[cfg.VRID] = r
+	sock.mu.Unlock()
+	ctx, cancel := context.WithCancel(a.ctx)
+	inst.router, inst.sock, inst.cancel = r, sock, cancel
+	go func() {
+		if err := r.Run(ctx); err != nil {
+			log.Error("VRRP instance stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// stopLocked stops a running instance and waits for its handover. The lock is held: the
+// handover takes at most a few host operations, bounded by the router's own timeouts.
+func (a *Agent) stopLocked(inst *instance) {
+	if inst.router == nil {
+		return
+	}
+	inst.cancel()
+	<-inst.router.Done()
+	a.detachLocked(inst)
+}
+
+func (a *Agent) detachLocked(inst *instance) {
+	if inst.router == nil {
+		return
+	}
+	inst.sock.mu.Lock()
+	if inst.sock.routes[inst.cfg.VRID] == inst.router {
+		delete(inst.sock.routes, inst.cfg.VRID)
+	}
+	inst.sock.mu.Unlock()
+	a.releaseLocked(inst.sock)
+	inst.router, inst.sock, inst.cancel = nil, nil, nil
+}
+
+func (a *Agent) acquireLocked(k sockKey) (*socket, error) {
+	if s, ok := a.sockets[k]; ok {
+		s.refs++
+		return s, nil
+	}
+	conn, err := a.host.Listen(k.ifname, k.src)
+	if err != nil {
+		return nil, err
+	}
+	s := &socket{key: k, conn: conn, refs: 1, routes: map[uint8]*vrrp.Router{},
+		drops: map[packet.Reason]*atomic.Uint64{}, done: make(chan struct{})}
+	for _, r := range []packet.Reason{vrrp.DropVRID, packet.ReasonTooShort} {
+		s.drops[r] = new(atomic.Uint64)
+	}
+	a.sockets[k] = s
+	go s.read(a.log.With("interface", k.ifname, "source", k.src))
+	return s, nil
+}
+
+func (a *Agent) releaseLocked(s *socket) {
+	s.refs--
+	if s.refs > 0 {
+		return
+	}
+	delete(a.sockets, s.key)
+	s.closed.Store(true)
+	if err := s.conn.Close(); err != nil {
+		a.log.Warn("closing VRRP socket", "interface", s.key.ifname, "err", err)
+	}
+	<-s.done
+}
+
+// read hands each packet to the router of its VRID; the router validates it fully.
+func (s *socket) read(log *slog.Logger) {
+	defer close(s.done)
+	buf := make([]byte, readBuf)
+	var lastErr time.Time
+	for {
+		p, err := s.conn.ReadPacket(buf)
+		if err != nil {
+			if s.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if time.Since(lastErr) > 10*time.Second {
+				log.Warn("reading VRRP socket", "err", err)
+				lastErr = time.Now()
+			}
+			// Don't spin on a persistent error.
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if len(p.Data) < 2 {
+			s.drops[packet.ReasonTooShort].Add(1)
+			continue
+		}
+		s.mu.RLock()
+		r := s.routes[p.Data[1]]
+		s.mu.RUnlock()
+		if r == nil {
+			s.drops[vrrp.DropVRID].Add(1)
+			continue
+		}
+		p.Data = bytes.Clone(p.Data)
+		r.Deliver(p)
+	}
+}
+
+// addDrops adds the socket's drops (shared by its instances) to st.
+func (s *socket) addDrops(st *vrrp.Stats) {
+	if st.Drops == nil {
+		st.Drops = map[packet.Reason]uint64{}
+	}
+	for r, n := range s.drops {
+		if v := n.Load(); v > 0 {
+			st.Drops[r] += v
+		}
+	}
 }
