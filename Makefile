@@ -1,0 +1,59 @@
+# kube-vrrp — see README.md. Every target works as root on a fresh Debian machine.
+
+SHELL := /usr/bin/env bash
+GO ?= go
+BIN := $(CURDIR)/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+CONTROLLER_GEN := $(BIN)/controller-gen
+CONTROLLER_TOOLS_VERSION := v0.20.0
+# Go test timeout for the whole suite; the suite itself takes a few minutes.
+TEST_TIMEOUT ?= 25m
+
+.PHONY: all demo test test-unit deps build verify generate manifests bench fmt vet clean
+
+all: build
+
+## demo: build, start a local lab of node namespaces, show a failover (see README)
+demo: deps build
+	$(GO) run ./test/demo --bin $(BIN)/kube-vrrp
+
+## test: install what the tests need, then run every test (unit, fuzz seeds, privileged netns, interop)
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## test-unit: the tests that need neither root nor extra packages
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+## deps: Debian packages and Go modules the build and tests need (idempotent)
+deps:
+	bash hack/install-deps.sh
+	$(GO) mod download
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kube-vrrp ./cmd/kube-vrrp
+
+$(CONTROLLER_GEN):
+	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+## generate: deepcopy code and CRD manifests from api/
+generate: $(CONTROLLER_GEN)
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+
+## verify: generated files up to date, formatting, vet, dependency rule
+verify: generate
+	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+	bash hack/check-deps.sh
+
+## bench: failover and footprint benchmarks, side by side with keepalived
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/bench/
+
+clean:
+	rm -rf $(BIN)
