@@ -1,0 +1,547 @@
+package desired
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
+)
+
+// Defaults of a VirtualIP (DESIGN §1.1).
+const (
+	DefaultVersion    = 3
+	DefaultIntervalV3 = 100 * time.Millisecond
+	DefaultIntervalV2 = time.Second
+	DefaultPriority   = 100
+	// DefaultProbeInterval is the interval of a probe that sets none.
+	DefaultProbeInterval = time.Second
+)
+
+// Limits Validate enforces, matching the CRD schema.
+const (
+	MaxAddresses      = 64
+	MaxPeers          = 64
+	MaxNodes          = 256
+	MaxProbes         = 16
+	MaxPreemptDelay   = time.Hour
+	MaxProbeInterval  = time.Hour
+	MinIntervalV3     = 10 * time.Millisecond
+	MaxInterfaceName  = 15 // IFNAMSIZ - 1
+	MaxProcessName    = 15 // TASK_COMM_LEN - 1
+	MaxExecArgs       = 32
+	MaxProbeWeight    = 253
+	OwnerPriority     = 255
+	MaxNonOwnerPrio   = 254
+	passwordMaxLength = packet.PassLen
+)
+
+// Checksum modes of spec.checksumMode.
+const (
+	ChecksumPseudoHeader = "PseudoHeader"
+	ChecksumRFC9568      = "RFC9568"
+)
+
+// AuthPass is the only supported spec.authentication.type.
+const AuthPass = "PASS"
+
+// Validate checks every rule of a VirtualIP that needs no cluster or node state, as the CRD's
+// schema and CEL rules do, so that objects written before a rule existed and manifests read
+// from files get the same answers. Each error names the field and says what to change.
+//
+// A priority of 255 is accepted: it is only right on the node that owns the addresses (has them
+// as real interface addresses), which cannot be known statically. For checks it against the
+// node's interfaces.
+func Validate(vip *v1alpha1.VirtualIP) field.ErrorList {
+	var errs field.ErrorList
+	if vip == nil {
+		return field.ErrorList{field.Required(field.NewPath("spec"), "a VirtualIP is required")}
+	}
+	meta := field.NewPath("metadata")
+	switch {
+	case vip.Name == "":
+		errs = append(errs, field.Required(meta.Child("name"), "give the VirtualIP a name"))
+	default:
+		for _, msg := range validation.IsDNS1123Subdomain(vip.Name) {
+			errs = append(errs, field.Invalid(meta.Child("name"), vip.Name, msg))
+		}
+	}
+
+	spec := &vip.Spec
+	p := field.NewPath("spec")
+
+	if spec.VRID < 1 || spec.VRID > 255 {
+		errs = append(errs, field.Invalid(p.Child("vrid"), spec.VRID,
+			"set vrid to 1..255, the virtual_router_id shared by every member of the group"))
+	}
+
+	ver := versionOf(spec)
+	if ver != 2 && ver != 3 {
+		e := field.NotSupported(p.Child("version"), spec.Version, []string{"2", "3"})
+		e.Detail += "; omit it for the default 3"
+		errs = append(errs, e)
+	}
+
+	family, addrErrs := validateAddresses(spec.Addresses, p.Child("addresses"))
+	errs = append(errs, addrErrs...)
+	if family == 6 && ver == 2 {
+		errs = append(errs, field.Invalid(p.Child("version"), spec.Version,
+			"VRRPv2 carries only IPv4: set version: 3 for IPv6 addresses"))
+	}
+
+	if spec.AdvertisementInterval != nil && (ver == 2 || ver == 3) {
+		errs = append(errs, validateInterval(ver, spec.AdvertisementInterval.Duration, p.Child("advertisementInterval"))...)
+	}
+
+	if spec.Priority != nil {
+		errs = append(errs, validatePriority(*spec.Priority, p.Child("priority"))...)
+	}
+
+	errs = append(errs, validateNodes(spec.Nodes, p.Child("nodes"))...)
+
+	if spec.NodeSelector != nil {
+		sp := p.Child("nodeSelector")
+		selErrs := metav1validation.ValidateLabelSelector(spec.NodeSelector, metav1validation.LabelSelectorValidationOptions{}, sp)
+		errs = append(errs, selErrs...)
+		if len(selErrs) == 0 {
+			if _, err := metav1.LabelSelectorAsSelector(spec.NodeSelector); err != nil {
+				errs = append(errs, field.Invalid(sp, spec.NodeSelector, err.Error()))
+			}
+		}
+	}
+
+	if spec.PreemptDelay != nil {
+		d := spec.PreemptDelay.Duration
+		if d < 0 || d > MaxPreemptDelay {
+			errs = append(errs, field.Invalid(p.Child("preemptDelay"), d.String(),
+				"set preemptDelay to 0s..1h (0s preempts at once)"))
+		}
+	}
+
+	if spec.Interface != "" {
+		if msg := interfaceNameError(spec.Interface); msg != "" {
+			errs = append(errs, field.Invalid(p.Child("interface"), spec.Interface, msg))
+		}
+	}
+
+	if spec.Unicast != nil {
+		errs = append(errs, validatePeers(spec.Unicast.Peers, family, spec.Addresses, p.Child("unicast", "peers"))...)
+	}
+
+	if a := spec.Authentication; a != nil {
+		ap := p.Child("authentication")
+		if ver == 3 {
+			errs = append(errs, field.Forbidden(ap,
+				"VRRPv3 has no authentication (RFC 5798 §9): remove authentication or set version: 2"))
+		}
+		if a.Type != AuthPass {
+			e := field.NotSupported(ap.Child("type"), a.Type, []string{AuthPass})
+			e.Detail += " (keepalived's auth_type PASS; AH is not supported)"
+			errs = append(errs, e)
+		}
+		if a.SecretRef.Name == "" {
+			errs = append(errs, field.Required(ap.Child("secretRef", "name"), "name the Secret holding the password"))
+		}
+		if a.SecretRef.Key == "" {
+			errs = append(errs, field.Required(ap.Child("secretRef", "key"), "name the key of the Secret holding the password"))
+		}
+	}
+
+	switch spec.ChecksumMode {
+	case "", ChecksumPseudoHeader, ChecksumRFC9568:
+	default:
+		errs = append(errs, field.NotSupported(p.Child("checksumMode"), spec.ChecksumMode,
+			[]string{ChecksumPseudoHeader, ChecksumRFC9568}))
+	}
+
+	errs = append(errs, validateProbes(spec.Probes, p.Child("probes"))...)
+
+	if spec.Preempt != nil && !*spec.Preempt && len(spec.Probes) > 0 {
+		weighted, zero := 0, 0
+		for _, pr := range spec.Probes {
+			if pr.Weight == 0 {
+				zero++
+			} else {
+				weighted++
+			}
+		}
+		if weighted > 0 && zero == 0 {
+			errs = append(errs, field.Invalid(p.Child("preempt"), false,
+				"a weighted probe only changes the priority, and without preemption a lower priority never moves the VIP: "+
+					"set preempt: true, or give a probe weight 0 so that its failure resigns the VIP"))
+		}
+	}
+	return errs
+}
+
+// versionOf returns the effective protocol version.
+func versionOf(spec *v1alpha1.VirtualIPSpec) int32 {
+	if spec.Version == 0 {
+		return DefaultVersion
+	}
+	return spec.Version
+}
+
+// ParseAddress parses a virtual address written as CIDR or bare IP (a bare address is a /32 or
+// /128). The address keeps its host bits: "192.0.2.10/24" is the address 192.0.2.10 on a /24.
+func ParseAddress(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if pfx.Addr().Is4In6() {
+			return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 address; write the IPv4 address", s)
+		}
+		return pfx, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q has a zone; drop the %%%s, the interface comes from spec.interface", s, a.Zone())
+	}
+	if a.Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 address; write the IPv4 address", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func familyOf(a netip.Addr) int {
+	if a.Is4() {
+		return 4
+	}
+	return 6
+}
+
+func familyName(f int) string {
+	if f == 4 {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// validateAddresses checks spec.addresses and returns their family (4 or 6, 0 if unknown).
+func validateAddresses(addrs []string, p *field.Path) (int, field.ErrorList) {
+	var errs field.ErrorList
+	if len(addrs) == 0 {
+		return 0, field.ErrorList{field.Required(p, `list at least one virtual address, e.g. ["192.0.2.10/24"]`)}
+	}
+	if len(addrs) > MaxAddresses {
+		e := field.TooMany(p, len(addrs), MaxAddresses)
+		e.Detail += "; split the addresses over several VirtualIPs (one VRID each)"
+		errs = append(errs, e)
+	}
+	family := 0
+	seen := make(map[netip.Addr]int, len(addrs))
+	for i, s := range addrs {
+		ip := p.Index(i)
+		pfx, err := ParseAddress(s)
+		if err != nil {
+			errs = append(errs, field.Invalid(ip, s,
+				"write an IP address or CIDR such as 192.0.2.10, 192.0.2.10/24 or 2001:db8::10/64: "+err.Error()))
+			continue
+		}
+		a := pfx.Addr()
+		switch {
+		case a.IsUnspecified(), a.IsMulticast(), a.IsLoopback(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+			errs = append(errs, field.Invalid(ip, s, "use a unicast address: unspecified, loopback, multicast and broadcast addresses cannot be virtual addresses"))
+			continue
+		case pfx.Bits() == 0:
+			errs = append(errs, field.Invalid(ip, s, "a /0 prefix would claim every address; use the subnet's length (e.g. /24) or a bare address"))
+			continue
+		}
+		f := familyOf(a)
+		if family == 0 {
+			family = f
+		} else if f != family {
+			errs = append(errs, field.Invalid(ip, s, fmt.Sprintf(
+				"all addresses of a VirtualIP are one family and the first is %s: move %s addresses to another VirtualIP",
+				familyName(family), familyName(f))))
+			continue
+		}
+		if j, dup := seen[a]; dup {
+			e := field.Duplicate(ip, s)
+			e.Detail = fmt.Sprintf("the address is already listed at index %d; remove one", j)
+			errs = append(errs, e)
+			continue
+		}
+		seen[a] = i
+	}
+	return family, errs
+}
+
+func validateInterval(ver int32, d time.Duration, p *field.Path) field.ErrorList {
+	switch ver {
+	case 2:
+		if d < time.Second || d > packet.MaxIntervalV2 || d%time.Second != 0 {
+			return field.ErrorList{field.Invalid(p, d.String(),
+				"VRRPv2 advertises whole seconds: set 1s..255s, or set version: 3 for sub-second intervals")}
+		}
+	case 3:
+		if d < MinIntervalV3 || d > packet.MaxIntervalV3 || d%MinIntervalV3 != 0 {
+			return field.ErrorList{field.Invalid(p, d.String(),
+				"VRRPv3 advertises centiseconds: set 10ms..40.95s in steps of 10ms (default 100ms)")}
+		}
+	}
+	return nil
+}
+
+func validatePriority(v int32, p *field.Path) field.ErrorList {
+	if v < 1 || v > OwnerPriority {
+		return field.ErrorList{field.Invalid(p, v,
+			"set a priority of 1..254 (255 only on the node that owns the addresses)")}
+	}
+	return nil
+}
+
+func validateNodes(nodes []v1alpha1.NodeOverride, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if len(nodes) > MaxNodes {
+		errs = append(errs, field.TooMany(p, len(nodes), MaxNodes))
+	}
+	seen := make(map[string]int, len(nodes))
+	for i, n := range nodes {
+		np := p.Index(i)
+		if n.Name == "" {
+			errs = append(errs, field.Required(np.Child("name"), "name the Node this override applies to"))
+		} else if j, dup := seen[n.Name]; dup {
+			e := field.Duplicate(np.Child("name"), n.Name)
+			e.Detail = fmt.Sprintf("node is already overridden at index %d; merge the two entries", j)
+			errs = append(errs, e)
+		} else {
+			seen[n.Name] = i
+			if len(n.Name) > validation.DNS1123SubdomainMaxLength {
+				errs = append(errs, field.TooLong(np.Child("name"), n.Name, validation.DNS1123SubdomainMaxLength))
+			}
+		}
+		if n.Priority != nil {
+			errs = append(errs, validatePriority(*n.Priority, np.Child("priority"))...)
+		}
+		if n.Interface != "" {
+			if msg := interfaceNameError(n.Interface); msg != "" {
+				errs = append(errs, field.Invalid(np.Child("interface"), n.Interface, msg))
+			}
+		}
+	}
+	return errs
+}
+
+// interfaceNameError returns why name cannot be a Linux interface name (dev_valid_name), or "".
+func interfaceNameError(name string) string {
+	switch {
+	case name == "":
+		return "name the interface, e.g. eth0"
+	case len(name) > MaxInterfaceName:
+		return fmt.Sprintf("interface names have at most %d characters", MaxInterfaceName)
+	case name == "." || name == "..":
+		return "use the name of a network interface, e.g. eth0"
+	case strings.ContainsFunc(name, func(r rune) bool { return r == '/' || r == ':' || r == 0 || unicode.IsSpace(r) }):
+		return "interface names cannot contain '/', ':' or whitespace; use the link's name, e.g. eth0 (not an alias like eth0:1)"
+	}
+	return ""
+}
+
+func validatePeers(peers []string, family int, vips []string, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if len(peers) > MaxPeers {
+		errs = append(errs, field.TooMany(p, len(peers), MaxPeers))
+	}
+	vipSet := make(map[netip.Addr]bool, len(vips))
+	for _, s := range vips {
+		if pfx, err := ParseAddress(s); err == nil {
+			vipSet[pfx.Addr()] = true
+		}
+	}
+	seen := make(map[netip.Addr]int, len(peers))
+	for i, s := range peers {
+		ip := p.Index(i)
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			errs = append(errs, field.Invalid(ip, s, "write a peer's IP address without prefix length, e.g. 192.0.2.12"))
+			continue
+		}
+		if a.Zone() != "" {
+			errs = append(errs, field.Invalid(ip, s, "drop the zone; the interface comes from spec.interface"))
+			continue
+		}
+		a = a.Unmap()
+		switch {
+		case a.IsUnspecified(), a.IsMulticast(), a.IsLoopback():
+			errs = append(errs, field.Invalid(ip, s, "a unicast peer is the unicast address of another router"))
+			continue
+		case family != 0 && familyOf(a) != family:
+			errs = append(errs, field.Invalid(ip, s, fmt.Sprintf(
+				"the addresses are %s, so the peers must be %s addresses too", familyName(family), familyName(family))))
+			continue
+		case vipSet[a]:
+			errs = append(errs, field.Invalid(ip, s, "a peer cannot be one of spec.addresses: list the routers' own addresses"))
+			continue
+		}
+		if j, dup := seen[a]; dup {
+			e := field.Duplicate(ip, s)
+			e.Detail = fmt.Sprintf("the peer is already listed at index %d; remove one", j)
+			errs = append(errs, e)
+			continue
+		}
+		seen[a] = i
+	}
+	return errs
+}
+
+func validateProbes(probes []v1alpha1.ProbeSpec, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if len(probes) > MaxProbes {
+		errs = append(errs, field.TooMany(p, len(probes), MaxProbes))
+	}
+	seen := make(map[string]int, len(probes))
+	for i := range probes {
+		pr := &probes[i]
+		pp := p.Index(i)
+		switch {
+		case pr.Name == "":
+			errs = append(errs, field.Required(pp.Child("name"), "name the probe (it appears in status and metrics)"))
+		default:
+			if j, dup := seen[pr.Name]; dup {
+				e := field.Duplicate(pp.Child("name"), pr.Name)
+				e.Detail = fmt.Sprintf("probe names are unique; index %d has the same name", j)
+				errs = append(errs, e)
+			} else {
+				seen[pr.Name] = i
+			}
+			for _, msg := range validation.IsDNS1123Label(pr.Name) {
+				errs = append(errs, field.Invalid(pp.Child("name"), pr.Name, msg))
+			}
+		}
+		errs = append(errs, validateProbeHandler(pr, pp)...)
+
+		interval := DefaultProbeInterval
+		if pr.Interval != nil {
+			interval = pr.Interval.Duration
+			if interval <= 0 || interval > MaxProbeInterval {
+				errs = append(errs, field.Invalid(pp.Child("interval"), interval.String(), "set an interval above 0 and at most 1h, e.g. 1s"))
+			}
+		}
+		if pr.Timeout != nil {
+			t := pr.Timeout.Duration
+			if t <= 0 || t > interval {
+				errs = append(errs, field.Invalid(pp.Child("timeout"), t.String(), fmt.Sprintf(
+					"set a timeout above 0 and at most the interval (%s), so that checks never overlap", interval)))
+			}
+		}
+		if pr.Fall != nil && (*pr.Fall < 1 || *pr.Fall > 255) {
+			errs = append(errs, field.Invalid(pp.Child("fall"), *pr.Fall, "set fall to 1..255 consecutive failures"))
+		}
+		if pr.Rise != nil && (*pr.Rise < 1 || *pr.Rise > 255) {
+			errs = append(errs, field.Invalid(pp.Child("rise"), *pr.Rise, "set rise to 1..255 consecutive successes"))
+		}
+		if pr.Weight < -MaxProbeWeight || pr.Weight > MaxProbeWeight {
+			errs = append(errs, field.Invalid(pp.Child("weight"), pr.Weight,
+				"set weight to -253..253 (0: FAULT while failing; negative: added while failing; positive: added while succeeding)"))
+		}
+	}
+	return errs
+}
+
+func validateProbeHandler(pr *v1alpha1.ProbeSpec, pp *field.Path) field.ErrorList {
+	var set []string
+	if pr.Process != nil {
+		set = append(set, "process")
+	}
+	if pr.TCP != nil {
+		set = append(set, "tcp")
+	}
+	if pr.HTTP != nil {
+		set = append(set, "http")
+	}
+	if pr.Exec != nil {
+		set = append(set, "exec")
+	}
+	if pr.Interface != nil {
+		set = append(set, "interface")
+	}
+	if pr.File != nil {
+		set = append(set, "file")
+	}
+	switch {
+	case len(set) == 0:
+		return field.ErrorList{field.Required(pp, "set exactly one of process, tcp, http, exec, interface, file")}
+	case len(set) > 1:
+		return field.ErrorList{field.Forbidden(pp, fmt.Sprintf(
+			"a probe checks one thing but sets %s: keep exactly one, or split it into several probes", strings.Join(set, " and ")))}
+	}
+
+	var errs field.ErrorList
+	switch {
+	case pr.Process != nil:
+		n := pr.Process.Name
+		if n == "" || len(n) > MaxProcessName || strings.ContainsRune(n, '/') {
+			errs = append(errs, field.Invalid(pp.Child("process", "name"), n,
+				"give the process name as the kernel keeps it (as pgrep -x): 1..15 characters, no path"))
+		}
+	case pr.TCP != nil:
+		errs = append(errs, validateHostPort(pr.TCP.Address, pp.Child("tcp", "address"))...)
+	case pr.HTTP != nil:
+		hp := pp.Child("http")
+		u, err := url.Parse(pr.HTTP.URL)
+		switch {
+		case err != nil:
+			errs = append(errs, field.Invalid(hp.Child("url"), pr.HTTP.URL, "write an absolute http:// or https:// URL: "+err.Error()))
+		case u.Scheme != "http" && u.Scheme != "https":
+			errs = append(errs, field.Invalid(hp.Child("url"), pr.HTTP.URL, "the URL's scheme must be http or https"))
+		case u.Host == "" || u.Hostname() == "":
+			errs = append(errs, field.Invalid(hp.Child("url"), pr.HTTP.URL, "the URL needs a host, e.g. http://127.0.0.1:8080/healthz"))
+		}
+		if s := pr.HTTP.ExpectedStatus; s != nil && (*s < 100 || *s > 599) {
+			errs = append(errs, field.Invalid(hp.Child("expectedStatus"), *s, "set an HTTP status code 100..599, or omit it for any 2xx or 3xx"))
+		}
+	case pr.Exec != nil:
+		ep := pp.Child("exec", "command")
+		c := pr.Exec.Command
+		switch {
+		case len(c) == 0:
+			errs = append(errs, field.Required(ep, "give the command as an argv list, e.g. [/usr/bin/check, --quiet]"))
+		case len(c) > MaxExecArgs:
+			errs = append(errs, field.TooMany(ep, len(c), MaxExecArgs))
+		case !strings.HasPrefix(c[0], "/"):
+			errs = append(errs, field.Invalid(ep.Index(0), c[0],
+				"give the program's absolute path (there is no shell and no PATH lookup), e.g. /usr/bin/pgrep"))
+		}
+	case pr.Interface != nil:
+		if msg := interfaceNameError(pr.Interface.Name); msg != "" {
+			errs = append(errs, field.Invalid(pp.Child("interface", "name"), pr.Interface.Name, msg))
+		}
+	case pr.File != nil:
+		if !strings.HasPrefix(pr.File.Path, "/") {
+			errs = append(errs, field.Invalid(pp.Child("file", "path"), pr.File.Path, "give an absolute path, e.g. /run/haproxy.ok"))
+		}
+	}
+	return errs
+}
+
+func validateHostPort(s string, p *field.Path) field.ErrorList {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return field.ErrorList{field.Invalid(p, s, "write host:port, e.g. 127.0.0.1:8404 or [::1]:8404")}
+	}
+	if host == "" {
+		return field.ErrorList{field.Invalid(p, s, "the address needs a host, e.g. 127.0.0.1:8404")}
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return field.ErrorList{field.Invalid(p, s, "the port must be a number 1..65535")}
+	}
+	return nil
+}
