@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Debian packages the build, the tests, the benchmarks and `make demo` need.
+#
+# Idempotent and fast: one dpkg-query when everything is present; apt-get update and
+# install only for what is missing. Runs as root on a fresh Debian (12) machine.
+#
+#   iproute2      ip netns / ip link / bridge: the namespace lab (test/lab)
+#   nftables      nft: the lab's VRRP filter (split brain) on the lab switch's bridge ports
+#   keepalived    the reference VRRP implementation: interop tests and benchmarks
+#   haproxy       the workload of `make demo` and the end-to-end scenarios
+#   iputils-ping  ping: reachability checks inside the lab
+#   tcpdump       looking at adverts when a lab test fails
+#
+# Installing never starts the packaged daemons (keepalived, haproxy, nftables) on the host:
+# a temporary policy-rc.d forbids service starts while apt runs. The tests start their own
+# daemons inside network namespaces only.
+set -euo pipefail
+
+packages=(iproute2 nftables keepalived haproxy iputils-ping tcpdump)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+  case "$status" in
+    ii*) ;;
+    *) missing+=("$p") ;;
+  esac
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing Debian packages: ${missing[*]}; run as root to install them" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+
+# Keep apt from starting haproxy/keepalived/nftables services on the host while installing.
+policy=/usr/sbin/policy-rc.d
+created_policy=
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod 0755 "$policy"
+  created_policy=1
+fi
+cleanup() {
+  if [ -n "$created_policy" ]; then rm -f "$policy"; fi
+}
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
