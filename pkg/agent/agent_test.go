@@ -1,0 +1,233 @@
+package agent
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
+)
+
+// hub is an in-memory LAN: every datagram written by one host reaches the sockets of every
+// other host (multicast) or of the host owning the destination (unicast).
+type hub struct {
+	mu    sync.Mutex
+	conns []*fakeConn
+}
+
+type fakeHost struct {
+	hub   *hub
+	mu    sync.Mutex
+	bound map[netip.Prefix]bool
+}
+
+type fakeConn struct {
+	hub    *hub
+	src    netip.Addr
+	in     chan vrrp.Packet
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (h *fakeHost) Listen(_ string, src netip.Addr) (vrrp.PacketConn, error) {
+	c := &fakeConn{hub: h.hub, src: src, in: make(chan vrrp.Packet, 64), closed: make(chan struct{})}
+	h.hub.mu.Lock()
+	h.hub.conns = append(h.hub.conns, c)
+	h.hub.mu.Unlock()
+	return c, nil
+}
+
+func (h *fakeHost) Link(string) (vrrp.Link, error) { return h, nil }
+
+func (h *fakeHost) Bind(_ context.Context, ps []netip.Prefix) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range ps {
+		h.bound[p] = true
+	}
+	return nil
+}
+
+func (h *fakeHost) Unbind(_ context.Context, ps []netip.Prefix) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range ps {
+		delete(h.bound, p)
+	}
+	return nil
+}
+
+func (h *fakeHost) Announce(context.Context, []netip.Addr) error { return nil }
+
+func (h *fakeHost) WatchRemoved(ctx context.Context, _ func(netip.Prefix)) error {
+	<-ctx.Done()
+	return nil
+}
+
+func (h *fakeHost) has(p netip.Prefix) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.bound[p]
+}
+
+func (c *fakeConn) WriteTo(b []byte, dst netip.Addr) error {
+	c.hub.mu.Lock()
+	defer c.hub.mu.Unlock()
+	for _, o := range c.hub.conns {
+		if o == c || (!dst.IsMulticast() && o.src != dst) {
+			continue
+		}
+		select {
+		case <-o.closed:
+		case o.in <- vrrp.Packet{Src: c.src, Dst: dst, TTL: 255, Data: slices.Clone(b)}:
+		default:
+		}
+	}
+	return nil
+}
+
+func (c *fakeConn) ReadPacket([]byte) (vrrp.Packet, error) {
+	select {
+	case p := <-c.in:
+		return p, nil
+	case <-c.closed:
+		return vrrp.Packet{}, net.ErrClosed
+	}
+}
+
+func (c *fakeConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}
+
+var vip = netip.MustParsePrefix("198.18.0.100/24")
+
+func config(primary string, prio uint8) vrrp.Config {
+	return vrrp.Config{
+		Interface: "eth0", VRID: 51, Version: 3, Interval: 100 * time.Millisecond,
+		Priority: prio, Addresses: []netip.Prefix{vip}, Primary: netip.MustParseAddr(primary),
+		Preempt: true,
+	}
+}
+
+func state(t *testing.T, a *Agent, name string) vrrp.State {
+	t.Helper()
+	for _, st := range a.Snapshot() {
+		if st.Name == name {
+			return st.State
+		}
+	}
+	t.Fatalf("no instance %q", name)
+	return 0
+}
+
+// Two agents on one LAN elect the higher priority; removing the master's instance hands the
+// address over; an address edit on the master is applied without a transition.
+func TestAgentsElectHandOverAndReconfigure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &hub{}
+		h1 := &fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}
+		h2 := &fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}
+		a1, a2 := New(h1, nil), New(h2, nil)
+		if err := a1.Apply("web", config("198.18.0.11", 110)); err != nil {
+			t.Fatal(err)
+		}
+		if err := a2.Apply("web", config("198.18.0.12", 100)); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{}, 2)
+		go func() { a1.Run(ctx); done <- struct{}{} }()
+		go func() { a2.Run(ctx); done <- struct{}{} }()
+
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := []vrrp.State{state(t, a1, "web"), state(t, a2, "web")}; !slices.Equal(got, []vrrp.State{vrrp.Master, vrrp.Backup}) {
+			t.Fatalf("states = %v, want [Master Backup]", got)
+		}
+		if !h1.has(vip) || h2.has(vip) {
+			t.Fatalf("VIP bound on h1=%v h2=%v, want only h1", h1.has(vip), h2.has(vip))
+		}
+
+		// Address edit on the MASTER: a netlink diff, no state change.
+		extra := netip.MustParsePrefix("198.18.0.101/24")
+		cfg := config("198.18.0.11", 110)
+		cfg.Addresses = []netip.Prefix{vip, extra}
+		before := a1.Snapshot()[0].Stats.Transitions
+		if err := a1.Apply("web", cfg); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		synctest.Wait()
+		if !h1.has(extra) || a1.Snapshot()[0].Stats.Transitions != before || state(t, a1, "web") != vrrp.Master {
+			t.Fatalf("after edit: extra bound=%v transitions %d->%d state %v", h1.has(extra), before,
+				a1.Snapshot()[0].Stats.Transitions, state(t, a1, "web"))
+		}
+
+		// Removing the master's instance sends priority 0; the backup takes over within Skew_Time.
+		start := time.Now()
+		a1.Remove("web")
+		if h1.has(vip) || h1.has(extra) {
+			t.Fatal("removed instance left its addresses bound")
+		}
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if state(t, a2, "web") != vrrp.Master || !h2.has(vip) {
+			t.Fatalf("backup did not take over within %v of the handover", time.Since(start))
+		}
+		cancel()
+		<-done
+		<-done
+		if h2.has(vip) {
+			t.Fatal("stopped agent left the VIP bound")
+		}
+	})
+}
+
+func TestApplyRejectsDuplicateVRIDAndBadConfig(t *testing.T) {
+	a := New(&fakeHost{hub: &hub{}, bound: map[netip.Prefix]bool{}}, nil)
+	if err := a.Apply("one", config("198.18.0.11", 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply("two", config("198.18.0.11", 100)); err == nil {
+		t.Fatal("second VirtualIP with the same VRID on the same interface was accepted")
+	}
+	bad := config("198.18.0.11", 100)
+	bad.Interval = 15 * time.Millisecond
+	if err := a.Apply("three", bad); err == nil {
+		t.Fatal("v3 interval not in 10ms steps was accepted")
+	}
+	if got := a.Names(); !slices.Equal(got, []string{"one"}) {
+		t.Fatalf("Names() = %v, want [one]: a rejected Apply must change nothing", got)
+	}
+}
+
+// Packets of a VRID no instance serves are counted, not delivered.
+func TestUnknownVRIDCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &hub{}
+		a := New(&fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}, nil)
+		if err := a.Apply("web", config("198.18.0.11", 100)); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go a.Run(ctx)
+		time.Sleep(10 * time.Millisecond)
+		synctest.Wait()
+		other := &fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}
+		c, _ := other.Listen("eth0", netip.MustParseAddr("198.18.0.12"))
+		if err := c.WriteTo([]byte{0x31, 99, 100, 1}, netip.MustParseAddr("224.0.0.18")); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if n := a.Snapshot()[0].Stats.Drops[vrrp.DropVRID]; n != 1 {
+			t.Fatalf("unknown_vrid drops = %d, want 1", n)
+		}
+	})
+}
