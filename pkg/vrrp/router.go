@@ -26,7 +26,7 @@ type Router struct {
 	onChange func(Status)
 
 	in   chan Packet
-	ctl  chan func(now time.Time) Output
+	ctl  chan command
 	done chan struct{}
 
 	mu     sync.Mutex
@@ -44,7 +44,7 @@ func NewRouter(inst *Instance, send Sender, link Link, log *slog.Logger, onChang
 		inst: inst, send: send, link: link, onChange: onChange,
 		log:  log.With("vip", inst.cfg.Name, "vrid", inst.cfg.VRID),
 		in:   make(chan Packet, queueLen),
-		ctl:  make(chan func(time.Time) Output),
+		ctl:  make(chan command),
 		done: make(chan struct{}),
 	}
 	r.status = inst.Status()
@@ -65,10 +65,23 @@ func (r *Router) Deliver(p Packet) bool {
 	}
 }
 
-// do runs f on the router's goroutine; it reports false if the router has stopped.
+// command is a call run on the router's goroutine; done is closed once its output is applied.
+type command struct {
+	f    func(now time.Time) Output
+	done chan struct{}
+}
+
+// do runs f on the router's goroutine and waits until its output has been carried out; it
+// reports false if the router has stopped.
 func (r *Router) do(f func(now time.Time) Output) bool {
+	c := command{f: f, done: make(chan struct{})}
 	select {
-	case r.ctl <- f:
+	case r.ctl <- c:
+	case <-r.done:
+		return false
+	}
+	select {
+	case <-c.done:
 		return true
 	case <-r.done:
 		return false
@@ -138,8 +151,9 @@ func (r *Router) Run(ctx context.Context) error {
 			next = r.apply(ctx, r.inst.Tick(time.Now()))
 		case p := <-r.in:
 			next = r.apply(ctx, r.inst.Receive(time.Now(), p))
-		case f := <-r.ctl:
-			next = r.apply(ctx, f(time.Now()))
+		case c := <-r.ctl:
+			next = r.apply(ctx, c.f(time.Now()))
+			close(c.done)
 		}
 	}
 }
