@@ -1,0 +1,342 @@
+package desired
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
+
+	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+)
+
+func dur(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
+
+// validVIP is the seed-style HAProxy pair: every test starts from it and breaks one rule.
+func validVIP() *v1alpha1.VirtualIP {
+	return &v1alpha1.VirtualIP{
+		ObjectMeta: metav1.ObjectMeta{Name: "haproxy"},
+		Spec: v1alpha1.VirtualIPSpec{
+			VRID:      51,
+			Addresses: []string{"192.0.2.100/24"},
+			Nodes:     []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr.To[int32](110)}},
+			Probes: []v1alpha1.ProbeSpec{{
+				Name:     "haproxy",
+				Process:  &v1alpha1.ProcessProbe{Name: "haproxy"},
+				Interval: dur(2 * time.Second),
+				Fall:     ptr.To[int32](2),
+				Rise:     ptr.To[int32](2),
+				Weight:   -20,
+			}},
+		},
+	}
+}
+
+func probe(name string, mut func(*v1alpha1.ProbeSpec)) v1alpha1.ProbeSpec {
+	p := v1alpha1.ProbeSpec{Name: name, File: &v1alpha1.FileProbe{Path: "/run/ok"}}
+	if mut != nil {
+		mut(&p)
+	}
+	return p
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		mut  func(*v1alpha1.VirtualIP)
+		// want are the paths of the errors, in order.
+		want []string
+	}{
+		{name: "valid seed", mut: func(*v1alpha1.VirtualIP) {}},
+		{name: "valid v2 with PASS", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Version = 2
+			v.Spec.AdvertisementInterval = dur(time.Second)
+			v.Spec.Authentication = &v1alpha1.AuthenticationSpec{Type: "PASS", SecretRef: v1alpha1.SecretKeyRef{Name: "vrrp", Key: "password"}}
+		}},
+		{name: "valid IPv6 unicast", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Addresses = []string{"2001:db8::100/64", "2001:db8::101"}
+			v.Spec.Unicast = &v1alpha1.UnicastSpec{Peers: []string{"2001:db8::11", "2001:db8::12"}}
+		}},
+		{name: "valid bare address and every probe type", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Addresses = []string{"198.18.0.10"}
+			v.Spec.Probes = []v1alpha1.ProbeSpec{
+				probe("p", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Process = &v1alpha1.ProcessProbe{Name: "haproxy"} }),
+				probe("t", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.TCP = &v1alpha1.TCPProbe{Address: "[::1]:8404"} }),
+				probe("h", func(p *v1alpha1.ProbeSpec) {
+					p.File = nil
+					p.HTTP = &v1alpha1.HTTPProbe{URL: "https://127.0.0.1:8404/healthz", ExpectedStatus: ptr.To[int32](204)}
+				}),
+				probe("e", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Exec = &v1alpha1.ExecProbe{Command: []string{"/usr/bin/true"}} }),
+				probe("i", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Interface = &v1alpha1.InterfaceProbe{Name: "eth0"} }),
+				probe("f", func(p *v1alpha1.ProbeSpec) { p.Timeout = dur(time.Second); p.Interval = dur(time.Second) }),
+			}
+		}},
+		{name: "missing name", mut: func(v *v1alpha1.VirtualIP) { v.Name = "" }, want: []string{"metadata.name"}},
+		{name: "bad name", mut: func(v *v1alpha1.VirtualIP) { v.Name = "Bad_Name" }, want: []string{"metadata.name"}},
+
+		// vrid
+		{name: "vrid 0", mut: func(v *v1alpha1.VirtualIP) { v.Spec.VRID = 0 }, want: []string{"spec.vrid"}},
+		{name: "vrid 256", mut: func(v *v1alpha1.VirtualIP) { v.Spec.VRID = 256 }, want: []string{"spec.vrid"}},
+		{name: "vrid 255", mut: func(v *v1alpha1.VirtualIP) { v.Spec.VRID = 255 }},
+
+		// version
+		{name: "version 4", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Version = 4 }, want: []string{"spec.version"}},
+		{name: "IPv6 needs v3", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Version = 2
+			v.Spec.Addresses = []string{"2001:db8::1"}
+		}, want: []string{"spec.version"}},
+
+		// addresses
+		{name: "no addresses", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Addresses = nil }, want: []string{"spec.addresses"}},
+		{name: "65 addresses", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Addresses = nil
+			for i := range 65 {
+				v.Spec.Addresses = append(v.Spec.Addresses, "198.18.1."+itoa(i+1))
+			}
+		}, want: []string{"spec.addresses"}},
+		{name: "64 addresses", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Addresses = nil
+			for i := range 64 {
+				v.Spec.Addresses = append(v.Spec.Addresses, "198.18.1."+itoa(i+1))
+			}
+		}},
+		{name: "unparsable address", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Addresses = []string{"192.0.2.300"} }, want: []string{"spec.addresses[0]"}},
+		{name: "bad prefix length", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Addresses = []string{"192.0.2.1/33"} }, want: []string{"spec.addresses[0]"}},
+		{name: "/0", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Addresses = []string{"192.0.2.1/0"} }, want: []string{"spec.addresses[0]"}},
+		{name: "zone", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Addresses = []string{"fe80::1%eth0"} }, want: []string{"spec.addresses[0]"}},
+		{name: "mapped", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Addresses = []string{"::ffff:192.0.2.1"} }, want: []string{"spec.addresses[0]"}},
+		{name: "multicast, loopback, unspecified, broadcast", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Addresses = []string{"224.0.0.18", "127.0.0.1", "0.0.0.0", "255.255.255.255"}
+		}, want: []string{"spec.addresses[0]", "spec.addresses[1]", "spec.addresses[2]", "spec.addresses[3]"}},
+		{name: "duplicate after normalisation", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Addresses = []string{"192.0.2.100/24", "192.0.2.100", "2001:db8::1", "192.0.2.101/32", "192.0.2.101/24"}
+		}, want: []string{"spec.addresses[1]", "spec.addresses[2]", "spec.addresses[4]"}},
+		{name: "duplicate IPv6 spelled differently", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Addresses = []string{"2001:db8::a/64", "2001:DB8:0:0::A"}
+		}, want: []string{"spec.addresses[1]"}},
+		{name: "mixed families", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Addresses = []string{"2001:db8::1", "192.0.2.1"} }, want: []string{"spec.addresses[1]"}},
+
+		// advertisementInterval
+		{name: "v3 5ms", mut: func(v *v1alpha1.VirtualIP) { v.Spec.AdvertisementInterval = dur(5 * time.Millisecond) }, want: []string{"spec.advertisementInterval"}},
+		{name: "v3 15ms step", mut: func(v *v1alpha1.VirtualIP) { v.Spec.AdvertisementInterval = dur(15 * time.Millisecond) }, want: []string{"spec.advertisementInterval"}},
+		{name: "v3 41s", mut: func(v *v1alpha1.VirtualIP) { v.Spec.AdvertisementInterval = dur(41 * time.Second) }, want: []string{"spec.advertisementInterval"}},
+		{name: "v3 40.95s", mut: func(v *v1alpha1.VirtualIP) { v.Spec.AdvertisementInterval = dur(40950 * time.Millisecond) }},
+		{name: "v3 10ms", mut: func(v *v1alpha1.VirtualIP) { v.Spec.AdvertisementInterval = dur(10 * time.Millisecond) }},
+		{name: "v3 negative", mut: func(v *v1alpha1.VirtualIP) { v.Spec.AdvertisementInterval = dur(-time.Second) }, want: []string{"spec.advertisementInterval"}},
+		{name: "v2 1500ms", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Version = 2
+			v.Spec.AdvertisementInterval = dur(1500 * time.Millisecond)
+		}, want: []string{"spec.advertisementInterval"}},
+		{name: "v2 256s", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Version = 2
+			v.Spec.AdvertisementInterval = dur(256 * time.Second)
+		}, want: []string{"spec.advertisementInterval"}},
+		{name: "v2 100ms", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Version = 2
+			v.Spec.AdvertisementInterval = dur(100 * time.Millisecond)
+		}, want: []string{"spec.advertisementInterval"}},
+		{name: "v2 255s", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Version = 2
+			v.Spec.AdvertisementInterval = dur(255 * time.Second)
+		}},
+
+		// priorities and nodes
+		{name: "priority 0", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Priority = ptr.To[int32](0) }, want: []string{"spec.priority"}},
+		{name: "priority 256", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Priority = ptr.To[int32](256) }, want: []string{"spec.priority"}},
+		{name: "priority 255 is left to For", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Priority = ptr.To[int32](255) }},
+		{name: "node priority 0", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Nodes[0].Priority = ptr.To[int32](0) }, want: []string{"spec.nodes[0].priority"}},
+		{name: "duplicate node, nameless node", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Nodes = append(v.Spec.Nodes, v1alpha1.NodeOverride{Name: "lb1"}, v1alpha1.NodeOverride{})
+		}, want: []string{"spec.nodes[1].name", "spec.nodes[2].name"}},
+		{name: "node interface", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Nodes[0].Interface = "eth0:1" }, want: []string{"spec.nodes[0].interface"}},
+
+		// interface
+		{name: "interface too long", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Interface = "abcdefghijklmnop" }, want: []string{"spec.interface"}},
+		{name: "interface 15 chars", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Interface = "abcdefghijklmno" }},
+		{name: "interface slash", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Interface = "eth/0" }, want: []string{"spec.interface"}},
+		{name: "interface space", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Interface = "eth 0" }, want: []string{"spec.interface"}},
+		{name: "interface dot", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Interface = ".." }, want: []string{"spec.interface"}},
+
+		// nodeSelector
+		{name: "selector bad key", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"bad key": "x"}}
+		}, want: []string{"spec.nodeSelector.matchLabels"}},
+		{name: "selector bad operator", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.NodeSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "a", Operator: "Near"}}}
+		}, want: []string{"spec.nodeSelector.matchExpressions[0].operator"}},
+		{name: "selector In without values", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.NodeSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "a", Operator: metav1.LabelSelectorOpIn}}}
+		}, want: []string{"spec.nodeSelector.matchExpressions[0].values"}},
+		{name: "selector valid", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"node-role.kubernetes.io/lb": ""}}
+		}},
+
+		// preempt
+		{name: "preemptDelay negative", mut: func(v *v1alpha1.VirtualIP) { v.Spec.PreemptDelay = dur(-time.Second) }, want: []string{"spec.preemptDelay"}},
+		{name: "preemptDelay 2h", mut: func(v *v1alpha1.VirtualIP) { v.Spec.PreemptDelay = dur(2 * time.Hour) }, want: []string{"spec.preemptDelay"}},
+		{name: "preemptDelay 1h", mut: func(v *v1alpha1.VirtualIP) { v.Spec.PreemptDelay = dur(time.Hour) }},
+		{name: "nopreempt with only weighted probes", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Preempt = ptr.To(false) }, want: []string{"spec.preempt"}},
+		{name: "nopreempt with a weight-0 probe too", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Preempt = ptr.To(false)
+			v.Spec.Probes = append(v.Spec.Probes, probe("file", nil))
+		}},
+		{name: "nopreempt without probes", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Preempt = ptr.To(false)
+			v.Spec.Probes = nil
+		}},
+
+		// unicast
+		{name: "peers: bad, CIDR, zone, family, duplicate, multicast, VIP", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Unicast = &v1alpha1.UnicastSpec{Peers: []string{
+				"192.0.2.11", "nope", "192.0.2.12/24", "fe80::1%eth0", "2001:db8::1", "192.0.2.11", "224.0.0.18", "192.0.2.100",
+			}}
+		}, want: []string{"spec.unicast.peers[1]", "spec.unicast.peers[2]", "spec.unicast.peers[3]", "spec.unicast.peers[4]",
+			"spec.unicast.peers[5]", "spec.unicast.peers[6]", "spec.unicast.peers[7]"}},
+
+		// authentication
+		{name: "auth with v3", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Authentication = &v1alpha1.AuthenticationSpec{Type: "PASS", SecretRef: v1alpha1.SecretKeyRef{Name: "s", Key: "k"}}
+		}, want: []string{"spec.authentication"}},
+		{name: "auth AH, empty ref", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Version = 2
+			v.Spec.AdvertisementInterval = dur(time.Second)
+			v.Spec.Authentication = &v1alpha1.AuthenticationSpec{Type: "AH"}
+		}, want: []string{"spec.authentication.type", "spec.authentication.secretRef.name", "spec.authentication.secretRef.key"}},
+
+		{name: "checksumMode", mut: func(v *v1alpha1.VirtualIP) { v.Spec.ChecksumMode = "None" }, want: []string{"spec.checksumMode"}},
+		{name: "checksumMode RFC9568", mut: func(v *v1alpha1.VirtualIP) { v.Spec.ChecksumMode = "RFC9568" }},
+
+		// probes
+		{name: "probe names", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Probes = []v1alpha1.ProbeSpec{probe("a", nil), probe("a", nil), probe("", nil), probe("Bad_Name", nil)}
+		}, want: []string{"spec.probes[1].name", "spec.probes[2].name", "spec.probes[3].name"}},
+		{name: "probe without check", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Probes = []v1alpha1.ProbeSpec{probe("a", func(p *v1alpha1.ProbeSpec) { p.File = nil })}
+		}, want: []string{"spec.probes[0]"}},
+		{name: "probe with two checks", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Probes = []v1alpha1.ProbeSpec{probe("a", func(p *v1alpha1.ProbeSpec) { p.TCP = &v1alpha1.TCPProbe{Address: "x:1"} })}
+		}, want: []string{"spec.probes[0]"}},
+		{name: "probe numbers", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Probes = []v1alpha1.ProbeSpec{probe("a", func(p *v1alpha1.ProbeSpec) {
+				p.Fall, p.Rise, p.Weight = ptr.To[int32](0), ptr.To[int32](256), 254
+			}), probe("b", func(p *v1alpha1.ProbeSpec) { p.Weight = -254 }),
+				probe("c", func(p *v1alpha1.ProbeSpec) { p.Weight, p.Fall, p.Rise = -253, ptr.To[int32](255), ptr.To[int32](1) })}
+		}, want: []string{"spec.probes[0].fall", "spec.probes[0].rise", "spec.probes[0].weight", "spec.probes[1].weight"}},
+		{name: "probe interval and timeout", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Probes = []v1alpha1.ProbeSpec{
+				probe("a", func(p *v1alpha1.ProbeSpec) { p.Interval = dur(0) }),
+				probe("b", func(p *v1alpha1.ProbeSpec) { p.Interval = dur(2 * time.Hour) }),
+				probe("c", func(p *v1alpha1.ProbeSpec) { p.Timeout = dur(0) }),
+				probe("d", func(p *v1alpha1.ProbeSpec) { p.Timeout = dur(2 * time.Second) }), // default interval 1s
+				probe("e", func(p *v1alpha1.ProbeSpec) { p.Interval, p.Timeout = dur(3*time.Second), dur(2*time.Second) }),
+			}
+		}, want: []string{"spec.probes[0].interval", "spec.probes[1].interval", "spec.probes[2].timeout", "spec.probes[3].timeout"}},
+		{name: "probe targets", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Probes = []v1alpha1.ProbeSpec{
+				probe("tcp-noport", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.TCP = &v1alpha1.TCPProbe{Address: "127.0.0.1"} }),
+				probe("tcp-nohost", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.TCP = &v1alpha1.TCPProbe{Address: ":80"} }),
+				probe("tcp-port", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.TCP = &v1alpha1.TCPProbe{Address: "h:70000"} }),
+				probe("http-scheme", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.HTTP = &v1alpha1.HTTPProbe{URL: "ftp://h/x"} }),
+				probe("http-parse", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.HTTP = &v1alpha1.HTTPProbe{URL: "http://[::1"} }),
+				probe("http-host", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.HTTP = &v1alpha1.HTTPProbe{URL: "http:///x"} }),
+				probe("http-status", func(p *v1alpha1.ProbeSpec) {
+					p.File = nil
+					p.HTTP = &v1alpha1.HTTPProbe{URL: "http://h/", ExpectedStatus: ptr.To[int32](99)}
+				}),
+				probe("exec-rel", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Exec = &v1alpha1.ExecProbe{Command: []string{"pgrep", "x"}} }),
+				probe("exec-empty", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Exec = &v1alpha1.ExecProbe{} }),
+				probe("iface", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Interface = &v1alpha1.InterfaceProbe{Name: "a b"} }),
+				probe("file", func(p *v1alpha1.ProbeSpec) { p.File.Path = "run/ok" }),
+				probe("proc", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Process = &v1alpha1.ProcessProbe{Name: "/usr/sbin/haproxy"} }),
+			}
+		}, want: []string{
+			"spec.probes[0].tcp.address", "spec.probes[1].tcp.address", "spec.probes[2].tcp.address",
+			"spec.probes[3].http.url", "spec.probes[4].http.url", "spec.probes[5].http.url", "spec.probes[6].http.expectedStatus",
+			"spec.probes[7].exec.command[0]", "spec.probes[8].exec.command", "spec.probes[9].interface.name",
+			"spec.probes[10].file.path", "spec.probes[11].process.name",
+		}},
+		{name: "17 probes", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Probes = nil
+			for i := range 17 {
+				v.Spec.Probes = append(v.Spec.Probes, probe("p"+itoa(i), nil))
+			}
+		}, want: []string{"spec.probes"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vip := validVIP()
+			tt.mut(vip)
+			errs := Validate(vip)
+			var got []string
+			for _, e := range errs {
+				got = append(got, e.Field)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Validate() error fields mismatch (-want +got):\n%s\nerrors: %v", diff, errs)
+			}
+			for _, e := range errs {
+				if e.Type != field.ErrorTypeTooMany && e.Detail == "" {
+					t.Errorf("error %q says nothing about what to change", e)
+				}
+			}
+		})
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// The messages are the user interface of `kubectl apply` and `kube-vrrp validate`: they name the
+// field and say what to change.
+func TestValidateMessages(t *testing.T) {
+	vip := validVIP()
+	vip.Spec.VRID = 0
+	vip.Spec.Version = 2
+	vip.Spec.Addresses = []string{"2001:db8::1", "192.0.2.1"}
+	vip.Spec.AdvertisementInterval = dur(100 * time.Millisecond)
+	vip.Spec.Preempt = ptr.To(false)
+	got := make([]string, 0)
+	for _, e := range Validate(vip) {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		`spec.vrid: Invalid value: 0: set vrid to 1..255, the virtual_router_id shared by every member of the group`,
+		`spec.addresses[1]: Invalid value: "192.0.2.1": all addresses of a VirtualIP are one family and the first is IPv6: move IPv4 addresses to another VirtualIP`,
+		`spec.version: Invalid value: 2: VRRPv2 carries only IPv4: set version: 3 for IPv6 addresses`,
+		`spec.advertisementInterval: Invalid value: "100ms": VRRPv2 advertises whole seconds: set 1s..255s, or set version: 3 for sub-second intervals`,
+		`spec.preempt: Invalid value: false: a weighted probe only changes the priority, and without preemption a lower priority never moves the VIP: set preempt: true, or give a probe weight 0 so that its failure resigns the VIP`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Validate() messages mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseAddress(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    string
+		wantErr bool
+	}{
+		{in: "192.0.2.10", want: "192.0.2.10/32"},
+		{in: "192.0.2.10/24", want: "192.0.2.10/24"},
+		{in: "2001:db8::10", want: "2001:db8::10/128"},
+		{in: "2001:DB8::10/64", want: "2001:db8::10/64"},
+		{in: "fe80::1%eth0", wantErr: true},
+		{in: "::ffff:192.0.2.1", wantErr: true},
+		{in: "::ffff:192.0.2.1/120", wantErr: true},
+		{in: "192.0.2.10/", wantErr: true},
+		{in: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := ParseAddress(tt.in)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("ParseAddress(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
+			continue
+		}
+		if err == nil && got.String() != tt.want {
+			t.Errorf("ParseAddress(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
