@@ -1,0 +1,217 @@
+package hostnet
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
+)
+
+// Host gives the VRRP engine and the agent their sockets, addresses and announcements on one
+// Linux network namespace. It is safe for concurrent use.
+type Host struct {
+	log *slog.Logger
+	// ns is the network namespace the Host was created in; sockets are always opened there,
+	// even from goroutines running on threads of another namespace (tests, labs).
+	ns netns.NsHandle
+
+	mu     sync.Mutex
+	closed bool
+	nlh    *netlink.Handle // link lookups, in ns
+	rt     *rtnl           // address requests, in ns
+	links  map[string]*link
+	marks  markSupport
+}
+
+// markSupport records whether the kernel keeps the IFA_PROTO mark (Linux >= 6.1).
+type markSupport uint8
+
+const (
+	marksUnknown markSupport = iota
+	marksKept
+	marksDropped
+)
+
+// NewHost returns a Host for the network namespace of the calling thread. It opens nothing
+// until first used. log may be nil.
+func NewHost(log *slog.Logger) *Host {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Host{log: log, ns: netns.None(), links: map[string]*link{}}
+	// Without /proc the Host falls back to the namespace of whichever thread runs each call,
+	// which is the process's own unless the caller moved threads around.
+	if ns, err := netns.Get(); err == nil {
+		h.ns = ns
+	} else {
+		log.Warn("cannot pin the network namespace; using the calling thread's", "err", err)
+	}
+	return h
+}
+
+// Close releases the Host's netlink sockets and namespace handle. Sockets returned by Listen
+// stay open until closed themselves.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil
+	}
+	h.closed = true
+	if h.nlh != nil {
+		h.nlh.Close()
+	}
+	if h.rt != nil {
+		h.rt.close()
+	}
+	if h.ns.IsOpen() {
+		return h.ns.Close()
+	}
+	return nil
+}
+
+var errHostClosed = errors.New("hostnet: host closed")
+
+// do runs fn on an OS thread inside the Host's network namespace; fn should only open
+// sockets, which keep their namespace wherever they are used afterwards. When the calling
+// thread is already there, fn runs without setns (which would need CAP_SYS_ADMIN, a capability
+// the agent does not have). Otherwise the thread is switched and then thrown away: the
+// goroutine exits still locked, so the runtime never reuses a thread in the wrong namespace.
+func (h *Host) do(fn func() error) error {
+	if !h.ns.IsOpen() {
+		return fn()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		cur, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("get current network namespace: %w", err)
+			return
+		}
+		same := cur.Equal(h.ns)
+		_ = cur.Close()
+		if same {
+			defer runtime.UnlockOSThread()
+			errc <- fn()
+			return
+		}
+		if err := netns.Set(h.ns); err != nil {
+			errc <- fmt.Errorf("enter network namespace: %w", err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// handles returns the Host's netlink sockets, opening them on first use.
+func (h *Host) handles() (*netlink.Handle, *rtnl, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, nil, errHostClosed
+	}
+	if h.nlh != nil {
+		return h.nlh, h.rt, nil
+	}
+	var (
+		nlh *netlink.Handle
+		rt  *rtnl
+	)
+	err := h.do(func() error {
+		var err error
+		if nlh, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+			return err
+		}
+		if rt, err = newRTNL(); err != nil {
+			nlh.Close()
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open netlink sockets: %w", err)
+	}
+	h.nlh, h.rt = nlh, rt
+	return nlh, rt, nil
+}
+
+// linkInfo is what the Host needs of a link, looked up fresh for each operation so a link
+// that was deleted and recreated under the same name keeps working.
+type linkInfo struct {
+	index int
+	name  string
+	mac   net.HardwareAddr
+	flags net.Flags
+}
+
+func (h *Host) lookup(name string) (linkInfo, error) {
+	nlh, _, err := h.handles()
+	if err != nil {
+		return linkInfo{}, err
+	}
+	l, err := nlh.LinkByName(name)
+	if err != nil {
+		return linkInfo{}, fmt.Errorf("look up link %q: %w", name, err)
+	}
+	a := l.Attrs()
+	return linkInfo{index: a.Index, name: a.Name, mac: a.HardwareAddr, flags: a.Flags}, nil
+}
+
+// Listen opens the VRRP socket of ifname for src's family: a raw IP protocol 112 socket bound
+// to the device, joined to 224.0.0.18 or ff02::12, multicast loopback off, TTL / hop limit 255,
+// sending every advert from src.
+func (h *Host) Listen(ifname string, src netip.Addr) (vrrp.PacketConn, error) {
+	c, err := h.listen(ifname, src)
+	if err != nil {
+		return nil, fmt.Errorf("listen for vrrp on %s: %w", ifname, err)
+	}
+	return c, nil
+}
+
+// Link returns the address and announcement side of ifname. Links are shared: every call with
+// the same name returns the same value, so Bind and Unbind from several instances agree on
+// which addresses are wanted.
+func (h *Host) Link(ifname string) (vrrp.Link, error) {
+	if _, err := h.lookup(ifname); err != nil {
+		return nil, fmt.Errorf("open link: %w", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l, ok := h.links[ifname]
+	if !ok {
+		l = &link{h: h, name: ifname, want: map[netip.Prefix]bool{}, added: map[netip.Prefix]bool{}}
+		h.links[ifname] = l
+	}
+	return l, nil
+}
+
+func (h *Host) markSupport() markSupport {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.marks
+}
+
+func (h *Host) setMarkSupport(m markSupport) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.marks != marksUnknown {
+		return
+	}
+	h.marks = m
+	if m == marksDropped {
+		h.log.Warn("the kernel does not keep the IFA_PROTO address mark (needs Linux >= 6.1): " +
+			"only addresses added by this process are removed, and stale ones are not found after a restart")
+	}
+}

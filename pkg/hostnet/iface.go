@@ -1,0 +1,59 @@
+package hostnet
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Interface is a network interface and the addresses the agent may use as its own.
+type Interface struct {
+	Name  string
+	Index int
+	// Up is true when the link is administratively up and has a carrier.
+	Up           bool
+	HardwareAddr net.HardwareAddr
+	// Prefixes are its addresses with their prefix lengths, in the kernel's order (the primary
+	// IPv4 address of a subnet first), without the virtual addresses this package marked and
+	// without IPv6 addresses that failed duplicate address detection.
+	Prefixes []netip.Prefix
+}
+
+// Interfaces lists the interfaces of the calling thread's network namespace, by index.
+func Interfaces() ([]Interface, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	rt, err := newRTNL()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	defer rt.close()
+	addrs, err := rt.addrs(0)
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	out := make([]Interface, 0, len(links))
+	for _, l := range links {
+		a := l.Attrs()
+		ifc := Interface{
+			Name:         a.Name,
+			Index:        a.Index,
+			Up:           a.Flags&net.FlagUp != 0 && a.RawFlags&unix.IFF_RUNNING != 0,
+			HardwareAddr: a.HardwareAddr,
+		}
+		for _, ad := range addrs {
+			if ad.Index == a.Index && !ad.ours() && ad.Flags&unix.IFA_F_DADFAILED == 0 {
+				ifc.Prefixes = append(ifc.Prefixes, ad.Prefix)
+			}
+		}
+		out = append(out, ifc)
+	}
+	slices.SortFunc(out, func(a, b Interface) int { return a.Index - b.Index })
+	return out, nil
+}

@@ -1,0 +1,337 @@
+package hostnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// link implements vrrp.Link for one interface of a Host.
+type link struct {
+	h    *Host
+	name string
+
+	mu sync.Mutex
+	// want holds the addresses Bind was asked for and Unbind not since: WatchRemoved reports
+	// those that disappear, and nothing else, so an Unbind is never reported as a removal.
+	want map[netip.Prefix]bool
+	// added holds the addresses this process added; it proves ownership only on kernels that
+	// drop the IFA_PROTO mark.
+	added map[netip.Prefix]bool
+}
+
+// Bind adds ps to the link, marked as ours (see AddrProto); IPv6 addresses without duplicate
+// address detection. An address already on the link, ours or not, counts as bound and is left
+// as it is; in particular an unmarked address stays unmarked, so Unbind will not remove it.
+func (l *link) Bind(ctx context.Context, ps []netip.Prefix) error {
+	if err := l.bind(ctx, ps); err != nil {
+		return fmt.Errorf("bind addresses on %s: %w", l.name, err)
+	}
+	return nil
+}
+
+func (l *link) bind(ctx context.Context, ps []netip.Prefix) error {
+	if err := checkPrefixes(ps); err != nil {
+		return err
+	}
+	li, err := l.h.lookup(l.name)
+	if err != nil {
+		return err
+	}
+	_, rt, err := l.h.handles()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range ps {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		err := rt.add(li.index, p)
+		switch {
+		case err == nil:
+			l.mu.Lock()
+			l.added[p], l.want[p] = true, true
+			l.mu.Unlock()
+			if l.h.markSupport() == marksUnknown {
+				l.probeMarks(rt, li.index, p)
+			}
+		case errors.Is(err, unix.EEXIST):
+			l.mu.Lock()
+			l.want[p] = true
+			l.mu.Unlock()
+		default:
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// probeMarks learns, from an address just added, whether the kernel keeps IFA_PROTO.
+func (l *link) probeMarks(rt *rtnl, index int, p netip.Prefix) {
+	have, err := rt.addrs(index)
+	if err != nil {
+		return // try again at the next Bind
+	}
+	for _, a := range have {
+		if a.Prefix == p {
+			if a.ours() {
+				l.h.setMarkSupport(marksKept)
+			} else {
+				l.h.setMarkSupport(marksDropped)
+			}
+			return
+		}
+	}
+}
+
+// owns reports whether a was added by this package: it carries the mark, or the kernel drops
+// marks and this process added it.
+func (l *link) owns(a kernelAddr) bool {
+	if a.ours() {
+		return true
+	}
+	if a.Proto != 0 || l.h.markSupport() != marksDropped {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.added[a.Prefix]
+}
+
+// Unbind removes those of ps that are on the link and ours. Addresses that are absent, or
+// present without our mark (the node's own address, another tool's), are left alone.
+func (l *link) Unbind(ctx context.Context, ps []netip.Prefix) error {
+	if err := l.unbind(ctx, ps); err != nil {
+		return fmt.Errorf("unbind addresses on %s: %w", l.name, err)
+	}
+	return nil
+}
+
+func (l *link) unbind(ctx context.Context, ps []netip.Prefix) error {
+	if err := checkPrefixes(ps); err != nil {
+		return err
+	}
+	// Forget the wish first so WatchRemoved does not report our own removal.
+	l.mu.Lock()
+	for _, p := range ps {
+		delete(l.want, p)
+	}
+	l.mu.Unlock()
+	li, err := l.h.lookup(l.name)
+	if err != nil {
+		if _, ok := errors.AsType[netlink.LinkNotFoundError](err); ok || errors.Is(err, unix.ENODEV) {
+			return nil // the link took its addresses with it
+		}
+		return err
+	}
+	_, rt, err := l.h.handles()
+	if err != nil {
+		return err
+	}
+	have, err := rt.addrs(li.index)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range ps {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		i := slices.IndexFunc(have, func(a kernelAddr) bool { return a.Prefix == p })
+		if i < 0 {
+			l.forget(p)
+			continue
+		}
+		if !l.owns(have[i]) {
+			l.h.log.Debug("not removing an address we did not add", "interface", l.name, "address", p)
+			continue
+		}
+		if err := rt.del(li.index, p); err != nil && !gone(err) {
+			errs = append(errs, err)
+			continue
+		}
+		l.forget(p)
+	}
+	return errors.Join(errs...)
+}
+
+func (l *link) forget(p netip.Prefix) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.added, p)
+}
+
+// gone reports whether a delete failed only because the address was not there.
+func gone(err error) bool {
+	return errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV)
+}
+
+func checkPrefixes(ps []netip.Prefix) error {
+	for _, p := range ps {
+		if !p.IsValid() || p.Addr().Is4In6() {
+			return fmt.Errorf("invalid address %s", p)
+		}
+	}
+	return nil
+}
+
+// WatchRemoved calls fn, from the calling goroutine, for every address Bind added or found
+// and Unbind has not removed since, when it disappears from the link: deleted by someone else,
+// or already gone when the watch starts. It blocks until ctx is done and then returns nil.
+// The link is identified by its index at the start; a link recreated under the same name
+// needs a new watch.
+func (l *link) WatchRemoved(ctx context.Context, fn func(netip.Prefix)) error {
+	if err := l.watch(ctx, fn); err != nil {
+		return fmt.Errorf("watch addresses on %s: %w", l.name, err)
+	}
+	return nil
+}
+
+func (l *link) watch(ctx context.Context, fn func(netip.Prefix)) error {
+	li, err := l.h.lookup(l.name)
+	if err != nil {
+		return err
+	}
+	_, rt, err := l.h.handles()
+	if err != nil {
+		return err
+	}
+	var s *nl.NetlinkSocket
+	err = l.h.do(func() error {
+		var err error
+		s, err = nl.Subscribe(unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to address events: %w", err)
+	}
+	// Closing the socket is what ends a pending Receive.
+	stop := context.AfterFunc(ctx, s.Close)
+	defer func() {
+		if stop() {
+			s.Close()
+		}
+	}()
+	// A flush of many addresses must not overrun the socket; if it does anyway, the
+	// subscription is resynchronised from a dump.
+	_ = s.SetReceiveBufferSize(1<<20, false)
+
+	// Subscribed first, dumped second: a removal in between is seen by the dump.
+	resync := func() error {
+		have, err := rt.addrs(li.index)
+		if err != nil {
+			return err
+		}
+		for _, p := range l.wanted() {
+			if !slices.ContainsFunc(have, func(a kernelAddr) bool { return a.Prefix == p }) {
+				fn(p)
+			}
+		}
+		return nil
+	}
+	if err := resync(); err != nil {
+		return err
+	}
+	for {
+		msgs, from, err := s.Receive()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, unix.ENOBUFS) {
+			l.h.log.Warn("address events lost; resynchronising", "interface", l.name)
+			if err := resync(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("receive address events: %w", err)
+		}
+		if from.Pid != nl.PidKernel {
+			continue
+		}
+		for _, m := range msgs {
+			if m.Header.Type != unix.RTM_DELADDR {
+				continue
+			}
+			a, err := parseAddrMsg(m.Data)
+			if err != nil {
+				l.h.log.Debug("ignoring an address event", "err", err)
+				continue
+			}
+			if a.Index == li.index && l.wants(a.Prefix) {
+				fn(a.Prefix)
+			}
+		}
+	}
+}
+
+func (l *link) wants(p netip.Prefix) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.want[p]
+}
+
+func (l *link) wanted() []netip.Prefix {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ps := make([]netip.Prefix, 0, len(l.want))
+	for p := range l.want {
+		ps = append(ps, p)
+	}
+	slices.SortFunc(ps, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	return ps
+}
+
+// RemoveStale removes every address carrying this package's mark (see AddrProto) from every
+// link of the calling thread's network namespace: the VIPs of an agent that was killed before
+// it could unbind them. It returns what it removed and never touches an unmarked address. On
+// kernels older than 6.1, which drop the mark, it finds nothing.
+func RemoveStale(ctx context.Context) ([]netip.Prefix, error) {
+	removed, err := removeStale(ctx)
+	if err != nil {
+		return removed, fmt.Errorf("remove stale addresses: %w", err)
+	}
+	return removed, nil
+}
+
+func removeStale(ctx context.Context) ([]netip.Prefix, error) {
+	rt, err := newRTNL()
+	if err != nil {
+		return nil, err
+	}
+	defer rt.close()
+	have, err := rt.addrs(0)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		removed []netip.Prefix
+		errs    []error
+	)
+	for _, a := range have {
+		if !a.ours() {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		if err := rt.del(a.Index, a.Prefix); err != nil && !gone(err) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, a.Prefix)
+	}
+	return removed, errors.Join(errs...)
+}

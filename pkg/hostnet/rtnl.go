@@ -1,0 +1,209 @@
+package hostnet
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// AddrProto is the mark on every address this package adds: the IFA_PROTO address attribute
+// (Linux >= 6.1), shown by `ip -d address` as "proto 0x6b" ('k'). Unlike a label it works for
+// IPv6 too, survives a SIGKILLed agent, and is invisible to everything that does not look for
+// it. The value is outside the kernel's own IFAPROT_* range (0..3).
+const AddrProto uint8 = 0x6b
+
+// Kernel constants missing from x/sys/unix.
+const (
+	ifaProto    = 11     // IFA_PROTO, include/uapi/linux/if_addr.h
+	nlaTypeMask = 0x3fff // NLA_TYPE_MASK, include/uapi/linux/netlink.h
+)
+
+// rtnl sends address requests over one NETLINK_ROUTE socket. vishvananda/netlink v1.3.1 neither
+// sets nor reports IFA_PROTO, so address messages are built and parsed here; the library's
+// request machinery (sequence numbers, acks, multipart dumps) is reused.
+type rtnl struct {
+	sockets map[int]*nl.SocketHandle
+}
+
+// newRTNL opens the socket in the calling thread's network namespace.
+func newRTNL() (*rtnl, error) {
+	s, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink socket: %w", err)
+	}
+	// Extended acks make the kernel say why a request failed; not fatal if unsupported.
+	_ = s.SetExtAck(true)
+	return &rtnl{sockets: map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}}, nil
+}
+
+func (r *rtnl) close() {
+	for _, sh := range r.sockets {
+		sh.Close()
+	}
+}
+
+func (r *rtnl) request(typ, flags int) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(typ, flags)
+	req.Sockets = r.sockets
+	return req
+}
+
+// kernelAddr is one address as the kernel reports it.
+type kernelAddr struct {
+	Index  int
+	Prefix netip.Prefix // the address with its prefix length, host bits kept
+	Flags  uint32       // IFA_F_*
+	Scope  uint8
+	Proto  uint8 // IFA_PROTO; 0 when absent
+}
+
+// ours reports whether a carries this package's mark.
+func (a kernelAddr) ours() bool { return a.Proto == AddrProto }
+
+// addrs dumps the addresses of every link; index > 0 keeps only that link's.
+func (r *rtnl) addrs(index int) ([]kernelAddr, error) {
+	req := r.request(unix.RTM_GETADDR, unix.NLM_F_DUMP)
+	req.AddData(nl.NewIfAddrmsg(unix.AF_UNSPEC))
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWADDR)
+	if err != nil {
+		// A dump interrupted by a concurrent change is inconsistent; one retry is enough in
+		// practice and a second failure is reported.
+		if !errors.Is(err, nl.ErrDumpInterrupted) {
+			return nil, fmt.Errorf("dump addresses: %w", err)
+		}
+		req = r.request(unix.RTM_GETADDR, unix.NLM_F_DUMP)
+		req.AddData(nl.NewIfAddrmsg(unix.AF_UNSPEC))
+		if msgs, err = req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWADDR); err != nil {
+			return nil, fmt.Errorf("dump addresses: %w", err)
+		}
+	}
+	out := make([]kernelAddr, 0, len(msgs))
+	for _, m := range msgs {
+		a, err := parseAddrMsg(m)
+		if err != nil {
+			return nil, fmt.Errorf("dump addresses: %w", err)
+		}
+		if index > 0 && a.Index != index {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// add adds p to the link with this package's mark; IPv6 addresses skip duplicate address
+// detection so they are usable at once. An existing address gives an error wrapping EEXIST.
+func (r *rtnl) add(index int, p netip.Prefix) error {
+	req := r.request(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+	var flags uint32
+	if p.Addr().Is6() {
+		flags = unix.IFA_F_NODAD
+	}
+	addrRequest(req, index, p, flags)
+	req.AddData(nl.NewRtAttr(ifaProto, []byte{AddrProto}))
+	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+		return fmt.Errorf("add address %s: %w", p, err)
+	}
+	return nil
+}
+
+// del removes p from the link. A missing address gives an error wrapping EADDRNOTAVAIL.
+func (r *rtnl) del(index int, p netip.Prefix) error {
+	req := r.request(unix.RTM_DELADDR, unix.NLM_F_ACK)
+	addrRequest(req, index, p, 0)
+	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+		return fmt.Errorf("delete address %s: %w", p, err)
+	}
+	return nil
+}
+
+func addrRequest(req *nl.NetlinkRequest, index int, p netip.Prefix, flags uint32) {
+	family := unix.AF_INET6
+	if p.Addr().Is4() {
+		family = unix.AF_INET
+	}
+	msg := nl.NewIfAddrmsg(family)
+	msg.Index = uint32(index)
+	msg.Prefixlen = uint8(p.Bits())
+	msg.Flags = uint8(flags)
+	req.AddData(msg)
+	ip := p.Addr().AsSlice()
+	// IFA_LOCAL is the address, IFA_ADDRESS the peer; equal means no peer.
+	req.AddData(nl.NewRtAttr(unix.IFA_LOCAL, ip))
+	req.AddData(nl.NewRtAttr(unix.IFA_ADDRESS, ip))
+	if flags > 0xff {
+		req.AddData(nl.NewRtAttr(unix.IFA_FLAGS, nl.Uint32Attr(flags)))
+	}
+}
+
+// parseAddrMsg decodes an RTM_NEWADDR / RTM_DELADDR payload (struct ifaddrmsg and its
+// attributes), checking every length.
+func parseAddrMsg(b []byte) (kernelAddr, error) {
+	if len(b) < unix.SizeofIfAddrmsg {
+		return kernelAddr{}, fmt.Errorf("address message: %d bytes, want at least %d", len(b), unix.SizeofIfAddrmsg)
+	}
+	family, bits := b[0], int(b[1])
+	a := kernelAddr{
+		Flags: uint32(b[2]),
+		Scope: b[3],
+		Index: int(binary.NativeEndian.Uint32(b[4:8])),
+	}
+	var local, address []byte
+	rest := b[unix.SizeofIfAddrmsg:]
+	for len(rest) > 0 {
+		if len(rest) < unix.SizeofRtAttr {
+			return kernelAddr{}, fmt.Errorf("address message: %d trailing bytes", len(rest))
+		}
+		l := int(binary.NativeEndian.Uint16(rest[0:2]))
+		typ := binary.NativeEndian.Uint16(rest[2:4]) & nlaTypeMask
+		if l < unix.SizeofRtAttr || l > len(rest) {
+			return kernelAddr{}, fmt.Errorf("address message: attribute %d length %d, %d bytes left", typ, l, len(rest))
+		}
+		v := rest[unix.SizeofRtAttr:l]
+		switch typ {
+		case unix.IFA_LOCAL:
+			local = v
+		case unix.IFA_ADDRESS:
+			address = v
+		case unix.IFA_FLAGS:
+			if len(v) >= 4 {
+				a.Flags = binary.NativeEndian.Uint32(v)
+			}
+		case ifaProto:
+			if len(v) >= 1 {
+				a.Proto = v[0]
+			}
+		}
+		next := (l + unix.NLA_ALIGNTO - 1) &^ (unix.NLA_ALIGNTO - 1)
+		if next > len(rest) {
+			next = len(rest)
+		}
+		rest = rest[next:]
+	}
+	// IPv4 always sends IFA_LOCAL (IFA_ADDRESS is the peer); IPv6 sends IFA_LOCAL only with a
+	// peer.
+	raw := local
+	if raw == nil {
+		raw = address
+	}
+	want := 4
+	if family == unix.AF_INET6 {
+		want = 16
+	} else if family != unix.AF_INET {
+		return kernelAddr{}, fmt.Errorf("address message: family %d", family)
+	}
+	if len(raw) != want {
+		return kernelAddr{}, fmt.Errorf("address message: family %d with a %d-byte address", family, len(raw))
+	}
+	ip, _ := netip.AddrFromSlice(raw)
+	if bits > ip.BitLen() {
+		return kernelAddr{}, fmt.Errorf("address message: prefix length %d for %s", bits, ip)
+	}
+	a.Prefix = netip.PrefixFrom(ip, bits)
+	return a, nil
+}
