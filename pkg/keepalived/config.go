@@ -1,0 +1,188 @@
+package keepalived
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is the VRRP part of a keepalived configuration. Fields hold what the file says;
+// keepalived's defaults are applied by Convert, not here (zero means "not set" unless a
+// field says otherwise).
+type Config struct {
+	// File is the main file and Files every file read, as shown in positions.
+	File  string
+	Files []string
+
+	Global         GlobalDefs
+	Scripts        []*Script // vrrp_script, in file order
+	TrackProcesses []*TrackProcess
+	Instances      []*Instance
+	SyncGroups     []*SyncGroup
+
+	// Ignored are top-level sections and keywords that are read but not converted (LVS
+	// virtual_server, bfd_instance, static_routes, ...).
+	Ignored []Directive
+	// Warnings are problems found while reading: unknown keywords, repeated keywords,
+	// conditional lines decided without a config id.
+	Warnings []Warning
+}
+
+// Directive is a statement kept as written, for what is not interpreted.
+type Directive struct {
+	Keyword  string
+	Args     []string
+	Pos      Pos
+	HasBlock bool
+}
+
+// GlobalDefs is the global_defs section.
+type GlobalDefs struct {
+	Pos                  Pos
+	RouterID             string
+	EnableScriptSecurity bool
+	ScriptUser           string
+	ScriptGroup          string
+	VRRPVersion          int // 2, 3, or 0 when not set (keepalived's default is 2)
+	VRRPStrict           bool
+	// Ignored are the other global_defs keywords.
+	Ignored []Directive
+	// Keys is where each interpreted keyword was set.
+	Keys map[string]Pos
+}
+
+// Script is a vrrp_script.
+type Script struct {
+	Name string
+	Pos  Pos
+	// Command is the script string as keepalived reads it: the first argument of "script".
+	// keepalived execs it directly, splitting it at unquoted whitespace (no shell).
+	Command string
+	// ExtraArgs are words written after an unquoted script path. keepalived ignores them.
+	ExtraArgs []string
+	Interval  time.Duration // 0: not set (keepalived's default is 1s)
+	Timeout   time.Duration // 0: not set (the interval)
+	Weight    int
+	WeightSet bool
+	Reverse   bool
+	Fall      int // 0: not set (1)
+	Rise      int // 0: not set (1)
+	InitFail  bool
+	User      string
+	Group     string
+	Ignored   []Directive
+	Keys      map[string]Pos
+}
+
+// TrackProcess is a vrrp_track_process.
+type TrackProcess struct {
+	Name           string
+	Pos            Pos
+	Process        string
+	Params         []string
+	ParamMatch     string
+	Weight         int
+	WeightSet      bool
+	Reverse        bool
+	Quorum         int // 0: not set (1)
+	QuorumMax      int
+	QuorumMaxSet   bool
+	ForkDelay      time.Duration
+	TerminateDelay time.Duration
+	FullCommand    bool
+	Ignored        []Directive
+	Keys           map[string]Pos
+}
+
+// Instance is a vrrp_instance.
+type Instance struct {
+	Name             string
+	Pos              Pos
+	State            string // MASTER, BACKUP or "" when not set
+	Interface        string
+	VRID             int
+	Priority         int           // 0: not set (100, or 255 with state MASTER)
+	AdvertInt        time.Duration // 0: not set (1s)
+	Version          int           // 0: not set (global vrrp_version)
+	NoPreempt        bool
+	PreemptDelay     time.Duration
+	Accept           *bool // accept / no_accept
+	StrictMode       *bool // strict_mode; nil: global vrrp_strict
+	DontTrackPrimary bool
+	Auth             *Auth
+	VIPs             []VIP
+	ExcludedVIPs     []VIP
+	UnicastSrcIP     netip.Addr
+	UnicastPeers     []UnicastPeer
+	TrackScripts     []TrackRef
+	TrackInterfaces  []TrackRef
+	TrackProcesses   []TrackRef
+	Notify           []Notify
+	// Ignored are the keywords of vrrp_instance that Convert cannot express (use_vmac,
+	// garp_*, virtual_routes, mcast_src_ip, ...).
+	Ignored []Directive
+	Keys    map[string]Pos
+}
+
+// Auth is the authentication block.
+type Auth struct {
+	Pos  Pos
+	Type string // PASS or AH
+	Pass string
+	// PassPos is where auth_pass was set (zero when it was not).
+	PassPos Pos
+}
+
+// VIP is one virtual_ipaddress entry.
+type VIP struct {
+	Pos Pos
+	// Address is the address as written without a range ("192.0.2.10/24", "2001:db8::1").
+	Address string
+	Prefix  netip.Prefix // Bits is the full length when no mask was written
+	Brd     string
+	Dev     string
+	Scope   string
+	Label   string
+	Peer    string
+	// Flags are the other options (home, -nodad, noprefixroute, no_track, use_vmac, ...).
+	Flags []string
+}
+
+// UnicastPeer is one unicast_peer entry.
+type UnicastPeer struct {
+	Pos    Pos
+	Addr   netip.Addr
+	MinTTL int // -1: not set
+	MaxTTL int // -1: not set
+}
+
+// TrackRef is one entry of track_script, track_interface or track_process.
+type TrackRef struct {
+	Pos       Pos
+	Name      string
+	Weight    int
+	WeightSet bool
+	Reverse   bool
+}
+
+// Notify is a notify script (notify, notify_master, ...).
+type Notify struct {
+	Pos     Pos
+	Keyword string
+	Command string
+}
+
+// SyncGroup is a vrrp_sync_group.
+type SyncGroup struct {
+	Name            string
+	Pos             Pos
+	Group           []string
+	GroupPos        Pos
+	TrackScripts    []TrackRef
+	TrackInterfaces []TrackRef
+	TrackProcesses  []TrackRef
+	Notify          []Notify
+	// TrackingWeight is sync_group_tracking_weight: member weights are kept.
+	TrackingWeight bool
+	Ignored        []Directive
+	Keys           map[string]Pos
+}

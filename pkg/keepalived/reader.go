@@ -1,0 +1,443 @@
+package keepalived
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Options bound and adjust parsing. The zero value is usable: every zero limit takes the
+// default shown.
+type Options struct {
+	// ConfigID is keepalived's config id (its -i option, by default the host name): lines
+	// starting with "@ID" are kept only for that id, lines starting with "@^ID" for every
+	// other id. When empty, "@ID" lines are skipped and "@^ID" lines kept, each with a
+	// warning.
+	ConfigID string
+
+	MaxFileSize     int64 // bytes per file (default 1 MiB)
+	MaxTotalSize    int64 // bytes over all files (default 8 MiB)
+	MaxFiles        int   // files read, the main one included (default 64)
+	MaxIncludeDepth int   // nested includes (default 8)
+	MaxNesting      int   // nested blocks (default 16)
+	MaxTokenLen     int   // bytes in one word (default 4096)
+	MaxLineLen      int   // bytes in one line, after parameter substitution (default 64 KiB)
+}
+
+func (o *Options) withDefaults() Options {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if r.MaxFileSize <= 0 {
+		r.MaxFileSize = 1 << 20
+	}
+	if r.MaxTotalSize <= 0 {
+		r.MaxTotalSize = 8 << 20
+	}
+	def(&r.MaxFiles, 64)
+	def(&r.MaxIncludeDepth, 8)
+	def(&r.MaxNesting, 16)
+	def(&r.MaxTokenLen, 4096)
+	def(&r.MaxLineLen, 64<<10)
+	return r
+}
+
+// source is one open file.
+type source struct {
+	fsPath  string // path inside the fs.FS
+	display string // path as shown in positions
+	data    string
+	off     int
+	line    int
+}
+
+// reader yields the token lines of a configuration, following includes and applying
+// conditional lines and parameter substitution.
+type reader struct {
+	fsys    fs.FS
+	opts    Options
+	display func(fsPath string) string
+
+	stack    []*source
+	files    []string
+	total    int64
+	defs     map[string]string
+	warnings []Warning
+}
+
+var includeKeywords = map[string]bool{
+	"include": true, "includer": true, "includem": true, "includew": true, "includeb": true, "includea": true,
+}
+
+func (r *reader) open(fsPath string, at Pos) *Error {
+	disp := r.display(fsPath)
+	if len(r.files) >= r.opts.MaxFiles {
+		return errorf(at, "too many configuration files (limit %d)", r.opts.MaxFiles)
+	}
+	for _, s := range r.stack {
+		if s.fsPath == fsPath {
+			chain := make([]string, 0, len(r.stack)+1)
+			for _, t := range r.stack {
+				chain = append(chain, t.display)
+			}
+			chain = append(chain, disp)
+			return errorf(at, "include cycle: %s", strings.Join(chain, " -> "))
+		}
+	}
+	if len(r.stack) > r.opts.MaxIncludeDepth {
+		return errorf(at, "includes nested deeper than %d", r.opts.MaxIncludeDepth)
+	}
+	f, err := r.fsys.Open(fsPath)
+	if err != nil {
+		return &Error{Pos: at, Msg: "cannot open " + disp, Err: err}
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return errorf(at, "%s is a directory", disp)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, r.opts.MaxFileSize+1))
+	if err != nil {
+		return &Error{Pos: at, Msg: "cannot read " + disp, Err: err}
+	}
+	if int64(len(data)) > r.opts.MaxFileSize {
+		return errorf(at, "%s is larger than %d bytes", disp, r.opts.MaxFileSize)
+	}
+	r.total += int64(len(data))
+	if r.total > r.opts.MaxTotalSize {
+		return errorf(at, "configuration files are larger than %d bytes in total", r.opts.MaxTotalSize)
+	}
+	r.files = append(r.files, disp)
+	r.stack = append(r.stack, &source{fsPath: fsPath, display: disp, data: string(data)})
+	return nil
+}
+
+// next returns the tokens of the next non-empty line, or ok == false at the end of the
+// configuration.
+func (r *reader) next() (toks []token, ok bool, err *Error) {
+	for len(r.stack) > 0 {
+		s := r.stack[len(r.stack)-1]
+		if s.off >= len(s.data) {
+			r.stack = r.stack[:len(r.stack)-1]
+			continue
+		}
+		end := strings.IndexByte(s.data[s.off:], '\n')
+		var raw string
+		if end < 0 {
+			raw = s.data[s.off:]
+			s.off = len(s.data)
+		} else {
+			raw = s.data[s.off : s.off+end]
+			s.off += end + 1
+		}
+		s.line++
+		lineStart := Pos{File: s.display, Line: s.line, Col: 1}
+		if len(raw) > r.opts.MaxLineLen {
+			return nil, false, errorf(lineStart, "line longer than %d bytes", r.opts.MaxLineLen)
+		}
+		toks, err := r.lineTokens(s, raw)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(toks) == 0 {
+			continue
+		}
+		if toks[0].kind == tokWord && !toks[0].quoted && includeKeywords[toks[0].text] {
+			if err := r.include(s, toks); err != nil {
+				return nil, false, err
+			}
+			continue
+		}
+		return toks, true, nil
+	}
+	return nil, false, nil
+}
+
+// lineTokens applies conditional configuration, parameter definitions and substitution to
+// one raw line and tokenizes it.
+func (r *reader) lineTokens(s *source, raw string) ([]token, *Error) {
+	line := stripComment(raw)
+	trimmed := strings.TrimLeft(line, " \t\r\f\v")
+	col0 := len(line) - len(trimmed)
+	at := Pos{File: s.display, Line: s.line, Col: col0 + 1}
+	conditional, substituted := false, false
+
+	if strings.HasPrefix(trimmed, "@") {
+		conditional = true
+		n := strings.IndexAny(trimmed, " \t")
+		if n < 0 {
+			n = len(trimmed)
+		}
+		id, neg := trimmed[1:n], false
+		if strings.HasPrefix(id, "^") {
+			id, neg = id[1:], true
+		}
+		if id == "" {
+			return nil, errorf(at, "conditional configuration without a config id after '@'")
+		}
+		keep := (r.opts.ConfigID == id) != neg
+		if r.opts.ConfigID == "" && strings.TrimSpace(trimmed[n:]) != "" {
+			what := "skipped"
+			if keep {
+				what = "kept"
+			}
+			r.warnings = append(r.warnings, Warning{Pos: at, Msg: "conditional line for config id '" +
+				trimmed[:n] + "' " + what + ": no config id given (keepalived uses its -i option or the host name); pass the config id to choose"})
+		}
+		if !keep {
+			return nil, nil
+		}
+		// Blank out "@ID" so that columns stay those of the file.
+		prefix := col0 + n
+		line = strings.Repeat(" ", prefix) + line[prefix:]
+		trimmed = strings.TrimLeft(line, " \t\r\f\v")
+		col0 = len(line) - len(trimmed)
+		at.Col = col0 + 1
+	}
+
+	if strings.HasPrefix(trimmed, "~SEQ") {
+		return nil, errorf(at, "~SEQ sequence blocks are not supported; expand them before converting")
+	}
+	if name, value, ok := paramDefinition(trimmed); ok {
+		value = strings.TrimSpace(value)
+		if strings.HasSuffix(value, "\\") {
+			return nil, errorf(at, "multiline parameter definitions ($%s= ... \\) are not supported; expand them before converting", name)
+		}
+		if r.defs == nil {
+			r.defs = map[string]string{}
+		}
+		r.defs[name] = value
+		return nil, nil
+	}
+	if strings.Contains(line, "$") {
+		out, err := r.substitute(s, line, at)
+		if err != nil {
+			return nil, err
+		}
+		substituted = out != line
+		line = out
+		if len(line) > r.opts.MaxLineLen {
+			return nil, errorf(at, "line longer than %d bytes after parameter substitution", r.opts.MaxLineLen)
+		}
+	}
+	toks, err := tokenize(line, s.display, s.line, 0, r.opts.MaxTokenLen)
+	if err != nil {
+		return nil, err
+	}
+	if (conditional || substituted) && len(toks) > 0 && toks[0].kind == tokWord && includeKeywords[toks[0].text] {
+		// keepalived looks for includes before it applies '@' and '$', so it would not
+		// include anything here; refuse rather than guess.
+		return nil, errorf(toks[0].pos, "%s after conditional configuration or parameter substitution is not honoured by keepalived; write it on a line of its own", toks[0].text)
+	}
+	return toks, nil
+}
+
+// paramDefinition recognises "$NAME=VALUE".
+func paramDefinition(s string) (name, value string, ok bool) {
+	if !strings.HasPrefix(s, "$") {
+		return "", "", false
+	}
+	i := 1
+	for i < len(s) && isNameChar(s[i], i == 1) {
+		i++
+	}
+	if i == 1 || i >= len(s) || s[i] != '=' {
+		return "", "", false
+	}
+	return s[1:i], s[i+1:], true
+}
+
+func isNameChar(c byte, first bool) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || !first && c >= '0' && c <= '9'
+}
+
+// substitute replaces $NAME (followed by whitespace or the end of the line) and ${NAME} by
+// the values of defined parameters, recursively; undefined names stay as they are.
+func (r *reader) substitute(s *source, line string, at Pos) (string, *Error) {
+	lookup := func(name string) (string, bool, *Error) {
+		switch name {
+		case "_PWD":
+			return path.Dir(s.display), true, nil
+		case "_INSTANCE":
+			return r.opts.ConfigID, r.opts.ConfigID != "", nil
+		case "_HASH":
+			return "#", true, nil
+		case "_BANG":
+			return "!", true, nil
+		}
+		if strings.HasPrefix(name, "_RANDOM") {
+			return "", false, errorf(at, "${_RANDOM} is not supported: the conversion must be deterministic")
+		}
+		v, ok := r.defs[name]
+		return v, ok, nil
+	}
+	const maxReplacements = 256
+	n := 0
+	for i := 0; i < len(line); {
+		if line[i] != '$' {
+			i++
+			continue
+		}
+		var name string
+		var end int
+		if i+1 < len(line) && line[i+1] == '{' {
+			j := strings.IndexByte(line[i+2:], '}')
+			if j < 0 {
+				i++
+				continue
+			}
+			name, end = line[i+2:i+2+j], i+3+j
+		} else {
+			j := i + 1
+			for j < len(line) && isNameChar(line[j], j == i+1) {
+				j++
+			}
+			if j == i+1 || j < len(line) && !isSpace(line[j]) {
+				i++
+				continue
+			}
+			name, end = line[i+1:j], j
+		}
+		v, ok, err := lookup(name)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			i++
+			continue
+		}
+		if n++; n > maxReplacements {
+			return "", errorf(at, "parameter substitution does not terminate (more than %d replacements)", maxReplacements)
+		}
+		line = line[:i] + v + line[end:]
+		if len(line) > r.opts.MaxLineLen {
+			return "", errorf(at, "line longer than %d bytes after parameter substitution", r.opts.MaxLineLen)
+		}
+		// Rescan from i: the value may itself contain parameters.
+	}
+	return line, nil
+}
+
+// include opens the files an include line names, in glob order, on top of the stack.
+func (r *reader) include(s *source, toks []token) *Error {
+	kw := toks[0]
+	if len(toks) != 2 || toks[1].kind != tokWord {
+		return errorf(kw.pos, "%s takes exactly one file name or pattern", kw.text)
+	}
+	pattern := toks[1].text
+	at := toks[1].pos
+	if pattern == "" {
+		return errorf(at, "%s: empty file name", kw.text)
+	}
+	var base string
+	if strings.HasPrefix(pattern, "/") {
+		base = strings.TrimLeft(path.Clean(pattern), "/")
+	} else {
+		base = path.Join(path.Dir(s.fsPath), pattern)
+	}
+	if base == "" || base == ".." || strings.HasPrefix(base, "../") {
+		return errorf(at, "%s: %q is outside the configuration root", kw.text, pattern)
+	}
+	patterns, err := expandBraces(base, 64)
+	if err != nil {
+		return errorf(at, "%s: %v", kw.text, err)
+	}
+	var matches []string
+	seen := map[string]bool{}
+	for _, p := range patterns {
+		m, err := fs.Glob(r.fsys, p)
+		if err != nil {
+			return &Error{Pos: at, Msg: kw.text + ": bad pattern " + pattern, Err: err}
+		}
+		sort.Strings(m)
+		for _, f := range m {
+			if !seen[f] {
+				seen[f] = true
+				matches = append(matches, f)
+			}
+		}
+	}
+	if len(matches) == 0 {
+		if kw.text == "include" {
+			// Plain include tolerates missing files, as keepalived does.
+			r.warnings = append(r.warnings, Warning{Pos: kw.pos, Msg: "include " + pattern + " matches no file; nothing included"})
+			return nil
+		}
+		return errorf(at, "%s %s matches no file", kw.text, pattern)
+	}
+	// Push in reverse so that the first match is read first.
+	for i := len(matches) - 1; i >= 0; i-- {
+		if err := r.open(matches[i], at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expandBraces expands csh-style braces: "a{b,c}d" -> "abd", "acd". It refuses patterns
+// that expand to more than limit names.
+func expandBraces(p string, limit int) ([]string, error) {
+	open := -1
+	depth := 0
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '\\':
+			i++
+		case '{':
+			if depth == 0 {
+				open = i
+			}
+			depth++
+		case '}':
+			if depth == 0 {
+				continue
+			}
+			depth--
+			if depth > 0 {
+				continue
+			}
+			// Split the alternatives at top-level commas.
+			var alts []string
+			start, d := open+1, 0
+			for j := open + 1; j < i; j++ {
+				switch p[j] {
+				case '{':
+					d++
+				case '}':
+					d--
+				case ',':
+					if d == 0 {
+						alts = append(alts, p[start:j])
+						start = j + 1
+					}
+				}
+			}
+			alts = append(alts, p[start:i])
+			if len(alts) == 1 {
+				// "{x}" without a comma is literal in csh.
+				continue
+			}
+			var out []string
+			for _, a := range alts {
+				sub, err := expandBraces(p[:open]+a+p[i+1:], limit)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, sub...)
+				if len(out) > limit {
+					return nil, errors.New("pattern expands to too many names")
+				}
+			}
+			return out, nil
+		}
+	}
+	return []string{p}, nil
+}
