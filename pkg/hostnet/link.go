@@ -226,14 +226,18 @@ func (l *link) watch(ctx context.Context, fn func(netip.Prefix)) error {
 	// subscription is resynchronised from a dump.
 	_ = s.SetReceiveBufferSize(1<<20, false)
 
-	// Subscribed first, dumped second: a removal in between is seen by the dump.
+	// Subscribed first, dumped second: a removal in between is seen by the dump. The events
+	// queued meanwhile may then report it again; missing (reported and not re-added since)
+	// keeps each removal to one call.
+	missing := map[netip.Prefix]bool{}
 	resync := func() error {
 		have, err := rt.addrs(li.index)
 		if err != nil {
 			return err
 		}
 		for _, p := range l.wanted() {
-			if !slices.ContainsFunc(have, func(a kernelAddr) bool { return a.Prefix == p }) {
+			if !slices.ContainsFunc(have, func(a kernelAddr) bool { return a.Prefix == p }) && !missing[p] {
+				missing[p] = true
 				fn(p)
 			}
 		}
@@ -261,7 +265,7 @@ func (l *link) watch(ctx context.Context, fn func(netip.Prefix)) error {
 			continue
 		}
 		for _, m := range msgs {
-			if m.Header.Type != unix.RTM_DELADDR {
+			if m.Header.Type != unix.RTM_NEWADDR && m.Header.Type != unix.RTM_DELADDR {
 				continue
 			}
 			a, err := parseAddrMsg(m.Data)
@@ -269,7 +273,12 @@ func (l *link) watch(ctx context.Context, fn func(netip.Prefix)) error {
 				l.h.log.Debug("ignoring an address event", "err", err)
 				continue
 			}
-			if a.Index == li.index && l.wants(a.Prefix) {
+			switch {
+			case a.Index != li.index:
+			case m.Header.Type == unix.RTM_NEWADDR:
+				delete(missing, a.Prefix)
+			case l.wants(a.Prefix) && !missing[a.Prefix]:
+				missing[a.Prefix] = true
 				fn(a.Prefix)
 			}
 		}
