@@ -500,15 +500,20 @@ func (in *Instance) resign(out *Output, copies int) {
 // version, interface, family or source returns ErrIncompatible.
 func (in *Instance) Reconfigure(now time.Time, cfg Config) (Output, error) {
 	var out Output
+	// A refused config leaves the instance running as it was: its timers still stand, and the
+	// driver re-arms from out.Next, so it must carry them (a zero Next would stop the timer).
 	if err := cfg.Validate(); err != nil {
+		in.schedule(&out)
 		return out, err
 	}
 	old := in.cfg
 	if cfg.VRID != old.VRID || cfg.Version != old.Version || cfg.Interface != old.Interface ||
 		cfg.Primary != old.Primary {
+		in.schedule(&out)
 		return out, ErrIncompatible
 	}
 	if (cfg.Priority == 255) != (old.Priority == 255) {
+		in.schedule(&out)
 		return out, ErrIncompatible
 	}
 	in.cfg = cfg.clone()
