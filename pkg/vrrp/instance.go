@@ -580,6 +580,9 @@ func (in *Instance) transition(out *Output, now time.Time, to State, reason stri
 	in.stats.Transitions++
 	if to != Master && to != Backup {
 		in.masterDownAt = time.Time{}
+		// Fault and Initialize hear nobody, so what they knew of the master goes stale; and
+		// leaving Master this way, the "master" is this router itself.
+		in.masterAddr, in.masterPrio = netip.Addr{}, 0
 	}
 	in.log.Info("VRRP transition", "from", out.Transition.From.String(), "to", to.String(),
 		"reason", reason, "priority", in.priority)
