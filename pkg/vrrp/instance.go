@@ -422,6 +422,7 @@ func (in *Instance) SetPriority(now time.Time, p uint8) Output {
 	switch in.state {
 	case Master:
 		if p != old {
+			in.masterPrio = p
 			in.sendAdvert(&out, p, 1)
 			in.advertAt = now.Add(in.cfg.Interval)
 		}
@@ -531,6 +532,9 @@ func (in *Instance) Reconfigure(now time.Time, cfg Config) (Output, error) {
 	// A changed base priority replaces the effective one; probes re-apply their offsets.
 	if cfg.Priority != old.Priority {
 		in.priority = cfg.Priority
+		if in.state == Master {
+			in.masterPrio = in.priority
+		}
 	}
 	if in.state == Master {
 		out.Unbind, out.Bind = removed, added
