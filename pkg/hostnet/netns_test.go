@@ -154,12 +154,14 @@ func (n *testNS) up(t *testing.T, names ...string) {
 	}
 }
 
-func (n *testNS) addDummy(t *testing.T, name string) {
+// addLink adds a veth pair name - name+"p", both ends in n and up (the dummy module may be
+// missing).
+func (n *testNS) addLink(t *testing.T, name string) {
 	t.Helper()
-	if err := n.nl.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
-		t.Fatalf("add dummy %s: %v", name, err)
+	if err := n.nl.LinkAdd(vethPair(name, name+"p")); err != nil {
+		t.Fatalf("add veth %s: %v", name, err)
 	}
-	n.up(t, name)
+	n.up(t, name, name+"p")
 }
 
 // linkLocal waits for the usable link-local address of ifname.
@@ -221,4 +223,8 @@ func newLab(t *testing.T) *lab {
 	l.aLinkLocal = l.a.linkLocal(t, "a0")
 	l.bLinkLocal = l.b.linkLocal(t, "b0")
 	return l
+}
+
+func vethPair(a, b string) *netlink.Veth {
+	return &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a}, PeerName: b}
 }
