@@ -8,6 +8,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
@@ -215,13 +216,28 @@ func For(vip *v1alpha1.VirtualIP, node Node, peers []Peer, password []byte) (vrr
 	}
 
 	if spec.Authentication != nil && cfg.Version == 2 {
-		if len(password) == 0 || len(password) > passwordMaxLength {
-			return vrrp.Config{}, fmt.Errorf("VirtualIP %q: the PASS password in Secret %q key %q has %d bytes: use 1..%d bytes",
-				vip.Name, spec.Authentication.SecretRef.Name, spec.Authentication.SecretRef.Key, len(password), passwordMaxLength)
+		if err := ValidatePassword(vip, password); err != nil {
+			return vrrp.Config{}, fmt.Errorf("VirtualIP %q: %w", vip.Name, err)
 		}
 		cfg.Password = slices.Clone(password)
 	}
 	return cfg, nil
+}
+
+// ValidatePassword checks the PASS password that vip's spec.authentication.secretRef resolves
+// to: 1..8 bytes, the size of the VRRPv2 authentication data. It returns nil when vip has no
+// authentication. The error never shows the password.
+func ValidatePassword(vip *v1alpha1.VirtualIP, password []byte) *field.Error {
+	a := vip.Spec.Authentication
+	if a == nil {
+		return nil
+	}
+	if len(password) == 0 || len(password) > passwordMaxLength {
+		return field.Invalid(field.NewPath("spec", "authentication", "secretRef"), a.SecretRef.Name+"/"+a.SecretRef.Key,
+			fmt.Sprintf("the password in Secret %q key %q has %d bytes: PASS authentication takes 1..%d bytes",
+				a.SecretRef.Name, a.SecretRef.Key, len(password), passwordMaxLength))
+	}
+	return nil
 }
 
 // maxPriority is the highest priority a node configured with prio can advertise: positive probe

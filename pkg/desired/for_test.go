@@ -225,7 +225,7 @@ func TestFor(t *testing.T) {
 		{name: "v2 PASS too long", vip: func(v *v1alpha1.VirtualIP) {
 			v.Spec.Version = 2
 			v.Spec.Authentication = &v1alpha1.AuthenticationSpec{Type: "PASS", SecretRef: v1alpha1.SecretKeyRef{Name: "s", Key: "k"}}
-		}, password: "123456789", wantErr: `the PASS password in Secret "s" key "k" has 9 bytes: use 1..8 bytes`},
+		}, password: "123456789", wantErr: `VirtualIP "haproxy": spec.authentication.secretRef: Invalid value: "s/k": the password in Secret "s" key "k" has 9 bytes: PASS authentication takes 1..8 bytes`},
 		{name: "v2 PASS empty", vip: func(v *v1alpha1.VirtualIP) {
 			v.Spec.Version = 2
 			v.Spec.Authentication = &v1alpha1.AuthenticationSpec{Type: "PASS", SecretRef: v1alpha1.SecretKeyRef{Name: "s", Key: "k"}}

@@ -43,7 +43,6 @@ const (
 	MaxExecArgs       = 32
 	MaxProbeWeight    = 253
 	OwnerPriority     = 255
-	MaxNonOwnerPrio   = 254
 	passwordMaxLength = packet.PassLen
 )
 
