@@ -1,0 +1,343 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
+	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
+	"github.com/kube-vrrp/kube-vrrp/pkg/hostnet"
+	"github.com/kube-vrrp/kube-vrrp/pkg/manifest"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
+)
+
+// runOptions are the flags of `kube-vrrp run`.
+type runOptions struct {
+	files     []string
+	node      string
+	labels    map[string]string
+	level     slog.Level
+	logFormat string
+}
+
+func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		files     fileList
+		o         runOptions
+		labels    string
+		level     string
+		logFormat string
+	)
+	fs.Var(&files, "f", "manifest `FILE` with VirtualIP and Secret objects (repeatable; - reads standard input)")
+	fs.StringVar(&o.node, "node", "", "`NAME` of this node, as spec.nodes[].name refers to it (required)")
+	fs.StringVar(&labels, "node-labels", "", "labels of this node for spec.nodeSelector, as `k=v,...`")
+	fs.StringVar(&level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	fs.StringVar(&logFormat, "log-format", "text", "log `FORMAT` on standard error: text or json")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: kube-vrrp run -f FILE... --node NAME [--node-labels k=v,...] [--log-level info]")
+		fmt.Fprintln(stderr, "Runs VRRP for every VirtualIP in the files that selects this node, without Kubernetes.")
+		fmt.Fprintln(stderr, "SIGTERM or SIGINT hands the addresses over (priority 0) and exits.")
+		fs.PrintDefaults()
+	}
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return runOptions{}, err
+	}
+	o.files = append(files, rest...)
+	if len(o.files) == 0 {
+		return runOptions{}, errors.New("no manifest given: use -f FILE")
+	}
+	if o.node == "" {
+		return runOptions{}, errors.New("--node is required: the name of this node, as spec.nodes[].name refers to it")
+	}
+	if o.labels, err = parseLabels(labels); err != nil {
+		return runOptions{}, fmt.Errorf("--node-labels: %w", err)
+	}
+	if err := o.level.UnmarshalText([]byte(level)); err != nil {
+		return runOptions{}, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	switch logFormat {
+	case "text", "json":
+		o.logFormat = logFormat
+	default:
+		return runOptions{}, fmt.Errorf("--log-format %q: use text or json", logFormat)
+	}
+	return o, nil
+}
+
+// parseLabels parses "k=v,k2=v2" into valid Kubernetes labels.
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for kv := range strings.SplitSeq(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not key=value", kv)
+		}
+		if msgs := validation.IsQualifiedName(k); len(msgs) > 0 {
+			return nil, fmt.Errorf("label key %q: %s", k, strings.Join(msgs, "; "))
+		}
+		if msgs := validation.IsValidLabelValue(v); len(msgs) > 0 {
+			return nil, fmt.Errorf("label %q value %q: %s", k, v, strings.Join(msgs, "; "))
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("label %q is given twice", k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func newLogger(w io.Writer, o runOptions) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: o.level}
+	if o.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// nodeFromHost describes this machine to desired.For.
+func nodeFromHost(name string, labels map[string]string, ifs []hostnet.Interface) desired.Node {
+	n := desired.Node{Name: name, Labels: labels, Interfaces: make([]desired.Interface, 0, len(ifs))}
+	for _, i := range ifs {
+		n.Interfaces = append(n.Interfaces, desired.Interface{
+			Name: i.Name, Index: i.Index, Up: i.Up, Prefixes: slices.Clone(i.Prefixes),
+		})
+	}
+	return n
+}
+
+// buildConfigs returns the Config of every VirtualIP of set that selects node, and the names of
+// those that do not. Standalone mode knows no other nodes, so the unicast peers are only
+// spec.unicast.peers. Any error fails the whole set: nothing is half-applied.
+func buildConfigs(set *manifest.Set, node desired.Node) (cfgs []vrrp.Config, skipped []string, err error) {
+	var errs []error
+	type slot struct {
+		ifname string
+		vrid   uint8
+		v6     bool
+	}
+	used := map[slot]string{}
+	for i := range set.VirtualIPs {
+		vip := &set.VirtualIPs[i]
+		ok, err := desired.Selects(vip, node.Labels)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !ok {
+			skipped = append(skipped, vip.Name)
+			continue
+		}
+		pw, err := set.Password(vip)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cfg, err := desired.For(vip, node, nil, pw)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := cfg.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("VirtualIP %q: %w", vip.Name, err))
+			continue
+		}
+		s := slot{cfg.Interface, cfg.VRID, cfg.Primary.Is6()}
+		if other, dup := used[s]; dup {
+			errs = append(errs, fmt.Errorf("VirtualIPs %q and %q both use VRID %d on %s: give one of them another spec.vrid",
+				other, vip.Name, cfg.VRID, cfg.Interface))
+			continue
+		}
+		used[s] = vip.Name
+		cfgs = append(cfgs, cfg)
+	}
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	return cfgs, skipped, nil
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseRunFlags(args, stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "kube-vrrp run: %v\n", err)
+		}
+		return flagError(err)
+	}
+	log := newLogger(stderr, o)
+	if err := run(ctx, o, log, stderr); err != nil {
+		log.Error("kube-vrrp run failed", "err", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// errInvalid means the manifests have errors; they were printed.
+var errInvalid = errors.New("refusing to start: the manifests have errors")
+
+func run(ctx context.Context, o runOptions, log *slog.Logger, stderr io.Writer) error {
+	// Everything that can be checked without touching the host is checked first.
+	set, err := manifest.Load(o.files...)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errInvalid
+	}
+	bad := false
+	for _, r := range check(set) {
+		for _, e := range r.errs {
+			fmt.Fprintln(stderr, e)
+			bad = true
+		}
+	}
+	if bad {
+		return errInvalid
+	}
+
+	lock, err := hostnet.Lock()
+	if err != nil {
+		if errors.Is(err, hostnet.ErrLocked) {
+			return fmt.Errorf("another kube-vrrp agent runs on this host; stop it first: %w", err)
+		}
+		return err
+	}
+	defer lock.Close()
+
+	// Addresses an earlier agent left behind (SIGKILL, crash) go before this one joins.
+	removed, err := hostnet.RemoveStale(ctx)
+	for _, p := range removed {
+		log.Info("removed stale virtual address", "address", p)
+	}
+	if err != nil {
+		return err
+	}
+
+	ifs, err := hostnet.Interfaces()
+	if err != nil {
+		return err
+	}
+	node := nodeFromHost(o.node, o.labels, ifs)
+	cfgs, skipped, err := buildConfigs(set, node)
+	if err != nil {
+		return err
+	}
+	for _, name := range skipped {
+		log.Info("VirtualIP does not select this node", "vip", name, "node", o.node)
+	}
+	if len(cfgs) == 0 {
+		return fmt.Errorf("no VirtualIP selects node %q: check spec.nodeSelector and --node-labels", o.node)
+	}
+	for i := range set.VirtualIPs {
+		if v := &set.VirtualIPs[i]; len(v.Spec.Probes) > 0 && slices.ContainsFunc(cfgs, func(c vrrp.Config) bool { return c.Name == v.Name }) {
+			log.Warn("kube-vrrp run does not evaluate spec.probes yet: the VIP does not follow their health", "vip", v.Name)
+		}
+	}
+
+	host := hostnet.NewHost(log)
+	defer host.Close()
+	a := agent.New(host, log)
+	for _, c := range cfgs {
+		if err := a.Apply(c.Name, c); err != nil {
+			return err
+		}
+		log.Info("configured", "vip", c.Name, "interface", c.Interface, "vrid", c.VRID, "version", c.Version,
+			"priority", c.Priority, "primary", c.Primary, "addresses", c.Addresses, "interval", c.Interval,
+			"unicast", len(c.Peers) > 0)
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	t := newTracker(log)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-a.Changes():
+				if !ok {
+					return
+				}
+				t.update(a.Snapshot())
+			}
+		}
+	}()
+	log.Info("kube-vrrp running", "node", o.node, "version", version, "instances", len(cfgs))
+	err = a.Run(ctx)
+	<-watched
+	t.update(a.Snapshot()) // the handover's own transitions
+	if err != nil {
+		return err
+	}
+	log.Info("kube-vrrp stopped", "node", o.node)
+	return nil
+}
+
+// tracker logs the transitions between snapshots of the agent.
+type tracker struct {
+	log  *slog.Logger
+	last map[string]vrrp.Status
+}
+
+func newTracker(log *slog.Logger) *tracker {
+	return &tracker{log: log, last: map[string]vrrp.Status{}}
+}
+
+// update logs every instance whose state changed since the last snapshot (a change of Since
+// with the same state means it left and came back), every priority change, and every instance
+// that is gone.
+func (t *tracker) update(snap []vrrp.Status) {
+	seen := make(map[string]bool, len(snap))
+	for _, st := range snap {
+		seen[st.Name] = true
+		prev, known := t.last[st.Name]
+		t.last[st.Name] = st
+		switch {
+		case !known || prev.State != st.State || !prev.Since.Equal(st.Since):
+			from := "None"
+			if known {
+				from = prev.State.String()
+			}
+			level := slog.LevelInfo
+			if st.State == vrrp.Fault {
+				level = slog.LevelWarn
+			}
+			t.log.Log(context.Background(), level, "transition", "vip", st.Name, "from", from, "state", st.State.String(),
+				"reason", st.Reason, "priority", st.Priority, "interface", st.Interface, "primary", addrString(st.Primary),
+				"master", addrString(st.Master), "since", st.Since)
+		case prev.Priority != st.Priority:
+			t.log.Info("priority changed", "vip", st.Name, "state", st.State.String(), "from", prev.Priority, "priority", st.Priority,
+				"reason", st.Reason)
+		}
+	}
+	for name := range t.last {
+		if !seen[name] {
+			delete(t.last, name)
+			t.log.Info("instance removed", "vip", name)
+		}
+	}
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
