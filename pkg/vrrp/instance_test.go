@@ -964,7 +964,7 @@ func TestNewValidates(t *testing.T) {
 		{"peer of the other family", func(c *vrrp.Config) { c.Peers = []netip.Addr{peer6} }},
 		{"v3 interval 5ms", func(c *vrrp.Config) { c.Interval = 5 * time.Millisecond }},
 		{"v3 interval 41s", func(c *vrrp.Config) { c.Interval = 41 * time.Second }},
-		{"v2 interval 1.5s", func(c *vrrp.Config) { c.Version, c.Interval = 2, 1500 * time.Millisecond }},
+		{"v2 interval 1.5s", func(c *vrrp.Config) { c.Version, c.Interval = 2, 1500*time.Millisecond }},
 		{"v2 over IPv6", func(c *vrrp.Config) {
 			c.Version, c.Interval, c.Primary, c.Addresses = 2, time.Second, me6, []netip.Prefix{vip6}
 		}},
