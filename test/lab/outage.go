@@ -21,6 +21,9 @@ type OutageOptions struct {
 	// AwaitOutage keeps measuring until at least one probe sent after the fault was lost (and
 	// then Settle passed): for faults whose effect is delayed.
 	AwaitOutage bool
+	// AwaitNode keeps measuring until this node (UDP probes) has answered a probe sent after
+	// the fault (and then Settle passed): for hand-overs to a known node.
+	AwaitNode string
 	// Timeout bounds the whole measurement after the fault (default 30 s).
 	Timeout time.Duration
 }
@@ -100,8 +103,15 @@ func (l *Lab) MeasureOutage(ctx context.Context, target netip.Addr, fault func()
 				lostAfter = true
 			}
 		}
+		reached := o.AwaitNode == ""
+		for _, rep := range r.Replies {
+			if rep.Node == o.AwaitNode && rep.Sent.After(out.FaultAt) {
+				reached = true
+				break
+			}
+		}
 		settled := r.End.Sub(out.FaultAt) >= o.Settle && cleanSince(r, r.End.Add(-o.Settle))
-		if settled && (lostAfter || !o.AwaitOutage) {
+		if settled && (lostAfter || !o.AwaitOutage) && reached {
 			break
 		}
 		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
@@ -110,6 +120,9 @@ func (l *Lab) MeasureOutage(ctx context.Context, target netip.Addr, fault func()
 		}
 		if time.Now().After(deadline) {
 			werr = fmt.Errorf("%s did not answer steadily again within %v of the fault", target, o.Timeout)
+			if !reached {
+				werr = fmt.Errorf("%s not answered by %s within %v of the fault", target, o.AwaitNode, o.Timeout)
+			}
 			break
 		}
 	}

@@ -208,9 +208,20 @@ func (p *Probe) sendLoop() {
 	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.target, uint16(p.opts.Port)))
 	ipdst := &net.IPAddr{IP: p.target.AsSlice(), Zone: p.target.Zone()}
 	for seq := 0; ; seq++ {
+		now := time.Now()
 		p.mu.Lock()
-		p.sent = append(p.sent, time.Now())
+		p.sent = append(p.sent, now)
 		p.mu.Unlock()
+		// Never wait for socket buffer space: while the client's neighbour entry for the
+		// target is unresolved, the kernel queues probes and charges them to the socket, and
+		// a blocked sender would send its next probe late and stretch the measured gap. A
+		// probe that cannot be sent at once is lost, like one dropped on the wire.
+		deadline := now.Add(p.opts.Interval / 2)
+		if p.udp != nil {
+			_ = p.udp.SetWriteDeadline(deadline)
+		} else {
+			_ = p.icmp.SetWriteDeadline(deadline)
+		}
 		if p.udp != nil {
 			b := make([]byte, probeHeader)
 			copy(b, probeMagic)
@@ -312,7 +323,7 @@ func (p *Probe) parse(b []byte) (int, string, bool) {
 	p.mu.Lock()
 	n := len(p.sent)
 	p.mu.Unlock()
-	seq := n - 1 - ((n-1-e.Seq)&0xffff)
+	seq := n - 1 - ((n - 1 - e.Seq) & 0xffff)
 	return seq, "", true
 }
 
