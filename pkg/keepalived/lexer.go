@@ -182,8 +182,23 @@ func hexVal(c byte) int {
 // group, a backslash outside single quotes escapes the next character. ok is false when a
 // quote is not closed.
 func splitCommand(s string) (argv []string, ok bool) {
+	words, ok := splitWords(s)
+	for _, w := range words {
+		argv = append(argv, w.text)
+	}
+	return argv, ok
+}
+
+// cmdWord is one argument of a command and whether it has, outside quotes, a character only
+// a shell gives a meaning to.
+type cmdWord struct {
+	text    string
+	special bool
+}
+
+func splitWords(s string) (words []cmdWord, ok bool) {
 	var b strings.Builder
-	in := false
+	in, special := false, false
 	var quote byte
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -209,11 +224,14 @@ func splitCommand(s string) (argv []string, ok bool) {
 			in = true
 		case isSpace(c) || c == '\n':
 			if in {
-				argv = append(argv, b.String())
+				words = append(words, cmdWord{text: b.String(), special: special})
 				b.Reset()
-				in = false
+				in, special = false, false
 			}
 		default:
+			if strings.IndexByte(shellChars, c) >= 0 {
+				special = true
+			}
 			b.WriteByte(c)
 			in = true
 		}
@@ -222,7 +240,7 @@ func splitCommand(s string) (argv []string, ok bool) {
 		return nil, false
 	}
 	if in {
-		argv = append(argv, b.String())
+		words = append(words, cmdWord{text: b.String(), special: special})
 	}
-	return argv, true
+	return words, true
 }
