@@ -12,9 +12,10 @@ import (
 )
 
 // AddrProto is the mark on every address this package adds: the IFA_PROTO address attribute
-// (Linux >= 6.1), shown by `ip -d address` as "proto 0x6b" ('k'). Unlike a label it works for
-// IPv6 too, survives a SIGKILLed agent, and is invisible to everything that does not look for
-// it. The value is outside the kernel's own IFAPROT_* range (0..3).
+// (Linux >= 6.1) with value 0x6b ('k'); recent iproute2 shows it as the address "proto".
+// Unlike a label it works for IPv6 too, it survives a SIGKILLed agent, and it changes nothing
+// for anyone who does not look for it. The value is outside the kernel's own IFAPROT_* range
+// (0..3).
 const AddrProto uint8 = 0x6b
 
 // Kernel constants missing from x/sys/unix.
