@@ -84,25 +84,45 @@ func (f *fileList) Set(s string) error {
 }
 
 // parseInterspersed parses flags that may come after positional arguments, as in
-// "-f a.yaml b.yaml --node lb1" (what a shell glob after -f gives), and returns the positional
-// arguments. Everything after "--" is positional.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
+// "-f a.yaml b.yaml --node lb1" (what a shell glob after -f gives), and passes each positional
+// argument to arg in order, between the flags' own Set calls. Everything after "--" is
+// positional.
+func parseInterspersed(fs *flag.FlagSet, args []string, arg func(string) error) error {
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			return printedError{err}
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
-			return pos, nil
+			return nil
 		}
 		// Parse stops at the first non-flag, or drops a "--" and stops after it.
 		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
-			return append(pos, rest...), nil
+			for _, a := range rest {
+				if err := arg(a); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
-		pos = append(pos, rest[0])
+		if err := arg(rest[0]); err != nil {
+			return err
+		}
 		args = rest[1:]
 	}
+}
+
+// printedError is an error the FlagSet has already printed, with the usage.
+type printedError struct{ error }
+
+func (e printedError) Unwrap() error { return e.error }
+
+// reportFlagError prints err unless the FlagSet already did, and returns the exit code.
+func reportFlagError(stderr io.Writer, cmd string, err error) int {
+	if !errors.As(err, new(printedError)) {
+		fmt.Fprintf(stderr, "kube-vrrp %s: %v\n", cmd, err)
+	}
+	return flagError(err)
 }
 
 // flagError reports a usage error; it returns the exit code for err from FlagSet.Parse.

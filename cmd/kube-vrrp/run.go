@@ -52,11 +52,11 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 		fmt.Fprintln(stderr, "SIGTERM or SIGINT hands the addresses over (priority 0) and exits.")
 		fs.PrintDefaults()
 	}
-	rest, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := parseInterspersed(fs, args, files.Set); err != nil {
 		return runOptions{}, err
 	}
-	o.files = append(files, rest...)
+	o.files = files
+	var err error
 	if len(o.files) == 0 {
 		return runOptions{}, errors.New("no manifest given: use -f FILE")
 	}
@@ -176,10 +176,7 @@ func buildConfigs(set *manifest.Set, node desired.Node) (cfgs []vrrp.Config, ski
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseRunFlags(args, stderr)
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "kube-vrrp run: %v\n", err)
-		}
-		return flagError(err)
+		return reportFlagError(stderr, "run", err)
 	}
 	log := newLogger(stderr, o)
 	if err := run(ctx, o, log, stderr); err != nil {

@@ -21,11 +21,9 @@ func cmdValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "Checks manifests with the rules of the CRD and the agent; applies nothing.")
 		fs.PrintDefaults()
 	}
-	rest, err := parseInterspersed(fs, args)
-	if err != nil {
-		return flagError(err)
+	if err := parseInterspersed(fs, args, files.Set); err != nil {
+		return reportFlagError(stderr, "validate", err)
 	}
-	files = append(files, rest...)
 	if len(files) == 0 {
 		fmt.Fprintln(stderr, "kube-vrrp validate: no manifest given: use -f FILE")
 		return exitUsage

@@ -174,8 +174,10 @@ func (l *loader) result() (*Set, error) {
 // document is one YAML document of a file.
 type document struct {
 	index int // 1-based, counting non-empty documents only
-	line  int // 1-based line of the file where it starts
-	data  []byte
+	line  int // 1-based line of the file where its content starts
+	// offset is the file line before data's first line: YAML's line n is the file's n+offset.
+	offset int
+	data   []byte
 }
 
 func (d document) where(file string) string {
@@ -200,20 +202,20 @@ func split(data []byte) ([]document, error) {
 	var (
 		docs  []document
 		cur   bytes.Buffer
-		start = 1
+		first = 1 // file line of cur's first line
+		start = 0 // file line of the document's first content line
 		count = 0
-		empty = true
 	)
 	flush := func() error {
 		count++
 		if count > MaxDocuments {
 			return fmt.Errorf("more than %d YAML documents", MaxDocuments)
 		}
-		if !empty {
-			docs = append(docs, document{index: len(docs) + 1, line: start, data: bytes.Clone(cur.Bytes())})
+		if start > 0 {
+			docs = append(docs, document{index: len(docs) + 1, line: start, offset: first - 1, data: bytes.Clone(cur.Bytes())})
 		}
 		cur.Reset()
-		empty = true
+		start = 0
 		return nil
 	}
 	for n, line := range bytes.SplitAfter(data, []byte("\n")) {
@@ -225,18 +227,16 @@ func split(data []byte) ([]document, error) {
 			if err := flush(); err != nil {
 				return nil, err
 			}
-			start = n + 1
+			first = n + 2
 			if marker == "---" && rest != "" && !strings.HasPrefix(rest, "#") {
 				// "--- {kind: ...}": content on the marker line belongs to the new document.
 				cur.WriteString(rest + "\n")
-				empty = false
-			} else {
-				start = n + 2
+				first, start = n+1, n+1
 			}
 			continue
 		}
-		if t := strings.TrimSpace(text); t != "" && !strings.HasPrefix(t, "#") {
-			empty = false
+		if t := strings.TrimSpace(text); start == 0 && t != "" && !strings.HasPrefix(t, "#") {
+			start = n + 1
 		}
 		cur.Write(line)
 	}
@@ -274,7 +274,7 @@ func (l *loader) document(file string, d document) {
 		// Point at lines of the file, not of the document.
 		msg := yamlLine.ReplaceAllStringFunc(err.Error(), func(s string) string {
 			n, _ := strconv.Atoi(yamlLine.FindStringSubmatch(s)[1])
-			return "line " + strconv.Itoa(n+d.line-1)
+			return "line " + strconv.Itoa(n+d.offset)
 		})
 		l.fail(fmt.Errorf("%s: invalid YAML: %s", where, strings.ReplaceAll(msg, "\n", " ")))
 		return
