@@ -210,7 +210,7 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stderr io.Writer) 
 	lock, err := hostnet.Lock()
 	if err != nil {
 		if errors.Is(err, hostnet.ErrLocked) {
-			return fmt.Errorf("another kube-vrrp agent runs on this host; stop it first: %w", err)
+			return fmt.Errorf("stop the other agent first: %w", err)
 		}
 		return err
 	}
@@ -254,7 +254,7 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stderr io.Writer) 
 			return err
 		}
 		log.Info("configured", "vip", c.Name, "interface", c.Interface, "vrid", c.VRID, "version", c.Version,
-			"priority", c.Priority, "primary", c.Primary, "addresses", c.Addresses, "interval", c.Interval,
+			"priority", c.Priority, "primary", c.Primary, "addresses", c.Addresses, "interval", c.Interval.String(),
 			"unicast", len(c.Peers) > 0)
 	}
 
@@ -316,9 +316,12 @@ func (t *tracker) update(snap []vrrp.Status) {
 			if st.State == vrrp.Fault {
 				level = slog.LevelWarn
 			}
-			t.log.Log(context.Background(), level, "transition", "vip", st.Name, "from", from, "state", st.State.String(),
-				"reason", st.Reason, "priority", st.Priority, "interface", st.Interface, "primary", addrString(st.Primary),
-				"master", addrString(st.Master), "since", st.Since)
+			attrs := []any{"vip", st.Name, "from", from, "state", st.State.String(), "reason", st.Reason, "priority", st.Priority,
+				"interface", st.Interface, "primary", addrString(st.Primary), "master", addrString(st.Master)}
+			if !st.Since.IsZero() { // zero: not started yet, or stopped
+				attrs = append(attrs, "since", st.Since)
+			}
+			t.log.Log(context.Background(), level, "transition", attrs...)
 		case prev.Priority != st.Priority:
 			t.log.Info("priority changed", "vip", st.Name, "state", st.State.String(), "from", prev.Priority, "priority", st.Priority,
 				"reason", st.Reason)
