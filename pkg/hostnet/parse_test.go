@@ -239,3 +239,32 @@ func TestNAFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestOwns: the mark decides; only on kernels that drop it (before 6.1) does the record of
+// what this process added stand in for it.
+func TestOwns(t *testing.T) {
+	added := netip.MustParsePrefix("198.18.0.100/24")
+	other := netip.MustParsePrefix("198.18.0.1/24")
+	tests := []struct {
+		name  string
+		marks markSupport
+		a     kernelAddr
+		want  bool
+	}{
+		{"marked", marksKept, kernelAddr{Prefix: other, Proto: AddrProto}, true},
+		{"unmarked, marks kept", marksKept, kernelAddr{Prefix: added}, false},
+		{"unmarked, not yet known", marksUnknown, kernelAddr{Prefix: added}, false},
+		{"unmarked, marks dropped, added by us", marksDropped, kernelAddr{Prefix: added}, true},
+		{"unmarked, marks dropped, not added by us", marksDropped, kernelAddr{Prefix: other}, false},
+		{"another protocol, marks dropped", marksDropped, kernelAddr{Prefix: added, Proto: 3}, false},
+	}
+	for _, tt := range tests {
+		h := NewHost(nil)
+		_ = h.Close()
+		h.marks = tt.marks
+		l := &link{h: h, added: map[netip.Prefix]bool{added: true}}
+		if got := l.owns(tt.a); got != tt.want {
+			t.Errorf("%s: owns = %t, want %t", tt.name, got, tt.want)
+		}
+	}
+}
