@@ -46,6 +46,32 @@ type VRRPInstance struct {
 	Extra []string
 }
 
+// ForNode returns a copy of in for node n with the given priority. With unicast peers, the
+// copy sends unicast adverts from n's address to theirs (IPv6 addresses if the first VIP is
+// IPv6, else IPv4); n itself is skipped if listed, so one peer list serves every member.
+func (in VRRPInstance) ForNode(n *Node, priority int, unicastPeers ...*Node) VRRPInstance {
+	in.Priority = priority
+	in.UnicastPeers = nil
+	in.UnicastSrc = netip.Addr{}
+	if len(unicastPeers) == 0 {
+		return in
+	}
+	v6 := len(in.VIPs) > 0 && in.VIPs[0].Addr().Is6()
+	pick := func(m *Node) netip.Addr {
+		if v6 {
+			return m.IPv6
+		}
+		return m.IPv4
+	}
+	in.UnicastSrc = pick(n)
+	for _, m := range unicastPeers {
+		if m != n {
+			in.UnicastPeers = append(in.UnicastPeers, pick(m))
+		}
+	}
+	return in
+}
+
 // KeepalivedConfig is a whole keepalived.conf: global_defs plus instances.
 type KeepalivedConfig struct {
 	// RouterID for global_defs (default "lab").

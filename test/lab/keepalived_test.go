@@ -27,17 +27,12 @@ func startPair(t *testing.T, l *lab.Lab, c pairCase) (p1, p2 *lab.Proc) {
 	t.Helper()
 	n1, n2 := l.Node(1), l.Node(2)
 	procs := make([]*lab.Proc, 2)
+	var peers []*lab.Node
+	if c.unicast {
+		peers = l.Nodes()
+	}
 	for i, n := range []*lab.Node{n1, n2} {
-		in := c.inst
-		in.Priority = 110 - 10*i
-		if c.unicast {
-			peer := l.Node(2 - i)
-			in.UnicastSrc, in.UnicastPeers = n.IPv4, []netip.Addr{peer.IPv4}
-			if in.VIPs[0].Addr().Is6() {
-				in.UnicastSrc, in.UnicastPeers = n.IPv6, []netip.Addr{peer.IPv6}
-			}
-		}
-		cfg := lab.KeepalivedConf(n.Name, in)
+		cfg := lab.KeepalivedConf(n.Name, c.inst.ForNode(n, 110-10*i, peers...))
 		procs[i] = n.StartKeepalived(t, cfg)
 	}
 	adv := c.inst.AdvertInt
@@ -249,4 +244,38 @@ func diffLines(want, got string) string {
 		}
 	}
 	return b.String()
+}
+
+// BenchmarkKeepalivedFailover reports what a client sees when the MASTER of a keepalived
+// pair (VRRPv3, 100 ms adverts) loses its link: the shape later benchmarks use to put
+// keepalived and kube-vrrp side by side.
+func BenchmarkKeepalivedFailover(b *testing.B) {
+	privtest.Require(b)
+	in := lab.VRRPInstance{VRID: 51, Version: 3, AdvertInt: 100 * time.Millisecond, VIPs: []netip.Prefix{vip4}}
+	var total time.Duration
+	n := 0
+	for b.Loop() {
+		l, closeLab, err := lab.Open(lab.Options{Nodes: 2})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, node := range l.Nodes() {
+			if _, err := node.ExecKeepalived(lab.KeepalivedConf(node.Name, in.ForNode(node, 110-10*i))); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := lab.WaitHolders(l.Nodes(), vip4, []*lab.Node{l.Node(1)}, 5*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		out, err := l.MeasureOutage(b.Context(), vip4.Addr(), l.Node(1).LinkDown, lab.OutageOptions{AwaitNode: "n2"})
+		if cerr := closeLab(); cerr != nil {
+			b.Error(cerr)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += out.Duration
+		n++
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(n), "outage-ms")
 }

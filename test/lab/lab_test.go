@@ -235,3 +235,55 @@ func TestSweepRemovesDeadRunsOnly(t *testing.T) {
 		t.Errorf("Sweep touched a live lab: %v", got)
 	}
 }
+
+// TestMeasureOutageAccuracy checks the probe against a fault of known length: n2's link cut
+// for 300 ms. Its address keeps its MAC, so the client's view returns the moment the link does.
+func TestMeasureOutageAccuracy(t *testing.T) {
+	privtest.Require(t)
+	l := lab.New(t, lab.Options{Nodes: 2})
+	n2 := l.Node(2)
+	const cut = 300 * time.Millisecond
+	for _, mode := range []lab.ProbeMode{lab.ProbeUDP, lab.ProbeICMP} {
+		for _, target := range []netip.Addr{n2.IPv4, n2.IPv6} {
+			fault := func() error {
+				if err := n2.CutLink(); err != nil {
+					return err
+				}
+				time.AfterFunc(cut, func() {
+					if err := n2.RestoreLink(); err != nil {
+						t.Error(err)
+					}
+				})
+				return nil
+			}
+			out, err := l.MeasureOutage(t.Context(), target, fault, lab.OutageOptions{
+				Probe: lab.ProbeOptions{Mode: mode}, Settle: 300 * time.Millisecond,
+			})
+			t.Logf("%s %s: %s; %s", mode, target, out, out.Result)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Resolution is one 10 ms interval, plus a few ms for running `ip` twice.
+			if out.Duration < cut || out.Duration > cut+60*time.Millisecond {
+				t.Errorf("%s %s: outage %v for a %v cut", mode, target, out.Duration, cut)
+			}
+			if r := out.Result; r.WrongSource != 0 || r.Duplicates != 0 {
+				t.Errorf("%s %s: %s", mode, target, r)
+			}
+			if mode == lab.ProbeUDP && (out.Before != "n2" || out.After != "n2") {
+				t.Errorf("%s %s: answered by %q then %q, want n2", mode, target, out.Before, out.After)
+			}
+		}
+	}
+
+	// Without a fault: nothing lost, about one interval between answers.
+	p, err := l.StartProbe(l.Node(1).IPv6, lab.ProbeOptions{Mode: lab.ProbeICMP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	r := p.Stop()
+	if r.Lost() != 0 || r.Sent < 15 || r.MaxGap() > 30*time.Millisecond || len(r.Gaps()) != 0 {
+		t.Errorf("steady probe: %s, gaps %v", r, r.Gaps())
+	}
+}
