@@ -13,9 +13,9 @@ import (
 )
 
 // RFC 5798 §6.4.1 and §6.1 (RFC 3768 §6.4.1 and §6.1 for v2): a non-owner starts as Backup with
-// Master_Down_Timer = 3 * Master_Adver_Interval + Skew_Time, where Skew_Time is
-// ((256 - Priority) * Master_Adver_Interval) / 256 in v3 and (256 - Priority) / 256 s in v2.
-// Timers are time.Durations, so a 10 ms interval keeps its sub-millisecond skew.
+// Master_Down_Timer = 3 * Master_Adver_Interval + Skew_Time, where Skew_Time is ((256 - Priority) *
+// Master_Adver_Interval) / 256 in v3 and (256 - Priority) / 256 s in v2. Timers are time.Durations,
+// so a 10 ms interval keeps its sub-millisecond skew.
 func TestStartupBackupMasterDownTimer(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -95,8 +95,8 @@ func TestMasterDownTimerExpiry(t *testing.T) {
 	}
 }
 
-// RFC 5798 §6.4.3: when the Adver_Timer fires the Master sends an advert and resets the timer;
-// an early Tick sends nothing.
+// RFC 5798 §6.4.3: when the Adver_Timer fires the Master sends an advert and resets the timer; an
+// early Tick sends nothing.
 func TestAdverTimer(t *testing.T) {
 	cfg := config4()
 	in, tm := startMaster(t, cfg)
@@ -173,8 +173,8 @@ func TestBackupHearsPriorityZero(t *testing.T) {
 	}, out)
 }
 
-// Beyond RFC 5798 §6.4.2 (DESIGN §3.1): when every other member is known and none can beat
-// this router, a priority-0 advert hands over at once instead of after Skew_Time.
+// Beyond RFC 5798 §6.4.2 (DESIGN §3.1): when every other member is known and none can beat this
+// router, a priority-0 advert hands over at once instead of after Skew_Time.
 func TestFastHandover(t *testing.T) {
 	other := netip.MustParseAddr("192.168.1.13") // greater than me
 	low := netip.MustParseAddr("192.168.1.5")    // smaller than me
@@ -217,8 +217,8 @@ func TestFastHandover(t *testing.T) {
 }
 
 // RFC 5798 §6.4.2: with Preempt_Mode false, or an advert of greater or equal priority, the Backup
-// resets its Master_Down_Timer. With preempt on and a lower-priority advert the RFC discards it
-// and lets the timer run out; like keepalived, the engine takes over at once (DESIGN §3.1).
+// resets its Master_Down_Timer. With preempt on and a lower-priority advert the RFC discards it and
+// lets the timer run out; like keepalived, the engine takes over at once (DESIGN §3.1).
 func TestBackupPreempt(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -260,8 +260,8 @@ func TestBackupPreempt(t *testing.T) {
 	}
 }
 
-// keepalived's preempt_delay: after start, and again after leaving Fault, a lower-priority master
-// is not preempted until PreemptDelay has elapsed.
+// RFC 5798 §6.4.2 preemption, held off as keepalived's preempt_delay does: after start, and again
+// after leaving Fault, a lower-priority master is not preempted until PreemptDelay has elapsed.
 func TestPreemptDelay(t *testing.T) {
 	cfg := with(config4(), func(c *vrrp.Config) { c.PreemptDelay = 5 * time.Second })
 	in := startBackup(t, cfg)
@@ -288,8 +288,8 @@ func TestPreemptDelay(t *testing.T) {
 
 // RFC 5798 §6.4.3: a Master that hears a higher priority, or an equal priority from a greater
 // primary address, cancels the Adver_Timer, adopts the sender's interval, sets the
-// Master_Down_Timer and becomes Backup; it removes its addresses. Otherwise it keeps the role,
-// and (RFC 9568 §6.4.3, DESIGN §3.1) advertises at once and re-announces its addresses so a
+// Master_Down_Timer and becomes Backup; it removes its addresses. Otherwise it keeps the role, and
+// (RFC 9568 §6.4.3, DESIGN §3.1) advertises at once and re-announces its addresses so a
 // lower-priority master left over from a split brain steps down quickly.
 func TestMasterReceive(t *testing.T) {
 	tests := []struct {
@@ -360,8 +360,9 @@ func TestMasterHearsPriorityZero(t *testing.T) {
 	checkState(t, in, vrrp.Master)
 }
 
-// SetPriority as Master advertises the new priority at once (so a preempting backup takes over
-// without waiting an interval); the same priority sends nothing.
+// RFC 5798 §6.4.3 (the Master advertises its priority): SetPriority as Master advertises the new
+// priority at once (so a preempting backup takes over without waiting an interval); the same
+// priority sends nothing.
 func TestSetPriorityMaster(t *testing.T) {
 	cfg := config4()
 	in, tm := startMaster(t, cfg)
@@ -384,7 +385,8 @@ func TestSetPriorityMaster(t *testing.T) {
 	checkOut(t, cfg, summary{Next: now.Add(200 * time.Millisecond)}, out)
 }
 
-// SetPriority as Backup above the known master's priority preempts at once (preempt on only).
+// RFC 5798 §6.4.2 preemption: SetPriority as Backup above the known master's priority preempts at
+// once (preempt on only).
 func TestSetPriorityBackup(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -423,8 +425,8 @@ func TestSetPriorityBackup(t *testing.T) {
 	}
 }
 
-// RFC 5798 §6.1: the owner's priority is 255 and stays 255; 0 is reserved for resigning
-// (§5.2.4), and 255 is only the owner's, so probes can't set either.
+// RFC 5798 §6.1: the owner's priority is 255 and stays 255; 0 is reserved for resigning (§5.2.4),
+// and 255 is only the owner's, so probes can't set either.
 func TestSetPriorityLimits(t *testing.T) {
 	owner := with(config4(), func(c *vrrp.Config) { c.Priority = 255 })
 	in, tm := startMaster(t, owner)
@@ -446,9 +448,8 @@ func TestSetPriorityLimits(t *testing.T) {
 	}
 }
 
-// A probe failure as Master resigns like a shutdown (RFC 5798 §6.4.3 Shutdown: priority-0
-// adverts) and removes the addresses; Fault clearing goes to Backup as after Startup (RFC 5798
-// §6.4.1).
+// A probe failure as Master resigns like a shutdown (RFC 5798 §6.4.3 Shutdown: priority-0 adverts)
+// and removes the addresses; Fault clearing goes to Backup as after Startup (RFC 5798 §6.4.1).
 func TestSetFaultMaster(t *testing.T) {
 	cfg := config4()
 	in, tm := startMaster(t, cfg)
@@ -473,7 +474,8 @@ func TestSetFaultMaster(t *testing.T) {
 	checkOut(t, cfg, summary{Transition: "Fault->Backup ProbeRecovered", Next: clear.Add(mdi100)}, out)
 }
 
-// Fault as Backup sends nothing; Fault set before Startup makes Startup go to Fault.
+// RFC 5798 §6.4.1: Fault as Backup sends nothing (a Backup never advertises); Fault set before
+// Startup makes Startup go to Fault, and leaving it starts like Startup with the new priority.
 func TestSetFaultBackupAndBeforeStart(t *testing.T) {
 	cfg := config4()
 	in := startBackup(t, cfg)
@@ -492,8 +494,9 @@ func TestSetFaultBackupAndBeforeStart(t *testing.T) {
 	checkOut(t, cfg, summary{Transition: "Fault->Backup ProbeRecovered", Next: t0.Add(time.Second + 300781250*time.Nanosecond)}, out)
 }
 
-// A Master that left Fault (or was shut down) must not keep itself as the known master: a later
-// SetPriority as Backup would otherwise "preempt" a master it has never heard.
+// RFC 5798 §6.4.2 preempts the master a Backup has heard. A Master that left Fault (or was shut
+// down) must not keep itself as the known master: a later SetPriority as Backup would otherwise
+// "preempt" a master it has never heard.
 func TestFaultForgetsSelfAsMaster(t *testing.T) {
 	cfg := config4()
 	in, tm := startMaster(t, cfg)
@@ -525,8 +528,9 @@ func TestShutdown(t *testing.T) {
 	checkOut(t, cfg, summary{}, in.Tick(t0.Add(time.Hour)))
 }
 
-// DESIGN §3.2: a second gratuitous ARP / NA burst AnnounceRepeat after the takeover (binding
-// again, which is idempotent and heals a failed bind); exactly once, and not after stepping down.
+// RFC 5798 §6.4.2 ("broadcast a gratuitous ARP" on becoming Master) and DESIGN §3.2: a second
+// gratuitous ARP / NA burst AnnounceRepeat after the takeover (binding again, which is idempotent
+// and heals a failed bind); exactly once, and not after stepping down.
 func TestSecondAnnounceBurst(t *testing.T) {
 	cfg := config4() // AnnounceRepeat 250 ms
 	in, tm := startMaster(t, cfg)
@@ -570,8 +574,9 @@ func TestSecondAnnounceBurst(t *testing.T) {
 	}
 }
 
-// DESIGN §3.2: if something removes a VIP while Master, put it back and announce it; a Backup
-// does nothing, and an address that isn't ours is ignored.
+// RFC 5798 §6.4.3 (the Master MUST accept and answer for the virtual addresses) and DESIGN §3.2: if
+// something removes a VIP while Master, put it back and announce it; a Backup does nothing, and an
+// address that isn't ours is ignored.
 func TestAddressRemoved(t *testing.T) {
 	cfg := with(config4(), func(c *vrrp.Config) { c.Addresses = []netip.Prefix{vip, vip2} })
 	in, tm := startMaster(t, cfg)
@@ -588,8 +593,8 @@ func TestAddressRemoved(t *testing.T) {
 	checkOut(t, cfg, summary{Next: t0.Add(mdi100)}, in.AddressRemoved(t0.Add(time.Millisecond), vip))
 }
 
-// DESIGN §3.3: changing addresses on a Master is a bind/unbind diff, not a restart; the new set
-// is advertised at once.
+// RFC 5798 §6.4.3 and DESIGN §3.3: changing addresses on a Master is a bind/unbind diff, not a
+// restart; the new set is advertised at once.
 func TestReconfigureAddressesOnMaster(t *testing.T) {
 	cfg := with(config4(), func(c *vrrp.Config) { c.Addresses = []netip.Prefix{vip, vip2} })
 	in, tm := startMaster(t, cfg)
@@ -625,8 +630,9 @@ func TestReconfigureAddressesOnMaster(t *testing.T) {
 	checkOut(t, next, summary{Next: t0.Add(mdi100)}, out)
 }
 
-// Reconfigure refuses what a running instance can't change (its identity on the wire); the
-// caller replaces the instance. The refused call changes nothing, timers included.
+// RFC 5798 §5.2 (VRID and version identify the virtual router on the wire): Reconfigure refuses
+// what a running instance can't change; the caller replaces the instance. The refused call changes
+// nothing, timers included.
 func TestReconfigureIncompatible(t *testing.T) {
 	tests := []struct {
 		name string
@@ -664,7 +670,7 @@ func TestReconfigureIncompatible(t *testing.T) {
 	}
 }
 
-// DESIGN §3.3: unicast peers change without restarting the instance.
+// RFC 5798 §6.4.3 with DESIGN §3.1/§3.3 unicast: peers change without restarting the instance.
 func TestReconfigurePeers(t *testing.T) {
 	p1, p2, p3 := lower, higher, netip.MustParseAddr("192.168.1.13")
 	cfg := with(config4(), func(c *vrrp.Config) { c.Peers = []netip.Addr{p1, p2} })
@@ -717,8 +723,8 @@ func TestUnicast(t *testing.T) {
 }
 
 // RFC 5798 §5.2.9: in IPv6 adverts the first address is the virtual router's link-local one;
-// without a configured one the engine puts the address derived from the virtual MAC
-// (RFC 5798 §7.3) first. A configured link-local VIP is sent as is.
+// without a configured one the engine puts the address derived from the virtual MAC (RFC 5798 §7.3)
+// first. A configured link-local VIP is sent as is.
 func TestIPv6AdvertLinkLocalFirst(t *testing.T) {
 	cfg := config6()
 	in, tm := startMaster(t, cfg)
@@ -749,8 +755,8 @@ func TestIPv6AdvertLinkLocalFirst(t *testing.T) {
 	checkState(t, in, vrrp.Backup)
 }
 
-// RFC 3768 §7.1 (auth) with keepalived's PASS: the password is zero-padded to 8 bytes, so
-// "secret" and "secret\x00" are the same; a v2 Master and Backup authenticate each other.
+// RFC 3768 §7.1 (auth) with keepalived's PASS: the password is zero-padded to 8 bytes, so "secret"
+// and "secret\x00" are the same; a v2 Master and Backup authenticate each other.
 func TestV2PassAuthentication(t *testing.T) {
 	cfg := config2()
 	in := startBackup(t, cfg)
@@ -763,8 +769,8 @@ func TestV2PassAuthentication(t *testing.T) {
 }
 
 // RFC 5798 §7.1 and RFC 3768 §7.1: every packet a receiver MUST discard is dropped, counted by its
-// reason, and changes nothing: not the state, not the timers, nothing on the host. Each bad
-// packet would otherwise be a higher-priority advert, which a Master would obey.
+// reason, and changes nothing: not the state, not the timers, nothing on the host. Each bad packet
+// would otherwise be a higher-priority advert, which a Master would obey.
 func TestBadPacketsDropped(t *testing.T) {
 	edit := func(t *testing.T, cfg vrrp.Config, e func(p *vrrp.Packet)) vrrp.Packet {
 		p := advert(t, cfg, higher, 200)
@@ -928,7 +934,8 @@ func TestUnicastTTLRelaxed(t *testing.T) {
 	}
 }
 
-// Drops are counted per reason, every time (only the log is rate-limited).
+// RFC 5798 §7.1 and RFC 3768 §7.1 ("SHOULD log the event"): drops are counted per reason, every
+// time; only the log is rate-limited.
 func TestDropCounting(t *testing.T) {
 	cfg := config4()
 	in := startBackup(t, cfg)
@@ -949,7 +956,7 @@ func TestDropCounting(t *testing.T) {
 	}
 }
 
-// New validates the config and starts nothing.
+// RFC 5798 §5.2 and RFC 3768 §5.3 field ranges: New validates the config and starts nothing.
 func TestNewValidates(t *testing.T) {
 	tests := []struct {
 		name string

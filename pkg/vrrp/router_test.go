@@ -271,7 +271,8 @@ func TestRouterCancelAsMaster(t *testing.T) {
 	})
 }
 
-// Cancelling a Backup sends nothing and touches no address.
+// RFC 5798 §6.4.2 Shutdown as Backup: cancel the timer and stop; it sends nothing and touches no
+// address.
 func TestRouterCancelAsBackup(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rig := startRouter(t, config4())
@@ -281,9 +282,9 @@ func TestRouterCancelAsBackup(t *testing.T) {
 	})
 }
 
-// SetPriority as Master advertises the new priority at once; SetFault resigns with priority 0
-// and removes the addresses; clearing it returns to Backup, which takes over again after the
-// Master_Down_Interval of its (new) priority.
+// RFC 5798 §6.4.3 and §6.4.1, driven: SetPriority as Master advertises the new priority at once;
+// SetFault resigns with priority 0 and removes the addresses; clearing it returns to Backup, which
+// takes over again after the Master_Down_Interval of its (new) priority.
 func TestRouterSetPriorityAndFault(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rig := startRouter(t, config4())
@@ -322,7 +323,8 @@ func TestRouterSetPriorityAndFault(t *testing.T) {
 	})
 }
 
-// A flood must not grow memory: beyond the queue, Deliver drops and counts queue_full.
+// RFC 5798 §7.1 receive path under load: a flood must not grow memory, so beyond the queue Deliver
+// drops and counts queue_full.
 func TestRouterDeliverQueueFull(t *testing.T) {
 	cfg := config4()
 	r := vrrp.NewRouter(mustNew(t, cfg), newFakeHost(cfg), newFakeHost(cfg), nil, nil)
@@ -345,7 +347,8 @@ func TestRouterDeliverQueueFull(t *testing.T) {
 	}
 }
 
-// The queue drains once Run reads it: a full queue is delay, not loss of what was accepted.
+// RFC 5798 §7.1: the queue drains once Run reads it, each packet validated and counted; a full
+// queue is delay, not loss of what was accepted.
 func TestRouterQueueDrains(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := config4()
@@ -373,8 +376,8 @@ func TestRouterQueueDrains(t *testing.T) {
 	})
 }
 
-// DESIGN §3.2: when something else removes a VIP from a Master, the watch puts it back and
-// announces it; a Backup leaves it alone.
+// RFC 5798 §6.4.3 and DESIGN §3.2: when something else removes a VIP from a Master, the watch puts
+// it back and announces it; a Backup leaves it alone.
 func TestRouterWatchRemovedRebinds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := config4()
@@ -394,9 +397,9 @@ func TestRouterWatchRemovedRebinds(t *testing.T) {
 	})
 }
 
-// A refused Reconfigure leaves the running router as it was: a Master keeps advertising (before
-// the fix in Instance.Reconfigure, the driver's timer was disarmed and the Master went silent
-// while holding the VIP). An accepted one applies the address diff.
+// RFC 5798 §6.4.3 Adver_Timer: a refused Reconfigure leaves the running router as it was, so a
+// Master keeps advertising (before the fix in Instance.Reconfigure, the driver's timer was disarmed
+// and the Master went silent while holding the VIP). An accepted one applies the address diff.
 func TestRouterReconfigure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := config4()
@@ -437,9 +440,9 @@ func TestRouterReconfigure(t *testing.T) {
 	})
 }
 
-// Two routers wired back to back through their fake hosts, in fake time: the higher one wins,
-// and cancelling it hands over to the other with priority 0 after Skew_Time, not
-// Master_Down_Interval.
+// RFC 5798 §6.4.2/§6.4.3: two routers wired back to back through their fake hosts, in fake time:
+// the higher one wins, and cancelling it hands over to the other with priority 0 after Skew_Time,
+// not Master_Down_Interval.
 func TestRouterPairHandover(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ca := with(config4(), func(c *vrrp.Config) { c.Priority = 110 })
