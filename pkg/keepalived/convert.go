@@ -34,6 +34,7 @@ const (
 	maxProbeWeight      = 253
 	maxProbeCount       = 255
 	v3MaxAdvertInterval = 4095 * 10 * time.Millisecond
+	maxProbeInterval    = time.Hour
 )
 
 // Result is the Kubernetes equivalent of keepalived configurations.
@@ -397,6 +398,7 @@ func (c *converter) instance(in *Instance) *draft {
 	c.unicast(d, where)
 	c.auth(d, ver, where)
 	c.probes(d, where)
+	c.weightedWithoutPreempt(d, where)
 
 	for _, n := range in.Notify {
 		c.notify(n, where)
@@ -694,6 +696,24 @@ func (c *converter) probes(d *draft, where string) {
 	}
 }
 
+// weightedWithoutPreempt drops weighted probes of a group without preemption when no probe
+// has weight 0. A weighted probe only changes the priority, and without preemption a lower
+// priority never moves the VIP (in keepalived neither); kube-vrrp rejects that combination.
+func (c *converter) weightedWithoutPreempt(d *draft, where string) {
+	if d.spec.Preempt == nil || *d.spec.Preempt || len(d.spec.Probes) == 0 {
+		return
+	}
+	for _, p := range d.spec.Probes {
+		if p.Weight == 0 {
+			return
+		}
+	}
+	for _, p := range d.spec.Probes {
+		c.warnf(d.probeFrom[p.Name], "%s: probe %s (weight %d) is not converted: with nopreempt a weighted check only changes the priority and never moves the VIP (in keepalived neither), and kube-vrrp rejects such a probe; give it weight 0 to resign the VIP while it fails, or drop nopreempt", where, p.Name, p.Weight)
+	}
+	d.spec.Probes = nil
+}
+
 func (c *converter) scriptProbe(s *Script) *v1alpha1.ProbeSpec {
 	in := "vrrp_script " + s.Name
 	at := s.Keys["script"]
@@ -720,11 +740,19 @@ func (c *converter) scriptProbe(s *Script) *v1alpha1.ProbeSpec {
 	if interval == 0 {
 		interval = defaultCheckPeriod
 	}
+	if interval > maxProbeInterval {
+		c.warnf(s.Keys["interval"], "%s: interval %s is above kube-vrrp's 1h; 1h is used", in, secs(interval))
+		interval = maxProbeInterval
+	}
 	p.Interval = &metav1.Duration{Duration: interval}
 	switch {
+	case s.Timeout > interval:
+		c.warnf(s.Keys["timeout"], "%s: timeout %s is longer than the interval; keepalived lets a check run into the next interval, kube-vrrp never overlaps checks, so the timeout is the interval (%s)", in, secs(s.Timeout), interval)
+		p.Timeout = &metav1.Duration{Duration: interval}
 	case s.Timeout > 0:
 		p.Timeout = &metav1.Duration{Duration: s.Timeout}
-	case ck.timeout > 0:
+	case ck.timeout > 0 && ck.timeout <= interval:
+		// The command limited itself (curl -m, wget -T, nc -w); the probe does it now.
 		p.Timeout = &metav1.Duration{Duration: ck.timeout}
 	}
 	p.Fall = c.count(s.Fall, s.Keys["fall"], in, "fall")
