@@ -21,30 +21,41 @@ import (
 
 // Defaults of a VirtualIP (DESIGN §1.1).
 const (
-	DefaultVersion    = 3
+	// DefaultVersion is the VRRP version of a VirtualIP that sets none.
+	DefaultVersion = 3
+	// DefaultIntervalV3 fails a lost node over in about 0.36 s (3 intervals plus skew).
 	DefaultIntervalV3 = 100 * time.Millisecond
+	// DefaultIntervalV2 is keepalived's advert_int 1.
 	DefaultIntervalV2 = time.Second
-	DefaultPriority   = 100
+	// DefaultPriority is the priority of a node without spec.priority or a nodes[] override.
+	DefaultPriority = 100
 	// DefaultProbeInterval is the interval of a probe that sets none.
 	DefaultProbeInterval = time.Second
+	// OwnerPriority is the priority of the address owner (RFC 5798 §6.1); For accepts it only
+	// on a node that has the addresses as its own.
+	OwnerPriority = 255
 )
 
-// Limits Validate enforces, matching the CRD schema.
+// Limits Validate enforces; they match the CRD schema.
 const (
-	MaxAddresses      = 64
-	MaxPeers          = 64
-	MaxNodes          = 256
-	MaxProbes         = 16
-	MaxPreemptDelay   = time.Hour
-	MaxProbeInterval  = time.Hour
-	MinIntervalV3     = 10 * time.Millisecond
-	MaxInterfaceName  = 15 // IFNAMSIZ - 1
-	MaxProcessName    = 15 // TASK_COMM_LEN - 1
-	MaxExecArgs       = 32
-	MaxProbeWeight    = 253
-	OwnerPriority     = 255
-	passwordMaxLength = packet.PassLen
+	MaxAddresses     = 64
+	MaxPeers         = 64
+	MaxNodes         = 256
+	MaxProbes        = 16
+	MaxPreemptDelay  = time.Hour
+	MaxProbeInterval = time.Hour
+	// MinIntervalV3 is one VRRPv3 interval unit (a centisecond), also its step.
+	MinIntervalV3 = 10 * time.Millisecond
+	// MaxInterfaceName is IFNAMSIZ-1.
+	MaxInterfaceName = 15
+	// MaxProcessName is TASK_COMM_LEN-1: the kernel keeps no more of a process name.
+	MaxProcessName = 15
+	MaxExecArgs    = 32
+	// MaxProbeWeight keeps priority + weight inside 1..254 from any base priority.
+	MaxProbeWeight = 253
 )
+
+const passwordMaxLength = packet.PassLen
 
 // Checksum modes of spec.checksumMode.
 const (

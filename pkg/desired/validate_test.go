@@ -69,7 +69,10 @@ func TestValidate(t *testing.T) {
 					p.File = nil
 					p.HTTP = &v1alpha1.HTTPProbe{URL: "https://127.0.0.1:8404/healthz", ExpectedStatus: ptr.To[int32](204)}
 				}),
-				probe("e", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Exec = &v1alpha1.ExecProbe{Command: []string{"/usr/bin/true"}} }),
+				probe("e", func(p *v1alpha1.ProbeSpec) {
+					p.File = nil
+					p.Exec = &v1alpha1.ExecProbe{Command: []string{"/usr/bin/true"}}
+				}),
 				probe("i", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Interface = &v1alpha1.InterfaceProbe{Name: "eth0"} }),
 				probe("f", func(p *v1alpha1.ProbeSpec) { p.Timeout = dur(time.Second); p.Interval = dur(time.Second) }),
 			}
@@ -246,11 +249,17 @@ func TestValidate(t *testing.T) {
 					p.File = nil
 					p.HTTP = &v1alpha1.HTTPProbe{URL: "http://h/", ExpectedStatus: ptr.To[int32](99)}
 				}),
-				probe("exec-rel", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Exec = &v1alpha1.ExecProbe{Command: []string{"pgrep", "x"}} }),
+				probe("exec-rel", func(p *v1alpha1.ProbeSpec) {
+					p.File = nil
+					p.Exec = &v1alpha1.ExecProbe{Command: []string{"pgrep", "x"}}
+				}),
 				probe("exec-empty", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Exec = &v1alpha1.ExecProbe{} }),
 				probe("iface", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Interface = &v1alpha1.InterfaceProbe{Name: "a b"} }),
 				probe("file", func(p *v1alpha1.ProbeSpec) { p.File.Path = "run/ok" }),
-				probe("proc", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Process = &v1alpha1.ProcessProbe{Name: "/usr/sbin/haproxy"} }),
+				probe("proc", func(p *v1alpha1.ProbeSpec) {
+					p.File = nil
+					p.Process = &v1alpha1.ProcessProbe{Name: "/usr/sbin/haproxy"}
+				}),
 			}
 		}, want: []string{
 			"spec.probes[0].tcp.address", "spec.probes[1].tcp.address", "spec.probes[2].tcp.address",
