@@ -364,9 +364,13 @@ func (in *Instance) backupReceive(out *Output, now time.Time, src netip.Addr, ad
 func (in *Instance) masterReceive(out *Output, now time.Time, src netip.Addr, adv *packet.Advertisement) {
 	switch {
 	case adv.Priority == 0:
-		// Another router resigned: advertise at once so backups don't take over.
+		// Another router resigned while we are MASTER: it was a second master (a healed
+		// split brain, or a preempted one stepping down). Advertise at once so backups
+		// don't take over after Skew_Time, and announce again: neighbours may still
+		// have the other router's MAC.
 		in.sendAdvert(out, in.priority, 1)
 		in.advertAt = now.Add(in.cfg.Interval)
+		out.Announce = in.addrs()
 	case adv.Priority > in.priority || (adv.Priority == in.priority && addrGreater(src, in.cfg.Primary)):
 		in.masterAddr, in.masterPrio = src, adv.Priority
 		if in.cfg.Version == 3 {
@@ -374,6 +378,10 @@ func (in *Instance) masterReceive(out *Output, now time.Time, src netip.Addr, ad
 		} else {
 			in.masterAdvInterval = in.cfg.Interval
 		}
+		// Beyond the RFC: tell the winner we held the addresses too (priority 0, as on a
+		// resignation), so it re-announces them; otherwise, when we hear it first after a
+		// split brain heals, it never learns and neighbours keep our MAC.
+		in.sendAdvert(out, 0, 1)
 		in.becomeBackup(out, now, ReasonHigherPriority)
 	default:
 		// RFC 9568 §6.4.3: a lower-priority master exists (split brain healing): advertise at

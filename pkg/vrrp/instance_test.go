@@ -313,6 +313,8 @@ func TestMasterReceive(t *testing.T) {
 			out := in.Receive(now, advert(t, cfg, tc.src, tc.prio, func(a *packet.Advertisement) { a.Interval = time.Second }))
 			if tc.stepDown {
 				checkOut(t, cfg, summary{
+					// One priority-0 advert so the winner re-announces (DESIGN §3.1).
+					Sent:       []sent{advertOf(cfg, packet.MulticastIPv4, 0)},
 					Unbind:     []netip.Prefix{vip},
 					Transition: "Master->Backup HigherPriorityMaster",
 					// 3 * 1 s (adopted) + 156 * 1 s / 256.
@@ -333,13 +335,15 @@ func TestMasterReceive(t *testing.T) {
 	}
 }
 
-// RFC 3768 §6.4.3: a v2 Master stepping down keeps its own Master_Adver_Interval.
+// RFC 3768 §6.4.3: a v2 Master stepping down keeps its own Master_Adver_Interval. Beyond the
+// RFC (DESIGN §3.1, split-brain healing) it sends one priority-0 advert so the winner re-announces.
 func TestMasterStepsDownV2(t *testing.T) {
 	cfg := config2()
 	in, tm := startMaster(t, cfg)
 	now := tm.Add(300 * time.Millisecond)
 	out := in.Receive(now, advert(t, cfg, higher, 150))
 	checkOut(t, cfg, summary{
+		Sent:       []sent{advertOf(cfg, packet.MulticastIPv4, 0)},
 		Unbind:     []netip.Prefix{vip},
 		Transition: "Master->Backup HigherPriorityMaster",
 		Next:       now.Add(3609375 * time.Microsecond),
@@ -347,15 +351,17 @@ func TestMasterStepsDownV2(t *testing.T) {
 }
 
 // RFC 5798 §6.4.3: a Master that hears priority 0 sends an advert at once and resets the
-// Adver_Timer, so the backups don't take over.
+// Adver_Timer, so the backups don't take over. A resigning second master means a dual-master
+// episode just ended, so it also re-announces its addresses (DESIGN §3.1).
 func TestMasterHearsPriorityZero(t *testing.T) {
 	cfg := config4()
 	in, tm := startMaster(t, cfg)
 	now := tm.Add(40 * time.Millisecond)
 	out := in.Receive(now, advert(t, cfg, higher, 0))
 	checkOut(t, cfg, summary{
-		Sent: []sent{advertOf(cfg, packet.MulticastIPv4, 100)},
-		Next: now.Add(100 * time.Millisecond),
+		Sent:     []sent{advertOf(cfg, packet.MulticastIPv4, 100)},
+		Announce: []netip.Addr{vip.Addr()},
+		Next:     now.Add(100 * time.Millisecond),
 	}, out)
 	checkState(t, in, vrrp.Master)
 }

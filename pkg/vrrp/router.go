@@ -25,9 +25,11 @@ type Router struct {
 	log      *slog.Logger
 	onChange func(Status)
 
-	in   chan Packet
-	ctl  chan command
-	done chan struct{}
+	in  chan Packet
+	ctl chan command
+	// stopped is closed when the loop has stopped taking commands; done when Run has returned.
+	stopped chan struct{}
+	done    chan struct{}
 
 	mu     sync.Mutex
 	status Status
@@ -42,10 +44,11 @@ func NewRouter(inst *Instance, send Sender, link Link, log *slog.Logger, onChang
 	}
 	r := &Router{
 		inst: inst, send: send, link: link, onChange: onChange,
-		log:  log.With("vip", inst.cfg.Name, "vrid", inst.cfg.VRID),
-		in:   make(chan Packet, queueLen),
-		ctl:  make(chan command),
-		done: make(chan struct{}),
+		log:     log.With("vip", inst.cfg.Name, "vrid", inst.cfg.VRID),
+		in:      make(chan Packet, queueLen),
+		ctl:     make(chan command),
+		stopped: make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	r.status = inst.Status()
 	return r
@@ -77,13 +80,13 @@ func (r *Router) do(f func(now time.Time) Output) bool {
 	c := command{f: f, done: make(chan struct{})}
 	select {
 	case r.ctl <- c:
-	case <-r.done:
+	case <-r.stopped:
 		return false
 	}
 	select {
 	case <-c.done:
 		return true
-	case <-r.done:
+	case <-r.stopped:
 		return false
 	}
 }
@@ -132,8 +135,10 @@ func (r *Router) Done() <-chan struct{} { return r.done }
 func (r *Router) Run(ctx context.Context) error {
 	defer close(r.done)
 	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	go r.watch(watchCtx)
+	watching := make(chan struct{})
+	go func() { defer close(watching); r.watch(watchCtx) }()
+	// Nothing outlives Run: once the loop stops taking commands, stop the watcher and wait.
+	defer func() { close(r.stopped); stopWatch(); <-watching }()
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
