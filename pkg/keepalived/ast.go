@@ -43,9 +43,11 @@ func ParseAST(fsys fs.FS, name string, opts *Options) (*AST, error) {
 
 func parseAST(fsys fs.FS, name string, opts *Options, display func(string) string) (*AST, error) {
 	r := &reader{fsys: fsys, opts: opts.withDefaults(), display: display}
-	if err := r.open(name, Pos{File: display(name)}); err != nil {
+	src, err := r.open(name, Pos{File: display(name)}, nil)
+	if err != nil {
 		return nil, err
 	}
+	r.stack = append(r.stack, src)
 	nodes, err := parseBlocks(r)
 	if err != nil {
 		return nil, err

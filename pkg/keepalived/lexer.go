@@ -47,7 +47,8 @@ func stripComment(line string) string {
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v' }
 
 // tokenize splits a comment-free line. col0 is the column of line[0] minus one.
-func tokenize(line string, file string, lineNo, col0, maxToken int) ([]token, *Error) {
+// With braces false, '{' and '}' are ordinary characters (include patterns).
+func tokenize(line string, file string, lineNo, col0, maxToken int, braces bool) ([]token, *Error) {
 	var toks []token
 	i := 0
 	for i < len(line) {
@@ -57,7 +58,7 @@ func tokenize(line string, file string, lineNo, col0, maxToken int) ([]token, *E
 			continue
 		}
 		p := Pos{File: file, Line: lineNo, Col: col0 + i + 1}
-		if c == '{' || c == '}' {
+		if braces && (c == '{' || c == '}') {
 			k := tokOpen
 			if c == '}' {
 				k = tokClose
@@ -68,7 +69,7 @@ func tokenize(line string, file string, lineNo, col0, maxToken int) ([]token, *E
 		}
 		var b strings.Builder
 		quoted := false
-		for i < len(line) && !isSpace(line[i]) && line[i] != '{' && line[i] != '}' {
+		for i < len(line) && !isSpace(line[i]) && (!braces || line[i] != '{' && line[i] != '}') {
 			c := line[i]
 			if c != '"' && c != '\'' {
 				b.WriteByte(c)

@@ -58,6 +58,7 @@ type source struct {
 	data    string
 	off     int
 	line    int
+	parent  *source // the file that included this one
 }
 
 // reader yields the token lines of a configuration, following includes and applying
@@ -78,46 +79,53 @@ var includeKeywords = map[string]bool{
 	"include": true, "includer": true, "includem": true, "includew": true, "includeb": true, "includea": true,
 }
 
-func (r *reader) open(fsPath string, at Pos) *Error {
+// open reads a file for inclusion by parent (nil for the main file). It does not push it.
+func (r *reader) open(fsPath string, at Pos, parent *source) (*source, *Error) {
 	disp := r.display(fsPath)
 	if len(r.files) >= r.opts.MaxFiles {
-		return errorf(at, "too many configuration files (limit %d)", r.opts.MaxFiles)
+		return nil, errorf(at, "too many configuration files (limit %d)", r.opts.MaxFiles)
 	}
-	for _, s := range r.stack {
-		if s.fsPath == fsPath {
-			chain := make([]string, 0, len(r.stack)+1)
-			for _, t := range r.stack {
-				chain = append(chain, t.display)
+	depth := 0
+	for p := parent; p != nil; p = p.parent {
+		if p.fsPath == fsPath {
+			var chain []string
+			for q := parent; q != nil; q = q.parent {
+				chain = append([]string{q.display}, chain...)
 			}
 			chain = append(chain, disp)
-			return errorf(at, "include cycle: %s", strings.Join(chain, " -> "))
+			return nil, errorf(at, "include cycle: %s", strings.Join(chain, " -> "))
 		}
+		depth++
 	}
-	if len(r.stack) > r.opts.MaxIncludeDepth {
-		return errorf(at, "includes nested deeper than %d", r.opts.MaxIncludeDepth)
+	if depth > r.opts.MaxIncludeDepth {
+		return nil, errorf(at, "includes nested deeper than %d", r.opts.MaxIncludeDepth)
 	}
 	f, err := r.fsys.Open(fsPath)
 	if err != nil {
-		return &Error{Pos: at, Msg: "cannot open " + disp, Err: err}
+		return nil, &Error{Pos: at, Msg: "cannot open " + disp, Err: err}
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && st.IsDir() {
-		return errorf(at, "%s is a directory", disp)
+		return nil, errorf(at, "%s is a directory", disp)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, r.opts.MaxFileSize+1))
 	if err != nil {
-		return &Error{Pos: at, Msg: "cannot read " + disp, Err: err}
+		return nil, &Error{Pos: at, Msg: "cannot read " + disp, Err: err}
 	}
 	if int64(len(data)) > r.opts.MaxFileSize {
-		return errorf(at, "%s is larger than %d bytes", disp, r.opts.MaxFileSize)
+		// Point at the byte where the limit is reached: a position inside the file says more
+		// than the include that named it.
+		head := string(data[:r.opts.MaxFileSize])
+		line := strings.Count(head, "\n") + 1
+		col := len(head) - strings.LastIndexByte(head, '\n')
+		return nil, errorf(Pos{File: disp, Line: line, Col: col}, "file is larger than %d bytes (the limit is reached here)", r.opts.MaxFileSize)
 	}
 	r.total += int64(len(data))
 	if r.total > r.opts.MaxTotalSize {
-		return errorf(at, "configuration files are larger than %d bytes in total", r.opts.MaxTotalSize)
+		return nil, errorf(at, "configuration files are larger than %d bytes in total", r.opts.MaxTotalSize)
 	}
 	r.files = append(r.files, disp)
-	r.stack = append(r.stack, &source{fsPath: fsPath, display: disp, data: string(data)})
-	return nil
+	return &source{fsPath: fsPath, display: disp, data: string(data), parent: parent}, nil
 }
 
 // next returns the tokens of the next non-empty line, or ok == false at the end of the
@@ -228,11 +236,14 @@ func (r *reader) lineTokens(s *source, raw string) ([]token, *Error) {
 			return nil, errorf(at, "line longer than %d bytes after parameter substitution", r.opts.MaxLineLen)
 		}
 	}
-	toks, err := tokenize(line, s.display, s.line, 0, r.opts.MaxTokenLen)
+	// An include names a file pattern, where braces are csh alternatives, not blocks.
+	fields := strings.Fields(line)
+	isInclude := len(fields) > 0 && includeKeywords[fields[0]]
+	toks, err := tokenize(line, s.display, s.line, 0, r.opts.MaxTokenLen, !isInclude)
 	if err != nil {
 		return nil, err
 	}
-	if (conditional || substituted) && len(toks) > 0 && toks[0].kind == tokWord && includeKeywords[toks[0].text] {
+	if (conditional || substituted) && isInclude {
 		// keepalived looks for includes before it applies '@' and '$', so it would not
 		// include anything here; refuse rather than guess.
 		return nil, errorf(toks[0].pos, "%s after conditional configuration or parameter substitution is not honoured by keepalived; write it on a line of its own", toks[0].text)
@@ -373,11 +384,17 @@ func (r *reader) include(s *source, toks []token) *Error {
 		}
 		return errorf(at, "%s %s matches no file", kw.text, pattern)
 	}
-	// Push in reverse so that the first match is read first.
-	for i := len(matches) - 1; i >= 0; i-- {
-		if err := r.open(matches[i], at); err != nil {
+	srcs := make([]*source, 0, len(matches))
+	for _, m := range matches {
+		src, err := r.open(m, at, s)
+		if err != nil {
 			return err
 		}
+		srcs = append(srcs, src)
+	}
+	// Push in reverse so that the first match is read first.
+	for i := len(srcs) - 1; i >= 0; i-- {
+		r.stack = append(r.stack, srcs[i])
 	}
 	return nil
 }

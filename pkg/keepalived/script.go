@@ -434,7 +434,7 @@ var wgetFlags = flagSpec{
 	withArg: map[string]string{
 		"-O": "", "--output-document": "", "-o": "", "--output-file": "", "-T": "", "--timeout": "",
 		"-U": "", "--user-agent": "",
-		"-t": "wget retried the request (--tries); the http probe tries once per interval (use fall)",
+		"-t":      "wget retried the request (--tries); the http probe tries once per interval (use fall)",
 		"--tries": "wget retried the request (--tries); the http probe tries once per interval (use fall)",
 	},
 	timeout: map[string]bool{"-T": true, "--timeout": true},
