@@ -258,7 +258,8 @@ func (a *Agent) startLocked(inst *instance) error {
 		inst.err = err
 		return fmt.Errorf("starting %q: %w", cfg.Name, err)
 	}
-	log := a.log.With("vip", cfg.Name, "vrid", cfg.VRID)
+	// The engine and router add the vip and vrid attributes themselves.
+	log := a.log
 	core, err := vrrp.New(cfg, log)
 	if err != nil {
 		a.releaseLocked(sock)

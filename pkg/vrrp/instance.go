@@ -596,7 +596,8 @@ func (in *Instance) transition(out *Output, now time.Time, to State, reason stri
 		// leaving Master this way, the "master" is this router itself.
 		in.masterAddr, in.masterPrio = netip.Addr{}, 0
 	}
-	in.log.Info("VRRP transition", "from", out.Transition.From.String(), "to", to.String(),
+	// Debug: the agent's owner logs transitions with the host's view (interface, master).
+	in.log.Debug("VRRP transition", "from", out.Transition.From.String(), "to", to.String(),
 		"reason", reason, "priority", in.priority)
 }
 
