@@ -1,0 +1,102 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+)
+
+// maxHeaderBytes bounds the status line and headers of a response, so that a server sending
+// garbage without end costs a few KiB.
+const maxHeaderBytes = 16 << 10
+
+// httpChecker implements KindHTTP: a GET answered with the expected status (any 2xx or 3xx by
+// default) and a complete body of at most MaxBodyBytes, all within the timeout.
+//
+// A health check must end: a server that hangs, sends garbage or streams a body without end
+// fails the check within its timeout, having cost at most a few tens of KiB. Each check uses a
+// new connection (no keep-alive: a pooled connection would be a check of the past), no proxy
+// from the environment, no compression (no decompression bomb), and does not follow
+// redirects: a 3xx is judged by its own status. https certificates are verified.
+type httpChecker struct {
+	url      string
+	expected int
+	client   *http.Client
+}
+
+func newHTTPChecker(url string, expected int) *httpChecker {
+	return newHTTPCheckerDial(url, expected, (&net.Dialer{}).DialContext)
+}
+
+// newHTTPCheckerDial is newHTTPChecker with the dial function given, for tests that count the
+// bytes read.
+func newHTTPCheckerDial(url string, expected int, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *httpChecker {
+	tr := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            dial,
+		DisableKeepAlives:      true,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: maxHeaderBytes,
+	}
+	return &httpChecker{
+		url:      url,
+		expected: expected,
+		client: &http.Client{
+			Transport: tr,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		},
+	}
+}
+
+func (c *httpChecker) check(ctx context.Context) (bool, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	req.Close = true
+	req.Header.Set("User-Agent", "kube-vrrp-probe")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return false, c.failure(ctx, err)
+	}
+	defer resp.Body.Close()
+
+	if !c.statusOK(resp.StatusCode) {
+		want := "2xx or 3xx"
+		if c.expected != 0 {
+			want = fmt.Sprint(c.expected)
+		}
+		return false, fmt.Sprintf("GET %s: status %d, want %s", c.url, resp.StatusCode, want)
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, MaxBodyBytes+1))
+	switch {
+	case err != nil:
+		return false, c.failure(ctx, fmt.Errorf("read body: %w", err))
+	case n > MaxBodyBytes:
+		return false, fmt.Sprintf("GET %s: the body is longer than %d KiB; point the probe at a small health endpoint", c.url, MaxBodyBytes>>10)
+	}
+	return true, fmt.Sprintf("GET %s: status %d", c.url, resp.StatusCode)
+}
+
+func (c *httpChecker) statusOK(code int) bool {
+	if c.expected != 0 {
+		return code == c.expected
+	}
+	return code >= 200 && code < 400
+}
+
+func (c *httpChecker) failure(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return fmt.Sprintf("GET %s: no complete answer within the timeout", c.url)
+	}
+	if uerr, ok := errors.AsType[*url.Error](err); ok {
+		err = uerr.Err // it repeats the method and URL
+	}
+	return fmt.Sprintf("GET %s: %v", c.url, err)
+}

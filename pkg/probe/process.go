@@ -1,0 +1,230 @@
+package probe
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// processChecker implements KindProcess: a process whose comm is name, as pgrep -x.
+//
+// Every check scans /proc. For each matching process it opens a pidfd (pidfd_open(2), Linux
+// 5.3) and waits for it to become readable, which the kernel signals the moment the process
+// exits; the Go poller waits on all of them, so no thread is held. When the last watched
+// process has exited, events fires and the Runner checks at once. Unlike keepalived's
+// vrrp_track_process this needs no process connector (netlink, initial network namespace
+// only), so it works inside a network namespace. Where pidfd_open is unavailable (old kernel,
+// seccomp) the probe falls back to the scan of every interval.
+//
+// A zombie is dead: it neither matches a scan nor keeps a pidfd unreadable.
+type processChecker struct {
+	name string
+	proc string // procfs mount
+	self int
+	log  *slog.Logger
+	exit chan string
+
+	mu      sync.Mutex
+	watched map[int]*os.File // pid -> its pidfd
+	noPidfd bool             // pidfd_open is unavailable: poll only
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+func newProcessChecker(name string, log *slog.Logger) *processChecker {
+	return &processChecker{
+		name:    name,
+		proc:    "/proc",
+		self:    os.Getpid(),
+		log:     log,
+		exit:    make(chan string, 1),
+		watched: map[int]*os.File{},
+	}
+}
+
+func (c *processChecker) events() <-chan string { return c.exit }
+
+func (c *processChecker) check(ctx context.Context) (bool, string) {
+	pids, err := c.scan(ctx)
+	if err != nil {
+		return false, err.Error()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false, "stopped"
+	}
+	live := make(map[int]bool, len(pids))
+	for _, pid := range pids {
+		live[pid] = true
+		if _, ok := c.watched[pid]; !ok && !c.noPidfd {
+			c.watchLocked(pid)
+		}
+	}
+	// A watched process that no longer matches was renamed (exec of another program,
+	// PR_SET_NAME): it must not count as an instance that still runs.
+	for pid, f := range c.watched {
+		if !live[pid] {
+			f.Close()
+			delete(c.watched, pid)
+		}
+	}
+	if len(pids) == 0 {
+		return false, fmt.Sprintf("no process named %q", c.name)
+	}
+	return true, fmt.Sprintf("%d process(es) named %q, pid %d", len(pids), c.name, pids[0])
+}
+
+// scan returns the live processes (not zombies) named c.name, except this one.
+func (c *processChecker) scan(ctx context.Context) ([]int, error) {
+	d, err := os.Open(c.proc)
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	defer d.Close()
+	var pids []int
+	buf := make([]byte, 512)
+	for {
+		names, err := d.Readdirnames(256)
+		for _, n := range names {
+			pid, perr := strconv.Atoi(n)
+			if perr != nil || pid == c.self {
+				continue
+			}
+			if c.matches(pid, buf) {
+				pids = append(pids, pid)
+			}
+		}
+		if err != nil {
+			break // io.EOF, or a read error after which the processes seen so far are all we know
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("list processes: %w", ctx.Err())
+		}
+	}
+	return pids, nil
+}
+
+// matches reports whether pid is a live process named c.name. comm is read first because it
+// is short; stat then tells a zombie apart.
+func (c *processChecker) matches(pid int, buf []byte) bool {
+	dir := c.proc + "/" + strconv.Itoa(pid)
+	comm, ok := readSmall(dir+"/comm", buf)
+	if !ok || string(bytes.TrimSuffix(comm, []byte{'\n'})) != c.name {
+		return false
+	}
+	stat, ok := readSmall(dir+"/stat", buf)
+	if !ok {
+		return false
+	}
+	// "pid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return false
+	}
+	switch stat[i+2] {
+	case 'Z', 'X', 'x':
+		return false
+	}
+	return true
+}
+
+func readSmall(path string, buf []byte) ([]byte, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	n, err := f.Read(buf)
+	if err != nil || n == 0 {
+		return nil, false
+	}
+	return buf[:n], true
+}
+
+// watchLocked opens a pidfd of pid and waits for its exit in a goroutine.
+func (c *processChecker) watchLocked(pid int) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	switch {
+	case errors.Is(err, unix.ESRCH):
+		return // gone already: the next scan knows
+	case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM), errors.Is(err, unix.EINVAL):
+		c.noPidfd = true
+		c.log.Info("pidfd_open is unavailable: the process probe sees exits only when it scans, once per interval", "error", err)
+		return
+	case err != nil:
+		c.log.Debug("pidfd_open failed", "pid", pid, "error", err)
+		return
+	}
+	// The pid may have been reused between the scan and pidfd_open; the pidfd pins whichever
+	// process it now names, so check that this one is still ours.
+	if !c.matches(pid, make([]byte, 512)) {
+		unix.Close(fd)
+		return
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return
+	}
+	// A non-blocking fd given to os.NewFile is registered with the runtime poller, so waiting
+	// for it holds no thread.
+	f := os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid))
+	c.watched[pid] = f
+	c.wg.Go(func() { c.wait(pid, f) })
+}
+
+// wait blocks until the process behind f exits or f is closed.
+func (c *processChecker) wait(pid int, f *os.File) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	var exited bool
+	err = rc.Read(func(fd uintptr) bool {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			n, err := unix.Poll(pfd, 0)
+			if err == unix.EINTR {
+				continue
+			}
+			// Readable (or an error, which pidfds do not report for a live process): exited.
+			exited = err != nil || n > 0
+			return exited
+		}
+	})
+	if err != nil || !exited {
+		return // closed by close or check
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watched[pid] != f {
+		return
+	}
+	delete(c.watched, pid)
+	f.Close()
+	if len(c.watched) > 0 {
+		return // another instance still runs
+	}
+	select {
+	case c.exit <- fmt.Sprintf("process %q (pid %d) exited", c.name, pid):
+	default: // one pending event is enough
+	}
+}
+
+func (c *processChecker) close() {
+	c.mu.Lock()
+	c.closed = true
+	for pid, f := range c.watched {
+		f.Close()
+		delete(c.watched, pid)
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+}

@@ -1,0 +1,205 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Kind is what a probe checks.
+type Kind string
+
+// The kinds of probe.
+const (
+	// KindProcess succeeds while a process of the given name runs (as pgrep -x).
+	KindProcess Kind = "process"
+	// KindTCP succeeds when a TCP connection to the address opens.
+	KindTCP Kind = "tcp"
+	// KindHTTP succeeds when a GET returns an expected status and a complete, small body.
+	KindHTTP Kind = "http"
+	// KindExec succeeds when the command exits 0. It runs only when Options.ExecEnabled.
+	KindExec Kind = "exec"
+	// KindInterface succeeds while the link is administratively up and has carrier.
+	KindInterface Kind = "interface"
+	// KindFile succeeds while the path exists.
+	KindFile Kind = "file"
+)
+
+// Defaults and limits of a Spec, the same as the VirtualIP API's.
+const (
+	DefaultInterval = time.Second
+	MaxInterval     = time.Hour
+	MaxCount        = 255 // fall and rise
+	MaxWeight       = 253
+	// MaxProcessName is the longest process name the kernel keeps (TASK_COMM_LEN - 1): a
+	// process started as "haproxy-ingress-controller" is named "haproxy-ingress".
+	MaxProcessName = 15
+	// MaxBodyBytes is the largest HTTP response body a probe reads; a longer body fails the
+	// probe, so that a server streaming without end cannot hold it.
+	MaxBodyBytes = 64 << 10
+)
+
+// ExecDisabledReason is the failure reason of every exec probe on an agent that does not enable
+// them: whoever may create a VirtualIP would otherwise run commands as root on every node.
+const ExecDisabledReason = "exec probes are disabled on this agent (enable with --enable-exec-probes / chart value probes.exec.enabled)"
+
+// Spec is one probe. Exactly the fields of its Kind are set; zero Interval, Timeout, Fall and
+// Rise take their defaults (1s, the interval, 1, 1).
+type Spec struct {
+	// Name identifies the probe in results, health maps and status; unique per Runner.
+	Name string
+	// Kind selects the check and which of the following fields it uses.
+	Kind Kind
+
+	// Process is the process name of a KindProcess probe, compared exactly with the kernel's
+	// comm (/proc/<pid>/comm), so at most MaxProcessName bytes.
+	Process string
+	// Address is the host:port of a KindTCP probe.
+	Address string
+	// URL is the http:// or https:// URL of a KindHTTP probe.
+	URL string
+	// ExpectedStatus is the status that means healthy for a KindHTTP probe; 0 means any 2xx or
+	// 3xx. Redirects are not followed: a 3xx is judged by its own status.
+	ExpectedStatus int
+	// Command is the argv of a KindExec probe; Command[0] is an absolute path. It runs without
+	// a shell and with an empty environment.
+	Command []string
+	// Interface is the link name of a KindInterface probe.
+	Interface string
+	// Path is the absolute path of a KindFile probe.
+	Path string
+
+	// Interval between the starts of two checks (default 1s).
+	Interval time.Duration
+	// Timeout of one check, at most Interval (default Interval).
+	Timeout time.Duration
+	// Fall is how many consecutive failures make a healthy probe unhealthy (default 1).
+	Fall int
+	// Rise is how many consecutive successes make an unhealthy probe healthy (default 1).
+	Rise int
+	// Weight, as keepalived: 0 puts the node in FAULT while the probe fails; a negative weight
+	// is added to the priority while it fails; a positive weight is added while it succeeds.
+	Weight int
+}
+
+// Validate reports everything wrong with s, joined.
+func (s *Spec) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	if s.Name == "" {
+		bad("name is empty")
+	}
+	type field struct {
+		name string
+		set  bool
+		kind Kind
+	}
+	fields := []field{
+		{"Process", s.Process != "", KindProcess},
+		{"Address", s.Address != "", KindTCP},
+		{"URL", s.URL != "", KindHTTP},
+		{"ExpectedStatus", s.ExpectedStatus != 0, KindHTTP},
+		{"Command", len(s.Command) > 0, KindExec},
+		{"Interface", s.Interface != "", KindInterface},
+		{"Path", s.Path != "", KindFile},
+	}
+	for _, f := range fields {
+		if f.set && f.kind != s.Kind {
+			bad("%s is set but the probe is of kind %q", f.name, s.Kind)
+		}
+	}
+
+	switch s.Kind {
+	case KindProcess:
+		if s.Process == "" || len(s.Process) > MaxProcessName || strings.ContainsRune(s.Process, '/') {
+			bad("process name %q: give the name as the kernel keeps it (as pgrep -x): 1..%d bytes, no path", s.Process, MaxProcessName)
+		}
+	case KindTCP:
+		if err := checkHostPort(s.Address); err != nil {
+			bad("address %q: %w", s.Address, err)
+		}
+	case KindHTTP:
+		u, err := url.Parse(s.URL)
+		switch {
+		case err != nil:
+			bad("url: %w", err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			bad("url %q: the scheme must be http or https", s.URL)
+		case u.Hostname() == "":
+			bad("url %q has no host", s.URL)
+		}
+		if s.ExpectedStatus != 0 && (s.ExpectedStatus < 100 || s.ExpectedStatus > 599) {
+			bad("expected status %d is not an HTTP status code 100..599", s.ExpectedStatus)
+		}
+	case KindExec:
+		if len(s.Command) == 0 || !strings.HasPrefix(s.Command[0], "/") {
+			bad("command %q: give the argv with the program's absolute path first (no shell, no PATH lookup)", s.Command)
+		}
+	case KindInterface:
+		if s.Interface == "" || len(s.Interface) > 15 || strings.ContainsAny(s.Interface, "/: \t\n") {
+			bad("interface name %q is not a Linux link name", s.Interface)
+		}
+	case KindFile:
+		if !strings.HasPrefix(s.Path, "/") {
+			bad("path %q is not absolute", s.Path)
+		}
+	default:
+		bad("unknown kind %q", s.Kind)
+	}
+
+	if s.Interval < 0 || s.Interval > MaxInterval {
+		bad("interval %s: set above 0 and at most %s", s.Interval, MaxInterval)
+	}
+	if iv := s.interval(); s.Timeout < 0 || s.Timeout > iv {
+		bad("timeout %s: set above 0 and at most the interval (%s), so that checks never overlap", s.Timeout, iv)
+	}
+	if s.Fall < 0 || s.Fall > MaxCount {
+		bad("fall %d: set 1..%d", s.Fall, MaxCount)
+	}
+	if s.Rise < 0 || s.Rise > MaxCount {
+		bad("rise %d: set 1..%d", s.Rise, MaxCount)
+	}
+	if s.Weight < -MaxWeight || s.Weight > MaxWeight {
+		bad("weight %d: set -%d..%d", s.Weight, MaxWeight, MaxWeight)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("probe %q: %w", s.Name, err)
+	}
+	return nil
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return errors.New("no host")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return errors.New("the port must be a number 1..65535")
+	}
+	return nil
+}
+
+func (s *Spec) interval() time.Duration {
+	if s.Interval <= 0 {
+		return DefaultInterval
+	}
+	return s.Interval
+}
+
+func (s *Spec) timeout() time.Duration {
+	if s.Timeout <= 0 {
+		return s.interval()
+	}
+	return s.Timeout
+}
+
+func (s *Spec) fall() int { return max(s.Fall, 1) }
+func (s *Spec) rise() int { return max(s.Rise, 1) }
