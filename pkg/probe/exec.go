@@ -76,4 +76,3 @@ func firstLine(b []byte) string {
 	s, _, _ := strings.Cut(string(b), "\n")
 	return strings.TrimSpace(strings.ToValidUTF8(s, "?"))
 }
-

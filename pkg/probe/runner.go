@@ -78,7 +78,7 @@ type closer interface {
 	close()
 }
 
-// New validates specs and prepares a Runner for them; it starts nothing.
+// New validates specs and prepares a Runner for them; it starts nothing. log may be nil.
 func New(specs []Spec, opts Options, log *slog.Logger) (*Runner, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -106,6 +106,9 @@ func New(specs []Spec, opts Options, log *slog.Logger) (*Runner, error) {
 }
 
 func newRunner(probes []*probe, log *slog.Logger) *Runner {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	for _, p := range probes {
 		p.h = hysteresis{fall: p.spec.fall(), rise: p.spec.rise()}
 	}

@@ -19,4 +19,3 @@ func (c tcpChecker) check(ctx context.Context) (bool, string) {
 	conn.Close()
 	return true, "connected to " + c.address
 }
-

@@ -1,0 +1,79 @@
+package probe
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSpecValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		spec Spec
+		want string // substring of the error; "" means valid
+	}{
+		{"process", Spec{Name: "p", Kind: KindProcess, Process: "haproxy"}, ""},
+		{"process 15 bytes", Spec{Name: "p", Kind: KindProcess, Process: "haproxy-ingress"}, ""},
+		{"process 16 bytes", Spec{Name: "p", Kind: KindProcess, Process: "haproxy-ingress-"}, "1..15 bytes"},
+		{"process path", Spec{Name: "p", Kind: KindProcess, Process: "/usr/sbin/haproxy"}, "no path"},
+		{"tcp", Spec{Name: "p", Kind: KindTCP, Address: "127.0.0.1:80"}, ""},
+		{"tcp v6", Spec{Name: "p", Kind: KindTCP, Address: "[::1]:80"}, ""},
+		{"tcp no port", Spec{Name: "p", Kind: KindTCP, Address: "127.0.0.1"}, "address"},
+		{"tcp port 0", Spec{Name: "p", Kind: KindTCP, Address: "127.0.0.1:0"}, "1..65535"},
+		{"http", Spec{Name: "p", Kind: KindHTTP, URL: "http://127.0.0.1:8404/healthz", ExpectedStatus: 204}, ""},
+		{"http ftp", Spec{Name: "p", Kind: KindHTTP, URL: "ftp://x/"}, "http or https"},
+		{"http no host", Spec{Name: "p", Kind: KindHTTP, URL: "http:///x"}, "no host"},
+		{"http bad status", Spec{Name: "p", Kind: KindHTTP, URL: "http://x/", ExpectedStatus: 99}, "100..599"},
+		{"exec", Spec{Name: "p", Kind: KindExec, Command: []string{"/bin/true"}}, ""},
+		{"exec relative", Spec{Name: "p", Kind: KindExec, Command: []string{"true"}}, "absolute path"},
+		{"interface", Spec{Name: "p", Kind: KindInterface, Interface: "eth0"}, ""},
+		{"interface alias", Spec{Name: "p", Kind: KindInterface, Interface: "eth0:1"}, "not a Linux link name"},
+		{"file", Spec{Name: "p", Kind: KindFile, Path: "/run/ok"}, ""},
+		{"file relative", Spec{Name: "p", Kind: KindFile, Path: "run/ok"}, "not absolute"},
+		{"no name", Spec{Kind: KindFile, Path: "/x"}, "name is empty"},
+		{"unknown kind", Spec{Name: "p", Kind: "ping"}, `unknown kind "ping"`},
+		{"field of another kind", Spec{Name: "p", Kind: KindFile, Path: "/x", URL: "http://x/"}, `URL is set but the probe is of kind "file"`},
+		{"timeout above interval", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: time.Second, Timeout: 2 * time.Second}, "at most the interval"},
+		{"timeout above default interval", Spec{Name: "p", Kind: KindFile, Path: "/x", Timeout: 2 * time.Second}, "at most the interval (1s)"},
+		{"negative interval", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: -1}, "interval"},
+		{"fall", Spec{Name: "p", Kind: KindFile, Path: "/x", Fall: 256}, "fall 256"},
+		{"rise", Spec{Name: "p", Kind: KindFile, Path: "/x", Rise: -1}, "rise -1"},
+		{"weight", Spec{Name: "p", Kind: KindFile, Path: "/x", Weight: -254}, "weight -254"},
+		{"all set", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: 2 * time.Second, Timeout: time.Second, Fall: 3, Rise: 2, Weight: -20}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.spec.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Validate() = %v, want nil", err)
+			case tt.want != "" && err == nil:
+				t.Fatalf("Validate() = nil, want an error containing %q", tt.want)
+			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+				t.Fatalf("Validate() = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestSpecDefaults(t *testing.T) {
+	s := Spec{Name: "p", Kind: KindFile, Path: "/x"}
+	if s.interval() != time.Second || s.timeout() != time.Second || s.fall() != 1 || s.rise() != 1 {
+		t.Errorf("defaults: interval %v timeout %v fall %d rise %d, want 1s 1s 1 1", s.interval(), s.timeout(), s.fall(), s.rise())
+	}
+	s.Interval = 3 * time.Second
+	if s.timeout() != 3*time.Second {
+		t.Errorf("timeout %v, want the interval 3s", s.timeout())
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	_, err := New([]Spec{
+		{Name: "a", Kind: KindFile, Path: "/x"},
+		{Name: "a", Kind: KindFile, Path: "/y"},
+		{Name: "b", Kind: KindFile},
+	}, Options{}, nil)
+	if err == nil || !strings.Contains(err.Error(), `"a": the name is used twice`) || !strings.Contains(err.Error(), `probe "b"`) {
+		t.Fatalf("New() = %v, want errors for the duplicate name and the path", err)
+	}
+}
