@@ -12,7 +12,9 @@ func TestEffective(t *testing.T) {
 		Fault  bool
 		Reason string
 	}
-	p := func(name string, weight int) Spec { return Spec{Name: name, Kind: KindFile, Path: "/x", Weight: weight} }
+	p := func(name string, weight int) Spec {
+		return Spec{Name: name, Kind: KindFile, Path: "/x", Weight: weight}
+	}
 	tests := []struct {
 		name   string
 		base   uint8
