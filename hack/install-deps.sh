@@ -10,13 +10,14 @@
 #   haproxy       the workload of `make demo` and the end-to-end scenarios
 #   iputils-ping  ping: reachability checks inside the lab
 #   tcpdump       looking at adverts when a lab test fails
+#   etcd-server   etcd for envtest (test/envtest; hack/envtest.sh links /usr/bin/etcd)
 #
-# Installing never starts the packaged daemons (keepalived, haproxy, nftables) on the host:
+# Installing never starts the packaged daemons (keepalived, haproxy, nftables, etcd) on the host:
 # a temporary policy-rc.d forbids service starts while apt runs. The tests start their own
 # daemons inside network namespaces only.
 set -euo pipefail
 
-packages=(iproute2 nftables keepalived haproxy iputils-ping tcpdump)
+packages=(iproute2 nftables keepalived haproxy iputils-ping tcpdump etcd-server)
 
 missing=()
 for p in "${packages[@]}"; do
