@@ -91,6 +91,10 @@ func TestKeepalivedPairFailover(t *testing.T) {
 			if err := lab.WaitKeepalivedState(p2, "VI_1", "MASTER", time.Second); err != nil {
 				t.Error(err)
 			}
+			// The client's neighbour entry for the VIP follows the gratuitous ARP / NA.
+			if mac, err := l.Client().Neighbor(vip.Addr()); err != nil || l.NodeByMAC(mac) != n2 {
+				t.Errorf("client's neighbour entry for %s: %v (%v), want n2's %s", vip.Addr(), mac, err, n2.MAC)
+			}
 			// The backup waits Master_Down_Interval = 3*adv + skew after the last advert it
 			// heard, which was up to one interval before the cut: the outage is at least 2*adv.
 			if out.Duration < 2*adv {

@@ -14,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Addressing of every lab. Fixed, because namespaces isolate labs from each other and tests
@@ -83,6 +86,9 @@ type Lab struct {
 	tb     testing.TB // nil when opened with Open
 	logf   func(string, ...any)
 	port   int
+
+	swMu sync.Mutex
+	sw   *netlink.Handle // NETLINK_ROUTE in the switch namespace, for faults
 
 	mu         sync.Mutex
 	namespaces []string // created, to delete on Close
@@ -280,6 +286,13 @@ func (l *Lab) build(nodes int) error {
 	if err := ipBatch(ctx, l.Switch, sw...); err != nil {
 		return err
 	}
+	if err := inNetns(l.Switch, func() error {
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		l.sw = h
+		return err
+	}); err != nil {
+		return fmt.Errorf("netlink in %s: %w", l.Switch, err)
+	}
 	for _, h := range hosts {
 		if err := ipBatch(ctx, h.NetNS,
 			"link set lo up",
@@ -405,6 +418,12 @@ func (l *Lab) close() error {
 			n.closeNetlink()
 		}
 	}
+	l.swMu.Lock()
+	if l.sw != nil {
+		l.sw.Close()
+		l.sw = nil
+	}
+	l.swMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, ns := range slices.Backward(namespaces) {
@@ -439,4 +458,26 @@ func (l *Lab) fatalf(format string, args ...any) {
 		l.tb.Fatalf(format, args...)
 	}
 	panic(fmt.Sprintf("lab: "+format, args...))
+}
+
+// switchLink runs f with the switch namespace's netlink handle, the named bridge port and
+// the bridge.
+func (l *Lab) switchLink(port string, f func(h *netlink.Handle, port, bridge netlink.Link) error) error {
+	l.swMu.Lock()
+	defer l.swMu.Unlock()
+	if l.sw == nil {
+		return errors.New("lab closed")
+	}
+	p, err := l.sw.LinkByName(port)
+	if err != nil {
+		return fmt.Errorf("switch port %s: %w", port, err)
+	}
+	br, err := l.sw.LinkByName(Bridge)
+	if err != nil {
+		return fmt.Errorf("switch bridge: %w", err)
+	}
+	if err := f(l.sw, p, br); err != nil {
+		return fmt.Errorf("switch port %s: %w", port, err)
+	}
+	return nil
 }

@@ -100,10 +100,10 @@ func TestLabFaults(t *testing.T) {
 	if err := n1.CutLink(); err != nil {
 		t.Fatal(err)
 	}
-	if err := n2.Ping(n1.IPv4, 1); err == nil {
+	if unreachable(n2, n1.IPv4) != nil {
 		t.Errorf("n2 reaches n1 through a cut link")
 	}
-	if err := n1.Ping(n2.IPv6, 1); err == nil {
+	if unreachable(n1, n2.IPv6) != nil {
 		t.Errorf("n1 reaches n2 through a cut link")
 	}
 	out, _ := n1.Run("ip", "link", "show", "eth0")
@@ -113,7 +113,7 @@ func TestLabFaults(t *testing.T) {
 	if err := n1.RestoreLink(); err != nil {
 		t.Fatal(err)
 	}
-	if err := n2.Ping(n1.IPv4, 1); err != nil {
+	if err := n2.Reachable(n1.IPv4, 3*time.Second); err != nil {
 		t.Errorf("after RestoreLink: %v", err)
 	}
 
@@ -125,13 +125,13 @@ func TestLabFaults(t *testing.T) {
 	if !strings.Contains(out, "NO-CARRIER") {
 		t.Errorf("after LinkDown n1's eth0 should have no carrier:\n%s", out)
 	}
-	if err := n2.Ping(n1.IPv6, 1); err == nil {
+	if unreachable(n2, n1.IPv6) != nil {
 		t.Errorf("n2 reaches n1 through a downed link")
 	}
 	if err := n1.RestoreLink(); err != nil {
 		t.Fatal(err)
 	}
-	if err := n2.Ping(n1.IPv6, 1); err != nil {
+	if err := n2.Reachable(n1.IPv6, 3*time.Second); err != nil {
 		t.Errorf("after RestoreLink: %v", err)
 	}
 
@@ -172,6 +172,14 @@ func TestLabFaults(t *testing.T) {
 	if filepath.Dir(filepath.Dir(path)) != n2.Dir {
 		t.Errorf("WriteFile path %s outside %s", path, n2.Dir)
 	}
+}
+
+// unreachable returns nil if a ping from n to dst goes unanswered for 300 ms.
+func unreachable(n *lab.Node, dst netip.Addr) error {
+	if _, err := n.Run("ping", "-n", "-q", "-c", "1", "-W", "0.3", dst.String()); err == nil {
+		return fmt.Errorf("%s reaches %s", n.Name, dst)
+	}
+	return nil
 }
 
 func TestOpenCloseLeavesNothing(t *testing.T) {
@@ -263,9 +271,11 @@ func TestMeasureOutageAccuracy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Resolution is one 10 ms interval, plus a few ms for running `ip` twice.
-			if out.Duration < cut || out.Duration > cut+60*time.Millisecond {
-				t.Errorf("%s %s: outage %v for a %v cut", mode, target, out.Duration, cut)
+			// Resolution is one 10 ms interval (plus timer slack); a prober starved of CPU
+			// (a loaded CI machine) overestimates by up to its longest stall.
+			slack := 30*time.Millisecond + out.Result.MaxSendGap()
+			if out.Duration < cut || out.Duration > cut+slack {
+				t.Errorf("%s %s: outage %v for a %v cut (allowed slack %v)", mode, target, out.Duration, cut, slack)
 			}
 			if r := out.Result; r.WrongSource != 0 || r.Duplicates != 0 {
 				t.Errorf("%s %s: %s", mode, target, r)
@@ -283,7 +293,7 @@ func TestMeasureOutageAccuracy(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	r := p.Stop()
-	if r.Lost() != 0 || r.Sent < 15 || r.MaxGap() > 30*time.Millisecond || len(r.Gaps()) != 0 {
+	if r.Lost() != 0 || r.Sent < 5 || r.MaxGap() > r.MaxSendGap()+10*time.Millisecond || len(r.Gaps()) != 0 {
 		t.Errorf("steady probe: %s, gaps %v", r, r.Gaps())
 	}
 }

@@ -147,7 +147,8 @@ func (n *Node) HasAddress(p netip.Prefix) bool {
 	if err != nil {
 		return false
 	}
-	return slices.ContainsFunc(as, func(a netip.Prefix) bool { return a.Addr() == p.Addr() })
+	want := p.Addr().WithZone("")
+	return slices.ContainsFunc(as, func(a netip.Prefix) bool { return a.Addr() == want })
 }
 
 // Neighbor returns the link-layer address the node's neighbour table holds for ip on the lab
@@ -179,6 +180,13 @@ func (n *Node) Neighbor(ip netip.Addr) (net.HardwareAddr, error) {
 	return nil, nil
 }
 
+// InNetns runs fn on an OS thread that has entered the node's network namespace, for
+// in-process tests of code that opens sockets or netlink handles: whatever fn opens stays
+// in the namespace after it returns. fn must not start goroutines that expect to be in the
+// namespace (they run on other threads). The thread returns to the host namespace before
+// it is reused, or is destroyed.
+func (n *Node) InNetns(fn func() error) error { return inNetns(n.NetNS, fn) }
+
 // Run runs a short command inside the node's namespace and returns its combined output.
 // It gives up after 30 s.
 func (n *Node) Run(argv ...string) (string, error) {
@@ -191,6 +199,14 @@ func (n *Node) Run(argv ...string) (string, error) {
 // answered within about a second each.
 func (n *Node) Ping(dst netip.Addr, count int) error {
 	_, err := n.Run("ping", "-n", "-q", "-c", fmt.Sprint(count), "-i", "0.05", "-W", "1", dst.String())
+	return err
+}
+
+// Reachable pings dst from the node until one echo is answered, for up to timeout: the
+// check to use right after a link comes back (neighbour entries may need a retry).
+func (n *Node) Reachable(dst netip.Addr, timeout time.Duration) error {
+	secs := max(1, int((timeout+time.Second-1)/time.Second))
+	_, err := n.Run("ping", "-n", "-q", "-c", "1", "-i", "0.05", "-w", fmt.Sprint(secs), dst.String())
 	return err
 }
 
@@ -267,29 +283,33 @@ func (n *Node) MustWriteFile(name string, data []byte) string {
 // CutLink detaches the node's port from the bridge: all traffic both ways stops, but the
 // node's link keeps its carrier (operstate UP), as when a switch or a cable further along
 // fails. A VRRP speaker on the node notices nothing locally and stays MASTER on its side.
+// Faults are netlink calls from this process (no `ip` to spawn), so they take effect within
+// a millisecond of the call and timings measured around them are exact.
 func (n *Node) CutLink() error {
-	return n.switchIP("link set " + n.Port + " nomaster")
+	return n.lab.switchLink(n.Port, func(h *netlink.Handle, port, _ netlink.Link) error {
+		return h.LinkSetNoMaster(port)
+	})
 }
 
 // LinkDown sets the node's bridge-side veth down: traffic stops both ways and the node's
 // link loses carrier (NO-CARRIER, operstate LOWERLAYERDOWN), as when its own cable is
 // pulled. keepalived goes to FAULT and releases its VIPs.
 func (n *Node) LinkDown() error {
-	return n.switchIP("link set " + n.Port + " down")
+	return n.lab.switchLink(n.Port, func(h *netlink.Handle, port, _ netlink.Link) error {
+		return h.LinkSetDown(port)
+	})
 }
 
 // RestoreLink undoes CutLink and LinkDown: port attached to the bridge and up.
 func (n *Node) RestoreLink() error {
-	return n.switchIP("link set "+n.Port+" master "+Bridge, "link set "+n.Port+" up")
-}
-
-func (n *Node) switchIP(cmds ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := ipBatch(ctx, n.lab.Switch, cmds...); err != nil {
-		return fmt.Errorf("%s: %s: %w", n.Name, strings.Join(cmds, "; "), err)
-	}
-	return nil
+	return n.lab.switchLink(n.Port, func(h *netlink.Handle, port, br netlink.Link) error {
+		if port.Attrs().MasterIndex != br.Attrs().Index {
+			if err := h.LinkSetMaster(port, br); err != nil {
+				return err
+			}
+		}
+		return h.LinkSetUp(port)
+	})
 }
 
 // BlockVRRP drops IP protocol 112 (VRRP, IPv4 and IPv6, multicast and unicast) from and to

@@ -369,6 +369,9 @@ func (p *Probe) Result() ProbeResult {
 		r.End = p.sent[n-1]
 	}
 	for seq := range n {
+		if seq > 0 {
+			r.maxSendGap = maxDur(r.maxSendGap, p.sent[seq].Sub(p.sent[seq-1]))
+		}
 		if rep, ok := p.replies[seq]; ok {
 			r.Replies = append(r.Replies, rep)
 		}
@@ -437,6 +440,8 @@ type ProbeResult struct {
 	WrongSource int
 	// Replies lists the answered probes in order.
 	Replies []Reply
+
+	maxSendGap time.Duration
 }
 
 // Lost returns Sent - Received.
@@ -498,6 +503,13 @@ func maxDur(a, b time.Duration) time.Duration {
 	return b
 }
 
+// MaxSendGap returns the longest time between two consecutive probes sent. Far above
+// Interval it means the prober itself was starved of CPU, and gaps around then are
+// overestimated by up to that much.
+func (r ProbeResult) MaxSendGap() time.Duration {
+	return r.maxSendGap
+}
+
 // Run is a stretch of consecutive replies from one node.
 type Run struct {
 	Node     string
@@ -537,6 +549,9 @@ func (r ProbeResult) String() string {
 	}
 	if r.WrongSource > 0 {
 		s += fmt.Sprintf(", %d from a wrong source", r.WrongSource)
+	}
+	if r.maxSendGap > 3*r.Interval {
+		s += fmt.Sprintf(", prober stalled up to %v", r.maxSendGap.Round(time.Millisecond))
 	}
 	if r.Mode == ProbeUDP {
 		s += ", answered by"
