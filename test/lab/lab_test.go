@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,9 +32,27 @@ func labNamespaces(t *testing.T, prefix string) []string {
 	return out
 }
 
+func hostSysctl(t *testing.T, key string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/" + strings.ReplaceAll(key, ".", "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
 func TestLabUpAndReachable(t *testing.T) {
 	privtest.Require(t)
+	const dadKey = "net.ipv6.conf.default.accept_dad"
+	hostDAD := hostSysctl(t, dadKey)
 	l := lab.New(t, lab.Options{Nodes: 3})
+	// Lab sysctls are written inside the lab namespaces, never on the host.
+	if got := hostSysctl(t, dadKey); got != hostDAD {
+		t.Errorf("host %s changed from %s to %s", dadKey, hostDAD, got)
+	}
+	if out, err := l.Node(1).Run("cat", "/proc/sys/net/ipv6/conf/eth0/accept_dad"); err != nil || strings.TrimSpace(out) != "0" {
+		t.Errorf("n1 eth0 accept_dad = %q (%v), want 0", out, err)
+	}
 
 	nodes := l.Nodes()
 	if len(nodes) != 3 {
@@ -157,12 +176,14 @@ func TestLabFaults(t *testing.T) {
 	if err := p.Wait(50 * time.Millisecond); err != lab.ErrRunning {
 		t.Fatalf("Wait = %v, want ErrRunning", err)
 	}
-	if err := p.Signal(os.Interrupt); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Stop(); err == nil || !strings.Contains(err.Error(), "exit status") {
-		// sh ignores nothing: SIGINT killed it, or the TERM trap ran; either way not clean.
-		t.Logf("Stop = %v", err)
+	if err := p.Wait(5 * time.Second); err == nil || !strings.Contains(err.Error(), "exit status 3") {
+		t.Errorf("Wait after SIGTERM = %v, want the trap's exit status 3", err)
+	}
+	if err := p.WaitLog("got TERM", 0, time.Second); err != nil {
+		t.Error(err)
 	}
 	out, err := n2.Run("sh", "-c", "echo hello from $(hostname -I 2>/dev/null || true); ip -br -4 addr show dev eth0")
 	if err != nil || !strings.Contains(out, "198.18.0.12/24") {
