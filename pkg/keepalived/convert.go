@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -321,6 +322,9 @@ func (c *converter) instance(in *Instance) *draft {
 	spec := &d.spec
 	spec.VRID = int32(in.VRID)
 	spec.Interface = in.Interface
+	if !c.text(in.Keys["interface"], where+": interface", in.Interface) {
+		return nil
+	}
 
 	// Addresses and their family.
 	fam := 0
@@ -364,6 +368,10 @@ func (c *converter) instance(in *Instance) *draft {
 		if len(devs) == 1 && !devs[""] {
 			for dev := range devs {
 				spec.Interface = dev
+			}
+			if !c.text(in.Pos, where+": dev", spec.Interface) || interfaceNameBad(spec.Interface) {
+				c.errorf(in.Pos, "%s: dev %q is not a valid interface name", where, spec.Interface)
+				return nil
 			}
 			c.warnf(in.Pos, "%s has no interface; its addresses name dev %s, which becomes spec.interface", where, spec.Interface)
 		} else {
@@ -666,7 +674,7 @@ func (c *converter) probes(d *draft, where string) {
 			}
 			p, from = c.processProbe(tp), tp.Pos
 		default:
-			if len(t.name) > maxProcessName || strings.ContainsAny(t.name, "/: \t") {
+			if interfaceNameBad(t.name) || !yamlSafe(t.name) {
 				c.errorf(t.pos, "%s: track_interface %q is not a valid interface name", where, t.name)
 				continue
 			}
@@ -719,6 +727,9 @@ func (c *converter) scriptProbe(s *Script) *v1alpha1.ProbeSpec {
 	at := s.Keys["script"]
 	if len(s.ExtraArgs) > 0 {
 		c.warnf(at, "%s: words after %q (%s) are ignored by keepalived, which takes only the first word of an unquoted script; quote the whole command to pass arguments. They are ignored here too", in, s.Command, strings.Join(s.ExtraArgs, " "))
+	}
+	if !c.text(at, in+": script", s.Command) {
+		return nil
 	}
 	ck := classifyScript(s.Command)
 	for _, n := range ck.notes {
@@ -783,6 +794,9 @@ func (c *converter) count(v int, at Pos, in, what string) *int32 {
 func (c *converter) processProbe(t *TrackProcess) *v1alpha1.ProbeSpec {
 	in := "vrrp_track_process " + t.Name
 	name := t.Process
+	if !c.text(t.Keys["process"], in+": process", name) {
+		return nil
+	}
 	if t.FullCommand || len(t.Params) > 0 || t.ParamMatch != "" {
 		c.warnf(t.Keys["process"], "%s: matching the command line (parameters, param_match, full_command) cannot be expressed; the process probe matches the process name %s only", in, name)
 	}
@@ -913,11 +927,52 @@ func virtualIP(name string, spec v1alpha1.VirtualIPSpec) v1alpha1.VirtualIP {
 	}
 }
 
+// secretFor holds the password as stringData, readable in the manifest, or as base64 data
+// when it has bytes YAML cannot carry as text.
 func secretFor(vipName, password string) corev1.Secret {
-	return corev1.Secret{
+	s := corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{Name: secretName(vipName), Namespace: SecretNamespace},
 		Type:       corev1.SecretTypeOpaque,
-		StringData: map[string]string{SecretKey: password},
 	}
+	if yamlSafe(password) {
+		s.StringData = map[string]string{SecretKey: password}
+	} else {
+		s.Data = map[string][]byte{SecretKey: []byte(password)}
+	}
+	return s
+}
+
+// text reports an error unless s can be written to YAML as it is (valid UTF-8 without
+// control characters): the output must say exactly what the configuration says.
+func (c *converter) text(at Pos, what, s string) bool {
+	if yamlSafe(s) {
+		return true
+	}
+	c.errorf(at, "%s %q has control characters or bytes that are not UTF-8, which a manifest cannot carry", what, s)
+	return false
+}
+
+// yamlSafe reports whether s is valid UTF-8 made of characters YAML can print (YAML 1.1
+// "printable": tab, line breaks, and no other control characters).
+func yamlSafe(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r' || r == 0x85:
+		case r >= 0x20 && r <= 0x7e:
+		case r >= 0xa0 && r <= 0xd7ff:
+		case r >= 0xe000 && r <= 0xfffd && r != 0xfeff:
+		case r >= 0x10000 && r <= 0x10ffff:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func interfaceNameBad(s string) bool {
+	return s == "" || len(s) > maxProcessName || s == "." || s == ".." || strings.ContainsAny(s, "/: \t\n\r\v\f\x00")
 }

@@ -283,8 +283,8 @@ func TestConvertProbes(t *testing.T) {
 			},
 		},
 		{
-			name: "reverse cannot be expressed: the probe is left out",
-			conf: "vrrp_script chk {\n  script /bin/true\n  weight 10 reverse\n}\n" + instance("  track_script {\n    chk\n  }\n"),
+			name:  "reverse cannot be expressed: the probe is left out",
+			conf:  "vrrp_script chk {\n  script /bin/true\n  weight 10 reverse\n}\n" + instance("  track_script {\n    chk\n  }\n"),
 			warns: []string{"k.conf:12: vrrp_instance VI_1: track_script chk uses reverse, which kube-vrrp cannot express; the probe is NOT converted"},
 		},
 		{
@@ -312,8 +312,8 @@ func TestConvertProbes(t *testing.T) {
 			warns: []string{"k.conf:4: vrrp_script chk: timeout 5 is longer than the interval"},
 		},
 		{
-			name: "nopreempt with only weighted probes: they could never move the VIP",
-			conf: "vrrp_script chk {\n  script \"pgrep -x haproxy\"\n  weight -20\n}\n" + instance("  nopreempt\n  track_script {\n    chk\n  }\n"),
+			name:  "nopreempt with only weighted probes: they could never move the VIP",
+			conf:  "vrrp_script chk {\n  script \"pgrep -x haproxy\"\n  weight -20\n}\n" + instance("  nopreempt\n  track_script {\n    chk\n  }\n"),
 			warns: []string{"k.conf:1: vrrp_instance VI_1: probe chk (weight -20) is not converted: with nopreempt"},
 		},
 		{
@@ -431,6 +431,8 @@ func TestConvertErrors(t *testing.T) {
 			"k.conf:8:5: vrrp_instance VI_1: unicast peer 2001:db8::2 is IPv6 but the addresses are IPv4"},
 		{"same VRID twice", instance("") + strings.Replace(instance(""), "VI_1", "VI_2", 1),
 			`k.conf:10:3: vrrp_instance VI_2: virtual_router_id 51 is used twice for IPv4 on interface "eth0"`},
+		{"control characters", "vrrp_script s {\n  script \"/bin/echo \\x1b[1m\"\n}\n" + instance("  track_script {\n    s\n  }\n"),
+			`k.conf:2:3: vrrp_script s: script "/bin/echo \x1b[1m" has control characters or bytes that are not UTF-8, which a manifest cannot carry`},
 		{"PASS without password", instance("  authentication {\n    auth_type PASS\n  }\n"),
 			"k.conf:7:3: vrrp_instance VI_1: auth_type PASS without auth_pass"},
 	}
@@ -445,6 +447,17 @@ func TestConvertErrors(t *testing.T) {
 				t.Errorf("error (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestSecretWithBinaryPassword(t *testing.T) {
+	res := convertString(t, instance("  authentication {\n    auth_type PASS\n    auth_pass \"a\\x01b\"\n  }\n"))
+	s := res.Secrets[0]
+	if s.StringData != nil || string(s.Data[SecretKey]) != "a\x01b" {
+		t.Errorf("Secret = %+v, want the password as base64 data", s)
+	}
+	if _, err := res.YAML(); err != nil {
+		t.Error(err)
 	}
 }
 

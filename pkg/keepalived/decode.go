@@ -550,7 +550,7 @@ func (d *decoder) instance(name string, n *Node) *Instance {
 			}
 		case k == "interface":
 			if a, ok := d.arg(c); ok {
-				if len(a.Value) > 15 || a.Value == "" || strings.ContainsAny(a.Value, "/: \t") {
+				if interfaceNameBad(a.Value) {
 					d.errorf(a.Pos, "interface: %q is not a valid interface name", a.Value)
 					continue
 				}

@@ -253,7 +253,9 @@ func TestParseErrors(t *testing.T) {
 		{"sequence block", map[string]string{"k.conf": "~SEQ(A, 1, 3) x $A\n"},
 			nil, "k.conf:1:1: ~SEQ sequence blocks are not supported; expand them before converting"},
 		{"recursive parameter", map[string]string{"k.conf": "$A=${A}${A}\nx $A\n"},
-			nil, "k.conf:2:1: parameter substitution does not terminate (more than 256 replacements)"},
+			nil, "k.conf:2:1: parameter substitution nests deeper than 32 (a parameter refers to itself?)"},
+		{"parameter bomb", map[string]string{"k.conf": "$A=" + strings.Repeat("y", 100) + "\n" + strings.Repeat("x"+strings.Repeat(" $A", 20)+"\n", 10)},
+			&Options{MaxTotalSize: 1000}, "k.conf:3:1: parameter substitution expands the configuration beyond 4000 bytes"},
 		{"include after substitution", map[string]string{"k.conf": "$F=x.conf\ninclude $F\n", "x.conf": ""},
 			nil, "k.conf:2:1: include after conditional configuration or parameter substitution is not honoured by keepalived; write it on a line of its own"},
 	}

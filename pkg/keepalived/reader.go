@@ -71,6 +71,7 @@ type reader struct {
 	stack    []*source
 	files    []string
 	total    int64
+	expanded int64 // bytes produced by parameter substitution
 	defs     map[string]string
 	warnings []Warning
 }
@@ -271,70 +272,101 @@ func isNameChar(c byte, first bool) bool {
 }
 
 // substitute replaces $NAME (followed by whitespace or the end of the line) and ${NAME} by
-// the values of defined parameters, recursively; undefined names stay as they are.
+// the values of defined parameters; undefined names stay as they are. Values are expanded
+// in turn (keepalived rescans the line after each replacement), in one pass over the text.
 func (r *reader) substitute(s *source, line string, at Pos) (string, *Error) {
-	lookup := func(name string) (string, bool, *Error) {
-		switch name {
-		case "_PWD":
-			return path.Dir(s.display), true, nil
-		case "_INSTANCE":
-			return r.opts.ConfigID, r.opts.ConfigID != "", nil
-		case "_HASH":
-			return "#", true, nil
-		case "_BANG":
-			return "!", true, nil
-		}
-		if strings.HasPrefix(name, "_RANDOM") {
-			return "", false, errorf(at, "${_RANDOM} is not supported: the conversion must be deterministic")
-		}
-		v, ok := r.defs[name]
-		return v, ok, nil
+	var b strings.Builder
+	if err := r.expand(s, &b, line, true, 0, at); err != nil {
+		return "", err
 	}
-	const maxReplacements = 256
-	n := 0
-	for i := 0; i < len(line); {
-		if line[i] != '$' {
+	// Bound the work over the whole configuration: a short line can expand to MaxLineLen.
+	r.expanded += int64(b.Len())
+	if r.expanded > 4*r.opts.MaxTotalSize {
+		return "", errorf(at, "parameter substitution expands the configuration beyond %d bytes", 4*r.opts.MaxTotalSize)
+	}
+	return b.String(), nil
+}
+
+// maxParamDepth bounds how deeply parameter values may refer to other parameters.
+const maxParamDepth = 32
+
+// expand writes text to b with its parameters replaced. endIsSpace tells whether what
+// follows text in the line is whitespace (or the end), which decides whether "$NAME" at the
+// very end of text is a reference.
+func (r *reader) expand(s *source, b *strings.Builder, text string, endIsSpace bool, depth int, at Pos) *Error {
+	if depth > maxParamDepth {
+		return errorf(at, "parameter substitution nests deeper than %d (a parameter refers to itself?)", maxParamDepth)
+	}
+	for i := 0; i < len(text); {
+		if b.Len() > r.opts.MaxLineLen {
+			return errorf(at, "line longer than %d bytes after parameter substitution", r.opts.MaxLineLen)
+		}
+		c := text[i]
+		if c != '$' {
+			b.WriteByte(c)
 			i++
 			continue
 		}
 		var name string
 		var end int
-		if i+1 < len(line) && line[i+1] == '{' {
-			j := strings.IndexByte(line[i+2:], '}')
+		if i+1 < len(text) && text[i+1] == '{' {
+			j := strings.IndexByte(text[i+2:], '}')
 			if j < 0 {
+				b.WriteByte(c)
 				i++
 				continue
 			}
-			name, end = line[i+2:i+2+j], i+3+j
+			name, end = text[i+2:i+2+j], i+3+j
 		} else {
 			j := i + 1
-			for j < len(line) && isNameChar(line[j], j == i+1) {
+			for j < len(text) && isNameChar(text[j], j == i+1) {
 				j++
 			}
-			if j == i+1 || j < len(line) && !isSpace(line[j]) {
+			followed := j < len(text) && isSpace(text[j]) || j == len(text) && endIsSpace
+			if j == i+1 || !followed {
+				b.WriteByte(c)
 				i++
 				continue
 			}
-			name, end = line[i+1:j], j
+			name, end = text[i+1:j], j
 		}
-		v, ok, err := lookup(name)
+		v, ok, err := r.lookup(s, name, at)
 		if err != nil {
-			return "", err
+			return err
 		}
 		if !ok {
+			b.WriteByte(c)
 			i++
 			continue
 		}
-		if n++; n > maxReplacements {
-			return "", errorf(at, "parameter substitution does not terminate (more than %d replacements)", maxReplacements)
+		after := end == len(text) && endIsSpace || end < len(text) && isSpace(text[end])
+		if err := r.expand(s, b, v, after, depth+1, at); err != nil {
+			return err
 		}
-		line = line[:i] + v + line[end:]
-		if len(line) > r.opts.MaxLineLen {
-			return "", errorf(at, "line longer than %d bytes after parameter substitution", r.opts.MaxLineLen)
-		}
-		// Rescan from i: the value may itself contain parameters.
+		i = end
 	}
-	return line, nil
+	if b.Len() > r.opts.MaxLineLen {
+		return errorf(at, "line longer than %d bytes after parameter substitution", r.opts.MaxLineLen)
+	}
+	return nil
+}
+
+func (r *reader) lookup(s *source, name string, at Pos) (string, bool, *Error) {
+	switch name {
+	case "_PWD":
+		return path.Dir(s.display), true, nil
+	case "_INSTANCE":
+		return r.opts.ConfigID, r.opts.ConfigID != "", nil
+	case "_HASH":
+		return "#", true, nil
+	case "_BANG":
+		return "!", true, nil
+	}
+	if strings.HasPrefix(name, "_RANDOM") {
+		return "", false, errorf(at, "${_RANDOM} is not supported: the conversion must be deterministic")
+	}
+	v, ok := r.defs[name]
+	return v, ok, nil
 }
 
 // include opens the files an include line names, in glob order, on top of the stack.

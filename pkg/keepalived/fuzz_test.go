@@ -1,0 +1,57 @@
+package keepalived
+
+import (
+	"io/fs"
+	"os"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+// FuzzParse feeds arbitrary bytes to the parser (as the main file, next to files it may
+// include) and on through Convert, Merge and YAML: nothing may panic, and every error must
+// carry a file:line:col. Seeds: testdata/fuzz/FuzzParse and every corpus file.
+func FuzzParse(f *testing.F) {
+	err := fs.WalkDir(os.DirFS(corpusDir), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".conf") {
+			return err
+		}
+		data, err := os.ReadFile(corpusDir + "/" + p)
+		if err == nil {
+			f.Add(data)
+		}
+		return err
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fsys := fstest.MapFS{
+			"k.conf":          {Data: data},
+			"inc/script.conf": {Data: []byte("vrrp_script chk {\n  script \"pgrep -x haproxy\"\n  weight -2\n}\n")},
+			"inc/loop.conf":   {Data: []byte("include ../k.conf\n")},
+		}
+		opts := &Options{MaxFileSize: 256 << 10, MaxTotalSize: 1 << 20}
+		cfg, err := Parse(fsys, "k.conf", opts)
+		if err != nil {
+			requirePositions(t, err)
+			return
+		}
+		res, err := Convert(cfg)
+		if err != nil {
+			requirePositions(t, err)
+			return
+		}
+		if _, err := res.YAML(); err != nil {
+			t.Fatalf("YAML: %v", err)
+		}
+		for _, w := range res.Warnings {
+			if !strings.HasPrefix(w, "k.conf:") && !strings.HasPrefix(w, "inc/") {
+				t.Fatalf("warning without a position: %q", w)
+			}
+		}
+		if _, err := Merge(map[string]*Config{"a": cfg, "b": cfg}); err != nil {
+			requirePositions(t, err)
+		}
+	})
+}
