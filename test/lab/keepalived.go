@@ -42,8 +42,47 @@ type VRRPInstance struct {
 	UnicastPeers []netip.Addr
 	// VIPs are the virtual addresses ("198.18.0.200/24"); one family per instance.
 	VIPs []netip.Prefix
+	// TrackScripts names vrrp_script blocks (KeepalivedConfig.Scripts) to track.
+	TrackScripts []string
 	// Extra lines go verbatim inside the instance block.
 	Extra []string
+}
+
+// VRRPScript is a keepalived vrrp_script: the health check of the setups kube-vrrp replaces
+// (`pgrep -x haproxy`, interval 2, fall 2, rise 2, weight -20).
+type VRRPScript struct {
+	// Name of the block, referenced by VRRPInstance.TrackScripts.
+	Name string
+	// Script is the command line (keepalived runs it without a shell).
+	Script string
+	// Interval between runs (default 1 s), whole seconds in keepalived 2.2.
+	Interval time.Duration
+	// Timeout of one run (0: keepalived's default, the interval).
+	Timeout time.Duration
+	// Fall and Rise (default 1): consecutive failures/successes that change the state.
+	Fall, Rise int
+	// Weight: 0 puts the instance in FAULT while failing; negative is added to the priority
+	// while failing; positive while succeeding.
+	Weight int
+}
+
+// String renders the vrrp_script block.
+func (s VRRPScript) String() string {
+	iv := s.Interval
+	if iv == 0 {
+		iv = time.Second
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "vrrp_script %s {\n    script %q\n    interval %s\n", s.Name, s.Script, seconds(iv))
+	if s.Timeout > 0 {
+		fmt.Fprintf(&b, "    timeout %s\n", seconds(s.Timeout))
+	}
+	fmt.Fprintf(&b, "    fall %d\n    rise %d\n", max(1, s.Fall), max(1, s.Rise))
+	if s.Weight != 0 {
+		fmt.Fprintf(&b, "    weight %d\n", s.Weight)
+	}
+	b.WriteString("}\n")
+	return b.String()
 }
 
 // ForNode returns a copy of in for node n with the given priority. With unicast peers, the
@@ -78,6 +117,9 @@ type KeepalivedConfig struct {
 	RouterID string
 	// Global lines go verbatim inside global_defs.
 	Global []string
+	// Scripts are vrrp_script blocks. With any, global_defs also gets `script_user root` and
+	// `enable_script_security` (keepalived otherwise warns and may refuse to run them).
+	Scripts []VRRPScript
 	// Instances are the vrrp_instance blocks.
 	Instances []VRRPInstance
 }
@@ -99,10 +141,17 @@ func (c KeepalivedConfig) String() string {
 		id = "lab"
 	}
 	fmt.Fprintf(&b, "global_defs {\n    router_id %s\n", id)
+	if len(c.Scripts) > 0 {
+		b.WriteString("    script_user root\n    enable_script_security\n")
+	}
 	for _, g := range c.Global {
 		fmt.Fprintf(&b, "    %s\n", g)
 	}
 	b.WriteString("}\n")
+	for _, s := range c.Scripts {
+		b.WriteString("\n")
+		b.WriteString(s.String())
+	}
 	for _, in := range c.Instances {
 		b.WriteString("\n")
 		b.WriteString(in.String())
@@ -162,6 +211,13 @@ func (in VRRPInstance) String() string {
 		b.WriteString("    virtual_ipaddress {\n")
 		for _, v := range in.VIPs {
 			fmt.Fprintf(&b, "        %s dev %s\n", v, ifname)
+		}
+		b.WriteString("    }\n")
+	}
+	if len(in.TrackScripts) > 0 {
+		b.WriteString("    track_script {\n")
+		for _, s := range in.TrackScripts {
+			fmt.Fprintf(&b, "        %s\n", s)
 		}
 		b.WriteString("    }\n")
 	}

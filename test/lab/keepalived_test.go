@@ -232,6 +232,48 @@ vrrp_instance VI_6 {
 	}
 }
 
+func TestKeepalivedConfScripts(t *testing.T) {
+	got := lab.KeepalivedConfig{
+		RouterID: "lb1",
+		Scripts:  []lab.VRRPScript{{Name: "chk_haproxy", Script: "/usr/bin/pgrep -x haproxy", Interval: 2 * time.Second, Fall: 2, Rise: 2, Weight: -20}},
+		Instances: []lab.VRRPInstance{{
+			VRID: 51, Version: 2, Priority: 110, VIPs: []netip.Prefix{vip4}, TrackScripts: []string{"chk_haproxy"},
+		}},
+	}.String()
+	want := `global_defs {
+    router_id lb1
+    script_user root
+    enable_script_security
+}
+
+vrrp_script chk_haproxy {
+    script "/usr/bin/pgrep -x haproxy"
+    interval 2
+    fall 2
+    rise 2
+    weight -20
+}
+
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    version 2
+    virtual_router_id 51
+    priority 110
+    advert_int 1
+    virtual_ipaddress {
+        198.18.0.200/24 dev eth0
+    }
+    track_script {
+        chk_haproxy
+    }
+}
+`
+	if got != want {
+		t.Errorf("config mismatch:\n%s", diffLines(want, got))
+	}
+}
+
 func diffLines(want, got string) string {
 	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
 	var b strings.Builder
@@ -282,4 +324,35 @@ func BenchmarkKeepalivedFailover(b *testing.B) {
 		n++
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(n), "outage-ms")
+}
+
+// TestKeepalivedAcceptsRenderedConfigs runs `keepalived --config-test` on every rendering
+// option, inside a lab node (it looks up the interface).
+func TestKeepalivedAcceptsRenderedConfigs(t *testing.T) {
+	privtest.Require(t)
+	l := lab.New(t, lab.Options{Nodes: 2, ResponderPort: -1})
+	n1, n2 := l.Node(1), l.Node(2)
+	configs := map[string]string{
+		"v2-pass-unicast-nopreempt": lab.KeepalivedConf("n1", lab.VRRPInstance{
+			VRID: 51, Version: 2, AdvertInt: time.Second, AuthPass: "s3cret", NoPreempt: true,
+			VIPs: []netip.Prefix{vip4},
+		}.ForNode(n1, 110, n1, n2)),
+		"v3-ipv6-centiseconds-preempt-delay": lab.KeepalivedConf("n1", lab.VRRPInstance{
+			VRID: 61, AdvertInt: 30 * time.Millisecond, PreemptDelay: 2 * time.Second, VIPs: []netip.Prefix{vip6},
+		}.ForNode(n1, 100, n1, n2)),
+		"scripts": lab.KeepalivedConfig{
+			RouterID: "n1",
+			Scripts:  []lab.VRRPScript{{Name: "chk", Script: "/usr/bin/pgrep -x haproxy", Interval: 2 * time.Second, Fall: 2, Rise: 2, Weight: -20}},
+			Instances: []lab.VRRPInstance{
+				{VRID: 51, Version: 2, Priority: 110, VIPs: []netip.Prefix{vip4}, TrackScripts: []string{"chk"}},
+				{Name: "VI_6", VRID: 61, VIPs: []netip.Prefix{vip6}, TrackScripts: []string{"chk"}},
+			},
+		}.String(),
+	}
+	for name, cfg := range configs {
+		path := n1.MustWriteFile(name+".conf", []byte(cfg))
+		if out, err := n1.Run("keepalived", "--config-test", "-f", path); err != nil {
+			t.Errorf("%s: %v\n%s\n%s", name, err, out, cfg)
+		}
+	}
 }
