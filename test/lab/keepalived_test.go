@@ -56,11 +56,11 @@ func startPair(t *testing.T, l *lab.Lab, c pairCase) (p1, p2 *lab.Proc) {
 func TestKeepalivedPairFailover(t *testing.T) {
 	privtest.Require(t)
 	v3 := lab.VRRPInstance{VRID: 51, Version: 3, AdvertInt: 100 * time.Millisecond}
-	cases := []pairCase{
+	cases := []pairCase{ // the slow v2 case first: subtests run -parallel (GOMAXPROCS) at a time
+		{name: "v2-1s-pass-ipv4-cut", inst: lab.VRRPInstance{VRID: 52, Version: 2, AdvertInt: time.Second, AuthPass: "s3cret", VIPs: []netip.Prefix{vip4}}, fault: "cut"},
 		{name: "v3-100ms-ipv4-cut", inst: with(v3, vip4), fault: "cut"},
 		{name: "v3-100ms-ipv6-cut", inst: with(v3, vip6), fault: "cut"},
 		{name: "v3-100ms-ipv4-unicast-down", inst: with(v3, vip4), unicast: true, fault: "down"},
-		{name: "v2-1s-pass-ipv4-cut", inst: lab.VRRPInstance{VRID: 52, Version: 2, AdvertInt: time.Second, AuthPass: "s3cret", VIPs: []netip.Prefix{vip4}}, fault: "cut"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -117,7 +117,7 @@ func TestKeepalivedPairFailover(t *testing.T) {
 			}
 
 			// Restore: n1 (higher priority, preempt) takes the VIP back.
-			back, err := l.MeasureOutage(t.Context(), vip.Addr(), n1.RestoreLink, lab.OutageOptions{AwaitNode: "n1", Timeout: handbackWait})
+			back, err := l.MeasureOutage(t.Context(), vip.Addr(), n1.RestoreLink, lab.OutageOptions{AwaitNode: "n1", Settle: 300 * time.Millisecond, Timeout: handbackWait})
 			if err != nil {
 				// keepalived quirk, not a lab failure: after a cut (carrier kept) n1 stayed
 				// MASTER. If n2 hears n1's advert first, n2 steps down silently and n1 never
@@ -142,7 +142,7 @@ func TestKeepalivedPairFailover(t *testing.T) {
 }
 
 // handbackWait bounds the wait for the client to reach n1 again after a restore.
-const handbackWait = 6 * time.Second
+const handbackWait = 3 * time.Second
 
 func with(in lab.VRRPInstance, vips ...netip.Prefix) lab.VRRPInstance {
 	in.VIPs = vips
@@ -151,6 +151,7 @@ func with(in lab.VRRPInstance, vips ...netip.Prefix) lab.VRRPInstance {
 
 func TestKeepalivedSplitBrain(t *testing.T) {
 	privtest.Require(t)
+	t.Parallel()
 	l := lab.New(t, lab.Options{Nodes: 2})
 	n1, n2 := l.Node(1), l.Node(2)
 	c := pairCase{inst: lab.VRRPInstance{VRID: 53, Version: 3, AdvertInt: 100 * time.Millisecond, VIPs: []netip.Prefix{vip4}}}
@@ -330,6 +331,7 @@ func BenchmarkKeepalivedFailover(b *testing.B) {
 // option, inside a lab node (it looks up the interface).
 func TestKeepalivedAcceptsRenderedConfigs(t *testing.T) {
 	privtest.Require(t)
+	t.Parallel()
 	l := lab.New(t, lab.Options{Nodes: 2, ResponderPort: -1})
 	n1, n2 := l.Node(1), l.Node(2)
 	configs := map[string]string{

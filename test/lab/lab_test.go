@@ -45,6 +45,7 @@ func TestLabUpAndReachable(t *testing.T) {
 	privtest.Require(t)
 	const dadKey = "net.ipv6.conf.default.accept_dad"
 	hostDAD := hostSysctl(t, dadKey)
+	t.Parallel()
 	l := lab.New(t, lab.Options{Nodes: 3})
 	// Lab sysctls are written inside the lab namespaces, never on the host.
 	if got := hostSysctl(t, dadKey); got != hostDAD {
@@ -112,6 +113,7 @@ func TestLabUpAndReachable(t *testing.T) {
 
 func TestLabFaults(t *testing.T) {
 	privtest.Require(t)
+	t.Parallel()
 	l := lab.New(t, lab.Options{Nodes: 2})
 	n1, n2 := l.Node(1), l.Node(2)
 
