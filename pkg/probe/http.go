@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // maxHeaderBytes bounds the status line and headers of a response, so that a server sending
@@ -97,6 +98,11 @@ func (c *httpChecker) failure(ctx context.Context, err error) string {
 	}
 	if uerr, ok := errors.AsType[*url.Error](err); ok {
 		err = uerr.Err // it repeats the method and URL
+	}
+	// The transport reports a connection closed before any answer as io.EOF or, when it
+	// cannot tell that from a stale pooled connection, as "server closed idle connection".
+	if errors.Is(err, io.EOF) || strings.Contains(err.Error(), "server closed idle connection") {
+		return fmt.Sprintf("GET %s: the server closed the connection without an answer", c.url)
 	}
 	return fmt.Sprintf("GET %s: %v", c.url, err)
 }
