@@ -145,7 +145,3 @@ func waitState(t *testing.T, pid int, states string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-
-func contextWithCancel(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithCancel(ctx)
-}

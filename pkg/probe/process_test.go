@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"context"
 	"os"
 	"slices"
 	"strings"
@@ -167,8 +168,7 @@ func TestProcessRunReleasesPidfds(t *testing.T) {
 	c := newProcessChecker(name, testLogger(t))
 	spec := Spec{Name: "p", Kind: KindProcess, Process: name, Interval: time.Hour}
 	r := newRunner([]*probe{{spec: spec, check: c}}, testLogger(t))
-	ctx, cancel := t.Context(), func() {}
-	ctx, cancel = contextWithCancel(ctx)
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
 	recv(t, r, 5*time.Second)

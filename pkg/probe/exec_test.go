@@ -1,0 +1,133 @@
+package probe
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Exec probes are refused unless the agent enables them, with a reason that says how, and the
+// command never runs.
+func TestExecDisabledByDefault(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "ran")
+	r, err := New([]Spec{{Name: "script", Kind: KindExec, Command: []string{"/usr/bin/touch", marker}}}, Options{}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startRunner(t, r)
+	res := recv(t, r, 5*time.Second)
+	if res.Healthy || res.Reason != ExecDisabledReason {
+		t.Errorf("result %+v, want unhealthy with %q", res, ExecDisabledReason)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the command ran although exec probes are disabled")
+	}
+}
+
+func TestExecEnabled(t *testing.T) {
+	r, err := New([]Spec{
+		{Name: "true", Kind: KindExec, Command: []string{"/bin/true"}},
+		{Name: "false", Kind: KindExec, Command: []string{"/bin/false"}},
+	}, Options{ExecEnabled: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startRunner(t, r)
+	got := map[string]Result{}
+	for range 2 {
+		res := recv(t, r, 10*time.Second)
+		got[res.Name] = res
+	}
+	if res := got["true"]; !res.Healthy || res.Reason != "/bin/true exited 0" {
+		t.Errorf("/bin/true: %+v, want healthy", res)
+	}
+	if res := got["false"]; res.Healthy || res.Reason != "/bin/false: exit status 1" {
+		t.Errorf("/bin/false: %+v, want unhealthy: exit status 1", res)
+	}
+}
+
+func TestExecResults(t *testing.T) {
+	tests := []struct {
+		argv   []string
+		ok     bool
+		reason string
+	}{
+		{[]string{"/bin/sh", "-c", "echo 'haproxy is not running' >&2; exit 3"}, false, "/bin/sh: exit status 3: haproxy is not running"},
+		{[]string{"/nonexistent/check"}, false, "/nonexistent/check: fork/exec /nonexistent/check: no such file or directory"},
+		{[]string{"/bin/sh", "-c", "exit 0"}, true, "/bin/sh exited 0"},
+	}
+	for _, tt := range tests {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		ok, reason := execChecker{argv: tt.argv}.check(ctx)
+		cancel()
+		if ok != tt.ok || reason != tt.reason {
+			t.Errorf("check(%q) = %t, %q; want %t, %q", tt.argv, ok, reason, tt.ok, tt.reason)
+		}
+	}
+}
+
+// The command gets an empty environment (not the agent's), / as its directory and its
+// arguments verbatim, without a shell.
+func TestExecEnvironment(t *testing.T) {
+	t.Setenv("KVP_SECRET", "agent-only")
+	run := func(argv ...string) string {
+		t.Helper()
+		out, err := execChecker{argv: argv}.run(t.Context())
+		if err != nil {
+			t.Fatalf("run(%q) = %v", argv, err)
+		}
+		return string(out)
+	}
+	if got := run("/bin/echo", "hi"); got != "hi\n" {
+		t.Fatalf("echo hi printed %q: the output hook does not work", got)
+	}
+	if got := run("/usr/bin/env"); got != "" {
+		t.Errorf("env printed %q, want an empty environment", got)
+	}
+	if got := run("/bin/pwd"); got != "/\n" {
+		t.Errorf("pwd printed %q, want /", got)
+	}
+	if got := run("/bin/echo", "$HOME; ls *"); got != "$HOME; ls *\n" {
+		t.Errorf("echo printed %q, want its argument verbatim", got)
+	}
+}
+
+// At the timeout the command and everything in its process group are killed.
+func TestExecTimeoutKillsProcessGroup(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	c := execChecker{argv: []string{"/bin/sh", "-c", "/bin/sleep 60 & echo $!; wait"}}
+	start := time.Now()
+	out, err := c.run(ctx)
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("run() = nil, want the kill")
+	}
+	if took > 300*time.Millisecond+2*time.Second {
+		t.Errorf("run() took %v, want about the 300ms timeout", took)
+	}
+	pid, perr := strconv.Atoi(strings.TrimSpace(string(out)))
+	if perr != nil {
+		t.Fatalf("output %q: %v", out, perr)
+	}
+	// The orphaned sleep was reparented; it is gone or a zombie its new parent has not
+	// reaped yet, not sleeping.
+	waitState(t, pid, "Z0")
+	if ok, reason := c.check(ctx); ok || !strings.Contains(reason, "did not finish within the timeout") {
+		t.Errorf("check() = %t, %q; want a timeout", ok, reason)
+	}
+}
+
+// Output is discarded beyond its first bytes, however much the command writes.
+func TestExecOutputBounded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	out, _ := execChecker{argv: []string{"/usr/bin/yes"}}.run(ctx)
+	if len(out) != maxExecOutput {
+		t.Errorf("kept %d bytes of yes's output, want %d", len(out), maxExecOutput)
+	}
+}
