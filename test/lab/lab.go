@@ -26,8 +26,9 @@ var (
 	Net4 = netip.MustParsePrefix("198.18.0.0/24")
 	// Net6 is the lab LAN's IPv6 subnet (RFC 3849 documentation range).
 	Net6 = netip.MustParsePrefix("2001:db8::/64")
-	// ClientHost is the host number of the client (198.18.0.100, 2001:db8::100).
-	ClientHost = 100
+	// ClientHost is the host number of the client (198.18.0.250, 2001:db8::250); .100 and up
+	// are left for virtual addresses.
+	ClientHost = 250
 )
 
 // NodeHost returns the host number of node i (1-based): 11, 12, ... It is used for the IPv4

@@ -63,7 +63,7 @@ func TestLabUpAndReachable(t *testing.T) {
 		"n1":     {"198.18.0.11", "2001:db8::11"},
 		"n2":     {"198.18.0.12", "2001:db8::12"},
 		"n3":     {"198.18.0.13", "2001:db8::13"},
-		"client": {"198.18.0.100", "2001:db8::100"},
+		"client": {"198.18.0.250", "2001:db8::250"},
 	}
 	all := append(nodes, l.Client())
 	for _, n := range all {
