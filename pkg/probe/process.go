@@ -162,7 +162,7 @@ func (c *processChecker) watchLocked(pid int) {
 	switch {
 	case errors.Is(err, unix.ESRCH):
 		return // gone already: the next scan knows
-	case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM), errors.Is(err, unix.EINVAL):
+	case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM): // no syscall, or a seccomp filter
 		c.noPidfd = true
 		c.log.Info("pidfd_open is unavailable: the process probe sees exits only when it scans, once per interval", "error", err)
 		return

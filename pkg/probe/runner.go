@@ -39,8 +39,7 @@ type Result struct {
 // consecutive failures make a healthy probe unhealthy and rise consecutive successes make an
 // unhealthy one healthy, so a target that flaps cannot move the health faster than that.
 //
-// A process probe also learns of the exit of the processes it matched as an event (see
-// KindProcess). The exit of the last one triggers a check at once, and further checks back to
+// A process probe also learns of the exit of the processes it matched as an event. The exit of the last one triggers a check at once, and further checks back to
 // back while they fail and fall is not reached: a killed HAProxy makes the probe unhealthy in
 // milliseconds whatever fall is, while a process that is still or again there (another
 // instance, a reload that started the new process before the old one left) is a success that

@@ -15,7 +15,9 @@ type Kind string
 
 // The kinds of probe.
 const (
-	// KindProcess succeeds while a process of the given name runs (as pgrep -x).
+	// KindProcess succeeds while a process of the given name runs (as pgrep -x; zombies are
+	// dead). It rescans /proc every interval and holds a pidfd of every process it found, so
+	// that an exit is an event that the Runner checks at once (see Runner).
 	KindProcess Kind = "process"
 	// KindTCP succeeds when a TCP connection to the address opens.
 	KindTCP Kind = "tcp"
