@@ -1,0 +1,245 @@
+package lab
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// VirtualIP describes a kube-vrrp VirtualIP manifest for `kube-vrrp run`, the counterpart of
+// VRRPInstance. Zero fields are left out, so kube-vrrp's defaults apply.
+type VirtualIP struct {
+	// Name is metadata.name (default "lab"); kube-vrrp logs it as "vip".
+	Name string
+	// VRID, 1..255 (required).
+	VRID int
+	// Version is 2 or 3 (0: omitted, kube-vrrp's default 3).
+	Version int
+	// Interface is spec.interface (empty: kube-vrrp picks the link of the VIP's subnet).
+	Interface string
+	// Addresses are the virtual addresses; one family.
+	Addresses []netip.Prefix
+	// AdvertInt is spec.advertisementInterval (0: the version's default).
+	AdvertInt time.Duration
+	// Priority is spec.priority (0: omitted, default 100).
+	Priority int
+	// NodePriorities become spec.nodes[] overrides, by node name.
+	NodePriorities map[string]int
+	// NoPreempt writes `preempt: false`.
+	NoPreempt bool
+	// PreemptDelay is spec.preemptDelay.
+	PreemptDelay time.Duration
+	// UnicastPeers, when set, switch to unicast adverts (spec.unicast.peers). One list may
+	// name every member: kube-vrrp skips its own addresses.
+	UnicastPeers []netip.Addr
+	// AuthPass adds PASS authentication with a Secret holding it (VRRPv2 only).
+	AuthPass string
+	// Extra lines go verbatim under spec:, indented by two spaces.
+	Extra []string
+}
+
+// WithPeers returns a copy of v in unicast mode with the lab addresses of nodes (of the first
+// address's family) as peers.
+func (v VirtualIP) WithPeers(nodes ...*Node) VirtualIP {
+	v.UnicastPeers = nil
+	v6 := len(v.Addresses) > 0 && v.Addresses[0].Addr().Is6()
+	for _, n := range nodes {
+		if v6 {
+			v.UnicastPeers = append(v.UnicastPeers, n.IPv6)
+		} else {
+			v.UnicastPeers = append(v.UnicastPeers, n.IPv4)
+		}
+	}
+	return v
+}
+
+// VIPName returns the name kube-vrrp logs for v ("vip" attribute).
+func (v VirtualIP) VIPName() string {
+	if v.Name == "" {
+		return "lab"
+	}
+	return v.Name
+}
+
+// String renders the manifest (and the Secret, with AuthPass).
+func (v VirtualIP) String() string {
+	var b strings.Builder
+	name := v.VIPName()
+	fmt.Fprintf(&b, "apiVersion: kubevrrp.io/v1alpha1\nkind: VirtualIP\nmetadata:\n  name: %s\nspec:\n", name)
+	fmt.Fprintf(&b, "  vrid: %d\n", v.VRID)
+	if v.Version != 0 {
+		fmt.Fprintf(&b, "  version: %d\n", v.Version)
+	}
+	if v.Interface != "" {
+		fmt.Fprintf(&b, "  interface: %s\n", v.Interface)
+	}
+	addrs := make([]string, len(v.Addresses))
+	for i, a := range v.Addresses {
+		addrs[i] = fmt.Sprintf("%q", a.String())
+	}
+	fmt.Fprintf(&b, "  addresses: [%s]\n", strings.Join(addrs, ", "))
+	if v.AdvertInt != 0 {
+		fmt.Fprintf(&b, "  advertisementInterval: %s\n", v.AdvertInt)
+	}
+	if v.Priority != 0 {
+		fmt.Fprintf(&b, "  priority: %d\n", v.Priority)
+	}
+	if len(v.NodePriorities) > 0 {
+		b.WriteString("  nodes:\n")
+		names := make([]string, 0, len(v.NodePriorities))
+		for n := range v.NodePriorities {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			fmt.Fprintf(&b, "  - {name: %s, priority: %d}\n", n, v.NodePriorities[n])
+		}
+	}
+	if v.NoPreempt {
+		b.WriteString("  preempt: false\n")
+	}
+	if v.PreemptDelay != 0 {
+		fmt.Fprintf(&b, "  preemptDelay: %s\n", v.PreemptDelay)
+	}
+	if len(v.UnicastPeers) > 0 {
+		peers := make([]string, len(v.UnicastPeers))
+		for i, p := range v.UnicastPeers {
+			peers[i] = fmt.Sprintf("%q", p.String())
+		}
+		fmt.Fprintf(&b, "  unicast:\n    peers: [%s]\n", strings.Join(peers, ", "))
+	}
+	if v.AuthPass != "" {
+		fmt.Fprintf(&b, "  authentication:\n    type: PASS\n    secretRef: {name: %s-auth, key: password}\n", name)
+	}
+	for _, e := range v.Extra {
+		fmt.Fprintf(&b, "  %s\n", e)
+	}
+	if v.AuthPass != "" {
+		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: %s-auth\nstringData:\n  password: %q\n", name, v.AuthPass)
+	}
+	return b.String()
+}
+
+// ExecKubeVRRP writes manifest to a new file in the node's directory and starts
+// `bin run -f FILE --node <node> --log-format json` with args appended, logging to
+// n.Dir/kube-vrrp[.N].log. The JSON log is what KubeVRRPTransitions reads. The lab stops the
+// process on Close at the latest.
+func (n *Node) ExecKubeVRRP(bin, manifest string, args ...string) (*Proc, error) {
+	name := n.lab.procName(n.Name, "kube-vrrp")
+	path, err := n.WriteFile(name+".yaml", []byte(manifest))
+	if err != nil {
+		return nil, err
+	}
+	argv := append([]string{bin, "run", "-f", path, "--node", n.Name, "--log-format", "json"}, args...)
+	return n.Exec(context.Background(), name, argv...)
+}
+
+// StartKubeVRRP is ExecKubeVRRP with the binary of KubeVRRPBinary, for tests.
+func (n *Node) StartKubeVRRP(t testing.TB, manifest string, args ...string) *Proc {
+	t.Helper()
+	p, err := n.ExecKubeVRRP(KubeVRRPBinary(t), manifest, args...)
+	if err != nil {
+		t.Fatalf("%s: kube-vrrp: %v", n.Name, err)
+	}
+	return p
+}
+
+// KubeVRRPTransition is one "transition" line of a kube-vrrp JSON log.
+type KubeVRRPTransition struct {
+	// Time is when the line was logged.
+	Time time.Time
+	// VIP is the VirtualIP's name.
+	VIP string
+	// From and State are the states before and after ("None", "Initialize", "Backup",
+	// "Master", "Fault"); Reason says why (e.g. "MasterDownTimer", "Preempting").
+	From, State, Reason string
+	// Priority is the effective priority at the transition.
+	Priority int
+}
+
+// KubeVRRPTransitions returns the transitions a kube-vrrp process started with
+// `--log-format json` has logged so far, in order.
+func KubeVRRPTransitions(p *Proc) []KubeVRRPTransition {
+	var out []KubeVRRPTransition
+	for _, rec := range KubeVRRPLog(p, "transition") {
+		t := KubeVRRPTransition{}
+		t.Time, _ = time.Parse(time.RFC3339Nano, str(rec["time"]))
+		t.VIP, t.From, t.State, t.Reason = str(rec["vip"]), str(rec["from"]), str(rec["state"]), str(rec["reason"])
+		if f, ok := rec["priority"].(float64); ok {
+			t.Priority = int(f)
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// KubeVRRPLog returns the JSON log records of p whose "msg" is msg (all records if msg is
+// ""), skipping lines that are not JSON.
+func KubeVRRPLog(p *Proc, msg string) []map[string]any {
+	f, err := os.Open(p.LogPath)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.HasPrefix(line, []byte("{")) {
+			continue
+		}
+		var rec map[string]any
+		if json.Unmarshal(line, &rec) != nil {
+			continue
+		}
+		if msg == "" || rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// KubeVRRPState returns the latest state kube-vrrp process p logged for the VirtualIP vip
+// ("" if none yet).
+func KubeVRRPState(p *Proc, vip string) string {
+	st := ""
+	for _, t := range KubeVRRPTransitions(p) {
+		if t.VIP == vip {
+			st = t.State
+		}
+	}
+	return st
+}
+
+// WaitKubeVRRPState waits until the latest state p logged for vip is state ("Master",
+// "Backup", ...).
+func WaitKubeVRRPState(p *Proc, vip, state string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		got := KubeVRRPState(p, vip)
+		if got == state {
+			return nil
+		}
+		if p.Exited() {
+			return fmt.Errorf("%s/%s exited; %s is %q, want %s:\n%s", p.Node.Name, p.Name, vip, got, state, p.Tail(20))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s/%s: %s is %q after %v, want %s", p.Node.Name, p.Name, vip, got, timeout, state)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
