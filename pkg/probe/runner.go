@@ -24,10 +24,10 @@ type Result struct {
 	Name string
 	// Healthy is the probe's health from now on.
 	Healthy bool
-	// Reason is what the check that decided it said, e.g. "no process named haproxy" or
-	// "GET http://127.0.0.1:8404/healthz: status 503".
+	// Reason is what the check that decided it said, e.g. `no process named "haproxy"` or
+	// "GET http://127.0.0.1:8404/healthz: status 503, want 2xx or 3xx".
 	Reason string
-	// At is when the deciding check finished (or the process exit was seen).
+	// At is when the deciding check finished.
 	At time.Time
 }
 
@@ -39,11 +39,13 @@ type Result struct {
 // consecutive failures make a healthy probe unhealthy and rise consecutive successes make an
 // unhealthy one healthy, so a target that flaps cannot move the health faster than that.
 //
-// A process probe also learns of the exit of the processes it matched as an event. The exit of the last one triggers a check at once, and further checks back to
-// back while they fail and fall is not reached: a killed HAProxy makes the probe unhealthy in
-// milliseconds whatever fall is, while a process that is still or again there (another
-// instance, a reload that started the new process before the old one left) is a success that
-// resets the count, as it would be on the next interval.
+// A process probe also learns of the exits of the processes it matched, as events. The exit
+// of the last one triggers a check at once (a fresh /proc scan), and further checks back to
+// back while they fail and fall is not reached: an exit is definitive, so a killed HAProxy
+// makes the probe unhealthy in milliseconds whatever fall is, while a process that is still
+// or again there (another instance, a reload that started the new process before the old one
+// left) is a success that resets the count, as it would be on the next interval. The price:
+// a restart with a gap (stop, then start) is a failure too, as it is for clients.
 type Runner struct {
 	log     *slog.Logger
 	probes  []*probe
