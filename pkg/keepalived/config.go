@@ -69,7 +69,6 @@ type Script struct {
 	InitFail  bool
 	User      string
 	Group     string
-	Ignored   []Directive
 	Keys      map[string]Pos
 }
 
@@ -89,7 +88,6 @@ type TrackProcess struct {
 	ForkDelay      time.Duration
 	TerminateDelay time.Duration
 	FullCommand    bool
-	Ignored        []Directive
 	Keys           map[string]Pos
 }
 

@@ -340,6 +340,13 @@ func (c *converter) instance(in *Instance) *draft {
 			c.errorf(v.Pos, "%s: virtual_ipaddress mixes IPv4 and IPv6 (keepalived requires one family; put the other family in a second vrrp_instance)", where)
 			return nil
 		}
+		if why := unusableAddr(v.Prefix.Addr()); why != "" || v.Prefix.Bits() == 0 {
+			if why == "" {
+				why = "a /0 prefix would claim every address"
+			}
+			c.errorf(v.Pos, "%s: address %s cannot be a virtual address: %s", where, v.Address, why)
+			return nil
+		}
 		if seen[v.Prefix] {
 			c.warnf(v.Pos, "%s: address %s is listed twice; kept once", where, v.Address)
 			continue
@@ -552,7 +559,25 @@ func (c *converter) unicast(d *draft, where string) {
 		}
 		return
 	}
+	vips := map[netip.Addr]bool{}
+	for _, v := range in.VIPs {
+		vips[v.Prefix.Addr()] = true
+	}
+	peerOK := func(at Pos, what string, a netip.Addr) bool {
+		if why := unusableAddr(a); why != "" {
+			c.errorf(at, "%s: %s %s cannot be a peer: %s", where, what, a, why)
+			return false
+		}
+		if vips[a] {
+			c.errorf(at, "%s: %s %s is also a virtual address; peers are the routers' own addresses", where, what, a)
+			return false
+		}
+		return true
+	}
 	for _, p := range in.UnicastPeers {
+		if !peerOK(p.Pos, "unicast peer", p.Addr) {
+			continue
+		}
 		if f := familyOf(p.Addr); f != d.family {
 			c.errorf(p.Pos, "%s: unicast peer %s is IPv%d but the addresses are IPv%d", where, p.Addr, f, d.family)
 			continue
@@ -564,6 +589,9 @@ func (c *converter) unicast(d *draft, where string) {
 	}
 	d.peers = unionAddrs(d.peers)
 	if in.UnicastSrcIP.IsValid() {
+		if !peerOK(in.Keys["unicast_src_ip"], "unicast_src_ip", in.UnicastSrcIP) {
+			return
+		}
 		if f := familyOf(in.UnicastSrcIP); f != d.family {
 			c.errorf(in.Keys["unicast_src_ip"], "%s: unicast_src_ip %s is IPv%d but the addresses are IPv%d", where, in.UnicastSrcIP, f, d.family)
 		}
@@ -886,6 +914,21 @@ func formatWarnings(ws []Warning, files []string) []string {
 		}
 	}
 	return out
+}
+
+// unusableAddr says why a cannot be a virtual address or a peer, or returns "".
+func unusableAddr(a netip.Addr) string {
+	switch {
+	case a.IsUnspecified():
+		return "it is the unspecified address"
+	case a.IsLoopback():
+		return "it is a loopback address"
+	case a.IsMulticast():
+		return "it is a multicast address"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "it is the broadcast address"
+	}
+	return ""
 }
 
 func familyOf(a netip.Addr) int {

@@ -433,6 +433,10 @@ func TestConvertErrors(t *testing.T) {
 			`k.conf:10:3: vrrp_instance VI_2: virtual_router_id 51 is used twice for IPv4 on interface "eth0"`},
 		{"control characters", "vrrp_script s {\n  script \"/bin/echo \\x1b[1m\"\n}\n" + instance("  track_script {\n    s\n  }\n"),
 			`k.conf:2:3: vrrp_script s: script "/bin/echo \x1b[1m" has control characters or bytes that are not UTF-8, which a manifest cannot carry`},
+		{"unusable address", "vrrp_instance V {\n  virtual_router_id 1\n  virtual_ipaddress {\n    0.0.0.0\n  }\n}\n",
+			"k.conf:4:5: vrrp_instance V: address 0.0.0.0 cannot be a virtual address: it is the unspecified address"},
+		{"peer is a virtual address", instance("  unicast_peer {\n    192.0.2.10\n  }\n"),
+			"k.conf:8:5: vrrp_instance VI_1: unicast peer 192.0.2.10 is also a virtual address; peers are the routers' own addresses"},
 		{"PASS without password", instance("  authentication {\n    auth_type PASS\n  }\n"),
 			"k.conf:7:3: vrrp_instance VI_1: auth_type PASS without auth_pass"},
 	}

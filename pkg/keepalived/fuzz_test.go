@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
 )
 
 // FuzzParse feeds arbitrary bytes to the parser (as the main file, next to files it may
@@ -50,8 +52,21 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("warning without a position: %q", w)
 			}
 		}
-		if _, err := Merge(map[string]*Config{"a": cfg, "b": cfg}); err != nil {
+		// What converts must pass the rules of kube-vrrp validate.
+		for i := range res.VirtualIPs {
+			if errs := desired.Validate(&res.VirtualIPs[i]); len(errs) > 0 {
+				t.Fatalf("converted VirtualIP does not validate: %v", errs.ToAggregate())
+			}
+		}
+		merged, err := Merge(map[string]*Config{"a": cfg, "b": cfg})
+		if err != nil {
 			requirePositions(t, err)
+			return
+		}
+		for i := range merged.VirtualIPs {
+			if errs := desired.Validate(&merged.VirtualIPs[i]); len(errs) > 0 {
+				t.Fatalf("merged VirtualIP does not validate: %v", errs.ToAggregate())
+			}
 		}
 	})
 }

@@ -3,6 +3,7 @@ package keepalived
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"path"
 	"strconv"
@@ -469,7 +470,7 @@ func httpURL(s string) (string, []string, bool) {
 		s = "http://" + s
 	}
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(s) > 2048 {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || len(s) > 2048 {
 		return "", nil, false
 	}
 	return s, notes, true
@@ -514,10 +515,22 @@ func netcat(args []string) (check, bool) {
 		return check{}, false
 	}
 	port, err := strconv.Atoi(pos[1])
-	if err != nil || port < 1 || port > 65535 || pos[0] == "" {
+	if err != nil || port < 1 || port > 65535 || !validHost(pos[0]) {
 		return check{}, false
 	}
 	return check{tcp: &v1alpha1.TCPProbe{Address: net.JoinHostPort(pos[0], pos[1])}, timeout: timeout}, true
+}
+
+// validHost accepts a host name or an IP address, as nc takes it.
+func validHost(h string) bool {
+	if h == "" || strings.ContainsAny(h, "[]/ \t%@") {
+		return false
+	}
+	if strings.Contains(h, ":") {
+		_, err := netip.ParseAddr(h)
+		return err == nil
+	}
+	return true
 }
 
 func testFile(args []string) (check, bool) {
