@@ -48,6 +48,9 @@ type instance struct {
 	sock   *socket
 	cancel context.CancelFunc
 	err    error // why it is not running
+	// final is the router's last status once Run has stopped it: the shutdown's transition
+	// (reason Shutdown, its time and counters) stays visible to a last Snapshot.
+	final *vrrp.Status
 }
 
 type sockKey struct {
@@ -160,6 +163,8 @@ func (a *Agent) Snapshot() []vrrp.Status {
 		if inst.router != nil {
 			st = inst.router.Status()
 			inst.sock.addDrops(&st.Stats)
+		} else if inst.final != nil && inst.err == nil {
+			st = *inst.final
 		} else {
 			st = vrrp.Status{Name: name, Interface: inst.cfg.Interface, VRID: inst.cfg.VRID,
 				Priority: inst.cfg.Priority, Primary: inst.cfg.Primary, State: vrrp.Initialize}
@@ -238,6 +243,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Wait()
 	a.mu.Lock()
 	for _, inst := range a.instances {
+		if inst.router != nil {
+			st := inst.router.Status()
+			inst.sock.addDrops(&st.Stats)
+			inst.final = &st
+		}
 		a.detachLocked(inst)
 	}
 	a.ctx = nil
@@ -247,7 +257,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 func (a *Agent) startLocked(inst *instance) error {
 	cfg := inst.cfg
-	inst.err = nil
+	inst.err, inst.final = nil, nil
 	link, err := a.host.Link(cfg.Interface)
 	if err != nil {
 		inst.err = err

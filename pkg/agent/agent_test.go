@@ -186,6 +186,10 @@ func TestAgentsElectHandOverAndReconfigure(t *testing.T) {
 		if h2.has(vip) {
 			t.Fatal("stopped agent left the VIP bound")
 		}
+		// The last snapshot shows the shutdown itself, as `kube-vrrp run` logs it.
+		if st := a2.Snapshot()[0]; st.State != vrrp.Initialize || st.Reason != vrrp.ReasonShutdown || st.Since.IsZero() {
+			t.Errorf("after Run: %s %q since %v, want Initialize %q with its time", st.State, st.Reason, st.Since, vrrp.ReasonShutdown)
+		}
 	})
 }
 
