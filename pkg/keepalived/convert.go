@@ -509,9 +509,12 @@ func (c *converter) priority(d *draft, where string) {
 
 func (c *converter) preempt(in *Instance, spec *v1alpha1.VirtualIPSpec, where string) {
 	master := in.State == "MASTER"
+	owner := in.Priority == ownerPriority || in.Priority == 0 && master
 	switch {
 	case in.NoPreempt && master:
 		c.warnf(in.Keys["nopreempt"], "%s: nopreempt is ignored by keepalived with state MASTER (it clears it), so preemption stays on; use state BACKUP on every node for nopreempt", where)
+	case in.NoPreempt && owner:
+		c.warnf(in.Keys["nopreempt"], "%s: nopreempt is ignored by keepalived with priority 255 (it clears it), so preemption stays on", where)
 	case in.NoPreempt:
 		spec.Preempt = ptr(false)
 	}

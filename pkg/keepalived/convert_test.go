@@ -155,6 +155,15 @@ func TestConvertSpec(t *testing.T) {
 			warns: []string{"k.conf:7: vrrp_instance VI_1: priority 255 makes this node the address owner in keepalived"},
 		},
 		{
+			name: "nopreempt is cleared at priority 255, as keepalived does",
+			conf: instance("  state BACKUP\n  priority 255\n  nopreempt\n"),
+			want: base(func(s *v1alpha1.VirtualIPSpec) { s.Priority = ptr(int32(254)) }),
+			warns: []string{
+				"k.conf:8: vrrp_instance VI_1: priority 255 makes this node the address owner",
+				"k.conf:9: vrrp_instance VI_1: nopreempt is ignored by keepalived with priority 255",
+			},
+		},
+		{
 			name:  "vrrp_strict means no accept",
 			conf:  "global_defs {\n  vrrp_strict\n}\n" + instance(""),
 			want:  base(func(s *v1alpha1.VirtualIPSpec) { s.Accept = ptr(false) }),

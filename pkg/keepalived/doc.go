@@ -1,5 +1,16 @@
 // Package keepalived reads keepalived.conf (the VRRP part of keepalived 2.x's syntax, see
 // keepalived.conf(5)) and converts it into VirtualIP resources: Parse builds a typed Config,
 // Convert turns one host's Config into VirtualIPs and Secrets, Merge combines the per-host
-// configurations of a group into one VirtualIP per VRRP group with per-node overrides.
+// configurations of a group into one VirtualIP per VRRP group with per-node overrides, and
+// Result.YAML prints them.
+//
+// The conversion keeps keepalived's behaviour, including what keepalived 2.2.7 does rather
+// than what its manual says where the two differ (checked against keepalived itself):
+// unset values get keepalived's defaults written out (version 2, advert_int 1s, priority 100,
+// probe weight 0 = FAULT, also for vrrp_track_process), advert_int is rounded as keepalived
+// rounds it (whole seconds half up for v2, 10ms steps for v3), state MASTER without a
+// priority is the address owner (255, written as 254), nopreempt and preempt_delay are
+// cleared with state MASTER, sync group members' tracking weights become 0, and scripts are
+// split into argv without a shell. Everything that is not expressed exactly is reported as
+// a warning with its file and line; what cannot be converted safely is an error.
 package keepalived
