@@ -281,3 +281,46 @@ func TestMergeRejects(t *testing.T) {
 		})
 	}
 }
+
+// One file for every host, with keepalived's conditional lines: parse it once per node with
+// the node name as config id (keepalived's default config id is the host name).
+func TestMergeConditionalTemplate(t *testing.T) {
+	fsys := mapFS(map[string]string{"keepalived.conf": `vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+@lb1 priority 110
+@lb2 priority 100
+@lb1 unicast_src_ip 192.0.2.11
+@lb2 unicast_src_ip 192.0.2.12
+    unicast_peer {
+@^lb1   192.0.2.11
+@^lb2   192.0.2.12
+    }
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+`})
+	per := map[string]*Config{}
+	for _, n := range []string{"lb1", "lb2"} {
+		cfg, err := Parse(fsys, "keepalived.conf", &Options{ConfigID: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		per[n] = cfg
+	}
+	res, err := Merge(per)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := v1alpha1.VirtualIPSpec{
+		VRID: 51, Version: 2, Interface: "eth0", Addresses: []string{"192.0.2.100/24"},
+		AdvertisementInterval: dur(time.Second), Priority: ptr(int32(100)),
+		Nodes:        []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr(int32(110))}},
+		NodeSelector: selector("lb1", "lb2"),
+		Unicast:      &v1alpha1.UnicastSpec{Peers: []string{"192.0.2.11", "192.0.2.12"}},
+	}
+	if diff := cmp.Diff(want, res.VirtualIPs[0].Spec); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
