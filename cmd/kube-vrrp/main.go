@@ -28,6 +28,7 @@ func commands() []command {
 	return []command{
 		{"run", "run VRRP for the VirtualIPs in manifest files, as one node, without Kubernetes", cmdRun},
 		{"validate", "check VirtualIP and Secret manifests with the rules of the CRD and the agent", cmdValidate},
+		{"convert", "print VirtualIP manifests equivalent to keepalived configurations", cmdConvert},
 		{"version", "print version and build information", cmdVersion},
 	}
 }
