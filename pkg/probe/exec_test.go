@@ -30,8 +30,9 @@ func TestExecDisabledByDefault(t *testing.T) {
 
 func TestExecEnabled(t *testing.T) {
 	r, err := New([]Spec{
-		{Name: "true", Kind: KindExec, Command: []string{"/bin/true"}},
-		{Name: "false", Kind: KindExec, Command: []string{"/bin/false"}},
+		// Long timeouts: these are about exit codes, on a machine that may be loaded.
+		{Name: "true", Kind: KindExec, Command: []string{"/bin/true"}, Interval: time.Minute},
+		{Name: "false", Kind: KindExec, Command: []string{"/bin/false"}, Interval: time.Minute},
 	}, Options{ExecEnabled: true}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -96,27 +97,44 @@ func TestExecEnvironment(t *testing.T) {
 	}
 }
 
+// runStarted runs c with growing timeouts until the command has printed something before the
+// timeout killed it: on a loaded machine the first timeouts may pass before it even starts.
+func runStarted(t *testing.T, c execChecker) (out []byte, timeout, took time.Duration) {
+	t.Helper()
+	for _, timeout = range []time.Duration{300 * time.Millisecond, time.Second, 5 * time.Second} {
+		ctx, cancel := context.WithTimeout(t.Context(), timeout)
+		start := time.Now()
+		out, err := c.run(ctx)
+		took = time.Since(start)
+		cancel()
+		if err == nil {
+			t.Fatalf("run(%q) = nil, want the kill at the timeout", c.argv)
+		}
+		if len(out) > 0 {
+			return out, timeout, took
+		}
+	}
+	t.Fatalf("run(%q) printed nothing before its timeouts", c.argv)
+	return nil, 0, 0
+}
+
 // At the timeout the command and everything in its process group are killed.
 func TestExecTimeoutKillsProcessGroup(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-	defer cancel()
 	c := execChecker{argv: []string{"/bin/sh", "-c", "/bin/sleep 60 & echo $!; wait"}}
-	start := time.Now()
-	out, err := c.run(ctx)
-	took := time.Since(start)
-	if err == nil {
-		t.Fatal("run() = nil, want the kill")
+	out, timeout, took := runStarted(t, c)
+	if took > timeout+2*time.Second {
+		t.Errorf("run() took %v, want about the %v timeout", took, timeout)
 	}
-	if took > 300*time.Millisecond+2*time.Second {
-		t.Errorf("run() took %v, want about the 300ms timeout", took)
-	}
-	pid, perr := strconv.Atoi(strings.TrimSpace(string(out)))
-	if perr != nil {
-		t.Fatalf("output %q: %v", out, perr)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("output %q: %v", out, err)
 	}
 	// The orphaned sleep was reparented; it is gone or a zombie its new parent has not
 	// reaped yet, not sleeping.
 	waitState(t, pid, "Z0")
+
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
 	if ok, reason := c.check(ctx); ok || !strings.Contains(reason, "did not finish within the timeout") {
 		t.Errorf("check() = %t, %q; want a timeout", ok, reason)
 	}
@@ -124,9 +142,7 @@ func TestExecTimeoutKillsProcessGroup(t *testing.T) {
 
 // Output is discarded beyond its first bytes, however much the command writes.
 func TestExecOutputBounded(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	defer cancel()
-	out, _ := execChecker{argv: []string{"/usr/bin/yes"}}.run(ctx)
+	out, _, _ := runStarted(t, execChecker{argv: []string{"/usr/bin/yes"}})
 	if len(out) != maxExecOutput {
 		t.Errorf("kept %d bytes of yes's output, want %d", len(out), maxExecOutput)
 	}
