@@ -252,7 +252,7 @@ func (n *Node) ExecKeepalived(cfg string) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	return n.Exec(context.Background(), "keepalived", KeepalivedArgs(conf, dir)...)
+	return n.Exec(context.Background(), "keepalived", n.lab.speakerArgv(KeepalivedArgs(conf, dir))...)
 }
 
 // StartKeepalived is ExecKeepalived for tests. keepalived stops (SIGTERM, which makes a

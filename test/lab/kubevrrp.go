@@ -139,7 +139,7 @@ func (n *Node) ExecKubeVRRP(bin, manifest string, args ...string) (*Proc, error)
 		return nil, err
 	}
 	argv := append([]string{bin, "run", "-f", path, "--node", n.Name, "--log-format", "json"}, args...)
-	return n.Exec(context.Background(), name, argv...)
+	return n.Exec(context.Background(), name, n.lab.speakerArgv(argv)...)
 }
 
 // StartKubeVRRP is ExecKubeVRRP with the binary of KubeVRRPBinary, for tests.
@@ -154,8 +154,9 @@ func (n *Node) StartKubeVRRP(t testing.TB, manifest string, args ...string) *Pro
 
 // KubeVRRPTransition is one "transition" line of a kube-vrrp JSON log.
 type KubeVRRPTransition struct {
-	// Time is when the line was logged.
-	Time time.Time
+	// Time is when the line was logged; Since is when the instance changed state (the
+	// engine's own clock reading, a little earlier), zero if not logged.
+	Time, Since time.Time
 	// VIP is the VirtualIP's name.
 	VIP string
 	// From and State are the states before and after ("None", "Initialize", "Backup",
@@ -172,6 +173,7 @@ func KubeVRRPTransitions(p *Proc) []KubeVRRPTransition {
 	for _, rec := range KubeVRRPLog(p, "transition") {
 		t := KubeVRRPTransition{}
 		t.Time, _ = time.Parse(time.RFC3339Nano, str(rec["time"]))
+		t.Since, _ = time.Parse(time.RFC3339Nano, str(rec["since"]))
 		t.VIP, t.From, t.State, t.Reason = str(rec["vip"]), str(rec["from"]), str(rec["state"]), str(rec["reason"])
 		if f, ok := rec["priority"].(float64); ok {
 			t.Priority = int(f)

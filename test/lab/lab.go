@@ -71,6 +71,11 @@ type Options struct {
 	Dir string
 	// Logf receives progress and diagnostics of a lab opened with Open. Nil discards them.
 	Logf func(format string, args ...any)
+	// Nice is the niceness (-20..19) the VRRP speakers of this lab run at (keepalived and
+	// kube-vrrp started with the Node methods); 0 leaves it alone. A negative value keeps a
+	// loaded machine's other work from stalling them for longer than a failover takes, so
+	// that tests on such a machine see protocol behaviour rather than scheduling.
+	Nice int
 }
 
 // Lab is a running namespace lab. Its methods are safe for concurrent use.
@@ -87,6 +92,7 @@ type Lab struct {
 	tb     testing.TB // nil when opened with Open
 	logf   func(string, ...any)
 	port   int
+	nice   int
 
 	swMu sync.Mutex
 	sw   *netlink.Handle // NETLINK_ROUTE in the switch namespace, for faults
@@ -139,6 +145,9 @@ func open(tb testing.TB, opts Options) (*Lab, error) {
 	if opts.Nodes == 0 {
 		opts.Nodes = 2
 	}
+	if opts.Nice < -20 || opts.Nice > 19 {
+		return nil, fmt.Errorf("nice=%d: want -20..19", opts.Nice)
+	}
 	if opts.Nodes < 1 || opts.Nodes > maxNodes {
 		return nil, fmt.Errorf("nodes=%d: want 1..%d", opts.Nodes, maxNodes)
 	}
@@ -162,6 +171,7 @@ func open(tb testing.TB, opts Options) (*Lab, error) {
 		tb:         tb,
 		logf:       opts.Logf,
 		port:       port,
+		nice:       opts.Nice,
 		blocked:    map[string]bool{},
 		nameCounts: map[string]int{},
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -183,4 +184,35 @@ func (p *Proc) LogSize() int64 {
 		return 0
 	}
 	return st.Size()
+}
+
+// speakerArgv prefixes argv with `nice -n N` when the lab runs its speakers at niceness N.
+// nice execs the command, so the process id stays the speaker's.
+func (l *Lab) speakerArgv(argv []string) []string {
+	if l.nice == 0 {
+		return argv
+	}
+	return append([]string{"nice", "-n", strconv.Itoa(l.nice)}, argv...)
+}
+
+// Renice sets the niceness of every thread of the calling process (Linux schedules threads,
+// and a new thread inherits its creator's niceness), so a test's prober and polling loops
+// keep their pace on a loaded machine, as the speakers do with Options.Nice. Lowering the
+// niceness needs root (CAP_SYS_NICE).
+func Renice(nice int) error {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return fmt.Errorf("renice: %w", err)
+	}
+	var errs []error
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("renice thread %d: %w", tid, err))
+		}
+	}
+	return errors.Join(errs...)
 }
