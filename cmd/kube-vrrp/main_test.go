@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
 	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
 	"github.com/kube-vrrp/kube-vrrp/pkg/hostnet"
 	"github.com/kube-vrrp/kube-vrrp/pkg/manifest"
@@ -395,16 +396,16 @@ func TestTracker(t *testing.T) {
 	var buf bytes.Buffer
 	tr := newTracker(slog.New(slog.NewJSONHandler(&buf, nil)))
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	st := func(name string, s vrrp.State, prio uint8, reason string, since time.Time) vrrp.Status {
-		return vrrp.Status{Name: name, State: s, Priority: prio, Reason: reason, Since: since, Interface: "eth0",
-			Primary: netip.MustParseAddr("198.18.0.11")}
+	st := func(name string, s vrrp.State, prio uint8, reason string, since time.Time) agent.Status {
+		return agent.Status{Status: vrrp.Status{Name: name, State: s, Priority: prio, Reason: reason, Since: since, Interface: "eth0",
+			Primary: netip.MustParseAddr("198.18.0.11")}}
 	}
-	tr.update([]vrrp.Status{st("a", vrrp.Backup, 110, vrrp.ReasonStarted, t0), st("b", vrrp.Backup, 100, vrrp.ReasonStarted, t0)})
-	tr.update([]vrrp.Status{st("a", vrrp.Master, 110, vrrp.ReasonMasterDown, t0.Add(time.Second)), st("b", vrrp.Backup, 100, vrrp.ReasonStarted, t0)})
-	tr.update([]vrrp.Status{st("a", vrrp.Master, 90, vrrp.ReasonMasterDown, t0.Add(time.Second)), st("b", vrrp.Backup, 100, vrrp.ReasonStarted, t0)})
+	tr.update([]agent.Status{st("a", vrrp.Backup, 110, vrrp.ReasonStarted, t0), st("b", vrrp.Backup, 100, vrrp.ReasonStarted, t0)})
+	tr.update([]agent.Status{st("a", vrrp.Master, 110, vrrp.ReasonMasterDown, t0.Add(time.Second)), st("b", vrrp.Backup, 100, vrrp.ReasonStarted, t0)})
+	tr.update([]agent.Status{st("a", vrrp.Master, 90, vrrp.ReasonMasterDown, t0.Add(time.Second)), st("b", vrrp.Backup, 100, vrrp.ReasonStarted, t0)})
 	// b went to Master and back between two snapshots: Since tells.
-	tr.update([]vrrp.Status{st("a", vrrp.Fault, 90, vrrp.ReasonFault, t0.Add(3*time.Second)), st("b", vrrp.Backup, 100, vrrp.ReasonHigherPriority, t0.Add(2*time.Second))})
-	tr.update([]vrrp.Status{st("b", vrrp.Backup, 100, vrrp.ReasonHigherPriority, t0.Add(2*time.Second))})
+	tr.update([]agent.Status{st("a", vrrp.Fault, 90, vrrp.ReasonFault, t0.Add(3*time.Second)), st("b", vrrp.Backup, 100, vrrp.ReasonHigherPriority, t0.Add(2*time.Second))})
+	tr.update([]agent.Status{st("b", vrrp.Backup, 100, vrrp.ReasonHigherPriority, t0.Add(2*time.Second))})
 
 	var got []string
 	for line := range strings.SplitSeq(strings.TrimSpace(buf.String()), "\n") {

@@ -19,6 +19,7 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
 	"github.com/kube-vrrp/kube-vrrp/pkg/hostnet"
 	"github.com/kube-vrrp/kube-vrrp/pkg/manifest"
+	"github.com/kube-vrrp/kube-vrrp/pkg/probe"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
@@ -29,6 +30,9 @@ type runOptions struct {
 	labels    map[string]string
 	level     slog.Level
 	logFormat string
+	// execProbes lets exec probes run (off by default: a manifest could otherwise run any
+	// command as root).
+	execProbes bool
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
@@ -46,6 +50,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	fs.StringVar(&labels, "node-labels", "", "labels of this node for spec.nodeSelector, as `k=v,...`")
 	fs.StringVar(&level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "log `FORMAT` on standard error: text or json")
+	fs.BoolVar(&o.execProbes, "enable-exec-probes", false, "let exec probes run their commands (off: they fail with a reason saying so)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kube-vrrp run -f FILE... --node NAME [--node-labels k=v,...] [--log-level info]")
 		fmt.Fprintln(stderr, "Runs VRRP for every VirtualIP in the files that selects this node, without Kubernetes.")
@@ -173,6 +178,26 @@ func buildConfigs(set *manifest.Set, node desired.Node) (cfgs []vrrp.Config, ski
 	return cfgs, skipped, nil
 }
 
+// buildProbes returns the probes of every configured VirtualIP, by name; any error fails the
+// whole set, before anything starts.
+func buildProbes(set *manifest.Set, cfgs []vrrp.Config) (map[string][]probe.Spec, error) {
+	out := map[string][]probe.Spec{}
+	var errs []error
+	for i := range set.VirtualIPs {
+		vip := &set.VirtualIPs[i]
+		if !slices.ContainsFunc(cfgs, func(c vrrp.Config) bool { return c.Name == vip.Name }) {
+			continue
+		}
+		specs, err := desired.Probes(vip)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[vip.Name] = specs
+	}
+	return out, errors.Join(errs...)
+}
+
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseRunFlags(args, stderr)
 	if err != nil {
@@ -240,17 +265,16 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stderr io.Writer) 
 	if len(cfgs) == 0 {
 		return fmt.Errorf("no VirtualIP selects node %q: check spec.nodeSelector and --node-labels", o.node)
 	}
-	for i := range set.VirtualIPs {
-		if v := &set.VirtualIPs[i]; len(v.Spec.Probes) > 0 && slices.ContainsFunc(cfgs, func(c vrrp.Config) bool { return c.Name == v.Name }) {
-			log.Warn("kube-vrrp run does not evaluate spec.probes yet: the VIP does not follow their health", "vip", v.Name)
-		}
+	probes, err := buildProbes(set, cfgs)
+	if err != nil {
+		return err
 	}
 
 	host := hostnet.NewHost(log)
 	defer host.Close()
-	a := agent.New(host, log)
+	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}})
 	for _, c := range cfgs {
-		if err := a.Apply(c.Name, c); err != nil {
+		if err := a.Apply(c.Name, c, probes[c.Name]...); err != nil {
 			return err
 		}
 		log.Info("configured", "vip", c.Name, "interface", c.Interface, "vrid", c.VRID, "version", c.Version,
@@ -290,17 +314,17 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stderr io.Writer) 
 // tracker logs the transitions between snapshots of the agent.
 type tracker struct {
 	log  *slog.Logger
-	last map[string]vrrp.Status
+	last map[string]agent.Status
 }
 
 func newTracker(log *slog.Logger) *tracker {
-	return &tracker{log: log, last: map[string]vrrp.Status{}}
+	return &tracker{log: log, last: map[string]agent.Status{}}
 }
 
 // update logs every instance whose state changed since the last snapshot (a change of Since
 // with the same state means it left and came back), every priority change, and every instance
 // that is gone.
-func (t *tracker) update(snap []vrrp.Status) {
+func (t *tracker) update(snap []agent.Status) {
 	seen := make(map[string]bool, len(snap))
 	for _, st := range snap {
 		seen[st.Name] = true
@@ -324,7 +348,7 @@ func (t *tracker) update(snap []vrrp.Status) {
 			t.log.Log(context.Background(), level, "transition", attrs...)
 		case prev.Priority != st.Priority:
 			t.log.Info("priority changed", "vip", st.Name, "state", st.State.String(), "from", prev.Priority, "priority", st.Priority,
-				"reason", st.Reason)
+				"reason", st.Reason, "probes", st.Adjustment)
 		}
 	}
 	for name := range t.last {

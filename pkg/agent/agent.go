@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kube-vrrp/kube-vrrp/pkg/probe"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
 )
@@ -30,10 +31,18 @@ type Host interface {
 // fills it is oversized and fails the codec's exact length check.
 const readBuf = 8192
 
+// Options are the agent-wide settings.
+type Options struct {
+	// Probes are the settings of every instance's health probes (exec probes are off unless
+	// enabled here).
+	Probes probe.Options
+}
+
 // Agent runs a set of VRRP instances keyed by name.
 type Agent struct {
 	host    Host
 	log     *slog.Logger
+	opts    Options
 	changes chan struct{}
 
 	mu        sync.Mutex
@@ -51,6 +60,41 @@ type instance struct {
 	// final is the router's last status once Run has stopped it: the shutdown's transition
 	// (reason Shutdown, its time and counters) stays visible to a last Snapshot.
 	final *vrrp.Status
+
+	probes []probe.Spec
+	// prober is the running probe set, replaced when the probes change.
+	prober *prober
+}
+
+// prober runs one instance's probes and turns their health into the router's priority and
+// Fault, with keepalived's weight rules (probe.Effective).
+type prober struct {
+	runner *probe.Runner
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
+	results map[string]probe.Result
+}
+
+// ProbeStatus is one probe's health as last reported.
+type ProbeStatus struct {
+	Name string
+	// Known is false until the probe's first check has decided.
+	Known   bool
+	Healthy bool
+	// Reason is what the deciding check said.
+	Reason string
+	Since  time.Time
+}
+
+// Status is an instance's VRRP status with its probes' health.
+type Status struct {
+	vrrp.Status
+	Probes []ProbeStatus
+	// Adjustment says why the priority differs from the configured one, or why the
+	// instance is in Fault (e.g. "probe haproxy failing (-20)").
+	Adjustment string
 }
 
 type sockKey struct {
@@ -70,13 +114,14 @@ type socket struct {
 }
 
 // New returns an agent; it starts nothing.
-func New(host Host, log *slog.Logger) *Agent {
+func New(host Host, log *slog.Logger, opts Options) *Agent {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Agent{
 		host:      host,
 		log:       log,
+		opts:      opts,
 		changes:   make(chan struct{}, 1),
 		instances: map[string]*instance{},
 		sockets:   map[sockKey]*socket{},
@@ -93,11 +138,15 @@ func (a *Agent) notify() {
 	}
 }
 
-// Apply adds or updates the instance name. A running instance is reconfigured in place when the
-// change allows it (addresses, peers, priority, timers), and replaced otherwise.
-func (a *Agent) Apply(name string, cfg vrrp.Config) error {
+// Apply adds or updates the instance name and its health probes. A running instance is
+// reconfigured in place when the change allows it (addresses, peers, priority, timers,
+// probes), and replaced otherwise.
+func (a *Agent) Apply(name string, cfg vrrp.Config, probes ...probe.Spec) error {
 	cfg.Name = name
 	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("applying %q: %w", name, err)
+	}
+	if _, err := probe.New(probes, a.opts.Probes, nil); err != nil {
 		return fmt.Errorf("applying %q: %w", name, err)
 	}
 	a.mu.Lock()
@@ -113,6 +162,13 @@ func (a *Agent) Apply(name string, cfg vrrp.Config) error {
 		err := cur.router.Reconfigure(cfg)
 		if err == nil {
 			cur.cfg = cfg
+			if !slices.EqualFunc(cur.probes, probes, specEqual) {
+				cur.prober.stop()
+				cur.probes = slices.Clone(probes)
+				a.startProberLocked(cur)
+			}
+			// Reconfigure reset the priority to the configured one; apply the probes' view.
+			a.adjust(cur.router, cur)
 			return nil
 		}
 		if !errors.Is(err, vrrp.ErrIncompatible) {
@@ -120,7 +176,7 @@ func (a *Agent) Apply(name string, cfg vrrp.Config) error {
 		}
 		a.stopLocked(cur)
 	}
-	inst := &instance{cfg: cfg}
+	inst := &instance{cfg: cfg, probes: slices.Clone(probes)}
 	a.instances[name] = inst
 	defer a.notify()
 	if a.ctx == nil {
@@ -154,28 +210,53 @@ func (a *Agent) Names() []string {
 
 // Snapshot returns the status of every instance, sorted by name. An instance that could not
 // start is reported in Fault with the error as its reason.
-func (a *Agent) Snapshot() []vrrp.Status {
+func (a *Agent) Snapshot() []Status {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]vrrp.Status, 0, len(a.instances))
+	out := make([]Status, 0, len(a.instances))
 	for name, inst := range a.instances {
-		var st vrrp.Status
-		if inst.router != nil {
-			st = inst.router.Status()
+		var st Status
+		switch {
+		case inst.router != nil:
+			st.Status = inst.router.Status()
 			inst.sock.addDrops(&st.Stats)
-		} else if inst.final != nil && inst.err == nil {
-			st = *inst.final
-		} else {
-			st = vrrp.Status{Name: name, Interface: inst.cfg.Interface, VRID: inst.cfg.VRID,
+		case inst.final != nil && inst.err == nil:
+			st.Status = *inst.final
+		default:
+			st.Status = vrrp.Status{Name: name, Interface: inst.cfg.Interface, VRID: inst.cfg.VRID,
 				Priority: inst.cfg.Priority, Primary: inst.cfg.Primary, State: vrrp.Initialize}
 			if inst.err != nil {
 				st.State, st.Reason = vrrp.Fault, "StartFailed: "+inst.err.Error()
 			}
 		}
+		st.Probes, st.Adjustment = inst.probeStatus()
 		out = append(out, st)
 	}
-	slices.SortFunc(out, func(x, y vrrp.Status) int { return cmpString(x.Name, y.Name) })
+	slices.SortFunc(out, func(x, y Status) int { return cmpString(x.Name, y.Name) })
 	return out
+}
+
+// probeStatus lists the probes' health in spec order, and what they do to the priority.
+func (inst *instance) probeStatus() ([]ProbeStatus, string) {
+	if len(inst.probes) == 0 {
+		return nil, ""
+	}
+	health := map[string]bool{}
+	out := make([]ProbeStatus, 0, len(inst.probes))
+	var results map[string]probe.Result
+	if inst.prober != nil {
+		results = inst.prober.snapshot()
+	}
+	for _, s := range inst.probes {
+		ps := ProbeStatus{Name: s.Name}
+		if r, ok := results[s.Name]; ok {
+			ps.Known, ps.Healthy, ps.Reason, ps.Since = true, r.Healthy, r.Reason, r.At
+			health[s.Name] = r.Healthy
+		}
+		out = append(out, ps)
+	}
+	_, _, why := probe.Effective(inst.cfg.Priority, inst.probes, health)
+	return out, why
 }
 
 func cmpString(a, b string) int {
@@ -234,6 +315,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	var wg sync.WaitGroup
 	for _, inst := range a.instances {
+		inst.prober.stop()
+		inst.prober = nil
 		if inst.router != nil {
 			inst.cancel()
 			wg.Go(func() { <-inst.router.Done() })
@@ -276,6 +359,14 @@ func (a *Agent) startLocked(inst *instance) error {
 		inst.err = err
 		return err
 	}
+	// Until its probes have spoken, an instance starts with what they allow (probe.Effective
+	// counts an unchecked probe as failing): a weight-0 probe keeps it in Fault, so a node
+	// never takes the VIP before it has seen its HAProxy.
+	if prio, fault, _ := probe.Effective(cfg.Priority, inst.probes, nil); fault {
+		core.SetFault(time.Now(), true, vrrp.ReasonFault)
+	} else {
+		core.SetPriority(time.Now(), prio)
+	}
 	r := vrrp.NewRouter(core, sock.conn, link, log, func(vrrp.Status) { a.notify() })
 	sock.mu.Lock()
 	sock.routes[cfg.VRID] = r
@@ -287,7 +378,91 @@ func (a *Agent) startLocked(inst *instance) error {
 			log.Error("VRRP instance stopped", "err", err)
 		}
 	}()
+	a.startProberLocked(inst)
 	return nil
+}
+
+// startProberLocked starts inst's probes, if any, feeding its router.
+func (a *Agent) startProberLocked(inst *instance) {
+	inst.prober = nil
+	if len(inst.probes) == 0 || inst.router == nil {
+		return
+	}
+	log := a.log.With("vip", inst.cfg.Name)
+	runner, err := probe.New(inst.probes, a.opts.Probes, log)
+	if err != nil {
+		// Apply checked the specs; this is unreachable, but never run without the probes
+		// silently: stay in Fault.
+		log.Error("starting probes", "err", err)
+		inst.router.SetFault(true, vrrp.ReasonFault)
+		return
+	}
+	ctx, cancel := context.WithCancel(a.ctx)
+	p := &prober{runner: runner, cancel: cancel, done: make(chan struct{}), results: map[string]probe.Result{}}
+	inst.prober = p
+	r, cfg, specs := inst.router, inst.cfg, inst.probes
+	go func() {
+		if err := runner.Run(ctx); err != nil {
+			log.Error("probes stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer close(p.done)
+		for res := range runner.Results() {
+			p.mu.Lock()
+			p.results[res.Name] = res
+			p.mu.Unlock()
+			log.Info("probe", "probe", res.Name, "healthy", res.Healthy, "reason", res.Reason)
+			applyHealth(r, cfg.Priority, specs, runner.Health())
+			a.notify()
+		}
+	}()
+}
+
+// adjust re-applies the probes' view to the router after its config changed.
+func (a *Agent) adjust(r *vrrp.Router, inst *instance) {
+	var health map[string]bool
+	if inst.prober != nil {
+		health = inst.prober.runner.Health()
+	}
+	applyHealth(r, inst.cfg.Priority, inst.probes, health)
+}
+
+// applyHealth sets the router's Fault and priority from the probes' health.
+func applyHealth(r *vrrp.Router, base uint8, specs []probe.Spec, health map[string]bool) {
+	prio, fault, _ := probe.Effective(base, specs, health)
+	if fault {
+		r.SetFault(true, vrrp.ReasonFault)
+		return
+	}
+	// Priority first: a node leaving Fault must not outbid others with a stale priority.
+	r.SetPriority(prio)
+	r.SetFault(false, vrrp.ReasonFaultCleared)
+}
+
+func (p *prober) stop() {
+	if p == nil {
+		return
+	}
+	p.cancel()
+	<-p.done
+}
+
+func (p *prober) snapshot() map[string]probe.Result {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]probe.Result, len(p.results))
+	for k, v := range p.results {
+		out[k] = v
+	}
+	return out
+}
+
+func specEqual(a, b probe.Spec) bool {
+	return a.Name == b.Name && a.Kind == b.Kind && a.Process == b.Process && a.Address == b.Address &&
+		a.URL == b.URL && a.ExpectedStatus == b.ExpectedStatus && slices.Equal(a.Command, b.Command) &&
+		a.Interface == b.Interface && a.Path == b.Path && a.Interval == b.Interval && a.Timeout == b.Timeout &&
+		a.Fall == b.Fall && a.Rise == b.Rise && a.Weight == b.Weight
 }
 
 // stopLocked stops a running instance and waits for its handover. The lock is held: the
@@ -296,6 +471,8 @@ func (a *Agent) stopLocked(inst *instance) {
 	if inst.router == nil {
 		return
 	}
+	inst.prober.stop()
+	inst.prober = nil
 	inst.cancel()
 	<-inst.router.Done()
 	a.detachLocked(inst)

@@ -1,7 +1,11 @@
 package agent
 
 import (
+	"os"
+	"path/filepath"
+
 	"context"
+	"github.com/kube-vrrp/kube-vrrp/pkg/probe"
 	"net"
 	"net/netip"
 	"slices"
@@ -133,7 +137,7 @@ func TestAgentsElectHandOverAndReconfigure(t *testing.T) {
 		lan := &hub{}
 		h1 := &fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}
 		h2 := &fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}
-		a1, a2 := New(h1, nil), New(h2, nil)
+		a1, a2 := New(h1, nil, Options{}), New(h2, nil, Options{})
 		if err := a1.Apply("web", config("198.18.0.11", 110)); err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +198,7 @@ func TestAgentsElectHandOverAndReconfigure(t *testing.T) {
 }
 
 func TestApplyRejectsDuplicateVRIDAndBadConfig(t *testing.T) {
-	a := New(&fakeHost{hub: &hub{}, bound: map[netip.Prefix]bool{}}, nil)
+	a := New(&fakeHost{hub: &hub{}, bound: map[netip.Prefix]bool{}}, nil, Options{})
 	if err := a.Apply("one", config("198.18.0.11", 100)); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +219,7 @@ func TestApplyRejectsDuplicateVRIDAndBadConfig(t *testing.T) {
 func TestUnknownVRIDCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lan := &hub{}
-		a := New(&fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}, nil)
+		a := New(&fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}, nil, Options{})
 		if err := a.Apply("web", config("198.18.0.11", 100)); err != nil {
 			t.Fatal(err)
 		}
@@ -232,6 +236,100 @@ func TestUnknownVRIDCounted(t *testing.T) {
 		synctest.Wait()
 		if n := a.Snapshot()[0].Stats.Drops[vrrp.DropVRID]; n != 1 {
 			t.Fatalf("unknown_vrid drops = %d, want 1", n)
+		}
+	})
+}
+
+// A failing probe moves the VIP: weight 0 puts the master in Fault (it resigns), a negative
+// weight lowers it below the backup, which preempts at once; recovery brings it back
+// (preempt on). Probe health shows in the snapshot.
+func TestProbesMoveTheVIP(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		weight    int
+		downState vrrp.State
+	}{
+		{"weight 0 faults", 0, vrrp.Fault},
+		{"weight -20 lowers", -20, vrrp.Backup},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			flag := filepath.Join(t.TempDir(), "healthy")
+			if err := os.WriteFile(flag, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Test(t, func(t *testing.T) {
+				lan := &hub{}
+				h1 := &fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}
+				h2 := &fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}
+				a1, a2 := New(h1, nil, Options{}), New(h2, nil, Options{})
+				check := probe.Spec{Name: "flag", Kind: probe.KindFile, Path: flag,
+					Interval: 100 * time.Millisecond, Weight: tc.weight}
+				if err := a1.Apply("web", config("198.18.0.11", 110), check); err != nil {
+					t.Fatal(err)
+				}
+				if err := a2.Apply("web", config("198.18.0.12", 100)); err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(t.Context())
+				done := make(chan struct{}, 2)
+				go func() { a1.Run(ctx); done <- struct{}{} }()
+				go func() { a2.Run(ctx); done <- struct{}{} }()
+				defer func() { cancel(); <-done; <-done }()
+
+				time.Sleep(time.Second)
+				synctest.Wait()
+				if s1, s2 := state(t, a1, "web"), state(t, a2, "web"); s1 != vrrp.Master || s2 != vrrp.Backup {
+					t.Fatalf("healthy: states %v %v, want Master Backup", s1, s2)
+				}
+				if ps := a1.Snapshot()[0].Probes; len(ps) != 1 || !ps[0].Known || !ps[0].Healthy {
+					t.Fatalf("probe status %+v, want known and healthy", ps)
+				}
+
+				if err := os.Remove(flag); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(300 * time.Millisecond)
+				synctest.Wait()
+				if s1, s2 := state(t, a1, "web"), state(t, a2, "web"); s1 != tc.downState || s2 != vrrp.Master {
+					t.Fatalf("probe failing: states %v %v, want %v Master", s1, s2, tc.downState)
+				}
+				if h1.has(vip) || !h2.has(vip) {
+					t.Fatalf("probe failing: VIP on h1=%v h2=%v, want only h2", h1.has(vip), h2.has(vip))
+				}
+				if st := a1.Snapshot()[0]; st.Adjustment == "" || st.Probes[0].Healthy {
+					t.Fatalf("failing probe not reported: %+v", st)
+				}
+
+				if err := os.WriteFile(flag, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Second)
+				synctest.Wait()
+				if s1, s2 := state(t, a1, "web"), state(t, a2, "web"); s1 != vrrp.Master || s2 != vrrp.Backup {
+					t.Fatalf("recovered: states %v %v, want Master Backup (preempt)", s1, s2)
+				}
+			})
+		})
+	}
+}
+
+// An exec probe is refused unless the agent enables it, and the refusal is the reason shown.
+func TestExecProbeRefusedByDefault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := New(&fakeHost{hub: &hub{}, bound: map[netip.Prefix]bool{}}, nil, Options{})
+		run := probe.Spec{Name: "script", Kind: probe.KindExec, Command: []string{"/bin/true"}, Interval: time.Second}
+		if err := a.Apply("web", config("198.18.0.11", 110), run); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { a.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		st := a.Snapshot()[0]
+		if st.State != vrrp.Fault || len(st.Probes) != 1 || st.Probes[0].Reason != probe.ExecDisabledReason {
+			t.Fatalf("state %v probes %+v, want Fault with %q", st.State, st.Probes, probe.ExecDisabledReason)
 		}
 	})
 }
