@@ -378,10 +378,13 @@ func (in *Instance) masterReceive(out *Output, now time.Time, src netip.Addr, ad
 		} else {
 			in.masterAdvInterval = in.cfg.Interval
 		}
-		// Beyond the RFC: tell the winner we held the addresses too (priority 0, as on a
-		// resignation), so it re-announces them; otherwise, when we hear it first after a
-		// split brain heals, it never learns and neighbours keep our MAC.
-		in.sendAdvert(out, 0, 1)
+		// Beyond the RFC: tell the winner we held the addresses too, so it re-announces them
+		// (it hears a lower priority, RFC 9568 §6.4.3); otherwise, when we hear it first after a
+		// split brain heals, it never learns and neighbours keep our MAC. Our own priority,
+		// not 0: every other backup hears this advert too, and priority 0 would make each
+		// of them start Skew_Time (RFC 5798 §6.4.2) and take over unless the winner's next
+		// advert came first, which at 10 ms intervals it often does not.
+		in.sendAdvert(out, in.priority, 1)
 		in.becomeBackup(out, now, ReasonHigherPriority)
 	default:
 		// RFC 9568 §6.4.3: a lower-priority master exists (split brain healing): advertise at

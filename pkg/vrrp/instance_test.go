@@ -313,8 +313,8 @@ func TestMasterReceive(t *testing.T) {
 			out := in.Receive(now, advert(t, cfg, tc.src, tc.prio, func(a *packet.Advertisement) { a.Interval = time.Second }))
 			if tc.stepDown {
 				checkOut(t, cfg, summary{
-					// One priority-0 advert so the winner re-announces (DESIGN §3.1).
-					Sent:       []sent{advertOf(cfg, packet.MulticastIPv4, 0)},
+					// One advert at its own priority so the winner re-announces (DESIGN §3.1).
+					Sent:       []sent{advertOf(cfg, packet.MulticastIPv4, 100)},
 					Unbind:     []netip.Prefix{vip},
 					Transition: "Master->Backup HigherPriorityMaster",
 					// 3 * 1 s (adopted) + 156 * 1 s / 256.
@@ -336,18 +336,54 @@ func TestMasterReceive(t *testing.T) {
 }
 
 // RFC 3768 §6.4.3: a v2 Master stepping down keeps its own Master_Adver_Interval. Beyond the
-// RFC (DESIGN §3.1, split-brain healing) it sends one priority-0 advert so the winner re-announces.
+// RFC (DESIGN §3.1, split-brain healing) it sends one advert at its priority so the winner, which
+// hears a lower priority, re-announces.
 func TestMasterStepsDownV2(t *testing.T) {
 	cfg := config2()
 	in, tm := startMaster(t, cfg)
 	now := tm.Add(300 * time.Millisecond)
 	out := in.Receive(now, advert(t, cfg, higher, 150))
 	checkOut(t, cfg, summary{
-		Sent:       []sent{advertOf(cfg, packet.MulticastIPv4, 0)},
+		Sent:       []sent{advertOf(cfg, packet.MulticastIPv4, 100)},
 		Unbind:     []netip.Prefix{vip},
 		Transition: "Master->Backup HigherPriorityMaster",
 		Next:       now.Add(3609375 * time.Microsecond),
 	}, out)
+}
+
+// RFC 5798 §6.4.2 and §6.4.3 together: the advert of a master stepping down for a better one
+// reaches every router. The winner hears a lower priority and re-announces (RFC 9568 §6.4.3);
+// another backup of the loser keeps its full Master_Down_Interval, so it cannot win a race
+// against the winner's next advert, which a priority-0 advert (Skew_Time) would start.
+func TestStepDownAdvertReachesOthers(t *testing.T) {
+	cfg := config4()
+	loser, tm := startMaster(t, cfg)
+	now := tm.Add(30 * time.Millisecond)
+	out := loser.Receive(now, advert(t, cfg, higher, 110))
+	checkState(t, loser, vrrp.Backup)
+	if len(out.Send) != 1 {
+		t.Fatalf("stepping down sent %d adverts, want 1", len(out.Send))
+	}
+	stepDown := vrrp.Packet{Src: me, Dst: out.Send[0].Dst, TTL: 255, Data: out.Send[0].Data}
+
+	// Another backup of the loser, priority 90, at a smaller address.
+	other := with(cfg, func(c *vrrp.Config) { c.Priority, c.Primary = 90, lower })
+	bk := startBackup(t, other)
+	bk.Receive(now.Add(-10*time.Millisecond), advert(t, other, me, 100))
+	at := now.Add(time.Millisecond)
+	// 3 * 100 ms + (256 - 90) * 100 ms / 256.
+	checkOut(t, other, summary{Next: at.Add(364843750 * time.Nanosecond)}, bk.Receive(at, stepDown))
+	checkState(t, bk, vrrp.Backup)
+
+	// The winner, Master at 110 at the greater address, hears a lower priority.
+	winCfg := with(cfg, func(c *vrrp.Config) { c.Priority, c.Primary = 110, higher })
+	winner, wt := startMaster(t, winCfg)
+	at = wt.Add(10 * time.Millisecond)
+	checkOut(t, winCfg, summary{
+		Sent:     []sent{advertOf(winCfg, packet.MulticastIPv4, 110)},
+		Announce: []netip.Addr{vip.Addr()},
+		Next:     at.Add(100 * time.Millisecond),
+	}, winner.Receive(at, vrrp.Packet{Src: me, Dst: out.Send[0].Dst, TTL: 255, Data: out.Send[0].Data}))
 }
 
 // RFC 5798 §6.4.3: a Master that hears priority 0 sends an advert at once and resets the

@@ -212,7 +212,7 @@ func TestRouterRunBecomesMaster(t *testing.T) {
 }
 
 // RFC 5798 §6.4.3: a delivered higher-priority advert makes the Master a Backup that removes its
-// addresses.
+// addresses (and, DESIGN §3.1, sends one last advert at its priority so the winner re-announces).
 func TestRouterDeliverHigherPriority(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := config4()
@@ -223,7 +223,7 @@ func TestRouterDeliverHigherPriority(t *testing.T) {
 		}
 		synctest.Wait()
 		rig.requireState(t, vrrp.Backup)
-		diffEvents(t, []string{unbindVIP, sendMcast(0)}, rig.host.take())
+		diffEvents(t, []string{unbindVIP, sendMcast(100)}, rig.host.take())
 		if rig.host.isBound(vip) {
 			t.Error("VIP still bound")
 		}
