@@ -11,7 +11,7 @@ CONTROLLER_TOOLS_VERSION := v0.20.0
 # Go test timeout for the whole suite; the suite itself takes a few minutes.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all demo test test-unit deps build verify generate manifests bench fmt vet clean
+.PHONY: all demo test test-unit test-envtest envtest-assets deps build verify generate manifests bench fmt vet clean
 
 all: build
 
@@ -19,8 +19,8 @@ all: build
 demo: deps build
 	$(GO) run ./test/demo --bin $(BIN)/kube-vrrp
 
-## test: install what the tests need, then run every test (unit, fuzz seeds, privileged netns, interop)
-test: deps
+## test: install what the tests need, then run every test (unit, fuzz seeds, envtest, privileged netns, interop)
+test: deps envtest-assets
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -count=1 -race ./pkg/vrrp/... ./pkg/agent/...
@@ -28,6 +28,15 @@ test: deps
 ## test-unit: the tests that need neither root nor extra packages
 test-unit:
 	$(GO) test -count=1 -short ./...
+
+## envtest-assets: kube-apiserver (built once from k8s.io/kubernetes by hack/tools, ~8 min on 2 cores)
+## and etcd (Debian's etcd-server) in bin/k8s/<version>/, the KUBEBUILDER_ASSETS of test/envtest
+envtest-assets: deps
+	bash hack/envtest.sh -q
+
+## test-envtest: the CRD tests against a real kube-apiserver and etcd
+test-envtest: envtest-assets
+	KUBEBUILDER_ASSETS="$$(bash hack/envtest.sh)" $(GO) test -count=1 ./test/envtest/
 
 ## deps: Debian packages and Go modules the build and tests need (idempotent)
 deps:
