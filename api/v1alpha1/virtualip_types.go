@@ -6,11 +6,20 @@ import (
 
 // VirtualIPSpec describes one VRRP group: which nodes take part, the addresses they share and
 // how they elect the node that holds them.
+//
+// +kubebuilder:validation:XValidation:rule=`!has(self.advertisementInterval) || self.version != 3 || !self.advertisementInterval.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self.advertisementInterval) >= duration('10ms') && duration(self.advertisementInterval) <= duration('40950ms') && int(duration(self.advertisementInterval)) % 10000000 == 0)`,messageExpression=`'advertisementInterval must be a multiple of 10ms between 10ms and 40.95s for version 3 (VRRPv3 counts centiseconds); got ' + self.advertisementInterval`,fieldPath=`.advertisementInterval`
+// +kubebuilder:validation:XValidation:rule=`!has(self.advertisementInterval) || self.version != 2 || !self.advertisementInterval.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self.advertisementInterval) >= duration('1s') && duration(self.advertisementInterval) <= duration('255s') && int(duration(self.advertisementInterval)) % 1000000000 == 0)`,messageExpression=`'advertisementInterval must be whole seconds between 1s and 255s for version 2 (set version: 3 for sub-second intervals); got ' + self.advertisementInterval`,fieldPath=`.advertisementInterval`
+// +kubebuilder:validation:XValidation:rule=`self.version == 3 || !self.addresses.exists(a, (isIP(a) || isCIDR(a)) && (isCIDR(a) ? cidr(a).ip() : ip(a)).family() == 6)`,message=`VRRPv2 carries only IPv4: set version: 3 for IPv6 addresses`,fieldPath=`.version`
+// +kubebuilder:validation:XValidation:rule=`!has(self.authentication) || self.version == 2`,message=`authentication exists only in VRRPv2 (RFC 5798 §9 removed it): set version: 2 or remove authentication`,fieldPath=`.authentication`
+// +kubebuilder:validation:XValidation:rule=`!has(self.preempt) || self.preempt || !has(self.probes) || self.probes.size() == 0 || self.probes.exists(p, !has(p.weight) || p.weight == 0)`,message=`preempt: false with only weighted probes can never move the addresses (a weight only changes the priority, and without preemption a lower priority never takes over): set preempt: true, or give a probe weight 0 so that its failure resigns the addresses`,fieldPath=`.preempt`
+// +kubebuilder:validation:XValidation:rule=`!has(self.unicast) || !has(self.unicast.peers) || self.unicast.peers.all(p, !isIP(p) || self.addresses.all(a, !(isIP(a) || isCIDR(a)) || (isCIDR(a) ? cidr(a).ip() : ip(a)).family() == ip(p).family()))`,messageExpression=`'unicast.peers must be of the family of the addresses (IPv4 peers for IPv4 addresses, IPv6 peers for IPv6 addresses); got addresses ' + self.addresses.join(', ') + ' and peers ' + self.unicast.peers.join(', ')`,fieldPath=`.unicast.peers`
+// +kubebuilder:validation:XValidation:rule=`!has(self.unicast) || !has(self.unicast.peers) || self.unicast.peers.all(p, !isIP(p) || !self.addresses.exists(a, (isIP(a) || isCIDR(a)) && (isCIDR(a) ? cidr(a).ip() : ip(a)) == ip(p)))`,messageExpression=`'unicast.peers lists the routers\' own addresses and cannot contain a virtual address; got addresses ' + self.addresses.join(', ') + ' and peers ' + self.unicast.peers.join(', ')`,fieldPath=`.unicast.peers`
 type VirtualIPSpec struct {
 	// vrid is the Virtual Router Identifier shared by every member of the group, as keepalived's
 	// virtual_router_id. It must be unique per interface and address family on the LAN.
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=255
+	// Immutable: to change it, create a new VirtualIP and delete the old one.
+	// +kubebuilder:validation:XValidation:rule=`self >= 1 && self <= 255`,message=`vrid must be 1..255 (keepalived's virtual_router_id, the same on every member of the group)`
+	// +kubebuilder:validation:XValidation:rule=`self == oldSelf`,message=`vrid is immutable: to change it, create a new VirtualIP with the new vrid and delete this one`
 	// +required
 	VRID int32 `json:"vrid"`
 
@@ -24,28 +33,39 @@ type VirtualIPSpec struct {
 	// interface is the network interface that carries the adverts and the addresses. Empty means
 	// the interface holding a node address in the first address's subnet.
 	// +kubebuilder:validation:MaxLength=15
-	// +kubebuilder:validation:Pattern=`^[^/\s:]*$`
+	// +kubebuilder:validation:XValidation:rule=`!self.matches('[/:\\s]') && self != '.' && self != '..'`,message=`interface must be a Linux link name such as eth0: no '/', ':' (an alias like eth0:1 is not a link) or whitespace, not . or ..`
 	// +optional
 	Interface string `json:"interface,omitempty"`
 
 	// addresses are the virtual addresses the MASTER holds, as CIDR ("192.0.2.10/24") or bare IP
 	// (a bare address is a /32 or /128). All of one family.
-	// +kubebuilder:validation:MinItems=1
+	// 1..64 entries, no address twice (192.0.2.10 and 192.0.2.10/24 are the same address).
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:items:XValidation:rule=`(isIP(self) || isCIDR(self))`,message=`write an IP address or CIDR such as 192.0.2.10, 192.0.2.10/24 or 2001:db8::10/64 (no zone, no IPv4-mapped IPv6 address, no leading zeros)`
+	// +kubebuilder:validation:items:XValidation:rule=`!(isIP(self) || isCIDR(self)) || !((isCIDR(self) ? cidr(self).ip() : ip(self)).isUnspecified() || (isCIDR(self) ? cidr(self).ip() : ip(self)).isLoopback() || cidr('224.0.0.0/4').containsIP((isCIDR(self) ? cidr(self).ip() : ip(self))) || cidr('ff00::/8').containsIP((isCIDR(self) ? cidr(self).ip() : ip(self))) || (isCIDR(self) ? cidr(self).ip() : ip(self)) == ip('255.255.255.255'))`,message=`a virtual address must be a unicast address, not unspecified, loopback, multicast or broadcast`
+	// +kubebuilder:validation:items:XValidation:rule=`!isCIDR(self) || cidr(self).prefixLength() > 0`,message=`a /0 prefix would claim every address: use the subnet's prefix length (e.g. /24) or a bare address`
+	// +kubebuilder:validation:XValidation:rule=`self.size() >= 1`,message=`list at least one virtual address, e.g. ["192.0.2.10/24"]`
+	// +kubebuilder:validation:XValidation:rule=`self.filter(a, (isIP(a) || isCIDR(a))).map(a, (isCIDR(a) ? cidr(a).ip() : ip(a)).family()).distinct().size() <= 1`,messageExpression=`'all addresses of a VirtualIP are one family: move the ' + ((isCIDR(self.filter(a, (isIP(a) || isCIDR(a)))[0]) ? cidr(self.filter(a, (isIP(a) || isCIDR(a)))[0]).ip() : ip(self.filter(a, (isIP(a) || isCIDR(a)))[0])).family() == 4 ? 'IPv6' : 'IPv4') + ' addresses to another VirtualIP; got ' + self.join(', ')`
+	// +kubebuilder:validation:XValidation:rule=`self.filter(a, (isIP(a) || isCIDR(a))).map(a, string((isCIDR(a) ? cidr(a).ip() : ip(a)))).distinct().size() == self.filter(a, (isIP(a) || isCIDR(a))).size()`,messageExpression=`'each address may be listed once (192.0.2.10 and 192.0.2.10/24 are the same address): remove the duplicates; got ' + self.join(', ')`
 	// +listType=set
 	// +required
 	Addresses []string `json:"addresses"`
 
 	// advertisementInterval is how often the MASTER advertises. Version 3: 10ms..40.95s in steps
-	// of 10ms (default 100ms). Version 2: whole seconds 1s..255s (default 1s).
+	// of 10ms (default 100ms: a lost MASTER is replaced in about 0.36s). Version 2: whole seconds
+	// 1s..255s (default 1s). Unset, the agent applies the default of the version.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule=`self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$')`,message=`write a duration such as 100ms, 1s or 1m30s`
 	// +optional
 	AdvertisementInterval *metav1.Duration `json:"advertisementInterval,omitempty"`
 
-	// priority of every selected node, 1..254 (default 100); 255 is reserved for the owner of
-	// the addresses. nodes[] overrides it per node.
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=255
+	// priority of every selected node, 1..254 (default 100); the highest priority becomes MASTER.
+	// 255 is only for the owner of the addresses (a node that has them as its own interface
+	// addresses); the agent refuses it elsewhere. nodes[] overrides it per node.
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:XValidation:rule=`self >= 1 && self <= 255`,message=`priority must be 1..254; 255 is only for the owner of the addresses (a node that has them as its own interface addresses, RFC 5798 §5.2.4), which the agent checks on each node`
 	// +optional
 	Priority *int32 `json:"priority,omitempty"`
 
@@ -58,21 +78,33 @@ type VirtualIPSpec struct {
 
 	// nodeSelector selects the nodes that run an instance of this group; empty selects every
 	// node that runs the agent.
+	// +kubebuilder:validation:XValidation:rule=`!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])`,message=`a matchExpressions operator is In, NotIn, Exists or DoesNotExist`
+	// +kubebuilder:validation:XValidation:rule=`!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['In', 'NotIn']) || has(e.values) && e.values.size() > 0)`,message=`matchExpressions with In or NotIn need values`
+	// +kubebuilder:validation:XValidation:rule=`!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['Exists', 'DoesNotExist']) || !has(e.values) || e.values.size() == 0)`,message=`matchExpressions with Exists or DoesNotExist take no values`
+	// +kubebuilder:validation:XValidation:rule=`!has(self.matchLabels) || self.matchLabels.all(k, !format.qualifiedName().validate(k).hasValue())`,message=`matchLabels keys are label keys: an optional DNS subdomain prefix and '/', then a name of at most 63 characters (letters, digits, '-', '_', '.')`
 	// +optional
 	NodeSelector *metav1.LabelSelector `json:"nodeSelector,omitempty"`
 
 	// preempt lets a higher-priority node take the addresses back from a lower-priority MASTER
-	// (default true). false is keepalived's nopreempt.
+	// (default true). false is keepalived's nopreempt; it needs a probe of weight 0 if there are
+	// weighted probes, since a weight alone could then never move the addresses.
+	// +kubebuilder:default=true
 	// +optional
 	Preempt *bool `json:"preempt,omitempty"`
 
 	// preemptDelay holds off a preemption after the node starts or recovers (keepalived's
-	// preempt_delay).
+	// preempt_delay), 0s..1h (default 0s: at once).
+	// +kubebuilder:default="0s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule=`self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$')`,message=`write a duration such as 100ms, 1s or 1m30s`
+	// +kubebuilder:validation:XValidation:rule=`!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self) >= duration('0s') && duration(self) <= duration('1h'))`,message=`preemptDelay must be between 0s (preempt at once) and 1h`
 	// +optional
 	PreemptDelay *metav1.Duration `json:"preemptDelay,omitempty"`
 
 	// accept makes a non-owner MASTER accept packets addressed to the virtual addresses
 	// (RFC 5798 Accept_Mode). Default true, as keepalived without vrrp_strict.
+	// +kubebuilder:default=true
 	// +optional
 	Accept *bool `json:"accept,omitempty"`
 
@@ -89,6 +121,7 @@ type VirtualIPSpec struct {
 	// checksumMode selects the VRRPv3 IPv4 checksum that is sent: PseudoHeader (default, what
 	// keepalived and FRR send) or RFC9568 (no pseudo-header). Both forms are accepted.
 	// +kubebuilder:validation:Enum=PseudoHeader;RFC9568
+	// +kubebuilder:default=PseudoHeader
 	// +optional
 	ChecksumMode string `json:"checksumMode,omitempty"`
 
@@ -109,14 +142,13 @@ type NodeOverride struct {
 	Name string `json:"name"`
 
 	// priority of this node, 1..254 (255 only for the owner of the addresses).
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=255
+	// +kubebuilder:validation:XValidation:rule=`self >= 1 && self <= 255`,message=`priority must be 1..254; 255 is only for the owner of the addresses (a node that has them as its own interface addresses, RFC 5798 §5.2.4), which the agent checks on each node`
 	// +optional
 	Priority *int32 `json:"priority,omitempty"`
 
 	// interface overrides spec.interface on this node.
 	// +kubebuilder:validation:MaxLength=15
-	// +kubebuilder:validation:Pattern=`^[^/\s:]*$`
+	// +kubebuilder:validation:XValidation:rule=`!self.matches('[/:\\s]') && self != '.' && self != '..'`,message=`interface must be a Linux link name such as eth0: no '/', ':' (an alias like eth0:1 is not a link) or whitespace, not . or ..`
 	// +optional
 	Interface string `json:"interface,omitempty"`
 }
@@ -124,13 +156,18 @@ type NodeOverride struct {
 // UnicastSpec configures unicast adverts.
 type UnicastSpec struct {
 	// fromNodes adds the addresses of the other selected nodes to the peers (default true).
+	// +kubebuilder:default=true
 	// +optional
 	FromNodes *bool `json:"fromNodes,omitempty"`
 
 	// peers are extra peer addresses, e.g. an existing keepalived host. A node skips its own
-	// addresses, so one list may name every member.
+	// addresses, so one list may name every member. IP addresses without prefix length, of the
+	// family of spec.addresses, at most 64.
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=45
+	// +kubebuilder:validation:items:XValidation:rule=`isIP(self)`,message=`write a peer as an IP address without prefix length or zone, e.g. 192.0.2.12 or 2001:db8::12`
+	// +kubebuilder:validation:items:XValidation:rule=`!isIP(self) || !(ip(self).isUnspecified() || ip(self).isLoopback() || cidr('224.0.0.0/4').containsIP(ip(self)) || cidr('ff00::/8').containsIP(ip(self)) || ip(self) == ip('255.255.255.255'))`,message=`a unicast peer is the unicast address of another router, not unspecified, loopback, multicast or broadcast`
+	// +kubebuilder:validation:XValidation:rule=`self.filter(p, isIP(p)).map(p, string(ip(p))).distinct().size() == self.filter(p, isIP(p)).size()`,messageExpression=`'each peer may be listed once (2001:db8::1 and 2001:DB8::1 are the same address): remove the duplicates; got ' + self.join(', ')`
 	// +listType=set
 	// +optional
 	Peers []string `json:"peers,omitempty"`
@@ -165,11 +202,15 @@ type SecretKeyRef struct {
 
 // ProbeSpec is one health check. Exactly one of process, tcp, http, exec, interface and file
 // is set.
+//
+// +kubebuilder:validation:XValidation:rule=`has(self.process) || has(self.tcp) || has(self.http) || has(self.exec) || has(self.interface) || has(self.file)`,messageExpression=`'probe ' + self.name + ' checks nothing: set exactly one of process, tcp, http, exec, interface, file'`
+// +kubebuilder:validation:XValidation:rule=`[has(self.process), has(self.tcp), has(self.http), has(self.exec), has(self.interface), has(self.file)].filter(x, x).size() <= 1`,messageExpression=`'probe ' + self.name + ' checks one thing but sets ' + ((has(self.process) ? ' and process' : "") + (has(self.tcp) ? ' and tcp' : "") + (has(self.http) ? ' and http' : "") + (has(self.exec) ? ' and exec' : "") + (has(self.interface) ? ' and interface' : "") + (has(self.file) ? ' and file' : "")).substring(5) + ': keep exactly one, or split it into several probes'`
+// +kubebuilder:validation:XValidation:rule=`!has(self.timeout) || !has(self.interval) || !self.timeout.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || !self.interval.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || duration(self.timeout) <= duration(self.interval)`,messageExpression=`'timeout must be at most the interval (' + self.interval + ') so that checks never overlap; got ' + self.timeout`,fieldPath=`.timeout`
 type ProbeSpec struct {
 	// name identifies the probe in status and metrics.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule=`self.size() == 0 || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')`,message=`a probe name is a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit`
 	// +required
 	Name string `json:"name"`
 
@@ -192,68 +233,81 @@ type ProbeSpec struct {
 	// +optional
 	File *FileProbe `json:"file,omitempty"`
 
-	// interval between checks (default 1s).
+	// interval between checks, above 0 and at most 1h (default 1s).
+	// +kubebuilder:default="1s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule=`self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$')`,message=`write a duration such as 100ms, 1s or 1m30s`
+	// +kubebuilder:validation:XValidation:rule=`!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self) > duration('0s') && duration(self) <= duration('1h'))`,message=`interval must be above 0s and at most 1h, e.g. 1s`
 	// +optional
 	Interval *metav1.Duration `json:"interval,omitempty"`
-	// timeout of one check (default: the interval).
+	// timeout of one check, above 0 and at most the interval (default: the interval).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule=`self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$')`,message=`write a duration such as 100ms, 1s or 1m30s`
+	// +kubebuilder:validation:XValidation:rule=`!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self) > duration('0s'))`,message=`timeout must be above 0s and at most the interval, e.g. 500ms`
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
-	// fall is how many consecutive failures make the probe unhealthy (default 1).
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=255
+	// fall is how many consecutive failures make the probe unhealthy, 1..255 (default 1).
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:XValidation:rule=`self >= 1 && self <= 255`,message=`fall must be 1..255 consecutive failures`
 	// +optional
 	Fall *int32 `json:"fall,omitempty"`
-	// rise is how many consecutive successes make it healthy again (default 1).
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=255
+	// rise is how many consecutive successes make it healthy again, 1..255 (default 1).
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:XValidation:rule=`self >= 1 && self <= 255`,message=`rise must be 1..255 consecutive successes`
 	// +optional
 	Rise *int32 `json:"rise,omitempty"`
 	// weight, as keepalived: 0 puts the node in FAULT while the probe fails; a negative weight
 	// is added to the priority while it fails; a positive weight is added while it succeeds.
-	// +kubebuilder:validation:Minimum=-253
-	// +kubebuilder:validation:Maximum=253
+	// -253..253; the effective priority is clamped to 1..254.
+	// +kubebuilder:validation:XValidation:rule=`self >= -253 && self <= 253`,message=`weight must be -253..253 (0: FAULT while failing; negative: added while failing; positive: added while succeeding)`
 	// +optional
 	Weight int32 `json:"weight,omitempty"`
 }
 
 // ProcessProbe matches processes by name (the kernel's comm, as pgrep -x).
 type ProcessProbe struct {
-	// name of the process, at most 15 characters as the kernel keeps it.
+	// name of the process as the kernel keeps it (as pgrep -x): 1..15 characters, no path.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule=`!self.contains('/')`,message=`give the process name as the kernel keeps it (as pgrep -x), not a path: e.g. haproxy`
 	// +required
 	Name string `json:"name"`
 }
 
 // TCPProbe connects to host:port.
 type TCPProbe struct {
-	// address as host:port.
+	// address as host:port, e.g. 127.0.0.1:8404 or [::1]:8404.
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=261
+	// +kubebuilder:validation:XValidation:rule=`self.matches('^([^:\\[\\]]+|\\[[^\\[\\]]+\\]):[0-9]{1,5}$') && int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && int(self.substring(self.lastIndexOf(':') + 1)) <= 65535`,message=`write host:port with a port 1..65535, e.g. 127.0.0.1:8404 or [::1]:8404`
 	// +required
 	Address string `json:"address"`
 }
 
 // HTTPProbe sends a GET.
 type HTTPProbe struct {
-	// url to GET (http or https).
+	// url to GET: an absolute http:// or https:// URL with a host.
 	// +kubebuilder:validation:MinLength=8
 	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule=`isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ""`,message=`write an absolute http:// or https:// URL with a host, e.g. http://127.0.0.1:8080/healthz`
 	// +required
 	URL string `json:"url"`
 	// expectedStatus is the status code that means healthy; absent means any 2xx or 3xx.
-	// +kubebuilder:validation:Minimum=100
-	// +kubebuilder:validation:Maximum=599
+	// +kubebuilder:validation:XValidation:rule=`self >= 100 && self <= 599`,message=`expectedStatus must be an HTTP status code 100..599, or be omitted for any 2xx or 3xx`
 	// +optional
 	ExpectedStatus *int32 `json:"expectedStatus,omitempty"`
 }
 
 // ExecProbe runs a command directly, without a shell, with an empty environment.
 type ExecProbe struct {
-	// command is the argv; the first element is an absolute path.
-	// +kubebuilder:validation:MinItems=1
+	// command is the argv, 1..32 elements; the first is the program's absolute path (there is no
+	// shell and no PATH lookup).
 	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:items:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule=`self.size() >= 1`,message=`give the command as an argv list, e.g. [/usr/bin/check, --quiet]`
+	// +kubebuilder:validation:XValidation:rule=`self.size() == 0 || self[0].startsWith('/')`,messageExpression=`'give the program\'s absolute path as command[0] (there is no shell and no PATH lookup), e.g. /usr/bin/pgrep; got "' + self[0] + '"'`
 	// +listType=atomic
 	// +required
 	Command []string `json:"command"`
@@ -261,18 +315,20 @@ type ExecProbe struct {
 
 // InterfaceProbe checks a link.
 type InterfaceProbe struct {
-	// name of the interface.
+	// name of the interface, e.g. eth0.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule=`!self.matches('[/:\\s]') && self != '.' && self != '..'`,message=`interface must be a Linux link name such as eth0: no '/', ':' (an alias like eth0:1 is not a link) or whitespace, not . or ..`
 	// +required
 	Name string `json:"name"`
 }
 
 // FileProbe checks that a path exists.
 type FileProbe struct {
-	// path to check.
+	// path to check, absolute.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:XValidation:rule=`self.startsWith('/')`,message=`give an absolute path, e.g. /run/haproxy.ok`
 	// +required
 	Path string `json:"path"`
 }
@@ -283,14 +339,17 @@ type VirtualIPStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// master is the node that is MASTER now, empty if none.
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	Master string `json:"master,omitempty"`
 	// nodes has one entry per participating node, written by that node's agent.
+	// +kubebuilder:validation:MaxItems=1024
 	// +listType=map
 	// +listMapKey=name
 	// +optional
 	Nodes []NodeStatus `json:"nodes,omitempty"`
 	// conditions: Ready, DualMaster, NoMaster.
+	// +kubebuilder:validation:MaxItems=16
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -300,24 +359,32 @@ type VirtualIPStatus struct {
 // NodeStatus is one node's view of the group.
 type NodeStatus struct {
 	// name of the node.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	// +required
 	Name string `json:"name"`
 	// state is Initialize, Backup, Master or Fault.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +optional
 	State string `json:"state,omitempty"`
 	// priority is the effective priority now.
 	// +optional
 	Priority int32 `json:"priority,omitempty"`
 	// interface carrying the adverts.
+	// +kubebuilder:validation:MaxLength=15
 	// +optional
 	Interface string `json:"interface,omitempty"`
 	// address is the source address of the node's adverts.
+	// +kubebuilder:validation:MaxLength=45
 	// +optional
 	Address string `json:"address,omitempty"`
 	// lastTransitionTime is when the state last changed.
 	// +optional
 	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
-	// reason says why the node is in this state.
+	// reason says why the node is in this state (e.g. ProbeFailed, MasterDownTimer, Preempted),
+	// possibly followed by ": " and details.
+	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	Reason string `json:"reason,omitempty"`
 }
