@@ -453,8 +453,8 @@ func testPreemptDelay(t *testing.T, vip netip.Prefix) {
 
 // 6. Split brain: VRRP blocked at n1's port, n1 stays MASTER and n2 becomes one too. When the
 // block is lifted, n1 alone is MASTER within about one advert interval and the client's
-// neighbour entry for the VIP points to n1 again: n2 steps down with priority 0 and the
-// winner re-announces.
+// neighbour entry for the VIP points to n1 again: n2 steps down, and n1, hearing either n2's
+// last advert or n2 as a second master, re-announces the VIP.
 func testSplitBrain(t *testing.T, vip netip.Prefix) {
 	g := newGroup(t, vip, groupOpts{})
 	n1, n2, n3 := g.l.Node(1), g.l.Node(2), g.l.Node(3)
