@@ -219,6 +219,11 @@ var rejected = []struct {
 			"192.0.2.11", "nope", "192.0.2.12/24", "fe80::1%eth0", "2001:db8::1", "192.0.2.11", "224.0.0.18", "192.0.2.100",
 		}}
 	}, want: []string{`spec.unicast.peers[5]: Duplicate value: "192.0.2.11"`}},
+	{name: "peer IPv4-mapped", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Unicast = &v1alpha1.UnicastSpec{Peers: []string{"::ffff:192.0.2.11"}}
+	},
+		want:         []string{`spec.unicast.peers[0]: Invalid value: "::ffff:192.0.2.11": write a peer as an IP address`},
+		agentAccepts: "the agent reads an IPv4-mapped peer as its IPv4 address; the CEL ip library refuses the mapped form"},
 	{name: "peer too long", mut: func(v *v1alpha1.VirtualIP) {
 		v.Spec.Unicast = &v1alpha1.UnicastSpec{Peers: []string{strings.Repeat("1", 46)}}
 	},
