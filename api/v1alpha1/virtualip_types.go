@@ -387,6 +387,31 @@ type NodeStatus struct {
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	Reason string `json:"reason,omitempty"`
+	// probes is the health of this node's probes.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Probes []ProbeStatus `json:"probes,omitempty"`
+}
+
+// ProbeStatus is the health of one probe on one node.
+type ProbeStatus struct {
+	// name of the probe (spec.probes[].name).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +required
+	Name string `json:"name"`
+	// healthy is the probe's health after rise/fall; absent until its first check decided.
+	// +optional
+	Healthy *bool `json:"healthy,omitempty"`
+	// lastTransitionTime is when the health last changed.
+	// +optional
+	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
+	// message is what the deciding check said (e.g. no process named "haproxy").
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // VirtualIP is a VRRP group: a set of nodes that elect one MASTER to hold shared addresses.
