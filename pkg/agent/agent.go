@@ -72,6 +72,10 @@ type prober struct {
 	runner *probe.Runner
 	cancel context.CancelFunc
 	done   chan struct{}
+	// base is the instance's configured priority, which the probes' weights adjust. Apply
+	// updates it when only the config changed, so that later probe transitions start from
+	// the new priority, not the one the prober was started with.
+	base atomic.Uint32
 
 	mu      sync.Mutex
 	results map[string]probe.Result
@@ -166,6 +170,8 @@ func (a *Agent) Apply(name string, cfg vrrp.Config, probes ...probe.Spec) error 
 				cur.prober.stop()
 				cur.probes = slices.Clone(probes)
 				a.startProberLocked(cur)
+			} else if cur.prober != nil {
+				cur.prober.base.Store(uint32(cfg.Priority))
 			}
 			// Reconfigure reset the priority to the configured one; apply the probes' view.
 			a.adjust(cur.router, cur)
@@ -399,8 +405,9 @@ func (a *Agent) startProberLocked(inst *instance) {
 	}
 	ctx, cancel := context.WithCancel(a.ctx)
 	p := &prober{runner: runner, cancel: cancel, done: make(chan struct{}), results: map[string]probe.Result{}}
+	p.base.Store(uint32(inst.cfg.Priority))
 	inst.prober = p
-	r, cfg, specs := inst.router, inst.cfg, inst.probes
+	r, specs := inst.router, inst.probes
 	go func() {
 		if err := runner.Run(ctx); err != nil {
 			log.Error("probes stopped", "err", err)
@@ -413,7 +420,7 @@ func (a *Agent) startProberLocked(inst *instance) {
 			p.results[res.Name] = res
 			p.mu.Unlock()
 			log.Info("probe", "probe", res.Name, "healthy", res.Healthy, "reason", res.Reason)
-			applyHealth(r, cfg.Priority, specs, runner.Health())
+			applyHealth(r, uint8(p.base.Load()), specs, runner.Health())
 			a.notify()
 		}
 	}()

@@ -333,3 +333,41 @@ func TestExecProbeRefusedByDefault(t *testing.T) {
 		}
 	})
 }
+
+// A priority change applied while the probes stay the same is the base of every later probe
+// transition: a failing weight -20 probe then lowers the new priority, not the old one.
+func TestProbeWeightAppliesToReconfiguredPriority(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "healthy")
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		a := New(&fakeHost{hub: &hub{}, bound: map[netip.Prefix]bool{}}, nil, Options{})
+		check := probe.Spec{Name: "flag", Kind: probe.KindFile, Path: flag, Interval: 100 * time.Millisecond, Weight: -20}
+		if err := a.Apply("web", config("198.18.0.11", 110), check); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { a.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		time.Sleep(time.Second)
+		synctest.Wait()
+
+		if err := a.Apply("web", config("198.18.0.11", 150), check); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if p := a.Snapshot()[0].Priority; p != 150 {
+			t.Fatalf("priority %d after the change to 150 with a healthy probe, want 150", p)
+		}
+		if err := os.Remove(flag); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		synctest.Wait()
+		if p := a.Snapshot()[0].Priority; p != 130 {
+			t.Fatalf("priority %d with the probe failing, want 150-20 = 130", p)
+		}
+	})
+}
