@@ -1,16 +1,31 @@
 package interop
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
-	"path/filepath"
-	"strings"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
+
+// nice is the niceness of both speakers (lab.Options.Nice) and of the test process (its
+// prober and responders). The lab shares a small machine with builds and fuzzers; a speaker
+// that waits a second for the CPU misses adverts and takes over spuriously (keepalived then
+// logs "A thread timer expired ... seconds ago"). Both speakers run at the same raised
+// priority, as a production keepalived usually does (vrrp_priority), so the tests see the
+// protocol, not the scheduler.
+const nice = -10
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() == 0 {
+		if err := lab.Renice(nice); err != nil {
+			fmt.Fprintln(os.Stderr, "interop tests:", err)
+		}
+	}
+	os.Exit(m.Run())
+}
 
 // group is one VRRP group as both speakers are configured for it.
 type group struct {
@@ -41,16 +56,14 @@ const (
 
 // pair is a two-node lab with keepalived on n1 and kube-vrrp on n2.
 type pair struct {
-	t   *testing.T
-	l   *lab.Lab
-	g   group
-	bin string
+	t *testing.T
+	l *lab.Lab
+	g group
 
 	ka, kv         *lab.Node // keepalived's node (n1) and kube-vrrp's (n2)
 	kaPrio, kvPrio int
 	kaProc, kvProc *lab.Proc
 	master, backup *lab.Node // by configured priority
-	starts         int       // keepalived starts, for a fresh directory each
 	failedOver     time.Time // when the last failover was complete
 }
 
@@ -66,9 +79,8 @@ var directions = []direction{kubeVRRPMaster, keepalivedMaster}
 
 func newPair(t *testing.T, g group, d direction) *pair {
 	t.Helper()
-	bin := lab.KubeVRRPBinary(t)
-	l := lab.New(t, lab.Options{Nodes: 2})
-	p := &pair{t: t, l: l, g: g, bin: bin, ka: l.Node(1), kv: l.Node(2)}
+	l := lab.New(t, lab.Options{Nodes: 2, Nice: nice})
+	p := &pair{t: t, l: l, g: g, ka: l.Node(1), kv: l.Node(2)}
 	if d == kubeVRRPMaster {
 		p.kvPrio, p.kaPrio = masterPriority, backupPriority
 		p.master, p.backup = p.kv, p.ka
@@ -96,61 +108,37 @@ func (p *pair) keepalivedConf() string {
 	return lab.KeepalivedConf(p.ka.Name, in.ForNode(p.ka, p.kaPrio, peers...))
 }
 
+// vipName is the VirtualIP's name, which kube-vrrp logs as "vip".
+const vipName = "interop"
+
 // kubeVRRPManifest renders the VirtualIP (and Secret) the kube-vrrp node runs.
 func (p *pair) kubeVRRPManifest() string {
 	g := p.g
-	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: kubevrrp.io/v1alpha1\nkind: VirtualIP\nmetadata: {name: interop}\nspec:\n")
-	fmt.Fprintf(&b, "  vrid: %d\n  version: %d\n  interface: %s\n  advertisementInterval: %s\n",
-		g.VRID, g.Version, p.kv.Interface, g.Interval)
-	quoted := make([]string, len(g.VIPs))
-	for i, v := range g.VIPs {
-		quoted[i] = fmt.Sprintf("%q", v)
+	v := lab.VirtualIP{
+		Name: vipName, VRID: g.VRID, Version: g.Version, Interface: p.kv.Interface,
+		Addresses: g.VIPs, AdvertInt: g.Interval, Priority: p.kvPrio, AuthPass: g.Password,
 	}
-	fmt.Fprintf(&b, "  addresses: [%s]\n  priority: %d\n", strings.Join(quoted, ", "), p.kvPrio)
-	if g.ChecksumMode != "" {
-		fmt.Fprintf(&b, "  checksumMode: %s\n", g.ChecksumMode)
+	if g.KubeVRRPPassword != "" {
+		v.AuthPass = g.KubeVRRPPassword
 	}
 	if g.Unicast {
-		peer := p.ka.IPv4
-		if g.vip().Addr().Is6() {
-			peer = p.ka.IPv6
-		}
-		fmt.Fprintf(&b, "  unicast: {fromNodes: false, peers: [%q]}\n", peer)
+		v = v.WithPeers(p.ka)
 	}
-	pw := g.Password
-	if g.KubeVRRPPassword != "" {
-		pw = g.KubeVRRPPassword
+	if g.ChecksumMode != "" {
+		v.Extra = append(v.Extra, "checksumMode: "+g.ChecksumMode)
 	}
-	if pw != "" {
-		b.WriteString("  authentication: {type: PASS, secretRef: {name: vrrp-auth, key: password}}\n")
-		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Secret\nmetadata: {name: vrrp-auth}\nstringData: {password: %q}\n", pw)
-	}
-	return b.String()
+	return v.String()
 }
-
-// niceness of both speakers. The lab shares a small machine with builds and fuzzers; a
-// speaker that waits a second for the CPU misses adverts and takes over spuriously (keepalived
-// then logs "A thread timer expired ... seconds ago"). Both run at the same raised priority,
-// as a production keepalived usually does (vrrp_priority), so the tests see the protocol,
-// not the scheduler.
-const niceness = "-10"
 
 func (p *pair) startKeepalived() *lab.Proc {
 	p.t.Helper()
-	p.starts++
-	dir := filepath.Join(p.ka.Dir, fmt.Sprintf("keepalived-%d", p.starts))
-	conf := p.ka.MustWriteFile(filepath.Join(filepath.Base(dir), "keepalived.conf"), []byte(p.keepalivedConf()))
-	argv := append([]string{"nice", "-n", niceness}, lab.KeepalivedArgs(conf, dir)...)
-	p.kaProc = p.ka.Start(context.Background(), "keepalived", argv...)
+	p.kaProc = p.ka.StartKeepalived(p.t, p.keepalivedConf())
 	return p.kaProc
 }
 
 func (p *pair) startKubeVRRP() *lab.Proc {
 	p.t.Helper()
-	path := p.kv.MustWriteFile("vip.yaml", []byte(p.kubeVRRPManifest()))
-	p.kvProc = p.kv.Start(context.Background(), "kube-vrrp",
-		"nice", "-n", niceness, p.bin, "run", "-f", path, "--node", p.kv.Name, "--log-format", "json")
+	p.kvProc = p.kv.StartKubeVRRP(p.t, p.kubeVRRPManifest())
 	return p.kvProc
 }
 
@@ -249,38 +237,9 @@ func (p *pair) expectState(n *lab.Node, master bool) {
 	if master {
 		want = "Master"
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		got := kubeVRRPState(p.kvProc.Log())
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			p.t.Errorf("kube-vrrp's last transition is to %q, want %q", got, want)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := lab.WaitKubeVRRPState(p.kvProc, vipName, want, 2*time.Second); err != nil {
+		p.t.Error(err)
 	}
-}
-
-// kubeVRRPState returns the state of the last transition kube-vrrp logged.
-func kubeVRRPState(log string) string {
-	const key = `"msg":"transition",`
-	i := strings.LastIndex(log, key)
-	if i < 0 {
-		return ""
-	}
-	line := log[i:]
-	if j := strings.IndexByte(line, '\n'); j >= 0 {
-		line = line[:j]
-	}
-	const st = `"state":"`
-	k := strings.Index(line, st)
-	if k < 0 {
-		return ""
-	}
-	s := line[k+len(st):]
-	return s[:strings.IndexByte(s, '"')]
 }
 
 // fault is how a test takes the MASTER away.
