@@ -26,13 +26,17 @@ func TestHAProxyInPIDNamespaces(t *testing.T) {
 		ns = append(ns, p)
 		haps = append(haps, p.StartHAProxy(t, vip))
 	}
+	// pgrep -x haproxy, with only sh and cat (procps is not always installed).
 	pgrep := func(p *lab.PIDNamespace) []string {
 		t.Helper()
-		pr, err := p.Exec(context.Background(), "pgrep", "pgrep", "-x", "haproxy")
+		pr, err := p.Exec(context.Background(), "pgrep", "sh", "-c",
+			`for d in /proc/[0-9]*; do [ "$(cat $d/comm 2>/dev/null)" = haproxy ] && echo ${d#/proc/}; done; exit 0`)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = pr.Wait(10 * time.Second)
+		if err := pr.Wait(10 * time.Second); err != nil {
+			t.Fatalf("listing processes in %s's namespace: %v", p.Node.Name, err)
+		}
 		return strings.Fields(pr.Log())
 	}
 	for i, p := range ns {

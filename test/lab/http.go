@@ -250,6 +250,17 @@ type HTTPResult struct {
 	Requests []HTTPRequest
 }
 
+// MaxSendGap returns the longest time between the starts of two consecutive requests: above
+// a few Intervals the client itself stalled (a loaded machine), and an outage measured around
+// that time is overestimated by up to the stall.
+func (r HTTPResult) MaxSendGap() time.Duration {
+	var g time.Duration
+	for i := 1; i < len(r.Requests); i++ {
+		g = maxDur(g, r.Requests[i].Start.Sub(r.Requests[i-1].Start))
+	}
+	return g
+}
+
 // Failed counts the failed requests.
 func (r HTTPResult) Failed() int {
 	n := 0

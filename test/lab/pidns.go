@@ -77,12 +77,13 @@ type NSProc struct {
 	pid int
 }
 
-// HostPid returns the process's pid as the test machine (the initial PID namespace) sees it.
+// HostPid returns the process's pid as the test machine (the initial PID namespace) sees it;
+// 0 if it ended before Exec saw it.
 func (p *NSProc) HostPid() int { return p.pid }
 
 // Signal sends sig to the process.
 func (p *NSProc) Signal(sig os.Signal) error {
-	if p.Exited() {
+	if p.Exited() || p.pid <= 0 {
 		return os.ErrProcessDone
 	}
 	s, ok := sig.(syscall.Signal)
@@ -111,7 +112,7 @@ func (p *NSProc) Stop() error {
 
 // Exec starts argv inside the namespace (and the node's network namespace), working directory
 // the node's, output to n.Dir/<name>.log, and returns once the program has been executed
-// (argv[0] through `nice` is followed to the program it runs).
+// (argv[0] through `nice` is followed to the program it runs) or has already ended.
 func (ns *PIDNamespace) Exec(ctx context.Context, name string, argv ...string) (*NSProc, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("exec: empty argv")
@@ -124,10 +125,12 @@ func (ns *PIDNamespace) Exec(ctx context.Context, name string, argv ...string) (
 	// nsenter forks the process (a new PID namespace applies to children only); it has been
 	// executed once its name is no longer nsenter's or nice's.
 	pid, err := waitChild(w, func(comm string) bool { return comm != "nsenter" && comm != "nice" }, 10*time.Second)
-	if err != nil {
+	if err != nil && !w.Exited() {
 		w.Kill()
 		return nil, fmt.Errorf("%s: %s in its pid namespace: %w\n%s", ns.Node.Name, name, err, w.Tail(10))
 	}
+	// A short command may have ended before it was seen: it is done (pid 0), and its exit
+	// status and output are the wrapper's.
 	return &NSProc{Proc: w, pid: pid}, nil
 }
 
