@@ -49,10 +49,11 @@ build:
 $(CONTROLLER_GEN):
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 
-## generate: deepcopy code and CRD manifests from api/
+## generate: deepcopy code and CRD manifests from api/, RBAC from the controllers' markers
 generate: $(CONTROLLER_GEN)
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=kube-vrrp-agent paths=./controllers/... output:rbac:artifacts:config=config/rbac
 
 ## verify: generated files up to date, formatting, vet, dependency rule
 verify: generate

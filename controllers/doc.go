@@ -1,4 +1,10 @@
-// Package controllers holds the thin Kubernetes reconcilers: VirtualIP objects to the per-node
-// agent, and agent state changes to the VirtualIP status (DESIGN.md §2). They arrive with the
-// in-cluster agent; `kube-vrrp run` drives pkg/agent without them.
+// Package controllers holds the thin Kubernetes side of the agent (DESIGN.md §2, §3.3):
+//
+//   - VirtualIPReconciler turns each VirtualIP that selects this node into a running VRRP
+//     instance (pkg/desired translates, pkg/agent runs); it never stops one on an API error.
+//   - StatusReconciler server-side-applies this node's entry of status.nodes, fed by the
+//     agent's change signal; writes are coalesced, retried, and cannot touch VRRP state.
+//   - Aggregator, leader-elected, writes status.master, the conditions and
+//     observedGeneration, and prunes entries of nodes that are gone.
+//   - Collector exposes the agent's state as Prometheus metrics.
 package controllers

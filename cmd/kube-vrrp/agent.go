@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/controllers"
+	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
+	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
+	"github.com/kube-vrrp/kube-vrrp/pkg/hostnet"
+	"github.com/kube-vrrp/kube-vrrp/pkg/probe"
+)
+
+// agentOptions are the flags of `kube-vrrp agent`.
+type agentOptions struct {
+	node, namespace, kubeconfig string
+	listen                      string
+	execProbes                  bool
+	electionID                  string
+	log                         runOptions // level and format
+}
+
+func parseAgentFlags(args []string, stderr io.Writer) (agentOptions, error) {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o agentOptions
+	var level, format string
+	fs.StringVar(&o.node, "node-name", os.Getenv("NODE_NAME"), "`NAME` of the Node this agent runs on (default $NODE_NAME)")
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = "kube-vrrp"
+	}
+	fs.StringVar(&o.namespace, "namespace", ns, "`NAMESPACE` of the agent: Secrets for authentication and the aggregator's Lease (default $POD_NAMESPACE, else kube-vrrp)")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "`FILE` with the API server and credentials (default: in-cluster, or $KUBECONFIG)")
+	fs.StringVar(&o.listen, "listen", ":9402", "`ADDR` serving /metrics, /healthz and /readyz (\"0\" disables); answers even when the API server is down")
+	fs.BoolVar(&o.execProbes, "enable-exec-probes", false, "let exec probes run their commands (off: they fail with a reason saying so)")
+	fs.StringVar(&o.electionID, "leader-election-id", "kube-vrrp-aggregator", "`NAME` of the Lease the status aggregator is elected with")
+	fs.StringVar(&level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	fs.StringVar(&format, "log-format", "json", "log `FORMAT` on standard error: text or json")
+	if err := fs.Parse(args); err != nil {
+		return o, printedError{err}
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.node == "" {
+		return o, errors.New("--node-name (or $NODE_NAME, from the downward API) is required")
+	}
+	if err := o.log.level.UnmarshalText([]byte(level)); err != nil {
+		return o, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	switch format {
+	case "text", "json":
+		o.log.logFormat = format
+	default:
+		return o, fmt.Errorf("--log-format %q: use text or json", format)
+	}
+	return o, nil
+}
+
+func cmdAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
+	o, err := parseAgentFlags(args, stderr)
+	if err != nil {
+		return reportFlagError(stderr, "agent", err)
+	}
+	log := newLogger(stderr, o.log)
+	if err := runAgent(ctx, o, log); err != nil {
+		log.Error("kube-vrrp agent failed", "err", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return ctrl.GetConfig()
+}
+
+// runAgent runs the VRRP agent and, beside it, the Kubernetes side. The data plane never waits
+// for the API server: the agent runs on the last specs it was given, and the managers that
+// talk to the API server are restarted on failure without touching it.
+func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
+	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	cfg, err := restConfig(o.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("API server configuration: %w", err)
+	}
+	sch, err := scheme()
+	if err != nil {
+		return err
+	}
+	lock, err := hostnet.Lock()
+	if err != nil {
+		return fmt.Errorf("host lock: %w", err)
+	}
+	defer lock.Close()
+	removed, err := hostnet.RemoveStale(ctx)
+	for _, p := range removed {
+		log.Info("removed stale virtual address", "address", p)
+	}
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	host := hostnet.NewHost(log)
+	defer host.Close()
+	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}})
+	kick := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+	rejected := controllers.NewRejections(func(string) { poke() })
+	agentDone := make(chan error, 1)
+	go func() { agentDone <- a.Run(ctx) }()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.Changes():
+				poke()
+			}
+		}
+	}()
+
+	if err := metrics.Registry.Register(&controllers.Collector{Agent: a, Node: o.node}); err != nil {
+		return err
+	}
+	if o.listen != "0" {
+		srv, err := serve(o.listen)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
+
+	interfaces := func() ([]desired.Interface, error) {
+		ifs, err := hostnet.Interfaces()
+		if err != nil {
+			return nil, err
+		}
+		return nodeFromHost(o.node, nil, ifs).Interfaces, nil
+	}
+	node := func(ctx context.Context) error {
+		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+			Scheme:                 sch,
+			Metrics:                metricsserver.Options{BindAddress: "0"},
+			HealthProbeBindAddress: "0",
+			Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+				&corev1.Secret{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
+			}},
+		})
+		if err != nil {
+			return err
+		}
+		vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), NodeName: o.node, Namespace: o.namespace,
+			Agent: a, Interfaces: interfaces, Rejected: rejected, Log: log}
+		if err := vr.SetupWithManager(mgr); err != nil {
+			return err
+		}
+		sr := &controllers.StatusReconciler{Client: mgr.GetClient(), Reader: mgr.GetClient(), NodeName: o.node,
+			Agent: a, Rejected: rejected, Recorder: mgr.GetEventRecorder("kube-vrrp-agent"), Log: log, Changes: kick}
+		if err := sr.SetupWithManager(mgr); err != nil {
+			return err
+		}
+		return mgr.Start(ctx)
+	}
+	aggregator := func(ctx context.Context) error {
+		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+			Scheme:                  sch,
+			Metrics:                 metricsserver.Options{BindAddress: "0"},
+			HealthProbeBindAddress:  "0",
+			LeaderElection:          true,
+			LeaderElectionID:        o.electionID,
+			LeaderElectionNamespace: o.namespace,
+			// Hand the Lease over at once on a clean stop, so status keeps being summarised.
+			LeaderElectionReleaseOnCancel: true,
+		})
+		if err != nil {
+			return err
+		}
+		if err := (&controllers.Aggregator{Client: mgr.GetClient(), Log: log}).SetupWithManager(mgr); err != nil {
+			return err
+		}
+		return mgr.Start(ctx)
+	}
+	go keepRunning(ctx, log, "node controllers", node)
+	go keepRunning(ctx, log, "status aggregator", aggregator)
+
+	log.Info("kube-vrrp agent running", "node", o.node, "namespace", o.namespace, "version", version)
+	<-ctx.Done()
+	err = <-agentDone // the handover (priority 0, addresses removed) is done
+	log.Info("kube-vrrp agent stopped", "node", o.node)
+	return err
+}
+
+// keepRunning runs f until ctx is done, starting it again (with backoff) when it fails, e.g.
+// when the API server is unreachable at start or leadership is lost.
+func keepRunning(ctx context.Context, log *slog.Logger, what string, f func(context.Context) error) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := f(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > time.Minute {
+			backoff = time.Second
+		}
+		log.Warn("restarting "+what, "err", err, "in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// serve answers /metrics, /healthz and /readyz from the agent itself, so a kubelet probe never
+// restarts a healthy agent (and moves the VIP) because the API server is down.
+func serve(addr string) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }
+	mux.HandleFunc("/healthz", ok)
+	mux.HandleFunc("/readyz", ok)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
+}

@@ -1,0 +1,91 @@
+package controllers
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
+	"github.com/kube-vrrp/kube-vrrp/pkg/probe"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
+)
+
+// Agent is the per-node runtime the reconcilers drive; *agent.Agent implements it.
+type Agent interface {
+	Apply(name string, cfg vrrp.Config, probes ...probe.Spec) error
+	Remove(name string)
+	Names() []string
+	Snapshot() []agent.Status
+}
+
+// maxReason is the CRD's bound on status.nodes[].reason.
+const maxReason = 1024
+
+// Rejections records, per VirtualIP, why this node refuses to run it (invalid spec, no
+// interface, missing Secret, ...), for the status writer to report.
+type Rejections struct {
+	mu      sync.Mutex
+	reasons map[string]string
+	notify  func(name string)
+}
+
+// NewRejections returns an empty set; notify, if set, is called after every change.
+func NewRejections(notify func(name string)) *Rejections {
+	return &Rejections{reasons: map[string]string{}, notify: notify}
+}
+
+// Set records why name is rejected.
+func (r *Rejections) Set(name, reason string) {
+	reason = truncate(reason, maxReason)
+	r.mu.Lock()
+	changed := r.reasons[name] != reason
+	r.reasons[name] = reason
+	r.mu.Unlock()
+	if changed && r.notify != nil {
+		r.notify(name)
+	}
+}
+
+// Clear forgets name.
+func (r *Rejections) Clear(name string) {
+	r.mu.Lock()
+	_, had := r.reasons[name]
+	delete(r.reasons, name)
+	r.mu.Unlock()
+	if had && r.notify != nil {
+		r.notify(name)
+	}
+}
+
+// Get returns why name is rejected, if it is.
+func (r *Rejections) Get(name string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.reasons[name]
+	return s, ok
+}
+
+// Names lists the rejected VirtualIPs.
+func (r *Rejections) Names() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.reasons))
+	for n := range r.reasons {
+		out = append(out, n)
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n-3]
+	// Don't cut a UTF-8 sequence in half.
+	for len(s) > 0 && s[len(s)-1]&0xc0 == 0x80 {
+		s = s[:len(s)-1]
+	}
+	if len(s) > 0 && s[len(s)-1] >= 0xc0 {
+		s = s[:len(s)-1]
+	}
+	return strings.TrimRight(s, " ") + "..."
+}

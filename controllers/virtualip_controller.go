@@ -1,0 +1,268 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
+)
+
+// Reasons this node reports for a VirtualIP it refuses to run.
+const (
+	ReasonInvalidSpec    = "InvalidSpec"
+	ReasonSecretMissing  = "SecretMissing"
+	ReasonCannotResolve  = "CannotResolve"
+	ReasonApplyFailed    = "ApplyFailed"
+	ReasonNodeNotVisible = "NodeNotVisible"
+)
+
+// VirtualIPReconciler runs each VirtualIP that selects this node as a VRRP instance.
+type VirtualIPReconciler struct {
+	// Client reads from the manager's cache: Nodes, VirtualIPs, and Secrets of Namespace only.
+	Client    client.Reader
+	NodeName  string
+	Namespace string
+	Agent     Agent
+	// Interfaces returns this node's interfaces (hostnet.Interfaces in the agent).
+	Interfaces func() ([]desired.Interface, error)
+	Rejected   *Rejections
+	Log        *slog.Logger
+}
+
+// Reconcile brings the instance of one VirtualIP in line with the object. An error reading the
+// API never stops a running instance: only a successful read that says the object is gone or
+// no longer selects this node does.
+func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	name := req.Name
+	var vip v1alpha1.VirtualIP
+	if err := r.Client.Get(ctx, types.NamespacedName{Name: name}, &vip); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.remove(name, "deleted")
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	if !vip.DeletionTimestamp.IsZero() {
+		r.remove(name, "being deleted")
+		return reconcile.Result{}, nil
+	}
+	var self corev1.Node
+	if err := r.Client.Get(ctx, types.NamespacedName{Name: r.NodeName}, &self); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Rejected.Set(name, ReasonNodeNotVisible+": Node "+r.NodeName+" not found; is --node-name right?")
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	ok, err := desired.Selects(&vip, self.Labels)
+	if err != nil {
+		r.Rejected.Set(name, ReasonInvalidSpec+": "+err.Error())
+		return reconcile.Result{}, nil
+	}
+	if !ok {
+		r.remove(name, "does not select this node")
+		return reconcile.Result{}, nil
+	}
+	// The agent re-validates: objects written before a CRD rule existed, or never checked.
+	if errs := desired.Validate(&vip); len(errs) > 0 {
+		r.Rejected.Set(name, ReasonInvalidSpec+": "+errs.ToAggregate().Error())
+		return reconcile.Result{}, nil
+	}
+	pw, reason, err := r.password(ctx, &vip)
+	if err != nil {
+		if reason == "" {
+			return reconcile.Result{}, err
+		}
+		r.Rejected.Set(name, reason+": "+err.Error())
+		return reconcile.Result{}, nil
+	}
+	peers, err := r.peers(ctx, &vip)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	ifs, err := r.Interfaces()
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("reading this node's interfaces: %w", err)
+	}
+	node := desired.Node{Name: r.NodeName, Labels: self.Labels, Interfaces: ifs}
+	cfg, err := desired.For(&vip, node, peers, pw)
+	if err != nil {
+		r.Rejected.Set(name, ReasonCannotResolve+": "+err.Error())
+		return reconcile.Result{}, nil
+	}
+	probes, err := desired.Probes(&vip)
+	if err != nil {
+		r.Rejected.Set(name, ReasonInvalidSpec+": "+err.Error())
+		return reconcile.Result{}, nil
+	}
+	if err := r.Agent.Apply(name, cfg, probes...); err != nil {
+		r.Rejected.Set(name, ReasonApplyFailed+": "+err.Error())
+		return reconcile.Result{}, nil
+	}
+	r.Rejected.Clear(name)
+	return reconcile.Result{}, nil
+}
+
+func (r *VirtualIPReconciler) remove(name, why string) {
+	if slices.Contains(r.Agent.Names(), name) {
+		r.Log.Info("stopping VRRP instance", "vip", name, "why", why)
+	}
+	r.Agent.Remove(name)
+	r.Rejected.Clear(name)
+}
+
+// password returns the PASS password from the Secret in the agent's namespace. A missing Secret
+// or key is the user's to fix (reason set); another error is retried.
+func (r *VirtualIPReconciler) password(ctx context.Context, vip *v1alpha1.VirtualIP) ([]byte, string, error) {
+	a := vip.Spec.Authentication
+	if a == nil {
+		return nil, "", nil
+	}
+	var sec corev1.Secret
+	key := types.NamespacedName{Namespace: r.Namespace, Name: a.SecretRef.Name}
+	if err := r.Client.Get(ctx, key, &sec); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, ReasonSecretMissing, fmt.Errorf("spec.authentication.secretRef: Secret %s/%s not found", r.Namespace, a.SecretRef.Name)
+		}
+		return nil, "", err
+	}
+	v, ok := sec.Data[a.SecretRef.Key]
+	if !ok {
+		return nil, ReasonSecretMissing, fmt.Errorf("spec.authentication.secretRef: Secret %s/%s has no key %q", r.Namespace, a.SecretRef.Name, a.SecretRef.Key)
+	}
+	if ferr := desired.ValidatePassword(vip, v); ferr != nil {
+		// The message names the rule, never the value.
+		return nil, ReasonInvalidSpec, errors.New(ferr.Error())
+	}
+	return v, "", nil
+}
+
+// peers lists the other nodes the VirtualIP selects, with their addresses and priorities. It
+// returns a non-nil slice: the cluster's member set is complete.
+func (r *VirtualIPReconciler) peers(ctx context.Context, vip *v1alpha1.VirtualIP) ([]desired.Peer, error) {
+	var nodes corev1.NodeList
+	if err := r.Client.List(ctx, &nodes); err != nil {
+		return nil, err
+	}
+	peers := []desired.Peer{}
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		if n.Name == r.NodeName {
+			continue
+		}
+		if ok, err := desired.Selects(vip, n.Labels); err != nil || !ok {
+			continue
+		}
+		peers = append(peers, desired.Peer{Name: n.Name, Addrs: nodeAddrs(n), Priority: desired.NodePriority(vip, n.Name)})
+	}
+	return peers, nil
+}
+
+// nodeAddrs returns a Node's InternalIP addresses, then its ExternalIP ones.
+func nodeAddrs(n *corev1.Node) []netip.Addr {
+	var out []netip.Addr
+	for _, t := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP} {
+		for _, a := range n.Status.Addresses {
+			if a.Type != t {
+				continue
+			}
+			if ip, err := netip.ParseAddr(a.Address); err == nil && !slices.Contains(out, ip.Unmap()) {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
+}
+
+// SetupWithManager registers the reconciler. It runs on every node (no leader election), and
+// after the cache has synced it stops the instances whose VirtualIP the cluster no longer has:
+// only a successful list removes a VIP, never an informer disconnect.
+func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
+		return r.allRequests(ctx)
+	})
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("virtualip").
+		For(&v1alpha1.VirtualIP{}).
+		Watches(&corev1.Node{}, all, builder.WithPredicates(nodeChanged())).
+		Watches(&corev1.Secret{}, all).
+		WithOptions(controller.Options{NeedLeaderElection: ptrTo(false)}).
+		Complete(r)
+	if err != nil {
+		return err
+	}
+	return mgr.Add(runnable(func(ctx context.Context) error {
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return nil
+		}
+		var list v1alpha1.VirtualIPList
+		if err := r.Client.List(ctx, &list); err != nil {
+			return nil // the next start of the manager tries again
+		}
+		for _, name := range r.Agent.Names() {
+			if !slices.ContainsFunc(list.Items, func(v v1alpha1.VirtualIP) bool { return v.Name == name }) {
+				r.remove(name, "no longer in the cluster")
+			}
+		}
+		<-ctx.Done()
+		return nil
+	}))
+}
+
+func (r *VirtualIPReconciler) allRequests(ctx context.Context) []reconcile.Request {
+	var list v1alpha1.VirtualIPList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, v := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: v.Name}})
+	}
+	return out
+}
+
+// nodeChanged passes Node events that can change a VirtualIP's members or this node's
+// selection: creation, deletion, and changes of labels or addresses (not heartbeats).
+func nodeChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*corev1.Node)
+			n, ok2 := e.ObjectNew.(*corev1.Node)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return !mapsEqual(o.Labels, n.Labels) || !slices.Equal(o.Status.Addresses, n.Status.Addresses)
+		},
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func ptrTo[T any](v T) *T { return &v }
