@@ -1,0 +1,312 @@
+package bench_test
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
+	"github.com/kube-vrrp/kube-vrrp/test/lab"
+)
+
+var (
+	runs = flag.Int("runs", 5, "measurements of each implementation per case (they alternate)")
+	nice = flag.Int("nice", -10, "niceness of the speakers and the prober, the same for both implementations (0: unchanged)")
+)
+
+var vip = netip.MustParsePrefix("198.18.0.200/24")
+
+// The lab: two nodes as in the setups kube-vrrp replaces, n1 priority 110 (MASTER) and n2 100.
+const (
+	prioMaster = 110
+	prioBackup = 100
+)
+
+// stallLimit flags a measurement whose prober paused longer than this between two probes:
+// around such a pause the outage is overestimated by up to the pause.
+const stallLimit = 30 * time.Millisecond
+
+type benchCase struct {
+	fault    string // "link-cut" or "sigterm"
+	version  int
+	interval time.Duration
+	// unicast: every node lists the other as a peer (the peers are known, so kube-vrrp's
+	// backup knows it is the best one left and takes over at once on priority 0).
+	unicast bool
+}
+
+func (c benchCase) name() string {
+	s := fmt.Sprintf("%s/v%d-%v", c.fault, c.version, c.interval)
+	if c.unicast {
+		s += "-unicast"
+	}
+	return s
+}
+
+func (c benchCase) intervalName() string {
+	s := fmt.Sprintf("v%d %v", c.version, c.interval)
+	if c.unicast {
+		s += " unicast"
+	}
+	return s
+}
+
+var cases = func() []benchCase {
+	var cs []benchCase
+	for _, f := range []struct {
+		fault   string
+		unicast bool
+	}{{"link-cut", false}, {"sigterm", false}, {"sigterm", true}} {
+		for _, iv := range []struct {
+			version  int
+			interval time.Duration
+		}{{2, time.Second}, {3, 100 * time.Millisecond}, {3, 10 * time.Millisecond}} {
+			cs = append(cs, benchCase{fault: f.fault, version: iv.version, interval: iv.interval, unicast: f.unicast})
+		}
+	}
+	return cs
+}()
+
+// implementation starts a VRRP speaker on a node with a priority.
+type implementation struct {
+	name  string
+	start func(b *testing.B, n *lab.Node, c benchCase, prio int, peers []*lab.Node) (*lab.Proc, error)
+}
+
+var implementations = []implementation{
+	{"keepalived", func(b *testing.B, n *lab.Node, c benchCase, prio int, peers []*lab.Node) (*lab.Proc, error) {
+		in := lab.VRRPInstance{VRID: 51, Version: c.version, AdvertInt: c.interval, VIPs: []netip.Prefix{vip}}
+		return n.ExecKeepalived(lab.KeepalivedConf(n.Name, in.ForNode(n, prio, peers...)))
+	}},
+	{"kube-vrrp", func(b *testing.B, n *lab.Node, c benchCase, prio int, peers []*lab.Node) (*lab.Proc, error) {
+		v := lab.VirtualIP{VRID: 51, Version: c.version, AdvertInt: c.interval, Addresses: []netip.Prefix{vip},
+			NodePriorities: map[string]int{n.Name: prio}}
+		if len(peers) > 0 {
+			v = v.WithPeers(peers...)
+		}
+		return n.ExecKubeVRRP(lab.KubeVRRPBinary(b), v.String())
+	}},
+}
+
+// sample is one measurement.
+type sample struct {
+	outage  time.Duration
+	lost    int
+	sendGap time.Duration
+}
+
+// row is one case's result, for the table printed at the end.
+type row struct {
+	c       benchCase
+	samples map[string][]sample
+}
+
+var (
+	rowsMu sync.Mutex
+	rows   []row
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if os.Geteuid() == 0 && *nice != 0 {
+		if err := lab.Renice(*nice); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+	}
+	code := m.Run()
+	printTable()
+	os.Exit(code)
+}
+
+// BenchmarkFailover measures, for each case, what a client probing the VIP every 10 ms sees
+// when the fault hits the MASTER, alternating keepalived and kube-vrrp -runs times each in
+// fresh two-node labs, and reports the median, min and max outage of each and their ratio.
+func BenchmarkFailover(b *testing.B) {
+	privtest.Require(b)
+	lab.KubeVRRPBinary(b) // build before the first measurement
+	for _, c := range cases {
+		b.Run(c.name(), func(b *testing.B) {
+			r := row{c: c, samples: map[string][]sample{}}
+			for range b.N {
+				for i := range *runs {
+					order := slices.Clone(implementations)
+					if i%2 == 1 {
+						slices.Reverse(order)
+					}
+					for _, im := range order {
+						s, err := measure(b, im, c)
+						if err != nil {
+							b.Errorf("%s %s run %d: %v", im.name, c.name(), i+1, err)
+							continue
+						}
+						b.Logf("%-10s run %d: outage %v (%d probes lost), prober max send gap %v", im.name, i+1,
+							s.outage.Round(time.Millisecond), s.lost, s.sendGap.Round(time.Millisecond))
+						r.samples[im.name] = append(r.samples[im.name], s)
+					}
+				}
+			}
+			report(b, r)
+			rowsMu.Lock()
+			rows = append(rows, r)
+			rowsMu.Unlock()
+		})
+	}
+}
+
+// measure builds a lab, starts the implementation on both nodes, waits for n1 to be the only
+// MASTER and measures the client-observed outage of the fault.
+func measure(b *testing.B, im implementation, c benchCase) (sample, error) {
+	l, closeLab, err := lab.Open(lab.Options{Nodes: 2, Nice: *nice})
+	if err != nil {
+		return sample{}, err
+	}
+	defer func() {
+		if err := closeLab(); err != nil {
+			b.Errorf("closing lab: %v", err)
+		}
+	}()
+	n1, n2 := l.Node(1), l.Node(2)
+	var peers []*lab.Node
+	if c.unicast {
+		peers = l.Nodes()
+	}
+	p1, err := im.start(b, n1, c, prioMaster, peers)
+	if err != nil {
+		return sample{}, err
+	}
+	if _, err := im.start(b, n2, c, prioBackup, peers); err != nil {
+		return sample{}, err
+	}
+	stable := min(max(2*c.interval, 200*time.Millisecond), 2*time.Second)
+	if err := waitSole(l.Nodes(), n1, stable, 30*time.Second); err != nil {
+		return sample{}, fmt.Errorf("before the fault: %w\n%s", err, p1.Tail(10))
+	}
+	// The fault lands at a random phase of the MASTER's advert cycle, as a real one does;
+	// otherwise the fixed time from election to fault would pin the time since the last
+	// advert, and with it the link-cut outage.
+	time.Sleep(rand.N(c.interval))
+	fault := n1.CutLink
+	if c.fault == "sigterm" {
+		fault = func() error { return p1.Signal(syscall.SIGTERM) }
+	}
+	out, err := l.MeasureOutage(b.Context(), vip.Addr(), fault, lab.OutageOptions{AwaitNode: n2.Name, Timeout: 30 * time.Second})
+	if err != nil {
+		return sample{}, fmt.Errorf("%w (%s)", err, out.Result)
+	}
+	return sample{outage: out.Duration, lost: out.Lost, sendGap: out.Result.MaxSendGap()}, nil
+}
+
+// waitSole waits until m has been the only holder of the VIP among nodes for d.
+func waitSole(nodes []*lab.Node, m *lab.Node, d, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var since time.Time
+	for {
+		h := lab.Holders(nodes, vip)
+		now := time.Now()
+		switch {
+		case len(h) != 1 || h[0] != m:
+			since = time.Time{}
+		case since.IsZero():
+			since = now
+		case now.Sub(since) >= d:
+			return nil
+		}
+		if now.After(deadline) {
+			return fmt.Errorf("%s not the only holder of %s for %v within %v (holders: %v)", m, vip.Addr(), d, timeout, h)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type stats struct {
+	n                int
+	median, min, max time.Duration
+	sendGap          time.Duration // largest prober send gap of any sample
+}
+
+func summarize(ss []sample) stats {
+	if len(ss) == 0 {
+		return stats{}
+	}
+	d := make([]time.Duration, len(ss))
+	var gap time.Duration
+	for i, s := range ss {
+		d[i] = s.outage
+		gap = max(gap, s.sendGap)
+	}
+	slices.Sort(d)
+	med := d[len(d)/2]
+	if len(d)%2 == 0 {
+		med = (d[len(d)/2-1] + d[len(d)/2]) / 2
+	}
+	return stats{n: len(d), median: med, min: d[0], max: d[len(d)-1], sendGap: gap}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func report(b *testing.B, r row) {
+	var gap time.Duration
+	for _, im := range implementations {
+		s := summarize(r.samples[im.name])
+		if s.n == 0 {
+			continue
+		}
+		b.ReportMetric(ms(s.median), im.name+"-ms")
+		b.ReportMetric(ms(s.min), im.name+"-min-ms")
+		b.ReportMetric(ms(s.max), im.name+"-max-ms")
+		gap = max(gap, s.sendGap)
+	}
+	k, v := summarize(r.samples["keepalived"]), summarize(r.samples["kube-vrrp"])
+	if k.n > 0 && v.n > 0 && k.median > 0 {
+		b.ReportMetric(ms(v.median)/ms(k.median), "ratio")
+	}
+	b.ReportMetric(ms(gap), "max-send-gap-ms")
+	// The benchmark's own ns/op is the time the labs took, not a figure of interest.
+	b.ReportMetric(0, "ns/op")
+}
+
+func cell(s stats) string {
+	if s.n == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f (%.0f-%.0f)", ms(s.median), ms(s.min), ms(s.max))
+}
+
+// printTable prints every case: median (min-max) outage in ms of each implementation over its
+// runs, the ratio of the medians (kube-vrrp / keepalived), and a flag where the prober stalled.
+func printTable() {
+	rowsMu.Lock()
+	defer rowsMu.Unlock()
+	if len(rows) == 0 {
+		return
+	}
+	var sb strings.Builder
+	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "fault\tinterval\tkeepalived ms\tkube-vrrp ms\tratio\truns\tprober\n")
+	for _, r := range rows {
+		k, v := summarize(r.samples["keepalived"]), summarize(r.samples["kube-vrrp"])
+		ratio := "-"
+		if k.n > 0 && v.n > 0 && k.median > 0 {
+			ratio = fmt.Sprintf("%.2f", ms(v.median)/ms(k.median))
+		}
+		prober := "ok"
+		if g := max(k.sendGap, v.sendGap); g > stallLimit {
+			prober = fmt.Sprintf("stalled %v", g.Round(time.Millisecond))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", r.c.fault, r.c.intervalName(), cell(k), cell(v), ratio, k.n, v.n, prober)
+	}
+	w.Flush()
+	fmt.Printf("\nclient-observed outage, median (min-max) ms over the runs: the longest time between two answered probes\n"+
+		"(probe every 10 ms, so 10 means no probe lost); ratio = kube-vrrp / keepalived; speakers at nice %d;\n"+
+		"prober \"stalled\": two probes were sent more than %v apart; an outage around that gap is overestimated by up to it\n%s",
+		*nice, stallLimit, sb.String())
+}
