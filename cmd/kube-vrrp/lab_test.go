@@ -36,7 +36,7 @@ func TestRunLab(t *testing.T) {
 	l := lab.New(t, lab.Options{Nodes: 2, ResponderPort: -1})
 	n1, n2 := l.Node(1), l.Node(2)
 	nodes := l.Nodes()
-	vip := netip.MustParsePrefix("198.18.0.100/24")
+	vip := netip.MustParsePrefix("198.18.0.200/24")
 	manifest := n1.MustWriteFile("vip.yaml", fmt.Appendf(nil, `apiVersion: kubevrrp.io/v1alpha1
 kind: VirtualIP
 metadata: {name: lab}
@@ -95,7 +95,7 @@ spec:
 	}
 	p2 = start(n2, "agent-again")
 	if kernelAtLeast(6, 1) { // older kernels drop the address mark RemoveStale looks for
-		if err := p2.WaitLog(`"msg":"removed stale virtual address","address":"198.18.0.100/24"`, 0, 5*time.Second); err != nil {
+		if err := p2.WaitLog(`"msg":"removed stale virtual address","address":"198.18.0.200/24"`, 0, 5*time.Second); err != nil {
 			t.Error(err)
 		}
 	}
