@@ -17,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -210,5 +211,7 @@ func (a *Aggregator) SetupWithManager(mgr ctrl.Manager) error {
 		Named("virtualip-aggregator").
 		For(&v1alpha1.VirtualIP{}).
 		Watches(&corev1.Node{}, all, builder.WithPredicates(nodeChanged())).
+		// Registered again in a new manager when leadership was lost or the manager failed.
+		WithOptions(controller.Options{SkipNameValidation: ptrTo(true)}).
 		Complete(a)
 }

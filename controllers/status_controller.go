@@ -183,6 +183,8 @@ func (r *StatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(source.Channel(events, &handler.TypedEnqueueRequestForObject[*v1alpha1.VirtualIP]{})).
 		WithOptions(controller.Options{
 			NeedLeaderElection: ptrTo(false),
+			// Registered again in a new manager when the last one failed.
+			SkipNameValidation: ptrTo(true),
 			// Short backoff: once the API server is back, status must catch up in seconds.
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](50*time.Millisecond, 5*time.Second),
 		}).

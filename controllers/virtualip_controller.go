@@ -203,7 +203,8 @@ func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.VirtualIP{}).
 		Watches(&corev1.Node{}, all, builder.WithPredicates(nodeChanged())).
 		Watches(&corev1.Secret{}, all).
-		WithOptions(controller.Options{NeedLeaderElection: ptrTo(false)}).
+		// The agent registers the reconcilers again in a new manager when the last one failed.
+		WithOptions(controller.Options{NeedLeaderElection: ptrTo(false), SkipNameValidation: ptrTo(true)}).
 		Complete(r)
 	if err != nil {
 		return err
