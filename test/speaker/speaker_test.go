@@ -315,8 +315,10 @@ func testLinkCut(t *testing.T, vip netip.Prefix) {
 	if err := lab.WaitHolders(g.nodes[1:], vip, []*lab.Node{n2}, settle); err != nil {
 		t.Fatal(err)
 	}
-	if tr := g.transitionTo(g.proc(n2), "Master"); tr.Reason != "MasterDownTimer" {
-		t.Errorf("n2 became Master for %q, want MasterDownTimer", tr.Reason)
+	// MasterDownTimer; or Preempting when n3's timer fired first (see takeover) and n2, hearing
+	// the lower priority, took over at once.
+	if tr := g.transitionTo(g.proc(n2), "Master"); tr.Reason != "MasterDownTimer" && tr.Reason != "Preempting" {
+		t.Errorf("n2 became Master for %q, want MasterDownTimer (or Preempting after n3)", tr.Reason)
 	}
 	if st := lab.KubeVRRPState(g.proc(n3), "lab"); st != "Backup" || n3.HasAddress(vip) {
 		t.Errorf("n3 is %s (holds VIP: %v), want Backup without it", st, n3.HasAddress(vip))
@@ -393,21 +395,47 @@ func testPreemptOn(t *testing.T, vip netip.Prefix) {
 	}
 }
 
-// 4b. Preempt off: n1 restarted stays Backup under n2, which keeps the VIP.
+// 4b. Preempt off: n1 restarted stays Backup under the node that took over (n2, see
+// takeover), which keeps the VIP.
 func testPreemptOff(t *testing.T, vip netip.Prefix) {
 	g := newGroup(t, vip, groupOpts{staggered: true, spec: func(v *lab.VirtualIP, _ []*lab.Node) { v.NoPreempt = true }})
-	n1, n2 := g.l.Node(1), g.l.Node(2)
+	n1 := g.l.Node(1)
 	g.sigterm(n1)
-	g.expectMaster(n2)
+	m := g.takeover(g.nodes[1:])
+	g.expectMaster(m)
 	p := g.start(n1)
 	if err := lab.WaitKubeVRRPState(p, "lab", "Backup", settle); err != nil {
 		t.Fatal(err)
 	}
-	g.stays(n2, quiet)
+	g.stays(m, quiet)
 	if st := lab.KubeVRRPState(p, "lab"); st != "Backup" {
 		t.Errorf("restarted n1 is %s, want Backup (preempt: false)", st)
 	}
-	g.answers(n2)
+	g.answers(m)
+}
+
+// takeover waits until exactly one of among holds the VIP, for three advert intervals, and
+// returns it. Without preemption that is whichever backup's timer fired first: normally the
+// highest priority, but Skew_Time separates n2 (100) and n3 (90) by only 3.9 ms at 100 ms, less
+// than a busy machine may delay a timer, and then n3 keeps the VIP, as the RFC allows.
+func (g *group) takeover(among []*lab.Node) *lab.Node {
+	g.t.Helper()
+	deadline := time.Now().Add(settle)
+	for {
+		if h := lab.Holders(among, g.vip); len(h) == 1 {
+			if err := waitSole(among, g.vip, h[0], 3*interval, settle); err == nil {
+				if h[0] != among[0] {
+					g.t.Logf("%s, not %s, won the Master_Down race (Skew_Time differs by %v); preempt is off, so it stays",
+						h[0], among[0], time.Duration(priorities[among[0].Name]-priorities[h[0].Name])*interval/256)
+				}
+				return h[0]
+			}
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("no single holder of %s among %v within %v", g.vip.Addr(), among, settle)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // 5. preemptDelay 1s: restarted n1 does not take over before the delay, and does after.
@@ -526,20 +554,21 @@ func waitNeighbor(n *lab.Node, ip netip.Addr, owner *lab.Node, timeout time.Dura
 	}
 }
 
-// 7. SIGKILL on the MASTER leaves its VIP bound; n2 takes over. The restarted speaker removes
-// the stale VIP before it joins, does not hold it as Backup (preempt off keeps it Backup), and
-// the group converges on n2.
+// 7. SIGKILL on the MASTER leaves its VIP bound; a backup (n2, see takeover) takes over. The
+// restarted speaker removes the stale VIP before it joins, does not hold it as Backup (preempt
+// off keeps it Backup), and the group converges on the new master.
 func testSigkillRestart(t *testing.T, vip netip.Prefix) {
 	if !kernelAtLeast(6, 1) {
 		t.Skip("kernels before 6.1 drop the address mark that stale-VIP removal looks for")
 	}
 	g := newGroup(t, vip, groupOpts{staggered: true, spec: func(v *lab.VirtualIP, _ []*lab.Node) { v.NoPreempt = true }})
-	n1, n2 := g.l.Node(1), g.l.Node(2)
+	n1 := g.l.Node(1)
 	g.proc(n1).Kill()
-	if err := lab.WaitHolders(g.nodes, vip, []*lab.Node{n1, n2}, settle); err != nil {
-		t.Fatalf("after SIGKILL on n1 (its VIP stays, n2 takes over): %v", err)
+	m := g.takeover(g.nodes[1:])
+	if !n1.HasAddress(vip) {
+		t.Fatalf("n1 lost %s when its speaker was killed; the stale-VIP case is not exercised", vip)
 	}
-	if err := lab.WaitKubeVRRPState(g.proc(n2), "lab", "Master", settle); err != nil {
+	if err := lab.WaitKubeVRRPState(g.proc(m), "lab", "Master", settle); err != nil {
 		t.Fatal(err)
 	}
 
@@ -567,8 +596,8 @@ func testSigkillRestart(t *testing.T, vip netip.Prefix) {
 	if n1.HasAddress(vip) {
 		t.Errorf("restarted n1 holds %s as Backup", vip)
 	}
-	g.stays(n2, quiet)
-	g.expectMaster(n2)
+	g.stays(m, quiet)
+	g.expectMaster(m)
 }
 
 // 9. Unicast with spec.unicast.peers naming all three nodes (each skips itself): the election
