@@ -17,9 +17,8 @@ import (
 )
 
 var (
-	vip4 = netip.MustParsePrefix("198.18.0.200/24")
-	// Not ::100: that is the lab client's own address.
-	vip6 = netip.MustParsePrefix("2001:db8::200/64")
+	vip4 = netip.MustParsePrefix("198.18.0.100/24")
+	vip6 = netip.MustParsePrefix("2001:db8::100/64")
 )
 
 const (
