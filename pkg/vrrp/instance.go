@@ -70,9 +70,13 @@ type Instance struct {
 	log      *slog.Logger
 	state    State
 	priority uint8 // effective priority
-	fault    bool
-	reason   string
-	since    time.Time
+	// Fault has two independent causes, and the instance is in Fault while either holds:
+	// probeFault (SetFault, with the reason it gave) and linkDown (SetLinkUp).
+	probeFault  bool
+	probeReason string
+	linkDown    bool
+	reason      string
+	since       time.Time
 
 	masterAdvInterval time.Duration
 	masterDownAt      time.Time
@@ -212,8 +216,8 @@ func (in *Instance) Start(now time.Time) Output {
 	in.preemptAt = now.Add(in.cfg.PreemptDelay)
 	in.masterAdvInterval = in.cfg.Interval
 	switch {
-	case in.fault:
-		in.transition(&out, now, Fault, ReasonFault)
+	case in.faulted():
+		in.transition(&out, now, Fault, in.faultReason())
 	case in.priority == 255:
 		in.becomeMaster(&out, now, ReasonOwner)
 	default:
@@ -398,7 +402,7 @@ func (in *Instance) masterReceive(out *Output, now time.Time, src netip.Addr, ad
 // certainlyBest reports whether every other member is known and could never beat this router,
 // so no election is needed when the master at from resigns.
 func (in *Instance) certainlyBest(from netip.Addr) bool {
-	if !in.cfg.MembersComplete || in.fault {
+	if !in.cfg.MembersComplete || in.faulted() {
 		return false
 	}
 	for _, m := range in.cfg.Members {
@@ -446,24 +450,75 @@ func (in *Instance) SetPriority(now time.Time, p uint8) Output {
 	return out
 }
 
-// SetFault puts the instance in or out of Fault. Entering Fault as MASTER resigns (priority 0
-// advert, addresses removed); leaving it goes to Backup (RFC 5798 §6.4.1 after Startup), with
-// the preemption hold-off starting again.
+// SetFault sets or clears the probe fault (a weight-0 health probe failing). Entering Fault
+// as MASTER resigns (priority 0 advert, addresses removed); leaving it goes to Backup (RFC 5798
+// §6.4.1 after Startup), with the preemption hold-off starting again. The instance leaves
+// Fault only when the link is up as well (see SetLinkUp); reason names this change and, while
+// the probe fault holds, why the instance is in Fault.
 func (in *Instance) SetFault(now time.Time, fault bool, reason string) Output {
+	if fault && !in.probeFault {
+		in.probeReason = reason
+	}
+	return in.setFault(now, &in.probeFault, fault, reason)
+}
+
+// SetLinkUp reports whether the interface can carry VRRP (administratively up, with carrier).
+// RFC 5798 §6.4 has no Fault state; this is keepalived's: a router whose interface goes down
+// enters FAULT, a MASTER releasing its addresses, and when the interface comes back it starts
+// again as BACKUP, so nopreempt keeps it from taking the addresses back. Here entering Fault
+// as MASTER resigns with priority 0 adverts, as SetFault does (they may not leave a dead
+// link; the backups then wait Master_Down_Interval); leaving goes to Backup (the address
+// owner: Master) with the preemption hold-off starting again. A probe fault keeps the
+// instance in Fault after the link is back. Called before Start, it only records the state:
+// Start goes to Fault if the link is down.
+func (in *Instance) SetLinkUp(now time.Time, up bool) Output {
+	reason := ReasonInterfaceUp
+	if !up {
+		reason = ReasonInterfaceDown
+	}
+	return in.setFault(now, &in.linkDown, !up, reason)
+}
+
+// faulted reports whether any cause of Fault holds.
+func (in *Instance) faulted() bool { return in.probeFault || in.linkDown }
+
+// faultReason says why the instance is in Fault: the link first, it silences everything else.
+func (in *Instance) faultReason() string {
+	switch {
+	case in.linkDown:
+		return ReasonInterfaceDown
+	case in.probeReason != "":
+		return in.probeReason
+	}
+	return ReasonFault
+}
+
+// setFault sets one cause of Fault. The first cause to appear puts the instance in Fault, a
+// second one changes nothing, and the instance leaves Fault when the last one clears; while
+// one still holds, the reason becomes that one's.
+func (in *Instance) setFault(now time.Time, cause *bool, on bool, reason string) Output {
 	var out Output
-	if fault == in.fault {
+	if *cause == on {
 		in.schedule(&out)
 		return out
 	}
-	in.fault = fault
-	if fault {
+	was := in.faulted()
+	*cause = on
+	switch {
+	case on && !was:
 		if in.state == Master {
 			in.resign(&out, resignCopies)
 		}
 		if in.state != Initialize {
 			in.transition(&out, now, Fault, reason)
 		}
-	} else if in.state == Fault {
+	case on:
+		// Already in Fault for the other cause; its reason stands.
+	case in.faulted():
+		if in.state == Fault {
+			in.reason = in.faultReason()
+		}
+	case in.state == Fault:
 		in.preemptAt = now.Add(in.cfg.PreemptDelay)
 		in.masterAdvInterval = in.cfg.Interval
 		if in.priority == 255 {

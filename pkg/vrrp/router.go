@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -13,8 +14,14 @@ import (
 const queueLen = 64
 
 // hostTimeout bounds one host operation (netlink, announce) so a stuck kernel call can't stall
-// the state machine forever.
+// the state machine forever. It also bounds how long Run waits for the link state before Start.
 const hostTimeout = 2 * time.Second
+
+// Restarting a failed link-state watch backs off from linkWatchRetry to linkWatchRetryMax.
+const (
+	linkWatchRetry    = time.Second
+	linkWatchRetryMax = 30 * time.Second
+)
 
 // Router drives one Instance against the host: it owns the goroutine and the one timer, feeds
 // the instance received packets, timer expiries and commands, and carries out its outputs.
@@ -37,7 +44,8 @@ type Router struct {
 }
 
 // NewRouter returns a router for inst; it starts nothing. onChange, if set, is called from the
-// router's goroutine after every transition, with the new status; it must not block.
+// router's goroutine after every transition, and when the reason for the state changes without
+// one (a Fault with two causes losing one), with the new status; it must not block.
 func NewRouter(inst *Instance, send Sender, link Link, log *slog.Logger, onChange func(Status)) *Router {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -132,17 +140,44 @@ func (r *Router) Done() <-chan struct{} { return r.done }
 
 // Run starts the instance and blocks until ctx is cancelled; then it shuts the instance down (a
 // MASTER hands over with priority 0 and removes its addresses) and returns.
+//
+// When the Link also implements LinkStateWatcher, the instance follows the interface: Fault
+// while it is down or without carrier (Instance.SetLinkUp). Start then waits for the first
+// report, at most hostTimeout, so that an instance whose link is already down starts in Fault
+// instead of passing through Backup.
 func (r *Router) Run(ctx context.Context) error {
 	defer close(r.done)
 	watchCtx, stopWatch := context.WithCancel(ctx)
-	watching := make(chan struct{})
-	go func() { defer close(watching); r.watch(watchCtx) }()
-	// Nothing outlives Run: once the loop stops taking commands, stop the watcher and wait.
-	defer func() { close(r.stopped); stopWatch(); <-watching }()
+	var watchers sync.WaitGroup
+	watchers.Go(func() { r.watch(watchCtx) })
+	var linkKnown <-chan struct{}
+	if w, ok := r.link.(LinkStateWatcher); ok {
+		known := make(chan struct{})
+		linkKnown = known
+		watchers.Go(func() { r.watchLinkState(watchCtx, w, known) })
+	}
+	// Nothing outlives Run: once the loop stops taking commands, stop the watchers and wait.
+	defer func() { close(r.stopped); stopWatch(); watchers.Wait() }()
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	next := r.apply(ctx, r.inst.Start(time.Now()))
+	var (
+		next time.Time
+		// in stays nil, and received packets queued, until the instance has started.
+		in     <-chan Packet
+		waited <-chan time.Time
+	)
+	start := func() {
+		linkKnown, waited, in = nil, nil, r.in
+		next = r.apply(ctx, r.inst.Start(time.Now()))
+	}
+	if linkKnown == nil {
+		start()
+	} else {
+		wait := time.NewTimer(hostTimeout)
+		defer wait.Stop()
+		waited = wait.C
+	}
 	for {
 		arm(timer, next)
 		select {
@@ -154,12 +189,56 @@ func (r *Router) Run(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 			next = r.apply(ctx, r.inst.Tick(time.Now()))
-		case p := <-r.in:
+		case p := <-in:
 			next = r.apply(ctx, r.inst.Receive(time.Now(), p))
 		case c := <-r.ctl:
+			// Before Start this only records (priority, faults, config) for Start to use.
 			next = r.apply(ctx, c.f(time.Now()))
 			close(c.done)
+		case <-linkKnown:
+			start()
+		case <-waited:
+			r.log.Warn("link state not reported in time; starting as if the interface were up", "after", hostTimeout)
+			start()
 		}
+	}
+}
+
+// watchLinkState feeds the link's state to the instance through the command path, restarting
+// the watch with a back-off when it fails: a watch that stopped for good while the link was
+// down would leave the instance in Fault for ever. known is closed after the first report, or
+// when the first attempt has failed.
+func (r *Router) watchLinkState(ctx context.Context, w LinkStateWatcher, known chan struct{}) {
+	var once sync.Once
+	ready := func() { once.Do(func() { close(known) }) }
+	delay := linkWatchRetry
+	for {
+		reported := false
+		err := w.WatchLinkState(ctx, func(up bool) {
+			reported = true
+			r.do(func(now time.Time) Output { return r.inst.SetLinkUp(now, up) })
+			ready()
+		})
+		ready()
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("returned before it was stopped")
+		}
+		if reported {
+			// It worked for a while: not a persistent failure.
+			delay = linkWatchRetry
+		}
+		r.log.Warn("link state watch stopped; restarting it", "err", err, "in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(2*delay, linkWatchRetryMax)
 	}
 }
 
@@ -211,9 +290,10 @@ func (r *Router) apply(ctx context.Context, out Output) time.Time {
 	}
 	st := r.inst.Status()
 	r.mu.Lock()
+	prev := r.status
 	r.status = st
 	r.mu.Unlock()
-	if out.Transition != nil && r.onChange != nil {
+	if (out.Transition != nil || st.Reason != prev.Reason) && r.onChange != nil {
 		r.onChange(st)
 	}
 	return out.Next

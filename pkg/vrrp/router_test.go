@@ -127,8 +127,18 @@ func (rig *routerRig) takeChanges() []string {
 // startRouter runs a Router for cfg; it must be called inside synctest.Test.
 func startRouter(t *testing.T, cfg vrrp.Config) *routerRig {
 	t.Helper()
+	return startRouterOn(t, cfg, nil)
+}
+
+// startRouterOn is startRouter with the link link(host) when link is not nil.
+func startRouterOn(t *testing.T, cfg vrrp.Config, link func(*fakeHost) vrrp.Link) *routerRig {
+	t.Helper()
 	rig := &routerRig{host: newFakeHost(cfg), errc: make(chan error, 1)}
-	rig.r = vrrp.NewRouter(mustNew(t, cfg), rig.host, rig.host, nil, func(st vrrp.Status) {
+	var l vrrp.Link = rig.host
+	if link != nil {
+		l = link(rig.host)
+	}
+	rig.r = vrrp.NewRouter(mustNew(t, cfg), rig.host, l, nil, func(st vrrp.Status) {
 		rig.mu.Lock()
 		defer rig.mu.Unlock()
 		rig.changes = append(rig.changes, st.State.String()+" "+st.Reason)

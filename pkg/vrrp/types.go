@@ -127,6 +127,11 @@ const (
 	ReasonFaultCleared   = "ProbeRecovered"
 	ReasonShutdown       = "Shutdown"
 	ReasonConfigChanged  = "ConfigChanged"
+
+	// ReasonInterfaceDown and ReasonInterfaceUp are the link-state Fault (Instance.SetLinkUp):
+	// the interface lost carrier or was set down, and it is usable again.
+	ReasonInterfaceDown = "InterfaceDown"
+	ReasonInterfaceUp   = "InterfaceUp"
 )
 
 // Output is what the host must do after an event, in this order: unbind, bind, send, announce.
@@ -170,6 +175,14 @@ type Link interface {
 	AddressBinder
 	Announcer
 	AddressWatcher
+}
+
+// LinkStateWatcher reports whether an interface can carry VRRP: administratively up and with
+// carrier. A Link that also implements it puts its Router in Fault while the interface is down,
+// as keepalived does. WatchLinkState calls fn, from the goroutine that called it, with the
+// current state first and then on every change; it blocks until ctx is done.
+type LinkStateWatcher interface {
+	WatchLinkState(ctx context.Context, fn func(up bool)) error
 }
 
 // PacketConn is a VRRP socket on one interface and address family, sending from one source
