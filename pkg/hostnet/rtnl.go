@@ -155,17 +155,7 @@ func parseAddrMsg(b []byte) (kernelAddr, error) {
 		Index: int(binary.NativeEndian.Uint32(b[4:8])),
 	}
 	var local, address []byte
-	rest := b[unix.SizeofIfAddrmsg:]
-	for len(rest) > 0 {
-		if len(rest) < unix.SizeofRtAttr {
-			return kernelAddr{}, fmt.Errorf("address message: %d trailing bytes", len(rest))
-		}
-		l := int(binary.NativeEndian.Uint16(rest[0:2]))
-		typ := binary.NativeEndian.Uint16(rest[2:4]) & nlaTypeMask
-		if l < unix.SizeofRtAttr || l > len(rest) {
-			return kernelAddr{}, fmt.Errorf("address message: attribute %d length %d, %d bytes left", typ, l, len(rest))
-		}
-		v := rest[unix.SizeofRtAttr:l]
+	err := walkAttrs(b[unix.SizeofIfAddrmsg:], func(typ uint16, v []byte) {
 		switch typ {
 		case unix.IFA_LOCAL:
 			local = v
@@ -180,11 +170,9 @@ func parseAddrMsg(b []byte) (kernelAddr, error) {
 				a.Proto = v[0]
 			}
 		}
-		next := (l + unix.NLA_ALIGNTO - 1) &^ (unix.NLA_ALIGNTO - 1)
-		if next > len(rest) {
-			next = len(rest)
-		}
-		rest = rest[next:]
+	})
+	if err != nil {
+		return kernelAddr{}, fmt.Errorf("address message: %w", err)
 	}
 	// IPv4 always sends IFA_LOCAL (IFA_ADDRESS is the peer); IPv6 sends IFA_LOCAL only with a
 	// peer.
@@ -207,4 +195,26 @@ func parseAddrMsg(b []byte) (kernelAddr, error) {
 	}
 	a.Prefix = netip.PrefixFrom(ip, bits)
 	return a, nil
+}
+
+// walkAttrs calls fn for each route attribute in b (struct rtattr, NLA_ALIGNTO padded), with
+// its type and value, checking every length.
+func walkAttrs(b []byte, fn func(typ uint16, v []byte)) error {
+	for len(b) > 0 {
+		if len(b) < unix.SizeofRtAttr {
+			return fmt.Errorf("%d trailing bytes", len(b))
+		}
+		l := int(binary.NativeEndian.Uint16(b[0:2]))
+		typ := binary.NativeEndian.Uint16(b[2:4]) & nlaTypeMask
+		if l < unix.SizeofRtAttr || l > len(b) {
+			return fmt.Errorf("attribute %d length %d, %d bytes left", typ, l, len(b))
+		}
+		fn(typ, b[unix.SizeofRtAttr:l])
+		next := (l + unix.NLA_ALIGNTO - 1) &^ (unix.NLA_ALIGNTO - 1)
+		if next > len(b) {
+			next = len(b)
+		}
+		b = b[next:]
+	}
+	return nil
 }

@@ -1,0 +1,200 @@
+package hostnet
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
+)
+
+var _ vrrp.LinkStateWatcher = (*link)(nil)
+
+// Operational states (RFC 2863 ifOperStatus as the kernel reports it in IFLA_OPERSTATE,
+// include/uapi/linux/if.h), missing from x/sys/unix.
+const (
+	ifOperUnknown = 0
+	ifOperUp      = 6
+)
+
+// kernelLink is the state of one link as the kernel reports it.
+type kernelLink struct {
+	Index int
+	Flags uint32 // ifi_flags: IFF_*
+	// Oper is IFLA_OPERSTATE, valid when HasOper.
+	Oper    uint8
+	HasOper bool
+}
+
+// up reports whether the link can carry VRRP: administratively up (IFF_UP), with carrier
+// (IFF_LOWER_UP), and operationally up or unknown, the state of drivers that do not track it
+// (dummy, loopback, some virtual NICs). Without IFLA_OPERSTATE, IFF_RUNNING says the same
+// (the kernel sets it exactly for those two states). keepalived's test is IFF_UP and
+// IFF_RUNNING; requiring the carrier as well catches a link whose operational state lags.
+func (k kernelLink) up() bool {
+	if k.Flags&unix.IFF_UP == 0 || k.Flags&unix.IFF_LOWER_UP == 0 {
+		return false
+	}
+	if !k.HasOper {
+		return k.Flags&unix.IFF_RUNNING != 0
+	}
+	return k.Oper == ifOperUp || k.Oper == ifOperUnknown
+}
+
+// parseLinkMsg decodes an RTM_NEWLINK / RTM_DELLINK payload (struct ifinfomsg and its
+// attributes), checking every length.
+func parseLinkMsg(b []byte) (kernelLink, uint8, error) {
+	if len(b) < unix.SizeofIfInfomsg {
+		return kernelLink{}, 0, fmt.Errorf("link message: %d bytes, want at least %d", len(b), unix.SizeofIfInfomsg)
+	}
+	family := b[0]
+	k := kernelLink{
+		Index: int(int32(binary.NativeEndian.Uint32(b[4:8]))),
+		Flags: binary.NativeEndian.Uint32(b[8:12]),
+	}
+	err := walkAttrs(b[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
+		if typ == unix.IFLA_OPERSTATE && len(v) >= 1 {
+			k.Oper, k.HasOper = v[0], true
+		}
+	})
+	if err != nil {
+		return kernelLink{}, 0, fmt.Errorf("link message: %w", err)
+	}
+	return k, family, nil
+}
+
+// link asks the kernel for the state of the link with index; a missing link gives an error
+// wrapping ENODEV.
+func (r *rtnl) link(index int) (kernelLink, error) {
+	req := r.request(unix.RTM_GETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	req.AddData(msg)
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+	if err != nil {
+		return kernelLink{}, fmt.Errorf("get link %d: %w", index, err)
+	}
+	for _, m := range msgs {
+		k, _, err := parseLinkMsg(m)
+		if err != nil {
+			return kernelLink{}, fmt.Errorf("get link %d: %w", index, err)
+		}
+		if k.Index == index {
+			return k, nil
+		}
+	}
+	return kernelLink{}, fmt.Errorf("get link %d: no answer for it: %w", index, unix.ENODEV)
+}
+
+// WatchLinkState calls fn, from the calling goroutine, with whether the link can carry VRRP
+// (administratively up, with carrier, operationally up; see kernelLink.up): first the current
+// state, then every change. It follows the kernel's link notifications (RTNLGRP_LINK) in the
+// Host's namespace and re-reads the link when notifications were lost. It blocks until ctx is
+// done and then returns nil. Like WatchRemoved, it follows the link's index at the start: a
+// deleted link is reported down for good, and one recreated under the same name needs a new
+// watch (and a new VRRP socket: the old one stays bound to the deleted link).
+func (l *link) WatchLinkState(ctx context.Context, fn func(up bool)) error {
+	if err := l.watchState(ctx, fn); err != nil {
+		return fmt.Errorf("watch link state of %s: %w", l.name, err)
+	}
+	return nil
+}
+
+func (l *link) watchState(ctx context.Context, fn func(up bool)) error {
+	li, err := l.h.lookup(l.name)
+	if err != nil {
+		return err
+	}
+	_, rt, err := l.h.handles()
+	if err != nil {
+		return err
+	}
+	var s *nl.NetlinkSocket
+	err = l.h.do(func() error {
+		var err error
+		s, err = nl.Subscribe(unix.NETLINK_ROUTE, unix.RTNLGRP_LINK)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to link events: %w", err)
+	}
+	// Closing the socket is what ends a pending Receive.
+	stop := context.AfterFunc(ctx, s.Close)
+	defer func() {
+		if stop() {
+			s.Close()
+		}
+	}()
+	// Link messages are large (statistics included) and every link of the namespace sends
+	// them; on an overrun the state is read again.
+	_ = s.SetReceiveBufferSize(1<<20, false)
+
+	var last, reported bool
+	report := func(up bool) {
+		if reported && up == last {
+			return
+		}
+		last, reported = up, true
+		fn(up)
+	}
+	// Subscribed first, read second: a change in between is in the read. Events queued
+	// meanwhile may replay older states, but in order, so the last one is the current state.
+	resync := func() error {
+		k, err := rt.link(li.index)
+		switch {
+		case errors.Is(err, unix.ENODEV):
+			report(false)
+		case err != nil:
+			return err
+		default:
+			report(k.up())
+		}
+		return nil
+	}
+	if err := resync(); err != nil {
+		return err
+	}
+	for {
+		msgs, from, err := s.Receive()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, unix.ENOBUFS) {
+			l.h.log.Warn("link events lost; resynchronising", "interface", l.name)
+			if err := resync(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("receive link events: %w", err)
+		}
+		if from.Pid != nl.PidKernel {
+			continue
+		}
+		for _, m := range msgs {
+			if m.Header.Type != unix.RTM_NEWLINK && m.Header.Type != unix.RTM_DELLINK {
+				continue
+			}
+			k, family, err := parseLinkMsg(m.Data)
+			if err != nil {
+				l.h.log.Debug("ignoring a link event", "err", err)
+				continue
+			}
+			// Only the link's own messages (AF_UNSPEC): a bridge sends AF_BRIDGE ones for its
+			// ports, RTM_DELLINK included when a port merely leaves the bridge.
+			if k.Index != li.index || family != unix.AF_UNSPEC {
+				continue
+			}
+			if m.Header.Type == unix.RTM_DELLINK {
+				report(false)
+				continue
+			}
+			report(k.up())
+		}
+	}
+}
