@@ -80,11 +80,14 @@ type Instance struct {
 
 	masterAdvInterval time.Duration
 	masterDownAt      time.Time
-	advertAt          time.Time
-	reannounceAt      time.Time
-	preemptAt         time.Time
-	masterAddr        netip.Addr
-	masterPrio        uint8
+	// resigned is set while the Master_Down_Timer runs Skew_Time after a priority-0 advert,
+	// so the takeover is reported as a handover (MasterResigned), not a lost master.
+	resigned     bool
+	advertAt     time.Time
+	reannounceAt time.Time
+	preemptAt    time.Time
+	masterAddr   netip.Addr
+	masterPrio   uint8
 
 	stats   Stats
 	lastLog map[packet.Reason]time.Time
@@ -234,7 +237,11 @@ func (in *Instance) Tick(now time.Time) Output {
 	case Backup:
 		// RFC 5798 §6.4.2: Master_Down_Timer fired.
 		if !now.Before(in.masterDownAt) {
-			in.becomeMaster(&out, now, ReasonMasterDown)
+			reason := ReasonMasterDown
+			if in.resigned {
+				reason = ReasonMasterResigned
+			}
+			in.becomeMaster(&out, now, reason)
 		}
 	case Master:
 		if !now.Before(in.advertAt) {
@@ -348,6 +355,7 @@ func (in *Instance) backupReceive(out *Output, now time.Time, src netip.Addr, ad
 		}
 		// RFC 5798 §6.4.2: set the Master_Down_Timer to Skew_Time.
 		in.masterDownAt = now.Add(in.skew())
+		in.resigned = true
 		return
 	}
 	if in.cfg.Preempt && !now.Before(in.preemptAt) && adv.Priority < in.priority {
@@ -362,6 +370,7 @@ func (in *Instance) backupReceive(out *Output, now time.Time, src netip.Addr, ad
 		in.masterAdvInterval = adv.Interval
 	}
 	in.masterDownAt = now.Add(in.masterDownInterval())
+	in.resigned = false
 }
 
 // masterReceive is RFC 5798 §6.4.3 "If an ADVERTISEMENT is received".
@@ -383,12 +392,16 @@ func (in *Instance) masterReceive(out *Output, now time.Time, src netip.Addr, ad
 			in.masterAdvInterval = in.cfg.Interval
 		}
 		// Beyond the RFC: tell the winner we held the addresses too, so it re-announces them
-		// (it hears a lower priority, RFC 9568 §6.4.3); otherwise, when we hear it first after a
-		// split brain heals, it never learns and neighbours keep our MAC. Our own priority,
-		// not 0: every other backup hears this advert too, and priority 0 would make each
-		// of them start Skew_Time (RFC 5798 §6.4.2) and take over unless the winner's next
-		// advert came first, which at 10 ms intervals it often does not.
-		in.sendAdvert(out, in.priority, 1)
+		// (it hears a lower priority, RFC 9568 §6.4.3; keepalived re-sends its gratuitous ARP
+		// on that too); otherwise, when we hear it first after a split brain heals, it never
+		// learns and neighbours keep our MAC. The advert must lose to the winner, so it
+		// re-announces, yet not to any other backup (none can beat the winner), so that no
+		// preempting backup takes over on it: the winner's own priority when our address is
+		// lower (the tie-break keeps the winner MASTER), else its priority minus one. Not 0:
+		// every other backup would start Skew_Time (RFC 5798 §6.4.2) and take over unless the
+		// winner's next advert came first, which at 10 ms intervals it often does not. Not our
+		// own priority: a backup between us and the winner would preempt at once.
+		in.sendAdvert(out, stepDownPriority(adv.Priority, src, in.cfg.Primary), 1)
 		in.becomeBackup(out, now, ReasonHigherPriority)
 	default:
 		// RFC 9568 §6.4.3: a lower-priority master exists (split brain healing): advertise at
@@ -397,6 +410,15 @@ func (in *Instance) masterReceive(out *Output, now time.Time, src netip.Addr, ad
 		in.advertAt = now.Add(in.cfg.Interval)
 		out.Announce = in.addrs()
 	}
+}
+
+// stepDownPriority is the priority of the last advert of a MASTER at self stepping down for a
+// winner at src advertising prio: the highest value the winner still beats.
+func stepDownPriority(prio uint8, src, self netip.Addr) uint8 {
+	if addrGreater(src, self) || prio <= 1 {
+		return prio
+	}
+	return prio - 1
 }
 
 // certainlyBest reports whether every other member is known and could never beat this router,
@@ -637,6 +659,7 @@ func (in *Instance) becomeBackup(out *Output, now time.Time, reason string) {
 	}
 	in.advertAt, in.reannounceAt = time.Time{}, time.Time{}
 	in.masterDownAt = now.Add(in.masterDownInterval())
+	in.resigned = false
 	in.transition(out, now, Backup, reason)
 }
 

@@ -151,7 +151,8 @@ func TestBackupV2KeepsConfiguredInterval(t *testing.T) {
 }
 
 // RFC 5798 §6.4.2: a Backup that hears priority 0 sets the Master_Down_Timer to Skew_Time, then
-// takes over when it fires.
+// takes over when it fires; the transition says the master resigned (a handover), not that it
+// was lost.
 func TestBackupHearsPriorityZero(t *testing.T) {
 	cfg := config4()
 	in := startBackup(t, cfg)
@@ -168,7 +169,7 @@ func TestBackupHearsPriorityZero(t *testing.T) {
 		Sent:       []sent{advertOf(cfg, packet.MulticastIPv4, 100)},
 		Bind:       []netip.Prefix{vip},
 		Announce:   []netip.Addr{vip.Addr()},
-		Transition: "Backup->Master MasterDownTimer",
+		Transition: "Backup->Master MasterResigned",
 		Next:       now.Add(skew100 + 100*time.Millisecond),
 	}, out)
 }
@@ -297,13 +298,15 @@ func TestMasterReceive(t *testing.T) {
 		prio     uint8
 		src      netip.Addr
 		stepDown bool
+		// last is the priority of the stepping-down advert: the highest the winner still beats.
+		last uint8
 	}{
-		{"higher priority", 101, lower, true},
-		{"owner", 255, lower, true},
-		{"equal priority, greater address", 100, higher, true},
-		{"equal priority, smaller address", 100, lower, false},
-		{"lower priority", 99, higher, false},
-		{"lowest priority", 1, higher, false},
+		{"higher priority", 101, lower, true, 100},
+		{"owner", 255, lower, true, 254},
+		{"equal priority, greater address", 100, higher, true, 100},
+		{"equal priority, smaller address", 100, lower, false, 0},
+		{"lower priority", 99, higher, false, 0},
+		{"lowest priority", 1, higher, false, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -313,8 +316,8 @@ func TestMasterReceive(t *testing.T) {
 			out := in.Receive(now, advert(t, cfg, tc.src, tc.prio, func(a *packet.Advertisement) { a.Interval = time.Second }))
 			if tc.stepDown {
 				checkOut(t, cfg, summary{
-					// One advert at its own priority so the winner re-announces (DESIGN §3.1).
-					Sent:       []sent{advertOf(cfg, packet.MulticastIPv4, 100)},
+					// One advert the winner beats, so it re-announces (DESIGN §3.1).
+					Sent:       []sent{advertOf(cfg, packet.MulticastIPv4, tc.last)},
 					Unbind:     []netip.Prefix{vip},
 					Transition: "Master->Backup HigherPriorityMaster",
 					// 3 * 1 s (adopted) + 156 * 1 s / 256.
@@ -336,15 +339,15 @@ func TestMasterReceive(t *testing.T) {
 }
 
 // RFC 3768 §6.4.3: a v2 Master stepping down keeps its own Master_Adver_Interval. Beyond the
-// RFC (DESIGN §3.1, split-brain healing) it sends one advert at its priority so the winner, which
-// hears a lower priority, re-announces.
+// RFC (DESIGN §3.1, split-brain healing) it sends one advert the winner beats (here the winner's
+// own priority: the winner's address is greater), so the winner re-announces.
 func TestMasterStepsDownV2(t *testing.T) {
 	cfg := config2()
 	in, tm := startMaster(t, cfg)
 	now := tm.Add(300 * time.Millisecond)
 	out := in.Receive(now, advert(t, cfg, higher, 150))
 	checkOut(t, cfg, summary{
-		Sent:       []sent{advertOf(cfg, packet.MulticastIPv4, 100)},
+		Sent:       []sent{advertOf(cfg, packet.MulticastIPv4, 150)},
 		Unbind:     []netip.Prefix{vip},
 		Transition: "Master->Backup HigherPriorityMaster",
 		Next:       now.Add(3609375 * time.Microsecond),
@@ -374,6 +377,15 @@ func TestStepDownAdvertReachesOthers(t *testing.T) {
 	// 3 * 100 ms + (256 - 90) * 100 ms / 256.
 	checkOut(t, other, summary{Next: at.Add(364843750 * time.Nanosecond)}, bk.Receive(at, stepDown))
 	checkState(t, bk, vrrp.Backup)
+
+	// A preempting backup between the loser and the winner (105) must not take over on it.
+	mid := with(cfg, func(c *vrrp.Config) { c.Priority, c.Primary = 105, lower })
+	bm := startBackup(t, mid)
+	bm.Receive(now.Add(-10*time.Millisecond), advert(t, mid, higher, 110))
+	if o := bm.Receive(at, stepDown); o.Transition != nil {
+		t.Fatalf("a backup at 105 reacted to the step-down advert with %+v", o.Transition)
+	}
+	checkState(t, bm, vrrp.Backup)
 
 	// The winner, Master at 110 at the greater address, hears a lower priority.
 	winCfg := with(cfg, func(c *vrrp.Config) { c.Priority, c.Primary = 110, higher })

@@ -233,7 +233,7 @@ func TestRouterDeliverHigherPriority(t *testing.T) {
 		}
 		synctest.Wait()
 		rig.requireState(t, vrrp.Backup)
-		diffEvents(t, []string{unbindVIP, sendMcast(100)}, rig.host.take())
+		diffEvents(t, []string{unbindVIP, sendMcast(200)}, rig.host.take())
 		if rig.host.isBound(vip) {
 			t.Error("VIP still bound")
 		}
