@@ -24,7 +24,8 @@ import (
 // own PID namespace so a node's probe sees only its own HAProxy):
 //
 //   - kube-vrrp, process probe `haproxy` (interval 1s, fall 2, rise 2), weight 0 (FAULT) and
-//     weight -20, at v3 100 ms adverts (its default) and at 1 s (as keepalived users run);
+//     weight -20, at v3 100 ms adverts (its default) and at 1 s (as keepalived users run),
+//     multicast, and weight 0 at 1 s in unicast (the BACKUP knows it is the only one left);
 //   - keepalived 2.2 with the classic `vrrp_script { script "/usr/bin/pgrep -x haproxy"
 //     interval 1 fall 2 rise 2 weight -20 }`, and with weight 0 (FAULT), at advert_int 1
 //     (VRRPv2, as users run it) and, for fairness, at 0.1 s (VRRPv3).
@@ -83,6 +84,9 @@ type hapSetup struct {
 	weight  int
 	advert  time.Duration
 	version int
+	// unicast lists both nodes as peers: kube-vrrp's BACKUP then knows it is the best one
+	// left and takes over at once on the MASTER's priority-0 advert, without Skew_Time.
+	unicast bool
 }
 
 func (s hapSetup) name() string {
@@ -94,23 +98,32 @@ func (s hapSetup) name() string {
 	if s.speaker == "keepalived" {
 		probe = "pgrep script"
 	}
-	return fmt.Sprintf("%s %s %s, v%d %v", s.speaker, probe, w, s.version, s.advert)
+	name := fmt.Sprintf("%s %s %s, v%d %v", s.speaker, probe, w, s.version, s.advert)
+	if s.unicast {
+		name += " unicast"
+	}
+	return name
 }
 
 // metric is the setup's name as a metric unit (no spaces).
 func (s hapSetup) metric() string {
-	return fmt.Sprintf("%s-w%d-%s-ms", s.speaker, s.weight, strings.ReplaceAll(s.advert.String(), ".", "_"))
+	m := fmt.Sprintf("%s-w%d-%s", s.speaker, s.weight, strings.ReplaceAll(s.advert.String(), ".", "_"))
+	if s.unicast {
+		m += "-unicast"
+	}
+	return m + "-ms"
 }
 
 var hapSetups = []hapSetup{
-	{"kube-vrrp", 0, 100 * time.Millisecond, 3},
-	{"kube-vrrp", -20, 100 * time.Millisecond, 3},
-	{"kube-vrrp", 0, time.Second, 3},
-	{"kube-vrrp", -20, time.Second, 3},
-	{"keepalived", -20, time.Second, 2},
-	{"keepalived", 0, time.Second, 2},
-	{"keepalived", -20, 100 * time.Millisecond, 3},
-	{"keepalived", 0, 100 * time.Millisecond, 3},
+	{speaker: "kube-vrrp", weight: 0, advert: 100 * time.Millisecond, version: 3},
+	{speaker: "kube-vrrp", weight: -20, advert: 100 * time.Millisecond, version: 3},
+	{speaker: "kube-vrrp", weight: 0, advert: time.Second, version: 3},
+	{speaker: "kube-vrrp", weight: 0, advert: time.Second, version: 3, unicast: true},
+	{speaker: "kube-vrrp", weight: -20, advert: time.Second, version: 3},
+	{speaker: "keepalived", weight: -20, advert: time.Second, version: 2},
+	{speaker: "keepalived", weight: 0, advert: time.Second, version: 2},
+	{speaker: "keepalived", weight: -20, advert: 100 * time.Millisecond, version: 3},
+	{speaker: "keepalived", weight: 0, advert: 100 * time.Millisecond, version: 3},
 }
 
 type hapSample struct {
@@ -124,8 +137,9 @@ func (m hapSample) String() string {
 		m.outage.Round(time.Millisecond), m.failed, m.sendGap.Round(time.Millisecond))
 }
 
-// hapStart starts the setup's speaker on n (inside ns) at priority prio.
-func hapStart(b *testing.B, ns *lab.PIDNamespace, s hapSetup, prio int) (*lab.NSProc, error) {
+// hapStart starts the setup's speaker on n (inside ns) at priority prio; peers are the lab's
+// nodes.
+func hapStart(b *testing.B, ns *lab.PIDNamespace, s hapSetup, prio int, peers []*lab.Node) (*lab.NSProc, error) {
 	n := ns.Node
 	if s.speaker == "keepalived" {
 		in := lab.VRRPInstance{VRID: 51, Version: s.version, AdvertInt: s.advert, VIPs: []netip.Prefix{hapVIP},
@@ -142,6 +156,9 @@ func hapStart(b *testing.B, ns *lab.PIDNamespace, s hapSetup, prio int) (*lab.NS
 		NodePriorities: map[string]int{n.Name: prio},
 		Extra: []string{"probes:", "- name: haproxy", "  process: {name: haproxy}",
 			"  interval: 1s", "  fall: 2", "  rise: 2", fmt.Sprintf("  weight: %d", s.weight)}}
+	if s.unicast {
+		v = v.WithPeers(peers...)
+	}
 	return ns.ExecKubeVRRP(lab.KubeVRRPBinary(b), v.String())
 }
 
@@ -177,7 +194,7 @@ func hapMeasure(b *testing.B, s hapSetup) (hapSample, error) {
 	}
 	var speakers []*lab.NSProc
 	for i, ns := range namespaces {
-		p, err := hapStart(b, ns, s, []int{hapPrioMaster, hapPrioBackup}[i])
+		p, err := hapStart(b, ns, s, []int{hapPrioMaster, hapPrioBackup}[i], l.Nodes())
 		if err != nil {
 			return hapSample{}, err
 		}
