@@ -54,13 +54,29 @@ generate: $(CONTROLLER_GEN)
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=kube-vrrp-agent paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	bash hack/chart-sync.sh
 
-## verify: generated files up to date, formatting, vet, dependency rule
+## verify: generated files (and the chart's copies of them) up to date, helm lint, formatting, vet, dependency rule
 verify: generate
 	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- charts)" || { git status --short -- charts; echo "the chart differs from what is committed (generate copies the CRD and RBAC into it): commit it"; exit 1; }
+	$(GO) test -count=1 -short ./test/chart/
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	bash hack/check-deps.sh
+
+.PHONY: chart test-chart
+
+## chart: copy the generated CRD and RBAC into charts/kube-vrrp (make generate does it too);
+## make verify, make test and hack/chart-sync.sh --check fail while they differ
+chart:
+	bash hack/chart-sync.sh
+
+## test-chart: helm lint and template of charts/kube-vrrp (default and non-default values), its
+## least privilege, CRD and RBAC against the generated ones, config/ against the chart, and a
+## server-side dry run of every rendered object on a real kube-apiserver (also run by make test)
+test-chart: envtest-assets
+	$(GO) test -count=1 ./test/chart/...
 
 ## bench: failover and footprint benchmarks, side by side with keepalived
 bench: deps build

@@ -1,0 +1,600 @@
+package chart
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+)
+
+// defaults is helm install kube-vrrp charts/kube-vrrp -n kube-vrrp, as DESIGN 1.3 says.
+var defaults = renderOptions{name: "kube-vrrp", namespace: "kube-vrrp"}
+
+// nonDefault changes every value the chart has, in a namespace and under a release name
+// that are not the chart's.
+var nonDefault = renderOptions{name: "edge", namespace: "lb-system", values: `
+image:
+  repository: registry.example.com/net/kube-vrrp
+  tag: v9.9.9-rc.1
+  pullPolicy: Always
+imagePullSecrets: [{name: regcred}]
+serviceAccount:
+  create: true
+  name: vrrp-agent
+  annotations: {example.com/owner: network-team}
+nodeSelector:
+  node-role.kubernetes.io/lb: ""
+tolerations:
+  - key: node-role.kubernetes.io/lb
+    operator: Exists
+    effect: NoSchedule
+  - key: dedicated
+    operator: Equal
+    value: lb
+    effect: NoExecute
+    tolerationSeconds: 60
+affinity:
+  nodeAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      nodeSelectorTerms:
+        - matchExpressions:
+            - {key: kubernetes.io/os, operator: In, values: [linux]}
+resources:
+  requests: {cpu: 50m, memory: 64Mi}
+  limits: {cpu: "1", memory: 128Mi}
+logLevel: debug
+logFormat: text
+probes:
+  exec:
+    enabled: true
+metrics:
+  port: 9500
+  service:
+    enabled: true
+    annotations: {prometheus.io/scrape: "true"}
+  serviceMonitor:
+    enabled: true
+    labels: {release: prometheus}
+    interval: 15s
+    scrapeTimeout: 5s
+    relabelings:
+      - {sourceLabels: [__meta_kubernetes_pod_node_name], targetLabel: instance}
+    metricRelabelings:
+      - {sourceLabels: [__name__], regex: go_.*, action: drop}
+hostPID: false
+priorityClassName: ""
+terminationGracePeriodSeconds: 60
+updateStrategy:
+  maxUnavailable: 10%
+podAnnotations: {example.com/scrape: "yes"}
+podLabels: {team: network}
+extraVolumes:
+  - name: haproxy-run
+    hostPath: {path: /run/haproxy, type: DirectoryOrCreate}
+extraVolumeMounts:
+  - {name: haproxy-run, mountPath: /run/haproxy, readOnly: true}
+extraArgs: ["--leader-election-id=kube-vrrp-edge"]
+`}
+
+func TestLint(t *testing.T) {
+	kv, err := chartutil.ParseKubeVersion(kubeVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []renderOptions{defaults, nonDefault} {
+		t.Run(o.name, func(t *testing.T) {
+			vals, err := chartutil.ReadValues([]byte(o.values))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := lint.AllWithKubeVersionAndSchemaValidation(chartDir, vals, o.namespace, kv, false)
+			for _, m := range l.Messages {
+				if m.Severity > support.InfoSev {
+					t.Errorf("helm lint: %v", m)
+				} else {
+					t.Logf("helm lint: %v", m)
+				}
+			}
+		})
+	}
+}
+
+// leastPrivilege is the agent container's securityContext (DESIGN 3.3), whatever the values.
+func checkLeastPrivilege(t *testing.T, c corev1.Container) {
+	t.Helper()
+	sc := c.SecurityContext
+	if sc == nil {
+		t.Fatal("the agent container has no securityContext")
+	}
+	if sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+		t.Error("runAsNonRoot is not true")
+	}
+	if sc.RunAsUser == nil || *sc.RunAsUser == 0 {
+		t.Errorf("runAsUser = %v, want a non-root uid (the image's 65532)", sc.RunAsUser)
+	} else if *sc.RunAsUser != 65532 {
+		t.Errorf("runAsUser = %d, want the image's 65532", *sc.RunAsUser)
+	}
+	if sc.RunAsGroup == nil || *sc.RunAsGroup == 0 {
+		t.Errorf("runAsGroup = %v, want a non-root gid", sc.RunAsGroup)
+	}
+	if sc.Privileged == nil || *sc.Privileged {
+		t.Error("privileged is not false")
+	}
+	if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		t.Error("allowPrivilegeEscalation is not false")
+	}
+	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Error("readOnlyRootFilesystem is not true")
+	}
+	if sc.Capabilities == nil {
+		t.Fatal("no capabilities")
+	}
+	if diff := cmp.Diff([]corev1.Capability{"ALL"}, sc.Capabilities.Drop); diff != "" {
+		t.Errorf("capabilities.drop (-want +got):\n%s", diff)
+	}
+	add := slices.Clone(sc.Capabilities.Add)
+	slices.Sort(add)
+	if diff := cmp.Diff([]corev1.Capability{"NET_ADMIN", "NET_RAW"}, add); diff != "" {
+		t.Errorf("capabilities.add (-want +got):\n%s", diff)
+	}
+	if sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("seccompProfile = %+v, want RuntimeDefault", sc.SeccompProfile)
+	}
+	if sc.SELinuxOptions != nil || sc.WindowsOptions != nil || sc.ProcMount != nil || sc.AppArmorProfile != nil {
+		t.Errorf("unexpected securityContext settings: %+v", sc)
+	}
+}
+
+// checkPodBasics checks what every agent pod needs, whatever the values.
+func checkPodBasics(t *testing.T, ds *appsv1.DaemonSet, port int32) {
+	t.Helper()
+	spec := ds.Spec.Template.Spec
+	if !spec.HostNetwork {
+		t.Error("hostNetwork is not true")
+	}
+	if spec.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
+		t.Errorf("dnsPolicy = %q, want ClusterFirstWithHostNet", spec.DNSPolicy)
+	}
+	if got := ds.Spec.UpdateStrategy; got.Type != appsv1.RollingUpdateDaemonSetStrategyType ||
+		got.RollingUpdate == nil || got.RollingUpdate.MaxSurge == nil || got.RollingUpdate.MaxSurge.IntValue() != 0 {
+		t.Errorf("updateStrategy = %+v, want RollingUpdate with maxSurge 0", got)
+	}
+	if len(spec.Containers) != 1 || len(spec.InitContainers) != 0 {
+		t.Fatalf("want one container, got %d (+%d init)", len(spec.Containers), len(spec.InitContainers))
+	}
+	c := spec.Containers[0]
+	checkLeastPrivilege(t, c)
+	if spec.SecurityContext != nil && (spec.SecurityContext.RunAsUser != nil && *spec.SecurityContext.RunAsUser == 0) {
+		t.Error("the pod's securityContext runs as root")
+	}
+	wantEnv := []corev1.EnvVar{
+		{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+	}
+	if diff := cmp.Diff(wantEnv, c.Env); diff != "" {
+		t.Errorf("env (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]corev1.ContainerPort{{Name: "metrics", ContainerPort: port, Protocol: corev1.ProtocolTCP}}, c.Ports); diff != "" {
+		t.Errorf("ports (-want +got):\n%s", diff)
+	}
+	for _, p := range []struct {
+		name  string
+		probe *corev1.Probe
+		path  string
+	}{{"liveness", c.LivenessProbe, "/healthz"}, {"readiness", c.ReadinessProbe, "/readyz"}} {
+		if p.probe == nil || p.probe.HTTPGet == nil {
+			t.Errorf("%s probe: want an HTTP GET of %s", p.name, p.path)
+			continue
+		}
+		if p.probe.HTTPGet.Path != p.path || p.probe.HTTPGet.Port != intstr.FromString("metrics") {
+			t.Errorf("%s probe: GET %s on %s, want %s on the metrics port", p.name, p.probe.HTTPGet.Path, p.probe.HTTPGet.Port.String(), p.path)
+		}
+	}
+	if !slices.Contains(c.Args, "--listen=:"+itoa(port)) {
+		t.Errorf("args %s: the agent does not listen on the probes' port %d", quote(c.Args), port)
+	}
+	if len(c.Args) == 0 || c.Args[0] != "agent" {
+		t.Errorf("args %s: want the agent command first", quote(c.Args))
+	}
+	if len(c.Command) != 0 {
+		t.Errorf("command %s: the image's entrypoint runs kube-vrrp", quote(c.Command))
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
+		t.Errorf("resources.requests = %v: want cpu and memory", c.Resources.Requests)
+	}
+	if spec.TerminationGracePeriodSeconds == nil || *spec.TerminationGracePeriodSeconds < 10 {
+		t.Errorf("terminationGracePeriodSeconds = %v: want time to hand over", spec.TerminationGracePeriodSeconds)
+	}
+}
+
+func itoa(i int32) string { return strconv.Itoa(int(i)) }
+
+func TestDefaults(t *testing.T) {
+	r := mustRender(t, defaults)
+	strictTyped(t, r.objects)
+	want := []string{
+		"CustomResourceDefinition/virtualips.kubevrrp.io",
+		"ServiceAccount/kube-vrrp",
+		"ClusterRole/kube-vrrp",
+		"ClusterRoleBinding/kube-vrrp",
+		"Role/kube-vrrp",
+		"RoleBinding/kube-vrrp",
+		"DaemonSet/kube-vrrp",
+	}
+	var got []string
+	for _, o := range r.objects {
+		got = append(got, o.GetKind()+"/"+o.GetName())
+		if ns := o.GetNamespace(); ns != "" && ns != "kube-vrrp" {
+			t.Errorf("%s/%s in namespace %q, want the release's", o.GetKind(), o.GetName(), ns)
+		}
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rendered objects (-want +got):\n%s", diff)
+	}
+
+	ds := r.daemonSet(t, "kube-vrrp")
+	checkPodBasics(t, ds, 9402)
+	spec := ds.Spec.Template.Spec
+	c := spec.Containers[0]
+	if !spec.HostPID {
+		t.Error("hostPID is false by default; process probes need it")
+	}
+	if spec.PriorityClassName != "system-node-critical" {
+		t.Errorf("priorityClassName = %q", spec.PriorityClassName)
+	}
+	if diff := cmp.Diff([]corev1.Toleration{{Operator: corev1.TolerationOpExists}}, spec.Tolerations); diff != "" {
+		t.Errorf("tolerations (-want +got):\n%s", diff)
+	}
+	if spec.NodeSelector != nil || spec.Affinity != nil {
+		t.Errorf("nodeSelector %v, affinity %v: want none by default", spec.NodeSelector, spec.Affinity)
+	}
+	if got := ds.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable; got == nil || *got != intstr.FromInt32(1) {
+		t.Errorf("maxUnavailable = %v, want 1", got)
+	}
+	if got := *spec.TerminationGracePeriodSeconds; got != 30 {
+		t.Errorf("terminationGracePeriodSeconds = %d, want 30", got)
+	}
+	if diff := cmp.Diff([]string{"agent", "--listen=:9402", "--log-level=info", "--log-format=json"}, c.Args); diff != "" {
+		t.Errorf("args (-want +got):\n%s", diff)
+	}
+	if c.Image != "ghcr.io/kube-vrrp/kube-vrrp:0.1.0" || c.ImagePullPolicy != corev1.PullIfNotPresent {
+		t.Errorf("image %s (%s), want the chart's appVersion", c.Image, c.ImagePullPolicy)
+	}
+	if spec.ServiceAccountName != "kube-vrrp" {
+		t.Errorf("serviceAccountName = %q", spec.ServiceAccountName)
+	}
+	if len(spec.Volumes) != 0 || len(c.VolumeMounts) != 0 {
+		t.Errorf("volumes %v, mounts %v: want none by default", spec.Volumes, c.VolumeMounts)
+	}
+
+	for _, s := range []string{"kubectl get vip", "kubectl -n kube-vrrp get ds kube-vrrp"} {
+		if !strings.Contains(r.notes, s) {
+			t.Errorf("NOTES.txt does not say %q:\n%s", s, r.notes)
+		}
+	}
+	if strings.Contains(r.notes, "ENABLED") {
+		t.Errorf("NOTES.txt warns of exec probes, which are off:\n%s", r.notes)
+	}
+}
+
+func TestNonDefault(t *testing.T) {
+	r := mustRender(t, nonDefault)
+	strictTyped(t, r.objects)
+	for _, o := range r.objects {
+		if ns := o.GetNamespace(); ns != "" && ns != "lb-system" {
+			t.Errorf("%s/%s in namespace %q, want the release's", o.GetKind(), o.GetName(), ns)
+		}
+	}
+	ds := r.daemonSet(t, "edge-kube-vrrp")
+	checkPodBasics(t, ds, 9500)
+	spec := ds.Spec.Template.Spec
+	c := spec.Containers[0]
+	if diff := cmp.Diff([]string{"agent", "--listen=:9500", "--log-level=debug", "--log-format=text",
+		"--enable-exec-probes", "--leader-election-id=kube-vrrp-edge"}, c.Args); diff != "" {
+		t.Errorf("args (-want +got):\n%s", diff)
+	}
+	if c.Image != "registry.example.com/net/kube-vrrp:v9.9.9-rc.1" || c.ImagePullPolicy != corev1.PullAlways {
+		t.Errorf("image %s (%s)", c.Image, c.ImagePullPolicy)
+	}
+	if spec.HostPID {
+		t.Error("hostPID: false is not honoured")
+	}
+	if spec.PriorityClassName != "" {
+		t.Errorf("priorityClassName = %q, want none", spec.PriorityClassName)
+	}
+	if spec.ServiceAccountName != "vrrp-agent" {
+		t.Errorf("serviceAccountName = %q", spec.ServiceAccountName)
+	}
+	if got := *spec.TerminationGracePeriodSeconds; got != 60 {
+		t.Errorf("terminationGracePeriodSeconds = %d", got)
+	}
+	if got := ds.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable; got == nil || *got != intstr.FromString("10%") {
+		t.Errorf("maxUnavailable = %v, want 10%%", got)
+	}
+	if diff := cmp.Diff(map[string]string{"node-role.kubernetes.io/lb": ""}, spec.NodeSelector); diff != "" {
+		t.Errorf("nodeSelector (-want +got):\n%s", diff)
+	}
+	if len(spec.Tolerations) != 2 || spec.Tolerations[1].TolerationSeconds == nil || *spec.Tolerations[1].TolerationSeconds != 60 {
+		t.Errorf("tolerations = %+v", spec.Tolerations)
+	}
+	if spec.Affinity == nil || spec.Affinity.NodeAffinity == nil {
+		t.Error("affinity is not rendered")
+	}
+	if got := c.Resources.Limits.Cpu().String(); got != "1" {
+		t.Errorf("cpu limit = %s", got)
+	}
+	if diff := cmp.Diff([]corev1.LocalObjectReference{{Name: "regcred"}}, spec.ImagePullSecrets); diff != "" {
+		t.Errorf("imagePullSecrets (-want +got):\n%s", diff)
+	}
+	if ds.Spec.Template.Annotations["example.com/scrape"] != "yes" || ds.Spec.Template.Labels["team"] != "network" {
+		t.Errorf("pod annotations %v, labels %v", ds.Spec.Template.Annotations, ds.Spec.Template.Labels)
+	}
+	for k, v := range ds.Spec.Selector.MatchLabels {
+		if ds.Spec.Template.Labels[k] != v {
+			t.Errorf("the selector's %s=%s is not a pod label", k, v)
+		}
+	}
+	if len(spec.Volumes) != 1 || spec.Volumes[0].HostPath == nil || len(c.VolumeMounts) != 1 || !c.VolumeMounts[0].ReadOnly {
+		t.Errorf("volumes %+v, mounts %+v", spec.Volumes, c.VolumeMounts)
+	}
+	sa := typed[corev1.ServiceAccount](t, r.find(t, "ServiceAccount", "vrrp-agent"))
+	if sa.Annotations["example.com/owner"] != "network-team" {
+		t.Errorf("ServiceAccount annotations = %v", sa.Annotations)
+	}
+
+	// The metrics Service selects the agents and names the port the ServiceMonitor scrapes.
+	svc := typed[corev1.Service](t, r.find(t, "Service", "edge-kube-vrrp-metrics"))
+	if svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		t.Errorf("clusterIP = %q, want a headless Service", svc.Spec.ClusterIP)
+	}
+	for k, v := range svc.Spec.Selector {
+		if ds.Spec.Template.Labels[k] != v {
+			t.Errorf("the Service selects %s=%s, which the agent pods lack", k, v)
+		}
+	}
+	if diff := cmp.Diff([]corev1.ServicePort{{Name: "metrics", Port: 9500, TargetPort: intstr.FromString("metrics"), Protocol: corev1.ProtocolTCP}}, svc.Spec.Ports); diff != "" {
+		t.Errorf("Service ports (-want +got):\n%s", diff)
+	}
+	if svc.Annotations["prometheus.io/scrape"] != "true" {
+		t.Errorf("Service annotations = %v", svc.Annotations)
+	}
+	sm := r.find(t, "ServiceMonitor", "edge-kube-vrrp")
+	if sm.GetAPIVersion() != "monitoring.coreos.com/v1" || sm.GetLabels()["release"] != "prometheus" {
+		t.Errorf("ServiceMonitor %s, labels %v", sm.GetAPIVersion(), sm.GetLabels())
+	}
+	smSelector, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+	for k, v := range smSelector {
+		if svc.Labels[k] != v {
+			t.Errorf("the ServiceMonitor selects Services with %s=%s, which the metrics Service lacks", k, v)
+		}
+	}
+	if ns, _, _ := unstructured.NestedStringSlice(sm.Object, "spec", "namespaceSelector", "matchNames"); !slices.Equal(ns, []string{"lb-system"}) {
+		t.Errorf("ServiceMonitor namespaceSelector = %v", ns)
+	}
+	endpoints, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	if len(endpoints) != 1 {
+		t.Fatalf("ServiceMonitor endpoints = %v", endpoints)
+	}
+	ep := endpoints[0].(map[string]any)
+	if ep["port"] != "metrics" || ep["path"] != "/metrics" || ep["interval"] != "15s" || ep["scrapeTimeout"] != "5s" {
+		t.Errorf("ServiceMonitor endpoint = %v", ep)
+	}
+	if rl, ok := ep["relabelings"].([]any); !ok || len(rl) != 1 {
+		t.Errorf("relabelings = %v", ep["relabelings"])
+	}
+	if rl, ok := ep["metricRelabelings"].([]any); !ok || len(rl) != 1 {
+		t.Errorf("metricRelabelings = %v", ep["metricRelabelings"])
+	}
+
+	for _, s := range []string{"kubectl get vip", "kubectl -n lb-system get ds edge-kube-vrrp", "ENABLED", "hostPID is false"} {
+		if !strings.Contains(r.notes, s) {
+			t.Errorf("NOTES.txt does not say %q:\n%s", s, r.notes)
+		}
+	}
+}
+
+// TestServiceAccountExisting: with serviceAccount.create false the chart binds the named
+// ServiceAccount, and refuses to render without a name.
+func TestServiceAccountExisting(t *testing.T) {
+	r := mustRender(t, renderOptions{name: "kube-vrrp", namespace: "kube-vrrp", values: "serviceAccount: {create: false, name: byo}"})
+	for _, o := range r.objects {
+		if o.GetKind() == "ServiceAccount" {
+			t.Errorf("ServiceAccount %s rendered with create: false", o.GetName())
+		}
+	}
+	if got := r.daemonSet(t, "kube-vrrp").Spec.Template.Spec.ServiceAccountName; got != "byo" {
+		t.Errorf("serviceAccountName = %q", got)
+	}
+	crb := typed[rbacv1.ClusterRoleBinding](t, r.find(t, "ClusterRoleBinding", "kube-vrrp"))
+	if diff := cmp.Diff([]rbacv1.Subject{{Kind: "ServiceAccount", Name: "byo", Namespace: "kube-vrrp"}}, crb.Subjects); diff != "" {
+		t.Errorf("subjects (-want +got):\n%s", diff)
+	}
+	if _, err := render(t, renderOptions{name: "kube-vrrp", namespace: "kube-vrrp", values: "serviceAccount: {create: false}"}); err == nil || !strings.Contains(err.Error(), "serviceAccount.name") {
+		t.Errorf("create: false without a name: err = %v, want one naming serviceAccount.name", err)
+	}
+}
+
+// generatedRBAC reads config/rbac/role.yaml, made by make generate from the controllers'
+// +kubebuilder:rbac markers.
+func generatedRBAC(t *testing.T) (*rbacv1.ClusterRole, *rbacv1.Role) {
+	t.Helper()
+	objs := readObjects(t, filepath.Join(repoRoot, "config", "rbac", "role.yaml"))
+	return typed[rbacv1.ClusterRole](t, findKind(t, objs, "ClusterRole")), typed[rbacv1.Role](t, findKind(t, objs, "Role"))
+}
+
+// TestRBACMatchesGenerated: the chart grants exactly the generated rules, the Role in the
+// release's namespace, bound to the DaemonSet's ServiceAccount.
+func TestRBACMatchesGenerated(t *testing.T) {
+	genCR, genRole := generatedRBAC(t)
+	if len(genCR.Rules) == 0 || len(genRole.Rules) == 0 {
+		t.Fatal("config/rbac/role.yaml has no rules")
+	}
+	for _, o := range []renderOptions{defaults, nonDefault} {
+		t.Run(o.name, func(t *testing.T) {
+			r := mustRender(t, o)
+			var cr *rbacv1.ClusterRole
+			var role *rbacv1.Role
+			var crb *rbacv1.ClusterRoleBinding
+			var rb *rbacv1.RoleBinding
+			for _, u := range r.objects {
+				switch u.GetKind() {
+				case "ClusterRole":
+					cr = typed[rbacv1.ClusterRole](t, u)
+				case "Role":
+					role = typed[rbacv1.Role](t, u)
+				case "ClusterRoleBinding":
+					crb = typed[rbacv1.ClusterRoleBinding](t, u)
+				case "RoleBinding":
+					rb = typed[rbacv1.RoleBinding](t, u)
+				}
+			}
+			if cr == nil || role == nil || crb == nil || rb == nil {
+				t.Fatalf("want a ClusterRole, a Role and their bindings; got %s", r.summary())
+			}
+			if diff := cmp.Diff(genCR.Rules, cr.Rules); diff != "" {
+				t.Errorf("ClusterRole rules differ from config/rbac/role.yaml (-generated +chart):\n%s", diff)
+			}
+			if diff := cmp.Diff(genRole.Rules, role.Rules); diff != "" {
+				t.Errorf("Role rules differ from config/rbac/role.yaml (-generated +chart):\n%s", diff)
+			}
+			if role.Namespace != o.namespace {
+				t.Errorf("Role in namespace %q, want the release's %q", role.Namespace, o.namespace)
+			}
+			sa := r.daemonSet(t, findKind(t, r.objects, "DaemonSet").GetName()).Spec.Template.Spec.ServiceAccountName
+			subjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: o.namespace}}
+			if diff := cmp.Diff(subjects, crb.Subjects); diff != "" {
+				t.Errorf("ClusterRoleBinding subjects (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(subjects, rb.Subjects); diff != "" {
+				t.Errorf("RoleBinding subjects (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: cr.Name}, crb.RoleRef); diff != "" {
+				t.Errorf("ClusterRoleBinding roleRef (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name}, rb.RoleRef); diff != "" {
+				t.Errorf("RoleBinding roleRef (-want +got):\n%s", diff)
+			}
+			if rb.Namespace != o.namespace {
+				t.Errorf("RoleBinding in namespace %q", rb.Namespace)
+			}
+		})
+	}
+	// Two releases in two namespaces must not share cluster-scoped names.
+	a := findKind(t, mustRender(t, renderOptions{name: "kube-vrrp", namespace: "a"}).objects, "ClusterRole").GetName()
+	b := findKind(t, mustRender(t, renderOptions{name: "kube-vrrp", namespace: "b"}).objects, "ClusterRole").GetName()
+	if a == b {
+		t.Errorf("releases kube-vrrp in namespaces a and b both render ClusterRole %q", a)
+	}
+
+	// make chart copies the file the template reads; make verify compares them too.
+	gen, err := os.ReadFile(filepath.Join(repoRoot, "config", "rbac", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := os.ReadFile(filepath.Join(chartDir, "files", "rbac", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(gen, cp) {
+		t.Error("charts/kube-vrrp/files/rbac/role.yaml differs from config/rbac/role.yaml: run make chart")
+	}
+}
+
+// TestCRDMatchesGenerated: charts/kube-vrrp/crds holds exactly the generated CRDs, byte for
+// byte, and helm template --include-crds renders them.
+func TestCRDMatchesGenerated(t *testing.T) {
+	list := func(dir string) []string {
+		m, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, p := range m {
+			names = append(names, filepath.Base(p))
+		}
+		return names
+	}
+	gen := filepath.Join(repoRoot, "config", "crd", "bases")
+	chartCRDs := filepath.Join(chartDir, "crds")
+	if diff := cmp.Diff(list(gen), list(chartCRDs)); diff != "" {
+		t.Fatalf("CRD files (-config/crd/bases +charts/kube-vrrp/crds), run make chart:\n%s", diff)
+	}
+	r := mustRender(t, defaults)
+	for _, name := range list(gen) {
+		a, err := os.ReadFile(filepath.Join(gen, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(chartCRDs, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("charts/kube-vrrp/crds/%s differs from config/crd/bases/%s: run make chart", name, name)
+		}
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := yaml.UnmarshalStrict(a, &crd); err != nil {
+			t.Fatal(err)
+		}
+		rendered := typed[apiextensionsv1.CustomResourceDefinition](t, r.find(t, "CustomResourceDefinition", crd.Name))
+		if diff := cmp.Diff(crd.Spec, rendered.Spec); diff != "" {
+			t.Errorf("rendered CRD %s (-generated +rendered):\n%s", crd.Name, diff)
+		}
+	}
+}
+
+// TestSchemaRejects: values.schema.json turns a misspelt key or a bad value into an error
+// instead of a silently ignored setting.
+func TestSchemaRejects(t *testing.T) {
+	for _, tc := range []struct{ name, values, want string }{
+		{"unknown key", "logLevle: debug", "logLevle"},
+		{"unknown nested key", "probes: {exec: {enable: true}}", "enable"},
+		{"log level", "logLevel: verbose", "logLevel"},
+		{"log format", "logFormat: xml", "logFormat"},
+		{"port zero", "metrics: {port: 0}", "port"},
+		{"port as string", `metrics: {port: "9402"}`, "port"},
+		{"exec as string", `probes: {exec: {enabled: "yes"}}`, "enabled"},
+		{"pull policy", "image: {pullPolicy: Sometimes}", "pullPolicy"},
+		{"toleration operator", "tolerations: [{operator: exists}]", "operator"},
+		{"maxUnavailable zero", "updateStrategy: {maxUnavailable: 0}", "maxUnavailable"},
+		{"extra arg not a string", "extraArgs: [1]", "extraArgs"},
+		{"hostPID as string", `hostPID: "true"`, "hostPID"},
+		{"interval", "metrics: {serviceMonitor: {interval: 30 seconds}}", "interval"},
+		{"resources typo", "resources: {request: {cpu: 1}}", "request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := render(t, renderOptions{name: "kube-vrrp", namespace: "kube-vrrp", values: tc.values})
+			if err == nil {
+				t.Fatalf("values %q rendered; want a schema error", tc.values)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error does not name %q: %v", tc.want, err)
+			}
+		})
+	}
+}
+
+// TestKubeVersion: the CRD's CEL IP and CIDR functions need Kubernetes 1.31 or later.
+func TestKubeVersion(t *testing.T) {
+	if _, err := render(t, renderOptions{name: "kube-vrrp", namespace: "kube-vrrp", kubeVersion: "v1.30.9"}); err == nil {
+		t.Error("rendered for Kubernetes 1.30")
+	}
+	mustRender(t, renderOptions{name: "kube-vrrp", namespace: "kube-vrrp", kubeVersion: "v1.31.0"})
+}
