@@ -2,7 +2,6 @@ package filecaps
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,9 +33,7 @@ const (
 	execEnv      = "KUBE_VRRP_FILECAPS_EXEC"      // the agent binary
 )
 
-// The image's user (distroless nonroot; USER 65532:65532 in the Dockerfile and the chart's
-// runAsUser/runAsGroup).
-const agentID = 65532
+const agentID = AgentID
 
 const (
 	capNetAdmin = unix.CAP_NET_ADMIN
@@ -223,29 +220,6 @@ func capList(m uint64) string {
 	return strings.Join(l, ",")
 }
 
-// <linux/capability.h>
-const (
-	vfsCapRevision2      = 0x02000000
-	vfsCapFlagsEffective = 0x000001
-)
-
-// setFileCaps gives path the file capabilities of `setcap cap_net_admin,cap_net_raw=ep`: a
-// struct vfs_cap_data, revision 2, in the security.capability extended attribute.
-func setFileCaps(t *testing.T, path string, permitted uint64) {
-	t.Helper()
-	var b bytes.Buffer
-	for _, v := range []uint32{
-		vfsCapRevision2 | vfsCapFlagsEffective,
-		uint32(permitted), 0, // permitted, inheritable: capabilities 0..31
-		uint32(permitted >> 32), 0, // 32..63
-	} {
-		_ = binary.Write(&b, binary.LittleEndian, v)
-	}
-	if err := unix.Setxattr(path, "security.capability", b.Bytes(), 0); err != nil {
-		t.Fatalf("set file capabilities on %s: %v", path, err)
-	}
-}
-
 func copyExecutable(t *testing.T, src, dst string) {
 	t.Helper()
 	in, err := os.Open(src)
@@ -288,7 +262,9 @@ func TestNonRootAgentCapabilities(t *testing.T) {
 	plain := filepath.Join(dir, "kube-vrrp-without-file-caps")
 	copyExecutable(t, self, withCaps)
 	copyExecutable(t, self, plain)
-	setFileCaps(t, withCaps, bothCaps)
+	if err := SetFileCaps(withCaps); err != nil {
+		t.Fatal(err)
+	}
 
 	const eperm = "operation not permitted"
 	for _, tc := range []struct {
@@ -358,5 +334,49 @@ func TestNonRootAgentCapabilities(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestCommand: Command, the way make demo runs an agent as the chart's pod does, gives it the
+// same credentials as containerd and CRI-O.
+func TestCommand(t *testing.T) {
+	privtest.Require(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatalf("setpriv (util-linux): %v", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "kube-vrrp-filecaps-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "kube-vrrp")
+	copyExecutable(t, self, bin)
+	if err := SetFileCaps(bin); err != nil {
+		t.Fatal(err)
+	}
+	cmd := Command(t.Context(), bin)
+	cmd.Env = append([]string{roleEnv + "=agent"}, os.Environ()...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	var got report
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("report %q: %v\n%s", out, err, stderr.String())
+	}
+	want := report{UID: agentID, CapEff: bothCaps, CapPrm: bothCaps, CapBnd: bothCaps, NoNewPrivs: true,
+		Dumpable: true, GOTRACEBACK: "none", RawSocket: "ok", PacketSocket: "ok", AddAddress: "ok"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
