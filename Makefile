@@ -59,7 +59,7 @@ generate: $(CONTROLLER_GEN)
 ## verify: generated files (and the chart's copies of them) up to date, helm lint, formatting, vet, dependency rule
 verify: generate
 	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- charts)" || { git status --short -- charts; echo "the chart differs from what is committed (generate copies the CRD and RBAC into it): commit it"; exit 1; }
+	@test -z "$$(git status --porcelain -- charts)" || { git status --short -- charts; echo "charts/ was stale: make generate copied the generated CRD and RBAC into it; commit charts/"; exit 1; }
 	$(GO) test -count=1 -short ./test/chart/
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
