@@ -112,13 +112,15 @@ func (p *NSProc) Stop() error {
 
 // Exec starts argv inside the namespace (and the node's network namespace), working directory
 // the node's, output to n.Dir/<name>.log, and returns once the program has been executed
-// (argv[0] through `nice` is followed to the program it runs) or has already ended.
+// (argv[0] through `nice` is followed to the program it runs) or has already ended. The end
+// of ctx stops it (NSProc.Stop).
 func (ns *PIDNamespace) Exec(ctx context.Context, name string, argv ...string) (*NSProc, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("exec: empty argv")
 	}
 	full := append([]string{"nsenter", "-t", strconv.Itoa(ns.initPid), "-p", "-m", "--wd=" + ns.Node.Dir, "--"}, argv...)
-	w, err := ns.Node.Exec(ctx, name, full...)
+	// The end of ctx must stop the process itself, not only nsenter: handled below.
+	w, err := ns.Node.Exec(context.Background(), name, full...)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +133,17 @@ func (ns *PIDNamespace) Exec(ctx context.Context, name string, argv ...string) (
 	}
 	// A short command may have ended before it was seen: it is done (pid 0), and its exit
 	// status and output are the wrapper's.
-	return &NSProc{Proc: w, pid: pid}, nil
+	p := &NSProc{Proc: w, pid: pid}
+	if ctx.Done() != nil {
+		go func() {
+			select {
+			case <-ctx.Done():
+				_ = p.Stop()
+			case <-p.Done():
+			}
+		}()
+	}
+	return p, nil
 }
 
 // waitChild waits until p has a child whose comm satisfies ok, and returns its pid.
