@@ -17,7 +17,7 @@
 # daemons inside network namespaces only.
 set -euo pipefail
 
-packages=(iproute2 nftables keepalived haproxy iputils-ping tcpdump etcd-server)
+packages=(iproute2 nftables keepalived haproxy iputils-ping tcpdump etcd-server procps netcat-openbsd util-linux)
 
 missing=()
 for p in "${packages[@]}"; do
