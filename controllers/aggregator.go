@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -63,10 +64,14 @@ type Summary struct {
 // Summarize computes status.master and the conditions from the node entries.
 func Summarize(nodes []v1alpha1.NodeStatus, generation int64) Summary {
 	var masters, faults []string
+	newest := map[string]time.Time{} // a master's lastTransitionTime
 	for _, n := range nodes {
 		switch n.State {
 		case vrrp.Master.String():
 			masters = append(masters, n.Name)
+			if n.LastTransitionTime != nil {
+				newest[n.Name] = n.LastTransitionTime.Time
+			}
 		case vrrp.Fault.String():
 			faults = append(faults, n.Name)
 		}
@@ -89,9 +94,17 @@ func Summarize(nodes []v1alpha1.NodeStatus, generation int64) Summary {
 			cond(ConditionNoMaster, false, ReasonMasterElected, "node "+masters[0]+" is MASTER"),
 		}
 	case len(masters) > 1:
-		// Report one anyway (the first by name) so `kubectl get vip` shows something; the
-		// DualMaster condition says it is not the whole truth.
+		// Report one anyway so `kubectl get vip` shows something; the DualMaster condition says
+		// it is not the whole truth. The one that took over last: a node becomes MASTER only
+		// after it stopped hearing a better one, so an older claim is most likely the entry of a
+		// master cut off from the LAN (and from the API server, so it cannot correct it), and
+		// the newest is the one the rest of the LAN follows. Ties: the first by name.
 		s.Master = masters[0]
+		for _, m := range masters[1:] {
+			if newest[m].After(newest[s.Master]) {
+				s.Master = m
+			}
+		}
 		msg := "nodes " + strings.Join(masters, ", ") + " are all MASTER: adverts are not getting through (check VRID, authentication, firewall, multicast)"
 		s.Conditions = []metav1.Condition{
 			cond(ConditionReady, false, ReasonDualMaster, msg),

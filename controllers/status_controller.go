@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -121,7 +120,10 @@ func statusEntry(node string, st agent.Status) map[string]any {
 		e["reason"] = truncate(reason, maxReason)
 	}
 	if !st.Since.IsZero() {
-		e["lastTransitionTime"] = metav1.NewTime(st.Since).UTC().Format(time.RFC3339)
+		// With its fraction of a second (RFC 3339 allows it, metav1.Time parses it): the
+		// aggregator tells two MASTER claims apart by it, and a failover can come within the
+		// second of the previous transition.
+		e["lastTransitionTime"] = st.Since.UTC().Format(time.RFC3339Nano)
 	}
 	if len(st.Probes) > 0 {
 		probes := make([]any, 0, len(st.Probes))

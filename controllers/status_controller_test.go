@@ -38,7 +38,7 @@ func decodeEntry(t *testing.T, e map[string]any) v1alpha1.NodeStatus {
 func TestStatusEntry(t *testing.T) {
 	since := time.Date(2026, 3, 4, 5, 6, 7, 891e6, time.FixedZone("CET", 3600))
 	probeSince := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
-	sinceUTC := metav1.NewTime(time.Date(2026, 3, 4, 4, 6, 7, 0, time.UTC))
+	sinceUTC := metav1.NewTime(time.Date(2026, 3, 4, 4, 6, 7, 891e6, time.UTC)) // with its fraction
 	probeUTC := metav1.NewTime(probeSince)
 
 	tests := []struct {
