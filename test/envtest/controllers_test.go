@@ -1,0 +1,817 @@
+package envtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/controllers"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
+)
+
+const (
+	groupLabel = "kubevrrp.test/group"
+	slotLabel  = "kubevrrp.test/slot"
+	// wait bounds every wait for the controllers; they react in milliseconds.
+	wait = 20 * time.Second
+
+	// The PASS passwords of the scenario: one too long (refused) and one valid. Neither may
+	// appear in any status, Event or log.
+	badPassword  = "far-too-long-secret-pw"
+	goodPassword = "Pw8!xq#z"
+)
+
+var addrCmp = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
+
+// TestControllers runs the agent's reconcilers for two simulated nodes and the aggregator with
+// the API server's admin credentials.
+func TestControllers(t *testing.T) {
+	requireAPIServer(t)
+	rec := &codeRecorder{}
+	checkResponses(t, rec, "admin")
+	scenario(t, rec.wrap(cfg), "ctl")
+}
+
+// checkResponses fails the test for every refused request of rec once the test's managers have
+// stopped (so that what they send while stopping counts too).
+func checkResponses(t *testing.T, rec *codeRecorder, who string) {
+	t.Cleanup(func() {
+		for _, f := range rec.failures() {
+			t.Errorf("as %s: %s %s: %d", who, f.method, f.path, f.code)
+		}
+		for _, f := range rec.raced() {
+			t.Logf("prune lost a race (retried): %s %s: %d", f.method, f.path, f.code)
+		}
+		if rec.total() == 0 {
+			t.Error("no request went through the recorded transport")
+		}
+	})
+}
+
+// agentUser is the agent's ServiceAccount, whose credentials the DaemonSet runs with.
+const agentUser = "system:serviceaccount:" + agentNamespace + ":kube-vrrp-agent"
+
+// TestControllersLeastPrivilege runs the same scenario as the agent's ServiceAccount bound to
+// the generated config/rbac/role.yaml (DESIGN §3.3, issue 3 item 4): everything works and no
+// request is refused. Then it checks that the role grants nothing more than it should.
+func TestControllersLeastPrivilege(t *testing.T) {
+	requireAPIServer(t)
+	admin := adminClient(t)
+	installRBAC(t, admin)
+	sa := rest.CopyConfig(cfg)
+	sa.Impersonate = rest.ImpersonationConfig{UserName: agentUser}
+
+	t.Run("scenario", func(t *testing.T) {
+		rec := &codeRecorder{}
+		checkResponses(t, rec, agentUser)
+		scenario(t, rec.wrap(sa), "rbac")
+	})
+	t.Run("tight", func(t *testing.T) { checkTight(t, admin, sa) })
+}
+
+// scenario: two nodes, one VirtualIP, every path of the reconcilers; restCfg is what the agents
+// and the aggregator run with, prefix makes its objects its own.
+func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
+	ctx := t.Context()
+	admin := adminClient(t)
+	ensureNamespace(t, admin, agentNamespace)
+
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// Registered first, so it runs last: after the managers stopped.
+	t.Cleanup(func() {
+		out := logs.String()
+		for _, pw := range []string{badPassword, goodPassword} {
+			if strings.Contains(out, pw) {
+				t.Errorf("a password is in the logs")
+			}
+		}
+		if t.Failed() {
+			if len(out) > 20000 {
+				out = "...\n" + out[len(out)-20000:]
+			}
+			t.Logf("logs:\n%s", out)
+		}
+	})
+
+	lb1, lb2 := prefix+"-lb1", prefix+"-lb2"
+	createNode(t, admin, lb1, "198.18.0.11", map[string]string{groupLabel: prefix, slotLabel: "1"})
+	createNode(t, admin, lb2, "198.18.0.12", map[string]string{groupLabel: prefix, slotLabel: "2"})
+	n1 := startNode(t, restCfg, log, lb1, "198.18.0.11")
+	n2 := startNode(t, restCfg, log, lb2, "198.18.0.12")
+	startAggregator(t, restCfg, log, prefix+"-aggregator")
+
+	name := prefix + "-web"
+	vip := &v1alpha1.VirtualIP{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.VirtualIPSpec{
+			VRID:         51,
+			Addresses:    []string{"198.18.0.100/24"},
+			Priority:     ptr.To[int32](100),
+			Nodes:        []v1alpha1.NodeOverride{{Name: lb1, Priority: ptr.To[int32](110)}},
+			NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{groupLabel: prefix}},
+			Unicast:      &v1alpha1.UnicastSpec{Peers: []string{"198.18.0.99"}},
+		},
+	}
+	if err := admin.Create(ctx, vip); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), vip) })
+
+	// Each agent gets the config of its node: its priority, its address, the other node and the
+	// extra peer as unicast peers and members, with their highest priorities.
+	want := func(prio uint8, self, peer string, peerPrio uint8) vrrp.Config {
+		return vrrp.Config{
+			Name: name, Interface: "eth0", VRID: 51, Version: 3, Interval: 100 * time.Millisecond, Priority: prio,
+			Addresses: []netip.Prefix{netip.MustParsePrefix("198.18.0.100/24")}, Primary: netip.MustParseAddr(self),
+			Preempt: true, Accept: true,
+			Peers: []netip.Addr{netip.MustParseAddr(peer), netip.MustParseAddr("198.18.0.99")},
+			Members: []vrrp.Member{
+				{Addr: netip.MustParseAddr(peer), MaxPriority: peerPrio},
+				{Addr: netip.MustParseAddr("198.18.0.99")},
+			},
+			MembersComplete: true,
+		}
+	}
+	t.Run("apply", func(t *testing.T) {
+		waitConfig(t, n1, name, want(110, "198.18.0.11", "198.18.0.12", 100))
+		waitConfig(t, n2, name, want(100, "198.18.0.12", "198.18.0.11", 110))
+	})
+
+	t.Run("entries", func(t *testing.T) {
+		v := waitStatus(t, admin, name, "both entries, Backup, and NoMaster", func(v *v1alpha1.VirtualIP) error {
+			if got := entryNames(v); !slices.Equal(got, []string{lb1, lb2}) {
+				return fmt.Errorf("entries %v", got)
+			}
+			return wantConditions(v, "", controllers.ConditionNoMaster, controllers.ReasonNoMaster)
+		})
+		for _, w := range []v1alpha1.NodeStatus{
+			{Name: lb1, State: "Backup", Priority: 110, Interface: "eth0", Address: "198.18.0.11", Reason: vrrp.ReasonStarted},
+			{Name: lb2, State: "Backup", Priority: 100, Interface: "eth0", Address: "198.18.0.12", Reason: vrrp.ReasonStarted},
+		} {
+			got, _ := entryOf(v, w.Name)
+			if got.LastTransitionTime == nil || !got.LastTransitionTime.Equal(&metav1.Time{Time: time.Unix(1_700_000_000, 0)}) {
+				t.Errorf("%s: lastTransitionTime %v", w.Name, got.LastTransitionTime)
+			}
+			got.LastTransitionTime = nil
+			if d := cmp.Diff(w, got); d != "" {
+				t.Errorf("entry of %s (-want +got):\n%s", w.Name, d)
+			}
+		}
+		// Each agent owns exactly its own entry, by server-side apply on the status.
+		for _, own := range []struct{ node, other string }{{lb1, lb2}, {lb2, lb1}} {
+			f := managedFields(t, v, "kube-vrrp-agent/"+own.node)
+			if !strings.Contains(f, entryKey(own.node)) || strings.Contains(f, entryKey(own.other)) {
+				t.Errorf("fields of kube-vrrp-agent/%s: %s", own.node, f)
+			}
+		}
+		f := managedFields(t, v, controllers.AggregatorFieldManager)
+		for _, k := range []string{`"f:master"`, `"f:conditions"`, `"f:observedGeneration"`} {
+			if !strings.Contains(f, k) {
+				t.Errorf("the aggregator does not own %s: %s", k, f)
+			}
+		}
+		if strings.Contains(f, `"f:nodes"`) {
+			t.Errorf("the aggregator owns node entries: %s", f)
+		}
+	})
+
+	t.Run("master", func(t *testing.T) {
+		before, err := getVIP(ctx, admin, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, _ := entryOf(before, lb2)
+		otherFields := managedFields(t, before, "kube-vrrp-agent/"+lb2)
+
+		n1.agent.set(name, vrrp.Master, vrrp.ReasonMasterDown)
+		v := waitStatus(t, admin, name, "lb1 Master and Ready", func(v *v1alpha1.VirtualIP) error {
+			return wantConditions(v, lb1, controllers.ConditionReady, controllers.ReasonOneMaster)
+		})
+		if e, _ := entryOf(v, lb1); e.State != "Master" || e.Reason != vrrp.ReasonMasterDown {
+			t.Errorf("entry of lb1: %+v", e)
+		}
+		// The other node's entry and ownership are untouched.
+		if e, _ := entryOf(v, lb2); !cmp.Equal(other, e) {
+			t.Errorf("lb1's change touched lb2's entry: %s", cmp.Diff(other, e))
+		}
+		if f := managedFields(t, v, "kube-vrrp-agent/"+lb2); f != otherFields {
+			t.Errorf("lb2's managed fields changed:\n%s\n%s", otherFields, f)
+		}
+	})
+
+	t.Run("dual master", func(t *testing.T) {
+		n2.agent.set(name, vrrp.Master, vrrp.ReasonMasterDown)
+		v := waitStatus(t, admin, name, "DualMaster", func(v *v1alpha1.VirtualIP) error {
+			// Which of the two status.master names is the aggregator's choice.
+			master := v.Status.Master
+			if master != lb2 {
+				master = lb1
+			}
+			return wantConditions(v, master, controllers.ConditionDualMaster, controllers.ReasonDualMaster)
+		})
+		if c, _ := conditionOf(v, controllers.ConditionDualMaster); !strings.Contains(c.Message, lb1+", "+lb2) {
+			t.Errorf("DualMaster message %q does not name both", c.Message)
+		}
+		n2.agent.set(name, vrrp.Backup, vrrp.ReasonHigherPriority)
+		waitStatus(t, admin, name, "Ready again", func(v *v1alpha1.VirtualIP) error {
+			return wantConditions(v, lb1, controllers.ConditionReady, controllers.ReasonOneMaster)
+		})
+	})
+
+	t.Run("events", func(t *testing.T) {
+		waitEvents(t, admin, name, []wantEvent{
+			{typ: "Normal", reason: "BecameBackup", note: "node " + lb1 + ": None -> Backup: Started"},
+			{typ: "Normal", reason: "BecameBackup", note: "node " + lb2 + ": None -> Backup: Started"},
+			{typ: "Normal", reason: "BecameMaster", note: "node " + lb1 + ": Backup -> Master: MasterDownTimer"},
+			{typ: "Normal", reason: "BecameMaster", note: "node " + lb2 + ": Backup -> Master: MasterDownTimer"},
+			{typ: "Normal", reason: "BecameBackup", note: "node " + lb2 + ": Master -> Backup: HigherPriorityMaster"},
+		})
+	})
+
+	t.Run("deselect", func(t *testing.T) {
+		// lb2 holds the addresses when it stops being selected: its entry must go, and the
+		// master with it.
+		n1.agent.set(name, vrrp.Backup, vrrp.ReasonHigherPriority)
+		n2.agent.set(name, vrrp.Master, vrrp.ReasonPreempted)
+		waitStatus(t, admin, name, "lb2 Master", func(v *v1alpha1.VirtualIP) error {
+			return wantConditions(v, lb2, controllers.ConditionReady, controllers.ReasonOneMaster)
+		})
+		removesBefore := n1.agent.count("Remove", name)
+		patchSelector(t, admin, name, map[string]string{groupLabel: prefix, slotLabel: "1"})
+
+		eventually(t, wait, "Remove on lb2", func() error {
+			if _, ok := n2.agent.config(name); ok || n2.agent.count("Remove", name) == 0 {
+				return fmt.Errorf("lb2 still runs it")
+			}
+			return nil
+		})
+		// lb1 keeps running, with lb2 gone from its peers and members (no restart).
+		w := want(110, "198.18.0.11", "198.18.0.12", 100)
+		w.Peers = w.Peers[1:]
+		w.Members = w.Members[1:]
+		waitConfig(t, n1, name, w)
+		if n := n1.agent.count("Remove", name); n != removesBefore {
+			t.Errorf("lb1's instance was removed %d times", n-removesBefore)
+		}
+		v := waitStatus(t, admin, name, "lb2's entry pruned", func(v *v1alpha1.VirtualIP) error {
+			if got := entryNames(v); !slices.Equal(got, []string{lb1}) {
+				return fmt.Errorf("entries %v", got)
+			}
+			return wantConditions(v, "", controllers.ConditionNoMaster, controllers.ReasonNoMaster)
+		})
+		if v.Status.ObservedGeneration != v.Generation || v.Generation < 2 {
+			t.Errorf("observedGeneration %d, generation %d", v.Status.ObservedGeneration, v.Generation)
+		}
+	})
+
+	t.Run("reselect", func(t *testing.T) {
+		applies := n2.agent.count("Apply", name)
+		patchSelector(t, admin, name, map[string]string{groupLabel: prefix})
+		waitConfig(t, n2, name, want(100, "198.18.0.12", "198.18.0.11", 110))
+		if n2.agent.count("Apply", name) == applies {
+			t.Error("no new Apply on lb2")
+		}
+		waitStatus(t, admin, name, "lb2's entry back", func(v *v1alpha1.VirtualIP) error {
+			if got := entryNames(v); !slices.Equal(got, []string{lb1, lb2}) {
+				return fmt.Errorf("entries %v", got)
+			}
+			return nil
+		})
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		r1, r2 := n1.agent.count("Remove", name), n2.agent.count("Remove", name)
+		if err := admin.Delete(ctx, vip); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, wait, "Remove on both", func() error {
+			for _, n := range []struct {
+				node   *simNode
+				before int
+			}{{n1, r1}, {n2, r2}} {
+				if _, ok := n.node.agent.config(name); ok || n.node.agent.count("Remove", name) == n.before {
+					return fmt.Errorf("%s still runs it", n.node.name)
+				}
+			}
+			return nil
+		})
+	})
+
+	t.Run("secret", func(t *testing.T) { secretScenario(t, admin, prefix, n1) })
+}
+
+// secretScenario: a VirtualIP whose PASS Secret is missing, then has no such key, then holds a
+// password that is too long, then a valid one. Only the agent can check these; its node's
+// entry says Fault with the reason, and no password shows anywhere.
+func secretScenario(t *testing.T, admin client.Client, prefix string, n1 *simNode) {
+	ctx := t.Context()
+	name, secretName := prefix+"-auth", prefix+"-vrrp-auth"
+	vip := &v1alpha1.VirtualIP{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.VirtualIPSpec{
+			VRID: 52, Version: 2, AdvertisementInterval: &metav1.Duration{Duration: time.Second},
+			Addresses:      []string{"198.18.0.101/24"},
+			NodeSelector:   &metav1.LabelSelector{MatchLabels: map[string]string{groupLabel: prefix, slotLabel: "1"}},
+			Authentication: &v1alpha1.AuthenticationSpec{Type: "PASS", SecretRef: v1alpha1.SecretKeyRef{Name: secretName, Key: "password"}},
+		},
+	}
+	if err := admin.Create(ctx, vip); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), vip) })
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: agentNamespace, Name: secretName}}
+	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), secret) })
+
+	fault := func(reason string) {
+		t.Helper()
+		v := waitStatus(t, admin, name, "Fault: "+reason, func(v *v1alpha1.VirtualIP) error {
+			e, _ := entryOf(v, n1.name)
+			if e.State != "Fault" || !strings.HasPrefix(e.Reason, reason) {
+				return fmt.Errorf("entry %+v", e)
+			}
+			return wantConditions(v, "", controllers.ConditionNoMaster, controllers.ReasonAllFault)
+		})
+		if _, ok := n1.agent.config(name); ok {
+			t.Errorf("the agent runs the rejected VirtualIP")
+		}
+		if names := entryNames(v); len(names) != 1 {
+			t.Errorf("entries %v, want only %s", names, n1.name)
+		}
+	}
+	fault(controllers.ReasonSecretMissing + ": spec.authentication.secretRef: Secret " + agentNamespace + "/" + secretName + " not found")
+
+	secret.Data = map[string][]byte{"pw": []byte(badPassword)}
+	if err := admin.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	fault(controllers.ReasonSecretMissing + `: spec.authentication.secretRef: Secret ` + agentNamespace + "/" + secretName + ` has no key "password"`)
+
+	secret.Data = map[string][]byte{"password": []byte(badPassword)}
+	if err := admin.Update(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	fault(controllers.ReasonInvalidSpec + `: spec.authentication.secretRef: Invalid value: "` + secretName +
+		`/password": the password in Secret "` + secretName + `" key "password" has 22 bytes: PASS authentication takes 1..8 bytes`)
+
+	waitEvents(t, admin, name, []wantEvent{
+		{typ: "Warning", reason: "BecameFault", note: "node " + n1.name + ": None -> Fault: SecretMissing: "},
+	})
+
+	secret.Data = map[string][]byte{"password": []byte(goodPassword)}
+	if err := admin.Update(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, wait, "applied with the password", func() error {
+		c, ok := n1.agent.config(name)
+		if !ok || string(c.Password) != goodPassword || c.Version != 2 || c.Interval != time.Second {
+			return fmt.Errorf("config %v: version %d interval %s", ok, c.Version, c.Interval)
+		}
+		return nil
+	})
+	waitStatus(t, admin, name, "Backup", func(v *v1alpha1.VirtualIP) error {
+		if e, _ := entryOf(v, n1.name); e.State != "Backup" || e.Reason != vrrp.ReasonStarted {
+			return fmt.Errorf("entry %+v", e)
+		}
+		return nil
+	})
+	waitEvents(t, admin, name, []wantEvent{
+		{typ: "Normal", reason: "BecameBackup", note: "node " + n1.name + ": Fault -> Backup: Started"},
+	})
+
+	// No password in the object (status, managed fields) or in any Event.
+	var everything []any
+	v, err := getVIP(ctx, admin, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	everything = append(everything, v)
+	var evs eventsv1.EventList
+	if err := admin.List(ctx, &evs); err != nil {
+		t.Fatal(err)
+	}
+	everything = append(everything, evs)
+	var core corev1.EventList
+	if err := admin.List(ctx, &core); err != nil {
+		t.Fatal(err)
+	}
+	everything = append(everything, core)
+	b, err := json.Marshal(everything)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pw := range []string{badPassword, goodPassword} {
+		if strings.Contains(string(b), pw) {
+			t.Errorf("a password is in the VirtualIP or an Event")
+		}
+	}
+
+	if err := admin.Delete(ctx, vip); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, wait, "Remove", func() error {
+		if _, ok := n1.agent.config(name); ok {
+			return fmt.Errorf("lb1 still runs it")
+		}
+		return nil
+	})
+}
+
+// TestAggregatorPrune: one reconcile of the aggregator removes the entry of a node that is no
+// longer selected and of a node that is gone, and its summary already leaves them out (it is
+// computed from the pruned status, not the one read before).
+func TestAggregatorPrune(t *testing.T) {
+	ctx := requireAPIServer(t)
+	admin := adminClient(t)
+	createNode(t, admin, "prune-lb1", "198.18.0.11", map[string]string{groupLabel: "prune", slotLabel: "1"})
+	createNode(t, admin, "prune-lb2", "198.18.0.12", map[string]string{groupLabel: "prune", slotLabel: "2"})
+	vip := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "prune"}, Spec: v1alpha1.VirtualIPSpec{
+		VRID: 60, Addresses: []string{"198.18.0.110/24"},
+		NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{groupLabel: "prune", slotLabel: "1"}},
+	}}
+	if err := admin.Create(ctx, vip); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), vip) })
+	// Entries as the agents write them: lb1 Backup, lb2 (not selected) and a deleted node Master.
+	for _, e := range []v1alpha1.NodeStatus{{Name: "prune-lb1", State: "Backup"}, {Name: "prune-lb2", State: "Master"}, {Name: "prune-gone", State: "Master"}} {
+		applyEntry(t, admin, "prune", e)
+	}
+
+	agg := &controllers.Aggregator{Client: admin, Log: slog.New(slog.DiscardHandler)}
+	if _, err := agg.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: "prune"}}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := getVIP(ctx, admin, "prune")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := entryNames(v); !slices.Equal(got, []string{"prune-lb1"}) {
+		t.Errorf("entries after one reconcile: %v", got)
+	}
+	if err := wantConditions(v, "", controllers.ConditionNoMaster, controllers.ReasonNoMaster); err != nil {
+		t.Errorf("summary after one reconcile: %v", err)
+	}
+
+	// Nothing to prune: a second reconcile changes nothing, and keeps lastTransitionTime.
+	rv := v.ResourceVersion
+	before, _ := conditionOf(v, controllers.ConditionNoMaster)
+	time.Sleep(1100 * time.Millisecond) // metav1.Time has whole seconds
+	if _, err := agg.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: "prune"}}); err != nil {
+		t.Fatal(err)
+	}
+	v, err = getVIP(ctx, admin, "prune")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.ResourceVersion != rv {
+		t.Errorf("an idle reconcile wrote the object: %s", describe(v))
+	}
+	if after, _ := conditionOf(v, controllers.ConditionNoMaster); !after.LastTransitionTime.Equal(&before.LastTransitionTime) {
+		t.Errorf("lastTransitionTime moved without a transition: %v -> %v", before.LastTransitionTime, after.LastTransitionTime)
+	}
+
+	// A VirtualIP that is gone is not an error.
+	if _, err := agg.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: "prune-never-existed"}}); err != nil {
+		t.Errorf("reconcile of a missing VirtualIP: %v", err)
+	}
+}
+
+// applyEntry writes one node's entry as that node's agent does.
+func applyEntry(t *testing.T, c client.Client, vip string, e v1alpha1.NodeStatus) {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{
+		"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIP",
+		"metadata": map[string]any{"name": vip},
+		"status":   map[string]any{"nodes": []any{e}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: vip}}
+	if err := c.Status().Patch(t.Context(), obj, client.RawPatch(types.ApplyPatchType, b),
+		client.FieldOwner("kube-vrrp-agent/"+e.Name), client.ForceOwnership); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitConfig(t *testing.T, n *simNode, name string, want vrrp.Config) {
+	t.Helper()
+	eventually(t, wait, "config of "+n.name, func() error {
+		got, ok := n.agent.config(name)
+		if !ok {
+			return fmt.Errorf("not applied")
+		}
+		if d := cmp.Diff(want, got, addrCmp, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); d != "" {
+			return fmt.Errorf("(-want +got):\n%s", d)
+		}
+		return nil
+	})
+}
+
+func waitStatus(t *testing.T, c client.Client, name, what string, check func(*v1alpha1.VirtualIP) error) *v1alpha1.VirtualIP {
+	t.Helper()
+	var v *v1alpha1.VirtualIP
+	eventually(t, wait, what, func() error {
+		var err error
+		if v, err = getVIP(t.Context(), c, name); err != nil {
+			return err
+		}
+		if err := check(v); err != nil {
+			return fmt.Errorf("%w [%s]", err, describe(v))
+		}
+		return nil
+	})
+	return v
+}
+
+// wantConditions checks status.master, that the condition typ is the one that is True with
+// reason, and that the summary is of the current generation.
+func wantConditions(v *v1alpha1.VirtualIP, master, typ, reason string) error {
+	if v.Status.Master != master {
+		return fmt.Errorf("master %q, want %q", v.Status.Master, master)
+	}
+	for _, ct := range []string{controllers.ConditionReady, controllers.ConditionDualMaster, controllers.ConditionNoMaster} {
+		c, ok := conditionOf(v, ct)
+		if !ok {
+			return fmt.Errorf("no %s condition", ct)
+		}
+		if c.Reason == "" || c.ObservedGeneration != v.Generation {
+			return fmt.Errorf("%s: reason %q observedGeneration %d", ct, c.Reason, c.ObservedGeneration)
+		}
+		if (ct == typ) != (c.Status == metav1.ConditionTrue) {
+			return fmt.Errorf("%s is %s", ct, c.Status)
+		}
+		if ct == typ && c.Reason != reason {
+			return fmt.Errorf("%s reason %q, want %q", ct, c.Reason, reason)
+		}
+	}
+	if v.Status.ObservedGeneration != v.Generation {
+		return fmt.Errorf("observedGeneration %d, generation %d", v.Status.ObservedGeneration, v.Generation)
+	}
+	return nil
+}
+
+func patchSelector(t *testing.T, c client.Client, name string, labels map[string]string) {
+	t.Helper()
+	// A JSON merge patch would merge the label maps; replace the selector instead.
+	ops, err := json.Marshal([]map[string]any{{"op": "replace", "path": "/spec/nodeSelector", "value": map[string]any{"matchLabels": labels}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := c.Patch(t.Context(), v, client.RawPatch(types.JSONPatchType, ops)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// entryKey is how managed fields name the entry of node in status.nodes (a map list by name).
+func entryKey(node string) string { return `"k:{\"name\":\"` + node + `\"}"` }
+
+// managedFields returns the fields manager owns in the status of v, as JSON.
+func managedFields(t *testing.T, v *v1alpha1.VirtualIP, manager string) string {
+	t.Helper()
+	for _, m := range v.ManagedFields {
+		if m.Manager == manager {
+			if m.Operation != metav1.ManagedFieldsOperationApply || m.Subresource != "status" {
+				t.Errorf("manager %s: operation %s on %q, want Apply on status", manager, m.Operation, m.Subresource)
+			}
+			return string(m.FieldsV1.Raw)
+		}
+	}
+	t.Errorf("no managed fields of %s", manager)
+	return ""
+}
+
+type wantEvent struct{ typ, reason, note string }
+
+// waitEvents waits for an events.k8s.io/v1 Event about the VirtualIP name for each want (note: a
+// prefix), recorded by the agent's reporting controller.
+func waitEvents(t *testing.T, c client.Client, name string, want []wantEvent) {
+	t.Helper()
+	eventually(t, wait, "Events", func() error {
+		var list eventsv1.EventList
+		if err := c.List(t.Context(), &list, client.InNamespace(metav1.NamespaceDefault)); err != nil {
+			return err
+		}
+		var got []string
+		for _, w := range want {
+			found := false
+			for _, e := range list.Items {
+				r := e.Regarding
+				if r.Name != name || r.Kind != "VirtualIP" || r.APIVersion != v1alpha1.GroupVersion.String() {
+					continue
+				}
+				got = append(got, fmt.Sprintf("%s %s %q", e.Type, e.Reason, e.Note))
+				if e.Type == w.typ && e.Reason == w.reason && strings.HasPrefix(e.Note, w.note) &&
+					e.Action == "Transition" && e.ReportingController == "kube-vrrp-agent" {
+					found = true
+				}
+			}
+			if !found {
+				return fmt.Errorf("no %s %s %q among %v", w.typ, w.reason, w.note, got)
+			}
+		}
+		return nil
+	})
+}
+
+// installRBAC creates the generated roles and binds them to the agent's ServiceAccount, as the
+// chart does, and waits until the authorizer knows them.
+func installRBAC(t *testing.T, admin client.Client) {
+	t.Helper()
+	ctx := t.Context()
+	ensureNamespace(t, admin, agentNamespace)
+	var objs []client.Object
+	for _, doc := range documents(t, filepath.Join(repoRoot, "config", "rbac", "role.yaml")) {
+		var tm metav1.TypeMeta
+		if err := yaml.Unmarshal(doc, &tm); err != nil {
+			t.Fatal(err)
+		}
+		var obj client.Object
+		switch tm.Kind {
+		case "ClusterRole":
+			obj = &rbacv1.ClusterRole{}
+		case "Role":
+			obj = &rbacv1.Role{}
+		default:
+			t.Fatalf("role.yaml: unexpected %s", tm.Kind)
+		}
+		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, obj)
+	}
+	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: agentNamespace, Name: "kube-vrrp-agent"}}
+	objs = append(objs,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: agentNamespace, Name: "kube-vrrp-agent"}},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "kube-vrrp-agent"}, Subjects: subject,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "kube-vrrp-agent"}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: agentNamespace, Name: "kube-vrrp-agent"}, Subjects: subject,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "kube-vrrp-agent"}},
+	)
+	for _, o := range objs {
+		if err := admin.Create(ctx, o); err != nil {
+			t.Fatalf("create %T %s: %v", o, o.GetName(), err)
+		}
+		t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), o) })
+	}
+	eventually(t, wait, "the role in effect", func() error {
+		for _, ra := range []authorizationv1.ResourceAttributes{
+			{Verb: "watch", Group: v1alpha1.GroupVersion.Group, Resource: "virtualips"},
+			{Verb: "get", Resource: "secrets", Namespace: agentNamespace},
+		} {
+			if ok, why := allowed(t, admin, ra); !ok {
+				return fmt.Errorf("%+v: %s", ra, why)
+			}
+		}
+		return nil
+	})
+}
+
+// allowed asks the authorizer whether the agent's ServiceAccount may do ra.
+func allowed(t *testing.T, admin client.Client, ra authorizationv1.ResourceAttributes) (bool, string) {
+	t.Helper()
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User:               agentUser,
+		Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + agentNamespace, "system:authenticated"},
+		ResourceAttributes: &ra,
+	}}
+	if err := admin.Create(t.Context(), sar); err != nil {
+		t.Fatal(err)
+	}
+	return sar.Status.Allowed, sar.Status.Reason + sar.Status.EvaluationError
+}
+
+// checkTight: the role grants what DESIGN §3.3 lists and nothing else.
+func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
+	ctx := t.Context()
+	group := v1alpha1.GroupVersion.Group
+	tests := []struct {
+		ra   authorizationv1.ResourceAttributes
+		want bool
+	}{
+		// What the agent needs.
+		{authorizationv1.ResourceAttributes{Verb: "list", Group: group, Resource: "virtualips"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "watch", Group: group, Resource: "virtualips"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "patch", Group: group, Resource: "virtualips", Subresource: "status"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "list", Resource: "nodes"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "watch", Resource: "secrets", Namespace: agentNamespace}, true},
+		{authorizationv1.ResourceAttributes{Verb: "create", Group: "events.k8s.io", Resource: "events", Namespace: "default"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: agentNamespace}, true},
+		// The spec is the user's.
+		{authorizationv1.ResourceAttributes{Verb: "update", Group: group, Resource: "virtualips"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "patch", Group: group, Resource: "virtualips"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "create", Group: group, Resource: "virtualips"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "delete", Group: group, Resource: "virtualips"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "update", Group: group, Resource: "virtualips", Subresource: "status"}, false},
+		// Nodes are read-only.
+		{authorizationv1.ResourceAttributes{Verb: "delete", Resource: "nodes"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "patch", Resource: "nodes"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "patch", Resource: "nodes", Subresource: "status"}, false},
+		// Secrets: only read, only its own namespace.
+		{authorizationv1.ResourceAttributes{Verb: "list", Resource: "secrets"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "list", Resource: "secrets", Namespace: "kube-system"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "create", Resource: "secrets", Namespace: agentNamespace}, false},
+		{authorizationv1.ResourceAttributes{Verb: "update", Resource: "secrets", Namespace: agentNamespace}, false},
+		// Leases: only its own namespace, never delete.
+		{authorizationv1.ResourceAttributes{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: "kube-system"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Namespace: agentNamespace}, false},
+		// Events: write only.
+		{authorizationv1.ResourceAttributes{Verb: "delete", Group: "events.k8s.io", Resource: "events", Namespace: "default"}, false},
+		// Core Events only where leader election records its own (on the Lease).
+		{authorizationv1.ResourceAttributes{Verb: "create", Resource: "events", Namespace: agentNamespace}, true},
+		{authorizationv1.ResourceAttributes{Verb: "create", Resource: "events", Namespace: "default"}, false},
+		// Nothing else.
+		{authorizationv1.ResourceAttributes{Verb: "list", Resource: "pods"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "configmaps", Namespace: agentNamespace}, false},
+		{authorizationv1.ResourceAttributes{Verb: "create", Group: "rbac.authorization.k8s.io", Resource: "rolebindings", Namespace: agentNamespace}, false},
+	}
+	for _, tt := range tests {
+		if got, why := allowed(t, admin, tt.ra); got != tt.want {
+			t.Errorf("%s %s/%s/%s in %q: allowed %v, want %v (%s)", tt.ra.Verb, tt.ra.Group, tt.ra.Resource, tt.ra.Subresource, tt.ra.Namespace, got, tt.want, why)
+		}
+	}
+
+	// The same, by direct calls with the agent's credentials.
+	sa, err := client.New(saCfg, client.Options{Scheme: fullScheme(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vip := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "rbac-tight"}, Spec: v1alpha1.VirtualIPSpec{VRID: 70, Addresses: []string{"198.18.0.120/24"}}}
+	if err := admin.Create(ctx, vip); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), vip) })
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "rbac-tight"}}
+	if err := admin.Create(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), node) })
+	other := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "rbac-tight"}, StringData: map[string]string{"k": "v"}}
+	if err := admin.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), other) })
+
+	forbidden := []struct {
+		what string
+		do   func() error
+	}{
+		{"list Secrets in default", func() error { return sa.List(ctx, &corev1.SecretList{}, client.InNamespace("default")) }},
+		{"list Secrets in every namespace", func() error { return sa.List(ctx, &corev1.SecretList{}) }},
+		{"get a Secret in default", func() error { return sa.Get(ctx, client.ObjectKeyFromObject(other), &corev1.Secret{}) }},
+		{"update a VirtualIP's spec", func() error {
+			v := vip.DeepCopy()
+			v.Spec.Priority = ptr.To[int32](200)
+			return sa.Update(ctx, v)
+		}},
+		{"patch a VirtualIP's spec", func() error {
+			return sa.Patch(ctx, vip.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"spec":{"priority":200}}`)))
+		}},
+		{"delete a VirtualIP", func() error { return sa.Delete(ctx, vip.DeepCopy()) }},
+		{"delete a Node", func() error { return sa.Delete(ctx, node.DeepCopy()) }},
+		{"label a Node", func() error {
+			return sa.Patch(ctx, node.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"a":"b"}}}`)))
+		}},
+		{"create a Lease in default", func() error {
+			return sa.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "rbac-tight"}})
+		}},
+	}
+	for _, f := range forbidden {
+		if err := f.do(); !apierrors.IsForbidden(err) {
+			t.Errorf("%s as %s: %v, want Forbidden", f.what, agentUser, err)
+		}
+	}
+	// And it can do what it needs with them.
+	if err := sa.List(ctx, &corev1.SecretList{}, client.InNamespace(agentNamespace)); err != nil {
+		t.Errorf("list Secrets in %s: %v", agentNamespace, err)
+	}
+	if err := sa.Status().Patch(ctx, vip.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"status":{"master":""}}`))); err != nil {
+		t.Errorf("patch a VirtualIP's status: %v", err)
+	}
+}

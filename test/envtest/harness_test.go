@@ -1,0 +1,453 @@
+package envtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/controllers"
+	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
+	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
+	vrrpprobe "github.com/kube-vrrp/kube-vrrp/pkg/probe"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
+)
+
+// The harness runs the reconcilers of `kube-vrrp agent` (cmd/kube-vrrp/agent.go) for simulated
+// nodes against the package's API server: per node a manager with the VirtualIPReconciler and
+// the StatusReconciler driving a fake agent, and a leader-elected manager with the Aggregator.
+
+// agentNamespace is the agent's namespace: its Secrets and the aggregator's Lease.
+const agentNamespace = "kube-vrrp"
+
+func fullScheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// adminClient is a client of the API server's admin with every type the tests use.
+func adminClient(t *testing.T) client.Client {
+	t.Helper()
+	c, err := client.New(cfg, client.Options{Scheme: fullScheme(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func ensureNamespace(t *testing.T, c client.Client, name string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := c.Create(t.Context(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// fakeAgent implements controllers.Agent. It records Apply and Remove; Snapshot reports each
+// configured instance from its config, in the state the test set (Backup by default).
+type fakeAgent struct {
+	changes chan<- struct{}
+
+	mu      sync.Mutex
+	configs map[string]vrrp.Config
+	calls   []call
+	states  map[string]agent.Status // set by the test: State, Reason
+}
+
+type call struct {
+	op   string // Apply or Remove
+	name string
+	cfg  vrrp.Config
+}
+
+func newFakeAgent(changes chan<- struct{}) *fakeAgent {
+	return &fakeAgent{changes: changes, configs: map[string]vrrp.Config{}, states: map[string]agent.Status{}}
+}
+
+func (f *fakeAgent) notify() {
+	select {
+	case f.changes <- struct{}{}:
+	default:
+	}
+}
+
+func (f *fakeAgent) Apply(name string, cfg vrrp.Config, _ ...vrrpprobe.Spec) error {
+	f.mu.Lock()
+	f.configs[name] = cfg
+	f.calls = append(f.calls, call{op: "Apply", name: name, cfg: cfg})
+	f.mu.Unlock()
+	f.notify()
+	return nil
+}
+
+func (f *fakeAgent) Remove(name string) {
+	f.mu.Lock()
+	_, had := f.configs[name]
+	delete(f.configs, name)
+	delete(f.states, name) // a new instance starts afresh
+	f.calls = append(f.calls, call{op: "Remove", name: name})
+	f.mu.Unlock()
+	if had {
+		f.notify()
+	}
+}
+
+func (f *fakeAgent) Names() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for n := range f.configs {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (f *fakeAgent) Snapshot() []agent.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []agent.Status
+	for _, name := range slices.Sorted(maps.Keys(f.configs)) {
+		cfg := f.configs[name]
+		st, ok := f.states[name]
+		if !ok {
+			st.State, st.Reason, st.Since = vrrp.Backup, vrrp.ReasonStarted, time.Unix(1_700_000_000, 0)
+		}
+		st.Name, st.Interface, st.VRID, st.Priority, st.Primary = name, cfg.Interface, cfg.VRID, cfg.Priority, cfg.Primary
+		out = append(out, st)
+	}
+	return out
+}
+
+// set puts instance name in state, as a transition of the engine would.
+func (f *fakeAgent) set(name string, state vrrp.State, reason string) {
+	f.mu.Lock()
+	f.states[name] = agent.Status{Status: vrrp.Status{State: state, Reason: reason, Since: time.Now()}}
+	f.mu.Unlock()
+	f.notify()
+}
+
+func (f *fakeAgent) config(name string) (vrrp.Config, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.configs[name]
+	return c, ok
+}
+
+// count returns how many times op was called for name.
+func (f *fakeAgent) count(op, name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n int
+	for _, c := range f.calls {
+		if c.op == op && c.name == name {
+			n++
+		}
+	}
+	return n
+}
+
+// codeRecorder records the status code of every response of the clients it wraps.
+type codeRecorder struct {
+	mu    sync.Mutex
+	codes []response
+}
+
+type response struct {
+	method, path, contentType string
+	code                      int
+}
+
+// raced reports whether r is the aggregator's prune losing a race: its JSON patch tests each
+// entry's name before removing it, and the API server answers 422 when an agent withdrew or
+// moved that entry meanwhile; the aggregator then retries.
+func (r response) raced() bool {
+	return r.code == http.StatusUnprocessableEntity && r.method == http.MethodPatch &&
+		strings.HasPrefix(r.contentType, "application/json-patch+json") && strings.HasSuffix(r.path, "/status")
+}
+
+func (r *codeRecorder) wrap(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	prev := cfg.WrapTransport
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		if prev != nil {
+			rt = prev(rt)
+		}
+		return roundTripper(func(req *http.Request) (*http.Response, error) {
+			resp, err := rt.RoundTrip(req)
+			if err == nil {
+				r.mu.Lock()
+				r.codes = append(r.codes, response{req.Method, req.URL.Path, req.Header.Get("Content-Type"), resp.StatusCode})
+				r.mu.Unlock()
+			}
+			return resp, err
+		})
+	}
+	return cfg
+}
+
+// failures returns the responses with a status that means the request or its credentials are
+// wrong: 400, 401, 403, 422 (404 and 409 are part of normal operation, and so is a prune that
+// lost a race).
+func (r *codeRecorder) failures() []response {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []response
+	for _, c := range r.codes {
+		if c.raced() {
+			continue
+		}
+		switch c.code {
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusUnprocessableEntity:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// raced returns the responses of the aggregator's prune that lost a race (see response.raced).
+func (r *codeRecorder) raced() []response {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []response
+	for _, c := range r.codes {
+		if c.raced() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (r *codeRecorder) total() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.codes)
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// logBuffer collects the logs of the managers and reconcilers, to show on failure and to check
+// that no secret is ever logged.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// simNode is one simulated node: its Node object, its fake agent and its manager.
+type simNode struct {
+	name     string
+	ip       string
+	agent    *fakeAgent
+	rejected *controllers.Rejections
+}
+
+// interfaces is the node's host: a loopback and eth0 with its InternalIP in 198.18.0.0/24.
+func (n *simNode) interfaces() ([]desired.Interface, error) {
+	return []desired.Interface{
+		{Name: "lo", Index: 1, Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}},
+		{Name: "eth0", Index: 2, Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix(n.ip + "/24")}},
+	}, nil
+}
+
+// createNode creates the Node object with its labels and InternalIP (the status is what the
+// kubelet would report), and deletes it when the test ends.
+func createNode(t *testing.T, c client.Client, name, ip string, labels map[string]string) {
+	t.Helper()
+	ctx := t.Context()
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	if err := c.Create(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.WithoutCancel(ctx), n) })
+	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}, {Type: corev1.NodeHostName, Address: name}}
+	if err := c.Status().Update(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startManager starts mgr and stops it (and waits for it) when the test ends, before the
+// objects it watches are deleted.
+func startManager(t *testing.T, what string, mgr ctrl.Manager) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: %v", what, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("%s did not stop", what)
+		}
+	})
+}
+
+// startNode runs the node side of the agent for name, as cmd/kube-vrrp/agent.go wires it: the
+// Secret cache limited to the agent's namespace, no leader election.
+func startNode(t *testing.T, restCfg *rest.Config, log *slog.Logger, name, ip string) *simNode {
+	t.Helper()
+	kick := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+	n := &simNode{name: name, ip: ip, agent: newFakeAgent(kick), rejected: controllers.NewRejections(func(string) { poke() })}
+	log = log.With("node", name)
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                 fullScheme(t),
+		Logger:                 logr.FromSlogHandler(log.Handler()),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Namespaces: map[string]cache.Config{agentNamespace: {}}},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), NodeName: name, Namespace: agentNamespace,
+		Agent: n.agent, Interfaces: n.interfaces, Rejected: n.rejected, Log: log}
+	if err := vr.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	sr := &controllers.StatusReconciler{Client: mgr.GetClient(), Reader: mgr.GetClient(), NodeName: name,
+		Agent: n.agent, Rejected: n.rejected, Recorder: mgr.GetEventRecorder("kube-vrrp-agent"), Log: log, Changes: kick}
+	if err := sr.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	startManager(t, "node "+name, mgr)
+	return n
+}
+
+// startAggregator runs the leader-elected aggregator with a Lease in the agent's namespace.
+func startAggregator(t *testing.T, restCfg *rest.Config, log *slog.Logger, electionID string) {
+	t.Helper()
+	log = log.With("component", "aggregator")
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                        fullScheme(t),
+		Logger:                        logr.FromSlogHandler(log.Handler()),
+		Metrics:                       metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:        "0",
+		LeaderElection:                true,
+		LeaderElectionID:              electionID,
+		LeaderElectionNamespace:       agentNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&controllers.Aggregator{Client: mgr.GetClient(), Log: log}).SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	startManager(t, "aggregator", mgr)
+}
+
+// eventually retries check until it returns nil or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// getVIP reads a VirtualIP from the API server (not a cache).
+func getVIP(ctx context.Context, c client.Client, name string) (*v1alpha1.VirtualIP, error) {
+	var v v1alpha1.VirtualIP
+	err := c.Get(ctx, client.ObjectKey{Name: name}, &v)
+	return &v, err
+}
+
+func entryOf(v *v1alpha1.VirtualIP, node string) (v1alpha1.NodeStatus, bool) {
+	for _, n := range v.Status.Nodes {
+		if n.Name == node {
+			return n, true
+		}
+	}
+	return v1alpha1.NodeStatus{}, false
+}
+
+func entryNames(v *v1alpha1.VirtualIP) []string {
+	var out []string
+	for _, n := range v.Status.Nodes {
+		out = append(out, n.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func conditionOf(v *v1alpha1.VirtualIP, typ string) (metav1.Condition, bool) {
+	for _, c := range v.Status.Conditions {
+		if c.Type == typ {
+			return c, true
+		}
+	}
+	return metav1.Condition{}, false
+}
+
+// describe prints the status of v for failure messages.
+func describe(v *v1alpha1.VirtualIP) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "generation %d observed %d master %q;", v.Generation, v.Status.ObservedGeneration, v.Status.Master)
+	for _, n := range v.Status.Nodes {
+		fmt.Fprintf(&b, " %s=%s(%q)", n.Name, n.State, n.Reason)
+	}
+	for _, c := range v.Status.Conditions {
+		fmt.Fprintf(&b, " %s=%s/%s", c.Type, c.Status, c.Reason)
+	}
+	return b.String()
+}
