@@ -73,7 +73,7 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	}
 	ok, err := desired.Selects(&vip, self.Labels)
 	if err != nil {
-		r.Rejected.Set(name, ReasonInvalidSpec+": "+err.Error())
+		r.reject(name, ReasonInvalidSpec+": "+err.Error())
 		return reconcile.Result{}, nil
 	}
 	if !ok {
@@ -82,7 +82,7 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	}
 	// The agent re-validates: objects written before a CRD rule existed, or never checked.
 	if errs := desired.Validate(&vip); len(errs) > 0 {
-		r.Rejected.Set(name, ReasonInvalidSpec+": "+errs.ToAggregate().Error())
+		r.reject(name, ReasonInvalidSpec+": "+errs.ToAggregate().Error())
 		return reconcile.Result{}, nil
 	}
 	pw, reason, err := r.password(ctx, &vip)
@@ -90,7 +90,7 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		if reason == "" {
 			return reconcile.Result{}, err
 		}
-		r.Rejected.Set(name, reason+": "+err.Error())
+		r.reject(name, reason+": "+err.Error())
 		return reconcile.Result{}, nil
 	}
 	peers, err := r.peers(ctx, &vip)
@@ -104,20 +104,32 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	node := desired.Node{Name: r.NodeName, Labels: self.Labels, Interfaces: ifs}
 	cfg, err := desired.For(&vip, node, peers, pw)
 	if err != nil {
-		r.Rejected.Set(name, ReasonCannotResolve+": "+err.Error())
+		r.reject(name, ReasonCannotResolve+": "+err.Error())
 		return reconcile.Result{}, nil
 	}
 	probes, err := desired.Probes(&vip)
 	if err != nil {
-		r.Rejected.Set(name, ReasonInvalidSpec+": "+err.Error())
+		r.reject(name, ReasonInvalidSpec+": "+err.Error())
 		return reconcile.Result{}, nil
 	}
 	if err := r.Agent.Apply(name, cfg, probes...); err != nil {
-		r.Rejected.Set(name, ReasonApplyFailed+": "+err.Error())
+		r.reject(name, ReasonApplyFailed+": "+err.Error())
 		return reconcile.Result{}, nil
 	}
 	r.Rejected.Clear(name)
 	return reconcile.Result{}, nil
+}
+
+// reject stops the instance of name, if it runs, and reports why: a node that cannot run a
+// VirtualIP as specified (no unicast peer left, Secret gone, spec invalid) is in FAULT and
+// hands the addresses over rather than keep a configuration the cluster no longer has. Only a
+// successful read leads here, never an unreachable API server.
+func (r *VirtualIPReconciler) reject(name, reason string) {
+	if slices.Contains(r.Agent.Names(), name) {
+		r.Log.Warn("stopping VRRP instance: this node cannot run it as specified", "vip", name, "reason", truncate(reason, maxReason))
+		r.Agent.Remove(name)
+	}
+	r.Rejected.Set(name, reason)
 }
 
 func (r *VirtualIPReconciler) remove(name, why string) {
