@@ -45,7 +45,8 @@ type StatusReconciler struct {
 	// Resync re-sends every entry this often, to repair what another writer removed.
 	Resync time.Duration
 
-	last map[string]string // VirtualIP -> last state reported, for Events
+	last      map[string]string // VirtualIP -> last state reported, for Events
+	lastProbe map[string]bool   // VirtualIP and probe -> last health reported, for Events
 }
 
 // FieldManager is the server-side-apply manager of this node's status entry.
@@ -84,6 +85,9 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		return reconcile.Result{}, fmt.Errorf("applying status of %s: %w", name, err)
 	}
 	r.event(&vip, entry, ok)
+	if ok {
+		r.probeEvents(&vip, entry)
+	}
 	return reconcile.Result{}, nil
 }
 
@@ -167,9 +171,36 @@ func (r *StatusReconciler) event(vip *v1alpha1.VirtualIP, entry map[string]any, 
 		r.NodeName, from, state, truncate(reason, 512))
 }
 
+// probeEvents records each probe health change of this node as an Event on the VirtualIP.
+func (r *StatusReconciler) probeEvents(vip *v1alpha1.VirtualIP, entry map[string]any) {
+	probes, _ := entry["probes"].([]any)
+	for _, p := range probes {
+		ps, _ := p.(map[string]any)
+		name, _ := ps["name"].(string)
+		healthy, known := ps["healthy"].(bool)
+		if name == "" || !known {
+			continue
+		}
+		key := vip.Name + "\x00" + name
+		prev, seen := r.lastProbe[key]
+		r.lastProbe[key] = healthy
+		if r.Recorder == nil || (seen && prev == healthy) || (!seen && healthy) {
+			continue
+		}
+		msg, _ := ps["message"].(string)
+		if healthy {
+			r.Recorder.Eventf(vip, nil, corev1.EventTypeNormal, "ProbeRecovered", "Probe", "node %s: probe %s healthy: %s",
+				r.NodeName, name, truncate(msg, 512))
+		} else {
+			r.Recorder.Eventf(vip, nil, corev1.EventTypeWarning, "ProbeFailed", "Probe", "node %s: probe %s failing: %s",
+				r.NodeName, name, truncate(msg, 512))
+		}
+	}
+}
+
 // SetupWithManager feeds the reconciler from the agent's change signal and a periodic resync.
 func (r *StatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.last = map[string]string{}
+	r.last, r.lastProbe = map[string]string{}, map[string]bool{}
 	if r.Resync == 0 {
 		r.Resync = time.Minute
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 )
 
@@ -35,6 +36,9 @@ func commands() []command {
 }
 
 func main() {
+	// The image gives the binary file capabilities (NET_ADMIN, NET_RAW), which puts it in the
+	// kernel's secure mode, where Go would print no goroutine stacks on a crash.
+	debug.SetTraceback("all")
 	os.Exit(cli(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
