@@ -106,7 +106,25 @@ func scheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
+// apiHealthCheck makes client-go notice a dead connection to the API server within seconds. A
+// node whose network is cut keeps its one HTTP/2 connection to the API server, and nothing
+// says it is dead until client-go's health check gives up (no frame for 30 s, then a ping
+// unanswered for 15 s) or TCP's backed-off retransmissions do: for up to ~45 s after the
+// network is back, VirtualIP edits and deletes do not reach the node and its status is not
+// written. Values in the environment win.
+var apiHealthCheck = map[string]string{
+	"HTTP2_READ_IDLE_TIMEOUT_SECONDS": "5",
+	"HTTP2_PING_TIMEOUT_SECONDS":      "5",
+}
+
 func restConfig(kubeconfig string) (*rest.Config, error) {
+	for k, v := range apiHealthCheck {
+		if _, ok := os.LookupEnv(k); !ok {
+			if err := os.Setenv(k, v); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if kubeconfig != "" {
 		return clientcmd.BuildConfigFromFlags("", kubeconfig)
 	}
