@@ -49,11 +49,27 @@ const AggregatorFieldManager = "kube-vrrp-aggregator"
 
 // Aggregator summarises the agents' entries of each VirtualIP: status.master, the conditions
 // and observedGeneration; it prunes entries of nodes that are gone or no longer selected. It
-// runs in one agent at a time (leader election); it never affects VRRP.
+// never affects VRRP.
+//
+// There is no leader: every agent runs one, in its node manager, for the VirtualIPs that
+// select its node. They all write under AggregatorFieldManager, each summary with the
+// resourceVersion of the object it was computed from as a precondition: a summary of a
+// status that has changed since is refused (409) and computed again, so whatever is stored
+// is the summary of the entries stored beside it, whoever wrote it. A node cut off from the
+// API server cannot write at all; the members still connected converge on the same answer
+// within one write of the takeover, instead of waiting for a leader's Lease to expire.
 type Aggregator struct {
+	// Client reads VirtualIPs and Nodes (the manager's cache) and writes status.
 	Client client.Client
-	Log    *slog.Logger
+	// NodeName is this agent's node: it summarises the VirtualIPs that select it.
+	NodeName string
+	Log      *slog.Logger
 }
+
+// retryRace is when a summary or a prune that lost a race to another writer is tried again.
+// The other writer's change, once in the cache, triggers a new reconcile by itself; this is
+// a bound, not the usual path.
+const retryRace = 500 * time.Millisecond
 
 // Summary is what the aggregator derives from the node entries; pure, for tests.
 type Summary struct {
@@ -128,16 +144,28 @@ func Summarize(nodes []v1alpha1.NodeStatus, generation int64) Summary {
 	return s
 }
 
-// Reconcile prunes stale node entries, then applies the summary.
+// Reconcile prunes stale node entries, then applies the summary, if this agent summarises the
+// VirtualIP (see summarises). Losing a race to another writer is not an error: it is tried
+// again with the newer object.
 func (a *Aggregator) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var vip v1alpha1.VirtualIP
 	if err := a.Client.Get(ctx, types.NamespacedName{Name: req.Name}, &vip); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
+	if ok, err := a.summarises(ctx, &vip); err != nil || !ok {
+		return reconcile.Result{}, err
+	}
 	if err := a.prune(ctx, &vip); err != nil {
+		if lostRace(err) {
+			a.Log.Debug("status entries changed while pruning; retrying", "vip", vip.Name, "err", err)
+			return reconcile.Result{RequeueAfter: retryRace}, nil
+		}
 		return reconcile.Result{}, err
 	}
 	sum := Summarize(vip.Status.Nodes, vip.Generation)
+	if current(&vip, sum) {
+		return reconcile.Result{}, nil // nothing to write: another agent did, or nothing changed
+	}
 	conds := make([]any, 0, len(sum.Conditions))
 	for _, c := range sum.Conditions {
 		// Keep lastTransitionTime when the status did not change.
@@ -160,34 +188,107 @@ func (a *Aggregator) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": v1alpha1.GroupVersion.String(),
 		"kind":       "VirtualIP",
-		"metadata":   map[string]any{"name": vip.Name},
-		"status":     status,
+		// The resourceVersion is a precondition: the summary is of this version's entries.
+		"metadata": map[string]any{"name": vip.Name, "resourceVersion": vip.ResourceVersion},
+		"status":   status,
 	}}
 	err := a.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
 		client.FieldOwner(AggregatorFieldManager), client.ForceOwnership)
-	if apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsNotFound(err):
 		return reconcile.Result{}, nil
+	case apierrors.IsConflict(err):
+		// The object changed since it was read (an entry, or another agent's summary): this
+		// summary is stale and was not written.
+		a.Log.Debug("status changed since it was read; summarising again", "vip", vip.Name, "resourceVersion", vip.ResourceVersion)
+		return reconcile.Result{RequeueAfter: retryRace}, nil
+	case err != nil:
+		return reconcile.Result{}, fmt.Errorf("applying the status summary of %s: %w", vip.Name, err)
 	}
-	return reconcile.Result{}, err
+	return reconcile.Result{}, nil
+}
+
+// summarises reports whether this agent summarises vip: when vip selects this node (its own
+// labels, as VirtualIPReconciler checks them; a selector that does not parse counts, since
+// every node then reports Fault), or when no entry is of a node that exists and that vip
+// selects. In the second case no member would (a VirtualIP that selects no node, or only
+// nodes without an agent), so every agent does: the preconditions make them agree.
+func (a *Aggregator) summarises(ctx context.Context, vip *v1alpha1.VirtualIP) (bool, error) {
+	var self corev1.Node
+	switch err := a.Client.Get(ctx, types.NamespacedName{Name: a.NodeName}, &self); {
+	case apierrors.IsNotFound(err):
+		// Not a member (VirtualIPReconciler reports NodeNotVisible); maybe nobody is.
+	case err != nil:
+		return false, err
+	default:
+		if ok, err := desired.Selects(vip, self.Labels); err != nil || ok {
+			return true, nil
+		}
+	}
+	for _, n := range vip.Status.Nodes {
+		stale, err := a.stale(ctx, vip, n.Name)
+		if err != nil {
+			return false, err
+		}
+		if !stale {
+			return false, nil // a member reports, and summarises
+		}
+	}
+	return true, nil
+}
+
+// stale reports whether the entry of node is to be pruned: the node is gone, or vip no longer
+// selects it.
+func (a *Aggregator) stale(ctx context.Context, vip *v1alpha1.VirtualIP, node string) (bool, error) {
+	var n corev1.Node
+	err := a.Client.Get(ctx, types.NamespacedName{Name: node}, &n)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	ok, err := desired.Selects(vip, n.Labels)
+	return err == nil && !ok, nil
+}
+
+// current reports whether vip's status already says what sum does, for its generation.
+func current(vip *v1alpha1.VirtualIP, sum Summary) bool {
+	st := vip.Status
+	if st.Master != sum.Master || st.ObservedGeneration != vip.Generation || len(st.Conditions) != len(sum.Conditions) {
+		return false
+	}
+	for _, c := range sum.Conditions {
+		old := meta.FindStatusCondition(st.Conditions, c.Type)
+		if old == nil || old.Status != c.Status || old.Reason != c.Reason || old.Message != c.Message ||
+			old.ObservedGeneration != c.ObservedGeneration {
+			return false
+		}
+	}
+	return true
+}
+
+// lostRace reports whether err is the API server refusing a write because another writer
+// changed the object first: a stale resourceVersion (409), or a JSON patch whose test op
+// found another entry at the index (422).
+func lostRace(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsInvalid(err)
 }
 
 // prune removes entries of nodes that no longer exist or are no longer selected. It uses a
 // JSON patch that tests each entry's name first, so it never removes an entry another writer
-// has just changed places with.
+// has just changed places with; the API server then refuses the patch (422), and the
+// reconcile is tried again. On success vip is the patched object.
 func (a *Aggregator) prune(ctx context.Context, vip *v1alpha1.VirtualIP) error {
 	var ops []map[string]any
 	for i := len(vip.Status.Nodes) - 1; i >= 0; i-- {
 		n := vip.Status.Nodes[i]
-		var node corev1.Node
-		err := a.Client.Get(ctx, types.NamespacedName{Name: n.Name}, &node)
-		switch {
-		case apierrors.IsNotFound(err):
-		case err != nil:
+		stale, err := a.stale(ctx, vip, n.Name)
+		if err != nil {
 			return err
-		default:
-			if ok, err := desired.Selects(vip, node.Labels); err != nil || ok {
-				continue
-			}
+		}
+		if !stale {
+			continue
 		}
 		path := fmt.Sprintf("/status/nodes/%d", i)
 		ops = append(ops, map[string]any{"op": "test", "path": path + "/name", "value": n.Name},
@@ -207,7 +308,7 @@ func (a *Aggregator) prune(ctx context.Context, vip *v1alpha1.VirtualIP) error {
 	return nil
 }
 
-// SetupWithManager registers the aggregator; it runs only in the leader.
+// SetupWithManager registers the aggregator in the node's manager: no leader election.
 func (a *Aggregator) SetupWithManager(mgr ctrl.Manager) error {
 	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
 		var list v1alpha1.VirtualIPList
@@ -224,7 +325,7 @@ func (a *Aggregator) SetupWithManager(mgr ctrl.Manager) error {
 		Named("virtualip-aggregator").
 		For(&v1alpha1.VirtualIP{}).
 		Watches(&corev1.Node{}, all, builder.WithPredicates(nodeChanged())).
-		// Registered again in a new manager when leadership was lost or the manager failed.
-		WithOptions(controller.Options{SkipNameValidation: ptrTo(true)}).
+		// Every agent summarises; registered again in a new manager when the last one failed.
+		WithOptions(controller.Options{NeedLeaderElection: ptrTo(false), SkipNameValidation: ptrTo(true)}).
 		Complete(a)
 }

@@ -4,7 +4,8 @@
 //     instance (pkg/desired translates, pkg/agent runs); it never stops one on an API error.
 //   - StatusReconciler server-side-applies this node's entry of status.nodes, fed by the
 //     agent's change signal; writes are coalesced, retried, and cannot touch VRRP state.
-//   - Aggregator, leader-elected, writes status.master, the conditions and
-//     observedGeneration, and prunes entries of nodes that are gone.
+//   - Aggregator, in every agent for the VirtualIPs that select its node (no leader),
+//     writes status.master, the conditions and observedGeneration under one shared field
+//     manager with a resourceVersion precondition, and prunes entries of nodes that are gone.
 //   - Collector exposes the agent's state as Prometheus metrics.
 package controllers

@@ -10,7 +10,7 @@ import (
 )
 
 // `kube-vrrp agent` builds a new manager and registers the reconcilers again each time the
-// previous manager failed (keepRunning: API server unreachable at start, leadership lost), so
+// previous manager failed (keepRunning: API server unreachable at start), so
 // registering them a second time in one process must work. controller-runtime refuses a
 // controller name it has seen before unless the controller skips that check.
 func TestSetupWithManagerAgain(t *testing.T) {
@@ -36,7 +36,7 @@ func TestSetupWithManagerAgain(t *testing.T) {
 			Rejected: rej, Log: log, Changes: make(chan struct{})}).SetupWithManager(mgr); err != nil {
 			t.Errorf("round %d: StatusReconciler: %v", round, err)
 		}
-		if err := (&Aggregator{Client: mgr.GetClient(), Log: log}).SetupWithManager(mgr); err != nil {
+		if err := (&Aggregator{Client: mgr.GetClient(), NodeName: "lb1", Log: log}).SetupWithManager(mgr); err != nil {
 			t.Errorf("round %d: Aggregator: %v", round, err)
 		}
 	}

@@ -40,7 +40,6 @@ type agentOptions struct {
 	node, namespace, kubeconfig string
 	listen                      string
 	execProbes                  bool
-	electionID                  string
 	log                         runOptions // level and format
 }
 
@@ -54,11 +53,10 @@ func parseAgentFlags(args []string, stderr io.Writer) (agentOptions, error) {
 	if ns == "" {
 		ns = "kube-vrrp"
 	}
-	fs.StringVar(&o.namespace, "namespace", ns, "`NAMESPACE` of the agent: Secrets for authentication and the aggregator's Lease (default $POD_NAMESPACE, else kube-vrrp)")
+	fs.StringVar(&o.namespace, "namespace", ns, "`NAMESPACE` of the agent: Secrets for authentication (default $POD_NAMESPACE, else kube-vrrp)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "`FILE` with the API server and credentials (default: in-cluster, or $KUBECONFIG)")
 	fs.StringVar(&o.listen, "listen", ":9402", "`ADDR` serving /metrics, /healthz and /readyz (\"0\" disables); answers even when the API server is down")
 	fs.BoolVar(&o.execProbes, "enable-exec-probes", false, "let exec probes run their commands (off: they fail with a reason saying so)")
-	fs.StringVar(&o.electionID, "leader-election-id", "kube-vrrp-aggregator", "`NAME` of the Lease the status aggregator is elected with")
 	fs.StringVar(&level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.StringVar(&format, "log-format", "json", "log `FORMAT` on standard error: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -224,29 +222,14 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		if err := sr.SetupWithManager(mgr); err != nil {
 			return err
 		}
-		return mgr.Start(ctx)
-	}
-	aggregator := func(ctx context.Context) error {
-		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-			Scheme:                  sch,
-			Metrics:                 metricsserver.Options{BindAddress: "0"},
-			HealthProbeBindAddress:  "0",
-			LeaderElection:          true,
-			LeaderElectionID:        o.electionID,
-			LeaderElectionNamespace: o.namespace,
-			// Hand the Lease over at once on a clean stop, so status keeps being summarised.
-			LeaderElectionReleaseOnCancel: true,
-		})
-		if err != nil {
-			return err
-		}
-		if err := (&controllers.Aggregator{Client: mgr.GetClient(), Log: log}).SetupWithManager(mgr); err != nil {
+		// Every agent summarises the VirtualIPs that select its node (no leader election): the
+		// members that can reach the API server write status.master right after a takeover.
+		if err := (&controllers.Aggregator{Client: mgr.GetClient(), NodeName: o.node, Log: log}).SetupWithManager(mgr); err != nil {
 			return err
 		}
 		return mgr.Start(ctx)
 	}
 	go keepRunning(ctx, log, "node controllers", node)
-	go keepRunning(ctx, log, "status aggregator", aggregator)
 
 	log.Info("kube-vrrp agent running", "node", o.node, "namespace", o.namespace, "version", version)
 	<-ctx.Done()
@@ -256,7 +239,7 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 }
 
 // keepRunning runs f until ctx is done, starting it again (with backoff) when it fails, e.g.
-// when the API server is unreachable at start or leadership is lost.
+// when the API server is unreachable at start.
 func keepRunning(ctx context.Context, log *slog.Logger, what string, f func(context.Context) error) {
 	backoff := time.Second
 	for ctx.Err() == nil {

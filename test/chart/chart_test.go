@@ -88,7 +88,7 @@ extraVolumes:
     hostPath: {path: /run/haproxy, type: DirectoryOrCreate}
 extraVolumeMounts:
   - {name: haproxy-run, mountPath: /run/haproxy, readOnly: true}
-extraArgs: ["--leader-election-id=kube-vrrp-edge"]
+extraArgs: ["--kubeconfig=/etc/kube-vrrp/kubeconfig"]
 `}
 
 func TestLint(t *testing.T) {
@@ -307,7 +307,7 @@ func TestNonDefault(t *testing.T) {
 	spec := ds.Spec.Template.Spec
 	c := spec.Containers[0]
 	if diff := cmp.Diff([]string{"agent", "--listen=:9500", "--log-level=debug", "--log-format=text",
-		"--enable-exec-probes", "--leader-election-id=kube-vrrp-edge"}, c.Args); diff != "" {
+		"--enable-exec-probes", "--kubeconfig=/etc/kube-vrrp/kubeconfig"}, c.Args); diff != "" {
 		t.Errorf("args (-want +got):\n%s", diff)
 	}
 	if c.Image != "registry.example.com/net/kube-vrrp:v9.9.9-rc.1" || c.ImagePullPolicy != corev1.PullAlways {

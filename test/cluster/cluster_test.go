@@ -95,7 +95,7 @@ func TestControlPlane(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Granted: read VirtualIPs and Nodes, Secrets and Leases in its namespace.
+	// Granted: read VirtualIPs and Nodes, and Secrets in its namespace.
 	if err := agent.List(ctx, &v1alpha1.VirtualIPList{}); err != nil {
 		t.Errorf("agent lists VirtualIPs: %v", err)
 	}
@@ -105,21 +105,27 @@ func TestControlPlane(t *testing.T) {
 	if err := agent.List(ctx, &corev1.SecretList{}, client.InNamespace(cluster.Namespace)); err != nil {
 		t.Errorf("agent lists Secrets of %s: %v", cluster.Namespace, err)
 	}
-	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: cluster.Namespace}}
-	if err := agent.Create(ctx, lease); err != nil {
-		t.Errorf("agent creates a Lease in %s: %v", cluster.Namespace, err)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: cluster.Namespace}, StringData: map[string]string{"password": "probe"}}
+	if err := admin.Create(ctx, secret); err != nil {
+		t.Fatal(err)
 	}
-	// Not granted: writing VirtualIPs, Secrets elsewhere, changing Nodes.
+	if err := agent.Get(ctx, client.ObjectKeyFromObject(secret), &corev1.Secret{}); err != nil {
+		t.Errorf("agent reads a Secret of %s: %v", cluster.Namespace, err)
+	}
+	// Not granted: writing VirtualIPs, Secrets elsewhere, changing Nodes, Leases and core Events
+	// (nothing is leader-elected).
 	vip := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Spec: v1alpha1.VirtualIPSpec{VRID: 1, Addresses: []string{"198.18.0.100/24"}}}
 	for what, err := range map[string]error{
-		"create a VirtualIP":          agent.Create(ctx, vip),
-		"list Secrets of default":     agent.List(ctx, &corev1.SecretList{}, client.InNamespace("default")),
-		"update a Node":               agent.Update(ctx, &n1),
-		"create a Lease in default":   agent.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"}}),
-		"delete its own Lease":        agent.Delete(ctx, lease),
-		"list Secrets cluster-wide":   agent.List(ctx, &corev1.SecretList{}),
-		"create a Namespace":          agent.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "nope"}}),
-		"read the ServiceAccount key": agent.Get(ctx, types.NamespacedName{Namespace: "kube-system", Name: "x"}, &corev1.Secret{}),
+		"create a VirtualIP":              agent.Create(ctx, vip),
+		"list Secrets of default":         agent.List(ctx, &corev1.SecretList{}, client.InNamespace("default")),
+		"update a Node":                   agent.Update(ctx, &n1),
+		"create a Lease in default":       agent.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"}}),
+		"create a Lease in its namespace": agent.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: cluster.Namespace}}),
+		"create a core Event":             agent.Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: cluster.Namespace}, InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: "n1"}}),
+		"delete a Secret":                 agent.Delete(ctx, secret.DeepCopy()),
+		"list Secrets cluster-wide":       agent.List(ctx, &corev1.SecretList{}),
+		"create a Namespace":              agent.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "nope"}}),
+		"read the ServiceAccount key":     agent.Get(ctx, types.NamespacedName{Namespace: "kube-system", Name: "x"}, &corev1.Secret{}),
 	} {
 		if !apierrors.IsForbidden(err) {
 			t.Errorf("agent may %s: got %v, want forbidden", what, err)
@@ -146,7 +152,7 @@ func TestControlPlane(t *testing.T) {
 	if err := admin.Get(ctx, types.NamespacedName{Name: "n2"}, &corev1.Node{}); err != nil {
 		t.Errorf("after the restart: %v", err)
 	}
-	if err := agent.Get(ctx, types.NamespacedName{Name: "probe", Namespace: cluster.Namespace}, &coordinationv1.Lease{}); err != nil {
-		t.Errorf("the agent's Lease after the restart: %v", err)
+	if err := agent.Get(ctx, client.ObjectKeyFromObject(secret), &corev1.Secret{}); err != nil {
+		t.Errorf("the Secret, read by the agent, after the restart: %v", err)
 	}
 }

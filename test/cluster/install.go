@@ -26,7 +26,7 @@ import (
 
 // The agent's identity in the lab cluster.
 const (
-	// Namespace is the agent's namespace (Secrets, the aggregator's Lease).
+	// Namespace is the agent's namespace (the Secrets of VRRPv2 authentication).
 	Namespace = "kube-vrrp"
 	// ServiceAccount is the agent's ServiceAccount in Namespace.
 	ServiceAccount = "kube-vrrp-agent"

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -46,8 +48,12 @@ const (
 
 var addrCmp = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
 
-// TestControllers runs the agent's reconcilers for two simulated nodes and the aggregator with
-// the API server's admin credentials.
+// lostRace matches what the API server says when an aggregator loses a race: a summary with a
+// stale resourceVersion (409), a prune whose test op failed (422).
+var lostRace = regexp.MustCompile(`(?i)the object has been modified|rejected our request|testing value|test failed|Conflict|Unprocessable`)
+
+// TestControllers runs the agent's reconcilers for two simulated nodes, each with its
+// aggregator, with the API server's admin credentials.
 func TestControllers(t *testing.T) {
 	requireAPIServer(t)
 	rec := &codeRecorder{}
@@ -64,6 +70,9 @@ func checkResponses(t *testing.T, rec *codeRecorder, who string) {
 		}
 		for _, f := range rec.raced() {
 			t.Logf("prune lost a race (retried): %s %s: %d", f.method, f.path, f.code)
+		}
+		if n := rec.count(http.StatusConflict); n > 0 {
+			t.Logf("%d writes refused as stale (409, retried with fresh data)", n)
 		}
 		if rec.total() == 0 {
 			t.Error("no request went through the recorded transport")
@@ -93,7 +102,7 @@ func TestControllersLeastPrivilege(t *testing.T) {
 }
 
 // scenario: two nodes, one VirtualIP, every path of the reconcilers; restCfg is what the agents
-// and the aggregator run with, prefix makes its objects its own.
+// (reconcilers and aggregators) run with, prefix makes its objects its own.
 func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 	ctx := t.Context()
 	admin := adminClient(t)
@@ -109,6 +118,13 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 				t.Errorf("a password is in the logs")
 			}
 		}
+		// Two aggregators write the same fields: losing a race to the other (a stale summary
+		// refused, a prune whose test op failed) is retried quietly, never logged as an error.
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "level=ERROR") && lostRace.MatchString(line) {
+				t.Errorf("a lost race logged as an error: %.400s", line)
+			}
+		}
 		if t.Failed() {
 			if len(out) > 20000 {
 				out = "...\n" + out[len(out)-20000:]
@@ -122,7 +138,6 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 	createNode(t, admin, lb2, "198.18.0.12", map[string]string{groupLabel: prefix, slotLabel: "2"})
 	n1 := startNode(t, restCfg, log, lb1, "198.18.0.11")
 	n2 := startNode(t, restCfg, log, lb2, "198.18.0.12")
-	startAggregator(t, restCfg, log, prefix+"-aggregator")
 
 	name := prefix + "-web"
 	vip := &v1alpha1.VirtualIP{
@@ -440,9 +455,11 @@ func secretScenario(t *testing.T, admin client.Client, prefix string, n1 *simNod
 	})
 }
 
-// TestAggregatorPrune: one reconcile of the aggregator removes the entry of a node that is no
+// TestAggregatorPrune: the aggregator of a node the VirtualIP does not select leaves it to the
+// members; one reconcile of a member's aggregator removes the entry of a node that is no
 // longer selected and of a node that is gone, and its summary already leaves them out (it is
-// computed from the pruned status, not the one read before).
+// computed from the pruned status, not the one read before). Once the VirtualIP selects no
+// node, any agent's aggregator prunes and says so.
 func TestAggregatorPrune(t *testing.T) {
 	ctx := requireAPIServer(t)
 	admin := adminClient(t)
@@ -461,12 +478,28 @@ func TestAggregatorPrune(t *testing.T) {
 		applyEntry(t, admin, "prune", e)
 	}
 
-	agg := &controllers.Aggregator{Client: admin, Log: slog.New(slog.DiscardHandler)}
+	// lb2 is not selected and lb1, a member, reports: lb2's aggregator writes nothing.
+	other := &controllers.Aggregator{Client: admin, NodeName: "prune-lb2", Log: slog.New(slog.DiscardHandler)}
+	v, err := getVIP(ctx, admin, "prune")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv := v.ResourceVersion
+	if _, err := other.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: "prune"}}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err = getVIP(ctx, admin, "prune"); err != nil {
+		t.Fatal(err)
+	}
+	if v.ResourceVersion != rv {
+		t.Errorf("the aggregator of a node that is not selected wrote the object: %s", describe(v))
+	}
+
+	agg := &controllers.Aggregator{Client: admin, NodeName: "prune-lb1", Log: slog.New(slog.DiscardHandler)}
 	if _, err := agg.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: "prune"}}); err != nil {
 		t.Fatal(err)
 	}
-	v, err := getVIP(ctx, admin, "prune")
-	if err != nil {
+	if v, err = getVIP(ctx, admin, "prune"); err != nil {
 		t.Fatal(err)
 	}
 	if got := entryNames(v); !slices.Equal(got, []string{"prune-lb1"}) {
@@ -477,7 +510,7 @@ func TestAggregatorPrune(t *testing.T) {
 	}
 
 	// Nothing to prune: a second reconcile changes nothing, and keeps lastTransitionTime.
-	rv := v.ResourceVersion
+	rv = v.ResourceVersion
 	before, _ := conditionOf(v, controllers.ConditionNoMaster)
 	time.Sleep(1100 * time.Millisecond) // metav1.Time has whole seconds
 	if _, err := agg.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: "prune"}}); err != nil {
@@ -498,6 +531,174 @@ func TestAggregatorPrune(t *testing.T) {
 	if _, err := agg.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: "prune-never-existed"}}); err != nil {
 		t.Errorf("reconcile of a missing VirtualIP: %v", err)
 	}
+
+	// It selects no node now, and lb1's entry is stale: no member is left to summarise, so the
+	// aggregator of a node that is not selected prunes it and says that no node runs it.
+	patchSelector(t, admin, "prune", map[string]string{groupLabel: "prune", slotLabel: "none"})
+	if _, err := other.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: "prune"}}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err = getVIP(ctx, admin, "prune"); err != nil {
+		t.Fatal(err)
+	}
+	if got := entryNames(v); len(got) != 0 {
+		t.Errorf("entries once no node is selected: %v", got)
+	}
+	if err := wantConditions(v, "", controllers.ConditionNoMaster, controllers.ReasonNoNodes); err != nil {
+		t.Errorf("summary once no node is selected: %v", err)
+	}
+}
+
+// staleReader returns vip, a copy read earlier, for Gets of that VirtualIP: what an agent's
+// cache holds before the watch delivers the newer version.
+type staleReader struct {
+	client.Client
+	vip *v1alpha1.VirtualIP
+}
+
+func (s staleReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if v, ok := obj.(*v1alpha1.VirtualIP); ok && key.Name == s.vip.Name {
+		s.vip.DeepCopyInto(v)
+		return nil
+	}
+	return s.Client.Get(ctx, key, obj, opts...)
+}
+
+// TestAggregatorStale: an aggregator that works from an old copy of the VirtualIP cannot write
+// it. Its summary carries the copy's resourceVersion, so the API server refuses it (409) and
+// the status keeps the newer entries' truth; its prune's test op fails (422) when another
+// writer removed the entry first. Both are a quiet retry (no error, no ERROR log), and the
+// retry with the current object writes the right summary.
+func TestAggregatorStale(t *testing.T) {
+	ctx := requireAPIServer(t)
+	admin := adminClient(t)
+	createNode(t, admin, "stale-lb1", "198.18.0.11", map[string]string{groupLabel: "stale"})
+	createNode(t, admin, "stale-lb2", "198.18.0.12", map[string]string{groupLabel: "stale"})
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	t.Cleanup(func() {
+		if strings.Contains(logs.String(), "level=ERROR") {
+			t.Errorf("lost races logged as errors:\n%s", logs)
+		}
+	})
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Name: "stale"}}
+	newVIP := func(t *testing.T) {
+		t.Helper()
+		vip := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "stale"}, Spec: v1alpha1.VirtualIPSpec{
+			VRID: 61, Addresses: []string{"198.18.0.111/24"},
+			NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{groupLabel: "stale"}},
+		}}
+		if err := admin.Create(ctx, vip); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = admin.Delete(context.WithoutCancel(ctx), vip)
+			eventually(t, wait, "VirtualIP stale deleted", func() error {
+				if _, err := getVIP(ctx, admin, "stale"); !apierrors.IsNotFound(err) {
+					return fmt.Errorf("get: %v", err)
+				}
+				return nil
+			})
+		})
+	}
+	retried := func(t *testing.T, res reconcile.Result, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("a lost race returned an error (logged as ERROR by controller-runtime): %v", err)
+		}
+		if res.RequeueAfter <= 0 {
+			t.Errorf("a lost race is not retried: %+v", res)
+		}
+	}
+
+	t.Run("summary", func(t *testing.T) {
+		newVIP(t)
+		applyEntry(t, admin, "stale", v1alpha1.NodeStatus{Name: "stale-lb1", State: "Backup"})
+		applyEntry(t, admin, "stale", v1alpha1.NodeStatus{Name: "stale-lb2", State: "Backup"})
+		old, err := getVIP(ctx, admin, "stale")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// lb1 takes over after the copy was read: the copy's summary (no master) is now wrong.
+		now := metav1.Now()
+		applyEntry(t, admin, "stale", v1alpha1.NodeStatus{Name: "stale-lb1", State: "Master", LastTransitionTime: &now})
+		before, err := getVIP(ctx, admin, "stale")
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		agg := &controllers.Aggregator{Client: staleReader{admin, old}, NodeName: "stale-lb2", Log: log}
+		res, err := agg.Reconcile(ctx, req)
+		retried(t, res, err)
+		v, err := getVIP(ctx, admin, "stale")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.ResourceVersion != before.ResourceVersion || len(v.Status.Conditions) != 0 {
+			t.Errorf("a summary of resourceVersion %s was written over %s: %s", old.ResourceVersion, before.ResourceVersion, describe(v))
+		}
+		if !strings.Contains(logs.String(), "summarising again") {
+			t.Errorf("the refused summary is not in the debug log:\n%s", logs)
+		}
+
+		agg.Client = admin
+		if res, err := agg.Reconcile(ctx, req); err != nil || res.RequeueAfter != 0 {
+			t.Fatalf("reconcile with the current object: %+v, %v", res, err)
+		}
+		if v, err = getVIP(ctx, admin, "stale"); err != nil {
+			t.Fatal(err)
+		}
+		if err := wantConditions(v, "stale-lb1", controllers.ConditionReady, controllers.ReasonOneMaster); err != nil {
+			t.Error(err)
+		}
+		if !strings.Contains(managedFields(t, v, controllers.AggregatorFieldManager), `"f:master"`) {
+			t.Errorf("status.master is not the aggregator's")
+		}
+	})
+
+	t.Run("prune", func(t *testing.T) {
+		newVIP(t)
+		applyEntry(t, admin, "stale", v1alpha1.NodeStatus{Name: "stale-gone", State: "Master"})
+		applyEntry(t, admin, "stale", v1alpha1.NodeStatus{Name: "stale-lb1", State: "Backup"})
+		old, err := getVIP(ctx, admin, "stale")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := old.Status.Nodes; len(got) != 2 || got[0].Name != "stale-gone" {
+			t.Fatalf("entries %v, want stale-gone first", entryNames(old))
+		}
+		// Another node's aggregator prunes stale-gone first: stale-lb1 is at index 0 now.
+		ops := []byte(`[{"op":"test","path":"/status/nodes/0/name","value":"stale-gone"},{"op":"remove","path":"/status/nodes/0"}]`)
+		if err := admin.Status().Patch(ctx, old.DeepCopy(), client.RawPatch(types.JSONPatchType, ops)); err != nil {
+			t.Fatal(err)
+		}
+		before, err := getVIP(ctx, admin, "stale")
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		agg := &controllers.Aggregator{Client: staleReader{admin, old}, NodeName: "stale-lb1", Log: log}
+		res, err := agg.Reconcile(ctx, req)
+		retried(t, res, err)
+		v, err := getVIP(ctx, admin, "stale")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.ResourceVersion != before.ResourceVersion || !slices.Equal(entryNames(v), []string{"stale-lb1"}) {
+			t.Errorf("a prune of the old entries changed the object: %s", describe(v))
+		}
+
+		agg.Client = admin
+		if res, err := agg.Reconcile(ctx, req); err != nil || res.RequeueAfter != 0 {
+			t.Fatalf("reconcile with the current object: %+v, %v", res, err)
+		}
+		if v, err = getVIP(ctx, admin, "stale"); err != nil {
+			t.Fatal(err)
+		}
+		if err := wantConditions(v, "", controllers.ConditionNoMaster, controllers.ReasonNoMaster); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // applyEntry writes one node's entry as that node's agent does.
@@ -721,7 +922,6 @@ func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 		{authorizationv1.ResourceAttributes{Verb: "list", Resource: "nodes"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "watch", Resource: "secrets", Namespace: agentNamespace}, true},
 		{authorizationv1.ResourceAttributes{Verb: "create", Group: "events.k8s.io", Resource: "events", Namespace: "default"}, true},
-		{authorizationv1.ResourceAttributes{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: agentNamespace}, true},
 		// The spec is the user's.
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: group, Resource: "virtualips"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "patch", Group: group, Resource: "virtualips"}, false},
@@ -738,13 +938,18 @@ func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 		{authorizationv1.ResourceAttributes{Verb: "list", Resource: "secrets", Namespace: "kube-system"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "create", Resource: "secrets", Namespace: agentNamespace}, false},
 		{authorizationv1.ResourceAttributes{Verb: "update", Resource: "secrets", Namespace: agentNamespace}, false},
-		// Leases: only its own namespace, never delete.
-		{authorizationv1.ResourceAttributes{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: "kube-system"}, false},
+		// Leases: none anywhere, nothing is leader-elected.
+		{authorizationv1.ResourceAttributes{Verb: "get", Group: "coordination.k8s.io", Resource: "leases", Namespace: agentNamespace}, false},
+		{authorizationv1.ResourceAttributes{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: agentNamespace}, false},
+		{authorizationv1.ResourceAttributes{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: agentNamespace}, false},
 		{authorizationv1.ResourceAttributes{Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Namespace: agentNamespace}, false},
+		{authorizationv1.ResourceAttributes{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: "kube-system"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "list", Group: "coordination.k8s.io", Resource: "leases"}, false},
 		// Events: write only.
 		{authorizationv1.ResourceAttributes{Verb: "delete", Group: "events.k8s.io", Resource: "events", Namespace: "default"}, false},
-		// Core Events only where leader election records its own (on the Lease).
-		{authorizationv1.ResourceAttributes{Verb: "create", Resource: "events", Namespace: agentNamespace}, true},
+		// Core Events: none (only leader election wrote those); the agent uses events.k8s.io.
+		{authorizationv1.ResourceAttributes{Verb: "create", Resource: "events", Namespace: agentNamespace}, false},
+		{authorizationv1.ResourceAttributes{Verb: "patch", Resource: "events", Namespace: agentNamespace}, false},
 		{authorizationv1.ResourceAttributes{Verb: "create", Resource: "events", Namespace: "default"}, false},
 		// Nothing else.
 		{authorizationv1.ResourceAttributes{Verb: "list", Resource: "pods"}, false},
@@ -800,6 +1005,13 @@ func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 		}},
 		{"create a Lease in default", func() error {
 			return sa.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "rbac-tight"}})
+		}},
+		{"create a Lease in " + agentNamespace, func() error {
+			return sa.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: agentNamespace, Name: "rbac-tight"}})
+		}},
+		{"create a core Event in " + agentNamespace, func() error {
+			return sa.Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: agentNamespace, Name: "rbac-tight"},
+				InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: "rbac-tight"}, Reason: "Test", Type: corev1.EventTypeNormal})
 		}},
 	}
 	for _, f := range forbidden {

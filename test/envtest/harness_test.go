@@ -36,9 +36,10 @@ import (
 
 // The harness runs the reconcilers of `kube-vrrp agent` (cmd/kube-vrrp/agent.go) for simulated
 // nodes against the package's API server: per node a manager with the VirtualIPReconciler and
-// the StatusReconciler driving a fake agent, and a leader-elected manager with the Aggregator.
+// the StatusReconciler driving a fake agent, and the Aggregator for the VirtualIPs that select
+// the node (no leader election: every node summarises).
 
-// agentNamespace is the agent's namespace: its Secrets and the aggregator's Lease.
+// agentNamespace is the agent's namespace: its Secrets.
 const agentNamespace = "kube-vrrp"
 
 func fullScheme(t *testing.T) *runtime.Scheme {
@@ -186,9 +187,10 @@ type response struct {
 	code                      int
 }
 
-// raced reports whether r is the aggregator's prune losing a race: its JSON patch tests each
+// raced reports whether r is an aggregator's prune losing a race: its JSON patch tests each
 // entry's name before removing it, and the API server answers 422 when an agent withdrew or
-// moved that entry meanwhile; the aggregator then retries.
+// moved that entry meanwhile (or another node's aggregator pruned it first); the aggregator
+// then retries.
 func (r response) raced() bool {
 	return r.code == http.StatusUnprocessableEntity && r.method == http.MethodPatch &&
 		strings.HasPrefix(r.contentType, "application/json-patch+json") && strings.HasSuffix(r.path, "/status")
@@ -244,6 +246,19 @@ func (r *codeRecorder) raced() []response {
 		}
 	}
 	return out
+}
+
+// count returns how many responses had status code.
+func (r *codeRecorder) count(code int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var n int
+	for _, c := range r.codes {
+		if c.code == code {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *codeRecorder) total() int {
@@ -328,7 +343,8 @@ func startManager(t *testing.T, what string, mgr ctrl.Manager) {
 }
 
 // startNode runs the node side of the agent for name, as cmd/kube-vrrp/agent.go wires it: the
-// Secret cache limited to the agent's namespace, no leader election.
+// Secret cache limited to the agent's namespace, no leader election, the VirtualIPReconciler,
+// the StatusReconciler and the Aggregator in one manager.
 func startNode(t *testing.T, restCfg *rest.Config, log *slog.Logger, name, ip string) *simNode {
 	t.Helper()
 	kick := make(chan struct{}, 1)
@@ -362,31 +378,12 @@ func startNode(t *testing.T, restCfg *rest.Config, log *slog.Logger, name, ip st
 	if err := sr.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
+	agg := &controllers.Aggregator{Client: mgr.GetClient(), NodeName: name, Log: log.With("component", "aggregator")}
+	if err := agg.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
 	startManager(t, "node "+name, mgr)
 	return n
-}
-
-// startAggregator runs the leader-elected aggregator with a Lease in the agent's namespace.
-func startAggregator(t *testing.T, restCfg *rest.Config, log *slog.Logger, electionID string) {
-	t.Helper()
-	log = log.With("component", "aggregator")
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                        fullScheme(t),
-		Logger:                        logr.FromSlogHandler(log.Handler()),
-		Metrics:                       metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:        "0",
-		LeaderElection:                true,
-		LeaderElectionID:              electionID,
-		LeaderElectionNamespace:       agentNamespace,
-		LeaderElectionReleaseOnCancel: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := (&controllers.Aggregator{Client: mgr.GetClient(), Log: log}).SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
-	startManager(t, "aggregator", mgr)
 }
 
 // eventually retries check until it returns nil or timeout passes.
