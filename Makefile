@@ -15,8 +15,9 @@ TEST_TIMEOUT ?= 25m
 
 all: build
 
-## demo: build, start a local lab of node namespaces, show a failover (see README)
-demo: deps build
+## demo: build, start a lab of node namespaces with etcd and kube-apiserver inside, install the
+## chart, run an agent per node as its pod would, kill HAProxy on the MASTER (see README)
+demo: deps build envtest-assets
 	$(GO) run ./test/demo --bin $(BIN)/kube-vrrp
 
 ## test: install what the tests need, then run every test (unit, fuzz seeds, envtest, privileged netns, interop)

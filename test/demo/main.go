@@ -1,153 +1,53 @@
-// Command demo is `make demo`: it builds a lab of node network namespaces on one bridge, runs
-// `kube-vrrp run` on each node with one VirtualIP, and shows who holds the address, a graceful
-// handover (SIGTERM) and a link cut, each with the outage a client pinging every 10 ms saw.
-// Everything lives in namespaces it creates and removes; the host's own network is untouched.
+// Command demo is `make demo`: kube-vrrp as a cluster runs it, on one machine, with a visible
+// failover. It builds a lab of three node network namespaces (n1, n2, n3) and a client on one
+// bridge, starts etcd and kube-apiserver inside the lab, registers the nodes as Node objects,
+// runs HAProxy on every node serving HTTP on the virtual address, renders the Helm chart
+// (charts/kube-vrrp) and applies what a cluster would get, runs the DaemonSet's pod command
+// (`kube-vrrp agent`) on each node as the pod would run it (uid 65532 with only NET_ADMIN and
+// NET_RAW, the chart's ServiceAccount and RBAC), applies a VirtualIP with a process probe on
+// HAProxy, and prints `kubectl get vip` and the nodes' states as they change while HAProxy is
+// killed on the MASTER and started again, with the HTTP outage a client measured.
+//
+// Everything lives in namespaces and temporary directories it creates and removes, on success,
+// failure and Ctrl-C; the host's own network is untouched. It needs root.
+//
+//	go run ./test/demo --bin bin/kube-vrrp               # what make demo runs
+//	go run ./test/demo --bin bin/kube-vrrp --standalone  # without Kubernetes: kube-vrrp run
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"net/netip"
 	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
-	"time"
-
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
-
-const manifest = `apiVersion: kubevrrp.io/v1alpha1
-kind: VirtualIP
-metadata:
-  name: demo
-spec:
-  vrid: 51
-  addresses: ["198.18.0.100/24"]
-  advertisementInterval: 100ms
-  priority: 90
-  nodes:
-  - name: n1
-    priority: 110
-  - name: n2
-    priority: 100
-`
-
-var vip = netip.MustParsePrefix("198.18.0.100/24")
 
 func main() {
 	bin := flag.String("bin", "bin/kube-vrrp", "path of the kube-vrrp binary")
+	alone := flag.Bool("standalone", false, "the demo without Kubernetes: `kube-vrrp run -f vip.yaml` on each node")
 	flag.Parse()
-	if err := demo(*bin); err != nil {
+	if *alone {
+		if err := standalone(*bin); err != nil {
+			fmt.Fprintln(os.Stderr, "demo failed:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	_, err := Run(context.Background(), Options{Bin: *bin, Out: os.Stdout, HandleSignals: true, Nice: -10})
+	var sig interrupted
+	switch {
+	case errors.As(err, &sig):
+		fmt.Fprintf(os.Stderr, "demo interrupted (%v); everything was removed\n", sig.sig)
+		os.Exit(128 + int(sig.sig))
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
 		os.Exit(1)
 	}
 }
 
-func step(format string, args ...any) {
-	fmt.Printf("\n==> "+format+"\n", args...)
-}
+// interrupted is Run's error when SIGINT or SIGTERM stopped it (with HandleSignals).
+type interrupted struct{ sig syscall.Signal }
 
-func demo(bin string) error {
-	bin, err := filepath.Abs(bin)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s: build it first (make build): %w", bin, err)
-	}
-	step("building a lab: 3 nodes (n1, n2, n3) and a client on one bridge, in network namespaces")
-	l, closeLab, err := lab.Open(lab.Options{Nodes: 3})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		step("tearing the lab down")
-		if err := closeLab(); err != nil {
-			fmt.Fprintln(os.Stderr, "cleanup:", err)
-		}
-	}()
-	nodes := l.Nodes()
-	fmt.Print(indent(manifest))
-
-	procs := map[string]*lab.Proc{}
-	start := func(n *lab.Node) error {
-		path, err := n.WriteFile("vip.yaml", []byte(manifest))
-		if err != nil {
-			return err
-		}
-		p, err := n.Exec(context.Background(), "kube-vrrp", bin, "run", "-f", path, "--node", n.Name)
-		if err != nil {
-			return err
-		}
-		procs[n.Name] = p
-		return nil
-	}
-	step("starting `kube-vrrp run -f vip.yaml --node NAME` on every node")
-	for _, n := range nodes {
-		if err := start(n); err != nil {
-			return err
-		}
-	}
-	master, err := lab.WaitMaster(nodes, vip, 10*time.Second)
-	if err != nil {
-		return err
-	}
-	show(nodes)
-	who, err := l.WhoAnswers(vip.Addr(), 5*time.Second)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("client reaches %s at %s\n", vip.Addr(), who)
-
-	ctx := context.Background()
-	step("SIGTERM on the master %s: it sends priority 0 and removes the address", master.Name)
-	o, err := l.MeasureOutage(ctx, vip.Addr(), func() error { return procs[master.Name].Signal(syscall.SIGTERM) },
-		lab.OutageOptions{AwaitNode: "n2"})
-	if err != nil {
-		return fmt.Errorf("handover: %w", err)
-	}
-	fmt.Printf("client saw: %s\n", o)
-	show(nodes)
-
-	step("restarting n1: it preempts and takes the address back")
-	if err := procs["n1"].Wait(5 * time.Second); err != nil {
-		return fmt.Errorf("n1 did not exit after SIGTERM: %w", err)
-	}
-	o, err = l.MeasureOutage(ctx, vip.Addr(), func() error { return start(nodes[0]) }, lab.OutageOptions{AwaitNode: "n1"})
-	if err != nil {
-		return fmt.Errorf("preemption: %w", err)
-	}
-	fmt.Printf("client saw: %s\n", o)
-	show(nodes)
-
-	step("cutting the master's link (no advert, no goodbye): the backups' Master_Down timer runs out")
-	o, err = l.MeasureOutage(ctx, vip.Addr(), nodes[0].CutLink, lab.OutageOptions{AwaitNode: "n2"})
-	if err != nil {
-		return fmt.Errorf("link cut: %w", err)
-	}
-	fmt.Printf("client saw: %s (keepalived at its default advert_int 1 needs ~3.6 s)\n", o)
-	show(nodes)
-	if err := nodes[0].RestoreLink(); err != nil {
-		return err
-	}
-	if err := lab.WaitHolders(nodes, vip, nodes[:1], 10*time.Second); err != nil {
-		return err
-	}
-	step("link restored: n1 is master again")
-	show(nodes)
-	return nil
-}
-
-// show prints who holds the address, as `kubectl get vip` will.
-func show(nodes []*lab.Node) {
-	fmt.Printf("%-6s %-18s %s\n", "NODE", "ADDRESS", "HOLDS VIP")
-	for _, n := range nodes {
-		fmt.Printf("%-6s %-18s %v\n", n.Name, n.IPv4, n.HasAddress(vip))
-	}
-}
-
-func indent(s string) string {
-	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") + "\n"
-}
+func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
