@@ -76,6 +76,10 @@ type prober struct {
 	// updates it when only the config changed, so that later probe transitions start from
 	// the new priority, not the one the prober was started with.
 	base atomic.Uint32
+	// carried is the health of the probes of the same names in the prober this one replaced,
+	// counted until this one's own checks decide: editing a probe must not put a healthy
+	// instance in Fault (every node gets the edit at once and would resign together).
+	carried map[string]bool
 
 	mu      sync.Mutex
 	results map[string]probe.Result
@@ -167,9 +171,13 @@ func (a *Agent) Apply(name string, cfg vrrp.Config, probes ...probe.Spec) error 
 		if err == nil {
 			cur.cfg = cfg
 			if !slices.EqualFunc(cur.probes, probes, specEqual) {
+				var carried map[string]bool
+				if cur.prober != nil {
+					carried = cur.prober.health()
+				}
 				cur.prober.stop()
 				cur.probes = slices.Clone(probes)
-				a.startProberLocked(cur)
+				a.startProberLocked(cur, carried)
 			} else if cur.prober != nil {
 				cur.prober.base.Store(uint32(cfg.Priority))
 			}
@@ -384,12 +392,13 @@ func (a *Agent) startLocked(inst *instance) error {
 			log.Error("VRRP instance stopped", "err", err)
 		}
 	}()
-	a.startProberLocked(inst)
+	a.startProberLocked(inst, nil)
 	return nil
 }
 
-// startProberLocked starts inst's probes, if any, feeding its router.
-func (a *Agent) startProberLocked(inst *instance) {
+// startProberLocked starts inst's probes, if any, feeding its router; carried is the health
+// of the prober it replaces (see prober.carried).
+func (a *Agent) startProberLocked(inst *instance, carried map[string]bool) {
 	inst.prober = nil
 	if len(inst.probes) == 0 || inst.router == nil {
 		return
@@ -404,7 +413,8 @@ func (a *Agent) startProberLocked(inst *instance) {
 		return
 	}
 	ctx, cancel := context.WithCancel(a.ctx)
-	p := &prober{runner: runner, cancel: cancel, done: make(chan struct{}), results: map[string]probe.Result{}}
+	p := &prober{runner: runner, cancel: cancel, done: make(chan struct{}), results: map[string]probe.Result{},
+		carried: carried}
 	p.base.Store(uint32(inst.cfg.Priority))
 	inst.prober = p
 	r, specs := inst.router, inst.probes
@@ -420,7 +430,7 @@ func (a *Agent) startProberLocked(inst *instance) {
 			p.results[res.Name] = res
 			p.mu.Unlock()
 			log.Info("probe", "probe", res.Name, "healthy", res.Healthy, "reason", res.Reason)
-			applyHealth(r, uint8(p.base.Load()), specs, runner.Health())
+			applyHealth(r, uint8(p.base.Load()), specs, p.health())
 			a.notify()
 		}
 	}()
@@ -430,7 +440,7 @@ func (a *Agent) startProberLocked(inst *instance) {
 func (a *Agent) adjust(r *vrrp.Router, inst *instance) {
 	var health map[string]bool
 	if inst.prober != nil {
-		health = inst.prober.runner.Health()
+		health = inst.prober.health()
 	}
 	applyHealth(r, inst.cfg.Priority, inst.probes, health)
 }
@@ -453,6 +463,18 @@ func (p *prober) stop() {
 	}
 	p.cancel()
 	<-p.done
+}
+
+// health is the runner's health over the carried one.
+func (p *prober) health() map[string]bool {
+	h := make(map[string]bool, len(p.carried))
+	for k, v := range p.carried {
+		h[k] = v
+	}
+	for k, v := range p.runner.Health() {
+		h[k] = v
+	}
+	return h
 }
 
 func (p *prober) snapshot() map[string]probe.Result {

@@ -371,3 +371,44 @@ func TestProbeWeightAppliesToReconfiguredPriority(t *testing.T) {
 		}
 	})
 }
+
+// Editing a healthy MASTER's probes (here only the interval) must not put it in Fault while the
+// new probe set has not reported yet: every node gets the edit at once, so they would all resign
+// together and the VIP would be down for Master_Down_Interval.
+func TestProbeEditKeepsHealthyMaster(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "healthy")
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		h := &fakeHost{hub: &hub{}, bound: map[netip.Prefix]bool{}}
+		a := New(h, nil, Options{})
+		check := probe.Spec{Name: "flag", Kind: probe.KindFile, Path: flag, Interval: 100 * time.Millisecond}
+		if err := a.Apply("web", config("198.18.0.11", 110), check); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { a.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		st := a.Snapshot()[0]
+		if st.State != vrrp.Master {
+			t.Fatalf("state %v, want Master", st.State)
+		}
+		transitions := st.Stats.Transitions
+
+		check.Interval = 200 * time.Millisecond
+		if err := a.Apply("web", config("198.18.0.11", 110), check); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		st = a.Snapshot()[0]
+		if st.State != vrrp.Master || st.Stats.Transitions != transitions || !h.has(vip) {
+			t.Fatalf("after a probe edit: state %v, transitions %d (was %d), VIP bound %v; want Master, no transition, bound",
+				st.State, st.Stats.Transitions, transitions, h.has(vip))
+		}
+	})
+}
