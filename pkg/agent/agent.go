@@ -80,6 +80,10 @@ type prober struct {
 	// counted until this one's own checks decide: editing a probe must not put a healthy
 	// instance in Fault (every node gets the edit at once and would resign together).
 	carried map[string]bool
+	// applyMu makes reading the health and applying it to the router one step, so that a
+	// config change's re-apply (Agent.adjust) and a probe transition cannot land in the wrong
+	// order and leave the router with stale health (e.g. in Fault with every probe healthy).
+	applyMu sync.Mutex
 
 	mu      sync.Mutex
 	results map[string]probe.Result
@@ -430,7 +434,9 @@ func (a *Agent) startProberLocked(inst *instance, carried map[string]bool) {
 			p.results[res.Name] = res
 			p.mu.Unlock()
 			log.Info("probe", "probe", res.Name, "healthy", res.Healthy, "reason", res.Reason)
+			p.applyMu.Lock()
 			applyHealth(r, uint8(p.base.Load()), specs, p.health())
+			p.applyMu.Unlock()
 			a.notify()
 		}
 	}()
@@ -440,6 +446,8 @@ func (a *Agent) startProberLocked(inst *instance, carried map[string]bool) {
 func (a *Agent) adjust(r *vrrp.Router, inst *instance) {
 	var health map[string]bool
 	if inst.prober != nil {
+		inst.prober.applyMu.Lock()
+		defer inst.prober.applyMu.Unlock()
 		health = inst.prober.health()
 	}
 	applyHealth(r, inst.cfg.Priority, inst.probes, health)
