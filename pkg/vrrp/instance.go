@@ -431,8 +431,11 @@ func (in *Instance) certainlyBest(from netip.Addr) bool {
 		if m.Addr == from || m.Addr == in.cfg.Primary {
 			continue
 		}
+		// On a tie the sources' addresses decide (RFC 5798 §6.4.3); an IPv6 member known by
+		// its node's global address cannot be compared with our link-local source.
 		if m.MaxPriority == 0 || m.MaxPriority > in.priority ||
-			(m.MaxPriority == in.priority && addrGreater(m.Addr, in.cfg.Primary)) {
+			(m.MaxPriority == in.priority && (addrGreater(m.Addr, in.cfg.Primary) ||
+				m.Addr.IsLinkLocalUnicast() != in.cfg.Primary.IsLinkLocalUnicast())) {
 			return false
 		}
 	}

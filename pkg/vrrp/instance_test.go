@@ -1068,3 +1068,21 @@ func TestReconfigurePriorityOnMaster(t *testing.T) {
 		t.Errorf("status %s priority %d master priority %d, want Master 90 90", st.State, st.Priority, st.MasterPriority)
 	}
 }
+
+// Beyond the RFC (fast handover): in Kubernetes mode an IPv6 router's members are the nodes'
+// global addresses while the tie-break of RFC 5798 §6.4.3 compares the link-local sources, so a
+// member of equal priority cannot be known to lose the tie. Two equal backups that both
+// assumed they win would both take over at once on the master's priority-0 advert.
+func TestFastHandoverEqualPriorityUnknownTieBreak(t *testing.T) {
+	cfg := with(config6(), func(c *vrrp.Config) {
+		c.MembersComplete = true
+		c.Members = []vrrp.Member{
+			{Addr: netip.MustParseAddr("2001:db8::12"), MaxPriority: 100}, // the master's node
+			{Addr: netip.MustParseAddr("2001:db8::13"), MaxPriority: 100}, // another backup
+		}
+	})
+	in := startBackup(t, cfg)
+	in.Receive(t0.Add(time.Millisecond), advert(t, cfg, netip.MustParseAddr("fe80::12"), 100))
+	in.Receive(t0.Add(2*time.Millisecond), advert(t, cfg, netip.MustParseAddr("fe80::12"), 0))
+	checkState(t, in, vrrp.Backup)
+}
