@@ -85,7 +85,8 @@ func override(vip *v1alpha1.VirtualIP, node string) *v1alpha1.NodeOverride {
 //
 // The interface is nodes[].interface, else spec.interface, else the one interface holding a
 // node address in the first virtual address's subnet. The source address (Primary) is that
-// interface's first IPv4 address, or its IPv6 link-local address; a virtual address already
+// interface's first IPv4 address, or its IPv6 link-local address (its first global IPv6
+// address in unicast mode, where peers know each other by those); a virtual address already
 // bound there (this node may be MASTER) is never taken for it.
 //
 // Priority 255 is accepted only if the node owns every virtual address, i.e. they are
@@ -136,6 +137,11 @@ func For(vip *v1alpha1.VirtualIP, node Node, peers []Peer, password []byte) (vrr
 	}
 	cfg.Interface = ifc.Name
 
+	// IPv6 multicast adverts come from the link-local address (RFC 5798 §5.1.2.1). Unicast
+	// ones come from a global address, as keepalived's unicast_src_ip: the peers list (and
+	// the other nodes' InternalIPs) name global addresses, and a receiver accepts only
+	// adverts from a listed peer.
+	linkLocal := family == 6 && spec.Unicast == nil
 	isVIP := func(a netip.Addr) bool {
 		return slices.ContainsFunc(cfg.Addresses, func(p netip.Prefix) bool { return p.Addr() == a })
 	}
@@ -144,15 +150,18 @@ func For(vip *v1alpha1.VirtualIP, node Node, peers []Peer, password []byte) (vrr
 		if isVIP(a) && !owner {
 			continue
 		}
-		if family == 4 && a.Is4() || family == 6 && a.Is6() && a.IsLinkLocalUnicast() {
+		if family == 4 && a.Is4() || family == 6 && a.Is6() && a.IsLinkLocalUnicast() == linkLocal {
 			cfg.Primary = a
 			break
 		}
 	}
 	if !cfg.Primary.IsValid() {
 		what := "IPv4 address"
-		if family == 6 {
+		switch {
+		case family == 6 && linkLocal:
 			what = "IPv6 link-local (fe80::/10) address"
+		case family == 6:
+			what = "global IPv6 address (unicast adverts are sent from the address its peers know it by)"
 		}
 		return vrrp.Config{}, fmt.Errorf("VirtualIP %q on node %q: interface %s has no %s to send adverts from: add one or choose another interface",
 			vip.Name, node.Name, ifc.Name, what)

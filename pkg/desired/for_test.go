@@ -153,6 +153,21 @@ func TestFor(t *testing.T) {
 		{name: "IPv6 without link-local", vip: func(v *v1alpha1.VirtualIP) { v.Spec.Addresses = []string{"2001:db8::100/64"} },
 			node:    func(n *Node) { n.Interfaces[1].Prefixes = pfxs("192.0.2.11/24", "2001:db8::11/64") },
 			wantErr: "interface eth0 has no IPv6 link-local (fe80::/10) address"},
+		// Unicast peers name global addresses and a receiver accepts only adverts from a listed
+		// peer, so IPv6 unicast adverts come from the interface's global address.
+		{name: "IPv6 unicast uses the global source", vip: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Addresses = []string{"2001:db8::100/64"}
+			v.Spec.Unicast = &v1alpha1.UnicastSpec{Peers: []string{"2001:db8::12"}}
+		}, want: func(c *vrrp.Config) {
+			c.Addresses, c.Primary = pfxs("2001:db8::100/64"), addr("2001:db8::11")
+			c.Peers, c.Members, c.MembersComplete = addrs("2001:db8::12"), []vrrp.Member{{Addr: addr("2001:db8::12")}}, true
+		}},
+		{name: "IPv6 unicast without a global address", vip: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Addresses = []string{"2001:db8::100/64"}
+			v.Spec.Interface = "eth0"
+			v.Spec.Unicast = &v1alpha1.UnicastSpec{Peers: []string{"2001:db8::12"}}
+		}, node: func(n *Node) { n.Interfaces[1].Prefixes = pfxs("192.0.2.11/24", "fe80::11/64") },
+			wantErr: "interface eth0 has no global IPv6 address"},
 
 		// Address owner.
 		{name: "priority 255 on the owner", vip: func(v *v1alpha1.VirtualIP) {

@@ -260,7 +260,7 @@ func TestSpeaker(t *testing.T) {
 		{"preempt-delay", false, testPreemptDelay},
 		{"split-brain", true, testSplitBrain},
 		{"sigkill-restart", false, testSigkillRestart},
-		{"unicast", false, testUnicast},
+		{"unicast", true, testUnicast},
 	}
 	for _, fam := range families {
 		t.Run(fam.name, func(t *testing.T) {
@@ -624,8 +624,12 @@ func testUnicast(t *testing.T, vip netip.Prefix) {
 	if err := lab.WaitKubeVRRPState(p4, "lab", "Master", settle); err != nil {
 		t.Fatal(err)
 	}
+	rogueSrc := n4.IPv4
+	if vip.Addr().Is6() {
+		rogueSrc = n4.IPv6 // IPv6 unicast adverts come from the global address peers list
+	}
 	for _, n := range []*lab.Node{n2, n3} {
-		if err := waitDrop(g.proc(n), "unknown_peer", n4.IPv4); err != nil {
+		if err := waitDrop(g.proc(n), "unknown_peer", rogueSrc); err != nil {
 			t.Error(err)
 		}
 	}
