@@ -168,6 +168,15 @@ func (a *Agent) Apply(name string, cfg vrrp.Config, probes ...probe.Spec) error 
 			o.cfg.Primary.Is6() == cfg.Primary.Is6() {
 			return fmt.Errorf("applying %q: VRID %d on %s is already used by %q", name, cfg.VRID, cfg.Interface, other)
 		}
+		// Two groups holding one address would take it from each other: the one resigning
+		// removes the address the other MASTER serves.
+		if other != name {
+			for _, p := range cfg.Addresses {
+				if slices.ContainsFunc(o.cfg.Addresses, func(q netip.Prefix) bool { return q.Addr() == p.Addr() }) {
+					return fmt.Errorf("applying %q: address %s is already a virtual address of %q", name, p.Addr(), other)
+				}
+			}
+		}
 	}
 	cur, ok := a.instances[name]
 	if ok && cur.router != nil {

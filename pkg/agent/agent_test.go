@@ -205,6 +205,11 @@ func TestApplyRejectsDuplicateVRIDAndBadConfig(t *testing.T) {
 	if err := a.Apply("two", config("198.18.0.11", 100)); err == nil {
 		t.Fatal("second VirtualIP with the same VRID on the same interface was accepted")
 	}
+	same := config("198.18.0.11", 100)
+	same.VRID = 52 // another group, but the same address as "one"
+	if err := a.Apply("same-address", same); err == nil {
+		t.Fatal("a second VirtualIP with the same virtual address was accepted")
+	}
 	bad := config("198.18.0.11", 100)
 	bad.Interval = 15 * time.Millisecond
 	if err := a.Apply("three", bad); err == nil {
