@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
 	"github.com/kube-vrrp/kube-vrrp/test/cluster"
 	"github.com/kube-vrrp/kube-vrrp/test/lab"
@@ -75,12 +76,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	if _, err := cluster.AssetsDir(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%v (CI is set, so this fails instead of skipping; make test builds them)", err)
-		}
-		t.Skipf("%v; run make envtest-assets", err)
-	}
+	envtestassets.Require(t)
 	ctx := t.Context()
 	bin := lab.KubeVRRPBinary(t)
 	l := lab.New(t, lab.Options{Nodes: 3, Nice: nice})

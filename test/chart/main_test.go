@@ -1,17 +1,16 @@
 package chart
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
-	"regexp"
 	"testing"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 )
 
 // The API server of the dry-run tests; nil when they skip.
@@ -23,8 +22,8 @@ var (
 )
 
 // TestMain starts a kube-apiserver and etcd (envtest) for the dry-run tests, as test/envtest
-// does: from KUBEBUILDER_ASSETS or bin/k8s/<version>, and under CI a missing asset fails
-// instead of skipping. No CRD is installed: the chart's own is part of what is dry-run.
+// does: from the assets package envtestassets finds (under CI a missing asset fails instead of
+// skipping). No CRD is installed: the chart's own is part of what is dry-run.
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -35,13 +34,13 @@ func run(m *testing.M) int {
 		skipReason = "the dry run needs kube-apiserver and etcd; skipped in -short mode"
 		return m.Run()
 	}
-	dir, err := assetsDir()
+	dir, skip, err := envtestassets.ForTestMain()
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			fmt.Fprintf(os.Stderr, "test/chart: %v (CI is set, so this fails instead of skipping; run make envtest-assets)\n", err)
-			return 1
-		}
-		skipReason = err.Error() + "; run make envtest-assets"
+		fmt.Fprintf(os.Stderr, "test/chart: %v\n", err)
+		return 1
+	}
+	if skip != "" {
+		skipReason = skip
 		return m.Run()
 	}
 	env := &ctrlenvtest.Environment{BinaryAssetsDirectory: dir}
@@ -68,27 +67,4 @@ func requireAPIServer(t *testing.T) {
 	if skipReason != "" {
 		t.Skip(skipReason)
 	}
-}
-
-// assetsDir finds the directory holding kube-apiserver and etcd: KUBEBUILDER_ASSETS, else
-// bin/k8s/<the kubernetes version of hack/tools/go.mod> (made by make envtest-assets).
-func assetsDir() (string, error) {
-	dir := os.Getenv("KUBEBUILDER_ASSETS")
-	if dir == "" {
-		gomod, err := os.ReadFile(filepath.Join(repoRoot, "hack", "tools", "go.mod"))
-		if err != nil {
-			return "", fmt.Errorf("find the envtest assets: %w", err)
-		}
-		v := regexp.MustCompile(`(?m)^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\S+)`).FindSubmatch(gomod)
-		if v == nil {
-			return "", errors.New("find the envtest assets: hack/tools/go.mod requires no k8s.io/kubernetes")
-		}
-		dir = filepath.Join(repoRoot, "bin", "k8s", string(v[1]))
-	}
-	for _, bin := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
-			return "", fmt.Errorf("envtest assets: %w", err)
-		}
-	}
-	return filepath.Abs(dir)
 }

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
@@ -58,7 +59,7 @@ type Options struct {
 	Port int
 	// ServiceCIDR is --service-cluster-ip-range (default DefaultServiceCIDR).
 	ServiceCIDR netip.Prefix
-	// AssetsDir holds kube-apiserver and etcd (default: AssetsDir()).
+	// AssetsDir holds kube-apiserver and etcd (default: envtestassets.Dir()).
 	AssetsDir string
 	// Nice is the niceness etcd and kube-apiserver run at (0: unchanged), like lab.Options.Nice
 	// for the speakers: on a loaded machine it keeps API latencies about the API server.
@@ -140,7 +141,7 @@ func Start(ctx context.Context, l *lab.Lab, o Options) (*ControlPlane, error) {
 	}
 	assets := o.AssetsDir
 	if assets == "" {
-		d, err := AssetsDir()
+		d, err := envtestassets.Dir()
 		if err != nil {
 			return nil, err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
 	"github.com/kube-vrrp/kube-vrrp/test/cluster"
 	"github.com/kube-vrrp/kube-vrrp/test/lab"
@@ -25,12 +25,7 @@ import (
 // requireAssets skips the test when kube-apiserver or etcd is missing, except under CI.
 func requireAssets(t *testing.T) {
 	t.Helper()
-	if _, err := cluster.AssetsDir(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%v (CI is set, so this fails instead of skipping)", err)
-		}
-		t.Skipf("%v; run make envtest-assets", err)
-	}
+	envtestassets.Require(t)
 	if testing.Short() {
 		t.Skip("starts kube-apiserver; skipped in -short mode")
 	}

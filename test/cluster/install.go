@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
@@ -55,7 +56,7 @@ type InstallOptions struct {
 // ServiceAccount, its ClusterRoles and Roles, and a ClusterRoleBinding or RoleBinding of the
 // same name binding each to the ServiceAccount. It is idempotent (server-side apply).
 func (c *ControlPlane) Install(ctx context.Context, o InstallOptions) error {
-	root, err := ModuleRoot()
+	root, err := envtestassets.ModuleRoot()
 	if err != nil && (len(o.CRDs) == 0 || len(o.RBAC) == 0) {
 		return err
 	}

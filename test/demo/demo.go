@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 	"github.com/kube-vrrp/kube-vrrp/test/chart"
 	"github.com/kube-vrrp/kube-vrrp/test/cluster"
 	"github.com/kube-vrrp/kube-vrrp/test/lab"
@@ -302,10 +303,10 @@ func (d *demo) preflight(ctx context.Context) error {
 		return fmt.Errorf("%s: build it first (make build): %w", bin, err)
 	}
 	d.o.Bin = bin
-	if _, err := cluster.AssetsDir(); err != nil {
+	if _, err := envtestassets.Dir(); err != nil {
 		return fmt.Errorf("%w (make envtest-assets builds them)", err)
 	}
-	root, err := cluster.ModuleRoot()
+	root, err := envtestassets.ModuleRoot()
 	if err != nil {
 		return err
 	}

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
 	"github.com/kube-vrrp/kube-vrrp/test/chart/filecaps"
-	"github.com/kube-vrrp/kube-vrrp/test/cluster"
 	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
@@ -32,12 +32,7 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kube-apiserver, HAProxy and three agents; skipped in -short mode")
 	}
-	if _, err := cluster.AssetsDir(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%v (CI is set, so this fails instead of skipping; make test builds them)", err)
-		}
-		t.Skipf("%v; run make envtest-assets", err)
-	}
+	envtestassets.Require(t)
 	bin := lab.KubeVRRPBinary(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()

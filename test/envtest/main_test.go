@@ -2,12 +2,10 @@ package envtest
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -16,6 +14,7 @@ import (
 	ctrlenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 )
 
 // The API server shared by every test of the package; nil when the tests skip.
@@ -38,13 +37,13 @@ func run(m *testing.M) int {
 		skipReason = "envtest needs kube-apiserver and etcd; skipped in -short mode"
 		return m.Run()
 	}
-	dir, err := assetsDir()
+	dir, skip, err := envtestassets.ForTestMain()
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			fmt.Fprintf(os.Stderr, "envtest: %v (CI is set, so this fails instead of skipping; run make envtest-assets)\n", err)
-			return 1
-		}
-		skipReason = err.Error() + "; run make envtest-assets"
+		fmt.Fprintf(os.Stderr, "envtest: %v\n", err)
+		return 1
+	}
+	if skip != "" {
+		skipReason = skip
 		return m.Run()
 	}
 
@@ -84,27 +83,4 @@ func requireAPIServer(t *testing.T) context.Context {
 		t.Skip(skipReason)
 	}
 	return t.Context()
-}
-
-// assetsDir finds the directory holding kube-apiserver and etcd: KUBEBUILDER_ASSETS, else
-// bin/k8s/<the kubernetes version of hack/tools/go.mod>.
-func assetsDir() (string, error) {
-	dir := os.Getenv("KUBEBUILDER_ASSETS")
-	if dir == "" {
-		gomod, err := os.ReadFile(filepath.Join(repoRoot, "hack", "tools", "go.mod"))
-		if err != nil {
-			return "", fmt.Errorf("find the envtest assets: %w", err)
-		}
-		v := regexp.MustCompile(`(?m)^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\S+)`).FindSubmatch(gomod)
-		if v == nil {
-			return "", errors.New("find the envtest assets: hack/tools/go.mod requires no k8s.io/kubernetes")
-		}
-		dir = filepath.Join(repoRoot, "bin", "k8s", string(v[1]))
-	}
-	for _, bin := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
-			return "", fmt.Errorf("envtest assets: %w", err)
-		}
-	}
-	return filepath.Abs(dir)
 }
