@@ -187,7 +187,7 @@ func measure(b *testing.B, im implementation, c benchCase) (sample, error) {
 		return sample{}, err
 	}
 	stable := min(max(2*c.interval, 200*time.Millisecond), 2*time.Second)
-	if err := waitSole(l.Nodes(), n1, stable, 30*time.Second); err != nil {
+	if err := waitSole(l.Nodes(), vip, n1, stable, 30*time.Second); err != nil {
 		return sample{}, fmt.Errorf("before the fault: %w\n%s", err, p1.Tail(10))
 	}
 	// The fault lands at a random phase of the MASTER's advert cycle, as a real one does;
@@ -205,12 +205,12 @@ func measure(b *testing.B, im implementation, c benchCase) (sample, error) {
 	return sample{outage: out.Duration, lost: out.Lost, sendGap: out.Result.MaxSendGap()}, nil
 }
 
-// waitSole waits until m has been the only holder of the VIP among nodes for d.
-func waitSole(nodes []*lab.Node, m *lab.Node, d, timeout time.Duration) error {
+// waitSole waits until m has been the only holder of addr among nodes for d.
+func waitSole(nodes []*lab.Node, addr netip.Prefix, m *lab.Node, d, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var since time.Time
 	for {
-		h := lab.Holders(nodes, vip)
+		h := lab.Holders(nodes, addr)
 		now := time.Now()
 		switch {
 		case len(h) != 1 || h[0] != m:
@@ -221,7 +221,7 @@ func waitSole(nodes []*lab.Node, m *lab.Node, d, timeout time.Duration) error {
 			return nil
 		}
 		if now.After(deadline) {
-			return fmt.Errorf("%s not the only holder of %s for %v within %v (holders: %v)", m, vip.Addr(), d, timeout, h)
+			return fmt.Errorf("%s not the only holder of %s for %v within %v (holders: %v)", m, addr.Addr(), d, timeout, h)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -233,15 +233,24 @@ type stats struct {
 	sendGap          time.Duration // largest prober send gap of any sample
 }
 
-func summarize(ss []sample) stats {
+// timed is a sample of either benchmark: its outage and its prober's largest send gap.
+type timed interface {
+	times() (outage, sendGap time.Duration)
+}
+
+func (s sample) times() (outage, sendGap time.Duration) { return s.outage, s.sendGap }
+
+// summarize returns the median, min and max outage of ss and their largest send gap.
+func summarize[S timed](ss []S) stats {
 	if len(ss) == 0 {
 		return stats{}
 	}
 	d := make([]time.Duration, len(ss))
 	var gap time.Duration
 	for i, s := range ss {
-		d[i] = s.outage
-		gap = max(gap, s.sendGap)
+		var g time.Duration
+		d[i], g = s.times()
+		gap = max(gap, g)
 	}
 	slices.Sort(d)
 	med := d[len(d)/2]
@@ -252,6 +261,19 @@ func summarize(ss []sample) stats {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// newTable returns a tabwriter for a results table, writing to sb.
+func newTable(sb *strings.Builder) *tabwriter.Writer {
+	return tabwriter.NewWriter(sb, 0, 0, 2, ' ', 0)
+}
+
+// stallCell is "ok", or "stalled <gap>" when the prober's largest send gap exceeds limit.
+func stallCell(gap, limit time.Duration) string {
+	if gap > limit {
+		return fmt.Sprintf("stalled %v", gap.Round(time.Millisecond))
+	}
+	return "ok"
+}
 
 func report(b *testing.B, r row) {
 	var gap time.Duration
@@ -290,7 +312,7 @@ func printTable() {
 		return
 	}
 	var sb strings.Builder
-	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', 0)
+	w := newTable(&sb)
 	fmt.Fprintf(w, "fault\tinterval\tkeepalived ms\tkube-vrrp ms\tratio\truns\tprober\n")
 	for _, r := range rows {
 		k, v := summarize(r.samples["keepalived"]), summarize(r.samples["kube-vrrp"])
@@ -298,10 +320,7 @@ func printTable() {
 		if k.n > 0 && v.n > 0 && k.median > 0 {
 			ratio = fmt.Sprintf("%.2f", ms(v.median)/ms(k.median))
 		}
-		prober := "ok"
-		if g := max(k.sendGap, v.sendGap); g > stallLimit {
-			prober = fmt.Sprintf("stalled %v", g.Round(time.Millisecond))
-		}
+		prober := stallCell(max(k.sendGap, v.sendGap), stallLimit)
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", r.c.fault, r.c.intervalName(), cell(k), cell(v), ratio, k.n, v.n, prober)
 	}
 	w.Flush()

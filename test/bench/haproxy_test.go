@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"text/tabwriter"
 	"time"
 
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
@@ -132,6 +131,8 @@ type hapSample struct {
 	sendGap time.Duration
 }
 
+func (m hapSample) times() (outage, sendGap time.Duration) { return m.outage, m.sendGap }
+
 func (m hapSample) String() string {
 	return fmt.Sprintf("HTTP outage %v (%d requests failed), client max send gap %v",
 		m.outage.Round(time.Millisecond), m.failed, m.sendGap.Round(time.Millisecond))
@@ -201,7 +202,7 @@ func hapMeasure(b *testing.B, s hapSetup) (hapSample, error) {
 		speakers = append(speakers, p)
 	}
 	n1, n2 := l.Node(1), l.Node(2)
-	if err := hapWaitSole(l.Nodes(), n1, max(2*s.advert, 300*time.Millisecond), 30*time.Second); err != nil {
+	if err := waitSole(l.Nodes(), hapVIP, n1, max(2*s.advert, 300*time.Millisecond), 30*time.Second); err != nil {
 		return hapSample{}, fmt.Errorf("before the kill: %w\n%s", err, speakers[0].Tail(10))
 	}
 	// The kill comes at a random phase of the checks' 1 s period: keepalived's script runs on
@@ -219,32 +220,10 @@ func hapMeasure(b *testing.B, s hapSetup) (hapSample, error) {
 	return hapSample{outage: out.Duration, failed: out.Failed, sendGap: out.Result.MaxSendGap()}, nil
 }
 
-// hapWaitSole waits until m has been the only holder of the VIP among nodes for d.
-func hapWaitSole(nodes []*lab.Node, m *lab.Node, d, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var since time.Time
-	for {
-		h := lab.Holders(nodes, hapVIP)
-		now := time.Now()
-		switch {
-		case len(h) != 1 || h[0] != m:
-			since = time.Time{}
-		case since.IsZero():
-			since = now
-		case now.Sub(since) >= d:
-			return nil
-		}
-		if now.After(deadline) {
-			return fmt.Errorf("%s not the only holder of %s for %v within %v (holders: %v)", m, hapVIP.Addr(), d, timeout, h)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // hapReport prints the table and reports each setup's median outage (ms) as a metric.
 func hapReport(b *testing.B, results map[string][]hapSample) {
 	var sb strings.Builder
-	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', 0)
+	w := newTable(&sb)
 	fmt.Fprintf(w, "setup\tmedian ms\tmin ms\tmax ms\tfailed requests (median)\truns\tclient\n")
 	for _, s := range hapSetups {
 		ss := results[s.name()]
@@ -252,30 +231,17 @@ func hapReport(b *testing.B, results map[string][]hapSample) {
 			fmt.Fprintf(w, "%s\t-\t-\t-\t-\t0\t\n", s.name())
 			continue
 		}
-		d := make([]time.Duration, len(ss))
+		st := summarize(ss)
 		f := make([]int, len(ss))
-		var gap time.Duration
 		for i, m := range ss {
-			d[i], f[i] = m.outage, m.failed
-			gap = max(gap, m.sendGap)
+			f[i] = m.failed
 		}
-		slices.Sort(d)
 		slices.Sort(f)
-		med := d[len(d)/2]
-		if len(d)%2 == 0 {
-			med = (d[len(d)/2-1] + d[len(d)/2]) / 2
-		}
-		client := "ok"
-		if gap > 50*time.Millisecond {
-			client = fmt.Sprintf("stalled %v", gap.Round(time.Millisecond))
-		}
-		fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%.0f\t%d\t%d\t%s\n", s.name(), hapMS(med), hapMS(d[0]), hapMS(d[len(d)-1]), f[len(f)/2], len(ss), client)
-		b.ReportMetric(hapMS(med), s.metric())
+		fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%.0f\t%d\t%d\t%s\n", s.name(), ms(st.median), ms(st.min), ms(st.max), f[len(f)/2], st.n, stallCell(st.sendGap, 50*time.Millisecond))
+		b.ReportMetric(ms(st.median), s.metric())
 	}
 	w.Flush()
 	b.ReportMetric(0, "ns/op") // the labs' time, not a figure of interest
 	fmt.Printf("\nHAProxy SIGKILLed on the MASTER: client-observed HTTP outage (GET every 10 ms, new connection each, 200 ms timeout)\n"+
 		"n1 110 / n2 100, preempt on, speakers at nice %d\n%s", hapNice(), sb.String())
 }
-
-func hapMS(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
