@@ -433,31 +433,27 @@ func (l *Lab) MeasureHTTPOutage(ctx context.Context, target netip.AddrPort, faul
 	h := l.StartHTTPLoad(target, o.Load)
 	defer h.Stop()
 
-	deadline := time.Now().Add(o.Timeout)
-	for {
+	if err := pollUntil(ctx, time.Now().Add(o.Timeout), func() bool {
 		r := h.Result()
-		if n := len(r.Requests); n > 0 && r.Requests[n-1].Start.Sub(r.Start) >= o.Warmup &&
-			r.CleanSince(r.Requests[n-1].Start.Add(-o.Warmup)) {
-			break
+		n := len(r.Requests)
+		return n > 0 && r.Requests[n-1].Start.Sub(r.Start) >= o.Warmup &&
+			r.CleanSince(r.Requests[n-1].Start.Add(-o.Warmup))
+	}); err != nil {
+		r := h.Stop()
+		if errors.Is(err, errPollDeadline) {
+			err = fmt.Errorf("%s is not served steadily before the fault: %s", target, r)
 		}
-		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
-			return HTTPOutage{Result: h.Stop()}, err
-		}
-		if time.Now().After(deadline) {
-			r := h.Stop()
-			return HTTPOutage{Result: r}, fmt.Errorf("%s is not served steadily before the fault: %s", target, r)
-		}
+		return HTTPOutage{Result: r}, err
 	}
 	out := HTTPOutage{Before: h.Result().Last(), FaultAt: time.Now()}
 	if err := fault(); err != nil {
 		out.Result = h.Stop()
 		return out, fmt.Errorf("fault: %w", err)
 	}
-	deadline = out.FaultAt.Add(o.Timeout)
-	var werr error
-	for {
+	var reached bool
+	werr := pollUntil(ctx, out.FaultAt.Add(o.Timeout), func() bool {
 		r := h.Result()
-		reached := o.AwaitNode == ""
+		reached = o.AwaitNode == ""
 		for _, q := range r.Requests {
 			if q.OK && q.Node == o.AwaitNode && q.Start.After(out.FaultAt) {
 				reached = true
@@ -466,19 +462,12 @@ func (l *Lab) MeasureHTTPOutage(ctx context.Context, target netip.AddrPort, faul
 		}
 		n := len(r.Requests)
 		settled := n > 0 && r.Requests[n-1].Start.Sub(out.FaultAt) >= o.Settle && r.CleanSince(r.Requests[n-1].Start.Add(-o.Settle))
-		if settled && reached {
-			break
-		}
-		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
-			werr = err
-			break
-		}
-		if time.Now().After(deadline) {
-			werr = fmt.Errorf("%s was not served steadily again within %v of the fault", target, o.Timeout)
-			if !reached {
-				werr = fmt.Errorf("%s not served by %s within %v of the fault", target, o.AwaitNode, o.Timeout)
-			}
-			break
+		return settled && reached
+	})
+	if errors.Is(werr, errPollDeadline) {
+		werr = fmt.Errorf("%s was not served steadily again within %v of the fault", target, o.Timeout)
+		if !reached {
+			werr = fmt.Errorf("%s not served by %s within %v of the fault", target, o.AwaitNode, o.Timeout)
 		}
 	}
 	out.Result = h.Stop()

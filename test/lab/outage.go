@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -74,28 +75,23 @@ func (l *Lab) MeasureOutage(ctx context.Context, target netip.Addr, fault func()
 	defer p.Stop()
 
 	// Warm up: a window of Warmup without a loss.
-	deadline := time.Now().Add(o.Timeout)
-	for {
+	if err := pollUntil(ctx, time.Now().Add(o.Timeout), func() bool {
 		r := p.Result()
-		if r.Sent > 0 && r.End.Sub(r.Start) >= o.Warmup && cleanSince(r, r.End.Add(-o.Warmup)) {
-			break
+		return r.Sent > 0 && r.End.Sub(r.Start) >= o.Warmup && cleanSince(r, r.End.Add(-o.Warmup))
+	}); err != nil {
+		r := p.Stop()
+		if errors.Is(err, errPollDeadline) {
+			err = fmt.Errorf("%s does not answer steadily before the fault: %s", target, r)
 		}
-		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
-			return Outage{Result: p.Stop()}, err
-		}
-		if time.Now().After(deadline) {
-			r := p.Stop()
-			return Outage{Result: r}, fmt.Errorf("%s does not answer steadily before the fault: %s", target, r)
-		}
+		return Outage{Result: r}, err
 	}
 	out := Outage{Before: p.Result().Last(), FaultAt: time.Now()}
 	if err := fault(); err != nil {
 		out.Result = p.Stop()
 		return out, fmt.Errorf("fault: %w", err)
 	}
-	deadline = out.FaultAt.Add(o.Timeout)
-	var werr error
-	for {
+	var reached bool
+	werr := pollUntil(ctx, out.FaultAt.Add(o.Timeout), func() bool {
 		r := p.Result()
 		lostAfter := false
 		for _, g := range r.Gaps() {
@@ -103,7 +99,7 @@ func (l *Lab) MeasureOutage(ctx context.Context, target netip.Addr, fault func()
 				lostAfter = true
 			}
 		}
-		reached := o.AwaitNode == ""
+		reached = o.AwaitNode == ""
 		for _, rep := range r.Replies {
 			if rep.Node == o.AwaitNode && rep.Sent.After(out.FaultAt) {
 				reached = true
@@ -111,19 +107,12 @@ func (l *Lab) MeasureOutage(ctx context.Context, target netip.Addr, fault func()
 			}
 		}
 		settled := r.End.Sub(out.FaultAt) >= o.Settle && cleanSince(r, r.End.Add(-o.Settle))
-		if settled && (lostAfter || !o.AwaitOutage) && reached {
-			break
-		}
-		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
-			werr = err
-			break
-		}
-		if time.Now().After(deadline) {
-			werr = fmt.Errorf("%s did not answer steadily again within %v of the fault", target, o.Timeout)
-			if !reached {
-				werr = fmt.Errorf("%s not answered by %s within %v of the fault", target, o.AwaitNode, o.Timeout)
-			}
-			break
+		return settled && (lostAfter || !o.AwaitOutage) && reached
+	})
+	if errors.Is(werr, errPollDeadline) {
+		werr = fmt.Errorf("%s did not answer steadily again within %v of the fault", target, o.Timeout)
+		if !reached {
+			werr = fmt.Errorf("%s not answered by %s within %v of the fault", target, o.AwaitNode, o.Timeout)
 		}
 	}
 	out.Result = p.Stop()
@@ -158,6 +147,26 @@ func outageAfter(r ProbeResult, t time.Time) (time.Duration, int) {
 		longest = r.Interval
 	}
 	return longest, lost
+}
+
+// errPollDeadline is pollUntil's error when the deadline passed first.
+var errPollDeadline = errors.New("deadline passed")
+
+// pollUntil calls done every 10 ms until it reports true (nil), ctx ends (ctx's error) or,
+// after a check and a sleep, deadline has passed (errPollDeadline). Both outage measurements
+// use it, for the warm-up before the fault and the wait for recovery after it.
+func pollUntil(ctx context.Context, deadline time.Time, done func() bool) error {
+	for {
+		if done() {
+			return nil
+		}
+		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return errPollDeadline
+		}
+	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
