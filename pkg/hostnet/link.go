@@ -7,9 +7,9 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"syscall"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -206,26 +206,6 @@ func (l *link) watch(ctx context.Context, fn func(netip.Prefix)) error {
 	if err != nil {
 		return err
 	}
-	var s *nl.NetlinkSocket
-	err = l.h.do(func() error {
-		var err error
-		s, err = nl.Subscribe(unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe to address events: %w", err)
-	}
-	// Closing the socket is what ends a pending Receive.
-	stop := context.AfterFunc(ctx, s.Close)
-	defer func() {
-		if stop() {
-			s.Close()
-		}
-	}()
-	// A flush of many addresses must not overrun the socket; if it does anyway, the
-	// subscription is resynchronised from a dump.
-	_ = s.SetReceiveBufferSize(1<<20, false)
-
 	// Subscribed first, dumped second: a removal in between is seen by the dump. The events
 	// queued meanwhile may then report it again; missing (reported and not re-added since)
 	// keeps each removal to one call.
@@ -243,35 +223,12 @@ func (l *link) watch(ctx context.Context, fn func(netip.Prefix)) error {
 		}
 		return nil
 	}
-	if err := resync(); err != nil {
-		return err
-	}
-	for {
-		msgs, from, err := s.Receive()
-		if ctx.Err() != nil {
-			return nil
-		}
-		if errors.Is(err, unix.ENOBUFS) {
-			l.h.log.Warn("address events lost; resynchronising", "interface", l.name)
-			if err := resync(); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("receive address events: %w", err)
-		}
-		if from.Pid != nl.PidKernel {
-			continue
-		}
-		for _, m := range msgs {
-			if m.Header.Type != unix.RTM_NEWADDR && m.Header.Type != unix.RTM_DELADDR {
-				continue
-			}
+	return l.follow(ctx, "address", []uint{unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR},
+		[]uint16{unix.RTM_NEWADDR, unix.RTM_DELADDR}, resync, func(m syscall.NetlinkMessage) {
 			a, err := parseAddrMsg(m.Data)
 			if err != nil {
 				l.h.log.Debug("ignoring an address event", "err", err)
-				continue
+				return
 			}
 			switch {
 			case a.Index != li.index:
@@ -281,8 +238,7 @@ func (l *link) watch(ctx context.Context, fn func(netip.Prefix)) error {
 				missing[a.Prefix] = true
 				fn(a.Prefix)
 			}
-		}
-	}
+		})
 }
 
 func (l *link) wants(p netip.Prefix) bool {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -113,26 +114,6 @@ func (l *link) watchState(ctx context.Context, fn func(up bool)) error {
 	if err != nil {
 		return err
 	}
-	var s *nl.NetlinkSocket
-	err = l.h.do(func() error {
-		var err error
-		s, err = nl.Subscribe(unix.NETLINK_ROUTE, unix.RTNLGRP_LINK)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe to link events: %w", err)
-	}
-	// Closing the socket is what ends a pending Receive.
-	stop := context.AfterFunc(ctx, s.Close)
-	defer func() {
-		if stop() {
-			s.Close()
-		}
-	}()
-	// Link messages are large (statistics included) and every link of the namespace sends
-	// them; on an overrun the state is read again.
-	_ = s.SetReceiveBufferSize(1<<20, false)
-
 	var last, reported bool
 	report := func(up bool) {
 		if reported && up == last {
@@ -155,46 +136,22 @@ func (l *link) watchState(ctx context.Context, fn func(up bool)) error {
 		}
 		return nil
 	}
-	if err := resync(); err != nil {
-		return err
-	}
-	for {
-		msgs, from, err := s.Receive()
-		if ctx.Err() != nil {
-			return nil
-		}
-		if errors.Is(err, unix.ENOBUFS) {
-			l.h.log.Warn("link events lost; resynchronising", "interface", l.name)
-			if err := resync(); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("receive link events: %w", err)
-		}
-		if from.Pid != nl.PidKernel {
-			continue
-		}
-		for _, m := range msgs {
-			if m.Header.Type != unix.RTM_NEWLINK && m.Header.Type != unix.RTM_DELLINK {
-				continue
-			}
+	return l.follow(ctx, "link", []uint{unix.RTNLGRP_LINK}, []uint16{unix.RTM_NEWLINK, unix.RTM_DELLINK}, resync,
+		func(m syscall.NetlinkMessage) {
 			k, family, err := parseLinkMsg(m.Data)
 			if err != nil {
 				l.h.log.Debug("ignoring a link event", "err", err)
-				continue
+				return
 			}
 			// Only the link's own messages (AF_UNSPEC): a bridge sends AF_BRIDGE ones for its
 			// ports, RTM_DELLINK included when a port merely leaves the bridge.
 			if k.Index != li.index || family != unix.AF_UNSPEC {
-				continue
+				return
 			}
 			if m.Header.Type == unix.RTM_DELLINK {
 				report(false)
-				continue
+				return
 			}
 			report(k.up())
-		}
-	}
+		})
 }
