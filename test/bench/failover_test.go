@@ -187,7 +187,7 @@ func measure(b *testing.B, im implementation, c benchCase) (sample, error) {
 		return sample{}, err
 	}
 	stable := min(max(2*c.interval, 200*time.Millisecond), 2*time.Second)
-	if err := waitSole(l.Nodes(), vip, n1, stable, 30*time.Second); err != nil {
+	if err := lab.WaitSoleHolder(l.Nodes(), vip, n1, stable, 30*time.Second); err != nil {
 		return sample{}, fmt.Errorf("before the fault: %w\n%s", err, p1.Tail(10))
 	}
 	// The fault lands at a random phase of the MASTER's advert cycle, as a real one does;
@@ -203,28 +203,6 @@ func measure(b *testing.B, im implementation, c benchCase) (sample, error) {
 		return sample{}, fmt.Errorf("%w (%s)", err, out.Result)
 	}
 	return sample{outage: out.Duration, lost: out.Lost, sendGap: out.Result.MaxSendGap()}, nil
-}
-
-// waitSole waits until m has been the only holder of addr among nodes for d.
-func waitSole(nodes []*lab.Node, addr netip.Prefix, m *lab.Node, d, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var since time.Time
-	for {
-		h := lab.Holders(nodes, addr)
-		now := time.Now()
-		switch {
-		case len(h) != 1 || h[0] != m:
-			since = time.Time{}
-		case since.IsZero():
-			since = now
-		case now.Sub(since) >= d:
-			return nil
-		}
-		if now.After(deadline) {
-			return fmt.Errorf("%s not the only holder of %s for %v within %v (holders: %v)", m, addr.Addr(), d, timeout, h)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 type stats struct {

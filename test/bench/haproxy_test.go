@@ -202,7 +202,7 @@ func hapMeasure(b *testing.B, s hapSetup) (hapSample, error) {
 		speakers = append(speakers, p)
 	}
 	n1, n2 := l.Node(1), l.Node(2)
-	if err := waitSole(l.Nodes(), hapVIP, n1, max(2*s.advert, 300*time.Millisecond), 30*time.Second); err != nil {
+	if err := lab.WaitSoleHolder(l.Nodes(), hapVIP, n1, max(2*s.advert, 300*time.Millisecond), 30*time.Second); err != nil {
 		return hapSample{}, fmt.Errorf("before the kill: %w\n%s", err, speakers[0].Tail(10))
 	}
 	// The kill comes at a random phase of the checks' 1 s period: keepalived's script runs on

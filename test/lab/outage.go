@@ -191,6 +191,29 @@ func Holders(nodes []*Node, vip netip.Prefix) []*Node {
 	return h
 }
 
+// WaitSoleHolder waits until m has been the only holder of vip among nodes for d: a takeover
+// that has settled, not one caught mid-flight.
+func WaitSoleHolder(nodes []*Node, vip netip.Prefix, m *Node, d, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var since time.Time
+	for {
+		h := Holders(nodes, vip)
+		now := time.Now()
+		switch {
+		case len(h) != 1 || h[0] != m:
+			since = time.Time{}
+		case since.IsZero():
+			since = now
+		case now.Sub(since) >= d:
+			return nil
+		}
+		if now.After(deadline) {
+			return fmt.Errorf("%s not the only holder of %s for %v within %v (holders now: %v)", m, vip.Addr(), d, timeout, h)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // stableFor is how long WaitMaster wants the same single holder before it believes it.
 const stableFor = 50 * time.Millisecond
 

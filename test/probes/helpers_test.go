@@ -150,24 +150,7 @@ func (h *haLab) served(n *node) {
 
 // waitSole waits until m has been the only holder of the VIP among nodes for d.
 func waitSole(nodes []*lab.Node, m *lab.Node, d, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var since time.Time
-	for {
-		h := lab.Holders(nodes, vip)
-		now := time.Now()
-		switch {
-		case len(h) != 1 || h[0] != m:
-			since = time.Time{}
-		case since.IsZero():
-			since = now
-		case now.Sub(since) >= d:
-			return nil
-		}
-		if now.After(deadline) {
-			return fmt.Errorf("%s not the only holder of %s for %v within %v (holders now: %v)", m.Name, vip.Addr(), d, timeout, h)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return lab.WaitSoleHolder(nodes, vip, m, d, timeout)
 }
 
 // stays checks that m and only m holds the VIP for d.

@@ -127,7 +127,7 @@ func (g *group) start(n *lab.Node) *lab.Proc {
 // reaches the VIP at m.
 func (g *group) expectMaster(m *lab.Node) {
 	g.t.Helper()
-	if err := waitSole(g.nodes, g.vip, m, 3*interval, settle); err != nil {
+	if err := lab.WaitSoleHolder(g.nodes, g.vip, m, 3*interval, settle); err != nil {
 		g.t.Fatal(err)
 	}
 	for _, n := range g.nodes {
@@ -144,28 +144,6 @@ func (g *group) expectMaster(m *lab.Node) {
 		}
 	}
 	g.answers(m)
-}
-
-// waitSole waits until m has been the only holder of vip among nodes for d.
-func waitSole(nodes []*lab.Node, vip netip.Prefix, m *lab.Node, d, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var since time.Time
-	for {
-		h := lab.Holders(nodes, vip)
-		now := time.Now()
-		switch {
-		case len(h) != 1 || h[0] != m:
-			since = time.Time{}
-		case since.IsZero():
-			since = now
-		case now.Sub(since) >= d:
-			return nil
-		}
-		if now.After(deadline) {
-			return fmt.Errorf("%s not the only holder of %s for %v within %v (holders now: %v)", m, vip.Addr(), d, timeout, h)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // stays checks that m and only m holds the VIP for d.
@@ -422,7 +400,7 @@ func (g *group) takeover(among []*lab.Node) *lab.Node {
 	deadline := time.Now().Add(settle)
 	for {
 		if h := lab.Holders(among, g.vip); len(h) == 1 {
-			if err := waitSole(among, g.vip, h[0], 3*interval, settle); err == nil {
+			if err := lab.WaitSoleHolder(among, g.vip, h[0], 3*interval, settle); err == nil {
 				if h[0] != among[0] {
 					g.t.Logf("%s, not %s, won the Master_Down race (Skew_Time differs by %v); preempt is off, so it stays",
 						h[0], among[0], time.Duration(priorities[among[0].Name]-priorities[h[0].Name])*interval/256)
