@@ -299,28 +299,7 @@ func readCreds(pid int) (Creds, error) {
 	if err != nil {
 		return Creds{}, err
 	}
-	var c Creds
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		v = strings.TrimSpace(v)
-		hex := func() uint64 { n, _ := strconv.ParseUint(v, 16, 64); return n }
-		switch k {
-		case "Uid":
-			c.UID = strings.Join(strings.Fields(v), "/")
-		case "CapEff":
-			c.CapEff = hex()
-		case "CapPrm":
-			c.CapPrm = hex()
-		case "CapBnd":
-			c.CapBnd = hex()
-		case "NoNewPrivs":
-			c.NoNewPrivs = v == "1"
-		}
-	}
-	return c, nil
+	return filecaps.ParseStatus(b), nil
 }
 
 // agentCaps are NET_ADMIN and NET_RAW, all the agent may hold.

@@ -25,6 +25,7 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 	"github.com/kube-vrrp/kube-vrrp/test/chart"
+	"github.com/kube-vrrp/kube-vrrp/test/chart/filecaps"
 	"github.com/kube-vrrp/kube-vrrp/test/cluster"
 	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
@@ -113,11 +114,7 @@ func (s Snapshot) String() string {
 }
 
 // Creds are an agent process's credentials as the kernel reports them (/proc/PID/status).
-type Creds struct {
-	UID                    string
-	CapEff, CapPrm, CapBnd uint64
-	NoNewPrivs             bool
-}
+type Creds = filecaps.Creds
 
 // Result is what the demo saw; Run fills what it got to, also on failure.
 type Result struct {

@@ -141,26 +141,8 @@ func containerRuntime() {
 func agent() {
 	r := report{UID: os.Getuid(), GOTRACEBACK: os.Getenv("GOTRACEBACK")}
 	status, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(status), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		v = strings.TrimSpace(v)
-		hex := func() uint64 { n, _ := strconv.ParseUint(v, 16, 64); return n }
-		switch k {
-		case "CapEff":
-			r.CapEff = hex()
-		case "CapPrm":
-			r.CapPrm = hex()
-		case "CapBnd":
-			r.CapBnd = hex()
-		case "CapAmb":
-			r.CapAmb = hex()
-		case "NoNewPrivs":
-			r.NoNewPrivs = v == "1"
-		}
-	}
+	c := ParseStatus(status)
+	r.CapEff, r.CapPrm, r.CapBnd, r.CapAmb, r.NoNewPrivs = c.CapEff, c.CapPrm, c.CapBnd, c.CapAmb, c.NoNewPrivs
 	if d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); err == nil {
 		r.Dumpable = d == 1
 	}
