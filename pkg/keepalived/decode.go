@@ -352,18 +352,9 @@ func (d *decoder) script(name string, n *Node) *Script {
 	for _, c := range n.Block {
 		switch c.Keyword {
 		case "script":
-			if !d.noBlock(c) {
-				continue
-			}
-			if len(c.Args) == 0 {
-				d.errorf(c.Pos, "script needs a command")
-				continue
-			}
-			d.set(s.Keys, c, in)
-			s.Command = c.Args[0].Value
-			s.ExtraArgs = nil
-			for _, a := range c.Args[1:] {
-				s.ExtraArgs = append(s.ExtraArgs, a.Value)
+			if name, rest, ok := d.nameAndArgs(c, "a command"); ok {
+				d.set(s.Keys, c, in)
+				s.Command, s.ExtraArgs = name, rest
 			}
 		case "interval":
 			if v, ok := d.durArg(c, time.Millisecond, 4294*time.Second); ok {
@@ -445,24 +436,32 @@ func (d *decoder) weight(n *Node, args []Arg, limit int) (w int, reverse, ok boo
 	return w, reverse, true
 }
 
+// nameAndArgs reads a keyword whose first argument names something (a script's command, a
+// tracked process) and whose other arguments go with it; what names a missing first argument.
+func (d *decoder) nameAndArgs(c *Node, what string) (string, []string, bool) {
+	if !d.noBlock(c) {
+		return "", nil, false
+	}
+	if len(c.Args) == 0 {
+		d.errorf(c.Pos, "%s needs %s", c.Keyword, what)
+		return "", nil, false
+	}
+	var rest []string
+	for _, a := range c.Args[1:] {
+		rest = append(rest, a.Value)
+	}
+	return c.Args[0].Value, rest, true
+}
+
 func (d *decoder) trackProcess(name string, n *Node) *TrackProcess {
 	t := &TrackProcess{Name: name, Pos: n.Pos, Keys: map[string]Pos{}}
 	in := "vrrp_track_process " + name
 	for _, c := range n.Block {
 		switch c.Keyword {
 		case "process":
-			if !d.noBlock(c) {
-				continue
-			}
-			if len(c.Args) == 0 {
-				d.errorf(c.Pos, "process needs a process name")
-				continue
-			}
-			d.set(t.Keys, c, in)
-			t.Process = c.Args[0].Value
-			t.Params = nil
-			for _, a := range c.Args[1:] {
-				t.Params = append(t.Params, a.Value)
+			if name, rest, ok := d.nameAndArgs(c, "a process name"); ok {
+				d.set(t.Keys, c, in)
+				t.Process, t.Params = name, rest
 			}
 		case "param_match":
 			if a, ok := d.arg(c); ok {
