@@ -79,6 +79,7 @@ const (
 	ReasonCountZero     Reason = "count_zero"
 	ReasonIntervalZero  Reason = "interval_zero"
 	ReasonFamily        Reason = "bad_family"
+	ReasonMappedAddress Reason = "mapped_address"
 	ReasonEncodeInvalid Reason = "invalid"
 )
 
@@ -168,8 +169,9 @@ func (a *Advertisement) Marshal(src, dst netip.Addr, mode ChecksumMode) ([]byte,
 
 // Parse decodes a VRRP message received from src to dst (IP header already removed). It checks,
 // in RFC 5798 §7.1 order, the length, version, type, address count against the size, checksum,
-// count >= 1 and, for v3, interval != 0. It does not check TTL, VRID or authentication: they
-// depend on the receiver's configuration. Both v3 IPv4 checksum forms are accepted.
+// count >= 1, for v3, interval != 0 and, for IPv6, that no address is IPv4-mapped. It does not
+// check TTL, VRID or authentication: they depend on the receiver's configuration. Both v3 IPv4
+// checksum forms are accepted.
 func Parse(b []byte, src, dst netip.Addr) (*Advertisement, error) {
 	if len(b) < headerLen {
 		return nil, errf(ReasonTooShort, "%d bytes, need at least %d", len(b), headerLen)
@@ -218,6 +220,16 @@ func Parse(b []byte, src, dst netip.Addr) (*Advertisement, error) {
 	for i := range n {
 		s := b[headerLen+i*alen : headerLen+(i+1)*alen]
 		ip, _ := netip.AddrFromSlice(s)
+		// The address list of an IPv6 advert holds IPv6 addresses (RFC 5798 §5.2.9). An
+		// IPv4-mapped one (RFC 4291 §2.5.5.2) only represents an IPv4 node to an IPv6 API
+		// (RFC 4038); it is no address an IPv6 interface can hold or answer Neighbor
+		// Solicitations for, so no sender that means it could put it there. Read as the
+		// IPv4 address it would make a mixed-family advert that Marshal cannot produce
+		// (whatever Parse accepts, Marshal must encode back to the same bytes): reject it,
+		// with its own Reason so the drop counter says why.
+		if ip.Is4In6() {
+			return nil, errf(ReasonMappedAddress, "address %d (%s) is IPv4-mapped; an IPv6 advert carries only IPv6 addresses", i+1, ip)
+		}
 		a.Addresses = append(a.Addresses, ip)
 	}
 	return a, nil

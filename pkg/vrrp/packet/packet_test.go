@@ -266,6 +266,15 @@ func TestParseRejects(t *testing.T) {
 		b := edit(slicesClone(kaV3IPv4Pseudo))
 		return setChecksum(b, src4, mcast, true)
 	}
+	v6 := func(edit func(b []byte) []byte) []byte {
+		b := edit(slicesClone(kaV3IPv6))
+		return setChecksum(b, src6, mc6, true)
+	}
+	uni6src, uni6dst := netip.MustParseAddr("2001:db8::11"), netip.MustParseAddr("2001:db8::12")
+	v6u := func(edit func(b []byte) []byte) []byte {
+		b := edit(slicesClone(kaV3IPv6))
+		return setChecksum(b, uni6src, uni6dst, true)
+	}
 	tests := []struct {
 		name     string
 		b        []byte
@@ -306,6 +315,23 @@ func TestParseRejects(t *testing.T) {
 		{"v3 interval 0", v3(func(b []byte) []byte { b[4], b[5] = 0, 0; return b }), src4, mcast, packet.ReasonIntervalZero},
 		{"v3 interval 0, reserved bits set", v3(func(b []byte) []byte { b[4], b[5] = 0xf0, 0; return b }), src4, mcast, packet.ReasonIntervalZero},
 		{"v2 interval 0", setChecksum(func() []byte { b := slicesClone(kaV2Pass); b[5] = 0; return b }(), src4, mcast, false), src4, mcast, packet.ReasonIntervalZero},
+		// RFC 5798 §5.2.9, RFC 4291 §2.5.5.2: an IPv6 advert's addresses are IPv6 addresses; an
+		// IPv4-mapped one is neither (and Marshal could not send it back in an IPv6 advert).
+		{"IPv6 advert, IPv4-mapped first address", v6(func(b []byte) []byte {
+			b[3] = 1
+			m := netip.MustParseAddr("::ffff:48.48.48.48").As16()
+			return append(b[:8], m[:]...)
+		}), src6, mc6, packet.ReasonMappedAddress},
+		{"IPv6 advert, IPv4-mapped second address", v6(func(b []byte) []byte {
+			m := netip.MustParseAddr("::ffff:198.18.0.100").As16()
+			copy(b[24:], m[:])
+			return b
+		}), src6, mc6, packet.ReasonMappedAddress},
+		{"IPv6 unicast advert, IPv4-mapped address", v6u(func(b []byte) []byte {
+			m := netip.MustParseAddr("::ffff:198.18.0.100").As16()
+			copy(b[24:], m[:])
+			return b
+		}), uni6src, uni6dst, packet.ReasonMappedAddress},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
