@@ -292,9 +292,12 @@ func (in *Instance) check(p Packet) (*packet.Advertisement, packet.Reason) {
 	if err != nil {
 		return nil, packet.ReasonOf(err)
 	}
-	// RFC 5798 §7.1: the TTL (hop limit) must be 255. Unicast adverts may cross a router
-	// (keepalived relaxes the check for unicast too), so only multicast is held to it.
-	if p.Dst.IsMulticast() && p.TTL != 255 {
+	// RFC 5798 §7.1: the TTL (hop limit) must be 255, which proves the sender is on the link.
+	// A multicast instance holds every advert to it, whatever the destination: an advert sent
+	// from off-link to one of our unicast addresses must not take part in the election. Only
+	// an instance configured for unicast relaxes it (its adverts may be routed; keepalived
+	// does the same), and only for its listed peers: any other sender is dropped below.
+	if len(in.cfg.Peers) == 0 && p.TTL != 255 {
 		return nil, DropTTL
 	}
 	if adv.Version != in.cfg.Version {

@@ -1086,3 +1086,54 @@ func TestFastHandoverEqualPriorityUnknownTieBreak(t *testing.T) {
 	in.Receive(t0.Add(2*time.Millisecond), advert(t, cfg, netip.MustParseAddr("fe80::12"), 0))
 	checkState(t, in, vrrp.Backup)
 }
+
+// RFC 5798 §7.1 ("MUST verify that the IPvX TTL/Hop Limit is 255"): a multicast instance holds
+// every advert to the rule, also one sent to its own unicast address. An off-link attacker who
+// unicasts priority-254 adverts with TTL 64 to each node would otherwise keep the MASTER
+// stepping down and no node holding the VIP.
+func TestMulticastOffLinkUnicastAdvertDropped(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  vrrp.Config
+		src  netip.Addr
+	}{
+		{"IPv4 TTL 64", config4(), higher},
+		{"IPv6 hop limit 64", config6(), peer6},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in, tm := startMaster(t, c.cfg)
+			// Built as a unicast advert to our own address (the checksum covers it).
+			forged := advert(t, with(c.cfg, func(x *vrrp.Config) { x.Peers = []netip.Addr{c.src} }), c.src, 254)
+			if forged.Dst != c.cfg.Primary {
+				t.Fatalf("forged advert goes to %s, want our address %s", forged.Dst, c.cfg.Primary)
+			}
+			forged.TTL = 64
+			for i := range 10 {
+				in.Receive(tm.Add(time.Duration(i)*10*time.Millisecond), forged)
+			}
+			checkState(t, in, vrrp.Master)
+			if got := in.Status().Stats.Drops[vrrp.DropTTL]; got != 10 {
+				t.Errorf("bad_ttl drops %d, want 10", got)
+			}
+			// The same advert with TTL 255 is on-link and takes part.
+			forged.TTL = 255
+			in.Receive(tm.Add(200*time.Millisecond), forged)
+			checkState(t, in, vrrp.Backup)
+		})
+	}
+}
+
+// The unicast relaxation is for listed peers only: a non-peer sending with TTL 64 is dropped
+// (as unknown_peer) and changes nothing.
+func TestUnicastTTLRelaxedOnlyForPeers(t *testing.T) {
+	stranger := netip.MustParseAddr("192.168.1.99")
+	cfg := with(config4(), func(c *vrrp.Config) { c.Peers = []netip.Addr{lower} })
+	in, tm := startMaster(t, cfg)
+	p := advert(t, cfg, stranger, 254)
+	p.TTL = 64
+	in.Receive(tm.Add(time.Millisecond), p)
+	checkState(t, in, vrrp.Master)
+	if got := in.Status().Stats.Drops[vrrp.DropUnknownPeer]; got != 1 {
+		t.Errorf("unknown_peer drops %d, want 1", got)
+	}
+}
