@@ -26,8 +26,11 @@ const (
 	DropFamily        packet.Reason = "family_mismatch"
 	DropInterface     packet.Reason = "wrong_interface"
 	DropQueueFull     packet.Reason = "queue_full"
-	dropLogEvery                    = 10 * time.Second
-	resignCopies                    = 3
+	// DropAddressMismatch: an advert for our VRID whose address list differs from ours, from a
+	// router that is not a known member of the group (see Instance.checkAddresses).
+	DropAddressMismatch packet.Reason = "address_mismatch"
+	dropLogEvery                      = 10 * time.Second
+	resignCopies                      = 3
 )
 
 // Stats counts what an instance sent, received and dropped.
@@ -56,7 +59,35 @@ type Status struct {
 	Reason         string
 	Since          time.Time
 	Stats          Stats
+	// Foreign lists the routers heard advertising this VRID with another address list (at
+	// most maxForeign, most recent first): another cluster or an old keepalived using the
+	// same VRID on the link, or a member whose config differs from ours.
+	Foreign []Foreign
 }
+
+// Foreign is a router heard advertising our VRID with an address list other than ours.
+type Foreign struct {
+	// Src is the advert's source address.
+	Src netip.Addr
+	// Priority is the priority it last advertised.
+	Priority uint8
+	// Addresses is the address list it last advertised.
+	Addresses []netip.Addr
+	// Member is true when the sender is a known member of the group (a unicast peer or a
+	// node of the VirtualIP): its adverts still take part in the election, since its
+	// config is most likely being changed at the same time as ours. Otherwise they are
+	// dropped (DropAddressMismatch).
+	Member   bool
+	Count    uint64
+	LastSeen time.Time
+}
+
+// maxForeign bounds the foreign routers remembered per instance, and foreignForget is how
+// long one is remembered after its last advert.
+const (
+	maxForeign    = 8
+	foreignForget = 5 * time.Minute
+)
 
 // ErrIncompatible is returned by Reconfigure when the new config cannot be applied to a running
 // instance (VRID, version, interface, family or source changed): the caller replaces it.
@@ -91,6 +122,7 @@ type Instance struct {
 
 	stats   Stats
 	lastLog map[packet.Reason]time.Time
+	foreign []Foreign
 }
 
 // New checks cfg and returns an instance in Initialize. It starts nothing.
@@ -192,7 +224,19 @@ func (in *Instance) Status() Status {
 		State: in.state, Priority: in.priority, Primary: in.cfg.Primary,
 		Master: in.masterAddr, MasterPriority: in.masterPrio,
 		Reason: in.reason, Since: in.since, Stats: st,
+		Foreign: cloneForeign(in.foreign),
 	}
+}
+
+func cloneForeign(f []Foreign) []Foreign {
+	if len(f) == 0 {
+		return nil
+	}
+	c := slices.Clone(f)
+	for i := range c {
+		c[i].Addresses = slices.Clone(c[i].Addresses)
+	}
+	return c
 }
 
 // skew is Skew_Time: RFC 5798 §6.1 for v3 (scaled by Master_Adver_Interval), RFC 3768 §6.1 for
@@ -265,6 +309,9 @@ func (in *Instance) Tick(now time.Time) Output {
 func (in *Instance) Receive(now time.Time, p Packet) Output {
 	var out Output
 	adv, reason := in.check(p)
+	if reason == "" {
+		reason = in.checkAddresses(now, p.Src, adv)
+	}
 	if reason != "" {
 		in.drop(now, reason, p.Src)
 		in.schedule(&out)
@@ -337,12 +384,79 @@ func (in *Instance) check(p Packet) (*packet.Advertisement, packet.Reason) {
 	return adv, ""
 }
 
-func (in *Instance) drop(now time.Time, r packet.Reason, src netip.Addr) {
-	in.stats.Drops[r]++
+// checkAddresses compares the advert's address list with ours (RFC 5798 §7.1 and RFC 3768
+// §7.1 allow the check and ask for a log when it fails). Two groups sharing a VRID on one link
+// are the most common VRRP outage in the field: another cluster, or an old keepalived, whose
+// adverts would silently take part in our election. Such a sender is remembered (Status.Foreign,
+// for a condition and an Event) and logged. Its advert is dropped unless the sender is a known
+// member of the group (a listed peer, or a member when the list is complete): a member whose list
+// differs is most likely getting the same config change as us, and dropping its adverts during
+// a rollout would make two MASTERs. For IPv6, link-local entries are left out of the comparison:
+// implementations differ on whether they list the virtual router's link-local address.
+func (in *Instance) checkAddresses(now time.Time, src netip.Addr, adv *packet.Advertisement) packet.Reason {
+	ours := in.advertAddrs()
+	if sameAddresses(ours, adv.Addresses, in.is6()) {
+		return ""
+	}
+	member := len(in.cfg.Peers) > 0 && slices.Contains(in.cfg.Peers, src) ||
+		in.cfg.MembersComplete && slices.ContainsFunc(in.cfg.Members, func(m Member) bool { return m.Addr == src })
+	in.rememberForeign(now, src, adv, member)
+	if in.shouldLog(now, DropAddressMismatch) {
+		in.log.Warn("another VRRP router advertises this VRID with other addresses; give one of the two groups another VRID",
+			"from", src, "interface", in.cfg.Interface, "theirs", adv.Addresses, "ours", ours,
+			"priority", adv.Priority, "member", member)
+	}
+	if member {
+		return ""
+	}
+	return DropAddressMismatch
+}
+
+func sameAddresses(a, b []netip.Addr, skipLinkLocal bool) bool {
+	keep := func(x []netip.Addr) []netip.Addr {
+		out := make([]netip.Addr, 0, len(x))
+		for _, v := range x {
+			if !(skipLinkLocal && v.IsLinkLocalUnicast()) {
+				out = append(out, v)
+			}
+		}
+		slices.SortFunc(out, netip.Addr.Compare)
+		return slices.Compact(out)
+	}
+	return slices.Equal(keep(a), keep(b))
+}
+
+// rememberForeign records an advert of a foreign router, most recent first, forgetting those
+// not heard for foreignForget and keeping at most maxForeign.
+func (in *Instance) rememberForeign(now time.Time, src netip.Addr, adv *packet.Advertisement, member bool) {
+	f := Foreign{Src: src}
+	if i := slices.IndexFunc(in.foreign, func(x Foreign) bool { return x.Src == src }); i >= 0 {
+		f = in.foreign[i]
+		in.foreign = slices.Delete(in.foreign, i, i+1)
+	}
+	f.Priority, f.Addresses, f.Member, f.LastSeen = adv.Priority, slices.Clone(adv.Addresses), member, now
+	f.Count++
+	in.foreign = slices.DeleteFunc(in.foreign, func(x Foreign) bool { return now.Sub(x.LastSeen) > foreignForget })
+	in.foreign = slices.Insert(in.foreign, 0, f)
+	if len(in.foreign) > maxForeign {
+		in.foreign = in.foreign[:maxForeign]
+	}
+}
+
+// shouldLog rate-limits the log of one kind of event to one line per dropLogEvery.
+func (in *Instance) shouldLog(now time.Time, r packet.Reason) bool {
 	if last, ok := in.lastLog[r]; ok && now.Sub(last) < dropLogEvery {
-		return
+		return false
 	}
 	in.lastLog[r] = now
+	return true
+}
+
+func (in *Instance) drop(now time.Time, r packet.Reason, src netip.Addr) {
+	in.stats.Drops[r]++
+	if r == DropAddressMismatch || !in.shouldLog(now, r) {
+		return // checkAddresses logged it, with more to say
+	}
 	in.log.Warn("dropped VRRP packet", "reason", string(r), "from", src, "count", in.stats.Drops[r])
 }
 
