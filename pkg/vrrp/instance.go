@@ -59,6 +59,11 @@ type Status struct {
 	Reason         string
 	Since          time.Time
 	Stats          Stats
+	// HostError, set by the Router, says what the host failed to do and is retrying: the
+	// addresses could not be bound (the instance is in Fault, reason AddressBindFailed) or
+	// removed (a duplicate may be left on the link until the retry succeeds). Empty when
+	// all is well.
+	HostError string
 	// Foreign lists the routers heard advertising this VRID with another address list (at
 	// most maxForeign, most recent first): another cluster or an old keepalived using the
 	// same VRID on the link, or a member whose config differs from ours.
@@ -106,6 +111,10 @@ type Instance struct {
 	probeFault  bool
 	probeReason string
 	linkDown    bool
+	// hostFault is the third cause: the host could not carry out what the state needs (the
+	// MASTER's addresses could not be bound); see SetHostFault.
+	hostFault  bool
+	hostReason string
 	reason      string
 	since       time.Time
 
@@ -621,14 +630,28 @@ func (in *Instance) SetLinkUp(now time.Time, up bool) Output {
 	return in.setFault(now, &in.linkDown, !up, reason)
 }
 
-// faulted reports whether any cause of Fault holds.
-func (in *Instance) faulted() bool { return in.probeFault || in.linkDown }
+// SetHostFault sets or clears the host fault: the driver could not bind the addresses a MASTER
+// must hold. A MASTER that advertised without its addresses would be a black hole behind a green
+// status, so it resigns like any other Fault (priority 0, addresses removed) and the driver
+// clears the fault after a back-off, when the instance goes to Backup and takes part again.
+func (in *Instance) SetHostFault(now time.Time, fault bool, reason string) Output {
+	if fault && !in.hostFault {
+		in.hostReason = reason
+	}
+	return in.setFault(now, &in.hostFault, fault, reason)
+}
 
-// faultReason says why the instance is in Fault: the link first, it silences everything else.
+// faulted reports whether any cause of Fault holds.
+func (in *Instance) faulted() bool { return in.probeFault || in.linkDown || in.hostFault }
+
+// faultReason says why the instance is in Fault: the link first, it silences everything else,
+// then the host, then the probes.
 func (in *Instance) faultReason() string {
 	switch {
 	case in.linkDown:
 		return ReasonInterfaceDown
+	case in.hostFault:
+		return in.hostReason
 	case in.probeReason != "":
 		return in.probeReason
 	}

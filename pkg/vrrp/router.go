@@ -3,8 +3,11 @@ package vrrp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -21,6 +24,14 @@ const hostTimeout = 2 * time.Second
 const (
 	linkWatchRetry    = time.Second
 	linkWatchRetryMax = 30 * time.Second
+)
+
+// A failed Bind (the instance then rests in Fault) or Unbind (retried while the addresses may
+// still be on the link) is retried after hostRetry, doubling up to hostRetryMax while it keeps
+// failing.
+const (
+	hostRetry    = time.Second
+	hostRetryMax = 30 * time.Second
 )
 
 // Router drives one Instance against the host: it owns the goroutine and the one timer, feeds
@@ -41,7 +52,31 @@ type Router struct {
 	mu     sync.Mutex
 	status Status
 	queued uint64 // packets dropped because the queue was full
+
+	// Owned by the Run goroutine: the host retries (see hostRetry).
+	bindRetry  backoff
+	unbind     []netip.Prefix // addresses whose removal failed, to retry
+	unbindErr  error
+	unbindNext backoff
+	bindErr    error
 }
+
+// backoff is a retry time with a doubling delay.
+type backoff struct {
+	at    time.Time
+	delay time.Duration
+}
+
+// fail schedules the next attempt after the current delay and doubles it.
+func (b *backoff) fail(now time.Time) {
+	if b.delay == 0 {
+		b.delay = hostRetry
+	}
+	b.at = now.Add(b.delay)
+	b.delay = min(2*b.delay, hostRetryMax)
+}
+
+func (b *backoff) due(now time.Time) bool { return !b.at.IsZero() && !now.Before(b.at) }
 
 // NewRouter returns a router for inst; it starts nothing. onChange, if set, is called from the
 // router's goroutine after every transition, and when the reason for the state changes without
@@ -179,7 +214,7 @@ func (r *Router) Run(ctx context.Context) error {
 		waited = wait.C
 	}
 	for {
-		arm(timer, next)
+		arm(timer, earliest(next, r.bindRetry.at, r.unbindNext.at))
 		select {
 		case <-ctx.Done():
 			// The handover must still reach the wire and the host: use a fresh context.
@@ -188,6 +223,13 @@ func (r *Router) Run(ctx context.Context) error {
 			cancel()
 			return nil
 		case <-timer.C:
+			now := time.Now()
+			r.retryUnbind(ctx, now)
+			if r.bindRetry.due(now) {
+				// The back-off after a failed bind is over: leave Fault and take part again.
+				r.bindRetry.at, r.bindErr = time.Time{}, nil
+				next = r.apply(ctx, r.inst.SetHostFault(now, false, ReasonBindRetry))
+			}
 			next = r.apply(ctx, r.inst.Tick(time.Now()))
 		case p := <-in:
 			next = r.apply(ctx, r.inst.Receive(time.Now(), p))
@@ -251,6 +293,53 @@ func (r *Router) watch(ctx context.Context) {
 	}
 }
 
+// earliest is the first non-zero time of ts; zero if none.
+func earliest(ts ...time.Time) time.Time {
+	var e time.Time
+	for _, t := range ts {
+		if !t.IsZero() && (e.IsZero() || t.Before(e)) {
+			e = t
+		}
+	}
+	return e
+}
+
+// retryUnbind tries again to remove the addresses whose removal failed, unless the instance
+// has meanwhile become MASTER again and holds them.
+func (r *Router) retryUnbind(ctx context.Context, now time.Time) {
+	if !r.unbindNext.due(now) {
+		return
+	}
+	if r.inst.State() == Master {
+		r.unbind, r.unbindErr, r.unbindNext = nil, nil, backoff{}
+		return
+	}
+	hctx, cancel := context.WithTimeout(ctx, hostTimeout)
+	err := r.link.Unbind(hctx, r.unbind)
+	cancel()
+	r.noteUnbind(now, r.unbind, err)
+	r.publish(false)
+}
+
+// noteUnbind records the result of removing ps: a failure keeps them for a retry.
+func (r *Router) noteUnbind(now time.Time, ps []netip.Prefix, err error) {
+	if err == nil {
+		r.unbind = slices.DeleteFunc(r.unbind, func(p netip.Prefix) bool { return slices.Contains(ps, p) })
+		if len(r.unbind) == 0 {
+			r.unbindErr, r.unbindNext = nil, backoff{}
+		}
+		return
+	}
+	r.log.Error("removing virtual addresses; retrying", "err", err, "in", r.unbindNext.delay)
+	for _, p := range ps {
+		if !slices.Contains(r.unbind, p) {
+			r.unbind = append(r.unbind, p)
+		}
+	}
+	r.unbindErr = err
+	r.unbindNext.fail(now)
+}
+
 func arm(t *time.Timer, next time.Time) {
 	t.Stop()
 	if next.IsZero() {
@@ -261,13 +350,17 @@ func arm(t *time.Timer, next time.Time) {
 
 // apply carries out out in the order that shortens a failover: step down first, claim the role
 // on the wire, then take the addresses and announce them.
+//
+// A failed unbind is retried with a back-off (the address may be left on the link, a duplicate
+// of the new MASTER's). A failed bind puts the instance in Fault (AddressBindFailed): it resigns,
+// so no MASTER advertises without its addresses, and after a back-off it leaves Fault as Backup
+// and competes again.
 func (r *Router) apply(ctx context.Context, out Output) time.Time {
 	if len(out.Unbind) > 0 {
 		hctx, cancel := context.WithTimeout(ctx, hostTimeout)
-		if err := r.link.Unbind(hctx, out.Unbind); err != nil {
-			r.log.Error("removing virtual addresses", "err", err)
-		}
+		err := r.link.Unbind(hctx, out.Unbind)
 		cancel()
+		r.noteUnbind(time.Now(), out.Unbind, err)
 	}
 	for _, d := range out.Send {
 		if err := r.send.WriteTo(d.Data, d.Dst); err != nil {
@@ -276,10 +369,23 @@ func (r *Router) apply(ctx context.Context, out Output) time.Time {
 	}
 	if len(out.Bind) > 0 {
 		hctx, cancel := context.WithTimeout(ctx, hostTimeout)
-		if err := r.link.Bind(hctx, out.Bind); err != nil {
-			r.log.Error("adding virtual addresses", "err", err)
-		}
+		err := r.link.Bind(hctx, out.Bind)
 		cancel()
+		if err != nil {
+			now := time.Now()
+			r.bindErr = err
+			r.bindRetry.fail(now)
+			r.log.Error("adding virtual addresses; resigning until the retry", "err", err, "retry in", r.bindRetry.at.Sub(now))
+			r.publish(out.Transition != nil)
+			// The Fault's own output removes whatever part was bound and sends priority 0.
+			return r.apply(ctx, r.inst.SetHostFault(now, true, ReasonBindFailed))
+		}
+		r.bindErr = nil
+		r.bindRetry.delay = 0
+		r.unbind = slices.DeleteFunc(r.unbind, func(p netip.Prefix) bool { return slices.Contains(out.Bind, p) })
+		if len(r.unbind) == 0 {
+			r.unbindErr, r.unbindNext = nil, backoff{}
+		}
 	}
 	if len(out.Announce) > 0 {
 		hctx, cancel := context.WithTimeout(ctx, hostTimeout)
@@ -288,15 +394,29 @@ func (r *Router) apply(ctx context.Context, out Output) time.Time {
 		}
 		cancel()
 	}
+	r.publish(out.Transition != nil)
+	return out.Next
+}
+
+// publish takes a new status snapshot and calls onChange when the state changed (transition),
+// or its reason or host error did.
+func (r *Router) publish(transition bool) {
 	st := r.inst.Status()
+	var errs []string
+	if r.bindErr != nil {
+		errs = append(errs, "binding the addresses failed: "+r.bindErr.Error())
+	}
+	if r.unbindErr != nil {
+		errs = append(errs, fmt.Sprintf("removing %v failed, retrying: %v", r.unbind, r.unbindErr))
+	}
+	st.HostError = strings.Join(errs, "; ")
 	r.mu.Lock()
 	prev := r.status
 	r.status = st
 	r.mu.Unlock()
-	if (out.Transition != nil || st.Reason != prev.Reason) && r.onChange != nil {
+	if (transition || st.Reason != prev.Reason || st.HostError != prev.HostError) && r.onChange != nil {
 		r.onChange(st)
 	}
-	return out.Next
 }
 
 func cloneDrops[K comparable](m map[K]uint64) map[K]uint64 {

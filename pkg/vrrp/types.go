@@ -132,6 +132,11 @@ const (
 	// the interface lost carrier or was set down, and it is usable again.
 	ReasonInterfaceDown = "InterfaceDown"
 	ReasonInterfaceUp   = "InterfaceUp"
+
+	// ReasonBindFailed is the host Fault (Instance.SetHostFault) of a MASTER whose addresses
+	// could not be bound; ReasonBindRetry ends it when the Router's back-off expires.
+	ReasonBindFailed = "AddressBindFailed"
+	ReasonBindRetry  = "AddressBindRetry"
 )
 
 // Output is what the host must do after an event, in this order: unbind, bind, send, announce.
