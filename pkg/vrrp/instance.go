@@ -115,8 +115,8 @@ type Instance struct {
 	// MASTER's addresses could not be bound); see SetHostFault.
 	hostFault  bool
 	hostReason string
-	reason      string
-	since       time.Time
+	reason     string
+	since      time.Time
 
 	masterAdvInterval time.Duration
 	masterDownAt      time.Time
