@@ -1,6 +1,7 @@
 package hostnet
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,7 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -29,12 +32,28 @@ var (
 // oobSize holds every control message asked for: TTL or hop limit and packet info.
 const oobSize = 128
 
-// packetConn is a vrrp.PacketConn on a raw IP socket bound to one interface.
+// packetConn is a vrrp.PacketConn on a raw IP socket bound to one interface. It follows the
+// interface by name: when a link of that name is created again (a VLAN, bond or netplan
+// rebuild gives it a new index), the socket is opened again on it, so that a pending
+// ReadPacket, and every later send, go on over the new link. Without that, the socket would
+// stay bound to the deleted link and the instance deaf and mute for ever.
 type packetConn struct {
-	log     *slog.Logger
-	ifname  string
+	h      *Host
+	log    *slog.Logger
+	ifname string
+	src    netip.Addr
+
+	mu     sync.Mutex
+	cur    *rawSocket
+	closed bool
+	// stop ends the link follower; done is closed when it has returned.
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// rawSocket is one raw socket on one link index.
+type rawSocket struct {
 	ifindex int
-	src     netip.Addr
 	ipc     *net.IPConn
 	rc      syscall.RawConn
 	// oob is the control message of every send: the source address and the interface.
@@ -52,12 +71,24 @@ func (h *Host) listen(ifname string, src netip.Addr) (*packetConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	rs, err := h.openRaw(li, src)
+	if err != nil {
+		return nil, err
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	c := &packetConn{h: h, log: h.log, ifname: li.name, src: src, cur: rs, stop: stop, done: make(chan struct{})}
+	go c.followLink(ctx)
+	return c, nil
+}
+
+// openRaw opens and sets up a raw VRRP socket on the link li.
+func (h *Host) openRaw(li linkInfo, src netip.Addr) (*rawSocket, error) {
 	network := "ip4:112"
 	if src.Is6() {
 		network = "ip6:112"
 	}
 	var pc net.PacketConn
-	err = h.do(func() error {
+	err := h.do(func() error {
 		var err error
 		pc, err = net.ListenPacket(network, "")
 		return err
@@ -65,17 +96,94 @@ func (h *Host) listen(ifname string, src netip.Addr) (*packetConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raw socket: %w", err)
 	}
-	c := &packetConn{log: h.log, ifname: li.name, ifindex: li.index, src: src, ipc: pc.(*net.IPConn)}
-	if err := c.setup(); err != nil {
-		_ = c.ipc.Close()
+	rs := &rawSocket{ifindex: li.index, ipc: pc.(*net.IPConn)}
+	if err := rs.setup(li.name, src); err != nil {
+		_ = rs.ipc.Close()
 		return nil, err
 	}
-	return c, nil
+	return rs, nil
+}
+
+// followLink opens the socket again when the interface is created again under its name. It
+// runs until Close. A failed watch is restarted after a pause; a failed reopen is tried again
+// at the link's next event (a new link sends several as it comes up).
+func (c *packetConn) followLink(ctx context.Context) {
+	defer close(c.done)
+	for {
+		c.mu.Lock()
+		tr := indexTracker{name: c.ifname, index: c.cur.ifindex}
+		c.mu.Unlock()
+		reopen := func() {
+			c.mu.Lock()
+			same := c.cur.ifindex == tr.index
+			c.mu.Unlock()
+			if same {
+				return
+			}
+			if err := c.reopen(tr.index); err != nil {
+				c.log.Warn("opening the VRRP socket on the recreated interface; will retry", "interface", c.ifname, "err", err)
+			}
+		}
+		resync := func() error {
+			if li, err := c.h.lookup(c.ifname); err == nil {
+				tr.index = li.index
+				reopen()
+			}
+			return nil
+		}
+		err := c.h.follow(ctx, "link", c.ifname, []uint{unix.RTNLGRP_LINK}, []uint16{unix.RTM_NEWLINK}, resync,
+			func(m syscall.NetlinkMessage) {
+				if _, ok := tr.follow(c.h, m); ok {
+					reopen()
+				}
+			})
+		if ctx.Err() != nil {
+			return
+		}
+		c.log.Warn("interface watch of the VRRP socket stopped; restarting it", "interface", c.ifname, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(linkFollowRetry):
+		}
+	}
+}
+
+// linkFollowRetry is the pause before a failed link watch of a socket is started again.
+const linkFollowRetry = time.Second
+
+// reopen replaces the socket with one on the link index. The old one is closed, which ends a
+// pending ReadPacket there; ReadPacket sees the swap and reads on from the new one.
+func (c *packetConn) reopen(index int) error {
+	rs, err := c.h.openRaw(linkInfo{index: index, name: c.ifname}, c.src)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return rs.ipc.Close()
+	}
+	old := c.cur
+	c.cur = rs
+	c.mu.Unlock()
+	c.log.Info("VRRP socket opened again on the recreated interface", "interface", c.ifname, "index", index)
+	return old.ipc.Close()
+}
+
+// socket returns the current raw socket, or net.ErrClosed once Close was called.
+func (c *packetConn) socket() (*rawSocket, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, net.ErrClosed
+	}
+	return c.cur, nil
 }
 
 // setup sets the socket options. The VRRP checksum is left alone (no IPV6_CHECKSUM): the
 // engine computes and checks it, and the v3 IPv4 pseudo-header variants need that anyway.
-func (c *packetConn) setup() error {
+func (c *rawSocket) setup(ifname string, src netip.Addr) error {
 	rc, err := c.ipc.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("raw socket: %w", err)
@@ -83,7 +191,12 @@ func (c *packetConn) setup() error {
 	c.rc = rc
 	var serr error
 	err = rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, c.ifname)
+		// By index: the name may already belong to a newer link than the one asked for. Kernels
+		// before 5.0 lack SO_BINDTOIFINDEX; the name serves there.
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX, c.ifindex)
+		if errors.Is(serr, unix.ENOPROTOOPT) {
+			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname)
+		}
 	})
 	if err == nil {
 		err = serr
@@ -91,13 +204,13 @@ func (c *packetConn) setup() error {
 	if err != nil {
 		return fmt.Errorf("bind socket to device: %w", err)
 	}
-	ifi := &net.Interface{Index: c.ifindex, Name: c.ifname}
+	ifi := &net.Interface{Index: c.ifindex, Name: ifname}
 	type step struct {
 		what string
 		fn   func() error
 	}
 	var steps []step
-	if c.src.Is4() {
+	if src.Is4() {
 		p := ipv4.NewPacketConn(c.ipc)
 		steps = []step{
 			{"set multicast interface", func() error { return p.SetMulticastInterface(ifi) }},
@@ -110,8 +223,8 @@ func (c *packetConn) setup() error {
 			}},
 		}
 		cm := &ipv4.ControlMessage{IfIndex: c.ifindex}
-		if !c.src.IsUnspecified() {
-			cm.Src = c.src.AsSlice()
+		if !src.IsUnspecified() {
+			cm.Src = src.AsSlice()
 		}
 		c.oob = cm.Marshal()
 	} else {
@@ -127,8 +240,8 @@ func (c *packetConn) setup() error {
 			}},
 		}
 		cm := &ipv6.ControlMessage{IfIndex: c.ifindex, HopLimit: 255}
-		if !c.src.IsUnspecified() {
-			cm.Src = c.src.AsSlice()
+		if !src.IsUnspecified() {
+			cm.Src = src.AsSlice()
 		}
 		c.oob = cm.Marshal()
 	}
@@ -145,12 +258,16 @@ func (c *packetConn) setup() error {
 func (c *packetConn) ReadPacket(buf []byte) (vrrp.Packet, error) {
 	oob := make([]byte, oobSize)
 	for {
+		rs, err := c.socket()
+		if err != nil {
+			return vrrp.Packet{}, fmt.Errorf("read vrrp packet on %s: %w", c.ifname, err)
+		}
 		var (
 			n, oobn, flags int
 			from           unix.Sockaddr
 			rerr           error
 		)
-		err := c.rc.Read(func(fd uintptr) bool {
+		err = rs.rc.Read(func(fd uintptr) bool {
 			for {
 				n, oobn, flags, from, rerr = unix.Recvmsg(int(fd), buf, oob, 0)
 				if rerr != unix.EINTR {
@@ -163,6 +280,9 @@ func (c *packetConn) ReadPacket(buf []byte) (vrrp.Packet, error) {
 			err = os.NewSyscallError("recvmsg", rerr)
 		}
 		if err != nil {
+			if cur, cerr := c.socket(); cerr == nil && cur != rs {
+				continue // replaced by reopen: read on from the new socket
+			}
 			return vrrp.Packet{}, fmt.Errorf("read vrrp packet on %s: %w", c.ifname, err)
 		}
 		if flags&unix.MSG_TRUNC != 0 {
@@ -275,16 +395,23 @@ func (c *packetConn) writeTo(b []byte, dst netip.Addr) error {
 	case c.src.Is6() && dst.Is6():
 		sa6 := &unix.SockaddrInet6{Addr: dst.As16()}
 		if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() || dst.IsInterfaceLocalMulticast() {
-			sa6.ZoneId = uint32(c.ifindex)
+			sa6.ZoneId = 1 // the current socket's link index, set below
 		}
 		sa = sa6
 	default:
 		return fmt.Errorf("destination family differs from source %s", c.src)
 	}
+	rs, err := c.socket()
+	if err != nil {
+		return err
+	}
+	if sa6, ok := sa.(*unix.SockaddrInet6); ok && sa6.ZoneId != 0 {
+		sa6.ZoneId = uint32(rs.ifindex)
+	}
 	var serr error
-	err := c.rc.Write(func(fd uintptr) bool {
+	err = rs.rc.Write(func(fd uintptr) bool {
 		for {
-			serr = unix.Sendmsg(int(fd), b, c.oob, sa, 0)
+			serr = unix.Sendmsg(int(fd), b, rs.oob, sa, 0)
 			if serr != unix.EINTR {
 				break
 			}
@@ -299,7 +426,17 @@ func (c *packetConn) writeTo(b []byte, dst netip.Addr) error {
 
 // Close closes the socket; a pending ReadPacket returns an error wrapping net.ErrClosed.
 func (c *packetConn) Close() error {
-	if err := c.ipc.Close(); err != nil {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	rs := c.cur
+	c.mu.Unlock()
+	c.stop()
+	<-c.done
+	if err := rs.ipc.Close(); err != nil {
 		return fmt.Errorf("close vrrp socket on %s: %w", c.ifname, err)
 	}
 	return nil

@@ -11,14 +11,19 @@ import (
 )
 
 // follow keeps a view of l in step with the kernel's rtnetlink events, for WatchRemoved
-// (addresses) and WatchLinkState (the link). It subscribes to groups first and calls resync
-// second, so that a change in between is seen by resync; then it passes every message of the
-// kernel whose type is one of types to handle, and calls resync again when events were lost
-// (ENOBUFS). It returns nil once ctx ends, else the first error. what names the events in
-// errors and logs ("address", "link").
+// (addresses) and WatchLinkState (the link). See Host.follow.
 func (l *link) follow(ctx context.Context, what string, groups []uint, types []uint16, resync func() error, handle func(syscall.NetlinkMessage)) error {
+	return l.h.follow(ctx, what, l.name, groups, types, resync, handle)
+}
+
+// follow keeps a view of the interface ifname in step with the kernel's rtnetlink events. It
+// subscribes to groups first and calls resync second, so that a change in between is seen by
+// resync; then it passes every message of the kernel whose type is one of types to handle, and
+// calls resync again when events were lost (ENOBUFS). It returns nil once ctx ends, else the
+// first error. what names the events in errors and logs ("address", "link").
+func (h *Host) follow(ctx context.Context, what, ifname string, groups []uint, types []uint16, resync func() error, handle func(syscall.NetlinkMessage)) error {
 	var s *nl.NetlinkSocket
-	err := l.h.do(func() error {
+	err := h.do(func() error {
 		var err error
 		s, err = nl.Subscribe(unix.NETLINK_ROUTE, groups...)
 		return err
@@ -47,7 +52,7 @@ func (l *link) follow(ctx context.Context, what string, groups []uint, types []u
 			return nil
 		}
 		if errors.Is(err, unix.ENOBUFS) {
-			l.h.log.Warn(what+" events lost; resynchronising", "interface", l.name)
+			h.log.Warn(what+" events lost; resynchronising", "interface", ifname)
 			if err := resync(); err != nil {
 				return err
 			}

@@ -188,8 +188,8 @@ func checkPrefixes(ps []netip.Prefix) error {
 // WatchRemoved calls fn, from the calling goroutine, for every address Bind added or found
 // and Unbind has not removed since, when it disappears from the link: deleted by someone else,
 // or already gone when the watch starts. It blocks until ctx is done and then returns nil.
-// The link is identified by its index at the start; a link recreated under the same name
-// needs a new watch.
+// It follows the interface by name: when the link is deleted its addresses go with it (and are
+// reported), and when it is created again the watch follows the new link.
 func (l *link) WatchRemoved(ctx context.Context, fn func(netip.Prefix)) error {
 	if err := l.watch(ctx, fn); err != nil {
 		return fmt.Errorf("watch addresses on %s: %w", l.name, err)
@@ -206,12 +206,16 @@ func (l *link) watch(ctx context.Context, fn func(netip.Prefix)) error {
 	if err != nil {
 		return err
 	}
+	tr := indexTracker{name: l.name, index: li.index}
 	// Subscribed first, dumped second: a removal in between is seen by the dump. The events
 	// queued meanwhile may then report it again; missing (reported and not re-added since)
 	// keeps each removal to one call.
 	missing := map[netip.Prefix]bool{}
 	resync := func() error {
-		have, err := rt.addrs(li.index)
+		if nli, err := l.h.lookup(l.name); err == nil {
+			tr.index = nli.index
+		}
+		have, err := rt.addrs(tr.index)
 		if err != nil {
 			return err
 		}
@@ -223,15 +227,25 @@ func (l *link) watch(ctx context.Context, fn func(netip.Prefix)) error {
 		}
 		return nil
 	}
-	return l.follow(ctx, "address", []uint{unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR},
-		[]uint16{unix.RTM_NEWADDR, unix.RTM_DELADDR}, resync, func(m syscall.NetlinkMessage) {
+	return l.follow(ctx, "address", []uint{unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR, unix.RTNLGRP_LINK},
+		[]uint16{unix.RTM_NEWADDR, unix.RTM_DELADDR, unix.RTM_NEWLINK}, resync, func(m syscall.NetlinkMessage) {
+			if m.Header.Type == unix.RTM_NEWLINK {
+				old := tr.index
+				if _, ok := tr.follow(l.h, m); ok && tr.index != old {
+					// A new link: whatever is wanted and not on it is missing.
+					if err := resync(); err != nil {
+						l.h.log.Warn("reading the addresses of a recreated link", "interface", l.name, "err", err)
+					}
+				}
+				return
+			}
 			a, err := parseAddrMsg(m.Data)
 			if err != nil {
 				l.h.log.Debug("ignoring an address event", "err", err)
 				return
 			}
 			switch {
-			case a.Index != li.index:
+			case a.Index != tr.index:
 			case m.Header.Type == unix.RTM_NEWADDR:
 				delete(missing, a.Prefix)
 			case l.wants(a.Prefix) && !missing[a.Prefix]:

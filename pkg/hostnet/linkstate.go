@@ -1,6 +1,7 @@
 package hostnet
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -25,6 +26,8 @@ const (
 // kernelLink is the state of one link as the kernel reports it.
 type kernelLink struct {
 	Index int
+	// Name is IFLA_IFNAME; empty when the message has none.
+	Name  string
 	Flags uint32 // ifi_flags: IFF_*
 	// Oper is IFLA_OPERSTATE, valid when HasOper.
 	Oper    uint8
@@ -58,8 +61,17 @@ func parseLinkMsg(b []byte) (kernelLink, uint8, error) {
 		Flags: binary.NativeEndian.Uint32(b[8:12]),
 	}
 	err := walkAttrs(b[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
-		if typ == unix.IFLA_OPERSTATE && len(v) >= 1 {
+		switch {
+		case typ == unix.IFLA_OPERSTATE && len(v) >= 1:
 			k.Oper, k.HasOper = v[0], true
+		case typ == unix.IFLA_IFNAME:
+			// A NUL-terminated string of at most IFNAMSIZ bytes.
+			if i := bytes.IndexByte(v, 0); i >= 0 {
+				v = v[:i]
+			}
+			if len(v) < unix.IFNAMSIZ {
+				k.Name = string(v)
+			}
 		}
 	})
 	if err != nil {
@@ -95,9 +107,9 @@ func (r *rtnl) link(index int) (kernelLink, error) {
 // (administratively up, with carrier, operationally up; see kernelLink.up): first the current
 // state, then every change. It follows the kernel's link notifications (RTNLGRP_LINK) in the
 // Host's namespace and re-reads the link when notifications were lost. It blocks until ctx is
-// done and then returns nil. Like WatchRemoved, it follows the link's index at the start: a
-// deleted link is reported down for good, and one recreated under the same name needs a new
-// watch (and a new VRRP socket: the old one stays bound to the deleted link).
+// done and then returns nil. It follows the interface by name: a link that is deleted is
+// reported down, and one created again under the same name (a VLAN, bond or netplan rebuild)
+// is followed from then on, its state reported as for the first.
 func (l *link) WatchLinkState(ctx context.Context, fn func(up bool)) error {
 	if err := l.watchState(ctx, fn); err != nil {
 		return fmt.Errorf("watch link state of %s: %w", l.name, err)
@@ -122,10 +134,21 @@ func (l *link) watchState(ctx context.Context, fn func(up bool)) error {
 		last, reported = up, true
 		fn(up)
 	}
+	tr := indexTracker{name: l.name, index: li.index}
 	// Subscribed first, read second: a change in between is in the read. Events queued
 	// meanwhile may replay older states, but in order, so the last one is the current state.
 	resync := func() error {
-		k, err := rt.link(li.index)
+		k, err := rt.link(tr.index)
+		if errors.Is(err, unix.ENODEV) {
+			// Gone; perhaps already created again under the same name.
+			nli, lerr := l.h.lookup(l.name)
+			if lerr != nil {
+				report(false)
+				return nil
+			}
+			tr.index = nli.index
+			k, err = rt.link(tr.index)
+		}
 		switch {
 		case errors.Is(err, unix.ENODEV):
 			report(false)
@@ -138,14 +161,8 @@ func (l *link) watchState(ctx context.Context, fn func(up bool)) error {
 	}
 	return l.follow(ctx, "link", []uint{unix.RTNLGRP_LINK}, []uint16{unix.RTM_NEWLINK, unix.RTM_DELLINK}, resync,
 		func(m syscall.NetlinkMessage) {
-			k, family, err := parseLinkMsg(m.Data)
-			if err != nil {
-				l.h.log.Debug("ignoring a link event", "err", err)
-				return
-			}
-			// Only the link's own messages (AF_UNSPEC): a bridge sends AF_BRIDGE ones for its
-			// ports, RTM_DELLINK included when a port merely leaves the bridge.
-			if k.Index != li.index || family != unix.AF_UNSPEC {
+			k, ok := tr.follow(l.h, m)
+			if !ok {
 				return
 			}
 			if m.Header.Type == unix.RTM_DELLINK {
@@ -154,4 +171,35 @@ func (l *link) watchState(ctx context.Context, fn func(up bool)) error {
 			}
 			report(k.up())
 		})
+}
+
+// indexTracker follows an interface by name through link messages: the index it has now, or
+// the one it gets when it is created again after being deleted.
+type indexTracker struct {
+	name  string
+	index int
+}
+
+// follow reads a link message and reports whether it concerns the tracked interface, switching
+// to a new index when a link of the tracked name appears under one. Only the link's own
+// messages count (AF_UNSPEC): a bridge sends AF_BRIDGE ones for its ports, RTM_DELLINK
+// included when a port merely leaves the bridge.
+func (t *indexTracker) follow(h *Host, m syscall.NetlinkMessage) (kernelLink, bool) {
+	k, family, err := parseLinkMsg(m.Data)
+	if err != nil {
+		h.log.Debug("ignoring a link event", "err", err)
+		return k, false
+	}
+	if family != unix.AF_UNSPEC {
+		return k, false
+	}
+	switch {
+	case k.Index == t.index:
+		return k, true
+	case m.Header.Type == unix.RTM_NEWLINK && k.Name == t.name:
+		h.log.Info("interface created again; following it", "interface", t.name, "index", k.Index, "old index", t.index)
+		t.index = k.Index
+		return k, true
+	}
+	return k, false
 }

@@ -43,7 +43,7 @@ func TestParseLinkMsg(t *testing.T) {
 		wantErr bool
 	}{
 		{"up", linkMsg(unix.AF_UNSPEC, 3, running, name, oper(ifOperUp)),
-			kernelLink{Index: 3, Flags: running, Oper: ifOperUp, HasOper: true}, true, false},
+			kernelLink{Index: 3, Name: "eth0", Flags: running, Oper: ifOperUp, HasOper: true}, true, false},
 		{"unknown (dummy, loopback)", linkMsg(unix.AF_UNSPEC, 1, running, oper(ifOperUnknown)),
 			kernelLink{Index: 1, Flags: running, Oper: ifOperUnknown, HasOper: true}, true, false},
 		{"no carrier: peer down", linkMsg(unix.AF_UNSPEC, 3, unix.IFF_UP|unix.IFF_BROADCAST, oper(operLowerLayerDown)),

@@ -199,6 +199,14 @@ func newLab(t *testing.T) *lab {
 		aMAC: net.HardwareAddr{0x02, 0x6b, 0, 0, 0, 0x0a},
 		bMAC: net.HardwareAddr{0x02, 0x6b, 0, 0, 0, 0x0b},
 	}
+	l.connect(t)
+	return l
+}
+
+// connect creates the veth pair a0 - b0 with its addresses, as newLab describes; after
+// a0 was deleted, it creates it again (new indexes, same names and addresses).
+func (l *lab) connect(t *testing.T) {
+	t.Helper()
 	veth := &netlink.Veth{
 		LinkAttrs:        netlink.LinkAttrs{Name: "a0", HardwareAddr: l.aMAC},
 		PeerName:         "b0",
@@ -222,7 +230,6 @@ func newLab(t *testing.T) *lab {
 	l.bIndex = l.b.link(t, "b0").Attrs().Index
 	l.aLinkLocal = l.a.linkLocal(t, "a0")
 	l.bLinkLocal = l.b.linkLocal(t, "b0")
-	return l
 }
 
 func vethPair(a, b string) *netlink.Veth {
