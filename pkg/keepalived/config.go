@@ -25,6 +25,10 @@ type Config struct {
 	// Warnings are problems found while reading: unknown keywords, repeated keywords,
 	// conditional lines decided without a config id.
 	Warnings []Warning
+
+	// secrets are the secrets Decode found in the block tree (auth_pass values, credentials
+	// in commands), kept out of every message about this configuration (see redact.go).
+	secrets []string
 }
 
 // Directive is a statement kept as written, for what is not interpreted.

@@ -68,15 +68,17 @@ type converter struct {
 	scripts map[string]*Script
 	procs   map[string]*TrackProcess
 	groupOf map[string]*SyncGroup
+	red     *redactor
 }
 
+// warnf and errorf are the converter's only ways to report; both redact (see redact.go).
 func (c *converter) warnf(p Pos, format string, args ...any) {
-	c.warns = append(c.warns, Warning{Pos: p, Msg: fmt.Sprintf(format, args...)})
+	c.warns = append(c.warns, Warning{Pos: p, Msg: c.red.text(fmt.Sprintf(format, args...))})
 }
 
 func (c *converter) errorf(p Pos, format string, args ...any) {
 	if len(c.errs) < maxErrors {
-		c.errs = append(c.errs, errorf(p, format, args...))
+		c.errs = append(c.errs, &Error{Pos: p, Msg: c.red.text(fmt.Sprintf(format, args...))})
 	}
 }
 
@@ -114,8 +116,10 @@ func Convert(cfg *Config) (*Result, error) {
 }
 
 func newConverter(cfg *Config) *converter {
-	c := &converter{cfg: cfg, scripts: map[string]*Script{}, procs: map[string]*TrackProcess{}, groupOf: map[string]*SyncGroup{}}
+	c := &converter{cfg: cfg, scripts: map[string]*Script{}, procs: map[string]*TrackProcess{}, groupOf: map[string]*SyncGroup{},
+		red: newRedactor(configSecrets(cfg))}
 	c.warns = append(c.warns, cfg.Warnings...)
+	c.red.warnings(c.warns)
 	for _, s := range cfg.Scripts {
 		c.scripts[s.Name] = s
 	}
@@ -778,6 +782,10 @@ func (c *converter) scriptProbe(s *Script) *v1alpha1.ProbeSpec {
 		}
 	}
 	p := &v1alpha1.ProbeSpec{Process: ck.process, TCP: ck.tcp, HTTP: ck.http, Exec: ck.exec, File: ck.file}
+	if probeHasCredentials(p) {
+		// The probe needs them to work, so the manifest keeps them; the message does not.
+		c.warnf(at, "%s (%s): the command holds credentials, which the probe keeps as written since it needs them: whoever can read VirtualIPs can read them; prefer a health endpoint that needs none", in, s.Command)
+	}
 	interval := s.Interval
 	if interval == 0 {
 		interval = defaultCheckPeriod
@@ -806,6 +814,21 @@ func (c *converter) scriptProbe(s *Script) *v1alpha1.ProbeSpec {
 		c.warnf(s.Keys["user"], "%s: user %s: no equivalent; probes run as the agent's user", in, s.User)
 	}
 	return p
+}
+
+// probeHasCredentials reports whether the URL or command of p holds credentials.
+func probeHasCredentials(p *v1alpha1.ProbeSpec) bool {
+	switch {
+	case p.HTTP != nil:
+		return urlUserinfo.MatchString(p.HTTP.URL)
+	case p.Exec != nil:
+		q := make([]string, len(p.Exec.Command))
+		for i, a := range p.Exec.Command {
+			q[i] = shellQuote(a)
+		}
+		return len(credentialsIn(strings.Join(q, " "))) > 0
+	}
+	return false
 }
 
 func (c *converter) count(v int, at Pos, in, what string) *int32 {

@@ -15,16 +15,19 @@ const maxErrors = 50
 type decoder struct {
 	cfg  *Config
 	errs ErrorList
+	red  *redactor
 }
 
 // Decode interprets a block tree. It collects every error it finds (up to a limit) and
 // returns them as an ErrorList.
 func Decode(ast *AST) (*Config, error) {
-	cfg := &Config{Files: ast.Files, Warnings: append([]Warning(nil), ast.Warnings...)}
+	red := newRedactor(astSecrets(ast.Nodes))
+	cfg := &Config{Files: ast.Files, Warnings: append([]Warning(nil), ast.Warnings...), secrets: red.secrets}
+	red.warnings(cfg.Warnings)
 	if len(ast.Files) > 0 {
 		cfg.File = ast.Files[0]
 	}
-	d := &decoder{cfg: cfg}
+	d := &decoder{cfg: cfg, red: red}
 	d.top(ast.Nodes)
 	if err := d.errs.err(); err != nil {
 		return nil, err
@@ -32,14 +35,15 @@ func Decode(ast *AST) (*Config, error) {
 	return cfg, nil
 }
 
+// errorf and warnf are the decoder's only ways to report; both redact (see redact.go).
 func (d *decoder) errorf(p Pos, format string, args ...any) {
 	if len(d.errs) < maxErrors {
-		d.errs = append(d.errs, errorf(p, format, args...))
+		d.errs = append(d.errs, &Error{Pos: p, Msg: d.red.text(fmt.Sprintf(format, args...))})
 	}
 }
 
 func (d *decoder) warnf(p Pos, format string, args ...any) {
-	d.cfg.Warnings = append(d.cfg.Warnings, Warning{Pos: p, Msg: fmt.Sprintf(format, args...)})
+	d.cfg.Warnings = append(d.cfg.Warnings, Warning{Pos: p, Msg: d.red.text(fmt.Sprintf(format, args...))})
 }
 
 func directive(n *Node) Directive {
@@ -695,9 +699,18 @@ func (d *decoder) auth(n *Node, in string) *Auth {
 				a.Type = t
 			}
 		case "auth_pass":
-			if v, ok := d.arg(c); ok {
-				a.Pass, a.PassPos = v.Value, c.Pos
+			// Not d.arg: it would show the password in its warning about extra words.
+			if !d.noBlock(c) {
+				continue
 			}
+			if len(c.Args) == 0 {
+				d.errorf(c.Pos, "auth_pass needs a value")
+				continue
+			}
+			if len(c.Args) > 1 {
+				d.warnf(c.Args[1].Pos, "auth_pass: the words after the password are ignored, and not shown: keepalived takes the first word as the password (quote a password with spaces)")
+			}
+			a.Pass, a.PassPos = c.Args[0].Value, c.Pos
 		default:
 			d.unknown(c, in+" authentication")
 		}

@@ -13,4 +13,9 @@
 // cleared with state MASTER, sync group members' tracking weights become 0, and scripts are
 // split into argv without a shell. Everything that is not expressed exactly is reported as
 // a warning with its file and line; what cannot be converted safely is an error.
+//
+// No warning or error shows a secret of the input: auth_pass values and credentials in
+// commands (URL userinfo, curl -u, wget --password, Authorization headers) are replaced by
+// <redacted> (see redact.go). The password goes into a Secret; a probe keeps the
+// credentials its URL or command needs, with a warning. include reads regular files only.
 package keepalived

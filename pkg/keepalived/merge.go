@@ -47,9 +47,13 @@ func Merge(perNode map[string]*Config) (*Result, error) {
 	sort.Strings(nodes)
 
 	var errs ErrorList
-	var warnings []string
 	groups := map[string][]member{}
-	for _, n := range nodes {
+	// The messages of one node may name what is a secret of another (the same password, a
+	// URL with credentials in another script): every message is redacted with the secrets
+	// of all nodes.
+	red := newRedactor()
+	convs := make([]*converter, len(nodes))
+	for i, n := range nodes {
 		cfg := perNode[n]
 		c := newConverter(cfg)
 		drafts := c.all()
@@ -61,8 +65,15 @@ func Merge(perNode map[string]*Config) (*Result, error) {
 			k := fmt.Sprintf("%03d/%d", d.spec.VRID, d.family)
 			groups[k] = append(groups[k], member{node: n, d: d})
 		}
-		warnings = append(warnings, c.warningStrings(cfg.Files)...)
+		red = red.merge(c.red)
+		convs[i] = c
 	}
+	var warnings []string
+	for i, n := range nodes {
+		red.warnings(convs[i].warns)
+		warnings = append(warnings, convs[i].warningStrings(perNode[n].Files)...)
+	}
+	red.errors(errs)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
@@ -117,6 +128,8 @@ func Merge(perNode map[string]*Config) (*Result, error) {
 		}
 		res.VirtualIPs = append(res.VirtualIPs, vip)
 	}
+	red.errors(errs)
+	red.warnings(mergeWarns)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}

@@ -241,7 +241,7 @@ func TestParseErrors(t *testing.T) {
 		{"strict include without a match", map[string]string{"k.conf": "includea missing.conf\n"},
 			nil, "k.conf:1:10: includea missing.conf matches no file"},
 		{"include of a directory", map[string]string{"k.conf": "include d\n", "d/x": ""},
-			nil, "k.conf:1:9: d is a directory"},
+			nil, "k.conf:1:9: include d: d is a directory, not a regular file; include only regular files"},
 		{"blocks nested too deep", map[string]string{"k.conf": strings.Repeat("a {\n", 20) + strings.Repeat("}\n", 20)},
 			nil, "k.conf:17:3: blocks nested deeper than 16"},
 		{"word too long", map[string]string{"k.conf": "router_id " + strings.Repeat("x", 5000) + "\n"},

@@ -106,8 +106,10 @@ func (r *reader) open(fsPath string, at Pos, parent *source) (*source, *Error) {
 		return nil, &Error{Pos: at, Msg: "cannot open " + disp, Err: err}
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.IsDir() {
-		return nil, errorf(at, "%s is a directory", disp)
+	if st, err := f.Stat(); err == nil && (st.IsDir() || parent != nil && !st.Mode().IsRegular()) {
+		// include looked already; this catches a file replaced since, and a main file that
+		// is a directory. The main file may be a pipe: convert <(ssh lb1 cat keepalived.conf).
+		return nil, errorf(at, "%s is %s, not a regular file", disp, fileKind(st.Mode()))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, r.opts.MaxFileSize+1))
 	if err != nil {
@@ -127,6 +129,25 @@ func (r *reader) open(fsPath string, at Pos, parent *source) (*source, *Error) {
 	}
 	r.files = append(r.files, disp)
 	return &source{fsPath: fsPath, display: disp, data: string(data), parent: parent}, nil
+}
+
+// fileKind names the type of a file that is not a regular file, for messages.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m.IsRegular():
+		return "a regular file"
+	}
+	return "an irregular file"
 }
 
 // next returns the tokens of the next non-empty line, or ok == false at the end of the
@@ -418,6 +439,16 @@ func (r *reader) include(s *source, toks []token) *Error {
 	}
 	srcs := make([]*source, 0, len(matches))
 	for _, m := range matches {
+		// Only regular files (or links to them): opening a named pipe blocks until a writer
+		// comes, a device may never end or have side effects, a directory is no text. Look
+		// before opening, through links.
+		st, serr := fs.Stat(r.fsys, m)
+		if serr != nil {
+			return &Error{Pos: at, Msg: "cannot open " + r.display(m), Err: serr}
+		}
+		if !st.Mode().IsRegular() {
+			return errorf(at, "%s %s: %s is %s, not a regular file; include only regular files", kw.text, pattern, r.display(m), fileKind(st.Mode()))
+		}
 		src, err := r.open(m, at, s)
 		if err != nil {
 			return err
