@@ -353,3 +353,33 @@ func (l *Lab) setBlocked(port string, on bool) error {
 	}
 	return nil
 }
+
+// RecreateLink deletes the node's lab link (both ends of its veth) and, after gap, creates it
+// again with the same names, MAC and addresses, as a VLAN, bond or netplan rebuild does: the
+// interface comes back under its name with a new index.
+func (n *Node) RecreateLink(gap time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := n.lab
+	if err := l.switchLink(n.Port, func(h *netlink.Handle, port, _ netlink.Link) error {
+		return h.LinkDel(port)
+	}); err != nil {
+		return err
+	}
+	time.Sleep(gap)
+	if err := ipBatch(ctx, l.Switch,
+		fmt.Sprintf("link add %s type veth peer name %s address %s netns %s", n.Port, n.Interface, n.MAC, n.NetNS),
+		fmt.Sprintf("link set %s master %s", n.Port, Bridge),
+		fmt.Sprintf("link set %s up", n.Port),
+	); err != nil {
+		return fmt.Errorf("recreate %s's link: %w", n, err)
+	}
+	if err := ipBatch(ctx, n.NetNS,
+		fmt.Sprintf("link set %s up", n.Interface),
+		fmt.Sprintf("addr add %s/%d dev %s", n.IPv4, Net4.Bits(), n.Interface),
+		fmt.Sprintf("addr add %s/%d dev %s nodad", n.IPv6, Net6.Bits(), n.Interface),
+	); err != nil {
+		return fmt.Errorf("recreate %s's link: %w", n, err)
+	}
+	return n.waitLinkLocal(5 * time.Second)
+}

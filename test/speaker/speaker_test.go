@@ -239,6 +239,7 @@ func TestSpeaker(t *testing.T) {
 		{"split-brain", true, testSplitBrain},
 		{"sigkill-restart", false, testSigkillRestart},
 		{"unicast", true, testUnicast},
+		{"interface-recreated", true, testInterfaceRecreated},
 	}
 	for _, fam := range families {
 		t.Run(fam.name, func(t *testing.T) {
@@ -650,4 +651,25 @@ func kernelAtLeast(major, minor int) bool {
 	ma, _ := strconv.Atoi(parts[0])
 	mi, _ := strconv.Atoi(strings.TrimLeftFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
 	return ma > major || ma == major && mi >= minor
+}
+
+// 10. The MASTER's interface is deleted and created again under the same name (a VLAN, bond or
+// netplan rebuild): n1 goes to Fault and n2 takes over; once the interface is back, n1 reopens
+// its socket on the new link by itself, rejoins as Backup and (preempt on, highest priority)
+// takes the VIP back. Nobody restarts the speaker or edits its config.
+func testInterfaceRecreated(t *testing.T, vip netip.Prefix) {
+	g := newGroup(t, vip, groupOpts{})
+	n1, n2 := g.l.Node(1), g.l.Node(2)
+	// Gone for 1 s, longer than n2's Master_Down_Interval.
+	if err := n1.RecreateLink(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if tr := g.transitionTo(g.proc(n1), "Fault"); tr.Reason != "InterfaceDown" {
+		t.Errorf("n1 went to Fault for %q, want InterfaceDown", tr.Reason)
+	}
+	g.transitionTo(g.proc(n2), "Master")
+	g.expectMaster(n1)
+	if tr := g.transitionTo(g.proc(n1), "Master"); tr.Reason != "Preempting" && tr.Reason != "MasterDownTimer" {
+		t.Errorf("n1 became Master again for %q, want Preempting (or MasterDownTimer)", tr.Reason)
+	}
 }
