@@ -41,6 +41,9 @@ type agentOptions struct {
 	listen                      string
 	execProbes                  bool
 	log                         runOptions // level and format
+	// stateDir and addressMark: see addStateFlags.
+	stateDir    string
+	addressMark bool
 }
 
 func parseAgentFlags(args []string, stderr io.Writer) (agentOptions, error) {
@@ -57,6 +60,7 @@ func parseAgentFlags(args []string, stderr io.Writer) (agentOptions, error) {
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "`FILE` with the API server and credentials (default: in-cluster, or $KUBECONFIG)")
 	fs.StringVar(&o.listen, "listen", ":9402", "`ADDR` serving /metrics, /healthz and /readyz (\"0\" disables); answers even when the API server is down")
 	fs.BoolVar(&o.execProbes, "enable-exec-probes", false, "let exec probes run their commands (off: they fail with a reason saying so)")
+	addStateFlags(fs, &o.stateDir, &o.addressMark)
 	fs.StringVar(&level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.StringVar(&format, "log-format", "json", "log `FORMAT` on standard error: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -142,23 +146,16 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	lock, err := hostnet.Lock()
-	if err != nil {
-		return fmt.Errorf("host lock: %w", err)
-	}
-	defer lock.Close()
-	removed, err := hostnet.RemoveStale(ctx)
-	for _, p := range removed {
-		log.Info("removed stale virtual address", "address", p)
-	}
+	state, err := openState(ctx, log, o.stateDir, o.addressMark)
 	if err != nil {
 		return err
 	}
+	defer state.Close()
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	host := hostnet.NewHost(log)
+	host := hostnet.NewHost(log, hostOptions(state, o.addressMark)...)
 	defer host.Close()
 	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}})
 	kick := make(chan struct{}, 1)

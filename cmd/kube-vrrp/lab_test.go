@@ -53,7 +53,11 @@ spec:
 	t.Setenv(testMainEnv, "1")
 	start := func(n *lab.Node, name string) *lab.Proc {
 		t.Helper()
-		p, err := n.Exec(t.Context(), name, exe, "run", "-f", manifest, "--node", n.Name, "--log-format", "json")
+		state, err := n.StateDir(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := n.Exec(t.Context(), name, exe, "run", "-f", manifest, "--node", n.Name, "--log-format", "json", "--state-dir", state)
 		if err != nil {
 			t.Fatal(err)
 		}

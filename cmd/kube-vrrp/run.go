@@ -33,6 +33,10 @@ type runOptions struct {
 	// execProbes lets exec probes run (off by default: a manifest could otherwise run any
 	// command as root).
 	execProbes bool
+	// stateDir holds the host lock and the record of bound addresses (hostnet.State);
+	// addressMark marks bound addresses with IFA_PROTO (false: the record alone).
+	stateDir    string
+	addressMark bool
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
@@ -51,6 +55,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	fs.StringVar(&level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "log `FORMAT` on standard error: text or json")
 	fs.BoolVar(&o.execProbes, "enable-exec-probes", false, "let exec probes run their commands (off: they fail with a reason saying so)")
+	addStateFlags(fs, &o.stateDir, &o.addressMark)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kube-vrrp run -f FILE... --node NAME [--node-labels k=v,...] [--log-level info]")
 		fmt.Fprintln(stderr, "Runs VRRP for every VirtualIP in the files that selects this node, without Kubernetes.")
@@ -232,23 +237,11 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stderr io.Writer) 
 		return errInvalid
 	}
 
-	lock, err := hostnet.Lock()
-	if err != nil {
-		if errors.Is(err, hostnet.ErrLocked) {
-			return fmt.Errorf("stop the other agent first: %w", err)
-		}
-		return err
-	}
-	defer lock.Close()
-
-	// Addresses an earlier agent left behind (SIGKILL, crash) go before this one joins.
-	removed, err := hostnet.RemoveStale(ctx)
-	for _, p := range removed {
-		log.Info("removed stale virtual address", "address", p)
-	}
+	state, err := openState(ctx, log, o.stateDir, o.addressMark)
 	if err != nil {
 		return err
 	}
+	defer state.Close()
 
 	ifs, err := hostnet.Interfaces()
 	if err != nil {
@@ -270,7 +263,7 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stderr io.Writer) 
 		return err
 	}
 
-	host := hostnet.NewHost(log)
+	host := hostnet.NewHost(log, hostOptions(state, o.addressMark)...)
 	defer host.Close()
 	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}})
 	for _, c := range cfgs {

@@ -30,6 +30,35 @@ type Host struct {
 	rt     *rtnl           // address requests, in ns
 	links  map[string]*link
 	marks  markSupport
+	// state, when set, records every address bound (see State); marksOff adds addresses
+	// without the IFA_PROTO mark, as a kernel before 6.1 would keep them.
+	state    *State
+	marksOff bool
+}
+
+// HostOption configures a Host.
+type HostOption func(*Host)
+
+// WithState records every virtual address the Host binds in st, so that a restarted agent finds
+// the ones a killed predecessor left, on any kernel (see RemoveStale).
+func WithState(st *State) HostOption { return func(h *Host) { h.state = st } }
+
+// WithoutAddressMark adds addresses without the IFA_PROTO mark, as on a kernel before 6.1 that
+// drops it: ownership then rests on this process's memory and the State record alone. It is
+// the fallback's switch, for tests and for kernels that mishandle the attribute.
+func WithoutAddressMark() HostOption {
+	return func(h *Host) { h.marksOff, h.marks = true, marksDropped }
+}
+
+// record notes in the state, if any, that p was bound on ifname (on) or removed. A record that
+// cannot be written costs only the clean-up after a kill; the address operation goes on.
+func (h *Host) record(ifname string, p netip.Prefix, on bool) {
+	if h.state == nil {
+		return
+	}
+	if err := h.state.record(ifname, []netip.Prefix{p}, on); err != nil {
+		h.log.Error("recording a virtual address in the state directory; it would not be removed after a crash", "err", err)
+	}
 }
 
 // markSupport records whether the kernel keeps the IFA_PROTO mark (Linux >= 6.1).
@@ -43,11 +72,14 @@ const (
 
 // NewHost returns a Host for the network namespace of the calling thread. It opens nothing
 // until first used. log may be nil.
-func NewHost(log *slog.Logger) *Host {
+func NewHost(log *slog.Logger, opts ...HostOption) *Host {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Host{log: log, ns: netns.None(), links: map[string]*link{}}
+	for _, o := range opts {
+		o(h)
+	}
 	// Without /proc the Host falls back to the namespace of whichever thread runs each call,
 	// which is the process's own unless the caller moved threads around.
 	if ns, err := netns.Get(); err == nil {

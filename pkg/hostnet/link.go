@@ -55,7 +55,10 @@ func (l *link) bind(ctx context.Context, ps []netip.Prefix) error {
 			errs = append(errs, err)
 			break
 		}
-		err := rt.add(li.index, p)
+		// Recorded before it is added: a kill in between leaves a record of an address that
+		// is not there (harmless), never an address without a record.
+		l.h.record(l.name, p, true)
+		err := rt.add(li.index, p, !l.h.marksOff)
 		switch {
 		case err == nil:
 			l.mu.Lock()
@@ -67,8 +70,13 @@ func (l *link) bind(ctx context.Context, ps []netip.Prefix) error {
 		case errors.Is(err, unix.EEXIST):
 			l.mu.Lock()
 			l.want[p] = true
+			ours := l.added[p]
 			l.mu.Unlock()
+			if !ours {
+				l.h.record(l.name, p, false) // not ours to remove after a restart
+			}
 		default:
+			l.h.record(l.name, p, false)
 			errs = append(errs, err)
 		}
 	}
@@ -167,8 +175,9 @@ func (l *link) unbind(ctx context.Context, ps []netip.Prefix) error {
 
 func (l *link) forget(p netip.Prefix) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	delete(l.added, p)
+	l.mu.Unlock()
+	l.h.record(l.name, p, false)
 }
 
 // gone reports whether a delete failed only because the address was not there.
@@ -270,47 +279,4 @@ func (l *link) wanted() []netip.Prefix {
 	}
 	slices.SortFunc(ps, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 	return ps
-}
-
-// RemoveStale removes every address carrying this package's mark (see AddrProto) from every
-// link of the calling thread's network namespace: the VIPs of an agent that was killed before
-// it could unbind them. It returns what it removed and never touches an unmarked address. On
-// kernels older than 6.1, which drop the mark, it finds nothing.
-func RemoveStale(ctx context.Context) ([]netip.Prefix, error) {
-	removed, err := removeStale(ctx)
-	if err != nil {
-		return removed, fmt.Errorf("remove stale addresses: %w", err)
-	}
-	return removed, nil
-}
-
-func removeStale(ctx context.Context) ([]netip.Prefix, error) {
-	rt, err := newRTNL()
-	if err != nil {
-		return nil, err
-	}
-	defer rt.close()
-	have, err := rt.addrs(0)
-	if err != nil {
-		return nil, err
-	}
-	var (
-		removed []netip.Prefix
-		errs    []error
-	)
-	for _, a := range have {
-		if !a.ours() {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, err)
-			break
-		}
-		if err := rt.del(a.Index, a.Prefix); err != nil && !gone(err) {
-			errs = append(errs, err)
-			continue
-		}
-		removed = append(removed, a.Prefix)
-	}
-	return removed, errors.Join(errs...)
 }

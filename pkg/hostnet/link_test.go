@@ -2,7 +2,6 @@ package hostnet
 
 import (
 	"context"
-	"errors"
 	"net/netip"
 	"slices"
 	"testing"
@@ -165,7 +164,7 @@ func TestRemoveStale(t *testing.T) {
 			got []netip.Prefix
 			err error
 		)
-		n.run(t, func() { got, err = RemoveStale(t.Context()) })
+		n.run(t, func() { got, err = RemoveStale(t.Context(), nil, true) })
 		if err != nil {
 			t.Fatalf("RemoveStale #%d: %v", i+1, err)
 		}
@@ -288,36 +287,6 @@ func TestWatchRemoved(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("WatchRemoved did not return after cancel")
-	}
-}
-
-func TestLock(t *testing.T) {
-	a, b := newTestNS(t), newTestNS(t)
-	lock := func(n *testNS) (c interface{ Close() error }, err error) {
-		n.run(t, func() { c, err = Lock() })
-		return c, err
-	}
-	first, err := lock(a)
-	if err != nil {
-		t.Fatalf("first Lock: %v", err)
-	}
-	if _, err := lock(a); !errors.Is(err, ErrLocked) {
-		t.Fatalf("second Lock in the same namespace: %v, want ErrLocked", err)
-	}
-	other, err := lock(b)
-	if err != nil {
-		t.Fatalf("Lock in another namespace: %v", err)
-	}
-	defer other.Close()
-	if err := first.Close(); err != nil {
-		t.Fatal(err)
-	}
-	again, err := lock(a)
-	if err != nil {
-		t.Fatalf("Lock after Close: %v", err)
-	}
-	if err := again.Close(); err != nil {
-		t.Fatal(err)
 	}
 }
 

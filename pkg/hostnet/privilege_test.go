@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,7 +50,7 @@ func TestLeastPrivilege(t *testing.T) {
 	n.run(t, func() {
 		cmd = exec.Command(setpriv, "--bounding-set=-all,+net_admin,+net_raw", "--inh-caps=-all", "--",
 			os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), leastPrivilegeEnv+"=1")
+		cmd.Env = append(os.Environ(), leastPrivilegeEnv+"="+filepath.Join(t.TempDir(), "state"))
 		out, err = cmd.CombinedOutput()
 	})
 	if err != nil {
@@ -74,12 +75,12 @@ func leastPrivilege() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	lock, err := Lock()
+	st, err := OpenState(os.Getenv(leastPrivilegeEnv))
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
-	h := NewHost(nil)
+	defer st.Close()
+	h := NewHost(nil, WithState(st))
 	defer h.Close()
 	l, err := h.Link("x0")
 	if err != nil {
@@ -115,7 +116,7 @@ func leastPrivilege() error {
 	if err := l.Unbind(ctx, vips[:1]); err != nil {
 		return err
 	}
-	removed, err := RemoveStale(ctx)
+	removed, err := RemoveStale(ctx, st, true)
 	if err != nil {
 		return err
 	}
@@ -125,8 +126,8 @@ func leastPrivilege() error {
 	if _, err := Interfaces(); err != nil {
 		return err
 	}
-	if _, err := Lock(); !errors.Is(err, ErrLocked) {
-		return fmt.Errorf("second Lock: %v, want ErrLocked", err)
+	if _, err := OpenState(st.Dir()); !errors.Is(err, ErrLocked) {
+		return fmt.Errorf("second OpenState: %v, want ErrLocked", err)
 	}
 	return nil
 }

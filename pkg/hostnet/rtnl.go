@@ -97,16 +97,19 @@ func (r *rtnl) addrs(index int) ([]kernelAddr, error) {
 	return out, nil
 }
 
-// add adds p to the link with this package's mark; IPv6 addresses skip duplicate address
-// detection so they are usable at once. An existing address gives an error wrapping EEXIST.
-func (r *rtnl) add(index int, p netip.Prefix) error {
+// add adds p to the link, with this package's mark when mark is set; IPv6 addresses skip
+// duplicate address detection so they are usable at once. An existing address gives an error
+// wrapping EEXIST.
+func (r *rtnl) add(index int, p netip.Prefix, mark bool) error {
 	req := r.request(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
 	var flags uint32
 	if p.Addr().Is6() {
 		flags = unix.IFA_F_NODAD
 	}
 	addrRequest(req, index, p, flags)
-	req.AddData(nl.NewRtAttr(ifaProto, []byte{AddrProto}))
+	if mark {
+		req.AddData(nl.NewRtAttr(ifaProto, []byte{AddrProto}))
+	}
 	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
 		return fmt.Errorf("add address %s: %w", p, err)
 	}

@@ -93,12 +93,17 @@ func newEnv(t *testing.T) *env {
 	}
 	e := &env{l: l, cp: cp, k8s: cp.Client(), nodes: l.Nodes(), agents: map[string]*lab.Proc{}}
 	for _, n := range e.nodes {
+		state, err := n.StateDir(0)
+		if err != nil {
+			t.Fatal(err)
+		}
 		p, err := n.Exec(context.Background(), "kube-vrrp-agent",
-			"nice", "-n", strconv.Itoa(nice), bin, "agent",
+			"nice", "-n", strconv.Itoa(nice), bin, "agent", "--state-dir", state,
 			"--node-name", n.Name, "--namespace", cluster.Namespace, "--kubeconfig", kubeconfig,
 			// debug: the engine's transitions and client-go's reconnections, for the log
 			// tails a failing run prints.
-			"--listen", listen, "--log-format", "json", "--log-level", "debug")
+			// Plain HTTP /metrics: the lab's scrapes carry no token.
+			"--metrics-bind-address", listen, "--metrics-secure=false", "--log-format", "json", "--log-level", "debug")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -451,10 +451,14 @@ func (r *run) start(role string) {
 		r.procs[role] = n.StartKeepalived(r.t, r.confs[role])
 		return
 	}
+	state, err := n.StateDir(0)
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	p, err := n.Exec(context.Background(), "kube-vrrp",
 		"nice", "-n", strconv.Itoa(nice),
 		r.bin, "run", "-f", r.manifest, "--node", role, "--node-labels", "kubernetes.io/hostname="+role,
-		"--log-format", "json")
+		"--log-format", "json", "--state-dir", state)
 	if err != nil {
 		r.t.Fatalf("%s: kube-vrrp run: %v", role, err)
 	}

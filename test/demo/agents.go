@@ -226,7 +226,13 @@ func (d *demo) startAgents(ctx context.Context) error {
 	d.printf("                   so the chart's ClusterRole and Role decide every request\n")
 
 	for _, n := range d.nodes {
-		argv, err := d.agentArgv(n.Name, bin, args)
+		// The chart's hostPath /run/kube-vrrp, made the agent's by its init container: here
+		// a directory of the node's own, since the lab's nodes share the host's /run.
+		state, err := n.pidns.Node.StateDir(filecaps.AgentID)
+		if err != nil {
+			return err
+		}
+		argv, err := d.agentArgv(n.Name, bin, append(slices.Clone(args), "--state-dir="+state))
 		if err != nil {
 			return err
 		}

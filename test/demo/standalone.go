@@ -66,7 +66,11 @@ func standalone(bin string) error {
 		if err != nil {
 			return err
 		}
-		p, err := n.Exec(context.Background(), "kube-vrrp", bin, "run", "-f", path, "--node", n.Name)
+		state, err := n.StateDir(0)
+		if err != nil {
+			return err
+		}
+		p, err := n.Exec(context.Background(), "kube-vrrp", bin, "run", "-f", path, "--node", n.Name, "--state-dir", state)
 		if err != nil {
 			return err
 		}

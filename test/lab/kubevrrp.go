@@ -138,7 +138,11 @@ func (n *Node) ExecKubeVRRP(bin, manifest string, args ...string) (*Proc, error)
 	if err != nil {
 		return nil, err
 	}
-	argv := append([]string{bin, "run", "-f", path, "--node", n.Name, "--log-format", "json"}, args...)
+	state, err := n.StateDir(0)
+	if err != nil {
+		return nil, err
+	}
+	argv := append([]string{bin, "run", "-f", path, "--node", n.Name, "--log-format", "json", "--state-dir", state}, args...)
 	return n.Exec(context.Background(), name, n.lab.speakerArgv(argv)...)
 }
 

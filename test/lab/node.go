@@ -383,3 +383,18 @@ func (n *Node) RecreateLink(gap time.Duration) error {
 	}
 	return n.waitLinkLocal(5 * time.Second)
 }
+
+// StateDir returns the node's kube-vrrp state directory (the host lock and the record of bound
+// addresses; --state-dir), creating it for uid, mode 0700, as the chart's init container does
+// for the agent's user. Every speaker of the node, restarted or not, shares it, as the agents of
+// one host share /run/kube-vrrp.
+func (n *Node) StateDir(uid int) (string, error) {
+	dir := filepath.Join(n.Dir, "state")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.Chown(dir, uid, uid); err != nil {
+		return "", err
+	}
+	return dir, os.Chmod(dir, 0o700)
+}

@@ -214,7 +214,11 @@ func (ns *PIDNamespace) ExecKubeVRRP(bin, manifest string, args ...string) (*NSP
 	if err != nil {
 		return nil, err
 	}
-	argv := append([]string{bin, "run", "-f", path, "--node", n.Name, "--log-format", "json"}, args...)
+	state, err := n.StateDir(0)
+	if err != nil {
+		return nil, err
+	}
+	argv := append([]string{bin, "run", "-f", path, "--node", n.Name, "--log-format", "json", "--state-dir", state}, args...)
 	return ns.Exec(context.Background(), name, n.lab.speakerArgv(argv)...)
 }
 
