@@ -62,15 +62,19 @@ type VirtualIPSpec struct {
 	AdvertisementInterval *metav1.Duration `json:"advertisementInterval,omitempty"`
 
 	// priority of every selected node, 1..254 (default 100); the highest priority becomes MASTER.
-	// 255 is only for the owner of the addresses (a node that has them as its own interface
-	// addresses); the agent refuses it elsewhere. nodes[] overrides it per node.
+	// nodes[] overrides it per node. 255 is not allowed here: it says "this node owns the
+	// addresses" (RFC 5798 §5.2.4), which only one node can; set it in the nodes[] override of
+	// that one node.
 	// +kubebuilder:default=100
 	// +kubebuilder:validation:XValidation:rule=`self >= 1 && self <= 255`,message=`priority must be 1..254; 255 is only for the owner of the addresses (a node that has them as its own interface addresses, RFC 5798 §5.2.4), which the agent checks on each node`
+	// +kubebuilder:validation:XValidation:rule=`self != 255`,message=`priority 255 here would make every selected node claim to own the addresses, and only one node can (RFC 5798 §5.2.4): set 1..254 here, and 255 only in the nodes[] override of the one node that has the addresses as its own interface addresses`
 	// +optional
 	Priority *int32 `json:"priority,omitempty"`
 
-	// nodes overrides settings per node, e.g. a higher priority for the preferred MASTER.
+	// nodes overrides settings per node, e.g. a higher priority for the preferred MASTER. At
+	// most one node may have priority 255 (the owner of the addresses).
 	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:XValidation:rule=`self.filter(n, has(n.priority) && n.priority == 255).size() <= 1`,message=`only one node can own the addresses, but several nodes have priority 255: keep 255 only for the node that has the addresses as its own interface addresses, and set 1..254 for the others`
 	// +listType=map
 	// +listMapKey=name
 	// +optional
@@ -141,7 +145,8 @@ type NodeOverride struct {
 	// +required
 	Name string `json:"name"`
 
-	// priority of this node, 1..254 (255 only for the owner of the addresses).
+	// priority of this node, 1..254, or 255 for the one node that owns the addresses (has them
+	// as its own interface addresses; the agent checks it).
 	// +kubebuilder:validation:XValidation:rule=`self >= 1 && self <= 255`,message=`priority must be 1..254; 255 is only for the owner of the addresses (a node that has them as its own interface addresses, RFC 5798 §5.2.4), which the agent checks on each node`
 	// +optional
 	Priority *int32 `json:"priority,omitempty"`

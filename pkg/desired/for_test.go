@@ -174,7 +174,9 @@ func TestFor(t *testing.T) {
 			v.Spec.Addresses = []string{"192.0.2.11/24"}
 			v.Spec.Nodes[0].Priority = ptr.To[int32](255)
 		}, want: func(c *vrrp.Config) { c.Priority, c.Addresses = 255, pfxs("192.0.2.11/24") }},
-		{name: "priority 255 on a non-owner", vip: func(v *v1alpha1.VirtualIP) { v.Spec.Priority = ptr.To[int32](255) },
+		{name: "priority 255 on a non-owner", vip: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Nodes = append(v.Spec.Nodes, v1alpha1.NodeOverride{Name: "lb2", Priority: ptr.To[int32](255)})
+		},
 			node:    func(n *Node) { n.Name = "lb2" },
 			wantErr: "priority 255 is only for the owner of the addresses, but 192.0.2.100 is not an address of eth0: use a priority of 1..254"},
 

@@ -70,9 +70,11 @@ const AuthPass = "PASS"
 // schema and CEL rules do, so that objects written before a rule existed and manifests read
 // from files get the same answers. Each error names the field and says what to change.
 //
-// A priority of 255 is accepted: it is only right on the node that owns the addresses (has them
-// as real interface addresses), which cannot be known statically. For checks it against the
-// node's interfaces.
+// A priority of 255 says "this node owns the addresses" (has them as real interface addresses,
+// RFC 5798 §5.2.4), and only one node can. So it is refused for the whole group
+// (spec.priority) and for more than one nodes[] override; whether the one node that has it
+// really owns the addresses cannot be known statically: For checks it against the node's
+// interfaces.
 func Validate(vip *v1alpha1.VirtualIP) field.ErrorList {
 	var errs field.ErrorList
 	if vip == nil {
@@ -115,7 +117,14 @@ func Validate(vip *v1alpha1.VirtualIP) field.ErrorList {
 	}
 
 	if spec.Priority != nil {
-		errs = append(errs, validatePriority(*spec.Priority, p.Child("priority"))...)
+		pp := p.Child("priority")
+		if *spec.Priority == OwnerPriority {
+			errs = append(errs, field.Invalid(pp, *spec.Priority,
+				"255 here would make every selected node claim to own the addresses, and only one node can (RFC 5798 §5.2.4): "+
+					"set 1..254 here, and 255 only in the nodes[] override of the one node that has the addresses as its own interface addresses"))
+		} else {
+			errs = append(errs, validatePriority(*spec.Priority, pp)...)
+		}
 	}
 
 	errs = append(errs, validateNodes(spec.Nodes, p.Child("nodes"))...)
@@ -323,6 +332,7 @@ func validateNodes(nodes []v1alpha1.NodeOverride, p *field.Path) field.ErrorList
 		errs = append(errs, field.TooMany(p, len(nodes), MaxNodes))
 	}
 	seen := make(map[string]int, len(nodes))
+	owner := -1 // the first override with priority 255
 	for i, n := range nodes {
 		np := p.Index(i)
 		if n.Name == "" {
@@ -339,6 +349,16 @@ func validateNodes(nodes []v1alpha1.NodeOverride, p *field.Path) field.ErrorList
 		}
 		if n.Priority != nil {
 			errs = append(errs, validatePriority(*n.Priority, np.Child("priority"))...)
+			if *n.Priority == OwnerPriority {
+				if owner >= 0 {
+					errs = append(errs, field.Invalid(np.Child("priority"), *n.Priority, fmt.Sprintf(
+						"only one node can own the addresses, and nodes[%d] (%s) has priority 255 already: "+
+							"keep 255 only for the node that has the addresses as its own interface addresses, and set 1..254 for the others",
+						owner, nodes[owner].Name)))
+				} else {
+					owner = i
+				}
+			}
 		}
 		if n.Interface != "" {
 			if msg := interfaceNameError(n.Interface); msg != "" {

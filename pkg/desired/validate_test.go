@@ -149,7 +149,15 @@ func TestValidate(t *testing.T) {
 		// priorities and nodes
 		{name: "priority 0", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Priority = ptr.To[int32](0) }, want: []string{"spec.priority"}},
 		{name: "priority 256", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Priority = ptr.To[int32](256) }, want: []string{"spec.priority"}},
-		{name: "priority 255 is left to For", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Priority = ptr.To[int32](255) }},
+		// Only one node can own the addresses: 255 for the whole group claims them on every node.
+		{name: "priority 255 for the whole group", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Priority = ptr.To[int32](255) }, want: []string{"spec.priority"}},
+		{name: "priority 255 for one node is left to For", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Nodes[0].Priority = ptr.To[int32](255) }},
+		{name: "priority 255 for two nodes", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Nodes = []v1alpha1.NodeOverride{
+				{Name: "lb1", Priority: ptr.To[int32](255)}, {Name: "lb2", Priority: ptr.To[int32](100)},
+				{Name: "lb3", Priority: ptr.To[int32](255)}, {Name: "lb4", Priority: ptr.To[int32](255)},
+			}
+		}, want: []string{"spec.nodes[2].priority", "spec.nodes[3].priority"}},
 		{name: "node priority 0", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Nodes[0].Priority = ptr.To[int32](0) }, want: []string{"spec.nodes[0].priority"}},
 		{name: "duplicate node, nameless node", mut: func(v *v1alpha1.VirtualIP) {
 			v.Spec.Nodes = append(v.Spec.Nodes, v1alpha1.NodeOverride{Name: "lb1"}, v1alpha1.NodeOverride{})
@@ -316,6 +324,24 @@ func TestValidateMessages(t *testing.T) {
 		`spec.version: Invalid value: 2: VRRPv2 carries only IPv4: set version: 3 for IPv6 addresses`,
 		`spec.advertisementInterval: Invalid value: "100ms": VRRPv2 advertises whole seconds: set 1s..255s, or set version: 3 for sub-second intervals`,
 		`spec.preempt: Invalid value: false: a weighted probe only changes the priority, and without preemption a lower priority never moves the VIP: set preempt: true, or give a probe weight 0 so that its failure resigns the VIP`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Validate() messages mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// The owner-priority messages say which field, why and what to set.
+func TestValidateMessagesOwner(t *testing.T) {
+	vip := validVIP()
+	vip.Spec.Priority = ptr.To[int32](255)
+	vip.Spec.Nodes = []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr.To[int32](255)}, {Name: "lb2", Priority: ptr.To[int32](255)}}
+	got := make([]string, 0)
+	for _, e := range Validate(vip) {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		`spec.priority: Invalid value: 255: 255 here would make every selected node claim to own the addresses, and only one node can (RFC 5798 §5.2.4): set 1..254 here, and 255 only in the nodes[] override of the one node that has the addresses as its own interface addresses`,
+		`spec.nodes[1].priority: Invalid value: 255: only one node can own the addresses, and nodes[0] (lb1) has priority 255 already: keep 255 only for the node that has the addresses as its own interface addresses, and set 1..254 for the others`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Validate() messages mismatch (-want +got):\n%s", diff)

@@ -167,6 +167,15 @@ var rejected = []struct {
 		want: []string{"spec.priority: Invalid value: 0: priority must be 1..254; 255 is only for the owner of the addresses"}},
 	{name: "priority 256", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Priority = ptr.To[int32](256) },
 		want: []string{"spec.priority: Invalid value: 256: priority must be 1..254; 255 is only for the owner of the addresses"}},
+	// Only one node can own the addresses (RFC 5798 §5.2.4).
+	{name: "priority 255 for the whole group", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Priority = ptr.To[int32](255) },
+		want: []string{"spec.priority: Invalid value: 255: priority 255 here would make every selected node claim to own the addresses, and only one node can (RFC 5798 §5.2.4): set 1..254 here, and 255 only in the nodes[] override of the one node that has the addresses as its own interface addresses"}},
+	{name: "priority 255 for two nodes", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Nodes = []v1alpha1.NodeOverride{
+			{Name: "lb1", Priority: ptr.To[int32](255)}, {Name: "lb2", Priority: ptr.To[int32](100)},
+			{Name: "lb3", Priority: ptr.To[int32](255)},
+		}
+	}, want: []string{"spec.nodes: Invalid value", "only one node can own the addresses, but several nodes have priority 255: keep 255 only for the node that has the addresses as its own interface addresses, and set 1..254 for the others"}},
 	{name: "node priority 0", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Nodes[0].Priority = ptr.To[int32](0) },
 		want: []string{"spec.nodes[0].priority: Invalid value: 0: priority must be 1..254; 255 is only for the owner"}},
 	{name: "duplicate node, nameless node", mut: func(v *v1alpha1.VirtualIP) {
@@ -435,7 +444,10 @@ var accepted = []struct {
 		v.Spec.AdvertisementInterval = dur(255 * time.Second)
 	}},
 	{name: "priority 1", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Priority = ptr.To[int32](1) }},
-	{name: "priority 255 is left to For", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Priority = ptr.To[int32](255) }},
+	{name: "priority 255 for one node is left to For", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Nodes = append(v.Spec.Nodes, v1alpha1.NodeOverride{Name: "lb2", Priority: ptr.To[int32](255)})
+	}},
+	{name: "priority 254 for the whole group", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Priority = ptr.To[int32](254) }},
 	{name: "interface 15 chars", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Interface = "abcdefghijklmno" }},
 	{name: "selector valid", mut: func(v *v1alpha1.VirtualIP) {
 		v.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"node-role.kubernetes.io/lb": ""}}
