@@ -238,19 +238,22 @@ type ProbeSpec struct {
 	// +optional
 	File *FileProbe `json:"file,omitempty"`
 
-	// interval between checks, above 0 and at most 1h (default 1s).
+	// interval between checks, 10ms..1h (default 1s). keepalived's vrrp_script counts whole
+	// seconds; probes go down to 10ms, VRRPv3's shortest advertisement interval: checking more
+	// often costs a check each time for a failure seen a few milliseconds sooner.
 	// +kubebuilder:default="1s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule=`self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$')`,message=`write a duration such as 100ms, 1s or 1m30s`
-	// +kubebuilder:validation:XValidation:rule=`!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self) > duration('0s') && duration(self) <= duration('1h'))`,message=`interval must be above 0s and at most 1h, e.g. 1s`
+	// +kubebuilder:validation:XValidation:rule=`!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self) >= duration('10ms') && duration(self) <= duration('1h'))`,message=`interval must be between 10ms and 1h, e.g. 1s (a probe checks at most 100 times a second)`
 	// +optional
 	Interval *metav1.Duration `json:"interval,omitempty"`
-	// timeout of one check, above 0 and at most the interval (default: the interval).
+	// timeout of one check, 1ms..the interval (default: the interval). Below 1ms a check would
+	// fail from scheduling delays rather than from the service.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule=`self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$')`,message=`write a duration such as 100ms, 1s or 1m30s`
-	// +kubebuilder:validation:XValidation:rule=`!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self) > duration('0s'))`,message=`timeout must be above 0s and at most the interval, e.g. 500ms`
+	// +kubebuilder:validation:XValidation:rule=`!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self) >= duration('1ms'))`,message=`timeout must be at least 1ms and at most the interval, e.g. 500ms`
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 	// fall is how many consecutive failures make the probe unhealthy, 1..255 (default 1).

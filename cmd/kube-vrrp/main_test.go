@@ -101,7 +101,7 @@ testdata/invalid.yaml: VirtualIP "broken": spec.addresses[1]: Duplicate value: "
 testdata/invalid.yaml: VirtualIP "broken": spec.addresses[2]: Invalid value: "2001:db8::1": all addresses of a VirtualIP are one family and the first is IPv4: move IPv6 addresses to another VirtualIP
 testdata/invalid.yaml: VirtualIP "broken": spec.advertisementInterval: Invalid value: "100ms": VRRPv2 advertises whole seconds: set 1s..255s, or set version: 3 for sub-second intervals
 testdata/invalid.yaml: VirtualIP "broken": spec.priority: Invalid value: 0: set a priority of 1..254 (255 only on the node that owns the addresses)
-testdata/invalid.yaml: VirtualIP "broken": spec.probes[0].timeout: Invalid value: "2s": set a timeout above 0 and at most the interval (1s), so that checks never overlap
+testdata/invalid.yaml: VirtualIP "broken": spec.probes[0].timeout: Invalid value: "2s": set a timeout of at least 1ms, so that a check can complete, and at most the interval (1s), so that checks never overlap
 testdata/invalid.yaml: VirtualIP "broken": spec.preempt: Invalid value: false: a weighted probe only changes the priority, and without preemption a lower priority never moves the VIP: set preempt: true, or give a probe weight 0 so that its failure resigns the VIP
 testdata/invalid.yaml: VirtualIP "no-secret": spec.authentication.secretRef.name: Secret "missing" not found: add a Secret of that name to the manifests
 `,

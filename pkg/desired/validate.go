@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	probepkg "github.com/kube-vrrp/kube-vrrp/pkg/probe"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
 )
 
@@ -43,7 +44,10 @@ const (
 	MaxNodes         = 256
 	MaxProbes        = 16
 	MaxPreemptDelay  = time.Hour
-	MaxProbeInterval = time.Hour
+	MaxProbeInterval = probepkg.MaxInterval
+	// MinProbeInterval and MinProbeTimeout are the probe package's bounds (see there why).
+	MinProbeInterval = probepkg.MinInterval
+	MinProbeTimeout  = probepkg.MinTimeout
 	// MinIntervalV3 is one VRRPv3 interval unit (a centisecond), also its step.
 	MinIntervalV3 = 10 * time.Millisecond
 	// MaxInterfaceName is IFNAMSIZ-1.
@@ -460,15 +464,16 @@ func validateProbes(probes []v1alpha1.ProbeSpec, p *field.Path) field.ErrorList 
 		interval := DefaultProbeInterval
 		if pr.Interval != nil {
 			interval = pr.Interval.Duration
-			if interval <= 0 || interval > MaxProbeInterval {
-				errs = append(errs, field.Invalid(pp.Child("interval"), interval.String(), "set an interval above 0 and at most 1h, e.g. 1s"))
+			if interval < MinProbeInterval || interval > MaxProbeInterval {
+				errs = append(errs, field.Invalid(pp.Child("interval"), interval.String(),
+					"set an interval of 10ms..1h, e.g. 1s (a probe checks at most 100 times a second)"))
 			}
 		}
 		if pr.Timeout != nil {
 			t := pr.Timeout.Duration
-			if t <= 0 || t > interval {
+			if t < MinProbeTimeout || t > interval {
 				errs = append(errs, field.Invalid(pp.Child("timeout"), t.String(), fmt.Sprintf(
-					"set a timeout above 0 and at most the interval (%s), so that checks never overlap", interval)))
+					"set a timeout of at least 1ms, so that a check can complete, and at most the interval (%s), so that checks never overlap", interval)))
 			}
 		}
 		if pr.Fall != nil && (*pr.Fall < 1 || *pr.Fall > 255) {

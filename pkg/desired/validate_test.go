@@ -245,6 +245,23 @@ func TestValidate(t *testing.T) {
 				probe("e", func(p *v1alpha1.ProbeSpec) { p.Interval, p.Timeout = dur(3*time.Second), dur(2*time.Second) }),
 			}
 		}, want: []string{"spec.probes[0].interval", "spec.probes[1].interval", "spec.probes[2].timeout", "spec.probes[3].timeout"}},
+		// An interval of 1ns kept a core busy: 10ms..1h, and a timeout of 1ms..the interval.
+		{name: "probe interval and timeout lower bounds", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Probes = []v1alpha1.ProbeSpec{
+				probe("a", func(p *v1alpha1.ProbeSpec) { p.Interval = dur(1) }),
+				probe("b", func(p *v1alpha1.ProbeSpec) { p.Interval = dur(9 * time.Millisecond) }),
+				probe("c", func(p *v1alpha1.ProbeSpec) { p.Interval = dur(10 * time.Millisecond) }),
+				probe("d", func(p *v1alpha1.ProbeSpec) { p.Timeout = dur(1) }),
+				probe("e", func(p *v1alpha1.ProbeSpec) { p.Timeout = dur(999 * time.Microsecond) }),
+				probe("f", func(p *v1alpha1.ProbeSpec) { p.Timeout = dur(time.Millisecond) }),
+				probe("g", func(p *v1alpha1.ProbeSpec) {
+					p.Interval, p.Timeout = dur(10*time.Millisecond), dur(10*time.Millisecond)
+				}),
+				probe("h", func(p *v1alpha1.ProbeSpec) {
+					p.Interval, p.Timeout = dur(10*time.Millisecond), dur(11*time.Millisecond)
+				}),
+			}
+		}, want: []string{"spec.probes[0].interval", "spec.probes[1].interval", "spec.probes[3].timeout", "spec.probes[4].timeout", "spec.probes[7].timeout"}},
 		{name: "probe targets", mut: func(v *v1alpha1.VirtualIP) {
 			v.Spec.Probes = []v1alpha1.ProbeSpec{
 				probe("tcp-noport", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.TCP = &v1alpha1.TCPProbe{Address: "127.0.0.1"} }),
@@ -330,11 +347,13 @@ func TestValidateMessages(t *testing.T) {
 	}
 }
 
-// The owner-priority messages say which field, why and what to set.
-func TestValidateMessagesOwner(t *testing.T) {
+// The owner-priority and probe-bound messages say which field, why and what to set.
+func TestValidateMessagesOwnerAndProbeBounds(t *testing.T) {
 	vip := validVIP()
 	vip.Spec.Priority = ptr.To[int32](255)
 	vip.Spec.Nodes = []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr.To[int32](255)}, {Name: "lb2", Priority: ptr.To[int32](255)}}
+	vip.Spec.Probes[0].Interval = dur(1)
+	vip.Spec.Probes = append(vip.Spec.Probes, probe("t", func(p *v1alpha1.ProbeSpec) { p.Timeout = dur(1) }))
 	got := make([]string, 0)
 	for _, e := range Validate(vip) {
 		got = append(got, e.Error())
@@ -342,6 +361,8 @@ func TestValidateMessagesOwner(t *testing.T) {
 	want := []string{
 		`spec.priority: Invalid value: 255: 255 here would make every selected node claim to own the addresses, and only one node can (RFC 5798 §5.2.4): set 1..254 here, and 255 only in the nodes[] override of the one node that has the addresses as its own interface addresses`,
 		`spec.nodes[1].priority: Invalid value: 255: only one node can own the addresses, and nodes[0] (lb1) has priority 255 already: keep 255 only for the node that has the addresses as its own interface addresses, and set 1..254 for the others`,
+		`spec.probes[0].interval: Invalid value: "1ns": set an interval of 10ms..1h, e.g. 1s (a probe checks at most 100 times a second)`,
+		`spec.probes[1].timeout: Invalid value: "1ns": set a timeout of at least 1ms, so that a check can complete, and at most the interval (1s), so that checks never overlap`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Validate() messages mismatch (-want +got):\n%s", diff)

@@ -36,6 +36,10 @@ const (
 	maxProbeCount       = 255
 	v3MaxAdvertInterval = 4095 * 10 * time.Millisecond
 	maxProbeInterval    = time.Hour
+	// A VirtualIP's probe checks at most every 10ms and waits at least 1ms (see
+	// probe.MinInterval); keepalived takes intervals and timeouts down to 1ms.
+	minProbeInterval = 10 * time.Millisecond
+	minProbeTimeout  = time.Millisecond
 )
 
 // Result is the Kubernetes equivalent of keepalived configurations.
@@ -794,6 +798,10 @@ func (c *converter) scriptProbe(s *Script) *v1alpha1.ProbeSpec {
 		c.warnf(s.Keys["interval"], "%s: interval %s is above kube-vrrp's 1h; 1h is used", in, secs(interval))
 		interval = maxProbeInterval
 	}
+	if interval < minProbeInterval {
+		c.warnf(s.Keys["interval"], "%s: interval %s is below kube-vrrp's 10ms; 10ms is used", in, secs(interval))
+		interval = minProbeInterval
+	}
 	p.Interval = &metav1.Duration{Duration: interval}
 	switch {
 	case s.Timeout > interval:
@@ -801,6 +809,9 @@ func (c *converter) scriptProbe(s *Script) *v1alpha1.ProbeSpec {
 		p.Timeout = &metav1.Duration{Duration: interval}
 	case s.Timeout > 0:
 		p.Timeout = &metav1.Duration{Duration: s.Timeout}
+	case ck.timeout > 0 && ck.timeout < minProbeTimeout:
+		c.warnf(at, "%s: the command's own timeout %s is below kube-vrrp's 1ms; the probe's timeout is 1ms", in, secs(ck.timeout))
+		p.Timeout = &metav1.Duration{Duration: minProbeTimeout}
 	case ck.timeout > 0 && ck.timeout <= interval:
 		// The command limited itself (curl -m, wget -T, nc -w); the probe does it now.
 		p.Timeout = &metav1.Duration{Duration: ck.timeout}

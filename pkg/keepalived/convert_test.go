@@ -321,6 +321,21 @@ func TestConvertProbes(t *testing.T) {
 			warns: []string{"k.conf:4: vrrp_script chk: timeout 5 is longer than the interval"},
 		},
 		{
+			// A VirtualIP's probe checks at most every 10ms and waits at least 1ms.
+			name: "interval below 10ms and timeout below 1ms are raised to kube-vrrp's minimum",
+			conf: "vrrp_script chk {\n  script \"killall -0 haproxy\"\n  interval 0.001\n  timeout 0.001\n}\n" +
+				"vrrp_script web {\n  script \"curl -sf -m 0.0005 http://127.0.0.1/\"\n}\n" +
+				instance("  track_script {\n    chk\n    web\n  }\n"),
+			want: []v1alpha1.ProbeSpec{
+				{Name: "chk", Process: &v1alpha1.ProcessProbe{Name: "haproxy"}, Interval: dur(10 * time.Millisecond), Timeout: dur(time.Millisecond)},
+				{Name: "web", HTTP: &v1alpha1.HTTPProbe{URL: "http://127.0.0.1/"}, Interval: dur(time.Second), Timeout: dur(time.Millisecond)},
+			},
+			warns: []string{
+				"k.conf:3: vrrp_script chk: interval 0.001 is below kube-vrrp's 10ms; 10ms is used",
+				"k.conf:7: vrrp_script web: the command's own timeout 0.0005 is below kube-vrrp's 1ms; the probe's timeout is 1ms",
+			},
+		},
+		{
 			name:  "nopreempt with only weighted probes: they could never move the VIP",
 			conf:  "vrrp_script chk {\n  script \"pgrep -x haproxy\"\n  weight -20\n}\n" + instance("  nopreempt\n  track_script {\n    chk\n  }\n"),
 			warns: []string{"k.conf:1: vrrp_instance VI_1: probe chk (weight -20) is not converted: with nopreempt"},

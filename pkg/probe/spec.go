@@ -43,6 +43,18 @@ const (
 	// MaxBodyBytes is the largest HTTP response body a probe reads; a longer body fails the
 	// probe, so that a server streaming without end cannot hold it.
 	MaxBodyBytes = 64 << 10
+	// MinInterval bounds how often a probe checks. keepalived's vrrp_script interval counts
+	// whole seconds; probes here go below a second so that a failure is seen within an
+	// advertisement interval, whose shortest is 10ms (one VRRPv3 centisecond, RFC 5798
+	// §5.2.7). Checking more often costs a check each time (a connection, an exec, a /proc
+	// scan) to see a failure a few milliseconds sooner, against a failover that takes tens of
+	// milliseconds at best; an interval of 1ns kept a core busy. A process's death is an
+	// event (pidfd), seen at once whatever the interval.
+	MinInterval = 10 * time.Millisecond
+	// MinTimeout is the shortest timeout of a check. Below a millisecond a check races the
+	// scheduler: a fork and exec, or a connection on a busy node, takes longer, and the probe
+	// would fail from load rather than from the service.
+	MinTimeout = time.Millisecond
 )
 
 // ExecDisabledReason is the failure reason of every exec probe on an agent that does not enable
@@ -75,9 +87,9 @@ type Spec struct {
 	// Path is the absolute path of a KindFile probe.
 	Path string
 
-	// Interval between the starts of two checks (default 1s).
+	// Interval between the starts of two checks, MinInterval..MaxInterval (default 1s).
 	Interval time.Duration
-	// Timeout of one check, at most Interval (default Interval).
+	// Timeout of one check, MinTimeout..Interval (default Interval).
 	Timeout time.Duration
 	// Fall is how many consecutive failures make a healthy probe unhealthy (default 1).
 	Fall int
@@ -154,11 +166,12 @@ func (s *Spec) Validate() error {
 		bad("unknown kind %q", s.Kind)
 	}
 
-	if s.Interval < 0 || s.Interval > MaxInterval {
-		bad("interval %s: set above 0 and at most %s", s.Interval, MaxInterval)
+	// Zero Interval and Timeout take their defaults.
+	if s.Interval < 0 || s.Interval != 0 && s.Interval < MinInterval || s.Interval > MaxInterval {
+		bad("interval %s: set at least %s and at most %s (0 for the default %s)", s.Interval, MinInterval, MaxInterval, DefaultInterval)
 	}
-	if iv := s.interval(); s.Timeout < 0 || s.Timeout > iv {
-		bad("timeout %s: set above 0 and at most the interval (%s), so that checks never overlap", s.Timeout, iv)
+	if iv := s.interval(); s.Timeout < 0 || s.Timeout != 0 && s.Timeout < MinTimeout || s.Timeout > iv {
+		bad("timeout %s: set at least %s, so that a check can complete, and at most the interval (%s), so that checks never overlap", s.Timeout, MinTimeout, iv)
 	}
 	if s.Fall < 0 || s.Fall > MaxCount {
 		bad("fall %d: set 1..%d", s.Fall, MaxCount)

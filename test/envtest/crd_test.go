@@ -295,10 +295,27 @@ var rejected = []struct {
 			probe("e", func(p *v1alpha1.ProbeSpec) { p.Interval, p.Timeout = dur(3*time.Second), dur(2*time.Second) }),
 		}
 	}, want: []string{
-		`spec.probes[0].interval: Invalid value: "0s": interval must be above 0s and at most 1h, e.g. 1s`,
-		`spec.probes[1].interval: Invalid value: "2h0m0s": interval must be above 0s and at most 1h`,
-		`spec.probes[2].timeout: Invalid value: "0s": timeout must be above 0s and at most the interval, e.g. 500ms`,
+		`spec.probes[0].interval: Invalid value: "0s": interval must be between 10ms and 1h, e.g. 1s (a probe checks at most 100 times a second)`,
+		`spec.probes[1].interval: Invalid value: "2h0m0s": interval must be between 10ms and 1h`,
+		`spec.probes[2].timeout: Invalid value: "0s": timeout must be at least 1ms and at most the interval, e.g. 500ms`,
 		"spec.probes[3].timeout: Invalid value: timeout must be at most the interval (1s) so that checks never overlap; got 2s"}},
+	// An interval of 1ns kept a core busy.
+	{name: "probe interval and timeout lower bounds", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Probes = []v1alpha1.ProbeSpec{
+			probe("a", func(p *v1alpha1.ProbeSpec) { p.Interval = dur(1) }),
+			probe("b", func(p *v1alpha1.ProbeSpec) { p.Interval = dur(9 * time.Millisecond) }),
+			probe("d", func(p *v1alpha1.ProbeSpec) { p.Timeout = dur(1) }),
+			probe("e", func(p *v1alpha1.ProbeSpec) { p.Timeout = dur(999 * time.Microsecond) }),
+			probe("h", func(p *v1alpha1.ProbeSpec) {
+				p.Interval, p.Timeout = dur(10*time.Millisecond), dur(11*time.Millisecond)
+			}),
+		}
+	}, want: []string{
+		`spec.probes[0].interval: Invalid value: "1ns": interval must be between 10ms and 1h`,
+		`spec.probes[1].interval: Invalid value: "9ms": interval must be between 10ms and 1h`,
+		`spec.probes[2].timeout: Invalid value: "1ns": timeout must be at least 1ms and at most the interval`,
+		`spec.probes[3].timeout: Invalid value: "999µs": timeout must be at least 1ms and at most the interval`,
+		"spec.probes[4].timeout: Invalid value: timeout must be at most the interval (10ms) so that checks never overlap; got 11ms"}},
 	{name: "probe targets", mut: func(v *v1alpha1.VirtualIP) {
 		v.Spec.Probes = []v1alpha1.ProbeSpec{
 			probe("tcp-noport", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.TCP = &v1alpha1.TCPProbe{Address: "127.0.0.1"} }),
@@ -462,6 +479,14 @@ var accepted = []struct {
 		v.Spec.Probes = nil
 	}},
 	{name: "checksumMode RFC9568", mut: func(v *v1alpha1.VirtualIP) { v.Spec.ChecksumMode = "RFC9568" }},
+	{name: "probe interval 10ms, timeout 1ms and 10ms", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Probes = []v1alpha1.ProbeSpec{
+			probe("a", func(p *v1alpha1.ProbeSpec) { p.Interval, p.Timeout = dur(10*time.Millisecond), dur(time.Millisecond) }),
+			probe("b", func(p *v1alpha1.ProbeSpec) {
+				p.Interval, p.Timeout = dur(10*time.Millisecond), dur(10*time.Millisecond)
+			}),
+		}
+	}},
 	{name: "probe weights -253 and 253, fall and rise 255", mut: func(v *v1alpha1.VirtualIP) {
 		v.Spec.Probes = []v1alpha1.ProbeSpec{
 			probe("a", func(p *v1alpha1.ProbeSpec) { p.Weight, p.Fall, p.Rise = -253, ptr.To[int32](255), ptr.To[int32](255) }),
