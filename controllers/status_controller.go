@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -45,8 +46,9 @@ type StatusReconciler struct {
 	// Resync re-sends every entry this often, to repair what another writer removed.
 	Resync time.Duration
 
-	last      map[string]string // VirtualIP -> last state reported, for Events
-	lastProbe map[string]bool   // VirtualIP and probe -> last health reported, for Events
+	last        map[string]string // VirtualIP -> last state reported, for Events
+	lastProbe   map[string]bool   // VirtualIP and probe -> last health reported, for Events
+	lastRefusal map[string]string // VirtualIP -> last refusal reported, for Events
 }
 
 // FieldManager is the server-side-apply manager of this node's status entry.
@@ -59,10 +61,12 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	if err := r.Reader.Get(ctx, types.NamespacedName{Name: name}, &vip); err != nil {
 		if apierrors.IsNotFound(err) {
 			delete(r.last, name)
+			delete(r.lastRefusal, name)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, err
 	}
+	refusal, refused := r.Rejected.Get(name)
 	entry, ok := r.entry(name)
 	nodes := []any{}
 	if ok {
@@ -85,6 +89,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		return reconcile.Result{}, fmt.Errorf("applying status of %s: %w", name, err)
 	}
 	r.event(&vip, entry, ok)
+	r.refusalEvent(&vip, refusal, refused)
 	if ok {
 		r.probeEvents(&vip, entry)
 	}
@@ -171,6 +176,29 @@ func (r *StatusReconciler) event(vip *v1alpha1.VirtualIP, entry map[string]any, 
 		r.NodeName, from, state, truncate(reason, 512))
 }
 
+// refusalEvent records why this node refuses the VirtualIP, each time that changes, as a
+// Warning Event whose reason is the refusal's (VRIDConflict, SecretMissing, ...): the state
+// alone says Fault, and stays Fault when the cause changes (a conflict's winner is deleted and
+// an older one takes its place, a missing Secret appears with a wrong key).
+func (r *StatusReconciler) refusalEvent(vip *v1alpha1.VirtualIP, refusal string, refused bool) {
+	if r.lastRefusal == nil {
+		r.lastRefusal = map[string]string{}
+	}
+	if !refused {
+		delete(r.lastRefusal, vip.Name)
+		return
+	}
+	if prev, seen := r.lastRefusal[vip.Name]; seen && prev == refusal {
+		return
+	}
+	r.lastRefusal[vip.Name] = refusal
+	if r.Recorder == nil {
+		return
+	}
+	reason, _, _ := strings.Cut(refusal, ":")
+	r.Recorder.Eventf(vip, nil, corev1.EventTypeWarning, reason, "Refuse", "node %s: %s", r.NodeName, truncate(refusal, 512))
+}
+
 // probeEvents records each probe health change of this node as an Event on the VirtualIP.
 func (r *StatusReconciler) probeEvents(vip *v1alpha1.VirtualIP, entry map[string]any) {
 	probes, _ := entry["probes"].([]any)
@@ -200,7 +228,7 @@ func (r *StatusReconciler) probeEvents(vip *v1alpha1.VirtualIP, entry map[string
 
 // SetupWithManager feeds the reconciler from the agent's change signal and a periodic resync.
 func (r *StatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.last, r.lastProbe = map[string]string{}, map[string]bool{}
+	r.last, r.lastProbe, r.lastRefusal = map[string]string{}, map[string]bool{}, map[string]string{}
 	if r.Resync == 0 {
 		r.Resync = time.Minute
 	}

@@ -112,6 +112,30 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		r.reject(name, ReasonInvalidSpec+": "+err.Error())
 		return reconcile.Result{}, nil
 	}
+
+	// Another VirtualIP may claim the same slot or address: the older one runs (see claim).
+	me := claim{name: name, created: vip.CreationTimestamp.Time, slot: desired.SlotOf(cfg), inSlot: true,
+		addrs: desired.Addresses(&vip)}
+	rivals, err := r.rivals(ctx, me, node)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if d, lost := loses(me, rivals); lost {
+		// The winner's change or deletion enqueues this one (SetupWithManager).
+		r.reject(name, d.String())
+		return reconcile.Result{}, nil
+	}
+
+	// This one wins its claims: a younger rival this node runs (it came first, e.g. before this
+	// one moved to its interface) stops, and its own reconcile reports the same.
+	running := r.Agent.Names()
+	for _, o := range rivals {
+		if slices.Contains(running, o.name) {
+			if d, lost := loses(o, []claim{me}); lost {
+				r.reject(o.name, d.String())
+			}
+		}
+	}
 	if err := r.Agent.Apply(name, cfg, probes...); err != nil {
 		r.reject(name, ReasonApplyFailed+": "+err.Error())
 		return reconcile.Result{}, nil
@@ -206,6 +230,10 @@ func nodeAddrs(n *corev1.Node) []netip.Addr {
 // SetupWithManager registers the reconciler. It runs on every node (no leader election), and
 // after the cache has synced it stops the instances whose VirtualIP the cluster no longer has:
 // only a successful list removes a VIP, never an informer disconnect.
+//
+// Besides its own VirtualIP, a reconcile depends on the Nodes (members, selection), on the
+// VirtualIPs that share its VRID or an address (which of them runs, see claim) and on its PASS
+// Secret: a change of any of those enqueues the VirtualIPs it concerns.
 func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
 		return r.allRequests(ctx)
@@ -213,6 +241,10 @@ func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("virtualip").
 		For(&v1alpha1.VirtualIP{}).
+		// Called with the old and the new object of an update: a winner that moves away or
+		// drops an address enqueues the losers it leaves, a deleted one too.
+		Watches(&v1alpha1.VirtualIP{}, handler.EnqueueRequestsFromMapFunc(r.overlapping),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Node{}, all, builder.WithPredicates(nodeChanged())).
 		Watches(&corev1.Secret{}, all).
 		// The agent registers the reconcilers again in a new manager when the last one failed.
@@ -247,6 +279,31 @@ func (r *VirtualIPReconciler) allRequests(ctx context.Context) []reconcile.Reque
 	out := make([]reconcile.Request, 0, len(list.Items))
 	for _, v := range list.Items {
 		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: v.Name}})
+	}
+	return out
+}
+
+// overlapping maps a VirtualIP to the others that share its VRID or one of its addresses: the
+// ones whose claims it may decide.
+func (r *VirtualIPReconciler) overlapping(ctx context.Context, obj client.Object) []reconcile.Request {
+	v, ok := obj.(*v1alpha1.VirtualIP)
+	if !ok {
+		return nil
+	}
+	addrs := desired.Addresses(v)
+	var list v1alpha1.VirtualIPList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.Name == v.Name {
+			continue
+		}
+		if o.Spec.VRID == v.Spec.VRID || slices.ContainsFunc(desired.Addresses(o), func(a netip.Addr) bool { return slices.Contains(addrs, a) }) {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: o.Name}})
+		}
 	}
 	return out
 }

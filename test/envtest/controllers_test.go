@@ -11,9 +11,11 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -25,12 +27,17 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/controllers"
+	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
+	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
@@ -1026,4 +1033,268 @@ func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 	if err := sa.Status().Patch(ctx, vip.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"status":{"master":""}}`))); err != nil {
 		t.Errorf("patch a VirtualIP's status: %v", err)
 	}
+}
+
+// The hardening scenarios (VRID and address conflicts, addresses that are not the agent's to
+// take, refusals that must retry) run each simulated node with the real agent runtime
+// (pkg/agent, never started: it keeps its instances and refuses what the DaemonSet's would,
+// e.g. a second instance with the same VRID on one interface), and interfaces that the test
+// changes as a host would.
+
+// hardNode is one such node.
+type hardNode struct {
+	name     string
+	agent    *agent.Agent
+	rejected *controllers.Rejections
+
+	mu  sync.Mutex
+	ifs []desired.Interface
+}
+
+// eth is an interface of a simulated node.
+func eth(index int, name string, prefixes ...string) desired.Interface {
+	ifc := desired.Interface{Name: name, Index: index, Up: true}
+	for _, p := range prefixes {
+		ifc.Prefixes = append(ifc.Prefixes, netip.MustParsePrefix(p))
+	}
+	return ifc
+}
+
+func (n *hardNode) setInterfaces(ifs ...desired.Interface) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ifs = ifs
+}
+
+func (n *hardNode) interfaces() ([]desired.Interface, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.ifs), nil
+}
+
+func (n *hardNode) runs(name string) bool { return slices.Contains(n.agent.Names(), name) }
+
+// startHardNode creates the Node (InternalIP ip, eth0 with ip/24) and runs the node side of
+// the agent for it, as cmd/kube-vrrp/agent.go wires it, with the admin's credentials.
+func startHardNode(t *testing.T, log *slog.Logger, name, ip string, labels map[string]string) *hardNode {
+	t.Helper()
+	admin := adminClient(t)
+	createNode(t, admin, name, ip, labels)
+	log = log.With("node", name)
+	n := &hardNode{name: name, agent: agent.New(nil, log, agent.Options{})}
+	n.setInterfaces(eth(1, "lo", "127.0.0.1/8"), eth(2, "eth0", ip+"/24"))
+	kick := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+	n.rejected = controllers.NewRejections(func(string) { poke() })
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 fullScheme(t),
+		Logger:                 logr.FromSlogHandler(log.Handler()),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Namespaces: map[string]cache.Config{agentNamespace: {}}},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), NodeName: name, Namespace: agentNamespace, Agent: n.agent,
+		Interfaces: n.interfaces, Rejected: n.rejected, Log: log}
+	if err := vr.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	sr := &controllers.StatusReconciler{Client: mgr.GetClient(), Reader: mgr.GetClient(), NodeName: name,
+		Agent: n.agent, Rejected: n.rejected, Recorder: mgr.GetEventRecorder("kube-vrrp-agent"), Log: log, Changes: kick}
+	if err := sr.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&controllers.Aggregator{Client: mgr.GetClient(), NodeName: name, Log: log}).SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-n.agent.Changes():
+				poke()
+			}
+		}
+	}()
+	t.Cleanup(cancel)
+	startManager(t, "node "+name, mgr)
+	return n
+}
+
+// hardLogs returns a logger whose output the test shows when it fails.
+func hardLogs(t *testing.T) *slog.Logger {
+	t.Helper()
+	logs := &logBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out := logs.String()
+			if len(out) > 20000 {
+				out = "...\n" + out[len(out)-20000:]
+			}
+			t.Logf("logs:\n%s", out)
+		}
+	})
+	return slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// hardVIP creates a VirtualIP for the nodes labelled group and deletes it when the test ends.
+func hardVIP(t *testing.T, admin client.Client, name, group string, vrid int32, mut func(*v1alpha1.VirtualIP), addrs ...string) *v1alpha1.VirtualIP {
+	t.Helper()
+	v := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.VirtualIPSpec{
+		VRID: vrid, Addresses: addrs,
+		NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{groupLabel: group}},
+	}}
+	if mut != nil {
+		mut(v)
+	}
+	if err := admin.Create(t.Context(), v); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(t.Context()), v) })
+	return v
+}
+
+// waitRefused waits until each node reports name refused with a reason starting with prefix,
+// and checks that no node runs it.
+func waitRefused(t *testing.T, admin client.Client, name, prefix string, nodes ...*hardNode) {
+	t.Helper()
+	waitStatus(t, admin, name, "refused: "+prefix, func(v *v1alpha1.VirtualIP) error {
+		for _, n := range nodes {
+			if n.runs(name) {
+				return fmt.Errorf("%s runs it", n.name)
+			}
+			e, ok := entryOf(v, n.name)
+			if !ok || e.State != vrrp.Fault.String() || !strings.HasPrefix(e.Reason, prefix) {
+				return fmt.Errorf("entry of %s: %+v", n.name, e)
+			}
+		}
+		return nil
+	})
+}
+
+// waitRuns waits until each node runs name and reports it without a refusal.
+func waitRuns(t *testing.T, admin client.Client, name string, nodes ...*hardNode) {
+	t.Helper()
+	waitStatus(t, admin, name, "running", func(v *v1alpha1.VirtualIP) error {
+		for _, n := range nodes {
+			if !n.runs(name) {
+				return fmt.Errorf("%s does not run it", n.name)
+			}
+			if e, ok := entryOf(v, n.name); !ok || e.State == vrrp.Fault.String() {
+				return fmt.Errorf("entry of %s: %+v", n.name, e)
+			}
+		}
+		return nil
+	})
+}
+
+// waitRefusalEvent waits for the Warning Event with reason on the VirtualIP name from node,
+// whose note starts with note.
+func waitRefusalEvent(t *testing.T, admin client.Client, name, node, reason, note string) {
+	t.Helper()
+	eventually(t, wait, "Event "+reason+" on "+name, func() error {
+		var list eventsv1.EventList
+		if err := admin.List(t.Context(), &list, client.InNamespace(metav1.NamespaceDefault)); err != nil {
+			return err
+		}
+		var got []string
+		for _, e := range list.Items {
+			if e.Regarding.Name != name || e.Regarding.Kind != "VirtualIP" {
+				continue
+			}
+			got = append(got, fmt.Sprintf("%s %s %q", e.Type, e.Reason, e.Note))
+			if e.Type == corev1.EventTypeWarning && e.Reason == reason && strings.HasPrefix(e.Note, "node "+node+": "+note) &&
+				e.ReportingController == "kube-vrrp-agent" {
+				return nil
+			}
+		}
+		return fmt.Errorf("none among %v", got)
+	})
+}
+
+// TestVRIDConflict (hardening item 6): two VirtualIPs with one VRID on one interface and
+// family. Every node runs the older one whatever order it reconciles them in (here: nodes
+// that start after both exist, as after a restart), the younger reports VRIDConflict naming
+// the winner, the VRID and the interface, with an Event, and starts by itself when the winner
+// is deleted; an older VirtualIP that moves onto the interface takes the slot from the younger
+// one running there.
+func TestVRIDConflict(t *testing.T) {
+	requireAPIServer(t)
+	admin := adminClient(t)
+	log := hardLogs(t)
+	const group = "vrid"
+	labels := map[string]string{groupLabel: group}
+
+	// Created a second apart (creationTimestamp has whole seconds). The names sort the other
+	// way round, so that a node reconciling in name order meets the younger one first.
+	hardVIP(t, admin, "vrid-zz-first", group, 80, nil, "198.18.0.150/24")
+	time.Sleep(1100 * time.Millisecond)
+	// yy is older than aa but starts on another interface, which the nodes do not have.
+	hardVIP(t, admin, "vrid-yy-second", group, 80, func(v *v1alpha1.VirtualIP) { v.Spec.Interface = "eth1" }, "198.18.0.151/24")
+	time.Sleep(1100 * time.Millisecond)
+	hardVIP(t, admin, "vrid-aa-third", group, 80, nil, "198.18.0.152/24")
+
+	n1 := startHardNode(t, log, "vrid-n1", "198.18.0.11", labels)
+	n2 := startHardNode(t, log, "vrid-n2", "198.18.0.12", labels)
+
+	waitRuns(t, admin, "vrid-zz-first", n1, n2)
+	waitRefused(t, admin, "vrid-aa-third", controllers.ReasonVRIDConflict+`: VRID 80 on eth0 (IPv4) is taken by VirtualIP "vrid-zz-first"`, n1, n2)
+	waitRefusalEvent(t, admin, "vrid-aa-third", n1.name, controllers.ReasonVRIDConflict,
+		controllers.ReasonVRIDConflict+`: VRID 80 on eth0 (IPv4) is taken by VirtualIP "vrid-zz-first"`)
+	waitRefused(t, admin, "vrid-yy-second", controllers.ReasonCannotResolve+": ", n1, n2)
+
+	// The winner goes: the loser starts, with no other change.
+	if err := admin.Delete(t.Context(), &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "vrid-zz-first"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitRuns(t, admin, "vrid-aa-third", n1, n2)
+
+	// The older yy moves onto eth0: it wins the slot, aa stops on both nodes.
+	ops := []byte(`[{"op":"remove","path":"/spec/interface"}]`)
+	if err := admin.Patch(t.Context(), &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "vrid-yy-second"}},
+		client.RawPatch(types.JSONPatchType, ops)); err != nil {
+		t.Fatal(err)
+	}
+	waitRuns(t, admin, "vrid-yy-second", n1, n2)
+	waitRefused(t, admin, "vrid-aa-third", controllers.ReasonVRIDConflict+`: VRID 80 on eth0 (IPv4) is taken by VirtualIP "vrid-yy-second"`, n1, n2)
+}
+
+// TestAddressConflict (hardening item 6): two VirtualIPs claiming one address, with different
+// VRIDs: the younger one reports AddressConflict on every node and starts once the older one
+// drops the address.
+func TestAddressConflict(t *testing.T) {
+	requireAPIServer(t)
+	admin := adminClient(t)
+	log := hardLogs(t)
+	const group = "addr"
+	labels := map[string]string{groupLabel: group}
+	hardVIP(t, admin, "addr-zz-first", group, 81, nil, "198.18.0.160/24")
+	time.Sleep(1100 * time.Millisecond)
+	hardVIP(t, admin, "addr-aa-second", group, 82, nil, "198.18.0.161/24", "198.18.0.160/24")
+	n1 := startHardNode(t, log, "addr-n1", "198.18.0.11", labels)
+	n2 := startHardNode(t, log, "addr-n2", "198.18.0.12", labels)
+
+	waitRuns(t, admin, "addr-zz-first", n1, n2)
+	want := controllers.ReasonAddressConflict + `: address 198.18.0.160 is also claimed by VirtualIP "addr-zz-first"`
+	waitRefused(t, admin, "addr-aa-second", want, n1, n2)
+	waitRefusalEvent(t, admin, "addr-aa-second", n2.name, controllers.ReasonAddressConflict, want)
+
+	ops := []byte(`[{"op":"replace","path":"/spec/addresses","value":["198.18.0.162/24"]}]`)
+	if err := admin.Patch(t.Context(), &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "addr-zz-first"}},
+		client.RawPatch(types.JSONPatchType, ops)); err != nil {
+		t.Fatal(err)
+	}
+	waitRuns(t, admin, "addr-aa-second", n1, n2)
+	waitRuns(t, admin, "addr-zz-first", n1, n2)
 }

@@ -1,0 +1,36 @@
+package controllers
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+)
+
+// Each new reason this node refuses a VirtualIP for is a Warning Event with the refusal's own
+// reason, once; one that goes and comes back is reported again.
+func TestRefusalEvents(t *testing.T) {
+	rec := &fakeRecorder{}
+	r := &StatusReconciler{NodeName: "lb1", Recorder: rec}
+	vip := &v1alpha1.VirtualIP{}
+	vip.Name = "web"
+	conflict := ReasonVRIDConflict + `: VRID 51 on eth0 (IPv4) is taken by VirtualIP "a"`
+	other := ReasonVRIDConflict + `: VRID 51 on eth0 (IPv4) is taken by VirtualIP "b"`
+	for _, step := range []struct {
+		refusal string
+		refused bool
+	}{
+		{conflict, true}, {conflict, true}, {other, true}, {"", false}, {"", false}, {other, true},
+	} {
+		r.refusalEvent(vip, step.refusal, step.refused)
+	}
+	want := []recordedEvent{
+		{"Warning", ReasonVRIDConflict, "node lb1: " + conflict},
+		{"Warning", ReasonVRIDConflict, "node lb1: " + other},
+		{"Warning", ReasonVRIDConflict, "node lb1: " + other},
+	}
+	if diff := cmp.Diff(want, rec.events); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
