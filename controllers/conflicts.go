@@ -11,12 +11,15 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
 )
 
-// Reasons this node reports for a VirtualIP that another one keeps from running.
+// Reasons this node reports for a VirtualIP that another one, or the host, keeps from running.
 const (
 	// ReasonVRIDConflict: an older VirtualIP runs the same VRID on the same interface and family.
 	ReasonVRIDConflict = "VRIDConflict"
 	// ReasonAddressConflict: an older VirtualIP claims one of the same addresses.
 	ReasonAddressConflict = "AddressConflict"
+	// ReasonAddressInUse: a virtual address is a Node's address, or already on the interface
+	// without having been added by kube-vrrp.
+	ReasonAddressInUse = "AddressInUse"
 )
 
 // A claim is what one VirtualIP takes: its addresses, anywhere in the cluster, and on this

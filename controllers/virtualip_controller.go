@@ -42,8 +42,12 @@ type VirtualIPReconciler struct {
 	Agent     Agent
 	// Interfaces returns this node's interfaces (hostnet.Interfaces in the agent).
 	Interfaces func() ([]desired.Interface, error)
-	Rejected   *Rejections
-	Log        *slog.Logger
+	// ForeignAddresses returns the addresses on an interface that kube-vrrp did not add
+	// (hostnet.Host.ForeignAddresses in the agent): a virtual address among them is refused.
+	// nil skips that check.
+	ForeignAddresses func(ifname string) ([]netip.Prefix, error)
+	Rejected         *Rejections
+	Log              *slog.Logger
 }
 
 // Reconcile brings the instance of one VirtualIP in line with the object. An error reading the
@@ -85,6 +89,14 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		r.reject(name, ReasonInvalidSpec+": "+errs.ToAggregate().Error())
 		return reconcile.Result{}, nil
 	}
+	var nodes corev1.NodeList
+	if err := r.Client.List(ctx, &nodes); err != nil {
+		return reconcile.Result{}, err
+	}
+	if why := nodeAddressInUse(&vip, nodes.Items, r.NodeName); why != "" {
+		r.reject(name, ReasonAddressInUse+": "+why)
+		return reconcile.Result{}, nil
+	}
 	pw, reason, err := r.password(ctx, &vip)
 	if err != nil {
 		if reason == "" {
@@ -93,16 +105,12 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		r.reject(name, reason+": "+err.Error())
 		return reconcile.Result{}, nil
 	}
-	peers, err := r.peers(ctx, &vip)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
 	ifs, err := r.Interfaces()
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("reading this node's interfaces: %w", err)
 	}
 	node := desired.Node{Name: r.NodeName, Labels: self.Labels, Interfaces: ifs}
-	cfg, err := desired.For(&vip, node, peers, pw)
+	cfg, err := desired.For(&vip, node, r.peers(&vip, nodes.Items), pw)
 	if err != nil {
 		r.reject(name, ReasonCannotResolve+": "+err.Error())
 		return reconcile.Result{}, nil
@@ -126,6 +134,17 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		return reconcile.Result{}, nil
 	}
 
+	if r.ForeignAddresses != nil {
+		foreign, err := r.ForeignAddresses(cfg.Interface)
+		if err != nil {
+			return reconcile.Result{}, fmt.Errorf("reading the addresses of %s: %w", cfg.Interface, err)
+		}
+		if err := desired.CheckForeign(cfg, foreign); err != nil {
+			r.reject(name, ReasonAddressInUse+": "+err.Error())
+			return reconcile.Result{}, nil
+		}
+	}
+
 	// This one wins its claims: a younger rival this node runs (it came first, e.g. before this
 	// one moved to its interface) stops, and its own reconcile reports the same.
 	running := r.Agent.Names()
@@ -142,6 +161,36 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	}
 	r.Rejected.Clear(name)
 	return reconcile.Result{}, nil
+}
+
+// nodeAddressInUse says which virtual address of vip is a Node's InternalIP or ExternalIP, if
+// one is: a MASTER would answer for that node (ARP, NDP) and cut it off. Only this node, as
+// the address owner (priority 255), may list its own address: it holds it already and never
+// binds or removes it.
+func nodeAddressInUse(vip *v1alpha1.VirtualIP, nodes []corev1.Node, self string) string {
+	addrs := desired.Addresses(vip)
+	for i := range nodes {
+		n := &nodes[i]
+		if n.Name == self && desired.NodePriority(vip, self) == desired.OwnerPriority {
+			continue
+		}
+		for _, a := range n.Status.Addresses {
+			if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
+				continue
+			}
+			ip, err := netip.ParseAddr(a.Address)
+			if err != nil || !slices.Contains(addrs, ip.Unmap()) {
+				continue
+			}
+			which := "node " + n.Name + "'s"
+			if n.Name == self {
+				which = "this node's (" + n.Name + ")"
+			}
+			return fmt.Sprintf("address %s is %s %s: a virtual address must not be a node's address; choose a free one",
+				ip.Unmap(), which, a.Type)
+		}
+	}
+	return ""
 }
 
 // reject stops the instance of name, if it runs, and reports why: a node that cannot run a
@@ -192,14 +241,10 @@ func (r *VirtualIPReconciler) password(ctx context.Context, vip *v1alpha1.Virtua
 
 // peers lists the other nodes the VirtualIP selects, with their addresses and priorities. It
 // returns a non-nil slice: the cluster's member set is complete.
-func (r *VirtualIPReconciler) peers(ctx context.Context, vip *v1alpha1.VirtualIP) ([]desired.Peer, error) {
-	var nodes corev1.NodeList
-	if err := r.Client.List(ctx, &nodes); err != nil {
-		return nil, err
-	}
+func (r *VirtualIPReconciler) peers(vip *v1alpha1.VirtualIP, nodes []corev1.Node) []desired.Peer {
 	peers := []desired.Peer{}
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
+	for i := range nodes {
+		n := &nodes[i]
 		if n.Name == r.NodeName {
 			continue
 		}
@@ -208,7 +253,7 @@ func (r *VirtualIPReconciler) peers(ctx context.Context, vip *v1alpha1.VirtualIP
 		}
 		peers = append(peers, desired.Peer{Name: n.Name, Addrs: nodeAddrs(n), Priority: desired.NodePriority(vip, n.Name)})
 	}
-	return peers, nil
+	return peers
 }
 
 // nodeAddrs returns a Node's InternalIP addresses, then its ExternalIP ones.
@@ -231,9 +276,9 @@ func nodeAddrs(n *corev1.Node) []netip.Addr {
 // after the cache has synced it stops the instances whose VirtualIP the cluster no longer has:
 // only a successful list removes a VIP, never an informer disconnect.
 //
-// Besides its own VirtualIP, a reconcile depends on the Nodes (members, selection), on the
-// VirtualIPs that share its VRID or an address (which of them runs, see claim) and on its PASS
-// Secret: a change of any of those enqueues the VirtualIPs it concerns.
+// Besides its own VirtualIP, a reconcile depends on the Nodes (members, selection, their
+// addresses), on the VirtualIPs that share its VRID or an address (which of them runs, see
+// claim) and on its PASS Secret: a change of any of those enqueues the VirtualIPs it concerns.
 func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
 		return r.allRequests(ctx)

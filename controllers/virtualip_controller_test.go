@@ -131,11 +131,13 @@ func v2Pass(v *v1alpha1.VirtualIP) {
 }
 
 type reconcileCase struct {
-	name    string
-	objs    []client.Object
-	vip     string
-	agent   func(*fakeAgent)
-	ifs     func() ([]desired.Interface, error)
+	name  string
+	objs  []client.Object
+	vip   string
+	agent func(*fakeAgent)
+	ifs   func() ([]desired.Interface, error)
+	// foreign is the reconciler's ForeignAddresses; nil: none.
+	foreign func(string) ([]netip.Prefix, error)
 	wantErr bool
 	// wantReason is the start of the rejection; empty: none.
 	wantReason string
@@ -264,6 +266,64 @@ func TestVirtualIPReconcile(t *testing.T) {
 			vip: "vip", wantReason: ReasonApplyFailed + `: applying "vip": VRID 51 on eth0 is already used by "other"`,
 		},
 		{
+			name: "another node's InternalIP",
+			objs: []client.Object{lb1, lb2, testVIP("vip", func(v *v1alpha1.VirtualIP) { v.Spec.Addresses = []string{"198.18.0.12/24"} })},
+			vip:  "vip", wantReason: ReasonAddressInUse + ": address 198.18.0.12 is node lb2's InternalIP: ",
+		},
+		{
+			name: "another node's ExternalIP, of a node the VirtualIP does not select",
+			objs: []client.Object{lb1, func() client.Object {
+				n := web.DeepCopy()
+				n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: "198.18.0.121"})
+				return n
+			}(), testVIP("vip", func(v *v1alpha1.VirtualIP) {
+				selectLB(v)
+				v.Spec.Addresses = []string{"198.18.0.100/24", "198.18.0.121/24"}
+			})},
+			vip: "vip", wantReason: ReasonAddressInUse + ": address 198.18.0.121 is node web1's ExternalIP: ",
+		},
+		{
+			name: "this node's own address",
+			objs: []client.Object{lb1, testVIP("vip", func(v *v1alpha1.VirtualIP) { v.Spec.Addresses = []string{"198.18.0.11/24"} })},
+			vip:  "vip", wantReason: ReasonAddressInUse + ": address 198.18.0.11 is this node's (lb1) InternalIP: ",
+		},
+		{
+			name: "the owner's own address",
+			objs: []client.Object{lb1, testVIP("vip", func(v *v1alpha1.VirtualIP) {
+				v.Spec.Addresses = []string{"198.18.0.11/24"}
+				v.Spec.Nodes[0].Priority = ptr.To[int32](255)
+			})},
+			foreign: func(string) ([]netip.Prefix, error) {
+				return []netip.Prefix{netip.MustParsePrefix("198.18.0.11/24")}, nil
+			},
+			vip: "vip", wantApplied: true,
+		},
+		{
+			name: "an address on the interface that kube-vrrp did not add",
+			objs: []client.Object{lb1, testVIP("vip", nil)},
+			foreign: func(ifname string) ([]netip.Prefix, error) {
+				if ifname != "eth0" {
+					return nil, errors.New("wrong interface " + ifname)
+				}
+				return []netip.Prefix{netip.MustParsePrefix("198.18.0.11/24"), netip.MustParsePrefix("198.18.0.100/32")}, nil
+			},
+			vip: "vip", wantReason: ReasonAddressInUse + `: VirtualIP "vip": address 198.18.0.100 is already on eth0 and kube-vrrp did not add it`,
+		},
+		{
+			name:    "the interface's addresses unreadable: retried, no rejection",
+			objs:    []client.Object{lb1, testVIP("vip", nil)},
+			foreign: func(string) ([]netip.Prefix, error) { return nil, errors.New("netlink: boom") },
+			vip:     "vip", wantErr: true,
+		},
+		{
+			name: "foreign addresses that are not virtual ones",
+			objs: []client.Object{lb1, testVIP("vip", nil)},
+			foreign: func(string) ([]netip.Prefix, error) {
+				return []netip.Prefix{netip.MustParsePrefix("198.18.0.11/24")}, nil
+			},
+			vip: "vip", wantApplied: true,
+		},
+		{
 			name:    "interfaces unreadable: retried, no rejection",
 			objs:    []client.Object{lb1, testVIP("vip", nil)},
 			ifs:     func() ([]desired.Interface, error) { return nil, errors.New("netlink: boom") },
@@ -290,7 +350,7 @@ func runReconcileCase(t *testing.T, tt reconcileCase) {
 		ifs = eth0("198.18.0.11")
 	}
 	r := &VirtualIPReconciler{Client: cl, NodeName: "lb1", Namespace: "kube-vrrp", Agent: fa, Interfaces: ifs,
-		Rejected: rej, Log: slog.New(slog.DiscardHandler)}
+		ForeignAddresses: tt.foreign, Rejected: rej, Log: slog.New(slog.DiscardHandler)}
 	_, err := r.Reconcile(context.Background(), reconcile.Request{NamespacedName: types.NamespacedName{Name: tt.vip}})
 	if (err != nil) != tt.wantErr {
 		t.Fatalf("Reconcile: %v, want error %v", err, tt.wantErr)

@@ -183,6 +183,27 @@ func buildConfigs(set *manifest.Set, node desired.Node) (cfgs []vrrp.Config, ski
 	return cfgs, skipped, nil
 }
 
+// checkForeign refuses to start when a virtual address is already on its interface and
+// kube-vrrp did not add it (this host's own address, another program's; foreign is
+// hostnet.Host.ForeignAddresses): see desired.CheckForeign. It names every such address.
+func checkForeign(cfgs []vrrp.Config, foreign func(ifname string) ([]netip.Prefix, error)) error {
+	var errs []error
+	for _, c := range cfgs {
+		have, err := foreign(c.Interface)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("VirtualIP %q: %w", c.Name, err))
+			continue
+		}
+		if err := desired.CheckForeign(c, have); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("refusing to start: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
 // buildProbes returns the probes of every configured VirtualIP, by name; any error fails the
 // whole set, before anything starts.
 func buildProbes(set *manifest.Set, cfgs []vrrp.Config) (map[string][]probe.Spec, error) {
@@ -265,6 +286,9 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stderr io.Writer) 
 
 	host := hostnet.NewHost(log, hostOptions(state, o.addressMark)...)
 	defer host.Close()
+	if err := checkForeign(cfgs, host.ForeignAddresses); err != nil {
+		return err
+	}
 	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}})
 	for _, c := range cfgs {
 		if err := a.Apply(c.Name, c, probes[c.Name]...); err != nil {

@@ -63,3 +63,24 @@ func Addresses(vip *v1alpha1.VirtualIP) []netip.Addr {
 	}
 	return out
 }
+
+// CheckForeign refuses a Config whose virtual address is already on its interface and was not
+// added by kube-vrrp: the host's own address, or another program's (foreign lists the
+// interface's addresses that kube-vrrp did not add, see hostnet.ForeignAddresses). A MASTER
+// would take such an address over as its own, a BACKUP or a resigning MASTER could never
+// give it back, and every other holder on the LAN would be answered by two hosts. The address
+// owner (priority 255) is the exception: it has the addresses as its own interface addresses
+// by definition (RFC 5798 §5.2.4), and For has checked that it does.
+func CheckForeign(cfg vrrp.Config, foreign []netip.Prefix) error {
+	if cfg.Priority == OwnerPriority {
+		return nil
+	}
+	for _, v := range cfg.Addresses {
+		if slices.ContainsFunc(foreign, func(p netip.Prefix) bool { return p.Addr().Unmap() == v.Addr() }) {
+			return fmt.Errorf("VirtualIP %q: address %s is already on %s and kube-vrrp did not add it (an address of this host, "+
+				"or another program's): choose an address no host uses (priority 255 is for the owner of the address)",
+				cfg.Name, v.Addr(), cfg.Interface)
+		}
+	}
+	return nil
+}

@@ -72,3 +72,21 @@ func TestAddresses(t *testing.T) {
 		t.Errorf("Addresses (-want +got):\n%s", d)
 	}
 }
+
+// A virtual address that is on the interface without having been added by kube-vrrp is
+// refused, except for the address owner.
+func TestCheckForeign(t *testing.T) {
+	cfg := baseConfig() // 192.0.2.100/24 on eth0, priority 110
+	if err := CheckForeign(cfg, pfxs("192.0.2.11/24", "fe80::11/64")); err != nil {
+		t.Errorf("no virtual address is foreign: %v", err)
+	}
+	err := CheckForeign(cfg, pfxs("192.0.2.11/24", "192.0.2.100/32"))
+	want := `VirtualIP "haproxy": address 192.0.2.100 is already on eth0 and kube-vrrp did not add it (an address of this host, or another program's)`
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("CheckForeign = %v, want %q...", err, want)
+	}
+	cfg.Priority = OwnerPriority
+	if err := CheckForeign(cfg, pfxs("192.0.2.100/24")); err != nil {
+		t.Errorf("the owner's own address: %v", err)
+	}
+}

@@ -1038,8 +1038,8 @@ func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 // The hardening scenarios (VRID and address conflicts, addresses that are not the agent's to
 // take, refusals that must retry) run each simulated node with the real agent runtime
 // (pkg/agent, never started: it keeps its instances and refuses what the DaemonSet's would,
-// e.g. a second instance with the same VRID on one interface), and interfaces that the test
-// changes as a host would.
+// e.g. a second instance with the same VRID on one interface), and interfaces and foreign
+// addresses that the test changes as a host would.
 
 // hardNode is one such node.
 type hardNode struct {
@@ -1047,8 +1047,9 @@ type hardNode struct {
 	agent    *agent.Agent
 	rejected *controllers.Rejections
 
-	mu  sync.Mutex
-	ifs []desired.Interface
+	mu      sync.Mutex
+	ifs     []desired.Interface
+	foreign []netip.Prefix
 }
 
 // eth is an interface of a simulated node.
@@ -1070,6 +1071,25 @@ func (n *hardNode) interfaces() ([]desired.Interface, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return slices.Clone(n.ifs), nil
+}
+
+// setForeign sets the addresses another program has on eth0.
+func (n *hardNode) setForeign(ps ...string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.foreign = nil
+	for _, p := range ps {
+		n.foreign = append(n.foreign, netip.MustParsePrefix(p))
+	}
+}
+
+func (n *hardNode) foreignAddresses(ifname string) ([]netip.Prefix, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if ifname != "eth0" {
+		return nil, nil
+	}
+	return slices.Clone(n.foreign), nil
 }
 
 func (n *hardNode) runs(name string) bool { return slices.Contains(n.agent.Names(), name) }
@@ -1104,7 +1124,7 @@ func startHardNode(t *testing.T, log *slog.Logger, name, ip string, labels map[s
 		t.Fatal(err)
 	}
 	vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), NodeName: name, Namespace: agentNamespace, Agent: n.agent,
-		Interfaces: n.interfaces, Rejected: n.rejected, Log: log}
+		Interfaces: n.interfaces, ForeignAddresses: n.foreignAddresses, Rejected: n.rejected, Log: log}
 	if err := vr.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
@@ -1297,4 +1317,54 @@ func TestAddressConflict(t *testing.T) {
 	}
 	waitRuns(t, admin, "addr-aa-second", n1, n2)
 	waitRuns(t, admin, "addr-zz-first", n1, n2)
+}
+
+// TestAddressInUse (hardening item 8): a VirtualIP may not claim an address that a Node
+// reports, nor one that is on its interface without kube-vrrp having added it. The nodes
+// refuse it (Fault, AddressInUse, a message naming the conflict, an Event) and take it up once
+// the conflict is gone.
+func TestAddressInUse(t *testing.T) {
+	requireAPIServer(t)
+	admin := adminClient(t)
+	log := hardLogs(t)
+	const group = "inuse"
+	labels := map[string]string{groupLabel: group}
+	n1 := startHardNode(t, log, "inuse-n1", "198.18.0.11", labels)
+	n2 := startHardNode(t, log, "inuse-n2", "198.18.0.12", labels)
+
+	t.Run("a Node's address", func(t *testing.T) {
+		hardVIP(t, admin, "inuse-node", group, 83, nil, "198.18.0.12/24")
+		waitRefused(t, admin, "inuse-node", controllers.ReasonAddressInUse+": address 198.18.0.12 is ", n1, n2)
+		v, err := getVIP(t.Context(), admin, "inuse-node")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for node, want := range map[string]string{
+			n1.name: "AddressInUse: address 198.18.0.12 is node inuse-n2's InternalIP: ",
+			n2.name: "AddressInUse: address 198.18.0.12 is this node's (inuse-n2) InternalIP: ",
+		} {
+			if e, _ := entryOf(v, node); !strings.HasPrefix(e.Reason, want) {
+				t.Errorf("reason of %s %q, want %q...", node, e.Reason, want)
+			}
+		}
+		waitRefusalEvent(t, admin, "inuse-node", n1.name, controllers.ReasonAddressInUse,
+			"AddressInUse: address 198.18.0.12 is node inuse-n2's InternalIP")
+
+		ops := []byte(`[{"op":"replace","path":"/spec/addresses","value":["198.18.0.170/24"]}]`)
+		if err := admin.Patch(t.Context(), &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "inuse-node"}},
+			client.RawPatch(types.JSONPatchType, ops)); err != nil {
+			t.Fatal(err)
+		}
+		waitRuns(t, admin, "inuse-node", n1, n2)
+	})
+
+	t.Run("an address on the interface", func(t *testing.T) {
+		n1.setForeign("198.18.0.11/24", "198.18.0.171/32") // another program added .171 on n1
+		t.Cleanup(func() { n1.setForeign() })
+		hardVIP(t, admin, "inuse-host", group, 84, nil, "198.18.0.171/24")
+		waitRuns(t, admin, "inuse-host", n2)
+		want := controllers.ReasonAddressInUse + `: VirtualIP "inuse-host": address 198.18.0.171 is already on eth0 and kube-vrrp did not add it`
+		waitRefused(t, admin, "inuse-host", want, n1)
+		waitRefusalEvent(t, admin, "inuse-host", n1.name, controllers.ReasonAddressInUse, want)
+	})
 }
