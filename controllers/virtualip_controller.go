@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,6 +36,19 @@ const (
 	ReasonNodeNotVisible = "NodeNotVisible"
 )
 
+// Retries of a VirtualIP this node refuses for a cause outside the object (a Secret, an
+// interface, the host's addresses): from retryMin, doubling, up to retryMax, so that the group
+// comes back within seconds of the fix even when no watched object changes (an interface that
+// appears, a Secret the agent may only get by name). A retry reads the cache and the host's
+// interfaces, nothing from the API server.
+const (
+	retryMin = 250 * time.Millisecond
+	retryMax = 5 * time.Second
+	// secretResync re-reads the Secrets of the VirtualIPs this node runs when they are not
+	// watched (VirtualIPReconciler.Secrets), so that a changed password is applied.
+	secretResync = time.Minute
+)
+
 // VirtualIPReconciler runs each VirtualIP that selects this node as a VRRP instance.
 type VirtualIPReconciler struct {
 	// Client reads from the manager's cache: Nodes, VirtualIPs, and Secrets of Namespace only.
@@ -46,8 +62,15 @@ type VirtualIPReconciler struct {
 	// (hostnet.Host.ForeignAddresses in the agent): a virtual address among them is refused.
 	// nil skips that check.
 	ForeignAddresses func(ifname string) ([]netip.Prefix, error)
-	Rejected         *Rejections
-	Log              *slog.Logger
+	// Secrets, if set, reads the PASS Secrets instead of Client, and Secrets are not watched:
+	// for an agent allowed only to get the Secrets it is told about, by name. A missing Secret
+	// is then noticed by the retries, and a changed one within secretResync.
+	Secrets  client.Reader
+	Rejected *Rejections
+	Log      *slog.Logger
+
+	backoffOnce sync.Once
+	backoff     workqueue.TypedRateLimiter[string]
 }
 
 // Reconcile brings the instance of one VirtualIP in line with the object. An error reading the
@@ -71,7 +94,7 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	if err := r.Client.Get(ctx, types.NamespacedName{Name: r.NodeName}, &self); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Rejected.Set(name, ReasonNodeNotVisible+": Node "+r.NodeName+" not found; is --node-name right?")
-			return reconcile.Result{}, nil
+			return r.retry(name), nil
 		}
 		return reconcile.Result{}, err
 	}
@@ -95,15 +118,17 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	}
 	if why := nodeAddressInUse(&vip, nodes.Items, r.NodeName); why != "" {
 		r.reject(name, ReasonAddressInUse+": "+why)
-		return reconcile.Result{}, nil
+		return r.retry(name), nil
 	}
 	pw, reason, err := r.password(ctx, &vip)
 	if err != nil {
 		if reason == "" {
 			return reconcile.Result{}, err
 		}
+		// The Secret is the cause whatever the reason says: it may be fixed without any event
+		// this agent sees.
 		r.reject(name, reason+": "+err.Error())
-		return reconcile.Result{}, nil
+		return r.retry(name), nil
 	}
 	ifs, err := r.Interfaces()
 	if err != nil {
@@ -113,7 +138,7 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	cfg, err := desired.For(&vip, node, r.peers(&vip, nodes.Items), pw)
 	if err != nil {
 		r.reject(name, ReasonCannotResolve+": "+err.Error())
-		return reconcile.Result{}, nil
+		return r.retry(name), nil
 	}
 	probes, err := desired.Probes(&vip)
 	if err != nil {
@@ -129,7 +154,7 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		return reconcile.Result{}, err
 	}
 	if d, lost := loses(me, rivals); lost {
-		// The winner's change or deletion enqueues this one (SetupWithManager).
+		// No retry: the winner's change or deletion enqueues this one (SetupWithManager).
 		r.reject(name, d.String())
 		return reconcile.Result{}, nil
 	}
@@ -141,7 +166,7 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		}
 		if err := desired.CheckForeign(cfg, foreign); err != nil {
 			r.reject(name, ReasonAddressInUse+": "+err.Error())
-			return reconcile.Result{}, nil
+			return r.retry(name), nil
 		}
 	}
 
@@ -157,10 +182,30 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	}
 	if err := r.Agent.Apply(name, cfg, probes...); err != nil {
 		r.reject(name, ReasonApplyFailed+": "+err.Error())
-		return reconcile.Result{}, nil
+		return r.retry(name), nil
 	}
 	r.Rejected.Clear(name)
+	r.forget(name)
+	if r.Secrets != nil && vip.Spec.Authentication != nil {
+		return reconcile.Result{RequeueAfter: secretResync}, nil
+	}
 	return reconcile.Result{}, nil
+}
+
+// retry schedules the next attempt of name after a refusal whose cause may go away without an
+// event this agent watches: retryMin, doubling up to retryMax while it lasts.
+func (r *VirtualIPReconciler) retry(name string) reconcile.Result {
+	return reconcile.Result{RequeueAfter: r.limiter().When(name)}
+}
+
+// forget resets the retry back-off of name.
+func (r *VirtualIPReconciler) forget(name string) { r.limiter().Forget(name) }
+
+func (r *VirtualIPReconciler) limiter() workqueue.TypedRateLimiter[string] {
+	r.backoffOnce.Do(func() {
+		r.backoff = workqueue.NewTypedItemExponentialFailureRateLimiter[string](retryMin, retryMax)
+	})
+	return r.backoff
 }
 
 // nodeAddressInUse says which virtual address of vip is a Node's InternalIP or ExternalIP, if
@@ -211,6 +256,7 @@ func (r *VirtualIPReconciler) remove(name, why string) {
 	}
 	r.Agent.Remove(name)
 	r.Rejected.Clear(name)
+	r.forget(name)
 }
 
 // password returns the PASS password from the Secret in the agent's namespace. A missing Secret
@@ -222,7 +268,11 @@ func (r *VirtualIPReconciler) password(ctx context.Context, vip *v1alpha1.Virtua
 	}
 	var sec corev1.Secret
 	key := types.NamespacedName{Namespace: r.Namespace, Name: a.SecretRef.Name}
-	if err := r.Client.Get(ctx, key, &sec); err != nil {
+	read := r.Client
+	if r.Secrets != nil {
+		read = r.Secrets
+	}
+	if err := read.Get(ctx, key, &sec); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, ReasonSecretMissing, fmt.Errorf("spec.authentication.secretRef: Secret %s/%s not found", r.Namespace, a.SecretRef.Name)
 		}
@@ -283,15 +333,18 @@ func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
 		return r.allRequests(ctx)
 	})
-	err := ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("virtualip").
 		For(&v1alpha1.VirtualIP{}).
 		// Called with the old and the new object of an update: a winner that moves away or
 		// drops an address enqueues the losers it leaves, a deleted one too.
 		Watches(&v1alpha1.VirtualIP{}, handler.EnqueueRequestsFromMapFunc(r.overlapping),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Node{}, all, builder.WithPredicates(nodeChanged())).
-		Watches(&corev1.Secret{}, all).
+		Watches(&corev1.Node{}, all, builder.WithPredicates(nodeChanged()))
+	if r.Secrets == nil {
+		b = b.Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretUsers))
+	}
+	err := b.
 		// The agent registers the reconcilers again in a new manager when the last one failed.
 		WithOptions(controller.Options{NeedLeaderElection: ptrTo(false), SkipNameValidation: ptrTo(true)}).
 		Complete(r)
@@ -348,6 +401,25 @@ func (r *VirtualIPReconciler) overlapping(ctx context.Context, obj client.Object
 		}
 		if o.Spec.VRID == v.Spec.VRID || slices.ContainsFunc(desired.Addresses(o), func(a netip.Addr) bool { return slices.Contains(addrs, a) }) {
 			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: o.Name}})
+		}
+	}
+	return out
+}
+
+// secretUsers maps a Secret of the agent's namespace to the VirtualIPs whose PASS password it
+// holds: its creation brings a VirtualIP that waited for it back at once.
+func (r *VirtualIPReconciler) secretUsers(ctx context.Context, obj client.Object) []reconcile.Request {
+	if obj.GetNamespace() != r.Namespace {
+		return nil
+	}
+	var list v1alpha1.VirtualIPList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, v := range list.Items {
+		if a := v.Spec.Authentication; a != nil && a.SecretRef.Name == obj.GetName() {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: v.Name}})
 		}
 	}
 	return out

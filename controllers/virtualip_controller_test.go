@@ -139,6 +139,8 @@ type reconcileCase struct {
 	// foreign is the reconciler's ForeignAddresses; nil: none.
 	foreign func(string) ([]netip.Prefix, error)
 	wantErr bool
+	// wantRetry: the rejection is retried (RequeueAfter) without any event.
+	wantRetry bool
 	// wantReason is the start of the rejection; empty: none.
 	wantReason string
 	// wantApplied: Apply was called and succeeded; wantRemoved: Remove was called.
@@ -201,7 +203,7 @@ func TestVirtualIPReconcile(t *testing.T) {
 		{
 			name: "own Node missing",
 			objs: []client.Object{lb2, testVIP("vip", nil)},
-			vip:  "vip", wantReason: ReasonNodeNotVisible + ": Node lb1 not found",
+			vip:  "vip", wantReason: ReasonNodeNotVisible + ": Node lb1 not found", wantRetry: true,
 		},
 		{
 			name: "bad selector",
@@ -219,22 +221,26 @@ func TestVirtualIPReconcile(t *testing.T) {
 			name: "Secret missing",
 			objs: []client.Object{lb1, testVIP("vip", v2Pass)},
 			vip:  "vip", wantReason: ReasonSecretMissing + ": spec.authentication.secretRef: Secret kube-vrrp/vrrp-auth not found",
+			wantRetry: true,
 		},
 		{
 			name: "Secret in another namespace is not used",
 			objs: []client.Object{lb1, testVIP("vip", v2Pass),
 				&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "vrrp-auth"}, Data: map[string][]byte{"password": []byte("x")}}},
-			vip: "vip", wantReason: ReasonSecretMissing + ": ",
+			vip: "vip", wantReason: ReasonSecretMissing + ": ", wantRetry: true,
 		},
 		{
 			name: "key missing",
 			objs: []client.Object{lb1, testVIP("vip", v2Pass), secret("pw", secretValue)},
 			vip:  "vip", wantReason: ReasonSecretMissing + `: spec.authentication.secretRef: Secret kube-vrrp/vrrp-auth has no key "password"`,
+			wantRetry: true,
 		},
 		{
 			name: "password too long",
 			objs: []client.Object{lb1, testVIP("vip", v2Pass), secret("password", secretValue)},
 			vip:  "vip", wantReason: ReasonInvalidSpec + ": ",
+			// The Secret is the cause: it may change without an event (Secrets not watched).
+			wantRetry: true,
 		},
 		{
 			name: "password applied",
@@ -249,13 +255,13 @@ func TestVirtualIPReconcile(t *testing.T) {
 		{
 			name: "unicast without any peer",
 			objs: []client.Object{lb1, testVIP("vip", func(v *v1alpha1.VirtualIP) { v.Spec.Unicast = &v1alpha1.UnicastSpec{} })},
-			vip:  "vip", wantReason: ReasonCannotResolve + ": ",
+			vip:  "vip", wantReason: ReasonCannotResolve + ": ", wantRetry: true,
 		},
 		{
 			name: "no interface in the subnet",
 			objs: []client.Object{lb1, testVIP("vip", nil)},
 			ifs:  eth0("203.0.113.11"),
-			vip:  "vip", wantReason: ReasonCannotResolve + ": ",
+			vip:  "vip", wantReason: ReasonCannotResolve + ": ", wantRetry: true,
 		},
 		{
 			name: "agent refuses",
@@ -264,11 +270,12 @@ func TestVirtualIPReconcile(t *testing.T) {
 				f.applyErr = errors.New(`applying "vip": VRID 51 on eth0 is already used by "other"`)
 			},
 			vip: "vip", wantReason: ReasonApplyFailed + `: applying "vip": VRID 51 on eth0 is already used by "other"`,
+			wantRetry: true,
 		},
 		{
 			name: "another node's InternalIP",
 			objs: []client.Object{lb1, lb2, testVIP("vip", func(v *v1alpha1.VirtualIP) { v.Spec.Addresses = []string{"198.18.0.12/24"} })},
-			vip:  "vip", wantReason: ReasonAddressInUse + ": address 198.18.0.12 is node lb2's InternalIP: ",
+			vip:  "vip", wantReason: ReasonAddressInUse + ": address 198.18.0.12 is node lb2's InternalIP: ", wantRetry: true,
 		},
 		{
 			name: "another node's ExternalIP, of a node the VirtualIP does not select",
@@ -280,12 +287,12 @@ func TestVirtualIPReconcile(t *testing.T) {
 				selectLB(v)
 				v.Spec.Addresses = []string{"198.18.0.100/24", "198.18.0.121/24"}
 			})},
-			vip: "vip", wantReason: ReasonAddressInUse + ": address 198.18.0.121 is node web1's ExternalIP: ",
+			vip: "vip", wantReason: ReasonAddressInUse + ": address 198.18.0.121 is node web1's ExternalIP: ", wantRetry: true,
 		},
 		{
 			name: "this node's own address",
 			objs: []client.Object{lb1, testVIP("vip", func(v *v1alpha1.VirtualIP) { v.Spec.Addresses = []string{"198.18.0.11/24"} })},
-			vip:  "vip", wantReason: ReasonAddressInUse + ": address 198.18.0.11 is this node's (lb1) InternalIP: ",
+			vip:  "vip", wantReason: ReasonAddressInUse + ": address 198.18.0.11 is this node's (lb1) InternalIP: ", wantRetry: true,
 		},
 		{
 			name: "the owner's own address",
@@ -308,6 +315,7 @@ func TestVirtualIPReconcile(t *testing.T) {
 				return []netip.Prefix{netip.MustParsePrefix("198.18.0.11/24"), netip.MustParsePrefix("198.18.0.100/32")}, nil
 			},
 			vip: "vip", wantReason: ReasonAddressInUse + `: VirtualIP "vip": address 198.18.0.100 is already on eth0 and kube-vrrp did not add it`,
+			wantRetry: true,
 		},
 		{
 			name:    "the interface's addresses unreadable: retried, no rejection",
@@ -351,9 +359,12 @@ func runReconcileCase(t *testing.T, tt reconcileCase) {
 	}
 	r := &VirtualIPReconciler{Client: cl, NodeName: "lb1", Namespace: "kube-vrrp", Agent: fa, Interfaces: ifs,
 		ForeignAddresses: tt.foreign, Rejected: rej, Log: slog.New(slog.DiscardHandler)}
-	_, err := r.Reconcile(context.Background(), reconcile.Request{NamespacedName: types.NamespacedName{Name: tt.vip}})
+	res, err := r.Reconcile(context.Background(), reconcile.Request{NamespacedName: types.NamespacedName{Name: tt.vip}})
 	if (err != nil) != tt.wantErr {
 		t.Fatalf("Reconcile: %v, want error %v", err, tt.wantErr)
+	}
+	if retried := res.RequeueAfter > 0; retried != tt.wantRetry {
+		t.Errorf("RequeueAfter %s, want a retry: %v", res.RequeueAfter, tt.wantRetry)
 	}
 	reason, rejected := rej.Get(tt.vip)
 	switch {

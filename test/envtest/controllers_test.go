@@ -1052,6 +1052,13 @@ type hardNode struct {
 	foreign []netip.Prefix
 }
 
+// hardNodeOptions change what startHardNode wires.
+type hardNodeOptions struct {
+	// secretsByName: the agent may only get Secrets by name (no list, no watch), so it never
+	// hears of a Secret's creation; Secrets are read from the API server.
+	secretsByName bool
+}
+
 // eth is an interface of a simulated node.
 func eth(index int, name string, prefixes ...string) desired.Interface {
 	ifc := desired.Interface{Name: name, Index: index, Up: true}
@@ -1094,9 +1101,22 @@ func (n *hardNode) foreignAddresses(ifname string) ([]netip.Prefix, error) {
 
 func (n *hardNode) runs(name string) bool { return slices.Contains(n.agent.Names(), name) }
 
+// secretsFromAPI reads Secrets from the API server and everything else from the cache.
+type secretsFromAPI struct {
+	client.Reader
+	api client.Reader
+}
+
+func (s secretsFromAPI) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*corev1.Secret); ok {
+		return s.api.Get(ctx, key, obj, opts...)
+	}
+	return s.Reader.Get(ctx, key, obj, opts...)
+}
+
 // startHardNode creates the Node (InternalIP ip, eth0 with ip/24) and runs the node side of
 // the agent for it, as cmd/kube-vrrp/agent.go wires it, with the admin's credentials.
-func startHardNode(t *testing.T, log *slog.Logger, name, ip string, labels map[string]string) *hardNode {
+func startHardNode(t *testing.T, log *slog.Logger, name, ip string, labels map[string]string, o hardNodeOptions) *hardNode {
 	t.Helper()
 	admin := adminClient(t)
 	createNode(t, admin, name, ip, labels)
@@ -1111,19 +1131,27 @@ func startHardNode(t *testing.T, log *slog.Logger, name, ip string, labels map[s
 		}
 	}
 	n.rejected = controllers.NewRejections(func(string) { poke() })
+	secretNS := agentNamespace
+	if o.secretsByName {
+		secretNS = "kube-vrrp-nowhere" // the cache never sees the agent's Secrets
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 fullScheme(t),
 		Logger:                 logr.FromSlogHandler(log.Handler()),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Namespaces: map[string]cache.Config{agentNamespace: {}}},
+			&corev1.Secret{}: {Namespaces: map[string]cache.Config{secretNS: {}}},
 		}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), NodeName: name, Namespace: agentNamespace, Agent: n.agent,
+	var reader client.Reader = mgr.GetClient()
+	if o.secretsByName {
+		reader = secretsFromAPI{Reader: mgr.GetClient(), api: mgr.GetAPIReader()}
+	}
+	vr := &controllers.VirtualIPReconciler{Client: reader, NodeName: name, Namespace: agentNamespace, Agent: n.agent,
 		Interfaces: n.interfaces, ForeignAddresses: n.foreignAddresses, Rejected: n.rejected, Log: log}
 	if err := vr.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
@@ -1265,8 +1293,8 @@ func TestVRIDConflict(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	hardVIP(t, admin, "vrid-aa-third", group, 80, nil, "198.18.0.152/24")
 
-	n1 := startHardNode(t, log, "vrid-n1", "198.18.0.11", labels)
-	n2 := startHardNode(t, log, "vrid-n2", "198.18.0.12", labels)
+	n1 := startHardNode(t, log, "vrid-n1", "198.18.0.11", labels, hardNodeOptions{})
+	n2 := startHardNode(t, log, "vrid-n2", "198.18.0.12", labels, hardNodeOptions{})
 
 	waitRuns(t, admin, "vrid-zz-first", n1, n2)
 	waitRefused(t, admin, "vrid-aa-third", controllers.ReasonVRIDConflict+`: VRID 80 on eth0 (IPv4) is taken by VirtualIP "vrid-zz-first"`, n1, n2)
@@ -1302,8 +1330,8 @@ func TestAddressConflict(t *testing.T) {
 	hardVIP(t, admin, "addr-zz-first", group, 81, nil, "198.18.0.160/24")
 	time.Sleep(1100 * time.Millisecond)
 	hardVIP(t, admin, "addr-aa-second", group, 82, nil, "198.18.0.161/24", "198.18.0.160/24")
-	n1 := startHardNode(t, log, "addr-n1", "198.18.0.11", labels)
-	n2 := startHardNode(t, log, "addr-n2", "198.18.0.12", labels)
+	n1 := startHardNode(t, log, "addr-n1", "198.18.0.11", labels, hardNodeOptions{})
+	n2 := startHardNode(t, log, "addr-n2", "198.18.0.12", labels, hardNodeOptions{})
 
 	waitRuns(t, admin, "addr-zz-first", n1, n2)
 	want := controllers.ReasonAddressConflict + `: address 198.18.0.160 is also claimed by VirtualIP "addr-zz-first"`
@@ -1329,8 +1357,8 @@ func TestAddressInUse(t *testing.T) {
 	log := hardLogs(t)
 	const group = "inuse"
 	labels := map[string]string{groupLabel: group}
-	n1 := startHardNode(t, log, "inuse-n1", "198.18.0.11", labels)
-	n2 := startHardNode(t, log, "inuse-n2", "198.18.0.12", labels)
+	n1 := startHardNode(t, log, "inuse-n1", "198.18.0.11", labels, hardNodeOptions{})
+	n2 := startHardNode(t, log, "inuse-n2", "198.18.0.12", labels, hardNodeOptions{})
 
 	t.Run("a Node's address", func(t *testing.T) {
 		hardVIP(t, admin, "inuse-node", group, 83, nil, "198.18.0.12/24")
@@ -1366,5 +1394,68 @@ func TestAddressInUse(t *testing.T) {
 		want := controllers.ReasonAddressInUse + `: VirtualIP "inuse-host": address 198.18.0.171 is already on eth0 and kube-vrrp did not add it`
 		waitRefused(t, admin, "inuse-host", want, n1)
 		waitRefusalEvent(t, admin, "inuse-host", n1.name, controllers.ReasonAddressInUse, want)
+
+		// The other program removes it: no Kubernetes object changes, the retry notices.
+		n1.setForeign("198.18.0.11/24")
+		waitRunsWithin(t, admin, "inuse-host", 8*time.Second, n1, n2)
+	})
+}
+
+// waitRunsWithin is waitRuns with a bound of its own: a refusal's cause went away without any
+// event the agent watches, and only its retries can notice.
+func waitRunsWithin(t *testing.T, admin client.Client, name string, timeout time.Duration, nodes ...*hardNode) {
+	t.Helper()
+	start := time.Now()
+	eventually(t, timeout, name+" running", func() error {
+		for _, n := range nodes {
+			if !n.runs(name) {
+				return fmt.Errorf("%s does not run it", n.name)
+			}
+		}
+		return nil
+	})
+	t.Logf("%s running %s after the fix", name, time.Since(start).Round(10*time.Millisecond))
+	waitRuns(t, admin, name, nodes...)
+}
+
+// TestRefusalRetried (hardening item 9): a VirtualIP refused for a cause outside the cluster's
+// objects, or for a Secret the agent cannot watch, comes back within seconds of the fix,
+// though nothing the agent watches changes.
+func TestRefusalRetried(t *testing.T) {
+	requireAPIServer(t)
+	admin := adminClient(t)
+	ensureNamespace(t, admin, agentNamespace)
+	log := hardLogs(t)
+	const group = "retry"
+	// The agent may only get Secrets by name: it never hears of one being created.
+	n1 := startHardNode(t, log, "retry-n1", "198.18.0.11", map[string]string{groupLabel: group}, hardNodeOptions{secretsByName: true})
+	// settle lets the writes that follow a refusal (status, summary) and the reconciles they
+	// trigger die down, so that only a retry can bring the VirtualIP back.
+	settle := func() { time.Sleep(2 * time.Second) }
+
+	t.Run("the interface appears", func(t *testing.T) {
+		hardVIP(t, admin, "retry-eth1", group, 85, func(v *v1alpha1.VirtualIP) { v.Spec.Interface = "eth1" }, "198.18.1.100/24")
+		waitRefused(t, admin, "retry-eth1", controllers.ReasonCannotResolve+`: VirtualIP "retry-eth1" on node "retry-n1": interface "eth1"`, n1)
+		settle()
+		n1.setInterfaces(eth(1, "lo", "127.0.0.1/8"), eth(2, "eth0", "198.18.0.11/24"), eth(3, "eth1", "198.18.1.11/24"))
+		waitRunsWithin(t, admin, "retry-eth1", 8*time.Second, n1)
+	})
+
+	t.Run("the Secret is created", func(t *testing.T) {
+		name := "retry-pass"
+		hardVIP(t, admin, name, group, 86, func(v *v1alpha1.VirtualIP) {
+			v.Spec.Version = 2
+			v.Spec.AdvertisementInterval = &metav1.Duration{Duration: time.Second}
+			v.Spec.Authentication = &v1alpha1.AuthenticationSpec{Type: "PASS", SecretRef: v1alpha1.SecretKeyRef{Name: name, Key: "password"}}
+		}, "198.18.0.180/24")
+		waitRefused(t, admin, name, controllers.ReasonSecretMissing+": spec.authentication.secretRef: Secret "+agentNamespace+"/"+name+" not found", n1)
+		settle()
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: agentNamespace, Name: name},
+			Data: map[string][]byte{"password": []byte(goodPassword)}}
+		if err := admin.Create(t.Context(), secret); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(t.Context()), secret) })
+		waitRunsWithin(t, admin, name, 8*time.Second, n1)
 	})
 }
