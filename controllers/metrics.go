@@ -1,7 +1,20 @@
 package controllers
 
 import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
+	"k8s.io/client-go/rest"
+	certutil "k8s.io/client-go/util/cert"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
@@ -68,5 +81,152 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstMetric(descProbe, prometheus.GaugeValue, v, st.Name, c.Node, p.Name)
 		}
+	}
+}
+
+// MetricsOptions say where and how the agent serves /metrics.
+type MetricsOptions struct {
+	// BindAddress is host:port.
+	BindAddress string
+	// Secure serves HTTPS, each request authenticated and authorized by the API server;
+	// false serves plain HTTP to whoever can connect (a lab only).
+	Secure bool
+	// CertDir holds tls.crt and tls.key, reloaded when they change; empty: a self-signed
+	// certificate for ServerName, made now.
+	CertDir    string
+	ServerName string
+}
+
+// NewMetricsServer returns the server of /metrics (controller-runtime's metrics.Registry, where
+// the Collector is registered), the way controller-runtime's managers serve it, but to run on
+// its own: the agent's node manager is restarted whenever the API server is unreachable, and
+// scraping must not depend on it.
+//
+// Secure: HTTPS, and every request carries a bearer token that the API server authenticates
+// (TokenReview) and authorizes for a get of the non-resource URL /metrics
+// (SubjectAccessReview), with cfg's credentials: the agent's ClusterRole may create both
+// reviews (rbac.go). Decisions are cached (a token for a minute, an allow for five, a deny for
+// thirty seconds), so an API server outage stops scrapes only once they expire.
+func NewMetricsServer(o MetricsOptions, cfg *rest.Config) (metricsserver.Server, error) {
+	opts := metricsserver.Options{BindAddress: o.BindAddress, SecureServing: o.Secure}
+	if o.Secure {
+		opts.FilterProvider = limitReviews(filters.WithAuthenticationAndAuthorization, maxMetricsInFlight)
+		// HTTP/2 off: its rapid-reset and stream floods (CVE-2023-44487, CVE-2023-39325) cost
+		// more than a scrape is worth; Prometheus scrapes in HTTP/1.1.
+		opts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+		if o.CertDir != "" {
+			opts.CertDir = o.CertDir
+		} else {
+			// Made here rather than by controller-runtime, which would first look for a
+			// certificate in a directory under $TMPDIR that is not the agent's to trust.
+			cert, err := selfSignedCert(o.ServerName)
+			if err != nil {
+				return nil, fmt.Errorf("metrics server: %w", err)
+			}
+			opts.TLSOpts = append(opts.TLSOpts, func(c *tls.Config) {
+				c.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }
+			})
+		}
+	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("metrics server: %w", err)
+	}
+	srv, err := metricsserver.NewServer(opts, cfg, hc)
+	if err != nil {
+		return nil, fmt.Errorf("metrics server: %w", err)
+	}
+	return srv, nil
+}
+
+// maxMetricsInFlight bounds the scrapes served at once. Each unknown token costs a TokenReview,
+// made with the agent's credentials: without a bound, anyone who can reach the port could
+// spend the agent's share of the API server (API Priority and Fairness) on random tokens.
+const maxMetricsInFlight = 4
+
+// limitReviews wraps a metrics filter provider so that at most n requests are in it at once;
+// the others are answered 429 at once, without asking the API server anything.
+func limitReviews(provider func(*rest.Config, *http.Client) (metricsserver.Filter, error), n int) func(*rest.Config, *http.Client) (metricsserver.Filter, error) {
+	return func(cfg *rest.Config, hc *http.Client) (metricsserver.Filter, error) {
+		inner, err := provider(cfg, hc)
+		if err != nil {
+			return nil, err
+		}
+		slots := make(chan struct{}, n)
+		return func(log logr.Logger, h http.Handler) (http.Handler, error) {
+			wrapped, err := inner(log, h)
+			if err != nil {
+				return nil, err
+			}
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case slots <- struct{}{}:
+					defer func() { <-slots }()
+					wrapped.ServeHTTP(w, r)
+				default:
+					w.Header().Set("Retry-After", "1")
+					http.Error(w, "too many concurrent scrapes", http.StatusTooManyRequests)
+				}
+			}), nil
+		}, nil
+	}
+}
+
+// selfSignedCert makes the certificate /metrics serves when none is given: it encrypts the
+// scrape (and the scraper's token), it does not prove who the agent is.
+func selfSignedCert(name string) (*tls.Certificate, error) {
+	if name == "" {
+		name = "kube-vrrp-agent"
+	}
+	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey(name, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("self-signed certificate: %w", err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("self-signed certificate: %w", err)
+	}
+	return &pair, nil
+}
+
+// Bounds of the plain health endpoint: its only client is the kubelet, every few seconds.
+const (
+	healthTimeout     = 5 * time.Second
+	healthIdleTimeout = 30 * time.Second
+	healthMaxHeader   = 8 << 10
+	// healthMaxConns caps concurrent connections: whoever can reach the port cannot make the
+	// agent hold more sockets and goroutines than this for it.
+	healthMaxConns = 16
+)
+
+// ServeHealth answers /healthz and /readyz at addr from the agent itself, so that a kubelet
+// probe never restarts a healthy agent (and moves its VIPs) because the API server is down.
+// Plain HTTP, since a kubelet probe sends no credentials: bind it to the loopback (the kubelet
+// probes from the node's network namespace, which is the agent's).
+func ServeHealth(addr string) (*http.Server, error) {
+	mux := http.NewServeMux()
+	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }
+	mux.HandleFunc("/healthz", ok)
+	mux.HandleFunc("/readyz", ok)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("health endpoint: listening on %s: %w", addr, err)
+	}
+	srv := newHealthServer(mux)
+	srv.Addr = ln.Addr().String()
+	go func() { _ = srv.Serve(netutil.LimitListener(ln, healthMaxConns)) }()
+	return srv, nil
+}
+
+// newHealthServer bounds every phase of a request: a client that sends slowly, reads slowly or
+// keeps an idle connection open is cut off.
+func newHealthServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: healthTimeout,
+		ReadTimeout:       healthTimeout,
+		WriteTimeout:      healthTimeout,
+		IdleTimeout:       healthIdleTimeout,
+		MaxHeaderBytes:    healthMaxHeader,
 	}
 }

@@ -8,14 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -38,9 +36,15 @@ import (
 // agentOptions are the flags of `kube-vrrp agent`.
 type agentOptions struct {
 	node, namespace, kubeconfig string
-	listen                      string
-	execProbes                  bool
-	log                         runOptions // level and format
+	// metricsAddr serves /metrics: HTTPS, authenticated and authorized by the API server
+	// unless metricsSecure is false; metricsCertDir holds its certificate (tls.crt, tls.key).
+	metricsAddr    string
+	metricsSecure  bool
+	metricsCertDir string
+	// healthAddr serves /healthz and /readyz in plain HTTP for the kubelet.
+	healthAddr string
+	execProbes bool
+	log        runOptions // level and format
 	// stateDir and addressMark: see addStateFlags.
 	stateDir    string
 	addressMark bool
@@ -58,7 +62,10 @@ func parseAgentFlags(args []string, stderr io.Writer) (agentOptions, error) {
 	}
 	fs.StringVar(&o.namespace, "namespace", ns, "`NAMESPACE` of the agent: Secrets for authentication (default $POD_NAMESPACE, else kube-vrrp)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "`FILE` with the API server and credentials (default: in-cluster, or $KUBECONFIG)")
-	fs.StringVar(&o.listen, "listen", ":9402", "`ADDR` serving /metrics, /healthz and /readyz (\"0\" disables); answers even when the API server is down")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":9402", "`ADDR` (host:port) of /metrics (\"0\" disables): HTTPS, and a caller needs a bearer token the API server authenticates and RBAC allows to get the non-resource URL /metrics")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve /metrics over HTTPS with authentication and authorization; false serves it in plain HTTP to anyone who can connect (a lab only)")
+	fs.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "`DIR` with tls.crt and tls.key for /metrics, reloaded when they change (default: a self-signed certificate made at start)")
+	fs.StringVar(&o.healthAddr, "health-probe-bind-address", "127.0.0.1:9403", "`ADDR` of /healthz and /readyz in plain HTTP for the kubelet (\"0\" disables); answers even when the API server is down")
 	fs.BoolVar(&o.execProbes, "enable-exec-probes", false, "let exec probes run their commands (off: they fail with a reason saying so)")
 	addStateFlags(fs, &o.stateDir, &o.addressMark)
 	fs.StringVar(&level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
@@ -71,6 +78,20 @@ func parseAgentFlags(args []string, stderr io.Writer) (agentOptions, error) {
 	}
 	if o.node == "" {
 		return o, errors.New("--node-name (or $NODE_NAME, from the downward API) is required")
+	}
+	for _, f := range []struct{ name, addr string }{{"metrics-bind-address", o.metricsAddr}, {"health-probe-bind-address", o.healthAddr}} {
+		if f.addr == "0" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(f.addr); err != nil {
+			return o, fmt.Errorf("--%s %q: give host:port, e.g. :9402, 127.0.0.1:9403 or [2001:db8::1]:9402 (\"0\" disables it)", f.name, f.addr)
+		}
+	}
+	if o.metricsAddr != "0" && o.healthAddr != "0" && o.metricsAddr == o.healthAddr {
+		return o, fmt.Errorf("--metrics-bind-address and --health-probe-bind-address are both %s: give them different ports", o.metricsAddr)
+	}
+	if o.metricsCertDir != "" && !o.metricsSecure {
+		return o, errors.New("--metrics-cert-dir is for HTTPS: drop it, or --metrics-secure=false")
 	}
 	if err := o.log.level.UnmarshalText([]byte(level)); err != nil {
 		return o, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
@@ -182,8 +203,19 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	if err := metrics.Registry.Register(&controllers.Collector{Agent: a, Node: o.node}); err != nil {
 		return err
 	}
-	if o.listen != "0" {
-		srv, err := serve(o.listen)
+	if o.metricsAddr != "0" {
+		srv, err := controllers.NewMetricsServer(controllers.MetricsOptions{
+			BindAddress: o.metricsAddr, Secure: o.metricsSecure, CertDir: o.metricsCertDir, ServerName: o.node,
+		}, cfg)
+		if err != nil {
+			return err
+		}
+		// Apart from the node manager, which restarts whenever the API server is unreachable;
+		// restarted when it fails (e.g. its address not yet there at boot).
+		go keepRunning(ctx, log, "metrics server", srv.Start)
+	}
+	if o.healthAddr != "0" {
+		srv, err := controllers.ServeHealth(o.healthAddr)
 		if err != nil {
 			return err
 		}
@@ -256,21 +288,4 @@ func keepRunning(ctx context.Context, log *slog.Logger, what string, f func(cont
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
-}
-
-// serve answers /metrics, /healthz and /readyz from the agent itself, so a kubelet probe never
-// restarts a healthy agent (and moves the VIP) because the API server is down.
-func serve(addr string) (*http.Server, error) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
-	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }
-	mux.HandleFunc("/healthz", ok)
-	mux.HandleFunc("/readyz", ok)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listening on %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return srv, nil
 }

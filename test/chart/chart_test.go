@@ -64,6 +64,10 @@ probes:
     enabled: true
 metrics:
   port: 9500
+  bindAddress: "::"
+  certSecret: kube-vrrp-metrics-tls
+  reader:
+    subjects: [{kind: ServiceAccount, name: prometheus-k8s, namespace: monitoring}]
   service:
     enabled: true
     annotations: {prometheus.io/scrape: "true"}
@@ -72,10 +76,15 @@ metrics:
     labels: {release: prometheus}
     interval: 15s
     scrapeTimeout: 5s
+    tlsConfig:
+      ca: {secret: {name: kube-vrrp-metrics-ca, key: ca.crt}}
+      serverName: kube-vrrp-metrics
     relabelings:
       - {sourceLabels: [__meta_kubernetes_pod_node_name], targetLabel: instance}
     metricRelabelings:
       - {sourceLabels: [__name__], regex: go_.*, action: drop}
+health:
+  port: 9501
 hostPID: false
 priorityClassName: ""
 terminationGracePeriodSeconds: 60
@@ -160,8 +169,9 @@ func checkLeastPrivilege(t *testing.T, c corev1.Container) {
 	}
 }
 
-// checkPodBasics checks what every agent pod needs, whatever the values.
-func checkPodBasics(t *testing.T, ds *appsv1.DaemonSet, port int32) {
+// checkPodBasics checks what every agent pod needs, whatever the values: metricsPort and
+// healthPort are the two ports the agent serves.
+func checkPodBasics(t *testing.T, ds *appsv1.DaemonSet, metricsPort, healthPort int32) {
 	t.Helper()
 	spec := ds.Spec.Template.Spec
 	if !spec.HostNetwork {
@@ -186,12 +196,21 @@ func checkPodBasics(t *testing.T, ds *appsv1.DaemonSet, port int32) {
 		{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
 		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 	}
+	if slices.ContainsFunc(c.Args, func(a string) bool { return strings.Contains(a, "$(HOST_IP)") }) {
+		wantEnv = append(wantEnv, corev1.EnvVar{Name: "HOST_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.hostIP"}}})
+	}
 	if diff := cmp.Diff(wantEnv, c.Env); diff != "" {
 		t.Errorf("env (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]corev1.ContainerPort{{Name: "metrics", ContainerPort: port, Protocol: corev1.ProtocolTCP}}, c.Ports); diff != "" {
+	wantPorts := []corev1.ContainerPort{
+		{Name: "metrics", ContainerPort: metricsPort, Protocol: corev1.ProtocolTCP},
+		{Name: "health", ContainerPort: healthPort, Protocol: corev1.ProtocolTCP},
+	}
+	if diff := cmp.Diff(wantPorts, c.Ports); diff != "" {
 		t.Errorf("ports (-want +got):\n%s", diff)
 	}
+	// The kubelet probes the plain health endpoint on the loopback (host network: the pod's
+	// loopback is the node's), never the authenticated /metrics port.
 	for _, p := range []struct {
 		name  string
 		probe *corev1.Probe
@@ -201,12 +220,24 @@ func checkPodBasics(t *testing.T, ds *appsv1.DaemonSet, port int32) {
 			t.Errorf("%s probe: want an HTTP GET of %s", p.name, p.path)
 			continue
 		}
-		if p.probe.HTTPGet.Path != p.path || p.probe.HTTPGet.Port != intstr.FromString("metrics") {
-			t.Errorf("%s probe: GET %s on %s, want %s on the metrics port", p.name, p.probe.HTTPGet.Path, p.probe.HTTPGet.Port.String(), p.path)
+		g := p.probe.HTTPGet
+		if g.Path != p.path || g.Port != intstr.FromString("health") || g.Host != "127.0.0.1" || (g.Scheme != "" && g.Scheme != corev1.URISchemeHTTP) {
+			t.Errorf("%s probe: GET %s://%s:%s%s, want http://127.0.0.1:health%s", p.name, g.Scheme, g.Host, g.Port.String(), g.Path, p.path)
 		}
 	}
-	if !slices.Contains(c.Args, "--listen=:"+itoa(port)) {
-		t.Errorf("args %s: the agent does not listen on the probes' port %d", quote(c.Args), port)
+	if !slices.Contains(c.Args, "--health-probe-bind-address=127.0.0.1:"+itoa(healthPort)) {
+		t.Errorf("args %s: the agent does not serve the probes on 127.0.0.1:%d", quote(c.Args), healthPort)
+	}
+	if !slices.ContainsFunc(c.Args, func(a string) bool {
+		return strings.HasPrefix(a, "--metrics-bind-address=") && strings.HasSuffix(a, "]:"+itoa(metricsPort))
+	}) {
+		t.Errorf("args %s: the agent does not serve /metrics on port %d", quote(c.Args), metricsPort)
+	}
+	// /metrics is always authenticated and authorized: no value turns it off.
+	for _, a := range c.Args {
+		if strings.HasPrefix(a, "--metrics-secure") || strings.HasPrefix(a, "--listen") {
+			t.Errorf("args %s: %s", quote(c.Args), a)
+		}
 	}
 	if len(c.Args) == 0 || c.Args[0] != "agent" {
 		t.Errorf("args %s: want the agent command first", quote(c.Args))
@@ -231,6 +262,7 @@ func TestDefaults(t *testing.T) {
 		"CustomResourceDefinition/virtualips.kubevrrp.io",
 		"ServiceAccount/kube-vrrp",
 		"ClusterRole/kube-vrrp",
+		"ClusterRole/kube-vrrp-metrics-reader",
 		"ClusterRoleBinding/kube-vrrp",
 		"Role/kube-vrrp",
 		"RoleBinding/kube-vrrp",
@@ -250,7 +282,7 @@ func TestDefaults(t *testing.T) {
 	}
 
 	ds := r.daemonSet(t, "kube-vrrp")
-	checkPodBasics(t, ds, 9402)
+	checkPodBasics(t, ds, 9402, 9403)
 	spec := ds.Spec.Template.Spec
 	c := spec.Containers[0]
 	if !spec.HostPID {
@@ -271,7 +303,8 @@ func TestDefaults(t *testing.T) {
 	if got := *spec.TerminationGracePeriodSeconds; got != 30 {
 		t.Errorf("terminationGracePeriodSeconds = %d, want 30", got)
 	}
-	if diff := cmp.Diff([]string{"agent", "--listen=:9402", "--log-level=info", "--log-format=json"}, c.Args); diff != "" {
+	if diff := cmp.Diff([]string{"agent", "--metrics-bind-address=[$(HOST_IP)]:9402", "--health-probe-bind-address=127.0.0.1:9403",
+		"--log-level=info", "--log-format=json"}, c.Args); diff != "" {
 		t.Errorf("args (-want +got):\n%s", diff)
 	}
 	if c.Image != "ghcr.io/kube-vrrp/kube-vrrp:0.1.0" || c.ImagePullPolicy != corev1.PullIfNotPresent {
@@ -303,10 +336,11 @@ func TestNonDefault(t *testing.T) {
 		}
 	}
 	ds := r.daemonSet(t, "edge-kube-vrrp")
-	checkPodBasics(t, ds, 9500)
+	checkPodBasics(t, ds, 9500, 9501)
 	spec := ds.Spec.Template.Spec
 	c := spec.Containers[0]
-	if diff := cmp.Diff([]string{"agent", "--listen=:9500", "--log-level=debug", "--log-format=text",
+	if diff := cmp.Diff([]string{"agent", "--metrics-bind-address=[::]:9500", "--metrics-cert-dir=/etc/kube-vrrp/metrics-tls",
+		"--health-probe-bind-address=127.0.0.1:9501", "--log-level=debug", "--log-format=text",
 		"--enable-exec-probes", "--kubeconfig=/etc/kube-vrrp/kubeconfig"}, c.Args); diff != "" {
 		t.Errorf("args (-want +got):\n%s", diff)
 	}
@@ -351,8 +385,14 @@ func TestNonDefault(t *testing.T) {
 			t.Errorf("the selector's %s=%s is not a pod label", k, v)
 		}
 	}
-	if len(spec.Volumes) != 1 || spec.Volumes[0].HostPath == nil || len(c.VolumeMounts) != 1 || !c.VolumeMounts[0].ReadOnly {
-		t.Errorf("volumes %+v, mounts %+v", spec.Volumes, c.VolumeMounts)
+	// The metrics certificate's Secret, then the extra volume.
+	if len(spec.Volumes) != 2 || spec.Volumes[0].Secret == nil || spec.Volumes[0].Secret.SecretName != "kube-vrrp-metrics-tls" ||
+		spec.Volumes[1].HostPath == nil {
+		t.Errorf("volumes %+v", spec.Volumes)
+	}
+	if len(c.VolumeMounts) != 2 || c.VolumeMounts[0].MountPath != "/etc/kube-vrrp/metrics-tls" || !c.VolumeMounts[0].ReadOnly ||
+		c.VolumeMounts[0].Name != spec.Volumes[0].Name || !c.VolumeMounts[1].ReadOnly {
+		t.Errorf("mounts %+v", c.VolumeMounts)
 	}
 	sa := typed[corev1.ServiceAccount](t, r.find(t, "ServiceAccount", "vrrp-agent"))
 	if sa.Annotations["example.com/owner"] != "network-team" {
@@ -395,6 +435,20 @@ func TestNonDefault(t *testing.T) {
 	ep := endpoints[0].(map[string]any)
 	if ep["port"] != "metrics" || ep["path"] != "/metrics" || ep["interval"] != "15s" || ep["scrapeTimeout"] != "5s" {
 		t.Errorf("ServiceMonitor endpoint = %v", ep)
+	}
+	// HTTPS with Prometheus's token: the agent authenticates and authorizes every scrape.
+	if ep["scheme"] != "https" || ep["bearerTokenFile"] != "/var/run/secrets/kubernetes.io/serviceaccount/token" {
+		t.Errorf("ServiceMonitor endpoint scheme %v, bearerTokenFile %v: want https with the ServiceAccount token", ep["scheme"], ep["bearerTokenFile"])
+	}
+	if tls, _ := ep["tlsConfig"].(map[string]any); tls["serverName"] != "kube-vrrp-metrics" || tls["insecureSkipVerify"] != nil {
+		t.Errorf("ServiceMonitor tlsConfig = %v, want the values' (CA and server name)", ep["tlsConfig"])
+	}
+	reader := typed[rbacv1.ClusterRoleBinding](t, r.find(t, "ClusterRoleBinding", "lb-system-edge-kube-vrrp-metrics-reader"))
+	if diff := cmp.Diff([]rbacv1.Subject{{Kind: "ServiceAccount", Name: "prometheus-k8s", Namespace: "monitoring"}}, reader.Subjects); diff != "" {
+		t.Errorf("metrics reader subjects (-want +got):\n%s", diff)
+	}
+	if reader.RoleRef.Name != "lb-system-edge-kube-vrrp-metrics-reader" {
+		t.Errorf("metrics reader binding refers to %q", reader.RoleRef.Name)
 	}
 	if rl, ok := ep["relabelings"].([]any); !ok || len(rl) != 1 {
 		t.Errorf("relabelings = %v", ep["relabelings"])
@@ -454,6 +508,9 @@ func TestRBACMatchesGenerated(t *testing.T) {
 			var crb *rbacv1.ClusterRoleBinding
 			var rb *rbacv1.RoleBinding
 			for _, u := range r.objects {
+				if strings.HasSuffix(u.GetName(), "-metrics-reader") {
+					continue // the scrapers' role (TestMetricsReader)
+				}
 				switch u.GetKind() {
 				case "ClusterRole":
 					cr = typed[rbacv1.ClusterRole](t, u)
@@ -497,10 +554,19 @@ func TestRBACMatchesGenerated(t *testing.T) {
 		})
 	}
 	// Two releases in two namespaces must not share cluster-scoped names.
-	a := findKind(t, mustRender(t, renderOptions{name: "kube-vrrp", namespace: "a"}).objects, "ClusterRole").GetName()
-	b := findKind(t, mustRender(t, renderOptions{name: "kube-vrrp", namespace: "b"}).objects, "ClusterRole").GetName()
-	if a == b {
-		t.Errorf("releases kube-vrrp in namespaces a and b both render ClusterRole %q", a)
+	clusterNames := func(ns string) []string {
+		var names []string
+		for _, o := range mustRender(t, renderOptions{name: "kube-vrrp", namespace: ns}).objects {
+			if o.GetNamespace() == "" && o.GetKind() != "CustomResourceDefinition" {
+				names = append(names, o.GetKind()+"/"+o.GetName())
+			}
+		}
+		return names
+	}
+	for _, n := range clusterNames("a") {
+		if slices.Contains(clusterNames("b"), n) {
+			t.Errorf("releases kube-vrrp in namespaces a and b both render %s", n)
+		}
 	}
 
 	// make chart copies the file the template reads; make verify compares them too.
@@ -578,6 +644,11 @@ func TestSchemaRejects(t *testing.T) {
 		{"hostPID as string", `hostPID: "true"`, "hostPID"},
 		{"interval", "metrics: {serviceMonitor: {interval: 30 seconds}}", "interval"},
 		{"resources typo", "resources: {request: {cpu: 1}}", "request"},
+		{"metrics bind address with a port", "metrics: {bindAddress: \"10.0.0.1:9402\"}", "bindAddress"},
+		{"metrics bind address a name", "metrics: {bindAddress: node1}", "bindAddress"},
+		{"metrics reader subject without a kind", "metrics: {reader: {subjects: [{name: prometheus}]}}", "kind"},
+		{"health port", "health: {port: 70000}", "port"},
+		{"health port is the metrics port", "health: {port: 9402}", "metrics.port and health.port are both 9402"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, renderOptions{name: "kube-vrrp", namespace: "kube-vrrp", values: tc.values})
@@ -597,4 +668,60 @@ func TestKubeVersion(t *testing.T) {
 		t.Error("rendered for Kubernetes 1.30")
 	}
 	mustRender(t, renderOptions{name: "kube-vrrp", namespace: "kube-vrrp", kubeVersion: "v1.31.0"})
+}
+
+// TestMetricsReader: the chart's role for scrapers grants get on /metrics and nothing else, and
+// is bound only to the subjects the values name.
+func TestMetricsReader(t *testing.T) {
+	r := mustRender(t, defaults)
+	cr := typed[rbacv1.ClusterRole](t, r.find(t, "ClusterRole", "kube-vrrp-metrics-reader"))
+	want := []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}
+	if diff := cmp.Diff(want, cr.Rules); diff != "" {
+		t.Errorf("metrics reader rules (-want +got):\n%s", diff)
+	}
+	for _, o := range r.objects {
+		if o.GetKind() == "ClusterRoleBinding" && o.GetName() != "kube-vrrp" {
+			t.Errorf("%s rendered without metrics.reader.subjects", o.GetName())
+		}
+	}
+	// config/ ships the same role for kubectl apply -k.
+	objs := kustomizeBuild(t, filepath.Join(repoRoot, "config", "default"))
+	kcr := typed[rbacv1.ClusterRole](t, findObject(t, objs, "ClusterRole", "kube-vrrp-metrics-reader"))
+	if diff := cmp.Diff(want, kcr.Rules); diff != "" {
+		t.Errorf("config/rbac metrics reader rules (-want +got):\n%s", diff)
+	}
+}
+
+// TestMetricsAuthRBAC: the agent may ask the API server about a scraper's token and rights
+// (TokenReview, SubjectAccessReview), which /metrics needs, and only create them.
+func TestMetricsAuthRBAC(t *testing.T) {
+	cr, _ := generatedRBAC(t)
+	for _, want := range []rbacv1.PolicyRule{
+		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+		{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
+	} {
+		if !slices.ContainsFunc(cr.Rules, func(r rbacv1.PolicyRule) bool { return cmp.Equal(r, want) }) {
+			t.Errorf("the agent's ClusterRole lacks %+v", want)
+		}
+	}
+}
+
+// TestServiceMonitorDefaults: by default the ServiceMonitor scrapes over HTTPS with the
+// ServiceAccount token and skips verifying the agent's self-signed certificate.
+func TestServiceMonitorDefaults(t *testing.T) {
+	r := mustRender(t, renderOptions{name: "kube-vrrp", namespace: "kube-vrrp", values: "metrics: {serviceMonitor: {enabled: true}}"})
+	sm := r.find(t, "ServiceMonitor", "kube-vrrp")
+	endpoints, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	if len(endpoints) != 1 {
+		t.Fatalf("endpoints = %v", endpoints)
+	}
+	ep := endpoints[0].(map[string]any)
+	want := map[string]any{
+		"port": "metrics", "path": "/metrics", "scheme": "https", "interval": "30s", "scrapeTimeout": "10s",
+		"bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+		"tlsConfig":       map[string]any{"insecureSkipVerify": true},
+	}
+	if diff := cmp.Diff(want, ep); diff != "" {
+		t.Errorf("endpoint (-want +got):\n%s", diff)
+	}
 }

@@ -75,7 +75,7 @@ func TestKustomize(t *testing.T) {
 	}
 
 	ds := typed[appsv1.DaemonSet](t, findObject(t, objs, "DaemonSet", "kube-vrrp"))
-	checkPodBasics(t, ds, 9402)
+	checkPodBasics(t, ds, 9402, 9403)
 	sa := ds.Spec.Template.Spec.ServiceAccountName
 	findObject(t, objs, "ServiceAccount", sa)
 	subjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: "kube-vrrp"}}

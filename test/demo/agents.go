@@ -36,8 +36,8 @@ type podSpec struct {
 
 type envVar struct{ name, value, fieldPath string }
 
-// value returns the variable's value in the pod on node.
-func (e envVar) valueOn(node string) (string, error) {
+// value returns the variable's value in the pod on node, whose address is hostIP.
+func (e envVar) valueOn(node, hostIP string) (string, error) {
 	switch e.fieldPath {
 	case "":
 		return e.value, nil
@@ -45,9 +45,24 @@ func (e envVar) valueOn(node string) (string, error) {
 		return node, nil
 	case "metadata.namespace":
 		return releaseNamespace, nil
+	case "status.hostIP":
+		return hostIP, nil
 	}
-	return "", fmt.Errorf("env %s: fieldRef %s: the demo knows spec.nodeName and metadata.namespace", e.name, e.fieldPath)
+	return "", fmt.Errorf("env %s: fieldRef %s: the demo knows spec.nodeName, metadata.namespace and status.hostIP", e.name, e.fieldPath)
 }
+
+// expandVars replaces $(NAME) in s with the variable's value, as the kubelet does in a
+// container's args; a reference to an unknown variable stays as it is.
+func expandVars(s string, vars map[string]string) string {
+	return varRef.ReplaceAllStringFunc(s, func(ref string) string {
+		if v, ok := vars[ref[2:len(ref)-1]]; ok {
+			return v
+		}
+		return ref
+	})
+}
+
+var varRef = regexp.MustCompile(`\$\([A-Za-z_][A-Za-z0-9_]*\)`)
 
 // podFromRelease finds the agent's DaemonSet in the rendered chart, takes its command and
 // environment, and checks that it asks for what the demo reproduces: host network and PID
@@ -89,7 +104,7 @@ func podFromRelease(rel *chart.Release) (*podSpec, error) {
 		e.name, _, _ = unstructured.NestedString(m, "name")
 		e.value, _, _ = unstructured.NestedString(m, "value")
 		e.fieldPath, _, _ = unstructured.NestedString(m, "valueFrom", "fieldRef", "fieldPath")
-		if _, err := e.valueOn("n1"); err != nil {
+		if _, err := e.valueOn("n1", "198.18.0.1"); err != nil {
 			return nil, err
 		}
 		p.env = append(p.env, e)
@@ -232,7 +247,7 @@ func (d *demo) startAgents(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		argv, err := d.agentArgv(n.Name, bin, append(slices.Clone(args), "--state-dir="+state))
+		argv, err := d.agentArgv(n.Name, n.IPv4.String(), bin, append(slices.Clone(args), "--state-dir="+state))
 		if err != nil {
 			return err
 		}
@@ -279,20 +294,26 @@ func waitWatching(ctx context.Context, p *lab.Proc) error {
 
 // agentArgv is the command that runs the agent on node as its pod would: a clean environment
 // with the pod's variables, then filecaps.Command (setpriv), at the demo's niceness.
-func (d *demo) agentArgv(node, bin string, args []string) ([]string, error) {
+func (d *demo) agentArgv(node, hostIP, bin string, args []string) ([]string, error) {
 	var argv []string
 	if d.o.Nice != 0 {
 		argv = append(argv, "nice", "-n", strconv.Itoa(d.o.Nice))
 	}
 	argv = append(argv, "env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/home/nonroot")
+	vars := map[string]string{}
 	for _, e := range d.pod.env {
-		v, err := e.valueOn(node)
+		v, err := e.valueOn(node, hostIP)
 		if err != nil {
 			return nil, err
 		}
+		vars[e.name] = v
 		argv = append(argv, e.name+"="+v)
 	}
-	cmd := filecaps.Command(context.Background(), bin, args...)
+	expanded := make([]string, len(args))
+	for i, a := range args {
+		expanded[i] = expandVars(a, vars)
+	}
+	cmd := filecaps.Command(context.Background(), bin, expanded...)
 	if cmd.Err != nil {
 		return nil, fmt.Errorf("setpriv (util-linux): %w", cmd.Err)
 	}

@@ -80,3 +80,11 @@ a dict from kind to rules, so the chart grants exactly what the agent's code dec
 {{- end }}
 {{- toYaml $rules }}
 {{- end }}
+
+{{/*
+The --metrics-bind-address of the agent: metrics.bindAddress, or the node's IP (the HOST_IP
+variable, status.hostIP), in brackets so that an IPv6 address works too.
+*/}}
+{{- define "kube-vrrp.metricsBindAddress" -}}
+{{- printf "[%s]:%d" (.Values.metrics.bindAddress | default "$(HOST_IP)") (.Values.metrics.port | int) }}
+{{- end }}
