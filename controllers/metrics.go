@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -199,15 +200,26 @@ const (
 	healthMaxConns = 16
 )
 
+// Liveness is what /healthz asks: *agent.Agent implements it. Healthy returns why the agent
+// should be restarted (a VRRP instance's loop wedged), or nil.
+type Liveness interface {
+	Healthy(now time.Time) error
+}
+
+// livenessTimeout bounds how long /healthz waits for Healthy: one that does not answer (the
+// agent's state lock held by a wedged call) is itself the failure to report.
+const livenessTimeout = 2 * time.Second
+
 // ServeHealth answers /healthz and /readyz at addr from the agent itself, so that a kubelet
 // probe never restarts a healthy agent (and moves its VIPs) because the API server is down.
-// Plain HTTP, since a kubelet probe sends no credentials: bind it to the loopback (the kubelet
-// probes from the node's network namespace, which is the agent's).
-func ServeHealth(addr string) (*http.Server, error) {
+// /healthz fails (503, with the reason) when live says the agent is wedged, so that the
+// kubelet restarts it; /readyz answers once the agent runs. Plain HTTP, since a kubelet probe
+// sends no credentials: bind it to the loopback (the kubelet probes from the node's network
+// namespace, which is the agent's).
+func ServeHealth(addr string, live Liveness) (*http.Server, error) {
 	mux := http.NewServeMux()
-	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }
-	mux.HandleFunc("/healthz", ok)
-	mux.HandleFunc("/readyz", ok)
+	mux.Handle("/healthz", healthz(live, livenessTimeout))
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("health endpoint: listening on %s: %w", addr, err)
@@ -216,6 +228,35 @@ func ServeHealth(addr string) (*http.Server, error) {
 	srv.Addr = ln.Addr().String()
 	go func() { _ = srv.Serve(netutil.LimitListener(ln, healthMaxConns)) }()
 	return srv, nil
+}
+
+// healthz answers 200 while live.Healthy returns nil within timeout, 503 otherwise. At most one
+// check runs at a time: while one is stuck, the others fail at once instead of piling up.
+func healthz(live Liveness, timeout time.Duration) http.Handler {
+	busy := make(chan struct{}, 1)
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		var err error
+		select {
+		case busy <- struct{}{}:
+			result := make(chan error, 1)
+			go func() {
+				defer func() { <-busy }()
+				result <- live.Healthy(time.Now())
+			}()
+			select {
+			case err = <-result:
+			case <-time.After(timeout):
+				err = fmt.Errorf("the agent did not answer within %s", timeout)
+			}
+		default:
+			err = errors.New("the previous check has not answered yet")
+		}
+		if err != nil {
+			http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
 }
 
 // newHealthServer bounds every phase of a request: a client that sends slowly, reads slowly or

@@ -215,7 +215,7 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		go keepRunning(ctx, log, "metrics server", srv.Start)
 	}
 	if o.healthAddr != "0" {
-		srv, err := controllers.ServeHealth(o.healthAddr)
+		srv, err := controllers.ServeHealth(o.healthAddr, a)
 		if err != nil {
 			return err
 		}

@@ -59,6 +59,8 @@ type Router struct {
 	unbindErr  error
 	unbindNext backoff
 	bindErr    error
+
+	health heartbeat // for Stalled (health.go)
 }
 
 // backoff is a retry time with a doubling delay.
@@ -100,10 +102,12 @@ func NewRouter(inst *Instance, send Sender, link Link, log *slog.Logger, onChang
 // Deliver queues a received packet without blocking; it reports false when the packet was
 // dropped because the router is behind or stopped.
 func (r *Router) Deliver(p Packet) bool {
+	r.health.queued(time.Now())
 	select {
 	case r.in <- p:
 		return true
 	default:
+		r.health.dropped()
 		r.mu.Lock()
 		r.queued++
 		r.mu.Unlock()
@@ -121,9 +125,11 @@ type command struct {
 // reports false if the router has stopped.
 func (r *Router) do(f func(now time.Time) Output) bool {
 	c := command{f: f, done: make(chan struct{})}
+	r.health.queued(time.Now())
 	select {
 	case r.ctl <- c:
 	case <-r.stopped:
+		r.health.dropped()
 		return false
 	}
 	select {
@@ -182,6 +188,7 @@ func (r *Router) Done() <-chan struct{} { return r.done }
 // instead of passing through Backup.
 func (r *Router) Run(ctx context.Context) error {
 	defer close(r.done)
+	defer r.health.stopped()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var watchers sync.WaitGroup
 	watchers.Go(func() { r.watch(watchCtx) })
@@ -206,15 +213,22 @@ func (r *Router) Run(ctx context.Context) error {
 		linkKnown, waited, in = nil, nil, r.in
 		next = r.apply(ctx, r.inst.Start(time.Now()))
 	}
+	var startBy time.Time // before Start: when the wait for the link state ends
 	if linkKnown == nil {
 		start()
 	} else {
+		startBy = time.Now().Add(hostTimeout)
 		wait := time.NewTimer(hostTimeout)
 		defer wait.Stop()
 		waited = wait.C
 	}
 	for {
-		arm(timer, earliest(next, r.bindRetry.at, r.unbindNext.at))
+		due := earliest(next, r.bindRetry.at, r.unbindNext.at)
+		arm(timer, due)
+		if in == nil {
+			due = startBy
+		}
+		r.health.waiting(time.Now(), due)
 		select {
 		case <-ctx.Done():
 			// The handover must still reach the wire and the host: use a fresh context.
@@ -232,8 +246,10 @@ func (r *Router) Run(ctx context.Context) error {
 			}
 			next = r.apply(ctx, r.inst.Tick(time.Now()))
 		case p := <-in:
+			r.health.took(time.Now())
 			next = r.apply(ctx, r.inst.Receive(time.Now(), p))
 		case c := <-r.ctl:
+			r.health.took(time.Now())
 			// Before Start this only records (priority, faults, config) for Start to use.
 			next = r.apply(ctx, c.f(time.Now()))
 			close(c.done)
