@@ -36,6 +36,17 @@ type Options struct {
 	// Probes are the settings of every instance's health probes (exec probes are off unless
 	// enabled here).
 	Probes probe.Options
+	// AcceptFilter returns the host's packet filter for RFC 5798 Accept_Mode off; it is called
+	// once, when the first instance with Accept false is applied. Nil: such instances are
+	// refused, since nothing could stop the host from accepting packets for their addresses.
+	AcceptFilter func() (AcceptFilter, error)
+}
+
+// AcceptFilter makes the host drop packets addressed to some addresses, while still answering
+// ARP and neighbour discovery for them: RFC 5798 Accept_Mode off (hostnet.AcceptFilter).
+type AcceptFilter interface {
+	Block(addrs []netip.Addr) error
+	Unblock(addrs []netip.Addr) error
 }
 
 // Agent runs a set of VRRP instances keyed by name.
@@ -49,6 +60,10 @@ type Agent struct {
 	ctx       context.Context // set while Run runs
 	instances map[string]*instance
 	sockets   map[sockKey]*socket
+	// filter is the Accept_Mode filter once created; blocked holds what each instance has
+	// blocked in it.
+	filter  AcceptFilter
+	blocked map[string][]netip.Addr
 }
 
 type instance struct {
@@ -137,6 +152,7 @@ func New(host Host, log *slog.Logger, opts Options) *Agent {
 		changes:   make(chan struct{}, 1),
 		instances: map[string]*instance{},
 		sockets:   map[sockKey]*socket{},
+		blocked:   map[string][]netip.Addr{},
 	}
 }
 
@@ -178,6 +194,14 @@ func (a *Agent) Apply(name string, cfg vrrp.Config, probes ...probe.Spec) error 
 			}
 		}
 	}
+	// Accept_Mode off: the addresses are blocked before the instance can hold them, so there
+	// is never a moment when a MASTER accepts their packets; those no longer wanted are
+	// unblocked once the change is applied.
+	unblock, err := a.blockLocked(name, cfg)
+	if err != nil {
+		return fmt.Errorf("applying %q: %w", name, err)
+	}
+	defer a.unblockLocked(unblock)
 	cur, ok := a.instances[name]
 	if ok && cur.router != nil {
 		err := cur.router.Reconfigure(cfg)
@@ -219,7 +243,71 @@ func (a *Agent) Remove(name string) {
 	if inst, ok := a.instances[name]; ok {
 		a.stopLocked(inst)
 		delete(a.instances, name)
+		a.unblockLocked(a.blocked[name])
+		delete(a.blocked, name)
 		a.notify()
+	}
+}
+
+// acceptBlocked returns the addresses cfg needs blocked: all of them when Accept_Mode is off,
+// except for the address owner, which always accepts (RFC 5798 §6.1, §6.4.3).
+func acceptBlocked(cfg vrrp.Config) []netip.Addr {
+	if cfg.Accept || cfg.Priority == vrrp.OwnerPriority {
+		return nil
+	}
+	out := make([]netip.Addr, len(cfg.Addresses))
+	for i, p := range cfg.Addresses {
+		out[i] = p.Addr()
+	}
+	return out
+}
+
+// blockLocked blocks what cfg needs and name has not blocked yet, and records it; it returns
+// what name had blocked and no longer needs, for unblockLocked once the change is applied.
+func (a *Agent) blockLocked(name string, cfg vrrp.Config) ([]netip.Addr, error) {
+	want, have := acceptBlocked(cfg), a.blocked[name]
+	var add, drop []netip.Addr
+	for _, x := range want {
+		if !slices.Contains(have, x) {
+			add = append(add, x)
+		}
+	}
+	for _, x := range have {
+		if !slices.Contains(want, x) {
+			drop = append(drop, x)
+		}
+	}
+	if len(add) > 0 {
+		if a.filter == nil {
+			if a.opts.AcceptFilter == nil {
+				return nil, errors.New("accept: false needs a packet filter on the host, and this agent has none: set accept: true")
+			}
+			f, err := a.opts.AcceptFilter()
+			if err != nil {
+				return nil, fmt.Errorf("accept: false needs the host's nftables filter: %w", err)
+			}
+			a.filter = f
+		}
+		if err := a.filter.Block(add); err != nil {
+			return nil, fmt.Errorf("accept: false: blocking the addresses: %w", err)
+		}
+	}
+	if len(want) == 0 {
+		delete(a.blocked, name)
+	} else {
+		a.blocked[name] = want
+	}
+	return drop, nil
+}
+
+// unblockLocked unblocks addrs; a failure is logged (the addresses stay blocked, which only
+// matters if this node later holds them with Accept_Mode on).
+func (a *Agent) unblockLocked(addrs []netip.Addr) {
+	if len(addrs) == 0 || a.filter == nil {
+		return
+	}
+	if err := a.filter.Unblock(addrs); err != nil {
+		a.log.Error("accept mode: unblocking addresses", "addresses", addrs, "err", err)
 	}
 }
 

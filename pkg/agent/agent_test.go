@@ -115,7 +115,7 @@ func config(primary string, prio uint8) vrrp.Config {
 	return vrrp.Config{
 		Interface: "eth0", VRID: 51, Version: 3, Interval: 100 * time.Millisecond,
 		Priority: prio, Addresses: []netip.Prefix{vip}, Primary: netip.MustParseAddr(primary),
-		Preempt: true,
+		Preempt: true, Accept: true,
 	}
 }
 

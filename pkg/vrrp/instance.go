@@ -78,11 +78,11 @@ type Foreign struct {
 	Priority uint8
 	// Addresses is the address list it last advertised.
 	Addresses []netip.Addr
-	// Member is true when the sender is a known member of the group (a unicast peer or a
-	// node of the VirtualIP): its adverts still take part in the election, since its
-	// config is most likely being changed at the same time as ours. Otherwise they are
-	// dropped (DropAddressMismatch).
-	Member   bool
+	// InElection is true when its adverts still take part in the election: the sender is a
+	// known member of the group (a unicast peer, a node of the VirtualIP), or its list shares
+	// an address with ours. Its config is then most likely being changed at the same time as
+	// ours. Otherwise they are dropped (DropAddressMismatch).
+	InElection bool
 	Count    uint64
 	LastSeen time.Time
 }
@@ -400,7 +400,10 @@ func (in *Instance) check(p Packet) (*packet.Advertisement, packet.Reason) {
 // for a condition and an Event) and logged. Its advert is dropped unless the sender is a known
 // member of the group (a listed peer, or a member when the list is complete): a member whose list
 // differs is most likely getting the same config change as us, and dropping its adverts during
-// a rollout would make two MASTERs. For IPv6, link-local entries are left out of the comparison:
+// a rollout would make two MASTERs. A sender whose list shares an address with ours is treated the
+// same way: an edit adds or removes some addresses and keeps others, while another group's list
+// is its own (and if it does share one, that address is contested, and one MASTER for it is
+// better than two). For IPv6, link-local entries are left out of the comparison:
 // implementations differ on whether they list the virtual router's link-local address.
 func (in *Instance) checkAddresses(now time.Time, src netip.Addr, adv *packet.Advertisement) packet.Reason {
 	ours := in.advertAddrs()
@@ -408,17 +411,28 @@ func (in *Instance) checkAddresses(now time.Time, src netip.Addr, adv *packet.Ad
 		return ""
 	}
 	member := len(in.cfg.Peers) > 0 && slices.Contains(in.cfg.Peers, src) ||
-		in.cfg.MembersComplete && slices.ContainsFunc(in.cfg.Members, func(m Member) bool { return m.Addr == src })
+		in.cfg.MembersComplete && slices.ContainsFunc(in.cfg.Members, func(m Member) bool { return m.Addr == src }) ||
+		overlap(ours, adv.Addresses, in.is6())
 	in.rememberForeign(now, src, adv, member)
 	if in.shouldLog(now, DropAddressMismatch) {
 		in.log.Warn("another VRRP router advertises this VRID with other addresses; give one of the two groups another VRID",
 			"from", src, "interface", in.cfg.Interface, "theirs", adv.Addresses, "ours", ours,
-			"priority", adv.Priority, "member", member)
+			"priority", adv.Priority, "in_election", member)
 	}
 	if member {
 		return ""
 	}
 	return DropAddressMismatch
+}
+
+// overlap reports whether a and b share an address (link-local ones left out when asked).
+func overlap(a, b []netip.Addr, skipLinkLocal bool) bool {
+	for _, x := range a {
+		if !(skipLinkLocal && x.IsLinkLocalUnicast()) && slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
 }
 
 func sameAddresses(a, b []netip.Addr, skipLinkLocal bool) bool {
@@ -443,7 +457,7 @@ func (in *Instance) rememberForeign(now time.Time, src netip.Addr, adv *packet.A
 		f = in.foreign[i]
 		in.foreign = slices.Delete(in.foreign, i, i+1)
 	}
-	f.Priority, f.Addresses, f.Member, f.LastSeen = adv.Priority, slices.Clone(adv.Addresses), member, now
+	f.Priority, f.Addresses, f.InElection, f.LastSeen = adv.Priority, slices.Clone(adv.Addresses), member, now
 	f.Count++
 	in.foreign = slices.DeleteFunc(in.foreign, func(x Foreign) bool { return now.Sub(x.LastSeen) > foreignForget })
 	in.foreign = slices.Insert(in.foreign, 0, f)

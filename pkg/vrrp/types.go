@@ -83,6 +83,10 @@ type Config struct {
 	AnnounceRepeat time.Duration
 }
 
+// OwnerPriority is the priority of the router that owns the virtual addresses (RFC 5798 §5.2.4):
+// it is MASTER at once, accepts their packets whatever Accept_Mode says, and only it may use 255.
+const OwnerPriority = 255
+
 // DefaultAnnounceRepeat is the default delay of the second announcement burst, long enough for
 // switches that dropped the first while a port was converging.
 const DefaultAnnounceRepeat = 2 * time.Second
