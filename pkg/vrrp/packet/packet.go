@@ -199,6 +199,13 @@ func Parse(b []byte, src, dst netip.Addr) (*Advertisement, error) {
 	if len(b) != want {
 		return nil, errf(ReasonLength, "%d bytes for %d addresses, want %d", len(b), n, want)
 	}
+	if binary.BigEndian.Uint16(b[6:]) == 0xffff {
+		// One's complement has two zeros, and summing the message accepts both. But the sum
+		// of data that is not all zero (the version is not) is never +0, so its complement,
+		// the checksum, is never -0 (RFC 1624 §3): 0xffff is no checksum any sender computes,
+		// and Marshal could not send it back.
+		return nil, errf(ReasonChecksum, "checksum 0xffff (one's complement -0) is never a computed checksum (RFC 1624 §3)")
+	}
 	if !checksumOK(b, src, dst, ver) {
 		return nil, errf(ReasonChecksum, "checksum 0x%04x does not match", binary.BigEndian.Uint16(b[6:]))
 	}

@@ -346,6 +346,51 @@ func TestParseRejects(t *testing.T) {
 	}
 }
 
+// RFC 1624 §3: the sum of data that is not all zero is never +0, so a computed checksum is
+// never -0 (0xffff). A message whose checksum is +0 (0x0000) is accepted as it is and refused
+// with 0xffff in its place, although summing the message accepts both zeros.
+func TestParseRejectsNegativeZeroChecksum(t *testing.T) {
+	tests := []struct {
+		name     string
+		b        []byte
+		src, dst netip.Addr
+		pseudo   bool
+	}{
+		{"v3 IPv4 pseudo-header", kaV3IPv4Pseudo, src4, mcast, true},
+		{"v3 IPv4 RFC 9568", kaV3IPv4RFC9568, src4, mcast, false},
+		{"v2", kaV2Pass, src4, mcast, false},
+		{"v3 IPv6", kaV3IPv6, src6, mc6, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Add the checksum to the last address word (one's complement): the message then
+			// sums to -0 without its checksum, whose correct value becomes +0.
+			b := slicesClone(tt.b)
+			i := len(b) - 2
+			if b[0]>>4 == 2 {
+				i -= packet.PassLen
+			}
+			w := uint32(binary.BigEndian.Uint16(b[i:])) + uint32(binary.BigEndian.Uint16(b[6:]))
+			binary.BigEndian.PutUint16(b[i:], uint16(w&0xffff+w>>16))
+			setChecksum(b, tt.src, tt.dst, tt.pseudo)
+			if got := binary.BigEndian.Uint16(b[6:]); got != 0 {
+				t.Fatalf("test setup: checksum 0x%04x, want 0", got)
+			}
+			adv, err := packet.Parse(b, tt.src, tt.dst)
+			if err != nil {
+				t.Fatalf("checksum +0: %v", err)
+			}
+			if out, err := adv.Marshal(tt.src, tt.dst, map[bool]packet.ChecksumMode{true: packet.ChecksumPseudoHeader, false: packet.ChecksumRFC9568}[tt.pseudo || tt.src.Is6()]); err != nil || !bytes.Equal(out, b) {
+				t.Fatalf("Marshal(Parse(b)) = %x, %v; want %x", out, err, b)
+			}
+			b[6], b[7] = 0xff, 0xff
+			if _, err := packet.Parse(b, tt.src, tt.dst); packet.ReasonOf(err) != packet.ReasonChecksum {
+				t.Errorf("checksum -0: err %v, want %s", err, packet.ReasonChecksum)
+			}
+		})
+	}
+}
+
 // RFC 5798 §5.2.6: the reserved bits before Max Adver Int are ignored on reception.
 func TestParseIgnoresReservedBits(t *testing.T) {
 	b := slicesClone(kaV3IPv4Pseudo)
