@@ -289,7 +289,9 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stderr io.Writer) 
 	if err := checkForeign(cfgs, host.ForeignAddresses); err != nil {
 		return err
 	}
-	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}})
+	accept := &acceptFilter{host: host}
+	defer accept.close(log)
+	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}, AcceptFilter: accept.open})
 	for _, c := range cfgs {
 		if err := a.Apply(c.Name, c, probes[c.Name]...); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
 	"github.com/kube-vrrp/kube-vrrp/pkg/hostnet"
 )
 
@@ -36,6 +37,14 @@ func openState(ctx context.Context, log *slog.Logger, dir string, mark bool) (*h
 		_ = st.Close()
 		return nil, err
 	}
+	// A killed agent's accept-mode table would keep dropping packets for its addresses.
+	switch gone, err := hostnet.RemoveStaleAcceptTable(); {
+	case err != nil:
+		// No nf_tables here: only accept: false needs it, and it is refused then.
+		log.Debug("no stale accept-mode table removed", "err", err)
+	case gone:
+		log.Info("removed the accept-mode nftables table of an earlier agent", "table", hostnet.AcceptTable)
+	}
 	return st, nil
 }
 
@@ -46,4 +55,30 @@ func hostOptions(st *hostnet.State, mark bool) []hostnet.HostOption {
 		opts = append(opts, hostnet.WithoutAddressMark())
 	}
 	return opts
+}
+
+// acceptFilter creates the host's Accept_Mode filter when the first instance with accept: false
+// needs it (agent.Options.AcceptFilter), and deletes its table when the agent stops.
+type acceptFilter struct {
+	host *hostnet.Host
+	f    *hostnet.AcceptFilter
+}
+
+func (a *acceptFilter) open() (agent.AcceptFilter, error) {
+	f, err := a.host.AcceptFilter()
+	if err != nil {
+		return nil, err
+	}
+	a.f = f
+	return f, nil
+}
+
+// close deletes the filter's table; call it once every instance has stopped.
+func (a *acceptFilter) close(log *slog.Logger) {
+	if a.f == nil {
+		return
+	}
+	if err := a.f.Close(); err != nil {
+		log.Warn("removing the accept-mode nftables table", "err", err)
+	}
 }
