@@ -178,7 +178,9 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 
 	host := hostnet.NewHost(log, hostOptions(state, o.addressMark)...)
 	defer host.Close()
-	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}})
+	accept := &acceptFilter{host: host}
+	defer accept.close(log)
+	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}, AcceptFilter: accept.open})
 	kick := make(chan struct{}, 1)
 	poke := func() {
 		select {
@@ -242,7 +244,8 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 			return err
 		}
 		vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), NodeName: o.node, Namespace: o.namespace,
-			Agent: a, Interfaces: interfaces, Rejected: rejected, Log: log}
+			Agent: a, Interfaces: interfaces, Rejected: rejected, Log: log,
+			ForeignAddresses: host.ForeignAddresses}
 		if err := vr.SetupWithManager(mgr); err != nil {
 			return err
 		}
