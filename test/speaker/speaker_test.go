@@ -71,6 +71,8 @@ type group struct {
 	procs map[string]*lab.Proc
 	// args are extra flags of every speaker.
 	args []string
+	// noAnswer: the master must not answer the client (accept: false).
+	noAnswer bool
 }
 
 type groupOpts struct {
@@ -83,6 +85,8 @@ type groupOpts struct {
 	staggered bool
 	// args are extra flags of every speaker.
 	args []string
+	// noAnswer: the VIP is not expected to answer the client (accept: false).
+	noAnswer bool
 }
 
 // newGroup builds the lab, starts the speakers and checks the election: n1 and only n1 holds
@@ -90,7 +94,7 @@ type groupOpts struct {
 func newGroup(t *testing.T, vip netip.Prefix, o groupOpts) *group {
 	t.Helper()
 	l := lab.New(t, lab.Options{Nodes: 3 + o.extraNodes, Nice: nice})
-	g := &group{t: t, l: l, vip: vip, nodes: l.Nodes()[:3], procs: map[string]*lab.Proc{}, args: o.args}
+	g := &group{t: t, l: l, vip: vip, nodes: l.Nodes()[:3], procs: map[string]*lab.Proc{}, args: o.args, noAnswer: o.noAnswer}
 	g.spec = lab.VirtualIP{
 		VRID: 51, Version: 3, AdvertInt: interval, Addresses: []netip.Prefix{vip},
 		NodePriorities: priorities,
@@ -147,7 +151,34 @@ func (g *group) expectMaster(m *lab.Node) {
 			g.t.Fatal(err)
 		}
 	}
+	if g.noAnswer {
+		g.silent(m)
+		return
+	}
 	g.answers(m)
+}
+
+// silent checks the accept: false master m: it answers ARP / neighbour discovery for the VIP
+// (the client's neighbour entry is m's MAC) but no packet addressed to the VIP, while its own
+// address still answers.
+func (g *group) silent(m *lab.Node) {
+	g.t.Helper()
+	c := g.l.Client()
+	if err := c.Ping(g.vip.Addr(), 3); err == nil {
+		g.t.Errorf("the client's pings to %s are answered with accept: false", g.vip.Addr())
+	}
+	mac, err := c.Neighbor(g.vip.Addr())
+	if err != nil || mac.String() != m.MAC.String() {
+		g.t.Errorf("the client's neighbour entry for %s is %v (%v), want %s's %s: ARP/ND must still be answered",
+			g.vip.Addr(), mac, err, m, m.MAC)
+	}
+	own := m.IPv4
+	if g.vip.Addr().Is6() {
+		own = m.IPv6
+	}
+	if err := c.Ping(own, 1); err != nil {
+		g.t.Errorf("%s's own address %s does not answer: %v", m, own, err)
+	}
 }
 
 // stays checks that m and only m holds the VIP for d.
@@ -245,6 +276,7 @@ func TestSpeaker(t *testing.T) {
 		{"sigkill-restart-no-mark", true, testSigkillRestartNoMark},
 		{"unicast", true, testUnicast},
 		{"interface-recreated", true, testInterfaceRecreated},
+		{"accept-off", true, testAcceptOff},
 	}
 	for _, fam := range families {
 		t.Run(fam.name, func(t *testing.T) {
@@ -687,5 +719,24 @@ func testInterfaceRecreated(t *testing.T, vip netip.Prefix) {
 	g.expectMaster(n1)
 	if tr := g.transitionTo(g.proc(n1), "Master"); tr.Reason != "Preempting" && tr.Reason != "MasterDownTimer" {
 		t.Errorf("n1 became Master again for %q, want Preempting (or MasterDownTimer)", tr.Reason)
+	}
+}
+
+// 11. accept: false, RFC 5798 Accept_Mode off: the non-owner MASTER holds the VIP and answers
+// ARP / ND for it, but the host drops every packet addressed to it (the client's pings go
+// unanswered; newGroup and expectMaster check it through silent). After a SIGTERM the new
+// master does the same, and the stopped speaker's nftables table is gone.
+func testAcceptOff(t *testing.T, vip netip.Prefix) {
+	g := newGroup(t, vip, groupOpts{noAnswer: true, spec: func(v *lab.VirtualIP, _ []*lab.Node) {
+		v.Extra = append(v.Extra, "accept: false")
+	}})
+	n1, n2 := g.l.Node(1), g.l.Node(2)
+	g.sigterm(n1)
+	g.expectMaster(n2)
+	if out, err := n1.Run("nft", "list", "tables"); err != nil || strings.Contains(out, "kube_vrrp") {
+		t.Errorf("n1's nftables after its speaker stopped: %q (%v), want no kube_vrrp table", out, err)
+	}
+	if out, err := n2.Run("nft", "list", "tables"); err != nil || !strings.Contains(out, "kube_vrrp") {
+		t.Errorf("n2's nftables: %q (%v), want the kube_vrrp table", out, err)
 	}
 }
