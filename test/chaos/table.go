@@ -85,5 +85,23 @@ func PrintTable(w io.Writer) {
 	}
 }
 
-// printAtExit prints the table on standard output; TestMain calls it after the tests.
-func printAtExit() { PrintTable(os.Stdout) }
+// TableEnv names a file the table is also written to: `go test` shows a passing package's
+// output only with -v, so `make test` sets it and prints the file.
+const TableEnv = "KUBE_VRRP_CHAOS_TABLE"
+
+// printAtExit prints the table on standard output, and into $KUBE_VRRP_CHAOS_TABLE when set;
+// TestMain calls it after the tests.
+func printAtExit() {
+	PrintTable(os.Stdout)
+	if path := os.Getenv(TableEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chaos table:", err)
+			return
+		}
+		PrintTable(f)
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "chaos table:", err)
+		}
+	}
+}
