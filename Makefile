@@ -23,7 +23,9 @@ demo: deps build envtest-assets
 ## test: install what the tests need, then run every test (unit, fuzz seeds, envtest, privileged netns, interop)
 test: deps envtest-assets
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@mkdir -p $(BIN); rm -f $(BIN)/chaos-table.txt
+	KUBE_VRRP_CHAOS_TABLE=$(BIN)/chaos-table.txt $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./... ; \
+		status=$$?; cat $(BIN)/chaos-table.txt 2>/dev/null; exit $$status
 	$(GO) test -count=1 -race ./pkg/vrrp/... ./pkg/agent/...
 
 ## test-unit: the tests that need neither root nor extra packages
