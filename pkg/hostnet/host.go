@@ -50,13 +50,13 @@ func WithoutAddressMark() HostOption {
 	return func(h *Host) { h.marksOff, h.marks = true, marksDropped }
 }
 
-// record notes in the state, if any, that p was bound on ifname (on) or removed. A record that
+// record notes in the state, if any, that ps were bound on ifname (on) or removed. A record that
 // cannot be written costs only the clean-up after a kill; the address operation goes on.
-func (h *Host) record(ifname string, p netip.Prefix, on bool) {
-	if h.state == nil {
+func (h *Host) record(ifname string, ps []netip.Prefix, on bool) {
+	if h.state == nil || len(ps) == 0 {
 		return
 	}
-	if err := h.state.record(ifname, []netip.Prefix{p}, on); err != nil {
+	if err := h.state.record(ifname, ps, on); err != nil {
 		h.log.Error("recording a virtual address in the state directory; it would not be removed after a crash", "err", err)
 	}
 }

@@ -49,15 +49,28 @@ func (l *link) bind(ctx context.Context, ps []netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	// Recorded before they are added, in one write: a kill in between leaves a record of an
+	// address that is not there (harmless), never an address without a record. Those that
+	// turn out not to be ours, or fail, are taken out again at the end.
+	l.h.record(l.name, ps, true)
+	var (
+		errs  []error
+		unrec []netip.Prefix
+		tried int
+	)
+	defer func() {
+		// Never forget one this process added (and so recorded) earlier.
+		l.mu.Lock()
+		drop := slices.DeleteFunc(append(unrec, ps[tried:]...), func(p netip.Prefix) bool { return l.added[p] })
+		l.mu.Unlock()
+		l.h.record(l.name, drop, false)
+	}()
 	for _, p := range ps {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)
 			break
 		}
-		// Recorded before it is added: a kill in between leaves a record of an address that
-		// is not there (harmless), never an address without a record.
-		l.h.record(l.name, p, true)
+		tried++
 		err := rt.add(li.index, p, !l.h.marksOff)
 		switch {
 		case err == nil:
@@ -73,10 +86,10 @@ func (l *link) bind(ctx context.Context, ps []netip.Prefix) error {
 			ours := l.added[p]
 			l.mu.Unlock()
 			if !ours {
-				l.h.record(l.name, p, false) // not ours to remove after a restart
+				unrec = append(unrec, p) // not ours to remove after a restart
 			}
 		default:
-			l.h.record(l.name, p, false)
+			unrec = append(unrec, p)
 			errs = append(errs, err)
 		}
 	}
@@ -177,7 +190,7 @@ func (l *link) forget(p netip.Prefix) {
 	l.mu.Lock()
 	delete(l.added, p)
 	l.mu.Unlock()
-	l.h.record(l.name, p, false)
+	l.h.record(l.name, []netip.Prefix{p}, false)
 }
 
 // gone reports whether a delete failed only because the address was not there.
