@@ -356,7 +356,7 @@ type VirtualIPStatus struct {
 	// +listMapKey=name
 	// +optional
 	Nodes []NodeStatus `json:"nodes,omitempty"`
-	// conditions: Ready, DualMaster, NoMaster.
+	// conditions: Ready, DualMaster, NoMaster, ForeignRouter.
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=map
 	// +listMapKey=type
@@ -401,6 +401,52 @@ type NodeStatus struct {
 	// +listMapKey=name
 	// +optional
 	Probes []ProbeStatus `json:"probes,omitempty"`
+	// foreignRouters are the routers this node heard in the last 5 minutes advertising this
+	// group's VRID on its interface with another list of addresses, most recent first. A router
+	// of another VRRP group (another cluster, an old keepalived) using the same VRID on the
+	// link is the usual cause: the ForeignRouter condition names it and says what to change.
+	// A node of this group is listed too while its list differs from this node's, as during
+	// an edit of spec.addresses, which the condition does not report.
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=map
+	// +listMapKey=address
+	// +optional
+	ForeignRouters []ForeignRouterStatus `json:"foreignRouters,omitempty"`
+}
+
+// ForeignRouterStatus is a router heard advertising the group's VRID with another list of
+// addresses (RFC 5798 §7.1 and RFC 3768 §7.1 let a router check the list and log a mismatch).
+type ForeignRouterStatus struct {
+	// address is the source address of its adverts.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=45
+	// +required
+	Address string `json:"address"`
+	// priority it last advertised, 0..255 (0: it was giving up MASTER).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=255
+	// +optional
+	Priority int32 `json:"priority,omitempty"`
+	// addresses it last advertised, in its order (at most the first 16).
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=45
+	// +listType=atomic
+	// +optional
+	Addresses []string `json:"addresses,omitempty"`
+	// inElection is true when its adverts still take part in this group's election: it is a
+	// member of the group (a node of this VirtualIP or one of spec.unicast.peers) or its list
+	// shares an address with this group's. When false its adverts are dropped (counted in
+	// kube_vrrp_packets_dropped_total{reason="address_mismatch"}).
+	// +optional
+	InElection bool `json:"inElection,omitempty"`
+	// count of its adverts with another list of addresses this node has heard since it first
+	// heard it (a router not heard for 5 minutes is forgotten, and counted afresh).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Count int64 `json:"count,omitempty"`
+	// lastSeen is when its last such advert was heard.
+	// +required
+	LastSeen metav1.Time `json:"lastSeen"`
 }
 
 // ProbeStatus is the health of one probe on one node.
