@@ -1,8 +1,9 @@
 package controllers
 
 // The agent's permissions, generated into config/rbac by `make generate` (least privilege:
-// read VirtualIPs, Nodes and the Secrets of its own namespace; patch VirtualIP status; write
-// events.k8s.io Events). No Lease and no core/v1 Events: nothing is leader-elected, every
+// read VirtualIPs and Nodes; get, by name, the Secrets of its own namespace that VirtualIPs
+// reference, never list or watch them (VirtualIPReconciler.Secrets is an uncached reader);
+// patch VirtualIP status; write events.k8s.io Events). No Lease and no core/v1 Events: nothing is leader-elected, every
 // agent summarises the status of the VirtualIPs that select its node. TokenReviews and
 // SubjectAccessReviews: /metrics asks the API server who a scraper is and whether it may get
 // /metrics (NewMetricsServer); creating one reveals nothing but the answer about the token or
@@ -12,6 +13,6 @@ package controllers
 // +kubebuilder:rbac:groups=kubevrrp.io,resources=virtualips/status,verbs=get;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",namespace=kube-vrrp,resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",namespace=kube-vrrp,resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create

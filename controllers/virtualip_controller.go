@@ -276,6 +276,10 @@ func (r *VirtualIPReconciler) password(ctx context.Context, vip *v1alpha1.Virtua
 		if apierrors.IsNotFound(err) {
 			return nil, ReasonSecretMissing, fmt.Errorf("spec.authentication.secretRef: Secret %s/%s not found", r.Namespace, a.SecretRef.Name)
 		}
+		if apierrors.IsForbidden(err) {
+			// The agent's Role names the Secrets it may get (the chart's rbac.secretNames).
+			return nil, ReasonSecretMissing, fmt.Errorf("spec.authentication.secretRef: the agent may not get Secret %s/%s: add it to the Secrets its Role names (chart value rbac.secretNames)", r.Namespace, a.SecretRef.Name)
+		}
 		return nil, "", err
 	}
 	v, ok := sec.Data[a.SecretRef.Key]

@@ -20,7 +20,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -236,15 +235,16 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 			Scheme:                 sch,
 			Metrics:                metricsserver.Options{BindAddress: "0"},
 			HealthProbeBindAddress: "0",
-			Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
-			}},
+			// No Secret informer, whoever reads a Secret: the agent may not list or watch them.
+			Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 		})
 		if err != nil {
 			return err
 		}
-		vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), NodeName: o.node, Namespace: o.namespace,
-			Agent: a, Interfaces: interfaces, Rejected: rejected, Log: log,
+		// Secrets: got by name from the API server, never listed or watched (the agent's Role
+		// grants get only); a changed password is read again within a minute.
+		vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), NodeName: o.node,
+			Namespace: o.namespace, Agent: a, Interfaces: interfaces, Rejected: rejected, Log: log,
 			ForeignAddresses: host.ForeignAddresses}
 		if err := vr.SetupWithManager(mgr); err != nil {
 			return err

@@ -39,6 +39,8 @@ serviceAccount:
   annotations: {example.com/owner: network-team}
 nodeSelector:
   node-role.kubernetes.io/lb: ""
+rbac:
+  secretNames: [vrrp-auth, vrrp-auth-v6]
 tolerations:
   - key: node-role.kubernetes.io/lb
     operator: Exists
@@ -528,7 +530,16 @@ func TestRBACMatchesGenerated(t *testing.T) {
 			if diff := cmp.Diff(genCR.Rules, cr.Rules); diff != "" {
 				t.Errorf("ClusterRole rules differ from config/rbac/role.yaml (-generated +chart):\n%s", diff)
 			}
-			if diff := cmp.Diff(genRole.Rules, role.Rules); diff != "" {
+			wantRole := genRole.DeepCopy().Rules
+			if o.name == nonDefault.name {
+				// rbac.secretNames narrows the Secrets rule to those names, and only that rule.
+				for i := range wantRole {
+					if slices.Contains(wantRole[i].Resources, "secrets") {
+						wantRole[i].ResourceNames = []string{"vrrp-auth", "vrrp-auth-v6"}
+					}
+				}
+			}
+			if diff := cmp.Diff(wantRole, role.Rules); diff != "" {
 				t.Errorf("Role rules differ from config/rbac/role.yaml (-generated +chart):\n%s", diff)
 			}
 			if role.Namespace != o.namespace {
@@ -648,6 +659,8 @@ func TestSchemaRejects(t *testing.T) {
 		{"metrics bind address a name", "metrics: {bindAddress: node1}", "bindAddress"},
 		{"metrics reader subject without a kind", "metrics: {reader: {subjects: [{name: prometheus}]}}", "kind"},
 		{"health port", "health: {port: 70000}", "port"},
+		{"secret name not a name", "rbac: {secretNames: [Vrrp_Auth]}", "secretNames"},
+		{"secret names not a list", "rbac: {secretNames: vrrp-auth}", "secretNames"},
 		{"health port is the metrics port", "health: {port: 9402}", "metrics.port and health.port are both 9402"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -723,5 +736,30 @@ func TestServiceMonitorDefaults(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, ep); diff != "" {
 		t.Errorf("endpoint (-want +got):\n%s", diff)
+	}
+}
+
+// TestRoleSecretsGetOnly: whatever the values, the agent gets Secrets by name and never lists or
+// watches them; with rbac.secretNames, only those names.
+func TestRoleSecretsGetOnly(t *testing.T) {
+	for _, o := range []renderOptions{defaults, nonDefault} {
+		t.Run(o.name, func(t *testing.T) {
+			role := typed[rbacv1.Role](t, findKind(t, mustRender(t, o).objects, "Role"))
+			var secrets []rbacv1.PolicyRule
+			for _, r := range role.Rules {
+				if slices.Contains(r.Resources, "secrets") || slices.Contains(r.Resources, "*") {
+					secrets = append(secrets, r)
+				}
+			}
+			if len(secrets) != 1 || !slices.Equal(secrets[0].Verbs, []string{"get"}) {
+				t.Fatalf("Secrets rules %+v, want one granting get only", secrets)
+			}
+			if o.name == nonDefault.name && !slices.Equal(secrets[0].ResourceNames, []string{"vrrp-auth", "vrrp-auth-v6"}) {
+				t.Errorf("resourceNames %v, want rbac.secretNames", secrets[0].ResourceNames)
+			}
+			if o.name == defaults.name && len(secrets[0].ResourceNames) != 0 {
+				t.Errorf("resourceNames %v by default", secrets[0].ResourceNames)
+			}
+		})
 	}
 }

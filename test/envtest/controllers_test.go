@@ -927,7 +927,7 @@ func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 		{authorizationv1.ResourceAttributes{Verb: "watch", Group: group, Resource: "virtualips"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "patch", Group: group, Resource: "virtualips", Subresource: "status"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "list", Resource: "nodes"}, true},
-		{authorizationv1.ResourceAttributes{Verb: "watch", Resource: "secrets", Namespace: agentNamespace}, true},
+		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: agentNamespace}, true},
 		{authorizationv1.ResourceAttributes{Verb: "create", Group: "events.k8s.io", Resource: "events", Namespace: "default"}, true},
 		// The spec is the user's.
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: group, Resource: "virtualips"}, false},
@@ -1027,8 +1027,8 @@ func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 		}
 	}
 	// And it can do what it needs with them.
-	if err := sa.List(ctx, &corev1.SecretList{}, client.InNamespace(agentNamespace)); err != nil {
-		t.Errorf("list Secrets in %s: %v", agentNamespace, err)
+	if err := sa.Get(ctx, client.ObjectKey{Namespace: agentNamespace, Name: "rbac-tight"}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("get a Secret in %s by name: %v, want NotFound", agentNamespace, err)
 	}
 	if err := sa.Status().Patch(ctx, vip.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"status":{"master":""}}`))); err != nil {
 		t.Errorf("patch a VirtualIP's status: %v", err)

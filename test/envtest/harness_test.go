@@ -22,7 +22,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -342,8 +341,8 @@ func startManager(t *testing.T, what string, mgr ctrl.Manager) {
 	})
 }
 
-// startNode runs the node side of the agent for name, as cmd/kube-vrrp/agent.go wires it: the
-// Secret cache limited to the agent's namespace, no leader election, the VirtualIPReconciler,
+// startNode runs the node side of the agent for name, as cmd/kube-vrrp/agent.go wires it:
+// Secrets got by name, never cached (no list or watch), no leader election, the VirtualIPReconciler,
 // the StatusReconciler and the Aggregator in one manager.
 func startNode(t *testing.T, restCfg *rest.Config, log *slog.Logger, name, ip string) *simNode {
 	t.Helper()
@@ -361,15 +360,13 @@ func startNode(t *testing.T, restCfg *rest.Config, log *slog.Logger, name, ip st
 		Logger:                 logr.FromSlogHandler(log.Handler()),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Namespaces: map[string]cache.Config{agentNamespace: {}}},
-		}},
+		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), NodeName: name, Namespace: agentNamespace,
-		Agent: n.agent, Interfaces: n.interfaces, Rejected: n.rejected, Log: log}
+	vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), NodeName: name,
+		Namespace: agentNamespace, Agent: n.agent, Interfaces: n.interfaces, Rejected: n.rejected, Log: log}
 	if err := vr.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
