@@ -32,6 +32,9 @@ const (
 	ConditionReady      = "Ready"
 	ConditionDualMaster = "DualMaster"
 	ConditionNoMaster   = "NoMaster"
+	// ConditionForeignRouter is True while a node hears a router that is not a node of the
+	// group advertise its VRID with other addresses (see foreignOutsiders).
+	ConditionForeignRouter = "ForeignRouter"
 
 	ReasonOneMaster      = "OneMaster"
 	ReasonNoMaster       = "NoMaster"
@@ -41,6 +44,8 @@ const (
 	ReasonSingleMaster   = "SingleMaster"
 	ReasonMasterElected  = "MasterElected"
 	ReasonMastersPresent = "MastersPresent"
+	ReasonVRIDInUse      = "VRIDInUse"
+	ReasonNoForeign      = "NoForeignRouter"
 )
 
 // AggregatorFieldManager is the server-side-apply manager of master, conditions and
@@ -77,8 +82,9 @@ type Summary struct {
 	Conditions []metav1.Condition
 }
 
-// Summarize computes status.master and the conditions from the node entries.
-func Summarize(nodes []v1alpha1.NodeStatus, generation int64) Summary {
+// Summarize computes status.master and the conditions from the node entries of a VirtualIP
+// of VRID vrid.
+func Summarize(nodes []v1alpha1.NodeStatus, generation int64, vrid int32) Summary {
 	var masters, faults []string
 	newest := map[string]time.Time{} // a master's lastTransitionTime
 	for _, n := range nodes {
@@ -141,6 +147,16 @@ func Summarize(nodes []v1alpha1.NodeStatus, generation int64) Summary {
 			cond(ConditionNoMaster, true, reason, msg),
 		}
 	}
+	// A foreign router does not make the group not Ready by itself: Ready says whether one
+	// node holds the addresses, which stays true while a stranger's adverts are dropped, and
+	// when it takes part and wins, no node is MASTER and Ready says so. ForeignRouter says why
+	// the group is at risk, and what to change, without hiding whether it works now.
+	if heard := foreignOutsiders(nodes); len(heard) > 0 {
+		s.Conditions = append(s.Conditions, cond(ConditionForeignRouter, true, ReasonVRIDInUse, foreignMessage(vrid, heard)))
+	} else {
+		s.Conditions = append(s.Conditions, cond(ConditionForeignRouter, false, ReasonNoForeign,
+			fmt.Sprintf("no node hears another router advertise VRID %d with other addresses", vrid)))
+	}
 	return s
 }
 
@@ -162,7 +178,7 @@ func (a *Aggregator) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, err
 	}
-	sum := Summarize(vip.Status.Nodes, vip.Generation)
+	sum := Summarize(vip.Status.Nodes, vip.Generation, vip.Spec.VRID)
 	if current(&vip, sum) {
 		return reconcile.Result{}, nil // nothing to write: another agent did, or nothing changed
 	}

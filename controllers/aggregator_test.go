@@ -91,7 +91,7 @@ func TestSummarize(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			const gen = 7
-			s := Summarize(tt.nodes, gen)
+			s := Summarize(tt.nodes, gen, 51)
 			if s.Master != tt.want.master {
 				t.Errorf("master = %q, want %q", s.Master, tt.want.master)
 			}
@@ -119,14 +119,15 @@ func TestSummarize(t *testing.T) {
 					}
 				}
 			}
-			want := map[string]cond{ConditionReady: tt.want.ready, ConditionDualMaster: tt.want.dualMaster, ConditionNoMaster: tt.want.noMaster}
+			want := map[string]cond{ConditionReady: tt.want.ready, ConditionDualMaster: tt.want.dualMaster, ConditionNoMaster: tt.want.noMaster,
+				ConditionForeignRouter: {"False", ReasonNoForeign}}
 			if d := cmp.Diff(want, got); d != "" {
 				t.Errorf("conditions (-want +got):\n%s", d)
 			}
 			// A group is ready, split or headless: exactly one of the three is True.
 			var trues int
 			for _, c := range s.Conditions {
-				if c.Status == metav1.ConditionTrue {
+				if c.Type != ConditionForeignRouter && c.Status == metav1.ConditionTrue {
 					trues++
 				}
 			}
@@ -142,7 +143,7 @@ func TestSummarizeOrder(t *testing.T) {
 	a := nodes("lb1", "Master", "lb2", "Backup", "lb3", "Master")
 	b := nodes("lb3", "Master", "lb2", "Backup", "lb1", "Master")
 	keep := append([]v1alpha1.NodeStatus(nil), b...)
-	sa, sb := Summarize(a, 1), Summarize(b, 1)
+	sa, sb := Summarize(a, 1, 51), Summarize(b, 1, 51)
 	if d := cmp.Diff(sa, sb); d != "" {
 		t.Errorf("summary depends on entry order (-a +b):\n%s", d)
 	}

@@ -46,9 +46,10 @@ type StatusReconciler struct {
 	// Resync re-sends every entry this often, to repair what another writer removed.
 	Resync time.Duration
 
-	last        map[string]string // VirtualIP -> last state reported, for Events
-	lastProbe   map[string]bool   // VirtualIP and probe -> last health reported, for Events
-	lastRefusal map[string]string // VirtualIP -> last refusal reported, for Events
+	last        map[string]string          // VirtualIP -> last state reported, for Events
+	lastProbe   map[string]bool            // VirtualIP and probe -> last health reported, for Events
+	lastRefusal map[string]string          // VirtualIP -> last refusal reported, for Events
+	lastForeign map[string]map[string]bool // VirtualIP -> foreign routers heard, for Events
 }
 
 // FieldManager is the server-side-apply manager of this node's status entry.
@@ -62,6 +63,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		if apierrors.IsNotFound(err) {
 			delete(r.last, name)
 			delete(r.lastRefusal, name)
+			delete(r.lastForeign, name)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, err
@@ -90,6 +92,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	}
 	r.event(&vip, entry, ok)
 	r.refusalEvent(&vip, refusal, refused)
+	r.foreignEvents(&vip, entry, ok)
 	if ok {
 		r.probeEvents(&vip, entry)
 	}
@@ -103,13 +106,14 @@ func (r *StatusReconciler) entry(name string) (map[string]any, bool) {
 	}
 	for _, st := range r.Agent.Snapshot() {
 		if st.Name == name {
-			return statusEntry(r.NodeName, st), true
+			return statusEntry(r.NodeName, st, time.Now()), true
 		}
 	}
 	return nil, false
 }
 
-func statusEntry(node string, st agent.Status) map[string]any {
+// statusEntry is node's entry for the snapshot st, taken at now.
+func statusEntry(node string, st agent.Status, now time.Time) map[string]any {
 	e := map[string]any{
 		"name":      node,
 		"state":     st.State.String(),
@@ -124,6 +128,14 @@ func statusEntry(node string, st agent.Status) map[string]any {
 		reason += ": " + st.Adjustment
 	} else if st.Adjustment != "" {
 		reason = st.Adjustment
+	}
+	// What the host failed to do and is retrying (binding or removing the addresses): the
+	// state alone (Fault, AddressBindFailed) does not say why, and a failed removal changes
+	// no state at all, while a copy of the addresses may be left on the link.
+	if st.HostError != "" && reason != "" {
+		reason += "; " + st.HostError
+	} else if st.HostError != "" {
+		reason = st.HostError
 	}
 	if reason != "" {
 		e["reason"] = truncate(reason, maxReason)
@@ -148,6 +160,9 @@ func statusEntry(node string, st agent.Status) map[string]any {
 			probes = append(probes, ps)
 		}
 		e["probes"] = probes
+	}
+	if fr := foreignEntries(st.Foreign, now); len(fr) > 0 {
+		e["foreignRouters"] = fr
 	}
 	return e
 }
@@ -229,6 +244,7 @@ func (r *StatusReconciler) probeEvents(vip *v1alpha1.VirtualIP, entry map[string
 // SetupWithManager feeds the reconciler from the agent's change signal and a periodic resync.
 func (r *StatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.last, r.lastProbe, r.lastRefusal = map[string]string{}, map[string]bool{}, map[string]string{}
+	r.lastForeign = map[string]map[string]bool{}
 	if r.Resync == 0 {
 		r.Resync = time.Minute
 	}

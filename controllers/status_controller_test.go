@@ -90,7 +90,7 @@ func TestStatusEntry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := decodeEntry(t, statusEntry("lb1", tt.st))
+			got := decodeEntry(t, statusEntry("lb1", tt.st, since))
 			if d := cmp.Diff(tt.want, got); d != "" {
 				t.Errorf("entry (-want +got):\n%s", d)
 			}
@@ -106,7 +106,7 @@ func TestStatusEntryBounds(t *testing.T) {
 		Adjustment: "probe x failing",
 		Probes:     []agent.ProbeStatus{{Name: "x", Known: true, Reason: long + "€"}},
 	}
-	e := statusEntry("lb1", st)
+	e := statusEntry("lb1", st, time.Now())
 	got := decodeEntry(t, e)
 	for what, s := range map[string]string{"reason": got.Reason, "probes[0].message": got.Probes[0].Message} {
 		if len(s) > maxReason || !utf8.ValidString(s) || !strings.HasSuffix(s, "...") {
@@ -123,7 +123,7 @@ func TestStatusEntryBounds(t *testing.T) {
 func TestStatusEntryHasNoPassword(t *testing.T) {
 	st := agent.Status{Status: vrrp.Status{Name: "v2", State: vrrp.Backup, Interface: "eth0", Priority: 100,
 		Primary: netip.MustParseAddr("198.18.0.11"), Reason: vrrp.ReasonStarted}}
-	b, err := json.Marshal(statusEntry("lb1", st))
+	b, err := json.Marshal(statusEntry("lb1", st, time.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}

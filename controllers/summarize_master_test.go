@@ -43,7 +43,7 @@ func TestSummarizeNewestMaster(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := Summarize(tt.nodes, 1)
+			s := Summarize(tt.nodes, 1, 51)
 			if s.Master != tt.want {
 				t.Errorf("master = %q, want %q", s.Master, tt.want)
 			}

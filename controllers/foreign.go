@@ -1,0 +1,215 @@
+package controllers
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
+)
+
+// A foreign router advertises a group's VRID on the link with another list of addresses
+// (vrrp.Status.Foreign). Another VRRP group using the same VRID there, another cluster or an
+// old keepalived, is the most common VRRP outage in the field: its adverts would silently take
+// part in the election. The engine drops them and remembers the sender; here each node lists
+// its foreign routers in its status entry, the aggregator raises the ForeignRouter condition,
+// and the node records a Warning Event the first time it hears one.
+
+// ReasonForeignRouter is the reason of the Warning Event a node records when it hears a
+// foreign router.
+const ReasonForeignRouter = "ForeignRouter"
+
+const (
+	// foreignReportFor is how long a node reports a foreign router after its last advert. It
+	// is the engine's own memory, but the engine forgets a silent router only when another
+	// foreign advert arrives: the status entry drops it on time by itself.
+	foreignReportFor = 5 * time.Minute
+	// maxForeignRouters and maxForeignAddresses are the CRD's bounds on
+	// status.nodes[].foreignRouters and on its addresses.
+	maxForeignRouters   = 8
+	maxForeignAddresses = 16
+	// foreignShown bounds the routers a condition message names, and foreignAddrShown the
+	// addresses it names per router: an Event's note is at most 1 kB.
+	foreignShown     = 3
+	foreignAddrShown = 4
+)
+
+// foreignEntries turns the foreign routers of a snapshot into status.nodes[].foreignRouters:
+// those heard within foreignReportFor of now, within the CRD's bounds.
+func foreignEntries(fs []vrrp.Foreign, now time.Time) []any {
+	var out []any
+	for _, f := range fs {
+		if len(out) == maxForeignRouters {
+			break
+		}
+		if !f.Src.IsValid() || now.Sub(f.LastSeen) > foreignReportFor {
+			continue
+		}
+		addrs := make([]any, 0, min(len(f.Addresses), maxForeignAddresses))
+		for _, a := range f.Addresses[:min(len(f.Addresses), maxForeignAddresses)] {
+			addrs = append(addrs, a.WithZone("").String())
+		}
+		out = append(out, map[string]any{
+			// Without zone: a link-local sender's zone is the interface, which has its own field.
+			"address":    f.Src.WithZone("").String(),
+			"priority":   int64(f.Priority),
+			"addresses":  addrs,
+			"inElection": f.InElection,
+			"count":      int64(min(f.Count, math.MaxInt64)),
+			"lastSeen":   f.LastSeen.UTC().Format(time.RFC3339),
+		})
+	}
+	return out
+}
+
+// foreignHeard is one foreign router as the nodes of a group hear it on one interface.
+type foreignHeard struct {
+	nodes  []string // the nodes that hear it, sorted
+	iface  string
+	router v1alpha1.ForeignRouterStatus // as the node that heard it last reports it
+}
+
+// foreignOutsiders returns the foreign routers the entries report that are not nodes of the
+// group, one per sender and interface, sorted. A node of the group whose list differs from
+// another's is an edit of spec.addresses reaching the nodes a moment apart (they all read the
+// same VirtualIP, and converge by themselves): it stays in status.nodes[].foreignRouters but
+// is not worth a condition or a Warning after every edit. A listed unicast peer is no node: a
+// keepalived peer whose list differs stays so until someone fixes it.
+func foreignOutsiders(nodes []v1alpha1.NodeStatus) []foreignHeard {
+	ours := map[string]bool{}
+	for _, n := range nodes {
+		if n.Address != "" {
+			ours[n.Address] = true
+		}
+	}
+	byKey := map[string]*foreignHeard{}
+	for _, n := range nodes {
+		for _, f := range n.ForeignRouters {
+			if ours[f.Address] {
+				continue
+			}
+			key := f.Address + "\x00" + n.Interface
+			h := byKey[key]
+			if h == nil {
+				h = &foreignHeard{iface: n.Interface, router: f}
+				byKey[key] = h
+			} else if f.LastSeen.After(h.router.LastSeen.Time) {
+				h.router = f
+			}
+			h.nodes = append(h.nodes, n.Name)
+		}
+	}
+	out := make([]foreignHeard, 0, len(byKey))
+	for _, h := range byKey {
+		slices.Sort(h.nodes)
+		h.nodes = slices.Compact(h.nodes)
+		out = append(out, *h)
+	}
+	slices.SortFunc(out, func(a, b foreignHeard) int {
+		if c := strings.Compare(a.router.Address, b.router.Address); c != 0 {
+			return c
+		}
+		return strings.Compare(a.iface, b.iface)
+	})
+	return out
+}
+
+// foreignMessage says which nodes hear which foreign routers, and what to change. It names at
+// most foreignShown routers; the others are in status.nodes[].foreignRouters.
+func foreignMessage(vrid int32, heard []foreignHeard) string {
+	var b strings.Builder
+	inElection := false
+	for i, h := range heard[:min(len(heard), foreignShown)] {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		who, verb := "node", "hears"
+		if len(h.nodes) > 1 {
+			who, verb = "nodes", "hear"
+		}
+		iface := h.iface
+		if iface == "" {
+			iface = "its interface"
+		}
+		addrs := h.router.Addresses[:min(len(h.router.Addresses), foreignAddrShown)]
+		list := strings.Join(addrs, ", ")
+		if more := len(h.router.Addresses) - len(addrs); more > 0 {
+			list += fmt.Sprintf(" and %d more", more)
+		}
+		fmt.Fprintf(&b, "%s %s %s %s on %s advertising VRID %d with %s (priority %d), not this group's addresses",
+			who, strings.Join(h.nodes, ", "), verb, h.router.Address, iface, vrid, list, h.router.Priority)
+		if h.router.InElection {
+			// A listed peer, or a list that shares an address with ours: not dropped.
+			b.WriteString(", and its adverts take part in this group's election")
+			inElection = true
+		}
+	}
+	if more := len(heard) - foreignShown; more > 0 {
+		fmt.Fprintf(&b, "; and %d more (status.nodes[].foreignRouters)", more)
+	}
+	fmt.Fprintf(&b, ": another VRRP group uses VRID %d on this link; give one of them another spec.vrid (or fix its addresses)", vrid)
+	if inElection {
+		b.WriteString("; until then the router whose adverts take part can win the election and leave this group's addresses unheld")
+	}
+	return b.String()
+}
+
+// entryStatus turns an entry built for server-side apply into the API type.
+func entryStatus(e map[string]any) (v1alpha1.NodeStatus, error) {
+	var ns v1alpha1.NodeStatus
+	b, err := json.Marshal(e)
+	if err == nil {
+		err = json.Unmarshal(b, &ns)
+	}
+	return ns, err
+}
+
+// foreignEvents records a Warning Event the first time this node hears a foreign router that
+// is not a node of the group (see foreignOutsiders), per VirtualIP and sender: not again while
+// it keeps being heard, again once it has gone (not heard for foreignReportFor, or the
+// instance stopped) and comes back. The message is the condition's, for this node and sender.
+func (r *StatusReconciler) foreignEvents(vip *v1alpha1.VirtualIP, entry map[string]any, ok bool) {
+	if r.lastForeign == nil {
+		r.lastForeign = map[string]map[string]bool{}
+	}
+	if !ok {
+		delete(r.lastForeign, vip.Name)
+		return
+	}
+	self, err := entryStatus(entry)
+	if err != nil {
+		if r.Log != nil {
+			r.Log.Error("reading this node's status entry back", "vip", vip.Name, "err", err)
+		}
+		return
+	}
+	self.Name = r.NodeName
+	nodes := []v1alpha1.NodeStatus{self}
+	for _, n := range vip.Status.Nodes {
+		if n.Name != r.NodeName {
+			// Only their addresses count: they tell the group's nodes from strangers.
+			nodes = append(nodes, v1alpha1.NodeStatus{Name: n.Name, Address: n.Address})
+		}
+	}
+	prev := r.lastForeign[vip.Name]
+	now := map[string]bool{}
+	for _, h := range foreignOutsiders(nodes) {
+		now[h.router.Address] = true
+		if prev[h.router.Address] || r.Recorder == nil {
+			continue
+		}
+		r.Recorder.Eventf(vip, nil, corev1.EventTypeWarning, ReasonForeignRouter, "Detect", "%s",
+			truncate(foreignMessage(vip.Spec.VRID, []foreignHeard{h}), 1024))
+	}
+	if len(now) == 0 {
+		delete(r.lastForeign, vip.Name)
+		return
+	}
+	r.lastForeign[vip.Name] = now
+}

@@ -1,0 +1,324 @@
+package controllers
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
+)
+
+var heardAt = time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+
+// foreignEntry is a node's entry that hears the given foreign routers on eth0.
+func foreignEntry(name, addr, state string, fs ...v1alpha1.ForeignRouterStatus) v1alpha1.NodeStatus {
+	return v1alpha1.NodeStatus{Name: name, Address: addr, State: state, Interface: "eth0", ForeignRouters: fs}
+}
+
+func foreignRouter(addr string, prio int32, inElection bool, ago time.Duration, addrs ...string) v1alpha1.ForeignRouterStatus {
+	return v1alpha1.ForeignRouterStatus{Address: addr, Priority: prio, Addresses: addrs, InElection: inElection, Count: 3,
+		LastSeen: metav1.NewTime(heardAt.Add(-ago))}
+}
+
+func conditionIn(t *testing.T, s Summary, typ string) metav1.Condition {
+	t.Helper()
+	for _, c := range s.Conditions {
+		if c.Type == typ {
+			return c
+		}
+	}
+	t.Fatalf("no %s condition in %+v", typ, s.Conditions)
+	return metav1.Condition{}
+}
+
+// The ForeignRouter condition names the node that hears a stranger, the sender, the VRID, the
+// interface and the addresses, and says what to change; Ready keeps its meaning.
+func TestSummarizeForeignRouter(t *testing.T) {
+	stranger := foreignRouter("198.18.0.50", 254, false, 0, "198.18.0.200")
+	tests := []struct {
+		name   string
+		nodes  []v1alpha1.NodeStatus
+		status metav1.ConditionStatus
+		reason string
+		msg    string
+	}{
+		{
+			name:   "nobody heard",
+			nodes:  []v1alpha1.NodeStatus{foreignEntry("n1", "198.18.0.11", "Master"), foreignEntry("n2", "198.18.0.12", "Backup")},
+			status: metav1.ConditionFalse, reason: ReasonNoForeign,
+			msg: "no node hears another router advertise VRID 51 with other addresses",
+		},
+		{
+			name: "one node hears a stranger",
+			nodes: []v1alpha1.NodeStatus{
+				foreignEntry("n1", "198.18.0.11", "Master", stranger), foreignEntry("n2", "198.18.0.12", "Backup"),
+			},
+			status: metav1.ConditionTrue, reason: ReasonVRIDInUse,
+			msg: "node n1 hears 198.18.0.50 on eth0 advertising VRID 51 with 198.18.0.200 (priority 254), not this group's addresses: " +
+				"another VRRP group uses VRID 51 on this link; give one of them another spec.vrid (or fix its addresses)",
+		},
+		{
+			// Named once, with the nodes that hear it and what was heard last.
+			name: "two nodes hear it",
+			nodes: []v1alpha1.NodeStatus{
+				foreignEntry("n2", "198.18.0.12", "Backup", foreignRouter("198.18.0.50", 200, false, time.Minute, "198.18.0.201")),
+				foreignEntry("n1", "198.18.0.11", "Master", stranger),
+			},
+			status: metav1.ConditionTrue, reason: ReasonVRIDInUse,
+			msg: "nodes n1, n2 hear 198.18.0.50 on eth0 advertising VRID 51 with 198.18.0.200 (priority 254), not this group's addresses: " +
+				"another VRRP group uses VRID 51 on this link; give one of them another spec.vrid (or fix its addresses)",
+		},
+		{
+			// An edit of spec.addresses reaches the nodes a moment apart: they hear each other
+			// with another list, which is no stranger.
+			name: "a node of the group with another list",
+			nodes: []v1alpha1.NodeStatus{
+				foreignEntry("n1", "198.18.0.11", "Master"),
+				foreignEntry("n2", "198.18.0.12", "Backup", foreignRouter("198.18.0.11", 110, true, 0, "198.18.0.100", "198.18.0.101")),
+			},
+			status: metav1.ConditionFalse, reason: ReasonNoForeign,
+		},
+		{
+			// A listed peer or a list sharing an address: its adverts are not dropped.
+			name: "a stranger in the election",
+			nodes: []v1alpha1.NodeStatus{
+				foreignEntry("n1", "198.18.0.11", "Backup", foreignRouter("198.18.0.99", 150, true, 0, "198.18.0.100", "198.18.0.7")),
+			},
+			status: metav1.ConditionTrue, reason: ReasonVRIDInUse,
+			msg: "node n1 hears 198.18.0.99 on eth0 advertising VRID 51 with 198.18.0.100, 198.18.0.7 (priority 150), not this group's addresses, " +
+				"and its adverts take part in this group's election: another VRRP group uses VRID 51 on this link; give one of them another " +
+				"spec.vrid (or fix its addresses); until then the router whose adverts take part can win the election and leave this group's addresses unheld",
+		},
+		{
+			name: "many strangers, many addresses",
+			nodes: []v1alpha1.NodeStatus{foreignEntry("n1", "198.18.0.11", "Master",
+				foreignRouter("198.18.0.54", 1, false, 0, "198.18.1.4"),
+				foreignRouter("198.18.0.53", 1, false, 0, "198.18.1.3"),
+				foreignRouter("198.18.0.52", 1, false, 0, "198.18.1.2"),
+				foreignRouter("198.18.0.51", 1, false, 0, "198.18.1.1"),
+				foreignRouter("198.18.0.50", 0, false, 0, "198.18.1.10", "198.18.1.11", "198.18.1.12", "198.18.1.13", "198.18.1.14", "198.18.1.15"),
+			)},
+			status: metav1.ConditionTrue, reason: ReasonVRIDInUse,
+			msg: "node n1 hears 198.18.0.50 on eth0 advertising VRID 51 with 198.18.1.10, 198.18.1.11, 198.18.1.12, 198.18.1.13 and 2 more (priority 0), not this group's addresses; " +
+				"node n1 hears 198.18.0.51 on eth0 advertising VRID 51 with 198.18.1.1 (priority 1), not this group's addresses; " +
+				"node n1 hears 198.18.0.52 on eth0 advertising VRID 51 with 198.18.1.2 (priority 1), not this group's addresses; " +
+				"and 2 more (status.nodes[].foreignRouters): another VRRP group uses VRID 51 on this link; give one of them another spec.vrid (or fix its addresses)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Summarize(tt.nodes, 4, 51)
+			c := conditionIn(t, s, ConditionForeignRouter)
+			if c.Status != tt.status || c.Reason != tt.reason || c.ObservedGeneration != 4 {
+				t.Errorf("ForeignRouter = %s/%s gen %d, want %s/%s gen 4", c.Status, c.Reason, c.ObservedGeneration, tt.status, tt.reason)
+			}
+			if tt.msg != "" && c.Message != tt.msg {
+				t.Errorf("message\n got %q\nwant %q", c.Message, tt.msg)
+			}
+			if !conditionReason.MatchString(c.Reason) {
+				t.Errorf("reason %q does not match the CRD's pattern", c.Reason)
+			}
+			// Ready is what it would be without the foreign routers.
+			plain := make([]v1alpha1.NodeStatus, len(tt.nodes))
+			for i, n := range tt.nodes {
+				n.ForeignRouters = nil
+				plain[i] = n
+			}
+			want := Summarize(plain, 4, 51)
+			if d := cmp.Diff(conditionIn(t, want, ConditionReady), conditionIn(t, s, ConditionReady)); d != "" || s.Master != want.Master {
+				t.Errorf("Ready or master changed by a foreign router (-without +with):\n%s", d)
+			}
+		})
+	}
+}
+
+// The summary, and so the condition every agent writes, does not depend on the order of the
+// entries or of their foreign routers.
+func TestSummarizeForeignOrder(t *testing.T) {
+	a := foreignRouter("198.18.0.50", 254, false, 0, "198.18.0.200")
+	b := foreignRouter("198.18.0.60", 10, false, 0, "198.18.0.210")
+	x := Summarize([]v1alpha1.NodeStatus{foreignEntry("n1", "198.18.0.11", "Master", a, b), foreignEntry("n2", "198.18.0.12", "Backup", b)}, 1, 7)
+	y := Summarize([]v1alpha1.NodeStatus{foreignEntry("n2", "198.18.0.12", "Backup", b), foreignEntry("n1", "198.18.0.11", "Master", b, a)}, 1, 7)
+	if d := cmp.Diff(x, y); d != "" {
+		t.Errorf("summary depends on order (-x +y):\n%s", d)
+	}
+	if m := conditionIn(t, x, ConditionForeignRouter).Message; !strings.HasPrefix(m, "node n1 hears 198.18.0.50 ") ||
+		!strings.Contains(m, "; nodes n1, n2 hear 198.18.0.60 on eth0 advertising VRID 7 ") {
+		t.Errorf("message %q", m)
+	}
+}
+
+// The entry lists the foreign routers heard in the last five minutes, most recent first as
+// the engine keeps them, within the CRD's bounds.
+func TestStatusEntryForeign(t *testing.T) {
+	now := heardAt
+	addrs := func(n int) []netip.Addr {
+		var out []netip.Addr
+		for i := range n {
+			out = append(out, netip.MustParseAddr(fmt.Sprintf("198.18.1.%d", i+1)))
+		}
+		return out
+	}
+	st := agent.Status{Status: vrrp.Status{Name: "web", State: vrrp.Master, Interface: "eth0", Priority: 100,
+		Primary: netip.MustParseAddr("198.18.0.11"), Foreign: []vrrp.Foreign{
+			{Src: netip.MustParseAddr("198.18.0.50"), Priority: 254, Addresses: addrs(1), Count: 12, LastSeen: now.Add(-time.Second)},
+			{Src: netip.MustParseAddr("198.18.0.12"), Priority: 90, Addresses: addrs(20), InElection: true, Count: 1, LastSeen: now.Add(-foreignReportFor)},
+			// Silent for longer than five minutes: the engine forgets it only at the next
+			// foreign advert; the entry leaves it out now.
+			{Src: netip.MustParseAddr("198.18.0.51"), Priority: 1, Addresses: addrs(1), Count: 1, LastSeen: now.Add(-foreignReportFor - time.Second)},
+		}}}
+	got := decodeEntry(t, statusEntry("n1", st, now))
+	want := []v1alpha1.ForeignRouterStatus{
+		{Address: "198.18.0.50", Priority: 254, Addresses: []string{"198.18.1.1"}, Count: 12, LastSeen: metav1.NewTime(now.Add(-time.Second))},
+		{Address: "198.18.0.12", Priority: 90, InElection: true, Count: 1, LastSeen: metav1.NewTime(now.Add(-foreignReportFor)),
+			Addresses: []string{"198.18.1.1", "198.18.1.2", "198.18.1.3", "198.18.1.4", "198.18.1.5", "198.18.1.6", "198.18.1.7", "198.18.1.8",
+				"198.18.1.9", "198.18.1.10", "198.18.1.11", "198.18.1.12", "198.18.1.13", "198.18.1.14", "198.18.1.15", "198.18.1.16"}},
+	}
+	if d := cmp.Diff(want, got.ForeignRouters); d != "" {
+		t.Errorf("foreignRouters (-want +got):\n%s", d)
+	}
+
+	// At most 8 routers; an IPv6 link-local sender without its zone (the interface says it).
+	st.Foreign = nil
+	for i := range 10 {
+		st.Foreign = append(st.Foreign, vrrp.Foreign{Src: netip.MustParseAddr(fmt.Sprintf("fe80::%x%%eth0", i+1)),
+			Addresses: []netip.Addr{netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("2001:db8::1")}, LastSeen: now})
+	}
+	got = decodeEntry(t, statusEntry("n1", st, now))
+	if len(got.ForeignRouters) != maxForeignRouters || got.ForeignRouters[0].Address != "fe80::1" ||
+		!cmp.Equal(got.ForeignRouters[0].Addresses, []string{"fe80::1", "2001:db8::1"}) {
+		t.Errorf("foreignRouters %+v, want the first 8, without zones", got.ForeignRouters)
+	}
+
+	// None heard: no field.
+	st.Foreign = nil
+	if e := statusEntry("n1", st, now); e["foreignRouters"] != nil {
+		t.Errorf("foreignRouters %v without foreign router", e["foreignRouters"])
+	}
+}
+
+// What the host failed to do follows the reason, and the whole is cut at the CRD's bound.
+func TestStatusEntryHostError(t *testing.T) {
+	bind := "binding the addresses failed: netlink: permission denied"
+	for _, tt := range []struct {
+		name string
+		st   agent.Status
+		want string
+	}{
+		{"reason and adjustment", agent.Status{Status: vrrp.Status{State: vrrp.Fault, Reason: vrrp.ReasonBindFailed, HostError: bind},
+			Adjustment: "probe x failing (-20)"}, "AddressBindFailed: probe x failing (-20); " + bind},
+		{"reason", agent.Status{Status: vrrp.Status{State: vrrp.Fault, Reason: vrrp.ReasonBindFailed, HostError: bind}},
+			"AddressBindFailed; " + bind},
+		{"alone", agent.Status{Status: vrrp.Status{State: vrrp.Backup, HostError: "removing [198.18.0.100/24] failed, retrying: busy"}},
+			"removing [198.18.0.100/24] failed, retrying: busy"},
+		{"none", agent.Status{Status: vrrp.Status{State: vrrp.Backup, Reason: vrrp.ReasonStarted}}, vrrp.ReasonStarted},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := decodeEntry(t, statusEntry("n1", tt.st, heardAt)).Reason; got != tt.want {
+				t.Errorf("reason %q, want %q", got, tt.want)
+			}
+		})
+	}
+	long := agent.Status{Status: vrrp.Status{State: vrrp.Fault, Reason: vrrp.ReasonBindFailed, HostError: strings.Repeat("x", 2*maxReason)}}
+	if got := decodeEntry(t, statusEntry("n1", long, heardAt)).Reason; len(got) > maxReason || !strings.HasPrefix(got, "AddressBindFailed; xxx") {
+		t.Errorf("long host error: %d bytes, starts %q", len(got), got[:min(len(got), 25)])
+	}
+}
+
+// A node records a Warning Event the first time it hears a stranger, per VirtualIP and sender:
+// not again while it keeps hearing it, again when it comes back after it was gone. A node of
+// the group with another list (an edit rolling out) is not worth one.
+func TestForeignEvents(t *testing.T) {
+	rec := &fakeRecorder{}
+	r := &StatusReconciler{NodeName: "n1", Recorder: rec}
+	vip := &v1alpha1.VirtualIP{}
+	vip.Name, vip.Spec.VRID = "web", 51
+	vip.Status.Nodes = []v1alpha1.NodeStatus{{Name: "n1", Address: "198.18.0.11"}, {Name: "n2", Address: "198.18.0.12"}}
+	other := vip.DeepCopy()
+	other.Name = "dns"
+
+	a := vrrp.Foreign{Src: netip.MustParseAddr("198.18.0.50"), Priority: 254, Addresses: []netip.Addr{netip.MustParseAddr("198.18.0.200")}, LastSeen: heardAt}
+	b := vrrp.Foreign{Src: netip.MustParseAddr("198.18.0.60"), Priority: 10, Addresses: []netip.Addr{netip.MustParseAddr("198.18.0.210")}, LastSeen: heardAt}
+	member := vrrp.Foreign{Src: netip.MustParseAddr("198.18.0.12"), Priority: 100, InElection: true,
+		Addresses: []netip.Addr{netip.MustParseAddr("198.18.0.100"), netip.MustParseAddr("198.18.0.101")}, LastSeen: heardAt}
+	entry := func(fs ...vrrp.Foreign) map[string]any {
+		return statusEntry("n1", agent.Status{Status: vrrp.Status{Name: "web", State: vrrp.Master, Interface: "eth0",
+			Primary: netip.MustParseAddr("198.18.0.11"), Foreign: fs}}, heardAt)
+	}
+	for _, step := range []struct {
+		vip   *v1alpha1.VirtualIP
+		entry map[string]any
+		ok    bool
+	}{
+		{vip, entry(), true},
+		{vip, entry(member), true},    // no stranger
+		{vip, entry(a, member), true}, // a: Event
+		{vip, entry(a), true},         // still heard
+		{other, entry(a), true},       // another VirtualIP hears it too: Event
+		{vip, entry(b, a), true},      // b: Event
+		{vip, entry(b), true},         // a gone
+		{vip, entry(a, b), true},      // a back: Event
+		{vip, nil, false},             // the instance stopped
+		{vip, entry(a, b), true},      // both again: Events
+	} {
+		r.foreignEvents(step.vip, step.entry, step.ok)
+	}
+	msg := func(f vrrp.Foreign) string {
+		return fmt.Sprintf("node n1 hears %s on eth0 advertising VRID 51 with %s (priority %d), not this group's addresses: "+
+			"another VRRP group uses VRID 51 on this link; give one of them another spec.vrid (or fix its addresses)", f.Src, f.Addresses[0], f.Priority)
+	}
+	want := []recordedEvent{
+		{"Warning", ReasonForeignRouter, msg(a)},
+		{"Warning", ReasonForeignRouter, msg(a)},
+		{"Warning", ReasonForeignRouter, msg(b)},
+		{"Warning", ReasonForeignRouter, msg(a)},
+		{"Warning", ReasonForeignRouter, msg(a)},
+		{"Warning", ReasonForeignRouter, msg(b)},
+	}
+	if d := cmp.Diff(want, rec.events); d != "" {
+		t.Errorf("events (-want +got):\n%s", d)
+	}
+
+	// The Event says what the condition says, for this node and sender.
+	sum := Summarize([]v1alpha1.NodeStatus{decodeEntry(t, entry(a))}, 1, 51)
+	if c := conditionIn(t, sum, ConditionForeignRouter); c.Message != msg(a) {
+		t.Errorf("condition %q, Event %q", c.Message, msg(a))
+	}
+}
+
+// An advert for the group's VRID with another address list, dropped by the engine, is counted
+// in kube_vrrp_packets_dropped_total{reason="address_mismatch"}: the engine's count reaches
+// the metric through the snapshot.
+func TestCollectorAddressMismatch(t *testing.T) {
+	cfg := vrrp.Config{Name: "web", Interface: "eth0", VRID: 51, Version: 3, Interval: 100 * time.Millisecond, Priority: 100,
+		Addresses: []netip.Prefix{netip.MustParsePrefix("198.18.0.100/24")}, Primary: netip.MustParseAddr("198.18.0.11"), Preempt: true}
+	in, err := vrrp.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Start(heardAt)
+	src := netip.MustParseAddr("198.18.0.50")
+	adv := packet.Advertisement{Version: 3, VRID: 51, Priority: 254, Interval: 100 * time.Millisecond,
+		Addresses: []netip.Addr{netip.MustParseAddr("198.18.0.200")}}
+	b, err := adv.Marshal(src, packet.MulticastIPv4, packet.ChecksumPseudoHeader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		in.Receive(heardAt.Add(time.Duration(i)*time.Millisecond), vrrp.Packet{Src: src, Dst: packet.MulticastIPv4, TTL: 255, Data: b})
+	}
+	fa := newFakeAgent()
+	fa.statuses = []agent.Status{{Status: in.Status()}}
+	got := scrape(t, &Collector{Agent: fa, Node: "n1"})
+	if v, ok := got["kube_vrrp_packets_dropped_total"].series[`node="n1",reason="address_mismatch",vip="web"`]; !ok || v != 3 {
+		t.Errorf("address_mismatch drops: %v (present %v), want 3; series %v", v, ok, got["kube_vrrp_packets_dropped_total"].series)
+	}
+}
