@@ -415,7 +415,9 @@ func (r *Router) apply(ctx context.Context, out Output) time.Time {
 }
 
 // publish takes a new status snapshot and calls onChange when the state changed (transition),
-// or its reason or host error did.
+// or its reason or host error did, or the set of foreign routers did (one heard for the first
+// time, or forgotten): status reports them, while their count and last advert wait for the
+// next periodic report.
 func (r *Router) publish(transition bool) {
 	st := r.inst.Status()
 	var errs []string
@@ -430,9 +432,25 @@ func (r *Router) publish(transition bool) {
 	prev := r.status
 	r.status = st
 	r.mu.Unlock()
-	if (transition || st.Reason != prev.Reason || st.HostError != prev.HostError) && r.onChange != nil {
+	changed := transition || st.Reason != prev.Reason || st.HostError != prev.HostError || !sameForeign(st.Foreign, prev.Foreign)
+	if changed && r.onChange != nil {
 		r.onChange(st)
 	}
+}
+
+// sameForeign reports whether a and b list the same foreign routers, each as much in the
+// election, in any order: the list is most recent first, so two routers heard in turn reorder
+// it at every advert.
+func sameForeign(a, b []Foreign) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.ContainsFunc(b, func(y Foreign) bool { return y.Src == x.Src && y.InElection == x.InElection }) {
+			return false
+		}
+	}
+	return true
 }
 
 func cloneDrops[K comparable](m map[K]uint64) map[K]uint64 {
