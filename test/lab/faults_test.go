@@ -125,26 +125,29 @@ func TestImpairLink(t *testing.T) {
 	loss := pingLoss(t, n2, n1.IPv4, 200)
 	// 200 round trips at p = 0.51: the bounds are over six standard deviations away.
 	if loss < 25 || loss > 75 {
-		t.Errorf("round-trip loss through a link with 30%% loss each way: %d%%, want about 51%%", loss)
+		t.Errorf("round-trip loss through a link with 30%% loss each way: %.1f%%, want about 51%%", loss)
 	}
 	if err := n1.ClearFaults(); err != nil {
 		t.Fatal(err)
 	}
 	if loss := pingLoss(t, n2, n1.IPv4, 50); loss != 0 {
-		t.Errorf("loss after ClearFaults: %d%%, want 0", loss)
+		t.Errorf("loss after ClearFaults: %.1f%%, want 0", loss)
 	}
 }
 
-var lossRE = regexp.MustCompile(`(\d+)% packet loss`)
+var lossRE = regexp.MustCompile(`([0-9.]+)% packet loss`)
 
 // pingLoss pings dst from n count times, 5 ms apart, and returns the loss in percent.
-func pingLoss(t *testing.T, n *lab.Node, dst netip.Addr, count int) int {
+func pingLoss(t *testing.T, n *lab.Node, dst netip.Addr, count int) float64 {
 	t.Helper()
 	out, _ := n.Run("ping", "-n", "-q", "-c", strconv.Itoa(count), "-i", "0.005", "-W", "1", dst.String())
 	m := lossRE.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("ping %s from %s: no loss figure in %q", dst, n, out)
 	}
-	loss, _ := strconv.Atoi(m[1])
+	loss, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatalf("ping %s from %s: loss %q: %v", dst, n, m[1], err)
+	}
 	return loss
 }
