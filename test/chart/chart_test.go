@@ -13,6 +13,7 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/lint"
 	"helm.sh/helm/v3/pkg/lint/support"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -88,6 +89,8 @@ metrics:
 health:
   port: 9501
 hostPID: false
+statusPolicy:
+  enabled: false
 priorityClassName: ""
 terminationGracePeriodSeconds: 60
 updateStrategy:
@@ -263,6 +266,8 @@ func TestDefaults(t *testing.T) {
 	want := []string{
 		"CustomResourceDefinition/virtualips.kubevrrp.io",
 		"ServiceAccount/kube-vrrp",
+		"ValidatingAdmissionPolicy/kube-vrrp-status-nodes",
+		"ValidatingAdmissionPolicyBinding/kube-vrrp-status-nodes",
 		"ClusterRole/kube-vrrp",
 		"ClusterRole/kube-vrrp-metrics-reader",
 		"ClusterRoleBinding/kube-vrrp",
@@ -761,5 +766,43 @@ func TestRoleSecretsGetOnly(t *testing.T) {
 				t.Errorf("resourceNames %v by default", secrets[0].ResourceNames)
 			}
 		})
+	}
+}
+
+// TestStatusPolicyChart: the admission policy applies to the agent's ServiceAccount only (the
+// release's, whatever its name), to writes of virtualips/status, and denies; its binding
+// names it. With statusPolicy.enabled false neither is rendered.
+func TestStatusPolicyChart(t *testing.T) {
+	r := mustRender(t, renderOptions{name: "edge", namespace: "lb-system", values: "serviceAccount: {name: vrrp-agent}"})
+	vap := typed[admissionregistrationv1.ValidatingAdmissionPolicy](t, r.find(t, "ValidatingAdmissionPolicy", "lb-system-edge-kube-vrrp-status-nodes"))
+	if len(vap.Spec.MatchConditions) != 1 || vap.Spec.MatchConditions[0].Expression != `request.userInfo.username == "system:serviceaccount:lb-system:vrrp-agent"` {
+		t.Errorf("matchConditions %+v: want the agent's ServiceAccount only", vap.Spec.MatchConditions)
+	}
+	if vap.Spec.FailurePolicy == nil || *vap.Spec.FailurePolicy != admissionregistrationv1.Fail {
+		t.Errorf("failurePolicy %v, want Fail", vap.Spec.FailurePolicy)
+	}
+	rules := vap.Spec.MatchConstraints.ResourceRules
+	if len(rules) != 1 || !slices.Equal(rules[0].Resources, []string{"virtualips/status"}) || !slices.Equal(rules[0].APIGroups, []string{"kubevrrp.io"}) ||
+		!slices.Equal(rules[0].Operations, []admissionregistrationv1.OperationType{admissionregistrationv1.Update}) {
+		t.Errorf("resourceRules %+v", rules)
+	}
+	b := typed[admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, r.find(t, "ValidatingAdmissionPolicyBinding", vap.Name))
+	if b.Spec.PolicyName != vap.Name || !slices.Equal(b.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
+		t.Errorf("binding %+v", b.Spec)
+	}
+	for _, o := range mustRender(t, nonDefault).objects {
+		if o.GetAPIVersion() == "admissionregistration.k8s.io/v1" {
+			t.Errorf("%s %s rendered with statusPolicy.enabled false", o.GetKind(), o.GetName())
+		}
+	}
+	// config/ ships the same policy for the same ServiceAccount as helm install kube-vrrp -n kube-vrrp.
+	objs := kustomizeBuild(t, filepath.Join(repoRoot, "config", "default"))
+	d := mustRender(t, defaults)
+	for _, kind := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+		want, _, _ := unstructured.NestedMap(d.find(t, kind, "kube-vrrp-status-nodes").Object, "spec")
+		got, _, _ := unstructured.NestedMap(findObject(t, objs, kind, "kube-vrrp-status-nodes").Object, "spec")
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("config/policy %s differs from the chart's (-chart +config):\n%s", kind, diff)
+		}
 	}
 }

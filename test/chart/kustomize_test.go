@@ -44,7 +44,11 @@ func TestKustomize(t *testing.T) {
 	objs := kustomizeBuild(t, filepath.Join(repoRoot, "config", "default"))
 	strictTyped(t, objs)
 	for _, o := range objs {
-		if o.GetKind() == "Namespace" || o.GetKind() == "CustomResourceDefinition" || o.GetKind() == "ClusterRole" || o.GetKind() == "ClusterRoleBinding" {
+		switch o.GetKind() {
+		case "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
+			if o.GetNamespace() != "" {
+				t.Errorf("%s/%s is cluster-scoped but has namespace %q", o.GetKind(), o.GetName(), o.GetNamespace())
+			}
 			continue
 		}
 		if o.GetNamespace() != "kube-vrrp" {

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kube-vrrp/kube-vrrp/test/chart"
 	"github.com/kube-vrrp/kube-vrrp/test/chart/filecaps"
@@ -214,15 +215,13 @@ func (d *demo) startAgents(ctx context.Context) error {
 		return err
 	}
 	// In-cluster credentials: the lab has no token controller; the admin certificate
-	// impersonating the chart's ServiceAccount gets exactly the chart's RBAC.
+	// impersonating the chart's ServiceAccount gets exactly the chart's RBAC, and with the
+	// node-name claim of a pod-bound token, exactly what the chart's status policy allows.
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	if err := d.cp.WriteKubeconfig(kubeconfig, user); err != nil {
 		return err
 	}
-	if err := os.Chown(kubeconfig, filecaps.AgentID, filecaps.AgentID); err != nil {
-		return err
-	}
-	args := append(slices.Clone(p.args), "--kubeconfig="+kubeconfig)
+	args := append(slices.Clone(p.args), "--kubeconfig="+kubeconfig+"-<node>")
 	var envs []string
 	for _, e := range p.env {
 		if e.fieldPath != "" {
@@ -237,8 +236,9 @@ func (d *demo) startAgents(ctx context.Context) error {
 	d.printf("  securityContext: uid/gid %d, capabilities drop ALL add NET_ADMIN NET_RAW, no privilege escalation:\n", filecaps.AgentID)
 	d.printf("                   setpriv with that bounding set and no_new_privs, the binary with the image's\n")
 	d.printf("                   file capabilities cap_net_admin,cap_net_raw=ep (%s)\n", bin)
-	d.printf("  credentials:     --kubeconfig impersonating %s (no in-cluster token here),\n", user)
-	d.printf("                   so the chart's ClusterRole and Role decide every request\n")
+	d.printf("  credentials:     --kubeconfig impersonating %s with the node-name claim of\n", user)
+	d.printf("                   the pod's token (no in-cluster token here), so the chart's ClusterRole,\n")
+	d.printf("                   Role and status admission policy decide every request\n")
 
 	for _, n := range d.nodes {
 		// The chart's hostPath /run/kube-vrrp, made the agent's by its init container: here
@@ -247,7 +247,13 @@ func (d *demo) startAgents(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		argv, err := d.agentArgv(n.Name, n.IPv4.String(), bin, append(slices.Clone(args), "--state-dir="+state))
+		kc, err := nodeKubeconfig(kubeconfig, n.Name)
+		if err != nil {
+			return err
+		}
+		nodeArgs := slices.Clone(args)
+		nodeArgs[len(nodeArgs)-1] = "--kubeconfig=" + kc
+		argv, err := d.agentArgv(n.Name, n.IPv4.String(), bin, append(nodeArgs, "--state-dir="+state))
 		if err != nil {
 			return err
 		}
@@ -270,6 +276,27 @@ func (d *demo) startAgents(ctx context.Context) error {
 			n.Name, n.agent.HostPid(), c.UID, c.CapEff, capNames(c.CapEff), c.CapBnd, c.NoNewPrivs)
 	}
 	return nil
+}
+
+// nodeKubeconfig writes a copy of the kubeconfig base for the agent on node: its impersonation
+// also carries the claim authentication.kubernetes.io/node-name, as the pod's bound
+// ServiceAccount token would, which the chart's status admission policy keys on.
+func nodeKubeconfig(base, node string) (string, error) {
+	cfg, err := clientcmd.LoadFromFile(base)
+	if err != nil {
+		return "", err
+	}
+	for _, ai := range cfg.AuthInfos {
+		ai.ImpersonateUserExtra = map[string][]string{"authentication.kubernetes.io/node-name": {node}}
+	}
+	path := base + "-" + node
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return "", err
+	}
+	return path, os.Chown(path, filecaps.AgentID, filecaps.AgentID)
 }
 
 // waitWatching waits until the agent's VirtualIP controller has started: its cache of
