@@ -77,6 +77,11 @@ func (c *processChecker) check(ctx context.Context) (bool, string) {
 		}
 	}
 	if len(pids) == 0 {
+		if c.self == 1 {
+			// PID 1: the agent has a PID namespace of its own (a pod without hostPID) and
+			// sees only what runs in its container, never the node's HAProxy.
+			return false, fmt.Sprintf("no process named %q: this agent runs in a PID namespace of its own and sees only its container's processes (the pod needs hostPID: true, chart value hostPID)", c.name)
+		}
 		return false, fmt.Sprintf("no process named %q", c.name)
 	}
 	return true, fmt.Sprintf("%d process(es) named %q, pid %d", len(pids), c.name, pids[0])
