@@ -73,6 +73,7 @@ type foreignHeard struct {
 	nodes  []string // the nodes that hear it, sorted
 	iface  string
 	router v1alpha1.ForeignRouterStatus // as the node that heard it last reports it
+	from   string                       // that node
 }
 
 // foreignOutsiders returns the foreign routers the entries report that are not nodes of the
@@ -96,11 +97,14 @@ func foreignOutsiders(nodes []v1alpha1.NodeStatus) []foreignHeard {
 			}
 			key := f.Address + "\x00" + n.Interface
 			h := byKey[key]
-			if h == nil {
-				h = &foreignHeard{iface: n.Interface, router: f}
+			switch {
+			case h == nil:
+				h = &foreignHeard{iface: n.Interface, router: f, from: n.Name}
 				byKey[key] = h
-			} else if f.LastSeen.After(h.router.LastSeen.Time) {
-				h.router = f
+			case f.LastSeen.After(h.router.LastSeen.Time),
+				// The same second: the first node by name, whatever the order of the entries.
+				f.LastSeen.Equal(&h.router.LastSeen) && n.Name < h.from:
+				h.router, h.from = f, n.Name
 			}
 			h.nodes = append(h.nodes, n.Name)
 		}

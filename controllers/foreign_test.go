@@ -150,6 +150,15 @@ func TestSummarizeForeignOrder(t *testing.T) {
 	if d := cmp.Diff(x, y); d != "" {
 		t.Errorf("summary depends on order (-x +y):\n%s", d)
 	}
+	// Two nodes report one router differently, heard last in the same second (lastSeen
+	// has whole seconds): the first node by name tells.
+	b2 := b
+	b2.Priority, b2.Addresses = 11, []string{"198.18.0.211"}
+	x = Summarize([]v1alpha1.NodeStatus{foreignEntry("n1", "198.18.0.11", "Master", a, b), foreignEntry("n2", "198.18.0.12", "Backup", b2)}, 1, 7)
+	y = Summarize([]v1alpha1.NodeStatus{foreignEntry("n2", "198.18.0.12", "Backup", b2), foreignEntry("n1", "198.18.0.11", "Master", b, a)}, 1, 7)
+	if d := cmp.Diff(x, y); d != "" {
+		t.Errorf("summary depends on order (-x +y):\n%s", d)
+	}
 	if m := conditionIn(t, x, ConditionForeignRouter).Message; !strings.HasPrefix(m, "node n1 hears 198.18.0.50 ") ||
 		!strings.Contains(m, "; nodes n1, n2 hear 198.18.0.60 on eth0 advertising VRID 7 ") {
 		t.Errorf("message %q", m)
