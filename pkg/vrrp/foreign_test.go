@@ -130,3 +130,17 @@ func TestForeignBounded(t *testing.T) {
 		t.Errorf("after 6 minutes: %+v, want only the new sender", st.Foreign)
 	}
 }
+
+// A member whose edit arrives (its list now matches ours) is no longer listed as foreign.
+func TestForeignForgottenWhenListMatches(t *testing.T) {
+	cfg := with(config4(), func(c *vrrp.Config) { c.Peers = []netip.Addr{higher} })
+	in := startBackup(t, cfg)
+	in.Receive(t0.Add(time.Millisecond), advert(t, cfg, higher, 200, otherAddrs))
+	if len(in.Status().Foreign) != 1 {
+		t.Fatalf("foreign %+v, want the member with the other list", in.Status().Foreign)
+	}
+	in.Receive(t0.Add(2*time.Millisecond), advert(t, cfg, higher, 200))
+	if f := in.Status().Foreign; len(f) != 0 {
+		t.Errorf("foreign %+v after its list matches ours, want none", f)
+	}
+}

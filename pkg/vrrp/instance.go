@@ -83,8 +83,8 @@ type Foreign struct {
 	// an address with ours. Its config is then most likely being changed at the same time as
 	// ours. Otherwise they are dropped (DropAddressMismatch).
 	InElection bool
-	Count    uint64
-	LastSeen time.Time
+	Count      uint64
+	LastSeen   time.Time
 }
 
 // maxForeign bounds the foreign routers remembered per instance, and foreignForget is how
@@ -408,6 +408,8 @@ func (in *Instance) check(p Packet) (*packet.Advertisement, packet.Reason) {
 func (in *Instance) checkAddresses(now time.Time, src netip.Addr, adv *packet.Advertisement) packet.Reason {
 	ours := in.advertAddrs()
 	if sameAddresses(ours, adv.Addresses, in.is6()) {
+		// A sender whose list now matches ours (its edit arrived) is no longer foreign.
+		in.foreign = slices.DeleteFunc(in.foreign, func(f Foreign) bool { return f.Src == src })
 		return ""
 	}
 	member := len(in.cfg.Peers) > 0 && slices.Contains(in.cfg.Peers, src) ||
