@@ -274,7 +274,8 @@ type ProbeSpec struct {
 	Weight int32 `json:"weight,omitempty"`
 }
 
-// ProcessProbe matches processes by name (the kernel's comm, as pgrep -x).
+// ProcessProbe matches processes by name (the kernel's comm, as pgrep -x), and by executable
+// when one is given.
 type ProcessProbe struct {
 	// name of the process as the kernel keeps it (as pgrep -x): 1..15 characters, no path.
 	// +kubebuilder:validation:MinLength=1
@@ -282,6 +283,14 @@ type ProcessProbe struct {
 	// +kubebuilder:validation:XValidation:rule=`!self.contains('/')`,message=`give the process name as the kernel keeps it (as pgrep -x), not a path: e.g. haproxy`
 	// +required
 	Name string `json:"name"`
+	// executable, if set, is the program the process must run, as the kernel reports it
+	// (readlink /proc/PID/exe: absolute, symbolic links resolved), e.g. /usr/sbin/haproxy: a
+	// process that merely has the name does not count. The agent must be allowed to read the
+	// link: a process of another user needs CAP_SYS_PTRACE, which the chart's agent lacks.
+	// +kubebuilder:validation:MaxLength=4095
+	// +kubebuilder:validation:XValidation:rule=`self.startsWith('/') && !self.endsWith('/') && !self.contains('//') && !self.contains('/./') && !self.contains('/../') && !self.endsWith('/.') && !self.endsWith('/..')`,message=`give the executable's absolute path as /proc/PID/exe shows it (no //, . or .. parts, no trailing /), e.g. /usr/sbin/haproxy`
+	// +optional
+	Executable string `json:"executable,omitempty"`
 }
 
 // TCPProbe connects to host:port.

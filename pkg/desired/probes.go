@@ -17,7 +17,7 @@ func Probes(vip *v1alpha1.VirtualIP) ([]probepkg.Spec, error) {
 		s := probepkg.Spec{Name: p.Name, Weight: int(p.Weight)}
 		switch {
 		case p.Process != nil:
-			s.Kind, s.Process = probepkg.KindProcess, p.Process.Name
+			s.Kind, s.Process, s.Executable = probepkg.KindProcess, p.Process.Name, p.Process.Executable
 		case p.TCP != nil:
 			s.Kind, s.Address = probepkg.KindTCP, p.TCP.Address
 		case p.HTTP != nil:

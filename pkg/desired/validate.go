@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -525,6 +526,10 @@ func validateProbeHandler(pr *v1alpha1.ProbeSpec, pp *field.Path) field.ErrorLis
 		if n == "" || len(n) > MaxProcessName || strings.ContainsRune(n, '/') {
 			errs = append(errs, field.Invalid(pp.Child("process", "name"), n,
 				"give the process name as the kernel keeps it (as pgrep -x): 1..15 characters, no path"))
+		}
+		if e := pr.Process.Executable; e != "" && (len(e) > 4095 || !strings.HasPrefix(e, "/") || e == "/" || path.Clean(e) != e) {
+			errs = append(errs, field.Invalid(pp.Child("process", "executable"), e,
+				"give the executable's absolute path as /proc/PID/exe shows it (no //, . or .. parts, no trailing /), e.g. /usr/sbin/haproxy"))
 		}
 	case pr.TCP != nil:
 		errs = append(errs, validateHostPort(pr.TCP.Address, pp.Child("tcp", "address"))...)

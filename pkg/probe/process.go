@@ -5,15 +5,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
-// processChecker implements KindProcess: a process whose comm is name, as pgrep -x.
+// processChecker implements KindProcess: a process whose comm is name, as pgrep -x, and, when
+// exe is set, that runs that program (/proc/PID/exe). comm alone is whatever a process chose to
+// call itself (any program named haproxy, or one that renamed itself with PR_SET_NAME, would
+// keep the probe healthy); the exe link is the kernel's record of the program it executed.
 //
 // Every check scans /proc. For each matching process it opens a pidfd (pidfd_open(2), Linux
 // 5.3) and waits for it to become readable, which the kernel signals the moment the process
@@ -26,6 +31,7 @@ import (
 // A zombie is dead: it neither matches a scan nor keeps a pidfd unreadable.
 type processChecker struct {
 	name string
+	exe  string // if set, the program a process must run
 	proc string // procfs mount
 	self int
 	log  *slog.Logger
@@ -38,9 +44,10 @@ type processChecker struct {
 	wg      sync.WaitGroup
 }
 
-func newProcessChecker(name string, log *slog.Logger) *processChecker {
+func newProcessChecker(name, exe string, log *slog.Logger) *processChecker {
 	return &processChecker{
 		name:    name,
+		exe:     exe,
 		proc:    "/proc",
 		self:    os.Getpid(),
 		log:     log,
@@ -52,7 +59,7 @@ func newProcessChecker(name string, log *slog.Logger) *processChecker {
 func (c *processChecker) events() <-chan string { return c.exit }
 
 func (c *processChecker) check(ctx context.Context) (bool, string) {
-	pids, err := c.scan(ctx)
+	pids, others, err := c.scan(ctx)
 	if err != nil {
 		return false, err.Error()
 	}
@@ -76,6 +83,9 @@ func (c *processChecker) check(ctx context.Context) (bool, string) {
 			delete(c.watched, pid)
 		}
 	}
+	if len(pids) == 0 && c.exe != "" {
+		return false, fmt.Sprintf("no process named %q running %s%s", c.name, c.exe, others)
+	}
 	if len(pids) == 0 {
 		if c.self == 1 {
 			// PID 1: the agent has a PID namespace of its own (a pod without hostPID) and
@@ -84,14 +94,45 @@ func (c *processChecker) check(ctx context.Context) (bool, string) {
 		}
 		return false, fmt.Sprintf("no process named %q", c.name)
 	}
+	if c.exe != "" {
+		return true, fmt.Sprintf("%d process(es) named %q running %s, pid %d", len(pids), c.name, c.exe, pids[0])
+	}
 	return true, fmt.Sprintf("%d process(es) named %q, pid %d", len(pids), c.name, pids[0])
 }
 
-// scan returns the live processes (not zombies) named c.name, except this one.
-func (c *processChecker) scan(ctx context.Context) ([]int, error) {
+// exeMismatch counts the processes that have the name but do not run c.exe, to say why none
+// matched.
+type exeMismatch struct {
+	other      int   // run another program
+	unreadable int   // whose program could not be read
+	err        error // the first reason it could not
+}
+
+func (m exeMismatch) String() string {
+	var parts []string
+	if m.other > 0 {
+		parts = append(parts, fmt.Sprintf("%d named so run another program", m.other))
+	}
+	if m.unreadable > 0 {
+		why := fmt.Sprintf("the program of %d could not be read (%v)", m.unreadable, m.err)
+		if errors.Is(m.err, fs.ErrPermission) {
+			why += ": without CAP_SYS_PTRACE the agent may read /proc/PID/exe only of its own user's processes"
+		}
+		parts = append(parts, why)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
+}
+
+// scan returns the live processes (not zombies) named c.name that run c.exe if set, except
+// this one, and why the others with the name did not count.
+func (c *processChecker) scan(ctx context.Context) ([]int, exeMismatch, error) {
+	var others exeMismatch
 	d, err := os.Open(c.proc)
 	if err != nil {
-		return nil, fmt.Errorf("list processes: %w", err)
+		return nil, others, fmt.Errorf("list processes: %w", err)
 	}
 	defer d.Close()
 	var pids []int
@@ -103,42 +144,77 @@ func (c *processChecker) scan(ctx context.Context) ([]int, error) {
 			if perr != nil || pid == c.self {
 				continue
 			}
-			if c.matches(pid, buf) {
+			ok, exeErr := c.matches(pid, buf)
+			switch {
+			case ok:
 				pids = append(pids, pid)
+			case exeErr == errOtherProgram:
+				others.other++
+			case exeErr != nil:
+				if others.unreadable == 0 {
+					others.err = exeErr
+				}
+				others.unreadable++
 			}
 		}
 		if err != nil {
 			break // io.EOF, or a read error after which the processes seen so far are all we know
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("list processes: %w", ctx.Err())
+			return nil, others, fmt.Errorf("list processes: %w", ctx.Err())
 		}
 	}
-	return pids, nil
+	return pids, others, nil
 }
 
-// matches reports whether pid is a live process named c.name. comm is read first because it
-// is short; stat then tells a zombie apart.
-func (c *processChecker) matches(pid int, buf []byte) bool {
+// errOtherProgram says that a process has the name but runs another program than c.exe.
+var errOtherProgram = errors.New("runs another program")
+
+// matches reports whether pid is a live process named c.name that runs c.exe, if set; when it
+// has the name and is alive but its program is not c.exe, the error says why (errOtherProgram,
+// or why the program could not be read). comm is read first because it is short; stat then
+// tells a zombie apart; the exe link comes last, for the few processes with the name.
+func (c *processChecker) matches(pid int, buf []byte) (bool, error) {
 	dir := c.proc + "/" + strconv.Itoa(pid)
 	comm, ok := readSmall(dir+"/comm", buf)
 	if !ok || string(bytes.TrimSuffix(comm, []byte{'\n'})) != c.name {
-		return false
+		return false, nil
 	}
 	stat, ok := readSmall(dir+"/stat", buf)
 	if !ok {
-		return false
+		return false, nil
 	}
 	// "pid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ')'.
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 || i+2 >= len(stat) {
-		return false
+		return false, nil
 	}
 	switch stat[i+2] {
 	case 'Z', 'X', 'x':
-		return false
+		return false, nil
 	}
-	return true
+	if c.exe == "" {
+		return true, nil
+	}
+	exe, err := os.Readlink(dir + "/exe")
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil // exited meanwhile
+	case err != nil:
+		// EACCES: ptrace access mode read, i.e. same user or CAP_SYS_PTRACE (proc(5)).
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return false, err
+	}
+	// A program replaced on disk after the process executed it (a package upgrade) shows as
+	// "PATH (deleted)": the process still runs what was at PATH, which only root could
+	// replace; a restart of the service follows the upgrade.
+	if exe == c.exe || exe == c.exe+" (deleted)" {
+		return true, nil
+	}
+	return false, errOtherProgram
 }
 
 // readSmall reads the start of a small procfs file into buf; raw system calls, because it runs
@@ -177,7 +253,7 @@ func (c *processChecker) watchLocked(pid int) {
 	}
 	// The pid may have been reused between the scan and pidfd_open; the pidfd pins whichever
 	// process it now names, so check that this one is still ours.
-	if !c.matches(pid, make([]byte, 512)) {
+	if ok, _ := c.matches(pid, make([]byte, 512)); !ok {
 		unix.Close(fd)
 		return
 	}

@@ -10,7 +10,7 @@ import (
 // process" that reads like HAProxy being down.
 func TestProcessOwnPIDNamespaceSaysHostPID(t *testing.T) {
 	name := uniqueName() // no such process
-	c := newProcessChecker(name, testLogger(t))
+	c := newProcessChecker(name, "", testLogger(t))
 	t.Cleanup(c.close)
 	if ok, reason := c.check(t.Context()); ok || reason != `no process named "`+name+`"` {
 		t.Fatalf("in the node's PID namespace: %v %q, want the plain reason", ok, reason)

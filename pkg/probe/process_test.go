@@ -112,7 +112,7 @@ func TestProcessRescanFindsNewProcess(t *testing.T) {
 func TestProcessZombieIsDead(t *testing.T) {
 	name := uniqueName()
 	cmd := startBinary(t, namedBinary(t, name))
-	c := newProcessChecker(name, testLogger(t))
+	c := newProcessChecker(name, "", testLogger(t))
 	t.Cleanup(c.close)
 	if ok, reason := c.check(t.Context()); !ok {
 		t.Fatalf("check() = false, %q with the process running", reason)
@@ -128,7 +128,7 @@ func TestProcessZombieIsDead(t *testing.T) {
 func TestProcessNameTruncated(t *testing.T) {
 	long := uniqueName() + "-with-a-long-name"
 	startBinary(t, namedBinary(t, long))
-	c := newProcessChecker(long[:MaxProcessName], testLogger(t))
+	c := newProcessChecker(long[:MaxProcessName], "", testLogger(t))
 	t.Cleanup(c.close)
 	if ok, reason := c.check(t.Context()); !ok {
 		t.Fatalf("check(%q) = false, %q; want the process started as %q", long[:MaxProcessName], reason, long)
@@ -139,7 +139,7 @@ func TestProcessNameTruncated(t *testing.T) {
 func TestProcessPollingFallback(t *testing.T) {
 	name := uniqueName()
 	cmd := startBinary(t, namedBinary(t, name))
-	c := newProcessChecker(name, testLogger(t))
+	c := newProcessChecker(name, "", testLogger(t))
 	c.noPidfd = true
 	spec := Spec{Name: "p", Kind: KindProcess, Process: name, Interval: 100 * time.Millisecond}
 	r := newRunner([]*probe{{spec: spec, check: c}}, testLogger(t))
@@ -165,7 +165,7 @@ func TestProcessRunReleasesPidfds(t *testing.T) {
 	startBinary(t, bin)
 	startBinary(t, bin)
 	before := countPidfds(t)
-	c := newProcessChecker(name, testLogger(t))
+	c := newProcessChecker(name, "", testLogger(t))
 	spec := Spec{Name: "p", Kind: KindProcess, Process: name, Interval: time.Hour}
 	r := newRunner([]*probe{{spec: spec, check: c}}, testLogger(t))
 	ctx, cancel := context.WithCancel(t.Context())

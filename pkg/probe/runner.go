@@ -126,7 +126,7 @@ func newRunner(probes []*probe, log *slog.Logger) *Runner {
 func newChecker(s Spec, opts Options, log *slog.Logger) checker {
 	switch s.Kind {
 	case KindProcess:
-		return newProcessChecker(s.Process, log.With("probe", s.Name))
+		return newProcessChecker(s.Process, s.Executable, log.With("probe", s.Name))
 	case KindTCP:
 		return tcpChecker{address: s.Address}
 	case KindHTTP:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -72,6 +73,9 @@ type Spec struct {
 	// Process is the process name of a KindProcess probe, compared exactly with the kernel's
 	// comm (/proc/<pid>/comm), so at most MaxProcessName bytes.
 	Process string
+	// Executable, if set, is the program a KindProcess probe's process must run: compared
+	// with the kernel's /proc/<pid>/exe (absolute, symbolic links resolved).
+	Executable string
 	// Address is the host:port of a KindTCP probe.
 	Address string
 	// URL is the http:// or https:// URL of a KindHTTP probe.
@@ -115,6 +119,7 @@ func (s *Spec) Validate() error {
 	}
 	fields := []field{
 		{"Process", s.Process != "", KindProcess},
+		{"Executable", s.Executable != "", KindProcess},
 		{"Address", s.Address != "", KindTCP},
 		{"URL", s.URL != "", KindHTTP},
 		{"ExpectedStatus", s.ExpectedStatus != 0, KindHTTP},
@@ -132,6 +137,9 @@ func (s *Spec) Validate() error {
 	case KindProcess:
 		if s.Process == "" || len(s.Process) > MaxProcessName || strings.ContainsRune(s.Process, '/') {
 			bad("process name %q: give the name as the kernel keeps it (as pgrep -x): 1..%d bytes, no path", s.Process, MaxProcessName)
+		}
+		if s.Executable != "" && (!strings.HasPrefix(s.Executable, "/") || s.Executable == "/" || path.Clean(s.Executable) != s.Executable) {
+			bad("executable %q: give the absolute path as /proc/PID/exe shows it (no //, . or .. parts, no trailing /), e.g. /usr/sbin/haproxy", s.Executable)
 		}
 	case KindTCP:
 		if err := checkHostPort(s.Address); err != nil {
