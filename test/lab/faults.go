@@ -110,7 +110,7 @@ func (n *Node) ImpairLink(im LinkImpairment) (string, error) {
 		if err != nil {
 			return "", errors.Join(fmt.Errorf("impair %s's link: %w", n, err), n.ClearFaults())
 		}
-		return fmt.Sprintf("tc %s on %s's link, both ways", netem, n), nil
+		return fmt.Sprintf("tc %s, both ways", netem), nil
 	}
 	if !strings.Contains(err.Error(), "unknown") {
 		return "", fmt.Errorf("impair %s's link: %w", n, err)
@@ -122,8 +122,7 @@ func (n *Node) ImpairLink(im LinkImpairment) (string, error) {
 	if err := n.lab.replacePortTable(lossTable+n.Port, rules); err != nil {
 		return "", fmt.Errorf("impair %s's link: %w", n, err)
 	}
-	return fmt.Sprintf("nft numgen random drop of %d%% on %s's link, both ways, no delay or jitter (kernel without sch_netem)",
-		im.LossPercent, n), nil
+	return fmt.Sprintf("nft random drop %d%% both ways, no delay or jitter (kernel without sch_netem)", im.LossPercent), nil
 }
 
 // ClearFaults removes what DropVRRPOneWay and ImpairLink installed for the node (it leaves
