@@ -500,11 +500,22 @@ func (in *Instance) backupReceive(out *Output, now time.Time, src netip.Addr, ad
 		in.resigned = true
 		return
 	}
-	if in.cfg.Preempt && !now.Before(in.preemptAt) && adv.Priority < in.priority {
-		// The RFC discards it and lets Master_Down_Timer run out; keepalived, and we, take
-		// over at once, which is what makes a probe-driven failover take milliseconds.
-		in.becomeMaster(out, now, ReasonPreempting)
-		return
+	if adv.Priority < in.priority {
+		// RFC 5798 §6.4.2: a lower-priority advert is discarded (with preemption, the
+		// Master_Down_Timer then runs out). Beyond the RFC, when it comes from the master this
+		// backup follows, or none is known yet, the master itself has lowered its priority (a
+		// probe's weight): take over at once, which makes a probe-driven failover take
+		// milliseconds. From anyone else it is discarded as the RFC says: another router
+		// still MASTER after a split brain, which the real master will answer, or a forger,
+		// whose one priority-1 advert must not make a second MASTER.
+		following := !in.masterAddr.IsValid() || in.masterAddr == src
+		if following && in.cfg.Preempt && !now.Before(in.preemptAt) {
+			in.becomeMaster(out, now, ReasonPreempting)
+			return
+		}
+		if !following {
+			return
+		}
 	}
 	in.masterAddr, in.masterPrio = src, adv.Priority
 	if in.cfg.Version == 3 {

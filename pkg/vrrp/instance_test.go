@@ -1137,3 +1137,35 @@ func TestUnicastTTLRelaxedOnlyForPeers(t *testing.T) {
 		t.Errorf("unknown_peer drops %d, want 1", got)
 	}
 }
+
+// RFC 5798 §6.4.2 discards a lower-priority advert. The immediate takeover beyond the RFC is only
+// for the master this backup follows lowering its own priority (a probe's weight): a priority-1
+// advert from anyone else (a forger, or a second MASTER left over from a split brain) must not
+// make this backup a second MASTER, nor change whom it follows.
+func TestBackupIgnoresLowerPriorityFromOthers(t *testing.T) {
+	stranger := netip.MustParseAddr("192.168.1.95")
+	cfg := config4()
+	in := startBackup(t, cfg)
+	in.Receive(t0.Add(time.Millisecond), advert(t, cfg, higher, 200))
+	for i := range 50 {
+		out := in.Receive(t0.Add(time.Duration(2+i)*time.Millisecond), advert(t, cfg, stranger, 1))
+		if out.Transition != nil {
+			t.Fatalf("a priority-1 advert from %s made the backup %s", stranger, out.Transition.To)
+		}
+	}
+	if st := in.Status(); st.State != vrrp.Backup || st.Master != higher || st.MasterPriority != 200 {
+		t.Fatalf("after the forged adverts: %s following %s/%d, want Backup following %s/200", st.State, st.Master, st.MasterPriority, higher)
+	}
+	// Discarded: they do not hold off the Master_Down_Timer either.
+	out := in.Tick(t0.Add(time.Millisecond + mdi100))
+	if out.Transition == nil || out.Transition.To != vrrp.Master {
+		t.Fatalf("the followed master went silent, yet no takeover: %+v", out.Transition)
+	}
+	// The followed master lowering its priority is taken over from at once.
+	in = startBackup(t, cfg)
+	in.Receive(t0.Add(time.Millisecond), advert(t, cfg, higher, 200))
+	out = in.Receive(t0.Add(2*time.Millisecond), advert(t, cfg, higher, 50))
+	if out.Transition == nil || out.Transition.To != vrrp.Master || out.Transition.Reason != vrrp.ReasonPreempting {
+		t.Fatalf("the followed master lowered to 50: %+v, want Master (Preempting)", out.Transition)
+	}
+}
