@@ -442,3 +442,23 @@ func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return strings.Trim(string(b), `"`)
 }
+
+func TestParseOwner(t *testing.T) {
+	for _, tt := range []struct {
+		in       string
+		uid, gid int
+		ok       bool
+	}{
+		{"65532:65532", 65532, 65532, true},
+		{"0:0", 0, 0, true},
+		{"65532", 0, 0, false},
+		{"nonroot:nonroot", 0, 0, false},
+		{"-1:5", 0, 0, false},
+		{"1:99999999999", 0, 0, false},
+	} {
+		uid, gid, err := parseOwner(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && (uid != tt.uid || gid != tt.gid)) {
+			t.Errorf("parseOwner(%q) = %d, %d, %v", tt.in, uid, gid, err)
+		}
+	}
+}

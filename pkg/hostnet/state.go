@@ -295,3 +295,41 @@ func linkIndex(ifname string) (int, error) {
 // ErrLocked is returned by OpenState while another agent holds the state directory's lock: two
 // agents on one host would fight over the same addresses.
 var ErrLocked = errors.New("another kube-vrrp agent holds the host lock")
+
+// PrepareStateDir makes dir (created if missing) a state directory for the user uid:gid: owned
+// by them, mode 0700. It is what the chart's init container runs as root with CAP_CHOWN alone,
+// since the agent, not root, cannot create or take over a directory under /run. A symbolic link
+// or a file at dir is refused: the directory is trusted for the host lock and the record.
+func PrepareStateDir(dir string, uid, gid int) error {
+	if err := prepareStateDir(dir, uid, gid); err != nil {
+		return fmt.Errorf("prepare state directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+func prepareStateDir(dir string, uid, gid int) error {
+	if dir == "" || !filepath.IsAbs(dir) {
+		return errors.New("must be an absolute path")
+	}
+	if uid < 0 || gid < 0 {
+		return fmt.Errorf("owner %d:%d is not a user and group id", uid, gid)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return errors.New("not a directory")
+	}
+	// Root's own first, so that the mode can be set without CAP_FOWNER, then the agent's.
+	if err := os.Lchown(dir, 0, 0); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Lchown(dir, uid, gid)
+}

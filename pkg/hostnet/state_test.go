@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -179,4 +180,43 @@ func sortBound(b []BoundAddr) []BoundAddr {
 		return x.Prefix.Addr().Compare(y.Prefix.Addr())
 	})
 	return b
+}
+
+// The chart's init container makes the hostPath directory the agent's, whatever state it is in:
+// missing, root's with mode 0755 (the kubelet's DirectoryOrCreate), or the agent's already.
+// OpenState, run as the agent's user, then accepts it.
+func TestPrepareStateDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		privtest.Require(t)
+	}
+	base := t.TempDir()
+	dir := filepath.Join(base, "run", "kube-vrrp")
+	for i, setup := range []func(){
+		func() {},
+		func() { _ = os.Chmod(dir, 0o755); _ = os.Chown(dir, 0, 0) },
+		func() {},
+	} {
+		setup()
+		if err := PrepareStateDir(dir, 65532, 65532); err != nil {
+			t.Fatalf("#%d: %v", i, err)
+		}
+		fi, err := os.Lstat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != 65532 || st.Gid != 65532 || fi.Mode().Perm() != 0o700 {
+			t.Errorf("#%d: owner %d:%d mode %v, want 65532:65532 0700", i, st.Uid, st.Gid, fi.Mode().Perm())
+		}
+	}
+	link := filepath.Join(base, "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := PrepareStateDir(link, 65532, 65532); err == nil {
+		t.Error("a symbolic link was accepted")
+	}
+	if err := PrepareStateDir("run/kube-vrrp", 65532, 65532); err == nil {
+		t.Error("a relative path was accepted")
+	}
 }

@@ -176,6 +176,42 @@ func checkLeastPrivilege(t *testing.T, c corev1.Container) {
 
 // checkPodBasics checks what every agent pod needs, whatever the values: metricsPort and
 // healthPort are the two ports the agent serves.
+// checkStateDir checks the agent's state directory: a hostPath on the node's /run, mounted in
+// the agent and in the init container that gives it to the agent's user, which runs as root
+// with CAP_CHOWN and nothing else it could use (NET_ADMIN and NET_RAW sit in its bounding set
+// only so that the kernel runs the binary, whose file capabilities they are), read-only root,
+// no privilege escalation, and does exactly that one thing.
+func checkStateDir(t *testing.T, ds *appsv1.DaemonSet) {
+	t.Helper()
+	spec := ds.Spec.Template.Spec
+	i := slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == "state" })
+	if i < 0 || spec.Volumes[i].HostPath == nil || spec.Volumes[i].HostPath.Path != "/run/kube-vrrp" ||
+		spec.Volumes[i].HostPath.Type == nil || *spec.Volumes[i].HostPath.Type != corev1.HostPathDirectoryOrCreate {
+		t.Fatalf("volumes %+v: want state, a hostPath /run/kube-vrrp (DirectoryOrCreate)", spec.Volumes)
+	}
+	mount := corev1.VolumeMount{Name: "state", MountPath: "/var/run/kube-vrrp"}
+	c := spec.Containers[0]
+	isMount := func(m corev1.VolumeMount) bool { return cmp.Equal(m, mount) }
+	if !slices.ContainsFunc(c.VolumeMounts, isMount) || !slices.Contains(c.Args, "--state-dir=/var/run/kube-vrrp") {
+		t.Errorf("agent mounts %+v, args %s: want the state volume at /var/run/kube-vrrp and --state-dir there", c.VolumeMounts, quote(c.Args))
+	}
+	ic := spec.InitContainers[0]
+	if diff := cmp.Diff([]string{"state-dir", "--owner=65532:65532", "/var/run/kube-vrrp"}, ic.Args); diff != "" {
+		t.Errorf("init container args (-want +got):\n%s", diff)
+	}
+	if ic.Image != c.Image || len(ic.VolumeMounts) != 1 || !isMount(ic.VolumeMounts[0]) {
+		t.Errorf("init container image %s mounts %+v: want the agent's image and the state volume only", ic.Image, ic.VolumeMounts)
+	}
+	sc := ic.SecurityContext
+	if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 0 || sc.Privileged == nil || *sc.Privileged ||
+		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
+		!slices.Equal(sc.Capabilities.Add, []corev1.Capability{"CHOWN", "NET_ADMIN", "NET_RAW"}) ||
+		sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("init container securityContext %+v", sc)
+	}
+}
+
 func checkPodBasics(t *testing.T, ds *appsv1.DaemonSet, metricsPort, healthPort int32) {
 	t.Helper()
 	spec := ds.Spec.Template.Spec
@@ -189,11 +225,12 @@ func checkPodBasics(t *testing.T, ds *appsv1.DaemonSet, metricsPort, healthPort 
 		got.RollingUpdate == nil || got.RollingUpdate.MaxSurge == nil || got.RollingUpdate.MaxSurge.IntValue() != 0 {
 		t.Errorf("updateStrategy = %+v, want RollingUpdate with maxSurge 0", got)
 	}
-	if len(spec.Containers) != 1 || len(spec.InitContainers) != 0 {
-		t.Fatalf("want one container, got %d (+%d init)", len(spec.Containers), len(spec.InitContainers))
+	if len(spec.Containers) != 1 || len(spec.InitContainers) != 1 {
+		t.Fatalf("want one container and the state-dir init container, got %d (+%d init)", len(spec.Containers), len(spec.InitContainers))
 	}
 	c := spec.Containers[0]
 	checkLeastPrivilege(t, c)
+	checkStateDir(t, ds)
 	if spec.SecurityContext != nil && (spec.SecurityContext.RunAsUser != nil && *spec.SecurityContext.RunAsUser == 0) {
 		t.Error("the pod's securityContext runs as root")
 	}
@@ -311,7 +348,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("terminationGracePeriodSeconds = %d, want 30", got)
 	}
 	if diff := cmp.Diff([]string{"agent", "--metrics-bind-address=[$(HOST_IP)]:9402", "--health-probe-bind-address=127.0.0.1:9403",
-		"--log-level=info", "--log-format=json"}, c.Args); diff != "" {
+		"--state-dir=/var/run/kube-vrrp", "--log-level=info", "--log-format=json"}, c.Args); diff != "" {
 		t.Errorf("args (-want +got):\n%s", diff)
 	}
 	if c.Image != "ghcr.io/kube-vrrp/kube-vrrp:0.1.0" || c.ImagePullPolicy != corev1.PullIfNotPresent {
@@ -320,8 +357,8 @@ func TestDefaults(t *testing.T) {
 	if spec.ServiceAccountName != "kube-vrrp" {
 		t.Errorf("serviceAccountName = %q", spec.ServiceAccountName)
 	}
-	if len(spec.Volumes) != 0 || len(c.VolumeMounts) != 0 {
-		t.Errorf("volumes %v, mounts %v: want none by default", spec.Volumes, c.VolumeMounts)
+	if len(spec.Volumes) != 1 || len(c.VolumeMounts) != 1 {
+		t.Errorf("volumes %v, mounts %v: want only the state directory by default", spec.Volumes, c.VolumeMounts)
 	}
 
 	for _, s := range []string{"kubectl get vip", "kubectl -n kube-vrrp get ds kube-vrrp"} {
@@ -347,7 +384,7 @@ func TestNonDefault(t *testing.T) {
 	spec := ds.Spec.Template.Spec
 	c := spec.Containers[0]
 	if diff := cmp.Diff([]string{"agent", "--metrics-bind-address=[::]:9500", "--metrics-cert-dir=/etc/kube-vrrp/metrics-tls",
-		"--health-probe-bind-address=127.0.0.1:9501", "--log-level=debug", "--log-format=text",
+		"--health-probe-bind-address=127.0.0.1:9501", "--state-dir=/var/run/kube-vrrp", "--log-level=debug", "--log-format=text",
 		"--enable-exec-probes", "--kubeconfig=/etc/kube-vrrp/kubeconfig"}, c.Args); diff != "" {
 		t.Errorf("args (-want +got):\n%s", diff)
 	}
@@ -392,13 +429,13 @@ func TestNonDefault(t *testing.T) {
 			t.Errorf("the selector's %s=%s is not a pod label", k, v)
 		}
 	}
-	// The metrics certificate's Secret, then the extra volume.
-	if len(spec.Volumes) != 2 || spec.Volumes[0].Secret == nil || spec.Volumes[0].Secret.SecretName != "kube-vrrp-metrics-tls" ||
-		spec.Volumes[1].HostPath == nil {
+	// The state directory, the metrics certificate's Secret, then the extra volume.
+	if len(spec.Volumes) != 3 || spec.Volumes[1].Secret == nil || spec.Volumes[1].Secret.SecretName != "kube-vrrp-metrics-tls" ||
+		spec.Volumes[2].HostPath == nil {
 		t.Errorf("volumes %+v", spec.Volumes)
 	}
-	if len(c.VolumeMounts) != 2 || c.VolumeMounts[0].MountPath != "/etc/kube-vrrp/metrics-tls" || !c.VolumeMounts[0].ReadOnly ||
-		c.VolumeMounts[0].Name != spec.Volumes[0].Name || !c.VolumeMounts[1].ReadOnly {
+	if len(c.VolumeMounts) != 3 || c.VolumeMounts[1].MountPath != "/etc/kube-vrrp/metrics-tls" || !c.VolumeMounts[1].ReadOnly ||
+		c.VolumeMounts[1].Name != spec.Volumes[1].Name || !c.VolumeMounts[2].ReadOnly {
 		t.Errorf("mounts %+v", c.VolumeMounts)
 	}
 	sa := typed[corev1.ServiceAccount](t, r.find(t, "ServiceAccount", "vrrp-agent"))
