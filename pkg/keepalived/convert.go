@@ -336,7 +336,9 @@ func (c *converter) instance(in *Instance) *draft {
 
 	// Addresses and their family.
 	fam := 0
-	seen := map[netip.Prefix]bool{}
+	// A VirtualIP holds each address once, whatever its prefix length: the adverts carry no
+	// prefix length, and an interface holds an IPv6 address only once.
+	seen := map[netip.Addr]VIP{}
 	for _, v := range in.VIPs {
 		f := 4
 		if v.Prefix.Addr().Is6() {
@@ -355,11 +357,15 @@ func (c *converter) instance(in *Instance) *draft {
 			c.errorf(v.Pos, "%s: address %s cannot be a virtual address: %s", where, v.Address, why)
 			return nil
 		}
-		if seen[v.Prefix] {
-			c.warnf(v.Pos, "%s: address %s is listed twice; kept once", where, v.Address)
+		if first, dup := seen[v.Prefix.Addr()]; dup {
+			if first.Prefix == v.Prefix {
+				c.warnf(v.Pos, "%s: address %s is listed twice; kept once", where, v.Address)
+			} else {
+				c.warnf(v.Pos, "%s: address %s is listed again (first as %s at %s); kube-vrrp holds each address once, so %s is kept", where, v.Address, first.Address, first.Pos.lineString(), first.Address)
+			}
 			continue
 		}
-		seen[v.Prefix] = true
+		seen[v.Prefix.Addr()] = v
 		spec.Addresses = append(spec.Addresses, v.Address)
 		c.vipOptions(v, in, where)
 	}

@@ -201,6 +201,17 @@ func TestConvertSpec(t *testing.T) {
 			},
 		},
 		{
+			// A VirtualIP holds each address once, whatever its prefix length (the adverts carry
+			// no prefix lengths); found by FuzzParse.
+			name: "the same address with two prefix lengths is kept once",
+			conf: "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  virtual_ipaddress {\n    192.0.2.10/24\n    192.0.2.10/16\n    192.0.2.10\n  }\n}\n",
+			want: base(func(s *v1alpha1.VirtualIPSpec) { s.Addresses = []string{"192.0.2.10/24"} }),
+			warns: []string{
+				"k.conf:6: vrrp_instance VI_1: address 192.0.2.10/16 is listed again (first as 192.0.2.10/24 at k.conf:5); kube-vrrp holds each address once, so 192.0.2.10/24 is kept",
+				"k.conf:7: vrrp_instance VI_1: address 192.0.2.10 is listed again (first as 192.0.2.10/24 at k.conf:5); kube-vrrp holds each address once, so 192.0.2.10/24 is kept",
+			},
+		},
+		{
 			name: "without interface, the addresses' dev is the interface",
 			conf: "vrrp_instance VI_1 {\n  virtual_router_id 51\n  virtual_ipaddress {\n    192.0.2.10/24 dev bond0\n  }\n}\n",
 			want: base(func(s *v1alpha1.VirtualIPSpec) { s.Interface = "bond0" }),
