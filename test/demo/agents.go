@@ -242,9 +242,13 @@ func (d *demo) startAgents(ctx context.Context) error {
 
 	for _, n := range d.nodes {
 		// The chart's hostPath /run/kube-vrrp, made the agent's by its init container: here
-		// a directory of the node's own, since the lab's nodes share the host's /run.
-		state, err := n.pidns.Node.StateDir(filecaps.AgentID)
-		if err != nil {
+		// a directory of the node's own (the lab's nodes share the host's /run), in the
+		// agent's directory, which uid 65532 can reach.
+		state := filepath.Join(d.dir, "state-"+n.Name)
+		if err := os.Mkdir(state, 0o700); err != nil {
+			return err
+		}
+		if err := os.Chown(state, filecaps.AgentID, filecaps.AgentID); err != nil {
 			return err
 		}
 		kc, err := nodeKubeconfig(kubeconfig, n.Name)
