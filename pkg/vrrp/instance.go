@@ -500,20 +500,20 @@ func (in *Instance) backupReceive(out *Output, now time.Time, src netip.Addr, ad
 		in.resigned = true
 		return
 	}
-	if adv.Priority < in.priority {
-		// RFC 5798 §6.4.2: a lower-priority advert is discarded (with preemption, the
+	if adv.Priority < in.priority && in.cfg.Preempt {
+		// RFC 5798 §6.4.2: with preemption, a lower-priority advert is discarded (the
 		// Master_Down_Timer then runs out). Beyond the RFC, when it comes from the master this
 		// backup follows, or none is known yet, the master itself has lowered its priority (a
 		// probe's weight): take over at once, which makes a probe-driven failover take
 		// milliseconds. From anyone else it is discarded as the RFC says: another router
 		// still MASTER after a split brain, which the real master will answer, or a forger,
-		// whose one priority-1 advert must not make a second MASTER.
-		following := !in.masterAddr.IsValid() || in.masterAddr == src
-		if following && in.cfg.Preempt && !now.Before(in.preemptAt) {
-			in.becomeMaster(out, now, ReasonPreempting)
+		// whose one priority-1 advert must not make a second MASTER. (Without preemption the
+		// RFC has every advert reset the timer, below.)
+		if in.masterAddr.IsValid() && in.masterAddr != src {
 			return
 		}
-		if !following {
+		if !now.Before(in.preemptAt) {
+			in.becomeMaster(out, now, ReasonPreempting)
 			return
 		}
 	}
@@ -666,6 +666,15 @@ func (in *Instance) SetHostFault(now time.Time, fault bool, reason string) Outpu
 		in.hostReason = reason
 	}
 	return in.setFault(now, &in.hostFault, fault, reason)
+}
+
+// HoldPreemption keeps a Backup from preempting before until (Master_Down_Timer still runs): the
+// Router holds it after a failed bind, so that a node that cannot bind its addresses does not
+// take them from a healthy master at every retry only to resign again.
+func (in *Instance) HoldPreemption(until time.Time) {
+	if until.After(in.preemptAt) {
+		in.preemptAt = until
+	}
 }
 
 // faulted reports whether any cause of Fault holds.

@@ -1169,3 +1169,22 @@ func TestBackupIgnoresLowerPriorityFromOthers(t *testing.T) {
 		t.Fatalf("the followed master lowered to 50: %+v, want Master (Preempting)", out.Transition)
 	}
 }
+
+// RFC 5798 §6.4.2: without preemption every advert, a lower-priority one included, resets the
+// Master_Down_Timer: a non-preempting backup does not take over from a live lower master that
+// is not the one it followed before.
+func TestNoPreemptBackupFollowsLowerMaster(t *testing.T) {
+	cfg := with(config4(), func(c *vrrp.Config) { c.Priority, c.Preempt = 200, false })
+	in := startBackup(t, cfg)
+	in.Receive(t0.Add(time.Millisecond), advert(t, cfg, higher, 100))
+	other := netip.MustParseAddr("192.168.1.13")
+	for i := range 20 {
+		at := t0.Add(time.Duration(2+i) * 100 * time.Millisecond)
+		if out := in.Receive(at, advert(t, cfg, other, 50)); out.Transition != nil {
+			t.Fatalf("non-preempting backup went %s on a live lower master", out.Transition.To)
+		}
+		if out := in.Tick(at); out.Transition != nil {
+			t.Fatalf("non-preempting backup went %s while a master advertised", out.Transition.To)
+		}
+	}
+}

@@ -59,6 +59,10 @@ type Router struct {
 	unbindErr  error
 	unbindNext backoff
 	bindErr    error
+	// signalledForeign is the foreign-router list of the last onChange; foreignSignals are
+	// the times of the recent onChange calls due to a change in it alone.
+	signalledForeign []Foreign
+	foreignSignals   []time.Time
 
 	health heartbeat // for Stalled (health.go)
 }
@@ -234,6 +238,12 @@ func (r *Router) Run(ctx context.Context) error {
 			// The handover must still reach the wire and the host: use a fresh context.
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hostTimeout)
 			r.apply(sctx, r.inst.Shutdown(time.Now()))
+			// Whatever a failed removal left on the link goes too, now rather than never.
+			if len(r.unbind) > 0 {
+				if err := r.link.Unbind(sctx, r.unbind); err != nil {
+					r.log.Error("removing virtual addresses at shutdown", "err", err)
+				}
+			}
 			cancel()
 			return nil
 		case <-timer.C:
@@ -243,6 +253,10 @@ func (r *Router) Run(ctx context.Context) error {
 				// The back-off after a failed bind is over: leave Fault and take part again.
 				r.bindRetry.at, r.bindErr = time.Time{}, nil
 				next = r.apply(ctx, r.inst.SetHostFault(now, false, ReasonBindRetry))
+				// Until the next back-off has passed, take over only if the master goes
+				// silent: preempting a healthy one would only resign again if the bind
+				// still fails.
+				r.inst.HoldPreemption(now.Add(r.bindRetry.delay))
 			}
 			next = r.apply(ctx, r.inst.Tick(time.Now()))
 		case p := <-in:
@@ -327,10 +341,16 @@ func (r *Router) retryUnbind(ctx context.Context, now time.Time) {
 		return
 	}
 	if r.inst.State() == Master {
-		r.unbind, r.unbindErr, r.unbindNext = nil, nil, backoff{}
-		return
+		// Those it holds again are no longer to remove; the rest (an address a
+		// reconfiguration took away) still are.
+		cur := r.inst.Config().Addresses
+		r.unbind = slices.DeleteFunc(r.unbind, func(p netip.Prefix) bool { return slices.Contains(cur, p) })
+		if len(r.unbind) == 0 {
+			r.unbindErr, r.unbindNext = nil, backoff{}
+			return
+		}
 	}
-	hctx, cancel := context.WithTimeout(ctx, hostTimeout)
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hostTimeout)
 	err := r.link.Unbind(hctx, r.unbind)
 	cancel()
 	r.noteUnbind(now, r.unbind, err)
@@ -373,7 +393,8 @@ func arm(t *time.Timer, next time.Time) {
 // and competes again.
 func (r *Router) apply(ctx context.Context, out Output) time.Time {
 	if len(out.Unbind) > 0 {
-		hctx, cancel := context.WithTimeout(ctx, hostTimeout)
+		// Not cut short by the end of Run: an address half removed would stay a duplicate.
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hostTimeout)
 		err := r.link.Unbind(hctx, out.Unbind)
 		cancel()
 		r.noteUnbind(time.Now(), out.Unbind, err)
@@ -432,11 +453,31 @@ func (r *Router) publish(transition bool) {
 	prev := r.status
 	r.status = st
 	r.mu.Unlock()
-	changed := transition || st.Reason != prev.Reason || st.HostError != prev.HostError || !sameForeign(st.Foreign, prev.Foreign)
+	changed := transition || st.Reason != prev.Reason || st.HostError != prev.HostError
+	// A change of the foreign routers alone signals at most foreignSignalBurst times per
+	// foreignSignalWindow: an attacker rotating source addresses changes the set at every
+	// packet, and each signal costs a status write and Events. A change held back is signalled
+	// with the next publish the window allows.
+	now := time.Now()
+	if !changed && !sameForeign(st.Foreign, r.signalledForeign) {
+		r.foreignSignals = slices.DeleteFunc(r.foreignSignals, func(t time.Time) bool { return now.Sub(t) >= foreignSignalWindow })
+		if len(r.foreignSignals) < foreignSignalBurst {
+			r.foreignSignals = append(r.foreignSignals, now)
+			changed = true
+		}
+	}
 	if changed && r.onChange != nil {
+		r.signalledForeign = st.Foreign
 		r.onChange(st)
 	}
 }
+
+// A change in the foreign routers alone is signalled at most foreignSignalBurst times per
+// foreignSignalWindow.
+const (
+	foreignSignalBurst  = 4
+	foreignSignalWindow = 10 * time.Second
+)
 
 // sameForeign reports whether a and b list the same foreign routers, each as much in the
 // election, in any order: the list is most recent first, so two routers heard in turn reorder

@@ -166,3 +166,107 @@ func TestRouterUnbindFailureRetried(t *testing.T) {
 		}
 	})
 }
+
+// A removal that failed is retried at shutdown too: an instance stopped before its retry must
+// not leave the address on the link beside the new MASTER's.
+func TestRouterShutdownRetriesFailedUnbind(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := config4()
+		var fl *failingLink
+		rig := startRouterOn(t, cfg, func(h *fakeHost) vrrp.Link {
+			fl = &failingLink{fakeHost: h}
+			return fl
+		})
+		rig.becomeMaster(t)
+		fl.set(false, true)
+		rig.r.Deliver(advert(t, cfg, higher, 200))
+		synctest.Wait()
+		if !rig.host.isBound(vip) {
+			t.Fatal("fake unbind did not fail")
+		}
+		fl.set(false, false)
+		rig.cancel()
+		<-rig.r.Done()
+		if rig.host.isBound(vip) {
+			t.Error("VIP left bound after shutdown")
+		}
+	})
+}
+
+// A MASTER whose reconfiguration removed an address, and whose removal failed, keeps retrying
+// it while it stays MASTER of the others.
+func TestRouterMasterRetriesRemovedAddress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		two := with(config4(), func(c *vrrp.Config) { c.Addresses = []netip.Prefix{vip, vip2} })
+		var fl *failingLink
+		rig := startRouterOn(t, two, func(h *fakeHost) vrrp.Link {
+			fl = &failingLink{fakeHost: h}
+			return fl
+		})
+		rig.becomeMaster(t)
+		fl.set(false, true)
+		if err := rig.r.Reconfigure(config4()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if !rig.host.isBound(vip2) {
+			t.Fatal("fake unbind did not fail")
+		}
+		time.Sleep(1500 * time.Millisecond) // one failed retry while MASTER
+		synctest.Wait()
+		fl.set(false, false)
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		rig.requireState(t, vrrp.Master)
+		if rig.host.isBound(vip2) || !rig.host.isBound(vip) {
+			t.Errorf("bound vip=%v vip2=%v, want vip only", rig.host.isBound(vip), rig.host.isBound(vip2))
+		}
+	})
+}
+
+// After a failed bind's back-off, the node competes again but does not preempt a healthy
+// master (which would only resign again if the bind still fails); it takes over only if the
+// master goes silent.
+func TestRouterNoPreemptionRightAfterBindFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := config4()
+		var fl *failingLink
+		rig := startRouterOn(t, cfg, func(h *fakeHost) vrrp.Link {
+			fl = &failingLink{fakeHost: h}
+			return fl
+		})
+		fl.set(true, false)
+		time.Sleep(mdi100)
+		synctest.Wait()
+		rig.requireState(t, vrrp.Fault)
+		time.Sleep(time.Second) // the back-off: Backup again, no master known
+		synctest.Wait()
+		rig.requireState(t, vrrp.Backup)
+		for range 5 { // a healthy lower-priority master advertises
+			rig.r.Deliver(advert(t, cfg, higher, 50))
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+			rig.requireState(t, vrrp.Backup)
+		}
+	})
+}
+
+// A change in the foreign routers alone is signalled a bounded number of times: an attacker
+// rotating its source address at every advert must not cost a status write each.
+func TestRouterForeignSignalsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := config4()
+		rig := startRouter(t, cfg)
+		rig.becomeMaster(t)
+		for i := range 50 {
+			src := netip.AddrFrom4([4]byte{192, 168, 1, byte(150 + i)})
+			rig.r.Deliver(advert(t, cfg, src, 254, otherAddrs))
+			time.Sleep(20 * time.Millisecond)
+		}
+		synctest.Wait()
+		if got := rig.takeChanges(); len(got) > 4 {
+			t.Errorf("%d onChange calls in 1 s for rotating foreign senders, want at most 4", len(got))
+		}
+		rig.requireState(t, vrrp.Master)
+	})
+}
