@@ -50,9 +50,23 @@ func (l *link) bind(ctx context.Context, ps []netip.Prefix) error {
 		return err
 	}
 	// Recorded before they are added, in one write: a kill in between leaves a record of an
-	// address that is not there (harmless), never an address without a record. Those that
-	// turn out not to be ours, or fail, are taken out again at the end.
-	l.h.record(l.name, ps, true)
+	// address that is not there (harmless), never an address without a record. An address
+	// already on the link is not recorded (unless this process added it): it may be the
+	// node's own, which a record would have the next agent remove. Those that fail are taken
+	// out again at the end.
+	present, err := rt.addrs(li.index)
+	if err != nil {
+		return err
+	}
+	var fresh []netip.Prefix
+	l.mu.Lock()
+	for _, p := range ps {
+		if l.added[p] || !slices.ContainsFunc(present, func(a kernelAddr) bool { return a.Prefix == p }) {
+			fresh = append(fresh, p)
+		}
+	}
+	l.mu.Unlock()
+	l.h.record(l.name, fresh, true)
 	var (
 		errs  []error
 		unrec []netip.Prefix
@@ -150,7 +164,12 @@ func (l *link) unbind(ctx context.Context, ps []netip.Prefix) error {
 	li, err := l.h.lookup(l.name)
 	if err != nil {
 		if _, ok := errors.AsType[netlink.LinkNotFoundError](err); ok || errors.Is(err, unix.ENODEV) {
-			return nil // the link took its addresses with it
+			// The link took its addresses with it: forget them, or an address someone adds
+			// on a link re-created under the name would pass for ours.
+			for _, p := range ps {
+				l.forget(p)
+			}
+			return nil
 		}
 		return err
 	}

@@ -257,12 +257,21 @@ func removeStale(ctx context.Context, st *State, marks bool) ([]netip.Prefix, er
 			recorded[idx][b.Prefix] = true
 		}
 	}
+	// On a kernel that keeps IFA_PROTO (it marks its own addresses too, 6.1 and later), with
+	// marks on, the mark alone decides: a recorded address without it was never added (a kill
+	// between the record and the add) and may be someone else's. Otherwise the record decides,
+	// but never for an address another program marked as its own.
+	kernelMarks := slices.ContainsFunc(have, func(a kernelAddr) bool { return a.Proto != 0 })
 	var (
 		removed []netip.Prefix
 		errs    []error
 	)
 	for _, a := range have {
-		if !(marks && a.ours()) && !recorded[a.Index][a.Prefix] {
+		stale := marks && a.ours()
+		if !stale && recorded[a.Index][a.Prefix] {
+			stale = (a.Proto == 0 || a.ours()) && !(marks && kernelMarks)
+		}
+		if !stale {
 			continue
 		}
 		if err := ctx.Err(); err != nil {

@@ -220,3 +220,53 @@ func TestPrepareStateDir(t *testing.T) {
 		t.Error("a relative path was accepted")
 	}
 }
+
+// A record may list an address that was never added (a kill between the record and the add),
+// which may be someone else's. On a kernel that keeps marks, with marks on, only the mark counts;
+// and an address another program marked as its own is never removed for the record's sake.
+func TestRemoveStaleRecordNeverTakesOthers(t *testing.T) {
+	privtest.Require(t)
+	n := newTestNS(t)
+	n.addLink(t, "d0")
+	pfx := netip.MustParsePrefix
+	node, vip := pfx("198.18.4.1/24"), pfx("198.18.4.100/24")
+	n.addAddr(t, "d0", node, true) // the node's own, unmarked
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// As if killed between recording both and adding the VIP only.
+	if err := os.WriteFile(filepath.Join(dir, stateBoundFile), []byte("d0 "+node.String()+"\nd0 "+vip.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.run(t, func() {
+		rt, err := newRTNL()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rt.close()
+		idx, err := linkIndex("d0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rt.add(idx, vip, true); err != nil {
+			t.Fatal(err)
+		}
+	})
+	st, err := OpenState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var got []netip.Prefix
+	n.run(t, func() { got, err = RemoveStale(t.Context(), st, true) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]netip.Prefix{vip}, got, netipOpt); diff != "" {
+		t.Errorf("removed (-want +got):\n%s", diff)
+	}
+	if _, ok := testAddrs(t, n, "d0")[node]; !ok {
+		t.Error("the node's own address, listed in the record, was removed")
+	}
+}
