@@ -209,14 +209,15 @@ func (r *VirtualIPReconciler) limiter() workqueue.TypedRateLimiter[string] {
 }
 
 // nodeAddressInUse says which virtual address of vip is a Node's InternalIP or ExternalIP, if
-// one is: a MASTER would answer for that node (ARP, NDP) and cut it off. Only this node, as
-// the address owner (priority 255), may list its own address: it holds it already and never
-// binds or removes it.
+// one is: a MASTER would answer for that node (ARP, NDP) and cut it off. The address owner's
+// (priority 255) addresses are the exception, on every node: the owner holds them already and
+// never binds or removes them, and the backups take them over when the owner is gone (RFC 5798
+// §1: the virtual router's address is the owner's real one).
 func nodeAddressInUse(vip *v1alpha1.VirtualIP, nodes []corev1.Node, self string) string {
 	addrs := desired.Addresses(vip)
 	for i := range nodes {
 		n := &nodes[i]
-		if n.Name == self && desired.NodePriority(vip, self) == desired.OwnerPriority {
+		if desired.NodePriority(vip, n.Name) == desired.OwnerPriority {
 			continue
 		}
 		for _, a := range n.Status.Addresses {

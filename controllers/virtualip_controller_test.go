@@ -306,6 +306,16 @@ func TestVirtualIPReconcile(t *testing.T) {
 			vip: "vip", wantApplied: true,
 		},
 		{
+			// keepalived's owner setup: lb2 owns 198.18.0.12 (priority 255); lb1 is a backup
+			// that takes it over when lb2 is gone.
+			name: "another node's address, that node being the owner",
+			objs: []client.Object{lb1, lb2, testVIP("vip", func(v *v1alpha1.VirtualIP) {
+				v.Spec.Addresses = []string{"198.18.0.12/24"}
+				v.Spec.Nodes = append(v.Spec.Nodes, v1alpha1.NodeOverride{Name: "lb2", Priority: ptr.To[int32](255)})
+			})},
+			vip: "vip", wantApplied: true,
+		},
+		{
 			name: "an address on the interface that kube-vrrp did not add",
 			objs: []client.Object{lb1, testVIP("vip", nil)},
 			foreign: func(ifname string) ([]netip.Prefix, error) {

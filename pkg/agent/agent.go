@@ -197,11 +197,32 @@ func (a *Agent) Apply(name string, cfg vrrp.Config, probes ...probe.Spec) error 
 	// Accept_Mode off: the addresses are blocked before the instance can hold them, so there
 	// is never a moment when a MASTER accepts their packets; those no longer wanted are
 	// unblocked once the change is applied.
+	prevBlocked := a.blocked[name]
 	unblock, err := a.blockLocked(name, cfg)
 	if err != nil {
 		return fmt.Errorf("applying %q: %w", name, err)
 	}
-	defer a.unblockLocked(unblock)
+	applied := false
+	defer func() {
+		if applied {
+			a.unblockLocked(unblock)
+			return
+		}
+		// The running instance keeps its old config: keep what it needs blocked, and
+		// unblock what was blocked for the refused one only.
+		var added []netip.Addr
+		for _, x := range a.blocked[name] {
+			if !slices.Contains(prevBlocked, x) {
+				added = append(added, x)
+			}
+		}
+		a.unblockLocked(added)
+		if len(prevBlocked) == 0 {
+			delete(a.blocked, name)
+		} else {
+			a.blocked[name] = prevBlocked
+		}
+	}()
 	cur, ok := a.instances[name]
 	if ok && cur.router != nil {
 		err := cur.router.Reconfigure(cfg)
@@ -220,6 +241,7 @@ func (a *Agent) Apply(name string, cfg vrrp.Config, probes ...probe.Spec) error 
 			}
 			// Reconfigure reset the priority to the configured one; apply the probes' view.
 			a.adjust(cur.router, cur)
+			applied = true
 			return nil
 		}
 		if !errors.Is(err, vrrp.ErrIncompatible) {
@@ -229,6 +251,9 @@ func (a *Agent) Apply(name string, cfg vrrp.Config, probes ...probe.Spec) error 
 	}
 	inst := &instance{cfg: cfg, probes: slices.Clone(probes)}
 	a.instances[name] = inst
+	// The instance is in place now (running, or reported with its start error): its
+	// addresses stay blocked as its config says.
+	applied = true
 	defer a.notify()
 	if a.ctx == nil {
 		return nil
