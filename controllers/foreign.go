@@ -178,6 +178,12 @@ func entryStatus(e map[string]any) (v1alpha1.NodeStatus, error) {
 // is not a node of the group (see foreignOutsiders), per VirtualIP and sender: not again while
 // it keeps being heard, again once it has gone (not heard for foreignReportFor, or the
 // instance stopped) and comes back. The message is the condition's, for this node and sender.
+// At most foreignEventBurst ForeignRouter Events per VirtualIP per foreignEventWindow.
+const (
+	foreignEventBurst  = 10
+	foreignEventWindow = time.Minute
+)
+
 func (r *StatusReconciler) foreignEvents(vip *v1alpha1.VirtualIP, entry map[string]any, ok bool) {
 	if r.lastForeign == nil {
 		r.lastForeign = map[string]map[string]bool{}
@@ -203,14 +209,23 @@ func (r *StatusReconciler) foreignEvents(vip *v1alpha1.VirtualIP, entry map[stri
 	}
 	prev := r.lastForeign[vip.Name]
 	now := map[string]bool{}
+	at := time.Now()
+	if r.foreignEventTimes == nil {
+		r.foreignEventTimes = map[string][]time.Time{}
+	}
+	recent := slices.DeleteFunc(r.foreignEventTimes[vip.Name], func(t time.Time) bool { return at.Sub(t) >= foreignEventWindow })
 	for _, h := range foreignOutsiders(nodes) {
 		now[h.router.Address] = true
-		if prev[h.router.Address] || r.Recorder == nil {
+		// At most foreignEventBurst Events per VirtualIP and window: an attacker rotating its
+		// source address must not turn into a stream of Events (the condition names them).
+		if prev[h.router.Address] || r.Recorder == nil || len(recent) >= foreignEventBurst {
 			continue
 		}
+		recent = append(recent, at)
 		r.Recorder.Eventf(vip, nil, corev1.EventTypeWarning, ReasonForeignRouter, "Detect", "%s",
 			truncate(foreignMessage(vip.Spec.VRID, []foreignHeard{h}), 1024))
 	}
+	r.foreignEventTimes[vip.Name] = recent
 	if len(now) == 0 {
 		delete(r.lastForeign, vip.Name)
 		return

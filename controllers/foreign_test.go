@@ -331,3 +331,22 @@ func TestCollectorAddressMismatch(t *testing.T) {
 		t.Errorf("address_mismatch drops: %v (present %v), want 3; series %v", v, ok, got["kube_vrrp_packets_dropped_total"].series)
 	}
 }
+
+// An attacker rotating its source address is one new foreign router at every advert: the Events
+// stop at foreignEventBurst per VirtualIP and minute, while the condition keeps naming them.
+func TestForeignEventsBounded(t *testing.T) {
+	rec := &fakeRecorder{}
+	r := &StatusReconciler{NodeName: "n1", Recorder: rec}
+	vip := &v1alpha1.VirtualIP{}
+	vip.Name, vip.Spec.VRID = "web", 51
+	for i := range 40 {
+		f := vrrp.Foreign{Src: netip.AddrFrom4([4]byte{198, 18, 0, byte(150 + i)}), Priority: 254,
+			Addresses: []netip.Addr{netip.MustParseAddr("198.18.0.200")}, LastSeen: heardAt}
+		e := statusEntry("n1", agent.Status{Status: vrrp.Status{Name: "web", State: vrrp.Master, Interface: "eth0",
+			Primary: netip.MustParseAddr("198.18.0.11"), Foreign: []vrrp.Foreign{f}}}, heardAt)
+		r.foreignEvents(vip, e, true)
+	}
+	if n := len(rec.events); n != foreignEventBurst {
+		t.Errorf("%d Events for 40 rotating senders, want %d", n, foreignEventBurst)
+	}
+}

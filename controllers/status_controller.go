@@ -50,6 +50,8 @@ type StatusReconciler struct {
 	lastProbe   map[string]bool            // VirtualIP and probe -> last health reported, for Events
 	lastRefusal map[string]string          // VirtualIP -> last refusal reported, for Events
 	lastForeign map[string]map[string]bool // VirtualIP -> foreign routers heard, for Events
+	// foreignEventTimes: VirtualIP -> times of its recent ForeignRouter Events (a bound).
+	foreignEventTimes map[string][]time.Time
 }
 
 // FieldManager is the server-side-apply manager of this node's status entry.
