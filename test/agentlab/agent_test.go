@@ -503,8 +503,27 @@ func ptrValue[T any](p *T) any {
 var leaderElection = regexp.MustCompile(`(?i)\bleases?\b|leader ?election`)
 
 // denied matches what an agent logs when the API server refuses a request (403, forbidden)
-// or the kernel refuses an operation (EPERM).
-var denied = regexp.MustCompile(`(?i)forbidden|\b403\b|operation not permitted|\bEPERM\b|permission denied`)
+// or the kernel refuses an operation (EPERM). A 403 preceded by "=" is a query parameter
+// (client-go's watches pick timeoutSeconds in 300..600), not a status code.
+var denied = regexp.MustCompile(`(?i)forbidden|(?:^|[^=\w])403\b|operation not permitted|\bEPERM\b|permission denied`)
+
+// TestDeniedPattern: refusals match; a watch's URL with timeoutSeconds=403, which an agent
+// logged while TestChaosK8s had the API server down and which failed its NoForbiddenOrEPERM,
+// does not.
+func TestDeniedPattern(t *testing.T) {
+	for line, want := range map[string]bool{
+		`{"msg":"Watch failed - backing off","err":"Get \"https://198.18.0.250:6443/api/v1/nodes?allowWatchBookmarks=true&resourceVersion=268&timeoutSeconds=403&watch=true\": dial tcp 198.18.0.250:6443: connect: connection refused"}`: false,
+		`{"msg":"Failed to watch","err":"nodes is forbidden: User \"system:serviceaccount:kube-vrrp:kube-vrrp-agent\" cannot watch resource \"nodes\""}`:                                                                                  true,
+		`{"msg":"request refused","code":403}`:                 true,
+		`an error on the server (403)`:                         true,
+		`add 198.18.0.100/24 to eth0: operation not permitted`: true,
+		`{"msg":"took","duration":"403ms"}`:                    false,
+	} {
+		if got := denied.MatchString(line); got != want {
+			t.Errorf("denied.MatchString(%s) = %v, want %v", line, got, want)
+		}
+	}
+}
 
 // testNoForbidden scans every agent's log: no request was refused, by RBAC or by the kernel.
 // A kube-apiserver that has just started serves requests before its RBAC caches are loaded
