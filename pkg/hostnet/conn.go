@@ -149,6 +149,10 @@ func (c *packetConn) followLink(ctx context.Context) {
 	}
 }
 
+// rcvBuf is the receive buffer asked for each VRRP socket (the kernel doubles it for its own
+// bookkeeping); memory is only used while packets wait.
+const rcvBuf = 4 << 20
+
 // linkFollowRetry is the pause before a failed link watch of a socket is started again.
 const linkFollowRetry = time.Second
 
@@ -204,6 +208,16 @@ func (c *rawSocket) setup(ifname string, src netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("bind socket to device: %w", err)
 	}
+	// A receive buffer that rides out a burst: with the default (about 200 KiB, a few hundred
+	// packets) a flood of forged adverts overflows it within tens of milliseconds and the real
+	// master's adverts are lost with the rest, making a backup take over. SO_RCVBUFFORCE
+	// (CAP_NET_ADMIN, which the agent has) goes past net.core.rmem_max; SO_RCVBUF is the
+	// fallback, capped by it.
+	_ = rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBuf) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBuf)
+		}
+	})
 	ifi := &net.Interface{Index: c.ifindex, Name: ifname}
 	type step struct {
 		what string

@@ -132,6 +132,8 @@ type Instance struct {
 	stats   Stats
 	lastLog map[packet.Reason]time.Time
 	foreign []Foreign
+	// answeredAt is when the MASTER last answered another master (answerOtherMaster).
+	answeredAt time.Time
 }
 
 // New checks cfg and returns an instance in Initialize. It starts nothing.
@@ -539,9 +541,7 @@ func (in *Instance) masterReceive(out *Output, now time.Time, src netip.Addr, ad
 		// split brain, or a preempted one stepping down). Advertise at once so backups
 		// don't take over after Skew_Time, and announce again: neighbours may still
 		// have the other router's MAC.
-		in.sendAdvert(out, in.priority, 1)
-		in.advertAt = now.Add(in.cfg.Interval)
-		out.Announce = in.addrs()
+		in.answerOtherMaster(out, now)
 	case adv.Priority > in.priority || (adv.Priority == in.priority && addrGreater(src, in.cfg.Primary)):
 		in.masterAddr, in.masterPrio = src, adv.Priority
 		if in.cfg.Version == 3 {
@@ -564,10 +564,22 @@ func (in *Instance) masterReceive(out *Output, now time.Time, src netip.Addr, ad
 	default:
 		// RFC 9568 §6.4.3: a lower-priority master exists (split brain healing): advertise at
 		// once so it steps down, and announce our addresses again so traffic comes back.
-		in.sendAdvert(out, in.priority, 1)
-		in.advertAt = now.Add(in.cfg.Interval)
-		out.Announce = in.addrs()
+		in.answerOtherMaster(out, now)
 	}
+}
+
+// answerOtherMaster advertises at once and announces the addresses again, because another
+// router claims to be MASTER; at most once per advert interval, so that a flood of forged
+// adverts is not answered packet for packet (nor turned into a storm of gratuitous ARPs): one
+// answer per interval is all a real second master needs, the regular advert does the rest.
+func (in *Instance) answerOtherMaster(out *Output, now time.Time) {
+	if !in.answeredAt.IsZero() && now.Sub(in.answeredAt) < in.cfg.Interval && !now.Before(in.answeredAt) {
+		return
+	}
+	in.answeredAt = now
+	in.sendAdvert(out, in.priority, 1)
+	in.advertAt = now.Add(in.cfg.Interval)
+	out.Announce = in.addrs()
 }
 
 // stepDownPriority is the priority of the last advert of a MASTER at self stepping down for a

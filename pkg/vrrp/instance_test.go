@@ -1188,3 +1188,27 @@ func TestNoPreemptBackupFollowsLowerMaster(t *testing.T) {
 		}
 	}
 }
+
+// A MASTER answers another master (a lower-priority or priority-0 advert) at once, but at most
+// once per advert interval: a flood of forged adverts is not answered packet for packet, nor
+// turned into a storm of gratuitous ARPs.
+func TestMasterAnswersOtherMasterOncePerInterval(t *testing.T) {
+	cfg := config4()
+	in, tm := startMaster(t, cfg)
+	sent, announced := 0, 0
+	for i := range 100 { // 100 forged adverts within 50 ms
+		out := in.Receive(tm.Add(time.Duration(i)*500*time.Microsecond), advert(t, cfg, netip.MustParseAddr("192.168.1.95"), 1))
+		sent += len(out.Send)
+		if len(out.Announce) > 0 {
+			announced++
+		}
+	}
+	if sent != 1 || announced != 1 {
+		t.Errorf("answered %d adverts and %d announcements for 100 within 50ms, want 1 and 1", sent, announced)
+	}
+	// A real second master, heard after the interval, is answered again.
+	out := in.Receive(tm.Add(150*time.Millisecond), advert(t, cfg, lower, 50))
+	if len(out.Send) != 1 || len(out.Announce) == 0 {
+		t.Errorf("after an interval: sent %d, announced %v; want an answer", len(out.Send), out.Announce)
+	}
+}
