@@ -96,12 +96,32 @@ func (r *redactor) text(s string) string {
 	if r != nil {
 		s = r.replace.Replace(s)
 	}
-	// The patterns leave <redacted> as it is, so they may come second.
-	s = urlUserinfo.ReplaceAllString(s, "${1}"+redacted+"@")
-	s = userOption.ReplaceAllString(s, "${1}"+redacted)
-	s = passwordOption.ReplaceAllString(s, "${1}"+redacted)
-	s = authHeader.ReplaceAllString(s, "${1}"+redacted)
+	// The patterns leave <redacted> as it is, so they may come second. Each runs only when
+	// the text has the part every match has: most messages have none, and a configuration
+	// of thousands of lines makes as many messages.
+	if strings.Contains(s, "://") {
+		s = urlUserinfo.ReplaceAllString(s, "${1}"+redacted+"@")
+	}
+	if strings.Contains(s, "-u") || strings.Contains(s, "-U") {
+		s = userOption.ReplaceAllString(s, "${1}"+redacted)
+	}
+	if strings.Contains(s, "--") {
+		s = passwordOption.ReplaceAllString(s, "${1}"+redacted)
+	}
+	if containsFold(s, "authorization:") {
+		s = authHeader.ReplaceAllString(s, "${1}"+redacted)
+	}
 	return s
+}
+
+// containsFold reports whether s contains sub, ignoring ASCII case, without allocating.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i]|0x20 == sub[0] && strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // errors redacts the messages of errs in place.

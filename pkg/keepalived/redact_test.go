@@ -239,6 +239,7 @@ func TestRedactText(t *testing.T) {
 		{"wget --http-password secret1 http://h/", "wget --http-password <redacted> http://h/"},
 		{`curl -H "Authorization: Bearer abc" http://h/`, `curl -H "Authorization: <redacted>" http://h/`},
 		{"pgrep -u root haproxy", "pgrep -u root haproxy"},
+		{`wget --header="AUTHORIZATION: Basic YWI6Y2Q=" http://h/`, `wget --header="AUTHORIZATION: <redacted>" http://h/`},
 	}
 	for _, tt := range tests {
 		if got := r.text(tt.in); got != tt.want {
