@@ -139,7 +139,11 @@ func TestForeignRouter(t *testing.T) {
 
 	msg := "node " + n1name + " hears 198.18.0.50 on eth0 advertising VRID 51 with 198.18.0.200 (priority 254), not this group's addresses: " +
 		"another VRRP group uses VRID 51 on this link; give one of them another spec.vrid (or fix its addresses)"
-	v := waitStatus(t, admin, name, "ForeignRouter True", func(v *v1alpha1.VirtualIP) error {
+	// Both nodes' entries arrive in writes of their own: wait for n2's MASTER too.
+	v := waitStatus(t, admin, name, "ForeignRouter True and n2 MASTER", func(v *v1alpha1.VirtualIP) error {
+		if e, ok := entryOf(v, n2name); !ok || e.State != vrrp.Master.String() {
+			return fmt.Errorf("n2's entry %+v", e)
+		}
 		c, ok := conditionOf(v, controllers.ConditionForeignRouter)
 		if !ok || c.Status != metav1.ConditionTrue || c.Reason != controllers.ReasonVRIDInUse || c.ObservedGeneration != v.Generation {
 			return fmt.Errorf("ForeignRouter %+v", c)
