@@ -24,7 +24,10 @@ const maxHeaderBytes = 16 << 10
 // from the environment, no compression (no decompression bomb), and does not follow
 // redirects: a 3xx is judged by its own status. https certificates are verified.
 type httpChecker struct {
-	url      string
+	url string
+	// shown is url with any password replaced (url.URL.Redacted): what messages, and so the
+	// VirtualIP's status and Events, carry.
+	shown    string
 	expected int
 	client   *http.Client
 }
@@ -45,6 +48,7 @@ func newHTTPCheckerDial(url string, expected int, dial func(ctx context.Context,
 	}
 	return &httpChecker{
 		url:      url,
+		shown:    redactURL(url),
 		expected: expected,
 		client: &http.Client{
 			Transport: tr,
@@ -55,10 +59,21 @@ func newHTTPCheckerDial(url string, expected int, dial func(ctx context.Context,
 	}
 }
 
+// redactURL is u with its password replaced, or a placeholder when u does not parse (its
+// text may then hold anything).
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "the probe's URL"
+	}
+	return p.Redacted()
+}
+
 func (c *httpChecker) check(ctx context.Context) (bool, string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
-		return false, err.Error()
+		// The parse error quotes the URL, password and all.
+		return false, fmt.Sprintf("GET %s: not a URL that can be requested", c.shown)
 	}
 	req.Close = true
 	req.Header.Set("User-Agent", "kube-vrrp-probe")
@@ -73,16 +88,16 @@ func (c *httpChecker) check(ctx context.Context) (bool, string) {
 		if c.expected != 0 {
 			want = fmt.Sprint(c.expected)
 		}
-		return false, fmt.Sprintf("GET %s: status %d, want %s", c.url, resp.StatusCode, want)
+		return false, fmt.Sprintf("GET %s: status %d, want %s", c.shown, resp.StatusCode, want)
 	}
 	n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, MaxBodyBytes+1))
 	switch {
 	case err != nil:
 		return false, c.failure(ctx, fmt.Errorf("read body: %w", err))
 	case n > MaxBodyBytes:
-		return false, fmt.Sprintf("GET %s: the body is longer than %d KiB; point the probe at a small health endpoint", c.url, MaxBodyBytes>>10)
+		return false, fmt.Sprintf("GET %s: the body is longer than %d KiB; point the probe at a small health endpoint", c.shown, MaxBodyBytes>>10)
 	}
-	return true, fmt.Sprintf("GET %s: status %d", c.url, resp.StatusCode)
+	return true, fmt.Sprintf("GET %s: status %d", c.shown, resp.StatusCode)
 }
 
 func (c *httpChecker) statusOK(code int) bool {
@@ -94,7 +109,7 @@ func (c *httpChecker) statusOK(code int) bool {
 
 func (c *httpChecker) failure(ctx context.Context, err error) string {
 	if ctx.Err() != nil {
-		return fmt.Sprintf("GET %s: no complete answer within the timeout", c.url)
+		return fmt.Sprintf("GET %s: no complete answer within the timeout", c.shown)
 	}
 	if uerr, ok := errors.AsType[*url.Error](err); ok {
 		err = uerr.Err // it repeats the method and URL
@@ -102,7 +117,7 @@ func (c *httpChecker) failure(ctx context.Context, err error) string {
 	// The transport reports a connection closed before any answer as io.EOF or, when it
 	// cannot tell that from a stale pooled connection, as "server closed idle connection".
 	if errors.Is(err, io.EOF) || strings.Contains(err.Error(), "server closed idle connection") {
-		return fmt.Sprintf("GET %s: the server closed the connection without an answer", c.url)
+		return fmt.Sprintf("GET %s: the server closed the connection without an answer", c.shown)
 	}
-	return fmt.Sprintf("GET %s: %v", c.url, err)
+	return fmt.Sprintf("GET %s: %v", c.shown, err)
 }

@@ -278,3 +278,32 @@ func TestHTTPNoKeepAlive(t *testing.T) {
 		t.Errorf("%d connections for 3 checks, want 3", n)
 	}
 }
+
+// A URL's password never reaches the probe's messages, which become the VirtualIP's status and
+// Events: every outcome names the URL with the password replaced.
+func TestHTTPMessagesRedactPassword(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	u := strings.Replace(srv.URL, "http://", "http://admin:s3cr3t-pw@", 1) + "/healthz"
+	for _, tc := range []struct {
+		name, url string
+		expected  int
+	}{
+		{"wrong status", u, 200},
+		{"right status", u, 503},
+		{"unreachable", "http://admin:s3cr3t-pw@127.0.0.1:1/healthz", 200},
+		{"unparsable", "http://admin:s3cr3t-pw@[::1/healthz", 200},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		_, msg := newHTTPChecker(tc.url, tc.expected).check(ctx)
+		cancel()
+		if strings.Contains(msg, "s3cr3t-pw") {
+			t.Errorf("%s: message %q carries the password", tc.name, msg)
+		}
+		if msg == "" {
+			t.Errorf("%s: empty message", tc.name)
+		}
+	}
+}
