@@ -27,7 +27,7 @@ RUN CGO_ENABLED=0 go build -trimpath \
 # kernel keeps them. (Docker before 24.0.6 / cri-dockerd cleared that set for non-root users,
 # moby#45491: there the agent would start without them.) If the bounding set lacks one of them
 # the exec fails with EPERM instead of starting a powerless agent.
-# test/chart/filecaps checks these kernel rules as the runtime applies them.
+# internal/filecaps checks these kernel rules as the runtime applies them.
 RUN setcap cap_net_admin,cap_net_raw=ep /out/kube-vrrp \
  && getcap /out/kube-vrrp | grep -q 'cap_net_admin,cap_net_raw=ep'
 

@@ -19,7 +19,7 @@ all: build
 ## demo: build, start a lab of node namespaces with etcd and kube-apiserver inside, install the
 ## chart, run an agent per node as its pod would, kill HAProxy on the MASTER (see README)
 demo: deps build envtest-assets
-	$(GO) run ./test/demo --bin $(BIN)/kube-vrrp
+	$(GO) run ./hack/demo --bin $(BIN)/kube-vrrp
 
 ## test: install what the tests need, then run every test (unit, fuzz seeds, envtest, privileged netns, interop)
 test: deps envtest-assets
@@ -80,7 +80,7 @@ chart:
 ## least privilege, CRD and RBAC against the generated ones, config/ against the chart, and a
 ## server-side dry run of every rendered object on a real kube-apiserver (also run by make test)
 test-chart: envtest-assets
-	$(GO) test -count=1 ./test/chart/...
+	$(GO) test -count=1 ./test/chart/... ./internal/filecaps/
 
 ## bench: failover and footprint benchmarks, side by side with keepalived
 bench: deps build

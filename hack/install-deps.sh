@@ -4,7 +4,7 @@
 # Idempotent and fast: one dpkg-query when everything is present; apt-get update and
 # install only for what is missing. Runs as root on a fresh Debian (12) machine.
 #
-#   iproute2      ip netns / ip link / bridge: the namespace lab (test/lab)
+#   iproute2      ip netns / ip link / bridge: the namespace lab (internal/lab)
 #   nftables      nft: the lab's VRRP filter (split brain) on the lab switch's bridge ports
 #   keepalived    the reference VRRP implementation: interop tests and benchmarks
 #   haproxy       the workload of `make demo` and the end-to-end scenarios

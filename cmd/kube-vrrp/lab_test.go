@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
 // testMainEnv makes the test binary act as kube-vrrp, so that the lab test runs the real

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
 // checkForeign names every virtual address that is already on its interface without kube-vrrp

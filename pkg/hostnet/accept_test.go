@@ -21,8 +21,8 @@ import (
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
+	"github.com/kube-vrrp/kube-vrrp/internal/filecaps"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
-	"github.com/kube-vrrp/kube-vrrp/test/chart/filecaps"
 )
 
 var (

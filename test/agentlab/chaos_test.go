@@ -24,11 +24,11 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/internal/cluster"
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
 	"github.com/kube-vrrp/kube-vrrp/pkg/hostnet"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
-	"github.com/kube-vrrp/kube-vrrp/test/cluster"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
 // The Kubernetes-mode part of the chaos suite (test/chaos covers the LAN and the host). Its

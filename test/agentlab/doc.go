@@ -1,5 +1,5 @@
 // Package agentlab holds the namespace-lab tests of `kube-vrrp agent` against a real API
-// server: etcd and kube-apiserver run inside the lab (test/cluster), one agent per node
+// server: etcd and kube-apiserver run inside the lab (internal/cluster), one agent per node
 // namespace with its own Node object and credentials limited to the generated RBAC (the
 // admin certificate impersonating the agent's ServiceAccount). The tests drive a VirtualIP
 // through election, a failover, address edits on the MASTER, deletion and an API server

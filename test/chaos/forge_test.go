@@ -14,9 +14,9 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
 // forger sends hand-made IPv4 VRRP packets (IP protocol 112) onto a lab LAN: any source

@@ -18,9 +18,9 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
 // Forged adverts: a host on the LAN (the lab's client) sends VRRP packets no member of the

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 )
 
 // The helpers of the network scenarios (network_test.go). Names carry "net" where another

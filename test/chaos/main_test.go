@@ -5,7 +5,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 )
 
 // nice is the niceness of the speakers under test, as in the other labs.

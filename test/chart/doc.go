@@ -8,9 +8,6 @@
 // kube-apiserver and etcd (envtest, the assets of make envtest-assets), a server-side dry run
 // of every rendered object.
 //
-// Render renders the chart as helm template does, for the tests here and for make demo, which
-// applies what a cluster would get.
-//
-// Subpackage filecaps checks the kernel rules the image relies on for a non-root agent's
-// capabilities.
+// The chart is rendered by internal/chart, which make demo shares; internal/filecaps checks
+// the kernel rules the image relies on for a non-root agent's capabilities.
 package chart

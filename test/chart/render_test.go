@@ -15,13 +15,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kube-vrrp/kube-vrrp/internal/chart"
 )
 
 const repoRoot = "../.."
 
 var chartDir = filepath.Join(repoRoot, "charts", "kube-vrrp")
 
-const kubeVersion = DefaultKubeVersion
+const kubeVersion = chart.DefaultKubeVersion
 
 // scheme knows every built-in kind the chart renders, and CRDs: strict conversion to these
 // types catches a misspelt or misplaced field in a template.
@@ -52,7 +54,7 @@ type renderOptions struct {
 // render renders the chart for a test.
 func render(t testing.TB, o renderOptions) (release, error) {
 	t.Helper()
-	r, err := Render(t.Context(), chartDir, Options{ReleaseName: o.name, Namespace: o.namespace, Values: o.values, KubeVersion: o.kubeVersion})
+	r, err := chart.Render(t.Context(), chartDir, chart.Options{ReleaseName: o.name, Namespace: o.namespace, Values: o.values, KubeVersion: o.kubeVersion})
 	if err != nil {
 		return release{}, err
 	}

@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/kube-vrrp/kube-vrrp/test/chart"
+	"github.com/kube-vrrp/kube-vrrp/internal/chart"
 )
 
 // TestSecretsByNameOnly: the agent's generated Role lets it get a Secret of its namespace by

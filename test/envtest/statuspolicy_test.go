@@ -24,8 +24,8 @@ import (
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/controllers"
+	"github.com/kube-vrrp/kube-vrrp/internal/chart"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
-	"github.com/kube-vrrp/kube-vrrp/test/chart"
 )
 
 // The tests of the chart's status policy (templates/statuspolicy.yaml) run the agents with the

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
 // capture is tcpdump running in a lab node, writing every VRRP packet its lab link sees to a

@@ -1,5 +1,5 @@
 // Package interop checks that kube-vrrp and keepalived (Debian's keepalived 2.2.7) speak the
-// same VRRP on the wire. In a two-node namespace lab (test/lab), n1 runs keepalived and n2
+// same VRRP on the wire. In a two-node namespace lab (internal/lab), n1 runs keepalived and n2
 // `kube-vrrp run`; every test drives the group in both directions (kube-vrrp MASTER with
 // keepalived BACKUP, and the reverse) through an election, a failover and a hand back,
 // asserting who holds the virtual address and whom the client reaches.

@@ -4,7 +4,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 )
 
 // budget bounds a failover or hand back measurement: several Master_Down_Intervals and room

@@ -5,8 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
 // vrrpLinkLocal is the IPv6 link-local address of virtual router vrid, derived from its

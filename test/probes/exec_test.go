@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
 	"github.com/kube-vrrp/kube-vrrp/pkg/probe"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
 // TestExecProbeRefused: a VirtualIP with an exec probe (weight 0) on two nodes. n1 (priority

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 )
 
 var (

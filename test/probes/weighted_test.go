@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
 // TestWeightedProbe: a weighted process probe `haproxy` moves the MASTER's effective priority

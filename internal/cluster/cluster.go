@@ -25,7 +25,7 @@ import (
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 )
 
 // Defaults of Options.

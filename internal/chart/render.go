@@ -1,3 +1,6 @@
+// Package chart renders the Helm chart charts/kube-vrrp as helm template does, with Helm's own
+// Go packages: for the chart's tests (test/chart, test/envtest) and for make demo, which applies
+// what a cluster would get.
 package chart
 
 import (

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
 // TestHAProxyInPIDNamespaces: each node's HAProxy runs in the node's own PID namespace, so a

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
+	"github.com/kube-vrrp/kube-vrrp/internal/filecaps"
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
-	"github.com/kube-vrrp/kube-vrrp/test/chart/filecaps"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
 // failoverBound is the client-observed HTTP outage the demo's failover may cost: generous (the

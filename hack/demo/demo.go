@@ -23,11 +23,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/internal/chart"
+	"github.com/kube-vrrp/kube-vrrp/internal/cluster"
 	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
-	"github.com/kube-vrrp/kube-vrrp/test/chart"
-	"github.com/kube-vrrp/kube-vrrp/test/chart/filecaps"
-	"github.com/kube-vrrp/kube-vrrp/test/cluster"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
+	"github.com/kube-vrrp/kube-vrrp/internal/filecaps"
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 )
 
 const (

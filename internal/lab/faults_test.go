@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
 // TestOneWayVRRPLoss checks DropVRRPOneWay with raw IP protocol 112 sockets in n1 and n2: each

@@ -11,8 +11,8 @@
 // Everything lives in namespaces and temporary directories it creates and removes, on success,
 // failure and Ctrl-C; the host's own network is untouched. It needs root.
 //
-//	go run ./test/demo --bin bin/kube-vrrp               # what make demo runs
-//	go run ./test/demo --bin bin/kube-vrrp --standalone  # without Kubernetes: kube-vrrp run
+//	go run ./hack/demo --bin bin/kube-vrrp               # what make demo runs
+//	go run ./hack/demo --bin bin/kube-vrrp --standalone  # without Kubernetes: kube-vrrp run
 package main
 
 import (

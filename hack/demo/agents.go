@@ -17,9 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kube-vrrp/kube-vrrp/test/chart"
-	"github.com/kube-vrrp/kube-vrrp/test/chart/filecaps"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
+	"github.com/kube-vrrp/kube-vrrp/internal/chart"
+	"github.com/kube-vrrp/kube-vrrp/internal/filecaps"
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 )
 
 // podSpec is what the demo takes from the chart's DaemonSet to run its pod by hand.
@@ -134,7 +134,7 @@ func podFromRelease(rel *chart.Release) (*podSpec, error) {
 	slices.Sort(add)
 	want(slices.Equal(drop, []string{"ALL"}) && slices.Equal(add, []string{"NET_ADMIN", "NET_RAW"}), "capabilities: drop [ALL], add [NET_ADMIN, NET_RAW]")
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("DaemonSet %s no longer asks for what the demo reproduces (%s); update test/demo", ds.GetName(), strings.Join(problems, "; "))
+		return nil, fmt.Errorf("DaemonSet %s no longer asks for what the demo reproduces (%s); update hack/demo", ds.GetName(), strings.Join(problems, "; "))
 	}
 	return p, nil
 }

@@ -8,8 +8,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
 // The chart's init container runs the image's binary as root with a bounding set of CHOWN,

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 )
 
 const standaloneManifest = `apiVersion: kubevrrp.io/v1alpha1
@@ -35,7 +35,7 @@ func step(format string, args ...any) {
 	fmt.Printf("\n==> "+format+"\n", args...)
 }
 
-// standalone is the demo without Kubernetes (go run ./test/demo --standalone): `kube-vrrp run`
+// standalone is the demo without Kubernetes (go run ./hack/demo --standalone): `kube-vrrp run`
 // on each node with one VirtualIP file, a graceful handover (SIGTERM) and a link cut, each with
 // the outage a client pinging every 10 ms saw.
 func standalone(bin string) error {

@@ -16,10 +16,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/internal/cluster"
 	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
-	"github.com/kube-vrrp/kube-vrrp/test/cluster"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
 // requireAssets skips the test when kube-apiserver or etcd is missing, except under CI.

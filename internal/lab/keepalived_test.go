@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
 )
 
 var (

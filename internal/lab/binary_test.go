@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kube-vrrp/kube-vrrp/test/lab"
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 )
 
 // TestKubeVRRPBinary builds the command once and runs it; a second call returns the same
