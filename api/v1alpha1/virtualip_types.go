@@ -399,11 +399,16 @@ type NodeStatus struct {
 	// lastTransitionTime is when the state last changed.
 	// +optional
 	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
-	// reason says why the node is in this state (e.g. ProbeFailed, MasterDownTimer, Preempted),
-	// possibly followed by ": " and details.
+	// reason says in one CamelCase word why the node is in this state (e.g. MasterDownTimer,
+	// ProbeFailed, VRIDConflict); message says it in words.
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	Reason string `json:"reason,omitempty"`
+	// message is a human-readable account of the state: what failed, what the probes do to the
+	// priority, what the host is retrying.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Message string `json:"message,omitempty"`
 	// probes is the health of this node's probes.
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=map
