@@ -126,6 +126,9 @@ func statusEntry(node string, st agent.Status, now time.Time) map[string]any {
 		e["address"] = st.Primary.WithZone("").String()
 	}
 	reason := st.Reason
+	if st.Message != "" {
+		reason += ": " + st.Message
+	}
 	if st.Adjustment != "" && reason != "" {
 		reason += ": " + st.Adjustment
 	} else if st.Adjustment != "" {

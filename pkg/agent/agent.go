@@ -18,6 +18,10 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
 )
 
+// ReasonStartFailed is the reason of an instance that could not start (its interface or
+// socket could not be opened); Status.Message says why.
+const ReasonStartFailed = "StartFailed"
+
 // Host is what the agent needs of the machine; hostnet.Host implements it on Linux.
 type Host interface {
 	// Listen opens the VRRP socket of ifname sending from src. The agent opens one per
@@ -122,6 +126,9 @@ type Status struct {
 	// Adjustment says why the priority differs from the configured one, or why the
 	// instance is in Fault (e.g. "probe haproxy failing (-20)").
 	Adjustment string
+	// Message says in words what Reason (a CamelCase word) does not: why the instance could
+	// not start. Empty otherwise (Adjustment and HostError say the rest).
+	Message string
 }
 
 type sockKey struct {
@@ -366,7 +373,7 @@ func (a *Agent) Snapshot() []Status {
 			st.Status = vrrp.Status{Name: name, Interface: inst.cfg.Interface, VRID: inst.cfg.VRID,
 				Priority: inst.cfg.Priority, Primary: inst.cfg.Primary, State: vrrp.Initialize}
 			if inst.err != nil {
-				st.State, st.Reason = vrrp.Fault, "StartFailed: "+inst.err.Error()
+				st.State, st.Reason, st.Message = vrrp.Fault, ReasonStartFailed, inst.err.Error()
 			}
 		}
 		st.Probes, st.Adjustment = inst.probeStatus()
