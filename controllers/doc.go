@@ -1,4 +1,4 @@
-// Package controllers holds the thin Kubernetes side of the agent (DESIGN.md §2, §3.3):
+// Package controllers holds the thin Kubernetes side of the agent (docs/design.md §2.1, §7):
 //
 //   - VirtualIPReconciler turns each VirtualIP that selects this node into a running VRRP
 //     instance (pkg/desired translates, pkg/agent runs); it never stops one on an API error.

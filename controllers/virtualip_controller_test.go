@@ -431,10 +431,9 @@ func (f *failingReader) List(context.Context, client.ObjectList, ...client.ListO
 	return f.err
 }
 
-// A VirtualIP this node runs and then rejects (here: unicast, and the only other node is gone,
-// so there is no peer left) is reported as Fault in status and its instance stops, handing the
-// addresses over (DESIGN §3.3: "never an empty peer set in unicast mode (FAULT + condition
-// instead)").
+// A VirtualIP this node runs and then rejects (here: unicast, and the only other node is gone, so
+// there is no peer left) is reported as Fault in status and its instance stops, handing the
+// addresses over: a unicast group never runs with an empty peer set (docs/design.md §4.7).
 func TestVirtualIPReconcileRejectionStopsInstance(t *testing.T) {
 	lb1, lb2 := testNode("lb1", "198.18.0.11", nil), testNode("lb2", "198.18.0.12", nil)
 	vip := testVIP("vip", func(v *v1alpha1.VirtualIP) { v.Spec.Unicast = &v1alpha1.UnicastSpec{} })
@@ -460,7 +459,7 @@ func TestVirtualIPReconcileRejectionStopsInstance(t *testing.T) {
 	if reason, ok := rej.Get("vip"); !ok || !strings.HasPrefix(reason, ReasonCannotResolve+": ") {
 		t.Errorf("rejection %q, %v", reason, ok)
 	}
-	// DESIGN §3.3: never an empty peer set in unicast mode; the node is in FAULT (status) and
+	// docs/design.md §4.7: never an empty peer set in unicast mode; the node is in FAULT (status) and
 	// hands the address over (the instance stops with a priority-0 advert).
 	if _, running := fa.config("vip"); running || !slices.Contains(fa.removed, "vip") {
 		t.Errorf("instance still running (removed %v) after its unicast peer set became empty", fa.removed)

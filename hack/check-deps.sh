@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The engine must stay a plain library: pkg/vrrp and pkg/vrrp/packet import only the standard
-# library (and each other). DESIGN.md §2.
+# library (and each other). docs/design.md §2.2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 module=$(go list -m)

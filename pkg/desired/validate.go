@@ -21,7 +21,7 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
 )
 
-// Defaults of a VirtualIP (DESIGN §1.1).
+// Defaults of a VirtualIP (docs/design.md §1.1).
 const (
 	// DefaultVersion is the VRRP version of a VirtualIP that sets none.
 	DefaultVersion = 3

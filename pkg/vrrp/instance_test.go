@@ -174,8 +174,8 @@ func TestBackupHearsPriorityZero(t *testing.T) {
 	}, out)
 }
 
-// Beyond RFC 5798 §6.4.2 (DESIGN §3.1): when every other member is known and none can beat this
-// router, a priority-0 advert hands over at once instead of after Skew_Time.
+// Beyond RFC 5798 §6.4.2 (docs/design.md §4.2): when every other member is known and none can beat
+// this router, a priority-0 advert hands over at once instead of after Skew_Time.
 func TestFastHandover(t *testing.T) {
 	other := netip.MustParseAddr("192.168.1.13") // greater than me
 	low := netip.MustParseAddr("192.168.1.5")    // smaller than me
@@ -219,7 +219,7 @@ func TestFastHandover(t *testing.T) {
 
 // RFC 5798 §6.4.2: with Preempt_Mode false, or an advert of greater or equal priority, the Backup
 // resets its Master_Down_Timer. With preempt on and a lower-priority advert the RFC discards it and
-// lets the timer run out; like keepalived, the engine takes over at once (DESIGN §3.1).
+// lets the timer run out; like keepalived, the engine takes over at once (docs/design.md §4.3).
 func TestBackupPreempt(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -290,7 +290,7 @@ func TestPreemptDelay(t *testing.T) {
 // RFC 5798 §6.4.3: a Master that hears a higher priority, or an equal priority from a greater
 // primary address, cancels the Adver_Timer, adopts the sender's interval, sets the
 // Master_Down_Timer and becomes Backup; it removes its addresses. Otherwise it keeps the role, and
-// (RFC 9568 §6.4.3, DESIGN §3.1) advertises at once and re-announces its addresses so a
+// (RFC 9568 §6.4.3, docs/design.md §4.4) advertises at once and re-announces its addresses so a
 // lower-priority master left over from a split brain steps down quickly.
 func TestMasterReceive(t *testing.T) {
 	tests := []struct {
@@ -316,7 +316,7 @@ func TestMasterReceive(t *testing.T) {
 			out := in.Receive(now, advert(t, cfg, tc.src, tc.prio, func(a *packet.Advertisement) { a.Interval = time.Second }))
 			if tc.stepDown {
 				checkOut(t, cfg, summary{
-					// One advert the winner beats, so it re-announces (DESIGN §3.1).
+					// One advert the winner beats, so it re-announces (docs/design.md §4.4).
 					Sent:       []sent{advertOf(cfg, packet.MulticastIPv4, tc.last)},
 					Unbind:     []netip.Prefix{vip},
 					Transition: "Master->Backup HigherPriorityMaster",
@@ -338,9 +338,9 @@ func TestMasterReceive(t *testing.T) {
 	}
 }
 
-// RFC 3768 §6.4.3: a v2 Master stepping down keeps its own Master_Adver_Interval. Beyond the
-// RFC (DESIGN §3.1, split-brain healing) it sends one advert the winner beats (here the winner's
-// own priority: the winner's address is greater), so the winner re-announces.
+// RFC 3768 §6.4.3: a v2 Master stepping down keeps its own Master_Adver_Interval. Beyond the RFC
+// (docs/design.md §4.4, split-brain healing) it sends one advert the winner beats (here the
+// winner's own priority: the winner's address is greater), so the winner re-announces.
 func TestMasterStepsDownV2(t *testing.T) {
 	cfg := config2()
 	in, tm := startMaster(t, cfg)
@@ -400,7 +400,7 @@ func TestStepDownAdvertReachesOthers(t *testing.T) {
 
 // RFC 5798 §6.4.3: a Master that hears priority 0 sends an advert at once and resets the
 // Adver_Timer, so the backups don't take over. A resigning second master means a dual-master
-// episode just ended, so it also re-announces its addresses (DESIGN §3.1).
+// episode just ended, so it also re-announces its addresses (docs/design.md §4.4).
 func TestMasterHearsPriorityZero(t *testing.T) {
 	cfg := config4()
 	in, tm := startMaster(t, cfg)
@@ -582,9 +582,9 @@ func TestShutdown(t *testing.T) {
 	checkOut(t, cfg, summary{}, in.Tick(t0.Add(time.Hour)))
 }
 
-// RFC 5798 §6.4.2 ("broadcast a gratuitous ARP" on becoming Master) and DESIGN §3.2: a second
-// gratuitous ARP / NA burst AnnounceRepeat after the takeover (binding again, which is idempotent
-// and heals a failed bind); exactly once, and not after stepping down.
+// RFC 5798 §6.4.2 ("broadcast a gratuitous ARP" on becoming Master) and docs/design.md §5.2: a
+// second gratuitous ARP / NA burst AnnounceRepeat after the takeover (binding again, which is
+// idempotent and heals a failed bind); exactly once, and not after stepping down.
 func TestSecondAnnounceBurst(t *testing.T) {
 	cfg := config4() // AnnounceRepeat 250 ms
 	in, tm := startMaster(t, cfg)
@@ -628,9 +628,9 @@ func TestSecondAnnounceBurst(t *testing.T) {
 	}
 }
 
-// RFC 5798 §6.4.3 (the Master MUST accept and answer for the virtual addresses) and DESIGN §3.2: if
-// something removes a VIP while Master, put it back and announce it; a Backup does nothing, and an
-// address that isn't ours is ignored.
+// RFC 5798 §6.4.3 (the Master MUST accept and answer for the virtual addresses) and
+// docs/design.md §5.4: if something removes a VIP while Master, put it back and announce it; a
+// Backup does nothing, and an address that isn't ours is ignored.
 func TestAddressRemoved(t *testing.T) {
 	cfg := with(config4(), func(c *vrrp.Config) { c.Addresses = []netip.Prefix{vip, vip2} })
 	in, tm := startMaster(t, cfg)
@@ -647,8 +647,8 @@ func TestAddressRemoved(t *testing.T) {
 	checkOut(t, cfg, summary{Next: t0.Add(mdi100)}, in.AddressRemoved(t0.Add(time.Millisecond), vip))
 }
 
-// RFC 5798 §6.4.3 and DESIGN §3.3: changing addresses on a Master is a bind/unbind diff, not a
-// restart; the new set is advertised at once.
+// RFC 5798 §6.4.3 and docs/design.md §3.2: changing addresses on a Master is a bind/unbind diff,
+// not a restart; the new set is advertised at once.
 func TestReconfigureAddressesOnMaster(t *testing.T) {
 	cfg := with(config4(), func(c *vrrp.Config) { c.Addresses = []netip.Prefix{vip, vip2} })
 	in, tm := startMaster(t, cfg)
@@ -724,7 +724,8 @@ func TestReconfigureIncompatible(t *testing.T) {
 	}
 }
 
-// RFC 5798 §6.4.3 with DESIGN §3.1/§3.3 unicast: peers change without restarting the instance.
+// RFC 5798 §6.4.3 with docs/design.md §3.2, §4.7 unicast: peers change without restarting the
+// instance.
 func TestReconfigurePeers(t *testing.T) {
 	p1, p2, p3 := lower, higher, netip.MustParseAddr("192.168.1.13")
 	cfg := with(config4(), func(c *vrrp.Config) { c.Peers = []netip.Addr{p1, p2} })
@@ -747,8 +748,8 @@ func TestReconfigurePeers(t *testing.T) {
 	checkState(t, in, vrrp.Backup)
 }
 
-// DESIGN §3.1 unicast: adverts go to each peer; the TTL rule is relaxed (RFC 5798 §7.1 asks for
-// 255, but unicast adverts may be routed); a source that isn't a peer is dropped.
+// docs/design.md §4.7 unicast: adverts go to each peer; the TTL rule is relaxed (RFC 5798 §7.1 asks
+// for 255, but unicast adverts may be routed); a source that isn't a peer is dropped.
 func TestUnicast(t *testing.T) {
 	stranger := netip.MustParseAddr("192.168.1.50")
 	cfg := with(config4(), func(c *vrrp.Config) { c.Peers = []netip.Addr{lower, higher} })
@@ -927,7 +928,7 @@ func TestBadPacketsDropped(t *testing.T) {
 		{"IPv6 first address not link-local", config6(), func(t *testing.T, c vrrp.Config) vrrp.Packet {
 			return advert(t, c, peer6, 200, func(a *packet.Advertisement) { a.Addresses = []netip.Addr{vip6.Addr()} })
 		}, vrrp.DropNotLinkLocal},
-		// DESIGN §3.1: unicast sources must be known peers.
+		// docs/design.md §4.7: unicast sources must be known peers.
 		{"unicast from a non-peer", with(config4(), func(c *vrrp.Config) { c.Peers = []netip.Addr{lower} }), func(t *testing.T, c vrrp.Config) vrrp.Packet {
 			return advert(t, c, higher, 200)
 		}, vrrp.DropUnknownPeer},
@@ -975,7 +976,7 @@ func TestBadPacketsDropped(t *testing.T) {
 }
 
 // RFC 5798 §7.1's TTL rule is for multicast; a unicast advert with a TTL below 255 is accepted
-// (DESIGN §3.1).
+// (docs/design.md §4.5).
 func TestUnicastTTLRelaxed(t *testing.T) {
 	cfg := with(config4(), func(c *vrrp.Config) { c.Peers = []netip.Addr{higher} })
 	in := startBackup(t, cfg)

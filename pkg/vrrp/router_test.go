@@ -222,7 +222,8 @@ func TestRouterRunBecomesMaster(t *testing.T) {
 }
 
 // RFC 5798 §6.4.3: a delivered higher-priority advert makes the Master a Backup that removes its
-// addresses (and, DESIGN §3.1, sends one last advert at its priority so the winner re-announces).
+// addresses (and, docs/design.md §4.4, first sends one last advert the winner beats, so that it
+// re-announces).
 func TestRouterDeliverHigherPriority(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := config4()
@@ -253,8 +254,8 @@ func TestRouterDeliverHigherPriority(t *testing.T) {
 	})
 }
 
-// RFC 5798 §6.4.3 Shutdown and DESIGN §3.1: cancelling Run as Master removes the addresses and
-// sends priority 0 before Run returns, although its context is already cancelled.
+// RFC 5798 §6.4.3 Shutdown and docs/design.md §4.9: cancelling Run as Master removes the addresses
+// and sends priority 0 before Run returns, although its context is already cancelled.
 func TestRouterCancelAsMaster(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rig := startRouter(t, config4())
@@ -386,8 +387,8 @@ func TestRouterQueueDrains(t *testing.T) {
 	})
 }
 
-// RFC 5798 §6.4.3 and DESIGN §3.2: when something else removes a VIP from a Master, the watch puts
-// it back and announces it; a Backup leaves it alone.
+// RFC 5798 §6.4.3 and docs/design.md §5.4: when something else removes a VIP from a Master, the
+// watch puts it back and announces it; a Backup leaves it alone.
 func TestRouterWatchRemovedRebinds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := config4()

@@ -361,10 +361,10 @@ func TestSimElection(t *testing.T) {
 }
 
 // RFC 5798 §6.4.2: when the master's link is cut (its adverts and everything sent to it are lost)
-// the best backup takes over within its Master_Down_Interval, and among the connected routers
-// there is exactly one master. When the cut heals, the lower-priority master steps down within one
-// advert interval (plus the latency) and the higher one re-announces its addresses (RFC 9568
-// §6.4.3, DESIGN §3.1), whatever the phase of the two masters' adverts.
+// the best backup takes over within its Master_Down_Interval, and among the connected routers there
+// is exactly one master. When the cut heals, the lower-priority master steps down within one advert
+// interval (plus the latency) and the higher one re-announces its addresses (RFC 9568 §6.4.3,
+// docs/design.md §4.4), whatever the phase of the two masters' adverts.
 func TestSimLinkCutAndHeal(t *testing.T) {
 	for _, unicast := range []bool{false, true} {
 		for phase := time.Duration(0); phase < 100*time.Millisecond; phase += 10 * time.Millisecond {
@@ -425,7 +425,7 @@ func TestSimLinkCutAndHeal(t *testing.T) {
 
 // RFC 5798 §6.4.3 Shutdown / §6.4.2 priority 0: a master that stops gracefully sends priority 0;
 // the best backup takes over Skew_Time later (the lower backup's longer skew loses), or at once
-// when it knows every member and is certainly the best (DESIGN §3.1 fast handover).
+// when it knows every member and is certainly the best (docs/design.md §4.2, fast handover).
 func TestSimGracefulShutdown(t *testing.T) {
 	for _, fast := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fast=%v", fast), func(t *testing.T) {
@@ -464,8 +464,8 @@ func TestSimGracefulShutdown(t *testing.T) {
 	}
 }
 
-// RFC 5798 §6.4.2: with Preempt_Mode false a recovered higher-priority router stays Backup under
-// a lower-priority master; with it true it takes over at the first advert (DESIGN §3.1).
+// RFC 5798 §6.4.2: with Preempt_Mode false a recovered higher-priority router stays Backup under a
+// lower-priority master; with it true it takes over at the first advert (docs/design.md §4.3).
 func TestSimPreemptOnRecovery(t *testing.T) {
 	for _, preempt := range []bool{false, true} {
 		t.Run(fmt.Sprintf("preempt=%v", preempt), func(t *testing.T) {

@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// defaults is helm install kube-vrrp charts/kube-vrrp -n kube-vrrp, as DESIGN 1.3 says.
+// defaults is helm install kube-vrrp charts/kube-vrrp -n kube-vrrp, as docs/design.md §1.3 says.
 var defaults = renderOptions{name: "kube-vrrp", namespace: "kube-vrrp"}
 
 // nonDefault changes every value the chart has, in a namespace and under a release name
@@ -128,7 +128,8 @@ func TestLint(t *testing.T) {
 	}
 }
 
-// leastPrivilege is the agent container's securityContext (DESIGN 3.3), whatever the values.
+// leastPrivilege is the agent container's securityContext (docs/design.md §7.10), whatever the
+// values.
 func checkLeastPrivilege(t *testing.T, c corev1.Container) {
 	t.Helper()
 	sc := c.SecurityContext

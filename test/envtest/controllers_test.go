@@ -90,9 +90,9 @@ func checkResponses(t *testing.T, rec *codeRecorder, who string) {
 // agentUser is the agent's ServiceAccount, whose credentials the DaemonSet runs with.
 const agentUser = "system:serviceaccount:" + agentNamespace + ":kube-vrrp-agent"
 
-// TestControllersLeastPrivilege runs the same scenario as the agent's ServiceAccount bound to
-// the generated config/rbac/role.yaml (DESIGN §3.3, issue 3 item 4): everything works and no
-// request is refused. Then it checks that the role grants nothing more than it should.
+// TestControllersLeastPrivilege runs the same scenario as the agent's ServiceAccount bound to the
+// generated config/rbac/role.yaml (docs/design.md §7.10): everything works and no request is
+// refused. Then it checks that the role grants nothing more than it should.
 func TestControllersLeastPrivilege(t *testing.T) {
 	requireAPIServer(t)
 	admin := adminClient(t)
@@ -914,7 +914,7 @@ func allowed(t *testing.T, admin client.Client, ra authorizationv1.ResourceAttri
 	return sar.Status.Allowed, sar.Status.Reason + sar.Status.EvaluationError
 }
 
-// checkTight: the role grants what DESIGN §3.3 lists and nothing else.
+// checkTight: the role grants what docs/design.md §7.10 lists and nothing else.
 func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 	ctx := t.Context()
 	group := v1alpha1.GroupVersion.Group
@@ -1035,11 +1035,11 @@ func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 	}
 }
 
-// The hardening scenarios (VRID and address conflicts, addresses that are not the agent's to
-// take, refusals that must retry) run each simulated node with the real agent runtime
-// (pkg/agent, never started: it keeps its instances and refuses what the DaemonSet's would,
-// e.g. a second instance with the same VRID on one interface), and interfaces and foreign
-// addresses that the test changes as a host would.
+// The scenarios of refusals (VRID and address conflicts between VirtualIPs, addresses that are not
+// the agent's to take, refusals that must be retried; docs/design.md §5.8, §7.3) run each simulated
+// node with the real agent runtime (pkg/agent, never started: it keeps its instances and refuses
+// what the DaemonSet's would, e.g. a second instance with the same VRID on one interface), and
+// interfaces and foreign addresses that the test changes as a host would.
 
 // hardNode is one such node.
 type hardNode struct {
@@ -1271,12 +1271,11 @@ func waitRefusalEvent(t *testing.T, admin client.Client, name, node, reason, not
 	})
 }
 
-// TestVRIDConflict (hardening item 6): two VirtualIPs with one VRID on one interface and
-// family. Every node runs the older one whatever order it reconciles them in (here: nodes
-// that start after both exist, as after a restart), the younger reports VRIDConflict naming
-// the winner, the VRID and the interface, with an Event, and starts by itself when the winner
-// is deleted; an older VirtualIP that moves onto the interface takes the slot from the younger
-// one running there.
+// TestVRIDConflict (docs/design.md §7.3): two VirtualIPs with one VRID on one interface and family.
+// Every node runs the older one whatever order it reconciles them in (here: nodes that start after
+// both exist, as after a restart), the younger reports VRIDConflict naming the winner, the VRID and
+// the interface, with an Event, and starts by itself when the winner is deleted; an older VirtualIP
+// that moves onto the interface takes the slot from the younger one running there.
 func TestVRIDConflict(t *testing.T) {
 	requireAPIServer(t)
 	admin := adminClient(t)
@@ -1318,9 +1317,9 @@ func TestVRIDConflict(t *testing.T) {
 	waitRefused(t, admin, "vrid-aa-third", controllers.ReasonVRIDConflict+`: VRID 80 on eth0 (IPv4) is taken by VirtualIP "vrid-yy-second"`, n1, n2)
 }
 
-// TestAddressConflict (hardening item 6): two VirtualIPs claiming one address, with different
-// VRIDs: the younger one reports AddressConflict on every node and starts once the older one
-// drops the address.
+// TestAddressConflict (docs/design.md §7.3): two VirtualIPs claiming one address, with different
+// VRIDs: the younger one reports AddressConflict on every node and starts once the older one drops
+// the address.
 func TestAddressConflict(t *testing.T) {
 	requireAPIServer(t)
 	admin := adminClient(t)
@@ -1347,10 +1346,9 @@ func TestAddressConflict(t *testing.T) {
 	waitRuns(t, admin, "addr-zz-first", n1, n2)
 }
 
-// TestAddressInUse (hardening item 8): a VirtualIP may not claim an address that a Node
-// reports, nor one that is on its interface without kube-vrrp having added it. The nodes
-// refuse it (Fault, AddressInUse, a message naming the conflict, an Event) and take it up once
-// the conflict is gone.
+// TestAddressInUse (docs/design.md §5.8): a VirtualIP may not claim an address that a Node reports,
+// nor one that is on its interface without kube-vrrp having added it. The nodes refuse it (Fault,
+// AddressInUse, a message naming the conflict, an Event) and take it up once the conflict is gone.
 func TestAddressInUse(t *testing.T) {
 	requireAPIServer(t)
 	admin := adminClient(t)
@@ -1418,9 +1416,9 @@ func waitRunsWithin(t *testing.T, admin client.Client, name string, timeout time
 	waitRuns(t, admin, name, nodes...)
 }
 
-// TestRefusalRetried (hardening item 9): a VirtualIP refused for a cause outside the cluster's
-// objects, or for a Secret the agent cannot watch, comes back within seconds of the fix,
-// though nothing the agent watches changes.
+// TestRefusalRetried (docs/design.md §7.3): a VirtualIP refused for a cause outside the cluster's
+// objects, or for a Secret the agent cannot watch, comes back within seconds of the fix, though
+// nothing the agent watches changes.
 func TestRefusalRetried(t *testing.T) {
 	requireAPIServer(t)
 	admin := adminClient(t)

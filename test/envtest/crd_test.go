@@ -64,10 +64,10 @@ func addresses(n int) []string {
 	return a
 }
 
-// rejected are objects the API server must refuse. It holds the cases the issue lists and every
-// case pkg/desired's TestValidate rejects (same names), so that TestCRDRejects also proves the
-// CRD refuses what the agent refuses. Each want is a part of the API server's answer: the field
-// path and the words that say what to change.
+// rejected are objects the API server must refuse. It holds a case for each rule
+// docs/design.md §1.1 lists and every case pkg/desired's TestValidate rejects (same names), so that
+// TestCRDRejects also proves the CRD refuses what the agent refuses. Each want is a part of the API
+// server's answer: the field path and the words that say what to change.
 var rejected = []struct {
 	name string
 	mut  func(*v1alpha1.VirtualIP)
@@ -604,8 +604,8 @@ func TestCRDVRIDImmutable(t *testing.T) {
 	}
 }
 
-// The schema defaults what DESIGN §1.1 defaults, except the interval: its default depends on the
-// version and the agent applies it.
+// The schema defaults what docs/design.md §1.1 defaults, except the interval: its default depends
+// on the version and the agent applies it.
 func TestCRDDefaults(t *testing.T) {
 	ctx := requireAPIServer(t)
 	vip := &v1alpha1.VirtualIP{

@@ -11,7 +11,7 @@ import (
 )
 
 // keepalivedOutage is what the classic keepalived setup (vrrp_script `pgrep -x haproxy`,
-// interval 1, fall 2, weight -20, advert_int 1) costs a client when HAProxy dies (issue 4).
+// interval 1, fall 2, weight -20, advert_int 1) costs a client when HAProxy dies.
 const keepalivedOutage = 3600 * time.Millisecond
 
 // killBound is the client-observed HTTP outage a HAProxy crash may cost with kube-vrrp's

@@ -35,10 +35,15 @@ const (
 	headerLen = 8
 	// MaxAddresses is the most addresses one advert can carry: the count field is one byte.
 	MaxAddresses = 255
+	// IntervalUnitV3 is the unit of the VRRPv3 interval field, a centisecond (RFC 5798 §5.2.7):
+	// the shortest interval and the step between two.
+	IntervalUnitV3 = 10 * time.Millisecond
 	// MaxIntervalV3 is the largest VRRPv3 interval: 12 bits of centiseconds (RFC 5798 §5.2.7).
-	MaxIntervalV3 = 4095 * 10 * time.Millisecond
+	MaxIntervalV3 = 4095 * IntervalUnitV3
+	// IntervalUnitV2 is the unit of the VRRPv2 interval field, a second (RFC 3768 §5.3.7).
+	IntervalUnitV2 = time.Second
 	// MaxIntervalV2 is the largest VRRPv2 interval: 8 bits of seconds (RFC 3768 §5.3.7).
-	MaxIntervalV2 = 255 * time.Second
+	MaxIntervalV2 = 255 * IntervalUnitV2
 )
 
 // Advertisement is a decoded VRRP advertisement.
@@ -136,18 +141,16 @@ func (a *Advertisement) Marshal(src, dst netip.Addr, mode ChecksumMode) ([]byte,
 	b[3] = uint8(n)
 	switch a.Version {
 	case 2:
-		secs := a.Interval / time.Second
-		if secs < 1 || secs > 255 || a.Interval%time.Second != 0 {
+		if a.Interval < IntervalUnitV2 || a.Interval > MaxIntervalV2 || a.Interval%IntervalUnitV2 != 0 {
 			return nil, errf(ReasonEncodeInvalid, "v2 interval %s is not 1..255 whole seconds", a.Interval)
 		}
 		b[4] = a.AuthType
-		b[5] = uint8(secs)
+		b[5] = uint8(a.Interval / IntervalUnitV2)
 	case 3:
-		cs := a.Interval / (10 * time.Millisecond)
-		if cs < 1 || cs > 4095 || a.Interval%(10*time.Millisecond) != 0 {
+		if a.Interval < IntervalUnitV3 || a.Interval > MaxIntervalV3 || a.Interval%IntervalUnitV3 != 0 {
 			return nil, errf(ReasonEncodeInvalid, "v3 interval %s is not 10ms..40.95s in 10ms steps", a.Interval)
 		}
-		binary.BigEndian.PutUint16(b[4:], uint16(cs))
+		binary.BigEndian.PutUint16(b[4:], uint16(a.Interval/IntervalUnitV3))
 	}
 	off := headerLen
 	for _, ip := range a.Addresses {
@@ -216,10 +219,10 @@ func Parse(b []byte, src, dst netip.Addr) (*Advertisement, error) {
 	switch ver {
 	case 2:
 		a.AuthType = b[4]
-		a.Interval = time.Duration(b[5]) * time.Second
+		a.Interval = time.Duration(b[5]) * IntervalUnitV2
 		copy(a.AuthData[:], b[headerLen+n*alen:])
 	case 3:
-		a.Interval = time.Duration(binary.BigEndian.Uint16(b[4:])&0x0fff) * 10 * time.Millisecond
+		a.Interval = time.Duration(binary.BigEndian.Uint16(b[4:])&0x0fff) * IntervalUnitV3
 	}
 	if a.Interval == 0 {
 		return nil, errf(ReasonIntervalZero, "advertisement interval 0")
