@@ -647,7 +647,7 @@ func TestAddressRemoved(t *testing.T) {
 	checkOut(t, cfg, summary{Next: t0.Add(mdi100)}, in.AddressRemoved(t0.Add(time.Millisecond), vip))
 }
 
-// RFC 5798 §6.4.3 and docs/design.md §3.2: changing addresses on a Master is a bind/unbind diff,
+// RFC 5798 §6.4.3 and docs/design.md §3.5: changing addresses on a Master is a bind/unbind diff,
 // not a restart; the new set is advertised at once.
 func TestReconfigureAddressesOnMaster(t *testing.T) {
 	cfg := with(config4(), func(c *vrrp.Config) { c.Addresses = []netip.Prefix{vip, vip2} })
@@ -724,7 +724,7 @@ func TestReconfigureIncompatible(t *testing.T) {
 	}
 }
 
-// RFC 5798 §6.4.3 with docs/design.md §3.2, §4.7 unicast: peers change without restarting the
+// RFC 5798 §6.4.3 with docs/design.md §3.5, §4.7 unicast: peers change without restarting the
 // instance.
 func TestReconfigurePeers(t *testing.T) {
 	p1, p2, p3 := lower, higher, netip.MustParseAddr("192.168.1.13")
