@@ -50,7 +50,7 @@ func TestStatusEntry(t *testing.T) {
 			name: "master with probes",
 			st: agent.Status{
 				Status: vrrp.Status{Name: "haproxy", Interface: "eth0", VRID: 51, State: vrrp.Master, Priority: 90,
-					Primary: netip.MustParseAddr("198.18.0.11"), Reason: vrrp.ReasonPreempted, Since: since},
+					Primary: netip.MustParseAddr("198.18.0.11"), Reason: vrrp.ReasonPreempting, Since: since},
 				Probes: []agent.ProbeStatus{
 					{Name: "haproxy", Known: true, Healthy: false, Reason: `no process named "haproxy"`, Since: probeSince},
 					{Name: "api", Known: true, Healthy: true, Since: probeSince},
@@ -59,7 +59,7 @@ func TestStatusEntry(t *testing.T) {
 				Adjustment: "probe haproxy failing (-20)",
 			},
 			want: v1alpha1.NodeStatus{Name: "lb1", State: "Master", Priority: 90, Interface: "eth0", Address: "198.18.0.11",
-				LastTransitionTime: &sinceUTC, Reason: "Preempted: probe haproxy failing (-20)",
+				LastTransitionTime: &sinceUTC, Reason: "Preempting: probe haproxy failing (-20)",
 				Probes: []v1alpha1.ProbeStatus{
 					{Name: "haproxy", Healthy: ptr.To(false), LastTransitionTime: &probeUTC, Message: `no process named "haproxy"`},
 					{Name: "api", Healthy: ptr.To(true), LastTransitionTime: &probeUTC},

@@ -69,7 +69,7 @@ spec:
 	if m, err := lab.WaitMaster(nodes, vip, 5*time.Second); err != nil || m != n1 {
 		t.Fatalf("master = %v, %v; want %s (priority 110)", m, err, n1.Name)
 	}
-	if err := p1.WaitLog(`"msg":"transition","vip":"lab","from":"Backup","state":"Master"`, 0, 2*time.Second); err != nil {
+	if err := p1.WaitLog(`"msg":"transition","vip":"lab","state":"Master"`, 0, 2*time.Second); err != nil {
 		t.Error(err)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -395,52 +396,39 @@ spec: {vrid: 9, addresses: [198.18.0.102/24], unicast: {}}
 	}
 }
 
-func TestTracker(t *testing.T) {
+// --events writes the agent's stream as JSON lines of vrrp.Event: numbered, typed, and
+// decodable with the same type; what is still waiting when the agent stops is written too.
+func TestWriteEvents(t *testing.T) {
+	a := agent.New(nil, nil, agent.Options{})
 	var buf bytes.Buffer
-	tr := newTracker(slog.New(slog.NewJSONHandler(&buf, nil)))
-	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	st := func(name string, s vrrp.State, prio uint8, reason string, since time.Time) agent.Status {
-		return agent.Status{Status: vrrp.Status{Name: name, State: s, Priority: prio, Reason: reason, Since: since, Interface: "eth0",
-			Primary: netip.MustParseAddr("198.18.0.11")}}
+	stop := writeEvents(a.Subscribe("events", 16), nopCloser{&buf}, slog.New(slog.DiscardHandler))
+	cfg := func(vrid uint8, vip string) vrrp.Config {
+		return vrrp.Config{Interface: "eth0", VRID: vrid, Version: 3, Interval: 100 * time.Millisecond, Priority: 100,
+			Addresses: []netip.Prefix{netip.MustParsePrefix(vip)}, Primary: netip.MustParseAddr("198.18.0.11"), Preempt: true, Accept: true}
 	}
-	tr.update([]agent.Status{st("a", vrrp.Backup, 110, vrrp.ReasonStarted, t0), st("b", vrrp.Backup, 100, vrrp.ReasonStarted, t0)})
-	tr.update([]agent.Status{st("a", vrrp.Master, 110, vrrp.ReasonMasterDown, t0.Add(time.Second)), st("b", vrrp.Backup, 100, vrrp.ReasonStarted, t0)})
-	tr.update([]agent.Status{st("a", vrrp.Master, 90, vrrp.ReasonMasterDown, t0.Add(time.Second)), st("b", vrrp.Backup, 100, vrrp.ReasonStarted, t0)})
-	// b went to Master and back between two snapshots: Since tells.
-	tr.update([]agent.Status{st("a", vrrp.Fault, 90, vrrp.ReasonFault, t0.Add(3*time.Second)), st("b", vrrp.Backup, 100, vrrp.ReasonHigherPriority, t0.Add(2*time.Second))})
-	tr.update([]agent.Status{st("b", vrrp.Backup, 100, vrrp.ReasonHigherPriority, t0.Add(2*time.Second))})
-
+	if err := a.Apply("a", cfg(51, "198.18.0.100/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply("b", cfg(52, "198.18.0.101/24")); err != nil {
+		t.Fatal(err)
+	}
+	a.Remove("a")
+	stop()
 	var got []string
-	for line := range strings.SplitSeq(strings.TrimSpace(buf.String()), "\n") {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
+	dec := json.NewDecoder(&buf)
+	for {
+		var e vrrp.Event
+		if err := dec.Decode(&e); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("decoding %q: %v", buf.String(), err)
 		}
-		s := rec["level"].(string) + " " + rec["msg"].(string) + " vip=" + rec["vip"].(string)
-		for _, k := range []string{"from", "state", "reason", "priority"} {
-			if v, ok := rec[k]; ok {
-				s += " " + k + "=" + strings.TrimSuffix(strings.TrimSuffix(jsonString(v), ".0"), "")
-			}
-		}
-		got = append(got, s)
+		got = append(got, fmt.Sprintf("%d %s %s %s", e.Seq, e.Kind, e.Instance, e.Reason))
 	}
-	want := []string{
-		"INFO transition vip=a from=None state=Backup reason=Started priority=110",
-		"INFO transition vip=b from=None state=Backup reason=Started priority=100",
-		"INFO transition vip=a from=Backup state=Master reason=MasterDownTimer priority=110",
-		"INFO priority changed vip=a from=110 state=Master reason=MasterDownTimer priority=90",
-		"WARN transition vip=a from=Master state=Fault reason=ProbeFailed priority=90",
-		"INFO transition vip=b from=Backup state=Backup reason=HigherPriorityMaster priority=100",
-		"INFO instance removed vip=a",
-	}
+	want := []string{"1 Applied a Applied", "2 Applied b Applied", "3 Removed a "}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("logged transitions mismatch (-want +got):\n%s", diff)
+		t.Errorf("events written (-want +got):\n%s", diff)
 	}
-}
-
-func jsonString(v any) string {
-	b, _ := json.Marshal(v)
-	return strings.Trim(string(b), `"`)
 }
 
 func TestParseOwner(t *testing.T) {

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"os/signal"
 	"slices"
 	"strings"
@@ -37,6 +39,8 @@ type runOptions struct {
 	// addressMark marks bound addresses with IFA_PROTO (false: the record alone).
 	stateDir    string
 	addressMark bool
+	// events is where every event is written as JSON lines ("" none, "-" standard output).
+	events string
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
@@ -56,8 +60,9 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	fs.StringVar(&logFormat, "log-format", "text", "log `FORMAT` on standard error: text or json")
 	fs.BoolVar(&o.execProbes, "enable-exec-probes", false, "let exec probes run their commands (off: they fail with a reason saying so)")
 	addStateFlags(fs, &o.stateDir, &o.addressMark)
+	fs.StringVar(&o.events, "events", "", "append every event (transitions, probe results, dropped packets, ...) to `FILE` as JSON lines, - for standard output")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: kube-vrrp run -f FILE... --node NAME [--node-labels k=v,...] [--log-level info]")
+		fmt.Fprintln(stderr, "Usage: kube-vrrp run -f FILE... --node NAME [--node-labels k=v,...] [--log-level info] [--events FILE]")
 		fmt.Fprintln(stderr, "Runs VRRP for every VirtualIP in the files that selects this node, without Kubernetes.")
 		fmt.Fprintln(stderr, "SIGTERM or SIGINT hands the addresses over (priority 0) and exits.")
 		fs.PrintDefaults()
@@ -230,7 +235,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return reportFlagError(stderr, "run", err)
 	}
 	log := newLogger(stderr, o)
-	if err := run(ctx, o, log, stderr); err != nil {
+	if err := run(ctx, o, log, stdout, stderr); err != nil {
 		log.Error("kube-vrrp run failed", "err", err)
 		return exitError
 	}
@@ -240,7 +245,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // errInvalid means the manifests have errors; they were printed.
 var errInvalid = errors.New("refusing to start: the manifests have errors")
 
-func run(ctx context.Context, o runOptions, log *slog.Logger, stderr io.Writer) error {
+func run(ctx context.Context, o runOptions, log *slog.Logger, stdout, stderr io.Writer) error {
 	// Everything that can be checked without touching the host is checked first.
 	set, err := manifest.Load(o.files...)
 	if err != nil {
@@ -292,6 +297,15 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stderr io.Writer) 
 	accept := &acceptFilter{host: host}
 	defer accept.close(log)
 	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}, AcceptFilter: accept.open})
+	if o.events != "" {
+		w, err := openEvents(o.events, stdout)
+		if err != nil {
+			return err
+		}
+		stopEvents := writeEvents(a.Subscribe("events", eventsBuffer), w, log)
+		// After the agent has stopped: the handover's own events are written too.
+		defer stopEvents()
+	}
 	for _, c := range cfgs {
 		if err := a.Apply(c.Name, c, probes[c.Name]...); err != nil {
 			return err
@@ -303,84 +317,65 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stderr io.Writer) 
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	t := newTracker(log)
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case _, ok := <-a.Changes():
-				if !ok {
-					return
-				}
-				t.update(a.Snapshot())
-			}
-		}
-	}()
 	log.Info("kube-vrrp running", "node", o.node, "version", version, "instances", len(cfgs))
-	err = a.Run(ctx)
-	<-watched
-	t.update(a.Snapshot()) // the handover's own transitions
-	if err != nil {
+	if err := a.Run(ctx); err != nil {
 		return err
 	}
 	log.Info("kube-vrrp stopped", "node", o.node)
 	return nil
 }
 
-// tracker logs the transitions between snapshots of the agent.
-type tracker struct {
-	log  *slog.Logger
-	last map[string]agent.Status
+// eventsBuffer is how many events --events may have waiting before the oldest are lost (and
+// counted in a Dropped event): far more than a burst of flaps, for a file on local disk.
+const eventsBuffer = 1 << 14
+
+// openEvents opens the --events destination: standard output for "-", else a file appended to.
+func openEvents(path string, stdout io.Writer) (io.WriteCloser, error) {
+	if path == "-" {
+		return nopCloser{stdout}, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("--events: %w", err)
+	}
+	return f, nil
 }
 
-func newTracker(log *slog.Logger) *tracker {
-	return &tracker{log: log, last: map[string]agent.Status{}}
-}
+type nopCloser struct{ io.Writer }
 
-// update logs every instance whose state changed since the last snapshot (a change of Since
-// with the same state means it left and came back), every priority change, and every instance
-// that is gone.
-func (t *tracker) update(snap []agent.Status) {
-	seen := make(map[string]bool, len(snap))
-	for _, st := range snap {
-		seen[st.Name] = true
-		prev, known := t.last[st.Name]
-		t.last[st.Name] = st
-		switch {
-		case !known || prev.State != st.State || !prev.Since.Equal(st.Since):
-			from := "None"
-			if known {
-				from = prev.State.String()
+func (nopCloser) Close() error { return nil }
+
+// writeEvents writes every event of sub to w, one JSON object (vrrp.Event) per line, until the
+// returned stop is called; stop writes what is still waiting, then closes w.
+func writeEvents(sub *agent.Subscription, w io.WriteCloser, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	enc := json.NewEncoder(w)
+	write := func(evs []vrrp.Event) {
+		for _, e := range evs {
+			if err := enc.Encode(e); err != nil {
+				log.Error("writing events", "err", err)
+				return
 			}
-			level := slog.LevelInfo
-			if st.State == vrrp.Fault {
-				level = slog.LevelWarn
-			}
-			attrs := []any{"vip", st.Name, "from", from, "state", st.State.String(), "reason", st.Reason, "priority", st.Priority,
-				"interface", st.Interface, "primary", addrString(st.Primary), "master", addrString(st.Master)}
-			if !st.Since.IsZero() { // zero: not started yet, or stopped
-				attrs = append(attrs, "since", st.Since)
-			}
-			t.log.Log(context.Background(), level, "transition", attrs...)
-		case prev.Priority != st.Priority:
-			t.log.Info("priority changed", "vip", st.Name, "state", st.State.String(), "from", prev.Priority, "priority", st.Priority,
-				"reason", st.Reason, "probes", st.Adjustment)
 		}
 	}
-	for name := range t.last {
-		if !seen[name] {
-			delete(t.last, name)
-			t.log.Info("instance removed", "vip", name)
+	go func() {
+		defer close(done)
+		for {
+			evs, err := sub.Next(ctx)
+			if err != nil {
+				return
+			}
+			write(evs)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		write(sub.Take())
+		sub.Close()
+		if err := w.Close(); err != nil {
+			log.Error("closing events", "err", err)
 		}
 	}
-}
-
-func addrString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
 }

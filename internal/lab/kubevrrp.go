@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
 // VirtualIP describes a kube-vrrp VirtualIP manifest for `kube-vrrp run`, the counterpart of
@@ -129,21 +131,45 @@ func (v VirtualIP) String() string {
 }
 
 // ExecKubeVRRP writes manifest to a new file in the node's directory and starts
-// `bin run -f FILE --node <node> --log-format json` with args appended, logging to
-// n.Dir/kube-vrrp[.N].log. The JSON log is what KubeVRRPTransitions reads. The lab stops the
-// process on Close at the latest.
+// `bin run -f FILE --node <node> --log-format json --events EVENTS` with args appended,
+// logging to n.Dir/kube-vrrp[.N].log. Its typed events (EVENTS, n.Dir/kube-vrrp[.N].events)
+// are what KubeVRRPEvents and KubeVRRPTransitions read. The lab stops the process on Close at
+// the latest.
 func (n *Node) ExecKubeVRRP(bin, manifest string, args ...string) (*Proc, error) {
-	name := n.lab.procName(n.Name, "kube-vrrp")
-	path, err := n.WriteFile(name+".yaml", []byte(manifest))
+	name, argv, events, err := n.kubeVRRPArgv(bin, manifest, args)
 	if err != nil {
 		return nil, err
+	}
+	p, err := n.Exec(context.Background(), name, argv...)
+	if p != nil {
+		p.EventsPath = events
+	}
+	return p, err
+}
+
+// kubeVRRPArgv writes manifest and makes the events file of a new kube-vrrp process on n, and
+// returns its name and its command (at the lab's speaker niceness and user).
+func (n *Node) kubeVRRPArgv(bin, manifest string, args []string) (name string, argv []string, events string, err error) {
+	name = n.lab.procName(n.Name, "kube-vrrp")
+	path, err := n.WriteFile(name+".yaml", []byte(manifest))
+	if err != nil {
+		return "", nil, "", err
 	}
 	state, err := n.StateDir(0)
 	if err != nil {
-		return nil, err
+		return "", nil, "", err
 	}
-	argv := append([]string{bin, "run", "-f", path, "--node", n.Name, "--log-format", "json", "--state-dir", state}, args...)
-	return n.Exec(context.Background(), name, n.lab.speakerArgv(argv)...)
+	// Created here, writable by the agent whatever user it runs as (speakerArgv).
+	events, err = n.WriteFile(name+".events", nil)
+	if err != nil {
+		return "", nil, "", err
+	}
+	if err := os.Chmod(events, 0o666); err != nil {
+		return "", nil, "", err
+	}
+	argv = append([]string{bin, "run", "-f", path, "--node", n.Name, "--log-format", "json", "--state-dir", state,
+		"--events", events}, args...)
+	return name, n.lab.speakerArgv(argv), events, nil
 }
 
 // StartKubeVRRP is ExecKubeVRRP with the binary of KubeVRRPBinary, for tests.
@@ -156,10 +182,9 @@ func (n *Node) StartKubeVRRP(t testing.TB, manifest string, args ...string) *Pro
 	return p
 }
 
-// KubeVRRPTransition is one "transition" line of a kube-vrrp JSON log.
+// KubeVRRPTransition is one transition event of a kube-vrrp process.
 type KubeVRRPTransition struct {
-	// Time is when the line was logged; Since is when the instance changed state (the
-	// engine's own clock reading, a little earlier), zero if not logged.
+	// Time and Since are when the instance changed state (the engine's clock reading).
 	Time, Since time.Time
 	// VIP is the VirtualIP's name.
 	VIP string
@@ -170,19 +195,40 @@ type KubeVRRPTransition struct {
 	Priority int
 }
 
-// KubeVRRPTransitions returns the transitions a kube-vrrp process started with
-// `--log-format json` has logged so far, in order.
+// KubeVRRPTransitions returns the transitions a kube-vrrp process started by ExecKubeVRRP has
+// reported so far (its events), in order.
 func KubeVRRPTransitions(p *Proc) []KubeVRRPTransition {
 	var out []KubeVRRPTransition
-	for _, rec := range KubeVRRPLog(p, "transition") {
-		t := KubeVRRPTransition{}
-		t.Time, _ = time.Parse(time.RFC3339Nano, str(rec["time"]))
-		t.Since, _ = time.Parse(time.RFC3339Nano, str(rec["since"]))
-		t.VIP, t.From, t.State, t.Reason = str(rec["vip"]), str(rec["from"]), str(rec["state"]), str(rec["reason"])
-		if f, ok := rec["priority"].(float64); ok {
-			t.Priority = int(f)
+	for _, e := range KubeVRRPEvents(p, vrrp.EventTransition) {
+		out = append(out, KubeVRRPTransition{Time: e.At, Since: e.At, VIP: e.Instance, From: e.From.String(),
+			State: e.State.String(), Reason: e.Reason, Priority: int(e.Priority)})
+	}
+	return out
+}
+
+// KubeVRRPEvents returns the events of the given kinds (all if none) that a kube-vrrp process
+// started by ExecKubeVRRP has written so far, in order: its --events file, decoded with the
+// type it was written with. A line still being written is left for the next call.
+func KubeVRRPEvents(p *Proc, kinds ...vrrp.EventKind) []vrrp.Event {
+	if p.EventsPath == "" {
+		return nil
+	}
+	b, err := os.ReadFile(p.EventsPath)
+	if err != nil {
+		return nil
+	}
+	var out []vrrp.Event
+	for line := range bytes.Lines(b) {
+		if !bytes.HasSuffix(line, []byte("\n")) {
+			break // being written
 		}
-		out = append(out, t)
+		var e vrrp.Event
+		if json.Unmarshal(line, &e) != nil {
+			continue
+		}
+		if len(kinds) == 0 || slices.Contains(kinds, e.Kind) {
+			out = append(out, e)
+		}
 	}
 	return out
 }

@@ -205,21 +205,19 @@ func children(pid int) []int {
 }
 
 // ExecKubeVRRP is Node.ExecKubeVRRP inside the namespace: it writes manifest to the node's
-// directory and starts `bin run -f FILE --node <node> --log-format json` with args appended
-// (at the lab's speaker niceness). KubeVRRPTransitions and friends read its log (p.Proc).
+// directory and starts `bin run -f FILE --node <node> --log-format json --events EVENTS` with
+// args appended (at the lab's speaker niceness). KubeVRRPEvents, KubeVRRPTransitions and
+// friends read its events (p.Proc).
 func (ns *PIDNamespace) ExecKubeVRRP(bin, manifest string, args ...string) (*NSProc, error) {
-	n := ns.Node
-	name := n.lab.procName(n.Name, "kube-vrrp")
-	path, err := n.WriteFile(name+".yaml", []byte(manifest))
+	name, argv, events, err := ns.Node.kubeVRRPArgv(bin, manifest, args)
 	if err != nil {
 		return nil, err
 	}
-	state, err := n.StateDir(0)
-	if err != nil {
-		return nil, err
+	p, err := ns.Exec(context.Background(), name, argv...)
+	if p != nil && p.Proc != nil {
+		p.EventsPath = events
 	}
-	argv := append([]string{bin, "run", "-f", path, "--node", n.Name, "--log-format", "json", "--state-dir", state}, args...)
-	return ns.Exec(context.Background(), name, n.lab.speakerArgv(argv)...)
+	return p, err
 }
 
 // StartKubeVRRP is ExecKubeVRRP with the binary of KubeVRRPBinary, for tests.

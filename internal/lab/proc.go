@@ -31,6 +31,9 @@ type Proc struct {
 	Argv []string
 	// LogPath is the file that receives its stdout and stderr.
 	LogPath string
+	// EventsPath is the file a kube-vrrp process writes its events to (--events), read by
+	// KubeVRRPEvents; empty for other processes.
+	EventsPath string
 
 	cmd     *exec.Cmd
 	started time.Time

@@ -59,6 +59,7 @@ type Agent struct {
 	log     *slog.Logger
 	opts    Options
 	changes chan struct{}
+	events  *stream
 
 	mu        sync.Mutex
 	ctx       context.Context // set while Run runs
@@ -85,24 +86,17 @@ type instance struct {
 	prober *prober
 }
 
-// prober runs one instance's probes and turns their health into the router's priority and
-// Fault, with keepalived's weight rules (probe.Effective).
+// prober runs one instance's probes and hands their health to the router as one input
+// (vrrp.Health, with keepalived's weight rules: probe.Weigh). The engine adjusts the
+// configured priority itself, so a config change needs nothing from here.
 type prober struct {
 	runner *probe.Runner
 	cancel context.CancelFunc
 	done   chan struct{}
-	// base is the instance's configured priority, which the probes' weights adjust. Apply
-	// updates it when only the config changed, so that later probe transitions start from
-	// the new priority, not the one the prober was started with.
-	base atomic.Uint32
 	// carried is the health of the probes of the same names in the prober this one replaced,
 	// counted until this one's own checks decide: editing a probe must not put a healthy
 	// instance in Fault (every node gets the edit at once and would resign together).
 	carried map[string]bool
-	// applyMu makes reading the health and applying it to the router one step, so that a
-	// config change's re-apply (Agent.adjust) and a probe transition cannot land in the wrong
-	// order and leave the router with stale health (e.g. in Fault with every probe healthy).
-	applyMu sync.Mutex
 
 	mu      sync.Mutex
 	results map[string]probe.Result
@@ -157,13 +151,15 @@ func New(host Host, log *slog.Logger, opts Options) *Agent {
 		log:       log,
 		opts:      opts,
 		changes:   make(chan struct{}, 1),
+		events:    newStream(),
 		instances: map[string]*instance{},
 		sockets:   map[sockKey]*socket{},
 		blocked:   map[string][]netip.Addr{},
 	}
 }
 
-// Changes is signalled (coalesced) whenever an instance changes state or the set changes.
+// Changes is signalled (coalesced) whenever an event is published: a wake-up for consumers
+// that write what is (status), not a record of what happened (Subscribe).
 func (a *Agent) Changes() <-chan struct{} { return a.changes }
 
 func (a *Agent) notify() {
@@ -242,13 +238,14 @@ func (a *Agent) Apply(name string, cfg vrrp.Config, probes ...probe.Spec) error 
 				}
 				cur.prober.stop()
 				cur.probes = slices.Clone(probes)
+				// The new probes' view from what the old ones knew, before any of their
+				// results can arrive.
+				cur.router.SetHealth(probe.Weigh(cur.probes, carried))
 				a.startProberLocked(cur, carried)
-			} else if cur.prober != nil {
-				cur.prober.base.Store(uint32(cfg.Priority))
 			}
-			// Reconfigure reset the priority to the configured one; apply the probes' view.
-			a.adjust(cur.router, cur)
 			applied = true
+			a.emit(vrrp.Event{Kind: vrrp.EventApplied, At: time.Now(), Instance: name, Reason: "Reconfigured",
+				State: cur.router.Status().State, Priority: cur.router.Status().Priority})
 			return nil
 		}
 		if !errors.Is(err, vrrp.ErrIncompatible) {
@@ -261,7 +258,7 @@ func (a *Agent) Apply(name string, cfg vrrp.Config, probes ...probe.Spec) error 
 	// The instance is in place now (running, or reported with its start error): its
 	// addresses stay blocked as its config says.
 	applied = true
-	defer a.notify()
+	a.emit(vrrp.Event{Kind: vrrp.EventApplied, At: time.Now(), Instance: name, Reason: "Applied", Priority: cfg.Priority})
 	if a.ctx == nil {
 		return nil
 	}
@@ -277,7 +274,7 @@ func (a *Agent) Remove(name string) {
 		delete(a.instances, name)
 		a.unblockLocked(a.blocked[name])
 		delete(a.blocked, name)
-		a.notify()
+		a.emit(vrrp.Event{Kind: vrrp.EventRemoved, At: time.Now(), Instance: name})
 	}
 }
 
@@ -376,19 +373,22 @@ func (a *Agent) Snapshot() []Status {
 				st.State, st.Reason, st.Message = vrrp.Fault, ReasonStartFailed, inst.err.Error()
 			}
 		}
-		st.Probes, st.Adjustment = inst.probeStatus()
+		st.Probes = inst.probeStatus()
+		st.Adjustment = st.Health.Message
+		if inst.router == nil {
+			st.Adjustment = probe.Weigh(inst.probes, nil).Message
+		}
 		out = append(out, st)
 	}
 	slices.SortFunc(out, func(x, y Status) int { return cmpString(x.Name, y.Name) })
 	return out
 }
 
-// probeStatus lists the probes' health in spec order, and what they do to the priority.
-func (inst *instance) probeStatus() ([]ProbeStatus, string) {
+// probeStatus lists the probes' health in spec order.
+func (inst *instance) probeStatus() []ProbeStatus {
 	if len(inst.probes) == 0 {
-		return nil, ""
+		return nil
 	}
-	health := map[string]bool{}
 	out := make([]ProbeStatus, 0, len(inst.probes))
 	var results map[string]probe.Result
 	if inst.prober != nil {
@@ -398,12 +398,10 @@ func (inst *instance) probeStatus() ([]ProbeStatus, string) {
 		ps := ProbeStatus{Name: s.Name}
 		if r, ok := results[s.Name]; ok {
 			ps.Known, ps.Healthy, ps.Reason, ps.Since = true, r.Healthy, r.Reason, r.At
-			health[s.Name] = r.Healthy
 		}
 		out = append(out, ps)
 	}
-	_, _, why := probe.Effective(inst.cfg.Priority, inst.probes, health)
-	return out, why
+	return out
 }
 
 func cmpString(a, b string) int {
@@ -414,29 +412,6 @@ func cmpString(a, b string) int {
 		return 1
 	}
 	return 0
-}
-
-// SetPriority changes the effective priority of instance name (health probes).
-func (a *Agent) SetPriority(name string, p uint8) {
-	if r := a.router(name); r != nil {
-		r.SetPriority(p)
-	}
-}
-
-// SetFault puts instance name in or out of Fault.
-func (a *Agent) SetFault(name string, fault bool, reason string) {
-	if r := a.router(name); r != nil {
-		r.SetFault(fault, reason)
-	}
-}
-
-func (a *Agent) router(name string) *vrrp.Router {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if inst, ok := a.instances[name]; ok {
-		return inst.router
-	}
-	return nil
 }
 
 // Run starts every applied instance and blocks until ctx is cancelled; then it stops them all
@@ -490,31 +465,24 @@ func (a *Agent) startLocked(inst *instance) error {
 	inst.err, inst.final = nil, nil
 	link, err := a.host.Link(cfg.Interface)
 	if err != nil {
-		inst.err = err
-		return fmt.Errorf("starting %q: %w", cfg.Name, err)
+		return a.startFailedLocked(inst, err)
 	}
 	sock, err := a.acquireLocked(sockKey{cfg.Interface, cfg.Primary})
 	if err != nil {
-		inst.err = err
-		return fmt.Errorf("starting %q: %w", cfg.Name, err)
+		return a.startFailedLocked(inst, err)
 	}
 	// The engine and router add the vip and vrid attributes themselves.
 	log := a.log
 	core, err := vrrp.New(cfg, log)
 	if err != nil {
 		a.releaseLocked(sock)
-		inst.err = err
-		return err
+		return a.startFailedLocked(inst, err)
 	}
-	// Until its probes have spoken, an instance starts with what they allow (probe.Effective
-	// counts an unchecked probe as failing): a weight-0 probe keeps it in Fault, so a node
-	// never takes the VIP before it has seen its HAProxy.
-	if prio, fault, _ := probe.Effective(cfg.Priority, inst.probes, nil); fault {
-		core.SetFault(time.Now(), true, vrrp.ReasonFault)
-	} else {
-		core.SetPriority(time.Now(), prio)
-	}
-	r := vrrp.NewRouter(core, sock.conn, link, log, func(vrrp.Status) { a.notify() })
+	// Until its probes have spoken, an instance starts with what they allow (probe.Weigh
+	// counts an unchecked probe as failing): a weight-0 probe keeps it in Fault
+	// (ProbePending), so a node never takes the VIP before it has seen its HAProxy.
+	core.SetHealth(time.Now(), probe.Weigh(inst.probes, nil))
+	r := vrrp.NewRouter(core, sock.conn, link, log, a.emit)
 	sock.mu.Lock()
 	sock.routes[cfg.VRID] = r
 	sock.mu.Unlock()
@@ -527,6 +495,14 @@ func (a *Agent) startLocked(inst *instance) error {
 	}()
 	a.startProberLocked(inst, nil)
 	return nil
+}
+
+// startFailedLocked records why inst could not start and reports it.
+func (a *Agent) startFailedLocked(inst *instance, err error) error {
+	inst.err = err
+	a.emit(vrrp.Event{Kind: vrrp.EventApplied, At: time.Now(), Instance: inst.cfg.Name, State: vrrp.Fault,
+		Priority: inst.cfg.Priority, Reason: ReasonStartFailed, Message: err.Error()})
+	return fmt.Errorf("starting %q: %w", inst.cfg.Name, err)
 }
 
 // startProberLocked starts inst's probes, if any, feeding its router; carried is the health
@@ -542,15 +518,14 @@ func (a *Agent) startProberLocked(inst *instance, carried map[string]bool) {
 		// Apply checked the specs; this is unreachable, but never run without the probes
 		// silently: stay in Fault.
 		log.Error("starting probes", "err", err)
-		inst.router.SetFault(true, vrrp.ReasonFault)
+		inst.router.SetHealth(vrrp.Health{Fault: true, Reason: vrrp.ReasonProbeFailed, Message: "probes could not start: " + err.Error()})
 		return
 	}
 	ctx, cancel := context.WithCancel(a.ctx)
 	p := &prober{runner: runner, cancel: cancel, done: make(chan struct{}), results: map[string]probe.Result{},
 		carried: carried}
-	p.base.Store(uint32(inst.cfg.Priority))
 	inst.prober = p
-	r, specs := inst.router, inst.probes
+	r, specs, name := inst.router, inst.probes, inst.cfg.Name
 	go func() {
 		if err := runner.Run(ctx); err != nil {
 			log.Error("probes stopped", "err", err)
@@ -562,36 +537,14 @@ func (a *Agent) startProberLocked(inst *instance, carried map[string]bool) {
 			p.mu.Lock()
 			p.results[res.Name] = res
 			p.mu.Unlock()
-			log.Info("probe", "probe", res.Name, "healthy", res.Healthy, "reason", res.Reason)
-			p.applyMu.Lock()
-			applyHealth(r, uint8(p.base.Load()), specs, p.health())
-			p.applyMu.Unlock()
-			a.notify()
+			st := r.Status()
+			a.emit(vrrp.Event{Kind: vrrp.EventProbe, At: res.At, Instance: name, State: st.State, Priority: st.Priority,
+				Probe: res.Name, Healthy: res.Healthy, Message: res.Reason})
+			// Only this goroutine sends health while it runs: Apply stops it before it
+			// sends the view of new probes.
+			r.SetHealth(probe.Weigh(specs, p.health()))
 		}
 	}()
-}
-
-// adjust re-applies the probes' view to the router after its config changed.
-func (a *Agent) adjust(r *vrrp.Router, inst *instance) {
-	var health map[string]bool
-	if inst.prober != nil {
-		inst.prober.applyMu.Lock()
-		defer inst.prober.applyMu.Unlock()
-		health = inst.prober.health()
-	}
-	applyHealth(r, inst.cfg.Priority, inst.probes, health)
-}
-
-// applyHealth sets the router's Fault and priority from the probes' health.
-func applyHealth(r *vrrp.Router, base uint8, specs []probe.Spec, health map[string]bool) {
-	prio, fault, _ := probe.Effective(base, specs, health)
-	if fault {
-		r.SetFault(true, vrrp.ReasonFault)
-		return
-	}
-	// Priority first: a node leaving Fault must not outbid others with a stale priority.
-	r.SetPriority(prio)
-	r.SetFault(false, vrrp.ReasonFaultCleared)
 }
 
 func (p *prober) stop() {

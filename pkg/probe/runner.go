@@ -232,7 +232,7 @@ func (r *Runner) checkOnce(ctx context.Context, p *probe) bool {
 		r.mu.Lock()
 		r.health[res.Name] = res.Healthy
 		r.mu.Unlock()
-		r.log.Info("probe health changed", "probe", res.Name, "healthy", res.Healthy, "reason", res.Reason)
+		// Not logged here: the agent reports it as an event (vrrp.EventProbe), which it logs.
 		select {
 		case r.results <- res:
 		case <-ctx.Done():

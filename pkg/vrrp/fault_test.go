@@ -160,28 +160,28 @@ func TestFaultCauseCombinations(t *testing.T) {
 		steps []step
 	}{
 		{"probe fault, link down, probe clears, link up", []step{
-			{"probe", resigned("Master->Fault ProbeFailed"), vrrp.Fault, vrrp.ReasonFault},
-			{"link down", summary{}, vrrp.Fault, vrrp.ReasonFault},
+			{"probe", resigned("Master->Fault ProbeFailed"), vrrp.Fault, vrrp.ReasonProbeFailed},
+			{"link down", summary{}, vrrp.Fault, vrrp.ReasonProbeFailed},
 			{"probe ok", summary{}, vrrp.Fault, vrrp.ReasonInterfaceDown},
 			{"link up", summary{Transition: "Fault->Backup InterfaceUp", Next: t0.Add(mdi100)}, vrrp.Backup, vrrp.ReasonInterfaceUp},
 		}},
 		{"link down, probe fault, link up, probe clears", []step{
 			{"link down", resigned("Master->Fault InterfaceDown"), vrrp.Fault, vrrp.ReasonInterfaceDown},
 			{"probe", summary{}, vrrp.Fault, vrrp.ReasonInterfaceDown},
-			{"link up", summary{}, vrrp.Fault, vrrp.ReasonFault},
-			{"probe ok", summary{Transition: "Fault->Backup ProbeRecovered", Next: t0.Add(mdi100)}, vrrp.Backup, vrrp.ReasonFaultCleared},
+			{"link up", summary{}, vrrp.Fault, vrrp.ReasonProbeFailed},
+			{"probe ok", summary{Transition: "Fault->Backup ProbeRecovered", Next: t0.Add(mdi100)}, vrrp.Backup, vrrp.ReasonProbeRecovered},
 		}},
 		{"both, cleared in the order they came", []step{
-			{"probe", resigned("Master->Fault ProbeFailed"), vrrp.Fault, vrrp.ReasonFault},
-			{"link down", summary{}, vrrp.Fault, vrrp.ReasonFault},
-			{"link up", summary{}, vrrp.Fault, vrrp.ReasonFault},
-			{"probe ok", summary{Transition: "Fault->Backup ProbeRecovered", Next: t0.Add(mdi100)}, vrrp.Backup, vrrp.ReasonFaultCleared},
+			{"probe", resigned("Master->Fault ProbeFailed"), vrrp.Fault, vrrp.ReasonProbeFailed},
+			{"link down", summary{}, vrrp.Fault, vrrp.ReasonProbeFailed},
+			{"link up", summary{}, vrrp.Fault, vrrp.ReasonProbeFailed},
+			{"probe ok", summary{Transition: "Fault->Backup ProbeRecovered", Next: t0.Add(mdi100)}, vrrp.Backup, vrrp.ReasonProbeRecovered},
 		}},
 		{"one cause at a time", []step{
 			{"link down", resigned("Master->Fault InterfaceDown"), vrrp.Fault, vrrp.ReasonInterfaceDown},
 			{"link up", summary{Transition: "Fault->Backup InterfaceUp", Next: t0.Add(mdi100)}, vrrp.Backup, vrrp.ReasonInterfaceUp},
-			{"probe", summary{Transition: "Backup->Fault ProbeFailed"}, vrrp.Fault, vrrp.ReasonFault},
-			{"probe ok", summary{Transition: "Fault->Backup ProbeRecovered", Next: t0.Add(mdi100)}, vrrp.Backup, vrrp.ReasonFaultCleared},
+			{"probe", summary{Transition: "Backup->Fault ProbeFailed"}, vrrp.Fault, vrrp.ReasonProbeFailed},
+			{"probe ok", summary{Transition: "Fault->Backup ProbeRecovered", Next: t0.Add(mdi100)}, vrrp.Backup, vrrp.ReasonProbeRecovered},
 		}},
 		{"clearing a cause that is not set changes nothing", []step{
 			{"link down", resigned("Master->Fault InterfaceDown"), vrrp.Fault, vrrp.ReasonInterfaceDown},
@@ -197,9 +197,9 @@ func TestFaultCauseCombinations(t *testing.T) {
 				var out vrrp.Output
 				switch s.do {
 				case "probe":
-					out = in.SetFault(now, true, vrrp.ReasonFault)
+					out = in.SetHealth(now, failing)
 				case "probe ok":
-					out = in.SetFault(now, false, vrrp.ReasonFaultCleared)
+					out = in.SetHealth(now, healthy)
 				case "link down":
 					out = in.SetLinkUp(now, false)
 				case "link up":
@@ -227,16 +227,16 @@ func TestFaultCauseCombinations(t *testing.T) {
 func TestStartWithBothFaults(t *testing.T) {
 	cfg := config4()
 	in := mustNew(t, cfg)
-	in.SetFault(t0, true, vrrp.ReasonFault)
+	in.SetHealth(t0, failing)
 	in.SetLinkUp(t0, false)
 	checkOut(t, cfg, summary{Transition: "Initialize->Fault InterfaceDown"}, in.Start(t0))
 	checkOut(t, cfg, summary{}, in.SetLinkUp(t0.Add(time.Second), true))
-	if st := in.Status(); st.State != vrrp.Fault || st.Reason != vrrp.ReasonFault {
+	if st := in.Status(); st.State != vrrp.Fault || st.Reason != vrrp.ReasonProbeFailed {
 		t.Errorf("status %s %s, want Fault ProbeFailed", st.State, st.Reason)
 	}
 	clear := t0.Add(2 * time.Second)
 	checkOut(t, cfg, summary{Transition: "Fault->Backup ProbeRecovered", Next: clear.Add(mdi100)},
-		in.SetFault(clear, false, vrrp.ReasonFaultCleared))
+		in.SetHealth(clear, healthy))
 }
 
 // keepalived FAULT on a LAN: the master's link dies, so even its priority 0 adverts are lost and

@@ -45,14 +45,14 @@ func (s *gatedSender) WriteTo(b []byte, dst netip.Addr) error {
 	return s.fakeHost.WriteTo(b, dst)
 }
 
-// startGated runs a Router for config4 whose adverts go through a gatedSender; onChange runs
+// startGated runs a Router for config4 whose adverts go through a gatedSender; emit runs
 // in the router's loop, as the agent's does.
-func startGated(t *testing.T, onChange func(vrrp.Status)) (*vrrp.Router, *gatedSender) {
+func startGated(t *testing.T, emit func(vrrp.Event)) (*vrrp.Router, *gatedSender) {
 	t.Helper()
 	cfg := config4()
 	host := newFakeHost(cfg)
 	s := &gatedSender{fakeHost: host}
-	r := vrrp.NewRouter(mustNew(t, cfg), s, host, nil, onChange)
+	r := vrrp.NewRouter(mustNew(t, cfg), s, host, nil, emit)
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() { _ = r.Run(ctx) }()
 	t.Cleanup(func() {
@@ -87,7 +87,7 @@ func TestRouterNotStalledWhileWorking(t *testing.T) {
 			}
 		}
 		// In Fault there is no timer: an hour of nothing to do is not a stall.
-		r.SetFault(true, "test")
+		r.SetHealth(failing)
 		synctest.Wait()
 		if st := r.Status().State; st != vrrp.Fault {
 			t.Fatalf("state %s, want Fault", st)
@@ -98,7 +98,7 @@ func TestRouterNotStalledWhileWorking(t *testing.T) {
 			t.Fatal("an idle instance in Fault reported stalled")
 		}
 		// A command taken at once after the long idle is not a stall either.
-		r.SetPriority(90)
+		r.SetHealth(vrrp.Health{Adjust: -10})
 		if r.Stalled(time.Now(), stallLimit) {
 			t.Fatal("stalled after a command was served")
 		}
@@ -142,21 +142,21 @@ func TestRouterStalledWithCommandWaiting(t *testing.T) {
 		release := make(chan struct{})
 		var once sync.Once
 		unwedge := func() { once.Do(func() { close(release) }) }
-		r, _ := startGated(t, func(st vrrp.Status) {
-			if st.State == vrrp.Backup && st.Reason == "cleared" {
+		r, _ := startGated(t, func(e vrrp.Event) {
+			if e.State == vrrp.Backup && e.Reason == "cleared" {
 				<-release // the callback does not return until the test says so
 			}
 		})
 		t.Cleanup(unwedge) // before the router's cleanup, which waits for the loop
-		r.SetFault(true, "test")
+		r.SetHealth(failing)
 		synctest.Wait()
 		time.Sleep(time.Hour)
-		go r.SetFault(false, "cleared") // Fault -> Backup: the callback wedges the loop
+		go r.SetHealth(vrrp.Health{Reason: "cleared"}) // Fault -> Backup: the callback wedges the loop
 		synctest.Wait()
 		if r.Stalled(time.Now(), stallLimit) {
 			t.Fatal("stalled with nothing waiting")
 		}
-		go r.SetPriority(90) // waits for the loop
+		go r.SetHealth(vrrp.Health{Adjust: -10}) // waits for the loop
 		synctest.Wait()
 		time.Sleep(stallLimit - time.Millisecond)
 		synctest.Wait()

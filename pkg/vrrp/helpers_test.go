@@ -256,3 +256,15 @@ func startMaster(t *testing.T, cfg vrrp.Config) (*vrrp.Instance, time.Time) {
 	checkState(t, in, vrrp.Master)
 	return in, now
 }
+
+// failing and healthy are the probes' word for SetHealth: a weight-0 probe failing, and every
+// probe healthy with no weight.
+var (
+	failing = vrrp.Health{Fault: true, Reason: vrrp.ReasonProbeFailed}
+	healthy = vrrp.Health{Reason: vrrp.ReasonProbeRecovered}
+)
+
+// weighted is the health that moves in's configured priority to p (probe weights).
+func weighted(in *vrrp.Instance, p uint8) vrrp.Health {
+	return vrrp.Health{Adjust: int(p) - int(in.Config().Priority), Reason: vrrp.ReasonProbeRecovered}
+}

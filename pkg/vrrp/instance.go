@@ -68,23 +68,25 @@ type Status struct {
 	// most maxForeign, most recent first): another cluster or an old keepalived using the
 	// same VRID on the link, or a member whose config differs from ours.
 	Foreign []Foreign
+	// Health is the probes' last word (SetHealth).
+	Health Health
 }
 
 // Foreign is a router heard advertising our VRID with an address list other than ours.
 type Foreign struct {
 	// Src is the advert's source address.
-	Src netip.Addr
+	Src netip.Addr `json:"src"`
 	// Priority is the priority it last advertised.
-	Priority uint8
+	Priority uint8 `json:"priority"`
 	// Addresses is the address list it last advertised.
-	Addresses []netip.Addr
+	Addresses []netip.Addr `json:"addresses"`
 	// InElection is true when its adverts still take part in the election: the sender is a
 	// known member of the group (a unicast peer, a node of the VirtualIP), or its list shares
 	// an address with ours. Its config is then most likely being changed at the same time as
 	// ours. Otherwise they are dropped (DropAddressMismatch).
-	InElection bool
-	Count      uint64
-	LastSeen   time.Time
+	InElection bool      `json:"inElection"`
+	Count      uint64    `json:"count"`
+	LastSeen   time.Time `json:"lastSeen"`
 }
 
 // maxForeign bounds the foreign routers remembered per instance, and foreignForget is how
@@ -105,12 +107,12 @@ type Instance struct {
 	cfg      Config
 	log      *slog.Logger
 	state    State
-	priority uint8 // effective priority
-	// Fault has two independent causes, and the instance is in Fault while either holds:
-	// probeFault (SetFault, with the reason it gave) and linkDown (SetLinkUp).
-	probeFault  bool
-	probeReason string
-	linkDown    bool
+	priority uint8 // effective priority: the configured one adjusted by health
+	// health is the probes' last word (SetHealth); its Fault is one of three independent
+	// causes of Fault, with linkDown (SetLinkUp) and hostFault (SetHostFault): the instance
+	// is in Fault while any holds.
+	health   Health
+	linkDown bool
 	// hostFault is the third cause: the host could not carry out what the state needs (the
 	// MASTER's addresses could not be bound); see SetHostFault.
 	hostFault  bool
@@ -235,7 +237,7 @@ func (in *Instance) Status() Status {
 		State: in.state, Priority: in.priority, Primary: in.cfg.Primary,
 		Master: in.masterAddr, MasterPriority: in.masterPrio,
 		Reason: in.reason, Since: in.since, Stats: st,
-		Foreign: cloneForeign(in.foreign),
+		Foreign: cloneForeign(in.foreign), Health: in.health,
 	}
 }
 
@@ -276,7 +278,7 @@ func (in *Instance) Start(now time.Time) Output {
 	switch {
 	case in.faulted():
 		in.transition(&out, now, Fault, in.faultReason())
-	case in.priority == 255:
+	case in.priority == OwnerPriority:
 		in.becomeMaster(&out, now, ReasonOwner)
 	default:
 		in.becomeBackup(&out, now, ReasonStarted)
@@ -324,7 +326,7 @@ func (in *Instance) Receive(now time.Time, p Packet) Output {
 		reason = in.checkAddresses(now, p.Src, adv)
 	}
 	if reason != "" {
-		in.drop(now, reason, p.Src)
+		in.drop(&out, now, reason, p.Src)
 		in.schedule(&out)
 		return out
 	}
@@ -475,7 +477,7 @@ func (in *Instance) rememberForeign(now time.Time, src netip.Addr, adv *packet.A
 	}
 }
 
-// shouldLog rate-limits the log of one kind of event to one line per dropLogEvery.
+// shouldLog rate-limits the report of one kind of drop to one per dropLogEvery.
 func (in *Instance) shouldLog(now time.Time, r packet.Reason) bool {
 	if last, ok := in.lastLog[r]; ok && now.Sub(last) < dropLogEvery {
 		return false
@@ -484,12 +486,14 @@ func (in *Instance) shouldLog(now time.Time, r packet.Reason) bool {
 	return true
 }
 
-func (in *Instance) drop(now time.Time, r packet.Reason, src netip.Addr) {
+// drop counts a rejected packet and, at most once per dropLogEvery and reason, reports it in
+// out.Dropped (the count so far, and the last sender).
+func (in *Instance) drop(out *Output, now time.Time, r packet.Reason, src netip.Addr) {
 	in.stats.Drops[r]++
 	if r == DropAddressMismatch || !in.shouldLog(now, r) {
-		return // checkAddresses logged it, with more to say
+		return // checkAddresses reports it, with more to say (Status.Foreign)
 	}
-	in.log.Warn("dropped VRRP packet", "reason", string(r), "from", src, "count", in.stats.Drops[r])
+	out.Dropped = &Drop{Reason: r, Src: src, Count: in.stats.Drops[r]}
 }
 
 // backupReceive is RFC 5798 §6.4.2 "If an ADVERTISEMENT is received".
@@ -614,19 +618,47 @@ func (in *Instance) certainlyBest(from netip.Addr) bool {
 
 func addrGreater(a, b netip.Addr) bool { return a.Compare(b) > 0 }
 
-// SetPriority changes the effective priority (health probes). A MASTER advertises the new
-// priority at once, so a preempting backup with a higher one takes over without waiting; a
-// BACKUP that now beats the known master preempts at once.
-func (in *Instance) SetPriority(now time.Time, p uint8) Output {
-	var out Output
-	if in.cfg.Priority == 255 || p == 0 {
-		// The address owner keeps 255 (RFC 5798 §6.1); 0 is only sent on resignation.
+// SetHealth applies what the probes say, as one step: the effective priority becomes the
+// configured one adjusted by h.Adjust (clamped to 1..254; the owner keeps 255), and h.Fault
+// enters or leaves the probe Fault. Entering Fault as MASTER resigns (priority 0 advert,
+// addresses removed); leaving it goes to Backup (RFC 5798 §6.4.1 after Startup) with the new
+// priority already in place and the preemption hold-off starting again; the instance leaves
+// Fault only when the link and host causes are clear as well. Without a Fault change, a MASTER
+// advertises a new priority at once, so a preempting backup with a higher one takes over
+// without waiting, and a BACKUP that now beats the known master preempts at once. Called
+// before Start, it only records: Start goes to Fault if h.Fault.
+func (in *Instance) SetHealth(now time.Time, h Health) Output {
+	was := in.health.Fault
+	in.health = h
+	p := in.effectivePriority()
+	switch {
+	case h.Fault && was:
+		// Still failing; the reason may have changed (ProbePending -> ProbeFailed).
+		in.priority = p
+		if in.state == Fault {
+			in.reason = in.faultReason()
+		}
+		var out Output
 		in.schedule(&out)
 		return out
+	case h.Fault != was:
+		in.priority = p
+		return in.setFault(now, h.Fault, h.Reason)
 	}
-	if p == 255 {
-		p = 254
+	return in.setPriority(now, p)
+}
+
+// effectivePriority is the configured priority adjusted by the probes' weights.
+func (in *Instance) effectivePriority() uint8 {
+	if in.cfg.Priority == OwnerPriority {
+		return OwnerPriority
 	}
+	return uint8(min(max(int(in.cfg.Priority)+in.health.Adjust, 1), OwnerPriority-1))
+}
+
+// setPriority changes the effective priority without a Fault change (see SetHealth).
+func (in *Instance) setPriority(now time.Time, p uint8) Output {
+	var out Output
 	old := in.priority
 	in.priority = p
 	switch in.state {
@@ -637,24 +669,17 @@ func (in *Instance) SetPriority(now time.Time, p uint8) Output {
 			in.advertAt = now.Add(in.cfg.Interval)
 		}
 	case Backup:
-		if in.cfg.Preempt && !now.Before(in.preemptAt) && in.masterPrio != 0 && p > in.masterPrio {
-			in.becomeMaster(&out, now, ReasonPreempting)
-		}
+		in.maybePreempt(&out, now)
 	}
 	in.schedule(&out)
 	return out
 }
 
-// SetFault sets or clears the probe fault (a weight-0 health probe failing). Entering Fault
-// as MASTER resigns (priority 0 advert, addresses removed); leaving it goes to Backup (RFC 5798
-// §6.4.1 after Startup), with the preemption hold-off starting again. The instance leaves
-// Fault only when the link is up as well (see SetLinkUp); reason names this change and, while
-// the probe fault holds, why the instance is in Fault.
-func (in *Instance) SetFault(now time.Time, fault bool, reason string) Output {
-	if fault && !in.probeFault {
-		in.probeReason = reason
+// maybePreempt makes a preempting BACKUP that outbids the known master take over.
+func (in *Instance) maybePreempt(out *Output, now time.Time) {
+	if in.cfg.Preempt && !now.Before(in.preemptAt) && in.masterPrio != 0 && in.priority > in.masterPrio {
+		in.becomeMaster(out, now, ReasonPreempting)
 	}
-	return in.setFault(now, &in.probeFault, fault, reason)
 }
 
 // SetLinkUp reports whether the interface can carry VRRP (administratively up, with carrier).
@@ -671,7 +696,7 @@ func (in *Instance) SetLinkUp(now time.Time, up bool) Output {
 	if !up {
 		reason = ReasonInterfaceDown
 	}
-	return in.setFault(now, &in.linkDown, !up, reason)
+	return in.setCause(now, &in.linkDown, !up, reason)
 }
 
 // SetHostFault sets or clears the host fault: the driver could not bind the addresses a MASTER
@@ -682,7 +707,7 @@ func (in *Instance) SetHostFault(now time.Time, fault bool, reason string) Outpu
 	if fault && !in.hostFault {
 		in.hostReason = reason
 	}
-	return in.setFault(now, &in.hostFault, fault, reason)
+	return in.setCause(now, &in.hostFault, fault, reason)
 }
 
 // HoldPreemption keeps a Backup from preempting before until (Master_Down_Timer still runs): the
@@ -695,7 +720,7 @@ func (in *Instance) HoldPreemption(until time.Time) {
 }
 
 // faulted reports whether any cause of Fault holds.
-func (in *Instance) faulted() bool { return in.probeFault || in.linkDown || in.hostFault }
+func (in *Instance) faulted() bool { return in.health.Fault || in.linkDown || in.hostFault }
 
 // faultReason says why the instance is in Fault: the link first, it silences everything else,
 // then the host, then the probes.
@@ -705,23 +730,35 @@ func (in *Instance) faultReason() string {
 		return ReasonInterfaceDown
 	case in.hostFault:
 		return in.hostReason
-	case in.probeReason != "":
-		return in.probeReason
+	case in.health.Fault && in.health.Reason != "":
+		return in.health.Reason
 	}
-	return ReasonFault
+	return ReasonProbeFailed
 }
 
-// setFault sets one cause of Fault. The first cause to appear puts the instance in Fault, a
-// second one changes nothing, and the instance leaves Fault when the last one clears; while
-// one still holds, the reason becomes that one's.
-func (in *Instance) setFault(now time.Time, cause *bool, on bool, reason string) Output {
-	var out Output
+// setCause sets one cause of Fault (see setFault).
+func (in *Instance) setCause(now time.Time, cause *bool, on bool, reason string) Output {
 	if *cause == on {
+		var out Output
 		in.schedule(&out)
 		return out
 	}
 	was := in.faulted()
 	*cause = on
+	return in.faultChanged(now, was, on, reason)
+}
+
+// setFault applies a change of the probe Fault, already recorded in in.health.
+func (in *Instance) setFault(now time.Time, on bool, reason string) Output {
+	return in.faultChanged(now, in.linkDown || in.hostFault || !on, on, reason)
+}
+
+// faultChanged follows one cause of Fault turning on or off; was says whether any cause held
+// before. The first cause to appear puts the instance in Fault, a second one changes nothing,
+// and the instance leaves Fault when the last one clears; while one still holds, the reason
+// becomes that one's.
+func (in *Instance) faultChanged(now time.Time, was, on bool, reason string) Output {
+	var out Output
 	switch {
 	case on && !was:
 		if in.state == Master {
@@ -739,7 +776,7 @@ func (in *Instance) setFault(now time.Time, cause *bool, on bool, reason string)
 	case in.state == Fault:
 		in.preemptAt = now.Add(in.cfg.PreemptDelay)
 		in.masterAdvInterval = in.cfg.Interval
-		if in.priority == 255 {
+		if in.priority == OwnerPriority {
 			in.becomeMaster(&out, now, ReasonOwner)
 		} else {
 			in.becomeBackup(&out, now, reason)
@@ -797,7 +834,7 @@ func (in *Instance) Reconfigure(now time.Time, cfg Config) (Output, error) {
 		in.schedule(&out)
 		return out, ErrIncompatible
 	}
-	if (cfg.Priority == 255) != (old.Priority == 255) {
+	if (cfg.Priority == OwnerPriority) != (old.Priority == OwnerPriority) {
 		in.schedule(&out)
 		return out, ErrIncompatible
 	}
@@ -813,26 +850,28 @@ func (in *Instance) Reconfigure(now time.Time, cfg Config) (Output, error) {
 			removed = append(removed, p)
 		}
 	}
-	// A changed base priority replaces the effective one; probes re-apply their offsets.
-	if cfg.Priority != old.Priority {
-		in.priority = cfg.Priority
-		if in.state == Master {
-			in.masterPrio = in.priority
-		}
+	// The effective priority follows a changed base priority, with the probes' adjustment.
+	oldPrio := in.priority
+	in.priority = in.effectivePriority()
+	if in.state == Master {
+		in.masterPrio = in.priority
 	}
 	if in.state == Master {
 		out.Unbind, out.Bind = removed, added
 		for _, p := range added {
 			out.Announce = append(out.Announce, p.Addr())
 		}
-		changed := len(added)+len(removed) > 0 || cfg.Interval != old.Interval || cfg.Priority != old.Priority
+		changed := len(added)+len(removed) > 0 || cfg.Interval != old.Interval || in.priority != oldPrio
 		if changed {
 			in.sendAdvert(&out, in.priority, 1)
 			in.advertAt = now.Add(in.cfg.Interval)
 		}
 	}
-	if in.state == Backup && in.cfg.Version == 2 {
-		in.masterAdvInterval = in.cfg.Interval
+	if in.state == Backup {
+		if in.cfg.Version == 2 {
+			in.masterAdvInterval = in.cfg.Interval
+		}
+		in.maybePreempt(&out, now)
 	}
 	in.schedule(&out)
 	return out, nil

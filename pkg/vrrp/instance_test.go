@@ -277,10 +277,10 @@ func TestPreemptDelay(t *testing.T) {
 	step(t0.Add(5*time.Second), vrrp.Master)
 
 	// Fault and back: the hold-off starts again when Fault clears.
-	in.SetFault(t0.Add(10*time.Second), true, vrrp.ReasonFault)
+	in.SetHealth(t0.Add(10*time.Second), failing)
 	checkState(t, in, vrrp.Fault)
 	clear := t0.Add(20 * time.Second)
-	in.SetFault(clear, false, vrrp.ReasonFaultCleared)
+	in.SetHealth(clear, healthy)
 	checkState(t, in, vrrp.Backup)
 	step(clear.Add(100*time.Millisecond), vrrp.Backup)
 	step(clear.Add(4900*time.Millisecond), vrrp.Backup)
@@ -421,7 +421,7 @@ func TestSetPriorityMaster(t *testing.T) {
 	cfg := config4()
 	in, tm := startMaster(t, cfg)
 	now := tm.Add(10 * time.Millisecond)
-	out := in.SetPriority(now, 80)
+	out := in.SetHealth(now, weighted(in, 80))
 	checkOut(t, cfg, summary{
 		Sent: []sent{advertOf(cfg, packet.MulticastIPv4, 80)},
 		Next: now.Add(100 * time.Millisecond),
@@ -435,7 +435,7 @@ func TestSetPriorityMaster(t *testing.T) {
 		Sent: []sent{advertOf(cfg, packet.MulticastIPv4, 80)},
 		Next: now.Add(200 * time.Millisecond),
 	}, out)
-	out = in.SetPriority(now.Add(150*time.Millisecond), 80)
+	out = in.SetHealth(now.Add(150*time.Millisecond), weighted(in, 80))
 	checkOut(t, cfg, summary{Next: now.Add(200 * time.Millisecond)}, out)
 }
 
@@ -459,7 +459,7 @@ func TestSetPriorityBackup(t *testing.T) {
 			in := startBackup(t, cfg)
 			in.Receive(t0.Add(10*time.Millisecond), advert(t, cfg, higher, 120))
 			now := t0.Add(20 * time.Millisecond)
-			out := in.SetPriority(now, tc.prio)
+			out := in.SetHealth(now, weighted(in, tc.prio))
 			if in.Status().Priority != tc.prio {
 				t.Errorf("priority %d, want %d", in.Status().Priority, tc.prio)
 			}
@@ -479,26 +479,35 @@ func TestSetPriorityBackup(t *testing.T) {
 	}
 }
 
-// RFC 5798 §6.1: the owner's priority is 255 and stays 255; 0 is reserved for resigning (§5.2.4),
-// and 255 is only the owner's, so probes can't set either.
-func TestSetPriorityLimits(t *testing.T) {
+// RFC 5798 §6.1: the owner's priority is 255 and stays 255 whatever the probes' weights; 0 is
+// reserved for resigning (§5.2.4) and 255 is only the owner's, so weights clamp to 1..254.
+// A config change keeps the weights: the effective priority follows the new base.
+func TestSetHealthPriorityLimits(t *testing.T) {
 	owner := with(config4(), func(c *vrrp.Config) { c.Priority = 255 })
 	in, tm := startMaster(t, owner)
-	out := in.SetPriority(tm.Add(time.Millisecond), 50)
+	out := in.SetHealth(tm.Add(time.Millisecond), vrrp.Health{Adjust: -50})
 	checkOut(t, owner, summary{Next: tm.Add(100 * time.Millisecond)}, out)
 	if p := in.Status().Priority; p != 255 {
-		t.Errorf("owner priority %d after SetPriority(50), want 255", p)
+		t.Errorf("owner priority %d after weights -50, want 255", p)
 	}
 
 	cfg := config4()
 	in = startBackup(t, cfg)
-	in.SetPriority(t0, 0)
-	if p := in.Status().Priority; p != 100 {
-		t.Errorf("priority %d after SetPriority(0), want 100", p)
+	for _, tc := range []struct {
+		adjust int
+		want   uint8
+	}{{-100, 1}, {-99, 1}, {-98, 2}, {154, 254}, {155, 254}, {1000, 254}, {-1000, 1}, {0, 100}} {
+		in.SetHealth(t0, vrrp.Health{Adjust: tc.adjust})
+		if p := in.Status().Priority; p != tc.want {
+			t.Errorf("priority %d with base 100 and weights %+d, want %d", p, tc.adjust, tc.want)
+		}
 	}
-	in.SetPriority(t0, 255)
-	if p := in.Status().Priority; p != 254 {
-		t.Errorf("priority %d after SetPriority(255), want 254", p)
+	in.SetHealth(t0, vrrp.Health{Adjust: -20})
+	if _, err := in.Reconfigure(t0, with(cfg, func(c *vrrp.Config) { c.Priority = 150 })); err != nil {
+		t.Fatal(err)
+	}
+	if p := in.Status().Priority; p != 130 {
+		t.Errorf("priority %d after base 100 -> 150 with weights -20, want 130", p)
 	}
 }
 
@@ -508,7 +517,7 @@ func TestSetFaultMaster(t *testing.T) {
 	cfg := config4()
 	in, tm := startMaster(t, cfg)
 	now := tm.Add(20 * time.Millisecond)
-	out := in.SetFault(now, true, vrrp.ReasonFault)
+	out := in.SetHealth(now, failing)
 	zero := advertOf(cfg, packet.MulticastIPv4, 0)
 	checkOut(t, cfg, summary{
 		Sent:       []sent{zero, zero, zero},
@@ -521,10 +530,10 @@ func TestSetFaultMaster(t *testing.T) {
 	// Nothing happens in Fault: no timers, adverts ignored.
 	checkOut(t, cfg, summary{}, in.Tick(now.Add(time.Hour)))
 	checkOut(t, cfg, summary{}, in.Receive(now.Add(time.Second), advert(t, cfg, higher, 50)))
-	checkOut(t, cfg, summary{}, in.SetFault(now.Add(time.Second), true, vrrp.ReasonFault))
+	checkOut(t, cfg, summary{}, in.SetHealth(now.Add(time.Second), failing))
 
 	clear := now.Add(2 * time.Second)
-	out = in.SetFault(clear, false, vrrp.ReasonFaultCleared)
+	out = in.SetHealth(clear, healthy)
 	checkOut(t, cfg, summary{Transition: "Fault->Backup ProbeRecovered", Next: clear.Add(mdi100)}, out)
 }
 
@@ -533,17 +542,17 @@ func TestSetFaultMaster(t *testing.T) {
 func TestSetFaultBackupAndBeforeStart(t *testing.T) {
 	cfg := config4()
 	in := startBackup(t, cfg)
-	out := in.SetFault(t0.Add(time.Second), true, vrrp.ReasonFault)
+	out := in.SetHealth(t0.Add(time.Second), failing)
 	checkOut(t, cfg, summary{Transition: "Backup->Fault ProbeFailed"}, out)
 
 	in = mustNew(t, cfg)
-	checkOut(t, cfg, summary{}, in.SetFault(t0, true, vrrp.ReasonFault))
+	checkOut(t, cfg, summary{}, in.SetHealth(t0, failing))
 	checkState(t, in, vrrp.Initialize)
 	checkOut(t, cfg, summary{Transition: "Initialize->Fault ProbeFailed"}, in.Start(t0))
 
-	// A SetPriority while in Fault applies on recovery.
-	in.SetPriority(t0, 254)
-	out = in.SetFault(t0.Add(time.Second), false, vrrp.ReasonFaultCleared)
+	// Weights that change while in Fault apply on recovery.
+	checkOut(t, cfg, summary{}, in.SetHealth(t0, vrrp.Health{Fault: true, Adjust: 154, Reason: vrrp.ReasonProbeFailed}))
+	out = in.SetHealth(t0.Add(time.Second), vrrp.Health{Adjust: 154, Reason: vrrp.ReasonProbeRecovered})
 	// 3 * 100 ms + 2 * 100 ms / 256.
 	checkOut(t, cfg, summary{Transition: "Fault->Backup ProbeRecovered", Next: t0.Add(time.Second + 300781250*time.Nanosecond)}, out)
 }
@@ -554,10 +563,10 @@ func TestSetFaultBackupAndBeforeStart(t *testing.T) {
 func TestFaultForgetsSelfAsMaster(t *testing.T) {
 	cfg := config4()
 	in, tm := startMaster(t, cfg)
-	in.SetFault(tm.Add(time.Millisecond), true, vrrp.ReasonFault)
-	in.SetFault(tm.Add(2*time.Millisecond), false, vrrp.ReasonFaultCleared)
+	in.SetHealth(tm.Add(time.Millisecond), failing)
+	in.SetHealth(tm.Add(2*time.Millisecond), healthy)
 	checkState(t, in, vrrp.Backup)
-	out := in.SetPriority(tm.Add(3*time.Millisecond), 110)
+	out := in.SetHealth(tm.Add(3*time.Millisecond), weighted(in, 110))
 	checkState(t, in, vrrp.Backup)
 	checkOut(t, cfg, summary{Next: tm.Add(2 * time.Millisecond).Add(mdi100)}, out)
 }

@@ -37,11 +37,11 @@ const (
 // Router drives one Instance against the host: it owns the goroutine and the one timer, feeds
 // the instance received packets, timer expiries and commands, and carries out its outputs.
 type Router struct {
-	inst     *Instance
-	send     Sender
-	link     Link
-	log      *slog.Logger
-	onChange func(Status)
+	inst *Instance
+	send Sender
+	link Link
+	log  *slog.Logger
+	emit func(Event)
 
 	in  chan Packet
 	ctl chan command
@@ -59,8 +59,8 @@ type Router struct {
 	unbindErr  error
 	unbindNext backoff
 	bindErr    error
-	// signalledForeign is the foreign-router list of the last onChange; foreignSignals are
-	// the times of the recent onChange calls due to a change in it alone.
+	// signalledForeign is the foreign-router list of the last EventForeign; foreignSignals
+	// are the times of the recent ones.
 	signalledForeign []Foreign
 	foreignSignals   []time.Time
 
@@ -84,15 +84,18 @@ func (b *backoff) fail(now time.Time) {
 
 func (b *backoff) due(now time.Time) bool { return !b.at.IsZero() && !now.Before(b.at) }
 
-// NewRouter returns a router for inst; it starts nothing. onChange, if set, is called from the
-// router's goroutine after every transition, and when the reason for the state changes without
-// one (a Fault with two causes losing one), with the new status; it must not block.
-func NewRouter(inst *Instance, send Sender, link Link, log *slog.Logger, onChange func(Status)) *Router {
+// NewRouter returns a router for inst; it starts nothing. emit, if set, is called from the
+// router's goroutine with every event (see EventKind), in order, after the host has carried
+// out the output that caused it; it must not block (docs/design.md §3.2).
+func NewRouter(inst *Instance, send Sender, link Link, log *slog.Logger, emit func(Event)) *Router {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if emit == nil {
+		emit = func(Event) {}
+	}
 	r := &Router{
-		inst: inst, send: send, link: link, onChange: onChange,
+		inst: inst, send: send, link: link, emit: emit,
 		log:     log.With("vip", inst.cfg.Name, "vrid", inst.cfg.VRID),
 		in:      make(chan Packet, queueLen),
 		ctl:     make(chan command),
@@ -144,14 +147,9 @@ func (r *Router) do(f func(now time.Time) Output) bool {
 	}
 }
 
-// SetPriority changes the effective priority (see Instance.SetPriority).
-func (r *Router) SetPriority(p uint8) {
-	r.do(func(now time.Time) Output { return r.inst.SetPriority(now, p) })
-}
-
-// SetFault enters or leaves Fault (see Instance.SetFault).
-func (r *Router) SetFault(fault bool, reason string) {
-	r.do(func(now time.Time) Output { return r.inst.SetFault(now, fault, reason) })
+// SetHealth applies the probes' word (see Instance.SetHealth).
+func (r *Router) SetHealth(h Health) {
+	r.do(func(now time.Time) Output { return r.inst.SetHealth(now, h) })
 }
 
 // Reconfigure applies cfg without a restart, or returns ErrIncompatible.
@@ -354,7 +352,7 @@ func (r *Router) retryUnbind(ctx context.Context, now time.Time) {
 	err := r.link.Unbind(hctx, r.unbind)
 	cancel()
 	r.noteUnbind(now, r.unbind, err)
-	r.publish(false)
+	r.publish(Output{})
 }
 
 // noteUnbind records the result of removing ps: a failure keeps them for a retry.
@@ -413,7 +411,7 @@ func (r *Router) apply(ctx context.Context, out Output) time.Time {
 			r.bindErr = err
 			r.bindRetry.fail(now)
 			r.log.Error("adding virtual addresses; resigning until the retry", "err", err, "retry in", r.bindRetry.at.Sub(now))
-			r.publish(out.Transition != nil)
+			r.publish(out)
 			// The Fault's own output removes whatever part was bound and sends priority 0.
 			return r.apply(ctx, r.inst.SetHostFault(now, true, ReasonBindFailed))
 		}
@@ -431,15 +429,15 @@ func (r *Router) apply(ctx context.Context, out Output) time.Time {
 		}
 		cancel()
 	}
-	r.publish(out.Transition != nil)
+	r.publish(out)
 	return out.Next
 }
 
-// publish takes a new status snapshot and calls onChange when the state changed (transition),
-// or its reason or host error did, or the set of foreign routers did (one heard for the first
-// time, or forgotten): status reports them, while their count and last advert wait for the
-// next periodic report.
-func (r *Router) publish(transition bool) {
+// publish takes a new status snapshot and emits what happened: out's transition and packet
+// drop report, and what changed since the last snapshot without a transition (priority, the
+// reason or the probes' word, the host error, the set of foreign routers: one heard for the
+// first time, or forgotten; their counts and last adverts wait for the next snapshot).
+func (r *Router) publish(out Output) {
 	st := r.inst.Status()
 	var errs []string
 	if r.bindErr != nil {
@@ -453,23 +451,62 @@ func (r *Router) publish(transition bool) {
 	prev := r.status
 	r.status = st
 	r.mu.Unlock()
-	changed := transition || st.Reason != prev.Reason || st.HostError != prev.HostError
-	// A change of the foreign routers alone signals at most foreignSignalBurst times per
-	// foreignSignalWindow: an attacker rotating source addresses changes the set at every
-	// packet, and each signal costs a status write and Events. A change held back is signalled
-	// with the next publish the window allows.
 	now := time.Now()
-	if !changed && !sameForeign(st.Foreign, r.signalledForeign) {
+	ev := func(k EventKind, at time.Time) Event {
+		return Event{Kind: k, At: at, Instance: st.Name, From: st.State, State: st.State, Priority: st.Priority, Master: st.Master}
+	}
+	switch {
+	case out.Transition != nil:
+		e := ev(EventTransition, out.Transition.At)
+		e.From, e.Reason, e.Message = out.Transition.From, out.Transition.Reason, stateMessage(st)
+		r.emit(e)
+	case st.Priority != prev.Priority:
+		e := ev(EventPriority, now)
+		e.From = prev.State
+		e.Reason, e.Message = st.Health.Reason, st.Health.Message
+		r.emit(e)
+	case st.Reason != prev.Reason || st.Health != prev.Health:
+		e := ev(EventReason, now)
+		e.Reason, e.Message = st.Reason, stateMessage(st)
+		r.emit(e)
+	}
+	if st.HostError != prev.HostError {
+		e := ev(EventHostError, now)
+		e.Message = st.HostError
+		r.emit(e)
+	}
+	if d := out.Dropped; d != nil {
+		e := ev(EventPacketDrop, now)
+		e.Drop, e.Src, e.Count = d.Reason, d.Src, d.Count
+		r.emit(e)
+	}
+	// A change of the foreign routers is reported at most foreignSignalBurst times per
+	// foreignSignalWindow: an attacker rotating source addresses changes the set at every
+	// packet, and each report costs a status write and Events. A change held back is reported
+	// with the next publish the window allows.
+	if !sameForeign(st.Foreign, r.signalledForeign) {
 		r.foreignSignals = slices.DeleteFunc(r.foreignSignals, func(t time.Time) bool { return now.Sub(t) >= foreignSignalWindow })
 		if len(r.foreignSignals) < foreignSignalBurst {
 			r.foreignSignals = append(r.foreignSignals, now)
-			changed = true
+			r.signalledForeign = st.Foreign
+			e := ev(EventForeign, now)
+			e.Foreign = st.Foreign
+			r.emit(e)
 		}
 	}
-	if changed && r.onChange != nil {
-		r.signalledForeign = st.Foreign
-		r.onChange(st)
+}
+
+// stateMessage says in words why st is in its state, where the reason alone does not: the
+// probes (a Fault of theirs, or a priority they adjust) and the host's error.
+func stateMessage(st Status) string {
+	var parts []string
+	if st.Health.Message != "" && (st.State != Fault || st.Health.Fault) {
+		parts = append(parts, st.Health.Message)
 	}
+	if st.HostError != "" {
+		parts = append(parts, st.HostError)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // A change in the foreign routers alone is signalled at most foreignSignalBurst times per

@@ -12,7 +12,7 @@ import (
 )
 
 // A router newly heard advertising our VRID with another address list is news for status (a
-// condition and an Event name it) although the state does not change: onChange is called when
+// condition and an Event name it) although the state does not change: events is called when
 // the set of foreign routers changes, not at each of their adverts.
 func TestRouterForeignRouterNotifies(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -22,8 +22,8 @@ func TestRouterForeignRouterNotifies(t *testing.T) {
 
 		rig.r.Deliver(advert(t, cfg, higher, 254, otherAddrs))
 		synctest.Wait()
-		if diff := cmp.Diff([]string{"Master MasterDownTimer"}, rig.takeChanges()); diff != "" {
-			t.Errorf("onChange at the first foreign advert (-want +got):\n%s", diff)
+		if diff := cmp.Diff([]string{"Foreign 1"}, rig.takeChanges()); diff != "" {
+			t.Errorf("events at the first foreign advert (-want +got):\n%s", diff)
 		}
 		for range 5 {
 			time.Sleep(100 * time.Millisecond)
@@ -31,7 +31,7 @@ func TestRouterForeignRouterNotifies(t *testing.T) {
 		}
 		synctest.Wait()
 		if got := rig.takeChanges(); len(got) != 0 {
-			t.Errorf("onChange at the same router's next adverts: %v", got)
+			t.Errorf("events at the same router's next adverts: %v", got)
 		}
 		if f := rig.r.Status().Foreign; len(f) != 1 || f[0].Count != 6 {
 			t.Errorf("foreign %+v, want one router heard 6 times", f)
@@ -40,8 +40,8 @@ func TestRouterForeignRouterNotifies(t *testing.T) {
 		// Another one.
 		rig.r.Deliver(advert(t, cfg, netip.MustParseAddr("192.168.1.13"), 254, otherAddrs))
 		synctest.Wait()
-		if diff := cmp.Diff([]string{"Master MasterDownTimer"}, rig.takeChanges()); diff != "" {
-			t.Errorf("onChange at a second foreign router (-want +got):\n%s", diff)
+		if diff := cmp.Diff([]string{"Foreign 2"}, rig.takeChanges()); diff != "" {
+			t.Errorf("events at a second foreign router (-want +got):\n%s", diff)
 		}
 		// Both heard in turn: the list reorders at every advert, the set does not change.
 		for i := range 6 {
@@ -54,7 +54,7 @@ func TestRouterForeignRouterNotifies(t *testing.T) {
 			synctest.Wait()
 		}
 		if got := rig.takeChanges(); len(got) != 0 {
-			t.Errorf("onChange while the same two routers are heard in turn: %v", got)
+			t.Errorf("events while the same two routers are heard in turn: %v", got)
 		}
 		rig.requireState(t, vrrp.Master)
 	})

@@ -80,8 +80,8 @@ func TestRouterBindFailureFaultsAndRetries(t *testing.T) {
 		if st.Reason != vrrp.ReasonBindFailed || !strings.Contains(st.HostError, errHost.Error()) {
 			t.Errorf("status reason %q host error %q", st.Reason, st.HostError)
 		}
-		if diff := cmp.Diff([]string{"Master MasterDownTimer", "Fault AddressBindFailed"}, rig.takeChanges()); diff != "" {
-			t.Errorf("onChange (-want +got):\n%s", diff)
+		if diff := cmp.Diff([]string{"Master MasterDownTimer", "HostError", "Fault AddressBindFailed"}, rig.takeChanges()); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
 		}
 		// Nothing is sent while in Fault; after 1 s it competes again and fails again.
 		time.Sleep(time.Second - time.Nanosecond)
@@ -265,7 +265,7 @@ func TestRouterForeignSignalsBounded(t *testing.T) {
 		}
 		synctest.Wait()
 		if got := rig.takeChanges(); len(got) > 4 {
-			t.Errorf("%d onChange calls in 1 s for rotating foreign senders, want at most 4", len(got))
+			t.Errorf("%d foreign events in 1 s for rotating foreign senders, want at most 4", len(got))
 		}
 		rig.requireState(t, vrrp.Master)
 	})

@@ -48,7 +48,7 @@ func report(states chan<- bool, up bool) {
 func (rig *routerRig) wantChanges(t *testing.T, want ...string) {
 	t.Helper()
 	if diff := cmp.Diff(want, rig.takeChanges()); diff != "" {
-		t.Errorf("onChange (-want +got):\n%s", diff)
+		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
 
@@ -174,7 +174,7 @@ func TestRouterLinkWatchRestarts(t *testing.T) {
 }
 
 // The probe fault and the link fault combine, driven: Fault while either holds, the reason
-// following the one that remains (onChange is told of it), Backup (RFC 5798 §6.4.1) only when
+// following the one that remains (an event says so), Backup (RFC 5798 §6.4.1) only when
 // both are clear.
 func TestRouterFaultCausesCombine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -183,11 +183,11 @@ func TestRouterFaultCausesCombine(t *testing.T) {
 		report(states, true)
 		rig.becomeMaster(t)
 
-		rig.r.SetFault(true, vrrp.ReasonFault)
+		rig.r.SetHealth(failing)
 		synctest.Wait()
 		diffEvents(t, []string{unbindVIP, sendMcast(0), sendMcast(0), sendMcast(0)}, rig.host.take())
 		report(states, false)
-		rig.r.SetFault(false, vrrp.ReasonFaultCleared)
+		rig.r.SetHealth(healthy)
 		synctest.Wait()
 		rig.requireState(t, vrrp.Fault)
 		time.Sleep(time.Second)

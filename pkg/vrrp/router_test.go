@@ -112,8 +112,11 @@ type routerRig struct {
 	cancel context.CancelFunc
 	errc   chan error
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// changes are the events that tell a state, a reason, foreign routers or a host error:
+	// "Master MasterDownTimer", "Foreign 2", "HostError"; events are all of them.
 	changes []string
+	events  []vrrp.Event
 }
 
 func (rig *routerRig) takeChanges() []string {
@@ -138,10 +141,18 @@ func startRouterOn(t *testing.T, cfg vrrp.Config, link func(*fakeHost) vrrp.Link
 	if link != nil {
 		l = link(rig.host)
 	}
-	rig.r = vrrp.NewRouter(mustNew(t, cfg), rig.host, l, nil, func(st vrrp.Status) {
+	rig.r = vrrp.NewRouter(mustNew(t, cfg), rig.host, l, nil, func(e vrrp.Event) {
 		rig.mu.Lock()
 		defer rig.mu.Unlock()
-		rig.changes = append(rig.changes, st.State.String()+" "+st.Reason)
+		rig.events = append(rig.events, e)
+		switch e.Kind {
+		case vrrp.EventTransition, vrrp.EventReason:
+			rig.changes = append(rig.changes, e.State.String()+" "+e.Reason)
+		case vrrp.EventForeign:
+			rig.changes = append(rig.changes, fmt.Sprintf("Foreign %d", len(e.Foreign)))
+		case vrrp.EventHostError:
+			rig.changes = append(rig.changes, "HostError")
+		}
 	})
 	var ctx context.Context
 	ctx, rig.cancel = context.WithCancel(t.Context())
@@ -193,7 +204,7 @@ func TestRouterRunBecomesMaster(t *testing.T) {
 		rig.requireState(t, vrrp.Backup)
 		diffEvents(t, nil, rig.host.take())
 		if diff := cmp.Diff([]string{"Backup Started"}, rig.takeChanges()); diff != "" {
-			t.Errorf("onChange (-want +got):\n%s", diff)
+			t.Errorf("events (-want +got):\n%s", diff)
 		}
 
 		time.Sleep(mdi100 - time.Nanosecond)
@@ -205,7 +216,7 @@ func TestRouterRunBecomesMaster(t *testing.T) {
 		rig.requireState(t, vrrp.Master)
 		diffEvents(t, []string{sendMcast(100), bindVIP, annVIP}, rig.host.take())
 		if diff := cmp.Diff([]string{"Master MasterDownTimer"}, rig.takeChanges()); diff != "" {
-			t.Errorf("onChange (-want +got):\n%s", diff)
+			t.Errorf("events (-want +got):\n%s", diff)
 		}
 
 		time.Sleep(100 * time.Millisecond)
@@ -239,7 +250,7 @@ func TestRouterDeliverHigherPriority(t *testing.T) {
 			t.Error("VIP still bound")
 		}
 		if diff := cmp.Diff([]string{"Backup HigherPriorityMaster"}, rig.takeChanges()); diff != "" {
-			t.Errorf("onChange (-want +got):\n%s", diff)
+			t.Errorf("events (-want +got):\n%s", diff)
 		}
 		if st := rig.r.Status(); st.Master != higher || st.MasterPriority != 200 {
 			t.Errorf("status master %s/%d", st.Master, st.MasterPriority)
@@ -274,8 +285,7 @@ func TestRouterCancelAsMaster(t *testing.T) {
 			t.Errorf("state after Run %s", st.State)
 		}
 		// Commands after the end don't block.
-		rig.r.SetPriority(50)
-		rig.r.SetFault(true, vrrp.ReasonFault)
+		rig.r.SetHealth(failing)
 		if err := rig.r.Reconfigure(config4()); err == nil {
 			t.Error("Reconfigure on a stopped router succeeded")
 		}
@@ -301,14 +311,14 @@ func TestRouterSetPriorityAndFault(t *testing.T) {
 		rig := startRouter(t, config4())
 		rig.becomeMaster(t)
 
-		rig.r.SetPriority(120)
+		rig.r.SetHealth(vrrp.Health{Adjust: 20, Reason: vrrp.ReasonProbeRecovered})
 		synctest.Wait()
 		diffEvents(t, []string{sendMcast(120)}, rig.host.take())
 		if st := rig.r.Status(); st.Priority != 120 {
 			t.Errorf("priority %d, want 120", st.Priority)
 		}
 
-		rig.r.SetFault(true, vrrp.ReasonFault)
+		rig.r.SetHealth(vrrp.Health{Fault: true, Adjust: 20, Reason: vrrp.ReasonProbeFailed})
 		synctest.Wait()
 		rig.requireState(t, vrrp.Fault)
 		diffEvents(t, []string{unbindVIP, sendMcast(0), sendMcast(0), sendMcast(0)}, rig.host.take())
@@ -317,7 +327,7 @@ func TestRouterSetPriorityAndFault(t *testing.T) {
 		rig.requireState(t, vrrp.Fault)
 		diffEvents(t, nil, rig.host.take())
 
-		rig.r.SetFault(false, vrrp.ReasonFaultCleared)
+		rig.r.SetHealth(vrrp.Health{Adjust: 20, Reason: vrrp.ReasonProbeRecovered})
 		synctest.Wait()
 		rig.requireState(t, vrrp.Backup)
 		// 3 * 100 ms + 136 * 100 ms / 256 = 353.125 ms.
@@ -329,7 +339,7 @@ func TestRouterSetPriorityAndFault(t *testing.T) {
 		rig.requireState(t, vrrp.Master)
 		diffEvents(t, []string{sendMcast(120), bindVIP, annVIP}, rig.host.take())
 		if diff := cmp.Diff([]string{"Fault ProbeFailed", "Backup ProbeRecovered", "Master MasterDownTimer"}, rig.takeChanges()); diff != "" {
-			t.Errorf("onChange (-want +got):\n%s", diff)
+			t.Errorf("events (-want +got):\n%s", diff)
 		}
 	})
 }

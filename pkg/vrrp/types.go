@@ -117,20 +117,33 @@ type Transition struct {
 	At     time.Time
 }
 
-// Reasons of transitions.
+// Reasons of transitions: the closed set the engine produces, one CamelCase word each
+// (status.nodes[].reason, Events).
 const (
-	ReasonStarted        = "Started"
-	ReasonOwner          = "AddressOwner"
-	ReasonMasterDown     = "MasterDownTimer"
-	ReasonPreempted      = "Preempted"
-	ReasonPreempting     = "Preempting"
+	// ReasonStarted: Startup as Backup (RFC 5798 §6.4.1).
+	ReasonStarted = "Started"
+	// ReasonOwner: the address owner (priority 255) became MASTER at once.
+	ReasonOwner = "AddressOwner"
+	// ReasonMasterDown: Master_Down_Timer expired, no master heard.
+	ReasonMasterDown = "MasterDownTimer"
+	// ReasonPreempting: a preempting backup outbids the master it heard.
+	ReasonPreempting = "Preempting"
+	// ReasonHigherPriority: a MASTER heard a better master and stepped down.
 	ReasonHigherPriority = "HigherPriorityMaster"
+	// ReasonMasterResigned: the master sent priority 0 and Skew_Time passed.
 	ReasonMasterResigned = "MasterResigned"
-	ReasonFastHandover   = "FastHandover"
-	ReasonFault          = "ProbeFailed"
-	ReasonFaultCleared   = "ProbeRecovered"
-	ReasonShutdown       = "Shutdown"
-	ReasonConfigChanged  = "ConfigChanged"
+	// ReasonFastHandover: the master sent priority 0 and this backup, knowing every member,
+	// is certainly the best remaining router (docs/design.md §4.2).
+	ReasonFastHandover = "FastHandover"
+	// ReasonShutdown: the instance stopped (a MASTER resigned with priority 0).
+	ReasonShutdown = "Shutdown"
+
+	// ReasonProbeFailed and ReasonProbePending are the probe Fault (Instance.SetHealth): a
+	// weight-0 probe fails, or has not been checked yet since the instance started (it counts
+	// as failing until then); ReasonProbeRecovered ends it.
+	ReasonProbeFailed    = "ProbeFailed"
+	ReasonProbePending   = "ProbePending"
+	ReasonProbeRecovered = "ProbeRecovered"
 
 	// ReasonInterfaceDown and ReasonInterfaceUp are the link-state Fault (Instance.SetLinkUp):
 	// the interface lost carrier or was set down, and it is usable again.
@@ -143,7 +156,32 @@ const (
 	ReasonBindRetry  = "AddressBindRetry"
 )
 
-// Output is what the host must do after an event, in this order: unbind, bind, send, announce.
+// Reasons lists every transition reason the engine can produce.
+var Reasons = []string{
+	ReasonStarted, ReasonOwner, ReasonMasterDown, ReasonPreempting, ReasonHigherPriority,
+	ReasonMasterResigned, ReasonFastHandover, ReasonShutdown, ReasonProbeFailed,
+	ReasonProbePending, ReasonProbeRecovered, ReasonInterfaceDown, ReasonInterfaceUp,
+	ReasonBindFailed, ReasonBindRetry,
+}
+
+// Health is what the node's health probes say about an instance, as one input
+// (Instance.SetHealth).
+type Health struct {
+	// Fault keeps the instance in Fault: a weight-0 probe fails or has not been checked yet.
+	Fault bool
+	// Adjust is added to the configured priority; the result is clamped to 1..254. The
+	// address owner ignores it (RFC 5798 §5.2.4: only the owner uses 255, and always does).
+	Adjust int
+	// Reason is the CamelCase reason of the transition this health may cause
+	// (ReasonProbeFailed, ReasonProbePending or ReasonProbeRecovered).
+	Reason string
+	// Message says in words which probes decide it (e.g. "probe haproxy failing (-20)").
+	Message string
+}
+
+// Output is what the host must do after an event. The Router carries it out in the order that
+// shortens a failover: unbind (step down first), send (claim the role on the wire), bind,
+// announce.
 type Output struct {
 	Send     []Datagram
 	Bind     []netip.Prefix
@@ -151,8 +189,19 @@ type Output struct {
 	Announce []netip.Addr
 	// Transition is set when the state changed.
 	Transition *Transition
+	// Dropped reports a rejected packet, at most once per reason every 10 s (Stats.Drops
+	// counts them all).
+	Dropped *Drop
 	// Next is the earliest time the instance wants Tick called; zero means never.
 	Next time.Time
+}
+
+// Drop is a report of rejected packets: the reason, the last sender and how many were
+// rejected for this reason since the instance started.
+type Drop struct {
+	Reason packet.Reason
+	Src    netip.Addr
+	Count  uint64
 }
 
 // Sender writes adverts. hostnet implements it with a raw IP socket (TTL 255).

@@ -278,7 +278,7 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 		// lb2 holds the addresses when it stops being selected: its entry must go, and the
 		// master with it.
 		n1.agent.set(name, vrrp.Backup, vrrp.ReasonHigherPriority)
-		n2.agent.set(name, vrrp.Master, vrrp.ReasonPreempted)
+		n2.agent.set(name, vrrp.Master, vrrp.ReasonPreempting)
 		waitStatus(t, admin, name, "lb2 Master", func(v *v1alpha1.VirtualIP) error {
 			return wantConditions(v, lb2, controllers.ConditionReady, controllers.ReasonOneMaster)
 		})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kube-vrrp/kube-vrrp/internal/lab"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
 var (
@@ -182,7 +183,7 @@ func at(tr lab.KubeVRRPTransition) time.Time {
 	return tr.Time
 }
 
-// probeRecord is one "probe" line of kube-vrrp's log: a probe's health transition.
+// probeRecord is one probe event of kube-vrrp: a probe's health transition.
 type probeRecord struct {
 	Time    time.Time
 	Probe   string
@@ -192,13 +193,8 @@ type probeRecord struct {
 
 func probeRecords(p *lab.Proc) []probeRecord {
 	var out []probeRecord
-	for _, rec := range lab.KubeVRRPLog(p, "probe") {
-		r := probeRecord{}
-		r.Time, _ = time.Parse(time.RFC3339Nano, fmt.Sprint(rec["time"]))
-		r.Probe, _ = rec["probe"].(string)
-		r.Healthy, _ = rec["healthy"].(bool)
-		r.Reason, _ = rec["reason"].(string)
-		out = append(out, r)
+	for _, e := range lab.KubeVRRPEvents(p, vrrp.EventProbe) {
+		out = append(out, probeRecord{Time: e.At, Probe: e.Probe, Healthy: e.Healthy, Reason: e.Message})
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
 var (
@@ -671,12 +672,12 @@ func testUnicast(t *testing.T, vip netip.Prefix) {
 	}
 }
 
-// waitDrop waits until p logged a dropped advert from src for reason.
+// waitDrop waits until p reported a dropped advert from src for reason.
 func waitDrop(p *lab.Proc, reason string, src netip.Addr) error {
 	deadline := time.Now().Add(settle)
 	for {
-		for _, rec := range lab.KubeVRRPLog(p, "dropped VRRP packet") {
-			if rec["reason"] == reason && rec["from"] == src.String() {
+		for _, e := range lab.KubeVRRPEvents(p, vrrp.EventPacketDrop) {
+			if string(e.Drop) == reason && e.Src == src {
 				return nil
 			}
 		}
