@@ -295,3 +295,36 @@ func WaitKubeVRRPState(p *Proc, vip, state string, timeout time.Duration) error 
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// WaitKubeVRRPEvent waits until p has written an event that match accepts, among its events
+// from index from on (0: all; len(KubeVRRPEvents(p)) taken earlier: only newer ones).
+func WaitKubeVRRPEvent(p *Proc, from int, timeout time.Duration, match func(vrrp.Event) bool) (vrrp.Event, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		evs := KubeVRRPEvents(p)
+		for _, e := range evs[min(from, len(evs)):] {
+			if match(e) {
+				return e, nil
+			}
+		}
+		if p.Exited() {
+			return vrrp.Event{}, fmt.Errorf("%s/%s exited without the event:\n%s", p.Node.Name, p.Name, p.Tail(20))
+		}
+		if time.Now().After(deadline) {
+			return vrrp.Event{}, fmt.Errorf("%s/%s: no such event after %v (%d events)", p.Node.Name, p.Name, timeout, len(evs)-min(from, len(evs)))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Dropped matches a packet drop report for reason (vrrp.Drop*, e.g. "auth_failed").
+func Dropped(reason string) func(vrrp.Event) bool {
+	return func(e vrrp.Event) bool { return e.Kind == vrrp.EventPacketDrop && string(e.Drop) == reason }
+}
+
+// Entered matches a transition to state ("Master", ...) for reason (any if empty).
+func Entered(state, reason string) func(vrrp.Event) bool {
+	return func(e vrrp.Event) bool {
+		return e.Kind == vrrp.EventTransition && e.State.String() == state && (reason == "" || e.Reason == reason)
+	}
+}

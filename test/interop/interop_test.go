@@ -52,7 +52,7 @@ func TestV2PassMulticast(t *testing.T) {
 		if err := p.kaProc.WaitLog("received an invalid passwd!", 0, 2*time.Second); err != nil {
 			t.Errorf("keepalived did not reject kube-vrrp's password: %v", err)
 		}
-		if err := p.kvProc.WaitLog(`"reason":"auth_failed"`, 0, 2*time.Second); err != nil {
+		if _, err := lab.WaitKubeVRRPEvent(p.kvProc, 0, 2*time.Second, lab.Dropped("auth_failed")); err != nil {
 			t.Errorf("kube-vrrp did not count keepalived's adverts as auth_failed: %v", err)
 		}
 		p.expectState(p.ka, true)
@@ -125,12 +125,12 @@ func TestV3Unicast(t *testing.T) {
 			c := startCapture(t, p.backup) // it hears the MASTER, and sends when it takes over
 			p.start()
 
-			kvLog, kaLog := p.kvProc.LogSize(), p.kaProc.LogSize()
+			kvEvents, kaLog := len(lab.KubeVRRPEvents(p.kvProc)), p.kaProc.LogSize()
 			p.failover(sigterm)
 			if p.backup == p.kv {
 				// With one peer, kube-vrrp knows it is the only router left when keepalived
 				// resigns, and takes over without waiting Skew_Time.
-				if err := p.kvProc.WaitLog(`"state":"Master","reason":"FastHandover"`, kvLog, time.Second); err != nil {
+				if _, err := lab.WaitKubeVRRPEvent(p.kvProc, kvEvents, time.Second, lab.Entered("Master", "FastHandover")); err != nil {
 					t.Errorf("kube-vrrp did not take over at once on keepalived's priority 0: %v", err)
 				}
 			} else if err := p.kaProc.WaitLog("Backup received priority 0 advertisement", kaLog, time.Second); err != nil {
@@ -237,7 +237,7 @@ func TestV3MulticastIPv6(t *testing.T) {
 		if err := lab.WaitHolders(p.nodes(), g.vip(), p.nodes(), 0); err != nil {
 			t.Error(err)
 		}
-		if err := p.kvProc.WaitLog(`"reason":"ipv6_first_not_link_local"`, 0, 2*time.Second); err != nil {
+		if _, err := lab.WaitKubeVRRPEvent(p.kvProc, 0, 2*time.Second, lab.Dropped("ipv6_first_not_link_local")); err != nil {
 			t.Errorf("kube-vrrp: %v", err)
 		}
 		if err := p.kaProc.WaitLog("received an unexpected ip number count 2, expected 1!", 0, 2*time.Second); err != nil {
