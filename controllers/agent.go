@@ -17,28 +17,35 @@ type Agent interface {
 	Snapshot() []agent.Status
 }
 
-// maxReason is the CRD's bound on status.nodes[].reason.
-const maxReason = 1024
+// maxMessage is the CRD's bound on status.nodes[].message and probes[].message.
+const maxMessage = 1024
+
+// Rejection is why this node refuses to run a VirtualIP: Reason is one of the refusal reasons
+// (reasons.go), Message says what is wrong and what to change.
+type Rejection struct {
+	Reason  string
+	Message string
+}
 
 // Rejections records, per VirtualIP, why this node refuses to run it (invalid spec, no
 // interface, missing Secret, ...), for the status writer to report.
 type Rejections struct {
 	mu      sync.Mutex
-	reasons map[string]string
+	reasons map[string]Rejection
 	notify  func(name string)
 }
 
 // NewRejections returns an empty set; notify, if set, is called after every change.
 func NewRejections(notify func(name string)) *Rejections {
-	return &Rejections{reasons: map[string]string{}, notify: notify}
+	return &Rejections{reasons: map[string]Rejection{}, notify: notify}
 }
 
-// Set records why name is rejected.
-func (r *Rejections) Set(name, reason string) {
-	reason = truncate(reason, maxReason)
+// Set records why name is rejected. The message is cut at maxMessage.
+func (r *Rejections) Set(name string, why Rejection) {
+	why.Message = truncate(why.Message, maxMessage)
 	r.mu.Lock()
-	changed := r.reasons[name] != reason
-	r.reasons[name] = reason
+	changed := r.reasons[name] != why
+	r.reasons[name] = why
 	r.mu.Unlock()
 	if changed && r.notify != nil {
 		r.notify(name)
@@ -57,7 +64,7 @@ func (r *Rejections) Clear(name string) {
 }
 
 // Get returns why name is rejected, if it is.
-func (r *Rejections) Get(name string) (string, bool) {
+func (r *Rejections) Get(name string) (Rejection, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.reasons[name]
@@ -75,6 +82,7 @@ func (r *Rejections) Names() []string {
 	return out
 }
 
+// truncate cuts s to at most n bytes, ending in "...", without splitting a UTF-8 sequence.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

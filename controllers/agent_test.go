@@ -45,7 +45,7 @@ func TestTruncate(t *testing.T) {
 // characters, the CRD's unit), and keeps a prefix of the input.
 func TestTruncateUTF8(t *testing.T) {
 	pieces := []string{"a", " ", "é", "€", "😀", "ü "}
-	for _, n := range []int{4, 5, 6, 7, 8, 9, 10, 16, 33, maxReason} {
+	for _, n := range []int{4, 5, 6, 7, 8, 9, 10, 16, 33, maxMessage} {
 		for start := range pieces {
 			var b strings.Builder
 			for i := 0; b.Len() < 3*n+10; i++ {
@@ -85,15 +85,16 @@ func TestRejections(t *testing.T) {
 	if _, ok := r.Get("a"); ok {
 		t.Fatal("Get of an unknown name: ok")
 	}
-	r.Set("a", "SecretMissing: x")
-	r.Set("a", "SecretMissing: x") // unchanged: no notification
-	r.Set("b", "InvalidSpec: y")
-	r.Set("a", "CannotResolve: z")
-	if d := cmp.Diff([]string{"a", "b", "a"}, takeNotified()); d != "" {
+	r.Set("a", Rejection{ReasonSecretMissing, "x"})
+	r.Set("a", Rejection{ReasonSecretMissing, "x"}) // unchanged: no notification
+	r.Set("b", Rejection{ReasonInvalidSpec, "y"})
+	r.Set("a", Rejection{ReasonSecretMissing, "z"}) // another message
+	r.Set("a", Rejection{ReasonCannotResolve, "z"}) // another reason
+	if d := cmp.Diff([]string{"a", "b", "a", "a"}, takeNotified()); d != "" {
 		t.Errorf("notifications (-want +got):\n%s", d)
 	}
-	if got, ok := r.Get("a"); !ok || got != "CannotResolve: z" {
-		t.Errorf("Get(a) = %q, %v", got, ok)
+	if got, ok := r.Get("a"); !ok || got != (Rejection{ReasonCannotResolve, "z"}) {
+		t.Errorf("Get(a) = %+v, %v", got, ok)
 	}
 	names := r.Names()
 	slices.Sort(names)
@@ -114,17 +115,18 @@ func TestRejections(t *testing.T) {
 		t.Errorf("Names after Clear (-want +got):\n%s", d)
 	}
 
-	// The reason is bounded like status.nodes[].reason.
-	long := "InvalidSpec: " + strings.Repeat("é", 2*maxReason)
-	r.Set("c", long)
+	// The message is bounded like status.nodes[].message; the reason stays whole.
+	long := "spec: " + strings.Repeat("é", 2*maxMessage)
+	r.Set("c", Rejection{ReasonInvalidSpec, long})
 	got, _ := r.Get("c")
-	if len(got) > maxReason || !utf8.ValidString(got) || !strings.HasPrefix(got, "InvalidSpec: ") {
-		t.Errorf("long reason stored as %d bytes (valid UTF-8: %v), want <= %d starting with the reason", len(got), utf8.ValidString(got), maxReason)
+	if m := got.Message; len(m) > maxMessage || !utf8.ValidString(m) || !strings.HasPrefix(m, "spec: é") || got.Reason != ReasonInvalidSpec {
+		t.Errorf("long message stored as %d bytes (valid UTF-8: %v) with reason %q, want <= %d bytes starting with the message and reason %s",
+			len(m), utf8.ValidString(m), got.Reason, maxMessage, ReasonInvalidSpec)
 	}
 
 	// A nil notify is allowed.
 	q := NewRejections(nil)
-	q.Set("a", "x")
+	q.Set("a", Rejection{ReasonInvalidSpec, "x"})
 	q.Clear("a")
 }
 
@@ -136,7 +138,7 @@ func TestRejectionsConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for j := range 200 {
 				name := string(rune('a' + (i+j)%5))
-				r.Set(name, "x")
+				r.Set(name, Rejection{ReasonInvalidSpec, "x"})
 				r.Get(name)
 				r.Names()
 				r.Clear(name)

@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -27,26 +26,22 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
-// Condition types and reasons written by the aggregator.
+// Condition types written by the aggregator; their reasons are in reasons.go.
 const (
-	ConditionReady      = "Ready"
+	// ConditionReady is True while exactly one node is MASTER.
+	ConditionReady = "Ready"
+	// ConditionDualMaster is True while more than one node is MASTER.
 	ConditionDualMaster = "DualMaster"
-	ConditionNoMaster   = "NoMaster"
+	// ConditionNoMaster is True while no node is MASTER.
+	ConditionNoMaster = "NoMaster"
 	// ConditionForeignRouter is True while a node hears a router that is not a node of the
 	// group advertise its VRID with other addresses (see foreignOutsiders).
 	ConditionForeignRouter = "ForeignRouter"
-
-	ReasonOneMaster      = "OneMaster"
-	ReasonNoMaster       = "NoMaster"
-	ReasonDualMaster     = "DualMaster"
-	ReasonNoNodes        = "NoNodesReporting"
-	ReasonAllFault       = "AllNodesFault"
-	ReasonSingleMaster   = "SingleMaster"
-	ReasonMasterElected  = "MasterElected"
-	ReasonMastersPresent = "MastersPresent"
-	ReasonVRIDInUse      = "VRIDInUse"
-	ReasonNoForeign      = "NoForeignRouter"
 )
+
+// maxConditionMessage is the CRD's bound on conditions[].message (metav1.Condition's): a
+// message that names every node of a large group could reach it.
+const maxConditionMessage = 32768
 
 // AggregatorFieldManager is the server-side-apply manager of master, conditions and
 // observedGeneration.
@@ -104,7 +99,8 @@ func Summarize(nodes []v1alpha1.NodeStatus, generation int64, vrid int32) Summar
 		if ok {
 			st = metav1.ConditionTrue
 		}
-		return metav1.Condition{Type: t, Status: st, Reason: reason, Message: msg, ObservedGeneration: generation}
+		return metav1.Condition{Type: t, Status: st, Reason: reason, Message: truncate(msg, maxConditionMessage),
+			ObservedGeneration: generation}
 	}
 	var s Summary
 	switch {
@@ -139,7 +135,7 @@ func Summarize(nodes []v1alpha1.NodeStatus, generation int64, vrid int32) Summar
 		case len(nodes) == 0:
 			reason, msg = ReasonNoNodes, "no node runs this VirtualIP: check spec.nodeSelector and that the agent runs on the nodes"
 		case len(faults) == len(nodes):
-			reason, msg = ReasonAllFault, "every node is in FAULT (probes failing or configuration rejected): see status.nodes[].reason"
+			reason, msg = ReasonAllFault, "every node is in FAULT (probes failing or configuration rejected): see status.nodes[].reason and message"
 		}
 		s.Conditions = []metav1.Condition{
 			cond(ConditionReady, false, reason, msg),
@@ -182,34 +178,12 @@ func (a *Aggregator) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if current(&vip, sum) {
 		return reconcile.Result{}, nil // nothing to write: another agent did, or nothing changed
 	}
-	conds := make([]any, 0, len(sum.Conditions))
-	for _, c := range sum.Conditions {
-		// Keep lastTransitionTime when the status did not change.
-		if old := meta.FindStatusCondition(vip.Status.Conditions, c.Type); old != nil && old.Status == c.Status {
-			c.LastTransitionTime = old.LastTransitionTime
-		} else {
-			c.LastTransitionTime = metav1.Now()
-		}
-		b, err := json.Marshal(c)
-		if err != nil {
-			return reconcile.Result{}, err
-		}
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			return reconcile.Result{}, err
-		}
-		conds = append(conds, m)
-	}
-	status := map[string]any{"conditions": conds, "observedGeneration": vip.Generation, "master": sum.Master}
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": v1alpha1.GroupVersion.String(),
-		"kind":       "VirtualIP",
-		// The resourceVersion is a precondition: the summary is of this version's entries.
-		"metadata": map[string]any{"name": vip.Name, "resourceVersion": vip.ResourceVersion},
-		"status":   status,
-	}}
-	err := a.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
-		client.FieldOwner(AggregatorFieldManager), client.ForceOwnership)
+	// The resourceVersion is a precondition: the summary is of this version's entries.
+	apply := newStatusApply(vip.Name, vip.ResourceVersion, summaryStatus{
+		ObservedGeneration: vip.Generation, Master: sum.Master,
+		Conditions: withTransitionTimes(sum.Conditions, vip.Status.Conditions, metav1.Now()),
+	})
+	err := a.Client.Status().Apply(ctx, apply, client.FieldOwner(AggregatorFieldManager), client.ForceOwnership)
 	switch {
 	case apierrors.IsNotFound(err):
 		return reconcile.Result{}, nil
@@ -284,6 +258,21 @@ func current(vip *v1alpha1.VirtualIP, sum Summary) bool {
 	return true
 }
 
+// withTransitionTimes returns conds with their lastTransitionTime: the old condition's of the
+// same type if its status is the same, now otherwise.
+func withTransitionTimes(conds, old []metav1.Condition, now metav1.Time) []metav1.Condition {
+	out := make([]metav1.Condition, 0, len(conds))
+	for _, c := range conds {
+		if o := meta.FindStatusCondition(old, c.Type); o != nil && o.Status == c.Status {
+			c.LastTransitionTime = o.LastTransitionTime
+		} else {
+			c.LastTransitionTime = now
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
 // lostRace reports whether err is the API server refusing a write because another writer
 // changed the object first: a stale resourceVersion (409), or a JSON patch whose test op
 // found another entry at the index (422).
@@ -296,7 +285,7 @@ func lostRace(err error) bool {
 // has just changed places with; the API server then refuses the patch (422), and the
 // reconcile is tried again. On success vip is the patched object.
 func (a *Aggregator) prune(ctx context.Context, vip *v1alpha1.VirtualIP) error {
-	var ops []map[string]any
+	var ops []jsonPatchOp
 	for i := len(vip.Status.Nodes) - 1; i >= 0; i-- {
 		n := vip.Status.Nodes[i]
 		stale, err := a.stale(ctx, vip, n.Name)
@@ -307,8 +296,8 @@ func (a *Aggregator) prune(ctx context.Context, vip *v1alpha1.VirtualIP) error {
 			continue
 		}
 		path := fmt.Sprintf("/status/nodes/%d", i)
-		ops = append(ops, map[string]any{"op": "test", "path": path + "/name", "value": n.Name},
-			map[string]any{"op": "remove", "path": path})
+		ops = append(ops, jsonPatchOp{Op: "test", Path: path + "/name", Value: n.Name},
+			jsonPatchOp{Op: "remove", Path: path})
 		a.Log.Info("pruning status entry", "vip", vip.Name, "node", n.Name)
 	}
 	if len(ops) == 0 {
@@ -322,6 +311,13 @@ func (a *Aggregator) prune(ctx context.Context, vip *v1alpha1.VirtualIP) error {
 		return fmt.Errorf("pruning status of %s: %w", vip.Name, err)
 	}
 	return nil
+}
+
+// jsonPatchOp is one operation of a JSON patch (RFC 6902).
+type jsonPatchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value string `json:"value,omitempty"`
 }
 
 // SetupWithManager registers the aggregator in the node's manager: no leader election.

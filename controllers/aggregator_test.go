@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -149,5 +150,32 @@ func TestSummarizeOrder(t *testing.T) {
 	}
 	if d := cmp.Diff(keep, b); d != "" {
 		t.Errorf("Summarize modified its input (-before +after):\n%s", d)
+	}
+}
+
+// A condition keeps its lastTransitionTime while its status stays, whatever its reason and
+// message do; it takes now when the status changes or the condition is new.
+func TestWithTransitionTimes(t *testing.T) {
+	then, now := metav1.NewTime(time.Unix(1_800_000_000, 0)), metav1.NewTime(time.Unix(1_800_000_100, 0))
+	old := []metav1.Condition{
+		{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonNoMaster, LastTransitionTime: then},
+		{Type: ConditionDualMaster, Status: metav1.ConditionFalse, Reason: ReasonNoMaster, LastTransitionTime: then},
+	}
+	sum := Summarize(nodes("lb1", "Master"), 2, 51)
+	got := map[string]metav1.Time{}
+	for _, c := range withTransitionTimes(sum.Conditions, old, now) {
+		got[c.Type] = c.LastTransitionTime
+	}
+	want := map[string]metav1.Time{
+		ConditionReady:         now,  // False -> True
+		ConditionDualMaster:    then, // False, reason NoMaster -> SingleMaster
+		ConditionNoMaster:      now,  // new
+		ConditionForeignRouter: now,
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("lastTransitionTime (-want +got):\n%s", d)
+	}
+	if sum.Conditions[0].LastTransitionTime != (metav1.Time{}) {
+		t.Error("withTransitionTimes modified its input")
 	}
 }

@@ -11,17 +11,6 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
 )
 
-// Reasons this node reports for a VirtualIP that another one, or the host, keeps from running.
-const (
-	// ReasonVRIDConflict: an older VirtualIP runs the same VRID on the same interface and family.
-	ReasonVRIDConflict = "VRIDConflict"
-	// ReasonAddressConflict: an older VirtualIP claims one of the same addresses.
-	ReasonAddressConflict = "AddressConflict"
-	// ReasonAddressInUse: a virtual address is a Node's address, or already on the interface
-	// without having been added by kube-vrrp.
-	ReasonAddressInUse = "AddressInUse"
-)
-
 // A claim is what one VirtualIP takes: its addresses, anywhere in the cluster, and on this
 // node its slot (VRID, interface, family). Two VirtualIPs whose claims overlap cannot both
 // run: each would take the other's adverts as its own group's, or each MASTER would remove the
@@ -65,13 +54,12 @@ func (c claim) overlaps(o claim) (sameSlot bool, addr netip.Addr, ok bool) {
 	return false, netip.Addr{}, false
 }
 
-// defeat is why a VirtualIP does not run: reason is ReasonVRIDConflict or
-// ReasonAddressConflict, message names the winner and what both claim.
+// defeat is why a VirtualIP does not run: the reason is ReasonVRIDConflict or
+// ReasonAddressConflict, the message names the winner and what both claim.
 type defeat struct {
-	reason, winner, message string
+	Rejection
+	winner string
 }
-
-func (d defeat) String() string { return d.reason + ": " + d.message }
 
 // loses returns why self may not run next to others: the oldest of them that overlaps it and
 // comes before it. ok is false when self comes before every VirtualIP it overlaps.
@@ -96,15 +84,15 @@ func loses(self claim, others []claim) (defeat, bool) {
 		return defeat{}, false
 	}
 	if slot {
-		return defeat{reason: ReasonVRIDConflict, winner: winner.name, message: fmt.Sprintf(
+		return defeat{winner: winner.name, Rejection: Rejection{Reason: ReasonVRIDConflict, Message: fmt.Sprintf(
 			"%s is taken by VirtualIP %q, created before this one: this one starts once %q is deleted or leaves %s; "+
 				"to run both, recreate this one with another vrid or give it another interface",
-			self.slot, winner.name, winner.name, self.slot.Interface)}, true
+			self.slot, winner.name, winner.name, self.slot.Interface)}}, true
 	}
-	return defeat{reason: ReasonAddressConflict, winner: winner.name, message: fmt.Sprintf(
+	return defeat{winner: winner.name, Rejection: Rejection{Reason: ReasonAddressConflict, Message: fmt.Sprintf(
 		"address %s is also claimed by VirtualIP %q, created before this one: this one starts once %q is deleted or drops it; "+
 			"to run both, remove the address from one of them",
-		addr, winner.name, winner.name)}, true
+		addr, winner.name, winner.name)}}, true
 }
 
 // rivals returns the claims of the VirtualIPs that overlap self (self excluded), read from the

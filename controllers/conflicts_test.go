@@ -126,12 +126,12 @@ func TestLoses(t *testing.T) {
 			if !lost {
 				return
 			}
-			if d.reason != tt.wantReason || !strings.HasPrefix(d.String(), tt.wantReason+": ") {
-				t.Errorf("reason %q (%s), want %s", d.reason, d, tt.wantReason)
+			if d.Reason != tt.wantReason {
+				t.Errorf("reason %q (%s), want %s", d.Reason, d.Message, tt.wantReason)
 			}
 			for _, m := range tt.wantMsg {
-				if !strings.Contains(d.message, m) {
-					t.Errorf("message %q does not say %q", d.message, m)
+				if !strings.Contains(d.Message, m) {
+					t.Errorf("message %q does not say %q", d.Message, m)
 				}
 			}
 		})
@@ -169,10 +169,10 @@ func TestReconcileVRIDConflict(t *testing.T) {
 			if got := fa.Names(); !slices.Equal(got, []string{"zz-old"}) {
 				t.Errorf("running %v, want only zz-old", got)
 			}
-			reason, ok := rej.Get("aa-new")
-			want := ReasonVRIDConflict + `: VRID 51 on eth0 (IPv4) is taken by VirtualIP "zz-old"`
-			if !ok || !strings.HasPrefix(reason, want) {
-				t.Errorf("rejection of aa-new %q, want %q...", reason, want)
+			why, ok := rej.Get("aa-new")
+			want := `VRID 51 on eth0 (IPv4) is taken by VirtualIP "zz-old"`
+			if !ok || why.Reason != ReasonVRIDConflict || !strings.HasPrefix(why.Message, want) {
+				t.Errorf("rejection of aa-new %+v, want %s: %q...", why, ReasonVRIDConflict, want)
 			}
 			if _, ok := rej.Get("zz-old"); ok {
 				t.Error("the winner is rejected")
@@ -193,9 +193,10 @@ func TestReconcileConflictRivals(t *testing.T) {
 		})
 	}
 	tests := []struct {
-		name       string
-		rival      client.Object
-		wantReason string
+		name        string
+		rival       client.Object
+		wantReason  string
+		wantMessage string
 	}{
 		{name: "deleting", rival: base("old", 0, func(v *v1alpha1.VirtualIP) {
 			v.DeletionTimestamp = &metav1.Time{Time: t0.Add(time.Hour)}
@@ -209,7 +210,7 @@ func TestReconcileConflictRivals(t *testing.T) {
 		{name: "not on this node, same address", rival: base("old", 0, func(v *v1alpha1.VirtualIP) {
 			v.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"role": "other"}}
 			v.Spec.VRID = 99
-		}), wantReason: ReasonAddressConflict + `: address 198.18.0.100 is also claimed by VirtualIP "old"`},
+		}), wantReason: ReasonAddressConflict, wantMessage: `address 198.18.0.100 is also claimed by VirtualIP "old"`},
 		{name: "its interface does not resolve here: only its addresses count", rival: base("old", 0, func(v *v1alpha1.VirtualIP) {
 			v.Spec.Interface = "eth9"
 			v.Spec.Addresses = []string{"198.18.0.101/24"}
@@ -228,16 +229,16 @@ func TestReconcileConflictRivals(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			reason, rejected := rej.Get("vip")
+			why, rejected := rej.Get("vip")
 			_, applied := fa.config("vip")
 			if tt.wantReason == "" {
 				if rejected || !applied {
-					t.Errorf("applied %v, rejection %q", applied, reason)
+					t.Errorf("applied %v, rejection %+v", applied, why)
 				}
 				return
 			}
-			if applied || !strings.HasPrefix(reason, tt.wantReason) {
-				t.Errorf("applied %v, rejection %q, want %q", applied, reason, tt.wantReason)
+			if applied || why.Reason != tt.wantReason || !strings.HasPrefix(why.Message, tt.wantMessage) {
+				t.Errorf("applied %v, rejection %+v, want %s: %q...", applied, why, tt.wantReason, tt.wantMessage)
 			}
 			if res.RequeueAfter != 0 {
 				t.Errorf("a conflict is retried (%s): the winner's change enqueues the loser", res.RequeueAfter)

@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
@@ -20,10 +20,6 @@ import (
 // part in the election. The engine drops them and remembers the sender; here each node lists
 // its foreign routers in its status entry, the aggregator raises the ForeignRouter condition,
 // and the node records a Warning Event the first time it hears one.
-
-// ReasonForeignRouter is the reason of the Warning Event a node records when it hears a
-// foreign router.
-const ReasonForeignRouter = "ForeignRouter"
 
 const (
 	// foreignReportFor is how long a node reports a foreign router after its last advert. It
@@ -42,8 +38,8 @@ const (
 
 // foreignEntries turns the foreign routers of a snapshot into status.nodes[].foreignRouters:
 // those heard within foreignReportFor of now, within the CRD's bounds.
-func foreignEntries(fs []vrrp.Foreign, now time.Time) []any {
-	var out []any
+func foreignEntries(fs []vrrp.Foreign, now time.Time) []v1alpha1.ForeignRouterStatus {
+	var out []v1alpha1.ForeignRouterStatus
 	for _, f := range fs {
 		if len(out) == maxForeignRouters {
 			break
@@ -51,18 +47,19 @@ func foreignEntries(fs []vrrp.Foreign, now time.Time) []any {
 		if !f.Src.IsValid() || now.Sub(f.LastSeen) > foreignReportFor {
 			continue
 		}
-		addrs := make([]any, 0, min(len(f.Addresses), maxForeignAddresses))
+		var addrs []string
 		for _, a := range f.Addresses[:min(len(f.Addresses), maxForeignAddresses)] {
 			addrs = append(addrs, a.WithZone("").String())
 		}
-		out = append(out, map[string]any{
+		out = append(out, v1alpha1.ForeignRouterStatus{
 			// Without zone: a link-local sender's zone is the interface, which has its own field.
-			"address":    f.Src.WithZone("").String(),
-			"priority":   int64(f.Priority),
-			"addresses":  addrs,
-			"inElection": f.InElection,
-			"count":      int64(min(f.Count, math.MaxInt64)),
-			"lastSeen":   f.LastSeen.UTC().Format(time.RFC3339),
+			Address:    f.Src.WithZone("").String(),
+			Priority:   int32(f.Priority),
+			Addresses:  addrs,
+			InElection: f.InElection,
+			Count:      int64(min(f.Count, math.MaxInt64)),
+			// Whole seconds, as the API keeps it.
+			LastSeen: metav1.NewTime(f.LastSeen.UTC().Truncate(time.Second)),
 		})
 	}
 	return out
@@ -164,16 +161,6 @@ func foreignMessage(vrid int32, heard []foreignHeard) string {
 	return b.String()
 }
 
-// entryStatus turns an entry built for server-side apply into the API type.
-func entryStatus(e map[string]any) (v1alpha1.NodeStatus, error) {
-	var ns v1alpha1.NodeStatus
-	b, err := json.Marshal(e)
-	if err == nil {
-		err = json.Unmarshal(b, &ns)
-	}
-	return ns, err
-}
-
 // foreignEvents records a Warning Event the first time this node hears a foreign router that
 // is not a node of the group (see foreignOutsiders), per VirtualIP and sender: not again while
 // it keeps being heard, again once it has gone (not heard for foreignReportFor, or the
@@ -184,7 +171,7 @@ const (
 	foreignEventWindow = time.Minute
 )
 
-func (r *StatusReconciler) foreignEvents(vip *v1alpha1.VirtualIP, entry map[string]any, ok bool) {
+func (r *StatusReconciler) foreignEvents(vip *v1alpha1.VirtualIP, entry v1alpha1.NodeStatus, ok bool) {
 	if r.lastForeign == nil {
 		r.lastForeign = map[string]map[string]bool{}
 	}
@@ -192,13 +179,7 @@ func (r *StatusReconciler) foreignEvents(vip *v1alpha1.VirtualIP, entry map[stri
 		delete(r.lastForeign, vip.Name)
 		return
 	}
-	self, err := entryStatus(entry)
-	if err != nil {
-		if r.Log != nil {
-			r.Log.Error("reading this node's status entry back", "vip", vip.Name, "err", err)
-		}
-		return
-	}
+	self := entry
 	self.Name = r.NodeName
 	nodes := []v1alpha1.NodeStatus{self}
 	for _, n := range vip.Status.Nodes {

@@ -184,7 +184,7 @@ func TestStatusEntryForeign(t *testing.T) {
 			// foreign advert; the entry leaves it out now.
 			{Src: netip.MustParseAddr("198.18.0.51"), Priority: 1, Addresses: addrs(1), Count: 1, LastSeen: now.Add(-foreignReportFor - time.Second)},
 		}}}
-	got := decodeEntry(t, statusEntry("n1", st, now))
+	got := appliedEntry(t, statusEntry("n1", st, now))
 	want := []v1alpha1.ForeignRouterStatus{
 		{Address: "198.18.0.50", Priority: 254, Addresses: []string{"198.18.1.1"}, Count: 12, LastSeen: metav1.NewTime(now.Add(-time.Second))},
 		{Address: "198.18.0.12", Priority: 90, InElection: true, Count: 1, LastSeen: metav1.NewTime(now.Add(-foreignReportFor)),
@@ -201,7 +201,7 @@ func TestStatusEntryForeign(t *testing.T) {
 		st.Foreign = append(st.Foreign, vrrp.Foreign{Src: netip.MustParseAddr(fmt.Sprintf("fe80::%x%%eth0", i+1)),
 			Addresses: []netip.Addr{netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("2001:db8::1")}, LastSeen: now})
 	}
-	got = decodeEntry(t, statusEntry("n1", st, now))
+	got = appliedEntry(t, statusEntry("n1", st, now))
 	if len(got.ForeignRouters) != maxForeignRouters || got.ForeignRouters[0].Address != "fe80::1" ||
 		!cmp.Equal(got.ForeignRouters[0].Addresses, []string{"fe80::1", "2001:db8::1"}) {
 		t.Errorf("foreignRouters %+v, want the first 8, without zones", got.ForeignRouters)
@@ -209,36 +209,8 @@ func TestStatusEntryForeign(t *testing.T) {
 
 	// None heard: no field.
 	st.Foreign = nil
-	if e := statusEntry("n1", st, now); e["foreignRouters"] != nil {
-		t.Errorf("foreignRouters %v without foreign router", e["foreignRouters"])
-	}
-}
-
-// What the host failed to do follows the reason, and the whole is cut at the CRD's bound.
-func TestStatusEntryHostError(t *testing.T) {
-	bind := "binding the addresses failed: netlink: permission denied"
-	for _, tt := range []struct {
-		name string
-		st   agent.Status
-		want string
-	}{
-		{"reason and adjustment", agent.Status{Status: vrrp.Status{State: vrrp.Fault, Reason: vrrp.ReasonBindFailed, HostError: bind},
-			Adjustment: "probe x failing (-20)"}, "AddressBindFailed: probe x failing (-20); " + bind},
-		{"reason", agent.Status{Status: vrrp.Status{State: vrrp.Fault, Reason: vrrp.ReasonBindFailed, HostError: bind}},
-			"AddressBindFailed; " + bind},
-		{"alone", agent.Status{Status: vrrp.Status{State: vrrp.Backup, HostError: "removing [198.18.0.100/24] failed, retrying: busy"}},
-			"removing [198.18.0.100/24] failed, retrying: busy"},
-		{"none", agent.Status{Status: vrrp.Status{State: vrrp.Backup, Reason: vrrp.ReasonStarted}}, vrrp.ReasonStarted},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := decodeEntry(t, statusEntry("n1", tt.st, heardAt)).Reason; got != tt.want {
-				t.Errorf("reason %q, want %q", got, tt.want)
-			}
-		})
-	}
-	long := agent.Status{Status: vrrp.Status{State: vrrp.Fault, Reason: vrrp.ReasonBindFailed, HostError: strings.Repeat("x", 2*maxReason)}}
-	if got := decodeEntry(t, statusEntry("n1", long, heardAt)).Reason; len(got) > maxReason || !strings.HasPrefix(got, "AddressBindFailed; xxx") {
-		t.Errorf("long host error: %d bytes, starts %q", len(got), got[:min(len(got), 25)])
+	if e := statusEntry("n1", st, now); e.ForeignRouters != nil {
+		t.Errorf("foreignRouters %v without foreign router", e.ForeignRouters)
 	}
 }
 
@@ -258,25 +230,25 @@ func TestForeignEvents(t *testing.T) {
 	b := vrrp.Foreign{Src: netip.MustParseAddr("198.18.0.60"), Priority: 10, Addresses: []netip.Addr{netip.MustParseAddr("198.18.0.210")}, LastSeen: heardAt}
 	member := vrrp.Foreign{Src: netip.MustParseAddr("198.18.0.12"), Priority: 100, InElection: true,
 		Addresses: []netip.Addr{netip.MustParseAddr("198.18.0.100"), netip.MustParseAddr("198.18.0.101")}, LastSeen: heardAt}
-	entry := func(fs ...vrrp.Foreign) map[string]any {
+	entry := func(fs ...vrrp.Foreign) v1alpha1.NodeStatus {
 		return statusEntry("n1", agent.Status{Status: vrrp.Status{Name: "web", State: vrrp.Master, Interface: "eth0",
 			Primary: netip.MustParseAddr("198.18.0.11"), Foreign: fs}}, heardAt)
 	}
 	for _, step := range []struct {
 		vip   *v1alpha1.VirtualIP
-		entry map[string]any
+		entry v1alpha1.NodeStatus
 		ok    bool
 	}{
 		{vip, entry(), true},
-		{vip, entry(member), true},    // no stranger
-		{vip, entry(a, member), true}, // a: Event
-		{vip, entry(a), true},         // still heard
-		{other, entry(a), true},       // another VirtualIP hears it too: Event
-		{vip, entry(b, a), true},      // b: Event
-		{vip, entry(b), true},         // a gone
-		{vip, entry(a, b), true},      // a back: Event
-		{vip, nil, false},             // the instance stopped
-		{vip, entry(a, b), true},      // both again: Events
+		{vip, entry(member), true},          // no stranger
+		{vip, entry(a, member), true},       // a: Event
+		{vip, entry(a), true},               // still heard
+		{other, entry(a), true},             // another VirtualIP hears it too: Event
+		{vip, entry(b, a), true},            // b: Event
+		{vip, entry(b), true},               // a gone
+		{vip, entry(a, b), true},            // a back: Event
+		{vip, v1alpha1.NodeStatus{}, false}, // the instance stopped
+		{vip, entry(a, b), true},            // both again: Events
 	} {
 		r.foreignEvents(step.vip, step.entry, step.ok)
 	}
@@ -297,7 +269,7 @@ func TestForeignEvents(t *testing.T) {
 	}
 
 	// The Event says what the condition says, for this node and sender.
-	sum := Summarize([]v1alpha1.NodeStatus{decodeEntry(t, entry(a))}, 1, 51)
+	sum := Summarize([]v1alpha1.NodeStatus{appliedEntry(t, entry(a))}, 1, 51)
 	if c := conditionIn(t, sum, ConditionForeignRouter); c.Message != msg(a) {
 		t.Errorf("condition %q, Event %q", c.Message, msg(a))
 	}

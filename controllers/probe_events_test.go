@@ -25,10 +25,10 @@ func TestProbeEvents(t *testing.T) {
 	r := &StatusReconciler{NodeName: "lb1", Recorder: rec, lastProbe: map[string]bool{}}
 	vip := &v1alpha1.VirtualIP{}
 	vip.Name = "web"
-	entry := func(healthy bool) map[string]any {
-		return map[string]any{"probes": []any{
-			map[string]any{"name": "haproxy", "healthy": healthy, "message": "no process named \"haproxy\""},
-			map[string]any{"name": "pending"}, // not checked yet: no health, no event
+	entry := func(healthy bool) v1alpha1.NodeStatus {
+		return v1alpha1.NodeStatus{Probes: []v1alpha1.ProbeStatus{
+			{Name: "haproxy", Healthy: &healthy, Message: `no process named "haproxy"`},
+			{Name: "pending"}, // not checked yet: no health, no event
 		}}
 	}
 	for _, h := range []bool{true, true, false, false, true} {

@@ -9,26 +9,28 @@ import (
 )
 
 // Each new reason this node refuses a VirtualIP for is a Warning Event with the refusal's own
-// reason, once; one that goes and comes back is reported again.
+// reason and its message, once; one that goes and comes back is reported again.
 func TestRefusalEvents(t *testing.T) {
 	rec := &fakeRecorder{}
 	r := &StatusReconciler{NodeName: "lb1", Recorder: rec}
 	vip := &v1alpha1.VirtualIP{}
 	vip.Name = "web"
-	conflict := ReasonVRIDConflict + `: VRID 51 on eth0 (IPv4) is taken by VirtualIP "a"`
-	other := ReasonVRIDConflict + `: VRID 51 on eth0 (IPv4) is taken by VirtualIP "b"`
+	conflict := Rejection{ReasonVRIDConflict, `VRID 51 on eth0 (IPv4) is taken by VirtualIP "a"`}
+	other := Rejection{ReasonVRIDConflict, `VRID 51 on eth0 (IPv4) is taken by VirtualIP "b"`}
+	addr := Rejection{ReasonAddressConflict, other.Message}
 	for _, step := range []struct {
-		refusal string
+		refusal Rejection
 		refused bool
 	}{
-		{conflict, true}, {conflict, true}, {other, true}, {"", false}, {"", false}, {other, true},
+		{conflict, true}, {conflict, true}, {other, true}, {Rejection{}, false}, {Rejection{}, false}, {other, true}, {addr, true},
 	} {
 		r.refusalEvent(vip, step.refusal, step.refused)
 	}
 	want := []recordedEvent{
-		{"Warning", ReasonVRIDConflict, "node lb1: " + conflict},
-		{"Warning", ReasonVRIDConflict, "node lb1: " + other},
-		{"Warning", ReasonVRIDConflict, "node lb1: " + other},
+		{"Warning", ReasonVRIDConflict, "node lb1: " + conflict.Message},
+		{"Warning", ReasonVRIDConflict, "node lb1: " + other.Message},
+		{"Warning", ReasonVRIDConflict, "node lb1: " + other.Message},
+		{"Warning", ReasonAddressConflict, "node lb1: " + other.Message}, // the same words, another reason
 	}
 	if diff := cmp.Diff(want, rec.events); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)

@@ -35,10 +35,10 @@ func TestReconcileSecretForbidden(t *testing.T) {
 	if _, err := r.Reconcile(context.Background(), reconcile.Request{NamespacedName: types.NamespacedName{Name: "vip"}}); err != nil {
 		t.Fatalf("Reconcile: %v, want the refusal reported, not an error to retry blindly", err)
 	}
-	reason, ok := rej.Get("vip")
-	if !ok || !strings.HasPrefix(reason, ReasonSecretMissing+": ") || !strings.Contains(reason, "may not get Secret kube-vrrp/vrrp-auth") ||
-		!strings.Contains(reason, "rbac.secretNames") {
-		t.Errorf("rejection %q (%v), want SecretMissing naming the Secret and rbac.secretNames", reason, ok)
+	why, ok := rej.Get("vip")
+	if !ok || why.Reason != ReasonSecretMissing || !strings.Contains(why.Message, "may not get Secret kube-vrrp/vrrp-auth") ||
+		!strings.Contains(why.Message, "rbac.secretNames") {
+		t.Errorf("rejection %+v (%v), want SecretMissing naming the Secret and rbac.secretNames", why, ok)
 	}
 	if _, ok := fa.config("vip"); ok {
 		t.Error("the VirtualIP runs without its password")

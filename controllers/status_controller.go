@@ -10,7 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
@@ -48,7 +48,7 @@ type StatusReconciler struct {
 
 	last        map[string]string          // VirtualIP -> last state reported, for Events
 	lastProbe   map[string]bool            // VirtualIP and probe -> last health reported, for Events
-	lastRefusal map[string]string          // VirtualIP -> last refusal reported, for Events
+	lastRefusal map[string]Rejection       // VirtualIP -> last refusal reported, for Events
 	lastForeign map[string]map[string]bool // VirtualIP -> foreign routers heard, for Events
 	// foreignEventTimes: VirtualIP -> times of its recent ForeignRouter Events (a bound).
 	foreignEventTimes map[string][]time.Time
@@ -72,19 +72,10 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	}
 	refusal, refused := r.Rejected.Get(name)
 	entry, ok := r.entry(name)
-	nodes := []any{}
-	if ok {
-		nodes = append(nodes, entry)
-	} else if !slices.ContainsFunc(vip.Status.Nodes, func(n v1alpha1.NodeStatus) bool { return n.Name == r.NodeName }) {
+	if !ok && !slices.ContainsFunc(vip.Status.Nodes, func(n v1alpha1.NodeStatus) bool { return n.Name == r.NodeName }) {
 		return reconcile.Result{}, nil // nothing to report and nothing to withdraw
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": v1alpha1.GroupVersion.String(),
-		"kind":       "VirtualIP",
-		"metadata":   map[string]any{"name": name},
-		"status":     map[string]any{"nodes": nodes},
-	}}
-	err := r.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
+	err := r.Client.Status().Apply(ctx, newStatusApply(name, "", newEntryStatus(entry, ok)),
 		client.FieldOwner(r.FieldManager()), client.ForceOwnership)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
@@ -101,89 +92,81 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	return reconcile.Result{}, nil
 }
 
-// entry builds this node's status entry of name from the agent's snapshot or the rejection.
-func (r *StatusReconciler) entry(name string) (map[string]any, bool) {
-	if reason, ok := r.Rejected.Get(name); ok {
-		return map[string]any{"name": r.NodeName, "state": vrrp.Fault.String(), "reason": reason}, true
+// entry builds this node's status entry of name from the rejection or the agent's snapshot.
+func (r *StatusReconciler) entry(name string) (v1alpha1.NodeStatus, bool) {
+	if why, ok := r.Rejected.Get(name); ok {
+		return v1alpha1.NodeStatus{Name: r.NodeName, State: vrrp.Fault.String(), Reason: why.Reason,
+			Message: truncate(why.Message, maxMessage)}, true
 	}
 	for _, st := range r.Agent.Snapshot() {
 		if st.Name == name {
 			return statusEntry(r.NodeName, st, time.Now()), true
 		}
 	}
-	return nil, false
+	return v1alpha1.NodeStatus{}, false
 }
 
 // statusEntry is node's entry for the snapshot st, taken at now.
-func statusEntry(node string, st agent.Status, now time.Time) map[string]any {
-	e := map[string]any{
-		"name":      node,
-		"state":     st.State.String(),
-		"priority":  int64(st.Priority),
-		"interface": st.Interface,
+func statusEntry(node string, st agent.Status, now time.Time) v1alpha1.NodeStatus {
+	e := v1alpha1.NodeStatus{
+		Name:      node,
+		State:     st.State.String(),
+		Priority:  int32(st.Priority),
+		Interface: st.Interface,
+		Reason:    st.Reason,
+		Message:   truncate(entryMessage(st), maxMessage),
 	}
 	if st.Primary.IsValid() {
-		e["address"] = st.Primary.WithZone("").String()
-	}
-	reason := st.Reason
-	if st.Message != "" {
-		reason += ": " + st.Message
-	}
-	if st.Adjustment != "" && reason != "" {
-		reason += ": " + st.Adjustment
-	} else if st.Adjustment != "" {
-		reason = st.Adjustment
-	}
-	// What the host failed to do and is retrying (binding or removing the addresses): the
-	// state alone (Fault, AddressBindFailed) does not say why, and a failed removal changes
-	// no state at all, while a copy of the addresses may be left on the link.
-	if st.HostError != "" && reason != "" {
-		reason += "; " + st.HostError
-	} else if st.HostError != "" {
-		reason = st.HostError
-	}
-	if reason != "" {
-		e["reason"] = truncate(reason, maxReason)
+		e.Address = st.Primary.WithZone("").String()
 	}
 	if !st.Since.IsZero() {
-		// With its fraction of a second (RFC 3339 allows it, metav1.Time parses it): the
-		// aggregator tells two MASTER claims apart by it, and a failover can come within the
-		// second of the previous transition.
-		e["lastTransitionTime"] = st.Since.UTC().Format(time.RFC3339Nano)
+		// With its fraction of a second: see nodeEntry.
+		e.LastTransitionTime = &metav1.Time{Time: st.Since.UTC()}
 	}
-	if len(st.Probes) > 0 {
-		probes := make([]any, 0, len(st.Probes))
-		for _, p := range st.Probes {
-			ps := map[string]any{"name": p.Name}
-			if p.Known {
-				ps["healthy"] = p.Healthy
-				ps["lastTransitionTime"] = p.Since.UTC().Format(time.RFC3339)
-				if p.Reason != "" {
-					ps["message"] = truncate(p.Reason, maxReason)
-				}
-			}
-			probes = append(probes, ps)
+	for _, p := range st.Probes {
+		ps := v1alpha1.ProbeStatus{Name: p.Name}
+		if p.Known {
+			ps.Healthy = ptrTo(p.Healthy)
+			ps.LastTransitionTime = &metav1.Time{Time: p.Since.UTC().Truncate(time.Second)}
+			ps.Message = truncate(p.Reason, maxMessage)
 		}
-		e["probes"] = probes
+		e.Probes = append(e.Probes, ps)
 	}
-	if fr := foreignEntries(st.Foreign, now); len(fr) > 0 {
-		e["foreignRouters"] = fr
-	}
+	e.ForeignRouters = foreignEntries(st.Foreign, now)
 	return e
 }
 
-// event records a transition of this node as an Event on the VirtualIP.
-func (r *StatusReconciler) event(vip *v1alpha1.VirtualIP, entry map[string]any, ok bool) {
+// entryMessage says in words what the agent reports beside the reason: why the instance could
+// not start, what the probes do to the priority, and what the host failed to do and is
+// retrying (binding or removing the addresses: the state alone, Fault with AddressBindFailed,
+// does not say why, and a failed removal changes no state at all, while a copy of the
+// addresses may be left on the link).
+func entryMessage(st agent.Status) string {
+	var parts []string
+	for _, s := range []string{st.Message, st.Adjustment, st.HostError} {
+		if s != "" {
+			parts = append(parts, s)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// event records a transition of this node as an Event on the VirtualIP: reason Became<State>,
+// the note says from what, the reason word and the message.
+func (r *StatusReconciler) event(vip *v1alpha1.VirtualIP, entry v1alpha1.NodeStatus, ok bool) {
 	state := ""
 	if ok {
-		state, _ = entry["state"].(string)
+		state = entry.State
 	}
 	prev, known := r.last[vip.Name]
 	r.last[vip.Name] = state
 	if r.Recorder == nil || state == "" || (known && prev == state) {
 		return
 	}
-	reason, _ := entry["reason"].(string)
+	why := entry.Reason
+	if entry.Message != "" {
+		why += ": " + entry.Message
+	}
 	kind := corev1.EventTypeNormal
 	if state == vrrp.Fault.String() {
 		kind = corev1.EventTypeWarning
@@ -192,17 +175,18 @@ func (r *StatusReconciler) event(vip *v1alpha1.VirtualIP, entry map[string]any, 
 	if from == "" {
 		from = "None"
 	}
-	r.Recorder.Eventf(vip, nil, kind, "Became"+state, "Transition", "node %s: %s -> %s: %s",
-		r.NodeName, from, state, truncate(reason, 512))
+	r.Recorder.Eventf(vip, nil, kind, becameReason(state), "Transition", "node %s: %s -> %s: %s",
+		r.NodeName, from, state, truncate(why, 512))
 }
 
 // refusalEvent records why this node refuses the VirtualIP, each time that changes, as a
-// Warning Event whose reason is the refusal's (VRIDConflict, SecretMissing, ...): the state
-// alone says Fault, and stays Fault when the cause changes (a conflict's winner is deleted and
-// an older one takes its place, a missing Secret appears with a wrong key).
-func (r *StatusReconciler) refusalEvent(vip *v1alpha1.VirtualIP, refusal string, refused bool) {
+// Warning Event whose reason is the refusal's (VRIDConflict, SecretMissing, ...) and whose note
+// is its message: the state alone says Fault, and stays Fault when the cause changes (a
+// conflict's winner is deleted and an older one takes its place, a missing Secret appears with
+// a wrong key).
+func (r *StatusReconciler) refusalEvent(vip *v1alpha1.VirtualIP, refusal Rejection, refused bool) {
 	if r.lastRefusal == nil {
-		r.lastRefusal = map[string]string{}
+		r.lastRefusal = map[string]Rejection{}
 	}
 	if !refused {
 		delete(r.lastRefusal, vip.Name)
@@ -215,40 +199,35 @@ func (r *StatusReconciler) refusalEvent(vip *v1alpha1.VirtualIP, refusal string,
 	if r.Recorder == nil {
 		return
 	}
-	reason, _, _ := strings.Cut(refusal, ":")
-	r.Recorder.Eventf(vip, nil, corev1.EventTypeWarning, reason, "Refuse", "node %s: %s", r.NodeName, truncate(refusal, 512))
+	r.Recorder.Eventf(vip, nil, corev1.EventTypeWarning, refusal.Reason, "Refuse", "node %s: %s", r.NodeName, truncate(refusal.Message, 512))
 }
 
 // probeEvents records each probe health change of this node as an Event on the VirtualIP.
-func (r *StatusReconciler) probeEvents(vip *v1alpha1.VirtualIP, entry map[string]any) {
-	probes, _ := entry["probes"].([]any)
-	for _, p := range probes {
-		ps, _ := p.(map[string]any)
-		name, _ := ps["name"].(string)
-		healthy, known := ps["healthy"].(bool)
-		if name == "" || !known {
+func (r *StatusReconciler) probeEvents(vip *v1alpha1.VirtualIP, entry v1alpha1.NodeStatus) {
+	for _, p := range entry.Probes {
+		if p.Name == "" || p.Healthy == nil {
 			continue
 		}
-		key := vip.Name + "\x00" + name
+		healthy := *p.Healthy
+		key := vip.Name + "\x00" + p.Name
 		prev, seen := r.lastProbe[key]
 		r.lastProbe[key] = healthy
 		if r.Recorder == nil || (seen && prev == healthy) || (!seen && healthy) {
 			continue
 		}
-		msg, _ := ps["message"].(string)
 		if healthy {
-			r.Recorder.Eventf(vip, nil, corev1.EventTypeNormal, "ProbeRecovered", "Probe", "node %s: probe %s healthy: %s",
-				r.NodeName, name, truncate(msg, 512))
+			r.Recorder.Eventf(vip, nil, corev1.EventTypeNormal, ReasonProbeRecovered, "Probe", "node %s: probe %s healthy: %s",
+				r.NodeName, p.Name, truncate(p.Message, 512))
 		} else {
-			r.Recorder.Eventf(vip, nil, corev1.EventTypeWarning, "ProbeFailed", "Probe", "node %s: probe %s failing: %s",
-				r.NodeName, name, truncate(msg, 512))
+			r.Recorder.Eventf(vip, nil, corev1.EventTypeWarning, ReasonProbeFailed, "Probe", "node %s: probe %s failing: %s",
+				r.NodeName, p.Name, truncate(p.Message, 512))
 		}
 	}
 }
 
 // SetupWithManager feeds the reconciler from the agent's change signal and a periodic resync.
 func (r *StatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.last, r.lastProbe, r.lastRefusal = map[string]string{}, map[string]bool{}, map[string]string{}
+	r.last, r.lastProbe, r.lastRefusal = map[string]string{}, map[string]bool{}, map[string]Rejection{}
 	r.lastForeign = map[string]map[string]bool{}
 	if r.Resync == 0 {
 		r.Resync = time.Minute

@@ -18,21 +18,30 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
-// decodeEntry turns an entry built for server-side apply into the API type, refusing any key
-// the type does not have (a typo would be dropped or refused by the API server).
-func decodeEntry(t *testing.T, e map[string]any) v1alpha1.NodeStatus {
+// appliedEntry is entry as the API server receives it from this node: the JSON of the apply
+// configuration, decoded strictly (a key the API type does not have would be dropped or refused
+// by the API server).
+func appliedEntry(t *testing.T, entry v1alpha1.NodeStatus) v1alpha1.NodeStatus {
 	t.Helper()
-	b, err := json.Marshal(e)
+	var v v1alpha1.VirtualIP
+	strictDecode(t, newStatusApply("web", "", newEntryStatus(entry, true)), &v)
+	if v.Name != "web" || v.Kind != "VirtualIP" || v.APIVersion != v1alpha1.GroupVersion.String() || len(v.Status.Nodes) != 1 {
+		t.Fatalf("apply configuration of %s %s/%s with %d entries, want one entry of VirtualIP web", v.APIVersion, v.Kind, v.Name, len(v.Status.Nodes))
+	}
+	return v.Status.Nodes[0]
+}
+
+func strictDecode(t *testing.T, in any, out any) {
+	t.Helper()
+	b, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	var ns v1alpha1.NodeStatus
-	if err := dec.Decode(&ns); err != nil {
-		t.Fatalf("entry %s does not decode as a NodeStatus: %v", b, err)
+	if err := dec.Decode(out); err != nil {
+		t.Fatalf("%s does not decode as %T: %v", b, out, err)
 	}
-	return ns
 }
 
 func TestStatusEntry(t *testing.T) {
@@ -59,7 +68,7 @@ func TestStatusEntry(t *testing.T) {
 				Adjustment: "probe haproxy failing (-20)",
 			},
 			want: v1alpha1.NodeStatus{Name: "lb1", State: "Master", Priority: 90, Interface: "eth0", Address: "198.18.0.11",
-				LastTransitionTime: &sinceUTC, Reason: "Preempting: probe haproxy failing (-20)",
+				LastTransitionTime: &sinceUTC, Reason: "Preempting", Message: "probe haproxy failing (-20)",
 				Probes: []v1alpha1.ProbeStatus{
 					{Name: "haproxy", Healthy: ptr.To(false), LastTransitionTime: &probeUTC, Message: `no process named "haproxy"`},
 					{Name: "api", Healthy: ptr.To(true), LastTransitionTime: &probeUTC},
@@ -77,7 +86,14 @@ func TestStatusEntry(t *testing.T) {
 			name: "adjustment only",
 			st: agent.Status{Status: vrrp.Status{State: vrrp.Fault, Interface: "eth0", Priority: 100},
 				Adjustment: "probe haproxy failing"},
-			want: v1alpha1.NodeStatus{Name: "lb1", State: "Fault", Priority: 100, Interface: "eth0", Reason: "probe haproxy failing"},
+			want: v1alpha1.NodeStatus{Name: "lb1", State: "Fault", Priority: 100, Interface: "eth0", Message: "probe haproxy failing"},
+		},
+		{
+			name: "start failed",
+			st: agent.Status{Status: vrrp.Status{State: vrrp.Fault, Interface: "eth0", Reason: agent.ReasonStartFailed},
+				Message: "opening the VRRP socket on eth0: operation not permitted"},
+			want: v1alpha1.NodeStatus{Name: "lb1", State: "Fault", Interface: "eth0", Reason: "StartFailed",
+				Message: "opening the VRRP socket on eth0: operation not permitted"},
 		},
 		{
 			// The IPv6 source is link-local: the zone is the interface, which has its own field
@@ -90,54 +106,119 @@ func TestStatusEntry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := decodeEntry(t, statusEntry("lb1", tt.st, since))
+			got := statusEntry("lb1", tt.st, since)
 			if d := cmp.Diff(tt.want, got); d != "" {
 				t.Errorf("entry (-want +got):\n%s", d)
+			}
+			// As sent: the same, lastTransitionTime with its fraction of a second.
+			if d := cmp.Diff(tt.want, appliedEntry(t, got)); d != "" {
+				t.Errorf("applied entry (-want +got):\n%s", d)
 			}
 		})
 	}
 }
 
-// Reasons and probe messages are cut at the CRD's bound without breaking a character.
+// Messages are cut at the CRD's bound without breaking a character; the reason stays whole.
 func TestStatusEntryBounds(t *testing.T) {
-	long := strings.Repeat("é", maxReason) // 2048 bytes, 1024 characters
+	long := strings.Repeat("é", maxMessage) // 2048 bytes, 1024 characters
 	st := agent.Status{
-		Status:     vrrp.Status{State: vrrp.Fault, Reason: "StartFailed: " + long},
+		Status:     vrrp.Status{State: vrrp.Fault, Reason: agent.ReasonStartFailed},
+		Message:    long,
 		Adjustment: "probe x failing",
 		Probes:     []agent.ProbeStatus{{Name: "x", Known: true, Reason: long + "€"}},
 	}
-	e := statusEntry("lb1", st, time.Now())
-	got := decodeEntry(t, e)
-	for what, s := range map[string]string{"reason": got.Reason, "probes[0].message": got.Probes[0].Message} {
-		if len(s) > maxReason || !utf8.ValidString(s) || !strings.HasSuffix(s, "...") {
+	got := appliedEntry(t, statusEntry("lb1", st, time.Now()))
+	for what, s := range map[string]string{"message": got.Message, "probes[0].message": got.Probes[0].Message} {
+		if len(s) > maxMessage || !utf8.ValidString(s) || !strings.HasSuffix(s, "...") {
 			t.Errorf("%s: %d bytes, valid UTF-8 %v, ends %q; want <= %d, valid, ending in ...",
-				what, len(s), utf8.ValidString(s), s[max(0, len(s)-5):], maxReason)
+				what, len(s), utf8.ValidString(s), s[max(0, len(s)-5):], maxMessage)
 		}
 	}
-	if !strings.HasPrefix(got.Reason, "StartFailed: ") {
-		t.Errorf("reason %q lost its CamelCase word", got.Reason[:20])
+	if got.Reason != "StartFailed" || !strings.HasPrefix(got.Message, "éé") {
+		t.Errorf("reason %q, message starting %q: want StartFailed and the agent's message first", got.Reason, got.Message[:8])
+	}
+}
+
+// What the agent says beside the reason, in words: why the instance could not start, what the
+// probes do to the priority, what the host failed to do and retries.
+func TestStatusEntryMessage(t *testing.T) {
+	bind := "binding the addresses failed: netlink: permission denied"
+	for _, tt := range []struct {
+		name         string
+		st           agent.Status
+		reason, want string
+	}{
+		{"reason, adjustment and host error", agent.Status{Status: vrrp.Status{State: vrrp.Fault, Reason: vrrp.ReasonBindFailed, HostError: bind},
+			Adjustment: "probe x failing (-20)"}, "AddressBindFailed", "probe x failing (-20); " + bind},
+		{"host error", agent.Status{Status: vrrp.Status{State: vrrp.Fault, Reason: vrrp.ReasonBindFailed, HostError: bind}},
+			"AddressBindFailed", bind},
+		{"host error alone", agent.Status{Status: vrrp.Status{State: vrrp.Backup, HostError: "removing [198.18.0.100/24] failed, retrying: busy"}},
+			"", "removing [198.18.0.100/24] failed, retrying: busy"},
+		{"all three", agent.Status{Status: vrrp.Status{State: vrrp.Fault, Reason: agent.ReasonStartFailed, HostError: bind},
+			Message: "no interface eth9", Adjustment: "probe x failing (-20)"}, "StartFailed", "no interface eth9; probe x failing (-20); " + bind},
+		{"none", agent.Status{Status: vrrp.Status{State: vrrp.Backup, Reason: vrrp.ReasonStarted}}, "Started", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := appliedEntry(t, statusEntry("n1", tt.st, heardAt))
+			if got.Reason != tt.reason || got.Message != tt.want {
+				t.Errorf("reason %q message %q, want %q %q", got.Reason, got.Message, tt.reason, tt.want)
+			}
+		})
+	}
+	long := agent.Status{Status: vrrp.Status{State: vrrp.Fault, Reason: vrrp.ReasonBindFailed, HostError: strings.Repeat("x", 2*maxMessage)}}
+	if got := statusEntry("n1", long, heardAt); got.Reason != "AddressBindFailed" || len(got.Message) > maxMessage || !strings.HasPrefix(got.Message, "xxx") {
+		t.Errorf("long host error: reason %q, message of %d bytes", got.Reason, len(got.Message))
 	}
 }
 
 // An instance's status never carries the PASS password; nothing the agent reports can.
 func TestStatusEntryHasNoPassword(t *testing.T) {
 	st := agent.Status{Status: vrrp.Status{Name: "v2", State: vrrp.Backup, Interface: "eth0", Priority: 100,
-		Primary: netip.MustParseAddr("198.18.0.11"), Reason: vrrp.ReasonStarted}}
-	b, err := json.Marshal(statusEntry("lb1", st, time.Now()))
+		Primary: netip.MustParseAddr("198.18.0.11"), Reason: vrrp.ReasonStarted, Since: time.Now()}}
+	b, err := json.Marshal(newStatusApply("v2", "", newEntryStatus(statusEntry("lb1", st, time.Now()), true)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The fields are the API's, none of which holds configuration data.
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
+	var m struct {
+		Status struct {
+			Nodes []map[string]json.RawMessage
+		}
 	}
-	for k := range m {
+	if err := json.Unmarshal(b, &m); err != nil || len(m.Status.Nodes) != 1 {
+		t.Fatalf("%s: %v", b, err)
+	}
+	for k := range m.Status.Nodes[0] {
 		switch k {
-		case "name", "state", "priority", "interface", "address", "reason", "lastTransitionTime", "probes":
+		case "name", "state", "priority", "interface", "address", "reason", "message", "lastTransitionTime", "probes":
 		default:
 			t.Errorf("unexpected field %q in %s", k, b)
 		}
+	}
+}
+
+// The entry is sent with lastTransitionTime to the nanosecond (metav1.Time would cut it to the
+// second), and withdrawn by an empty list.
+func TestEntryApplyJSON(t *testing.T) {
+	since := time.Date(2026, 3, 4, 5, 6, 7, 891_000_123, time.FixedZone("CET", 3600))
+	e := statusEntry("lb1", agent.Status{Status: vrrp.Status{State: vrrp.Master, Since: since}}, since)
+	b, err := json.Marshal(newStatusApply("web", "", newEntryStatus(e, true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"kind":"VirtualIP","apiVersion":"kubevrrp.io/v1alpha1","metadata":{"name":"web"},` +
+		`"status":{"nodes":[{"name":"lb1","state":"Master","lastTransitionTime":"2026-03-04T04:06:07.891000123Z"}]}}`
+	if string(b) != want {
+		t.Errorf("apply configuration\n%s\nwant\n%s", b, want)
+	}
+	var back v1alpha1.VirtualIP
+	strictDecode(t, newStatusApply("web", "", newEntryStatus(e, true)), &back)
+	if lt := back.Status.Nodes[0].LastTransitionTime; lt == nil || !lt.Equal(&metav1.Time{Time: since}) {
+		t.Errorf("lastTransitionTime read back as %v, want %v", lt, since)
+	}
+	if b, err = json.Marshal(newStatusApply("web", "", newEntryStatus(v1alpha1.NodeStatus{}, false))); err != nil ||
+		string(b) != `{"kind":"VirtualIP","apiVersion":"kubevrrp.io/v1alpha1","metadata":{"name":"web"},"status":{"nodes":[]}}` {
+		t.Errorf("withdrawal %s, %v", b, err)
 	}
 }
 
@@ -146,37 +227,30 @@ func TestStatusEntryHasNoPassword(t *testing.T) {
 func TestStatusReconcilerEntry(t *testing.T) {
 	fa := newFakeAgent()
 	fa.statuses = []agent.Status{{Status: vrrp.Status{Name: "running", State: vrrp.Master, Interface: "eth0", Priority: 110,
-		Primary: netip.MustParseAddr("198.18.0.11")}}, {Status: vrrp.Status{Name: "both", State: vrrp.Master}}}
+		Primary: netip.MustParseAddr("198.18.0.11"), Reason: vrrp.ReasonMasterDown}}, {Status: vrrp.Status{Name: "both", State: vrrp.Master}}}
 	rej := NewRejections(nil)
-	rej.Set("both", ReasonSecretMissing+": Secret kube-vrrp/vrrp not found")
-	rej.Set("rejected", ReasonInvalidSpec+": spec.vrid: bad")
+	rej.Set("both", Rejection{ReasonSecretMissing, "Secret kube-vrrp/vrrp not found"})
+	rej.Set("rejected", Rejection{ReasonInvalidSpec, "spec.vrid: bad"})
 	r := &StatusReconciler{NodeName: "lb1", Agent: fa, Rejected: rej}
 
 	if _, ok := r.entry("unknown"); ok {
 		t.Error("entry of a VirtualIP this node neither runs nor rejects: ok")
 	}
-	e, ok := r.entry("running")
-	if !ok || e["state"] != "Master" || e["priority"] != int64(110) || e["name"] != "lb1" {
-		t.Errorf("entry(running) = %v, %v", e, ok)
+	want := v1alpha1.NodeStatus{Name: "lb1", State: "Master", Priority: 110, Interface: "eth0", Address: "198.18.0.11", Reason: "MasterDownTimer"}
+	if e, ok := r.entry("running"); !ok || !cmp.Equal(e, want) {
+		t.Errorf("entry(running) = %+v, %v; want %+v", e, ok, want)
 	}
-	for _, name := range []string{"both", "rejected"} {
+	for name, want := range map[string]v1alpha1.NodeStatus{
+		"both":     {Name: "lb1", State: "Fault", Reason: "SecretMissing", Message: "Secret kube-vrrp/vrrp not found"},
+		"rejected": {Name: "lb1", State: "Fault", Reason: "InvalidSpec", Message: "spec.vrid: bad"},
+	} {
 		e, ok := r.entry(name)
-		want := map[string]any{"name": "lb1", "state": "Fault", "reason": rej.mustGet(t, name)}
 		if d := cmp.Diff(want, e); !ok || d != "" {
 			t.Errorf("entry(%s) (-want +got):\n%s", name, d)
 		}
-		decodeEntry(t, e)
+		appliedEntry(t, e)
 	}
 	if got := r.FieldManager(); got != "kube-vrrp-agent/lb1" {
 		t.Errorf("FieldManager() = %q", got)
 	}
-}
-
-func (r *Rejections) mustGet(t *testing.T, name string) string {
-	t.Helper()
-	s, ok := r.Get(name)
-	if !ok {
-		t.Fatalf("no rejection of %s", name)
-	}
-	return s
 }

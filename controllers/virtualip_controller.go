@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -25,15 +24,6 @@ import (
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
-)
-
-// Reasons this node reports for a VirtualIP it refuses to run.
-const (
-	ReasonInvalidSpec    = "InvalidSpec"
-	ReasonSecretMissing  = "SecretMissing"
-	ReasonCannotResolve  = "CannotResolve"
-	ReasonApplyFailed    = "ApplyFailed"
-	ReasonNodeNotVisible = "NodeNotVisible"
 )
 
 // Retries of a VirtualIP this node refuses for a cause outside the object (a Secret, an
@@ -93,14 +83,14 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	var self corev1.Node
 	if err := r.Client.Get(ctx, types.NamespacedName{Name: r.NodeName}, &self); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Rejected.Set(name, ReasonNodeNotVisible+": Node "+r.NodeName+" not found; is --node-name right?")
+			r.Rejected.Set(name, Rejection{Reason: ReasonNodeNotVisible, Message: "Node " + r.NodeName + " not found; is --node-name right?"})
 			return r.retry(name), nil
 		}
 		return reconcile.Result{}, err
 	}
 	ok, err := desired.Selects(&vip, self.Labels)
 	if err != nil {
-		r.reject(name, ReasonInvalidSpec+": "+err.Error())
+		r.reject(name, Rejection{Reason: ReasonInvalidSpec, Message: err.Error()})
 		return reconcile.Result{}, nil
 	}
 	if !ok {
@@ -109,7 +99,7 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	}
 	// The agent re-validates: objects written before a CRD rule existed, or never checked.
 	if errs := desired.Validate(&vip); len(errs) > 0 {
-		r.reject(name, ReasonInvalidSpec+": "+errs.ToAggregate().Error())
+		r.reject(name, Rejection{Reason: ReasonInvalidSpec, Message: errs.ToAggregate().Error()})
 		return reconcile.Result{}, nil
 	}
 	var nodes corev1.NodeList
@@ -117,17 +107,17 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		return reconcile.Result{}, err
 	}
 	if why := nodeAddressInUse(&vip, nodes.Items, r.NodeName); why != "" {
-		r.reject(name, ReasonAddressInUse+": "+why)
+		r.reject(name, Rejection{Reason: ReasonAddressInUse, Message: why})
 		return r.retry(name), nil
 	}
-	pw, reason, err := r.password(ctx, &vip)
+	pw, refusal, err := r.password(ctx, &vip)
 	if err != nil {
-		if reason == "" {
-			return reconcile.Result{}, err
-		}
+		return reconcile.Result{}, err
+	}
+	if refusal != nil {
 		// The Secret is the cause whatever the reason says: it may be fixed without any event
 		// this agent sees.
-		r.reject(name, reason+": "+err.Error())
+		r.reject(name, *refusal)
 		return r.retry(name), nil
 	}
 	ifs, err := r.Interfaces()
@@ -137,12 +127,12 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	node := desired.Node{Name: r.NodeName, Labels: self.Labels, Interfaces: ifs}
 	cfg, err := desired.For(&vip, node, r.peers(&vip, nodes.Items), pw)
 	if err != nil {
-		r.reject(name, ReasonCannotResolve+": "+err.Error())
+		r.reject(name, Rejection{Reason: ReasonCannotResolve, Message: err.Error()})
 		return r.retry(name), nil
 	}
 	probes, err := desired.Probes(&vip)
 	if err != nil {
-		r.reject(name, ReasonInvalidSpec+": "+err.Error())
+		r.reject(name, Rejection{Reason: ReasonInvalidSpec, Message: err.Error()})
 		return reconcile.Result{}, nil
 	}
 
@@ -155,7 +145,7 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	}
 	if d, lost := loses(me, rivals); lost {
 		// No retry: the winner's change or deletion enqueues this one (SetupWithManager).
-		r.reject(name, d.String())
+		r.reject(name, d.Rejection)
 		return reconcile.Result{}, nil
 	}
 
@@ -165,7 +155,7 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 			return reconcile.Result{}, fmt.Errorf("reading the addresses of %s: %w", cfg.Interface, err)
 		}
 		if err := desired.CheckForeign(cfg, foreign); err != nil {
-			r.reject(name, ReasonAddressInUse+": "+err.Error())
+			r.reject(name, Rejection{Reason: ReasonAddressInUse, Message: err.Error()})
 			return r.retry(name), nil
 		}
 	}
@@ -176,12 +166,12 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	for _, o := range rivals {
 		if slices.Contains(running, o.name) {
 			if d, lost := loses(o, []claim{me}); lost {
-				r.reject(o.name, d.String())
+				r.reject(o.name, d.Rejection)
 			}
 		}
 	}
 	if err := r.Agent.Apply(name, cfg, probes...); err != nil {
-		r.reject(name, ReasonApplyFailed+": "+err.Error())
+		r.reject(name, Rejection{Reason: ReasonApplyFailed, Message: err.Error()})
 		return r.retry(name), nil
 	}
 	r.Rejected.Clear(name)
@@ -243,12 +233,13 @@ func nodeAddressInUse(vip *v1alpha1.VirtualIP, nodes []corev1.Node, self string)
 // VirtualIP as specified (no unicast peer left, Secret gone, spec invalid) is in FAULT and
 // hands the addresses over rather than keep a configuration the cluster no longer has. Only a
 // successful read leads here, never an unreachable API server.
-func (r *VirtualIPReconciler) reject(name, reason string) {
+func (r *VirtualIPReconciler) reject(name string, why Rejection) {
 	if slices.Contains(r.Agent.Names(), name) {
-		r.Log.Warn("stopping VRRP instance: this node cannot run it as specified", "vip", name, "reason", truncate(reason, maxReason))
+		r.Log.Warn("stopping VRRP instance: this node cannot run it as specified", "vip", name,
+			"reason", why.Reason, "message", truncate(why.Message, maxMessage))
 		r.Agent.Remove(name)
 	}
-	r.Rejected.Set(name, reason)
+	r.Rejected.Set(name, why)
 }
 
 func (r *VirtualIPReconciler) remove(name, why string) {
@@ -261,11 +252,11 @@ func (r *VirtualIPReconciler) remove(name, why string) {
 }
 
 // password returns the PASS password from the Secret in the agent's namespace. A missing Secret
-// or key is the user's to fix (reason set); another error is retried.
-func (r *VirtualIPReconciler) password(ctx context.Context, vip *v1alpha1.VirtualIP) ([]byte, string, error) {
+// or key is the user's to fix (refusal set); another error is retried.
+func (r *VirtualIPReconciler) password(ctx context.Context, vip *v1alpha1.VirtualIP) ([]byte, *Rejection, error) {
 	a := vip.Spec.Authentication
 	if a == nil {
-		return nil, "", nil
+		return nil, nil, nil
 	}
 	var sec corev1.Secret
 	key := types.NamespacedName{Namespace: r.Namespace, Name: a.SecretRef.Name}
@@ -275,23 +266,27 @@ func (r *VirtualIPReconciler) password(ctx context.Context, vip *v1alpha1.Virtua
 	}
 	if err := read.Get(ctx, key, &sec); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, ReasonSecretMissing, fmt.Errorf("spec.authentication.secretRef: Secret %s/%s not found", r.Namespace, a.SecretRef.Name)
+			return nil, &Rejection{Reason: ReasonSecretMissing, Message: fmt.Sprintf(
+				"spec.authentication.secretRef: Secret %s/%s not found", r.Namespace, a.SecretRef.Name)}, nil
 		}
 		if apierrors.IsForbidden(err) {
 			// The agent's Role names the Secrets it may get (the chart's rbac.secretNames).
-			return nil, ReasonSecretMissing, fmt.Errorf("spec.authentication.secretRef: the agent may not get Secret %s/%s: add it to the Secrets its Role names (chart value rbac.secretNames)", r.Namespace, a.SecretRef.Name)
+			return nil, &Rejection{Reason: ReasonSecretMissing, Message: fmt.Sprintf(
+				"spec.authentication.secretRef: the agent may not get Secret %s/%s: add it to the Secrets its Role names (chart value rbac.secretNames)",
+				r.Namespace, a.SecretRef.Name)}, nil
 		}
-		return nil, "", err
+		return nil, nil, err
 	}
 	v, ok := sec.Data[a.SecretRef.Key]
 	if !ok {
-		return nil, ReasonSecretMissing, fmt.Errorf("spec.authentication.secretRef: Secret %s/%s has no key %q", r.Namespace, a.SecretRef.Name, a.SecretRef.Key)
+		return nil, &Rejection{Reason: ReasonSecretMissing, Message: fmt.Sprintf(
+			"spec.authentication.secretRef: Secret %s/%s has no key %q", r.Namespace, a.SecretRef.Name, a.SecretRef.Key)}, nil
 	}
 	if ferr := desired.ValidatePassword(vip, v); ferr != nil {
 		// The message names the rule, never the value.
-		return nil, ReasonInvalidSpec, errors.New(ferr.Error())
+		return nil, &Rejection{Reason: ReasonInvalidSpec, Message: ferr.Error()}, nil
 	}
-	return v, "", nil
+	return v, nil, nil
 }
 
 // peers lists the other nodes the VirtualIP selects, with their addresses and priorities. It

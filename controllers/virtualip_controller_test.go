@@ -141,8 +141,9 @@ type reconcileCase struct {
 	wantErr bool
 	// wantRetry: the rejection is retried (RequeueAfter) without any event.
 	wantRetry bool
-	// wantReason is the start of the rejection; empty: none.
-	wantReason string
+	// wantReason is the reason of the rejection, wantMessage the start of its message; empty:
+	// none.
+	wantReason, wantMessage string
 	// wantApplied: Apply was called and succeeded; wantRemoved: Remove was called.
 	wantApplied, wantRemoved bool
 	check                    func(t *testing.T, cfg vrrp.Config)
@@ -203,42 +204,42 @@ func TestVirtualIPReconcile(t *testing.T) {
 		{
 			name: "own Node missing",
 			objs: []client.Object{lb2, testVIP("vip", nil)},
-			vip:  "vip", wantReason: ReasonNodeNotVisible + ": Node lb1 not found", wantRetry: true,
+			vip:  "vip", wantReason: ReasonNodeNotVisible, wantMessage: "Node lb1 not found", wantRetry: true,
 		},
 		{
 			name: "bad selector",
 			objs: []client.Object{lb1, testVIP("vip", func(v *v1alpha1.VirtualIP) {
 				v.Spec.NodeSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "role", Operator: "Is"}}}
 			})},
-			vip: "vip", wantReason: ReasonInvalidSpec + ": ",
+			vip: "vip", wantReason: ReasonInvalidSpec,
 		},
 		{
 			name: "invalid spec the CRD would refuse",
 			objs: []client.Object{lb1, testVIP("vip", func(v *v1alpha1.VirtualIP) { v.Spec.VRID = 300 })},
-			vip:  "vip", wantReason: ReasonInvalidSpec + ": ",
+			vip:  "vip", wantReason: ReasonInvalidSpec,
 		},
 		{
 			name: "Secret missing",
 			objs: []client.Object{lb1, testVIP("vip", v2Pass)},
-			vip:  "vip", wantReason: ReasonSecretMissing + ": spec.authentication.secretRef: Secret kube-vrrp/vrrp-auth not found",
+			vip:  "vip", wantReason: ReasonSecretMissing, wantMessage: "spec.authentication.secretRef: Secret kube-vrrp/vrrp-auth not found",
 			wantRetry: true,
 		},
 		{
 			name: "Secret in another namespace is not used",
 			objs: []client.Object{lb1, testVIP("vip", v2Pass),
 				&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "vrrp-auth"}, Data: map[string][]byte{"password": []byte("x")}}},
-			vip: "vip", wantReason: ReasonSecretMissing + ": ", wantRetry: true,
+			vip: "vip", wantReason: ReasonSecretMissing, wantRetry: true,
 		},
 		{
 			name: "key missing",
 			objs: []client.Object{lb1, testVIP("vip", v2Pass), secret("pw", secretValue)},
-			vip:  "vip", wantReason: ReasonSecretMissing + `: spec.authentication.secretRef: Secret kube-vrrp/vrrp-auth has no key "password"`,
+			vip:  "vip", wantReason: ReasonSecretMissing, wantMessage: `spec.authentication.secretRef: Secret kube-vrrp/vrrp-auth has no key "password"`,
 			wantRetry: true,
 		},
 		{
 			name: "password too long",
 			objs: []client.Object{lb1, testVIP("vip", v2Pass), secret("password", secretValue)},
-			vip:  "vip", wantReason: ReasonInvalidSpec + ": ",
+			vip:  "vip", wantReason: ReasonInvalidSpec,
 			// The Secret is the cause: it may change without an event (Secrets not watched).
 			wantRetry: true,
 		},
@@ -255,13 +256,13 @@ func TestVirtualIPReconcile(t *testing.T) {
 		{
 			name: "unicast without any peer",
 			objs: []client.Object{lb1, testVIP("vip", func(v *v1alpha1.VirtualIP) { v.Spec.Unicast = &v1alpha1.UnicastSpec{} })},
-			vip:  "vip", wantReason: ReasonCannotResolve + ": ", wantRetry: true,
+			vip:  "vip", wantReason: ReasonCannotResolve, wantRetry: true,
 		},
 		{
 			name: "no interface in the subnet",
 			objs: []client.Object{lb1, testVIP("vip", nil)},
 			ifs:  eth0("203.0.113.11"),
-			vip:  "vip", wantReason: ReasonCannotResolve + ": ", wantRetry: true,
+			vip:  "vip", wantReason: ReasonCannotResolve, wantRetry: true,
 		},
 		{
 			name: "agent refuses",
@@ -269,13 +270,13 @@ func TestVirtualIPReconcile(t *testing.T) {
 			agent: func(f *fakeAgent) {
 				f.applyErr = errors.New(`applying "vip": VRID 51 on eth0 is already used by "other"`)
 			},
-			vip: "vip", wantReason: ReasonApplyFailed + `: applying "vip": VRID 51 on eth0 is already used by "other"`,
+			vip: "vip", wantReason: ReasonApplyFailed, wantMessage: `applying "vip": VRID 51 on eth0 is already used by "other"`,
 			wantRetry: true,
 		},
 		{
 			name: "another node's InternalIP",
 			objs: []client.Object{lb1, lb2, testVIP("vip", func(v *v1alpha1.VirtualIP) { v.Spec.Addresses = []string{"198.18.0.12/24"} })},
-			vip:  "vip", wantReason: ReasonAddressInUse + ": address 198.18.0.12 is node lb2's InternalIP: ", wantRetry: true,
+			vip:  "vip", wantReason: ReasonAddressInUse, wantMessage: "address 198.18.0.12 is node lb2's InternalIP: ", wantRetry: true,
 		},
 		{
 			name: "another node's ExternalIP, of a node the VirtualIP does not select",
@@ -287,12 +288,12 @@ func TestVirtualIPReconcile(t *testing.T) {
 				selectLB(v)
 				v.Spec.Addresses = []string{"198.18.0.100/24", "198.18.0.121/24"}
 			})},
-			vip: "vip", wantReason: ReasonAddressInUse + ": address 198.18.0.121 is node web1's ExternalIP: ", wantRetry: true,
+			vip: "vip", wantReason: ReasonAddressInUse, wantMessage: "address 198.18.0.121 is node web1's ExternalIP: ", wantRetry: true,
 		},
 		{
 			name: "this node's own address",
 			objs: []client.Object{lb1, testVIP("vip", func(v *v1alpha1.VirtualIP) { v.Spec.Addresses = []string{"198.18.0.11/24"} })},
-			vip:  "vip", wantReason: ReasonAddressInUse + ": address 198.18.0.11 is this node's (lb1) InternalIP: ", wantRetry: true,
+			vip:  "vip", wantReason: ReasonAddressInUse, wantMessage: "address 198.18.0.11 is this node's (lb1) InternalIP: ", wantRetry: true,
 		},
 		{
 			name: "the owner's own address",
@@ -324,7 +325,7 @@ func TestVirtualIPReconcile(t *testing.T) {
 				}
 				return []netip.Prefix{netip.MustParsePrefix("198.18.0.11/24"), netip.MustParsePrefix("198.18.0.100/32")}, nil
 			},
-			vip: "vip", wantReason: ReasonAddressInUse + `: VirtualIP "vip": address 198.18.0.100 is already on eth0 and kube-vrrp did not add it`,
+			vip: "vip", wantReason: ReasonAddressInUse, wantMessage: `VirtualIP "vip": address 198.18.0.100 is already on eth0 and kube-vrrp did not add it`,
 			wantRetry: true,
 		},
 		{
@@ -362,7 +363,8 @@ func runReconcileCase(t *testing.T, tt reconcileCase) {
 	}
 	// A stale rejection is cleared by a success or a removal.
 	rej := NewRejections(nil)
-	rej.Set(tt.vip, "Stale: from before")
+	stale := Rejection{ReasonCannotResolve, "stale: from before"}
+	rej.Set(tt.vip, stale)
 	ifs := tt.ifs
 	if ifs == nil {
 		ifs = eth0("198.18.0.11")
@@ -376,19 +378,19 @@ func runReconcileCase(t *testing.T, tt reconcileCase) {
 	if retried := res.RequeueAfter > 0; retried != tt.wantRetry {
 		t.Errorf("RequeueAfter %s, want a retry: %v", res.RequeueAfter, tt.wantRetry)
 	}
-	reason, rejected := rej.Get(tt.vip)
+	why, rejected := rej.Get(tt.vip)
 	switch {
 	case tt.wantErr:
-		if reason != "Stale: from before" {
-			t.Errorf("rejection %q changed by a retried error", reason)
+		if why != stale {
+			t.Errorf("rejection %+v changed by a retried error", why)
 		}
 	case tt.wantReason == "" && rejected:
-		t.Errorf("rejected: %q", reason)
-	case tt.wantReason != "" && (!rejected || !strings.HasPrefix(reason, tt.wantReason)):
-		t.Errorf("rejection %q (%v), want one starting %q", reason, rejected, tt.wantReason)
+		t.Errorf("rejected: %+v", why)
+	case tt.wantReason != "" && (!rejected || why.Reason != tt.wantReason || why.Message == "" || !strings.HasPrefix(why.Message, tt.wantMessage)):
+		t.Errorf("rejection %+v (%v), want %s: %q...", why, rejected, tt.wantReason, tt.wantMessage)
 	}
-	if strings.Contains(reason, secretValue) {
-		t.Errorf("the rejection shows the password: %q", reason)
+	if strings.Contains(why.Message, secretValue) {
+		t.Errorf("the rejection shows the password: %q", why.Message)
 	}
 	cfg, applied := fa.config(tt.vip)
 	if applied != tt.wantApplied {
@@ -456,8 +458,8 @@ func TestVirtualIPReconcileRejectionStopsInstance(t *testing.T) {
 	if _, err := r.Reconcile(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	if reason, ok := rej.Get("vip"); !ok || !strings.HasPrefix(reason, ReasonCannotResolve+": ") {
-		t.Errorf("rejection %q, %v", reason, ok)
+	if why, ok := rej.Get("vip"); !ok || why.Reason != ReasonCannotResolve || why.Message == "" {
+		t.Errorf("rejection %+v, %v", why, ok)
 	}
 	// docs/design.md §4.7: never an empty peer set in unicast mode; the node is in FAULT (status) and
 	// hands the address over (the instance stops with a priority-0 advert).

@@ -229,12 +229,31 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 		other, _ := entryOf(before, lb2)
 		otherFields := managedFields(t, before, "kube-vrrp-agent/"+lb2)
 
-		n1.agent.set(name, vrrp.Master, vrrp.ReasonMasterDown)
+		// A takeover within the second: lastTransitionTime keeps its fraction through the API.
+		since := time.Now().Truncate(time.Second).Add(123_456_789)
+		n1.agent.setStatus(name, agent.Status{Status: vrrp.Status{State: vrrp.Master, Reason: vrrp.ReasonMasterDown, Since: since}})
 		v := waitStatus(t, admin, name, "lb1 Master and Ready", func(v *v1alpha1.VirtualIP) error {
 			return wantConditions(v, lb1, controllers.ConditionReady, controllers.ReasonOneMaster)
 		})
-		if e, _ := entryOf(v, lb1); e.State != "Master" || e.Reason != vrrp.ReasonMasterDown {
-			t.Errorf("entry of lb1: %+v", e)
+		if e, _ := entryOf(v, lb1); e.State != "Master" || e.Reason != vrrp.ReasonMasterDown || e.Message != "" ||
+			e.LastTransitionTime == nil || !e.LastTransitionTime.Time.Equal(since) {
+			t.Errorf("entry of lb1: %+v, want Master, MasterDownTimer, no message, since %s", e, since.Format(time.RFC3339Nano))
+		}
+		// `kubectl get vip` shows the aggregator's summary.
+		if _, cells := printerRow(t, name); fmt.Sprint(cells[3]) != lb1 || fmt.Sprint(cells[4]) != "True" {
+			t.Errorf("kubectl get vip: MASTER %v READY %v, want %s True", cells[3], cells[4], lb1)
+		}
+		// Ready became True; DualMaster stayed False, with another reason: its
+		// lastTransitionTime is kept.
+		for typ, changed := range map[string]bool{controllers.ConditionReady: true, controllers.ConditionDualMaster: false} {
+			was, _ := conditionOf(before, typ)
+			now, _ := conditionOf(v, typ)
+			if kept := now.LastTransitionTime.Equal(&was.LastTransitionTime); changed && now.LastTransitionTime.Before(&was.LastTransitionTime) || !changed && !kept {
+				t.Errorf("%s %s (%s) since %s, was %s (%s) since %s", typ, now.Status, now.Reason, now.LastTransitionTime, was.Status, was.Reason, was.LastTransitionTime)
+			}
+			if now.Message == "" || now.ObservedGeneration != v.Generation {
+				t.Errorf("%s: message %q observedGeneration %d", typ, now.Message, now.ObservedGeneration)
+			}
 		}
 		// The other node's entry and ownership are untouched.
 		if e, _ := entryOf(v, lb2); !cmp.Equal(other, e) {
@@ -243,6 +262,20 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 		if f := managedFields(t, v, "kube-vrrp-agent/"+lb2); f != otherFields {
 			t.Errorf("lb2's managed fields changed:\n%s\n%s", otherFields, f)
 		}
+	})
+
+	t.Run("message", func(t *testing.T) {
+		// What the agent says beside the reason, in words, in the entry's message.
+		st := agent.Status{Status: vrrp.Status{State: vrrp.Master, Reason: vrrp.ReasonMasterDown, Since: time.Now(),
+			HostError: "removing [198.18.0.100/24] failed, retrying: device busy"}, Adjustment: "probe web failing (-10)"}
+		n1.agent.setStatus(name, st)
+		waitStatus(t, admin, name, "lb1's message", func(v *v1alpha1.VirtualIP) error {
+			e, _ := entryOf(v, lb1)
+			if want := "probe web failing (-10); removing [198.18.0.100/24] failed, retrying: device busy"; e.Reason != vrrp.ReasonMasterDown || e.Message != want {
+				return fmt.Errorf("entry of lb1 %+v, want message %q", e, want)
+			}
+			return wantConditions(v, lb1, controllers.ConditionReady, controllers.ReasonOneMaster)
+		})
 	})
 
 	t.Run("dual master", func(t *testing.T) {
@@ -368,11 +401,11 @@ func secretScenario(t *testing.T, admin client.Client, prefix string, n1 *simNod
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: agentNamespace, Name: secretName}}
 	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), secret) })
 
-	fault := func(reason string) {
+	fault := func(reason, message string) {
 		t.Helper()
-		v := waitStatus(t, admin, name, "Fault: "+reason, func(v *v1alpha1.VirtualIP) error {
+		v := waitStatus(t, admin, name, "Fault: "+reason+": "+message, func(v *v1alpha1.VirtualIP) error {
 			e, _ := entryOf(v, n1.name)
-			if e.State != "Fault" || !strings.HasPrefix(e.Reason, reason) {
+			if e.State != "Fault" || e.Reason != reason || e.Message != message {
 				return fmt.Errorf("entry %+v", e)
 			}
 			return wantConditions(v, "", controllers.ConditionNoMaster, controllers.ReasonAllFault)
@@ -384,24 +417,29 @@ func secretScenario(t *testing.T, admin client.Client, prefix string, n1 *simNod
 			t.Errorf("entries %v, want only %s", names, n1.name)
 		}
 	}
-	fault(controllers.ReasonSecretMissing + ": spec.authentication.secretRef: Secret " + agentNamespace + "/" + secretName + " not found")
+	fault(controllers.ReasonSecretMissing, "spec.authentication.secretRef: Secret "+agentNamespace+"/"+secretName+" not found")
 
 	secret.Data = map[string][]byte{"pw": []byte(badPassword)}
 	if err := admin.Create(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	fault(controllers.ReasonSecretMissing + `: spec.authentication.secretRef: Secret ` + agentNamespace + "/" + secretName + ` has no key "password"`)
+	fault(controllers.ReasonSecretMissing, `spec.authentication.secretRef: Secret `+agentNamespace+"/"+secretName+` has no key "password"`)
 
 	secret.Data = map[string][]byte{"password": []byte(badPassword)}
 	if err := admin.Update(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	fault(controllers.ReasonInvalidSpec + `: spec.authentication.secretRef: Invalid value: "` + secretName +
-		`/password": the password in Secret "` + secretName + `" key "password" has 22 bytes: PASS authentication takes 1..8 bytes`)
+	fault(controllers.ReasonInvalidSpec, `spec.authentication.secretRef: Invalid value: "`+secretName+
+		`/password": the password in Secret "`+secretName+`" key "password" has 22 bytes: PASS authentication takes 1..8 bytes`)
 
 	waitEvents(t, admin, name, []wantEvent{
-		{typ: "Warning", reason: "BecameFault", note: "node " + n1.name + ": None -> Fault: SecretMissing: "},
+		{typ: "Warning", reason: "BecameFault", note: "node " + n1.name + ": None -> Fault: SecretMissing: spec.authentication.secretRef: "},
 	})
+	// Each refusal is a Warning of its own reason, whose note is its message.
+	waitRefusalEvent(t, admin, name, n1.name, controllers.ReasonSecretMissing,
+		"spec.authentication.secretRef: Secret "+agentNamespace+"/"+secretName+" not found")
+	waitRefusalEvent(t, admin, name, n1.name, controllers.ReasonInvalidSpec,
+		`spec.authentication.secretRef: Invalid value: "`+secretName+`/password": `)
 
 	secret.Data = map[string][]byte{"password": []byte(goodPassword)}
 	if err := admin.Update(ctx, secret); err != nil {
@@ -779,6 +817,17 @@ func wantConditions(v *v1alpha1.VirtualIP, master, typ, reason string) error {
 	}
 	if v.Status.ObservedGeneration != v.Generation {
 		return fmt.Errorf("observedGeneration %d, generation %d", v.Status.ObservedGeneration, v.Generation)
+	}
+	// Every reason is one of the documented CamelCase words.
+	for _, c := range v.Status.Conditions {
+		if !slices.Contains(controllers.ConditionReasons(), c.Reason) {
+			return fmt.Errorf("%s: reason %q is not a documented condition reason", c.Type, c.Reason)
+		}
+	}
+	for _, n := range v.Status.Nodes {
+		if n.Reason != "" && !slices.Contains(controllers.NodeReasons(), n.Reason) {
+			return fmt.Errorf("entry of %s: reason %q is not a documented node reason", n.Name, n.Reason)
+		}
 	}
 	return nil
 }
@@ -1213,17 +1262,17 @@ func hardVIP(t *testing.T, admin client.Client, name, group string, vrid int32, 
 	return v
 }
 
-// waitRefused waits until each node reports name refused with a reason starting with prefix,
-// and checks that no node runs it.
-func waitRefused(t *testing.T, admin client.Client, name, prefix string, nodes ...*hardNode) {
+// waitRefused waits until each node reports name refused with reason and a message starting
+// with prefix, and checks that no node runs it.
+func waitRefused(t *testing.T, admin client.Client, name, reason, prefix string, nodes ...*hardNode) {
 	t.Helper()
-	waitStatus(t, admin, name, "refused: "+prefix, func(v *v1alpha1.VirtualIP) error {
+	waitStatus(t, admin, name, "refused: "+reason+": "+prefix, func(v *v1alpha1.VirtualIP) error {
 		for _, n := range nodes {
 			if n.runs(name) {
 				return fmt.Errorf("%s runs it", n.name)
 			}
 			e, ok := entryOf(v, n.name)
-			if !ok || e.State != vrrp.Fault.String() || !strings.HasPrefix(e.Reason, prefix) {
+			if !ok || e.State != vrrp.Fault.String() || e.Reason != reason || e.Message == "" || !strings.HasPrefix(e.Message, prefix) {
 				return fmt.Errorf("entry of %s: %+v", n.name, e)
 			}
 		}
@@ -1248,7 +1297,7 @@ func waitRuns(t *testing.T, admin client.Client, name string, nodes ...*hardNode
 }
 
 // waitRefusalEvent waits for the Warning Event with reason on the VirtualIP name from node,
-// whose note starts with note.
+// whose note is "node <node>: " and the refusal's message, starting with note.
 func waitRefusalEvent(t *testing.T, admin client.Client, name, node, reason, note string) {
 	t.Helper()
 	eventually(t, wait, "Event "+reason+" on "+name, func() error {
@@ -1296,10 +1345,10 @@ func TestVRIDConflict(t *testing.T) {
 	n2 := startHardNode(t, log, "vrid-n2", "198.18.0.12", labels, hardNodeOptions{})
 
 	waitRuns(t, admin, "vrid-zz-first", n1, n2)
-	waitRefused(t, admin, "vrid-aa-third", controllers.ReasonVRIDConflict+`: VRID 80 on eth0 (IPv4) is taken by VirtualIP "vrid-zz-first"`, n1, n2)
+	waitRefused(t, admin, "vrid-aa-third", controllers.ReasonVRIDConflict, `VRID 80 on eth0 (IPv4) is taken by VirtualIP "vrid-zz-first"`, n1, n2)
 	waitRefusalEvent(t, admin, "vrid-aa-third", n1.name, controllers.ReasonVRIDConflict,
-		controllers.ReasonVRIDConflict+`: VRID 80 on eth0 (IPv4) is taken by VirtualIP "vrid-zz-first"`)
-	waitRefused(t, admin, "vrid-yy-second", controllers.ReasonCannotResolve+": ", n1, n2)
+		`VRID 80 on eth0 (IPv4) is taken by VirtualIP "vrid-zz-first"`)
+	waitRefused(t, admin, "vrid-yy-second", controllers.ReasonCannotResolve, "", n1, n2)
 
 	// The winner goes: the loser starts, with no other change.
 	if err := admin.Delete(t.Context(), &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "vrid-zz-first"}}); err != nil {
@@ -1314,7 +1363,7 @@ func TestVRIDConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRuns(t, admin, "vrid-yy-second", n1, n2)
-	waitRefused(t, admin, "vrid-aa-third", controllers.ReasonVRIDConflict+`: VRID 80 on eth0 (IPv4) is taken by VirtualIP "vrid-yy-second"`, n1, n2)
+	waitRefused(t, admin, "vrid-aa-third", controllers.ReasonVRIDConflict, `VRID 80 on eth0 (IPv4) is taken by VirtualIP "vrid-yy-second"`, n1, n2)
 }
 
 // TestAddressConflict (docs/design.md §7.3): two VirtualIPs claiming one address, with different
@@ -1333,8 +1382,8 @@ func TestAddressConflict(t *testing.T) {
 	n2 := startHardNode(t, log, "addr-n2", "198.18.0.12", labels, hardNodeOptions{})
 
 	waitRuns(t, admin, "addr-zz-first", n1, n2)
-	want := controllers.ReasonAddressConflict + `: address 198.18.0.160 is also claimed by VirtualIP "addr-zz-first"`
-	waitRefused(t, admin, "addr-aa-second", want, n1, n2)
+	want := `address 198.18.0.160 is also claimed by VirtualIP "addr-zz-first"`
+	waitRefused(t, admin, "addr-aa-second", controllers.ReasonAddressConflict, want, n1, n2)
 	waitRefusalEvent(t, admin, "addr-aa-second", n2.name, controllers.ReasonAddressConflict, want)
 
 	ops := []byte(`[{"op":"replace","path":"/spec/addresses","value":["198.18.0.162/24"]}]`)
@@ -1360,21 +1409,21 @@ func TestAddressInUse(t *testing.T) {
 
 	t.Run("a Node's address", func(t *testing.T) {
 		hardVIP(t, admin, "inuse-node", group, 83, nil, "198.18.0.12/24")
-		waitRefused(t, admin, "inuse-node", controllers.ReasonAddressInUse+": address 198.18.0.12 is ", n1, n2)
+		waitRefused(t, admin, "inuse-node", controllers.ReasonAddressInUse, "address 198.18.0.12 is ", n1, n2)
 		v, err := getVIP(t.Context(), admin, "inuse-node")
 		if err != nil {
 			t.Fatal(err)
 		}
 		for node, want := range map[string]string{
-			n1.name: "AddressInUse: address 198.18.0.12 is node inuse-n2's InternalIP: ",
-			n2.name: "AddressInUse: address 198.18.0.12 is this node's (inuse-n2) InternalIP: ",
+			n1.name: "address 198.18.0.12 is node inuse-n2's InternalIP: ",
+			n2.name: "address 198.18.0.12 is this node's (inuse-n2) InternalIP: ",
 		} {
-			if e, _ := entryOf(v, node); !strings.HasPrefix(e.Reason, want) {
-				t.Errorf("reason of %s %q, want %q...", node, e.Reason, want)
+			if e, _ := entryOf(v, node); e.Reason != "AddressInUse" || !strings.HasPrefix(e.Message, want) {
+				t.Errorf("reason of %s %q, message %q, want AddressInUse, %q...", node, e.Reason, e.Message, want)
 			}
 		}
 		waitRefusalEvent(t, admin, "inuse-node", n1.name, controllers.ReasonAddressInUse,
-			"AddressInUse: address 198.18.0.12 is node inuse-n2's InternalIP")
+			"address 198.18.0.12 is node inuse-n2's InternalIP")
 
 		ops := []byte(`[{"op":"replace","path":"/spec/addresses","value":["198.18.0.170/24"]}]`)
 		if err := admin.Patch(t.Context(), &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "inuse-node"}},
@@ -1389,8 +1438,8 @@ func TestAddressInUse(t *testing.T) {
 		t.Cleanup(func() { n1.setForeign() })
 		hardVIP(t, admin, "inuse-host", group, 84, nil, "198.18.0.171/24")
 		waitRuns(t, admin, "inuse-host", n2)
-		want := controllers.ReasonAddressInUse + `: VirtualIP "inuse-host": address 198.18.0.171 is already on eth0 and kube-vrrp did not add it`
-		waitRefused(t, admin, "inuse-host", want, n1)
+		want := `VirtualIP "inuse-host": address 198.18.0.171 is already on eth0 and kube-vrrp did not add it`
+		waitRefused(t, admin, "inuse-host", controllers.ReasonAddressInUse, want, n1)
 		waitRefusalEvent(t, admin, "inuse-host", n1.name, controllers.ReasonAddressInUse, want)
 
 		// The other program removes it: no Kubernetes object changes, the retry notices.
@@ -1433,7 +1482,7 @@ func TestRefusalRetried(t *testing.T) {
 
 	t.Run("the interface appears", func(t *testing.T) {
 		hardVIP(t, admin, "retry-eth1", group, 85, func(v *v1alpha1.VirtualIP) { v.Spec.Interface = "eth1" }, "198.18.1.100/24")
-		waitRefused(t, admin, "retry-eth1", controllers.ReasonCannotResolve+`: VirtualIP "retry-eth1" on node "retry-n1": interface "eth1"`, n1)
+		waitRefused(t, admin, "retry-eth1", controllers.ReasonCannotResolve, `VirtualIP "retry-eth1" on node "retry-n1": interface "eth1"`, n1)
 		settle()
 		n1.setInterfaces(eth(1, "lo", "127.0.0.1/8"), eth(2, "eth0", "198.18.0.11/24"), eth(3, "eth1", "198.18.1.11/24"))
 		waitRunsWithin(t, admin, "retry-eth1", 8*time.Second, n1)
@@ -1446,7 +1495,7 @@ func TestRefusalRetried(t *testing.T) {
 			v.Spec.AdvertisementInterval = &metav1.Duration{Duration: time.Second}
 			v.Spec.Authentication = &v1alpha1.AuthenticationSpec{Type: "PASS", SecretRef: v1alpha1.SecretKeyRef{Name: name, Key: "password"}}
 		}, "198.18.0.180/24")
-		waitRefused(t, admin, name, controllers.ReasonSecretMissing+": spec.authentication.secretRef: Secret "+agentNamespace+"/"+name+" not found", n1)
+		waitRefused(t, admin, name, controllers.ReasonSecretMissing, "spec.authentication.secretRef: Secret "+agentNamespace+"/"+name+" not found", n1)
 		settle()
 		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: agentNamespace, Name: name},
 			Data: map[string][]byte{"password": []byte(goodPassword)}}

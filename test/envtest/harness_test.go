@@ -155,6 +155,15 @@ func (f *fakeAgent) set(name string, state vrrp.State, reason string) {
 	f.notify()
 }
 
+// setStatus puts instance name in st's state, with its reason and words (Message, Adjustment,
+// HostError).
+func (f *fakeAgent) setStatus(name string, st agent.Status) {
+	f.mu.Lock()
+	f.states[name] = st
+	f.mu.Unlock()
+	f.notify()
+}
+
 func (f *fakeAgent) config(name string) (vrrp.Config, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -438,7 +447,7 @@ func describe(v *v1alpha1.VirtualIP) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "generation %d observed %d master %q;", v.Generation, v.Status.ObservedGeneration, v.Status.Master)
 	for _, n := range v.Status.Nodes {
-		fmt.Fprintf(&b, " %s=%s(%q)", n.Name, n.State, n.Reason)
+		fmt.Fprintf(&b, " %s=%s(%s %q)", n.Name, n.State, n.Reason, n.Message)
 	}
 	for _, c := range v.Status.Conditions {
 		fmt.Fprintf(&b, " %s=%s/%s", c.Type, c.Status, c.Reason)

@@ -101,12 +101,33 @@ func TestPrinterColumns(t *testing.T) {
 		t.Fatalf("status update: %v", err)
 	}
 
+	names, cells := printerRow(t, "printer")
+	got := map[string]string{}
+	for i, n := range names[:5] {
+		got[n] = fmt.Sprint(cells[i])
+	}
+	want := map[string]string{
+		"NAME": "printer", "VRID": "51", "ADDRESSES": `["192.0.2.100/24","192.0.2.101/24"]`,
+		"MASTER": "lb1", "READY": "True",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("cells (-want +got):\n%s", diff)
+	}
+	if age := fmt.Sprint(cells[5]); age == "" || age == "<nil>" {
+		t.Errorf("AGE is empty")
+	}
+}
+
+// printerRow returns the columns of `kubectl get vip`, upper-cased, and the cells of the
+// VirtualIP name: the API server's Table, which kubectl asks for and prints.
+func printerRow(t *testing.T, name string) (names []string, cells []any) {
+	t.Helper()
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := strings.TrimSuffix(cfg.Host, "/") + "/apis/kubevrrp.io/v1alpha1/virtualips/printer"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	url := strings.TrimSuffix(cfg.Host, "/") + "/apis/kubevrrp.io/v1alpha1/virtualips/" + name
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,8 +152,6 @@ func TestPrinterColumns(t *testing.T) {
 	if table.Kind != "Table" {
 		t.Fatalf("got a %q, not a Table:\n%s", table.Kind, body)
 	}
-
-	var names []string
 	for _, c := range table.ColumnDefinitions {
 		names = append(names, strings.ToUpper(c.Name))
 	}
@@ -142,22 +161,9 @@ func TestPrinterColumns(t *testing.T) {
 	if len(table.Rows) != 1 {
 		t.Fatalf("want one row, got %d", len(table.Rows))
 	}
-	cells := table.Rows[0].Cells
+	cells = table.Rows[0].Cells
 	if len(cells) != len(names) {
 		t.Fatalf("want %d cells, got %v", len(names), cells)
 	}
-	got := map[string]string{}
-	for i, n := range names[:5] {
-		got[n] = fmt.Sprint(cells[i])
-	}
-	want := map[string]string{
-		"NAME": "printer", "VRID": "51", "ADDRESSES": `["192.0.2.100/24","192.0.2.101/24"]`,
-		"MASTER": "lb1", "READY": "True",
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("cells (-want +got):\n%s", diff)
-	}
-	if age := fmt.Sprint(cells[5]); age == "" || age == "<nil>" {
-		t.Errorf("AGE is empty")
-	}
+	return names, cells
 }
