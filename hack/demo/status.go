@@ -21,8 +21,8 @@ import (
 
 // watchStatus prints the VirtualIP's status.master, Ready and status.nodes every time they
 // change, until the returned function is called (which may be called more than once): one
-// line with every node's state and priority, then the state and reason of each node whose
-// state or reason changed.
+// line with every node's state and priority, then the state, reason and message of each node
+// whose state, reason or message changed.
 func (d *demo) watchStatus(ctx context.Context) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -36,14 +36,10 @@ func (d *demo) watchStatus(ctx context.Context) func() {
 				nodes := slices.Clone(v.Status.Nodes)
 				slices.SortFunc(nodes, func(a, b v1alpha1.NodeStatus) int { return strings.Compare(a.Name, b.Name) })
 				for _, n := range nodes {
-					k := n.State + "\x00" + n.Reason
+					k := n.State + "\x00" + n.Reason + "\x00" + n.Message
 					if lastNode[n.Name] != k {
 						lastNode[n.Name] = k
-						w := fmt.Sprintf("%16s%s %s", "", n.Name, n.State)
-						if n.Reason != "" {
-							w += ": " + n.Reason
-						}
-						why = append(why, w)
+						why = append(why, fmt.Sprintf("%16s%s", "", nodeLine(n)))
 					}
 				}
 				if line != lastLine || len(why) > 0 {
@@ -67,6 +63,19 @@ func (d *demo) watchStatus(ctx context.Context) func() {
 			<-done
 		})
 	}
+}
+
+// nodeLine is one node's state with its reason and message: "n1 Fault: ProbeFailed (probe
+// haproxy failing)".
+func nodeLine(n v1alpha1.NodeStatus) string {
+	w := n.Name + " " + n.State
+	if n.Reason != "" {
+		w += ": " + n.Reason
+	}
+	if n.Message != "" {
+		w += " (" + n.Message + ")"
+	}
+	return w
 }
 
 // statusLine is what status says in one line: "master=n1 Ready=True  n1 Master 110 ...".
