@@ -126,7 +126,7 @@ func testVIP(name string, mut func(*v1alpha1.VirtualIP)) *v1alpha1.VirtualIP {
 
 func v2Pass(v *v1alpha1.VirtualIP) {
 	v.Spec.Version = 2
-	v.Spec.AdvertisementInterval = &metav1.Duration{Duration: time.Second}
+	v.Spec.AdvertisementInterval = &v1alpha1.Duration{Duration: time.Second}
 	v.Spec.Authentication = &v1alpha1.AuthenticationSpec{Type: "PASS", SecretRef: v1alpha1.SecretKeyRef{Name: "vrrp-auth", Key: "password"}}
 }
 

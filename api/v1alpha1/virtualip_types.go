@@ -32,10 +32,8 @@ type VirtualIPSpec struct {
 
 	// interface is the network interface that carries the adverts and the addresses. Empty means
 	// the interface holding a node address in the first address's subnet.
-	// +kubebuilder:validation:MaxLength=15
-	// +kubebuilder:validation:XValidation:rule=`!self.matches('[/:\\s]') && self != '.' && self != '..'`,message=`interface must be a Linux link name such as eth0: no '/', ':' (an alias like eth0:1 is not a link) or whitespace, not . or ..`
 	// +optional
-	Interface string `json:"interface,omitempty"`
+	Interface InterfaceName `json:"interface,omitempty"`
 
 	// addresses are the virtual addresses the MASTER holds, as CIDR ("192.0.2.10/24") or bare IP
 	// (a bare address is a /32 or /128). All of one family.
@@ -55,21 +53,17 @@ type VirtualIPSpec struct {
 	// advertisementInterval is how often the MASTER advertises. Version 3: 10ms..40.95s in steps
 	// of 10ms (default 100ms: a lost MASTER is replaced in about 0.36s). Version 2: whole seconds
 	// 1s..255s (default 1s). Unset, the agent applies the default of the version.
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule=`self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$')`,message=`write a duration such as 100ms, 1s or 1m30s`
 	// +optional
-	AdvertisementInterval *metav1.Duration `json:"advertisementInterval,omitempty"`
+	AdvertisementInterval *Duration `json:"advertisementInterval,omitempty"`
 
 	// priority of every selected node, 1..254 (default 100); the highest priority becomes MASTER.
 	// nodes[] overrides it per node. 255 is not allowed here: it says "this node owns the
 	// addresses" (RFC 5798 §5.2.4), which only one node can; set it in the nodes[] override of
 	// that one node.
 	// +kubebuilder:default=100
-	// +kubebuilder:validation:XValidation:rule=`self >= 1 && self <= 255`,message=`priority must be 1..254; 255 is only for the owner of the addresses (a node that has them as its own interface addresses, RFC 5798 §5.2.4), which the agent checks on each node`
 	// +kubebuilder:validation:XValidation:rule=`self != 255`,message=`priority 255 here would make every selected node claim to own the addresses, and only one node can (RFC 5798 §5.2.4): set 1..254 here, and 255 only in the nodes[] override of the one node that has the addresses as its own interface addresses`
 	// +optional
-	Priority *int32 `json:"priority,omitempty"`
+	Priority *Priority `json:"priority,omitempty"`
 
 	// nodes overrides settings per node, e.g. a higher priority for the preferred MASTER. At
 	// most one node may have priority 255 (the owner of the addresses).
@@ -99,12 +93,9 @@ type VirtualIPSpec struct {
 	// preemptDelay holds off a preemption after the node starts or recovers (keepalived's
 	// preempt_delay), 0s..1h (default 0s: at once).
 	// +kubebuilder:default="0s"
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule=`self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$')`,message=`write a duration such as 100ms, 1s or 1m30s`
 	// +kubebuilder:validation:XValidation:rule=`!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self) >= duration('0s') && duration(self) <= duration('1h'))`,message=`preemptDelay must be between 0s (preempt at once) and 1h`
 	// +optional
-	PreemptDelay *metav1.Duration `json:"preemptDelay,omitempty"`
+	PreemptDelay *Duration `json:"preemptDelay,omitempty"`
 
 	// accept makes a non-owner MASTER accept packets addressed to the virtual addresses
 	// (RFC 5798 Accept_Mode). Default true, as keepalived without vrrp_strict.
@@ -147,15 +138,12 @@ type NodeOverride struct {
 
 	// priority of this node, 1..254, or 255 for the one node that owns the addresses (has them
 	// as its own interface addresses; the agent checks it).
-	// +kubebuilder:validation:XValidation:rule=`self >= 1 && self <= 255`,message=`priority must be 1..254; 255 is only for the owner of the addresses (a node that has them as its own interface addresses, RFC 5798 §5.2.4), which the agent checks on each node`
 	// +optional
-	Priority *int32 `json:"priority,omitempty"`
+	Priority *Priority `json:"priority,omitempty"`
 
 	// interface overrides spec.interface on this node.
-	// +kubebuilder:validation:MaxLength=15
-	// +kubebuilder:validation:XValidation:rule=`!self.matches('[/:\\s]') && self != '.' && self != '..'`,message=`interface must be a Linux link name such as eth0: no '/', ':' (an alias like eth0:1 is not a link) or whitespace, not . or ..`
 	// +optional
-	Interface string `json:"interface,omitempty"`
+	Interface InterfaceName `json:"interface,omitempty"`
 }
 
 // UnicastSpec configures unicast adverts.
@@ -242,20 +230,14 @@ type ProbeSpec struct {
 	// seconds; probes go down to 10ms, VRRPv3's shortest advertisement interval: checking more
 	// often costs a check each time for a failure seen a few milliseconds sooner.
 	// +kubebuilder:default="1s"
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule=`self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$')`,message=`write a duration such as 100ms, 1s or 1m30s`
 	// +kubebuilder:validation:XValidation:rule=`!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self) >= duration('10ms') && duration(self) <= duration('1h'))`,message=`interval must be between 10ms and 1h, e.g. 1s (a probe checks at most 100 times a second)`
 	// +optional
-	Interval *metav1.Duration `json:"interval,omitempty"`
+	Interval *Duration `json:"interval,omitempty"`
 	// timeout of one check, 1ms..the interval (default: the interval). Below 1ms a check would
 	// fail from scheduling delays rather than from the service.
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule=`self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$')`,message=`write a duration such as 100ms, 1s or 1m30s`
 	// +kubebuilder:validation:XValidation:rule=`!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self) >= duration('1ms'))`,message=`timeout must be at least 1ms and at most the interval, e.g. 500ms`
 	// +optional
-	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	Timeout *Duration `json:"timeout,omitempty"`
 	// fall is how many consecutive failures make the probe unhealthy, 1..255 (default 1).
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:XValidation:rule=`self >= 1 && self <= 255`,message=`fall must be 1..255 consecutive failures`
@@ -334,10 +316,8 @@ type ExecProbe struct {
 type InterfaceProbe struct {
 	// name of the interface, e.g. eth0.
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=15
-	// +kubebuilder:validation:XValidation:rule=`!self.matches('[/:\\s]') && self != '.' && self != '..'`,message=`interface must be a Linux link name such as eth0: no '/', ':' (an alias like eth0:1 is not a link) or whitespace, not . or ..`
 	// +required
-	Name string `json:"name"`
+	Name InterfaceName `json:"name"`
 }
 
 // FileProbe checks that a path exists.

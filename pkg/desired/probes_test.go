@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
@@ -17,9 +16,9 @@ func TestProbes(t *testing.T) {
 	vip.Name = "web"
 	vip.Spec.Probes = []v1alpha1.ProbeSpec{
 		{Name: "haproxy", Process: &v1alpha1.ProcessProbe{Name: "haproxy"},
-			Interval: &metav1.Duration{Duration: 2 * time.Second}, Fall: ptr.To[int32](2), Rise: ptr.To[int32](3), Weight: -20},
+			Interval: &v1alpha1.Duration{Duration: 2 * time.Second}, Fall: ptr.To[int32](2), Rise: ptr.To[int32](3), Weight: -20},
 		{Name: "health", HTTP: &v1alpha1.HTTPProbe{URL: "http://127.0.0.1:8404/healthz", ExpectedStatus: ptr.To[int32](200)},
-			Timeout: &metav1.Duration{Duration: 300 * time.Millisecond}},
+			Timeout: &v1alpha1.Duration{Duration: 300 * time.Millisecond}},
 		{Name: "port", TCP: &v1alpha1.TCPProbe{Address: "127.0.0.1:80"}, Weight: 20},
 		{Name: "uplink", Interface: &v1alpha1.InterfaceProbe{Name: "eth1"}},
 		{Name: "flag", File: &v1alpha1.FileProbe{Path: "/run/lb-ready"}},

@@ -13,7 +13,7 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 )
 
-func dur(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
+func dur(d time.Duration) *v1alpha1.Duration { return &v1alpha1.Duration{Duration: d} }
 
 // validVIP is the seed-style HAProxy pair: every test starts from it and breaks one rule.
 func validVIP() *v1alpha1.VirtualIP {

@@ -419,7 +419,7 @@ func (c *converter) instance(in *Instance) *draft {
 
 	// Advertisement interval: always written, since keepalived's default (1s) is not
 	// kube-vrrp's v3 default (100ms).
-	spec.AdvertisementInterval = &metav1.Duration{Duration: c.advertInterval(in, ver, where)}
+	spec.AdvertisementInterval = &v1alpha1.Duration{Duration: c.advertInterval(in, ver, where)}
 
 	c.priority(d, where)
 	c.preempt(in, spec, where)
@@ -539,7 +539,7 @@ func (c *converter) preempt(in *Instance, spec *v1alpha1.VirtualIPSpec, where st
 		case in.NoPreempt:
 			c.warnf(in.Keys["preempt_delay"], "%s: preempt_delay has no effect with nopreempt; not converted", where)
 		default:
-			spec.PreemptDelay = &metav1.Duration{Duration: in.PreemptDelay}
+			spec.PreemptDelay = &v1alpha1.Duration{Duration: in.PreemptDelay}
 		}
 	}
 }
@@ -808,19 +808,19 @@ func (c *converter) scriptProbe(s *Script) *v1alpha1.ProbeSpec {
 		c.warnf(s.Keys["interval"], "%s: interval %s is below kube-vrrp's 10ms; 10ms is used", in, secs(interval))
 		interval = minProbeInterval
 	}
-	p.Interval = &metav1.Duration{Duration: interval}
+	p.Interval = &v1alpha1.Duration{Duration: interval}
 	switch {
 	case s.Timeout > interval:
 		c.warnf(s.Keys["timeout"], "%s: timeout %s is longer than the interval; keepalived lets a check run into the next interval, kube-vrrp never overlaps checks, so the timeout is the interval (%s)", in, secs(s.Timeout), interval)
-		p.Timeout = &metav1.Duration{Duration: interval}
+		p.Timeout = &v1alpha1.Duration{Duration: interval}
 	case s.Timeout > 0:
-		p.Timeout = &metav1.Duration{Duration: s.Timeout}
+		p.Timeout = &v1alpha1.Duration{Duration: s.Timeout}
 	case ck.timeout > 0 && ck.timeout < minProbeTimeout:
 		c.warnf(at, "%s: the command's own timeout %s is below kube-vrrp's 1ms; the probe's timeout is 1ms", in, secs(ck.timeout))
-		p.Timeout = &metav1.Duration{Duration: minProbeTimeout}
+		p.Timeout = &v1alpha1.Duration{Duration: minProbeTimeout}
 	case ck.timeout > 0 && ck.timeout <= interval:
 		// The command limited itself (curl -m, wget -T, nc -w); the probe does it now.
-		p.Timeout = &metav1.Duration{Duration: ck.timeout}
+		p.Timeout = &v1alpha1.Duration{Duration: ck.timeout}
 	}
 	p.Fall = c.count(s.Fall, s.Keys["fall"], in, "fall")
 	p.Rise = c.count(s.Rise, s.Keys["rise"], in, "rise")
@@ -891,7 +891,7 @@ func (c *converter) processProbe(t *TrackProcess) *v1alpha1.ProbeSpec {
 	}
 	// The delays debounce process changes; fall and rise do that for a polled probe.
 	if t.TerminateDelay > 0 || t.ForkDelay > 0 {
-		p.Interval = &metav1.Duration{Duration: defaultCheckPeriod}
+		p.Interval = &v1alpha1.Duration{Duration: defaultCheckPeriod}
 		if t.TerminateDelay > 0 {
 			p.Fall = ptr(int32(ceilDiv(t.TerminateDelay, defaultCheckPeriod)))
 		}

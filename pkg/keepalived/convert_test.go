@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 )
@@ -29,7 +28,7 @@ func convertString(t *testing.T, conf string) *Result {
 	return res
 }
 
-func dur(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
+func dur(d time.Duration) *v1alpha1.Duration { return &v1alpha1.Duration{Duration: d} }
 
 // instance wraps the body of a vrrp_instance with a VRID and an address.
 func instance(body string) string {

@@ -360,7 +360,7 @@ func boolStr(b *bool, what string) string {
 	return "no " + what
 }
 
-func durStr(d *metav1.Duration) string {
+func durStr(d *v1alpha1.Duration) string {
 	if d == nil {
 		return "none"
 	}

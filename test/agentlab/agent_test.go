@@ -157,7 +157,7 @@ func testApply(t *testing.T, e *env) {
 		Spec: v1alpha1.VirtualIPSpec{
 			VRID:                  51,
 			Addresses:             []string{vip.String()},
-			AdvertisementInterval: &metav1.Duration{Duration: 100 * time.Millisecond},
+			AdvertisementInterval: &v1alpha1.Duration{Duration: 100 * time.Millisecond},
 			Nodes: []v1alpha1.NodeOverride{
 				{Name: "n1", Priority: ptr(priorities["n1"])},
 				{Name: "n2", Priority: ptr(priorities["n2"])},

@@ -167,7 +167,7 @@ func setupPASS(t *testing.T, e *env) error {
 			VRID:                  51,
 			Version:               2,
 			Addresses:             []string{vip.String()},
-			AdvertisementInterval: &metav1.Duration{Duration: v2Interval},
+			AdvertisementInterval: &v1alpha1.Duration{Duration: v2Interval},
 			Nodes: []v1alpha1.NodeOverride{
 				{Name: "n1", Priority: ptr(priorities["n1"])},
 				{Name: "n2", Priority: ptr(priorities["n2"])},

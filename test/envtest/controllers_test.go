@@ -388,7 +388,7 @@ func secretScenario(t *testing.T, admin client.Client, prefix string, n1 *simNod
 	vip := &v1alpha1.VirtualIP{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1alpha1.VirtualIPSpec{
-			VRID: 52, Version: 2, AdvertisementInterval: &metav1.Duration{Duration: time.Second},
+			VRID: 52, Version: 2, AdvertisementInterval: &v1alpha1.Duration{Duration: time.Second},
 			Addresses:      []string{"198.18.0.101/24"},
 			NodeSelector:   &metav1.LabelSelector{MatchLabels: map[string]string{groupLabel: prefix, slotLabel: "1"}},
 			Authentication: &v1alpha1.AuthenticationSpec{Type: "PASS", SecretRef: v1alpha1.SecretKeyRef{Name: secretName, Key: "password"}},
@@ -1492,7 +1492,7 @@ func TestRefusalRetried(t *testing.T) {
 		name := "retry-pass"
 		hardVIP(t, admin, name, group, 86, func(v *v1alpha1.VirtualIP) {
 			v.Spec.Version = 2
-			v.Spec.AdvertisementInterval = &metav1.Duration{Duration: time.Second}
+			v.Spec.AdvertisementInterval = &v1alpha1.Duration{Duration: time.Second}
 			v.Spec.Authentication = &v1alpha1.AuthenticationSpec{Type: "PASS", SecretRef: v1alpha1.SecretKeyRef{Name: name, Key: "password"}}
 		}, "198.18.0.180/24")
 		waitRefused(t, admin, name, controllers.ReasonSecretMissing, "spec.authentication.secretRef: Secret "+agentNamespace+"/"+name+" not found", n1)

@@ -16,7 +16,7 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
 )
 
-func dur(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
+func dur(d time.Duration) *v1alpha1.Duration { return &v1alpha1.Duration{Duration: d} }
 
 // validVIP is the seed-style HAProxy pair of pkg/desired's tests: every case starts from it and
 // breaks one rule.
