@@ -18,6 +18,7 @@ import (
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	probepkg "github.com/kube-vrrp/kube-vrrp/pkg/probe"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
 )
 
@@ -33,33 +34,12 @@ const (
 	DefaultPriority = 100
 	// DefaultProbeInterval is the interval of a probe that sets none.
 	DefaultProbeInterval = time.Second
-	// OwnerPriority is the priority of the address owner (RFC 5798 §6.1); For accepts it only
-	// on a node that has the addresses as its own.
-	OwnerPriority = 255
+	// OwnerPriority is vrrp.OwnerPriority, the priority of the address owner (RFC 5798 §6.1);
+	// For accepts it only on a node that has the addresses as its own.
+	OwnerPriority = vrrp.OwnerPriority
 )
 
-// Limits Validate enforces; they match the CRD schema.
-const (
-	MaxAddresses     = 64
-	MaxPeers         = 64
-	MaxNodes         = 256
-	MaxProbes        = 16
-	MaxPreemptDelay  = time.Hour
-	MaxProbeInterval = probepkg.MaxInterval
-	// MinProbeInterval and MinProbeTimeout are the probe package's bounds (see there why).
-	MinProbeInterval = probepkg.MinInterval
-	MinProbeTimeout  = probepkg.MinTimeout
-	// MinIntervalV3 is one VRRPv3 interval unit (a centisecond), also its step.
-	MinIntervalV3 = 10 * time.Millisecond
-	// MaxInterfaceName is IFNAMSIZ-1.
-	MaxInterfaceName = 15
-	// MaxProcessName is TASK_COMM_LEN-1: the kernel keeps no more of a process name.
-	MaxProcessName = 15
-	MaxExecArgs    = 32
-	// MaxProbeWeight keeps priority + weight inside 1..254 from any base priority.
-	MaxProbeWeight = 253
-)
-
+// passwordMaxLength is the longest PASS password: the size of the authentication data.
 const passwordMaxLength = packet.PassLen
 
 // Checksum modes of spec.checksumMode.
@@ -80,6 +60,11 @@ const AuthPass = "PASS"
 // (spec.priority) and for more than one nodes[] override; whether the one node that has it
 // really owns the addresses cannot be known statically: For checks it against the node's
 // interfaces.
+//
+// The bounds are constants with one home each: the protocol's in pkg/vrrp (VRID, priorities,
+// intervals, link names), the probes' in pkg/probe (timing, fall and rise, weights, process
+// names), the API's own in api/v1alpha1 (list sizes, string lengths, preemptDelay). The CRD's
+// markers repeat the numbers; TestCRDBounds checks the generated schema against the constants.
 func Validate(vip *v1alpha1.VirtualIP) field.ErrorList {
 	var errs field.ErrorList
 	if vip == nil {
@@ -98,9 +83,9 @@ func Validate(vip *v1alpha1.VirtualIP) field.ErrorList {
 	spec := &vip.Spec
 	p := field.NewPath("spec")
 
-	if spec.VRID < 1 || spec.VRID > 255 {
-		errs = append(errs, field.Invalid(p.Child("vrid"), spec.VRID,
-			"set vrid to 1..255, the virtual_router_id shared by every member of the group"))
+	if spec.VRID < vrrp.MinVRID || spec.VRID > vrrp.MaxVRID {
+		errs = append(errs, field.Invalid(p.Child("vrid"), spec.VRID, fmt.Sprintf(
+			"set vrid to %d..%d, the virtual_router_id shared by every member of the group", vrrp.MinVRID, vrrp.MaxVRID)))
 	}
 
 	ver := versionOf(spec)
@@ -147,7 +132,7 @@ func Validate(vip *v1alpha1.VirtualIP) field.ErrorList {
 
 	if spec.PreemptDelay != nil {
 		d := spec.PreemptDelay.Duration
-		if d < 0 || d > MaxPreemptDelay {
+		if d < 0 || d > v1alpha1.MaxPreemptDelay {
 			errs = append(errs, field.Invalid(p.Child("preemptDelay"), d.String(),
 				"set preemptDelay to 0s..1h (0s preempts at once)"))
 		}
@@ -176,9 +161,13 @@ func Validate(vip *v1alpha1.VirtualIP) field.ErrorList {
 		}
 		if a.SecretRef.Name == "" {
 			errs = append(errs, field.Required(ap.Child("secretRef", "name"), "name the Secret holding the password"))
+		} else if len(a.SecretRef.Name) > v1alpha1.MaxNameLength {
+			errs = append(errs, field.TooLong(ap.Child("secretRef", "name"), "", v1alpha1.MaxNameLength))
 		}
 		if a.SecretRef.Key == "" {
 			errs = append(errs, field.Required(ap.Child("secretRef", "key"), "name the key of the Secret holding the password"))
+		} else if len(a.SecretRef.Key) > v1alpha1.MaxNameLength {
+			errs = append(errs, field.TooLong(ap.Child("secretRef", "key"), "", v1alpha1.MaxNameLength))
 		}
 	}
 
@@ -263,8 +252,8 @@ func validateAddresses(addrs []string, p *field.Path) (int, field.ErrorList) {
 	if len(addrs) == 0 {
 		return 0, field.ErrorList{field.Required(p, `list at least one virtual address, e.g. ["192.0.2.10/24"]`)}
 	}
-	if len(addrs) > MaxAddresses {
-		e := field.TooMany(p, len(addrs), MaxAddresses)
+	if len(addrs) > v1alpha1.MaxAddresses {
+		e := field.TooMany(p, len(addrs), v1alpha1.MaxAddresses)
 		e.Detail += "; split the addresses over several VirtualIPs (one VRID each)"
 		errs = append(errs, e)
 	}
@@ -310,12 +299,12 @@ func validateAddresses(addrs []string, p *field.Path) (int, field.ErrorList) {
 func validateInterval(ver int32, d time.Duration, p *field.Path) field.ErrorList {
 	switch ver {
 	case 2:
-		if d < time.Second || d > packet.MaxIntervalV2 || d%time.Second != 0 {
+		if d < vrrp.MinIntervalV2 || d > vrrp.MaxIntervalV2 || d%vrrp.IntervalStepV2 != 0 {
 			return field.ErrorList{field.Invalid(p, d.String(),
 				"VRRPv2 advertises whole seconds: set 1s..255s, or set version: 3 for sub-second intervals")}
 		}
 	case 3:
-		if d < MinIntervalV3 || d > packet.MaxIntervalV3 || d%MinIntervalV3 != 0 {
+		if d < vrrp.MinIntervalV3 || d > vrrp.MaxIntervalV3 || d%vrrp.IntervalStepV3 != 0 {
 			return field.ErrorList{field.Invalid(p, d.String(),
 				"VRRPv3 advertises centiseconds: set 10ms..40.95s in steps of 10ms (default 100ms)")}
 		}
@@ -324,7 +313,7 @@ func validateInterval(ver int32, d time.Duration, p *field.Path) field.ErrorList
 }
 
 func validatePriority(v int32, p *field.Path) field.ErrorList {
-	if v < 1 || v > OwnerPriority {
+	if v < vrrp.MinPriority || v > vrrp.OwnerPriority {
 		return field.ErrorList{field.Invalid(p, v,
 			"set a priority of 1..254 (255 only on the node that owns the addresses)")}
 	}
@@ -333,8 +322,8 @@ func validatePriority(v int32, p *field.Path) field.ErrorList {
 
 func validateNodes(nodes []v1alpha1.NodeOverride, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	if len(nodes) > MaxNodes {
-		errs = append(errs, field.TooMany(p, len(nodes), MaxNodes))
+	if len(nodes) > v1alpha1.MaxNodes {
+		errs = append(errs, field.TooMany(p, len(nodes), v1alpha1.MaxNodes))
 	}
 	seen := make(map[string]int, len(nodes))
 	owner := -1 // the first override with priority 255
@@ -348,8 +337,8 @@ func validateNodes(nodes []v1alpha1.NodeOverride, p *field.Path) field.ErrorList
 			errs = append(errs, e)
 		} else {
 			seen[n.Name] = i
-			if len(n.Name) > validation.DNS1123SubdomainMaxLength {
-				errs = append(errs, field.TooLong(np.Child("name"), n.Name, validation.DNS1123SubdomainMaxLength))
+			if len(n.Name) > v1alpha1.MaxNameLength {
+				errs = append(errs, field.TooLong(np.Child("name"), n.Name, v1alpha1.MaxNameLength))
 			}
 		}
 		if n.Priority != nil {
@@ -379,8 +368,8 @@ func interfaceNameError(name string) string {
 	switch {
 	case name == "":
 		return "name the interface, e.g. eth0"
-	case len(name) > MaxInterfaceName:
-		return fmt.Sprintf("interface names have at most %d characters", MaxInterfaceName)
+	case len(name) > vrrp.MaxInterfaceName:
+		return fmt.Sprintf("interface names have at most %d characters", vrrp.MaxInterfaceName)
 	case name == "." || name == "..":
 		return "use the name of a network interface, e.g. eth0"
 	case strings.ContainsFunc(name, func(r rune) bool { return r == '/' || r == ':' || r == 0 || unicode.IsSpace(r) }):
@@ -391,8 +380,8 @@ func interfaceNameError(name string) string {
 
 func validatePeers(peers []string, family int, vips []string, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	if len(peers) > MaxPeers {
-		errs = append(errs, field.TooMany(p, len(peers), MaxPeers))
+	if len(peers) > v1alpha1.MaxPeers {
+		errs = append(errs, field.TooMany(p, len(peers), v1alpha1.MaxPeers))
 	}
 	vipSet := make(map[netip.Addr]bool, len(vips))
 	for _, s := range vips {
@@ -438,8 +427,8 @@ func validatePeers(peers []string, family int, vips []string, p *field.Path) fie
 
 func validateProbes(probes []v1alpha1.ProbeSpec, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	if len(probes) > MaxProbes {
-		errs = append(errs, field.TooMany(p, len(probes), MaxProbes))
+	if len(probes) > v1alpha1.MaxProbes {
+		errs = append(errs, field.TooMany(p, len(probes), v1alpha1.MaxProbes))
 	}
 	seen := make(map[string]int, len(probes))
 	for i := range probes {
@@ -465,27 +454,28 @@ func validateProbes(probes []v1alpha1.ProbeSpec, p *field.Path) field.ErrorList 
 		interval := DefaultProbeInterval
 		if pr.Interval != nil {
 			interval = pr.Interval.Duration
-			if interval < MinProbeInterval || interval > MaxProbeInterval {
+			if interval < probepkg.MinInterval || interval > probepkg.MaxInterval {
 				errs = append(errs, field.Invalid(pp.Child("interval"), interval.String(),
 					"set an interval of 10ms..1h, e.g. 1s (a probe checks at most 100 times a second)"))
 			}
 		}
 		if pr.Timeout != nil {
 			t := pr.Timeout.Duration
-			if t < MinProbeTimeout || t > interval {
+			if t < probepkg.MinTimeout || t > interval {
 				errs = append(errs, field.Invalid(pp.Child("timeout"), t.String(), fmt.Sprintf(
 					"set a timeout of at least 1ms, so that a check can complete, and at most the interval (%s), so that checks never overlap", interval)))
 			}
 		}
-		if pr.Fall != nil && (*pr.Fall < 1 || *pr.Fall > 255) {
-			errs = append(errs, field.Invalid(pp.Child("fall"), *pr.Fall, "set fall to 1..255 consecutive failures"))
+		if pr.Fall != nil && (*pr.Fall < 1 || *pr.Fall > probepkg.MaxCount) {
+			errs = append(errs, field.Invalid(pp.Child("fall"), *pr.Fall, fmt.Sprintf("set fall to 1..%d consecutive failures", probepkg.MaxCount)))
 		}
-		if pr.Rise != nil && (*pr.Rise < 1 || *pr.Rise > 255) {
-			errs = append(errs, field.Invalid(pp.Child("rise"), *pr.Rise, "set rise to 1..255 consecutive successes"))
+		if pr.Rise != nil && (*pr.Rise < 1 || *pr.Rise > probepkg.MaxCount) {
+			errs = append(errs, field.Invalid(pp.Child("rise"), *pr.Rise, fmt.Sprintf("set rise to 1..%d consecutive successes", probepkg.MaxCount)))
 		}
-		if pr.Weight < -MaxProbeWeight || pr.Weight > MaxProbeWeight {
-			errs = append(errs, field.Invalid(pp.Child("weight"), pr.Weight,
-				"set weight to -253..253 (0: FAULT while failing; negative: added while failing; positive: added while succeeding)"))
+		if pr.Weight < -probepkg.MaxWeight || pr.Weight > probepkg.MaxWeight {
+			errs = append(errs, field.Invalid(pp.Child("weight"), pr.Weight, fmt.Sprintf(
+				"set weight to -%d..%d (0: FAULT while failing; negative: added while failing; positive: added while succeeding)",
+				probepkg.MaxWeight, probepkg.MaxWeight)))
 		}
 	}
 	return errs
@@ -523,20 +513,27 @@ func validateProbeHandler(pr *v1alpha1.ProbeSpec, pp *field.Path) field.ErrorLis
 	switch {
 	case pr.Process != nil:
 		n := pr.Process.Name
-		if n == "" || len(n) > MaxProcessName || strings.ContainsRune(n, '/') {
-			errs = append(errs, field.Invalid(pp.Child("process", "name"), n,
-				"give the process name as the kernel keeps it (as pgrep -x): 1..15 characters, no path"))
+		if n == "" || len(n) > probepkg.MaxProcessName || strings.ContainsRune(n, '/') {
+			errs = append(errs, field.Invalid(pp.Child("process", "name"), n, fmt.Sprintf(
+				"give the process name as the kernel keeps it (as pgrep -x): 1..%d characters, no path", probepkg.MaxProcessName)))
 		}
-		if e := pr.Process.Executable; e != "" && (len(e) > 4095 || !strings.HasPrefix(e, "/") || e == "/" || path.Clean(e) != e) {
+		if e := pr.Process.Executable; e != "" && (len(e) > v1alpha1.MaxExecutableLength || !strings.HasPrefix(e, "/") || e == "/" || path.Clean(e) != e) {
 			errs = append(errs, field.Invalid(pp.Child("process", "executable"), e,
 				"give the executable's absolute path as /proc/PID/exe shows it (no //, . or .. parts, no trailing /), e.g. /usr/sbin/haproxy"))
 		}
 	case pr.TCP != nil:
-		errs = append(errs, validateHostPort(pr.TCP.Address, pp.Child("tcp", "address"))...)
+		ap := pp.Child("tcp", "address")
+		if len(pr.TCP.Address) > v1alpha1.MaxHostPortLength {
+			errs = append(errs, field.TooLong(ap, "", v1alpha1.MaxHostPortLength))
+		} else {
+			errs = append(errs, validateHostPort(pr.TCP.Address, ap)...)
+		}
 	case pr.HTTP != nil:
 		hp := pp.Child("http")
 		u, err := url.Parse(pr.HTTP.URL)
 		switch {
+		case len(pr.HTTP.URL) > v1alpha1.MaxURLLength:
+			errs = append(errs, field.TooLong(hp.Child("url"), "", v1alpha1.MaxURLLength))
 		case err != nil:
 			errs = append(errs, field.Invalid(hp.Child("url"), pr.HTTP.URL, "write an absolute http:// or https:// URL: "+err.Error()))
 		case u.Scheme != "http" && u.Scheme != "https":
@@ -553,19 +550,27 @@ func validateProbeHandler(pr *v1alpha1.ProbeSpec, pp *field.Path) field.ErrorLis
 		switch {
 		case len(c) == 0:
 			errs = append(errs, field.Required(ep, "give the command as an argv list, e.g. [/usr/bin/check, --quiet]"))
-		case len(c) > MaxExecArgs:
-			errs = append(errs, field.TooMany(ep, len(c), MaxExecArgs))
+		case len(c) > v1alpha1.MaxExecArgs:
+			errs = append(errs, field.TooMany(ep, len(c), v1alpha1.MaxExecArgs))
 		case !strings.HasPrefix(c[0], "/"):
 			errs = append(errs, field.Invalid(ep.Index(0), c[0],
 				"give the program's absolute path (there is no shell and no PATH lookup), e.g. /usr/bin/pgrep"))
+		}
+		for i, arg := range c {
+			if len(arg) > v1alpha1.MaxExecArgLength {
+				errs = append(errs, field.TooLong(ep.Index(i), "", v1alpha1.MaxExecArgLength))
+			}
 		}
 	case pr.Interface != nil:
 		if msg := interfaceNameError(pr.Interface.Name); msg != "" {
 			errs = append(errs, field.Invalid(pp.Child("interface", "name"), pr.Interface.Name, msg))
 		}
 	case pr.File != nil:
-		if !strings.HasPrefix(pr.File.Path, "/") {
-			errs = append(errs, field.Invalid(pp.Child("file", "path"), pr.File.Path, "give an absolute path, e.g. /run/haproxy.ok"))
+		switch fp := pp.Child("file", "path"); {
+		case len(pr.File.Path) > v1alpha1.MaxFilePathLength:
+			errs = append(errs, field.TooLong(fp, "", v1alpha1.MaxFilePathLength))
+		case !strings.HasPrefix(pr.File.Path, "/"):
+			errs = append(errs, field.Invalid(fp, pr.File.Path, "give an absolute path, e.g. /run/haproxy.ok"))
 		}
 	}
 	return errs

@@ -2,6 +2,7 @@ package desired
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -291,6 +292,31 @@ func TestValidate(t *testing.T) {
 			"spec.probes[3].http.url", "spec.probes[4].http.url", "spec.probes[5].http.url", "spec.probes[6].http.expectedStatus",
 			"spec.probes[7].exec.command[0]", "spec.probes[8].exec.command", "spec.probes[9].interface.name",
 			"spec.probes[10].file.path", "spec.probes[11].process.name",
+		}},
+		// The CRD's string bounds (TestCRDBounds), one byte over.
+		{name: "strings one byte too long", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Version = 2
+			v.Spec.AdvertisementInterval = dur(time.Second)
+			v.Spec.Authentication = &v1alpha1.AuthenticationSpec{Type: "PASS", SecretRef: v1alpha1.SecretKeyRef{
+				Name: strings.Repeat("s", v1alpha1.MaxNameLength+1), Key: strings.Repeat("k", v1alpha1.MaxNameLength+1)}}
+			v.Spec.Probes = []v1alpha1.ProbeSpec{
+				probe("f", func(p *v1alpha1.ProbeSpec) { p.File.Path = "/" + strings.Repeat("x", v1alpha1.MaxFilePathLength) }),
+				probe("h", func(p *v1alpha1.ProbeSpec) {
+					p.File = nil
+					p.HTTP = &v1alpha1.HTTPProbe{URL: "http://h/" + strings.Repeat("x", v1alpha1.MaxURLLength)}
+				}),
+				probe("e", func(p *v1alpha1.ProbeSpec) {
+					p.File = nil
+					p.Exec = &v1alpha1.ExecProbe{Command: []string{"/bin/x", strings.Repeat("x", v1alpha1.MaxExecArgLength+1)}}
+				}),
+				probe("t", func(p *v1alpha1.ProbeSpec) {
+					p.File = nil
+					p.TCP = &v1alpha1.TCPProbe{Address: strings.Repeat("h", v1alpha1.MaxHostPortLength) + ":1"}
+				}),
+			}
+		}, want: []string{
+			"spec.authentication.secretRef.name", "spec.authentication.secretRef.key",
+			"spec.probes[0].file.path", "spec.probes[1].http.url", "spec.probes[2].exec.command[1]", "spec.probes[3].tcp.address",
 		}},
 		{name: "17 probes", mut: func(v *v1alpha1.VirtualIP) {
 			v.Spec.Probes = nil

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
 // Kind is what a probe checks.
@@ -32,12 +34,15 @@ const (
 	KindFile Kind = "file"
 )
 
-// Defaults and limits of a Spec, the same as the VirtualIP API's.
+// Defaults and limits of a Spec. They are the one home of these bounds: pkg/desired enforces
+// them on a VirtualIP's probes, and its tests check the CRD's markers against them.
 const (
 	DefaultInterval = time.Second
 	MaxInterval     = time.Hour
 	MaxCount        = 255 // fall and rise
-	MaxWeight       = 253
+	// MaxWeight keeps the priority plus one weight inside 1..254 from any base priority a
+	// non-owner can have; the engine clamps the sum of several (docs/design.md §6.3).
+	MaxWeight = vrrp.MaxBackupPriority - vrrp.MinPriority
 	// MaxProcessName is the longest process name the kernel keeps (TASK_COMM_LEN - 1): a
 	// process started as "haproxy-ingress-controller" is named "haproxy-ingress".
 	MaxProcessName = 15
@@ -163,7 +168,7 @@ func (s *Spec) Validate() error {
 			bad("command %q: give the argv with the program's absolute path first (no shell, no PATH lookup)", s.Command)
 		}
 	case KindInterface:
-		if s.Interface == "" || len(s.Interface) > 15 || strings.ContainsAny(s.Interface, "/: \t\n") {
+		if s.Interface == "" || len(s.Interface) > vrrp.MaxInterfaceName || strings.ContainsAny(s.Interface, "/: \t\n") {
 			bad("interface name %q is not a Linux link name", s.Interface)
 		}
 	case KindFile:

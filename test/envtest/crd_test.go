@@ -14,6 +14,8 @@ import (
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
+	probepkg "github.com/kube-vrrp/kube-vrrp/pkg/probe"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
 func dur(d time.Duration) *v1alpha1.Duration { return &v1alpha1.Duration{Duration: d} }
@@ -178,6 +180,8 @@ var rejected = []struct {
 	}, want: []string{"spec.nodes: Invalid value", "only one node can own the addresses, but several nodes have priority 255: keep 255 only for the node that has the addresses as its own interface addresses, and set 1..254 for the others"}},
 	{name: "node priority 0", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Nodes[0].Priority = ptr.To[int32](0) },
 		want: []string{"spec.nodes[0].priority: Invalid value: 0: priority must be 1..254; 255 is only for the owner"}},
+	{name: "node priority 256", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Nodes[0].Priority = ptr.To[int32](vrrp.OwnerPriority + 1) },
+		want: []string{"spec.nodes[0].priority: Invalid value: 256: priority must be 1..254; 255 is only for the owner"}},
 	{name: "duplicate node, nameless node", mut: func(v *v1alpha1.VirtualIP) {
 		v.Spec.Nodes = append(v.Spec.Nodes, v1alpha1.NodeOverride{Name: "lb1"}, v1alpha1.NodeOverride{})
 	}, want: []string{`spec.nodes[1]: Duplicate value: {"name":"lb1"}`, `spec.nodes[2].name: Invalid value: "": spec.nodes[2].name in body should be at least 1 chars long`}},
@@ -258,8 +262,12 @@ var rejected = []struct {
 		v2(v)
 		v.Spec.Authentication = pass()
 		v.Spec.Authentication.SecretRef.Name = strings.Repeat("s", 254)
-	}, want: []string{"spec.authentication.secretRef.name: Too long: may not be more than 253 bytes"},
-		agentAccepts: "the agent bounds no Secret name; reading the Secret fails instead"},
+	}, want: []string{"spec.authentication.secretRef.name: Too long: may not be more than 253 bytes"}},
+	{name: "secret key too long", mut: func(v *v1alpha1.VirtualIP) {
+		v2(v)
+		v.Spec.Authentication = pass()
+		v.Spec.Authentication.SecretRef.Key = strings.Repeat("k", v1alpha1.MaxNameLength+1)
+	}, want: []string{"spec.authentication.secretRef.key: Too long: may not be more than 253 bytes"}},
 
 	// probes
 	{name: "probe names", mut: func(v *v1alpha1.VirtualIP) {
@@ -358,22 +366,44 @@ var rejected = []struct {
 		want: []string{"spec.probes[0].process.name: Too long: may not be more than 15 bytes"}},
 	{name: "file path too long", mut: func(v *v1alpha1.VirtualIP) {
 		v.Spec.Probes = []v1alpha1.ProbeSpec{probe("f", func(p *v1alpha1.ProbeSpec) { p.File.Path = "/" + strings.Repeat("x", 4096) })}
-	}, want: []string{"spec.probes[0].file.path: Too long: may not be more than 4096 bytes"},
-		agentAccepts: "the agent bounds no path length; the CRD bounds every string so that CEL cost estimates pass"},
+	}, want: []string{"spec.probes[0].file.path: Too long: may not be more than 4096 bytes"}},
 	{name: "url too long", mut: func(v *v1alpha1.VirtualIP) {
 		v.Spec.Probes = []v1alpha1.ProbeSpec{probe("h", func(p *v1alpha1.ProbeSpec) {
 			p.File = nil
 			p.HTTP = &v1alpha1.HTTPProbe{URL: "http://h/" + strings.Repeat("x", 2040)}
 		})}
-	}, want: []string{"spec.probes[0].http.url: Too long: may not be more than 2048 bytes"},
-		agentAccepts: "the agent bounds no URL length"},
+	}, want: []string{"spec.probes[0].http.url: Too long: may not be more than 2048 bytes"}},
 	{name: "exec argument too long", mut: func(v *v1alpha1.VirtualIP) {
 		v.Spec.Probes = []v1alpha1.ProbeSpec{probe("e", func(p *v1alpha1.ProbeSpec) {
 			p.File = nil
 			p.Exec = &v1alpha1.ExecProbe{Command: []string{"/bin/x", strings.Repeat("x", 1025)}}
 		})}
-	}, want: []string{"spec.probes[0].exec.command[1]: Too long: may not be more than 1024 bytes"},
-		agentAccepts: "the agent bounds no argument length"},
+	}, want: []string{"spec.probes[0].exec.command[1]: Too long: may not be more than 1024 bytes"}},
+	{name: "tcp address too long", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Probes = []v1alpha1.ProbeSpec{probe("t", func(p *v1alpha1.ProbeSpec) {
+			p.File = nil
+			p.TCP = &v1alpha1.TCPProbe{Address: strings.Repeat("h", v1alpha1.MaxHostPortLength-4) + ":8404"}
+		})}
+	}, want: []string{"spec.probes[0].tcp.address: Too long: may not be more than 261 bytes"}},
+	// interface names are one type (v1alpha1.InterfaceName) wherever they appear.
+	{name: "probe interface names", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Probes = []v1alpha1.ProbeSpec{
+			probe("alias", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Interface = &v1alpha1.InterfaceProbe{Name: "eth0:1"} }),
+			probe("dot", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Interface = &v1alpha1.InterfaceProbe{Name: "."} }),
+		}
+	}, want: []string{
+		`spec.probes[0].interface.name: Invalid value: "eth0:1": interface must be a Linux link name such as eth0: no '/', ':' (an alias like eth0:1 is not a link)`,
+		`spec.probes[1].interface.name: Invalid value: ".": interface must be a Linux link name`}},
+	// A Too long error stops the API server before the CEL rules: a case of its own.
+	{name: "probe interface name too long", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Probes = []v1alpha1.ProbeSpec{probe("long", func(p *v1alpha1.ProbeSpec) {
+			p.File = nil
+			p.Interface = &v1alpha1.InterfaceProbe{Name: strings.Repeat("e", vrrp.MaxInterfaceName+1)}
+		})}
+	}, want: []string{"spec.probes[0].interface.name: Too long: may not be more than 15 bytes"}},
+	{name: "node interface too long", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Nodes[0].Interface = strings.Repeat("e", vrrp.MaxInterfaceName+1)
+	}, want: []string{"spec.nodes[0].interface: Too long: may not be more than 15 bytes"}},
 	{name: "17 probes", mut: func(v *v1alpha1.VirtualIP) {
 		v.Spec.Probes = nil
 		for i := range 17 {
@@ -479,6 +509,38 @@ var accepted = []struct {
 		v.Spec.Probes = nil
 	}},
 	{name: "checksumMode RFC9568", mut: func(v *v1alpha1.VirtualIP) { v.Spec.ChecksumMode = "RFC9568" }},
+	{name: "longest strings", mut: func(v *v1alpha1.VirtualIP) {
+		v2(v)
+		v.Spec.Authentication = pass()
+		v.Spec.Authentication.SecretRef.Name = strings.Repeat("s", v1alpha1.MaxNameLength)
+		v.Spec.Authentication.SecretRef.Key = strings.Repeat("k", v1alpha1.MaxNameLength)
+		v.Spec.Nodes[0].Name = strings.Repeat("n", v1alpha1.MaxNameLength)
+		v.Spec.Nodes[0].Interface = strings.Repeat("e", vrrp.MaxInterfaceName)
+		v.Spec.Probes = []v1alpha1.ProbeSpec{
+			probe("f", func(p *v1alpha1.ProbeSpec) { p.File.Path = "/" + strings.Repeat("x", v1alpha1.MaxFilePathLength-1) }),
+			probe("h", func(p *v1alpha1.ProbeSpec) {
+				p.File = nil
+				p.HTTP = &v1alpha1.HTTPProbe{URL: "http://h/" + strings.Repeat("x", v1alpha1.MaxURLLength-len("http://h/"))}
+			}),
+			probe("e", func(p *v1alpha1.ProbeSpec) {
+				p.File = nil
+				p.Exec = &v1alpha1.ExecProbe{Command: []string{"/bin/x", strings.Repeat("x", v1alpha1.MaxExecArgLength)}}
+			}),
+			probe("t", func(p *v1alpha1.ProbeSpec) {
+				p.File = nil
+				p.TCP = &v1alpha1.TCPProbe{Address: strings.Repeat("h", v1alpha1.MaxHostPortLength-5) + ":8404"}
+			}),
+			probe("i", func(p *v1alpha1.ProbeSpec) {
+				p.File = nil
+				p.Interface = &v1alpha1.InterfaceProbe{Name: strings.Repeat("e", vrrp.MaxInterfaceName)}
+			}),
+			probe("p", func(p *v1alpha1.ProbeSpec) {
+				p.File = nil
+				p.Process = &v1alpha1.ProcessProbe{Name: strings.Repeat("p", probepkg.MaxProcessName),
+					Executable: "/" + strings.Repeat("x", v1alpha1.MaxExecutableLength-1)}
+			}),
+		}
+	}},
 	{name: "probe interval 10ms, timeout 1ms and 10ms", mut: func(v *v1alpha1.VirtualIP) {
 		v.Spec.Probes = []v1alpha1.ProbeSpec{
 			probe("a", func(p *v1alpha1.ProbeSpec) { p.Interval, p.Timeout = dur(10*time.Millisecond), dur(time.Millisecond) }),
