@@ -13,6 +13,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/pkg/probe"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
 )
 
 // SecretNamespace is the namespace of the Secrets Convert writes: the agent reads Secrets
@@ -24,22 +27,27 @@ const SecretKey = "password"
 
 // keepalived's defaults, where they matter to the conversion.
 const (
-	defaultPriority     = 100
-	ownerPriority       = 255
-	defaultVersion      = 2
-	defaultAdvertInt    = time.Second
-	defaultCheckPeriod  = time.Second
-	maxAuthPass         = 8
-	maxAddresses        = 64
-	maxProbes           = 16
-	maxProbeWeight      = 253
-	maxProbeCount       = 255
-	v3MaxAdvertInterval = 4095 * 10 * time.Millisecond
-	maxProbeInterval    = time.Hour
+	defaultPriority    = 100
+	defaultVersion     = 2
+	defaultAdvertInt   = time.Second
+	defaultCheckPeriod = time.Second
+)
+
+// What a VirtualIP can hold: the bounds' homes are pkg/vrrp, pkg/probe and api/v1alpha1, and
+// the conversion clamps or refuses what is beyond them.
+const (
+	ownerPriority       = vrrp.OwnerPriority
+	maxAuthPass         = packet.PassLen
+	maxAddresses        = v1alpha1.MaxAddresses
+	maxProbes           = v1alpha1.MaxProbes
+	maxProbeWeight      = probe.MaxWeight
+	maxProbeCount       = probe.MaxCount
+	v3MaxAdvertInterval = vrrp.MaxIntervalV3
+	maxProbeInterval    = probe.MaxInterval
 	// A VirtualIP's probe checks at most every 10ms and waits at least 1ms (see
 	// probe.MinInterval); keepalived takes intervals and timeouts down to 1ms.
-	minProbeInterval = 10 * time.Millisecond
-	minProbeTimeout  = time.Millisecond
+	minProbeInterval = probe.MinInterval
+	minProbeTimeout  = probe.MinTimeout
 )
 
 // Result is the Kubernetes equivalent of keepalived configurations.
@@ -693,7 +701,7 @@ func (c *converter) probes(d *draft, where string) {
 			c.warnf(t.pos, "%s: track_%s %s weight %d: keepalived sets the tracking weights of sync group members to 0 (FAULT on failure) unless sync_group_tracking_weight is set, and so does the conversion", where, t.kind, t.name, t.weight)
 			t.weight = 0
 		}
-		if t.weight != 0 && d.priority >= 254 && (in.Priority == ownerPriority || in.Priority == 0 && in.State == "MASTER") {
+		if t.weight != 0 && d.priority >= vrrp.MaxBackupPriority && (in.Priority == ownerPriority || in.Priority == 0 && in.State == "MASTER") {
 			c.warnf(t.pos, "%s: track_%s %s with weight %d is ignored by keepalived for an address owner (priority 255); not converted", where, t.kind, t.name, t.weight)
 			continue
 		}
@@ -781,12 +789,12 @@ func (c *converter) scriptProbe(s *Script) *v1alpha1.ProbeSpec {
 		c.warnf(at, "%s (%s): %s", in, s.Command, n)
 	}
 	if ck.exec != nil {
-		if len(ck.exec.Command) > 32 {
-			ck = shellExec(s.Command, "it has more than 32 arguments")
+		if len(ck.exec.Command) > v1alpha1.MaxExecArgs {
+			ck = shellExec(s.Command, fmt.Sprintf("it has more than %d arguments", v1alpha1.MaxExecArgs))
 		}
 		for _, a := range ck.exec.Command {
-			if len(a) > 1024 {
-				c.errorf(at, "%s: an argument of the script is longer than 1024 bytes, which an exec probe cannot hold", in)
+			if len(a) > v1alpha1.MaxExecArgLength {
+				c.errorf(at, "%s: an argument of the script is longer than %d bytes, which an exec probe cannot hold", in, v1alpha1.MaxExecArgLength)
 				return nil
 			}
 		}
@@ -875,7 +883,7 @@ func (c *converter) processProbe(t *TrackProcess) *v1alpha1.ProbeSpec {
 		name = name[strings.LastIndexByte(name, '/')+1:]
 	}
 	if len(name) > maxProcessName {
-		c.warnf(t.Keys["process"], "%s: process name %s is longer than the kernel's 15 characters; the probe matches %s", in, name, name[:maxProcessName])
+		c.warnf(t.Keys["process"], "%s: process name %s is longer than the kernel's %d characters; the probe matches %s", in, name, maxProcessName, name[:maxProcessName])
 		name = name[:maxProcessName]
 	}
 	if name == "" {
@@ -1060,5 +1068,5 @@ func yamlSafe(s string) bool {
 }
 
 func interfaceNameBad(s string) bool {
-	return s == "" || len(s) > maxProcessName || s == "." || s == ".." || strings.ContainsAny(s, "/: \t\n\r\v\f\x00")
+	return s == "" || len(s) > vrrp.MaxInterfaceName || s == "." || s == ".." || strings.ContainsAny(s, "/: \t\n\r\v\f\x00")
 }

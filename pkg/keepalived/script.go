@@ -11,6 +11,7 @@ import (
 	"time"
 
 	v1alpha1 "github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/pkg/probe"
 )
 
 // check is what a script turns into: exactly one of the probe kinds, an optional timeout the
@@ -26,7 +27,7 @@ type check struct {
 }
 
 // maxProcessName is the length of a process name as the kernel keeps it (comm).
-const maxProcessName = 15
+const maxProcessName = probe.MaxProcessName
 
 // Characters that only a shell gives a meaning to. keepalived 2.x execs scripts directly, so
 // it passes them to the program unchanged.
@@ -470,7 +471,7 @@ func httpURL(s string) (string, []string, bool) {
 		s = "http://" + s
 	}
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || len(s) > 2048 {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || len(s) > v1alpha1.MaxURLLength {
 		return "", nil, false
 	}
 	return s, notes, true
