@@ -250,7 +250,8 @@ func ValidatePassword(vip *v1alpha1.VirtualIP, password []byte) *field.Error {
 }
 
 // maxPriority is the highest priority a node configured with prio can advertise: positive probe
-// weights raise it while they succeed, clamped to vrrp.MaxBackupPriority (254) as the engine does. 0 stays unknown.
+// weights raise it while they succeed, clamped to vrrp.MaxBackupPriority (254) as the engine
+// does. 0 stays unknown.
 func maxPriority(vip *v1alpha1.VirtualIP, prio uint8) uint8 {
 	if prio == 0 || prio == OwnerPriority {
 		return prio
