@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -16,15 +17,17 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
-// fakeAgent implements Agent: it records Apply and Remove, and Snapshot returns what the test
-// set (statuses) for the instances it runs.
+// fakeAgent implements Agent and MetricsSource: it records Apply and Remove, and Snapshot,
+// TransitionCounts and LostEvents return what the test set.
 type fakeAgent struct {
-	mu       sync.Mutex
-	applyErr error
-	configs  map[string]vrrp.Config
-	applied  []string // names, in call order
-	removed  []string
-	statuses []agent.Status
+	mu          sync.Mutex
+	applyErr    error
+	configs     map[string]vrrp.Config
+	applied     []string // names, in call order
+	removed     []string
+	statuses    []agent.Status
+	transitions map[agent.TransitionKey]uint64
+	lost        map[string]uint64
 }
 
 func newFakeAgent() *fakeAgent { return &fakeAgent{configs: map[string]vrrp.Config{}} }
@@ -62,6 +65,18 @@ func (f *fakeAgent) Snapshot() []agent.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.statuses)
+}
+
+func (f *fakeAgent) TransitionCounts() map[agent.TransitionKey]uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.transitions)
+}
+
+func (f *fakeAgent) LostEvents() map[string]uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.lost)
 }
 
 func (f *fakeAgent) config(name string) (vrrp.Config, bool) {

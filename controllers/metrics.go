@@ -17,13 +17,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
-// Collector exposes the agent's instances as Prometheus metrics, read from a snapshot at
-// scrape time: no counter is kept twice.
+// MetricsSource is what the Collector reads; *agent.Agent implements it.
+type MetricsSource interface {
+	Snapshot() []agent.Status
+	TransitionCounts() map[agent.TransitionKey]uint64
+	LostEvents() map[string]uint64
+}
+
+// Collector exposes the agent's instances as Prometheus metrics, read at scrape time from the
+// snapshot (states, priorities, the engine's packet counters) and from the counters the agent
+// keeps as it publishes its event stream (transitions, exact however fast they come, and the
+// events a slow subscriber lost; docs/design.md §3.3): no counter is kept twice.
 type Collector struct {
-	Agent Agent
+	Agent MetricsSource
 	Node  string
 }
 
@@ -34,7 +44,10 @@ var (
 	descPriority = prometheus.NewDesc("kube_vrrp_priority",
 		"Effective VRRP priority of the instance (after probe weights).", []string{"vip", "node"}, nil)
 	descTransitions = prometheus.NewDesc("kube_vrrp_transitions_total",
-		"State transitions of the instance.", []string{"vip", "node"}, nil)
+		"State transitions of the instance, by the state entered and the reason.", []string{"vip", "node", "state", "reason"}, nil)
+	descLost = prometheus.NewDesc("kube_vrrp_events_lost_total",
+		"Events a consumer of the agent's event stream lost because it read too slowly (Kubernetes Events, --events).",
+		[]string{"node", "consumer"}, nil)
 	descSent = prometheus.NewDesc("kube_vrrp_adverts_sent_total",
 		"VRRP advertisements sent.", []string{"vip", "node"}, nil)
 	descReceived = prometheus.NewDesc("kube_vrrp_adverts_received_total",
@@ -49,7 +62,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descPriority, descTransitions, descSent, descReceived, descDrops, descProbe} {
+	for _, d := range []*prometheus.Desc{descState, descPriority, descTransitions, descLost, descSent, descReceived, descDrops, descProbe} {
 		ch <- d
 	}
 }
@@ -66,7 +79,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, st.Name, c.Node, s.String())
 		}
 		ch <- prometheus.MustNewConstMetric(descPriority, prometheus.GaugeValue, float64(st.Priority), st.Name, c.Node)
-		ch <- prometheus.MustNewConstMetric(descTransitions, prometheus.CounterValue, float64(st.Stats.Transitions), st.Name, c.Node)
 		ch <- prometheus.MustNewConstMetric(descSent, prometheus.CounterValue, float64(st.Stats.AdvertsSent), st.Name, c.Node)
 		ch <- prometheus.MustNewConstMetric(descReceived, prometheus.CounterValue, float64(st.Stats.AdvertsReceived), st.Name, c.Node)
 		for reason, n := range st.Stats.Drops {
@@ -82,6 +94,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstMetric(descProbe, prometheus.GaugeValue, v, st.Name, c.Node, p.Name)
 		}
+	}
+	for k, n := range c.Agent.TransitionCounts() {
+		ch <- prometheus.MustNewConstMetric(descTransitions, prometheus.CounterValue, float64(n), k.VIP, c.Node, k.State.String(), k.Reason)
+	}
+	for consumer, n := range c.Agent.LostEvents() {
+		ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(n), c.Node, consumer)
 	}
 }
 

@@ -76,6 +76,12 @@ func TestCollector(t *testing.T) {
 		},
 		{Status: vrrp.Status{Name: "dns", State: vrrp.Backup, Priority: 100, Stats: vrrp.Stats{AdvertsReceived: 50, Transitions: 1}}},
 	}
+	fa.transitions = map[agent.TransitionKey]uint64{
+		{VIP: "haproxy", State: vrrp.Backup, Reason: vrrp.ReasonStarted}:    1,
+		{VIP: "haproxy", State: vrrp.Master, Reason: vrrp.ReasonMasterDown}: 1,
+		{VIP: "dns", State: vrrp.Backup, Reason: vrrp.ReasonStarted}:        1,
+	}
+	fa.lost = map[string]uint64{"events": 3}
 	c := &Collector{Agent: fa, Node: "lb1"}
 
 	got := scrape(t, c)
@@ -90,7 +96,12 @@ func TestCollector(t *testing.T) {
 			`node="lb1",vip="haproxy"`: 90, `node="lb1",vip="dns"`: 100,
 		}},
 		"kube_vrrp_transitions_total": {typ: "COUNTER", series: map[string]float64{
-			`node="lb1",vip="haproxy"`: 2, `node="lb1",vip="dns"`: 1,
+			`node="lb1",reason="Started",state="Backup",vip="haproxy"`:         1,
+			`node="lb1",reason="MasterDownTimer",state="Master",vip="haproxy"`: 1,
+			`node="lb1",reason="Started",state="Backup",vip="dns"`:             1,
+		}},
+		"kube_vrrp_events_lost_total": {typ: "COUNTER", series: map[string]float64{
+			`consumer="events",node="lb1"`: 3,
 		}},
 		"kube_vrrp_adverts_sent_total": {typ: "COUNTER", series: map[string]float64{
 			`node="lb1",vip="haproxy"`: 1200, `node="lb1",vip="dns"`: 0,
@@ -129,6 +140,13 @@ func TestCollector(t *testing.T) {
 	fa.mu.Lock()
 	fa.statuses = fa.statuses[1:]
 	fa.statuses[0].State = vrrp.Master
+	// The agent forgets a removed instance's transition counters (agent.EventRemoved).
+	for k := range fa.transitions {
+		if k.VIP == "haproxy" {
+			delete(fa.transitions, k)
+		}
+	}
+	fa.lost = nil
 	fa.mu.Unlock()
 	got = scrape(t, c)
 	if v := got["kube_vrrp_state"].series[`node="lb1",state="Master",vip="dns"`]; v != 1 {
@@ -144,12 +162,12 @@ func TestCollector(t *testing.T) {
 		}
 	}
 	if n != 8 {
-		t.Errorf("after haproxy went away: %d series, want 8 (dns: 4 states, priority, 3 counters)", n)
+		t.Errorf("after haproxy went away: %d series, want 8 (dns: 4 states, priority, 2 counters, 1 transition counter)", n)
 	}
 
 	// No instance: no series, and Describe still announces every family.
 	fa.mu.Lock()
-	fa.statuses = nil
+	fa.statuses, fa.transitions = nil, nil
 	fa.mu.Unlock()
 	if got := scrape(t, c); len(got) != 0 {
 		t.Errorf("no instance: %d families", len(got))
@@ -157,7 +175,7 @@ func TestCollector(t *testing.T) {
 	ch := make(chan *prometheus.Desc, 16)
 	c.Describe(ch)
 	close(ch)
-	if len(ch) != 7 {
-		t.Errorf("Describe: %d Descs, want 7", len(ch))
+	if len(ch) != 8 {
+		t.Errorf("Describe: %d Descs, want 8", len(ch))
 	}
 }

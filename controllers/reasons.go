@@ -98,6 +98,9 @@ const (
 	// ReasonForeignRouter: this node hears, for the first time, a router that is not a node of
 	// the group advertise its VRID with other addresses (Warning).
 	ReasonForeignRouter = "ForeignRouter"
+	// ReasonFlapping: this node's instance changed state more often than its Events may say
+	// one by one; the note counts the transitions not recorded and gives the last (Warning).
+	ReasonFlapping = "Flapping"
 )
 
 // becameReason is the reason of the Event of a transition of this node to state: BecameBackup,
@@ -107,7 +110,7 @@ func becameReason(state string) string { return "Became" + state }
 
 // EventReasons returns every reason of the Events a node records.
 func EventReasons() []string {
-	out := []string{ReasonProbeFailed, ReasonProbeRecovered, ReasonForeignRouter}
+	out := []string{ReasonProbeFailed, ReasonProbeRecovered, ReasonForeignRouter, ReasonFlapping}
 	for _, s := range []vrrp.State{vrrp.Initialize, vrrp.Backup, vrrp.Master, vrrp.Fault} {
 		out = append(out, becameReason(s.String()))
 	}

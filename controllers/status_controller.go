@@ -28,10 +28,14 @@ import (
 )
 
 // StatusReconciler writes this node's entry of status.nodes with server-side apply, under a
-// field manager of its own, so agents never overwrite each other. It is fed by the agent's
-// change signal; the work queue coalesces bursts per VirtualIP and retries failed writes with
-// a short backoff, so status catches up within seconds once the API server is back. Nothing
-// here can change VRRP state: it only reads snapshots.
+// field manager of its own, so agents never overwrite each other. An entry says what is, not
+// what happened: it is built from the agent's snapshot each time, so a write that coalesces a
+// burst of transitions, or fails, cannot leave a wrong entry behind (transitions become Events
+// through EventReporter, from the typed stream). It is fed by the agent's change signal; the
+// work queue coalesces bursts per VirtualIP and retries failed writes with a short backoff, so
+// status catches up within seconds once the API server is back. Nothing here can change VRRP
+// state: it only reads snapshots. It also records the Events that status alone knows of: a
+// refusal (refusalEvent) and a foreign router that is not a member (foreignEvents).
 type StatusReconciler struct {
 	// Client writes status; Reader reads VirtualIPs from the cache.
 	Client   client.Client
@@ -46,8 +50,6 @@ type StatusReconciler struct {
 	// Resync re-sends every entry this often, to repair what another writer removed.
 	Resync time.Duration
 
-	last        map[string]string          // VirtualIP -> last state reported, for Events
-	lastProbe   map[string]bool            // VirtualIP and probe -> last health reported, for Events
 	lastRefusal map[string]Rejection       // VirtualIP -> last refusal reported, for Events
 	lastForeign map[string]map[string]bool // VirtualIP -> foreign routers heard, for Events
 	// foreignEventTimes: VirtualIP -> times of its recent ForeignRouter Events (a bound).
@@ -63,7 +65,6 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	var vip v1alpha1.VirtualIP
 	if err := r.Reader.Get(ctx, types.NamespacedName{Name: name}, &vip); err != nil {
 		if apierrors.IsNotFound(err) {
-			delete(r.last, name)
 			delete(r.lastRefusal, name)
 			delete(r.lastForeign, name)
 			return reconcile.Result{}, nil
@@ -83,12 +84,8 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		}
 		return reconcile.Result{}, fmt.Errorf("applying status of %s: %w", name, err)
 	}
-	r.event(&vip, entry, ok)
 	r.refusalEvent(&vip, refusal, refused)
 	r.foreignEvents(&vip, entry, ok)
-	if ok {
-		r.probeEvents(&vip, entry)
-	}
 	return reconcile.Result{}, nil
 }
 
@@ -151,34 +148,6 @@ func entryMessage(st agent.Status) string {
 	return strings.Join(parts, "; ")
 }
 
-// event records a transition of this node as an Event on the VirtualIP: reason Became<State>,
-// the note says from what, the reason word and the message.
-func (r *StatusReconciler) event(vip *v1alpha1.VirtualIP, entry v1alpha1.NodeStatus, ok bool) {
-	state := ""
-	if ok {
-		state = entry.State
-	}
-	prev, known := r.last[vip.Name]
-	r.last[vip.Name] = state
-	if r.Recorder == nil || state == "" || (known && prev == state) {
-		return
-	}
-	why := entry.Reason
-	if entry.Message != "" {
-		why += ": " + entry.Message
-	}
-	kind := corev1.EventTypeNormal
-	if state == vrrp.Fault.String() {
-		kind = corev1.EventTypeWarning
-	}
-	from := prev
-	if from == "" {
-		from = "None"
-	}
-	r.Recorder.Eventf(vip, nil, kind, becameReason(state), "Transition", "node %s: %s -> %s: %s",
-		r.NodeName, from, state, truncate(why, 512))
-}
-
 // refusalEvent records why this node refuses the VirtualIP, each time that changes, as a
 // Warning Event whose reason is the refusal's (VRIDConflict, SecretMissing, ...) and whose note
 // is its message: the state alone says Fault, and stays Fault when the cause changes (a
@@ -202,32 +171,9 @@ func (r *StatusReconciler) refusalEvent(vip *v1alpha1.VirtualIP, refusal Rejecti
 	r.Recorder.Eventf(vip, nil, corev1.EventTypeWarning, refusal.Reason, "Refuse", "node %s: %s", r.NodeName, truncate(refusal.Message, 512))
 }
 
-// probeEvents records each probe health change of this node as an Event on the VirtualIP.
-func (r *StatusReconciler) probeEvents(vip *v1alpha1.VirtualIP, entry v1alpha1.NodeStatus) {
-	for _, p := range entry.Probes {
-		if p.Name == "" || p.Healthy == nil {
-			continue
-		}
-		healthy := *p.Healthy
-		key := vip.Name + "\x00" + p.Name
-		prev, seen := r.lastProbe[key]
-		r.lastProbe[key] = healthy
-		if r.Recorder == nil || (seen && prev == healthy) || (!seen && healthy) {
-			continue
-		}
-		if healthy {
-			r.Recorder.Eventf(vip, nil, corev1.EventTypeNormal, ReasonProbeRecovered, "Probe", "node %s: probe %s healthy: %s",
-				r.NodeName, p.Name, truncate(p.Message, 512))
-		} else {
-			r.Recorder.Eventf(vip, nil, corev1.EventTypeWarning, ReasonProbeFailed, "Probe", "node %s: probe %s failing: %s",
-				r.NodeName, p.Name, truncate(p.Message, 512))
-		}
-	}
-}
-
 // SetupWithManager feeds the reconciler from the agent's change signal and a periodic resync.
 func (r *StatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.last, r.lastProbe, r.lastRefusal = map[string]string{}, map[string]bool{}, map[string]Rejection{}
+	r.lastRefusal = map[string]Rejection{}
 	r.lastForeign = map[string]map[string]bool{}
 	if r.Resync == 0 {
 		r.Resync = time.Minute

@@ -180,6 +180,9 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	accept := &acceptFilter{host: host}
 	defer accept.close(log)
 	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}, AcceptFilter: accept.open})
+	// Subscribed before the agent runs, so the first transitions become Events too; it
+	// outlives the node managers, keeping what happens while the API server is away.
+	events := a.Subscribe("events", eventsBufferK8s)
 	kick := make(chan struct{}, 1)
 	poke := func() {
 		select {
@@ -252,6 +255,10 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		sr := &controllers.StatusReconciler{Client: mgr.GetClient(), Reader: mgr.GetClient(), NodeName: o.node,
 			Agent: a, Rejected: rejected, Recorder: mgr.GetEventRecorder("kube-vrrp-agent"), Log: log, Changes: kick}
 		if err := sr.SetupWithManager(mgr); err != nil {
+			return err
+		}
+		if err := mgr.Add(&controllers.EventReporter{Stream: events, Reader: mgr.GetClient(), NodeName: o.node,
+			Recorder: mgr.GetEventRecorder("kube-vrrp-agent"), Log: log}); err != nil {
 			return err
 		}
 		// Every agent summarises the VirtualIPs that select its node (no leader election): the

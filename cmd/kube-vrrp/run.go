@@ -329,6 +329,11 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stdout, stderr io.
 // counted in a Dropped event): far more than a burst of flaps, for a file on local disk.
 const eventsBuffer = 1 << 14
 
+// eventsBufferK8s is how many events the agent keeps for Kubernetes Events while they wait to
+// be recorded, e.g. while the API server is away: beyond it the oldest are lost and counted
+// (kube_vrrp_events_lost_total{consumer="events"}); status entries do not depend on them.
+const eventsBufferK8s = 4096
+
 // openEvents opens the --events destination: standard output for "-", else a file appended to.
 func openEvents(path string, stdout io.Writer) (io.WriteCloser, error) {
 	if path == "-" {

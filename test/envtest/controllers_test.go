@@ -299,8 +299,8 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 
 	t.Run("events", func(t *testing.T) {
 		waitEvents(t, admin, name, []wantEvent{
-			{typ: "Normal", reason: "BecameBackup", note: "node " + lb1 + ": None -> Backup: Started"},
-			{typ: "Normal", reason: "BecameBackup", note: "node " + lb2 + ": None -> Backup: Started"},
+			{typ: "Normal", reason: "BecameBackup", note: "node " + lb1 + ": Initialize -> Backup: Started"},
+			{typ: "Normal", reason: "BecameBackup", note: "node " + lb2 + ": Initialize -> Backup: Started"},
 			{typ: "Normal", reason: "BecameMaster", note: "node " + lb1 + ": Backup -> Master: MasterDownTimer"},
 			{typ: "Normal", reason: "BecameMaster", note: "node " + lb2 + ": Backup -> Master: MasterDownTimer"},
 			{typ: "Normal", reason: "BecameBackup", note: "node " + lb2 + ": Master -> Backup: HigherPriorityMaster"},
@@ -432,10 +432,8 @@ func secretScenario(t *testing.T, admin client.Client, prefix string, n1 *simNod
 	fault(controllers.ReasonInvalidSpec, `spec.authentication.secretRef: Invalid value: "`+secretName+
 		`/password": the password in Secret "`+secretName+`" key "password" has 22 bytes: PASS authentication takes 1..8 bytes`)
 
-	waitEvents(t, admin, name, []wantEvent{
-		{typ: "Warning", reason: "BecameFault", note: "node " + n1.name + ": None -> Fault: SecretMissing: spec.authentication.secretRef: "},
-	})
-	// Each refusal is a Warning of its own reason, whose note is its message.
+	// Each refusal is a Warning of its own reason, whose note is its message (no instance runs,
+	// so there is no transition and no Became* Event).
 	waitRefusalEvent(t, admin, name, n1.name, controllers.ReasonSecretMissing,
 		"spec.authentication.secretRef: Secret "+agentNamespace+"/"+secretName+" not found")
 	waitRefusalEvent(t, admin, name, n1.name, controllers.ReasonInvalidSpec,
@@ -459,7 +457,7 @@ func secretScenario(t *testing.T, admin client.Client, prefix string, n1 *simNod
 		return nil
 	})
 	waitEvents(t, admin, name, []wantEvent{
-		{typ: "Normal", reason: "BecameBackup", note: "node " + n1.name + ": Fault -> Backup: Started"},
+		{typ: "Normal", reason: "BecameBackup", note: "node " + n1.name + ": Initialize -> Backup: Started"},
 	})
 
 	// No password in the object (status, managed fields) or in any Event.

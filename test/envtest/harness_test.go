@@ -75,11 +75,14 @@ func ensureNamespace(t *testing.T, c client.Client, name string) {
 // configured instance from its config, in the state the test set (Backup by default).
 type fakeAgent struct {
 	changes chan<- struct{}
+	ready   chan struct{}
 
 	mu      sync.Mutex
 	configs map[string]vrrp.Config
 	calls   []call
 	states  map[string]agent.Status // set by the test: State, Reason
+	// events are the transitions it published, as the agent's stream does (controllers.Stream).
+	events []vrrp.Event
 }
 
 type call struct {
@@ -89,7 +92,27 @@ type call struct {
 }
 
 func newFakeAgent(changes chan<- struct{}) *fakeAgent {
-	return &fakeAgent{changes: changes, configs: map[string]vrrp.Config{}, states: map[string]agent.Status{}}
+	return &fakeAgent{changes: changes, ready: make(chan struct{}, 1), configs: map[string]vrrp.Config{}, states: map[string]agent.Status{}}
+}
+
+// publish queues e for Take; the lock is held.
+func (f *fakeAgent) publish(e vrrp.Event) {
+	e.At = time.Now()
+	f.events = append(f.events, e)
+	select {
+	case f.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (f *fakeAgent) Ready() <-chan struct{} { return f.ready }
+
+func (f *fakeAgent) Take() []vrrp.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	evs := f.events
+	f.events = nil
+	return evs
 }
 
 func (f *fakeAgent) notify() {
@@ -101,8 +124,13 @@ func (f *fakeAgent) notify() {
 
 func (f *fakeAgent) Apply(name string, cfg vrrp.Config, _ ...vrrpprobe.Spec) error {
 	f.mu.Lock()
+	_, running := f.configs[name]
 	f.configs[name] = cfg
 	f.calls = append(f.calls, call{op: "Apply", name: name, cfg: cfg})
+	if !running {
+		// A new instance starts as Backup, as the engine's does.
+		f.publish(vrrp.Event{Kind: vrrp.EventTransition, Instance: name, From: vrrp.Initialize, State: vrrp.Backup, Reason: vrrp.ReasonStarted})
+	}
 	f.mu.Unlock()
 	f.notify()
 	return nil
@@ -147,10 +175,17 @@ func (f *fakeAgent) Snapshot() []agent.Status {
 	return out
 }
 
-// set puts instance name in state, as a transition of the engine would.
+// set puts instance name in state, as a transition of the engine would, and publishes it.
 func (f *fakeAgent) set(name string, state vrrp.State, reason string) {
 	f.mu.Lock()
+	from := vrrp.Backup
+	if st, ok := f.states[name]; ok {
+		from = st.State
+	}
 	f.states[name] = agent.Status{Status: vrrp.Status{State: state, Reason: reason, Since: time.Now()}}
+	if from != state {
+		f.publish(vrrp.Event{Kind: vrrp.EventTransition, Instance: name, From: from, State: state, Reason: reason})
+	}
 	f.mu.Unlock()
 	f.notify()
 }
@@ -159,7 +194,14 @@ func (f *fakeAgent) set(name string, state vrrp.State, reason string) {
 // HostError).
 func (f *fakeAgent) setStatus(name string, st agent.Status) {
 	f.mu.Lock()
+	from := vrrp.Backup
+	if prev, ok := f.states[name]; ok {
+		from = prev.State
+	}
 	f.states[name] = st
+	if from != st.State {
+		f.publish(vrrp.Event{Kind: vrrp.EventTransition, Instance: name, From: from, State: st.State, Reason: st.Reason})
+	}
 	f.mu.Unlock()
 	f.notify()
 }
@@ -386,6 +428,10 @@ func startNode(t *testing.T, restCfg *rest.Config, log *slog.Logger, name, ip st
 	}
 	agg := &controllers.Aggregator{Client: mgr.GetClient(), NodeName: name, Log: log.With("component", "aggregator")}
 	if err := agg.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	if err := mgr.Add(&controllers.EventReporter{Stream: n.agent, Reader: mgr.GetClient(), NodeName: name,
+		Recorder: mgr.GetEventRecorder("kube-vrrp-agent"), Log: log}); err != nil {
 		t.Fatal(err)
 	}
 	startManager(t, "node "+name, mgr)
