@@ -159,12 +159,14 @@ func New(cfg Config, log *slog.Logger) (*Instance, error) {
 // Validate checks the rules the engine relies on; pkg/desired checks the user-facing ones.
 func (c *Config) Validate() error {
 	switch {
-	case c.VRID == 0:
-		return errors.New("vrrp: VRID must be 1..255")
+	case c.VRID < MinVRID:
+		return fmt.Errorf("vrrp: VRID must be %d..%d", MinVRID, MaxVRID)
 	case c.Version != 2 && c.Version != 3:
 		return fmt.Errorf("vrrp: version %d, want 2 or 3", c.Version)
-	case c.Priority == 0:
-		return errors.New("vrrp: priority must be 1..255")
+	case c.Priority < MinPriority:
+		return fmt.Errorf("vrrp: priority must be %d..%d", MinPriority, OwnerPriority)
+	case len(c.Interface) > MaxInterfaceName:
+		return fmt.Errorf("vrrp: interface name %q is longer than %d bytes", c.Interface, MaxInterfaceName)
 	case len(c.Addresses) == 0 || len(c.Addresses) > packet.MaxAddresses-1:
 		return fmt.Errorf("vrrp: %d addresses, want 1..%d", len(c.Addresses), packet.MaxAddresses-1)
 	case !c.Primary.IsValid():
@@ -190,14 +192,14 @@ func (c *Config) Validate() error {
 		if is6 {
 			return errors.New("vrrp: VRRPv2 carries only IPv4; use version 3 for IPv6")
 		}
-		if c.Interval < time.Second || c.Interval > packet.MaxIntervalV2 || c.Interval%time.Second != 0 {
+		if c.Interval < MinIntervalV2 || c.Interval > MaxIntervalV2 || c.Interval%IntervalStepV2 != 0 {
 			return fmt.Errorf("vrrp: v2 interval %s is not 1..255 whole seconds", c.Interval)
 		}
 	case 3:
 		if len(c.Password) > 0 {
 			return errors.New("vrrp: authentication is VRRPv2 only (RFC 5798 §9)")
 		}
-		if c.Interval < 10*time.Millisecond || c.Interval > packet.MaxIntervalV3 || c.Interval%(10*time.Millisecond) != 0 {
+		if c.Interval < MinIntervalV3 || c.Interval > MaxIntervalV3 || c.Interval%IntervalStepV3 != 0 {
 			return fmt.Errorf("vrrp: v3 interval %s is not 10ms..40.95s in 10ms steps", c.Interval)
 		}
 	}
@@ -341,6 +343,10 @@ func (in *Instance) Receive(now time.Time, p Packet) Output {
 	return out
 }
 
+// linkTTL is the TTL (hop limit) every VRRP packet is sent with and a multicast one must arrive
+// with: no router forwarded it, so the sender is on the link (RFC 5798 §5.1.1.3, §7.1).
+const linkTTL = 255
+
 func (in *Instance) check(p Packet) (*packet.Advertisement, packet.Reason) {
 	if !p.Src.IsValid() || p.Src.Is6() != in.is6() || p.Src.Is4In6() {
 		return nil, DropFamily
@@ -357,7 +363,7 @@ func (in *Instance) check(p Packet) (*packet.Advertisement, packet.Reason) {
 	// from off-link to one of our unicast addresses must not take part in the election. Only
 	// an instance configured for unicast relaxes it (its adverts may be routed; keepalived
 	// does the same), and only for its listed peers: any other sender is dropped below.
-	if len(in.cfg.Peers) == 0 && p.TTL != 255 {
+	if len(in.cfg.Peers) == 0 && p.TTL != linkTTL {
 		return nil, DropTTL
 	}
 	if adv.Version != in.cfg.Version {
@@ -653,7 +659,7 @@ func (in *Instance) effectivePriority() uint8 {
 	if in.cfg.Priority == OwnerPriority {
 		return OwnerPriority
 	}
-	return uint8(min(max(int(in.cfg.Priority)+in.health.Adjust, 1), OwnerPriority-1))
+	return uint8(min(max(int(in.cfg.Priority)+in.health.Adjust, MinPriority), MaxBackupPriority))
 }
 
 // setPriority changes the effective priority without a Fault change (see SetHealth).
