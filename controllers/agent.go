@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
 	"github.com/kube-vrrp/kube-vrrp/pkg/probe"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
@@ -18,7 +19,11 @@ type Agent interface {
 }
 
 // maxMessage is the CRD's bound on status.nodes[].message and probes[].message.
-const maxMessage = 1024
+const maxMessage = v1alpha1.MaxMessageLength
+
+// maxNote bounds the words an Event's note carries (a message, a probe's reason): an Event's
+// note is at most 1 kB with the node's name and the rest around it.
+const maxNote = 512
 
 // Rejection is why this node refuses to run a VirtualIP: Reason is one of the refusal reasons
 // (reasons.go), Message says what is wrong and what to change.

@@ -111,10 +111,10 @@ func (r *EventReporter) record(ctx context.Context, e vrrp.Event, now time.Time)
 		}
 		if e.Healthy {
 			r.eventf(ctx, e.Instance, corev1.EventTypeNormal, ReasonProbeRecovered, "Probe", "node %s: probe %s healthy: %s",
-				r.NodeName, e.Probe, truncate(e.Message, 512))
+				r.NodeName, e.Probe, truncate(e.Message, maxNote))
 		} else {
 			r.eventf(ctx, e.Instance, corev1.EventTypeWarning, ReasonProbeFailed, "Probe", "node %s: probe %s failing: %s",
-				r.NodeName, e.Probe, truncate(e.Message, 512))
+				r.NodeName, e.Probe, truncate(e.Message, maxNote))
 		}
 	case vrrp.EventTransition:
 		w := r.window(e.Instance)
@@ -157,12 +157,12 @@ func (r *EventReporter) transition(ctx context.Context, e vrrp.Event, w *flapWin
 		// e is the last of them: the others are counted.
 		r.eventf(ctx, e.Instance, corev1.EventTypeWarning, ReasonFlapping, "Transition",
 			"node %s: %d transitions in %s not recorded one by one; the last: %s -> %s: %s",
-			r.NodeName, w.held, transitionEventWindow, e.From, e.State, truncate(why, 512))
+			r.NodeName, w.held, transitionEventWindow, e.From, e.State, truncate(why, maxNote))
 		w.held = 0
 		return
 	}
 	r.eventf(ctx, e.Instance, kind, becameReason(e.State.String()), "Transition", "node %s: %s -> %s: %s",
-		r.NodeName, e.From, e.State, truncate(why, 512))
+		r.NodeName, e.From, e.State, truncate(why, maxNote))
 }
 
 func (r *EventReporter) window(vip string) *flapWindow {

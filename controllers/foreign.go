@@ -28,8 +28,8 @@ const (
 	foreignReportFor = 5 * time.Minute
 	// maxForeignRouters and maxForeignAddresses are the CRD's bounds on
 	// status.nodes[].foreignRouters and on its addresses.
-	maxForeignRouters   = 8
-	maxForeignAddresses = 16
+	maxForeignRouters   = v1alpha1.MaxForeignRouters
+	maxForeignAddresses = v1alpha1.MaxForeignAddresses
 	// foreignShown bounds the routers a condition message names, and foreignAddrShown the
 	// addresses it names per router: an Event's note is at most 1 kB.
 	foreignShown     = 3
@@ -204,7 +204,7 @@ func (r *StatusReconciler) foreignEvents(vip *v1alpha1.VirtualIP, entry v1alpha1
 		}
 		recent = append(recent, at)
 		r.Recorder.Eventf(vip, nil, corev1.EventTypeWarning, ReasonForeignRouter, "Detect", "%s",
-			truncate(foreignMessage(vip.Spec.VRID, []foreignHeard{h}), 1024))
+			truncate(foreignMessage(vip.Spec.VRID, []foreignHeard{h}), maxMessage))
 	}
 	r.foreignEventTimes[vip.Name] = recent
 	if len(now) == 0 {

@@ -168,7 +168,7 @@ func (r *StatusReconciler) refusalEvent(vip *v1alpha1.VirtualIP, refusal Rejecti
 	if r.Recorder == nil {
 		return
 	}
-	r.Recorder.Eventf(vip, nil, corev1.EventTypeWarning, refusal.Reason, "Refuse", "node %s: %s", r.NodeName, truncate(refusal.Message, 512))
+	r.Recorder.Eventf(vip, nil, corev1.EventTypeWarning, refusal.Reason, "Refuse", "node %s: %s", r.NodeName, truncate(refusal.Message, maxNote))
 }
 
 // SetupWithManager feeds the reconciler from the agent's change signal and a periodic resync.
