@@ -60,7 +60,8 @@ generate: $(CONTROLLER_GEN)
 	$(CONTROLLER_GEN) rbac:roleName=kube-vrrp-agent paths=./controllers/... output:rbac:artifacts:config=config/rbac
 	bash hack/chart-sync.sh
 
-## verify: generated files (and the chart's copies of them) up to date, helm lint, formatting, vet, dependency rule
+## verify: generated files (and the chart's copies of them) up to date, helm lint, formatting, vet, dependency rule,
+## and the command's build and vet for macOS and Windows (hack/cross-check.sh)
 verify: generate
 	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- charts)" || { git status --short -- charts; echo "charts/ was stale: make generate copied the generated CRD and RBAC into it; commit charts/"; exit 1; }
@@ -68,6 +69,7 @@ verify: generate
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	bash hack/check-deps.sh
+	bash hack/cross-check.sh
 
 .PHONY: chart test-chart
 

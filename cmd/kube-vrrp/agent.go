@@ -109,6 +109,11 @@ func cmdAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 	if err != nil {
 		return reportFlagError(stderr, "agent", err)
 	}
+	// Before the API server's configuration, whose errors would hide this one on a laptop.
+	if err := needLinux(); err != nil {
+		fmt.Fprintf(stderr, "kube-vrrp agent: %v\n", err)
+		return exitError
+	}
 	log := newLogger(stderr, o.log)
 	if err := runAgent(ctx, o, log); err != nil {
 		log.Error("kube-vrrp agent failed", "err", err)

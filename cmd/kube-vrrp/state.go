@@ -19,9 +19,22 @@ func addStateFlags(fs *flag.FlagSet, dir *string, mark *bool) {
 		"mark bound addresses with IFA_PROTO (Linux 6.1 and later) to find them after a crash; false relies on the record in --state-dir alone, as on older kernels")
 }
 
+// needLinux is the error of the commands that drive the host (run, agent) on other systems,
+// where pkg/hostnet has only stubs; it wraps errors.ErrUnsupported.
+func needLinux() error {
+	if err := hostnet.Supported(); err != nil {
+		return fmt.Errorf("running VRRP needs Linux (netlink, raw sockets, nftables): %w", err)
+	}
+	return nil
+}
+
 // openState takes the host lock and removes the addresses an earlier agent left behind (a
 // SIGKILL, an OOM kill) before this one joins: those carrying the mark, and those in the record.
+// It is the first thing run does to the host, so on other systems it fails there (needLinux).
 func openState(ctx context.Context, log *slog.Logger, dir string, mark bool) (*hostnet.State, error) {
+	if err := needLinux(); err != nil {
+		return nil, err
+	}
 	st, err := hostnet.OpenState(dir)
 	if err != nil {
 		if errors.Is(err, hostnet.ErrLocked) {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package hostnet
 
 import (
@@ -12,13 +14,6 @@ import (
 	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
 )
-
-// AcceptTable is the nftables table ("inet kube_vrrp") through which an AcceptFilter
-// implements Accept_Mode off (RFC 5798 §6.1; the VirtualIP field accept: false). It belongs to
-// kube-vrrp alone: it is deleted and recreated when a filter starts, deleted when the filter
-// closes, and RemoveStaleAcceptTable deletes the one a killed agent left behind. Nothing else
-// in the ruleset is read or changed.
-const AcceptTable = "kube_vrrp"
 
 // Names inside AcceptTable, shown by `nft list table inet kube_vrrp`.
 const (

@@ -5,4 +5,8 @@
 //
 // A Host works in the network namespace of the thread that created it, whichever goroutine
 // later calls it; the package-level functions work in the namespace of the calling thread.
+//
+// On other systems the package has the same API, but every operation fails with an error
+// wrapping errors.ErrUnsupported (Supported says so up front): the command builds everywhere
+// for what needs no host, such as validating manifests.
 package hostnet

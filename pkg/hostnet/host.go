@@ -1,3 +1,5 @@
+//go:build linux
+
 package hostnet
 
 import (
@@ -69,6 +71,10 @@ const (
 	marksKept
 	marksDropped
 )
+
+// Supported reports whether this system has what the package drives: nil on Linux; elsewhere
+// an error wrapping errors.ErrUnsupported, which every operation there returns.
+func Supported() error { return nil }
 
 // NewHost returns a Host for the network namespace of the calling thread. It opens nothing
 // until first used. log may be nil.

@@ -1,27 +1,15 @@
+//go:build linux
+
 package hostnet
 
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
-
-// Interface is a network interface and the addresses the agent may use as its own.
-type Interface struct {
-	Name  string
-	Index int
-	// Up is true when the link is administratively up and has a carrier.
-	Up           bool
-	HardwareAddr net.HardwareAddr
-	// Prefixes are its addresses with their prefix lengths, in the kernel's order (the primary
-	// IPv4 address of a subnet first), without the virtual addresses this package marked and
-	// without IPv6 addresses that failed duplicate address detection.
-	Prefixes []netip.Prefix
-}
 
 // Interfaces lists the interfaces of the calling thread's network namespace, by index.
 func Interfaces() ([]Interface, error) {

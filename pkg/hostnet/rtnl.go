@@ -1,3 +1,5 @@
+//go:build linux
+
 package hostnet
 
 import (
@@ -10,13 +12,6 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
-
-// AddrProto is the mark on every address this package adds: the IFA_PROTO address attribute
-// (Linux >= 6.1) with value 0x6b ('k'); recent iproute2 shows it as the address "proto".
-// Unlike a label it works for IPv6 too, it survives a SIGKILLed agent, and it changes nothing
-// for anyone who does not look for it. The value is outside the kernel's own IFAPROT_* range
-// (0..3).
-const AddrProto uint8 = 0x6b
 
 // Kernel constants missing from x/sys/unix.
 const (

@@ -1,3 +1,5 @@
+//go:build linux
+
 package hostnet
 
 import (
@@ -19,11 +21,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultStateDir is where the agent keeps its host-local state: a tmpfs on every distribution
-// (/run), so the state survives a restart of the agent (a SIGKILL, an OOM kill, a new pod) but
-// not of the host, whose reboot takes the addresses with it anyway.
-const DefaultStateDir = "/run/kube-vrrp"
-
 // The files of a state directory.
 const (
 	stateLockFile  = "lock"
@@ -31,15 +28,6 @@ const (
 	// maxBoundRecords bounds what is read back from the record.
 	maxBoundRecords = 1 << 16
 )
-
-// BoundAddr is a virtual address as the state records it: on which interface, with which
-// prefix length.
-type BoundAddr struct {
-	Interface string
-	Prefix    netip.Prefix
-}
-
-func (b BoundAddr) String() string { return b.Interface + " " + b.Prefix.String() }
 
 // State is the agent's host-local state directory. Holding it is the host lock: one agent per
 // host (per network namespace in a lab, which gives each node its own directory). The lock is
@@ -300,10 +288,6 @@ func linkIndex(ifname string) (int, error) {
 	}
 	return ifi.Index, nil
 }
-
-// ErrLocked is returned by OpenState while another agent holds the state directory's lock: two
-// agents on one host would fight over the same addresses.
-var ErrLocked = errors.New("another kube-vrrp agent holds the host lock")
 
 // PrepareStateDir makes dir (created if missing) a state directory for the user uid:gid: owned
 // by them, mode 0700. It is what the chart's init container runs as root with CAP_CHOWN alone,

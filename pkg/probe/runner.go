@@ -79,7 +79,9 @@ type closer interface {
 	close()
 }
 
-// New validates specs and prepares a Runner for them; it starts nothing. log may be nil.
+// New validates specs and prepares a Runner for them; it starts nothing. log may be nil. On
+// systems other than Linux it refuses process, exec and interface probes with an error
+// wrapping errors.ErrUnsupported.
 func New(specs []Spec, opts Options, log *slog.Logger) (*Runner, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -94,6 +96,10 @@ func New(specs []Spec, opts Options, log *slog.Logger) (*Runner, error) {
 		}
 		if seen[s.Name] {
 			errs = append(errs, fmt.Errorf("probe %q: the name is used twice", s.Name))
+			continue
+		}
+		if err := supported(s.Kind); err != nil {
+			errs = append(errs, fmt.Errorf("probe %q: %w", s.Name, err))
 			continue
 		}
 		seen[s.Name] = true
