@@ -55,8 +55,10 @@ const (
 	MaxConditions = 16
 	// MaxStateLength bounds status.nodes[].state.
 	MaxStateLength = 32
-	// MaxMessageLength bounds the reason and message of a node's entry and a probe's message.
+	// MaxMessageLength bounds the message of a node's entry and a probe's message.
 	MaxMessageLength = 1024
+	// MaxReasonLength bounds the reason of a node's entry: one CamelCase word.
+	MaxReasonLength = 64
 	// MaxForeignRouters is the most entries of status.nodes[].foreignRouters, and
 	// MaxForeignAddresses the most addresses kept of each.
 	MaxForeignRouters   = 8

@@ -380,8 +380,10 @@ type NodeStatus struct {
 	// +optional
 	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
 	// reason says in one CamelCase word why the node is in this state (e.g. MasterDownTimer,
-	// ProbeFailed, VRIDConflict); message says it in words.
-	// +kubebuilder:validation:MaxLength=1024
+	// ProbeFailed, VRIDConflict), from a closed set (docs/design.md §7.8); message says it in
+	// words.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Z][A-Za-z0-9]*$`
 	// +optional
 	Reason string `json:"reason,omitempty"`
 	// message is a human-readable account of the state: what failed, what the probes do to the

@@ -61,7 +61,7 @@ func TestCRDBounds(t *testing.T) {
 		"status.nodes[].name":                         v1alpha1.MaxNameLength,
 		"status.nodes[].probes[].message":             v1alpha1.MaxMessageLength,
 		"status.nodes[].probes[].name":                v1alpha1.MaxProbeName,
-		"status.nodes[].reason":                       v1alpha1.MaxMessageLength,
+		"status.nodes[].reason":                       v1alpha1.MaxReasonLength,
 		"status.nodes[].state":                        v1alpha1.MaxStateLength,
 	}
 	maxItems := map[string]int{
