@@ -216,7 +216,9 @@ type ProbeSpec struct {
 	// http succeeds when a GET returns an expected status.
 	// +optional
 	HTTP *HTTPProbe `json:"http,omitempty"`
-	// exec succeeds when the command exits 0. Refused unless the agent enables exec probes.
+	// exec succeeds when the command exits 0. Unless the agent enables exec probes (chart value
+	// probes.exec.enabled, run flag --enable-exec-probes), the command is never run and the
+	// probe fails with a reason that says so.
 	// +optional
 	Exec *ExecProbe `json:"exec,omitempty"`
 	// interface succeeds while the named link is up.

@@ -1,3 +1,6 @@
-// Command kube-vrrp is the kube-vrrp binary: the standalone VRRP speaker (run), the manifest
-// checker (validate) and build information (version). It only wires packages together.
+// Command kube-vrrp is the kube-vrrp binary: the per-node agent of the DaemonSet (agent), the
+// standalone VRRP speaker (run), the manifest checker (validate), the keepalived.conf
+// converter (convert), the state directory's preparation for the chart's init container
+// (state-dir) and build information (version). It only wires packages together; validate,
+// convert and version also build and run on macOS and Windows.
 package main

@@ -245,7 +245,8 @@ type LinkStateWatcher interface {
 
 // PacketConn is a VRRP socket on one interface and address family, sending from one source
 // address. Several instances on the same interface share it; ReadPacket returns every VRRP
-// packet the interface receives and a Demux hands each to its instance.
+// packet the interface receives, and the driver (pkg/agent) hands each to the instance of
+// its VRID.
 type PacketConn interface {
 	Sender
 	// ReadPacket blocks for the next packet; Data may alias buf.
