@@ -20,6 +20,7 @@ import (
 
 	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
 )
 
@@ -394,8 +395,10 @@ type forgedPhase struct {
 	// settled is when n1 became the only holder for good (zero: it did not, within
 	// forgedSettle of the forger's end).
 	settled time.Time
-	// lines are what each speaker logged during the phase.
-	lines map[*lab.Node][]string
+	// lines are what each speaker logged during the phase, and events what kube-vrrp reported
+	// (its --events).
+	lines  map[*lab.Node][]string
+	events map[*lab.Node][]vrrp.Event
 	// cpu is each speaker's CPU time over the forger's run, as a share of one core, and tx the
 	// rate at which its node sent packets meanwhile (measured with cpu only).
 	cpu, tx map[*lab.Node]float64
@@ -418,11 +421,13 @@ func (g *forgedGroup) run(t *testing.T, pkts []forgedPacket, rate float64, d tim
 	if err := lab.WaitSoleHolder(g.nodes, forgedVIP, g.n1, 3*forgedInterval, forgedSettle); err != nil {
 		t.Fatalf("before forging: %v", err)
 	}
-	ph := &forgedPhase{lines: map[*lab.Node][]string{}, cpu: map[*lab.Node]float64{}, tx: map[*lab.Node]float64{},
-		overflow: map[*lab.Node]uint64{}}
+	ph := &forgedPhase{lines: map[*lab.Node][]string{}, events: map[*lab.Node][]vrrp.Event{}, cpu: map[*lab.Node]float64{},
+		tx: map[*lab.Node]float64{}, overflow: map[*lab.Node]uint64{}}
 	offsets := map[*lab.Node]int64{}
+	evOffsets := map[*lab.Node]int{}
 	for _, n := range g.nodes {
 		offsets[n] = g.procs[n].LogSize()
+		evOffsets[n] = len(lab.KubeVRRPEvents(g.procs[n]))
 	}
 	done := make(chan struct{})
 	go func() {
@@ -475,6 +480,9 @@ func (g *forgedGroup) run(t *testing.T, pkts []forgedPacket, rate float64, d tim
 	}
 	for _, n := range g.nodes {
 		ph.lines[n] = forgedLogSince(g.procs[n], offsets[n])
+		if evs := lab.KubeVRRPEvents(g.procs[n]); len(evs) > evOffsets[n] {
+			ph.events[n] = evs[evOffsets[n]:]
+		}
 	}
 	t.Logf("%s: forger sent %s", g.impl, ph.sent)
 	if ph.sent.Failed > 0 || ph.sent.Sent < int(0.9*rate*d.Seconds()) {
@@ -641,7 +649,7 @@ func (ph *forgedPhase) records(n *lab.Node) []map[string]any {
 	return out
 }
 
-// forgedDrop is one "dropped VRRP packet" warning of kube-vrrp.
+// forgedDrop is one report of dropped packets in kube-vrrp's events (vrrp.EventPacketDrop).
 type forgedDrop struct {
 	at     time.Time
 	reason string
@@ -652,17 +660,11 @@ type forgedDrop struct {
 // "", any sender if invalid).
 func (ph *forgedPhase) drops(n *lab.Node, reason string, src netip.Addr) []forgedDrop {
 	var out []forgedDrop
-	for _, rec := range ph.records(n) {
-		if rec["msg"] != "dropped VRRP packet" || src.IsValid() && rec["from"] != src.String() ||
-			reason != "" && rec["reason"] != reason {
+	for _, e := range ph.events[n] {
+		if e.Kind != vrrp.EventPacketDrop || src.IsValid() && e.Src != src || reason != "" && string(e.Drop) != reason {
 			continue
 		}
-		d := forgedDrop{reason: fmt.Sprint(rec["reason"])}
-		d.at, _ = time.Parse(time.RFC3339Nano, fmt.Sprint(rec["time"]))
-		if c, ok := rec["count"].(float64); ok {
-			d.count = int(c)
-		}
-		out = append(out, d)
+		out = append(out, forgedDrop{at: e.At, reason: string(e.Drop), count: int(e.Count)})
 	}
 	return out
 }
@@ -676,9 +678,9 @@ func (g *forgedGroup) transitions(ph *forgedPhase) []string {
 	for _, n := range g.nodes {
 		switch g.impl {
 		case forgedKubeVRRP:
-			for _, rec := range ph.records(n) {
-				if rec["msg"] == "transition" {
-					out = append(out, fmt.Sprintf("%s %v->%v (%v)", n, rec["from"], rec["state"], rec["reason"]))
+			for _, e := range ph.events[n] {
+				if e.Kind == vrrp.EventTransition {
+					out = append(out, fmt.Sprintf("%s %v->%v (%v)", n, e.From, e.State, e.Reason))
 				}
 			}
 		case forgedKeepalived:
