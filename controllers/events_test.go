@@ -2,10 +2,8 @@ package controllers
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/internal/flaphost"
 	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
@@ -76,48 +75,12 @@ func TestEventReporterProbes(t *testing.T) {
 	}
 }
 
-// flapHost is a host whose one link reports the carrier states the test sends on states; the
-// VRRP socket reads nothing and sends nowhere.
-type flapHost struct{ states chan bool }
-
-type quietConn struct{ closed chan struct{} }
-
-func (h flapHost) Listen(string, netip.Addr) (vrrp.PacketConn, error) {
-	return quietConn{make(chan struct{})}, nil
-}
-func (h flapHost) Link(string) (vrrp.Link, error)             { return h, nil }
-func (flapHost) Bind(context.Context, []netip.Prefix) error   { return nil }
-func (flapHost) Unbind(context.Context, []netip.Prefix) error { return nil }
-func (flapHost) Announce(context.Context, []netip.Addr) error { return nil }
-func (flapHost) WatchRemoved(ctx context.Context, _ func(netip.Prefix)) error {
-	<-ctx.Done()
-	return nil
-}
-
-func (h flapHost) WatchLinkState(ctx context.Context, fn func(up bool)) error {
-	for {
-		select {
-		case up := <-h.states:
-			fn(up)
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}
-
-func (c quietConn) WriteTo([]byte, netip.Addr) error { return nil }
-func (c quietConn) ReadPacket([]byte) (vrrp.Packet, error) {
-	<-c.closed
-	return vrrp.Packet{}, net.ErrClosed
-}
-func (c quietConn) Close() error { close(c.closed); return nil }
-
 // 1000 flaps in a burst: the metric counts every transition; a reporter that keeps up records
 // the first ten as Became* Events and the rest in one Flapping Event that counts them, and one
 // that read too slowly records what it got and logs how many events it lost; nothing is
 // unaccounted for.
 func TestFlapsReachMetricsAndEvents(t *testing.T) {
-	h := flapHost{states: make(chan bool)}
+	h := flaphost.New()
 	a := agent.New(h, nil, agent.Options{})
 	keeping := a.Subscribe("events", 1<<12)
 	slow := a.Subscribe("slow", 8)
@@ -127,24 +90,8 @@ func TestFlapsReachMetricsAndEvents(t *testing.T) {
 	if err := a.Apply("web", cfg); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error)
-	go func() { done <- a.Run(ctx) }()
-	h.states <- true
 	const flaps = 1000
-	for range flaps / 2 {
-		h.states <- false
-		h.states <- true
-	}
-	up := agent.TransitionKey{VIP: "web", State: vrrp.Backup, Reason: vrrp.ReasonInterfaceUp}
-	for deadline := time.Now().Add(5 * time.Second); a.TransitionCounts()[up] < flaps/2; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the last flap was not applied: %v", a.TransitionCounts())
-		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := flaphost.Flap(t.Context(), a, h, "web", flaps); err != nil {
 		t.Fatal(err)
 	}
 	// Started, 1000 flaps, Shutdown.

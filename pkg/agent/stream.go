@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -48,12 +49,7 @@ func (s *stream) publish(e vrrp.Event) {
 		s.transitions[TransitionKey{e.Instance, e.State, e.Reason}]++
 	case vrrp.EventRemoved:
 		// A removed instance's counters go with it (Prometheus sees a reset if it returns).
-		maps := s.transitions
-		for k := range maps {
-			if k.VIP == e.Instance {
-				delete(maps, k)
-			}
-		}
+		maps.DeleteFunc(s.transitions, func(k TransitionKey, _ uint64) bool { return k.VIP == e.Instance })
 	}
 	for _, sub := range s.subs {
 		if n := sub.push(e); n > 0 {
@@ -155,22 +151,14 @@ func (sub *Subscription) Close() {
 func (a *Agent) TransitionCounts() map[TransitionKey]uint64 {
 	a.events.mu.Lock()
 	defer a.events.mu.Unlock()
-	out := make(map[TransitionKey]uint64, len(a.events.transitions))
-	for k, v := range a.events.transitions {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(a.events.transitions)
 }
 
 // LostEvents returns how many events each subscription, by name, lost by reading too slowly.
 func (a *Agent) LostEvents() map[string]uint64 {
 	a.events.mu.Lock()
 	defer a.events.mu.Unlock()
-	out := make(map[string]uint64, len(a.events.lost))
-	for k, v := range a.events.lost {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(a.events.lost)
 }
 
 // emit is every instance's event sink (vrrp.NewRouter's emit) and the agent's own: it logs

@@ -1,42 +1,23 @@
-package agent
+package agent_test
 
 import (
-	"context"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kube-vrrp/kube-vrrp/internal/flaphost"
+	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
-
-// flapHost is a fakeHost whose links report the state the test sends on states
-// (vrrp.LinkStateWatcher): each report goes through the router's command path, as a real
-// carrier change does.
-type flapHost struct {
-	*fakeHost
-	states chan bool
-}
-
-func (h flapHost) Link(string) (vrrp.Link, error) { return h, nil }
-
-func (h flapHost) WatchLinkState(ctx context.Context, fn func(up bool)) error {
-	for {
-		select {
-		case up := <-h.states:
-			fn(up)
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}
 
 // A burst of 1000 flaps (link down, link up) reaches every consumer exactly: the transition
 // counters, a subscriber that keeps up, and a slow one, which sees the newest events after an
 // EventDropped whose count, with what it received, is every event published.
 func TestStreamCountsEveryFlap(t *testing.T) {
-	h := flapHost{fakeHost: newFakeHost(), states: make(chan bool)}
-	a := New(h, nil, Options{})
+	h := flaphost.New()
+	a := agent.New(h, nil, agent.Options{})
 	fast := a.Subscribe("fast", 1<<16)
 	slow := a.Subscribe("slow", 16)
 	// A reader that takes a little at a time, slower than the flaps come.
@@ -56,43 +37,29 @@ func TestStreamCountsEveryFlap(t *testing.T) {
 			}
 		}
 	}()
-	if err := a.Apply("vip", config("198.18.0.11", 100)); err != nil {
+	cfg := vrrp.Config{Interface: "eth0", VRID: 51, Version: 3, Interval: 100 * time.Millisecond, Priority: 100,
+		Addresses: []netip.Prefix{netip.MustParsePrefix("198.18.0.100/24")}, Primary: netip.MustParseAddr("198.18.0.11"),
+		Preempt: true, Accept: true}
+	if err := a.Apply("vip", cfg); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error)
-	go func() { done <- a.Run(ctx) }()
-	h.states <- true
 	const flaps = 1000
-	for range flaps / 2 {
-		h.states <- false
-		h.states <- true
-	}
-	// Each report waits for the one before it to be applied; wait for the last one too.
-	up := TransitionKey{"vip", vrrp.Backup, vrrp.ReasonInterfaceUp}
-	for deadline := time.Now().Add(5 * time.Second); a.TransitionCounts()[up] < flaps/2; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the last flap was not applied: %v", a.TransitionCounts())
-		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := flaphost.Flap(t.Context(), a, h, "vip", flaps); err != nil {
 		t.Fatal(err)
 	}
 	close(stopTrickle)
 
 	all := fast.Take()
-	byKey := map[TransitionKey]uint64{}
+	byKey := map[agent.TransitionKey]uint64{}
 	for i, e := range all {
 		if e.Seq != uint64(i+1) {
 			t.Fatalf("event %d has seq %d: the stream has a gap or is out of order", i, e.Seq)
 		}
 		if e.Kind == vrrp.EventTransition {
-			byKey[TransitionKey{e.Instance, e.State, e.Reason}]++
+			byKey[agent.TransitionKey{e.Instance, e.State, e.Reason}]++
 		}
 	}
-	want := map[TransitionKey]uint64{
+	want := map[agent.TransitionKey]uint64{
 		{"vip", vrrp.Backup, vrrp.ReasonStarted}:      1,
 		{"vip", vrrp.Fault, vrrp.ReasonInterfaceDown}: flaps / 2,
 		{"vip", vrrp.Backup, vrrp.ReasonInterfaceUp}:  flaps / 2,
