@@ -3,11 +3,6 @@ package probe
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"path"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
@@ -138,43 +133,32 @@ func (s *Spec) Validate() error {
 		}
 	}
 
+	check := func(what string, v any, err error) {
+		if err != nil {
+			bad("%s %q: %w", what, v, err)
+		}
+	}
 	switch s.Kind {
 	case KindProcess:
-		if s.Process == "" || len(s.Process) > MaxProcessName || strings.ContainsRune(s.Process, '/') {
-			bad("process name %q: give the name as the kernel keeps it (as pgrep -x): 1..%d bytes, no path", s.Process, MaxProcessName)
-		}
-		if s.Executable != "" && (!strings.HasPrefix(s.Executable, "/") || s.Executable == "/" || path.Clean(s.Executable) != s.Executable) {
-			bad("executable %q: give the absolute path as /proc/PID/exe shows it (no //, . or .. parts, no trailing /), e.g. /usr/sbin/haproxy", s.Executable)
+		check("process name", s.Process, CheckProcessName(s.Process))
+		if s.Executable != "" {
+			check("executable", s.Executable, CheckExecutable(s.Executable))
 		}
 	case KindTCP:
-		if err := checkHostPort(s.Address); err != nil {
-			bad("address %q: %w", s.Address, err)
-		}
+		check("address", s.Address, CheckAddress(s.Address))
 	case KindHTTP:
-		u, err := url.Parse(s.URL)
-		switch {
-		case err != nil:
-			bad("url: %w", err)
-		case u.Scheme != "http" && u.Scheme != "https":
-			bad("url %q: the scheme must be http or https", s.URL)
-		case u.Hostname() == "":
-			bad("url %q has no host", s.URL)
-		}
-		if s.ExpectedStatus != 0 && (s.ExpectedStatus < 100 || s.ExpectedStatus > 599) {
-			bad("expected status %d is not an HTTP status code 100..599", s.ExpectedStatus)
+		check("url", s.URL, CheckURL(s.URL))
+		if s.ExpectedStatus != 0 {
+			if err := CheckExpectedStatus(s.ExpectedStatus); err != nil {
+				bad("expected status %d: %w", s.ExpectedStatus, err)
+			}
 		}
 	case KindExec:
-		if len(s.Command) == 0 || !strings.HasPrefix(s.Command[0], "/") {
-			bad("command %q: give the argv with the program's absolute path first (no shell, no PATH lookup)", s.Command)
-		}
+		check("command", s.Command, CheckCommand(s.Command))
 	case KindInterface:
-		if s.Interface == "" || len(s.Interface) > vrrp.MaxInterfaceName || strings.ContainsAny(s.Interface, "/: \t\n") {
-			bad("interface name %q is not a Linux link name", s.Interface)
-		}
+		check("interface name", s.Interface, CheckInterfaceName(s.Interface))
 	case KindFile:
-		if !strings.HasPrefix(s.Path, "/") {
-			bad("path %q is not absolute", s.Path)
-		}
+		check("path", s.Path, CheckPath(s.Path))
 	default:
 		bad("unknown kind %q", s.Kind)
 	}
@@ -197,20 +181,6 @@ func (s *Spec) Validate() error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("probe %q: %w", s.Name, err)
-	}
-	return nil
-}
-
-func checkHostPort(s string) error {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return err
-	}
-	if host == "" {
-		return errors.New("no host")
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return errors.New("the port must be a number 1..65535")
 	}
 	return nil
 }

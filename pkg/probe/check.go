@@ -1,0 +1,117 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
+)
+
+// The rules of a probe's target, one home each. Spec.Validate applies them to a Spec; pkg/desired
+// applies them to a VirtualIP's spec.probes, naming the field (spec.probes[0].process.name) and
+// giving the error's text as the message; pkg/keepalived checks interface names with
+// CheckInterfaceName. An error's text says what to write instead, so that it reads well after a
+// field path or a value. The CRD's markers repeat the rules as CEL (docs/design.md §1.1); the
+// API's string and list bounds (api/v1alpha1/limits.go) are checked by pkg/desired alone.
+
+// CheckProcessName reports why name cannot be a process probe's name: the name the kernel keeps
+// (comm) is at most MaxProcessName bytes and has no path.
+func CheckProcessName(name string) error {
+	if name == "" || len(name) > MaxProcessName || strings.ContainsRune(name, '/') {
+		return fmt.Errorf("give the process name as the kernel keeps it (as pgrep -x): 1..%d bytes, no path", MaxProcessName)
+	}
+	return nil
+}
+
+// CheckExecutable reports why p cannot be a process probe's executable: it is compared with
+// /proc/PID/exe, which is absolute and clean.
+func CheckExecutable(p string) error {
+	if !strings.HasPrefix(p, "/") || p == "/" || path.Clean(p) != p {
+		return errors.New("give the executable's absolute path as /proc/PID/exe shows it (no //, . or .. parts, no trailing /), e.g. /usr/sbin/haproxy")
+	}
+	return nil
+}
+
+// CheckAddress reports why s cannot be a tcp probe's host:port.
+func CheckAddress(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("write host:port, e.g. 127.0.0.1:8404 or [::1]:8404")
+	}
+	if host == "" {
+		return errors.New("the address needs a host, e.g. 127.0.0.1:8404")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return errors.New("the port must be a number 1..65535")
+	}
+	return nil
+}
+
+// CheckURL reports why s cannot be an http probe's URL: absolute, http or https, with a host.
+func CheckURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("write an absolute http:// or https:// URL: %w", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("the URL's scheme must be http or https")
+	case u.Hostname() == "":
+		return errors.New("the URL needs a host, e.g. http://127.0.0.1:8080/healthz")
+	}
+	return nil
+}
+
+// CheckExpectedStatus reports why code cannot be an http probe's expected status. A Spec's 0
+// (any 2xx or 3xx) is not a status: the caller checks a code only when one is given.
+func CheckExpectedStatus(code int) error {
+	if code < 100 || code > 599 {
+		return errors.New("set an HTTP status code 100..599, or omit it for any 2xx or 3xx")
+	}
+	return nil
+}
+
+// CheckCommand reports why argv cannot be an exec probe's command: it runs without a shell and
+// without a PATH lookup, so argv[0] is an absolute path.
+func CheckCommand(argv []string) error {
+	switch {
+	case len(argv) == 0:
+		return errors.New("give the command as an argv list, e.g. [/usr/bin/check, --quiet]")
+	case !strings.HasPrefix(argv[0], "/"):
+		return errors.New("give the program's absolute path first (there is no shell and no PATH lookup), e.g. /usr/bin/pgrep")
+	}
+	return nil
+}
+
+// CheckPath reports why p cannot be a file probe's path.
+func CheckPath(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return errors.New("give an absolute path, e.g. /run/haproxy.ok")
+	}
+	return nil
+}
+
+// CheckInterfaceName reports why name cannot be a Linux link name, as the kernel's
+// dev_valid_name refuses it: empty, longer than vrrp.MaxInterfaceName bytes, "." or "..", or
+// with '/', ':', NUL or white space. It is the rule of every interface name: a VirtualIP's
+// spec.interface and nodes[].interface, an interface probe's, and keepalived's interface,
+// dev and track_interface. White space is any Unicode space (unicode.IsSpace), a little more
+// than the kernel's isspace refuses.
+func CheckInterfaceName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("name the interface, e.g. eth0")
+	case len(name) > vrrp.MaxInterfaceName:
+		return fmt.Errorf("interface names have at most %d bytes", vrrp.MaxInterfaceName)
+	case name == "." || name == "..":
+		return errors.New(`"." and ".." are not link names: use the name of a network interface, e.g. eth0`)
+	case strings.ContainsFunc(name, func(r rune) bool { return r == '/' || r == ':' || r == 0 || unicode.IsSpace(r) }):
+		return errors.New("interface names cannot contain '/', ':' or whitespace; use the link's name, e.g. eth0 (not an alias like eth0:1)")
+	}
+	return nil
+}
