@@ -2,14 +2,9 @@ package desired
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
-	"net/url"
-	"path"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -139,9 +134,7 @@ func Validate(vip *v1alpha1.VirtualIP) field.ErrorList {
 	}
 
 	if spec.Interface != "" {
-		if msg := interfaceNameError(spec.Interface); msg != "" {
-			errs = append(errs, field.Invalid(p.Child("interface"), spec.Interface, msg))
-		}
+		errs = append(errs, validateInterfaceName(spec.Interface, p.Child("interface"))...)
 	}
 
 	if spec.Unicast != nil {
@@ -355,27 +348,18 @@ func validateNodes(nodes []v1alpha1.NodeOverride, p *field.Path) field.ErrorList
 			}
 		}
 		if n.Interface != "" {
-			if msg := interfaceNameError(n.Interface); msg != "" {
-				errs = append(errs, field.Invalid(np.Child("interface"), n.Interface, msg))
-			}
+			errs = append(errs, validateInterfaceName(n.Interface, np.Child("interface"))...)
 		}
 	}
 	return errs
 }
 
-// interfaceNameError returns why name cannot be a Linux interface name (dev_valid_name), or "".
-func interfaceNameError(name string) string {
-	switch {
-	case name == "":
-		return "name the interface, e.g. eth0"
-	case len(name) > vrrp.MaxInterfaceName:
-		return fmt.Sprintf("interface names have at most %d characters", vrrp.MaxInterfaceName)
-	case name == "." || name == "..":
-		return "use the name of a network interface, e.g. eth0"
-	case strings.ContainsFunc(name, func(r rune) bool { return r == '/' || r == ':' || r == 0 || unicode.IsSpace(r) }):
-		return "interface names cannot contain '/', ':' or whitespace; use the link's name, e.g. eth0 (not an alias like eth0:1)"
+// validateInterfaceName checks a link name with pkg/probe's rule (the kernel's dev_valid_name).
+func validateInterfaceName(name string, p *field.Path) field.ErrorList {
+	if err := probepkg.CheckInterfaceName(name); err != nil {
+		return field.ErrorList{field.Invalid(p, name, err.Error())}
 	}
-	return ""
+	return nil
 }
 
 func validatePeers(peers []string, family int, vips []string, p *field.Path) field.ErrorList {
@@ -510,51 +494,50 @@ func validateProbeHandler(pr *v1alpha1.ProbeSpec, pp *field.Path) field.ErrorLis
 	}
 
 	var errs field.ErrorList
+	// invalid adds an Invalid error at p for the rule's error, if any: the rules are pkg/probe's.
+	invalid := func(p *field.Path, v any, err error) {
+		if err != nil {
+			errs = append(errs, field.Invalid(p, v, err.Error()))
+		}
+	}
 	switch {
 	case pr.Process != nil:
-		n := pr.Process.Name
-		if n == "" || len(n) > probepkg.MaxProcessName || strings.ContainsRune(n, '/') {
-			errs = append(errs, field.Invalid(pp.Child("process", "name"), n, fmt.Sprintf(
-				"give the process name as the kernel keeps it (as pgrep -x): 1..%d characters, no path", probepkg.MaxProcessName)))
-		}
-		if e := pr.Process.Executable; e != "" && (len(e) > v1alpha1.MaxExecutableLength || !strings.HasPrefix(e, "/") || e == "/" || path.Clean(e) != e) {
-			errs = append(errs, field.Invalid(pp.Child("process", "executable"), e,
-				"give the executable's absolute path as /proc/PID/exe shows it (no //, . or .. parts, no trailing /), e.g. /usr/sbin/haproxy"))
+		invalid(pp.Child("process", "name"), pr.Process.Name, probepkg.CheckProcessName(pr.Process.Name))
+		switch e, ep := pr.Process.Executable, pp.Child("process", "executable"); {
+		case len(e) > v1alpha1.MaxExecutableLength:
+			errs = append(errs, field.TooLong(ep, "", v1alpha1.MaxExecutableLength))
+		case e != "":
+			invalid(ep, e, probepkg.CheckExecutable(e))
 		}
 	case pr.TCP != nil:
 		ap := pp.Child("tcp", "address")
 		if len(pr.TCP.Address) > v1alpha1.MaxHostPortLength {
 			errs = append(errs, field.TooLong(ap, "", v1alpha1.MaxHostPortLength))
 		} else {
-			errs = append(errs, validateHostPort(pr.TCP.Address, ap)...)
+			invalid(ap, pr.TCP.Address, probepkg.CheckAddress(pr.TCP.Address))
 		}
 	case pr.HTTP != nil:
 		hp := pp.Child("http")
-		u, err := url.Parse(pr.HTTP.URL)
-		switch {
-		case len(pr.HTTP.URL) > v1alpha1.MaxURLLength:
+		if len(pr.HTTP.URL) > v1alpha1.MaxURLLength {
 			errs = append(errs, field.TooLong(hp.Child("url"), "", v1alpha1.MaxURLLength))
-		case err != nil:
-			errs = append(errs, field.Invalid(hp.Child("url"), pr.HTTP.URL, "write an absolute http:// or https:// URL: "+err.Error()))
-		case u.Scheme != "http" && u.Scheme != "https":
-			errs = append(errs, field.Invalid(hp.Child("url"), pr.HTTP.URL, "the URL's scheme must be http or https"))
-		case u.Host == "" || u.Hostname() == "":
-			errs = append(errs, field.Invalid(hp.Child("url"), pr.HTTP.URL, "the URL needs a host, e.g. http://127.0.0.1:8080/healthz"))
+		} else {
+			invalid(hp.Child("url"), pr.HTTP.URL, probepkg.CheckURL(pr.HTTP.URL))
 		}
-		if s := pr.HTTP.ExpectedStatus; s != nil && (*s < 100 || *s > 599) {
-			errs = append(errs, field.Invalid(hp.Child("expectedStatus"), *s, "set an HTTP status code 100..599, or omit it for any 2xx or 3xx"))
+		if s := pr.HTTP.ExpectedStatus; s != nil {
+			invalid(hp.Child("expectedStatus"), *s, probepkg.CheckExpectedStatus(int(*s)))
 		}
 	case pr.Exec != nil:
 		ep := pp.Child("exec", "command")
 		c := pr.Exec.Command
-		switch {
-		case len(c) == 0:
-			errs = append(errs, field.Required(ep, "give the command as an argv list, e.g. [/usr/bin/check, --quiet]"))
-		case len(c) > v1alpha1.MaxExecArgs:
+		if len(c) > v1alpha1.MaxExecArgs {
 			errs = append(errs, field.TooMany(ep, len(c), v1alpha1.MaxExecArgs))
-		case !strings.HasPrefix(c[0], "/"):
-			errs = append(errs, field.Invalid(ep.Index(0), c[0],
-				"give the program's absolute path (there is no shell and no PATH lookup), e.g. /usr/bin/pgrep"))
+		}
+		if err := probepkg.CheckCommand(c); err != nil {
+			if len(c) == 0 {
+				errs = append(errs, field.Required(ep, err.Error()))
+			} else {
+				invalid(ep.Index(0), c[0], err)
+			}
 		}
 		for i, arg := range c {
 			if len(arg) > v1alpha1.MaxExecArgLength {
@@ -562,31 +545,13 @@ func validateProbeHandler(pr *v1alpha1.ProbeSpec, pp *field.Path) field.ErrorLis
 			}
 		}
 	case pr.Interface != nil:
-		if msg := interfaceNameError(pr.Interface.Name); msg != "" {
-			errs = append(errs, field.Invalid(pp.Child("interface", "name"), pr.Interface.Name, msg))
-		}
+		errs = append(errs, validateInterfaceName(pr.Interface.Name, pp.Child("interface", "name"))...)
 	case pr.File != nil:
-		switch fp := pp.Child("file", "path"); {
-		case len(pr.File.Path) > v1alpha1.MaxFilePathLength:
+		if fp := pp.Child("file", "path"); len(pr.File.Path) > v1alpha1.MaxFilePathLength {
 			errs = append(errs, field.TooLong(fp, "", v1alpha1.MaxFilePathLength))
-		case !strings.HasPrefix(pr.File.Path, "/"):
-			errs = append(errs, field.Invalid(fp, pr.File.Path, "give an absolute path, e.g. /run/haproxy.ok"))
+		} else {
+			invalid(fp, pr.File.Path, probepkg.CheckPath(pr.File.Path))
 		}
 	}
 	return errs
-}
-
-func validateHostPort(s string, p *field.Path) field.ErrorList {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return field.ErrorList{field.Invalid(p, s, "write host:port, e.g. 127.0.0.1:8404 or [::1]:8404")}
-	}
-	if host == "" {
-		return field.ErrorList{field.Invalid(p, s, "the address needs a host, e.g. 127.0.0.1:8404")}
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
-		return field.ErrorList{field.Invalid(p, s, "the port must be a number 1..65535")}
-	}
-	return nil
 }

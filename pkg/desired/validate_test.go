@@ -422,3 +422,105 @@ func TestParseAddress(t *testing.T) {
 		}
 	}
 }
+
+// The rules of a probe's target are pkg/probe's; each error names the field and gives the rule's
+// message, which says what to write.
+func TestValidateMessagesProbeTargets(t *testing.T) {
+	vip := validVIP()
+	vip.Spec.Interface = ".."
+	vip.Spec.Nodes[0].Interface = "eth0:1"
+	vip.Spec.Probes = []v1alpha1.ProbeSpec{
+		probe("proc", func(p *v1alpha1.ProbeSpec) {
+			p.File = nil
+			p.Process = &v1alpha1.ProcessProbe{Name: "sbin/haproxy", Executable: "/usr//sbin/haproxy"}
+		}),
+		probe("tcp", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.TCP = &v1alpha1.TCPProbe{Address: "h:0"} }),
+		probe("http", func(p *v1alpha1.ProbeSpec) {
+			p.File = nil
+			p.HTTP = &v1alpha1.HTTPProbe{URL: "http:///x", ExpectedStatus: ptr.To[int32](0)}
+		}),
+		probe("exec", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Exec = &v1alpha1.ExecProbe{Command: []string{"pgrep"}} }),
+		probe("exec-empty", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Exec = &v1alpha1.ExecProbe{} }),
+		probe("iface", func(p *v1alpha1.ProbeSpec) { p.File = nil; p.Interface = &v1alpha1.InterfaceProbe{Name: "eth0 "} }),
+		probe("file", func(p *v1alpha1.ProbeSpec) { p.File.Path = "run/ok" }),
+		probe("exe-long", func(p *v1alpha1.ProbeSpec) {
+			p.File = nil
+			p.Process = &v1alpha1.ProcessProbe{Name: "x", Executable: "/" + strings.Repeat("x", v1alpha1.MaxExecutableLength)}
+		}),
+	}
+	got := make([]string, 0)
+	for _, e := range Validate(vip) {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		`spec.nodes[0].interface: Invalid value: "eth0:1": interface names cannot contain '/', ':' or whitespace; use the link's name, e.g. eth0 (not an alias like eth0:1)`,
+		`spec.interface: Invalid value: "..": "." and ".." are not link names: use the name of a network interface, e.g. eth0`,
+		`spec.probes[0].process.name: Invalid value: "sbin/haproxy": give the process name as the kernel keeps it (as pgrep -x): 1..15 bytes, no path`,
+		`spec.probes[0].process.executable: Invalid value: "/usr//sbin/haproxy": give the executable's absolute path as /proc/PID/exe shows it (no //, . or .. parts, no trailing /), e.g. /usr/sbin/haproxy`,
+		`spec.probes[1].tcp.address: Invalid value: "h:0": the port must be a number 1..65535`,
+		`spec.probes[2].http.url: Invalid value: "http:///x": the URL needs a host, e.g. http://127.0.0.1:8080/healthz`,
+		`spec.probes[2].http.expectedStatus: Invalid value: 0: set an HTTP status code 100..599, or omit it for any 2xx or 3xx`,
+		`spec.probes[3].exec.command[0]: Invalid value: "pgrep": give the program's absolute path first (there is no shell and no PATH lookup), e.g. /usr/bin/pgrep`,
+		`spec.probes[4].exec.command: Required value: give the command as an argv list, e.g. [/usr/bin/check, --quiet]`,
+		`spec.probes[5].interface.name: Invalid value: "eth0 ": interface names cannot contain '/', ':' or whitespace; use the link's name, e.g. eth0 (not an alias like eth0:1)`,
+		`spec.probes[6].file.path: Invalid value: "run/ok": give an absolute path, e.g. /run/haproxy.ok`,
+		`spec.probes[7].process.executable: Too long: may not be more than 4095 bytes`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Validate() messages mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// Validate (kubectl apply, kube-vrrp validate, the controller) and Probes (the agent, through
+// probe.Spec.Validate) apply the same rules to a probe's target: one refuses what the other does.
+func TestProbesAgreeWithValidate(t *testing.T) {
+	targets := map[string]func(*v1alpha1.ProbeSpec){
+		"process":          func(p *v1alpha1.ProbeSpec) { p.Process = &v1alpha1.ProcessProbe{Name: "haproxy"} },
+		"process 15 bytes": func(p *v1alpha1.ProbeSpec) { p.Process = &v1alpha1.ProcessProbe{Name: "haproxy-ingress"} },
+		"process 16 bytes": func(p *v1alpha1.ProbeSpec) { p.Process = &v1alpha1.ProcessProbe{Name: "haproxy-ingress-"} },
+		"process path":     func(p *v1alpha1.ProbeSpec) { p.Process = &v1alpha1.ProcessProbe{Name: "sbin/haproxy"} },
+		"executable":       func(p *v1alpha1.ProbeSpec) { p.Process = &v1alpha1.ProcessProbe{Name: "x", Executable: "/usr/sbin/x"} },
+		"executable dot":   func(p *v1alpha1.ProbeSpec) { p.Process = &v1alpha1.ProcessProbe{Name: "x", Executable: "/usr/./x"} },
+		"executable slash": func(p *v1alpha1.ProbeSpec) { p.Process = &v1alpha1.ProcessProbe{Name: "x", Executable: "/usr/sbin/"} },
+		"tcp":              func(p *v1alpha1.ProbeSpec) { p.TCP = &v1alpha1.TCPProbe{Address: "[::1]:80"} },
+		"tcp no port":      func(p *v1alpha1.ProbeSpec) { p.TCP = &v1alpha1.TCPProbe{Address: "h"} },
+		"tcp no host":      func(p *v1alpha1.ProbeSpec) { p.TCP = &v1alpha1.TCPProbe{Address: ":80"} },
+		"tcp port 65536":   func(p *v1alpha1.ProbeSpec) { p.TCP = &v1alpha1.TCPProbe{Address: "h:65536"} },
+		"http":             func(p *v1alpha1.ProbeSpec) { p.HTTP = &v1alpha1.HTTPProbe{URL: "https://h/x"} },
+		"http scheme":      func(p *v1alpha1.ProbeSpec) { p.HTTP = &v1alpha1.HTTPProbe{URL: "ftp://h/x"} },
+		"http no host":     func(p *v1alpha1.ProbeSpec) { p.HTTP = &v1alpha1.HTTPProbe{URL: "http://:80/x"} },
+		"http status 599": func(p *v1alpha1.ProbeSpec) {
+			p.HTTP = &v1alpha1.HTTPProbe{URL: "http://h/", ExpectedStatus: ptr.To[int32](599)}
+		},
+		"http status 600": func(p *v1alpha1.ProbeSpec) {
+			p.HTTP = &v1alpha1.HTTPProbe{URL: "http://h/", ExpectedStatus: ptr.To[int32](600)}
+		},
+		"exec":                 func(p *v1alpha1.ProbeSpec) { p.Exec = &v1alpha1.ExecProbe{Command: []string{"/bin/true", "x"}} },
+		"exec relative":        func(p *v1alpha1.ProbeSpec) { p.Exec = &v1alpha1.ExecProbe{Command: []string{"true"}} },
+		"exec empty":           func(p *v1alpha1.ProbeSpec) { p.Exec = &v1alpha1.ExecProbe{} },
+		"interface":            func(p *v1alpha1.ProbeSpec) { p.Interface = &v1alpha1.InterfaceProbe{Name: "bond0.100"} },
+		"interface dot":        func(p *v1alpha1.ProbeSpec) { p.Interface = &v1alpha1.InterfaceProbe{Name: "."} },
+		"interface dot dot":    func(p *v1alpha1.ProbeSpec) { p.Interface = &v1alpha1.InterfaceProbe{Name: ".."} },
+		"interface 16 bytes":   func(p *v1alpha1.ProbeSpec) { p.Interface = &v1alpha1.InterfaceProbe{Name: "abcdefghijklmnop"} },
+		"interface alias":      func(p *v1alpha1.ProbeSpec) { p.Interface = &v1alpha1.InterfaceProbe{Name: "eth0:1"} },
+		"interface CR":         func(p *v1alpha1.ProbeSpec) { p.Interface = &v1alpha1.InterfaceProbe{Name: "eth0\r"} },
+		"interface NUL":        func(p *v1alpha1.ProbeSpec) { p.Interface = &v1alpha1.InterfaceProbe{Name: "eth\x000"} },
+		"interface no-break":   func(p *v1alpha1.ProbeSpec) { p.Interface = &v1alpha1.InterfaceProbe{Name: "eth\u00a00"} },
+		"file":                 func(p *v1alpha1.ProbeSpec) { p.File = &v1alpha1.FileProbe{Path: "/run/ok"} },
+		"file relative":        func(p *v1alpha1.ProbeSpec) { p.File = &v1alpha1.FileProbe{Path: "run/ok"} },
+		"file empty":           func(p *v1alpha1.ProbeSpec) { p.File = &v1alpha1.FileProbe{} },
+		"interface vertical":   func(p *v1alpha1.ProbeSpec) { p.Interface = &v1alpha1.InterfaceProbe{Name: "eth\v0"} },
+		"interface line break": func(p *v1alpha1.ProbeSpec) { p.Interface = &v1alpha1.InterfaceProbe{Name: "eth\n0"} },
+	}
+	for name, set := range targets {
+		t.Run(name, func(t *testing.T) {
+			vip := validVIP()
+			vip.Spec.Probes = []v1alpha1.ProbeSpec{probe("p", func(p *v1alpha1.ProbeSpec) { p.File = nil; set(p) })}
+			errs := Validate(vip)
+			_, err := Probes(vip)
+			if (len(errs) > 0) != (err != nil) {
+				t.Errorf("Validate: %v; Probes: %v; want both to accept or both to refuse", errs.ToAggregate(), err)
+			}
+		})
+	}
+}
