@@ -398,8 +398,11 @@ func (c *converter) instance(in *Instance) *draft {
 			for dev := range devs {
 				spec.Interface = dev
 			}
-			if !c.text(in.Pos, where+": dev", spec.Interface) || interfaceNameBad(spec.Interface) {
-				c.errorf(in.Pos, "%s: dev %q is not a valid interface name", where, spec.Interface)
+			if !c.text(in.Pos, where+": dev", spec.Interface) {
+				return nil
+			}
+			if err := probe.CheckInterfaceName(spec.Interface); err != nil {
+				c.errorf(in.Pos, "%s: dev %q is not a valid interface name: %v", where, spec.Interface, err)
 				return nil
 			}
 			c.warnf(in.Pos, "%s has no interface; its addresses name dev %s, which becomes spec.interface", where, spec.Interface)
@@ -727,7 +730,7 @@ func (c *converter) probes(d *draft, where string) {
 			}
 			p, from = c.processProbe(tp), tp.Pos
 		default:
-			if interfaceNameBad(t.name) || !yamlSafe(t.name) {
+			if err := probe.CheckInterfaceName(t.name); err != nil || !yamlSafe(t.name) {
 				c.errorf(t.pos, "%s: track_interface %q is not a valid interface name", where, t.name)
 				continue
 			}
@@ -1065,8 +1068,4 @@ func yamlSafe(s string) bool {
 		}
 	}
 	return true
-}
-
-func interfaceNameBad(s string) bool {
-	return s == "" || len(s) > vrrp.MaxInterfaceName || s == "." || s == ".." || strings.ContainsAny(s, "/: \t\n\r\v\f\x00")
 }

@@ -471,6 +471,12 @@ func TestConvertErrors(t *testing.T) {
 			"k.conf:4:5: vrrp_instance V: address 0.0.0.0 cannot be a virtual address: it is the unspecified address"},
 		{"peer is a virtual address", instance("  unicast_peer {\n    192.0.2.10\n  }\n"),
 			"k.conf:8:5: vrrp_instance VI_1: unicast peer 192.0.2.10 is also a virtual address; peers are the routers' own addresses"},
+		// The rule of every interface name (probe.CheckInterfaceName): white space is any Unicode
+		// space, which the VirtualIP's validation refuses too.
+		{"track_interface with a no-break space", instance("  track_interface {\n    eth\u00a01\n  }\n"),
+			`k.conf:8:5: vrrp_instance VI_1: track_interface "eth\u00a01" is not a valid interface name`},
+		{"dev alias", "vrrp_instance V {\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.1 dev eth0:1\n  }\n}\n",
+			`k.conf:1:1: vrrp_instance V: dev "eth0:1" is not a valid interface name: interface names cannot contain '/', ':' or whitespace; use the link's name, e.g. eth0 (not an alias like eth0:1)`},
 		{"PASS without password", instance("  authentication {\n    auth_type PASS\n  }\n"),
 			"k.conf:7:3: vrrp_instance VI_1: auth_type PASS without auth_pass"},
 	}

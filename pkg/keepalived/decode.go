@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kube-vrrp/kube-vrrp/pkg/probe"
 )
 
 // maxErrors bounds the errors Decode collects before it stops.
@@ -553,8 +555,8 @@ func (d *decoder) instance(name string, n *Node) *Instance {
 			}
 		case k == "interface":
 			if a, ok := d.arg(c); ok {
-				if interfaceNameBad(a.Value) {
-					d.errorf(a.Pos, "interface: %q is not a valid interface name", a.Value)
+				if err := probe.CheckInterfaceName(a.Value); err != nil {
+					d.errorf(a.Pos, "interface: %q is not a valid interface name: %v", a.Value, err)
 					continue
 				}
 				d.set(inst.Keys, c, in)

@@ -208,6 +208,8 @@ func TestParseErrors(t *testing.T) {
 			nil, "k.conf:3:14: advert_int: 0.001 is outside 0.01..255"},
 		{"weight out of range", map[string]string{"k.conf": "vrrp_script s {\n  script /bin/true\n  weight -300\n}\n"},
 			nil, "k.conf:3:10: weight: -300 is outside -253..253"},
+		{"interface dot dot", map[string]string{"k.conf": "vrrp_instance V {\n  virtual_router_id 1\n  interface ..\n}\n"},
+			nil, `k.conf:3:13: interface: ".." is not a valid interface name: "." and ".." are not link names: use the name of a network interface, e.g. eth0`},
 		{"bad state", map[string]string{"k.conf": "vrrp_instance V {\n  virtual_router_id 1\n  state PRIMARY\n}\n"},
 			nil, `k.conf:3:9: state: "PRIMARY" is not MASTER or BACKUP`},
 		{"unknown block", map[string]string{"k.conf": "vrrp_instanse VI_1 {\n  virtual_router_id 1\n}\n"},
