@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
@@ -41,8 +43,11 @@ const (
 // e.g. while the API server was away) are logged with their count; the agent counts them in
 // kube_vrrp_events_lost_total.
 //
-// It runs in the node manager, restarted with it; the subscription outlives it, so what
-// happens while the API server is away is recorded when it is back, up to the buffer.
+// It runs in the node manager, which restarts whenever the API server is unreachable. The
+// subscription and the reporter outlive it (For binds the reporter to one manager's reader
+// and recorder): transitions held back by the flap limit are still counted, and a probe's
+// recovery is still news, after a restart; what happens while the API server is away is
+// recorded when it is back, up to the buffer.
 type EventReporter struct {
 	Stream Stream
 	// Reader gets the VirtualIP an Event is about (the manager's cache).
@@ -51,8 +56,12 @@ type EventReporter struct {
 	NodeName string
 	Log      *slog.Logger
 
-	// probeSeen: VirtualIP and probe -> a result has been seen since the instance was applied
-	// (the first result, when healthy, is not an Event: nothing changed).
+	// mu lets one Start run at a time (a manager being replaced may not have stopped yet);
+	// what follows, Reader and Recorder belong to the one running.
+	mu sync.Mutex
+	// probeSeen: VirtualIP and probe -> the health of its last result since the instance was
+	// applied. A first result that is healthy is not an Event (nothing changed), nor is a
+	// result that repeats the last one (a probe edit starts the probes again).
 	probeSeen map[string]bool
 	flaps     map[string]*flapWindow
 }
@@ -67,8 +76,40 @@ type flapWindow struct {
 
 // Start implements manager.Runnable: it records events until ctx is done.
 func (r *EventReporter) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.run(ctx)
+}
+
+// For returns the Runnable of one node manager: r recording with reader and recorder (the
+// manager's cache and its recorder) until the manager stops, remembering what it knew
+// across managers (see EventReporter).
+func (r *EventReporter) For(reader client.Reader, recorder events.EventRecorder) manager.Runnable {
+	return boundReporter{r, reader, recorder}
+}
+
+type boundReporter struct {
+	r        *EventReporter
+	reader   client.Reader
+	recorder events.EventRecorder
+}
+
+func (b boundReporter) Start(ctx context.Context) error {
+	b.r.mu.Lock()
+	defer b.r.mu.Unlock()
+	b.r.Reader, b.r.Recorder = b.reader, b.recorder
+	return b.r.run(ctx)
+}
+
+func (b boundReporter) NeedLeaderElection() bool { return false }
+
+// run records events until ctx is done; r.mu is held.
+func (r *EventReporter) run(ctx context.Context) error {
 	if r.probeSeen == nil {
-		r.probeSeen, r.flaps = map[string]bool{}, map[string]*flapWindow{}
+		r.probeSeen = map[string]bool{}
+	}
+	if r.flaps == nil {
+		r.flaps = map[string]*flapWindow{}
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -104,9 +145,9 @@ func (r *EventReporter) record(ctx context.Context, e vrrp.Event, now time.Time)
 		}
 	case vrrp.EventProbe:
 		key := e.Instance + "\x00" + e.Probe
-		seen := r.probeSeen[key]
-		r.probeSeen[key] = true
-		if !seen && e.Healthy {
+		last, seen := r.probeSeen[key]
+		r.probeSeen[key] = e.Healthy
+		if (!seen && e.Healthy) || (seen && last == e.Healthy) {
 			return
 		}
 		if e.Healthy {
@@ -119,9 +160,14 @@ func (r *EventReporter) record(ctx context.Context, e vrrp.Event, now time.Time)
 	case vrrp.EventTransition:
 		w := r.window(e.Instance)
 		w.times = slices.DeleteFunc(w.times, func(t time.Time) bool { return now.Sub(t) >= transitionEventWindow })
-		if len(w.times) >= transitionEventBurst {
+		full := len(w.times) >= transitionEventBurst
+		if full || w.held > 0 {
+			// Held back, or the last of those held back, which the window has room for now:
+			// one Flapping Event counts them all (flush does the same).
 			w.held++
 			w.last = e
+		}
+		if full {
 			return
 		}
 		w.times = append(w.times, now)
@@ -143,7 +189,8 @@ func (r *EventReporter) flush(ctx context.Context, now time.Time) {
 	}
 }
 
-// transition records e, and the transitions held back before it, as one Event.
+// transition records e as a Became<State> Event or, when transitions were held back, as one
+// Flapping Event that counts them (w.held, e the last of them).
 func (r *EventReporter) transition(ctx context.Context, e vrrp.Event, w *flapWindow) {
 	why := e.Reason
 	if e.Message != "" {
@@ -154,7 +201,6 @@ func (r *EventReporter) transition(ctx context.Context, e vrrp.Event, w *flapWin
 		kind = corev1.EventTypeWarning
 	}
 	if w.held > 0 {
-		// e is the last of them: the others are counted.
 		r.eventf(ctx, e.Instance, corev1.EventTypeWarning, ReasonFlapping, "Transition",
 			"node %s: %d transitions in %s not recorded one by one; the last: %s -> %s: %s",
 			r.NodeName, w.held, transitionEventWindow, e.From, e.State, truncate(why, maxNote))

@@ -185,9 +185,10 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	accept := &acceptFilter{host: host}
 	defer accept.close(log)
 	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}, AcceptFilter: accept.open})
-	// Subscribed before the agent runs, so the first transitions become Events too; it
-	// outlives the node managers, keeping what happens while the API server is away.
-	events := a.Subscribe("events", eventsBufferK8s)
+	// Subscribed before the agent runs, so the first transitions become Events too; it and
+	// the reporter outlive the node managers, keeping what happens while the API server is
+	// away (and the transitions the flap limit holds back).
+	reporter := &controllers.EventReporter{Stream: a.Subscribe("events", eventsBufferK8s), NodeName: o.node, Log: log}
 	kick := make(chan struct{}, 1)
 	poke := func() {
 		select {
@@ -262,8 +263,7 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		if err := sr.SetupWithManager(mgr); err != nil {
 			return err
 		}
-		if err := mgr.Add(&controllers.EventReporter{Stream: events, Reader: mgr.GetClient(), NodeName: o.node,
-			Recorder: mgr.GetEventRecorder("kube-vrrp-agent"), Log: log}); err != nil {
+		if err := mgr.Add(reporter.For(mgr.GetClient(), mgr.GetEventRecorder("kube-vrrp-agent"))); err != nil {
 			return err
 		}
 		// Every agent summarises the VirtualIPs that select its node (no leader election): the
