@@ -27,8 +27,8 @@ const (
 	DefaultIntervalV2 = time.Second
 	// DefaultPriority is the priority of a node without spec.priority or a nodes[] override.
 	DefaultPriority = 100
-	// DefaultProbeInterval is the interval of a probe that sets none.
-	DefaultProbeInterval = time.Second
+	// DefaultProbeInterval is the interval of a probe that sets none: pkg/probe's default.
+	DefaultProbeInterval = probepkg.DefaultInterval
 	// OwnerPriority is vrrp.OwnerPriority, the priority of the address owner (RFC 5798 §6.1);
 	// For accepts it only on a node that has the addresses as its own.
 	OwnerPriority = vrrp.OwnerPriority
@@ -60,6 +60,9 @@ const AuthPass = "PASS"
 // intervals, link names), the probes' in pkg/probe (timing, fall and rise, weights, process
 // names), the API's own in api/v1alpha1 (list sizes, string lengths, preemptDelay). The CRD's
 // markers repeat the numbers; TestCRDBounds checks the generated schema against the constants.
+// The rules of a probe (its target, timing, fall, rise and weight) and of an interface name are
+// pkg/probe's (probe.Check*), which the agent's probe.Spec.Validate applies too; here they get
+// the field's path.
 func Validate(vip *v1alpha1.VirtualIP) field.ErrorList {
 	var errs field.ErrorList
 	if vip == nil {
@@ -134,7 +137,7 @@ func Validate(vip *v1alpha1.VirtualIP) field.ErrorList {
 	}
 
 	if spec.Interface != "" {
-		errs = append(errs, validateInterfaceName(spec.Interface, p.Child("interface"))...)
+		errs = append(errs, invalid(p.Child("interface"), spec.Interface, probepkg.CheckInterfaceName(spec.Interface))...)
 	}
 
 	if spec.Unicast != nil {
@@ -348,18 +351,20 @@ func validateNodes(nodes []v1alpha1.NodeOverride, p *field.Path) field.ErrorList
 			}
 		}
 		if n.Interface != "" {
-			errs = append(errs, validateInterfaceName(n.Interface, np.Child("interface"))...)
+			errs = append(errs, invalid(np.Child("interface"), n.Interface, probepkg.CheckInterfaceName(n.Interface))...)
 		}
 	}
 	return errs
 }
 
-// validateInterfaceName checks a link name with pkg/probe's rule (the kernel's dev_valid_name).
-func validateInterfaceName(name string, p *field.Path) field.ErrorList {
-	if err := probepkg.CheckInterfaceName(name); err != nil {
-		return field.ErrorList{field.Invalid(p, name, err.Error())}
+// invalid is an Invalid error at p with the message of a rule's err, or nothing when err is
+// nil. The rules of probes and interface names are pkg/probe's (probe.Check*): a rule has one
+// home, and its message says what to write.
+func invalid(p *field.Path, v any, err error) field.ErrorList {
+	if err == nil {
+		return nil
 	}
-	return nil
+	return field.ErrorList{field.Invalid(p, v, err.Error())}
 }
 
 func validatePeers(peers []string, family int, vips []string, p *field.Path) field.ErrorList {
@@ -438,29 +443,18 @@ func validateProbes(probes []v1alpha1.ProbeSpec, p *field.Path) field.ErrorList 
 		interval := DefaultProbeInterval
 		if pr.Interval != nil {
 			interval = pr.Interval.Duration
-			if interval < probepkg.MinInterval || interval > probepkg.MaxInterval {
-				errs = append(errs, field.Invalid(pp.Child("interval"), interval.String(),
-					"set an interval of 10ms..1h, e.g. 1s (a probe checks at most 100 times a second)"))
-			}
+			errs = append(errs, invalid(pp.Child("interval"), interval.String(), probepkg.CheckInterval(interval))...)
 		}
-		if pr.Timeout != nil {
-			t := pr.Timeout.Duration
-			if t < probepkg.MinTimeout || t > interval {
-				errs = append(errs, field.Invalid(pp.Child("timeout"), t.String(), fmt.Sprintf(
-					"set a timeout of at least 1ms, so that a check can complete, and at most the interval (%s), so that checks never overlap", interval)))
-			}
+		if t := pr.Timeout; t != nil {
+			errs = append(errs, invalid(pp.Child("timeout"), t.Duration.String(), probepkg.CheckTimeout(t.Duration, interval))...)
 		}
-		if pr.Fall != nil && (*pr.Fall < 1 || *pr.Fall > probepkg.MaxCount) {
-			errs = append(errs, field.Invalid(pp.Child("fall"), *pr.Fall, fmt.Sprintf("set fall to 1..%d consecutive failures", probepkg.MaxCount)))
+		if pr.Fall != nil {
+			errs = append(errs, invalid(pp.Child("fall"), *pr.Fall, probepkg.CheckFall(int(*pr.Fall)))...)
 		}
-		if pr.Rise != nil && (*pr.Rise < 1 || *pr.Rise > probepkg.MaxCount) {
-			errs = append(errs, field.Invalid(pp.Child("rise"), *pr.Rise, fmt.Sprintf("set rise to 1..%d consecutive successes", probepkg.MaxCount)))
+		if pr.Rise != nil {
+			errs = append(errs, invalid(pp.Child("rise"), *pr.Rise, probepkg.CheckRise(int(*pr.Rise)))...)
 		}
-		if pr.Weight < -probepkg.MaxWeight || pr.Weight > probepkg.MaxWeight {
-			errs = append(errs, field.Invalid(pp.Child("weight"), pr.Weight, fmt.Sprintf(
-				"set weight to -%d..%d (0: FAULT while failing; negative: added while failing; positive: added while succeeding)",
-				probepkg.MaxWeight, probepkg.MaxWeight)))
-		}
+		errs = append(errs, invalid(pp.Child("weight"), pr.Weight, probepkg.CheckWeight(int(pr.Weight)))...)
 	}
 	return errs
 }
@@ -494,37 +488,31 @@ func validateProbeHandler(pr *v1alpha1.ProbeSpec, pp *field.Path) field.ErrorLis
 	}
 
 	var errs field.ErrorList
-	// invalid adds an Invalid error at p for the rule's error, if any: the rules are pkg/probe's.
-	invalid := func(p *field.Path, v any, err error) {
-		if err != nil {
-			errs = append(errs, field.Invalid(p, v, err.Error()))
-		}
-	}
 	switch {
 	case pr.Process != nil:
-		invalid(pp.Child("process", "name"), pr.Process.Name, probepkg.CheckProcessName(pr.Process.Name))
+		errs = append(errs, invalid(pp.Child("process", "name"), pr.Process.Name, probepkg.CheckProcessName(pr.Process.Name))...)
 		switch e, ep := pr.Process.Executable, pp.Child("process", "executable"); {
 		case len(e) > v1alpha1.MaxExecutableLength:
 			errs = append(errs, field.TooLong(ep, "", v1alpha1.MaxExecutableLength))
 		case e != "":
-			invalid(ep, e, probepkg.CheckExecutable(e))
+			errs = append(errs, invalid(ep, e, probepkg.CheckExecutable(e))...)
 		}
 	case pr.TCP != nil:
 		ap := pp.Child("tcp", "address")
 		if len(pr.TCP.Address) > v1alpha1.MaxHostPortLength {
 			errs = append(errs, field.TooLong(ap, "", v1alpha1.MaxHostPortLength))
 		} else {
-			invalid(ap, pr.TCP.Address, probepkg.CheckAddress(pr.TCP.Address))
+			errs = append(errs, invalid(ap, pr.TCP.Address, probepkg.CheckAddress(pr.TCP.Address))...)
 		}
 	case pr.HTTP != nil:
 		hp := pp.Child("http")
 		if len(pr.HTTP.URL) > v1alpha1.MaxURLLength {
 			errs = append(errs, field.TooLong(hp.Child("url"), "", v1alpha1.MaxURLLength))
 		} else {
-			invalid(hp.Child("url"), pr.HTTP.URL, probepkg.CheckURL(pr.HTTP.URL))
+			errs = append(errs, invalid(hp.Child("url"), pr.HTTP.URL, probepkg.CheckURL(pr.HTTP.URL))...)
 		}
 		if s := pr.HTTP.ExpectedStatus; s != nil {
-			invalid(hp.Child("expectedStatus"), *s, probepkg.CheckExpectedStatus(int(*s)))
+			errs = append(errs, invalid(hp.Child("expectedStatus"), *s, probepkg.CheckExpectedStatus(int(*s)))...)
 		}
 	case pr.Exec != nil:
 		ep := pp.Child("exec", "command")
@@ -536,7 +524,7 @@ func validateProbeHandler(pr *v1alpha1.ProbeSpec, pp *field.Path) field.ErrorLis
 			if len(c) == 0 {
 				errs = append(errs, field.Required(ep, err.Error()))
 			} else {
-				invalid(ep.Index(0), c[0], err)
+				errs = append(errs, invalid(ep.Index(0), c[0], err)...)
 			}
 		}
 		for i, arg := range c {
@@ -545,12 +533,12 @@ func validateProbeHandler(pr *v1alpha1.ProbeSpec, pp *field.Path) field.ErrorLis
 			}
 		}
 	case pr.Interface != nil:
-		errs = append(errs, validateInterfaceName(pr.Interface.Name, pp.Child("interface", "name"))...)
+		errs = append(errs, invalid(pp.Child("interface", "name"), pr.Interface.Name, probepkg.CheckInterfaceName(pr.Interface.Name))...)
 	case pr.File != nil:
 		if fp := pp.Child("file", "path"); len(pr.File.Path) > v1alpha1.MaxFilePathLength {
 			errs = append(errs, field.TooLong(fp, "", v1alpha1.MaxFilePathLength))
 		} else {
-			invalid(fp, pr.File.Path, probepkg.CheckPath(pr.File.Path))
+			errs = append(errs, invalid(fp, pr.File.Path, probepkg.CheckPath(pr.File.Path))...)
 		}
 	}
 	return errs

@@ -380,6 +380,10 @@ func TestValidateMessagesOwnerAndProbeBounds(t *testing.T) {
 	vip.Spec.Nodes = []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr.To[int32](255)}, {Name: "lb2", Priority: ptr.To[int32](255)}}
 	vip.Spec.Probes[0].Interval = dur(1)
 	vip.Spec.Probes = append(vip.Spec.Probes, probe("t", func(p *v1alpha1.ProbeSpec) { p.Timeout = dur(1) }))
+	vip.Spec.Probes = append(vip.Spec.Probes, probe("c", func(p *v1alpha1.ProbeSpec) {
+		p.Interval, p.Timeout = dur(time.Hour+time.Millisecond), dur(time.Hour+time.Millisecond)
+		p.Fall, p.Rise, p.Weight = ptr.To[int32](0), ptr.To[int32](256), -254
+	}))
 	got := make([]string, 0)
 	for _, e := range Validate(vip) {
 		got = append(got, e.Error())
@@ -389,6 +393,10 @@ func TestValidateMessagesOwnerAndProbeBounds(t *testing.T) {
 		`spec.nodes[1].priority: Invalid value: 255: only one node can own the addresses, and nodes[0] (lb1) has priority 255 already: keep 255 only for the node that has the addresses as its own interface addresses, and set 1..254 for the others`,
 		`spec.probes[0].interval: Invalid value: "1ns": set an interval of 10ms..1h, e.g. 1s (a probe checks at most 100 times a second)`,
 		`spec.probes[1].timeout: Invalid value: "1ns": set a timeout of at least 1ms, so that a check can complete, and at most the interval (1s), so that checks never overlap`,
+		`spec.probes[2].interval: Invalid value: "1h0m0.001s": set an interval of 10ms..1h, e.g. 1s (a probe checks at most 100 times a second)`,
+		`spec.probes[2].fall: Invalid value: 0: set fall to 1..255 consecutive failures`,
+		`spec.probes[2].rise: Invalid value: 256: set rise to 1..255 consecutive successes`,
+		`spec.probes[2].weight: Invalid value: -254: set weight to -253..253 (0: FAULT while failing; negative: added while failing; positive: added while succeeding)`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Validate() messages mismatch (-want +got):\n%s", diff)

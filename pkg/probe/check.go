@@ -8,17 +8,19 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
-// The rules of a probe's target, one home each. Spec.Validate applies them to a Spec; pkg/desired
-// applies them to a VirtualIP's spec.probes, naming the field (spec.probes[0].process.name) and
-// giving the error's text as the message; pkg/keepalived checks interface names with
-// CheckInterfaceName. An error's text says what to write instead, so that it reads well after a
-// field path or a value. The CRD's markers repeat the rules as CEL (docs/design.md §1.1); the
-// API's string and list bounds (api/v1alpha1/limits.go) are checked by pkg/desired alone.
+// The rules of a probe, one home each: its target, timing, fall, rise and weight. Spec.Validate
+// applies them to a Spec; pkg/desired applies them to a VirtualIP's spec.probes, naming the field
+// (spec.probes[0].process.name) and giving the error's text as the message; pkg/desired and
+// pkg/keepalived check every interface name with CheckInterfaceName. An error's text says what
+// to write instead, so that it reads well after a field path or a value. The CRD's markers
+// repeat the rules as CEL (docs/design.md §1.1); the API's string and list bounds
+// (api/v1alpha1/limits.go) are checked by pkg/desired alone.
 
 // CheckProcessName reports why name cannot be a process probe's name: the name the kernel keeps
 // (comm) is at most MaxProcessName bytes and has no path.
@@ -114,4 +116,61 @@ func CheckInterfaceName(name string) error {
 		return errors.New("interface names cannot contain '/', ':' or whitespace; use the link's name, e.g. eth0 (not an alias like eth0:1)")
 	}
 	return nil
+}
+
+// CheckInterval reports why d cannot be a probe's interval: MinInterval..MaxInterval. A Spec's
+// 0 (the default) is not an interval: the caller checks one only when it is given.
+func CheckInterval(d time.Duration) error {
+	if d < MinInterval || d > MaxInterval {
+		return fmt.Errorf("set an interval of %s..%s, e.g. 1s (a probe checks at most %d times a second)",
+			shortDuration(MinInterval), shortDuration(MaxInterval), time.Second/MinInterval)
+	}
+	return nil
+}
+
+// CheckTimeout reports why t cannot be the timeout of a probe with the given interval: at least
+// MinTimeout, at most the interval.
+func CheckTimeout(t, interval time.Duration) error {
+	if t < MinTimeout || t > interval {
+		return fmt.Errorf("set a timeout of at least %s, so that a check can complete, and at most the interval (%s), so that checks never overlap",
+			shortDuration(MinTimeout), shortDuration(interval))
+	}
+	return nil
+}
+
+// CheckFall reports why n cannot be a probe's fall: 1..MaxCount.
+func CheckFall(n int) error {
+	if n < 1 || n > MaxCount {
+		return fmt.Errorf("set fall to 1..%d consecutive failures", MaxCount)
+	}
+	return nil
+}
+
+// CheckRise reports why n cannot be a probe's rise: 1..MaxCount.
+func CheckRise(n int) error {
+	if n < 1 || n > MaxCount {
+		return fmt.Errorf("set rise to 1..%d consecutive successes", MaxCount)
+	}
+	return nil
+}
+
+// CheckWeight reports why w cannot be a probe's weight: -MaxWeight..MaxWeight.
+func CheckWeight(w int) error {
+	if w < -MaxWeight || w > MaxWeight {
+		return fmt.Errorf("set weight to -%d..%d (0: FAULT while failing; negative: added while failing; positive: added while succeeding)",
+			MaxWeight, MaxWeight)
+	}
+	return nil
+}
+
+// shortDuration writes d as a person would: 1h, not 1h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

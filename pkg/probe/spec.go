@@ -133,52 +133,49 @@ func (s *Spec) Validate() error {
 		}
 	}
 
-	check := func(what string, v any, err error) {
+	// check adds err, if any, after what it is about: `interval 1ns: set an interval of ...`.
+	check := func(err error, format string, a ...any) {
 		if err != nil {
-			bad("%s %q: %w", what, v, err)
+			bad("%s: %w", fmt.Sprintf(format, a...), err)
 		}
 	}
 	switch s.Kind {
 	case KindProcess:
-		check("process name", s.Process, CheckProcessName(s.Process))
+		check(CheckProcessName(s.Process), "process name %q", s.Process)
 		if s.Executable != "" {
-			check("executable", s.Executable, CheckExecutable(s.Executable))
+			check(CheckExecutable(s.Executable), "executable %q", s.Executable)
 		}
 	case KindTCP:
-		check("address", s.Address, CheckAddress(s.Address))
+		check(CheckAddress(s.Address), "address %q", s.Address)
 	case KindHTTP:
-		check("url", s.URL, CheckURL(s.URL))
+		check(CheckURL(s.URL), "url %q", s.URL)
 		if s.ExpectedStatus != 0 {
-			if err := CheckExpectedStatus(s.ExpectedStatus); err != nil {
-				bad("expected status %d: %w", s.ExpectedStatus, err)
-			}
+			check(CheckExpectedStatus(s.ExpectedStatus), "expected status %d", s.ExpectedStatus)
 		}
 	case KindExec:
-		check("command", s.Command, CheckCommand(s.Command))
+		check(CheckCommand(s.Command), "command %q", s.Command)
 	case KindInterface:
-		check("interface name", s.Interface, CheckInterfaceName(s.Interface))
+		check(CheckInterfaceName(s.Interface), "interface name %q", s.Interface)
 	case KindFile:
-		check("path", s.Path, CheckPath(s.Path))
+		check(CheckPath(s.Path), "path %q", s.Path)
 	default:
 		bad("unknown kind %q", s.Kind)
 	}
 
-	// Zero Interval and Timeout take their defaults.
-	if s.Interval < 0 || s.Interval != 0 && s.Interval < MinInterval || s.Interval > MaxInterval {
-		bad("interval %s: set at least %s and at most %s (0 for the default %s)", s.Interval, MinInterval, MaxInterval, DefaultInterval)
+	// Zero Interval, Timeout, Fall and Rise take their defaults.
+	if s.Interval != 0 {
+		check(CheckInterval(s.Interval), "interval %s", s.Interval)
 	}
-	if iv := s.interval(); s.Timeout < 0 || s.Timeout != 0 && s.Timeout < MinTimeout || s.Timeout > iv {
-		bad("timeout %s: set at least %s, so that a check can complete, and at most the interval (%s), so that checks never overlap", s.Timeout, MinTimeout, iv)
+	if s.Timeout != 0 {
+		check(CheckTimeout(s.Timeout, s.interval()), "timeout %s", s.Timeout)
 	}
-	if s.Fall < 0 || s.Fall > MaxCount {
-		bad("fall %d: set 1..%d", s.Fall, MaxCount)
+	if s.Fall != 0 {
+		check(CheckFall(s.Fall), "fall %d", s.Fall)
 	}
-	if s.Rise < 0 || s.Rise > MaxCount {
-		bad("rise %d: set 1..%d", s.Rise, MaxCount)
+	if s.Rise != 0 {
+		check(CheckRise(s.Rise), "rise %d", s.Rise)
 	}
-	if s.Weight < -MaxWeight || s.Weight > MaxWeight {
-		bad("weight %d: set -%d..%d", s.Weight, MaxWeight, MaxWeight)
-	}
+	check(CheckWeight(s.Weight), "weight %d", s.Weight)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("probe %q: %w", s.Name, err)
 	}

@@ -52,17 +52,22 @@ func TestSpecValidate(t *testing.T) {
 		{"timeout above default interval", Spec{Name: "p", Kind: KindFile, Path: "/x", Timeout: 2 * time.Second}, "at most the interval (1s)"},
 		{"negative interval", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: -1}, "interval"},
 		// An interval of 1ns kept a core busy.
-		{"interval 1ns", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: 1}, "interval 1ns: set at least 10ms and at most 1h0m0s"},
-		{"interval 9ms", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: 9 * time.Millisecond}, "interval 9ms: set at least 10ms"},
+		{"interval 1ns", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: 1}, "interval 1ns: set an interval of 10ms..1h, e.g. 1s (a probe checks at most 100 times a second)"},
+		{"interval 9ms", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: 9 * time.Millisecond}, "interval 9ms: set an interval of 10ms..1h"},
 		{"interval 10ms", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: 10 * time.Millisecond}, ""},
-		{"timeout 1ns", Spec{Name: "p", Kind: KindFile, Path: "/x", Timeout: 1}, "timeout 1ns: set at least 1ms"},
-		{"timeout 999us", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: 10 * time.Millisecond, Timeout: 999 * time.Microsecond}, "timeout 999µs: set at least 1ms"},
+		{"interval 1h", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: time.Hour}, ""},
+		{"interval above 1h", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: time.Hour + 1}, "interval 1h0m0.000000001s: set an interval of 10ms..1h"},
+		{"timeout 1ns", Spec{Name: "p", Kind: KindFile, Path: "/x", Timeout: 1}, "timeout 1ns: set a timeout of at least 1ms"},
+		{"timeout 999us", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: 10 * time.Millisecond, Timeout: 999 * time.Microsecond}, "timeout 999µs: set a timeout of at least 1ms"},
 		{"timeout 1ms", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: 10 * time.Millisecond, Timeout: time.Millisecond}, ""},
 		{"timeout the interval", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: 10 * time.Millisecond, Timeout: 10 * time.Millisecond}, ""},
 		{"timeout above a 10ms interval", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: 10 * time.Millisecond, Timeout: 11 * time.Millisecond}, "at most the interval (10ms)"},
 		{"fall", Spec{Name: "p", Kind: KindFile, Path: "/x", Fall: 256}, "fall 256"},
-		{"rise", Spec{Name: "p", Kind: KindFile, Path: "/x", Rise: -1}, "rise -1"},
-		{"weight", Spec{Name: "p", Kind: KindFile, Path: "/x", Weight: -254}, "weight -254"},
+		{"rise", Spec{Name: "p", Kind: KindFile, Path: "/x", Rise: -1}, "rise -1: set rise to 1..255 consecutive successes"},
+		{"fall 255", Spec{Name: "p", Kind: KindFile, Path: "/x", Fall: 255}, ""},
+		{"fall -1", Spec{Name: "p", Kind: KindFile, Path: "/x", Fall: -1}, "fall -1: set fall to 1..255 consecutive failures"},
+		{"weight 253", Spec{Name: "p", Kind: KindFile, Path: "/x", Weight: 253}, ""},
+		{"weight", Spec{Name: "p", Kind: KindFile, Path: "/x", Weight: -254}, "weight -254: set weight to -253..253"},
 		{"all set", Spec{Name: "p", Kind: KindFile, Path: "/x", Interval: 2 * time.Second, Timeout: time.Second, Fall: 3, Rise: 2, Weight: -20}, ""},
 	}
 	for _, tt := range tests {
@@ -99,5 +104,22 @@ func TestNewRejects(t *testing.T) {
 	}, Options{}, nil)
 	if err == nil || !strings.Contains(err.Error(), `"a": the name is used twice`) || !strings.Contains(err.Error(), `probe "b"`) {
 		t.Fatalf("New() = %v, want errors for the duplicate name and the path", err)
+	}
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Hour:                    "1h",
+		time.Minute:                  "1m",
+		90 * time.Minute:             "1h30m",
+		time.Hour + time.Second:      "1h0m1s",
+		10 * time.Second:             "10s",
+		10 * time.Millisecond:        "10ms",
+		999 * time.Microsecond:       "999µs",
+		2*time.Hour + 10*time.Minute: "2h10m",
+	} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
+		}
 	}
 }
