@@ -228,19 +228,29 @@ func (a *Agent) Apply(name string, cfg vrrp.Config, probes ...probe.Spec) error 
 	}()
 	cur, ok := a.instances[name]
 	if ok && cur.router != nil {
-		err := cur.router.Reconfigure(cfg)
+		var err error
+		same := slices.EqualFunc(cur.probes, probes, specEqual)
+		var carried map[string]bool
+		if same {
+			err = cur.router.Reconfigure(cfg)
+		} else {
+			// The old probes stop first, so that none of their word lands after the new
+			// one; the new probes' view, from what the old ones knew, goes with the config
+			// as one step (a new base priority is never acted on with the old weights).
+			if cur.prober != nil {
+				cur.prober.stop()
+				carried = cur.prober.health()
+			}
+			err = cur.router.ReconfigureHealth(cfg, probe.Weigh(probes, carried))
+			if err != nil && !errors.Is(err, vrrp.ErrIncompatible) {
+				// Refused: the old probes go on, from what they knew.
+				a.startProberLocked(cur, carried)
+			}
+		}
 		if err == nil {
 			cur.cfg = cfg
-			if !slices.EqualFunc(cur.probes, probes, specEqual) {
-				var carried map[string]bool
-				if cur.prober != nil {
-					carried = cur.prober.health()
-				}
-				cur.prober.stop()
+			if !same {
 				cur.probes = slices.Clone(probes)
-				// The new probes' view from what the old ones knew, before any of their
-				// results can arrive.
-				cur.router.SetHealth(probe.Weigh(cur.probes, carried))
 				a.startProberLocked(cur, carried)
 			}
 			applied = true

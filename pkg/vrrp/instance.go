@@ -827,23 +827,81 @@ func (in *Instance) resign(out *Output, copies int) {
 // a bind/unbind diff, peers and priorities change without a state change. A change of VRID,
 // version, interface, family or source returns ErrIncompatible.
 func (in *Instance) Reconfigure(now time.Time, cfg Config) (Output, error) {
-	var out Output
-	// A refused config leaves the instance running as it was: its timers still stand, and the
-	// driver re-arms from out.Next, so it must carry them (a zero Next would stop the timer).
-	if err := cfg.Validate(); err != nil {
+	if err := in.checkReconfigure(cfg); err != nil {
+		// A refused config leaves the instance running as it was: its timers still stand,
+		// and the driver re-arms from out.Next, so it must carry them (a zero Next would stop
+		// the timer).
+		var out Output
 		in.schedule(&out)
 		return out, err
+	}
+	return in.reconfigure(now, cfg), nil
+}
+
+// ReconfigureHealth is Reconfigure and SetHealth(h) as one step, for a change of config and
+// probes together: neither is acted on with the other's old value (a BACKUP preempting with
+// a new base priority that the new probes' weights take back, or a MASTER advertising it).
+// Entering the probe Fault resigns with the addresses held and then takes the config; leaving
+// it takes the config in Fault and then leaves with both. A refused config changes nothing.
+func (in *Instance) ReconfigureHealth(now time.Time, cfg Config, h Health) (Output, error) {
+	if err := in.checkReconfigure(cfg); err != nil {
+		var out Output
+		in.schedule(&out)
+		return out, err
+	}
+	switch {
+	case h.Fault && !in.health.Fault:
+		out := in.SetHealth(now, h)
+		return merge(out, in.reconfigure(now, cfg)), nil
+	case !h.Fault && in.health.Fault:
+		out := in.reconfigure(now, cfg)
+		return merge(out, in.SetHealth(now, h)), nil
+	}
+	// No Fault change: the new word is only recorded, and the config change acts on both.
+	in.health = h
+	if in.state == Fault {
+		in.reason = in.faultReason()
+	}
+	return in.reconfigure(now, cfg), nil
+}
+
+// merge is the output of a followed by b, for two steps of which at most one acts (the other
+// only re-arms the timer, in Fault or before Start).
+func merge(a, b Output) Output {
+	a.Send = append(a.Send, b.Send...)
+	a.Bind = append(a.Bind, b.Bind...)
+	a.Unbind = append(a.Unbind, b.Unbind...)
+	a.Announce = append(a.Announce, b.Announce...)
+	if b.Transition != nil {
+		a.Transition = b.Transition
+	}
+	if b.Dropped != nil {
+		a.Dropped = b.Dropped
+	}
+	a.Next = b.Next
+	return a
+}
+
+// checkReconfigure refuses a config the running instance cannot take.
+func (in *Instance) checkReconfigure(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
 	old := in.cfg
 	if cfg.VRID != old.VRID || cfg.Version != old.Version || cfg.Interface != old.Interface ||
 		cfg.Primary != old.Primary {
-		in.schedule(&out)
-		return out, ErrIncompatible
+		return ErrIncompatible
 	}
 	if (cfg.Priority == OwnerPriority) != (old.Priority == OwnerPriority) {
-		in.schedule(&out)
-		return out, ErrIncompatible
+		return ErrIncompatible
 	}
+	return nil
+}
+
+// reconfigure applies cfg, which checkReconfigure accepted.
+func (in *Instance) reconfigure(now time.Time, cfg Config) Output {
+	var out Output
+	old := in.cfg
 	in.cfg = cfg.clone()
 	var added, removed []netip.Prefix
 	for _, p := range cfg.Addresses {
@@ -880,7 +938,7 @@ func (in *Instance) Reconfigure(now time.Time, cfg Config) (Output, error) {
 		in.maybePreempt(&out, now)
 	}
 	in.schedule(&out)
-	return out, nil
+	return out
 }
 
 func (in *Instance) becomeMaster(out *Output, now time.Time, reason string) {

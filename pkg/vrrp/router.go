@@ -166,6 +166,21 @@ func (r *Router) Reconfigure(cfg Config) error {
 	return err
 }
 
+// ReconfigureHealth applies cfg and the probes' new word as one step (see
+// Instance.ReconfigureHealth), or returns ErrIncompatible.
+func (r *Router) ReconfigureHealth(cfg Config, h Health) error {
+	var err error
+	ok := r.do(func(now time.Time) Output {
+		var out Output
+		out, err = r.inst.ReconfigureHealth(now, cfg, h)
+		return out
+	})
+	if !ok {
+		return context.Canceled
+	}
+	return err
+}
+
 // Status returns the latest snapshot.
 func (r *Router) Status() Status {
 	r.mu.Lock()
