@@ -64,8 +64,12 @@ type Subscription struct {
 	stream *stream
 	ready  chan struct{}
 
-	mu   sync.Mutex
+	mu sync.Mutex
+	// buf holds the events not yet taken, at most max: appended to until it is full, then a
+	// ring whose oldest event is at head (each new one takes its place, so that dropping
+	// costs the publisher the same whatever the buffer holds).
 	buf  []vrrp.Event
+	head int
 	max  int
 	lost uint64 // lost since the last Take
 }
@@ -88,13 +92,14 @@ func (a *Agent) Subscribe(name string, buffer int) *Subscription {
 func (sub *Subscription) push(e vrrp.Event) uint64 {
 	sub.mu.Lock()
 	var dropped uint64
-	if len(sub.buf) >= sub.max {
-		copy(sub.buf, sub.buf[1:])
-		sub.buf = sub.buf[:len(sub.buf)-1]
+	if len(sub.buf) < sub.max {
+		sub.buf = append(sub.buf, e) // head is 0 until the buffer is full
+	} else {
+		sub.buf[sub.head] = e
+		sub.head = (sub.head + 1) % sub.max
 		sub.lost++
 		dropped = 1
 	}
-	sub.buf = append(sub.buf, e)
 	sub.mu.Unlock()
 	select {
 	case sub.ready <- struct{}{}:
@@ -119,8 +124,10 @@ func (sub *Subscription) Take() []vrrp.Event {
 		out = append(out, vrrp.Event{Kind: vrrp.EventDropped, At: time.Now(), Count: sub.lost})
 		sub.lost = 0
 	}
-	out = append(out, sub.buf...)
-	sub.buf = sub.buf[:0]
+	out = append(out, sub.buf[sub.head:]...)
+	out = append(out, sub.buf[:sub.head]...)
+	clear(sub.buf) // what the events point to is the taker's now
+	sub.buf, sub.head = sub.buf[:0], 0
 	return out
 }
 
