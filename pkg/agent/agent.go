@@ -386,7 +386,7 @@ func (a *Agent) Snapshot() []Status {
 		st.Probes = inst.probeStatus()
 		st.Adjustment = st.Health.Message
 		if inst.router == nil {
-			st.Adjustment = probe.Weigh(inst.probes, nil).Message
+			st.Adjustment = probe.Weigh(inst.probes, nil).Applied(inst.cfg.Priority).Message
 		}
 		out = append(out, st)
 	}

@@ -68,7 +68,8 @@ type Status struct {
 	// most maxForeign, most recent first): another cluster or an old keepalived using the
 	// same VRID on the link, or a member whose config differs from ours.
 	Foreign []Foreign
-	// Health is the probes' last word (SetHealth).
+	// Health is the probes' last word (SetHealth), its Message saying where their weights do
+	// not apply as they are (Health.Applied).
 	Health Health
 }
 
@@ -239,7 +240,7 @@ func (in *Instance) Status() Status {
 		State: in.state, Priority: in.priority, Primary: in.cfg.Primary,
 		Master: in.masterAddr, MasterPriority: in.masterPrio,
 		Reason: in.reason, Since: in.since, Stats: st,
-		Foreign: cloneForeign(in.foreign), Health: in.health,
+		Foreign: cloneForeign(in.foreign), Health: in.health.Applied(in.cfg.Priority),
 	}
 }
 

@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -177,6 +178,31 @@ type Health struct {
 	Reason string
 	// Message says in words which probes decide it (e.g. "probe haproxy failing (-20)").
 	Message string
+}
+
+// Applied is h as the engine applies it to the configured priority: its Message also says
+// where the weights do not apply as they are, because the address owner ignores them or the
+// sum is clamped (the priority alone would contradict the probes' words).
+func (h Health) Applied(configured uint8) Health {
+	if h.Fault || h.Adjust == 0 {
+		return h
+	}
+	var note string
+	switch sum := int(configured) + h.Adjust; {
+	case configured == OwnerPriority:
+		note = "address owner: weights ignored"
+	case sum < MinPriority:
+		note = fmt.Sprintf("clamped to %d", MinPriority)
+	case sum > MaxBackupPriority:
+		note = fmt.Sprintf("clamped to %d", MaxBackupPriority)
+	default:
+		return h
+	}
+	if h.Message != "" {
+		note = h.Message + ", " + note
+	}
+	h.Message = note
+	return h
 }
 
 // Output is what the host must do after an event. The Router carries it out in the order that
