@@ -40,7 +40,7 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 // at most IFNAMSIZ-1 bytes.
 //
 // +kubebuilder:validation:MaxLength=15
-// +kubebuilder:validation:XValidation:rule=`!self.matches('[/:\\s]') && self != '.' && self != '..'`,message=`interface must be a Linux link name such as eth0: no '/', ':' (an alias like eth0:1 is not a link) or whitespace, not . or ..`
+// +kubebuilder:validation:XValidation:rule=`!self.matches('[/:\\s\\x00\\x0b\\x{85}\\p{Z}]') && self != '.' && self != '..'`,message=`interface must be a Linux link name such as eth0: no '/', ':' (an alias like eth0:1 is not a link) or whitespace, not . or ..`
 type InterfaceName = string
 
 // Priority is a VRRP priority: 1..254, or 255 for the router that owns the addresses

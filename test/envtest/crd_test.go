@@ -197,6 +197,13 @@ var rejected = []struct {
 		want: []string{`spec.interface: Invalid value: "eth/0": interface must be a Linux link name such as eth0`}},
 	{name: "interface space", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Interface = "eth 0" },
 		want: []string{`spec.interface: Invalid value: "eth 0": interface must be a Linux link name`}},
+	// Whitespace as Go's unicode.IsSpace sees it (probe.CheckInterfaceName), not only CEL's \s.
+	{name: "interface vertical tab", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Interface = "eth\v0" },
+		want: []string{`spec.interface: Invalid value: "eth\v0": interface must be a Linux link name`}},
+	{name: "interface no-break space", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Interface = "eth\u00a00" },
+		want: []string{`spec.interface: Invalid value: "eth\u00a00": interface must be a Linux link name`}},
+	{name: "interface NUL", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Interface = "eth\x000" },
+		want: []string{`interface must be a Linux link name`}},
 	{name: "interface dot", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Interface = ".." },
 		want: []string{`spec.interface: Invalid value: "..": interface must be a Linux link name`}},
 
