@@ -25,8 +25,8 @@ const maxHeaderBytes = 16 << 10
 // redirects: a 3xx is judged by its own status. https certificates are verified.
 type httpChecker struct {
 	url string
-	// shown is url with any password replaced (url.URL.Redacted): what messages, and so the
-	// VirtualIP's status and Events, carry.
+	// shown is url with any password and query values replaced (redactURL): what messages, and
+	// so the VirtualIP's status and Events, carry.
 	shown    string
 	expected int
 	client   *http.Client
@@ -59,13 +59,22 @@ func newHTTPCheckerDial(url string, expected int, dial func(ctx context.Context,
 	}
 }
 
-// redactURL is u with its password replaced, or a placeholder when u does not parse (its
+// redactURL is u with its password and the values of its query replaced (a token is often
+// passed as ?token=...), without its fragment, or a placeholder when u does not parse (its
 // text may then hold anything).
 func redactURL(u string) string {
 	p, err := url.Parse(u)
 	if err != nil {
 		return "the probe's URL"
 	}
+	if p.RawQuery != "" {
+		q := p.Query()
+		for k := range q {
+			q[k] = []string{"xxxxx"}
+		}
+		p.RawQuery = q.Encode()
+	}
+	p.Fragment, p.RawFragment = "", ""
 	return p.Redacted()
 }
 

@@ -279,28 +279,28 @@ func TestHTTPNoKeepAlive(t *testing.T) {
 	}
 }
 
-// A URL's password never reaches the probe's messages, which become the VirtualIP's status and
-// Events: every outcome names the URL with the password replaced.
+// A URL's password and query values (a token) never reach the probe's messages, which become
+// the VirtualIP's status and Events: every outcome names the URL with them replaced.
 func TestHTTPMessagesRedactPassword(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer srv.Close()
-	u := strings.Replace(srv.URL, "http://", "http://admin:s3cr3t-pw@", 1) + "/healthz"
+	u := strings.Replace(srv.URL, "http://", "http://admin:s3cr3t-pw@", 1) + "/healthz?token=s3cr3t-tok#s3cr3t-frag"
 	for _, tc := range []struct {
 		name, url string
 		expected  int
 	}{
 		{"wrong status", u, 200},
 		{"right status", u, 503},
-		{"unreachable", "http://admin:s3cr3t-pw@127.0.0.1:1/healthz", 200},
+		{"unreachable", "http://admin:s3cr3t-pw@127.0.0.1:1/healthz?token=s3cr3t-tok", 200},
 		{"unparsable", "http://admin:s3cr3t-pw@[::1/healthz", 200},
 	} {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		_, msg := newHTTPChecker(tc.url, tc.expected).check(ctx)
 		cancel()
-		if strings.Contains(msg, "s3cr3t-pw") {
-			t.Errorf("%s: message %q carries the password", tc.name, msg)
+		if strings.Contains(msg, "s3cr3t") {
+			t.Errorf("%s: message %q carries a secret of the URL", tc.name, msg)
 		}
 		if msg == "" {
 			t.Errorf("%s: empty message", tc.name)
