@@ -197,7 +197,8 @@ func (r *EventReporter) transition(ctx context.Context, e vrrp.Event, w *flapWin
 		why += ": " + e.Message
 	}
 	kind := corev1.EventTypeNormal
-	if e.State == vrrp.Fault {
+	// Waiting for a probe's first check (at start, or a probe just added) is not a failure.
+	if e.State == vrrp.Fault && e.Reason != vrrp.ReasonProbePending {
 		kind = corev1.EventTypeWarning
 	}
 	if w.held > 0 {

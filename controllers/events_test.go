@@ -155,3 +155,28 @@ func TestFlapsReachMetricsAndEvents(t *testing.T) {
 		t.Errorf("LostEvents[slow] = %d, want %d", lost, got[0].Count)
 	}
 }
+
+// Fault is a Warning, except while an instance waits for its probes' first check (ProbePending):
+// every start of an agent with a weight-0 probe passes through it.
+func TestEventReporterPendingIsNormal(t *testing.T) {
+	rec := &fakeRecorder{}
+	r := newReporter(t, rec, &bytes.Buffer{})
+	now := time.Now()
+	for _, e := range []vrrp.Event{
+		{Kind: vrrp.EventTransition, Instance: "web", From: vrrp.Initialize, State: vrrp.Fault, Reason: vrrp.ReasonProbePending,
+			Message: "probe haproxy not checked yet"},
+		{Kind: vrrp.EventTransition, Instance: "web", From: vrrp.Fault, State: vrrp.Backup, Reason: vrrp.ReasonProbeRecovered},
+		{Kind: vrrp.EventTransition, Instance: "web", From: vrrp.Backup, State: vrrp.Fault, Reason: vrrp.ReasonProbeFailed,
+			Message: "probe haproxy failing"},
+	} {
+		r.record(t.Context(), e, now)
+	}
+	want := []recordedEvent{
+		{"Normal", "BecameFault", "node lb1: Initialize -> Fault: ProbePending: probe haproxy not checked yet"},
+		{"Normal", "BecameBackup", "node lb1: Fault -> Backup: ProbeRecovered"},
+		{"Warning", "BecameFault", "node lb1: Backup -> Fault: ProbeFailed: probe haproxy failing"},
+	}
+	if diff := cmp.Diff(want, rec.events); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
