@@ -11,13 +11,14 @@
 #   iputils-ping  ping: reachability checks inside the lab
 #   tcpdump       looking at adverts when a lab test fails
 #   etcd-server   etcd for envtest (test/envtest; hack/envtest.sh links /usr/bin/etcd)
+#   libcap2-bin   setcap: the file capabilities internal/filecaps writes are setcap's (as in the Dockerfile)
 #
 # Installing never starts the packaged daemons (keepalived, haproxy, nftables, etcd) on the host:
 # a temporary policy-rc.d forbids service starts while apt runs. The tests start their own
 # daemons inside network namespaces only.
 set -euo pipefail
 
-packages=(iproute2 nftables keepalived haproxy iputils-ping tcpdump etcd-server procps netcat-openbsd util-linux)
+packages=(iproute2 nftables keepalived haproxy iputils-ping tcpdump etcd-server procps netcat-openbsd util-linux libcap2-bin)
 
 missing=()
 for p in "${packages[@]}"; do
