@@ -1,5 +1,7 @@
 # Static kube-vrrp image, non-root with exactly NET_ADMIN and NET_RAW.
-# Build: docker build -t kube-vrrp .   (the chart's image.repository/tag, config/default's images)
+# Build: docker build --build-arg VERSION=... --build-arg COMMIT=... -t REGISTRY/kube-vrrp:TAG .
+# (the chart's image.repository/tag, config/default's images). Without Docker, `make image`
+# (hack/image) builds the same image as an archive; its test holds it to this file: change both.
 FROM golang:1.26 AS build
 # setcap (libcap2-bin) gives the binary its file capabilities below.
 RUN apt-get update \
@@ -34,6 +36,12 @@ RUN setcap cap_net_admin,cap_net_raw=ep /out/kube-vrrp \
 # distroless/static: no shell, no package manager; the agent needs none. The layer keeps the
 # security.capability extended attribute set above.
 FROM gcr.io/distroless/static-debian12:nonroot
+ARG VERSION=dev
+ARG COMMIT=unknown
+LABEL org.opencontainers.image.source="https://github.com/kube-vrrp/kube-vrrp" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${COMMIT}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/kube-vrrp /kube-vrrp
 USER 65532:65532
 ENTRYPOINT ["/kube-vrrp"]

@@ -12,7 +12,7 @@ CONTROLLER_TOOLS_VERSION := v0.20.0
 # TestChaosK8s keeps the API server down for KUBE_VRRP_CHAOS_API_DOWN, default 10m).
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all demo test test-unit test-envtest envtest-assets deps build verify generate manifests bench fmt vet clean
+.PHONY: all demo test test-unit test-envtest envtest-assets deps build image verify generate manifests bench fmt vet clean
 
 all: build
 
@@ -49,6 +49,26 @@ deps:
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kube-vrrp ./cmd/kube-vrrp
+
+# The image's name, platforms (the first is the one `docker load` takes), archive, and the time
+# of its files (the commit's: the same commit gives the same digests).
+IMAGE ?= ghcr.io/kube-vrrp/kube-vrrp:$(VERSION)
+GOHOSTARCH = $(shell $(GO) env GOHOSTARCH)
+IMAGE_PLATFORMS ?= linux/$(GOHOSTARCH) $(filter-out linux/$(GOHOSTARCH),linux/amd64)
+IMAGE_ARCHIVE ?= $(BIN)/kube-vrrp-image.tar
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+
+## image: the Dockerfile's image without a container engine (hack/image): a static binary per
+## platform (CGO_ENABLED=0, -trimpath, LDFLAGS), then $(IMAGE_ARCHIVE), an OCI image layout with
+## a Docker manifest.json: ctr -n k8s.io images import, docker load, skopeo oci-archive:
+image:
+	@set -e; bins=; for p in $(IMAGE_PLATFORMS); do \
+	  os=$${p%%/*}; arch=$${p#*/}; out=$(BIN)/image/$$os-$$arch/kube-vrrp; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/kube-vrrp; \
+	  bins="$$bins --binary $$p=$$out"; \
+	done; \
+	$(GO) run ./hack/image --ref '$(IMAGE)' --version '$(VERSION)' --commit '$(COMMIT)' \
+	  --source-date-epoch '$(SOURCE_DATE_EPOCH)' $$bins -o '$(IMAGE_ARCHIVE)'
 
 $(CONTROLLER_GEN):
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)

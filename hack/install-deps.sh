@@ -12,13 +12,15 @@
 #   tcpdump       looking at adverts when a lab test fails
 #   etcd-server   etcd for envtest (test/envtest; hack/envtest.sh links /usr/bin/etcd)
 #   libcap2-bin   setcap: the file capabilities internal/filecaps writes are setcap's (as in the Dockerfile)
+#   ca-certificates  the CA bundle of `make image` (hack/image)
+#   containerd    ctr and containerd: hack/image's test imports the image into a containerd of its own
 #
-# Installing never starts the packaged daemons (keepalived, haproxy, nftables, etcd) on the host:
+# Installing never starts the packaged daemons (keepalived, haproxy, nftables, etcd, containerd) on the host:
 # a temporary policy-rc.d forbids service starts while apt runs. The tests start their own
 # daemons inside network namespaces only.
 set -euo pipefail
 
-packages=(iproute2 nftables keepalived haproxy iputils-ping tcpdump etcd-server procps netcat-openbsd util-linux libcap2-bin)
+packages=(iproute2 nftables keepalived haproxy iputils-ping tcpdump etcd-server procps netcat-openbsd util-linux libcap2-bin ca-certificates containerd)
 
 missing=()
 for p in "${packages[@]}"; do
