@@ -159,12 +159,7 @@ func (n *Node) kubeVRRPArgv(bin, manifest string, args []string) (name string, a
 	if err != nil {
 		return "", nil, "", err
 	}
-	// Created here, writable by the agent whatever user it runs as (speakerArgv).
-	events, err = n.WriteFile(name+".events", nil)
-	if err != nil {
-		return "", nil, "", err
-	}
-	if err := os.Chmod(events, 0o666); err != nil {
+	if events, err = n.EventsFile(name); err != nil {
 		return "", nil, "", err
 	}
 	argv = append([]string{bin, "run", "-f", path, "--node", n.Name, "--log-format", "json", "--state-dir", state,
@@ -294,6 +289,17 @@ func WaitKubeVRRPState(p *Proc, vip, state string, timeout time.Duration) error 
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// EventsFile creates n.Dir/name.events for a kube-vrrp process's --events, writable by the
+// agent whatever user it runs as (speakerArgv), and returns its path; set the process's
+// EventsPath to it for KubeVRRPEvents.
+func (n *Node) EventsFile(name string) (string, error) {
+	path, err := n.WriteFile(name+".events", nil)
+	if err != nil {
+		return "", err
+	}
+	return path, os.Chmod(path, 0o666)
 }
 
 // WaitKubeVRRPEvent waits until p has written an event that match accepts, among its events

@@ -455,13 +455,18 @@ func (r *run) start(role string) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	events, err := n.EventsFile("kube-vrrp")
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	p, err := n.Exec(context.Background(), "kube-vrrp",
 		"nice", "-n", strconv.Itoa(nice),
 		r.bin, "run", "-f", r.manifest, "--node", role, "--node-labels", "kubernetes.io/hostname="+role,
-		"--log-format", "json", "--state-dir", state)
+		"--log-format", "json", "--state-dir", state, "--events", events)
 	if err != nil {
 		r.t.Fatalf("%s: kube-vrrp run: %v", role, err)
 	}
+	p.EventsPath = events
 	r.procs[role] = p
 }
 
