@@ -138,6 +138,40 @@ func (c *containerd) ctr(args ...string) (string, error) {
 	return string(out), nil
 }
 
+// taskPID is the process id of the task id while it runs, else 0.
+func (c *containerd) taskPID(id string) int {
+	out, err := c.ctr("tasks", "ls")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == id && f[2] == "RUNNING" {
+			pid, _ := strconv.Atoi(f[1])
+			return pid
+		}
+	}
+	return 0
+}
+
+// exitCode waits (10s at most) for the task id to stop, deletes it and returns its exit code
+// (ctr tasks delete exits with it).
+func (c *containerd) exitCode(t *testing.T, id string) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.taskPID(id) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s still running after 10s", id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd := exec.Command("ctr", "--address", c.sock, "--namespace", ctrNamespace, "tasks", "delete", id)
+	out, err := cmd.CombinedOutput()
+	if err != nil && cmd.ProcessState == nil {
+		t.Fatalf("ctr tasks delete %s: %v\n%s", id, err, out)
+	}
+	return cmd.ProcessState.ExitCode()
+}
+
 // stop kills what is left of the containers, stops containerd (SIGTERM, SIGKILL after 10s) and
 // any shim it started (by process id: those whose command line names this containerd's socket).
 func (c *containerd) stop(t *testing.T) {
@@ -273,43 +307,36 @@ spec:
 		if err := os.Chown(state, filecaps.AgentID, filecaps.AgentID); err != nil {
 			t.Fatal(err)
 		}
-		logOf := func(id string) string { return filepath.Join(c.dir, id+".log") }
-		agentLog := logOf("agent")
-		run := func(id string, caps []string, drops []string, args ...string) (string, error) {
-			a := []string{"run", "--detach", "--cgroup", "", "--read-only", "--seccomp",
-				"--fifo-dir", filepath.Join(c.dir, "fifo"), "--log-uri", "file://" + logOf(id),
-				"--mount", "type=bind,src=" + vip + ",dst=/etc/kube-vrrp/vip.yaml,options=rbind:ro",
-				"--mount", "type=bind,src=" + state + ",dst=/var/run/kube-vrrp,options=rbind:rw"}
-			for _, d := range drops {
-				a = append(a, "--cap-drop", d)
-			}
-			for _, c := range caps {
-				a = append(a, "--cap-add", c)
-			}
-			a = append(append(a, testRef, id), args...)
-			return c.ctr(a...)
+		agentLog := filepath.Join(c.dir, "agent.log")
+		args := []string{"run", "--detach", "--cgroup", "", "--read-only", "--seccomp",
+			"--fifo-dir", filepath.Join(c.dir, "fifo"), "--log-uri", "file://" + agentLog,
+			"--mount", "type=bind,src=" + vip + ",dst=/etc/kube-vrrp/vip.yaml,options=rbind:ro",
+			"--mount", "type=bind,src=" + state + ",dst=/var/run/kube-vrrp,options=rbind:rw"}
+		for _, d := range ctrDefaultCapsButNetRaw {
+			args = append(args, "--cap-drop", d)
 		}
-		if _, err := run("agent", []string{"CAP_NET_ADMIN"}, ctrDefaultCapsButNetRaw,
-			binaryPath, "run", "-f", "/etc/kube-vrrp/vip.yaml", "--node", "n1", "--state-dir", "/var/run/kube-vrrp"); err != nil {
+		args = append(args, "--cap-add", "CAP_NET_ADMIN", testRef, "agent",
+			binaryPath, "run", "-f", "/etc/kube-vrrp/vip.yaml", "--node", "n1", "--state-dir", "/var/run/kube-vrrp")
+		if _, err := c.ctr(args...); err != nil {
 			t.Fatal(err)
 		}
+		// MASTER: the address is on lo of the agent's network namespace (its fib_trie).
 		var pid int
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			log, _ := os.ReadFile(agentLog)
-			if out, err := c.ctr("tasks", "ls"); err == nil {
-				for _, line := range strings.Split(out, "\n") {
-					if f := strings.Fields(line); len(f) == 3 && f[0] == "agent" && f[2] == "RUNNING" {
-						pid, _ = strconv.Atoi(f[1])
-					}
-				}
+			if pid == 0 {
+				pid = c.taskPID("agent")
 			}
-			if pid != 0 && bytes.Contains(log, []byte("state=Master")) {
-				break
+			if pid != 0 {
+				fib, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/fib_trie", pid))
+				if bytes.Contains(fib, []byte("198.18.0.100")) {
+					break
+				}
 			}
 			if time.Now().After(deadline) {
 				out, _ := c.ctr("tasks", "ls")
-				t.Fatalf("the agent is not MASTER after 10s (pid %d):\n%s\n%s", pid, out, log)
+				log, _ := os.ReadFile(agentLog)
+				t.Fatalf("198.18.0.100 not bound after 10s (agent pid %d):\n%s\n%s", pid, out, log)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -332,41 +359,25 @@ spec:
 		if _, err := os.Lstat(filepath.Join(state, "lock")); err != nil {
 			t.Errorf("state directory: %v", err)
 		}
+		// SIGTERM: the agent hands over and exits 0.
 		if _, err := c.ctr("tasks", "kill", "--signal", "SIGTERM", "agent"); err != nil {
 			t.Fatal(err)
 		}
-		deadline = time.Now().Add(10 * time.Second)
-		for {
+		if code := c.exitCode(t, "agent"); code != 0 {
 			log, _ := os.ReadFile(agentLog)
-			if bytes.Contains(log, []byte("kube-vrrp stopped")) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the agent did not stop 10s after SIGTERM:\n%s", log)
-			}
-			time.Sleep(100 * time.Millisecond)
+			t.Errorf("the agent exited %d after SIGTERM:\n%s", code, log)
 		}
-		// The cleanup deletes the task and the container.
 
-		// Without NET_ADMIN in the bounding set the exec fails: the capabilities come from
-		// the file, which the kernel will not run with less than it grants.
-		if _, err := run("no-net-admin", nil, ctrDefaultCapsButNetRaw, binaryPath, "version"); err != nil {
-			t.Fatal(err)
+		// Without NET_ADMIN in the bounding set the exec fails (EPERM): the capabilities come
+		// from the file, which the kernel will not run with less than it grants. In the
+		// foreground, for runc's message.
+		a := []string{"run", "--rm", "--cgroup", "", "--read-only", "--seccomp", "--fifo-dir", filepath.Join(c.dir, "fifo")}
+		for _, d := range ctrDefaultCapsButNetRaw {
+			a = append(a, "--cap-drop", d)
 		}
-		deadline = time.Now().Add(10 * time.Second)
-		for {
-			out, err := c.ctr("tasks", "ls")
-			if err == nil && strings.Contains(out, "no-net-admin") && !strings.Contains(out, "RUNNING") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("without NET_ADMIN in the bounding set, still running after 10s:\n%s", out)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if log, _ := os.ReadFile(logOf("no-net-admin")); !bytes.Contains(log, []byte("operation not permitted")) ||
-			bytes.Contains(log, []byte("kube-vrrp "+testVersion)) {
-			t.Errorf("without NET_ADMIN in the bounding set the agent's container says %q, want the exec refused (EPERM)", log)
+		out, err := c.ctr(append(a, testRef, "no-net-admin", binaryPath, "version")...)
+		if err == nil || !strings.Contains(out, "operation not permitted") || strings.Contains(out, testVersion) {
+			t.Errorf("without NET_ADMIN in the bounding set: %v\n%s\nwant the exec refused (EPERM)", err, out)
 		}
 	})
 }
