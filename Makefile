@@ -12,7 +12,7 @@ CONTROLLER_TOOLS_VERSION := v0.20.0
 # TestChaosK8s keeps the API server down for KUBE_VRRP_CHAOS_API_DOWN, default 10m).
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all demo test test-unit test-envtest envtest-assets deps build image verify generate manifests bench fmt vet clean
+.PHONY: all demo test test-unit test-envtest envtest-assets k8s-binaries deps build image verify generate manifests bench fmt vet clean
 
 all: build
 
@@ -34,9 +34,17 @@ test-unit:
 	$(GO) test -count=1 -short ./...
 
 ## envtest-assets: kube-apiserver (built once from k8s.io/kubernetes by hack/tools, ~8 min on 2 cores)
-## and etcd (Debian's etcd-server) in bin/k8s/<version>/, the KUBEBUILDER_ASSETS of test/envtest
+## and etcd (Debian's etcd-server) in bin/k8s/<version>/, the KUBEBUILDER_ASSETS of test/envtest,
+## and the k8s-binaries beside them
 envtest-assets: deps
 	bash hack/envtest.sh -q
+	bash hack/k8s-binaries.sh -q
+
+## k8s-binaries: kubelet, kube-controller-manager and kube-scheduler (built once from k8s.io/kubernetes
+## by hack/tools, ~3 min on 2 cores with kube-apiserver's build cache) in bin/k8s/<version>/, for the
+## lab's real nodes (internal/cluster); make envtest-assets builds them too
+k8s-binaries:
+	bash hack/k8s-binaries.sh -q
 
 ## test-envtest: the CRD tests against a real kube-apiserver and etcd
 test-envtest: envtest-assets

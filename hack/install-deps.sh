@@ -13,14 +13,17 @@
 #   etcd-server   etcd for envtest (test/envtest; hack/envtest.sh links /usr/bin/etcd)
 #   libcap2-bin   setcap: the file capabilities internal/filecaps writes are setcap's (as in the Dockerfile)
 #   ca-certificates  the CA bundle of `make image` (hack/image)
-#   containerd    ctr and containerd: hack/image's test imports the image into a containerd of its own
+#   containerd    ctr and containerd: hack/image's test imports the image into a containerd of its own;
+#                 the lab's real nodes (internal/cluster) run one per node beside a kubelet
+#   runc          the OCI runtime of those containerds (containerd depends on it; named for clarity)
+#   containernetworking-plugins  the CNI plugins (bridge, host-local, loopback) of the lab's nodes
 #
 # Installing never starts the packaged daemons (keepalived, haproxy, nftables, etcd, containerd) on the host:
 # a temporary policy-rc.d forbids service starts while apt runs. The tests start their own
 # daemons inside network namespaces only.
 set -euo pipefail
 
-packages=(iproute2 nftables keepalived haproxy iputils-ping tcpdump etcd-server procps netcat-openbsd util-linux libcap2-bin ca-certificates containerd)
+packages=(iproute2 nftables keepalived haproxy iputils-ping tcpdump etcd-server procps netcat-openbsd util-linux libcap2-bin ca-certificates containerd runc containernetworking-plugins)
 
 missing=()
 for p in "${packages[@]}"; do

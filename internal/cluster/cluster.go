@@ -94,10 +94,12 @@ type ControlPlane struct {
 	mu        sync.Mutex
 	etcd      *lab.Proc
 	apiserver *lab.Proc
-	starts    []APIServerStart
-	closed    bool
-	closeOnce sync.Once
-	closeErr  error
+	// kube-controller-manager and kube-scheduler (StartControllers), stopped first.
+	controllers []*lab.Proc
+	starts      []APIServerStart
+	closed      bool
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // New starts a control plane in l for a test and stops it (and removes its files) in
@@ -478,17 +480,22 @@ func (c *ControlPlane) AdminKubeconfig() (string, error) {
 	return path, c.WriteKubeconfig(path, "")
 }
 
-// Close stops kube-apiserver and etcd and removes the certificates, kubeconfigs and etcd's
+// Close stops kube-controller-manager and kube-scheduler (if started), kube-apiserver and
+// etcd, in that order, and removes the certificates, kubeconfigs and etcd's
 // data. It is idempotent.
 func (c *ControlPlane) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
-		api, etcd := c.apiserver, c.etcd
+		api, etcd, controllers := c.apiserver, c.etcd, c.controllers
 		c.mu.Unlock()
 		var errs []error
 		// Exit statuses after SIGTERM are not interesting here; a process that would not stop
-		// was killed by Stop.
+		// was killed by Stop. kube-apiserver stops before etcd: without etcd it ignores
+		// SIGTERM for over a minute.
+		for _, p := range slices.Backward(controllers) {
+			_ = p.Stop()
+		}
 		if api != nil {
 			_ = api.Stop()
 		}

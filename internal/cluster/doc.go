@@ -24,6 +24,13 @@
 //	kubeconfig, err := cp.AgentKubeconfig() // as system:serviceaccount:kube-vrrp:kube-vrrp-agent
 //	n.StartBinary(t, bin, "agent", "--node-name", n.Name, "--kubeconfig", kubeconfig)
 //
+// A real cluster: [ControlPlane.StartControllers] adds kube-controller-manager and
+// kube-scheduler, and [ControlPlane.StartNodes] runs containerd and a kubelet on lab nodes
+// (each in a private mount namespace of its own), which register themselves as Ready Nodes
+// and run pods of images imported into their containerd (the pause image, [PauseImage], is
+// built here). They need hack/k8s-binaries.sh's kubelet, kube-controller-manager and
+// kube-scheduler and Debian's containerd, runc and containernetworking-plugins.
+//
 // Outside a test (`make demo`), [Start] returns the control plane and the caller closes it
 // before the lab.
 //

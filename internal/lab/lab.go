@@ -381,6 +381,21 @@ func (l *Lab) ResponderPort() int {
 	return l.port
 }
 
+// OnClose registers f to run when the lab closes, on every path (a test's cleanup, Close, or
+// SIGINT/SIGTERM), before its processes are stopped and its namespaces deleted; the last one
+// registered runs first. It is for what lives beside the lab and must go with it (e.g. the
+// mounts and cgroups of a node's container runtime, internal/cluster). After Close, f runs at once.
+func (l *Lab) OnClose(f func()) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		f()
+		return
+	}
+	l.closers = append(l.closers, f)
+	l.mu.Unlock()
+}
+
 func (l *Lab) addCloser(f func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

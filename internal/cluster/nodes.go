@@ -1,0 +1,674 @@
+package cluster
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
+)
+
+// PauseImage is the pod sandbox image of the lab's containerds, built here (BuildPauseImage)
+// and imported into each: nothing is pulled.
+const PauseImage = "kvlab.local/pause:1"
+
+// The kernel settings the kubelet wants (pkg/kubelet/cm setupKernelTunables). They are not
+// per network namespace: a kubelet would write them into the host's kernel. Each node's
+// kubelet runs with protectKernelDefaults (it only checks them), and sees these values in
+// files bind-mounted over /proc/sys in the node's private mount namespace.
+var kubeletSysctls = [][2]string{
+	{"vm/overcommit_memory", "1"},
+	{"vm/panic_on_oom", "0"},
+	{"kernel/panic", "10"},
+	{"kernel/panic_on_oops", "1"},
+	{"kernel/keys/root_maxkeys", "1000000"},
+	{"kernel/keys/root_maxbytes", "25000000"},
+}
+
+// KubeletOptions configure StartNodes.
+type KubeletOptions struct {
+	// BinDir holds kubelet (default: the envtest assets' directory, bin/k8s/<version>, where
+	// hack/k8s-binaries.sh puts it).
+	BinDir string
+	// PauseArchive is the pause image (BuildPauseImage); built in the first node's directory
+	// when empty.
+	PauseArchive string
+	// Logf receives progress (default: the control plane's).
+	Logf func(format string, args ...any)
+}
+
+// KubeNode is a lab node running containerd and a kubelet, in one private mount namespace of
+// its own (see StartNodes).
+type KubeNode struct {
+	Node *lab.Node
+	// Dir holds the node's /run, /var/lib and /var/log, configurations and logs.
+	Dir string
+
+	holder, containerd, kubelet *daemon
+	mntNS                       string // the holder's mount namespace (mnt:[inode])
+	closeOnce                   sync.Once
+	closeErr                    error
+}
+
+// daemon is a process the nodes start outside lab.Proc (which wraps `ip netns exec`).
+type daemon struct {
+	name, log string
+	cmd       *exec.Cmd
+	done      chan struct{}
+	err       error
+}
+
+func startDaemon(dir, name string, argv ...string) (*daemon, error) {
+	log := filepath.Join(dir, name+".log")
+	f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = f, f
+	// Own process group (a terminal's Ctrl-C reaches only the test, which cleans up in order);
+	// killed with the test process.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	d := &daemon{name: name, log: log, cmd: cmd, done: make(chan struct{})}
+	go func() { d.err = cmd.Wait(); close(d.done) }()
+	return d, nil
+}
+
+func (d *daemon) exited() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM, waits up to grace, then SIGKILLs the process group.
+func (d *daemon) stop(grace time.Duration) {
+	if d == nil {
+		return
+	}
+	if !d.exited() {
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.done:
+		case <-time.After(grace):
+			_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+			_ = d.cmd.Process.Kill()
+		}
+	}
+	<-d.done
+}
+
+func (d *daemon) tail(n int) string {
+	b, _ := os.ReadFile(d.log)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// StartNodes runs containerd and a kubelet on each of nodes and returns when every kubelet has
+// started (the Nodes' readiness is the caller's to wait for). Each node gets a private mount
+// namespace, entered with its network namespace (nsenter --net, then unshare -m; not
+// `ip netns exec`, which remounts /sys and hides the cgroup hierarchies), in which /run,
+// /var/lib and /var/log are bind mounts (mount -n: nothing in the host's utab) of the
+// node's directory: the kubelet writes /var/lib/kubelet and /var/log/containers whatever its
+// --root-dir, and containerd's shims use /run/containerd.
+//
+// The host's cgroup v1 hierarchies are shared: with cgroupsPerQOS false the kubelet names no
+// cgroup parent, and containerd puts each container in /k8s.io/<id>. Close removes those of
+// the node's containers; a run killed with SIGKILL leaves them (empty) behind.
+//
+// The nodes are stopped on Close, and with the lab (lab.OnClose, which also runs on
+// SIGINT/SIGTERM): kubelet, then every process in the containers' cgroups, containerd and
+// anything left in the node's mount namespace (the shims), then the containers' cgroups.
+func (c *ControlPlane) StartNodes(ctx context.Context, nodes []*lab.Node, o KubeletOptions) ([]*KubeNode, error) {
+	if o.Logf == nil {
+		o.Logf = c.opts.Logf
+	}
+	if o.BinDir == "" {
+		o.BinDir = c.assets
+	}
+	for _, tool := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ctr", "nsenter", "unshare"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("%s (Debian's containerd, runc, util-linux: make deps): %w", tool, err)
+		}
+	}
+	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
+		return nil, fmt.Errorf("CNI plugins (Debian's containernetworking-plugins: make deps): %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(o.BinDir, "kubelet")); err != nil {
+		return nil, fmt.Errorf("kubelet (hack/k8s-binaries.sh): %w", err)
+	}
+	if len(nodes) == 0 {
+		return nil, nil
+	}
+	if o.PauseArchive == "" {
+		o.PauseArchive = filepath.Join(nodes[0].Dir, "pause-image.tar")
+		t0 := time.Now()
+		if err := BuildPauseImage(ctx, o.PauseArchive); err != nil {
+			return nil, err
+		}
+		o.Logf("cluster: pause image built in %v", time.Since(t0).Round(time.Millisecond))
+	}
+	var (
+		mu  sync.Mutex
+		out = make([]*KubeNode, len(nodes))
+		wg  sync.WaitGroup
+		err error
+	)
+	for i, n := range nodes {
+		k := &KubeNode{Node: n, Dir: filepath.Join(n.Dir, "kube")}
+		out[i] = k
+		n.Lab().OnClose(func() { _ = k.Close() })
+		wg.Go(func() {
+			t0 := time.Now()
+			e := c.startNode(ctx, k, o)
+			mu.Lock()
+			defer mu.Unlock()
+			if e != nil {
+				err = errors.Join(err, fmt.Errorf("node %s: %w", n.Name, e))
+				return
+			}
+			o.Logf("cluster: node %s: containerd and kubelet started in %v", n.Name, time.Since(t0).Round(time.Millisecond))
+		})
+	}
+	wg.Wait()
+	if err != nil {
+		for _, k := range out {
+			err = errors.Join(err, k.Close())
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ControlPlane) startNode(ctx context.Context, k *KubeNode, o KubeletOptions) error {
+	n := k.Node
+	for _, d := range []string{"run", "var-lib", "var-log", "sysctl", "manifests", "var-lib/cni-conf"} {
+		if err := os.MkdirAll(filepath.Join(k.Dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	// The holder makes the mount namespace and keeps it while the daemons enter it.
+	script := []string{"set -e", `d=$1`}
+	for _, m := range [][2]string{{"run", "/run"}, {"var-lib", "/var/lib"}, {"var-log", "/var/log"}} {
+		script = append(script, fmt.Sprintf(`mount -n --bind "$d/%s" %s`, m[0], m[1]))
+	}
+	for _, s := range kubeletSysctls {
+		f := filepath.Join(k.Dir, "sysctl", strings.ReplaceAll(s[0], "/", "."))
+		if err := os.WriteFile(f, []byte(s[1]+"\n"), 0o444); err != nil {
+			return err
+		}
+		script = append(script, fmt.Sprintf(`mount -n --bind -o ro %q /proc/sys/%s`, f, s[0]))
+	}
+	script = append(script, `touch /run/.kvlab-ready`, `exec sleep infinity`)
+	var err error
+	k.holder, err = startDaemon(k.Dir, "mountns", "nsenter", "--net=/run/netns/"+n.NetNS, "--",
+		"unshare", "--mount", "--propagation", "private", "--",
+		"sh", "-c", strings.Join(script, "\n"), "sh", k.Dir)
+	if err != nil {
+		return err
+	}
+	if err := waitFor(ctx, 10*time.Second, k.holder, func() error {
+		_, err := os.Stat(filepath.Join(k.Dir, "run", ".kvlab-ready"))
+		return err
+	}); err != nil {
+		return fmt.Errorf("mount namespace: %w", err)
+	}
+	pid := strconv.Itoa(k.holder.cmd.Process.Pid)
+	if k.mntNS, err = os.Readlink("/proc/" + pid + "/ns/mnt"); err != nil {
+		return err
+	}
+	enter := []string{"nsenter", "--target", pid, "--mount", "--net", "--"}
+
+	// containerd, its CRI as the kubelet needs it on this machine.
+	host := n.IPv4.As4()
+	cni := fmt.Sprintf(`{"cniVersion": "0.4.0", "name": "kvlab", "plugins": [{"type": "bridge", "bridge": "cni0",
+  "isGateway": true, "ipMasq": false, "ipam": {"type": "host-local", "ranges": [[{"subnet": "198.19.%d.0/24"}]]}}]}
+`, host[3])
+	if err := os.WriteFile(filepath.Join(k.Dir, "var-lib", "cni-conf", "10-kvlab.conflist"), []byte(cni), 0o644); err != nil {
+		return err
+	}
+	// restrict_oom_score_adj: runc cannot lower a container's oom_score_adj below containerd's
+	// where CAP_SYS_RESOURCE is missing (as in this VM), and the sandbox fails with
+	// "can't get final child's PID from pipe: EOF".
+	config := fmt.Sprintf(`version = 2
+root = "/var/lib/containerd"
+state = "/run/containerd"
+disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.tracing.processor.v1.otlp", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs"]
+[grpc]
+  address = "/run/containerd/containerd.sock"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %q
+  restrict_oom_score_adj = true
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "/var/lib/cni-conf"
+`, PauseImage)
+	cfgPath := filepath.Join(k.Dir, "containerd.toml")
+	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
+		return err
+	}
+	if k.containerd, err = startDaemon(k.Dir, "containerd", append(enter, "containerd", "--config", cfgPath)...); err != nil {
+		return err
+	}
+	ctr := func(args ...string) error {
+		out, err := exec.CommandContext(ctx, "nsenter", append(enter[:len(enter)-1],
+			append([]string{"--", "ctr", "--address", "/run/containerd/containerd.sock", "--namespace", "k8s.io"}, args...)...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ctr %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		}
+		return nil
+	}
+	if err := waitFor(ctx, 30*time.Second, k.containerd, func() error { return ctr("version") }); err != nil {
+		return fmt.Errorf("containerd: %w", err)
+	}
+	if err := ctr("images", "import", "--no-unpack", o.PauseArchive); err != nil {
+		return err
+	}
+
+	// The kubelet.
+	kubeconfig := filepath.Join(k.Dir, "kubelet.kubeconfig")
+	if err := c.WriteKubeconfig(kubeconfig, ""); err != nil {
+		return err
+	}
+	kcfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: %s
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: false}
+  x509: {clientCAFile: %q}
+authorization: {mode: AlwaysAllow}
+containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+staticPodPath: %q
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+protectKernelDefaults: true
+failSwapOn: false
+makeIPTablesUtilChains: false
+serializeImagePulls: false
+imageGCHighThresholdPercent: 100
+evictionHard: {memory.available: "0%%", nodefs.available: "0%%", imagefs.available: "0%%"}
+syncFrequency: 10s
+fileCheckFrequency: 5s
+nodeStatusUpdateFrequency: 5s
+registerNode: true
+resolvConf: ""
+`, n.IPv4, c.files["ca.crt"], filepath.Join(k.Dir, "manifests"))
+	kcfgPath := filepath.Join(k.Dir, "kubelet.yaml")
+	if err := os.WriteFile(kcfgPath, []byte(kcfg), 0o644); err != nil {
+		return err
+	}
+	if k.kubelet, err = startDaemon(k.Dir, "kubelet", append(enter,
+		filepath.Join(o.BinDir, "kubelet"),
+		"--config", kcfgPath,
+		"--kubeconfig", kubeconfig,
+		"--hostname-override", n.Name,
+		"--node-ip", n.IPv4.String(),
+		"--cert-dir", "/var/lib/kubelet/pki",
+		"--v", "1",
+	)...); err != nil {
+		return err
+	}
+	// Started: its healthz answers (inside the node's namespace).
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var conn net.Conn
+			err := n.InNetns(func() error {
+				var d net.Dialer
+				var err error
+				conn, err = d.DialContext(ctx, network, addr)
+				return err
+			})
+			return conn, err
+		}}}
+	return waitFor(ctx, 60*time.Second, k.kubelet, func() error {
+		return getOK(ctx, hc, "http://127.0.0.1:10248/healthz")
+	})
+}
+
+// waitFor polls ok every 100 ms until it succeeds, d exits, timeout passes or ctx ends.
+func waitFor(ctx context.Context, timeout time.Duration, d *daemon, ok func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		err := ok()
+		if err == nil {
+			return nil
+		}
+		if d.exited() {
+			return fmt.Errorf("%s exited (%v); log %s:\n%s", d.name, d.err, d.log, d.tail(30))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready after %v: %v; log %s:\n%s", d.name, timeout, err, d.log, d.tail(30))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// KubeletLog returns the kubelet's log path, ContainerdLog containerd's.
+func (k *KubeNode) KubeletLog() string    { return filepath.Join(k.Dir, "kubelet.log") }
+func (k *KubeNode) ContainerdLog() string { return filepath.Join(k.Dir, "containerd.log") }
+
+// Close stops the kubelet, the pods (every process in their containers' cgroups), containerd
+// and what is left in the node's mount namespace (the shims), and removes the containers'
+// cgroups. The
+// mounts go with the namespace's last process. It is idempotent.
+func (k *KubeNode) Close() error {
+	k.closeOnce.Do(func() {
+		var errs []error
+		k.kubelet.stop(10 * time.Second)
+		// The kubelet gives containerd no cgroup parent (cgroupsPerQOS false), so each container
+		// is in /k8s.io/<id> of every hierarchy, as containerd names it by default.
+		ids := k.ContainerIDs()
+		for _, id := range ids {
+			if err := killCgroup("k8s.io/" + id); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		k.containerd.stop(10 * time.Second)
+		if k.mntNS != "" {
+			if err := killMountNS(k.mntNS); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		k.holder.stop(time.Second)
+		for _, id := range ids {
+			if err := removeCgroup("k8s.io/" + id); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		k.closeErr = errors.Join(errs...)
+	})
+	return k.closeErr
+}
+
+// ContainerIDs returns the ids of the containers (and sandboxes) the node's containerd has
+// started and not deleted: the task directories of its runc shims.
+func (k *KubeNode) ContainerIDs() []string {
+	seen := map[string]bool{}
+	var ids []string
+	for _, d := range []string{"run/containerd", "var-lib/containerd"} {
+		entries, _ := os.ReadDir(filepath.Join(k.Dir, d, "io.containerd.runtime.v2.task", "k8s.io"))
+		for _, e := range entries {
+			if id := e.Name(); containerID.MatchString(id) && !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
+var containerID = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// cgroupHierarchies returns the mounted cgroup v1 hierarchies (and the v2 one), the
+// directories under which a node's cgroup may appear.
+func cgroupHierarchies() []string {
+	entries, _ := os.ReadDir("/sys/fs/cgroup")
+	var out []string
+	for _, e := range entries {
+		p := filepath.Join("/sys/fs/cgroup", e.Name())
+		if st, err := os.Lstat(p); err == nil && st.IsDir() {
+			if _, err := os.Stat(filepath.Join(p, "cgroup.procs")); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// cgroupPids returns every process in the cgroup subtree name in any hierarchy.
+func cgroupPids(name string) []int {
+	var pids []int
+	for _, h := range cgroupHierarchies() {
+		_ = filepath.WalkDir(filepath.Join(h, name), func(p string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			b, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					pids = append(pids, pid)
+				}
+			}
+			return nil
+		})
+	}
+	return pids
+}
+
+// killCgroup SIGKILLs every process in the cgroup subtree name until none is left.
+func killCgroup(name string) error {
+	for range 100 {
+		pids := cgroupPids(name)
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, pid := range pids {
+			if pid != os.Getpid() {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("processes still in cgroup %s: %v", name, cgroupPids(name))
+}
+
+// removeCgroup removes the cgroup subtree name (empty by now) from every hierarchy, deepest first.
+func removeCgroup(name string) error {
+	var errs []error
+	for _, h := range cgroupHierarchies() {
+		root := filepath.Join(h, name)
+		var dirs []string
+		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := syscall.Rmdir(dirs[i]); err != nil && !errors.Is(err, syscall.ENOENT) {
+				errs = append(errs, fmt.Errorf("remove cgroup %s: %w", dirs[i], err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// killMountNS SIGKILLs every process whose mount namespace is ns (mnt:[inode]).
+func killMountNS(ns string) error {
+	for range 100 {
+		var pids []int
+		procs, _ := os.ReadDir("/proc")
+		for _, p := range procs {
+			pid, err := strconv.Atoi(p.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			if link, err := os.Readlink("/proc/" + p.Name() + "/ns/mnt"); err == nil && link == ns {
+				pids = append(pids, pid)
+			}
+		}
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("processes still in mount namespace %s", ns)
+}
+
+// BuildPauseImage writes a Docker image archive (what `ctr images import` reads) of
+// PauseImage: the static pause program (internal/cluster/pause), built here with the Go
+// toolchain, as /pause.
+func BuildPauseImage(ctx context.Context, archive string) error {
+	root, err := envtestassets.ModuleRoot()
+	if err != nil {
+		return err
+	}
+	bin := archive + ".pause"
+	defer os.Remove(bin)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./internal/cluster/pause")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build pause: %v: %s", err, out)
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "pause", Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	if _, err := tw.Write(data); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	layerBytes := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerBytes)), nil
+	})
+	if err != nil {
+		return err
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	cf.Config = v1.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return err
+	}
+	ref, err := name.ParseReference(PauseImage)
+	if err != nil {
+		return err
+	}
+	return tarball.WriteToFile(archive, ref, img)
+}
+
+// StartControllers starts kube-controller-manager and kube-scheduler beside kube-apiserver (in
+// the control plane's namespace, with the admin's kubeconfig, no leader election) and
+// returns when both answer their health checks. They are stopped by Close, before
+// kube-apiserver. binDir holds them (default: the envtest assets' directory).
+func (c *ControlPlane) StartControllers(ctx context.Context, binDir string) error {
+	if binDir == "" {
+		binDir = c.assets
+	}
+	kubeconfig, err := c.AdminKubeconfig()
+	if err != nil {
+		return err
+	}
+	f := c.files
+	type comp struct {
+		name string
+		port int
+		args []string
+	}
+	for _, p := range []comp{
+		{"kube-controller-manager", 10257, []string{
+			"--kubeconfig=" + kubeconfig,
+			"--authentication-kubeconfig=" + kubeconfig,
+			"--authorization-kubeconfig=" + kubeconfig,
+			"--leader-elect=false",
+			"--bind-address=127.0.0.1",
+			"--service-account-private-key-file=" + f["sa.key"],
+			"--root-ca-file=" + f["ca.crt"],
+			"--use-service-account-credentials=false",
+			"--controllers=*,-nodeipam",
+			"--cert-dir=" + filepath.Join(c.dir, "kcm"),
+		}},
+		{"kube-scheduler", 10259, []string{
+			"--kubeconfig=" + kubeconfig,
+			"--authentication-kubeconfig=" + kubeconfig,
+			"--authorization-kubeconfig=" + kubeconfig,
+			"--leader-elect=false",
+			"--bind-address=127.0.0.1",
+			"--cert-dir=" + filepath.Join(c.dir, "scheduler"),
+		}},
+	} {
+		t0 := time.Now()
+		proc, err := c.Host.Exec(context.Background(), p.name, c.argv(append([]string{filepath.Join(binDir, p.name)}, p.args...)...)...)
+		if err != nil {
+			return fmt.Errorf("start %s: %w", p.name, err)
+		}
+		c.mu.Lock()
+		c.controllers = append(c.controllers, proc)
+		c.mu.Unlock()
+		// /healthz is open to anyone (always-allow-paths); the serving certificate is
+		// self-signed.
+		hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+			DialContext: c.DialContext, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		if err := c.waitReady(ctx, proc, p.name, func() error {
+			return getOK(ctx, hc, fmt.Sprintf("https://127.0.0.1:%d/healthz", p.port))
+		}); err != nil {
+			return err
+		}
+		c.opts.Logf("cluster: %s ready in %v", p.name, time.Since(t0).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// HolderPid is the process id of the process that holds the node's mount namespace.
+func (k *KubeNode) HolderPid() int { return k.holder.cmd.Process.Pid }

@@ -1,0 +1,229 @@
+package cluster_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kube-vrrp/kube-vrrp/internal/cluster"
+	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
+	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
+)
+
+// requireNodeTools skips the test when what the real nodes need is missing (kubelet,
+// kube-controller-manager and kube-scheduler from hack/k8s-binaries.sh; Debian's containerd,
+// runc and containernetworking-plugins), except under CI, where it fails.
+func requireNodeTools(t *testing.T) {
+	t.Helper()
+	dir := envtestassets.Require(t)
+	var missing []string
+	for _, b := range []string{"kubelet", "kube-controller-manager", "kube-scheduler"} {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			missing = append(missing, b+" (make k8s-binaries)")
+		}
+	}
+	for _, tool := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ctr", "nsenter", "unshare"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool+" (make deps)")
+		}
+	}
+	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
+		missing = append(missing, "containernetworking-plugins (make deps)")
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("missing %s, and CI=%q forbids skipping", strings.Join(missing, ", "), os.Getenv("CI"))
+	}
+	t.Skipf("missing %s", strings.Join(missing, ", "))
+}
+
+// hostState is what the nodes must leave as they found it: the host's mounts, and the
+// cgroups at the top of each hierarchy.
+func hostState(t *testing.T) string {
+	t.Helper()
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	for _, line := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && !strings.HasPrefix(f[4], "/run/netns/") {
+			// The lab's network namespaces are bind mounts under /run/netns (ip netns); the lab
+			// test checks those. Everything else must be unchanged.
+			fmt.Fprintln(&b, strings.Join(f[2:], " "))
+		}
+	}
+	hs, _ := filepath.Glob("/sys/fs/cgroup/*/k8s.io/*/")
+	fmt.Fprintln(&b, "cgroups:", hs)
+	return b.String()
+}
+
+// TestKubeNodes runs a real cluster in a lab: the control plane with kube-controller-manager
+// and kube-scheduler, and containerd with a kubelet on two node namespaces. Both Nodes become
+// Ready, a DaemonSet of the pause image (hostNetwork) runs a pod on each, and everything stops
+// leaving nothing behind: no process, mount, cgroup or network namespace.
+func TestKubeNodes(t *testing.T) {
+	privtest.Require(t)
+	requireAssets(t)
+	requireNodeTools(t)
+	ctx := t.Context()
+	before := hostState(t)
+
+	var l *lab.Lab
+	var nodes []*cluster.KubeNode
+	var holders []int
+	t.Run("cluster", func(t *testing.T) {
+		t0 := time.Now()
+		l = lab.New(t, lab.Options{Nodes: 2})
+		cp := cluster.New(t, l, cluster.Options{})
+		if err := cp.StartControllers(ctx, ""); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		nodes, err = cp.StartNodes(ctx, l.Nodes(), cluster.KubeletOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				for _, k := range nodes {
+					for _, log := range []string{k.KubeletLog(), k.ContainerdLog()} {
+						b, _ := os.ReadFile(log)
+						lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+						t.Logf("--- %s:\n%s", log, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+					}
+				}
+			}
+		})
+		for _, k := range nodes {
+			holders = append(holders, k.HolderPid())
+		}
+		admin := cp.Client()
+		waitUntil(t, 2*time.Minute, "both Nodes Ready", func() error {
+			var list corev1.NodeList
+			if err := admin.List(ctx, &list); err != nil {
+				return err
+			}
+			ready := 0
+			for _, n := range list.Items {
+				for _, c := range n.Status.Conditions {
+					if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+						ready++
+					}
+				}
+			}
+			if ready != 2 {
+				return fmt.Errorf("%d of %d Nodes Ready", ready, len(list.Items))
+			}
+			return nil
+		})
+		t.Logf("timing: cluster up (control plane, controllers, 2 nodes Ready) in %v", time.Since(t0).Round(time.Millisecond))
+
+		t1 := time.Now()
+		labels := map[string]string{"app": "pause"}
+		never := false
+		ds := &appsv1.DaemonSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "pause", Namespace: "default"},
+			Spec: appsv1.DaemonSetSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec: corev1.PodSpec{
+						HostNetwork:                  true,
+						AutomountServiceAccountToken: &never,
+						Containers: []corev1.Container{{
+							Name: "pause", Image: cluster.PauseImage, ImagePullPolicy: corev1.PullNever,
+						}},
+					},
+				},
+			},
+		}
+		if err := admin.Create(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 2*time.Minute, "a Running pause pod on each node", func() error {
+			var pods corev1.PodList
+			if err := admin.List(ctx, &pods, client.InNamespace("default"), client.MatchingLabels(labels)); err != nil {
+				return err
+			}
+			running := map[string]bool{}
+			var states []string
+			for _, p := range pods.Items {
+				states = append(states, fmt.Sprintf("%s on %q: %s", p.Name, p.Spec.NodeName, p.Status.Phase))
+				if p.Status.Phase == corev1.PodRunning && p.Status.PodIP == l.NodeByName(p.Spec.NodeName).IPv4.String() {
+					running[p.Spec.NodeName] = true
+				}
+			}
+			if !running["n1"] || !running["n2"] {
+				return fmt.Errorf("pods: %v", states)
+			}
+			return nil
+		})
+		t.Logf("timing: DaemonSet pods Running on both nodes in %v", time.Since(t1).Round(time.Millisecond))
+		// Each node runs the pod's sandbox and container, each in its own cgroup.
+		for _, k := range nodes {
+			ids := k.ContainerIDs()
+			for _, id := range ids {
+				if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids/k8s.io", id, "cgroup.procs")); err != nil || len(bytes.TrimSpace(b)) == 0 {
+					t.Errorf("node %s: container %s: no process in its cgroup (%v)", k.Node.Name, id, err)
+				}
+			}
+			if len(ids) != 2 {
+				t.Errorf("node %s: %d containers, want 2 (the sandbox and pause): %v", k.Node.Name, len(ids), ids)
+			}
+		}
+		t.Cleanup(func() { t0 = time.Now() })
+		t.Cleanup(func() { t.Logf("timing: teardown in %v", time.Since(t0).Round(time.Millisecond)) })
+	})
+
+	// The subtest's cleanups closed the nodes, the control plane and the lab.
+	if after := hostState(t); after != before {
+		t.Errorf("the host changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	for _, pid := range holders {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			t.Errorf("the mount namespace holder %d still runs", pid)
+		}
+	}
+	if l != nil {
+		if out, _ := exec.Command("ip", "netns", "list").Output(); bytes.Contains(out, []byte(l.Prefix)) {
+			t.Errorf("network namespaces of %s left: %s", l.Prefix, out)
+		}
+	}
+	for _, k := range nodes {
+		if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil && bytes.Contains(b, []byte(k.Dir)) {
+			t.Errorf("a mount under %s on the host", k.Dir)
+		}
+		if out, _ := exec.Command("pgrep", "-f", k.Dir).Output(); len(out) > 0 {
+			t.Errorf("processes naming %s still run: %s", k.Dir, out)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, timeout time.Duration, what string, ok func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := ok()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %v: %v", what, timeout, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
