@@ -16,33 +16,10 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-tools=$root/hack/tools
-GO=${GO:-go}
 
-version=$(cd "$tools" && "$GO" list -m -f '{{.Version}}' k8s.io/kubernetes)
-apimachinery=$(cd "$root" && "$GO" list -m -f '{{.Version}}' k8s.io/apimachinery)
-minor() { echo "$1" | cut -d. -f2; }
-if [ "$(minor "$version")" != "$(minor "$apimachinery")" ]; then
-  echo "envtest: hack/tools builds k8s.io/kubernetes $version but the main module uses k8s.io/apimachinery $apimachinery;" \
-    "update hack/tools/go.mod (kubernetes v1.$(minor "$apimachinery").x and every staging replace to v0.$(minor "$apimachinery").x)" >&2
-  exit 1
-fi
-
-dir=$root/bin/k8s/$version
-mkdir -p "$dir"
-
-if [ ! -x "$dir/kube-apiserver" ]; then
-  echo "envtest: building kube-apiserver $version into $dir (several minutes, once)" >&2
-  start=$(date +%s)
-  pkg=k8s.io/component-base/version
-  ldflags="-s -w \
-    -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$(minor "$version") \
-    -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  (cd "$tools" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags "$ldflags" \
-    -o "$dir/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
-  mv "$dir/kube-apiserver.tmp" "$dir/kube-apiserver"
-  echo "envtest: built kube-apiserver in $(($(date +%s) - start))s" >&2
-fi
+# The build, its version check against the main module's k8s.io/apimachinery and its flags are
+# hack/k8s-binaries.sh's, for every Kubernetes binary the lab uses.
+dir=$(bash "$root/hack/k8s-binaries.sh" kube-apiserver)
 
 etcd=$(command -v etcd || true)
 if [ -z "$etcd" ]; then
