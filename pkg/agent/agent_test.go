@@ -130,24 +130,41 @@ func state(t *testing.T, a *Agent, name string) vrrp.State {
 	return 0
 }
 
+// pair is two agents on one in-memory LAN, each running instance "web" (198.18.0.11 at p1 and
+// 198.18.0.12 at p2); stop stops both and waits for them (again: nothing).
+type pair struct {
+	h1, h2 *fakeHost
+	a1, a2 *Agent
+	stop   func()
+}
+
+func startPair(t *testing.T, p1, p2 uint8) *pair {
+	t.Helper()
+	lan := &hub{}
+	p := &pair{h1: &fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}, h2: &fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}}
+	p.a1, p.a2 = New(p.h1, nil, Options{}), New(p.h2, nil, Options{})
+	if err := p.a1.Apply("web", config("198.18.0.11", p1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.a2.Apply("web", config("198.18.0.12", p2)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{}, 2)
+	go func() { p.a1.Run(ctx); done <- struct{}{} }()
+	go func() { p.a2.Run(ctx); done <- struct{}{} }()
+	var once sync.Once
+	p.stop = func() { once.Do(func() { cancel(); <-done; <-done }) }
+	t.Cleanup(p.stop)
+	return p
+}
+
 // Two agents on one LAN elect the higher priority; removing the master's instance hands the
 // address over; an address edit on the master is applied without a transition.
 func TestAgentsElectHandOverAndReconfigure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		lan := &hub{}
-		h1 := &fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}
-		h2 := &fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}
-		a1, a2 := New(h1, nil, Options{}), New(h2, nil, Options{})
-		if err := a1.Apply("web", config("198.18.0.11", 110)); err != nil {
-			t.Fatal(err)
-		}
-		if err := a2.Apply("web", config("198.18.0.12", 100)); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{}, 2)
-		go func() { a1.Run(ctx); done <- struct{}{} }()
-		go func() { a2.Run(ctx); done <- struct{}{} }()
+		p := startPair(t, 110, 100)
+		h1, h2, a1, a2 := p.h1, p.h2, p.a1, p.a2
 
 		time.Sleep(time.Second)
 		synctest.Wait()
@@ -184,9 +201,7 @@ func TestAgentsElectHandOverAndReconfigure(t *testing.T) {
 		if state(t, a2, "web") != vrrp.Master || !h2.has(vip) {
 			t.Fatalf("backup did not take over within %v of the handover", time.Since(start))
 		}
-		cancel()
-		<-done
-		<-done
+		p.stop()
 		if h2.has(vip) {
 			t.Fatal("stopped agent left the VIP bound")
 		}

@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"context"
-	"net/netip"
 	"path/filepath"
 	"testing"
 	"testing/synctest"
@@ -19,21 +17,9 @@ import (
 func TestEditOfPriorityAndProbesIsOneStep(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing")
 	synctest.Test(t, func(t *testing.T) {
-		lan := &hub{}
-		h1 := &fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}
-		h2 := &fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}
-		a1, a2 := New(h1, nil, Options{}), New(h2, nil, Options{})
-		if err := a1.Apply("web", config("198.18.0.11", 120)); err != nil {
-			t.Fatal(err)
-		}
-		if err := a2.Apply("web", config("198.18.0.12", 100)); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{}, 2)
-		go func() { a1.Run(ctx); done <- struct{}{} }()
-		go func() { a2.Run(ctx); done <- struct{}{} }()
-		defer func() { cancel(); <-done; <-done }()
+		p := startPair(t, 120, 100)
+		defer p.stop()
+		a1, a2 := p.a1, p.a2
 		time.Sleep(time.Second)
 		synctest.Wait()
 		if s1, s2 := state(t, a1, "web"), state(t, a2, "web"); s1 != vrrp.Master || s2 != vrrp.Backup {
