@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
@@ -76,9 +78,7 @@ type flapWindow struct {
 
 // Start implements manager.Runnable: it records events until ctx is done.
 func (r *EventReporter) Start(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.run(ctx)
+	return r.For(r.Reader, r.Recorder).Start(ctx)
 }
 
 // For returns the Runnable of one node manager: r recording with reader and recorder (the
@@ -136,9 +136,9 @@ func (r *EventReporter) record(ctx context.Context, e vrrp.Event, now time.Time)
 	case vrrp.EventDropped:
 		r.Log.Warn("events lost before they could be recorded as Kubernetes Events", "count", e.Count)
 	case vrrp.EventApplied, vrrp.EventRemoved:
-		if e.Kind == vrrp.EventRemoved || e.Reason != "Reconfigured" {
+		if e.Kind == vrrp.EventRemoved || e.Reason != agent.AppliedInPlace {
 			for k := range r.probeSeen {
-				if vipOf(k) == e.Instance {
+				if vip, _, _ := strings.Cut(k, "\x00"); vip == e.Instance {
 					delete(r.probeSeen, k)
 				}
 			}
@@ -232,13 +232,4 @@ func (r *EventReporter) eventf(ctx context.Context, name, kind, reason, action, 
 		return
 	}
 	r.Recorder.Eventf(&vip, nil, kind, reason, action, "%s", fmt.Sprintf(note, args...))
-}
-
-func vipOf(key string) string {
-	for i := range len(key) {
-		if key[i] == 0 {
-			return key[:i]
-		}
-	}
-	return key
 }

@@ -22,6 +22,14 @@ import (
 // socket could not be opened); Status.Message says why.
 const ReasonStartFailed = "StartFailed"
 
+// What an EventApplied's Reason says besides ReasonStartFailed: a new instance, or a running
+// one whose config or probes changed in place. They describe the agent's own work, not an
+// instance's state, so they never become a status reason.
+const (
+	AppliedNew     = "Applied"
+	AppliedInPlace = "Reconfigured"
+)
+
 // Host is what the agent needs of the machine; hostnet.Host implements it on Linux.
 type Host interface {
 	// Listen opens the VRRP socket of ifname sending from src. The agent opens one per
@@ -254,8 +262,9 @@ func (a *Agent) Apply(name string, cfg vrrp.Config, probes ...probe.Spec) error 
 				a.startProberLocked(cur, carried)
 			}
 			applied = true
-			a.emit(vrrp.Event{Kind: vrrp.EventApplied, At: time.Now(), Instance: name, Reason: "Reconfigured",
-				State: cur.router.Status().State, Priority: cur.router.Status().Priority})
+			st := cur.router.Status()
+			a.emit(vrrp.Event{Kind: vrrp.EventApplied, At: time.Now(), Instance: name, Reason: AppliedInPlace,
+				State: st.State, Priority: st.Priority})
 			return nil
 		}
 		if !errors.Is(err, vrrp.ErrIncompatible) {
@@ -268,7 +277,7 @@ func (a *Agent) Apply(name string, cfg vrrp.Config, probes ...probe.Spec) error 
 	// The instance is in place now (running, or reported with its start error): its
 	// addresses stay blocked as its config says.
 	applied = true
-	a.emit(vrrp.Event{Kind: vrrp.EventApplied, At: time.Now(), Instance: name, Reason: "Applied", Priority: cfg.Priority})
+	a.emit(vrrp.Event{Kind: vrrp.EventApplied, At: time.Now(), Instance: name, Reason: AppliedNew, Priority: cfg.Priority})
 	if a.ctx == nil {
 		return nil
 	}

@@ -36,8 +36,9 @@ const (
 	EventProbe
 	// EventDropped: the subscriber missed Count events, lost because it read too slowly.
 	EventDropped
-	// EventApplied: the instance was configured, or reconfigured (Reason "Applied"), or could
-	// not start (Reason "StartFailed", Message why).
+	// EventApplied: the instance was configured, or reconfigured, or could not start; the
+	// driver's reason says which (pkg/agent: Applied, Reconfigured, StartFailed with Message
+	// why).
 	EventApplied
 	// EventRemoved: the instance was removed.
 	EventRemoved

@@ -154,25 +154,22 @@ func (r *Router) SetHealth(h Health) {
 
 // Reconfigure applies cfg without a restart, or returns ErrIncompatible.
 func (r *Router) Reconfigure(cfg Config) error {
-	var err error
-	ok := r.do(func(now time.Time) Output {
-		var out Output
-		out, err = r.inst.Reconfigure(now, cfg)
-		return out
-	})
-	if !ok {
-		return context.Canceled
-	}
-	return err
+	return r.doErr(func(now time.Time) (Output, error) { return r.inst.Reconfigure(now, cfg) })
 }
 
 // ReconfigureHealth applies cfg and the probes' new word as one step (see
 // Instance.ReconfigureHealth), or returns ErrIncompatible.
 func (r *Router) ReconfigureHealth(cfg Config, h Health) error {
+	return r.doErr(func(now time.Time) (Output, error) { return r.inst.ReconfigureHealth(now, cfg, h) })
+}
+
+// doErr is do for a command that can be refused: it returns f's error, or context.Canceled if
+// the router has stopped.
+func (r *Router) doErr(f func(now time.Time) (Output, error)) error {
 	var err error
 	ok := r.do(func(now time.Time) Output {
 		var out Output
-		out, err = r.inst.ReconfigureHealth(now, cfg, h)
+		out, err = f(now)
 		return out
 	})
 	if !ok {
