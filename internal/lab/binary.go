@@ -2,18 +2,17 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 )
 
 // BinaryEnv names an environment variable that, when set, is the path of a kube-vrrp binary
@@ -56,7 +55,7 @@ func KubeVRRPBinary(tb testing.TB) string {
 }
 
 func buildKubeVRRP() (string, error) {
-	root, err := moduleRoot()
+	root, err := envtestassets.ModuleRoot()
 	if err != nil {
 		return "", err
 	}
@@ -76,39 +75,6 @@ func buildKubeVRRP() (string, error) {
 		return "", fmt.Errorf("go build ./cmd/kube-vrrp in %s: %w\n%s", root, err, b)
 	}
 	return out, nil
-}
-
-// moduleRoot finds the directory of this module's go.mod: two levels above this source file
-// when the source is where it was compiled (the usual `go test`), else `go env GOMOD` from
-// the working directory (a test binary copied elsewhere, or built with -trimpath).
-func moduleRoot() (string, error) {
-	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
-		root := filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-		if isKubeVRRPModule(root) {
-			return root, nil
-		}
-	}
-	b, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(b))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("cannot find the kube-vrrp module: not in a module and the source path is unknown")
-	}
-	root := filepath.Dir(gomod)
-	if !isKubeVRRPModule(root) {
-		return "", fmt.Errorf("%s is not the kube-vrrp module", gomod)
-	}
-	return root, nil
-}
-
-func isKubeVRRPModule(dir string) bool {
-	b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-	if err != nil {
-		return false
-	}
-	return strings.Contains(string(b), "module github.com/kube-vrrp/kube-vrrp\n")
 }
 
 // sweepBinDirs removes the binary directories of test processes that are gone.
