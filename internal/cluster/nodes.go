@@ -60,15 +60,19 @@ type KubeletOptions struct {
 	Logf func(format string, args ...any)
 }
 
-// KubeNode is a lab node running containerd and a kubelet, in one private mount namespace of
-// its own (see StartNodes).
+// KubeNode is a lab node running containerd and a kubelet, in private mount and PID namespaces
+// of its own, its pods in a cgroup of its own (see StartNodes).
 type KubeNode struct {
 	Node *lab.Node
 	// Dir holds the node's /run, /var/lib and /var/log, configurations and logs.
 	Dir string
+	// Cgroup is the node's cgroup (the kubelet's cgroupRoot), a directory of that name at the
+	// top of every cgroup hierarchy: its pods are in Cgroup/kubepods.
+	Cgroup string
 
 	holder, containerd, kubelet *daemon
-	mntNS                       string // the holder's mount namespace (mnt:[inode])
+	initPid                     int    // the init of the node's PID namespace
+	mntNS                       string // the node's mount namespace (mnt:[inode])
 	closeOnce                   sync.Once
 	closeErr                    error
 }
@@ -77,6 +81,7 @@ type KubeNode struct {
 type daemon struct {
 	name, log string
 	cmd       *exec.Cmd
+	pid       int // the process signalled by stop: cmd's, or the one an nsenter forked
 	done      chan struct{}
 	err       error
 }
@@ -97,9 +102,42 @@ func startDaemon(dir, name string, argv ...string) (*daemon, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	d := &daemon{name: name, log: log, cmd: cmd, done: make(chan struct{})}
+	d := &daemon{name: name, log: log, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
 	go func() { d.err = cmd.Wait(); close(d.done) }()
 	return d, nil
+}
+
+// startIn starts argv as a daemon in the node's namespaces (network, mount and PID). nsenter
+// forks it (a PID namespace applies to children), and forwards no signal: the daemon's pid is
+// the child's.
+func (k *KubeNode) startIn(name string, argv ...string) (*daemon, error) {
+	d, err := startDaemon(k.Dir, name, append([]string{"nsenter", "--target", strconv.Itoa(k.initPid), "--mount", "--net", "--pid", "--"}, argv...)...)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := waitChildPid(d, func(comm string) bool { return comm != "nsenter" })
+	if err != nil {
+		d.stop(0)
+		return nil, err
+	}
+	d.pid = pid
+	return d, nil
+}
+
+// waitChildPid waits (up to 10 s) until d's process has a child whose comm satisfies ok.
+func waitChildPid(d *daemon, ok func(comm string) bool) (int, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, c := range lab.ChildPids(d.cmd.Process.Pid) {
+			if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c)); err == nil && ok(strings.TrimSpace(string(comm))) {
+				return c, nil
+			}
+		}
+		if d.exited() || time.Now().After(deadline) {
+			return 0, fmt.Errorf("%s started no process (exited %v); log %s:\n%s", d.name, d.exited(), d.log, d.tail(20))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (d *daemon) exited() bool {
@@ -111,16 +149,17 @@ func (d *daemon) exited() bool {
 	}
 }
 
-// stop sends SIGTERM, waits up to grace, then SIGKILLs the process group.
+// stop sends SIGTERM, waits up to grace, then SIGKILLs the process and its process group.
 func (d *daemon) stop(grace time.Duration) {
 	if d == nil {
 		return
 	}
 	if !d.exited() {
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		_ = syscall.Kill(d.pid, syscall.SIGTERM)
 		select {
 		case <-d.done:
 		case <-time.After(grace):
+			_ = syscall.Kill(d.pid, syscall.SIGKILL)
 			_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
 			_ = d.cmd.Process.Kill()
 		}
@@ -135,20 +174,23 @@ func (d *daemon) tail(n int) string {
 }
 
 // StartNodes runs containerd and a kubelet on each of nodes and returns when every kubelet has
-// started (the Nodes' readiness is the caller's to wait for). Each node gets a private mount
-// namespace, entered with its network namespace (nsenter --net, then unshare -m; not
-// `ip netns exec`, which remounts /sys and hides the cgroup hierarchies), in which /run,
-// /var/lib and /var/log are bind mounts (mount -n: nothing in the host's utab) of the
-// node's directory: the kubelet writes /var/lib/kubelet and /var/log/containers whatever its
-// --root-dir, and containerd's shims use /run/containerd.
+// started (the Nodes' readiness is the caller's to wait for). Each node gets private mount and
+// PID namespaces, entered with its network namespace (nsenter --net, then unshare; not
+// `ip netns exec`, which remounts /sys and hides the cgroup hierarchies):
+//   - /run, /var/lib and /var/log are bind mounts (mount -n: nothing in the host's utab) of
+//     the node's directory: the kubelet writes /var/lib/kubelet and /var/log/containers
+//     whatever its --root-dir, and containerd's shims use /run/containerd;
+//   - the PID namespace is the node's process table (PIDNamespace runs programs in it, such as
+//     HAProxy): a hostPID pod sees the node's processes, not the test machine's.
 //
-// The host's cgroup v1 hierarchies are shared: with cgroupsPerQOS false the kubelet names no
-// cgroup parent, and containerd puts each container in /k8s.io/<id>. Close removes those of
-// the node's containers; a run killed with SIGKILL leaves them (empty) behind.
+// The host's cgroup hierarchies are shared. The kubelet's cgroupRoot is a cgroup of the node's
+// own (KubeNode.Cgroup, named after the test process's pid, at the top of every hierarchy), so
+// the pods' cgroups are under it; Close removes it, and a later run removes those of a run
+// that was killed.
 //
 // The nodes are stopped on Close, and with the lab (lab.OnClose, which also runs on
-// SIGINT/SIGTERM): kubelet, then every process in the containers' cgroups, containerd and
-// anything left in the node's mount namespace (the shims), then the containers' cgroups.
+// SIGINT/SIGTERM): kubelet, then every process in the node's cgroup, containerd and anything
+// left in the node's namespaces (the shims), then the node's cgroup.
 func (c *ControlPlane) StartNodes(ctx context.Context, nodes []*lab.Node, o KubeletOptions) ([]*KubeNode, error) {
 	if o.Logf == nil {
 		o.Logf = c.opts.Logf
@@ -170,6 +212,7 @@ func (c *ControlPlane) StartNodes(ctx context.Context, nodes []*lab.Node, o Kube
 	if len(nodes) == 0 {
 		return nil, nil
 	}
+	sweepCgroups()
 	if o.PauseArchive == "" {
 		o.PauseArchive = filepath.Join(nodes[0].Dir, "pause-image.tar")
 		t0 := time.Now()
@@ -185,7 +228,7 @@ func (c *ControlPlane) StartNodes(ctx context.Context, nodes []*lab.Node, o Kube
 		err error
 	)
 	for i, n := range nodes {
-		k := &KubeNode{Node: n, Dir: filepath.Join(n.Dir, "kube")}
+		k := &KubeNode{Node: n, Dir: filepath.Join(n.Dir, "kube"), Cgroup: dirPrefix() + n.NetNS}
 		out[i] = k
 		n.Lab().OnClose(func() { _ = k.Close() })
 		wg.Go(func() {
@@ -230,9 +273,13 @@ func (c *ControlPlane) startNode(ctx context.Context, k *KubeNode, o KubeletOpti
 		script = append(script, fmt.Sprintf(`mount -n --bind -o ro %q /proc/sys/%s`, f, s[0]))
 	}
 	script = append(script, `touch /run/.kvlab-ready`, `exec sleep infinity`)
+	// The node's own PID namespace (a real host's process table: a hostPID pod, such as the
+	// agent's, sees the node's processes only), whose init is the holder's sleep, with a /proc
+	// of its own (--mount-proc). --kill-child: the namespace ends with unshare, which dies
+	// with the test process (startDaemon's parent-death signal).
 	var err error
-	k.holder, err = startDaemon(k.Dir, "mountns", "nsenter", "--net=/run/netns/"+n.NetNS, "--",
-		"unshare", "--mount", "--propagation", "private", "--",
+	k.holder, err = startDaemon(k.Dir, "holder", "nsenter", "--net=/run/netns/"+n.NetNS, "--",
+		"unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child", "--propagation", "private", "--",
 		"sh", "-c", strings.Join(script, "\n"), "sh", k.Dir)
 	if err != nil {
 		return err
@@ -243,11 +290,16 @@ func (c *ControlPlane) startNode(ctx context.Context, k *KubeNode, o KubeletOpti
 	}); err != nil {
 		return fmt.Errorf("mount namespace: %w", err)
 	}
-	pid := strconv.Itoa(k.holder.cmd.Process.Pid)
-	if k.mntNS, err = os.Readlink("/proc/" + pid + "/ns/mnt"); err != nil {
+	if k.initPid, err = waitChildPid(k.holder, func(comm string) bool { return comm == "sleep" }); err != nil {
 		return err
 	}
-	enter := []string{"nsenter", "--target", pid, "--mount", "--net", "--"}
+	if k.mntNS, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", k.initPid)); err != nil {
+		return err
+	}
+	// The node's cgroup, the kubelet's cgroupRoot, must exist in every hierarchy.
+	if err := makeCgroup(k.Cgroup); err != nil {
+		return err
+	}
 
 	// containerd, its CRI as the kubelet needs it on this machine.
 	host := n.IPv4.As4()
@@ -289,21 +341,13 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.tracing.proc
 	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
 		return err
 	}
-	if k.containerd, err = startDaemon(k.Dir, "containerd", append(enter, "containerd", "--config", cfgPath)...); err != nil {
+	if k.containerd, err = k.startIn("containerd", "containerd", "--config", cfgPath); err != nil {
 		return err
 	}
-	ctr := func(args ...string) error {
-		out, err := exec.CommandContext(ctx, "nsenter", append(enter[:len(enter)-1],
-			append([]string{"--", "ctr", "--address", "/run/containerd/containerd.sock", "--namespace", "k8s.io"}, args...)...)...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("ctr %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-		}
-		return nil
-	}
-	if err := waitFor(ctx, 30*time.Second, k.containerd, func() error { return ctr("version") }); err != nil {
+	if err := waitFor(ctx, 30*time.Second, k.containerd, func() error { return k.Ctr(ctx, "version") }); err != nil {
 		return fmt.Errorf("containerd: %w", err)
 	}
-	if err := ctr("images", "import", "--no-unpack", o.PauseArchive); err != nil {
+	if err := k.ImportImage(ctx, o.PauseArchive); err != nil {
 		return err
 	}
 
@@ -328,7 +372,8 @@ containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
 staticPodPath: %q
 failCgroupV1: false
 cgroupDriver: cgroupfs
-cgroupsPerQOS: false
+cgroupsPerQOS: true
+cgroupRoot: /%s
 enforceNodeAllocatable: []
 protectKernelDefaults: true
 failSwapOn: false
@@ -341,12 +386,12 @@ fileCheckFrequency: 5s
 nodeStatusUpdateFrequency: 5s
 registerNode: true
 resolvConf: ""
-`, n.IPv4, c.files["ca.crt"], filepath.Join(k.Dir, "manifests"))
+`, n.IPv4, c.files["ca.crt"], filepath.Join(k.Dir, "manifests"), k.Cgroup)
 	kcfgPath := filepath.Join(k.Dir, "kubelet.yaml")
 	if err := os.WriteFile(kcfgPath, []byte(kcfg), 0o644); err != nil {
 		return err
 	}
-	if k.kubelet, err = startDaemon(k.Dir, "kubelet", append(enter,
+	if k.kubelet, err = k.startIn("kubelet",
 		filepath.Join(o.BinDir, "kubelet"),
 		"--config", kcfgPath,
 		"--kubeconfig", kubeconfig,
@@ -354,7 +399,7 @@ resolvConf: ""
 		"--node-ip", n.IPv4.String(),
 		"--cert-dir", "/var/lib/kubelet/pki",
 		"--v", "1",
-	)...); err != nil {
+	); err != nil {
 		return err
 	}
 	// Started: its healthz answers (inside the node's namespace).
@@ -398,21 +443,15 @@ func waitFor(ctx context.Context, timeout time.Duration, d *daemon, ok func() er
 func (k *KubeNode) KubeletLog() string    { return filepath.Join(k.Dir, "kubelet.log") }
 func (k *KubeNode) ContainerdLog() string { return filepath.Join(k.Dir, "containerd.log") }
 
-// Close stops the kubelet, the pods (every process in their containers' cgroups), containerd
-// and what is left in the node's mount namespace (the shims), and removes the containers'
-// cgroups. The
-// mounts go with the namespace's last process. It is idempotent.
+// Close stops the kubelet, the pods (every process in the node's cgroup), containerd and what
+// is left in the node's namespaces (the shims), and removes the node's cgroup. The mounts go
+// with the namespace's last process. It is idempotent.
 func (k *KubeNode) Close() error {
 	k.closeOnce.Do(func() {
 		var errs []error
 		k.kubelet.stop(10 * time.Second)
-		// The kubelet gives containerd no cgroup parent (cgroupsPerQOS false), so each container
-		// is in /k8s.io/<id> of every hierarchy, as containerd names it by default.
-		ids := k.ContainerIDs()
-		for _, id := range ids {
-			if err := killCgroup("k8s.io/" + id); err != nil {
-				errs = append(errs, err)
-			}
+		if err := killCgroup(k.Cgroup); err != nil {
+			errs = append(errs, err)
 		}
 		k.containerd.stop(10 * time.Second)
 		if k.mntNS != "" {
@@ -421,14 +460,57 @@ func (k *KubeNode) Close() error {
 			}
 		}
 		k.holder.stop(time.Second)
-		for _, id := range ids {
-			if err := removeCgroup("k8s.io/" + id); err != nil {
+		if k.initPid != 0 {
+			if err := waitGone(k.initPid); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if err := removeCgroup(k.Cgroup); err != nil {
+			errs = append(errs, err)
 		}
 		k.closeErr = errors.Join(errs...)
 	})
 	return k.closeErr
+}
+
+// waitGone waits (up to 5 s) until the process pid, not a child of ours, has exited: it has no
+// /proc entry, or is a zombie (whose namespaces are released) waiting for its new parent.
+func waitGone(pid int) error {
+	for range 500 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return nil
+		}
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && bytes.HasPrefix(b[i+1:], []byte(" Z")) {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("process %d still runs", pid)
+}
+
+// PIDNamespace is the node's process table: Exec there runs a program as the node's host
+// would (HAProxy, for instance, which a hostPID pod's process probe then sees).
+func (k *KubeNode) PIDNamespace() *lab.PIDNamespace { return k.Node.JoinPIDNamespace(k.initPid) }
+
+// Ctr runs `ctr` in the node's namespaces against its containerd, in containerd's k8s.io
+// namespace (the CRI's).
+func (k *KubeNode) Ctr(ctx context.Context, args ...string) error {
+	argv := append([]string{"--target", strconv.Itoa(k.initPid), "--mount", "--net", "--pid", "--",
+		"ctr", "--address", "/run/containerd/containerd.sock", "--namespace", "k8s.io"}, args...)
+	out, err := exec.CommandContext(ctx, "nsenter", argv...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("node %s: ctr %s: %v: %s", k.Node.Name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// ImportImage imports an image archive (docker save or OCI layout, as `make image` writes)
+// into the node's containerd, where pods with imagePullPolicy Never or IfNotPresent find it.
+// The archive's path must be visible in the node's mount namespace (anywhere but /run,
+// /var/lib and /var/log).
+func (k *KubeNode) ImportImage(ctx context.Context, archive string) error {
+	return k.Ctr(ctx, "images", "import", "--no-unpack", archive)
 }
 
 // ContainerIDs returns the ids of the containers (and sandboxes) the node's containerd has
@@ -464,6 +546,45 @@ func cgroupHierarchies() []string {
 		}
 	}
 	return out
+}
+
+// makeCgroup creates the cgroup name (one level, at the top) in every hierarchy, cpuset's with
+// the root's CPUs and memory nodes (a new cpuset cgroup has none, and takes no process).
+func makeCgroup(name string) error {
+	for _, h := range cgroupHierarchies() {
+		p := filepath.Join(h, name)
+		if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("cgroup %s: %w", p, err)
+		}
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			if b, err := os.ReadFile(filepath.Join(h, f)); err == nil {
+				if err := os.WriteFile(filepath.Join(p, f), b, 0o644); err != nil {
+					return fmt.Errorf("cgroup %s: %s: %w", p, f, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// sweepCgroups removes the nodes' cgroups of runs whose process is gone (SIGKILLed: Close never
+// ran), after killing what is left in them.
+func sweepCgroups() {
+	seen := map[string]bool{}
+	for _, h := range cgroupHierarchies() {
+		entries, _ := os.ReadDir(h)
+		for _, e := range entries {
+			m := dirName.FindStringSubmatch(e.Name())
+			if m == nil || !e.IsDir() || seen[e.Name()] {
+				continue
+			}
+			if pid, err := strconv.Atoi(m[1]); err == nil && !alive(pid) {
+				seen[e.Name()] = true
+				_ = killCgroup(e.Name())
+				_ = removeCgroup(e.Name())
+			}
+		}
+	}
 }
 
 // cgroupPids returns every process in the cgroup subtree name in any hierarchy.
@@ -670,5 +791,6 @@ func (c *ControlPlane) StartControllers(ctx context.Context, binDir string) erro
 	return nil
 }
 
-// HolderPid is the process id of the process that holds the node's mount namespace.
-func (k *KubeNode) HolderPid() int { return k.holder.cmd.Process.Pid }
+// HolderPid is the (host) process id of the init of the node's PID namespace, which holds the
+// node's mount namespace.
+func (k *KubeNode) HolderPid() int { return k.initPid }

@@ -66,15 +66,18 @@ func hostState(t *testing.T) string {
 			fmt.Fprintln(&b, strings.Join(f[2:], " "))
 		}
 	}
-	hs, _ := filepath.Glob("/sys/fs/cgroup/*/k8s.io/*/")
-	fmt.Fprintln(&b, "cgroups:", hs)
+	for _, pattern := range []string{"/sys/fs/cgroup/*/k8s.io", "/sys/fs/cgroup/*/kvlcp*", "/sys/fs/cgroup/*/kubepods*"} {
+		hs, _ := filepath.Glob(pattern)
+		fmt.Fprintln(&b, "cgroups:", hs)
+	}
 	return b.String()
 }
 
 // TestKubeNodes runs a real cluster in a lab: the control plane with kube-controller-manager
 // and kube-scheduler, and containerd with a kubelet on two node namespaces. Both Nodes become
-// Ready, a DaemonSet of the pause image (hostNetwork) runs a pod on each, and everything stops
-// leaving nothing behind: no process, mount, cgroup or network namespace.
+// Ready, a DaemonSet of the pause image (hostNetwork, hostPID) runs a pod on each, in the
+// node's cgroup and PID namespace, and everything stops leaving nothing behind: no process,
+// mount, cgroup or network namespace.
 func TestKubeNodes(t *testing.T) {
 	privtest.Require(t)
 	requireAssets(t)
@@ -143,6 +146,7 @@ func TestKubeNodes(t *testing.T) {
 					ObjectMeta: metav1.ObjectMeta{Labels: labels},
 					Spec: corev1.PodSpec{
 						HostNetwork:                  true,
+						HostPID:                      true,
 						AutomountServiceAccountToken: &never,
 						Containers: []corev1.Container{{
 							Name: "pause", Image: cluster.PauseImage, ImagePullPolicy: corev1.PullNever,
@@ -173,12 +177,34 @@ func TestKubeNodes(t *testing.T) {
 			return nil
 		})
 		t.Logf("timing: DaemonSet pods Running on both nodes in %v", time.Since(t1).Round(time.Millisecond))
-		// Each node runs the pod's sandbox and container, each in its own cgroup.
+		// Each node runs the pod's sandbox and container, each in a cgroup of its own under the
+		// node's, and (hostPID) in the node's PID namespace.
 		for _, k := range nodes {
 			ids := k.ContainerIDs()
+			nodePidNS, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", k.HolderPid()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hostPidNS, _ := os.Readlink("/proc/self/ns/pid")
+			if nodePidNS == hostPidNS {
+				t.Errorf("node %s: the node's PID namespace is the test machine's", k.Node.Name)
+			}
 			for _, id := range ids {
-				if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids/k8s.io", id, "cgroup.procs")); err != nil || len(bytes.TrimSpace(b)) == 0 {
+				dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/pids", k.Cgroup, "kubepods", "*", id))
+				more, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/pids", k.Cgroup, "kubepods", "*", "*", id))
+				dirs = append(dirs, more...)
+				if len(dirs) != 1 {
+					t.Errorf("node %s: container %s: cgroups %v, want one under %s/kubepods", k.Node.Name, id, dirs, k.Cgroup)
+					continue
+				}
+				b, err := os.ReadFile(filepath.Join(dirs[0], "cgroup.procs"))
+				pids := strings.Fields(string(b))
+				if err != nil || len(pids) == 0 {
 					t.Errorf("node %s: container %s: no process in its cgroup (%v)", k.Node.Name, id, err)
+					continue
+				}
+				if ns, _ := os.Readlink("/proc/" + pids[0] + "/ns/pid"); ns != nodePidNS {
+					t.Errorf("node %s: container %s: process %s in PID namespace %s, want the node's %s", k.Node.Name, id, pids[0], ns, nodePidNS)
 				}
 			}
 			if len(ids) != 2 {
@@ -194,7 +220,7 @@ func TestKubeNodes(t *testing.T) {
 		t.Errorf("the host changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	for _, pid := range holders {
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b), ") Z") {
 			t.Errorf("the mount namespace holder %d still runs", pid)
 		}
 	}

@@ -63,10 +63,20 @@ func (n *Node) StartPIDNamespace(t testing.TB) *PIDNamespace {
 	return ns
 }
 
+// JoinPIDNamespace returns the PID namespace (with the mount namespace) of the running process
+// initPid, which holds it for someone else (a real node's, package cluster): Exec runs
+// programs in it, and Close leaves it alone.
+func (n *Node) JoinPIDNamespace(initPid int) *PIDNamespace {
+	return &PIDNamespace{Node: n, initPid: initPid}
+}
+
 // Close SIGKILLs the namespace's init; the kernel then kills every process inside. It waits
-// until the holder has ended. It is idempotent.
+// until the holder has ended. It is idempotent, and does nothing to a namespace joined with
+// JoinPIDNamespace.
 func (ns *PIDNamespace) Close() {
-	ns.holder.Kill()
+	if ns.holder != nil {
+		ns.holder.Kill()
+	}
 }
 
 // NSProc is a process running inside a PIDNamespace. The embedded Proc is the `nsenter`
@@ -164,6 +174,9 @@ func waitChild(p *Proc, ok func(comm string) bool, timeout time.Duration) (int, 
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// ChildPids returns the pids of the processes whose parent is pid.
+func ChildPids(pid int) []int { return children(pid) }
 
 // children returns the pids whose parent is pid.
 func children(pid int) []int {
