@@ -6,6 +6,8 @@
 #   kube-controller-manager   the lab's real cluster (internal/cluster)
 #   kube-scheduler
 #   kubelet                   one per lab node, beside a containerd of its own
+#   kubectl                   the clients of the real cluster (make demo, test/e2e), as users
+#   helm                      run them (helm from helm.sh/helm/v3/cmd/helm, not k8s.io/kubernetes)
 #
 # A present binary is reused. The kubernetes version comes from hack/tools/go.mod and must have
 # the minor of k8s.io/apimachinery in the main go.mod: the components the project is tested
@@ -17,7 +19,7 @@
 # a minute each (see the measured times the script prints).
 #
 # Usage: hack/k8s-binaries.sh [-q] [component...]
-#        without components: kubelet kube-controller-manager kube-scheduler
+#        without components: kubelet kube-controller-manager kube-scheduler kubectl helm
 #        -q: print nothing (but the build messages, on stderr)
 set -euo pipefail
 
@@ -32,11 +34,11 @@ if [ "${1:-}" = "-q" ]; then
 fi
 components=("$@")
 if [ ${#components[@]} -eq 0 ]; then
-  components=(kubelet kube-controller-manager kube-scheduler)
+  components=(kubelet kube-controller-manager kube-scheduler kubectl helm)
 fi
 for c in "${components[@]}"; do
   case "$c" in
-    kube-apiserver | kube-controller-manager | kube-scheduler | kubelet) ;;
+    kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kubectl | helm) ;;
     *) echo "k8s-binaries: unknown component $c" >&2; exit 2 ;;
   esac
 done
@@ -61,10 +63,17 @@ for c in "${components[@]}"; do
   if [ -x "$dir/$c" ]; then
     continue
   fi
-  echo "k8s-binaries: building $c $version into $dir (minutes, once)" >&2
+  echo "k8s-binaries: building $c into $dir (minutes, once)" >&2
   start=$(date +%s)
-  (cd "$tools" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags "$ldflags" \
-    -o "$dir/$c.tmp" "k8s.io/kubernetes/cmd/$c")
+  if [ "$c" = helm ]; then
+    helm=$(cd "$tools" && "$GO" list -m -f '{{.Version}}' helm.sh/helm/v3)
+    (cd "$tools" && CGO_ENABLED=0 "$GO" build -trimpath \
+      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+      -o "$dir/$c.tmp" helm.sh/helm/v3/cmd/helm)
+  else
+    (cd "$tools" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags "$ldflags" \
+      -o "$dir/$c.tmp" "k8s.io/kubernetes/cmd/$c")
+  fi
   mv "$dir/$c.tmp" "$dir/$c"
   echo "k8s-binaries: built $c in $(($(date +%s) - start))s" >&2
 done

@@ -177,7 +177,7 @@ func (c *ControlPlane) start(ctx context.Context) error {
 	}
 	// The serving certificate names every address a client may use: the lab address, the
 	// namespace's loopback, and the "kubernetes" Service's address and names.
-	svc := c.opts.ServiceCIDR.Masked().Addr().Next()
+	svc := c.ServiceIP()
 	c.pki, err = newPKI(
 		[]netip.Addr{c.Host.IPv4, netip.MustParseAddr("127.0.0.1"), svc},
 		[]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
@@ -277,7 +277,10 @@ func (c *ControlPlane) StartAPIServer(ctx context.Context) error {
 		"--service-account-key-file=" + f["sa.pub"],
 		"--service-account-signing-key-file=" + f["sa.key"],
 		"--service-cluster-ip-range=" + c.opts.ServiceCIDR.Masked().String(),
-		"--authorization-mode=RBAC",
+		// Node: each kubelet (system:node:<name>) may touch only its own Node, its pods and
+		// what they use, as in a real cluster (NodeRestriction enforces it on writes).
+		"--authorization-mode=Node,RBAC",
+		"--enable-admission-plugins=NodeRestriction",
 		"--cert-dir=" + c.dir,
 		"--profiling=false",
 		"--event-ttl=1h",
@@ -444,13 +447,17 @@ func (c *ControlPlane) CACert() []byte { return c.pki.ca }
 // (`as:`), with the groups the API server gives it (a ServiceAccount's groups for
 // "system:serviceaccount:..."). The file holds the admin key: mode 0600.
 func (c *ControlPlane) WriteKubeconfig(path, impersonate string) error {
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["lab"] = &clientcmdapi.Cluster{Server: c.cfg.Host, CertificateAuthorityData: c.pki.ca}
-	cfg.AuthInfos["user"] = &clientcmdapi.AuthInfo{
+	return c.writeKubeconfig(path, &clientcmdapi.AuthInfo{
 		ClientCertificateData: c.pki.admin,
 		ClientKeyData:         c.pki.adminKey,
 		Impersonate:           impersonate,
-	}
+	})
+}
+
+func (c *ControlPlane) writeKubeconfig(path string, user *clientcmdapi.AuthInfo) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["lab"] = &clientcmdapi.Cluster{Server: c.cfg.Host, CertificateAuthorityData: c.pki.ca}
+	cfg.AuthInfos["user"] = user
 	cfg.Contexts["lab"] = &clientcmdapi.Context{Cluster: "lab", AuthInfo: "user"}
 	cfg.CurrentContext = "lab"
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
@@ -458,6 +465,20 @@ func (c *ControlPlane) WriteKubeconfig(path, impersonate string) error {
 	}
 	return os.Chmod(path, 0o600)
 }
+
+// WriteClientKubeconfig writes a kubeconfig to path with the API server's lab address and a
+// new client certificate for user in groups (mode 0600: it holds the key).
+func (c *ControlPlane) WriteClientKubeconfig(path, user string, groups ...string) error {
+	cert, key, err := c.pki.client(user, groups...)
+	if err != nil {
+		return err
+	}
+	return c.writeKubeconfig(path, &clientcmdapi.AuthInfo{ClientCertificateData: cert, ClientKeyData: key})
+}
+
+// ServiceIP is the API server's address in the service CIDR: the ClusterIP of the
+// `kubernetes` Service, which in-cluster clients (KUBERNETES_SERVICE_HOST) dial on port 443.
+func (c *ControlPlane) ServiceIP() netip.Addr { return c.opts.ServiceCIDR.Masked().Addr().Next() }
 
 // AgentKubeconfig writes (once) and returns the kubeconfig the agents use: the admin
 // certificate impersonating the agent's ServiceAccount (AgentUser), so that the agents have

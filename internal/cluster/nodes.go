@@ -26,6 +26,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
 
 	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 	"github.com/kube-vrrp/kube-vrrp/internal/lab"
@@ -198,7 +201,7 @@ func (c *ControlPlane) StartNodes(ctx context.Context, nodes []*lab.Node, o Kube
 	if o.BinDir == "" {
 		o.BinDir = c.assets
 	}
-	for _, tool := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ctr", "nsenter", "unshare"} {
+	for _, tool := range nodeTools {
 		if _, err := exec.LookPath(tool); err != nil {
 			return nil, fmt.Errorf("%s (Debian's containerd, runc, util-linux: make deps): %w", tool, err)
 		}
@@ -351,9 +354,15 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.tracing.proc
 		return err
 	}
 
-	// The kubelet.
+	// In-cluster clients (hostNetwork pods such as the agent) dial the API server's Service.
+	if err := c.routeServiceIP(n); err != nil {
+		return err
+	}
+
+	// The kubelet, with a node's credentials: the Node authorizer lets it read and write only
+	// what its node and pods need (its pods' ServiceAccount tokens among them).
 	kubeconfig := filepath.Join(k.Dir, "kubelet.kubeconfig")
-	if err := c.WriteKubeconfig(kubeconfig, ""); err != nil {
+	if err := c.WriteClientKubeconfig(kubeconfig, "system:node:"+n.Name, "system:nodes"); err != nil {
 		return err
 	}
 	kcfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
@@ -416,6 +425,42 @@ resolvConf: ""
 		}}}
 	return waitFor(ctx, 60*time.Second, k.kubelet, func() error {
 		return getOK(ctx, hc, "http://127.0.0.1:10248/healthz")
+	})
+}
+
+// routeServiceIP makes the API server's Service address (ServiceIP:443) reach it from node n,
+// as kube-proxy would: a route for the service CIDR towards the control plane's host, and an
+// nftables DNAT rule (table ip kvlab_svc, gone with the namespace) for locally generated
+// connections.
+func (c *ControlPlane) routeServiceIP(n *lab.Node) error {
+	if out, err := n.Run("ip", "route", "replace", c.opts.ServiceCIDR.Masked().String(), "via", c.Host.IPv4.String()); err != nil {
+		return fmt.Errorf("route to the service CIDR: %v: %s", err, out)
+	}
+	svc, host := c.ServiceIP().As4(), c.Host.IPv4.As4()
+	return n.InNetns(func() error {
+		conn, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		t := conn.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "kvlab_svc"})
+		ch := conn.AddChain(&nftables.Chain{Name: "output", Table: t, Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest})
+		conn.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+			// ip daddr ServiceIP tcp dport 443 dnat to Host:Port
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: svc[:]},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{syscall.IPPROTO_TCP}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(443)},
+			&expr.Immediate{Register: 1, Data: host[:]},
+			&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(uint16(c.opts.Port))},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: syscall.AF_INET, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+		}})
+		if err := conn.Flush(); err != nil {
+			return fmt.Errorf("DNAT of %s:443 to %s:%d: %w", c.ServiceIP(), c.Host.IPv4, c.opts.Port, err)
+		}
+		return nil
 	})
 }
 

@@ -2,7 +2,13 @@ package cluster_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,39 +22,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-vrrp/kube-vrrp/internal/cluster"
-	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
 )
-
-// requireNodeTools skips the test when what the real nodes need is missing (kubelet,
-// kube-controller-manager and kube-scheduler from hack/k8s-binaries.sh; Debian's containerd,
-// runc and containernetworking-plugins), except under CI, where it fails.
-func requireNodeTools(t *testing.T) {
-	t.Helper()
-	dir := envtestassets.Require(t)
-	var missing []string
-	for _, b := range []string{"kubelet", "kube-controller-manager", "kube-scheduler"} {
-		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
-			missing = append(missing, b+" (make k8s-binaries)")
-		}
-	}
-	for _, tool := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ctr", "nsenter", "unshare"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool+" (make deps)")
-		}
-	}
-	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
-		missing = append(missing, "containernetworking-plugins (make deps)")
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("missing %s, and CI=%q forbids skipping", strings.Join(missing, ", "), os.Getenv("CI"))
-	}
-	t.Skipf("missing %s", strings.Join(missing, ", "))
-}
 
 // hostState is what the nodes must leave as they found it: the host's mounts, and the
 // cgroups at the top of each hierarchy.
@@ -81,7 +57,7 @@ func hostState(t *testing.T) string {
 func TestKubeNodes(t *testing.T) {
 	privtest.Require(t)
 	requireAssets(t)
-	requireNodeTools(t)
+	cluster.RequireNodeTools(t)
 	ctx := t.Context()
 	before := hostState(t)
 
@@ -134,6 +110,46 @@ func TestKubeNodes(t *testing.T) {
 			return nil
 		})
 		t.Logf("timing: cluster up (control plane, controllers, 2 nodes Ready) in %v", time.Since(t0).Round(time.Millisecond))
+
+		// The kubelets registered with their own credentials: the Node authorizer lets n1's
+		// identity read its own Node and refuses it n2's.
+		asN1, err := cp.ClientAs("system:node:n1", "system:nodes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var node corev1.Node
+		if err := asN1.Get(ctx, client.ObjectKey{Name: "n1"}, &node); err != nil {
+			t.Errorf("n1's kubelet identity cannot get its own Node: %v", err)
+		}
+		if err := asN1.Get(ctx, client.ObjectKey{Name: "n2"}, &node); err == nil {
+			t.Error("n1's kubelet identity can get Node n2; the Node authorizer should refuse it")
+		}
+		// From each node, the API server answers at its Service address (ServiceIP:443), as
+		// in-cluster clients dial it.
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(cp.CACert())
+		for _, k := range nodes {
+			hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{RootCAs: pool},
+				DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+					err = k.Node.InNetns(func() error {
+						var d net.Dialer
+						conn, err = d.DialContext(ctx, network, addr)
+						return err
+					})
+					return conn, err
+				}}}
+			resp, err := hc.Get("https://" + cp.ServiceIP().String() + ":443/readyz")
+			if err != nil {
+				t.Errorf("node %s: GET https://%s/readyz: %v", k.Node.Name, cp.ServiceIP(), err)
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || string(body) != "ok" {
+				t.Errorf("node %s: GET https://%s/readyz: %s %q", k.Node.Name, cp.ServiceIP(), resp.Status, body)
+			}
+		}
 
 		t1 := time.Now()
 		labels := map[string]string{"app": "pause"}

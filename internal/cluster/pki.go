@@ -27,6 +27,8 @@ const (
 // microseconds and accepted everywhere (TLS, client certificates, ES256 ServiceAccount
 // tokens).
 type pki struct {
+	caCert                      *x509.Certificate
+	caSigner                    *ecdsa.PrivateKey
 	ca, caKey                   []byte
 	serving, servingKey         []byte
 	admin, adminKey             []byte
@@ -58,27 +60,11 @@ func newPKI(ips []netip.Addr, dnsNames []string) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pki{ca: pemBlock("CERTIFICATE", caDER)}
+	p := &pki{ca: pemBlock("CERTIFICATE", caDER), caCert: caCert, caSigner: caKey}
 	if p.caKey, err = keyPEM(caKey); err != nil {
 		return nil, err
 	}
-
-	leaf := func(tmpl *x509.Certificate) (cert, key []byte, err error) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, nil, err
-		}
-		tmpl.SerialNumber = serial()
-		tmpl.NotBefore = now.Add(-time.Hour)
-		tmpl.NotAfter = now.Add(7 * 24 * time.Hour)
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
-		if err != nil {
-			return nil, nil, fmt.Errorf("certificate %s: %w", tmpl.Subject.CommonName, err)
-		}
-		kp, err := keyPEM(k)
-		return pemBlock("CERTIFICATE", der), kp, err
-	}
+	leaf := p.leaf
 	serving := &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
@@ -90,11 +76,7 @@ func newPKI(ips []netip.Addr, dnsNames []string) (*pki, error) {
 	if p.serving, p.servingKey, err = leaf(serving); err != nil {
 		return nil, err
 	}
-	admin := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: AdminUser, Organization: []string{AdminGroup}},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if p.admin, p.adminKey, err = leaf(admin); err != nil {
+	if p.admin, p.adminKey, err = p.client(AdminUser, AdminGroup); err != nil {
 		return nil, err
 	}
 
@@ -111,6 +93,34 @@ func newPKI(ips []netip.Addr, dnsNames []string) (*pki, error) {
 	}
 	p.saPublic = pemBlock("PUBLIC KEY", pub)
 	return p, nil
+}
+
+// leaf issues a certificate of tmpl (its subject and usages) signed by the CA, with a new key.
+func (p *pki) leaf(tmpl *x509.Certificate) (cert, key []byte, err error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl.SerialNumber = serial()
+	tmpl.NotBefore = now.Add(-time.Hour)
+	tmpl.NotAfter = now.Add(7 * 24 * time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &k.PublicKey, p.caSigner)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certificate %s: %w", tmpl.Subject.CommonName, err)
+	}
+	kp, err := keyPEM(k)
+	return pemBlock("CERTIFICATE", der), kp, err
+}
+
+// client issues a client certificate for user in groups (the API server reads the user from
+// the common name and the groups from the organizations).
+func (p *pki) client(user string, groups ...string) (cert, key []byte, err error) {
+	return p.leaf(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: user, Organization: groups},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
 }
 
 // write stores the files the API server reads under dir and returns their paths by name.
