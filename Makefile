@@ -35,14 +35,15 @@ test-unit:
 
 ## envtest-assets: kube-apiserver (built once from k8s.io/kubernetes by hack/tools, ~8 min on 2 cores)
 ## and etcd (Debian's etcd-server) in bin/k8s/<version>/, the KUBEBUILDER_ASSETS of test/envtest,
-## and the k8s-binaries beside them
+## and the k8s-binaries beside them (the real cluster of test/e2e and make demo)
 envtest-assets: deps
 	bash hack/envtest.sh -q
 	bash hack/k8s-binaries.sh -q
 
-## k8s-binaries: kubelet, kube-controller-manager and kube-scheduler (built once from k8s.io/kubernetes
-## by hack/tools, ~3 min on 2 cores with kube-apiserver's build cache) in bin/k8s/<version>/, for the
-## lab's real nodes (internal/cluster); make envtest-assets builds them too
+## k8s-binaries: kubelet, kube-controller-manager, kube-scheduler and kubectl (built once from
+## k8s.io/kubernetes by hack/tools, ~3 min on 2 cores with kube-apiserver's build cache) and helm (from
+## helm.sh/helm/v3) in bin/k8s/<version>/, for the lab's real cluster (internal/cluster: test/e2e,
+## make demo); make envtest-assets builds them too
 k8s-binaries:
 	bash hack/k8s-binaries.sh -q
 
