@@ -42,7 +42,10 @@ func hostState(t *testing.T) string {
 			fmt.Fprintln(&b, strings.Join(f[2:], " "))
 		}
 	}
-	for _, pattern := range []string{"/sys/fs/cgroup/*/k8s.io", "/sys/fs/cgroup/*/kvlcp*", "/sys/fs/cgroup/*/kubepods*"} {
+	// Other labs may run beside this test: only this process's nodes' cgroups count, and what
+	// a runtime would make at the top without a cgroup root.
+	own := fmt.Sprintf("/sys/fs/cgroup/*/kvlcp%d-*", os.Getpid())
+	for _, pattern := range []string{"/sys/fs/cgroup/*/k8s.io", own, "/sys/fs/cgroup/*/kubepods*"} {
 		hs, _ := filepath.Glob(pattern)
 		fmt.Fprintln(&b, "cgroups:", hs)
 	}

@@ -1,0 +1,296 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kube-vrrp/kube-vrrp/internal/cluster"
+	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
+	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
+)
+
+const (
+	// release and namespace are what the README's install command uses.
+	release   = "kube-vrrp"
+	namespace = "kube-vrrp"
+	// imageRepo is the chart's default repository: only the tag changes, as in a release.
+	imageRepo = "ghcr.io/kube-vrrp/kube-vrrp"
+)
+
+// vip is the sample's address adapted to the lab's subnet.
+var vip = netip.MustParsePrefix("198.18.0.100/24")
+
+// virtualIP is config/samples/haproxy-pair.yaml adapted to the lab (as make demo applies it):
+// three nodes with explicit priorities and a process probe on HAProxy (weight 0: a node whose
+// HAProxy is dead goes to Fault).
+const virtualIP = `apiVersion: kubevrrp.io/v1alpha1
+kind: VirtualIP
+metadata:
+  name: haproxy
+spec:
+  vrid: 51
+  addresses: ["198.18.0.100/24"]
+  advertisementInterval: 100ms
+  priority: 100
+  nodes:
+  - name: n1
+    priority: 110
+  - name: n2
+    priority: 100
+  - name: n3
+    priority: 90
+  nodeSelector:
+    matchLabels:
+      node-role.kubernetes.io/lb: ""
+  probes:
+  - name: haproxy
+    process: {name: haproxy}
+    weight: 0
+`
+
+// env is the real cluster the subtests share, in order.
+type env struct {
+	ctx     context.Context
+	lab     *lab.Lab
+	cp      *cluster.ControlPlane
+	nodes   []*cluster.KubeNode
+	haproxy map[string]*lab.HAProxy
+	admin   client.Client
+	chart   string
+	// images are the archives of two builds of the release image: tag v1 is installed, v2 is
+	// the upgrade.
+	images map[string]string
+}
+
+func (e *env) node(name string) *cluster.KubeNode {
+	for _, k := range e.nodes {
+		if k.Node.Name == name {
+			return k
+		}
+	}
+	return nil
+}
+
+func (e *env) labNodes() []*lab.Node {
+	var ns []*lab.Node
+	for _, k := range e.nodes {
+		ns = append(ns, k.Node)
+	}
+	return ns
+}
+
+// TestE2E installs kube-vrrp on a real three-node cluster and runs it as a user would: helm
+// install, the sample VirtualIP with kubectl, HAProxy dying, an agent pod deleted, helm upgrade
+// and helm uninstall.
+func TestE2E(t *testing.T) {
+	privtest.Require(t)
+	cluster.RequireNodeTools(t)
+	root, err := envtestassets.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{ctx: t.Context(), chart: filepath.Join(root, "charts", "kube-vrrp"), images: map[string]string{}, haproxy: map[string]*lab.HAProxy{}}
+	t0 := time.Now()
+	e.lab = lab.New(t, lab.Options{Nodes: 3})
+	e.cp = cluster.New(t, e.lab, cluster.Options{})
+	e.admin = e.cp.Client()
+	if err := e.cp.StartControllers(e.ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if e.nodes, err = e.cp.StartNodes(e.ctx, e.lab.Nodes(), cluster.KubeletOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, k := range e.nodes {
+				for _, log := range []string{k.KubeletLog()} {
+					b, _ := os.ReadFile(log)
+					lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+					t.Logf("--- %s:\n%s", log, strings.Join(lines[max(0, len(lines)-30):], "\n"))
+				}
+			}
+		}
+	})
+	t.Logf("timing: cluster (control plane, controllers, 3 nodes) started in %v", time.Since(t0).Round(time.Millisecond))
+
+	t1 := time.Now()
+	dir := t.TempDir()
+	for _, tag := range []string{"v1", "v2"} {
+		archive, err := cluster.BuildAgentImage(e.ctx, filepath.Join(dir, tag), imageRepo+":"+tag, "e2e-"+tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.images[tag] = archive
+		for _, k := range e.nodes {
+			if err := k.ImportImage(e.ctx, archive); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Logf("timing: two images built (make image) and imported into 3 nodes in %v", time.Since(t1).Round(time.Millisecond))
+
+	for _, k := range e.nodes {
+		h, err := k.PIDNamespace().ExecHAProxy(vip.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.haproxy[k.Node.Name] = h
+	}
+
+	steps := []struct {
+		name string
+		run  func(*testing.T, *env)
+	}{
+		{"install", testInstall},
+		{"pods", testPods},
+		{"security", testSecurity},    // security_test.go
+		{"health", testHealth},        // security_test.go
+		{"election", testElection},    // vrrp_test.go
+		{"token", testToken},          // security_test.go
+		{"failover", testFailover},    // vrrp_test.go
+		{"pod-delete", testPodDelete}, // vrrp_test.go
+		{"upgrade", testUpgrade},      // lifecycle_test.go
+		{"uninstall", testUninstall},  // lifecycle_test.go
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, func(t *testing.T) { s.run(t, e) }) {
+			t.Fatalf("step %s failed; the later steps build on it", s.name)
+		}
+	}
+}
+
+// testInstall installs the chart as the README says, with the v1 image, and waits until the
+// DaemonSet's pods are Ready on the three nodes.
+func testInstall(t *testing.T, e *env) {
+	t0 := time.Now()
+	out, err := e.cp.Helm(e.ctx, "install", release, e.chart, "--namespace", namespace, "--create-namespace",
+		"--set", "image.tag=v1", "--set", "image.pullPolicy=Never", "--wait", "--timeout", "3m")
+	if err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out, e.describePods())
+	}
+	t.Logf("timing: helm install --wait: %v", time.Since(t0).Round(time.Millisecond))
+	// helm --wait saw the pods Ready; the DaemonSet's status follows within a sync.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ds := e.daemonSet(t)
+		if ds.Status.NumberReady == 3 && ds.Status.DesiredNumberScheduled == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("DaemonSet %s: %d of %d ready, want 3", ds.Name, ds.Status.NumberReady, ds.Status.DesiredNumberScheduled)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// testPods checks every agent pod as the kubelet runs it.
+func testPods(t *testing.T, e *env) {
+	pods := e.agentPods(t)
+	if len(pods) != 3 {
+		t.Fatalf("%d agent pods, want 3", len(pods))
+	}
+	for _, p := range pods {
+		if p.Status.Phase != corev1.PodRunning {
+			t.Errorf("pod %s: %s", p.Name, p.Status.Phase)
+		}
+	}
+}
+
+func (e *env) daemonSet(t *testing.T) *appsv1.DaemonSet {
+	t.Helper()
+	var ds appsv1.DaemonSet
+	if err := e.admin.Get(e.ctx, client.ObjectKey{Namespace: namespace, Name: release}, &ds); err != nil {
+		t.Fatal(err)
+	}
+	return &ds
+}
+
+func (e *env) agentPods(t *testing.T) []corev1.Pod {
+	t.Helper()
+	var pods corev1.PodList
+	if err := e.admin.List(e.ctx, &pods, client.InNamespace(namespace),
+		client.MatchingLabels{"app.kubernetes.io/name": "kube-vrrp"}); err != nil {
+		t.Fatal(err)
+	}
+	return pods.Items
+}
+
+// describePods is what a user would look at when an install hangs: the pods and their events.
+func (e *env) describePods() string {
+	out, err := e.cp.Kubectl(e.ctx, "", "describe", "pods", "--namespace", namespace)
+	if err != nil {
+		return err.Error()
+	}
+	return out
+}
+
+// applyVirtualIP applies the sample VirtualIP with kubectl, and labels the three nodes as load
+// balancers (the sample's nodeSelector), as a user would; both are idempotent.
+func (e *env) applyVirtualIP(t *testing.T) {
+	t.Helper()
+	if out, err := e.cp.Kubectl(e.ctx, "", "label", "node", "n1", "n2", "n3", "node-role.kubernetes.io/lb=", "--overwrite"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if out, err := e.cp.Kubectl(e.ctx, virtualIP, "apply", "-f", "-"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// agentPod returns the Running agent pod on node (fails t if there is none).
+func (e *env) agentPod(t *testing.T, node string) corev1.Pod {
+	t.Helper()
+	for _, p := range e.agentPods(t) {
+		if p.Spec.NodeName == node && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+			return p
+		}
+	}
+	t.Fatalf("no Running agent pod on %s", node)
+	return corev1.Pod{}
+}
+
+// containerPid returns the host pid of the main process of container name in pod: the
+// container's id from the pod's status, and its cgroup under the node's (KubeNode.Cgroup).
+func (e *env) containerPid(t *testing.T, pod corev1.Pod, name string) int {
+	t.Helper()
+	k := e.node(pod.Spec.NodeName)
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name != name {
+			continue
+		}
+		id, ok := strings.CutPrefix(cs.ContainerID, "containerd://")
+		if !ok {
+			t.Fatalf("pod %s: container %s: id %q", pod.Name, name, cs.ContainerID)
+		}
+		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/pids", k.Cgroup, "kubepods", "*", "*", id))
+		more, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/pids", k.Cgroup, "kubepods", "*", id))
+		dirs = append(dirs, more...)
+		if len(dirs) != 1 {
+			t.Fatalf("pod %s: container %s: cgroups %v", pod.Name, name, dirs)
+		}
+		b, err := os.ReadFile(filepath.Join(dirs[0], "cgroup.procs"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pid int
+		if _, err := fmt.Sscan(string(b), &pid); err != nil {
+			t.Fatalf("pod %s: container %s: no process in %s", pod.Name, name, dirs[0])
+		}
+		return pid
+	}
+	t.Fatalf("pod %s has no container %s", pod.Name, name)
+	return 0
+}
+
+var _ = json.Marshal
