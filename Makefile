@@ -16,10 +16,14 @@ TEST_TIMEOUT ?= 25m
 
 all: build
 
-## demo: build, start a lab of node namespaces with etcd and kube-apiserver inside, install the
-## chart, run an agent per node as its pod would, kill HAProxy on the MASTER (see README)
-demo: deps build envtest-assets
-	$(GO) run ./hack/demo --bin $(BIN)/kube-vrrp
+## demo: a real cluster in a lab of node namespaces (etcd, kube-apiserver, controllers; containerd
+## and a kubelet per node), the image from make image, helm install as the README says, then
+## HAProxy killed on the MASTER and the client's measured outage, helm uninstall (see README).
+## KEEP=1 keeps the cluster up afterwards (kubectl and helm command lines printed) until Ctrl-C
+## (built, then run: `go run` would exit 1 after any Ctrl-C, even the one that ends KEEP=1)
+demo: deps envtest-assets
+	$(GO) build -o $(BIN)/demo ./hack/demo
+	$(BIN)/demo $(if $(KEEP),--keep)
 
 ## test: install what the tests need, then run every test (unit, fuzz seeds, envtest, privileged netns, interop)
 test: deps envtest-assets

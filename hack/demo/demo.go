@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,29 +10,33 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
-	"github.com/kube-vrrp/kube-vrrp/internal/chart"
 	"github.com/kube-vrrp/kube-vrrp/internal/cluster"
 	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
-	"github.com/kube-vrrp/kube-vrrp/internal/filecaps"
 	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 )
 
 const (
-	// releaseName and releaseNamespace are `helm install kube-vrrp charts/kube-vrrp -n kube-vrrp`.
+	// releaseName and releaseNamespace are the README's `helm install kube-vrrp
+	// charts/kube-vrrp -n kube-vrrp`; the DaemonSet is named after the release.
 	releaseName      = "kube-vrrp"
 	releaseNamespace = "kube-vrrp"
+	// imageRepo is the chart's default image repository: only the tag is the demo's, and the
+	// image is imported into every node (pullPolicy Never: nothing is pulled).
+	imageRepo = "ghcr.io/kube-vrrp/kube-vrrp"
+	imageTag  = "demo"
+	// agentLabel selects the agent's pods (the chart's selector labels).
+	agentLabel = "app.kubernetes.io/name"
 	// vipName is the VirtualIP's name (config/samples/haproxy-pair.yaml's).
 	vipName = "haproxy"
 	// lbLabel is the label of the nodes that may hold the address, the sample's nodeSelector.
@@ -41,6 +44,8 @@ const (
 	// settle bounds "happens at all" waits: far above any VRRP or probe timer, so that a
 	// loaded machine does not fail a demo that behaves correctly.
 	settle = 30 * time.Second
+	// podsTimeout bounds the start of the cluster's nodes and of the agents' pods.
+	podsTimeout = 3 * time.Minute
 )
 
 var (
@@ -81,17 +86,19 @@ spec:
 
 // Options configure Run.
 type Options struct {
-	// Bin is the kube-vrrp binary (make build's bin/kube-vrrp).
-	Bin string
 	// Out receives the demo's output.
 	Out io.Writer
 	// HandleSignals makes SIGINT and SIGTERM stop the demo and remove everything before Run
-	// returns an interrupted error (the command; a test leaves signals alone).
+	// returns (the command; a test leaves signals alone).
 	HandleSignals bool
-	// Nice is the niceness of the agents, the control plane and this process (0: unchanged):
-	// a speaker stalled by a busy machine for longer than Master_Down_Interval legitimately
-	// loses its role, which is not what the demo is about.
+	// Nice is the niceness of this process and of everything it starts after the image is
+	// built — the control plane, containerd and the kubelets, and so the agents' pods (0:
+	// unchanged): a speaker stalled by a busy machine for longer than Master_Down_Interval
+	// legitimately loses its role, which is not what the demo is about.
 	Nice int
+	// Keep leaves the cluster running after the scenario, and prints how to reach it, until
+	// the context ends (or, with HandleSignals, SIGINT or SIGTERM); then everything is removed.
+	Keep bool
 }
 
 // Snapshot is the VirtualIP's status and the data plane at one moment.
@@ -113,21 +120,34 @@ func (s Snapshot) String() string {
 	return fmt.Sprintf("master=%s ready=%s states[%s] holders=%v", s.Master, s.Ready, strings.Join(nodes, " "), s.Holders)
 }
 
-// Creds are an agent process's credentials as the kernel reports them (/proc/PID/status).
-type Creds = filecaps.Creds
+// Timing is how long one phase of the demo took.
+type Timing struct {
+	Phase    string
+	Duration time.Duration
+}
 
 // Result is what the demo saw; Run fills what it got to, also on failure.
 type Result struct {
 	// Prefix starts the names of the lab's network namespaces.
 	Prefix string
-	// NetnsInodes identify the lab's network namespaces: a process still inside one after
-	// the demo is a leftover.
-	NetnsInodes []uint64
-	// Dirs are the temporary directories the demo and its control plane made.
+	// NetnsInodes identify the lab's network namespaces, and NodeNamespaces the real nodes'
+	// mount and PID namespaces ("mnt:[4026532312]"): a process still inside one after the
+	// demo is a leftover.
+	NetnsInodes    []uint64
+	NodeNamespaces []string
+	// Cgroups are the nodes' cgroups (the kubelets' cgroupRoot), at the top of every
+	// hierarchy.
+	Cgroups []string
+	// Dirs are the directories the demo and its control plane made.
 	Dirs []string
-	// AgentLogs are the agents' logs by node, read before cleanup.
+	// Timings are the phases' durations, in order, the total last.
+	Timings []Timing
+	// Pods are the agent pods by node once they were Ready.
+	Pods map[string]string
+	// AgentLogs are the agent pods' logs by node (kubectl logs), read before helm uninstall.
 	AgentLogs map[string]string
-	// AgentCreds are the agents' credentials by node.
+	// AgentCreds are the credentials of the agents' processes by node, as the kubelet and
+	// runc started them.
 	AgentCreds map[string]Creds
 	// Start is after the VirtualIP was applied and settled; AfterKill after HAProxy was
 	// killed on the MASTER; AfterRestart after it was started again.
@@ -136,17 +156,26 @@ type Result struct {
 	KilledOn string
 	// Failover is what the client's HTTP requests saw of the kill; Handback of the restart.
 	Failover, Handback lab.HTTPOutage
-	// Leftovers are what cleanup left behind (namespaces, processes, directories).
+	// Uninstalled is true once helm uninstall removed the agents' pods and no node held the
+	// address any more.
+	Uninstalled bool
+	// Kept is true when the cluster was kept running (Options.Keep) after the scenario.
+	Kept bool
+	// CleanupStarted is when the cleanup began, in seconds since boot: Leftovers ignores
+	// processes started later (in namespaces whose inode numbers the kernel reused).
+	CleanupStarted float64
+	// Leftovers are what cleanup left behind (namespaces, processes, mounts, cgroups,
+	// directories).
 	Leftovers []string
 }
 
-// node is one lab node: its own PID namespace (a real host's process table: the process
-// probe on n1 must not see n2's HAProxy), HAProxy and the agent.
+// node is one real node of the lab: containerd and a kubelet (cluster.KubeNode), its process
+// table (HAProxy runs there as a node process, which the hostPID agent's probe sees).
 type node struct {
-	*lab.Node
+	name  string
+	kube  *cluster.KubeNode
 	pidns *lab.PIDNamespace
 	hap   *lab.HAProxy
-	agent *lab.NSProc
 }
 
 type demo struct {
@@ -157,10 +186,15 @@ type demo struct {
 	cp    *cluster.ControlPlane
 	k8s   client.Client
 	nodes []*node
-	pod   *podSpec
-	dir   string // the agent's "image" (binary with file capabilities) and kubeconfig
+	chart string // charts/kube-vrrp, absolute
+	// imageArchive is the image `make image` built.
+	imageArchive string
 	// stopWatch stops the status watcher (once it runs).
 	stopWatch func()
+	started   time.Time
+	// keeping is set while the demo waits in Keep mode: a signal then is the expected end.
+	keeping bool
+	mu      sync.Mutex
 }
 
 // Run runs the demo and removes everything it made before it returns.
@@ -168,7 +202,9 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-	d := &demo{o: o, out: &syncWriter{w: o.Out}, stopWatch: func() {}, res: &Result{AgentLogs: map[string]string{}, AgentCreds: map[string]Creds{}}}
+	d := &demo{o: o, out: &syncWriter{w: o.Out}, stopWatch: func() {}, started: time.Now(), res: &Result{
+		Pods: map[string]string{}, AgentLogs: map[string]string{}, AgentCreds: map[string]Creds{},
+	}}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var sig syscall.Signal
@@ -177,52 +213,53 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		if d.l == nil {
 			return // nothing was made
 		}
-		d.step("cleaning up: agents (they hand the address over), HAProxy, kube-apiserver and etcd, the lab")
+		t0 := time.Now()
+		d.step("cleaning up: the nodes (kubelet, pods, containerd, their namespaces and cgroups), the control plane, the lab")
+		var cleanupErr error
 		if cerr := d.cleanup(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("cleanup: %w", cerr))
+			cleanupErr = fmt.Errorf("cleanup: %w", cerr)
 		}
-		if len(d.res.AgentLogs) > 0 {
-			lines, refused := Refusals(d.res.AgentLogs)
-			if len(refused) == 0 {
-				d.printf("the agents' logs (%d lines): no request refused by the API server (forbidden, 403), no operation refused by the kernel (EPERM, permission denied)\n", lines)
-			} else {
-				for _, r := range refused[:min(len(refused), 10)] {
-					d.printf("REFUSED %.400s\n", r)
-				}
-				err = errors.Join(err, fmt.Errorf("the agents were refused %d times (forbidden, 403, EPERM or permission denied in their logs)", len(refused)))
-			}
-		}
+		d.timing("cleanup", t0)
 		if len(d.res.Leftovers) == 0 {
-			d.printf("nothing left behind: no namespace %s-*, no process in the lab's namespaces, no temporary directory\n", d.res.Prefix)
+			d.printf("nothing left behind: no namespace %s-*, no process in the lab's or the nodes' namespaces, no mount, no cgroup %s*, no directory\n",
+				d.res.Prefix, cgroupPrefix())
 		} else {
-			err = errors.Join(err, fmt.Errorf("left behind: %s", strings.Join(d.res.Leftovers, "; ")))
+			cleanupErr = errors.Join(cleanupErr, fmt.Errorf("left behind: %s", strings.Join(d.res.Leftovers, "; ")))
 		}
+		d.timing("total", d.started)
+		d.printTimings()
 		sigMu.Lock()
 		defer sigMu.Unlock()
-		if sig != 0 {
-			err = interrupted{sig}
+		d.mu.Lock()
+		kept := d.keeping
+		d.mu.Unlock()
+		switch {
+		case sig != 0 && kept:
+			// --keep ends with Ctrl-C: that is its success.
+			err = cleanupErr
+		case sig != 0:
+			// The step failed because of the signal; what cleanup failed at is still news.
+			err = interrupted{sig: sig, err: cleanupErr}
+		default:
+			err = errors.Join(err, cleanupErr)
 		}
 	}()
-	if err := d.preflight(ctx); err != nil {
+	if err := d.preflight(); err != nil {
 		return d.res, err
-	}
-	if o.Nice != 0 {
-		if err := lab.Renice(o.Nice); err != nil {
-			return d.res, err
-		}
 	}
 
 	d.step("building the lab: nodes n1, n2, n3 and a client (198.18.0.250) on one bridge, in network namespaces")
+	t0 := time.Now()
 	l, _, err := lab.Open(lab.Options{Nodes: 3})
 	if err != nil {
 		return d.res, err
 	}
 	d.l = l
 	d.res.Prefix = l.Prefix
+	d.res.Dirs = append(d.res.Dirs, l.Dir())
 	if o.HandleSignals {
 		// lab.Open's own handler would remove the lab and exit at once; the demo stops in
-		// order instead: agents while the API server still answers, then the control plane,
-		// then the lab.
+		// order instead: the nodes, then the control plane, then the lab.
 		signal.Reset(syscall.SIGINT, syscall.SIGTERM)
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
@@ -247,14 +284,19 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		d.res.NetnsInodes = append(d.res.NetnsInodes, st.Ino)
 	}
 	for _, n := range l.Nodes() {
-		d.nodes = append(d.nodes, &node{Node: n})
 		d.printf("%-6s %-13s network namespace %s\n", n.Name, n.IPv4, n.NetNS)
 	}
 	d.printf("%-6s %-13s network namespace %s\n", "client", l.Client().IPv4, l.Client().NetNS)
+	d.timing("lab", t0)
 
 	steps := []func(context.Context) error{
-		d.startControlPlane, d.installChart, d.registerNodes, d.startHAProxy, d.startAgents,
-		d.applyVirtualIP, d.killHAProxy, d.restartHAProxy,
+		d.buildImage, d.startCluster, d.importImage, d.startHAProxy, d.installChart, d.waitPods,
+		d.applyVirtualIP, d.killHAProxy, d.restartHAProxy, d.readAgentLogs, d.summarize,
+	}
+	if o.Keep {
+		steps = append(steps, d.keep)
+	} else {
+		steps = append(steps, d.uninstall)
 	}
 	for _, s := range steps {
 		if err := s(ctx); err != nil {
@@ -264,8 +306,13 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 			return d.res, ctx.Err()
 		}
 	}
-	d.step("done: %s", d.summary())
 	return d.res, nil
+}
+
+// summarize prints what the scenario showed.
+func (d *demo) summarize(context.Context) error {
+	d.step("%s", d.summary())
+	return nil
 }
 
 func (d *demo) summary() string {
@@ -284,138 +331,220 @@ func outageShort(o lab.HTTPOutage) string {
 	return fmt.Sprintf("an HTTP outage of %v", o.Duration.Round(time.Millisecond))
 }
 
-// preflight checks what the demo needs before it creates anything, and renders the chart.
-func (d *demo) preflight(ctx context.Context) error {
+// preflight checks what the demo needs before it creates anything.
+func (d *demo) preflight() error {
 	if os.Geteuid() != 0 {
-		return errors.New("the demo needs root (network namespaces, file capabilities)")
+		return errors.New("the demo needs root (network namespaces, containerd and kubelets)")
 	}
-	if d.o.Bin == "" {
-		return errors.New("no kube-vrrp binary (--bin)")
-	}
-	bin, err := filepath.Abs(d.o.Bin)
-	if err != nil {
+	if err := checkNodeTools(); err != nil {
 		return err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s: build it first (make build): %w", bin, err)
-	}
-	d.o.Bin = bin
-	if _, err := envtestassets.Dir(); err != nil {
-		return fmt.Errorf("%w (make envtest-assets builds them)", err)
 	}
 	root, err := envtestassets.ModuleRoot()
 	if err != nil {
 		return err
 	}
-	rel, err := chart.Render(ctx, filepath.Join(root, "charts", "kube-vrrp"), chart.Options{ReleaseName: releaseName, Namespace: releaseNamespace})
+	d.chart = filepath.Join(root, "charts", "kube-vrrp")
+	return nil
+}
+
+// buildImage builds the release image with `make image`, at the machine's own niceness (the
+// demo renices itself, and so what it starts next, afterwards).
+func (d *demo) buildImage(ctx context.Context) error {
+	ref := imageRepo + ":" + imageTag
+	d.step("building the agent's image as a release does: make image IMAGE=%s (no container engine)", ref)
+	t0 := time.Now()
+	archive, err := cluster.BuildAgentImage(ctx, filepath.Join(d.l.Dir(), "image"), ref, imageTag)
 	if err != nil {
 		return err
 	}
-	d.pod, err = podFromRelease(rel)
-	return err
+	d.imageArchive = archive
+	size := ""
+	if st, err := os.Stat(archive); err == nil {
+		size = fmt.Sprintf(" (%.1f MB)", float64(st.Size())/1e6)
+	}
+	d.printf("%s%s\n", archive, size)
+	d.timing("image build", t0)
+	if d.o.Nice != 0 {
+		return lab.Renice(d.o.Nice)
+	}
+	return nil
 }
 
-func (d *demo) startControlPlane(ctx context.Context) error {
-	d.step("starting etcd and kube-apiserver in the client's namespace (certificates generated for this run)")
-	cp, err := cluster.Start(ctx, d.l, cluster.Options{Nice: d.o.Nice, Logf: func(f string, a ...any) { d.printf("  "+f+"\n", a...) }})
+func (d *demo) startCluster(ctx context.Context) error {
+	d.step("starting the cluster: etcd, kube-apiserver, kube-controller-manager and kube-scheduler in the\n" +
+		"    client's namespace; containerd and a kubelet on n1, n2, n3 (each node in mount and PID namespaces of its own)")
+	t0 := time.Now()
+	logf := func(f string, a ...any) { d.printf("  "+f+"\n", a...) }
+	cp, err := cluster.Start(ctx, d.l, cluster.Options{Logf: logf})
 	if err != nil {
 		return err
 	}
 	d.cp = cp
-	d.res.Dirs = append(d.res.Dirs, cp.Dir())
 	d.k8s = cp.Client()
-	return nil
-}
-
-// installChart applies what `helm install kube-vrrp charts/kube-vrrp -n kube-vrrp
-// --create-namespace` would create: the chart rendered with its default values.
-func (d *demo) installChart(ctx context.Context) error {
-	d.step("helm install %s charts/kube-vrrp -n %s (rendered with Helm's Go packages, default values, applied server-side)", releaseName, releaseNamespace)
-	ns := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "v1", "kind": "Namespace",
-		"metadata": map[string]any{"name": releaseNamespace, "labels": map[string]any{
-			// host network and NET_ADMIN (README: Install on a cluster with Helm)
-			"pod-security.kubernetes.io/enforce": "privileged",
-		}},
-	}}
-	objs := append([]*unstructured.Unstructured{ns}, d.pod.release.Objects...)
-	// CRDs first (Helm's order), and served before anything else.
-	slices.SortStableFunc(objs, func(a, b *unstructured.Unstructured) int {
-		return boolInt(b.GetKind() == "CustomResourceDefinition") - boolInt(a.GetKind() == "CustomResourceDefinition")
-	})
-	for _, u := range objs {
-		if err := d.apply(ctx, u); err != nil {
-			return err
-		}
-		if u.GetKind() == "CustomResourceDefinition" {
-			if err := poll(ctx, settle, func() error { return d.k8s.List(ctx, &v1alpha1.VirtualIPList{}) }); err != nil {
-				return fmt.Errorf("VirtualIPs not served after the CRD was applied: %w", err)
+	d.res.Dirs = append(d.res.Dirs, cp.Dir())
+	if err := cp.StartControllers(ctx, ""); err != nil {
+		return err
+	}
+	kube, err := cp.StartNodes(ctx, d.l.Nodes(), cluster.KubeletOptions{})
+	for _, k := range kube {
+		n := &node{name: k.Node.Name, kube: k, pidns: k.PIDNamespace()}
+		d.nodes = append(d.nodes, n)
+		d.res.Cgroups = append(d.res.Cgroups, k.Cgroup)
+		for _, ns := range []string{"mnt", "pid"} {
+			if link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", k.HolderPid(), ns)); err == nil {
+				d.res.NodeNamespaces = append(d.res.NodeNamespaces, link)
 			}
 		}
 	}
-	d.printf("the API server accepted the DaemonSet, but this lab has no kubelet to run its pods:\n" +
-		"the demo runs the DaemonSet's pod command on each node by hand, as the pod would run it\n")
-	return nil
-}
-
-func (d *demo) apply(ctx context.Context, u *unstructured.Unstructured) error {
-	if u.GetNamespace() == "" {
-		if namespaced, err := d.k8s.IsObjectNamespaced(u); err == nil && namespaced {
-			u.SetNamespace(releaseNamespace)
-		}
-	}
-	b, err := json.Marshal(u.Object)
 	if err != nil {
 		return err
 	}
-	if _, err := d.cp.Apply(ctx, b); err != nil {
+	if err := poll(ctx, podsTimeout, d.nodesReady); err != nil {
+		return fmt.Errorf("the kubelets' Nodes are not Ready: %w", err)
+	}
+	if _, err := d.kubectl(ctx, "", "get", "nodes", "-o", "wide"); err != nil {
 		return err
 	}
-	gvk := u.GroupVersionKind()
-	kind := strings.ToLower(gvk.Kind)
-	if gvk.Group != "" {
-		kind += "." + gvk.Group
-	}
-	d.printf("%s/%s serverside-applied\n", kind, u.GetName())
+	d.timing("cluster up", t0)
 	return nil
 }
 
-func (d *demo) registerNodes(ctx context.Context) error {
-	d.step("registering n1, n2, n3 as Node objects (labelled %s, the sample VirtualIP's nodeSelector)", lbLabel)
-	return d.cp.RegisterNodes(ctx, d.l.Nodes(), map[string]string{lbLabel: ""})
+// nodesReady returns nil when every lab node is a Node whose Ready condition is True.
+func (d *demo) nodesReady() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, n := range d.nodes {
+		var node corev1.Node
+		if err := d.k8s.Get(ctx, types.NamespacedName{Name: n.name}, &node); err != nil {
+			return err
+		}
+		ready := false
+		for _, c := range node.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				ready = true
+			}
+		}
+		if !ready {
+			return fmt.Errorf("node %s is not Ready", n.name)
+		}
+	}
+	return nil
+}
+
+// importImage puts the image into every node's containerd, where the kubelet finds it (the
+// chart's pullPolicy set to Never: no registry).
+func (d *demo) importImage(ctx context.Context) error {
+	d.step("importing the image into every node's containerd: ctr -n k8s.io images import")
+	t0 := time.Now()
+	for _, n := range d.nodes {
+		if err := n.kube.ImportImage(ctx, d.imageArchive); err != nil {
+			return err
+		}
+		d.printf("%s: %s:%s\n", n.name, imageRepo, imageTag)
+	}
+	d.timing("image import", t0)
+	return nil
 }
 
 func (d *demo) startHAProxy(context.Context) error {
-	d.step("starting HAProxy on every node, serving HTTP on %s (each node has its own PID namespace, as a host has)", web)
+	d.step("starting HAProxy on every node as a node process (the node's own PID namespace), serving HTTP on %s", web)
 	for _, n := range d.nodes {
-		ns, err := n.NewPIDNamespace()
+		h, err := n.pidns.ExecHAProxy(vip.Addr())
 		if err != nil {
 			return err
 		}
-		n.pidns = ns
-		if n.hap, err = ns.ExecHAProxy(vip.Addr()); err != nil {
-			return err
-		}
-		d.printf("%s: haproxy pid %d\n", n.Name, n.hap.HostPid())
+		n.hap = h
+		d.printf("%s: haproxy pid %d\n", n.name, h.HostPid())
 	}
 	return nil
 }
 
-func (d *demo) applyVirtualIP(ctx context.Context) error {
-	d.step("kubectl apply -f haproxy.yaml")
-	d.printf("%s", indent(virtualIP))
-	applied := time.Now()
-	if _, err := d.cp.Apply(ctx, []byte(virtualIP)); err != nil {
+// installChart installs the chart as the README tells users to, with the demo's image.
+func (d *demo) installChart(ctx context.Context) error {
+	d.step("installing kube-vrrp as the README says (helm and kubectl are the real programs)")
+	t0 := time.Now()
+	if _, err := d.kubectl(ctx, "", "create", "namespace", releaseNamespace); err != nil {
 		return err
 	}
-	d.printf("virtualip.kubevrrp.io/%s serverside-applied\n", vipName)
-	d.step("status.nodes as the agents write it, from now on as it changes (times are this machine's clock)")
-	d.stopWatch = d.watchStatus(ctx)
-	snap, err := d.waitSettled(ctx, "n1", map[string]string{"n1": "Master", "n2": "Backup", "n3": "Backup"}, true)
+	// host network and NET_ADMIN (README: Install on a cluster with Helm)
+	if _, err := d.kubectl(ctx, "", "label", "namespace", releaseNamespace, "pod-security.kubernetes.io/enforce=privileged"); err != nil {
+		return err
+	}
+	if _, err := d.helm(ctx, "install", releaseName, d.chart, "-n", releaseNamespace,
+		"--set", "image.tag="+imageTag, "--set", "image.pullPolicy=Never"); err != nil {
+		return err
+	}
+	d.timing("helm install", t0)
+	return nil
+}
+
+// waitPods waits until the DaemonSet's pods are Ready on the three nodes, and reads their
+// agents' credentials.
+func (d *demo) waitPods(ctx context.Context) error {
+	d.step("waiting for the DaemonSet's pods: the scheduler binds one per node, each kubelet runs it")
+	t0 := time.Now()
+	if _, err := d.kubectl(ctx, "", "rollout", "status", "daemonset/"+releaseName, "-n", releaseNamespace,
+		"--timeout="+podsTimeout.String()); err != nil {
+		return fmt.Errorf("%w\n%s", err, d.describePods(ctx))
+	}
+	d.timing("pods ready", t0)
+	if _, err := d.kubectl(ctx, "", "get", "pods", "-n", releaseNamespace, "-o", "wide"); err != nil {
+		return err
+	}
+	pods, err := d.agentPods(ctx)
 	if err != nil {
 		return err
 	}
+	for _, p := range pods {
+		d.res.Pods[p.Spec.NodeName] = p.Name
+	}
+	d.printf("the agents as runc started them (hostPID: each is a process of its node's PID namespace):\n")
+	for _, n := range d.nodes {
+		pid, c, err := agentProcess(n.kube.HolderPid())
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.name, err)
+		}
+		d.res.AgentCreds[n.name] = c
+		d.printf("%s: pod %s, agent pid %d, uid %s, CapEff %016x (%s), CapBnd %016x, NoNewPrivs %v\n",
+			n.name, d.res.Pods[n.name], pid, c.UID, c.CapEff, capNames(c.CapEff), c.CapBnd, c.NoNewPrivs)
+	}
+	return nil
+}
+
+func (d *demo) agentPods(ctx context.Context) ([]corev1.Pod, error) {
+	var pods corev1.PodList
+	if err := d.k8s.List(ctx, &pods, client.InNamespace(releaseNamespace), client.MatchingLabels{agentLabel: "kube-vrrp"}); err != nil {
+		return nil, err
+	}
+	return pods.Items, nil
+}
+
+// describePods is what a user looks at when the pods do not start.
+func (d *demo) describePods(ctx context.Context) string {
+	out, err := d.cp.Kubectl(ctx, "", "describe", "pods", "-n", releaseNamespace)
+	if err != nil {
+		return err.Error()
+	}
+	return out
+}
+
+func (d *demo) applyVirtualIP(ctx context.Context) error {
+	d.step("labelling the nodes %s (the sample's nodeSelector) and applying the VirtualIP", lbLabel)
+	if _, err := d.kubectl(ctx, "", "label", "node", "n1", "n2", "n3", lbLabel+"="); err != nil {
+		return err
+	}
+	d.printf("%s", indent(virtualIP))
+	applied := time.Now()
+	if _, err := d.kubectl(ctx, virtualIP, "apply", "-f", "-"); err != nil {
+		return err
+	}
+	d.step("status.nodes as the agents write it, from now on as it changes (times are this machine's clock)")
+	d.stopWatch = d.watchStatus(ctx)
+	snap, err := d.waitSettled(ctx, "n1", map[string]string{"n1": "Master", "n2": "Backup", "n3": "Backup"}, true)
 	d.res.Start = snap
+	if err != nil {
+		return err
+	}
 	d.printf("n1 is MASTER %v after the apply\n", time.Since(applied).Round(time.Millisecond))
 	return d.getVIP(ctx)
 }
@@ -425,14 +554,14 @@ func (d *demo) killHAProxy(ctx context.Context) error {
 	if master == nil {
 		return fmt.Errorf("no MASTER to kill HAProxy on (%s)", d.res.Start)
 	}
-	d.res.KilledOn = master.Name
+	d.res.KilledOn = master.name
 	if err := d.serve(ctx); err != nil {
 		return err
 	}
-	d.step("kill -9 haproxy on the MASTER %s: its process probe fails, %s goes to Fault and hands the address over", master.Name, master.Name)
+	d.step("kill -9 haproxy on the MASTER %s: its process probe fails, %s goes to Fault and hands the address over", master.name, master.name)
 	d.printf("client %s: GET http://%s/ every 10 ms, a new connection each, 200 ms timeout\n", d.l.Client().IPv4, web)
 	out, err := d.l.MeasureHTTPOutage(ctx, web, func() error {
-		d.printf("  %s  kill -9 %d (haproxy on %s)\n", clock(time.Now()), master.hap.HostPid(), master.Name)
+		d.printf("  %s  kill -9 %d (haproxy on %s)\n", clock(time.Now()), master.hap.HostPid(), master.name)
 		master.hap.Kill()
 		return nil
 	}, lab.HTTPOutageOptions{AwaitNode: "n2", Timeout: settle})
@@ -451,18 +580,18 @@ func (d *demo) killHAProxy(ctx context.Context) error {
 
 func (d *demo) restartHAProxy(ctx context.Context) error {
 	n := d.nodeByName(d.res.KilledOn)
-	d.step("restarting haproxy on %s: its probe recovers, %s (priority 110) preempts and takes the address back", n.Name, n.Name)
+	d.step("restarting haproxy on %s: its probe recovers, %s (priority 110) preempts and takes the address back", n.name, n.name)
 	out, err := d.l.MeasureHTTPOutage(ctx, web, func() error {
-		d.printf("  %s  haproxy started on %s\n", clock(time.Now()), n.Name)
+		d.printf("  %s  haproxy started on %s\n", clock(time.Now()), n.name)
 		h, err := n.pidns.ExecHAProxy(vip.Addr())
 		n.hap = h
 		return err
-	}, lab.HTTPOutageOptions{AwaitNode: n.Name, Timeout: settle})
+	}, lab.HTTPOutageOptions{AwaitNode: n.name, Timeout: settle})
 	d.res.Handback = out
 	if err != nil {
 		return fmt.Errorf("handback: %w (%s)", err, out.Result)
 	}
-	snap, err := d.waitSettled(ctx, n.Name, map[string]string{"n1": "Master", "n2": "Backup", "n3": "Backup"}, true)
+	snap, err := d.waitSettled(ctx, n.name, map[string]string{"n1": "Master", "n2": "Backup", "n3": "Backup"}, true)
 	d.res.AfterRestart = snap
 	if err != nil {
 		return err
@@ -473,6 +602,151 @@ func (d *demo) restartHAProxy(ctx context.Context) error {
 		return err
 	}
 	return d.serve(ctx)
+}
+
+// readAgentLogs reads every agent pod's log and checks that neither the API server
+// (forbidden, 403) nor the kernel (EPERM, permission denied) refused the agents anything: the
+// chart's RBAC, status policy and capabilities are all they need.
+func (d *demo) readAgentLogs(context.Context) error {
+	for _, n := range d.nodes {
+		pod := d.res.Pods[n.name]
+		if pod == "" {
+			return fmt.Errorf("no agent pod on %s", n.name)
+		}
+		log, err := podLog(n.kube, pod, "agent")
+		if err != nil {
+			return err
+		}
+		d.res.AgentLogs[n.name] = log
+	}
+	lines, refused := Refusals(d.res.AgentLogs)
+	if len(refused) > 0 {
+		for _, r := range refused[:min(len(refused), 10)] {
+			d.printf("REFUSED %.400s\n", r)
+		}
+		return fmt.Errorf("the agents were refused %d times (forbidden, 403, EPERM or permission denied in their logs)", len(refused))
+	}
+	d.printf("\nthe agents' logs (%d lines): no request refused by the API server (forbidden, 403),\n"+
+		"no operation refused by the kernel (EPERM, permission denied)\n", lines)
+	return nil
+}
+
+// uninstall removes the release as a user would, and checks that the agents are gone and took
+// the address with them (SIGTERM: a priority-0 advert, then the address goes).
+func (d *demo) uninstall(ctx context.Context) error {
+	d.step("helm uninstall: the DaemonSet goes, each agent gets SIGTERM and releases the address")
+	t0 := time.Now()
+	if _, err := d.helm(ctx, "uninstall", releaseName, "-n", releaseNamespace, "--wait"); err != nil {
+		return err
+	}
+	var holders []*lab.Node
+	err := poll(ctx, podsTimeout, func() error {
+		pods, err := d.agentPods(ctx)
+		if err != nil {
+			return err
+		}
+		if len(pods) > 0 {
+			return fmt.Errorf("%d agent pods left", len(pods))
+		}
+		if holders = lab.Holders(d.l.Nodes(), vip); len(holders) > 0 {
+			return fmt.Errorf("%v still hold %s", holders, vip.Addr())
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("after helm uninstall: %w", err)
+	}
+	d.res.Uninstalled = true
+	d.printf("no agent pod left, no node holds %s\n", vip.Addr())
+	d.timing("helm uninstall", t0)
+	return nil
+}
+
+// keep leaves the cluster to the user until the context ends (Ctrl-C).
+func (d *demo) keep(ctx context.Context) error {
+	kubectl, err := d.clientLine("kubectl")
+	if err != nil {
+		return err
+	}
+	helm, err := d.clientLine("helm")
+	if err != nil {
+		return err
+	}
+	d.res.Kept = true
+	d.step("the cluster stays up (--keep): try your own VirtualIPs and faults from another shell; Ctrl-C here removes everything")
+	d.printf("  alias kubectl='%s'\n", kubectl)
+	d.printf("  alias helm='%s'\n", helm)
+	d.printf("  kubectl get vip -w          kubectl get pods -n %s -o wide          kubectl get vip %s -o yaml\n", releaseNamespace, vipName)
+	d.printf("  the client:   ip netns exec %s curl -s http://%s/\n", d.l.Client().NetNS, web)
+	d.printf("  HAProxy, a process of each node's PID namespace (kill -9 PID to fail the node's probe; the start command brings it back):\n")
+	for _, n := range d.nodes {
+		d.printf("    %s: pid %d; start: nsenter -t %d -n -m -p -- haproxy -D -f %s\n", n.name, n.hap.HostPid(), n.kube.HolderPid(), n.hap.Config)
+	}
+	d.printf("  a node's link: ip -n %s link set %s down (and up)\n", d.l.Switch, d.l.Node(1).Port)
+	d.printf("  the agents' logs (kubectl logs needs the kubelets' API, which this API server has no credentials for):\n")
+	for _, n := range d.nodes {
+		d.printf("    %s: %s\n", n.name, podLogs(n.kube, "kube-vrrp-*", "agent"))
+	}
+	d.mu.Lock()
+	d.keeping = true
+	d.mu.Unlock()
+	<-ctx.Done()
+	return nil
+}
+
+// clientLine is the shell command line that runs program (kubectl or helm) against the
+// cluster from the machine: ClientCommand, with the caches and Helm's directories in the
+// control plane's directory (removed with it) rather than in root's home.
+func (d *demo) clientLine(program string) (string, error) {
+	line, err := d.cp.ClientCommand(program)
+	if err != nil {
+		return "", err
+	}
+	env, err := d.cp.ClientEnv()
+	if err != nil {
+		return "", err
+	}
+	var extra []string
+	for _, e := range env {
+		k, _, _ := strings.Cut(e, "=")
+		if k == "KUBECACHEDIR" || strings.HasPrefix(k, "HELM_") {
+			extra = append(extra, e)
+		}
+	}
+	before, after, ok := strings.Cut(line, " env ")
+	if !ok {
+		return line, nil
+	}
+	return before + " env " + strings.Join(extra, " ") + " " + after, nil
+}
+
+// kubectl runs the real kubectl in the lab and prints the command and what it printed.
+func (d *demo) kubectl(ctx context.Context, stdin string, args ...string) (string, error) {
+	d.printf("\n$ kubectl %s\n", strings.Join(args, " "))
+	out, err := d.cp.Kubectl(ctx, stdin, args...)
+	d.printf("%s", out)
+	return out, err
+}
+
+// helm runs the real helm in the lab and prints the command (the chart as the repository's
+// relative path) and what it printed.
+func (d *demo) helm(ctx context.Context, args ...string) (string, error) {
+	shown := slices.Clone(args)
+	for i, a := range shown {
+		if a == d.chart {
+			shown[i] = "charts/kube-vrrp"
+		}
+	}
+	d.printf("\n$ helm %s\n", strings.Join(shown, " "))
+	out, err := d.cp.Helm(ctx, args...)
+	d.printf("%s", out)
+	return out, err
+}
+
+// getVIP prints `kubectl get vip`.
+func (d *demo) getVIP(ctx context.Context) error {
+	_, err := d.kubectl(ctx, "", "get", "vip")
+	return err
 }
 
 // outageText says what the client saw: "HTTP outage 21ms: 1 of 132 requests failed, n1 -> n2
@@ -497,13 +771,13 @@ func (d *demo) serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("GET http://%s/ from the client: %w", web, err)
 	}
-	d.printf("client$ curl http://%s/\n%s\n", web, body)
+	d.printf("\nclient$ curl http://%s/\n%s\n", web, body)
 	return nil
 }
 
 func (d *demo) nodeByName(name string) *node {
 	for _, n := range d.nodes {
-		if n.Name == name {
+		if n.name == name {
 			return n
 		}
 	}
@@ -598,96 +872,27 @@ func poll(ctx context.Context, timeout time.Duration, f func() error) error {
 	}
 }
 
-// cleanup stops everything in order and checks that nothing is left.
-func (d *demo) cleanup() error {
-	d.stopWatch()
-	var errs []error
-	var wg sync.WaitGroup
-	for _, n := range d.nodes {
-		if n.agent != nil {
-			d.res.AgentLogs[n.Name] = n.agent.Log()
-			wg.Go(func() { _ = n.agent.Stop() }) // SIGTERM: a priority-0 advert, then the address goes
-		}
-	}
-	wg.Wait()
-	for _, n := range d.nodes {
-		if n.agent != nil {
-			d.res.AgentLogs[n.Name] = n.agent.Log() // with the shutdown
-		}
-		if n.pidns != nil {
-			n.pidns.Close()
-		}
-	}
-	if d.cp != nil {
-		if err := d.cp.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if d.l != nil {
-		if err := d.l.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if d.dir != "" {
-		if err := os.RemoveAll(d.dir); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if d.l != nil {
-		d.res.Leftovers = Leftovers(d.res)
-	}
-	return errors.Join(errs...)
+// timing records (and prints) how long the phase since t0 took.
+func (d *demo) timing(phase string, t0 time.Time) {
+	t := Timing{Phase: phase, Duration: time.Since(t0)}
+	d.res.Timings = append(d.res.Timings, t)
+	d.printf("[%s: %v]\n", phase, roundDur(t.Duration))
 }
 
-// denied matches what an agent logs when the API server refuses a request (403, forbidden) or
-// the kernel refuses an operation (EPERM, EACCES).
-var denied = regexp.MustCompile(`(?i)forbidden|\b403\b|operation not permitted|\bEPERM\b|permission denied`)
-
-// Refusals returns how many lines the agents' logs have, and those (prefixed with the node)
-// that say the API server or the kernel refused something.
-func Refusals(logs map[string]string) (lines int, refused []string) {
-	for _, n := range slices.Sorted(maps.Keys(logs)) {
-		for line := range strings.Lines(logs[n]) {
-			lines++
-			if denied.MatchString(line) {
-				refused = append(refused, n+": "+strings.TrimSpace(line))
-			}
-		}
+// roundDur rounds a phase's duration for printing: to 10 ms under a second, else to 100 ms.
+func roundDur(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(10 * time.Millisecond)
 	}
-	return lines, refused
+	return d.Round(100 * time.Millisecond)
 }
 
-// Leftovers returns what of r's lab, control plane and directories still exists: network
-// namespaces named with its prefix, processes in its network namespaces, directories.
-func Leftovers(r *Result) []string {
-	var out []string
-	if ents, err := os.ReadDir("/run/netns"); err == nil && r.Prefix != "" {
-		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), r.Prefix) {
-				out = append(out, "network namespace "+e.Name())
-			}
-		}
+func (d *demo) printTimings() {
+	d.printf("\ntimings:")
+	for _, t := range d.res.Timings {
+		d.printf("  %s %v", t.Phase, roundDur(t.Duration))
 	}
-	want := map[string]bool{}
-	for _, ino := range r.NetnsInodes {
-		want[fmt.Sprintf("net:[%d]", ino)] = true
-	}
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		if p.Name()[0] < '0' || p.Name()[0] > '9' {
-			continue
-		}
-		if link, err := os.Readlink(filepath.Join("/proc", p.Name(), "ns", "net")); err == nil && want[link] {
-			comm, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "comm"))
-			out = append(out, fmt.Sprintf("process %s (%s) in %s", p.Name(), strings.TrimSpace(string(comm)), link))
-		}
-	}
-	for _, dir := range r.Dirs {
-		if _, err := os.Stat(dir); err == nil {
-			out = append(out, "directory "+dir)
-		}
-	}
-	return out
+	d.printf("\n")
 }
 
 func nsNames(ns []*lab.Node) []string {
@@ -719,10 +924,3 @@ func (s *syncWriter) Write(b []byte) (int, error) {
 }
 
 func clock(t time.Time) string { return t.Format("15:04:05.000") }
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}

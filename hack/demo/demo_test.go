@@ -1,18 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
+	"github.com/kube-vrrp/kube-vrrp/internal/cluster"
 	"github.com/kube-vrrp/kube-vrrp/internal/filecaps"
-	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
 )
 
@@ -21,24 +24,44 @@ import (
 // busy with the rest of make test does not fail it.
 const failoverBound = 2 * time.Second
 
-// TestDemo runs make demo's flow (the chart applied to a real API server, an agent per node
-// as the chart's pod runs it, HAProxy killed on the MASTER and started again) and checks what
-// it must show: one MASTER after the start, the failover to n2 within failoverBound of HTTP
-// outage, the address back on n1 once HAProxy is back, agents running as uid 65532 with only
-// NET_ADMIN and NET_RAW that were never refused by the API server (forbidden, 403) or the
-// kernel (EPERM, permission denied), and nothing left behind.
+// lockedBuffer is the demo's output, kept for the test to read while t.Output shows it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestDemo runs make demo end to end on the real cluster (the image built by make image, the
+// chart installed by helm, the DaemonSet's pods run by the kubelets, HAProxy killed on the
+// MASTER and started again, helm uninstall) and checks what it must show: one MASTER after the
+// start, the failover to n2 within failoverBound of HTTP outage and that outage printed, the
+// address back on n1 once HAProxy is back, agents running as uid 65532 with only NET_ADMIN and
+// NET_RAW that were never refused by the API server or the kernel, every phase timed, the
+// address released by helm uninstall, and nothing left behind.
 func TestDemo(t *testing.T) {
 	privtest.Require(t)
 	if testing.Short() {
-		t.Skip("starts kube-apiserver, HAProxy and three agents; skipped in -short mode")
+		t.Skip("builds the image and starts a cluster of three kubelets; skipped in -short mode")
 	}
-	envtestassets.Require(t)
-	bin := lab.KubeVRRPBinary(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	cluster.RequireNodeTools(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
+	var out lockedBuffer
 	started := time.Now()
-	res, err := Run(ctx, Options{Bin: bin, Out: t.Output(), Nice: -10})
+	res, err := Run(ctx, Options{Out: io.MultiWriter(t.Output(), &out), Nice: -10})
 	t.Logf("demo took %v", time.Since(started).Round(time.Millisecond))
+	printed := out.String()
 
 	// Whatever happened: nothing may be left behind.
 	t.Run("NothingLeftBehind", func(t *testing.T) {
@@ -51,25 +74,61 @@ func TestDemo(t *testing.T) {
 		if again := Leftovers(res); len(again) > 0 {
 			t.Errorf("left behind: %v", again)
 		}
-		if len(res.NetnsInodes) != 5 || len(res.Dirs) != 2 {
-			t.Errorf("the demo recorded %d network namespaces and directories %v, want 5 (switch, n1..n3, client) and 2 (control plane, agent)", len(res.NetnsInodes), res.Dirs)
+		if len(res.NetnsInodes) != 5 || len(res.Cgroups) != 3 || len(res.NodeNamespaces) != 6 || len(res.Dirs) != 2 {
+			t.Errorf("the demo recorded %d network namespaces, cgroups %v, node namespaces %v and directories %v; want 5 (switch, n1..n3, client), 3, 6 (mount and PID of n1..n3) and 2 (lab, control plane)",
+				len(res.NetnsInodes), res.Cgroups, res.NodeNamespaces, res.Dirs)
 		}
-		// The lab's own directory and the control plane's etcd data (on /dev/shm) are named
-		// after the lab's prefix and this process.
 		for _, pat := range []string{
 			filepath.Join(os.TempDir(), res.Prefix+"*"),
 			filepath.Join(os.TempDir(), fmt.Sprintf("kvlcp%d-*", os.Getpid())),
 			filepath.Join("/dev/shm", fmt.Sprintf("kvlcp%d-*", os.Getpid())),
-			filepath.Join(os.TempDir(), fmt.Sprintf("%s%d-*", agentDirPrefix, os.Getpid())),
+			fmt.Sprintf("/sys/fs/cgroup/*/kvlcp%d-*", os.Getpid()),
+			fmt.Sprintf("/sys/fs/cgroup/kvlcp%d-*", os.Getpid()),
 		} {
 			if m, _ := filepath.Glob(pat); len(m) > 0 {
 				t.Errorf("left behind: %v", m)
 			}
 		}
+		if !strings.Contains(printed, "nothing left behind") {
+			t.Error("the demo did not print that nothing was left behind")
+		}
 	})
 	if err != nil {
 		t.Fatalf("demo: %v", err)
 	}
+
+	t.Run("Timings", func(t *testing.T) {
+		var phases []string
+		for _, tm := range res.Timings {
+			phases = append(phases, tm.Phase)
+		}
+		for _, p := range []string{"cluster up", "image build", "helm install", "pods ready", "helm uninstall", "total"} {
+			if !slices.Contains(phases, p) {
+				t.Errorf("no timing of %q among %v", p, phases)
+			}
+			if !regexp.MustCompile(`\[` + p + `: [0-9][0-9.hmµs]*\]`).MatchString(printed) {
+				t.Errorf("the demo did not print how long %q took", p)
+			}
+		}
+		t.Logf("timings: %v", res.Timings)
+	})
+
+	t.Run("RealClients", func(t *testing.T) {
+		// What the real kubectl and helm print: the pods' table with the node column, helm's
+		// release status, kubectl get vip's printer columns.
+		for _, re := range []string{
+			`\$ helm install kube-vrrp charts/kube-vrrp -n kube-vrrp --set image.tag=demo --set image.pullPolicy=Never\nNAME: kube-vrrp\n`,
+			`\$ kubectl get pods -n kube-vrrp -o wide\nNAME +READY +STATUS +RESTARTS +AGE +IP +NODE`,
+			`\$ kubectl get vip\nNAME +VRID +ADDRESSES +MASTER +READY +AGE\nhaproxy +51 `,
+		} {
+			if !regexp.MustCompile(re).MatchString(printed) {
+				t.Errorf("the demo's output has no match for %q", re)
+			}
+		}
+		if len(res.Pods) != 3 {
+			t.Errorf("agent pods by node: %v, want one on each of n1, n2, n3", res.Pods)
+		}
+	})
 
 	t.Run("OneMasterAfterStart", func(t *testing.T) {
 		s := res.Start
@@ -94,6 +153,10 @@ func TestDemo(t *testing.T) {
 		if s.Master != "n2" || s.States["n2"] != "Master" || s.States["n1"] != "Fault" || len(s.Masters) != 1 || !slices.Equal(s.Holders, []string{"n2"}) {
 			t.Errorf("after the kill: %s, want n2 the only Master and holder, n1 Fault", s)
 		}
+		// The measured outage is printed, as the client saw it.
+		if want := "client: " + outageText(f); !strings.Contains(printed, want) {
+			t.Errorf("the demo did not print the failover's measurement %q", want)
+		}
 	})
 
 	t.Run("BackToN1", func(t *testing.T) {
@@ -117,9 +180,8 @@ func TestDemo(t *testing.T) {
 
 	t.Run("NoForbiddenOrEPERM", func(t *testing.T) {
 		for _, n := range []string{"n1", "n2", "n3"} {
-			log := res.AgentLogs[n]
-			if !strings.Contains(log, "kube-vrrp agent running") || !strings.Contains(log, "kube-vrrp agent stopped") {
-				t.Errorf("%s's agent log does not show it running and stopping:\n%s", n, log)
+			if log := res.AgentLogs[n]; !strings.Contains(log, "kube-vrrp agent running") {
+				t.Errorf("%s's agent log does not show it running:\n%s", n, log)
 			}
 		}
 		lines, refused := Refusals(res.AgentLogs)
@@ -127,5 +189,11 @@ func TestDemo(t *testing.T) {
 			t.Errorf("refused: %.500s", r)
 		}
 		t.Logf("the agents' logs: %d lines, %d refusals", lines, len(refused))
+	})
+
+	t.Run("Uninstalled", func(t *testing.T) {
+		if !res.Uninstalled {
+			t.Error("helm uninstall did not remove the agents' pods and release the address")
+		}
 	})
 }

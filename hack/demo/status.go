@@ -2,19 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/duration"
-	"k8s.io/client-go/rest"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 )
@@ -98,76 +90,4 @@ func statusLine(v *v1alpha1.VirtualIP) string {
 		fmt.Fprintf(&b, "  %s %-6s %3d", n.Name, n.State, n.Priority)
 	}
 	return strings.TrimSpace(b.String())
-}
-
-// getVIP prints `kubectl get vip`: the API server's Table of VirtualIPs (the CRD's printer
-// columns), as kubectl asks for it and prints it.
-func (d *demo) getVIP(ctx context.Context) error {
-	cfg := d.cp.RESTConfig()
-	hc, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		return err
-	}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, cfg.Host+"/apis/"+v1alpha1.GroupVersion.String()+"/virtualips", nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET virtualips as Table: %s: %s", resp.Status, b)
-	}
-	var t metav1.Table
-	if err := json.Unmarshal(b, &t); err != nil {
-		return fmt.Errorf("GET virtualips as Table: %w", err)
-	}
-	d.printf("\n$ kubectl get vip\n%s\n", formatTable(&t, time.Now()))
-	return nil
-}
-
-// formatTable prints a Table as kubectl does: the columns of priority 0, upper-case headers,
-// dates as ages.
-func formatTable(t *metav1.Table, now time.Time) string {
-	var b strings.Builder
-	w := tabwriter.NewWriter(&b, 0, 8, 3, ' ', 0)
-	var cols []int
-	var heads []string
-	for i, c := range t.ColumnDefinitions {
-		if c.Priority == 0 {
-			cols = append(cols, i)
-			heads = append(heads, strings.ToUpper(c.Name))
-		}
-	}
-	fmt.Fprintln(w, strings.Join(heads, "\t"))
-	for _, r := range t.Rows {
-		var cells []string
-		for _, i := range cols {
-			var s string
-			if i < len(r.Cells) && r.Cells[i] != nil {
-				s = fmt.Sprint(r.Cells[i])
-			}
-			if t.ColumnDefinitions[i].Type == "date" {
-				if at, err := time.Parse(time.RFC3339, s); err == nil {
-					s = duration.HumanDuration(now.Sub(at))
-				}
-			}
-			if s == "" {
-				s = "<none>"
-			}
-			cells = append(cells, s)
-		}
-		fmt.Fprintln(w, strings.Join(cells, "\t"))
-	}
-	_ = w.Flush()
-	return strings.TrimRight(b.String(), "\n")
 }
