@@ -664,11 +664,11 @@ func (d *demo) uninstall(ctx context.Context) error {
 
 // keep leaves the cluster to the user until the context ends (Ctrl-C).
 func (d *demo) keep(ctx context.Context) error {
-	kubectl, err := d.clientLine("kubectl")
+	kubectl, err := d.cp.ClientCommand("kubectl")
 	if err != nil {
 		return err
 	}
-	helm, err := d.clientLine("helm")
+	helm, err := d.cp.ClientCommand("helm")
 	if err != nil {
 		return err
 	}
@@ -692,32 +692,6 @@ func (d *demo) keep(ctx context.Context) error {
 	d.mu.Unlock()
 	<-ctx.Done()
 	return nil
-}
-
-// clientLine is the shell command line that runs program (kubectl or helm) against the
-// cluster from the machine: ClientCommand, with the caches and Helm's directories in the
-// control plane's directory (removed with it) rather than in root's home.
-func (d *demo) clientLine(program string) (string, error) {
-	line, err := d.cp.ClientCommand(program)
-	if err != nil {
-		return "", err
-	}
-	env, err := d.cp.ClientEnv()
-	if err != nil {
-		return "", err
-	}
-	var extra []string
-	for _, e := range env {
-		k, _, _ := strings.Cut(e, "=")
-		if k == "KUBECACHEDIR" || strings.HasPrefix(k, "HELM_") {
-			extra = append(extra, e)
-		}
-	}
-	before, after, ok := strings.Cut(line, " env ")
-	if !ok {
-		return line, nil
-	}
-	return before + " env " + strings.Join(extra, " ") + " " + after, nil
 }
 
 // kubectl runs the real kubectl in the lab and prints the command and what it printed.

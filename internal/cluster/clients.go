@@ -39,20 +39,21 @@ func (c *ControlPlane) ClientEnv() ([]string, error) {
 }
 
 // ClientCommand is the command line that runs a client program (kubectl or helm) from a shell
-// of the test machine, as ClientEnv sets it up: inside the control plane's lab namespace, the
-// only one from which the API server is reachable.
+// of the test machine with ClientEnv's settings (the kubeconfig, and caches and configuration
+// in the control plane's directory): inside the control plane's lab namespace, the only one
+// from which the API server is reachable.
 func (c *ControlPlane) ClientCommand(program string) (string, error) {
 	env, err := c.ClientEnv()
 	if err != nil {
 		return "", err
 	}
-	var kubeconfig string
+	var vars []string
 	for _, e := range env {
-		if v, ok := strings.CutPrefix(e, "KUBECONFIG="); ok {
-			kubeconfig = v
+		if !strings.HasPrefix(e, "PATH=") && !strings.HasPrefix(e, "HOME=") {
+			vars = append(vars, e)
 		}
 	}
-	return fmt.Sprintf("ip netns exec %s env KUBECONFIG=%s %s", c.Host.NetNS, kubeconfig, filepath.Join(c.assets, program)), nil
+	return fmt.Sprintf("ip netns exec %s env %s %s", c.Host.NetNS, strings.Join(vars, " "), filepath.Join(c.assets, program)), nil
 }
 
 // Kubectl runs kubectl with args (and stdin, if not empty) and returns its standard output;

@@ -280,6 +280,11 @@ func (c *ControlPlane) StartAPIServer(ctx context.Context) error {
 		// Node: each kubelet (system:node:<name>) may touch only its own Node, its pods and
 		// what they use, as in a real cluster (NodeRestriction enforces it on writes).
 		"--authorization-mode=Node,RBAC",
+		// kubectl logs and exec: the API server dials each kubelet at its Node's InternalIP
+		// (the lab has no DNS for node names) with a client certificate the kubelets accept.
+		"--kubelet-preferred-address-types=InternalIP",
+		"--kubelet-client-certificate=" + f["kubelet-client.crt"],
+		"--kubelet-client-key=" + f["kubelet-client.key"],
 		"--enable-admission-plugins=NodeRestriction",
 		"--cert-dir=" + c.dir,
 		"--profiling=false",

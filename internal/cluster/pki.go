@@ -32,6 +32,7 @@ type pki struct {
 	ca, caKey                   []byte
 	serving, servingKey         []byte
 	admin, adminKey             []byte
+	kubeletClient, kubeletKey   []byte
 	serviceAccountKey, saPublic []byte
 }
 
@@ -77,6 +78,10 @@ func newPKI(ips []netip.Addr, dnsNames []string) (*pki, error) {
 		return nil, err
 	}
 	if p.admin, p.adminKey, err = p.client(AdminUser, AdminGroup); err != nil {
+		return nil, err
+	}
+	// The API server's client certificate towards the kubelets (logs, exec, port-forward).
+	if p.kubeletClient, p.kubeletKey, err = p.client("kube-apiserver-kubelet-client", AdminGroup); err != nil {
 		return nil, err
 	}
 
@@ -126,11 +131,13 @@ func (p *pki) client(user string, groups ...string) (cert, key []byte, err error
 // write stores the files the API server reads under dir and returns their paths by name.
 func (p *pki) write(dir string) (map[string]string, error) {
 	files := map[string][]byte{
-		"ca.crt":        p.ca,
-		"apiserver.crt": p.serving,
-		"apiserver.key": p.servingKey,
-		"sa.key":        p.serviceAccountKey,
-		"sa.pub":        p.saPublic,
+		"ca.crt":             p.ca,
+		"apiserver.crt":      p.serving,
+		"apiserver.key":      p.servingKey,
+		"sa.key":             p.serviceAccountKey,
+		"sa.pub":             p.saPublic,
+		"kubelet-client.crt": p.kubeletClient,
+		"kubelet-client.key": p.kubeletKey,
 	}
 	paths := map[string]string{}
 	for name, data := range files {

@@ -206,6 +206,17 @@ func testPods(t *testing.T, e *env) {
 			t.Errorf("pod %s: %s", p.Name, p.Status.Phase)
 		}
 	}
+	// What a user does first with a new DaemonSet: its logs, and a command in its container
+	// (the API server reaches the kubelets).
+	p := pods[0]
+	logs, err := e.cp.Kubectl(e.ctx, "", "logs", "--namespace", namespace, p.Name, "-c", "agent")
+	if err != nil || !strings.Contains(logs, "kube-vrrp agent running") {
+		t.Errorf("kubectl logs %s: %v\n%s", p.Name, err, logs)
+	}
+	version, err := e.cp.Kubectl(e.ctx, "", "exec", "--namespace", namespace, p.Name, "-c", "agent", "--", "/kube-vrrp", "version")
+	if err != nil || !strings.Contains(version, "e2e-v1") {
+		t.Errorf("kubectl exec %s -- /kube-vrrp version: %q, %v; want version e2e-v1", p.Name, version, err)
+	}
 }
 
 func (e *env) daemonSet(t *testing.T) *appsv1.DaemonSet {
