@@ -1,6 +1,6 @@
 // Package chart renders the Helm chart charts/kube-vrrp as helm template does, with Helm's own
-// Go packages: for the chart's tests (test/chart, test/envtest) and for make demo, which applies
-// what a cluster would get.
+// Go packages, for the chart's tests (test/chart, test/envtest). make demo and test/e2e install
+// the chart with the helm binary instead (internal/cluster).
 package chart
 
 import (
@@ -41,7 +41,6 @@ type Release struct {
 
 // Render renders the chart in chartDir (charts/kube-vrrp) as helm template does, with Helm's
 // own packages: client only, the values checked against values.schema.json, CRDs included.
-// make demo uses it to apply what a cluster would get.
 func Render(ctx context.Context, chartDir string, o Options) (*Release, error) {
 	chrt, err := loader.Load(chartDir)
 	if err != nil {

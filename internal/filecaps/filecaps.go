@@ -2,11 +2,7 @@ package filecaps
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
-	"fmt"
-	"os/exec"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,33 +39,4 @@ func Xattr(caps uint64) []byte {
 		_ = binary.Write(&b, binary.LittleEndian, v)
 	}
 	return b.Bytes()
-}
-
-// SetFileCaps gives the file at path the file capabilities the Dockerfile gives the image's
-// binary, as `setcap cap_net_admin,cap_net_raw=ep` does: Xattr(ImageCaps) in the
-// security.capability extended attribute. It needs CAP_SETFCAP.
-func SetFileCaps(path string) error {
-	return setFileCaps(path, ImageCaps)
-}
-
-func setFileCaps(path string, permitted uint64) error {
-	if err := unix.Setxattr(path, XattrName, Xattr(permitted), 0); err != nil {
-		return fmt.Errorf("set file capabilities on %s: %w", path, err)
-	}
-	return nil
-}
-
-// Command runs bin (which carries SetFileCaps's file capabilities and which uid 65532 may
-// execute) as the chart's DaemonSet runs the agent under containerd or CRI-O: uid and gid
-// 65532 without supplementary groups, a bounding set of NET_ADMIN and NET_RAW, no inheritable
-// capabilities, no_new_privs; the agent then holds exactly NET_ADMIN and NET_RAW. It uses
-// util-linux's setpriv (Debian: essential) and must be started as root.
-func Command(ctx context.Context, bin string, args ...string) *exec.Cmd {
-	id := strconv.Itoa(AgentID)
-	argv := append([]string{
-		"--reuid=" + id, "--regid=" + id, "--clear-groups",
-		"--inh-caps=-all", "--bounding-set=-all,+net_admin,+net_raw", "--no-new-privs",
-		"--", bin,
-	}, args...)
-	return exec.CommandContext(ctx, "setpriv", argv...)
 }

@@ -202,6 +202,16 @@ func capList(m uint64) string {
 	return strings.Join(l, ",")
 }
 
+// setImageCaps gives the file at path the file capabilities the Dockerfile gives the image's
+// binary, as `setcap cap_net_admin,cap_net_raw=ep` does: Xattr(ImageCaps) in its
+// security.capability extended attribute (which needs CAP_SETFCAP).
+func setImageCaps(t *testing.T, path string) {
+	t.Helper()
+	if err := unix.Setxattr(path, XattrName, Xattr(ImageCaps), 0); err != nil {
+		t.Fatalf("set file capabilities on %s: %v", path, err)
+	}
+}
+
 func copyExecutable(t *testing.T, src, dst string) {
 	t.Helper()
 	in, err := os.Open(src)
@@ -244,9 +254,7 @@ func TestNonRootAgentCapabilities(t *testing.T) {
 	plain := filepath.Join(dir, "kube-vrrp-without-file-caps")
 	copyExecutable(t, self, withCaps)
 	copyExecutable(t, self, plain)
-	if err := SetFileCaps(withCaps); err != nil {
-		t.Fatal(err)
-	}
+	setImageCaps(t, withCaps)
 
 	const eperm = "operation not permitted"
 	for _, tc := range []struct {
@@ -316,49 +324,5 @@ func TestNonRootAgentCapabilities(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-// TestCommand: Command, the way make demo runs an agent as the chart's pod does, gives it the
-// same credentials as containerd and CRI-O.
-func TestCommand(t *testing.T) {
-	privtest.Require(t)
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Fatalf("setpriv (util-linux): %v", err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "kube-vrrp-filecaps-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "kube-vrrp")
-	copyExecutable(t, self, bin)
-	if err := SetFileCaps(bin); err != nil {
-		t.Fatal(err)
-	}
-	cmd := Command(t.Context(), bin)
-	cmd.Env = append([]string{roleEnv + "=agent"}, os.Environ()...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, stderr.String())
-	}
-	var got report
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("report %q: %v\n%s", out, err, stderr.String())
-	}
-	want := report{UID: agentID, CapEff: bothCaps, CapPrm: bothCaps, CapBnd: bothCaps, NoNewPrivs: true,
-		Dumpable: true, GOTRACEBACK: "none", RawSocket: "ok", PacketSocket: "ok", AddAddress: "ok"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

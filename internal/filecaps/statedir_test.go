@@ -32,9 +32,7 @@ func TestStateDirInitContainer(t *testing.T) {
 	if err := os.WriteFile(bin, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := SetFileCaps(bin); err != nil {
-		t.Fatal(err)
-	}
+	setImageCaps(t, bin)
 	run := func(bounding, state string) (string, error) {
 		cmd := exec.CommandContext(t.Context(), "setpriv", "--reuid=0", "--regid=0", "--clear-groups",
 			"--inh-caps=-all", "--bounding-set=-all,"+bounding, "--no-new-privs",

@@ -387,8 +387,9 @@ func (n *Node) RecreateLink(gap time.Duration) error {
 // StateDir returns the node's kube-vrrp state directory (the host lock and the record of bound
 // addresses; --state-dir), creating it for uid, mode 0700, as the chart's init container does
 // for the agent's user. Every speaker of the node, restarted or not, shares it, as the agents of
-// one host share /run/kube-vrrp. It lies in the node's directory, which only root can reach: a
-// speaker run as another user needs one elsewhere (make demo puts it in the agent's directory).
+// one host share /run/kube-vrrp. It lies in the node's directory, which only root can reach, so
+// it serves speakers run as root (uid 0); the agents of a real cluster get theirs from the
+// chart's init container.
 func (n *Node) StateDir(uid int) (string, error) {
 	dir := filepath.Join(n.Dir, "state")
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -8,6 +8,7 @@
 // kube-apiserver and etcd (envtest, the assets of make envtest-assets), a server-side dry run
 // of every rendered object.
 //
-// The chart is rendered by internal/chart, which make demo shares; internal/filecaps checks
-// the kernel rules the image relies on for a non-root agent's capabilities.
+// The chart is rendered by internal/chart (test/envtest uses it too); internal/filecaps checks
+// the kernel rules the image relies on for a non-root agent's capabilities, and test/e2e
+// installs the chart with helm on a real cluster and checks the pods' credentials.
 package chart
