@@ -14,7 +14,6 @@ import (
 	"golang.org/x/net/netutil"
 	"k8s.io/client-go/rest"
 	certutil "k8s.io/client-go/util/cert"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
@@ -125,11 +124,13 @@ type MetricsOptions struct {
 // (TokenReview) and authorizes for a get of the non-resource URL /metrics
 // (SubjectAccessReview), with cfg's credentials: the agent's ClusterRole may create both
 // reviews (rbac.go). Decisions are cached (a token for a minute, an allow for five, a deny for
-// thirty seconds), so an API server outage stops scrapes only once they expire.
+// thirty seconds), so an API server outage stops scrapes only once they expire. A request
+// without a token or with one the API server rejects gets 401, an identity RBAC does not allow
+// 403, and 500 only means the API server could not be asked (reviewedByAPIServer).
 func NewMetricsServer(o MetricsOptions, cfg *rest.Config) (metricsserver.Server, error) {
 	opts := metricsserver.Options{BindAddress: o.BindAddress, SecureServing: o.Secure}
 	if o.Secure {
-		opts.FilterProvider = limitReviews(filters.WithAuthenticationAndAuthorization, maxMetricsInFlight)
+		opts.FilterProvider = limitReviews(reviewedByAPIServer, maxMetricsInFlight)
 		// HTTP/2 off: its rapid-reset and stream floods (CVE-2023-44487, CVE-2023-39325) cost
 		// more than a scrape is worth; Prometheus scrapes in HTTP/1.1.
 		opts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}

@@ -221,11 +221,9 @@ func testHealth(t *testing.T, e *env) {
 				who, token string
 				want       []int
 			}{
-				{"no token", "", []int{http.StatusUnauthorized, http.StatusForbidden}},
-				// 500, not 401: controller-runtime's filter (WithAuthenticationAndAuthorization)
-				// answers "Authentication failed" with 500 when the TokenReview says the token is
-				// invalid (the authenticator returns an error, not just "unauthenticated").
-				{"a token the API server does not know", "not-a-token", []int{http.StatusUnauthorized, http.StatusInternalServerError}},
+				{"no token", "", []int{http.StatusUnauthorized}},
+				// 401, not 500: the API server answered the TokenReview (docs/design.md §7.9).
+				{"a token the API server does not know", "not-a-token", []int{http.StatusUnauthorized}},
 				{"a ServiceAccount not allowed to get /metrics", other, []int{http.StatusForbidden}},
 			} {
 				code, body, err := secGet(e.ctx, hc, url, c.token)
@@ -244,6 +242,22 @@ func testHealth(t *testing.T, e *env) {
 			plain := strings.Replace(url, "https://", "http://", 1)
 			if code, _, err := secGet(e.ctx, hc, plain, reader); err == nil && code == http.StatusOK {
 				t.Errorf("%s: GET %s (plain HTTP) answered 200", k.Node.Name, plain)
+			}
+			// Refused scrapes are not errors of the agent's, and no token is logged.
+			p := e.agentPod(t, k.Node.Name)
+			logs, err := e.cp.Kubectl(e.ctx, "", "logs", "--namespace", namespace, p.Name, "-c", "agent")
+			if err != nil {
+				t.Errorf("kubectl logs %s: %v", p.Name, err)
+			}
+			for line := range strings.Lines(logs) {
+				if strings.Contains(line, "controller-runtime/metrics") && strings.Contains(line, `"level":"ERROR"`) {
+					t.Errorf("%s: the agent logged an error for a scrape: %s", k.Node.Name, line)
+				}
+				for _, tok := range []string{"not-a-token", other, reader} {
+					if strings.Contains(line, tok) {
+						t.Errorf("%s: a scraper's token is in the agent's log", k.Node.Name)
+					}
+				}
 			}
 		}
 	})

@@ -4,14 +4,17 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
@@ -33,6 +36,7 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	flag.Parse()
+	ctrllog.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(runtimeLogWriter{}, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if testing.Short() {
 		skipReason = "envtest needs kube-apiserver and etcd; skipped in -short mode"
 		return m.Run()
