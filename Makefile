@@ -117,9 +117,10 @@ chart:
 test-chart: envtest-assets
 	$(GO) test -count=1 ./test/chart/... ./internal/filecaps/
 
-## bench: failover and footprint benchmarks, side by side with keepalived
+## bench: failover and footprint benchmarks, side by side with keepalived, of the binary
+## `make build` makes; tables (.txt) and distribution plots (.png) in $(BIN)/bench
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/bench/
+	KUBE_VRRP_BIN=$(BIN)/kube-vrrp $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 90m ./test/bench/ -args -out=$(BIN)/bench
 
 clean:
 	rm -rf $(BIN)

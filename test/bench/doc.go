@@ -1,5 +1,8 @@
 // Package bench holds the failover benchmarks of `make bench`: the outage a client sees
 // (a UDP probe every 10 ms) when the MASTER's link is cut and when it is stopped with SIGTERM,
 // at advert intervals of 1 s, 100 ms and 10 ms, for keepalived and kube-vrrp side by side in
-// the same run and lab. They print a table; they assert nothing about timing.
+// the same run and lab, and when HAProxy dies under either. The link is cut a fixed time
+// (-phase, 5 ms) after an advert leaves the MASTER, so that every run measures the same
+// point of the advert cycle. They print tables and, with -out, write them and PNG plots of
+// the samples' distributions there; they assert nothing about timing.
 package bench

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"gonum.org/v1/plot/vg"
+
 	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 	"github.com/kube-vrrp/kube-vrrp/internal/privtest"
 )
@@ -242,6 +244,48 @@ func hapReport(b *testing.B, results map[string][]hapSample) {
 	}
 	w.Flush()
 	b.ReportMetric(0, "ns/op") // the labs' time, not a figure of interest
-	fmt.Printf("\nHAProxy SIGKILLed on the MASTER: client-observed HTTP outage (GET every 10 ms, new connection each, 200 ms timeout)\n"+
+	text := fmt.Sprintf("\nHAProxy SIGKILLed on the MASTER: client-observed HTTP outage (GET every 10 ms, new connection each, 200 ms timeout)\n"+
 		"n1 110 / n2 100, preempt on, speakers at nice %d\n%s", hapNice(), sb.String())
+	fmt.Print(text)
+
+	// With -out: the table and every sample to haproxy.txt, the distributions to haproxy.png,
+	// one panel per weight and advert interval with the setups that share them side by side.
+	text += "\nsamples (HTTP outage ms, in the order measured)\n"
+	var panels []panel
+	at := map[string]int{}
+	for _, s := range hapSetups {
+		var v []float64
+		for _, m := range results[s.name()] {
+			v = append(v, ms(m.outage))
+		}
+		text += fmt.Sprintf("%s\t%v\n", s.name(), v)
+		w := "weight 0 (FAULT)"
+		if s.weight != 0 {
+			w = fmt.Sprintf("weight %+d", s.weight)
+		}
+		title := fmt.Sprintf("HAProxy killed, %s, adverts %v", w, s.advert)
+		i, ok := at[title]
+		if !ok {
+			i = len(panels)
+			at[title] = i
+			panels = append(panels, panel{title: title})
+		}
+		label := fmt.Sprintf("%s v%d", s.speaker, s.version)
+		if s.unicast {
+			label += " unicast"
+		}
+		color := 1
+		if s.speaker == "keepalived" {
+			color = 0
+		}
+		panels[i].series = append(panels[i].series, series{label: label, ms: v, color: color})
+	}
+	for _, err := range []error{
+		written(writeOut("haproxy.txt", []byte(text))),
+		written(writePanels("haproxy.png", panels, 2, 5*vg.Inch, 3.5*vg.Inch)),
+	} {
+		if err != nil {
+			b.Error(err)
+		}
+	}
 }
