@@ -4,5 +4,7 @@
 // the same run and lab, and when HAProxy dies under either. The link is cut a fixed time
 // (-phase, 5 ms) after an advert leaves the MASTER, so that every run measures the same
 // point of the advert cycle. They print tables and, with -out, write them and PNG plots of
-// the samples' distributions there; they assert nothing about timing.
+// the samples' distributions there; they assert nothing about timing. BenchmarkScale prints
+// what one node MASTER of 100 and 1000 VIPs costs each (memory, CPU, advert send jitter on the
+// wire), and BenchmarkInstanceHeap what one instance costs the Go runtime of the agent.
 package bench
