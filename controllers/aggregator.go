@@ -211,7 +211,7 @@ func (a *Aggregator) summarises(ctx context.Context, vip *v1alpha1.VirtualIP) (b
 	case err != nil:
 		return false, err
 	default:
-		if ok, err := desired.Selects(vip, self.Labels); err != nil || ok {
+		if ok, err := desired.Selects(vip, self.Name, self.Labels); err != nil || ok {
 			return true, nil
 		}
 	}
@@ -238,7 +238,7 @@ func (a *Aggregator) stale(ctx context.Context, vip *v1alpha1.VirtualIP, node st
 	case err != nil:
 		return false, err
 	}
-	ok, err := desired.Selects(vip, n.Labels)
+	ok, err := desired.Selects(vip, n.Name, n.Labels)
 	return err == nil && !ok, nil
 }
 

@@ -119,7 +119,7 @@ func (r *VirtualIPReconciler) rivals(ctx context.Context, self claim, node desir
 			continue
 		}
 		if sameVRID {
-			if ok, err := desired.Selects(v, node.Labels); err == nil && ok {
+			if ok, err := desired.Selects(v, node.Name, node.Labels); err == nil && ok {
 				if s, err := desired.SlotFor(v, node); err == nil {
 					c.slot, c.inSlot = s, true
 				}

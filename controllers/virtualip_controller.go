@@ -88,7 +88,7 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		}
 		return reconcile.Result{}, err
 	}
-	ok, err := desired.Selects(&vip, self.Labels)
+	ok, err := desired.Selects(&vip, self.Name, self.Labels)
 	if err != nil {
 		r.reject(name, Rejection{Reason: ReasonInvalidSpec, Message: err.Error()})
 		return reconcile.Result{}, nil
@@ -298,7 +298,7 @@ func (r *VirtualIPReconciler) peers(vip *v1alpha1.VirtualIP, nodes []corev1.Node
 		if n.Name == r.NodeName {
 			continue
 		}
-		if ok, err := desired.Selects(vip, n.Labels); err != nil || !ok {
+		if ok, err := desired.Selects(vip, n.Name, n.Labels); err != nil || !ok {
 			continue
 		}
 		peers = append(peers, desired.Peer{Name: n.Name, Addrs: nodeAddrs(n), Priority: desired.NodePriority(vip, n.Name)})

@@ -192,6 +192,45 @@ func TestVirtualIPReconcile(t *testing.T) {
 			},
 		},
 		{
+			name: "no nodeSelector: the members are exactly spec.nodes[], whatever the labels",
+			objs: []client.Object{lb1, lb2, web, testVIP("vip", func(v *v1alpha1.VirtualIP) {
+				v.Spec.Nodes = append(v.Spec.Nodes, v1alpha1.NodeOverride{Name: "lb2", Priority: ptr.To[int32](90)})
+				v.Spec.Unicast = &v1alpha1.UnicastSpec{}
+			})},
+			vip: "vip", wantApplied: true,
+			check: func(t *testing.T, cfg vrrp.Config) {
+				if !slices.Equal(cfg.Peers, []netip.Addr{netip.MustParseAddr("198.18.0.12")}) || !cfg.MembersComplete ||
+					!slices.Equal(cfg.Members, []vrrp.Member{{Addr: netip.MustParseAddr("198.18.0.12"), MaxPriority: 90}}) {
+					t.Errorf("peers %v, members %+v complete %v: want lb2 only, not web1", cfg.Peers, cfg.Members, cfg.MembersComplete)
+				}
+			},
+		},
+		{
+			name: "no nodeSelector and not in spec.nodes[]: removed",
+			objs: []client.Object{lb1, lb2, testVIP("vip", func(v *v1alpha1.VirtualIP) { v.Spec.Nodes[0].Name = "lb2" })},
+			vip:  "vip", wantRemoved: true,
+		},
+		{
+			name: "empty nodeSelector: every node, listed or not",
+			objs: []client.Object{lb1, lb2, web, testVIP("vip", func(v *v1alpha1.VirtualIP) {
+				v.Spec.Nodes = nil
+				v.Spec.NodeSelector = &metav1.LabelSelector{}
+			})},
+			vip: "vip", wantApplied: true,
+			check: func(t *testing.T, cfg vrrp.Config) {
+				if len(cfg.Members) != 2 || !cfg.MembersComplete {
+					t.Errorf("members %+v complete %v: want lb2 and web1", cfg.Members, cfg.MembersComplete)
+				}
+			},
+		},
+		{
+			// Refused by the CRD; an object written before that rule selects no node, and the
+			// reason says what to write.
+			name: "neither nodeSelector nor nodes",
+			objs: []client.Object{lb1, lb2, testVIP("vip", func(v *v1alpha1.VirtualIP) { v.Spec.Nodes = nil })},
+			vip:  "vip", wantReason: ReasonInvalidSpec, wantMessage: `VirtualIP "vip": ` + desired.MembersRequired,
+		},
+		{
 			name: "not selected: removed",
 			objs: []client.Object{testNode("lb1", "198.18.0.11", nil), testVIP("vip", selectLB)},
 			vip:  "vip", wantRemoved: true,
@@ -438,7 +477,10 @@ func (f *failingReader) List(context.Context, client.ObjectList, ...client.ListO
 // addresses over: a unicast group never runs with an empty peer set (docs/design.md §4.7).
 func TestVirtualIPReconcileRejectionStopsInstance(t *testing.T) {
 	lb1, lb2 := testNode("lb1", "198.18.0.11", nil), testNode("lb2", "198.18.0.12", nil)
-	vip := testVIP("vip", func(v *v1alpha1.VirtualIP) { v.Spec.Unicast = &v1alpha1.UnicastSpec{} })
+	vip := testVIP("vip", func(v *v1alpha1.VirtualIP) {
+		v.Spec.Nodes = append(v.Spec.Nodes, v1alpha1.NodeOverride{Name: "lb2"})
+		v.Spec.Unicast = &v1alpha1.UnicastSpec{}
+	})
 	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(lb1, lb2, vip).Build()
 	fa := newFakeAgent()
 	rej := NewRejections(nil)

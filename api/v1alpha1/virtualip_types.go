@@ -9,6 +9,7 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule=`!has(self.advertisementInterval) || self.version != 3 || !self.advertisementInterval.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self.advertisementInterval) >= duration('10ms') && duration(self.advertisementInterval) <= duration('40950ms') && int(duration(self.advertisementInterval)) % 10000000 == 0)`,messageExpression=`'advertisementInterval must be a multiple of 10ms between 10ms and 40.95s for version 3 (VRRPv3 counts centiseconds); got ' + self.advertisementInterval`,fieldPath=`.advertisementInterval`
 // +kubebuilder:validation:XValidation:rule=`!has(self.advertisementInterval) || self.version != 2 || !self.advertisementInterval.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self.advertisementInterval) >= duration('1s') && duration(self.advertisementInterval) <= duration('255s') && int(duration(self.advertisementInterval)) % 1000000000 == 0)`,messageExpression=`'advertisementInterval must be whole seconds between 1s and 255s for version 2 (set version: 3 for sub-second intervals); got ' + self.advertisementInterval`,fieldPath=`.advertisementInterval`
+// +kubebuilder:validation:XValidation:rule=`has(self.nodeSelector) || (has(self.nodes) && self.nodes.size() > 0)`,message=`name the nodes that run this VirtualIP: set spec.nodeSelector (an empty selector {} selects every node that runs the agent) or list the members in spec.nodes`,fieldPath=`.nodeSelector`,reason=FieldValueRequired
 // +kubebuilder:validation:XValidation:rule=`self.version == 3 || !self.addresses.exists(a, (isIP(a) || isCIDR(a)) && (isCIDR(a) ? cidr(a).ip() : ip(a)).family() == 6)`,message=`VRRPv2 carries only IPv4: set version: 3 for IPv6 addresses`,fieldPath=`.version`
 // +kubebuilder:validation:XValidation:rule=`!has(self.authentication) || self.version == 2`,message=`authentication exists only in VRRPv2 (RFC 5798 §9 removed it): set version: 2 or remove authentication`,fieldPath=`.authentication`
 // +kubebuilder:validation:XValidation:rule=`!has(self.preempt) || self.preempt || !has(self.probes) || self.probes.size() == 0 || self.probes.exists(p, !has(p.weight) || p.weight == 0)`,message=`preempt: false with only weighted probes can never move the addresses (a weight only changes the priority, and without preemption a lower priority never takes over): set preempt: true, or give a probe weight 0 so that its failure resigns the addresses`,fieldPath=`.preempt`
@@ -65,8 +66,10 @@ type VirtualIPSpec struct {
 	// +optional
 	Priority *Priority `json:"priority,omitempty"`
 
-	// nodes overrides settings per node, e.g. a higher priority for the preferred MASTER. At
-	// most one node may have priority 255 (the owner of the addresses).
+	// nodes lists nodes by name with settings of their own, e.g. a higher priority for the
+	// preferred MASTER. Without nodeSelector these nodes, and only they, are the members of the
+	// group; with nodeSelector the selector decides and an entry only overrides the settings of
+	// a node it selects. At most one node may have priority 255 (the owner of the addresses).
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:XValidation:rule=`self.filter(n, has(n.priority) && n.priority == 255).size() <= 1`,message=`only one node can own the addresses, but several nodes have priority 255: keep 255 only for the node that has the addresses as its own interface addresses, and set 1..254 for the others`
 	// +listType=map
@@ -74,8 +77,11 @@ type VirtualIPSpec struct {
 	// +optional
 	Nodes []NodeOverride `json:"nodes,omitempty"`
 
-	// nodeSelector selects the nodes that run an instance of this group; empty selects every
-	// node that runs the agent.
+	// nodeSelector selects the members of the group by node labels. An empty selector {}
+	// selects every node that runs the agent, on purpose; a node runs the group only where an
+	// interface holds a node address in the first address's subnet (or spec.interface names
+	// one). Without nodeSelector the members are exactly the nodes listed in nodes; one of the
+	// two is required, so that no VirtualIP runs on every node by omission.
 	// +kubebuilder:validation:XValidation:rule=`!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])`,message=`a matchExpressions operator is In, NotIn, Exists or DoesNotExist`
 	// +kubebuilder:validation:XValidation:rule=`!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['In', 'NotIn']) || has(e.values) && e.values.size() > 0)`,message=`matchExpressions with In or NotIn need values`
 	// +kubebuilder:validation:XValidation:rule=`!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['Exists', 'DoesNotExist']) || !has(e.values) || e.values.size() == 0)`,message=`matchExpressions with Exists or DoesNotExist take no values`

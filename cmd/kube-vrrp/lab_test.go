@@ -45,8 +45,8 @@ metadata: {name: lab}
 spec:
   vrid: 51
   addresses: [%q]
-  nodes: [{name: %s, priority: 110}]
-`, vip, n1.Name))
+  nodes: [{name: %s, priority: 110}, {name: %s}]
+`, vip, n1.Name, n2.Name))
 
 	exe, err := os.Executable()
 	if err != nil {

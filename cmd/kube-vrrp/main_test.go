@@ -102,6 +102,7 @@ testdata/invalid.yaml: VirtualIP "broken": spec.addresses[1]: Duplicate value: "
 testdata/invalid.yaml: VirtualIP "broken": spec.addresses[2]: Invalid value: "2001:db8::1": all addresses of a VirtualIP are one family and the first is IPv4: move IPv6 addresses to another VirtualIP
 testdata/invalid.yaml: VirtualIP "broken": spec.advertisementInterval: Invalid value: "100ms": VRRPv2 advertises whole seconds: set 1s..255s, or set version: 3 for sub-second intervals
 testdata/invalid.yaml: VirtualIP "broken": spec.priority: Invalid value: 0: set a priority of 1..254 (255 only on the node that owns the addresses)
+testdata/invalid.yaml: VirtualIP "broken": spec.nodeSelector: Required value: name the nodes that run this VirtualIP: set spec.nodeSelector (an empty selector {} selects every node that runs the agent) or list the members in spec.nodes
 testdata/invalid.yaml: VirtualIP "broken": spec.probes[0].timeout: Invalid value: "2s": set a timeout of at least 1ms, so that a check can complete, and at most the interval (1s), so that checks never overlap
 testdata/invalid.yaml: VirtualIP "broken": spec.preempt: Invalid value: false: a weighted probe only changes the priority, and without preemption a lower priority never moves the VIP: set preempt: true, or give a probe weight 0 so that its failure resigns the VIP
 testdata/invalid.yaml: VirtualIP "no-secret": spec.authentication.secretRef.name: Secret "missing" not found: add a Secret of that name to the manifests
@@ -349,6 +350,18 @@ func TestBuildConfigs(t *testing.T) {
 	if diff := cmp.Diff([]string{"web-v6"}, skipped); diff != "" || len(cfgs) != 2 {
 		t.Errorf("skipped mismatch (-want +got):\n%s\n%d configs", diff, len(cfgs))
 	}
+
+	// haproxy and legacy have no nodeSelector: their members are the nodes of spec.nodes
+	// (lb1, lb2), not a node named otherwise, whatever its labels.
+	lb3 := lb1(map[string]string{"node-role.kubernetes.io/lb": ""})
+	lb3.Name = "lb3"
+	cfgs, skipped, err = buildConfigs(set, lb3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"haproxy", "legacy"}, skipped); diff != "" || len(cfgs) != 1 || cfgs[0].Name != "web-v6" {
+		t.Errorf("skipped mismatch (-want +got):\n%s\nconfigs %+v", diff, cfgs)
+	}
 }
 
 func TestBuildConfigsErrors(t *testing.T) {
@@ -356,27 +369,32 @@ func TestBuildConfigsErrors(t *testing.T) {
 apiVersion: kubevrrp.io/v1alpha1
 kind: VirtualIP
 metadata: {name: a}
-spec: {vrid: 7, addresses: [198.18.0.100/24]}
+spec: {vrid: 7, addresses: [198.18.0.100/24], nodeSelector: {}}
 ---
 apiVersion: kubevrrp.io/v1alpha1
 kind: VirtualIP
 metadata: {name: b}
-spec: {vrid: 7, addresses: [198.18.0.101/24]}
+spec: {vrid: 7, addresses: [198.18.0.101/24], nodes: [{name: lb1}]}
 ---
 apiVersion: kubevrrp.io/v1alpha1
 kind: VirtualIP
 metadata: {name: c}
-spec: {vrid: 7, addresses: ["2001:db8::7/64"]}
+spec: {vrid: 7, addresses: ["2001:db8::7/64"], nodeSelector: {}}
 ---
 apiVersion: kubevrrp.io/v1alpha1
 kind: VirtualIP
 metadata: {name: elsewhere}
-spec: {vrid: 8, addresses: [203.0.113.1/24]}
+spec: {vrid: 8, addresses: [203.0.113.1/24], nodeSelector: {}}
 ---
 apiVersion: kubevrrp.io/v1alpha1
 kind: VirtualIP
 metadata: {name: lonely}
-spec: {vrid: 9, addresses: [198.18.0.102/24], unicast: {}}
+spec: {vrid: 9, addresses: [198.18.0.102/24], unicast: {}, nodeSelector: {}}
+---
+apiVersion: kubevrrp.io/v1alpha1
+kind: VirtualIP
+metadata: {name: nobody}
+spec: {vrid: 10, addresses: [198.18.0.103/24]}
 `
 	set, err := manifest.Parse("m.yaml", []byte(twoOnOneVRID))
 	if err != nil {
@@ -390,6 +408,7 @@ spec: {vrid: 9, addresses: [198.18.0.102/24], unicast: {}}
 		`VirtualIPs "a" and "b" both use VRID 7 on eth0: give one of them another spec.vrid`,
 		`VirtualIP "elsewhere" on node "lb1": no interface has an address in the subnet of 203.0.113.1/24: set spec.interface (or spec.nodes[].interface for this node)`,
 		`VirtualIP "lonely" on node "lb1": unicast is set but there is no peer to advertise to: list the other routers in spec.unicast.peers or select other nodes`,
+		`VirtualIP "nobody": ` + desired.MembersRequired,
 	}
 	if diff := cmp.Diff(want, strings.Split(err.Error(), "\n")); diff != "" {
 		t.Errorf("buildConfigs() errors mismatch (-want +got):\n%s", diff)

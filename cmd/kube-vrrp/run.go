@@ -150,7 +150,7 @@ func buildConfigs(set *manifest.Set, node desired.Node) (cfgs []vrrp.Config, ski
 	used := map[slot]string{}
 	for i := range set.VirtualIPs {
 		vip := &set.VirtualIPs[i]
-		ok, err := desired.Selects(vip, node.Labels)
+		ok, err := desired.Selects(vip, node.Name, node.Labels)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -282,7 +282,7 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stdout, stderr io.
 		log.Info("VirtualIP does not select this node", "vip", name, "node", o.node)
 	}
 	if len(cfgs) == 0 {
-		return fmt.Errorf("no VirtualIP selects node %q: check spec.nodeSelector and --node-labels", o.node)
+		return fmt.Errorf("no VirtualIP selects node %q: check spec.nodes against --node, and spec.nodeSelector against --node-labels", o.node)
 	}
 	probes, err := buildProbes(set, cfgs)
 	if err != nil {

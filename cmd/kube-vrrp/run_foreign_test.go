@@ -76,7 +76,8 @@ metadata: {name: taken}
 spec:
   vrid: 51
   addresses: ["198.18.0.55/24"]
-`))
+  nodes: [{name: %s}]
+`, n1.Name))
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

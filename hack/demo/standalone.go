@@ -27,6 +27,7 @@ spec:
     priority: 110
   - name: n2
     priority: 100
+  - name: n3
 `
 
 var standaloneVIP = netip.MustParsePrefix("198.18.0.100/24")

@@ -297,6 +297,7 @@ spec:
   vrid: 51
   interface: lo
   addresses: ["198.18.0.100/24"]
+  nodes: [{name: n1}]
 `), 0o644); err != nil {
 			t.Fatal(err)
 		}

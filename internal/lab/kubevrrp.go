@@ -17,7 +17,9 @@ import (
 )
 
 // VirtualIP describes a kube-vrrp VirtualIP manifest for `kube-vrrp run`, the counterpart of
-// VRRPInstance. Zero fields are left out, so kube-vrrp's defaults apply.
+// VRRPInstance. Zero fields are left out, so kube-vrrp's defaults apply. Every lab node that
+// runs the manifest is a member: it has nodeSelector: {}, which selects every node
+// (docs/design.md §1.1), and NodePriorities only override.
 type VirtualIP struct {
 	// Name is metadata.name (default "lab"); kube-vrrp logs it as "vip".
 	Name string
@@ -105,6 +107,7 @@ func (v VirtualIP) String() string {
 			fmt.Fprintf(&b, "  - {name: %s, priority: %d}\n", n, v.NodePriorities[n])
 		}
 	}
+	b.WriteString("  nodeSelector: {}\n")
 	if v.NoPreempt {
 		b.WriteString("  preempt: false\n")
 	}

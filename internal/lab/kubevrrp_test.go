@@ -32,6 +32,7 @@ spec:
   nodes:
   - {name: n1, priority: 110}
   - {name: n2, priority: 100}
+  nodeSelector: {}
   preempt: false
   preemptDelay: 1.5s
   unicast:

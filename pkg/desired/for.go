@@ -42,11 +42,23 @@ type Peer struct {
 	Priority uint8
 }
 
-// Selects reports whether the VirtualIP's nodeSelector selects a node with these labels. A
-// missing or empty selector selects every node.
-func Selects(vip *v1alpha1.VirtualIP, nodeLabels map[string]string) (bool, error) {
+// MembersRequired says what to write when a VirtualIP names no members: neither
+// spec.nodeSelector nor spec.nodes. The CRD's rule on the spec carries the same words.
+const MembersRequired = "name the nodes that run this VirtualIP: set spec.nodeSelector " +
+	"(an empty selector {} selects every node that runs the agent) or list the members in spec.nodes"
+
+// Selects reports whether vip selects the node with this name and these labels
+// (docs/design.md §1.1). With spec.nodeSelector the selector decides, and an empty selector
+// {} selects every node; spec.nodes[] then only overrides settings of the nodes it selects.
+// Without a selector the members are exactly the nodes named in spec.nodes[]. With neither
+// (refused by the CRD, so only an object written before that rule, or a file) nothing is
+// selected and the error says what to write: a VirtualIP never runs on every node by omission.
+func Selects(vip *v1alpha1.VirtualIP, node string, nodeLabels map[string]string) (bool, error) {
 	if vip.Spec.NodeSelector == nil {
-		return true, nil
+		if len(vip.Spec.Nodes) == 0 {
+			return false, fmt.Errorf("VirtualIP %q: %s", vip.Name, MembersRequired)
+		}
+		return override(vip, node) != nil, nil
 	}
 	sel, err := metav1.LabelSelectorAsSelector(vip.Spec.NodeSelector)
 	if err != nil {

@@ -340,29 +340,48 @@ func TestNodePriority(t *testing.T) {
 
 func TestSelects(t *testing.T) {
 	labels := map[string]string{"node-role.kubernetes.io/lb": "", "zone": "a"}
+	lb1 := []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr.To[int32](110)}}
+	members := []v1alpha1.NodeOverride{{Name: "lb1"}, {Name: "lb2", Priority: ptr.To[int32](90)}}
 	tests := []struct {
 		name    string
 		sel     *metav1.LabelSelector
+		nodes   []v1alpha1.NodeOverride
+		node    string
 		want    bool
-		wantErr bool
+		wantErr string
 	}{
-		{name: "nil selects all", sel: nil, want: true},
-		{name: "empty selects all", sel: &metav1.LabelSelector{}, want: true},
-		{name: "matchLabels", sel: &metav1.LabelSelector{MatchLabels: map[string]string{"node-role.kubernetes.io/lb": ""}}, want: true},
-		{name: "matchLabels mismatch", sel: &metav1.LabelSelector{MatchLabels: map[string]string{"zone": "b"}}, want: false},
+		// Without a selector the members are exactly spec.nodes[].
+		{name: "nil selector, listed node", nodes: members, node: "lb2", want: true},
+		{name: "nil selector, first listed node", nodes: members, node: "lb1", want: true},
+		{name: "nil selector, unlisted node", nodes: members, node: "lb3", want: false},
+		{name: "nil selector, a node's labels do not matter", nodes: members, node: "web7", want: false},
+		// With neither, nothing is selected, and the error says what to write.
+		{name: "neither selector nor nodes", node: "lb1", wantErr: MembersRequired},
+		{name: "neither, empty nodes", nodes: []v1alpha1.NodeOverride{}, node: "lb1", wantErr: MembersRequired},
+		// An empty selector selects every node, listed or not: deliberate.
+		{name: "empty selects all", sel: &metav1.LabelSelector{}, node: "web7", want: true},
+		{name: "empty selects all, with overrides", sel: &metav1.LabelSelector{}, nodes: lb1, node: "web7", want: true},
+		// With a selector, nodes[] only overrides: an unselected listed node stays out.
+		{name: "selector decides over nodes[]", sel: &metav1.LabelSelector{MatchLabels: map[string]string{"zone": "b"}}, nodes: lb1, node: "lb1", want: false},
+		{name: "matchLabels", sel: &metav1.LabelSelector{MatchLabels: map[string]string{"node-role.kubernetes.io/lb": ""}}, node: "web7", want: true},
+		{name: "matchLabels mismatch", sel: &metav1.LabelSelector{MatchLabels: map[string]string{"zone": "b"}}, node: "web7", want: false},
 		{name: "expression", sel: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
 			{Key: "zone", Operator: metav1.LabelSelectorOpIn, Values: []string{"a", "b"}},
 			{Key: "broken", Operator: metav1.LabelSelectorOpDoesNotExist},
-		}}, want: true},
-		{name: "invalid", sel: &metav1.LabelSelector{MatchLabels: map[string]string{"bad key": ""}}, wantErr: true},
+		}}, node: "web7", want: true},
+		{name: "invalid", sel: &metav1.LabelSelector{MatchLabels: map[string]string{"bad key": ""}}, node: "lb1", wantErr: "spec.nodeSelector"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			vip := validVIP()
 			vip.Spec.NodeSelector = tt.sel
-			got, err := Selects(vip, labels)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("Selects() error = %v, want error %v", err, tt.wantErr)
+			vip.Spec.Nodes = tt.nodes
+			got, err := Selects(vip, tt.node, labels)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("Selects() error = %v, want none", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("Selects() error = %v, want one containing %q", err, tt.wantErr)
 			}
 			if got != tt.want {
 				t.Errorf("Selects() = %v, want %v", got, tt.want)

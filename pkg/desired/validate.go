@@ -117,6 +117,9 @@ func Validate(vip *v1alpha1.VirtualIP) field.ErrorList {
 
 	errs = append(errs, validateNodes(spec.Nodes, p.Child("nodes"))...)
 
+	if spec.NodeSelector == nil && len(spec.Nodes) == 0 {
+		errs = append(errs, field.Required(p.Child("nodeSelector"), MembersRequired))
+	}
 	if spec.NodeSelector != nil {
 		sp := p.Child("nodeSelector")
 		selErrs := metav1validation.ValidateLabelSelector(spec.NodeSelector, metav1validation.LabelSelectorValidationOptions{}, sp)

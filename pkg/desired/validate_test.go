@@ -172,6 +172,14 @@ func TestValidate(t *testing.T) {
 		{name: "interface space", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Interface = "eth 0" }, want: []string{"spec.interface"}},
 		{name: "interface dot", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Interface = ".." }, want: []string{"spec.interface"}},
 
+		// members: nodeSelector or nodes[]
+		{name: "neither nodeSelector nor nodes", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Nodes = nil }, want: []string{"spec.nodeSelector"}},
+		{name: "empty nodes and no nodeSelector", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Nodes = []v1alpha1.NodeOverride{} }, want: []string{"spec.nodeSelector"}},
+		{name: "empty nodeSelector without nodes", mut: func(v *v1alpha1.VirtualIP) {
+			v.Spec.Nodes = nil
+			v.Spec.NodeSelector = &metav1.LabelSelector{}
+		}},
+
 		// nodeSelector
 		{name: "selector bad key", mut: func(v *v1alpha1.VirtualIP) {
 			v.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"bad key": "x"}}

@@ -97,6 +97,10 @@ func (c *converter) errorf(p Pos, format string, args ...any) {
 // Convert turns one host's configuration into one VirtualIP per vrrp_instance (and a
 // Secret per PASS password). The VirtualIP carries this host's priority; use Merge to
 // combine the configurations of every host of a group.
+//
+// One file names no Kubernetes node, so each VirtualIP has nodeSelector: {}, which selects
+// every node that runs the agent (docs/design.md §1.1); one warning (EveryNodeWarning, at the
+// first instance) says so and how to name the members instead (Merge lists them in spec.nodes).
 func Convert(cfg *Config) (*Result, error) {
 	if cfg == nil {
 		return nil, fmt.Errorf("keepalived: Convert of a nil Config")
@@ -112,6 +116,7 @@ func Convert(cfg *Config) (*Result, error) {
 		name := names.name(d.inst.Name, d.spec.VRID)
 		spec := d.spec
 		spec.Priority = ptr(d.priority)
+		spec.NodeSelector = &metav1.LabelSelector{}
 		if d.inst.UnicastSrcIP.IsValid() && spec.Unicast != nil {
 			c.warnf(d.inst.Keys["unicast_src_ip"], "unicast_src_ip %s: kube-vrrp sends from the node's own address; %s is listed in unicast.peers with the other peers, because a node skips its own addresses and one list then serves every member", d.src, d.src)
 			spec.Unicast.Peers = addrStrings(unionAddrs(d.peers, []netip.Addr{d.src}))
@@ -123,9 +128,17 @@ func Convert(cfg *Config) (*Result, error) {
 		}
 		res.VirtualIPs = append(res.VirtualIPs, virtualIP(name, spec))
 	}
+	if len(drafts) > 0 {
+		c.warnf(drafts[0].inst.Pos, "%s", EveryNodeWarning)
+	}
 	res.Warnings = c.warningStrings(cfg.Files)
 	return res, nil
 }
+
+// EveryNodeWarning is Convert's warning that its VirtualIPs select every node.
+const EveryNodeWarning = "nodeSelector: {} on every VirtualIP: one host's file names no node, so each selects every node " +
+	"that runs the agent; to name the members, convert with --node NAME=FILE for each host (NAME is its node name), " +
+	"or list them in spec.nodes and remove nodeSelector"
 
 func newConverter(cfg *Config) *converter {
 	c := &converter{cfg: cfg, scripts: map[string]*Script{}, procs: map[string]*TrackProcess{}, groupOf: map[string]*SyncGroup{},

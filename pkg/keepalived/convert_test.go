@@ -1,11 +1,13 @@
 package keepalived
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 )
@@ -40,6 +42,7 @@ func TestConvertSpec(t *testing.T) {
 		s := v1alpha1.VirtualIPSpec{
 			VRID: 51, Version: 2, Interface: "eth0", Addresses: []string{"192.0.2.10/24"},
 			AdvertisementInterval: dur(time.Second), Priority: ptr(int32(100)),
+			NodeSelector: &metav1.LabelSelector{},
 		}
 		if mod != nil {
 			mod(&s)
@@ -249,6 +252,9 @@ func checkWarnings(t *testing.T, got, want []string) {
 	t.Helper()
 	i := 0
 	for _, w := range got {
+		if strings.HasSuffix(w, ": "+EveryNodeWarning) {
+			continue // every Convert has it: TestConvertSelectsEveryNode
+		}
 		if i < len(want) && strings.Contains(w, want[i]) {
 			i++
 			continue
@@ -257,6 +263,39 @@ func checkWarnings(t *testing.T, got, want []string) {
 	}
 	if i < len(want) {
 		t.Errorf("missing warning %q in:\n%s", want[i], strings.Join(got, "\n"))
+	}
+}
+
+// One host's file names no node: each VirtualIP selects every node explicitly, so that it is
+// valid (the CRD wants nodeSelector or spec.nodes), and one warning says so.
+func TestConvertSelectsEveryNode(t *testing.T) {
+	res := convertString(t, instance("")+strings.NewReplacer("VI_1", "VI_2", "virtual_router_id 51", "virtual_router_id 52", "192.0.2.10", "192.0.2.20").Replace(instance("")))
+	if len(res.VirtualIPs) != 2 {
+		t.Fatalf("%d VirtualIPs, want 2", len(res.VirtualIPs))
+	}
+	for _, v := range res.VirtualIPs {
+		if v.Spec.NodeSelector == nil || !reflect.DeepEqual(*v.Spec.NodeSelector, metav1.LabelSelector{}) || v.Spec.Nodes != nil {
+			t.Errorf("%s: nodeSelector %v, nodes %v; want nodeSelector {} and no nodes", v.Name, v.Spec.NodeSelector, v.Spec.Nodes)
+		}
+	}
+	var n int
+	for _, w := range res.Warnings {
+		if strings.HasSuffix(w, ": "+EveryNodeWarning) {
+			n++
+			if !strings.HasPrefix(w, "k.conf:1: ") {
+				t.Errorf("warning at %q, want the first instance (k.conf:1)", w)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d warnings that the VirtualIPs select every node, want 1:\n%s", n, strings.Join(res.Warnings, "\n"))
+	}
+	out, err := res.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := strings.Count(string(out), "\n  nodeSelector: {}\n"); c != 2 {
+		t.Errorf("the YAML has nodeSelector: {} %d times, want 2:\n%s", c, out)
 	}
 }
 

@@ -8,13 +8,8 @@ import (
 	"sort"
 	"strings"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	v1alpha1 "github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 )
-
-// HostnameLabel is the node label Merge selects the members of a group with.
-const HostnameLabel = "kubernetes.io/hostname"
 
 // member is one node's instance of a VRRP group.
 type member struct {
@@ -25,10 +20,11 @@ type member struct {
 // Merge combines the configurations of the hosts of one or more VRRP groups, keyed by the
 // Kubernetes node name of each host. Instances are matched by virtual_router_id and address
 // family (and by interface when a host has the same VRID on two interfaces). Each group
-// becomes one VirtualIP: spec.priority is the most common priority (the lowest on a tie),
-// nodes[] holds the other priorities and interfaces, unicast.peers lists every member's
-// unicast_src_ip and every unicast_peer, and nodeSelector selects the hosts that had the
-// instance. Every difference that one VirtualIP cannot hold (addresses, interval, version,
+// becomes one VirtualIP: nodes[] lists every host that had the instance, by its node name, and
+// without a nodeSelector those hosts are exactly the members; spec.priority is the most common
+// priority (the lowest on a tie) and the nodes[] entries of the other hosts carry their own
+// priorities and interfaces; unicast.peers lists every member's unicast_src_ip and every
+// unicast_peer. Every difference that one VirtualIP cannot hold (addresses, interval, version,
 // preemption, authentication, probes, ...) is an error naming both files.
 func Merge(perNode map[string]*Config) (*Result, error) {
 	if len(perNode) == 0 {
@@ -199,6 +195,10 @@ func mergeGroup(ms []member, allNodes []string, names *namer) (v1alpha1.VirtualI
 	iface := mostCommon(ifaces, func(a, b string) bool { return a < b })
 	spec.Priority = ptr(prio)
 	spec.Interface = iface
+	// The members, and only they, run the group: spec.nodes lists every one of them by node
+	// name (without nodeSelector that list is the member set), with its own priority and
+	// interface where they differ from the group's.
+	spec.NodeSelector = nil
 	spec.Nodes = nil
 	for _, m := range ms {
 		o := v1alpha1.NodeOverride{Name: m.node}
@@ -212,9 +212,7 @@ func mergeGroup(ms []member, allNodes []string, names *namer) (v1alpha1.VirtualI
 				o.Interface = m.d.spec.Interface
 			}
 		}
-		if o.Priority != nil || o.Interface != "" {
-			spec.Nodes = append(spec.Nodes, o)
-		}
+		spec.Nodes = append(spec.Nodes, o)
 	}
 
 	// Unicast: every member's source address and every peer, in one list.
@@ -227,14 +225,10 @@ func mergeGroup(ms []member, allNodes []string, names *namer) (v1alpha1.VirtualI
 		spec.Unicast = &v1alpha1.UnicastSpec{Peers: addrStrings(unionAddrs(all))}
 	}
 
-	// The members, and only they, run the group.
 	memberNodes := make([]string, len(ms))
 	for i, m := range ms {
 		memberNodes[i] = m.node
 	}
-	spec.NodeSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-		Key: HostnameLabel, Operator: metav1.LabelSelectorOpIn, Values: memberNodes,
-	}}}
 	if len(ms) < len(allNodes) {
 		var missing []string
 		for _, n := range allNodes {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 )
@@ -75,19 +74,13 @@ func mergeHosts(t *testing.T, hosts map[string]string) (*Result, error) {
 	return Merge(per)
 }
 
-func selector(nodes ...string) *metav1.LabelSelector {
-	return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-		Key: HostnameLabel, Operator: metav1.LabelSelectorOpIn, Values: nodes,
-	}}}
-}
-
 func TestMerge(t *testing.T) {
 	probe := v1alpha1.ProbeSpec{Name: "chk", Process: &v1alpha1.ProcessProbe{Name: "haproxy"}, Interval: dur(2 * time.Second), Weight: -20}
 	base := func(mod func(*v1alpha1.VirtualIPSpec)) v1alpha1.VirtualIPSpec {
 		s := v1alpha1.VirtualIPSpec{
 			VRID: 51, Version: 2, Interface: "eth0", Addresses: []string{"192.0.2.100/24"},
 			AdvertisementInterval: dur(time.Second), Priority: ptr(int32(100)),
-			NodeSelector: selector("lb1", "lb2"), Probes: []v1alpha1.ProbeSpec{probe},
+			Nodes: []v1alpha1.NodeOverride{{Name: "lb1"}, {Name: "lb2"}}, Probes: []v1alpha1.ProbeSpec{probe},
 		}
 		if mod != nil {
 			mod(&s)
@@ -103,23 +96,21 @@ func TestMerge(t *testing.T) {
 			name:  "priorities become per-node overrides of the lower one",
 			hosts: map[string]hostConf{"lb1": {prio: "110"}, "lb2": {prio: "100"}},
 			want: base(func(s *v1alpha1.VirtualIPSpec) {
-				s.Nodes = []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr(int32(110))}}
+				s.Nodes = []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr(int32(110))}, {Name: "lb2"}}
 			}),
 		},
 		{
 			name:  "the most common priority is spec.priority",
 			hosts: map[string]hostConf{"lb1": {prio: "150"}, "lb2": {prio: "100"}, "lb3": {prio: "100"}},
 			want: base(func(s *v1alpha1.VirtualIPSpec) {
-				s.NodeSelector = selector("lb1", "lb2", "lb3")
-				s.Nodes = []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr(int32(150))}}
+				s.Nodes = []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr(int32(150))}, {Name: "lb2"}, {Name: "lb3"}}
 			}),
 		},
 		{
 			name:  "interfaces differ per node",
 			hosts: map[string]hostConf{"lb1": {prio: "110", iface: "bond0"}, "lb2": {}, "lb3": {}},
 			want: base(func(s *v1alpha1.VirtualIPSpec) {
-				s.NodeSelector = selector("lb1", "lb2", "lb3")
-				s.Nodes = []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr(int32(110)), Interface: "bond0"}}
+				s.Nodes = []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr(int32(110)), Interface: "bond0"}, {Name: "lb2"}, {Name: "lb3"}}
 			}),
 		},
 		{
@@ -129,7 +120,7 @@ func TestMerge(t *testing.T) {
 				"lb2": {src: "192.0.2.12", peer: "192.0.2.11", pass: "secret"},
 			},
 			want: base(func(s *v1alpha1.VirtualIPSpec) {
-				s.Nodes = []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr(int32(110))}}
+				s.Nodes = []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr(int32(110))}, {Name: "lb2"}}
 				s.Unicast = &v1alpha1.UnicastSpec{Peers: []string{"192.0.2.11", "192.0.2.12"}}
 				s.Authentication = &v1alpha1.AuthenticationSpec{Type: "PASS", SecretRef: v1alpha1.SecretKeyRef{Name: "vi-1-vrrp-auth", Key: "password"}}
 			}),
@@ -237,7 +228,14 @@ func TestMergeGroups(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, v := range res.VirtualIPs {
-		got[v.Name] = strings.Join(v.Spec.NodeSelector.MatchExpressions[0].Values, ",") + " " + v.Spec.Interface + " " + v.Spec.Addresses[0]
+		if v.Spec.NodeSelector != nil {
+			t.Errorf("%s: nodeSelector %v: the members are spec.nodes", v.Name, v.Spec.NodeSelector)
+		}
+		var members []string
+		for _, n := range v.Spec.Nodes {
+			members = append(members, n.Name)
+		}
+		got[v.Name] = strings.Join(members, ",") + " " + v.Spec.Interface + " " + v.Spec.Addresses[0]
 	}
 	want := map[string]string{
 		"vi-1": "lb1,lb2 eth0 192.0.2.100/24",
@@ -316,9 +314,8 @@ func TestMergeConditionalTemplate(t *testing.T) {
 	want := v1alpha1.VirtualIPSpec{
 		VRID: 51, Version: 2, Interface: "eth0", Addresses: []string{"192.0.2.100/24"},
 		AdvertisementInterval: dur(time.Second), Priority: ptr(int32(100)),
-		Nodes:        []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr(int32(110))}},
-		NodeSelector: selector("lb1", "lb2"),
-		Unicast:      &v1alpha1.UnicastSpec{Peers: []string{"192.0.2.11", "192.0.2.12"}},
+		Nodes:   []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr(int32(110))}, {Name: "lb2"}},
+		Unicast: &v1alpha1.UnicastSpec{Peers: []string{"192.0.2.11", "192.0.2.12"}},
 	}
 	if diff := cmp.Diff(want, res.VirtualIPs[0].Spec); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)

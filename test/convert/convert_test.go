@@ -442,8 +442,8 @@ func (r *run) waitStarted(role string) time.Time {
 }
 
 // start starts role's speaker: keepalived with the original configuration, or kube-vrrp run
-// with the converted YAML as the node the conversion named role, labelled as the converted
-// nodeSelector expects.
+// with the converted YAML as the node the conversion named role: the converted spec.nodes
+// names the members, so no labels are needed.
 func (r *run) start(role string) {
 	r.t.Helper()
 	n := r.nodes[role]
@@ -461,7 +461,7 @@ func (r *run) start(role string) {
 	}
 	p, err := n.Exec(context.Background(), "kube-vrrp",
 		"nice", "-n", strconv.Itoa(nice),
-		r.bin, "run", "-f", r.manifest, "--node", role, "--node-labels", "kubernetes.io/hostname="+role,
+		r.bin, "run", "-f", r.manifest, "--node", role,
 		"--log-format", "json", "--state-dir", state, "--events", events)
 	if err != nil {
 		r.t.Fatalf("%s: kube-vrrp run: %v", role, err)

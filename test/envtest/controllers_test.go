@@ -1021,7 +1021,8 @@ func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vip := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "rbac-tight"}, Spec: v1alpha1.VirtualIPSpec{VRID: 70, Addresses: []string{"198.18.0.120/24"}}}
+	vip := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "rbac-tight"}, Spec: v1alpha1.VirtualIPSpec{VRID: 70, Addresses: []string{"198.18.0.120/24"},
+		Nodes: []v1alpha1.NodeOverride{{Name: "rbac-tight"}}}}
 	if err := admin.Create(ctx, vip); err != nil {
 		t.Fatal(err)
 	}

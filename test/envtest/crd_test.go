@@ -249,6 +249,12 @@ var rejected = []struct {
 	},
 		want: []string{"spec.unicast.peers[0]: Too long: may not be more than 45 bytes"}},
 
+	// members: nodeSelector or nodes[]; the message says what to write.
+	{name: "neither nodeSelector nor nodes", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Nodes = nil },
+		want: []string{"spec.nodeSelector: Required value: " + desired.MembersRequired}},
+	{name: "empty nodes and no nodeSelector", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Nodes = []v1alpha1.NodeOverride{} },
+		want: []string{"spec.nodeSelector: Required value: " + desired.MembersRequired}},
+
 	// nodeSelector
 	{name: "selector bad key", mut: func(v *v1alpha1.VirtualIP) {
 		v.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"bad key": "x"}}
@@ -506,6 +512,10 @@ var accepted = []struct {
 	{name: "selector valid", mut: func(v *v1alpha1.VirtualIP) {
 		v.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"node-role.kubernetes.io/lb": ""}}
 	}},
+	{name: "empty nodeSelector without nodes", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Nodes = nil
+		v.Spec.NodeSelector = &metav1.LabelSelector{}
+	}},
 	{name: "preemptDelay 1h", mut: func(v *v1alpha1.VirtualIP) { v.Spec.PreemptDelay = dur(time.Hour) }},
 	{name: "nopreempt with a weight-0 probe too", mut: func(v *v1alpha1.VirtualIP) {
 		v.Spec.Preempt = ptr.To(false)
@@ -682,6 +692,7 @@ func TestCRDDefaults(t *testing.T) {
 		Spec: v1alpha1.VirtualIPSpec{
 			VRID:      7,
 			Addresses: []string{"192.0.2.7"},
+			Nodes:     []v1alpha1.NodeOverride{{Name: "lb1"}},
 			Unicast:   &v1alpha1.UnicastSpec{},
 			Probes:    []v1alpha1.ProbeSpec{probe("ok", nil)},
 		},
@@ -694,6 +705,7 @@ func TestCRDDefaults(t *testing.T) {
 		Version:      3,
 		Addresses:    []string{"192.0.2.7"},
 		Priority:     ptr.To[int32](100),
+		Nodes:        []v1alpha1.NodeOverride{{Name: "lb1"}},
 		Preempt:      ptr.To(true),
 		PreemptDelay: dur(0),
 		Accept:       ptr.To(true),

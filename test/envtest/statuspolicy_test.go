@@ -130,7 +130,7 @@ func TestStatusPolicy(t *testing.T) {
 	createNode(t, admin, "vap-n1", "198.18.0.21", nil)
 	createNode(t, admin, "vap-n2", "198.18.0.22", nil)
 	vip := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "vap"}, Spec: v1alpha1.VirtualIPSpec{
-		VRID: 80, Addresses: []string{"198.18.0.130/24"}}}
+		VRID: 80, Addresses: []string{"198.18.0.130/24"}, Nodes: []v1alpha1.NodeOverride{{Name: "vap-n1"}, {Name: "vap-n2"}}}}
 	if err := admin.Create(ctx, vip); err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestStatusPolicyScale(t *testing.T) {
 		prune   bool
 	}{{1023, false}, {256, true}} {
 		vip := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("vap-scale-%d", tc.entries)},
-			Spec: v1alpha1.VirtualIPSpec{VRID: 90, Addresses: []string{"198.18.0.140/24"}}}
+			Spec: v1alpha1.VirtualIPSpec{VRID: 90, Addresses: []string{"198.18.0.140/24"}, Nodes: []v1alpha1.NodeOverride{{Name: "vap-scale"}}}}
 		if err := admin.Create(ctx, vip); err != nil {
 			t.Fatal(err)
 		}
