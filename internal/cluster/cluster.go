@@ -159,6 +159,9 @@ func Start(ctx context.Context, l *lab.Lab, o Options) (*ControlPlane, error) {
 	if err := c.start(ctx); err != nil {
 		return nil, errors.Join(err, c.Close())
 	}
+	// Also on the lab's every path (a signal included, when no test cleanup or deferred Close
+	// will run), after the nodes (registered later, closed first).
+	l.OnClose(func() { _ = c.Close() })
 	return c, nil
 }
 
@@ -403,15 +406,7 @@ func getOK(ctx context.Context, hc *http.Client, url string) error {
 // by a thread inside that namespace and stays there, so the test process reaches the lab
 // without touching the host's network. It is the Dial of RESTConfig.
 func (c *ControlPlane) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	var conn net.Conn
-	err := c.Host.InNetns(func() error {
-		// An IP literal: no resolver, no parallel dials; the socket is made on this thread.
-		var d net.Dialer
-		var err error
-		conn, err = d.DialContext(ctx, network, addr)
-		return err
-	})
-	return conn, err
+	return c.Host.DialContext(ctx, network, addr)
 }
 
 // RESTConfig returns a copy of the admin's configuration (system:masters), dialling through

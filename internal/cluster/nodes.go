@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,6 +28,11 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 	"github.com/kube-vrrp/kube-vrrp/internal/lab"
@@ -74,8 +78,10 @@ type KubeNode struct {
 	Cgroup string
 
 	holder, containerd, kubelet *daemon
-	initPid                     int    // the init of the node's PID namespace
-	mntNS                       string // the node's mount namespace (mnt:[inode])
+	initPid                     int        // the init of the node's PID namespace
+	mntNS                       string     // the node's mount namespace (mnt:[inode])
+	mu                          sync.Mutex // holds off Close while a start step records what it started
+	closed                      bool
 	closeOnce                   sync.Once
 	closeErr                    error
 }
@@ -216,6 +222,16 @@ func (c *ControlPlane) StartNodes(ctx context.Context, nodes []*lab.Node, o Kube
 		return nil, nil
 	}
 	sweepCgroups()
+	// The kubelets authorise every request by the API server (SubjectAccessReview): the API
+	// server's own (kubectl logs, exec) as the kubelet API's admin.
+	if err := c.bindKubeletAPIUser(ctx); err != nil {
+		return nil, err
+	}
+	// The init of each node's PID namespace reaps what ends in it: the pause program.
+	initBin := filepath.Join(nodes[0].Dir, "node-init")
+	if err := buildPause(ctx, initBin); err != nil {
+		return nil, err
+	}
 	if o.PauseArchive == "" {
 		o.PauseArchive = filepath.Join(nodes[0].Dir, "pause-image.tar")
 		t0 := time.Now()
@@ -236,7 +252,7 @@ func (c *ControlPlane) StartNodes(ctx context.Context, nodes []*lab.Node, o Kube
 		n.Lab().OnClose(func() { _ = k.Close() })
 		wg.Go(func() {
 			t0 := time.Now()
-			e := c.startNode(ctx, k, o)
+			e := c.startNode(ctx, k, o, initBin)
 			mu.Lock()
 			defer mu.Unlock()
 			if e != nil {
@@ -256,7 +272,7 @@ func (c *ControlPlane) StartNodes(ctx context.Context, nodes []*lab.Node, o Kube
 	return out, nil
 }
 
-func (c *ControlPlane) startNode(ctx context.Context, k *KubeNode, o KubeletOptions) error {
+func (c *ControlPlane) startNode(ctx context.Context, k *KubeNode, o KubeletOptions, initBin string) error {
 	n := k.Node
 	for _, d := range []string{"run", "var-lib", "var-log", "sysctl", "manifests", "var-lib/cni-conf"} {
 		if err := os.MkdirAll(filepath.Join(k.Dir, d), 0o755); err != nil {
@@ -275,15 +291,18 @@ func (c *ControlPlane) startNode(ctx context.Context, k *KubeNode, o KubeletOpti
 		}
 		script = append(script, fmt.Sprintf(`mount -n --bind -o ro %q /proc/sys/%s`, f, s[0]))
 	}
-	script = append(script, `touch /run/.kvlab-ready`, `exec sleep infinity`)
+	script = append(script, `touch /run/.kvlab-ready`, `exec "$2"`)
 	// The node's own PID namespace (a real host's process table: a hostPID pod, such as the
-	// agent's, sees the node's processes only), whose init is the holder's sleep, with a /proc
-	// of its own (--mount-proc). --kill-child: the namespace ends with unshare, which dies
-	// with the test process (startDaemon's parent-death signal).
-	var err error
-	k.holder, err = startDaemon(k.Dir, "holder", "nsenter", "--net=/run/netns/"+n.NetNS, "--",
-		"unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child", "--propagation", "private", "--",
-		"sh", "-c", strings.Join(script, "\n"), "sh", k.Dir)
+	// agent's, sees the node's processes only), whose init is the pause program (it reaps the
+	// orphans a real init would), with a /proc of its own (--mount-proc). --kill-child: the
+	// namespace ends with unshare, which dies with the test process (startDaemon's
+	// parent-death signal).
+	err := k.step(func() (err error) {
+		k.holder, err = startDaemon(k.Dir, "holder", "nsenter", "--net=/run/netns/"+n.NetNS, "--",
+			"unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child", "--propagation", "private", "--",
+			"sh", "-c", strings.Join(script, "\n"), "sh", k.Dir, initBin)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -293,14 +312,19 @@ func (c *ControlPlane) startNode(ctx context.Context, k *KubeNode, o KubeletOpti
 	}); err != nil {
 		return fmt.Errorf("mount namespace: %w", err)
 	}
-	if k.initPid, err = waitChildPid(k.holder, func(comm string) bool { return comm == "sleep" }); err != nil {
+	initPid, err := waitChildPid(k.holder, func(comm string) bool { return comm == "node-init" })
+	if err != nil {
 		return err
 	}
-	if k.mntNS, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", k.initPid)); err != nil {
+	mntNS, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", initPid))
+	if err != nil {
 		return err
 	}
 	// The node's cgroup, the kubelet's cgroupRoot, must exist in every hierarchy.
-	if err := makeCgroup(k.Cgroup); err != nil {
+	if err := k.step(func() error {
+		k.initPid, k.mntNS = initPid, mntNS
+		return makeCgroup(k.Cgroup)
+	}); err != nil {
 		return err
 	}
 
@@ -329,6 +353,9 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.tracing.proc
   sandbox_image = %q
   restrict_oom_score_adj = true
   enable_selinux = false
+  # Where AppArmor is on, the CRI would load its default profile into the host's kernel and
+  # never remove it.
+  disable_apparmor = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -344,7 +371,10 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.tracing.proc
 	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
 		return err
 	}
-	if k.containerd, err = k.startIn("containerd", "containerd", "--config", cfgPath); err != nil {
+	if err := k.step(func() (err error) {
+		k.containerd, err = k.startIn("containerd", "containerd", "--config", cfgPath)
+		return err
+	}); err != nil {
 		return err
 	}
 	if err := waitFor(ctx, 30*time.Second, k.containerd, func() error { return k.Ctr(ctx, "version") }); err != nil {
@@ -361,7 +391,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.tracing.proc
 
 	// The kubelet, with a node's credentials: the Node authorizer lets it read and write only
 	// what its node and pods need (its pods' ServiceAccount tokens among them).
-	kubeconfig := filepath.Join(k.Dir, "kubelet.kubeconfig")
+	kubeconfig := k.KubeletKubeconfig()
 	if err := c.WriteClientKubeconfig(kubeconfig, "system:node:"+n.Name, "system:nodes"); err != nil {
 		return err
 	}
@@ -374,9 +404,9 @@ healthzBindAddress: 127.0.0.1
 healthzPort: 10248
 authentication:
   anonymous: {enabled: false}
-  webhook: {enabled: false}
+  webhook: {enabled: true}
   x509: {clientCAFile: %q}
-authorization: {mode: AlwaysAllow}
+authorization: {mode: Webhook}
 containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
 staticPodPath: %q
 failCgroupV1: false
@@ -400,32 +430,39 @@ resolvConf: ""
 	if err := os.WriteFile(kcfgPath, []byte(kcfg), 0o644); err != nil {
 		return err
 	}
-	if k.kubelet, err = k.startIn("kubelet",
-		filepath.Join(o.BinDir, "kubelet"),
-		"--config", kcfgPath,
-		"--kubeconfig", kubeconfig,
-		"--hostname-override", n.Name,
-		"--node-ip", n.IPv4.String(),
-		"--cert-dir", "/var/lib/kubelet/pki",
-		"--v", "1",
-	); err != nil {
+	if err := k.step(func() (err error) {
+		k.kubelet, err = k.startIn("kubelet",
+			filepath.Join(o.BinDir, "kubelet"),
+			"--config", kcfgPath,
+			"--kubeconfig", kubeconfig,
+			"--hostname-override", n.Name,
+			"--node-ip", n.IPv4.String(),
+			"--cert-dir", "/var/lib/kubelet/pki",
+			"--v", "1",
+		)
+		return err
+	}); err != nil {
 		return err
 	}
 	// Started: its healthz answers (inside the node's namespace).
-	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var conn net.Conn
-			err := n.InNetns(func() error {
-				var d net.Dialer
-				var err error
-				conn, err = d.DialContext(ctx, network, addr)
-				return err
-			})
-			return conn, err
-		}}}
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: n.DialContext}}
 	return waitFor(ctx, 60*time.Second, k.kubelet, func() error {
 		return getOK(ctx, hc, "http://127.0.0.1:10248/healthz")
 	})
+}
+
+// bindKubeletAPIUser binds KubeletAPIUser to the built-in ClusterRole system:kubelet-api-admin
+// (once per control plane).
+func (c *ControlPlane) bindKubeletAPIUser(ctx context.Context) error {
+	b := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "kvlab:kubelet-api-admin"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "system:kubelet-api-admin"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: KubeletAPIUser}},
+	}
+	if err := c.cl.Create(ctx, b); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("binding %s to system:kubelet-api-admin: %w", KubeletAPIUser, err)
+	}
+	return nil
 }
 
 // routeServiceIP makes the API server's Service address (ServiceIP:443) reach it from node n,
@@ -484,6 +521,9 @@ func waitFor(ctx context.Context, timeout time.Duration, d *daemon, ok func() er
 	}
 }
 
+// KubeletKubeconfig is the kubelet's kubeconfig: the node's client certificate.
+func (k *KubeNode) KubeletKubeconfig() string { return filepath.Join(k.Dir, "kubelet.kubeconfig") }
+
 // KubeletLog returns the kubelet's log path, ContainerdLog containerd's.
 func (k *KubeNode) KubeletLog() string    { return filepath.Join(k.Dir, "kubelet.log") }
 func (k *KubeNode) ContainerdLog() string { return filepath.Join(k.Dir, "containerd.log") }
@@ -493,6 +533,10 @@ func (k *KubeNode) ContainerdLog() string { return filepath.Join(k.Dir, "contain
 // with the namespace's last process. It is idempotent.
 func (k *KubeNode) Close() error {
 	k.closeOnce.Do(func() {
+		// No start step runs from here on (step), and those done are all recorded.
+		k.mu.Lock()
+		k.closed = true
+		k.mu.Unlock()
 		var errs []error
 		k.kubelet.stop(10 * time.Second)
 		if err := killCgroup(k.Cgroup); err != nil {
@@ -516,6 +560,20 @@ func (k *KubeNode) Close() error {
 		k.closeErr = errors.Join(errs...)
 	})
 	return k.closeErr
+}
+
+// errNodeClosed is a start step's error once the node is closing (a signal closed the lab).
+var errNodeClosed = errors.New("node closed while starting")
+
+// step runs one start step that starts something Close must stop (and records it in k), unless
+// Close has begun: then nothing is started.
+func (k *KubeNode) step(f func() error) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return errNodeClosed
+	}
+	return f()
 }
 
 // waitGone waits (up to 5 s) until the process pid, not a child of ours, has exited: it has no
@@ -580,6 +638,14 @@ var containerID = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // cgroupHierarchies returns the mounted cgroup v1 hierarchies (and the v2 one), the
 // directories under which a node's cgroup may appear.
 func cgroupHierarchies() []string {
+	// A unified (cgroup v2 only) machine, as a fresh Debian 12 is: one hierarchy, whose
+	// subdirectories are the host's own cgroups (system.slice, ...), not hierarchies.
+	var fs unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &fs); err == nil && fs.Type == unix.CGROUP2_SUPER_MAGIC {
+		return []string{"/sys/fs/cgroup"}
+	}
+	// cgroup v1, or hybrid (v1 controllers and a v2 hierarchy at /sys/fs/cgroup/unified): a
+	// directory per mounted hierarchy.
 	entries, _ := os.ReadDir("/sys/fs/cgroup")
 	var out []string
 	for _, e := range entries {
@@ -591,6 +657,21 @@ func cgroupHierarchies() []string {
 		}
 	}
 	return out
+}
+
+// CgroupDir is the node's cgroup directory in the hierarchy that holds every process (pids'
+// on cgroup v1, the unified one on v2), where the pods' cgroups and cgroup.procs files are.
+func (k *KubeNode) CgroupDir() string {
+	hs := cgroupHierarchies()
+	for _, h := range hs {
+		if filepath.Base(h) == "pids" {
+			return filepath.Join(h, k.Cgroup)
+		}
+	}
+	if len(hs) == 1 {
+		return filepath.Join(hs[0], k.Cgroup)
+	}
+	return filepath.Join("/sys/fs/cgroup/pids", k.Cgroup)
 }
 
 // makeCgroup creates the cgroup name (one level, at the top) in every hierarchy, cpuset's with
@@ -715,21 +796,39 @@ func killMountNS(ns string) error {
 	return fmt.Errorf("processes still in mount namespace %s", ns)
 }
 
-// BuildPauseImage writes a Docker image archive (what `ctr images import` reads) of
-// PauseImage: the static pause program (internal/cluster/pause), built here with the Go
-// toolchain, as /pause.
-func BuildPauseImage(ctx context.Context, archive string) error {
+// buildPause builds the pause program (internal/cluster/pause) into out.
+func buildPause(ctx context.Context, out string) error {
 	root, err := envtestassets.ModuleRoot()
 	if err != nil {
 		return err
 	}
-	bin := archive + ".pause"
-	defer os.Remove(bin)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./internal/cluster/pause")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./internal/cluster/pause")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build pause: %v: %s", err, out)
+	killGroupOnCancel(cmd)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build pause: %v: %s", err, b)
+	}
+	return nil
+}
+
+// killGroupOnCancel makes the end of cmd's context kill its whole process group (a build's
+// compilers too, which would otherwise hold its output open until they finish) and the
+// process die with ours.
+func killGroupOnCancel(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+}
+
+// BuildPauseImage writes a Docker image archive (what `ctr images import` reads) of
+// PauseImage: the static pause program (internal/cluster/pause), built here with the Go
+// toolchain, as /pause.
+func BuildPauseImage(ctx context.Context, archive string) error {
+	bin := archive + ".pause"
+	defer os.Remove(bin)
+	if err := buildPause(ctx, bin); err != nil {
+		return err
 	}
 	data, err := os.ReadFile(bin)
 	if err != nil {

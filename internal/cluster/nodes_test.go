@@ -2,12 +2,10 @@ package cluster_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +17,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-vrrp/kube-vrrp/internal/cluster"
@@ -67,6 +67,7 @@ func TestKubeNodes(t *testing.T) {
 	var l *lab.Lab
 	var nodes []*cluster.KubeNode
 	var holders []int
+	var teardown time.Time
 	t.Run("cluster", func(t *testing.T) {
 		t0 := time.Now()
 		l = lab.New(t, lab.Options{Nodes: 2})
@@ -127,21 +128,39 @@ func TestKubeNodes(t *testing.T) {
 		if err := asN1.Get(ctx, client.ObjectKey{Name: "n2"}, &node); err == nil {
 			t.Error("n1's kubelet identity can get Node n2; the Node authorizer should refuse it")
 		}
+		// The kubelets authorise by RBAC (webhook), not AlwaysAllow: n1's node certificate may
+		// not read n2's kubelet API.
+		kc, err := clientcmd.LoadFromFile(nodes[0].KubeletKubeconfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var auth *clientcmdapi.AuthInfo
+		for _, a := range kc.AuthInfos {
+			auth = a
+		}
+		cert, err := tls.X509KeyPair(auth.ClientCertificateData, auth.ClientKeyData)
+		if err != nil {
+			t.Fatal(err)
+		}
+		asNode := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}, // the kubelet's serving certificate is self-signed
+			DialContext:     nodes[0].Node.DialContext,
+		}}
+		resp, err := asNode.Get("https://" + nodes[1].Node.IPv4.String() + ":10250/pods")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("n1's node certificate at n2's kubelet /pods: %s, want 403 Forbidden", resp.Status)
+		}
 		// From each node, the API server answers at its Service address (ServiceIP:443), as
 		// in-cluster clients dial it.
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(cp.CACert())
 		for _, k := range nodes {
 			hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-				TLSClientConfig: &tls.Config{RootCAs: pool},
-				DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
-					err = k.Node.InNetns(func() error {
-						var d net.Dialer
-						conn, err = d.DialContext(ctx, network, addr)
-						return err
-					})
-					return conn, err
-				}}}
+				TLSClientConfig: &tls.Config{RootCAs: pool}, DialContext: k.Node.DialContext}}
 			resp, err := hc.Get("https://" + cp.ServiceIP().String() + ":443/readyz")
 			if err != nil {
 				t.Errorf("node %s: GET https://%s/readyz: %v", k.Node.Name, cp.ServiceIP(), err)
@@ -196,6 +215,19 @@ func TestKubeNodes(t *testing.T) {
 			return nil
 		})
 		t.Logf("timing: DaemonSet pods Running on both nodes in %v", time.Since(t1).Round(time.Millisecond))
+		// The node's init reaps orphans, as a host's does: a daemon's child left behind by its
+		// parent ends as no zombie.
+		orphan, err := nodes[0].PIDNamespace().Exec(ctx, "orphan", "sh", "-c", "sleep 0.2 & exit 0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-orphan.Done()
+		time.Sleep(500 * time.Millisecond)
+		for _, c := range lab.ChildPids(nodes[0].HolderPid()) {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c)); err == nil && strings.Contains(string(b), ") Z") {
+				t.Errorf("a zombie under the node's init: %s", b)
+			}
+		}
 		// Each node runs the pod's sandbox and container, each in a cgroup of its own under the
 		// node's, and (hostPID) in the node's PID namespace.
 		for _, k := range nodes {
@@ -209,8 +241,8 @@ func TestKubeNodes(t *testing.T) {
 				t.Errorf("node %s: the node's PID namespace is the test machine's", k.Node.Name)
 			}
 			for _, id := range ids {
-				dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/pids", k.Cgroup, "kubepods", "*", id))
-				more, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/pids", k.Cgroup, "kubepods", "*", "*", id))
+				dirs, _ := filepath.Glob(filepath.Join(k.CgroupDir(), "kubepods", "*", id))
+				more, _ := filepath.Glob(filepath.Join(k.CgroupDir(), "kubepods", "*", "*", id))
 				dirs = append(dirs, more...)
 				if len(dirs) != 1 {
 					t.Errorf("node %s: container %s: cgroups %v, want one under %s/kubepods", k.Node.Name, id, dirs, k.Cgroup)
@@ -230,11 +262,13 @@ func TestKubeNodes(t *testing.T) {
 				t.Errorf("node %s: %d containers, want 2 (the sandbox and pause): %v", k.Node.Name, len(ids), ids)
 			}
 		}
-		t.Cleanup(func() { t0 = time.Now() })
-		t.Cleanup(func() { t.Logf("timing: teardown in %v", time.Since(t0).Round(time.Millisecond)) })
+		teardown = time.Now() // the subtest's cleanups follow
 	})
 
 	// The subtest's cleanups closed the nodes, the control plane and the lab.
+	if !teardown.IsZero() {
+		t.Logf("timing: teardown (nodes, control plane, lab) in %v", time.Since(teardown).Round(time.Millisecond))
+	}
 	if after := hostState(t); after != before {
 		t.Errorf("the host changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}

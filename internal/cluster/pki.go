@@ -23,6 +23,9 @@ const (
 	AdminGroup = "system:masters"
 )
 
+// KubeletAPIUser is the API server's identity towards the kubelets.
+const KubeletAPIUser = "kube-apiserver-kubelet-client"
+
 // pki holds the PEM files of a control plane. Every key is ECDSA P-256: generated in
 // microseconds and accepted everywhere (TLS, client certificates, ES256 ServiceAccount
 // tokens).
@@ -80,8 +83,10 @@ func newPKI(ips []netip.Addr, dnsNames []string) (*pki, error) {
 	if p.admin, p.adminKey, err = p.client(AdminUser, AdminGroup); err != nil {
 		return nil, err
 	}
-	// The API server's client certificate towards the kubelets (logs, exec, port-forward).
-	if p.kubeletClient, p.kubeletKey, err = p.client("kube-apiserver-kubelet-client", AdminGroup); err != nil {
+	// The API server's client certificate towards the kubelets (logs, exec, port-forward):
+	// no group; the kubelets authorise it by RBAC (KubeletAPIUser, bound to
+	// system:kubelet-api-admin by StartNodes).
+	if p.kubeletClient, p.kubeletKey, err = p.client(KubeletAPIUser); err != nil {
 		return nil, err
 	}
 

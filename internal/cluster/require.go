@@ -8,9 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 )
@@ -60,11 +58,7 @@ func BuildAgentImage(ctx context.Context, dir, ref, version string) (string, err
 	}
 	cmd := exec.CommandContext(ctx, "make", "-s", "-C", root, "image",
 		"BIN="+dir, "VERSION="+version, "IMAGE="+ref, "IMAGE_PLATFORMS=linux/"+runtime.GOARCH)
-	// The end of ctx (Ctrl-C) stops the whole build, the compilers make started included, not
-	// only make: they would hold the output pipe open until they finish.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	killGroupOnCancel(cmd)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("make image: %v\n%s", err, out)
 	}

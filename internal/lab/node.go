@@ -187,6 +187,20 @@ func (n *Node) Neighbor(ip netip.Addr) (net.HardwareAddr, error) {
 // it is reused, or is destroyed.
 func (n *Node) InNetns(fn func() error) error { return inNetns(n.NetNS, fn) }
 
+// DialContext dials addr from inside the node's network namespace (the socket keeps the
+// namespace it was created in): an http.Transport's DialContext for clients that must
+// connect as the node does.
+func (n *Node) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var conn net.Conn
+	err := n.InNetns(func() error {
+		var d net.Dialer
+		var err error
+		conn, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return conn, err
+}
+
 // Run runs a short command inside the node's namespace and returns its combined output.
 // It gives up after 30 s.
 func (n *Node) Run(argv ...string) (string, error) {

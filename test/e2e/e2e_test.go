@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -95,6 +94,9 @@ func (e *env) labNodes() []*lab.Node {
 // install, the sample VirtualIP with kubectl, HAProxy dying, an agent pod deleted, helm upgrade
 // and helm uninstall.
 func TestE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a real cluster: skipped in -short mode")
+	}
 	privtest.Require(t)
 	cluster.RequireNodeTools(t)
 	root, err := envtestassets.ModuleRoot()
@@ -115,7 +117,7 @@ func TestE2E(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, k := range e.nodes {
-				for _, log := range []string{k.KubeletLog()} {
+				for _, log := range []string{k.KubeletLog(), k.ContainerdLog()} {
 					b, _ := os.ReadFile(log)
 					lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 					t.Logf("--- %s:\n%s", log, strings.Join(lines[max(0, len(lines)-30):], "\n"))
@@ -284,8 +286,8 @@ func (e *env) containerPid(t *testing.T, pod corev1.Pod, name string) int {
 		if !ok {
 			t.Fatalf("pod %s: container %s: id %q", pod.Name, name, cs.ContainerID)
 		}
-		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/pids", k.Cgroup, "kubepods", "*", "*", id))
-		more, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/pids", k.Cgroup, "kubepods", "*", id))
+		dirs, _ := filepath.Glob(filepath.Join(k.CgroupDir(), "kubepods", "*", "*", id))
+		more, _ := filepath.Glob(filepath.Join(k.CgroupDir(), "kubepods", "*", id))
 		dirs = append(dirs, more...)
 		if len(dirs) != 1 {
 			t.Fatalf("pod %s: container %s: cgroups %v", pod.Name, name, dirs)
@@ -303,5 +305,3 @@ func (e *env) containerPid(t *testing.T, pod corev1.Pod, name string) int {
 	t.Fatalf("pod %s has no container %s", pod.Name, name)
 	return 0
 }
-
-var _ = json.Marshal

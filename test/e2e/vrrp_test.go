@@ -22,17 +22,13 @@ func testElection(t *testing.T, e *env) {
 	t0 := time.Now()
 	e.applyVirtualIP(t)
 	nodes := e.labNodes()
-	m, err := lab.WaitMaster(nodes, vip, time.Minute)
-	if err != nil {
+	// n1 (priority 110) ends as the MASTER: a node whose agent saw the VirtualIP first may
+	// hold the address for a moment before n1 preempts it (on a loaded machine, the agents
+	// start the instance up to seconds apart).
+	if err := lab.WaitSoleHolder(nodes, vip, e.node("n1").Node, 300*time.Millisecond, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if m.Name != "n1" {
-		t.Fatalf("MASTER %s, want n1 (priority 110)", m.Name)
-	}
-	if err := lab.WaitSoleHolder(nodes, vip, m, 300*time.Millisecond, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("figure: the VIP bound on n1 %v after kubectl apply", time.Since(t0).Round(time.Millisecond))
+	t.Logf("figure: n1 the sole holder of the VIP for 300ms, %v after kubectl apply", time.Since(t0).Round(time.Millisecond))
 	if body, err := e.lab.HTTPGet(netip.AddrPortFrom(vip.Addr(), 80), time.Second); err != nil || body != "n1" {
 		t.Errorf("GET http://%s/: %q, %v; want n1's HAProxy", vip.Addr(), body, err)
 	}
