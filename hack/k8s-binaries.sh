@@ -59,16 +59,19 @@ pkg=k8s.io/component-base/version
 ldflags="-s -w \
   -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$(minor "$version") \
   -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+helm_version=$(cd "$tools" && "$GO" list -m -f '{{.Version}}' helm.sh/helm/v3)
 for c in "${components[@]}"; do
   if [ -x "$dir/$c" ]; then
-    continue
+    # helm's version is its own module's, not Kubernetes': rebuild when hack/tools moves it.
+    if [ "$c" != helm ] || [ "$("$dir/helm" version --template '{{.Version}}' 2>/dev/null)" = "$helm_version" ]; then
+      continue
+    fi
   fi
   echo "k8s-binaries: building $c into $dir (minutes, once)" >&2
   start=$(date +%s)
   if [ "$c" = helm ]; then
-    helm=$(cd "$tools" && "$GO" list -m -f '{{.Version}}' helm.sh/helm/v3)
     (cd "$tools" && CGO_ENABLED=0 "$GO" build -trimpath \
-      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
       -o "$dir/$c.tmp" helm.sh/helm/v3/cmd/helm)
   else
     (cd "$tools" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags "$ldflags" \
