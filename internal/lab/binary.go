@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -77,20 +76,8 @@ func buildKubeVRRP() (string, error) {
 	return out, nil
 }
 
-// sweepBinDirs removes the binary directories of test processes that are gone.
+// sweepBinDirs removes the binary directories of test processes that are gone (Owned: a
+// live process that reuses the pid does not keep them).
 func sweepBinDirs() {
-	tmp := os.TempDir()
-	entries, err := os.ReadDir(tmp)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		m := binName.FindStringSubmatch(e.Name())
-		if m == nil || !e.IsDir() {
-			continue
-		}
-		if pid, err := strconv.Atoi(m[1]); err == nil && !processAlive(pid) {
-			_ = os.RemoveAll(filepath.Join(tmp, e.Name()))
-		}
-	}
+	_, _ = sweepDirs(os.TempDir(), binName)
 }

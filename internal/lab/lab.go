@@ -67,7 +67,8 @@ type Options struct {
 	ResponderPort int
 	// Dir is where node directories, configs and process logs go. New uses t.TempDir(); Open
 	// creates (and Close removes) a temporary directory when Dir is empty, and keeps a Dir
-	// given here.
+	// given here. The directory Open creates is os.TempDir()/<Prefix>-<digits>: named after
+	// the process, so that Sweep removes it once the process is gone without closing the lab.
 	Dir string
 	// Logf receives progress and diagnostics of a lab opened with Open. Nil discards them.
 	Logf func(format string, args ...any)
@@ -76,6 +77,11 @@ type Options struct {
 	// loaded machine's other work from stalling them for longer than a failover takes, so
 	// that tests on such a machine see protocol behaviour rather than scheduling.
 	Nice int
+	// NoSignalHandler leaves signals to the caller, for a program that stops what runs beside
+	// the lab first and then closes it (hack/demo). Without it, the first SIGINT, SIGTERM,
+	// SIGHUP or SIGQUIT closes every lab of the process (and removes the directories of
+	// New's labs) before the process dies of it.
+	NoSignalHandler bool
 }
 
 // Lab is a running namespace lab. Its methods are safe for concurrent use.
@@ -88,11 +94,15 @@ type Lab struct {
 	nodes  []*Node
 	client *Node
 	dir    string
-	rmDir  bool
-	tb     testing.TB // nil when opened with Open
-	logf   func(string, ...any)
-	port   int
-	nice   int
+	rmDir  bool // the lab made dir: Close removes it
+	// testDir: dir is New's t.TempDir(), which the signal handler removes (the test's
+	// cleanup does not run when the process dies of a signal).
+	testDir   bool
+	noSignals bool
+	tb        testing.TB // nil when opened with Open
+	logf      func(string, ...any)
+	port      int
+	nice      int
 
 	swMu sync.Mutex
 	sw   *netlink.Handle // NETLINK_ROUTE in the switch namespace, for faults
@@ -129,7 +139,8 @@ func New(t testing.TB, opts Options) *Lab {
 }
 
 // Open builds a lab outside a test (e.g. `make demo`). The returned func is l.Close; call it
-// on every path. SIGINT and SIGTERM also close the lab before the process exits.
+// on every path. SIGINT, SIGTERM, SIGHUP and SIGQUIT also close the lab before the process
+// exits (unless Options.NoSignalHandler).
 func Open(opts Options) (*Lab, func() error, error) {
 	l, err := open(nil, opts)
 	if err != nil {
@@ -172,6 +183,7 @@ func open(tb testing.TB, opts Options) (*Lab, error) {
 		logf:       opts.Logf,
 		port:       port,
 		nice:       opts.Nice,
+		noSignals:  opts.NoSignalHandler,
 		blocked:    map[string]bool{},
 		nameCounts: map[string]int{},
 	}
@@ -182,6 +194,7 @@ func open(tb testing.TB, opts Options) (*Lab, error) {
 		l.logf = tb.Logf
 	}
 	l.dir = opts.Dir
+	l.testDir = tb != nil
 	if l.dir == "" {
 		d, err := os.MkdirTemp("", prefix+"-")
 		if err != nil {
@@ -461,7 +474,7 @@ func (l *Lab) close() error {
 		}
 	}
 	if l.rmDir {
-		if err := os.RemoveAll(l.dir); err != nil {
+		if err := removeTree(l.dir); err != nil {
 			errs = append(errs, err)
 		}
 	}
