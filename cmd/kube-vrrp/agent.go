@@ -14,13 +14,11 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -244,8 +242,11 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 			Scheme:                 sch,
 			Metrics:                metricsserver.Options{BindAddress: "0"},
 			HealthProbeBindAddress: "0",
-			// No Secret informer, whoever reads a Secret: the agent may not list or watch them.
-			Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+			// Nodes cached as far as the controllers read them, no managedFields of anything,
+			// and no Secret informer, whoever reads a Secret: the agent may not list or watch
+			// them.
+			Cache:  controllers.CacheOptions(),
+			Client: controllers.ClientOptions(),
 		})
 		if err != nil {
 			return err

@@ -393,8 +393,9 @@ func startManager(t *testing.T, what string, mgr ctrl.Manager) {
 }
 
 // startNode runs the node side of the agent for name, as cmd/kube-vrrp/agent.go wires it:
-// Secrets got by name, never cached (no list or watch), no leader election, the VirtualIPReconciler,
-// the StatusReconciler and the Aggregator in one manager.
+// its cache (controllers.CacheOptions: trimmed Nodes), Secrets got by name, never cached (no
+// list or watch), no leader election, the VirtualIPReconciler, the StatusReconciler and the
+// Aggregator in one manager.
 func startNode(t *testing.T, restCfg *rest.Config, log *slog.Logger, name, ip string) *simNode {
 	t.Helper()
 	kick := make(chan struct{}, 1)
@@ -411,7 +412,8 @@ func startNode(t *testing.T, restCfg *rest.Config, log *slog.Logger, name, ip st
 		Logger:                 logr.FromSlogHandler(log.Handler()),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		Cache:                  controllers.CacheOptions(),
+		Client:                 controllers.ClientOptions(),
 	})
 	if err != nil {
 		t.Fatal(err)
