@@ -354,12 +354,18 @@ func printTable() {
 	for _, r := range rows {
 		p := panel{title: fmt.Sprintf("%s %s", r.c.fault, r.c.intervalName())}
 		for i, im := range implementations {
-			var v []float64
+			var v, cut []float64
 			for _, s := range r.samples[im.name] {
 				v = append(v, ms(s.outage))
+				if s.cutAfter > 0 {
+					cut = append(cut, ms(s.cutAfter))
+				}
 			}
 			p.series = append(p.series, series{label: im.name, ms: v, color: i})
-			text += fmt.Sprintf("%s\t%s\t%v\n", r.c.name(), im.name, v)
+			text += fmt.Sprintf("%s\t%s\t%s\n", r.c.name(), im.name, msList(v))
+			if len(cut) > 0 {
+				text += fmt.Sprintf("%s\t%s\tcut after advert: %s\n", r.c.name(), im.name, msList(cut))
+			}
 		}
 		k, v := summarize(r.samples["keepalived"]), summarize(r.samples["kube-vrrp"])
 		if k.n > 0 && v.n > 0 && k.median > 0 {

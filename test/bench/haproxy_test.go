@@ -258,7 +258,7 @@ func hapReport(b *testing.B, results map[string][]hapSample) {
 		for _, m := range results[s.name()] {
 			v = append(v, ms(m.outage))
 		}
-		text += fmt.Sprintf("%s\t%v\n", s.name(), v)
+		text += fmt.Sprintf("%s\t%s\n", s.name(), msList(v))
 		w := "weight 0 (FAULT)"
 		if s.weight != 0 {
 			w = fmt.Sprintf("weight %+d", s.weight)

@@ -7,6 +7,8 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"gonum.org/v1/plot"
@@ -53,6 +55,28 @@ var (
 	gray       = color.Gray{0x60}
 )
 
+// msTicks are plot.DefaultTicks labelled with as few digits as they need ("25", not "25.00").
+type msTicks struct{}
+
+func (msTicks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'f', -1, 64)
+		}
+	}
+	return ts
+}
+
+// msList formats outages in ms, to 0.1 ms.
+func msList(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.FormatFloat(x, 'f', 1, 64)
+	}
+	return strings.Join(s, " ")
+}
+
 // newPanelPlot draws p: per series a box plot (median, quartiles, whiskers to the furthest
 // sample within 1.5 IQR) and every sample as a dot, spread sideways so equal values stay
 // apart. An empty series gets a label and nothing else.
@@ -60,7 +84,7 @@ func newPanelPlot(p panel) (*plot.Plot, error) {
 	pl := plot.New()
 	pl.Title.Text = p.title
 	pl.Y.Label.Text = "outage ms"
-	pl.Y.Tick.Marker = plot.DefaultTicks{}
+	pl.Y.Tick.Marker = msTicks{}
 	pl.Add(plotter.NewGrid())
 	var names []string
 	for i, s := range p.series {
