@@ -335,7 +335,10 @@ func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("virtualip").
-		For(&v1alpha1.VirtualIP{}).
+		// The spec only: a reconcile reads the host's interfaces and addresses, and the status,
+		// which every agent writes, says nothing it needs. Creation and deletion pass, and so
+		// does a deletion with finalizers (it bumps the generation).
+		For(&v1alpha1.VirtualIP{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// Called with the old and the new object of an update: a winner that moves away or
 		// drops an address enqueues the losers it leaves, a deleted one too.
 		Watches(&v1alpha1.VirtualIP{}, handler.EnqueueRequestsFromMapFunc(r.overlapping),
