@@ -188,17 +188,18 @@ func register(l *Lab) {
 // handleSignals closes every live lab on the first fatal signal (and removes the t.TempDir
 // directories of tests' labs: the tests' cleanups never run), then dies of that signal as if
 // it had never been caught. Signals that arrive meanwhile are acknowledged, not obeyed: the
-// cleanup takes seconds, and a second Ctrl-C must not leave everything behind. Signals the
-// process was started with ignored (nohup, a shell's background job) stay ignored.
+// cleanup takes seconds, and a second Ctrl-C must not leave everything behind. A process
+// started with SIGHUP ignored (nohup) keeps ignoring it: surviving the terminal is what it
+// asked for. (SIGINT and SIGQUIT, which a shell ignores for a script's background jobs, are
+// caught all the same: kill -INT must still stop a lab cleanly.)
 func handleSignals() {
 	var sigs []os.Signal
+	ignored := map[os.Signal]bool{}
 	for _, s := range fatalSignals {
-		if !signal.Ignored(s) {
+		ignored[s] = signal.Ignored(s)
+		if s != syscall.SIGHUP || !ignored[s] {
 			sigs = append(sigs, s)
 		}
-	}
-	if len(sigs) == 0 {
-		return
 	}
 	ch := make(chan os.Signal, len(sigs))
 	signal.Notify(ch, sigs...)
@@ -238,11 +239,14 @@ func handleSignals() {
 		if sig == syscall.SIGQUIT {
 			os.Exit(2) // Go's exit status for SIGQUIT; the stacks are printed already
 		}
-		// Die of the signal as if we had never caught it.
+		// Die of the signal as if we had never caught it; with the status a shell gives that
+		// death if the process started with it ignored (Reset restores that).
 		signal.Reset(sig)
-		_ = syscall.Kill(os.Getpid(), sig.(syscall.Signal))
-		time.Sleep(time.Second)
-		os.Exit(2)
+		if !ignored[sig] {
+			_ = syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+			time.Sleep(time.Second)
+		}
+		os.Exit(128 + int(sig.(syscall.Signal)))
 	}()
 }
 func unregister(l *Lab) {

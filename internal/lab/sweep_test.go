@@ -170,21 +170,27 @@ func TestSignalChild(t *testing.T) {
 // TestSignalClosesLabs checks the lab's signal handler in a process of its own: a fatal
 // signal closes the labs and removes their directories (New's t.TempDir too, which the test's
 // cleanup would have removed) before the process dies of it, and a signal that comes while
-// it does is acknowledged, not obeyed.
+// it does is acknowledged, not obeyed. SIGINT is caught also when the process started with it
+// ignored (a script's background job), SIGHUP not (nohup).
 func TestSignalClosesLabs(t *testing.T) {
 	privtest.Require(t)
 	for _, c := range []struct {
-		name  string
-		mode  string
-		sigs  []syscall.Signal // the second comes while the lab closes
-		check func(t *testing.T, ws syscall.WaitStatus, stderr string)
+		name string
+		mode string
+		// ignore are the signals the child starts with ignored (sh's trap "" names).
+		ignore string
+		// sigs: the second comes while the lab closes, or, with survive, after the first
+		// was seen to be ignored.
+		sigs    []syscall.Signal
+		survive bool
+		check   func(t *testing.T, ws syscall.WaitStatus, stderr string)
 	}{
-		{"HangupNew", "new", []syscall.Signal{syscall.SIGHUP}, func(t *testing.T, ws syscall.WaitStatus, _ string) {
+		{"HangupNew", "new", "", []syscall.Signal{syscall.SIGHUP}, false, func(t *testing.T, ws syscall.WaitStatus, _ string) {
 			if !ws.Signaled() || ws.Signal() != syscall.SIGHUP {
 				t.Errorf("exit status %v, want death by SIGHUP", ws)
 			}
 		}},
-		{"SecondInterruptOpen", "open", []syscall.Signal{syscall.SIGINT, syscall.SIGINT}, func(t *testing.T, ws syscall.WaitStatus, stderr string) {
+		{"SecondInterruptOpen", "open", "", []syscall.Signal{syscall.SIGINT, syscall.SIGINT}, false, func(t *testing.T, ws syscall.WaitStatus, stderr string) {
 			if !ws.Signaled() || ws.Signal() != syscall.SIGINT {
 				t.Errorf("exit status %v, want death by SIGINT", ws)
 			}
@@ -192,12 +198,12 @@ func TestSignalClosesLabs(t *testing.T) {
 				t.Error("the second SIGINT was not acknowledged")
 			}
 		}},
-		{"QuitNew", "new", []syscall.Signal{syscall.SIGQUIT}, func(t *testing.T, ws syscall.WaitStatus, stderr string) {
+		{"QuitNew", "new", "", []syscall.Signal{syscall.SIGQUIT}, false, func(t *testing.T, ws syscall.WaitStatus, stderr string) {
 			if !ws.Exited() || ws.ExitStatus() != 2 || !strings.Contains(stderr, "goroutine ") {
 				t.Errorf("exit status %v, want 2 after the goroutines' stacks", ws)
 			}
 		}},
-		{"TerminateOpen", "open", []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP}, func(t *testing.T, ws syscall.WaitStatus, stderr string) {
+		{"TerminateOpen", "open", "", []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP}, false, func(t *testing.T, ws syscall.WaitStatus, stderr string) {
 			if !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
 				t.Errorf("exit status %v, want death by SIGTERM", ws)
 			}
@@ -205,15 +211,28 @@ func TestSignalClosesLabs(t *testing.T) {
 				t.Error("the SIGHUP that came while the lab closed was not acknowledged")
 			}
 		}},
+		{"InterruptIgnoredAtStartNew", "new", "INT", []syscall.Signal{syscall.SIGINT}, false, func(t *testing.T, ws syscall.WaitStatus, _ string) {
+			if !ws.Exited() || ws.ExitStatus() != 128+int(syscall.SIGINT) {
+				t.Errorf("exit status %v, want 130", ws)
+			}
+		}},
+		{"NohupOpen", "open", "HUP", []syscall.Signal{syscall.SIGHUP, syscall.SIGTERM}, true, func(t *testing.T, ws syscall.WaitStatus, stderr string) {
+			if !ws.Signaled() || ws.Signal() != syscall.SIGTERM || strings.Contains(stderr, "hangup") {
+				t.Errorf("exit status %v, want death by SIGTERM, SIGHUP unseen", ws)
+			}
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for _, s := range c.sigs {
-				if signal.Ignored(s) {
-					t.Skipf("%v is ignored in this process, and so in its children", s)
+				if s == syscall.SIGHUP && signal.Ignored(s) {
+					t.Skip("SIGHUP is ignored in this process (nohup), and so in its children")
 				}
 			}
 			var stderr bytes.Buffer
 			cmd := exec.Command(os.Args[0], "-test.run=^TestSignalChild$", "-test.count=1")
+			if c.ignore != "" {
+				cmd = exec.Command("sh", "-c", `trap "" `+c.ignore+`; exec "$0" "$@"`, os.Args[0], "-test.run=^TestSignalChild$", "-test.count=1")
+			}
 			cmd.Env = append(os.Environ(), signalChildEnv+"="+c.mode)
 			cmd.Stderr = &stderr
 			stdout, err := cmd.StdoutPipe()
@@ -270,7 +289,14 @@ func TestSignalClosesLabs(t *testing.T) {
 				t.Fatalf("the child's lab has namespaces %v, want 3", labNamespaces(t, prefix))
 			}
 			_ = cmd.Process.Signal(c.sigs[0])
-			if len(c.sigs) > 1 {
+			switch {
+			case c.survive:
+				time.Sleep(500 * time.Millisecond)
+				if got := labNamespaces(t, prefix); len(got) != 3 {
+					t.Errorf("after %v, ignored when the process started, the lab has namespaces %v, want 3", c.sigs[0], got)
+				}
+				_ = cmd.Process.Signal(c.sigs[1])
+			case len(c.sigs) > 1:
 				await("closing")
 				_ = cmd.Process.Signal(c.sigs[1])
 			}
