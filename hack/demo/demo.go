@@ -88,8 +88,9 @@ spec:
 type Options struct {
 	// Out receives the demo's output.
 	Out io.Writer
-	// HandleSignals makes SIGINT and SIGTERM stop the demo and remove everything before Run
-	// returns (the command; a test leaves signals alone).
+	// HandleSignals makes SIGINT, SIGTERM, SIGHUP and SIGQUIT stop the demo and remove
+	// everything before Run returns (the command; a test leaves signals alone). Signals that
+	// come while it cleans up are acknowledged, not obeyed.
 	HandleSignals bool
 	// Nice is the niceness of this process and of everything it starts after the image is
 	// built — the control plane, containerd and the kubelets, and so the agents' pods (0:
@@ -97,7 +98,8 @@ type Options struct {
 	// legitimately loses its role, which is not what the demo is about.
 	Nice int
 	// Keep leaves the cluster running after the scenario, and prints how to reach it, until
-	// the context ends (or, with HandleSignals, SIGINT or SIGTERM); then everything is removed.
+	// the context ends (or, with HandleSignals, a signal: Ctrl-C, or the terminal closing);
+	// then everything is removed.
 	Keep bool
 }
 
@@ -144,7 +146,8 @@ type Result struct {
 	Timings []Timing
 	// Pods are the agent pods by node once they were Ready.
 	Pods map[string]string
-	// AgentLogs are the agent pods' logs by node (kubectl logs), read before helm uninstall.
+	// AgentLogs are the agent pods' logs by node, as kubectl logs printed them before helm
+	// uninstall.
 	AgentLogs map[string]string
 	// AgentCreds are the credentials of the agents' processes by node, as the kubelet and
 	// runc started them.
@@ -209,12 +212,26 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	defer cancel()
 	var sig syscall.Signal
 	var sigMu sync.Mutex
+	if o.HandleSignals {
+		// Deferred before the cleanup, so it runs after it: until the cleanup is over, a
+		// signal is acknowledged instead of killing the demo half-way through it.
+		defer d.handleSignals(func(s syscall.Signal) {
+			sigMu.Lock()
+			sig = s
+			sigMu.Unlock()
+			cancel()
+		})()
+	}
 	defer func() {
 		if d.l == nil {
+			if s := d.stoppedBy(&sigMu, &sig); s != 0 {
+				err = interrupted{sig: s}
+			}
 			return // nothing was made
 		}
 		t0 := time.Now()
 		d.step("cleaning up: the nodes (kubelet, pods, containerd, their namespaces and cgroups), the control plane, the lab")
+		testHookCleanup()
 		var cleanupErr error
 		if cerr := d.cleanup(); cerr != nil {
 			cleanupErr = fmt.Errorf("cleanup: %w", cerr)
@@ -247,35 +264,21 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if err := d.preflight(); err != nil {
 		return d.res, err
 	}
+	if ctx.Err() != nil {
+		return d.res, ctx.Err()
+	}
 
 	d.step("building the lab: nodes n1, n2, n3 and a client (198.18.0.250) on one bridge, in network namespaces")
 	t0 := time.Now()
-	l, _, err := lab.Open(lab.Options{Nodes: 3})
+	// With HandleSignals, the lab's own handler would remove the lab and exit at once; the
+	// demo stops in order instead: the nodes, then the control plane, then the lab.
+	l, _, err := lab.Open(lab.Options{Nodes: 3, NoSignalHandler: o.HandleSignals})
 	if err != nil {
 		return d.res, err
 	}
 	d.l = l
 	d.res.Prefix = l.Prefix
 	d.res.Dirs = append(d.res.Dirs, l.Dir())
-	if o.HandleSignals {
-		// lab.Open's own handler would remove the lab and exit at once; the demo stops in
-		// order instead: the nodes, then the control plane, then the lab.
-		signal.Reset(syscall.SIGINT, syscall.SIGTERM)
-		ch := make(chan os.Signal, 1)
-		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-		defer signal.Stop(ch)
-		go func() {
-			select {
-			case s := <-ch:
-				sigMu.Lock()
-				sig = s.(syscall.Signal)
-				sigMu.Unlock()
-				fmt.Fprintf(os.Stderr, "\n%v: stopping the demo and removing everything\n", s)
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-	}
 	for _, ns := range append([]string{l.Switch}, nsNames(append(l.Nodes(), l.Client()))...) {
 		var st syscall.Stat_t
 		if err := syscall.Stat(filepath.Join("/run/netns", ns), &st); err != nil {
@@ -307,6 +310,65 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		}
 	}
 	return d.res, nil
+}
+
+// stopSignals are the signals that stop the demo, each with a cleanup first: Ctrl-C, kill,
+// the terminal's hangup (closing it: make demo KEEP=1 may wait in one for hours) and Ctrl-\.
+var stopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+
+// testHookCleanup runs as the cleanup starts (a test holds the cleanup open with it).
+var testHookCleanup = func() {}
+
+// handleSignals calls stop with the first of stopSignals that comes, and acknowledges every
+// later one until the returned func is called, after the cleanup. Started with SIGHUP ignored
+// (nohup), the demo keeps ignoring it; SIGINT and SIGQUIT, which a shell ignores for a
+// script's background jobs, are caught all the same (kill -INT stops the demo). A closed
+// terminal or pipe must not kill the demo either: SIGPIPE is caught, so that a write to it
+// fails instead.
+func (d *demo) handleSignals(stop func(syscall.Signal)) (done func()) {
+	var sigs []os.Signal
+	for _, s := range stopSignals {
+		if s != syscall.SIGHUP || !signal.Ignored(s) {
+			sigs = append(sigs, s)
+		}
+	}
+	ch := make(chan os.Signal, len(stopSignals))
+	signal.Notify(ch, sigs...)
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	quit := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		stopped := false
+		for {
+			select {
+			case s := <-ch:
+				if !stopped {
+					stopped = true
+					fmt.Fprintf(os.Stderr, "\n%v: stopping the demo and removing everything (this takes a few seconds)\n", s)
+					stop(s.(syscall.Signal))
+				} else {
+					fmt.Fprintf(os.Stderr, "\n%v: still cleaning up, please wait (kill -9 %d leaves everything behind)\n", s, os.Getpid())
+				}
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		signal.Stop(pipe)
+		close(quit)
+		<-exited
+	}
+}
+
+// stoppedBy returns the signal that stopped the demo, if any.
+func (d *demo) stoppedBy(mu *sync.Mutex, sig *syscall.Signal) syscall.Signal {
+	mu.Lock()
+	defer mu.Unlock()
+	return *sig
 }
 
 // summarize prints what the scenario showed.
@@ -604,18 +666,23 @@ func (d *demo) restartHAProxy(ctx context.Context) error {
 	return d.serve(ctx)
 }
 
-// readAgentLogs reads every agent pod's log and checks that neither the API server
-// (forbidden, 403) nor the kernel (EPERM, permission denied) refused the agents anything: the
-// chart's RBAC, status policy and capabilities are all they need.
-func (d *demo) readAgentLogs(context.Context) error {
+// readAgentLogs reads every agent pod's log with kubectl logs (the API server asks the
+// node's kubelet) and checks that neither the API server (forbidden, 403) nor the kernel
+// (EPERM, permission denied) refused the agents anything: the chart's RBAC, status policy and
+// capabilities are all they need.
+func (d *demo) readAgentLogs(ctx context.Context) error {
+	d.printf("\n")
 	for _, n := range d.nodes {
 		pod := d.res.Pods[n.name]
 		if pod == "" {
 			return fmt.Errorf("no agent pod on %s", n.name)
 		}
-		log, err := podLog(n.kube, pod, "agent")
+		args := []string{"logs", "-n", releaseNamespace, pod, "-c", "agent"}
+		log, err := d.cp.Kubectl(ctx, "", args...)
+		lines := strings.Count(log, "\n")
+		d.printf("$ kubectl %s    (%s: %d lines)\n", strings.Join(args, " "), n.name, lines)
 		if err != nil {
-			return err
+			return fmt.Errorf("kubectl logs of %s's agent: %w", n.name, err)
 		}
 		d.res.AgentLogs[n.name] = log
 	}
@@ -626,7 +693,7 @@ func (d *demo) readAgentLogs(context.Context) error {
 		}
 		return fmt.Errorf("the agents were refused %d times (forbidden, 403, EPERM or permission denied in their logs)", len(refused))
 	}
-	d.printf("\nthe agents' logs (%d lines): no request refused by the API server (forbidden, 403),\n"+
+	d.printf("the agents' logs (%d lines): no request refused by the API server (forbidden, 403),\n"+
 		"no operation refused by the kernel (EPERM, permission denied)\n", lines)
 	return nil
 }
@@ -673,7 +740,8 @@ func (d *demo) keep(ctx context.Context) error {
 		return err
 	}
 	d.res.Kept = true
-	d.step("the cluster stays up (--keep): try your own VirtualIPs and faults from another shell; Ctrl-C here removes everything")
+	d.step("the cluster stays up (--keep): try your own VirtualIPs and faults from another shell; Ctrl-C here (or\n" +
+		"    closing this terminal) removes everything")
 	d.printf("  alias kubectl='%s'\n", kubectl)
 	d.printf("  alias helm='%s'\n", helm)
 	d.printf("  kubectl get vip -w          kubectl get pods -n %s -o wide          kubectl get vip %s -o yaml\n", releaseNamespace, vipName)
@@ -683,10 +751,8 @@ func (d *demo) keep(ctx context.Context) error {
 		d.printf("    %s: pid %d; start: nsenter -t %d -n -m -p -- haproxy -D -f %s\n", n.name, n.hap.HostPid(), n.kube.HolderPid(), n.hap.Config)
 	}
 	d.printf("  a node's link: ip -n %s link set %s down (and up)\n", d.l.Switch, d.l.Node(1).Port)
-	d.printf("  the agents' logs (kubectl logs needs the kubelets' API, which this API server has no credentials for):\n")
-	for _, n := range d.nodes {
-		d.printf("    %s: %s\n", n.name, podLogs(n.kube, "kube-vrrp-*", "agent"))
-	}
+	d.printf("  an agent's log:  kubectl logs -n %s %s -f    (every agent's: kubectl logs -n %s -l %s=kube-vrrp --prefix -f)\n",
+		releaseNamespace, d.res.Pods["n1"], releaseNamespace, agentLabel)
 	d.mu.Lock()
 	d.keeping = true
 	d.mu.Unlock()

@@ -120,6 +120,8 @@ func TestDemo(t *testing.T) {
 			`\$ helm install kube-vrrp charts/kube-vrrp -n kube-vrrp --set image.tag=demo --set image.pullPolicy=Never\nNAME: kube-vrrp\n`,
 			`\$ kubectl get pods -n kube-vrrp -o wide\nNAME +READY +STATUS +RESTARTS +AGE +IP +NODE`,
 			`\$ kubectl get vip\nNAME +VRID +ADDRESSES +MASTER +READY +AGE\nhaproxy +51 `,
+			// The agents' logs come through the API server and the kubelets.
+			`\$ kubectl logs -n kube-vrrp kube-vrrp-[a-z0-9]+ -c agent +\(n1: [1-9][0-9]* lines\)\n`,
 		} {
 			if !regexp.MustCompile(re).MatchString(printed) {
 				t.Errorf("the demo's output has no match for %q", re)

@@ -11,7 +11,8 @@
 // and finally runs helm uninstall. It prints how long each phase took.
 //
 // Everything lives in namespaces, cgroups and temporary directories it creates and removes,
-// on success, failure and Ctrl-C; the host's own network is untouched. It needs root.
+// on success, failure, Ctrl-C and the terminal's closing; the host's own network is untouched.
+// It needs root.
 //
 //	go run ./hack/demo                                   # what make demo runs
 //	go run ./hack/demo --keep                            # make demo KEEP=1: the cluster stays up until Ctrl-C
@@ -40,6 +41,13 @@ func main() {
 		return
 	}
 	_, err := Run(context.Background(), Options{Out: os.Stdout, HandleSignals: true, Nice: -10, Keep: *keep})
+	os.Exit(exitStatus(err))
+}
+
+// exitStatus says how Run ended, on standard error, and returns the command's exit status:
+// 128 plus the signal's number when a signal stopped it, as a shell reports a process killed
+// by it.
+func exitStatus(err error) int {
 	var sig interrupted
 	switch {
 	case errors.As(err, &sig):
@@ -48,15 +56,16 @@ func main() {
 		} else {
 			fmt.Fprintf(os.Stderr, "demo interrupted (%v); everything was removed\n", sig.sig)
 		}
-		os.Exit(128 + int(sig.sig))
+		return 128 + int(sig.sig)
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
-// interrupted is Run's error when SIGINT or SIGTERM stopped it (with HandleSignals); err is
-// what the cleanup failed to do or left behind, if anything.
+// interrupted is Run's error when a signal stopped it (with HandleSignals); err is what the
+// cleanup failed to do or left behind, if anything.
 type interrupted struct {
 	sig syscall.Signal
 	err error

@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kube-vrrp/kube-vrrp/internal/cluster"
 	"github.com/kube-vrrp/kube-vrrp/internal/filecaps"
 )
 
@@ -75,40 +74,4 @@ func capNames(set uint64) string {
 		return "none"
 	}
 	return strings.Join(out, ",")
-}
-
-// podLogs are where node k's kubelet keeps the logs of container in pod (of releaseNamespace):
-// /var/log/pods/<namespace>_<pod>_<uid>/<container>/<restart>.log in the node's own /var/log.
-func podLogs(k *cluster.KubeNode, pod, container string) string {
-	return filepath.Join(k.Dir, "var-log", "pods", releaseNamespace+"_"+pod+"_*", container, "*.log")
-}
-
-// podLog returns what container in pod on node k wrote, as `kubectl logs` shows it (the
-// kubelet's files, in the CRI format "<time> <stream> <P|F> <text>"): the lab's API server
-// has no credentials for the kubelets' API, which kubectl logs goes through.
-func podLog(k *cluster.KubeNode, pod, container string) (string, error) {
-	files, _ := filepath.Glob(podLogs(k, pod, container))
-	if len(files) == 0 {
-		return "", fmt.Errorf("%s: no log of pod %s's container %s (%s)", k.Node.Name, pod, container, podLogs(k, pod, container))
-	}
-	slices.Sort(files)
-	var b strings.Builder
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return "", err
-		}
-		for line := range strings.Lines(string(data)) {
-			f := strings.SplitN(line, " ", 4)
-			if len(f) < 4 {
-				continue
-			}
-			if f[2] == "P" { // a partial line: the next entry continues it
-				b.WriteString(strings.TrimSuffix(f[3], "\n"))
-			} else {
-				b.WriteString(f[3])
-			}
-		}
-	}
-	return b.String(), nil
 }
