@@ -1,13 +1,13 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"syscall"
+
+	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 )
 
 // dirPrefixBase starts the temporary directories of a control plane; the pid follows, so that a
@@ -31,14 +31,23 @@ func sweepDirs() {
 			if m == nil || !e.IsDir() {
 				continue
 			}
-			if pid, err := strconv.Atoi(m[1]); err == nil && !alive(pid) {
-				_ = os.RemoveAll(filepath.Join(parent, e.Name()))
+			if p := filepath.Join(parent, e.Name()); !owned(m[1], p) {
+				_ = os.RemoveAll(p)
 			}
 		}
 	}
 }
 
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+// owned reports whether path, named after the process pid, belongs to a live run: pid is
+// alive and started before path was made (pids are reused; lab.Owned).
+func owned(pid, path string) bool {
+	n, err := strconv.Atoi(pid)
+	if err != nil {
+		return true // not ours to judge
+	}
+	created, err := lab.CreatedAt(path)
+	if err != nil {
+		return true
+	}
+	return lab.Owned(n, created)
 }

@@ -704,7 +704,7 @@ func sweepCgroups() {
 			if m == nil || !e.IsDir() || seen[e.Name()] {
 				continue
 			}
-			if pid, err := strconv.Atoi(m[1]); err == nil && !alive(pid) {
+			if !owned(m[1], filepath.Join(h, e.Name())) {
 				seen[e.Name()] = true
 				_ = killCgroup(e.Name())
 				_ = removeCgroup(e.Name())
