@@ -30,6 +30,10 @@ const maxNote = 512
 type Rejection struct {
 	Reason  string
 	Message string
+	// OffLink: the node cannot take part at all, having no interface in the VirtualIP's subnet
+	// (a CannotResolve). Unless the VirtualIP names it in spec.nodes, it has no status entry and
+	// records no Event (docs/design.md §7.5).
+	OffLink bool
 }
 
 // Rejections records, per VirtualIP, why this node refuses to run it (invalid spec, no

@@ -85,15 +85,15 @@ func TestRejections(t *testing.T) {
 	if _, ok := r.Get("a"); ok {
 		t.Fatal("Get of an unknown name: ok")
 	}
-	r.Set("a", Rejection{ReasonSecretMissing, "x"})
-	r.Set("a", Rejection{ReasonSecretMissing, "x"}) // unchanged: no notification
-	r.Set("b", Rejection{ReasonInvalidSpec, "y"})
-	r.Set("a", Rejection{ReasonSecretMissing, "z"}) // another message
-	r.Set("a", Rejection{ReasonCannotResolve, "z"}) // another reason
+	r.Set("a", Rejection{Reason: ReasonSecretMissing, Message: "x"})
+	r.Set("a", Rejection{Reason: ReasonSecretMissing, Message: "x"}) // unchanged: no notification
+	r.Set("b", Rejection{Reason: ReasonInvalidSpec, Message: "y"})
+	r.Set("a", Rejection{Reason: ReasonSecretMissing, Message: "z"}) // another message
+	r.Set("a", Rejection{Reason: ReasonCannotResolve, Message: "z"}) // another reason
 	if d := cmp.Diff([]string{"a", "b", "a", "a"}, takeNotified()); d != "" {
 		t.Errorf("notifications (-want +got):\n%s", d)
 	}
-	if got, ok := r.Get("a"); !ok || got != (Rejection{ReasonCannotResolve, "z"}) {
+	if got, ok := r.Get("a"); !ok || got != (Rejection{Reason: ReasonCannotResolve, Message: "z"}) {
 		t.Errorf("Get(a) = %+v, %v", got, ok)
 	}
 	names := r.Names()
@@ -117,7 +117,7 @@ func TestRejections(t *testing.T) {
 
 	// The message is bounded like status.nodes[].message; the reason stays whole.
 	long := "spec: " + strings.Repeat("é", 2*maxMessage)
-	r.Set("c", Rejection{ReasonInvalidSpec, long})
+	r.Set("c", Rejection{Reason: ReasonInvalidSpec, Message: long})
 	got, _ := r.Get("c")
 	if m := got.Message; len(m) > maxMessage || !utf8.ValidString(m) || !strings.HasPrefix(m, "spec: é") || got.Reason != ReasonInvalidSpec {
 		t.Errorf("long message stored as %d bytes (valid UTF-8: %v) with reason %q, want <= %d bytes starting with the message and reason %s",
@@ -126,7 +126,7 @@ func TestRejections(t *testing.T) {
 
 	// A nil notify is allowed.
 	q := NewRejections(nil)
-	q.Set("a", Rejection{ReasonInvalidSpec, "x"})
+	q.Set("a", Rejection{Reason: ReasonInvalidSpec, Message: "x"})
 	q.Clear("a")
 }
 
@@ -138,7 +138,7 @@ func TestRejectionsConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for j := range 200 {
 				name := string(rune('a' + (i+j)%5))
-				r.Set(name, Rejection{ReasonInvalidSpec, "x"})
+				r.Set(name, Rejection{Reason: ReasonInvalidSpec, Message: "x"})
 				r.Get(name)
 				r.Names()
 				r.Clear(name)

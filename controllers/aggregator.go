@@ -133,7 +133,8 @@ func Summarize(nodes []v1alpha1.NodeStatus, generation int64, vrid int32) Summar
 		reason, msg := ReasonNoMaster, "no node is MASTER"
 		switch {
 		case len(nodes) == 0:
-			reason, msg = ReasonNoNodes, "no node runs this VirtualIP: check spec.nodeSelector and that the agent runs on the nodes"
+			reason, msg = ReasonNoNodes, "no node runs this VirtualIP: check spec.nodeSelector, that the agent runs on the nodes, "+
+				"and that they have an interface in the subnet of the first address (a node without one reports only if spec.nodes names it)"
 		case len(faults) == len(nodes):
 			reason, msg = ReasonAllFault, "every node is in FAULT (probes failing or configuration rejected): see status.nodes[].reason and message"
 		}

@@ -15,9 +15,9 @@ func TestRefusalEvents(t *testing.T) {
 	r := &StatusReconciler{NodeName: "lb1", Recorder: rec}
 	vip := &v1alpha1.VirtualIP{}
 	vip.Name = "web"
-	conflict := Rejection{ReasonVRIDConflict, `VRID 51 on eth0 (IPv4) is taken by VirtualIP "a"`}
-	other := Rejection{ReasonVRIDConflict, `VRID 51 on eth0 (IPv4) is taken by VirtualIP "b"`}
-	addr := Rejection{ReasonAddressConflict, other.Message}
+	conflict := Rejection{Reason: ReasonVRIDConflict, Message: `VRID 51 on eth0 (IPv4) is taken by VirtualIP "a"`}
+	other := Rejection{Reason: ReasonVRIDConflict, Message: `VRID 51 on eth0 (IPv4) is taken by VirtualIP "b"`}
+	addr := Rejection{Reason: ReasonAddressConflict, Message: other.Message}
 	for _, step := range []struct {
 		refusal Rejection
 		refused bool

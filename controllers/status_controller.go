@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -12,13 +13,17 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -28,14 +33,20 @@ import (
 )
 
 // StatusReconciler writes this node's entry of status.nodes with server-side apply, under a
-// field manager of its own, so agents never overwrite each other. An entry says what is, not
-// what happened: it is built from the agent's snapshot each time, so a write that coalesces a
-// burst of transitions, or fails, cannot leave a wrong entry behind (transitions become Events
-// through EventReporter, from the typed stream). It is fed by the agent's change signal; the
-// work queue coalesces bursts per VirtualIP and retries failed writes with a short backoff, so
-// status catches up within seconds once the API server is back. Nothing here can change VRRP
-// state: it only reads snapshots. It also records the Events that status alone knows of: a
-// refusal (refusalEvent) and a foreign router that is not a member (foreignEvents).
+// field manager of its own, so agents never overwrite each other (docs/design.md §7.5). An
+// entry says what is, not what happened: it is built from the agent's snapshot each time, so a
+// write that coalesces a burst of transitions, or fails, cannot leave a wrong entry behind
+// (transitions become Events through EventReporter, from the typed stream).
+//
+// It writes only what differs: the entry it would write is compared with this node's entry in
+// the cached object, and an entry already in place costs no request. It is fed by the agent's
+// change signal, for the VirtualIPs whose entry changed since they were last fed (feed); by
+// the VirtualIP watch, when this node's entry there changed (another writer removed or altered
+// it) or the spec did; and by a periodic resync, a comparison that repairs what was missed.
+// The work queue coalesces bursts per VirtualIP and retries failed writes with a short backoff,
+// so status catches up within seconds once the API server is back. Nothing here can change
+// VRRP state: it only reads snapshots. It also records the Events that status alone knows of:
+// a refusal (refusalEvent) and a foreign router that is not a member (foreignEvents).
 type StatusReconciler struct {
 	// Client writes status; Reader reads VirtualIPs from the cache.
 	Client   client.Client
@@ -47,9 +58,14 @@ type StatusReconciler struct {
 	Log      *slog.Logger
 	// Changes signals that the agent's state changed (agent.Agent.Changes) or a rejection did.
 	Changes <-chan struct{}
-	// Resync re-sends every entry this often, to repair what another writer removed.
+	// Resync compares every entry with the cache this often, and writes those that differ: it
+	// repairs what another writer removed, if the watch missed it.
 	Resync time.Duration
 
+	// written: VirtualIP -> the entry this node last applied, and the object's resourceVersion
+	// the API server answered with: until the cache has caught up with that version, a cached
+	// entry that differs is not worth a write (see behind).
+	written     map[string]written
 	lastRefusal map[string]Rejection       // VirtualIP -> last refusal reported, for Events
 	lastForeign map[string]map[string]bool // VirtualIP -> foreign routers heard, for Events
 	// foreignEventTimes: VirtualIP -> times of its recent ForeignRouter Events (a bound).
@@ -59,7 +75,13 @@ type StatusReconciler struct {
 // FieldManager is the server-side-apply manager of this node's status entry.
 func (r *StatusReconciler) FieldManager() string { return "kube-vrrp-agent/" + r.NodeName }
 
-// Reconcile applies this node's entry of one VirtualIP's status.
+// written is an entry as applied (entryKey) and the resourceVersion of the object it made.
+type written struct {
+	key, resourceVersion string
+}
+
+// Reconcile applies this node's entry of one VirtualIP's status, if the cached object does not
+// have it already.
 func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	name := req.Name
 	var vip v1alpha1.VirtualIP
@@ -67,37 +89,98 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		if apierrors.IsNotFound(err) {
 			delete(r.lastRefusal, name)
 			delete(r.lastForeign, name)
+			delete(r.written, name)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, err
 	}
 	refusal, refused := r.Rejected.Get(name)
 	entry, ok := r.entry(name)
-	if !ok && !slices.ContainsFunc(vip.Status.Nodes, func(n v1alpha1.NodeStatus) bool { return n.Name == r.NodeName }) {
-		return reconcile.Result{}, nil // nothing to report and nothing to withdraw
+	if refused && r.offLink(&vip, refusal) {
+		// Not a member in fact: no entry, and no Warning (its refusal is not news to anyone).
+		entry, ok, refused = v1alpha1.NodeStatus{}, false, false
 	}
-	err := r.Client.Status().Apply(ctx, newStatusApply(name, "", newEntryStatus(entry, ok)),
-		client.FieldOwner(r.FieldManager()), client.ForceOwnership)
-	if err != nil {
-		if apierrors.IsNotFound(err) {
-			return reconcile.Result{}, nil
+	want := entryKey(entry, ok)
+	if want != entryKey(nodeEntryOf(&vip, r.NodeName)) && !r.behind(&vip, name, want) {
+		apply := newStatusApply(name, "", newEntryStatus(entry, ok))
+		err := r.Client.Status().Apply(ctx, apply, client.FieldOwner(r.FieldManager()), client.ForceOwnership)
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				return reconcile.Result{}, nil
+			}
+			return reconcile.Result{}, fmt.Errorf("applying status of %s: %w", name, err)
 		}
-		return reconcile.Result{}, fmt.Errorf("applying status of %s: %w", name, err)
+		if r.written == nil {
+			r.written = map[string]written{}
+		}
+		r.written[name] = written{key: want, resourceVersion: ptr.Deref(apply.ResourceVersion, "")}
 	}
 	r.refusalEvent(&vip, refusal, refused)
 	r.foreignEvents(&vip, entry, ok)
 	return reconcile.Result{}, nil
 }
 
+// behind reports whether the cached vip is older than the object this node's last write of
+// name made, and that write was of the entry want: the cache has not caught up with it yet,
+// and the watch event that brings it enqueues name again. A cached entry that differs after
+// that is another writer's doing, and is written over. Resource versions are compared as the
+// API server defines them for that (integers); one that is not well formed is never behind.
+func (r *StatusReconciler) behind(vip *v1alpha1.VirtualIP, name, want string) bool {
+	w, ok := r.written[name]
+	if !ok || w.key != want {
+		return false
+	}
+	c, err := resourceversion.CompareResourceVersion(vip.ResourceVersion, w.resourceVersion)
+	return err == nil && c < 0
+}
+
+// offLink reports whether refusal means that this node cannot take part in vip at all (no
+// interface in its subnet) while vip does not name it in spec.nodes: then it writes no entry
+// (docs/design.md §7.5). A VirtualIP whose selector takes in every node must not grow an entry
+// per node of the cluster, while a node it names is one the user expects to see.
+func (r *StatusReconciler) offLink(vip *v1alpha1.VirtualIP, refusal Rejection) bool {
+	return refusal.OffLink && !slices.ContainsFunc(vip.Spec.Nodes, func(o v1alpha1.NodeOverride) bool { return o.Name == r.NodeName })
+}
+
+// nodeEntryOf returns node's entry in vip's status, if it has one.
+func nodeEntryOf(vip *v1alpha1.VirtualIP, node string) (v1alpha1.NodeStatus, bool) {
+	for _, n := range vip.Status.Nodes {
+		if n.Name == node {
+			return n, true
+		}
+	}
+	return v1alpha1.NodeStatus{}, false
+}
+
+// entryKey is entry as this node applies it (nodeEntry's JSON: times in UTC, the transition's
+// to the nanosecond, empty lists left out), "" for none: two entries with one key are the same
+// to the API server. An entry read back from the API server has the key it was applied with.
+func entryKey(entry v1alpha1.NodeStatus, ok bool) string {
+	if !ok {
+		return ""
+	}
+	b, err := json.Marshal(nodeEntry{entry})
+	if err != nil {
+		return "unmarshalable: " + err.Error() // never equal to a stored entry's: written
+	}
+	return string(b)
+}
+
 // entry builds this node's status entry of name from the rejection or the agent's snapshot.
 func (r *StatusReconciler) entry(name string) (v1alpha1.NodeStatus, bool) {
+	return r.entryOf(name, r.Agent.Snapshot(), time.Now())
+}
+
+// entryOf builds this node's status entry of name from the rejection or the snapshot sts,
+// taken at now.
+func (r *StatusReconciler) entryOf(name string, sts []agent.Status, now time.Time) (v1alpha1.NodeStatus, bool) {
 	if why, ok := r.Rejected.Get(name); ok {
 		return v1alpha1.NodeStatus{Name: r.NodeName, State: vrrp.Fault.String(), Reason: why.Reason,
 			Message: truncate(why.Message, maxMessage)}, true
 	}
-	for _, st := range r.Agent.Snapshot() {
+	for _, st := range sts {
 		if st.Name == name {
-			return statusEntry(r.NodeName, st, time.Now()), true
+			return statusEntry(r.NodeName, st, now), true
 		}
 	}
 	return v1alpha1.NodeStatus{}, false
@@ -171,10 +254,12 @@ func (r *StatusReconciler) refusalEvent(vip *v1alpha1.VirtualIP, refusal Rejecti
 	r.Recorder.Eventf(vip, nil, corev1.EventTypeWarning, refusal.Reason, "Refuse", "node %s: %s", r.NodeName, truncate(refusal.Message, maxNote))
 }
 
-// SetupWithManager feeds the reconciler from the agent's change signal and a periodic resync.
+// SetupWithManager feeds the reconciler from the agent's change signal, the VirtualIP watch
+// and a periodic resync.
 func (r *StatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.lastRefusal = map[string]Rejection{}
 	r.lastForeign = map[string]map[string]bool{}
+	r.written = map[string]written{}
 	if r.Resync == 0 {
 		r.Resync = time.Minute
 	}
@@ -188,6 +273,25 @@ func (r *StatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("virtualip-status").
 		WatchesRawSource(source.Channel(events, &handler.TypedEnqueueRequestForObject[*v1alpha1.VirtualIP]{})).
+		// Another writer removed or changed this node's entry (a prune, a user), or the spec
+		// changed (whether spec.nodes names this node decides whether an off-link node has an
+		// entry): compared at once, not at the next resync. Other writes, the other nodes'
+		// entries and the summary, are not this node's business.
+		Watches(&v1alpha1.VirtualIP{}, &handler.EnqueueRequestForObject{}, builder.WithPredicates(predicate.Funcs{
+			UpdateFunc: func(e event.UpdateEvent) bool {
+				o, ok1 := e.ObjectOld.(*v1alpha1.VirtualIP)
+				n, ok2 := e.ObjectNew.(*v1alpha1.VirtualIP)
+				if !ok1 || !ok2 {
+					return true
+				}
+				return o.Generation != n.Generation || entryKey(nodeEntryOf(o, r.NodeName)) != entryKey(nodeEntryOf(n, r.NodeName))
+			},
+			// At start, every VirtualIP is compared once: an entry left from before (the node
+			// stopped running it while the agent was away) is withdrawn.
+			CreateFunc: func(event.CreateEvent) bool { return true },
+			// Forgets what it knew of the VirtualIP (Reconcile finds it gone).
+			DeleteFunc: func(event.DeleteEvent) bool { return true },
+		})).
 		WithOptions(controller.Options{
 			NeedLeaderElection: ptrTo(false),
 			// Registered again in a new manager when the last one failed.
@@ -198,12 +302,15 @@ func (r *StatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// feed turns change signals into one event per VirtualIP this node runs, rejects, or ran.
+// feed turns change signals into one event per VirtualIP whose entry changed since it was last
+// fed: the agent's snapshot of it or its refusal, or that this node stopped running it (the
+// event withdraws the entry). Every resync it feeds every VirtualIP this node runs, rejects or
+// ran, for Reconcile to compare with the cache; that writes nothing when all is in place.
 func (r *StatusReconciler) feed(ctx context.Context, out chan<- event.TypedGenericEvent[*v1alpha1.VirtualIP]) {
 	tick := time.NewTicker(r.Resync)
 	defer tick.Stop()
-	known := map[string]bool{}
-	send := func() {
+	fed := map[string]string{} // VirtualIP -> entryKey when it was last fed
+	send := func(all bool) {
 		names := map[string]bool{}
 		for _, n := range r.Agent.Names() {
 			names[n] = true
@@ -212,15 +319,19 @@ func (r *StatusReconciler) feed(ctx context.Context, out chan<- event.TypedGener
 			names[n] = true
 		}
 		// A VirtualIP this node stopped running gets one more event, to withdraw its entry.
-		for n := range known {
+		for n := range fed {
 			names[n] = true
 		}
-		known = map[string]bool{}
+		sts, now := r.Agent.Snapshot(), time.Now()
 		for n := range names {
-			if slices.Contains(r.Agent.Names(), n) {
-				known[n] = true
-			} else if _, ok := r.Rejected.Get(n); ok {
-				known[n] = true
+			key := entryKey(r.entryOf(n, sts, now))
+			if prev, seen := fed[n]; seen && prev == key && !all {
+				continue
+			}
+			if key == "" {
+				delete(fed, n)
+			} else {
+				fed[n] = key
 			}
 			vip := &v1alpha1.VirtualIP{}
 			vip.Name = n
@@ -231,15 +342,15 @@ func (r *StatusReconciler) feed(ctx context.Context, out chan<- event.TypedGener
 			}
 		}
 	}
-	send()
+	send(true)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.Changes:
-			send()
+			send(false)
 		case <-tick.C:
-			send()
+			send(true)
 		}
 	}
 }

@@ -2,8 +2,10 @@ package controllers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
@@ -229,8 +232,8 @@ func TestStatusReconcilerEntry(t *testing.T) {
 	fa.statuses = []agent.Status{{Status: vrrp.Status{Name: "running", State: vrrp.Master, Interface: "eth0", Priority: 110,
 		Primary: netip.MustParseAddr("198.18.0.11"), Reason: vrrp.ReasonMasterDown}}, {Status: vrrp.Status{Name: "both", State: vrrp.Master}}}
 	rej := NewRejections(nil)
-	rej.Set("both", Rejection{ReasonSecretMissing, "Secret kube-vrrp/vrrp not found"})
-	rej.Set("rejected", Rejection{ReasonInvalidSpec, "spec.vrid: bad"})
+	rej.Set("both", Rejection{Reason: ReasonSecretMissing, Message: "Secret kube-vrrp/vrrp not found"})
+	rej.Set("rejected", Rejection{Reason: ReasonInvalidSpec, Message: "spec.vrid: bad"})
 	r := &StatusReconciler{NodeName: "lb1", Agent: fa, Rejected: rej}
 
 	if _, ok := r.entry("unknown"); ok {
@@ -253,4 +256,119 @@ func TestStatusReconcilerEntry(t *testing.T) {
 	if got := r.FieldManager(); got != "kube-vrrp-agent/lb1" {
 		t.Errorf("FieldManager() = %q", got)
 	}
+}
+
+// An entry read back from the API server compares equal to the entry applied, so that one in
+// place costs no write: the transition time to the nanosecond in any zone, whole seconds for
+// the rest, empty lists as none. Any other difference is a change.
+func TestEntryKey(t *testing.T) {
+	since := time.Date(2026, 3, 4, 5, 6, 7, 891_000_123, time.FixedZone("CET", 3600))
+	st := agent.Status{Status: vrrp.Status{Name: "web", State: vrrp.Master, Interface: "eth0", Priority: 110,
+		Primary: netip.MustParseAddr("198.18.0.11"), Reason: vrrp.ReasonMasterDown, Since: since,
+		Foreign: []vrrp.Foreign{{Src: netip.MustParseAddr("198.18.0.99"), Priority: 100, Count: 3, LastSeen: heardAt,
+			Addresses: []netip.Addr{netip.MustParseAddr("198.18.0.200")}}}},
+		Probes: []agent.ProbeStatus{{Name: "api", Known: true, Healthy: true, Since: since}, {Name: "late"}}}
+	e := statusEntry("lb1", st, heardAt)
+	if len(e.ForeignRouters) != 1 || len(e.Probes) != 2 {
+		t.Fatalf("entry %+v: want a foreign router and two probes", e)
+	}
+	stored := appliedEntry(t, e)
+	stored.LastTransitionTime = &metav1.Time{Time: stored.LastTransitionTime.In(time.Local)} // as decoded
+	if entryKey(e, true) != entryKey(stored, true) {
+		t.Errorf("entry read back differs:\n%s\n%s", entryKey(e, true), entryKey(stored, true))
+	}
+	empty := v1alpha1.NodeStatus{Name: "lb1", State: "Backup"}
+	withEmpty := empty
+	withEmpty.Probes, withEmpty.ForeignRouters = []v1alpha1.ProbeStatus{}, []v1alpha1.ForeignRouterStatus{}
+	if entryKey(empty, true) != entryKey(withEmpty, true) {
+		t.Errorf("empty lists differ from none")
+	}
+	if entryKey(empty, false) != "" || entryKey(empty, true) == "" {
+		t.Errorf("no entry %q, an entry %q", entryKey(empty, false), entryKey(empty, true))
+	}
+	later := e
+	later.LastTransitionTime = &metav1.Time{Time: since.Add(time.Millisecond)}
+	count := e
+	count.ForeignRouters = slices.Clone(e.ForeignRouters)
+	count.ForeignRouters[0].Count++
+	for what, o := range map[string]v1alpha1.NodeStatus{"a transition a millisecond later": later, "a foreign advert more": count} {
+		if entryKey(e, true) == entryKey(o, true) {
+			t.Errorf("%s: same key", what)
+		}
+	}
+}
+
+// A node with no interface in the VirtualIP's subnet has no entry, unless spec.nodes names it;
+// any other refusal has one.
+func TestStatusReconcilerOffLink(t *testing.T) {
+	r := &StatusReconciler{NodeName: "lb1"}
+	off := Rejection{Reason: ReasonCannotResolve, Message: `VirtualIP "web" on node "lb1": ` + noInterfaceInSubnet + "198.18.0.100/24", OffLink: true}
+	named := &v1alpha1.VirtualIP{Spec: v1alpha1.VirtualIPSpec{Nodes: []v1alpha1.NodeOverride{{Name: "lb2"}, {Name: "lb1"}}}}
+	other := &v1alpha1.VirtualIP{Spec: v1alpha1.VirtualIPSpec{Nodes: []v1alpha1.NodeOverride{{Name: "lb2"}}}}
+	if !r.offLink(other, off) || !r.offLink(&v1alpha1.VirtualIP{}, off) {
+		t.Error("off the link and not named: has an entry")
+	}
+	if r.offLink(named, off) {
+		t.Error("off the link and named in spec.nodes: no entry")
+	}
+	if r.offLink(other, Rejection{Reason: ReasonCannotResolve, Message: "interface \"eth1\" (spec.interface) does not exist"}) {
+		t.Error("another CannotResolve: no entry")
+	}
+}
+
+// feed wakes the reconciler for the VirtualIPs whose entry changed since it last did, and for
+// one it stopped running, once; a resync wakes it for all of them.
+func TestStatusFeed(t *testing.T) {
+	fa := newFakeAgent()
+	fa.configs = map[string]vrrp.Config{"a": {}, "b": {}, "c": {}}
+	fa.statuses = []agent.Status{
+		{Status: vrrp.Status{Name: "a", State: vrrp.Backup}},
+		{Status: vrrp.Status{Name: "b", State: vrrp.Backup}},
+		{Status: vrrp.Status{Name: "c", State: vrrp.Master}},
+	}
+	rej := NewRejections(nil)
+	changes := make(chan struct{})
+	r := &StatusReconciler{NodeName: "lb1", Agent: fa, Rejected: rej, Changes: changes, Resync: time.Hour}
+	out := make(chan event.TypedGenericEvent[*v1alpha1.VirtualIP])
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.feed(ctx, out)
+	// fed returns the names fed until nothing comes for a while.
+	fed := func() []string {
+		var names []string
+		for {
+			select {
+			case e := <-out:
+				names = append(names, e.Object.Name)
+			case <-time.After(100 * time.Millisecond):
+				slices.Sort(names)
+				return names
+			}
+		}
+	}
+	step := func(what string, change func(), want ...string) {
+		t.Helper()
+		change()
+		changes <- struct{}{}
+		if got := fed(); !slices.Equal(got, want) {
+			t.Errorf("%s: fed %v, want %v", what, got, want)
+		}
+	}
+	if got := fed(); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Errorf("at start: fed %v, want all", got)
+	}
+	step("nothing changed", func() {})
+	step("a became MASTER", func() {
+		fa.mu.Lock()
+		fa.statuses[0].State = vrrp.Master
+		fa.mu.Unlock()
+	}, "a")
+	step("b refused", func() { rej.Set("b", Rejection{Reason: ReasonSecretMissing, Message: "no Secret"}) }, "b")
+	step("c stopped", func() {
+		fa.mu.Lock()
+		delete(fa.configs, "c")
+		fa.statuses = fa.statuses[:2]
+		fa.mu.Unlock()
+	}, "c")
+	step("nothing changed again", func() {})
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -127,7 +128,7 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	node := desired.Node{Name: r.NodeName, Labels: self.Labels, Interfaces: ifs}
 	cfg, err := desired.For(&vip, node, r.peers(&vip, nodes.Items), pw)
 	if err != nil {
-		r.reject(name, Rejection{Reason: ReasonCannotResolve, Message: err.Error()})
+		r.reject(name, Rejection{Reason: ReasonCannotResolve, Message: err.Error(), OffLink: offLink(err)})
 		return r.retry(name), nil
 	}
 	probes, err := desired.Probes(&vip)
@@ -181,6 +182,16 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	}
 	return reconcile.Result{}, nil
 }
+
+// noInterfaceInSubnet is how desired.For says that no interface of the node has an address in
+// the subnet of a VirtualIP without spec.interface: the node is not on the group's link, and
+// cannot take part (Rejection.OffLink). TestVirtualIPReconcile holds it to desired.For's words.
+const noInterfaceInSubnet = "no interface has an address in the subnet of "
+
+// offLink reports whether err, from desired.For, says that the node has no interface in the
+// VirtualIP's subnet. A named interface that is missing, two interfaces in the subnet, or one
+// without an address to send from are the user's to fix on a node of the group: not off-link.
+func offLink(err error) bool { return strings.Contains(err.Error(), noInterfaceInSubnet) }
 
 // retry schedules the next attempt of name after a refusal whose cause may go away without an
 // event this agent watches: retryMin, doubling up to retryMax while it lasts.

@@ -144,6 +144,8 @@ type reconcileCase struct {
 	// wantReason is the reason of the rejection, wantMessage the start of its message; empty:
 	// none.
 	wantReason, wantMessage string
+	// wantOffLink: the rejection says the node has no interface in the subnet (OffLink).
+	wantOffLink bool
 	// wantApplied: Apply was called and succeeded; wantRemoved: Remove was called.
 	wantApplied, wantRemoved bool
 	check                    func(t *testing.T, cfg vrrp.Config)
@@ -298,10 +300,29 @@ func TestVirtualIPReconcile(t *testing.T) {
 			vip:  "vip", wantReason: ReasonCannotResolve, wantRetry: true,
 		},
 		{
+			// The node is not on the group's link: it cannot take part (docs/design.md §7.5).
 			name: "no interface in the subnet",
 			objs: []client.Object{lb1, testVIP("vip", nil)},
 			ifs:  eth0("203.0.113.11"),
-			vip:  "vip", wantReason: ReasonCannotResolve, wantRetry: true,
+			vip:  "vip", wantReason: ReasonCannotResolve, wantMessage: `VirtualIP "vip" on node "lb1": ` + noInterfaceInSubnet,
+			wantOffLink: true, wantRetry: true,
+		},
+		{
+			// The user named it: a node of the group to fix, not one off its link.
+			name: "the named interface is missing",
+			objs: []client.Object{lb1, testVIP("vip", func(v *v1alpha1.VirtualIP) { v.Spec.Interface = "eth1" })},
+			vip:  "vip", wantReason: ReasonCannotResolve, wantMessage: `VirtualIP "vip" on node "lb1": interface "eth1"`, wantRetry: true,
+		},
+		{
+			name: "two interfaces in the subnet",
+			objs: []client.Object{lb1, testVIP("vip", nil)},
+			ifs: func() ([]desired.Interface, error) {
+				return []desired.Interface{
+					{Name: "eth0", Index: 2, Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.0.11/24")}},
+					{Name: "eth1", Index: 3, Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.0.21/24")}},
+				}, nil
+			},
+			vip: "vip", wantReason: ReasonCannotResolve, wantMessage: `VirtualIP "vip" on node "lb1": interfaces eth0 and eth1`, wantRetry: true,
 		},
 		{
 			name: "agent refuses",
@@ -402,7 +423,7 @@ func runReconcileCase(t *testing.T, tt reconcileCase) {
 	}
 	// A stale rejection is cleared by a success or a removal.
 	rej := NewRejections(nil)
-	stale := Rejection{ReasonCannotResolve, "stale: from before"}
+	stale := Rejection{Reason: ReasonCannotResolve, Message: "stale: from before"}
 	rej.Set(tt.vip, stale)
 	ifs := tt.ifs
 	if ifs == nil {
@@ -427,6 +448,8 @@ func runReconcileCase(t *testing.T, tt reconcileCase) {
 		t.Errorf("rejected: %+v", why)
 	case tt.wantReason != "" && (!rejected || why.Reason != tt.wantReason || why.Message == "" || !strings.HasPrefix(why.Message, tt.wantMessage)):
 		t.Errorf("rejection %+v (%v), want %s: %q...", why, rejected, tt.wantReason, tt.wantMessage)
+	case rejected && why.OffLink != tt.wantOffLink:
+		t.Errorf("rejection %+v: OffLink %v, want %v", why, why.OffLink, tt.wantOffLink)
 	}
 	if strings.Contains(why.Message, secretValue) {
 		t.Errorf("the rejection shows the password: %q", why.Message)

@@ -80,8 +80,9 @@ type VirtualIPSpec struct {
 	// nodeSelector selects the members of the group by node labels. An empty selector {}
 	// selects every node that runs the agent, on purpose; a node runs the group only where an
 	// interface holds a node address in the first address's subnet (or spec.interface names
-	// one). Without nodeSelector the members are exactly the nodes listed in nodes; one of the
-	// two is required, so that no VirtualIP runs on every node by omission.
+	// one), and where none does it stays out of status.nodes unless nodes names it. Without
+	// nodeSelector the members are exactly the nodes listed in nodes; one of the two is
+	// required, so that no VirtualIP runs on every node by omission.
 	// +kubebuilder:validation:XValidation:rule=`!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])`,message=`a matchExpressions operator is In, NotIn, Exists or DoesNotExist`
 	// +kubebuilder:validation:XValidation:rule=`!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['In', 'NotIn']) || has(e.values) && e.values.size() > 0)`,message=`matchExpressions with In or NotIn need values`
 	// +kubebuilder:validation:XValidation:rule=`!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['Exists', 'DoesNotExist']) || !has(e.values) || e.values.size() == 0)`,message=`matchExpressions with Exists or DoesNotExist take no values`
@@ -347,7 +348,9 @@ type VirtualIPStatus struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	Master string `json:"master,omitempty"`
-	// nodes has one entry per participating node, written by that node's agent.
+	// nodes has one entry per node that runs this VirtualIP or is refused it, written by that
+	// node's agent. A selected node with no interface in the subnet of the first address has
+	// none, unless spec.nodes names it.
 	// +kubebuilder:validation:MaxItems=1024
 	// +listType=map
 	// +listMapKey=name
