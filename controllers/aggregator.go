@@ -1,12 +1,15 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,10 +17,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -49,27 +54,49 @@ const AggregatorFieldManager = "kube-vrrp-aggregator"
 
 // Aggregator summarises the agents' entries of each VirtualIP: status.master, the conditions
 // and observedGeneration; it prunes entries of nodes that are gone or no longer selected. It
-// never affects VRRP.
+// never affects VRRP (docs/design.md §7.6, §7.7).
 //
-// There is no leader: every agent runs one, in its node manager, for the VirtualIPs that
-// select its node. They all write under AggregatorFieldManager, each summary with the
-// resourceVersion of the object it was computed from as a precondition: a summary of a
-// status that has changed since is refused (409) and computed again, so whatever is stored
-// is the summary of the entries stored beside it, whoever wrote it. A node cut off from the
-// API server cannot write at all; the members still connected converge on the same answer
-// within one write of the takeover, instead of waiting for a leader's Lease to expire.
+// There is no leader and no Lease: every agent runs one, in its node manager, and each decides
+// from the stored entries alone whether it is the writer of a VirtualIP's summary (writers):
+// the node the summary names as MASTER, or without one the first member by name. Every agent
+// reads the same entries, so one of them writes, once per change, whatever the number of
+// nodes. The writer applies under AggregatorFieldManager with the resourceVersion of the object
+// it computed from as a precondition: a summary of a status that has changed since is refused
+// (409) and computed again, so whatever is stored is the summary of the entries stored beside
+// it. A writer cut off from the API server cannot hold the summary hostage: the stand-by (the
+// first other member by name) writes a summary that has stayed stale for Takeover.
 type Aggregator struct {
 	// Client reads VirtualIPs and Nodes (the manager's cache) and writes status.
 	Client client.Client
-	// NodeName is this agent's node: it summarises the VirtualIPs that select it.
+	// NodeName is this agent's node.
 	NodeName string
 	Log      *slog.Logger
+	// Takeover is how long the stand-by lets a stale summary stand before it writes it; 0 is
+	// takeover.
+	Takeover time.Duration
+
+	mu sync.Mutex
+	// staleSince: VirtualIP -> when this node, not its writer, first found its summary stale.
+	staleSince map[string]time.Time
 }
 
 // retryRace is when a summary or a prune that lost a race to another writer is tried again.
 // The other writer's change, once in the cache, triggers a new reconcile by itself; this is
 // a bound, not the usual path.
 const retryRace = 500 * time.Millisecond
+
+const (
+	// summaryBatch is how long after a change of a VirtualIP its summary is computed: the
+	// entries of one takeover (the new MASTER's and the old one's, written within milliseconds
+	// of each other) make one summary, not one each.
+	summaryBatch = 250 * time.Millisecond
+	// takeover is Aggregator.Takeover's default: far beyond the writer's usual delay
+	// (summaryBatch and a write), short enough for a summary that waits for it.
+	takeover = 5 * time.Second
+	// everySpread bounds the wait of each agent before it writes a summary that no member
+	// writes (no entry is of a member; see spread): most find it written by then.
+	everySpread = time.Second
+)
 
 // Summary is what the aggregator derives from the node entries; pure, for tests.
 type Summary struct {
@@ -80,20 +107,13 @@ type Summary struct {
 // Summarize computes status.master and the conditions from the node entries of a VirtualIP
 // of VRID vrid.
 func Summarize(nodes []v1alpha1.NodeStatus, generation int64, vrid int32) Summary {
-	var masters, faults []string
-	newest := map[string]time.Time{} // a master's lastTransitionTime
+	masters, master := mastersOf(nodes)
+	var faults int
 	for _, n := range nodes {
-		switch n.State {
-		case vrrp.Master.String():
-			masters = append(masters, n.Name)
-			if n.LastTransitionTime != nil {
-				newest[n.Name] = n.LastTransitionTime.Time
-			}
-		case vrrp.Fault.String():
-			faults = append(faults, n.Name)
+		if n.State == vrrp.Fault.String() {
+			faults++
 		}
 	}
-	slices.Sort(masters)
 	cond := func(t string, ok bool, reason, msg string) metav1.Condition {
 		st := metav1.ConditionFalse
 		if ok {
@@ -113,16 +133,8 @@ func Summarize(nodes []v1alpha1.NodeStatus, generation int64, vrid int32) Summar
 		}
 	case len(masters) > 1:
 		// Report one anyway so `kubectl get vip` shows something; the DualMaster condition says
-		// it is not the whole truth. The one that took over last: a node becomes MASTER only
-		// after it stopped hearing a better one, so an older claim is most likely the entry of a
-		// master cut off from the LAN (and from the API server, so it cannot correct it), and
-		// the newest is the one the rest of the LAN follows. Ties: the first by name.
-		s.Master = masters[0]
-		for _, m := range masters[1:] {
-			if newest[m].After(newest[s.Master]) {
-				s.Master = m
-			}
-		}
+		// it is not the whole truth (see mastersOf).
+		s.Master = master
 		msg := "nodes " + strings.Join(masters, ", ") + " are all MASTER: adverts are not getting through (check VRID, authentication, firewall, multicast)"
 		s.Conditions = []metav1.Condition{
 			cond(ConditionReady, false, ReasonDualMaster, msg),
@@ -135,7 +147,7 @@ func Summarize(nodes []v1alpha1.NodeStatus, generation int64, vrid int32) Summar
 		case len(nodes) == 0:
 			reason, msg = ReasonNoNodes, "no node runs this VirtualIP: check spec.nodeSelector, that the agent runs on the nodes, "+
 				"and that they have an interface in the subnet of the first address (a node without one reports only if spec.nodes names it)"
-		case len(faults) == len(nodes):
+		case faults == len(nodes):
 			reason, msg = ReasonAllFault, "every node is in FAULT (probes failing or configuration rejected): see status.nodes[].reason and message"
 		}
 		s.Conditions = []metav1.Condition{
@@ -157,16 +169,100 @@ func Summarize(nodes []v1alpha1.NodeStatus, generation int64, vrid int32) Summar
 	return s
 }
 
-// Reconcile prunes stale node entries, then applies the summary, if this agent summarises the
-// VirtualIP (see summarises). Losing a race to another writer is not an error: it is tried
-// again with the newer object.
+// mastersOf returns the nodes whose entry says MASTER, sorted, and the one a summary names:
+// the one that took over last. A node becomes MASTER only after it stopped hearing a better
+// one, so an older claim is most likely the entry of a master cut off from the LAN (and from
+// the API server, so it cannot correct it), and the newest is the one the rest of the LAN
+// follows. Ties: the first by name.
+func mastersOf(nodes []v1alpha1.NodeStatus) (masters []string, newest string) {
+	since := map[string]time.Time{} // a master's lastTransitionTime
+	for _, n := range nodes {
+		if n.State == vrrp.Master.String() {
+			masters = append(masters, n.Name)
+			if n.LastTransitionTime != nil {
+				since[n.Name] = n.LastTransitionTime.Time
+			}
+		}
+	}
+	slices.Sort(masters)
+	for _, m := range masters {
+		if newest == "" || since[m].After(since[newest]) {
+			newest = m
+		}
+	}
+	return masters, newest
+}
+
+// writers returns who writes the summary of a VirtualIP whose members' entries are live (of
+// nodes that exist and that it selects): the node the summary names as MASTER, or, with none,
+// the first by name; and the stand-by, the first other node by name, which writes in its place
+// a summary left stale for Aggregator.Takeover. With no live entry both are empty: every
+// agent writes.
+func writers(live []v1alpha1.NodeStatus) (writer, standby string) {
+	names := make([]string, 0, len(live))
+	for _, n := range live {
+		names = append(names, n.Name)
+	}
+	slices.Sort(names)
+	if len(names) == 0 {
+		return "", ""
+	}
+	_, writer = mastersOf(live)
+	if writer == "" {
+		writer = names[0]
+	}
+	for _, n := range names {
+		if n != writer {
+			return writer, n
+		}
+	}
+	return writer, ""
+}
+
+// Reconcile prunes stale node entries, then applies the summary, if this agent is the
+// VirtualIP's writer (see writers), or its stand-by and the summary has stayed stale. Losing a
+// race to another writer is not an error: it is tried again with the newer object.
 func (a *Aggregator) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var vip v1alpha1.VirtualIP
 	if err := a.Client.Get(ctx, types.NamespacedName{Name: req.Name}, &vip); err != nil {
+		if apierrors.IsNotFound(err) {
+			a.fresh(req.Name)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	if ok, err := a.summarises(ctx, &vip); err != nil || !ok {
-		return reconcile.Result{}, err
+	var live []v1alpha1.NodeStatus
+	for _, n := range vip.Status.Nodes {
+		stale, err := a.stale(ctx, &vip, n.Name)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		if !stale {
+			live = append(live, n)
+		}
+	}
+	if len(live) == len(vip.Status.Nodes) && current(&vip, Summarize(live, vip.Generation, vip.Spec.VRID)) {
+		a.fresh(vip.Name)
+		return reconcile.Result{}, nil // nothing to write
+	}
+	switch writer, standby := writers(live); {
+	case writer == a.NodeName:
+		a.fresh(vip.Name)
+	case writer == "":
+		// No member reports (the VirtualIP selects no node, or only nodes without an agent or
+		// off its link): every agent writes, each after a wait of its own, and the
+		// preconditions make them agree.
+		if wait := a.wait(vip.Name, spread(a.NodeName, vip.Name)); wait > 0 {
+			return reconcile.Result{RequeueAfter: wait}, nil
+		}
+	case standby == a.NodeName:
+		wait := a.wait(vip.Name, cmp.Or(a.Takeover, takeover))
+		if wait > 0 {
+			return reconcile.Result{RequeueAfter: wait}, nil
+		}
+		a.Log.Info("the summary has been stale too long: writing it in place of its writer", "vip", vip.Name, "writer", writer)
+	default:
+		a.fresh(vip.Name)
+		return reconcile.Result{}, nil // another node writes it
 	}
 	if err := a.prune(ctx, &vip); err != nil {
 		if lostRace(err) {
@@ -177,7 +273,8 @@ func (a *Aggregator) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	sum := Summarize(vip.Status.Nodes, vip.Generation, vip.Spec.VRID)
 	if current(&vip, sum) {
-		return reconcile.Result{}, nil // nothing to write: another agent did, or nothing changed
+		a.fresh(vip.Name)
+		return reconcile.Result{}, nil // pruning was all there was to do
 	}
 	// The resourceVersion is a precondition: the summary is of this version's entries.
 	apply := newStatusApply(vip.Name, vip.ResourceVersion, summaryStatus{
@@ -196,36 +293,40 @@ func (a *Aggregator) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	case err != nil:
 		return reconcile.Result{}, fmt.Errorf("applying the status summary of %s: %w", vip.Name, err)
 	}
+	a.fresh(vip.Name)
 	return reconcile.Result{}, nil
 }
 
-// summarises reports whether this agent summarises vip: when vip selects this node (its own
-// labels, as VirtualIPReconciler checks them; a selector that does not parse counts, since
-// every node then reports Fault), or when no entry is of a node that exists and that vip
-// selects. In the second case no member would (a VirtualIP that selects no node, or only
-// nodes without an agent), so every agent does: the preconditions make them agree.
-func (a *Aggregator) summarises(ctx context.Context, vip *v1alpha1.VirtualIP) (bool, error) {
-	var self corev1.Node
-	switch err := a.Client.Get(ctx, types.NamespacedName{Name: a.NodeName}, &self); {
-	case apierrors.IsNotFound(err):
-		// Not a member (VirtualIPReconciler reports NodeNotVisible); maybe nobody is.
-	case err != nil:
-		return false, err
-	default:
-		if ok, err := desired.Selects(vip, self.Name, self.Labels); err != nil || ok {
-			return true, nil
+// wait returns how long this node still waits, after it first found the summary of name stale
+// and did not write it, before it writes it: after delay. It is 0 once delay has passed.
+func (a *Aggregator) wait(name string, delay time.Duration) time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	since, ok := a.staleSince[name]
+	if !ok {
+		if a.staleSince == nil {
+			a.staleSince = map[string]time.Time{}
 		}
+		a.staleSince[name] = now
+		since = now
 	}
-	for _, n := range vip.Status.Nodes {
-		stale, err := a.stale(ctx, vip, n.Name)
-		if err != nil {
-			return false, err
-		}
-		if !stale {
-			return false, nil // a member reports, and summarises
-		}
-	}
-	return true, nil
+	return max(0, delay-now.Sub(since))
+}
+
+// spread is how long node waits before it writes the summary of the VirtualIP name that no
+// member writes: in [0, everySpread), the same every time, different from node to node.
+func spread(node, name string) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(node + "\x00" + name))
+	return time.Duration(h.Sum64() % uint64(everySpread))
+}
+
+// fresh forgets that the summary of name was found stale.
+func (a *Aggregator) fresh(name string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.staleSince, name)
 }
 
 // stale reports whether the entry of node is to be pruned: the node is gone, or vip no longer
@@ -321,8 +422,23 @@ type jsonPatchOp struct {
 	Value string `json:"value,omitempty"`
 }
 
-// SetupWithManager registers the aggregator in the node's manager: no leader election.
+// SetupWithManager registers the aggregator in the node's manager: no leader election. A
+// change of a VirtualIP is summarised summaryBatch later, with whatever else changed meanwhile.
 func (a *Aggregator) SetupWithManager(mgr ctrl.Manager) error {
+	later := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], obj client.Object) {
+		q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Name: obj.GetName()}}, summaryBatch)
+	}
+	batched := handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			later(q, e.Object)
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			later(q, e.ObjectNew)
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			later(q, e.Object)
+		},
+	}
 	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
 		var list v1alpha1.VirtualIPList
 		if err := a.Client.List(ctx, &list); err != nil {
@@ -336,9 +452,9 @@ func (a *Aggregator) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("virtualip-aggregator").
-		For(&v1alpha1.VirtualIP{}).
+		Watches(&v1alpha1.VirtualIP{}, batched).
 		Watches(&corev1.Node{}, all, builder.WithPredicates(nodeChanged())).
-		// Every agent summarises; registered again in a new manager when the last one failed.
+		// Every agent may write; registered again in a new manager when the last one failed.
 		WithOptions(controller.Options{NeedLeaderElection: ptrTo(false), SkipNameValidation: ptrTo(true)}).
 		Complete(a)
 }

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -177,5 +178,59 @@ func TestWithTransitionTimes(t *testing.T) {
 	}
 	if sum.Conditions[0].LastTransitionTime != (metav1.Time{}) {
 		t.Error("withTransitionTimes modified its input")
+	}
+}
+
+// One node writes a summary, the same whichever node decides it, from the live entries alone:
+// the MASTER the summary names (the newest of several), else the first by name; the stand-by
+// is the first other node by name; with no live entry, every agent writes.
+func TestWriters(t *testing.T) {
+	at := func(s int64) *metav1.Time { return &metav1.Time{Time: time.Unix(1_800_000_000+s, 0)} }
+	master := func(name string, since *metav1.Time) v1alpha1.NodeStatus {
+		return v1alpha1.NodeStatus{Name: name, State: "Master", LastTransitionTime: since}
+	}
+	for _, tt := range []struct {
+		name            string
+		live            []v1alpha1.NodeStatus
+		writer, standby string
+	}{
+		{"none: every agent", nil, "", ""},
+		{"one master", append(nodes("lb1", "Backup", "lb3", "Backup"), master("lb2", at(0))), "lb2", "lb1"},
+		{"the master is first by name", append(nodes("lb3", "Backup", "lb2", "Fault"), master("lb1", at(0))), "lb1", "lb2"},
+		{"no master", nodes("lb3", "Backup", "lb2", "Fault", "lb1", "Initialize"), "lb1", "lb2"},
+		{"alone", nodes("lb2", "Backup"), "lb2", ""},
+		{"alone, master", []v1alpha1.NodeStatus{master("lb2", at(0))}, "lb2", ""},
+		// The newest claim is the summary's master, whatever the order or the names.
+		{"dual master", append(nodes("lb1", "Backup"), master("lb3", at(10)), master("lb2", at(20))), "lb2", "lb1"},
+		{"dual master, older second", append(nodes("lb1", "Backup"), master("lb2", at(20)), master("lb3", at(10))), "lb2", "lb1"},
+		{"dual master, same time", []v1alpha1.NodeStatus{master("lb3", at(5)), master("lb2", at(5))}, "lb2", "lb3"},
+		{"dual master, one without time", []v1alpha1.NodeStatus{master("lb1", nil), master("lb2", at(5))}, "lb2", "lb1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w, s := writers(tt.live)
+			if w != tt.writer || s != tt.standby {
+				t.Errorf("writers = %q, %q; want %q, %q", w, s, tt.writer, tt.standby)
+			}
+			if sum := Summarize(tt.live, 1, 51); sum.Master != "" && sum.Master != w {
+				t.Errorf("the summary names %s MASTER, the writer is %s", sum.Master, w)
+			}
+		})
+	}
+}
+
+// The wait before a summary that no member writes is in [0, everySpread), the same for one
+// node every time, and not the same for every node.
+func TestSpread(t *testing.T) {
+	seen := map[time.Duration]bool{}
+	for i := range 20 {
+		node := fmt.Sprintf("node-%d", i)
+		d := spread(node, "web")
+		if d < 0 || d >= everySpread || spread(node, "web") != d {
+			t.Errorf("spread(%s) = %v, %v", node, d, spread(node, "web"))
+		}
+		seen[d] = true
+	}
+	if len(seen) < 10 {
+		t.Errorf("20 nodes wait %d different times", len(seen))
 	}
 }

@@ -7,8 +7,9 @@
 //   - StatusReconciler server-side-applies this node's entry of status.nodes when it differs
 //     from the cached one, fed by the agent's change signal; writes are coalesced, retried,
 //     and cannot touch VRRP state.
-//   - Aggregator, in every agent for the VirtualIPs that select its node (no leader),
-//     writes status.master, the conditions and observedGeneration under one shared field
-//     manager with a resourceVersion precondition, and prunes entries of nodes that are gone.
+//   - Aggregator, in every agent, writes status.master, the conditions and observedGeneration
+//     of the VirtualIPs whose writer its node is (the MASTER, else the first member by name;
+//     no leader) under one shared field manager with a resourceVersion precondition, and
+//     prunes entries of nodes that are gone or no longer selected.
 //   - Collector exposes the agent's state as Prometheus metrics.
 package controllers

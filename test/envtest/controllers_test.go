@@ -576,10 +576,18 @@ func TestAggregatorPrune(t *testing.T) {
 	}
 
 	// It selects no node now, and lb1's entry is stale: no member is left to summarise, so the
-	// aggregator of a node that is not selected prunes it and says that no node runs it.
+	// aggregator of a node that is not selected prunes it and says that no node runs it, after
+	// a wait of its own (every agent does it).
 	patchSelector(t, admin, "prune", map[string]string{groupLabel: "prune", slotLabel: "none"})
-	if _, err := other.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: "prune"}}); err != nil {
-		t.Fatal(err)
+	for range 3 {
+		res, err := other.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: "prune"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.RequeueAfter > time.Second {
+			t.Fatalf("waits %v to summarise what no member writes", res.RequeueAfter)
+		}
+		time.Sleep(res.RequeueAfter)
 	}
 	if v, err = getVIP(ctx, admin, "prune"); err != nil {
 		t.Fatal(err)
@@ -670,7 +678,8 @@ func TestAggregatorStale(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		agg := &controllers.Aggregator{Client: staleReader{admin, old}, NodeName: "stale-lb2", Log: log}
+		// In the copy no node is MASTER: lb1, the first by name, writes the summary.
+		agg := &controllers.Aggregator{Client: staleReader{admin, old}, NodeName: "stale-lb1", Log: log}
 		res, err := agg.Reconcile(ctx, req)
 		retried(t, res, err)
 		v, err := getVIP(ctx, admin, "stale")
@@ -740,6 +749,127 @@ func TestAggregatorStale(t *testing.T) {
 		}
 		if err := wantConditions(v, "", controllers.ConditionNoMaster, controllers.ReasonNoMaster); err != nil {
 			t.Error(err)
+		}
+	})
+}
+
+// TestAggregatorWriters (docs/design.md §7.6): one node writes a VirtualIP's summary, the one
+// the summary names as MASTER (the newest of two), or the first member by name when there is
+// none; the others write nothing. The stand-by, the first other member by name, writes a
+// summary that has stayed stale for its Takeover: a writer cut off from the API server does not
+// hold it hostage.
+func TestAggregatorWriters(t *testing.T) {
+	ctx := requireAPIServer(t)
+	admin := adminClient(t)
+	for _, n := range []string{"writers-lb1", "writers-lb2", "writers-lb3"} {
+		createNode(t, admin, n, "198.18.0.11", map[string]string{groupLabel: "writers"})
+	}
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Name: "writers"}}
+	vip := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "writers"}, Spec: v1alpha1.VirtualIPSpec{
+		VRID: 62, Addresses: []string{"198.18.0.112/24"},
+		NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{groupLabel: "writers"}},
+	}}
+	if err := admin.Create(ctx, vip); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), vip) })
+	agg := func(node string) *controllers.Aggregator {
+		return &controllers.Aggregator{Client: admin, NodeName: node, Log: log.With("node", node), Takeover: 500 * time.Millisecond}
+	}
+	// reconcile runs node's aggregator once; it returns whether it wrote and when it asks to
+	// be called again.
+	reconcileOnce := func(t *testing.T, a *controllers.Aggregator) (bool, time.Duration) {
+		t.Helper()
+		before, err := getVIP(ctx, admin, "writers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := a.Reconcile(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := getVIP(ctx, admin, "writers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return after.ResourceVersion != before.ResourceVersion, res.RequeueAfter
+	}
+	lb1, lb2, lb3 := agg("writers-lb1"), agg("writers-lb2"), agg("writers-lb3")
+	at := func(s int) *metav1.Time { return &metav1.Time{Time: time.Unix(1_800_000_000+int64(s), 0)} }
+
+	t.Run("master writes", func(t *testing.T) {
+		applyEntry(t, admin, "writers", v1alpha1.NodeStatus{Name: "writers-lb1", State: "Backup"})
+		applyEntry(t, admin, "writers", v1alpha1.NodeStatus{Name: "writers-lb2", State: "Master", LastTransitionTime: at(0)})
+		applyEntry(t, admin, "writers", v1alpha1.NodeStatus{Name: "writers-lb3", State: "Backup"})
+		for _, a := range []*controllers.Aggregator{lb3, lb1} {
+			if wrote, _ := reconcileOnce(t, a); wrote {
+				t.Errorf("%s wrote the summary; lb2, MASTER, writes it", a.NodeName)
+			}
+		}
+		if wrote, again := reconcileOnce(t, lb2); !wrote || again != 0 {
+			t.Errorf("lb2, MASTER: wrote %v, again after %v; want a write, and done", wrote, again)
+		}
+		v := waitStatus(t, admin, "writers", "lb2 MASTER", func(v *v1alpha1.VirtualIP) error {
+			return wantConditions(v, "writers-lb2", controllers.ConditionReady, controllers.ReasonOneMaster)
+		})
+		if f := managedFields(t, v, controllers.AggregatorFieldManager); !strings.Contains(f, `"f:master"`) {
+			t.Errorf("the summary is not the aggregator's: %s", f)
+		}
+	})
+
+	t.Run("newest master writes", func(t *testing.T) {
+		applyEntry(t, admin, "writers", v1alpha1.NodeStatus{Name: "writers-lb3", State: "Master", LastTransitionTime: at(10)})
+		for _, a := range []*controllers.Aggregator{lb1, lb2} {
+			if wrote, _ := reconcileOnce(t, a); wrote {
+				t.Errorf("%s wrote the summary; lb3, the newest MASTER, writes it", a.NodeName)
+			}
+		}
+		if wrote, _ := reconcileOnce(t, lb3); !wrote {
+			t.Errorf("lb3, the newest MASTER, did not write the summary")
+		}
+		waitStatus(t, admin, "writers", "DualMaster, lb3", func(v *v1alpha1.VirtualIP) error {
+			return wantConditions(v, "writers-lb3", controllers.ConditionDualMaster, controllers.ReasonDualMaster)
+		})
+	})
+
+	t.Run("no master: the first by name writes", func(t *testing.T) {
+		applyEntry(t, admin, "writers", v1alpha1.NodeStatus{Name: "writers-lb2", State: "Backup"})
+		applyEntry(t, admin, "writers", v1alpha1.NodeStatus{Name: "writers-lb3", State: "Backup"})
+		for _, a := range []*controllers.Aggregator{lb3, lb2} {
+			if wrote, _ := reconcileOnce(t, a); wrote {
+				t.Errorf("%s wrote the summary; lb1, the first by name, writes it", a.NodeName)
+			}
+		}
+		if wrote, _ := reconcileOnce(t, lb1); !wrote {
+			t.Errorf("lb1, the first by name, did not write the summary")
+		}
+		waitStatus(t, admin, "writers", "NoMaster", func(v *v1alpha1.VirtualIP) error {
+			return wantConditions(v, "", controllers.ConditionNoMaster, controllers.ReasonNoMaster)
+		})
+	})
+
+	t.Run("stand-by", func(t *testing.T) {
+		// lb3 takes over and writes its entry, but not the summary (cut off from the API server
+		// right after). lb1, the stand-by, waits for its Takeover, then writes it.
+		applyEntry(t, admin, "writers", v1alpha1.NodeStatus{Name: "writers-lb3", State: "Master", LastTransitionTime: at(20)})
+		if wrote, _ := reconcileOnce(t, lb2); wrote {
+			t.Errorf("lb2, neither writer nor stand-by, wrote the summary")
+		}
+		wrote, again := reconcileOnce(t, lb1)
+		if wrote || again <= 0 || again > lb1.Takeover {
+			t.Fatalf("the stand-by at once: wrote %v, again after %v; want no write, again within %v", wrote, again, lb1.Takeover)
+		}
+		time.Sleep(again)
+		if wrote, again := reconcileOnce(t, lb1); !wrote || again != 0 {
+			t.Errorf("the stand-by after its Takeover: wrote %v, again after %v; want a write", wrote, again)
+		}
+		waitStatus(t, admin, "writers", "lb3 MASTER", func(v *v1alpha1.VirtualIP) error {
+			return wantConditions(v, "writers-lb3", controllers.ConditionReady, controllers.ReasonOneMaster)
+		})
+		if !strings.Contains(logs.String(), "stale too long") {
+			t.Errorf("the stand-by's write is not logged:\n%s", logs)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,8 +36,8 @@ import (
 
 // The harness runs the reconcilers of `kube-vrrp agent` (cmd/kube-vrrp/agent.go) for simulated
 // nodes against the package's API server: per node a manager with the VirtualIPReconciler and
-// the StatusReconciler driving a fake agent, and the Aggregator for the VirtualIPs that select
-// the node (no leader election: every node summarises).
+// the StatusReconciler driving a fake agent, and the Aggregator (no leader election: each node
+// writes the summaries whose writer it is).
 
 // agentNamespace is the agent's namespace: its Secrets.
 const agentNamespace = "kube-vrrp"
@@ -346,10 +347,13 @@ type simNode struct {
 	ip       string
 	agent    *fakeAgent
 	rejected *controllers.Rejections
+	// dumps counts the reads of the node's interfaces (netlink dumps on a real node).
+	dumps atomic.Int64
 }
 
 // interfaces is the node's host: a loopback and eth0 with its InternalIP in 198.18.0.0/24.
 func (n *simNode) interfaces() ([]desired.Interface, error) {
+	n.dumps.Add(1)
 	return []desired.Interface{
 		{Name: "lo", Index: 1, Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}},
 		{Name: "eth0", Index: 2, Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix(n.ip + "/24")}},
@@ -398,6 +402,18 @@ func startManager(t *testing.T, what string, mgr ctrl.Manager) {
 // Aggregator in one manager.
 func startNode(t *testing.T, restCfg *rest.Config, log *slog.Logger, name, ip string) *simNode {
 	t.Helper()
+	return startNodeWith(t, restCfg, log, name, ip, nodeOptions{})
+}
+
+// nodeOptions change what startNodeWith wires.
+type nodeOptions struct {
+	// resync is the StatusReconciler's Resync; 0 is its default (a minute).
+	resync time.Duration
+}
+
+// startNodeWith is startNode with options.
+func startNodeWith(t *testing.T, restCfg *rest.Config, log *slog.Logger, name, ip string, o nodeOptions) *simNode {
+	t.Helper()
 	kick := make(chan struct{}, 1)
 	poke := func() {
 		select {
@@ -424,7 +440,8 @@ func startNode(t *testing.T, restCfg *rest.Config, log *slog.Logger, name, ip st
 		t.Fatal(err)
 	}
 	sr := &controllers.StatusReconciler{Client: mgr.GetClient(), Reader: mgr.GetClient(), NodeName: name,
-		Agent: n.agent, Rejected: n.rejected, Recorder: mgr.GetEventRecorder("kube-vrrp-agent"), Log: log, Changes: kick}
+		Agent: n.agent, Rejected: n.rejected, Recorder: mgr.GetEventRecorder("kube-vrrp-agent"), Log: log, Changes: kick,
+		Resync: o.resync}
 	if err := sr.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
