@@ -133,7 +133,7 @@ func (c *packetConn) followLink(ctx context.Context) {
 			}
 			return nil
 		}
-		err := c.h.follow(ctx, "link", c.ifname, []uint{unix.RTNLGRP_LINK}, []uint16{unix.RTM_NEWLINK}, resync,
+		err := c.h.follow(ctx, "link", c.ifname, []uint16{unix.RTM_NEWLINK}, resync,
 			func(m syscall.NetlinkMessage) {
 				if _, ok := tr.follow(c.h, m); ok {
 					reopen()

@@ -31,6 +31,8 @@ type Host struct {
 	nlh    *netlink.Handle // link lookups, in ns
 	rt     *rtnl           // address requests, in ns
 	links  map[string]*link
+	// events is the rtnetlink subscription every watch shares (Host.follow).
+	events rtEvents
 	marks  markSupport
 	// state, when set, records every address bound (see State); marksOff adds addresses
 	// without the IFA_PROTO mark, as a kernel before 6.1 would keep them.

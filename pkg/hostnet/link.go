@@ -270,7 +270,7 @@ func (l *link) watch(ctx context.Context, fn func(netip.Prefix)) error {
 		}
 		return nil
 	}
-	return l.follow(ctx, "address", []uint{unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR, unix.RTNLGRP_LINK},
+	return l.follow(ctx, "address",
 		[]uint16{unix.RTM_NEWADDR, unix.RTM_DELADDR, unix.RTM_NEWLINK}, resync, func(m syscall.NetlinkMessage) {
 			if m.Header.Type == unix.RTM_NEWLINK {
 				old := tr.index

@@ -161,7 +161,7 @@ func (l *link) watchState(ctx context.Context, fn func(up bool)) error {
 		}
 		return nil
 	}
-	return l.follow(ctx, "link", []uint{unix.RTNLGRP_LINK}, []uint16{unix.RTM_NEWLINK, unix.RTM_DELLINK}, resync,
+	return l.follow(ctx, "link", []uint16{unix.RTM_NEWLINK, unix.RTM_DELLINK}, resync,
 		func(m syscall.NetlinkMessage) {
 			k, ok := tr.follow(l.h, m)
 			if !ok {
