@@ -201,7 +201,7 @@ func (h *Host) lookup(name string) (linkInfo, error) {
 	if err != nil {
 		return linkInfo{}, err
 	}
-	l, err := nlh.LinkByName(name)
+	l, err := offStack(func() (netlink.Link, error) { return nlh.LinkByName(name) })
 	if err != nil {
 		return linkInfo{}, fmt.Errorf("look up link %q: %w", name, err)
 	}

@@ -89,7 +89,7 @@ func (r *rtnl) link(index int) (kernelLink, error) {
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
 	req.AddData(msg)
-	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+	msgs, err := execute(req, unix.RTM_NEWLINK)
 	if err != nil {
 		return kernelLink{}, fmt.Errorf("get link %d: %w", index, err)
 	}

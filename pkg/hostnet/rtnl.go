@@ -43,6 +43,32 @@ func (r *rtnl) close() {
 	}
 }
 
+// execute sends req and returns the answers of type resType (0: an acknowledged request), on a
+// goroutine of its own (offStack).
+func execute(req *nl.NetlinkRequest, resType uint16) ([][]byte, error) {
+	return offStack(func() ([][]byte, error) { return req.Execute(unix.NETLINK_ROUTE, resType) })
+}
+
+// offStack runs fn on a goroutine of its own and returns its result. vishvananda/netlink reads
+// every answer into a 64 KiB array on the stack (nl.NetlinkSocket.Receive), so a goroutine that
+// makes a request keeps a stack of 128 KiB until the garbage collector has shrunk it, by half
+// per cycle. The goroutines that make them are the agent's, several per instance (its router,
+// its watches' resynchronisations): with a thousand instances, hundreds of MiB of stacks. The
+// goroutine of one request takes the large stack and frees it when it returns.
+func offStack[T any](fn func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	c := make(chan result, 1)
+	go func() {
+		v, err := fn()
+		c <- result{v, err}
+	}()
+	r := <-c
+	return r.v, r.err
+}
+
 func (r *rtnl) request(typ, flags int) *nl.NetlinkRequest {
 	req := nl.NewNetlinkRequest(typ, flags)
 	req.Sockets = r.sockets
@@ -65,7 +91,7 @@ func (a kernelAddr) ours() bool { return a.Proto == AddrProto }
 func (r *rtnl) addrs(index int) ([]kernelAddr, error) {
 	req := r.request(unix.RTM_GETADDR, unix.NLM_F_DUMP)
 	req.AddData(nl.NewIfAddrmsg(unix.AF_UNSPEC))
-	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWADDR)
+	msgs, err := execute(req, unix.RTM_NEWADDR)
 	if err != nil {
 		// A dump interrupted by a concurrent change is inconsistent; one retry is enough in
 		// practice and a second failure is reported.
@@ -74,7 +100,7 @@ func (r *rtnl) addrs(index int) ([]kernelAddr, error) {
 		}
 		req = r.request(unix.RTM_GETADDR, unix.NLM_F_DUMP)
 		req.AddData(nl.NewIfAddrmsg(unix.AF_UNSPEC))
-		if msgs, err = req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWADDR); err != nil {
+		if msgs, err = execute(req, unix.RTM_NEWADDR); err != nil {
 			return nil, fmt.Errorf("dump addresses: %w", err)
 		}
 	}
@@ -105,7 +131,7 @@ func (r *rtnl) add(index int, p netip.Prefix, mark bool) error {
 	if mark {
 		req.AddData(nl.NewRtAttr(ifaProto, []byte{AddrProto}))
 	}
-	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+	if _, err := execute(req, 0); err != nil {
 		return fmt.Errorf("add address %s: %w", p, err)
 	}
 	return nil
@@ -115,7 +141,7 @@ func (r *rtnl) add(index int, p netip.Prefix, mark bool) error {
 func (r *rtnl) del(index int, p netip.Prefix) error {
 	req := r.request(unix.RTM_DELADDR, unix.NLM_F_ACK)
 	addrRequest(req, index, p, 0)
-	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+	if _, err := execute(req, 0); err != nil {
 		return fmt.Errorf("delete address %s: %w", p, err)
 	}
 	return nil
