@@ -16,6 +16,10 @@ import (
 // (a flood must not grow memory).
 const queueLen = 64
 
+// queueKeep is the most packets whose room the queue keeps once it has drained: enough for the
+// adverts a BACKUP receives one at a time, so that they cost no allocation each.
+const queueKeep = 4
+
 // hostTimeout bounds one host operation (netlink, announce) so a stuck kernel call can't stall
 // the state machine forever. It also bounds how long Run waits for the link state before Start.
 const hostTimeout = 2 * time.Second
@@ -43,7 +47,7 @@ type Router struct {
 	log  *slog.Logger
 	emit func(Event)
 
-	in  chan Packet
+	in  packetQueue
 	ctl chan command
 	// stopped is closed when the loop has stopped taking commands; done when Run has returned.
 	stopped chan struct{}
@@ -97,7 +101,7 @@ func NewRouter(inst *Instance, send Sender, link Link, log *slog.Logger, emit fu
 	r := &Router{
 		inst: inst, send: send, link: link, emit: emit,
 		log:     log.With("vip", inst.cfg.Name, "vrid", inst.cfg.VRID),
-		in:      make(chan Packet, queueLen),
+		in:      packetQueue{ready: make(chan struct{}, 1)},
 		ctl:     make(chan command),
 		stopped: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -110,15 +114,79 @@ func NewRouter(inst *Instance, send Sender, link Link, log *slog.Logger, emit fu
 // dropped because the router is behind or stopped.
 func (r *Router) Deliver(p Packet) bool {
 	r.health.queued(time.Now())
-	select {
-	case r.in <- p:
+	if r.in.push(p) {
 		return true
-	default:
-		r.health.dropped()
-		r.mu.Lock()
-		r.queued++
-		r.mu.Unlock()
+	}
+	r.health.dropped()
+	r.mu.Lock()
+	r.queued++
+	r.mu.Unlock()
+	return false
+}
+
+// packetQueue is a router's queue of received packets, oldest first, at most queueLen. Its
+// array is only as large as the backlog, and goes once the queue has drained unless it is
+// small (queueKeep): most instances receive nothing (a MASTER) or one advert at a time (a
+// BACKUP), and a channel of queueLen packets would hold 6 KiB for each of them for ever.
+type packetQueue struct {
+	ready chan struct{} // holds a token while packets wait
+
+	mu   sync.Mutex
+	buf  []Packet // waiting from head on
+	head int
+}
+
+// push queues p; it reports false, queueing nothing, when queueLen packets already wait.
+func (q *packetQueue) push(p Packet) bool {
+	q.mu.Lock()
+	n := len(q.buf) - q.head
+	if n >= queueLen {
+		q.mu.Unlock()
 		return false
+	}
+	if len(q.buf) == cap(q.buf) && q.head > 0 {
+		// Full at the back with room at the front: move the waiting ones down.
+		copy(q.buf, q.buf[q.head:])
+		clear(q.buf[n:])
+		q.buf, q.head = q.buf[:n], 0
+	}
+	q.buf = append(q.buf, p)
+	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+// pop takes the oldest packet; ok is false when none waits. A token stays in ready while more
+// wait, so the loop takes them one at a time between its timers and commands.
+func (q *packetQueue) pop() (p Packet, ok bool) {
+	q.mu.Lock()
+	if q.head == len(q.buf) {
+		q.mu.Unlock()
+		return Packet{}, false
+	}
+	p = q.buf[q.head]
+	q.buf[q.head] = Packet{}
+	q.head++
+	more := q.head < len(q.buf)
+	if !more {
+		if cap(q.buf) > queueKeep {
+			q.buf = nil
+		} else {
+			q.buf = q.buf[:0]
+		}
+		q.head = 0
+	}
+	q.mu.Unlock()
+	if more {
+		q.signal()
+	}
+	return p, true
+}
+
+func (q *packetQueue) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
 	}
 }
 
@@ -220,11 +288,11 @@ func (r *Router) Run(ctx context.Context) error {
 	var (
 		next time.Time
 		// in stays nil, and received packets queued, until the instance has started.
-		in     <-chan Packet
+		in     <-chan struct{}
 		waited <-chan time.Time
 	)
 	start := func() {
-		linkKnown, waited, in = nil, nil, r.in
+		linkKnown, waited, in = nil, nil, r.in.ready
 		next = r.apply(ctx, r.inst.Start(time.Now()))
 	}
 	var startBy time.Time // before Start: when the wait for the link state ends
@@ -269,7 +337,11 @@ func (r *Router) Run(ctx context.Context) error {
 				r.inst.HoldPreemption(now.Add(r.bindRetry.delay))
 			}
 			next = r.apply(ctx, r.inst.Tick(time.Now()))
-		case p := <-in:
+		case <-in:
+			p, ok := r.in.pop()
+			if !ok {
+				continue
+			}
 			r.health.took(time.Now())
 			next = r.apply(ctx, r.inst.Receive(time.Now(), p))
 		case c := <-r.ctl:
