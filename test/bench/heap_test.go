@@ -19,17 +19,20 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
-var heapProfileDir = flag.String("scale.heapprofile", "", "BenchmarkInstanceHeap: write each case's heap profile to `DIR`/heap-N.pprof")
+var (
+	heapProfileDir = flag.String("scale.heapprofile", "", "BenchmarkInstanceHeap: write each case's heap profile to `DIR`/heap-N.pprof")
+	cpuProfileDir  = flag.String("scale.cpuprofile", "", "BenchmarkInstanceHeap: write each case's CPU profile of the settling pause (every instance MASTER) to `DIR`/cpu-N.pprof")
+)
 
 // BenchmarkInstanceHeap runs the agent in this process, on the host side of the real stack
 // (hostnet's sockets, netlink and addresses in a lab node's namespace), MASTER of the VIPs of
-// BenchmarkScale's first two cases (100 at 100 ms, 1000 at 1 s), laid out as there, and reports what each instance costs the Go runtime:
+// BenchmarkScale (100 at 100 ms, 1000 at 1 s, 100 at 10 ms), laid out as there, and reports what each instance costs the Go runtime:
 // heap in use, goroutine stacks and goroutines, from runtime.MemStats after a GC, minus the
 // same before the agent started. -scale.heapprofile writes a heap profile of each case (go tool
 // pprof -sample_index=inuse_space).
 func BenchmarkInstanceHeap(b *testing.B) {
 	privtest.Require(b)
-	for _, c := range []scaleCase{scale100, scale1000} {
+	for _, c := range []scaleCase{scale100, scale1000, scaleFast} {
 		b.Run(c.name(), func(b *testing.B) {
 			for range b.N {
 				heapMeasure(b, c)
@@ -87,7 +90,20 @@ func heapMeasure(b *testing.B, c scaleCase) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(*scaleSettle)
+	if *cpuProfileDir != "" {
+		f, err := os.Create(filepath.Join(*cpuProfileDir, fmt.Sprintf("cpu-%d.pprof", vips)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(*scaleSettle)
+		pprof.StopCPUProfile()
+	} else {
+		time.Sleep(*scaleSettle)
+	}
 	after := heapSnapshot()
 	per := func(x, y uint64) float64 { return (float64(x) - float64(y)) / float64(vips) / 1024 }
 	b.ReportMetric(per(after.HeapInuse, before.HeapInuse), "heap-KiB/instance")
