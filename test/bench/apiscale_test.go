@@ -1,0 +1,1364 @@
+package bench_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/controllers"
+	"github.com/kube-vrrp/kube-vrrp/internal/cluster"
+	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
+	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
+	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
+	vrrpprobe "github.com/kube-vrrp/kube-vrrp/pkg/probe"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
+)
+
+// BenchmarkStatusAPI measures what a failover costs the API server as the cluster grows: N agents
+// and V VirtualIPs that each select all N nodes, against a real kube-apiserver and etcd
+// (envtest's), for each size of -apiscale.sizes.
+//
+// Each agent is what `kube-vrrp agent` builds (cmd/kube-vrrp/agent.go): a controller-runtime
+// manager with the real VirtualIPReconciler, StatusReconciler, EventReporter and Aggregator,
+// its own connection to the API server, and the agent's identity: the admin certificate
+// impersonating the agent's ServiceAccount (config/rbac) with the node-name claim of a
+// pod-bound token, so that the status policy (config/policy) checks every write as in a
+// cluster. Only the VRRP engine is scripted (apiScriptedAgent): it reports the states the
+// benchmark sets, and the node's interfaces are given (no netlink).
+//
+// After the status settles, it measures the background for -apiscale.quiet (the resync), then
+// -apiscale.failovers failovers, one at a time: the MASTER of a VirtualIP goes to Fault and,
+// -apiscale.gap later, the next node becomes MASTER. A failover's window runs from just before the
+// first change until status.master names the new MASTER and no agent has written for
+// -apiscale.settle (a write of another node's own entry, its periodic resync, does not count
+// for the quiet, and is reported apart). Over the windows it reads kube-apiserver's own
+// /metrics (apiserver_request_total by verb, code, resource; process_cpu_seconds_total), and
+// etcd's CPU. It prints a table; it asserts nothing about the figures.
+func BenchmarkStatusAPI(b *testing.B) {
+	dir := envtestassets.Require(b)
+	sizes, err := apiParseSizes(*apiScaleSizes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctrl.SetLogger(logr.FromSlogHandler(apiScaleLogs.handler()))
+	for k, v := range apiHTTP2Check {
+		if _, ok := os.LookupEnv(k); !ok {
+			b.Setenv(k, v)
+		}
+	}
+	var results []apiScaleResult
+	for range b.N {
+		for _, sz := range sizes {
+			b.Run(fmt.Sprintf("N=%d,V=%d", sz.nodes, sz.vips), func(b *testing.B) {
+				r, err := runAPIScale(b, dir, sz)
+				if err != nil {
+					b.Errorf("N=%d V=%d: %v", sz.nodes, sz.vips, err)
+				}
+				if r.failovers > 0 || r.setup > 0 {
+					results = append(results, r)
+					b.ReportMetric(r.writesPerFailover(), "writes/failover")
+					b.ReportMetric(ms(r.latency(0.5)), "master-p50-ms")
+					b.ReportMetric(ms(r.latency(0.99)), "master-p99-ms")
+					b.ReportMetric(0, "ns/op")
+				}
+				apiScaleLogs.report(b)
+			})
+		}
+	}
+	printAPIScaleTable(b, results)
+}
+
+var (
+	apiScaleSizes = flag.String("apiscale.sizes", "10x1,10x100,10x1000,100x1,100x100,500x1",
+		"BenchmarkStatusAPI: comma-separated NODESxVIRTUALIPS to run")
+	apiScaleFailovers = flag.Int("apiscale.failovers", 40, "BenchmarkStatusAPI: failovers measured per size")
+	apiScaleQuiet     = flag.Duration("apiscale.quiet", 65*time.Second, "BenchmarkStatusAPI: background window without failovers (at least the agents' resync period, 1m)")
+	apiScaleGap       = flag.Duration("apiscale.gap", 60*time.Millisecond,
+		"BenchmarkStatusAPI: from the MASTER's Fault to the next node's takeover (60 ms: the skew time of a backup at priority 100 hearing a priority-0 advert at 100 ms adverts, RFC 5798 §6.4.2)")
+	apiScaleSettle = flag.Duration("apiscale.settle", time.Second, "BenchmarkStatusAPI: no agent write for this long ends a failover's window")
+	apiScaleSetup  = flag.Duration("apiscale.setup-timeout", 30*time.Minute, "BenchmarkStatusAPI: bound of each size's setup (objects, agents, status settled)")
+)
+
+// apiHTTP2Check mirrors cmd/kube-vrrp/agent.go's environment for client-go's HTTP/2 health check.
+var apiHTTP2Check = map[string]string{
+	"HTTP2_READ_IDLE_TIMEOUT_SECONDS": "5",
+	"HTTP2_PING_TIMEOUT_SECONDS":      "5",
+}
+
+type apiScaleSize struct{ nodes, vips int }
+
+func apiParseSizes(s string) ([]apiScaleSize, error) {
+	var out []apiScaleSize
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, v, ok := strings.Cut(f, "x")
+		nn, err1 := strconv.Atoi(n)
+		vv, err2 := strconv.Atoi(v)
+		if !ok || err1 != nil || err2 != nil || nn < 2 || nn > apiMaxNodes || vv < 1 || vv > apiMaxVIPs {
+			return nil, fmt.Errorf("-apiscale.sizes: %q: want NODESxVIRTUALIPS, 2..%d nodes, 1..%d VirtualIPs", f, apiMaxNodes, apiMaxVIPs)
+		}
+		out = append(out, apiScaleSize{nn, vv})
+	}
+	return out, nil
+}
+
+// The address plan of the simulated nodes: node i's InternalIP is 198.18.(i/250).(i%250+1) on
+// eth0 (198.18.0.0/16); VirtualIP j runs on eth(1+j/250) with VRID j%250+1 and the address
+// 198.19.(16k+15).(j%250+1)/20, k = j/250, where node i has 198.19.(16k+i/250).(i%250+1)/20:
+// four interfaces give the 1000 VirtualIPs a slot (interface, VRID) each.
+const (
+	apiMaxNodes   = 1000
+	apiMaxVIPs    = 1000
+	apiVRIDsPerIf = 250
+)
+
+func apiSimNodeName(i int) string { return fmt.Sprintf("sim-%04d", i) }
+func apiSimVIPName(j int) string  { return fmt.Sprintf("vip-%04d", j) }
+
+func apiSimNodeIP(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{198, 18, byte(i / 250), byte(i%250 + 1)})
+}
+
+func apiSimInterfaces(i int) []desired.Interface {
+	ifs := []desired.Interface{
+		{Name: "lo", Index: 1, Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}},
+		{Name: "eth0", Index: 2, Up: true, Prefixes: []netip.Prefix{netip.PrefixFrom(apiSimNodeIP(i), 16)}},
+	}
+	for k := range apiMaxVIPs / apiVRIDsPerIf {
+		ifs = append(ifs, desired.Interface{Name: fmt.Sprintf("eth%d", k+1), Index: k + 3, Up: true,
+			Prefixes: []netip.Prefix{netip.PrefixFrom(apiSimIfAddr(i, k), 20)}})
+	}
+	return ifs
+}
+
+// apiSimIfAddr is node i's address on eth(k+1).
+func apiSimIfAddr(i, k int) netip.Addr {
+	return netip.AddrFrom4([4]byte{198, 19, byte(16*k + i/250), byte(i%250 + 1)})
+}
+
+// apiSimEntry is the entry node i's agent applies for VirtualIP j when it starts running it
+// (StatusReconciler's, from the scripted agent's first snapshot).
+func apiSimEntry(i, j int, master bool) map[string]any {
+	k := j / apiVRIDsPerIf
+	e := map[string]any{"name": apiSimNodeName(i), "state": vrrp.Backup.String(), "priority": int64(desired.DefaultPriority),
+		"interface": fmt.Sprintf("eth%d", k+1), "address": apiSimIfAddr(i, k).String(),
+		"lastTransitionTime": apiScriptedSince.UTC().Format(time.RFC3339Nano), "reason": vrrp.ReasonStarted}
+	if master {
+		e["state"], e["reason"] = vrrp.Master.String(), vrrp.ReasonMasterDown
+	}
+	return e
+}
+
+func apiSimVIP(j int) *v1alpha1.VirtualIP {
+	k := j / apiVRIDsPerIf
+	a := netip.AddrFrom4([4]byte{198, 19, byte(16*k + 15), byte(j%apiVRIDsPerIf + 1)})
+	return &v1alpha1.VirtualIP{
+		ObjectMeta: metav1.ObjectMeta{Name: apiSimVIPName(j)},
+		Spec: v1alpha1.VirtualIPSpec{
+			VRID:         int32(j%apiVRIDsPerIf + 1),
+			Addresses:    []string{netip.PrefixFrom(a, 20).String()},
+			NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{apiScaleLabel: "true"}},
+		},
+	}
+}
+
+const apiScaleLabel = "kubevrrp.test/scale"
+
+// apiScriptedAgent implements controllers.Agent and controllers.Stream: it runs nothing, and
+// reports each instance it was given in the state the benchmark set (at first MASTER on the
+// VirtualIP's initial master, BACKUP elsewhere), publishing each later transition as the
+// engine does. The change signal is the agent's (agent.Agent.Changes, poked into the status
+// writer).
+type apiScriptedAgent struct {
+	node    string
+	master  func(vip string) bool // the initial MASTER of vip is this node
+	changes chan<- struct{}
+	ready   chan struct{}
+
+	mu      sync.Mutex
+	configs map[string]vrrp.Config
+	states  map[string]vrrp.Status
+	events  []vrrp.Event
+}
+
+var apiScriptedSince = time.Unix(1_700_000_000, 0)
+
+func (a *apiScriptedAgent) notify() {
+	select {
+	case a.changes <- struct{}{}:
+	default:
+	}
+}
+
+func (a *apiScriptedAgent) publishLocked(e vrrp.Event) {
+	e.At = time.Now()
+	a.events = append(a.events, e)
+	select {
+	case a.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (a *apiScriptedAgent) Apply(name string, cfg vrrp.Config, _ ...vrrpprobe.Spec) error {
+	a.mu.Lock()
+	_, running := a.configs[name]
+	a.configs[name] = cfg
+	if !running {
+		st := vrrp.Status{State: vrrp.Backup, Reason: vrrp.ReasonStarted, Since: apiScriptedSince}
+		if a.master(name) {
+			st = vrrp.Status{State: vrrp.Master, Reason: vrrp.ReasonMasterDown, Since: apiScriptedSince}
+		}
+		// Not published: the first transitions of every instance would be N×V Events at
+		// the start, which is not what is measured.
+		a.states[name] = st
+	}
+	a.mu.Unlock()
+	if !running {
+		a.notify()
+	}
+	return nil
+}
+
+func (a *apiScriptedAgent) Remove(name string) {
+	a.mu.Lock()
+	_, had := a.configs[name]
+	delete(a.configs, name)
+	delete(a.states, name)
+	a.mu.Unlock()
+	if had {
+		a.notify()
+	}
+}
+
+func (a *apiScriptedAgent) Names() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Sorted(maps.Keys(a.configs))
+}
+
+func (a *apiScriptedAgent) Snapshot() []agent.Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]agent.Status, 0, len(a.configs))
+	for _, name := range slices.Sorted(maps.Keys(a.configs)) {
+		cfg := a.configs[name]
+		st := a.states[name]
+		st.Name, st.Interface, st.VRID, st.Priority, st.Primary = name, cfg.Interface, cfg.VRID, cfg.Priority, cfg.Primary
+		out = append(out, agent.Status{Status: st})
+	}
+	return out
+}
+
+func (a *apiScriptedAgent) Ready() <-chan struct{} { return a.ready }
+
+func (a *apiScriptedAgent) Take() []vrrp.Event {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	evs := a.events
+	a.events = nil
+	return evs
+}
+
+// set puts the instance of name in state, as a transition of the engine would.
+func (a *apiScriptedAgent) set(name string, state vrrp.State, reason string) {
+	a.mu.Lock()
+	prev := a.states[name]
+	a.states[name] = vrrp.Status{State: state, Reason: reason, Since: time.Now()}
+	if prev.State != state {
+		a.publishLocked(vrrp.Event{Kind: vrrp.EventTransition, Instance: name, From: prev.State, State: state, Reason: reason})
+	}
+	a.mu.Unlock()
+	a.notify()
+}
+
+// apiTraffic records the agents' writes to the API server, as their transports see them: for
+// the quiet that ends a window, and to tell a failover's writes from the other nodes' resync.
+type apiTraffic struct {
+	mu sync.Mutex
+	// involved are the agents whose writes the current phase waits for (nil: every agent);
+	// another agent's write of its own entry is its resync.
+	involved     map[int]bool
+	lastRelevant time.Time
+	recording    bool
+	recs         []apiWrite
+	total        map[string]int // every write, by resource and code
+}
+
+type apiWrite struct {
+	agent    int
+	method   string
+	resource string // "virtualips/status", "events", ...
+	object   string
+	manager  string // fieldManager of an apply
+	patch    string // the patch type of a PATCH
+	code     int
+}
+
+// resync reports whether r is an agent writing its own entry while it is not involved.
+func (t *apiTraffic) resyncLocked(r apiWrite) bool {
+	return t.involved != nil && !t.involved[r.agent] && r.resource == "virtualips/status" &&
+		r.manager == "kube-vrrp-agent/"+apiSimNodeName(r.agent)
+}
+
+func (t *apiTraffic) add(r apiWrite) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.total == nil {
+		t.total = map[string]int{}
+	}
+	t.total[fmt.Sprintf("%s %s %d", r.method, r.resource, r.code)]++
+	if !t.resyncLocked(r) {
+		t.lastRelevant = time.Now()
+	}
+	if t.recording {
+		t.recs = append(t.recs, r)
+	}
+}
+
+// phase starts a phase that waits for the writes of involved (none: every agent's).
+func (t *apiTraffic) phase(record bool, involved ...int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.involved = nil
+	if len(involved) > 0 {
+		t.involved = map[int]bool{}
+		for _, i := range involved {
+			t.involved[i] = true
+		}
+	}
+	t.recording = record
+	t.recs = nil
+}
+
+// stop ends recording and returns the writes recorded, each with whether it was a resync.
+func (t *apiTraffic) stop() (recs []apiWrite, resync []bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	recs = t.recs
+	for _, r := range recs {
+		resync = append(resync, t.resyncLocked(r))
+	}
+	t.recording, t.recs = false, nil
+	return recs, resync
+}
+
+// totals returns the count of every write since the last call, by method, resource and code.
+func (t *apiTraffic) totals() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(t.total)) {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, t.total[k]))
+	}
+	t.total = nil
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// waitQuiet waits until a relevant write came after after (if not zero) and none for quiet,
+// for up to limit.
+func (t *apiTraffic) waitQuiet(after time.Time, quiet, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		t.mu.Lock()
+		last := t.lastRelevant
+		t.mu.Unlock()
+		if (after.IsZero() || last.After(after)) && time.Since(last) >= quiet {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// wrap returns agent i's transport wrapper, recording its writes.
+func (t *apiTraffic) wrap(i int) func(http.RoundTripper) http.RoundTripper {
+	return func(rt http.RoundTripper) http.RoundTripper {
+		return apiRoundTripper(func(req *http.Request) (*http.Response, error) {
+			resp, err := rt.RoundTrip(req)
+			if req.Method == http.MethodGet || req.Method == http.MethodHead || err != nil {
+				return resp, err
+			}
+			r := apiWrite{agent: i, method: req.Method, code: resp.StatusCode, manager: req.URL.Query().Get("fieldManager")}
+			r.resource, r.object = apiResourceOf(req.URL.Path)
+			if req.Method == http.MethodPatch {
+				r.patch = apiPatchKind(req.Header.Get("Content-Type"))
+			}
+			t.add(r)
+			return resp, err
+		})
+	}
+}
+
+type apiRoundTripper func(*http.Request) (*http.Response, error)
+
+func (f apiRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// apiResourceOf returns the resource (with its subresource) and object name of an API path.
+func apiResourceOf(path string) (resource, name string) {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	// /api/v1/... or /apis/group/version/...
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		parts = parts[2:]
+	case len(parts) >= 3 && parts[0] == "apis":
+		parts = parts[3:]
+	default:
+		return path, ""
+	}
+	if len(parts) >= 2 && parts[0] == "namespaces" {
+		parts = parts[2:]
+	}
+	switch len(parts) {
+	case 0:
+		return "", ""
+	case 1:
+		return parts[0], ""
+	case 2:
+		return parts[0], parts[1]
+	default:
+		return parts[0] + "/" + parts[2], parts[1]
+	}
+}
+
+func apiPatchKind(contentType string) string {
+	switch {
+	case strings.HasPrefix(contentType, "application/apply-patch"):
+		return "apply"
+	case strings.HasPrefix(contentType, "application/json-patch"):
+		return "json"
+	case strings.HasPrefix(contentType, "application/merge-patch"):
+		return "merge"
+	case strings.HasPrefix(contentType, "application/strategic-merge-patch"):
+		return "strategic"
+	}
+	return contentType
+}
+
+// apiScaleLogs keeps the warnings and errors of every agent: counted, the last few shown.
+var apiScaleLogs = &apiLogKeeper{}
+
+type apiLogKeeper struct {
+	mu    sync.Mutex
+	count map[string]int
+	last  []string
+}
+
+func (k *apiLogKeeper) handler() slog.Handler {
+	return slog.NewTextHandler(k, &slog.HandlerOptions{Level: slog.LevelWarn})
+}
+
+func (k *apiLogKeeper) Write(p []byte) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.count == nil {
+		k.count = map[string]int{}
+	}
+	line := strings.TrimSpace(string(p))
+	msg := line
+	if _, after, ok := strings.Cut(line, "msg="); ok {
+		msg = after
+		if i := strings.Index(msg, " "); i > 0 && !strings.HasPrefix(msg, `"`) {
+			msg = msg[:i]
+		} else if strings.HasPrefix(msg, `"`) {
+			if j := strings.Index(msg[1:], `"`); j >= 0 {
+				msg = msg[:j+2]
+			}
+		}
+	}
+	k.count[msg]++
+	if len(k.last) >= 5 {
+		k.last = k.last[1:]
+	}
+	k.last = append(k.last, apiTruncate(line, 400))
+	return len(p), nil
+}
+
+func apiTruncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// report logs what was kept since the last report, and forgets it.
+func (k *apiLogKeeper) report(b *testing.B) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, m := range slices.Sorted(maps.Keys(k.count)) {
+		b.Logf("agents logged %d× (warn/error): %s", k.count[m], m)
+	}
+	for _, l := range k.last {
+		b.Logf("  last: %s", l)
+	}
+	k.count, k.last = nil, nil
+}
+
+// apiScaleEnv is one size's cluster: the API server, the admin's clients, the agents.
+type apiScaleEnv struct {
+	size       apiScaleSize
+	cfg        *rest.Config
+	admin      client.WithWatch
+	hc         *http.Client // the admin's, for /metrics
+	etcd       *url.URL
+	apiTraffic *apiTraffic
+	agents     []*apiScriptedAgent
+	masters    []int // the current MASTER of each VirtualIP
+}
+
+func apiScaleScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, v1alpha1.AddToScheme(s)
+}
+
+// The agent's identity, as config/rbac names it (the status policy matches this user).
+const (
+	apiScaleNamespace = "kube-vrrp"
+	apiScaleAgentUser = "system:serviceaccount:kube-vrrp:kube-vrrp"
+	apiNodeNameExtra  = "authentication.kubernetes.io/node-name"
+)
+
+func runAPIScale(b *testing.B, assets string, sz apiScaleSize) (apiScaleResult, error) {
+	res := apiScaleResult{size: sz}
+	root, err := envtestassets.ModuleRoot()
+	if err != nil {
+		return res, err
+	}
+	start := time.Now()
+	env := &ctrlenvtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return res, fmt.Errorf("start kube-apiserver and etcd: %w", err)
+	}
+	// Registered first: runs after the agents stopped.
+	b.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			b.Errorf("stop kube-apiserver and etcd: %v", err)
+		}
+	})
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = -1, 0 // the admin's setup writes are not what is measured
+	sch, err := apiScaleScheme()
+	if err != nil {
+		return res, err
+	}
+	e := &apiScaleEnv{size: sz, cfg: cfg, apiTraffic: &apiTraffic{}, etcd: env.ControlPlane.Etcd.URL}
+	if e.admin, err = client.NewWithWatch(cfg, client.Options{Scheme: sch}); err != nil {
+		return res, err
+	}
+	if e.hc, err = rest.HTTPClientFor(cfg); err != nil {
+		return res, err
+	}
+	ctx, cancel := context.WithTimeout(b.Context(), *apiScaleSetup)
+	defer cancel()
+	if err := e.install(ctx, root); err != nil {
+		return res, err
+	}
+	if err := e.createObjects(ctx); err != nil {
+		return res, err
+	}
+	apiLogf(b, "N=%d V=%d: API server, policy, objects and their status in %v", sz.nodes, sz.vips, time.Since(start).Round(time.Second))
+
+	agentsCtx, stopAgents := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	b.Cleanup(func() {
+		stopAgents()
+		wg.Wait()
+	})
+	t0 := time.Now()
+	for i := range sz.nodes {
+		a, err := e.startAgent(agentsCtx, &wg, sch, i)
+		if err != nil {
+			return res, fmt.Errorf("agent %d: %w", i, err)
+		}
+		e.agents = append(e.agents, a)
+	}
+	apiLogf(b, "N=%d V=%d: %d agents started in %v", sz.nodes, sz.vips, sz.nodes, time.Since(t0).Round(time.Millisecond))
+	if err := e.waitSettled(ctx, b); err != nil {
+		return res, err
+	}
+	res.setup = time.Since(start)
+	apiLogf(b, "N=%d V=%d: settled %v after the start (agents %v); the agents' writes until then: %s", sz.nodes, sz.vips,
+		res.setup.Round(time.Second), time.Since(t0).Round(time.Second), e.apiTraffic.totals())
+
+	// Background: no failover, every agent's resync.
+	e.apiTraffic.phase(false)
+	before, err := e.snapshot(ctx)
+	if err != nil {
+		return res, err
+	}
+	time.Sleep(*apiScaleQuiet)
+	after, err := e.snapshot(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.quiet = after.sub(before)
+
+	for k := range *apiScaleFailovers {
+		if err := e.failover(b.Context(), k, &res); err != nil {
+			return res, fmt.Errorf("failover %d: %w", k+1, err)
+		}
+	}
+	return res, nil
+}
+
+// install creates the agent's namespace, ServiceAccount, roles and bindings (config/rbac) and
+// the status policy (config/policy), and waits until the API server enforces both.
+func (e *apiScaleEnv) install(ctx context.Context, root string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: apiScaleNamespace}}
+	if err := e.admin.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	var objs []*unstructured.Unstructured
+	for _, f := range []string{"rbac/service_account.yaml", "rbac/role.yaml", "rbac/role_binding.yaml", "policy/status_policy.yaml"} {
+		data, err := os.ReadFile(filepath.Join(root, "config", f))
+		if err != nil {
+			return err
+		}
+		docs, err := cluster.Decode(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		objs = append(objs, docs...)
+	}
+	for _, o := range objs {
+		if err := e.admin.Create(ctx, o); err != nil {
+			return fmt.Errorf("create %s %s: %w", o.GetKind(), o.GetName(), err)
+		}
+	}
+	return apiPoll(ctx, time.Minute, func() error {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:   apiScaleAgentUser,
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + apiScaleNamespace, "system:authenticated"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "patch", Group: v1alpha1.GroupVersion.Group,
+				Resource: "virtualips", Subresource: "status"},
+		}}
+		if err := e.admin.Create(ctx, sar); err != nil {
+			return err
+		}
+		if !sar.Status.Allowed {
+			return fmt.Errorf("the agent's role is not in effect: %s", sar.Status.Reason)
+		}
+		return nil
+	})
+}
+
+// createObjects creates the N Nodes (labels, InternalIP, Ready) and the V VirtualIPs, then
+// waits until the status policy refuses an agent's write of another node's entry.
+func (e *apiScaleEnv) createObjects(ctx context.Context) error {
+	err := apiParallel(ctx, e.size.nodes, 16, func(i int) error {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: apiSimNodeName(i), Labels: map[string]string{
+			apiScaleLabel: "true", corev1.LabelHostname: apiSimNodeName(i), corev1.LabelOSStable: "linux"}}}
+		if err := e.admin.Create(ctx, n); err != nil {
+			return err
+		}
+		now := metav1.Now()
+		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: apiSimNodeIP(i).String()},
+			{Type: corev1.NodeHostName, Address: apiSimNodeName(i)}}
+		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue,
+			Reason: "KubeletReady", LastHeartbeatTime: now, LastTransitionTime: now}}
+		return e.admin.Status().Update(ctx, n)
+	})
+	if err != nil {
+		return fmt.Errorf("nodes: %w", err)
+	}
+	e.masters = make([]int, e.size.vips)
+	for j := range e.size.vips {
+		e.masters[j] = j % e.size.nodes
+	}
+	if err := apiParallel(ctx, e.size.vips, 16, func(j int) error { return e.admin.Create(ctx, apiSimVIP(j)) }); err != nil {
+		return fmt.Errorf("VirtualIPs: %w", err)
+	}
+	if err := apiParallel(ctx, e.size.vips, 8, e.prepopulate); err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	// The policy in effect: node 0 may not write node 1's entry (dry run).
+	probe := e.agentConfig(0)
+	probe.WrapTransport = nil // not one of the agents' writes
+	c, err := client.New(probe, client.Options{Scheme: e.admin.Scheme()})
+	if err != nil {
+		return err
+	}
+	return apiPoll(ctx, time.Minute, func() error {
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIP",
+			"metadata": map[string]any{"name": apiSimVIPName(0)},
+			"status": map[string]any{"nodes": []any{map[string]any{"name": apiSimNodeName(1), "state": "Master",
+				"priority": int64(100), "interface": "eth1"}}},
+		}}
+		err := c.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("kube-vrrp-agent/"+apiSimNodeName(0)),
+			client.ForceOwnership, client.DryRunAll)
+		if !apierrors.IsForbidden(err) {
+			return fmt.Errorf("node 0 writing node 1's entry (dry run): %v, want Forbidden: the status policy is not in effect", err)
+		}
+		return nil
+	})
+}
+
+// prepopulate writes the status of VirtualIP j that the agents will write when they start:
+// each node's entry under its field manager, and the summary under the aggregator's. The
+// agents then find them in place (at worst, an entry that differs is written again): their
+// start costs the setup N×V writes, each sent to N watchers, and their summaries' races,
+// which are not what is measured.
+func (e *apiScaleEnv) prepopulate(j int) error {
+	ctx := context.Background()
+	name := apiSimVIPName(j)
+	apply := func(status map[string]any, manager string) error {
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIP",
+			"metadata": map[string]any{"name": name}, "status": status}}
+		return e.admin.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(manager), client.ForceOwnership)
+	}
+	for i := range e.size.nodes {
+		entry := apiSimEntry(i, j, e.masters[j] == i)
+		if err := apply(map[string]any{"nodes": []any{entry}}, "kube-vrrp-agent/"+apiSimNodeName(i)); err != nil {
+			return err
+		}
+	}
+	var v v1alpha1.VirtualIP
+	if err := e.admin.Get(ctx, client.ObjectKey{Name: name}, &v); err != nil {
+		return err
+	}
+	sum := controllers.Summarize(v.Status.Nodes, v.Generation, v.Spec.VRID)
+	now := metav1.Now()
+	for i := range sum.Conditions {
+		sum.Conditions[i].LastTransitionTime = now
+	}
+	data, err := json.Marshal(map[string]any{"observedGeneration": v.Generation, "master": sum.Master, "conditions": sum.Conditions})
+	if err != nil {
+		return err
+	}
+	var status map[string]any
+	if err := json.Unmarshal(data, &status); err != nil {
+		return err
+	}
+	return apply(status, controllers.AggregatorFieldManager)
+}
+
+// agentConfig is agent i's: the admin certificate impersonating the agent's ServiceAccount
+// with the node-name claim of its pod's token, its own connection (a dialer of its own), no
+// client-side rate limit (as ctrl.GetConfig gives the agent in a pod), its writes recorded.
+func (e *apiScaleEnv) agentConfig(i int) *rest.Config {
+	c := rest.CopyConfig(e.cfg)
+	c.Impersonate = rest.ImpersonationConfig{
+		UserName: apiScaleAgentUser,
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + apiScaleNamespace, "system:authenticated"},
+		Extra:    map[string][]string{apiNodeNameExtra: {apiSimNodeName(i)}},
+	}
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	c.Dial = d.DialContext
+	c.QPS, c.Burst = -1, 0
+	c.WrapTransport = e.apiTraffic.wrap(i)
+	return c
+}
+
+// startAgent runs node i's side of `kube-vrrp agent`, wired as cmd/kube-vrrp/agent.go's node
+// manager wires it, around a scripted agent.
+func (e *apiScaleEnv) startAgent(ctx context.Context, wg *sync.WaitGroup, sch *runtime.Scheme, i int) (*apiScriptedAgent, error) {
+	name := apiSimNodeName(i)
+	kick := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+	a := &apiScriptedAgent{node: name, changes: kick, ready: make(chan struct{}, 1),
+		configs: map[string]vrrp.Config{}, states: map[string]vrrp.Status{},
+		master: func(vip string) bool {
+			j, err := strconv.Atoi(strings.TrimPrefix(vip, "vip-"))
+			return err == nil && j < len(e.masters) && j%e.size.nodes == i
+		}}
+	log := slog.New(apiScaleLogs.handler()).With("node", name)
+	rejected := controllers.NewRejections(func(string) { poke() })
+	reporter := &controllers.EventReporter{Stream: a, NodeName: name, Log: log}
+	ifs := apiSimInterfaces(i)
+	mgr, err := ctrl.NewManager(e.agentConfig(i), ctrl.Options{
+		Scheme:                 sch,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  controllers.CacheOptions(),
+		Client:                 controllers.ClientOptions(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), NodeName: name,
+		Namespace: apiScaleNamespace, Agent: a, Interfaces: func() ([]desired.Interface, error) { return ifs, nil },
+		Rejected: rejected, Log: log}
+	if err := vr.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	sr := &controllers.StatusReconciler{Client: mgr.GetClient(), Reader: mgr.GetClient(), NodeName: name,
+		Agent: a, Rejected: rejected, Recorder: mgr.GetEventRecorder("kube-vrrp-agent"), Log: log, Changes: kick}
+	if err := sr.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(reporter.For(mgr.GetClient(), mgr.GetEventRecorder("kube-vrrp-agent"))); err != nil {
+		return nil, err
+	}
+	if err := (&controllers.Aggregator{Client: mgr.GetClient(), NodeName: name, Log: log}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := mgr.Start(ctx); err != nil {
+			slog.New(apiScaleLogs.handler()).Error("node manager stopped", "node", name, "err", err)
+		}
+	}()
+	return a, nil
+}
+
+// waitSettled waits until every agent runs every VirtualIP, every VirtualIP has all N entries
+// and status.master names its MASTER, and then no agent has written for 3 s.
+func (e *apiScaleEnv) waitSettled(ctx context.Context, b *testing.B) error {
+	e.apiTraffic.phase(false)
+	lastLog := time.Now()
+	err := apiPoll(ctx, *apiScaleSetup, func() error {
+		for i, a := range e.agents {
+			if n := len(a.Names()); n != e.size.vips {
+				return fmt.Errorf("agent %d runs %d VirtualIPs", i, n)
+			}
+		}
+		var list v1alpha1.VirtualIPList
+		if err := e.admin.List(ctx, &list); err != nil {
+			return err
+		}
+		var bad []string
+		for _, v := range list.Items {
+			j, _ := strconv.Atoi(strings.TrimPrefix(v.Name, "vip-"))
+			want := apiSimNodeName(e.masters[j])
+			if len(v.Status.Nodes) != e.size.nodes || v.Status.Master != want {
+				bad = append(bad, fmt.Sprintf("%s: %d entries, master %q", v.Name, len(v.Status.Nodes), v.Status.Master))
+			}
+		}
+		if len(bad) > 0 {
+			if time.Since(lastLog) > time.Minute {
+				apiLogf(b, "waiting for %s", strings.Join(bad[:min(len(bad), 3)], "; "))
+				lastLog = time.Now()
+			}
+			return fmt.Errorf("%d VirtualIPs not settled, e.g. %s", len(bad), bad[0])
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !e.apiTraffic.waitQuiet(time.Time{}, 3*time.Second, 5*time.Minute) {
+		apiLogf(b, "the agents still write 5 minutes after the status settled")
+	}
+	return nil
+}
+
+// failover k: the MASTER of one VirtualIP goes to Fault, the next node takes over.
+func (e *apiScaleEnv) failover(ctx context.Context, k int, res *apiScaleResult) error {
+	j := (k * 7919) % e.size.vips
+	name := apiSimVIPName(j)
+	old, next := e.masters[j], (e.masters[j]+1)%e.size.nodes
+	var v v1alpha1.VirtualIP
+	if err := e.admin.Get(ctx, client.ObjectKey{Name: name}, &v); err != nil {
+		return err
+	}
+	if v.Status.Master != apiSimNodeName(old) {
+		return fmt.Errorf("%s: status.master %q before the failover, want %s", name, v.Status.Master, apiSimNodeName(old))
+	}
+	w, err := e.admin.Watch(ctx, &v1alpha1.VirtualIPList{}, client.MatchingFields{"metadata.name": name},
+		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: v.ResourceVersion}})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	seen := make(chan time.Time, 1)
+	go func() {
+		for ev := range w.ResultChan() {
+			if ev.Type != watch.Modified && ev.Type != watch.Added {
+				continue
+			}
+			if o, ok := ev.Object.(*v1alpha1.VirtualIP); ok && o.Status.Master == apiSimNodeName(next) {
+				seen <- time.Now()
+				return
+			}
+		}
+	}()
+
+	before, err := e.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	e.apiTraffic.phase(true, old, next)
+	e.agents[old].set(name, vrrp.Fault, vrrp.ReasonProbeFailed)
+	time.Sleep(*apiScaleGap)
+	t1 := time.Now()
+	e.agents[next].set(name, vrrp.Master, vrrp.ReasonMasterDown)
+	const limit = time.Minute
+	select {
+	case at := <-seen:
+		res.latencies = append(res.latencies, at.Sub(t1))
+	case <-time.After(limit):
+		res.missed++
+		res.latencies = append(res.latencies, limit)
+	}
+	quiet := e.apiTraffic.waitQuiet(time.Time{}, *apiScaleSettle, limit)
+	recs, resync := e.apiTraffic.stop()
+	after, err := e.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	if !quiet {
+		res.unsettled++
+	}
+	res.failovers++
+	res.windows = res.windows.add(after.sub(before))
+	res.addWrites(recs, resync, name, old, next)
+	e.masters[j] = next
+
+	// The old MASTER recovers as a BACKUP, outside the window.
+	e.apiTraffic.phase(false, old)
+	t := time.Now()
+	e.agents[old].set(name, vrrp.Backup, vrrp.ReasonHigherPriority)
+	e.apiTraffic.waitQuiet(t, *apiScaleSettle, limit)
+	return nil
+}
+
+// apiScaleSnap is what the API server, etcd and this process had used at one moment.
+type apiScaleSnap struct {
+	at       time.Time
+	requests map[apiRequestKey]float64
+	apiCPU   float64
+	etcdCPU  float64
+	selfCPU  time.Duration
+}
+
+type apiRequestKey struct{ verb, code, resource string }
+
+func (e *apiScaleEnv) snapshot(ctx context.Context) (apiScaleSnap, error) {
+	s := apiScaleSnap{at: time.Now(), requests: map[apiRequestKey]float64{}}
+	api, err := apiScrape(ctx, e.hc, strings.TrimSuffix(e.cfg.Host, "/")+"/metrics")
+	if err != nil {
+		return s, fmt.Errorf("kube-apiserver /metrics: %w", err)
+	}
+	for _, m := range api {
+		switch m.name {
+		case "apiserver_request_total":
+			res := m.labels["resource"]
+			if sub := m.labels["subresource"]; sub != "" {
+				res += "/" + sub
+			}
+			s.requests[apiRequestKey{m.labels["verb"], m.labels["code"], res}] += m.value
+		case "process_cpu_seconds_total":
+			s.apiCPU = m.value
+		}
+	}
+	etcd, err := apiScrape(ctx, http.DefaultClient, e.etcd.String()+"/metrics")
+	if err != nil {
+		return s, fmt.Errorf("etcd /metrics: %w", err)
+	}
+	for _, m := range etcd {
+		if m.name == "process_cpu_seconds_total" {
+			s.etcdCPU = m.value
+		}
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		s.selfCPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return s, nil
+}
+
+// apiScaleDelta is what happened between two snapshots (or the sum of several such windows).
+type apiScaleDelta struct {
+	dur      time.Duration
+	requests map[apiRequestKey]float64
+	apiCPU   float64
+	etcdCPU  float64
+	selfCPU  time.Duration
+}
+
+func (s apiScaleSnap) sub(o apiScaleSnap) apiScaleDelta {
+	d := apiScaleDelta{dur: s.at.Sub(o.at), requests: map[apiRequestKey]float64{}, apiCPU: s.apiCPU - o.apiCPU,
+		etcdCPU: s.etcdCPU - o.etcdCPU, selfCPU: s.selfCPU - o.selfCPU}
+	for k, v := range s.requests {
+		if n := v - o.requests[k]; n > 0 {
+			d.requests[k] = n
+		}
+	}
+	return d
+}
+
+func (d apiScaleDelta) add(o apiScaleDelta) apiScaleDelta {
+	out := apiScaleDelta{dur: d.dur + o.dur, requests: map[apiRequestKey]float64{}, apiCPU: d.apiCPU + o.apiCPU,
+		etcdCPU: d.etcdCPU + o.etcdCPU, selfCPU: d.selfCPU + o.selfCPU}
+	for k, v := range d.requests {
+		out.requests[k] += v
+	}
+	for k, v := range o.requests {
+		out.requests[k] += v
+	}
+	return out
+}
+
+// apiReadVerbs are the verbs of apiserver_request_total that write nothing; every other one
+// (APPLY, PATCH, PUT, POST, DELETE, DELETECOLLECTION) is a write.
+var apiReadVerbs = []string{"GET", "LIST", "WATCH", "CONNECT", "HEAD", "OPTIONS"}
+
+// writes counts the write requests to resources whose name starts with prefix ("virtualips":
+// the objects and their status), with code if not empty.
+func (d apiScaleDelta) writes(prefix, code string) float64 {
+	var n float64
+	for k, v := range d.requests {
+		if !slices.Contains(apiReadVerbs, k.verb) && strings.HasPrefix(k.resource, prefix) && (code == "" || k.code == code) {
+			n += v
+		}
+	}
+	return n
+}
+
+// byVerb lists the requests to resources starting with prefix by verb and code.
+func (d apiScaleDelta) byVerb(prefix string, per float64) string {
+	type vc struct{ verb, code string }
+	sum := map[vc]float64{}
+	for k, v := range d.requests {
+		if strings.HasPrefix(k.resource, prefix) && k.verb != "WATCH" {
+			sum[vc{k.verb, k.code}] += v
+		}
+	}
+	keys := slices.SortedFunc(maps.Keys(sum), func(a, b vc) int {
+		return strings.Compare(a.verb+a.code, b.verb+b.code)
+	})
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %s: %.1f", k.verb, k.code, sum[k]/per))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// apiScaleResult is one size's figures.
+type apiScaleResult struct {
+	size      apiScaleSize
+	setup     time.Duration
+	quiet     apiScaleDelta
+	windows   apiScaleDelta
+	failovers int
+	missed    int // status.master not right within a minute
+	unsettled int // agents still writing a minute after
+	latencies []time.Duration
+	// Client side, over the windows: the agents' writes by kind.
+	client map[string]int
+}
+
+// addWrites classifies the writes an agent sent in a failover's window.
+func (r *apiScaleResult) addWrites(recs []apiWrite, resync []bool, vip string, old, next int) {
+	if r.client == nil {
+		r.client = map[string]int{}
+	}
+	for i, w := range recs {
+		kind := w.resource + " " + w.method
+		if w.patch != "" {
+			kind = w.resource + " " + w.patch
+		}
+		switch {
+		case resync[i]:
+			kind = "other nodes' own entries (resync)"
+		case w.resource == "virtualips/status" && strings.HasPrefix(w.manager, "kube-vrrp-agent/"):
+			kind = "entry applies"
+			if w.object != vip {
+				kind += " (other VirtualIPs)"
+			}
+		case w.resource == "virtualips/status" && w.manager == controllers.AggregatorFieldManager:
+			kind = "summary applies"
+			if w.object != vip {
+				kind += " (other VirtualIPs)"
+			}
+		}
+		if w.code >= 300 {
+			kind += fmt.Sprintf(" [%d]", w.code)
+		}
+		r.client[kind]++
+	}
+}
+
+// writesPerFailover: the API server's writes to VirtualIPs per failover, without the other
+// nodes' resync that fell into the windows.
+func (r apiScaleResult) writesPerFailover() float64 {
+	if r.failovers == 0 {
+		return 0
+	}
+	return (r.windows.writes("virtualips", "") - float64(r.client["other nodes' own entries (resync)"])) / float64(r.failovers)
+}
+
+func (r apiScaleResult) latency(q float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	d := slices.Sorted(slices.Values(r.latencies))
+	i := int(q*float64(len(d))+0.999999) - 1
+	return d[min(max(i, 0), len(d)-1)]
+}
+
+func printAPIScaleTable(b *testing.B, results []apiScaleResult) {
+	if len(results) == 0 {
+		return
+	}
+	var sb strings.Builder
+	w := newTable(&sb)
+	fmt.Fprintf(w, "N\tV\tsetup\tfailovers\twrites/fo\t409/fo\tresync in windows/fo\tevents/fo\tmaster p50\tmaster p99\tapiserver CPU/fo\tetcd CPU/fo\tagents CPU/fo\tbackground writes/min\tapiserver CPU/min\t<=4 writes\tp99<=1s@500\n")
+	for _, r := range results {
+		fo := float64(max(r.failovers, 1))
+		perMin := float64(time.Minute) / float64(max(r.quiet.dur, 1))
+		target := "-"
+		if r.failovers > 0 {
+			target = "yes"
+			if r.writesPerFailover() > 4 {
+				target = "NO"
+			}
+		}
+		lat := "-"
+		if r.size.nodes == 500 && r.failovers > 0 {
+			lat = "yes"
+			if r.latency(0.99) > time.Second {
+				lat = "NO"
+			}
+		}
+		fmt.Fprintf(w, "%d\t%d\t%v\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%v\t%v\t%.3fs\t%.3fs\t%.3fs\t%.0f\t%.2fs\t%s\t%s\n",
+			r.size.nodes, r.size.vips, r.setup.Round(time.Second), r.failovers,
+			r.writesPerFailover(), r.windows.writes("virtualips", "409")/fo,
+			float64(r.client["other nodes' own entries (resync)"])/fo, r.windows.writes("events", "")/fo,
+			r.latency(0.5).Round(time.Millisecond), r.latency(0.99).Round(time.Millisecond),
+			r.windows.apiCPU/fo, r.windows.etcdCPU/fo, r.windows.selfCPU.Seconds()/fo,
+			r.quiet.writes("virtualips", "")*perMin, r.quiet.apiCPU*perMin, target, lat)
+	}
+	w.Flush()
+	var out strings.Builder
+	fmt.Fprintf(&out, "\nscale: a failover (MASTER -> Fault, the next node MASTER %v later) against a real kube-apiserver, N agents\n"+
+		"(the real controllers; the VRRP engine scripted) and V VirtualIPs selecting all N nodes.\n"+
+		"writes/fo: kube-apiserver's write requests to VirtualIPs (apiserver_request_total, any code) per failover, without\n"+
+		"the other nodes' periodic resync of their own entries that fell in the windows (counted by the agents' transports,\n"+
+		"shown apart); 409/fo: of those, refused as stale; master p50/p99: from the takeover until a watch sees status.master\n"+
+		"name the new MASTER; CPU/fo: seconds per failover window (agents: this process, all N agents); background: %v\n"+
+		"without failovers. Targets: <= 4 writes per failover for every N; status.master right <= 1 s p99 at N = 500.\n%s",
+		*apiScaleGap, *apiScaleQuiet, sb.String())
+	for _, r := range results {
+		fo := float64(max(r.failovers, 1))
+		fmt.Fprintf(&out, "\nN=%d V=%d, per failover (%d; status.master late %d, agents still writing after a minute %d):\n", r.size.nodes, r.size.vips,
+			r.failovers, r.missed, r.unsettled)
+		fmt.Fprintf(&out, "  kube-apiserver, virtualips: %s\n", r.windows.byVerb("virtualips", fo))
+		fmt.Fprintf(&out, "  kube-apiserver, events:     %s\n", r.windows.byVerb("events", fo))
+		var kinds []string
+		for _, k := range slices.Sorted(maps.Keys(r.client)) {
+			kinds = append(kinds, fmt.Sprintf("%s: %.1f", k, float64(r.client[k])/fo))
+		}
+		fmt.Fprintf(&out, "  agents' writes:             %s\n", strings.Join(kinds, ", "))
+		perMin := float64(time.Minute) / float64(max(r.quiet.dur, 1))
+		fmt.Fprintf(&out, "  background per minute:      virtualips %s; apiserver CPU %.2fs, etcd %.2fs, agents %.2fs\n",
+			r.quiet.byVerb("virtualips", 1/perMin), r.quiet.apiCPU*perMin, r.quiet.etcdCPU*perMin, r.quiet.selfCPU.Seconds()*perMin)
+	}
+	fmt.Print(out.String())
+	if _, err := writeOut("status-api.txt", []byte(out.String())); err != nil {
+		b.Error(err)
+	}
+}
+
+// apiPromSample is one line of a Prometheus text exposition.
+type apiPromSample struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+// apiScrape reads url's Prometheus text metrics (only the families the benchmarks read).
+func apiScrape(ctx context.Context, hc *http.Client, url string) ([]apiPromSample, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	var buf strings.Builder
+	if _, err := io.Copy(&buf, resp.Body); err != nil {
+		return nil, err
+	}
+	var out []apiPromSample
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") && !strings.HasPrefix(line, "process_cpu_seconds_total") {
+			continue
+		}
+		s, err := apiParsePromLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q: %w", url, line, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// apiParsePromLine parses `name{a="x",b="y"} value [timestamp]` or `name value`.
+func apiParsePromLine(line string) (apiPromSample, error) {
+	s := apiPromSample{labels: map[string]string{}}
+	rest := line
+	if i := strings.IndexAny(rest, "{ "); i < 0 {
+		return s, errors.New("no value")
+	} else {
+		s.name, rest = rest[:i], rest[i:]
+	}
+	if strings.HasPrefix(rest, "{") {
+		rest = rest[1:]
+		for !strings.HasPrefix(rest, "}") {
+			eq := strings.Index(rest, `="`)
+			if eq < 0 {
+				return s, errors.New("bad label")
+			}
+			key := strings.TrimPrefix(rest[:eq], ",")
+			rest = rest[eq+2:]
+			var val strings.Builder
+			for {
+				if rest == "" {
+					return s, errors.New("unterminated label value")
+				}
+				c := rest[0]
+				rest = rest[1:]
+				if c == '\\' && rest != "" {
+					val.WriteByte(rest[0])
+					rest = rest[1:]
+					continue
+				}
+				if c == '"' {
+					break
+				}
+				val.WriteByte(c)
+			}
+			s.labels[key] = val.String()
+			rest = strings.TrimPrefix(rest, ",")
+		}
+		rest = rest[1:]
+	}
+	fields := strings.Fields(rest)
+	if len(fields) == 0 {
+		return s, errors.New("no value")
+	}
+	v, err := strconv.ParseFloat(fields[0], 64)
+	s.value = v
+	return s, err
+}
+
+// apiParallel runs f(0..n-1) on workers goroutines and returns the first error.
+func apiParallel(ctx context.Context, n, workers int, f func(i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := f(i); err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+loop:
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return ctx.Err()
+	}
+}
+
+// apiLogf logs to the benchmark and, at once, to standard error: a size can run for many
+// minutes, and the benchmark's own log is printed only when it ends.
+func apiLogf(b *testing.B, format string, args ...any) {
+	b.Helper()
+	b.Logf(format, args...)
+	fmt.Fprintf(os.Stderr, "%s %s: %s\n", time.Now().Format("15:04:05"), b.Name(), fmt.Sprintf(format, args...))
+}
+
+// apiPoll calls f every 500 ms until it succeeds or timeout passes, and returns its last error.
+func apiPoll(ctx context.Context, timeout time.Duration, f func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
