@@ -39,12 +39,7 @@ func (h *Host) follow(ctx context.Context, what, ifname string, types []uint16, 
 		return err
 	}
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-sub.wake:
-		}
-		items, err := sub.take()
+		items, more, err := h.events.take(sub)
 		for _, it := range items {
 			if ctx.Err() != nil {
 				return nil
@@ -64,6 +59,14 @@ func (h *Host) follow(ctx context.Context, what, ifname string, types []uint16, 
 			}
 			return fmt.Errorf("receive %s events: %w", what, err)
 		}
+		if more {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sub.wake:
+		}
 	}
 }
 
@@ -71,39 +74,55 @@ func (h *Host) follow(ctx context.Context, what, ifname string, types []uint16, 
 // for (addresses of both families, links).
 var rtGroups = []uint{unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR}
 
-// eventQueueLen bounds the messages waiting for one follow; beyond it they are dropped and the
-// follow resynchronises, as after the kernel dropped some (ENOBUFS).
-const eventQueueLen = 1024
+// eventBacklog bounds how far a follow may fall behind the kernel's events (its handler
+// blocked): past it, the follow skips to the newest and resynchronises, as after the kernel
+// dropped some (ENOBUFS). It is above the burst of a takeover of a thousand addresses.
+const eventBacklog = 4096
+
+// takeMax bounds the events one take hands over.
+const takeMax = 64
 
 // rtEvents is a Host's one rtnetlink subscription, shared by its follows. The socket is open,
-// and its reader running, while any follow is subscribed. The reader never waits for a
-// follow: each has its own bounded queue.
+// and its reader running, while any follow is subscribed. The reader appends every event to a
+// list that each follow reads on its own goroutine from where it is: the list is held once
+// however many follow it, from the event the furthest behind still has to read (what all have
+// read is garbage), and the reader never waits for a follow.
 type rtEvents struct {
 	mu   sync.Mutex
 	subs []*eventSub
 	sock *nl.NetlinkSocket // nil while nobody follows
 	done chan struct{}     // closed when the reader of sock has returned
+	tail *eventNode        // the newest event
 }
 
-// eventSub is one follow's share of the events.
+// eventNode is one event of the list: a message, or the mark that the kernel dropped some here
+// (lost).
+type eventNode struct {
+	seq  uint64 // one more than the event before
+	msg  syscall.NetlinkMessage
+	lost bool
+	next *eventNode // guarded by rtEvents.mu
+}
+
+// eventSub is one follow's place in the list.
 type eventSub struct {
 	types []uint16
-	wake  chan struct{} // signalled (coalesced) when items or err are waiting
+	wake  chan struct{} // signalled (coalesced) when events were added
 
-	mu     sync.Mutex
-	items  []eventItem
-	queued int   // messages in items
-	err    error // the reader failed; nothing more comes
+	// Guarded by rtEvents.mu.
+	at      *eventNode // the last event read
+	skipped bool       // fell more than eventBacklog behind and was moved to the newest
+	err     error      // the reader failed after the events of at's list
 }
 
-// eventItem is a message, or the mark that messages were lost here (lost).
+// eventItem is a message, or the mark that messages were lost there (lost).
 type eventItem struct {
 	msg  syscall.NetlinkMessage
 	lost bool
 }
 
 // subscribe adds a follow for messages of types, opening the socket in h's namespace if it is
-// the first.
+// the first. It reads the events from those the reader receives next on.
 func (e *rtEvents) subscribe(h *Host, types []uint16) (*eventSub, error) {
 	sub := &eventSub{types: types, wake: make(chan struct{}, 1)}
 	e.mu.Lock()
@@ -122,9 +141,10 @@ func (e *rtEvents) subscribe(h *Host, types []uint16) (*eventSub, error) {
 		// (statistics included) and sent by every link of the namespace; if it does anyway,
 		// every follow resynchronises.
 		_ = s.SetReceiveBufferSize(1<<20, false)
-		e.sock, e.done = s, make(chan struct{})
+		e.sock, e.done, e.tail = s, make(chan struct{}), &eventNode{}
 		go e.read(s, e.done)
 	}
+	sub.at = e.tail
 	e.subs = append(e.subs, sub)
 	return sub, nil
 }
@@ -133,20 +153,20 @@ func (e *rtEvents) subscribe(h *Host, types []uint16) (*eventSub, error) {
 func (e *rtEvents) unsubscribe(sub *eventSub) {
 	e.mu.Lock()
 	e.subs = slices.DeleteFunc(e.subs, func(s *eventSub) bool { return s == sub })
+	sub.at = nil
 	if len(e.subs) > 0 || e.sock == nil {
 		e.mu.Unlock()
 		return
 	}
 	s, done := e.sock, e.done
-	e.sock, e.done = nil, nil
+	e.sock, e.done, e.tail = nil, nil, nil
 	e.mu.Unlock()
 	// Closing the socket is what ends a pending Receive.
 	s.Close()
 	<-done
 }
 
-// read hands every message of the kernel on s to the follows that want its type, until s is
-// closed or fails.
+// read appends every event of the kernel on s to the list, until s is closed or fails.
 func (e *rtEvents) read(s *nl.NetlinkSocket, done chan struct{}) {
 	defer close(done)
 	for {
@@ -159,71 +179,65 @@ func (e *rtEvents) read(s *nl.NetlinkSocket, done chan struct{}) {
 		}
 		switch {
 		case errors.Is(err, unix.ENOBUFS):
-			for _, sub := range e.subs {
-				sub.lose()
-			}
+			e.appendLocked(eventNode{lost: true})
 		case err != nil:
-			// Every follow returns the error; the next subscribe opens a new socket.
+			// Every follow returns the error once it has read what came before; the next
+			// subscribe opens a new socket.
 			for _, sub := range e.subs {
-				sub.fail(err)
+				sub.err = err
+				sub.signal()
 			}
-			e.sock, e.done = nil, nil
+			e.subs, e.sock, e.done, e.tail = nil, nil, nil, nil
 			e.mu.Unlock()
 			s.Close()
 			return
 		case from.Pid == nl.PidKernel:
-			for _, sub := range e.subs {
-				sub.push(msgs)
+			for _, m := range msgs {
+				e.appendLocked(eventNode{msg: m})
 			}
+		default:
+			e.mu.Unlock()
+			continue
+		}
+		for _, sub := range e.subs {
+			if e.tail.seq-sub.at.seq > eventBacklog {
+				// Let go of what it has not read: it resynchronises instead.
+				sub.at, sub.skipped = e.tail, true
+			}
+			sub.signal()
 		}
 		e.mu.Unlock()
 	}
 }
 
-// push queues the messages of msgs that sub wants; past eventQueueLen, the queue is dropped
-// for a mark that they were lost.
-func (sub *eventSub) push(msgs []syscall.NetlinkMessage) {
-	sub.mu.Lock()
-	added := false
-	for _, m := range msgs {
-		if !slices.Contains(sub.types, m.Header.Type) {
-			continue
+func (e *rtEvents) appendLocked(n eventNode) {
+	n.seq = e.tail.seq + 1
+	e.tail.next = &n
+	e.tail = &n
+}
+
+// take returns up to takeMax of the events after sub's place that it wants (messages of its
+// types, and the marks of losses), moving it on; more reports that events are left. err is the
+// reader's error, once sub has read everything before it.
+func (e *rtEvents) take(sub *eventSub) (items []eventItem, more bool, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if sub.skipped {
+		sub.skipped = false
+		items = append(items, eventItem{lost: true})
+	}
+	n := sub.at
+	for n.next != nil && len(items) < takeMax {
+		n = n.next
+		if n.lost || slices.Contains(sub.types, n.msg.Header.Type) {
+			items = append(items, eventItem{msg: n.msg, lost: n.lost})
 		}
-		if sub.queued >= eventQueueLen {
-			sub.dropLocked()
-		}
-		sub.items = append(sub.items, eventItem{msg: m})
-		sub.queued++
-		added = true
 	}
-	sub.mu.Unlock()
-	if added {
-		sub.signal()
+	sub.at = n
+	if n.next != nil {
+		return items, true, nil
 	}
-}
-
-// lose marks that messages were lost at this point of the queue.
-func (sub *eventSub) lose() {
-	sub.mu.Lock()
-	if n := len(sub.items); n == 0 || !sub.items[n-1].lost {
-		sub.items = append(sub.items, eventItem{lost: true})
-	}
-	sub.mu.Unlock()
-	sub.signal()
-}
-
-// dropLocked replaces what is queued by a mark that it was lost: the resync reads it all again.
-func (sub *eventSub) dropLocked() {
-	clear(sub.items)
-	sub.items = append(sub.items[:0], eventItem{lost: true})
-	sub.queued = 0
-}
-
-func (sub *eventSub) fail(err error) {
-	sub.mu.Lock()
-	sub.err = err
-	sub.mu.Unlock()
-	sub.signal()
+	return items, false, sub.err
 }
 
 func (sub *eventSub) signal() {
@@ -231,13 +245,4 @@ func (sub *eventSub) signal() {
 	case sub.wake <- struct{}{}:
 	default:
 	}
-}
-
-// take returns what is queued, and the reader's error if it failed (after those items).
-func (sub *eventSub) take() ([]eventItem, error) {
-	sub.mu.Lock()
-	defer sub.mu.Unlock()
-	items := sub.items
-	sub.items, sub.queued = nil, 0
-	return items, sub.err
 }

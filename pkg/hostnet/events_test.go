@@ -95,8 +95,8 @@ func TestWatchesShareOneSubscription(t *testing.T) {
 	w.stop()
 }
 
-// A watch that falls behind does not hold up the others, and loses no change: past its
-// queue's bound it resynchronises, as after the kernel dropped events.
+// A watch that falls behind does not hold up the others, and loses no change: past the bound
+// of its backlog it resynchronises, as after the kernel dropped events.
 func TestFollowBehindResyncs(t *testing.T) {
 	n := newTestNS(t)
 	n.addLink(t, "d0")
@@ -131,7 +131,7 @@ func TestFollowBehindResyncs(t *testing.T) {
 
 	// Twice the bound of address events (each address added and removed).
 	var ps []netip.Prefix
-	for i := range eventQueueLen {
+	for i := range eventBacklog {
 		ps = append(ps, netip.MustParsePrefix(fmt.Sprintf("198.18.%d.%d/32", 100+i/250, 1+i%250)))
 	}
 	for _, p := range ps {
@@ -149,12 +149,12 @@ func TestFollowBehindResyncs(t *testing.T) {
 	for resyncs.Load() < 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the watch that fell %d events behind resynchronised %d times, want 2 (start, loss)",
-				2*eventQueueLen, resyncs.Load())
+				2*eventBacklog, resyncs.Load())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := handled.Load(); got >= int32(2*eventQueueLen) {
-		t.Errorf("%d events handled, want fewer than the %d sent (the excess dropped)", got, 2*eventQueueLen)
+	if got := handled.Load(); got >= int32(2*eventBacklog) {
+		t.Errorf("%d events handled, want fewer than the %d sent (the excess dropped)", got, 2*eventBacklog)
 	}
 	// And it goes on.
 	before := handled.Load()
