@@ -267,8 +267,9 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		if err := mgr.Add(reporter.For(mgr.GetClient(), mgr.GetEventRecorder("kube-vrrp-agent"))); err != nil {
 			return err
 		}
-		// Every agent summarises the VirtualIPs that select its node (no leader election): the
-		// members that can reach the API server write status.master right after a takeover.
+		// Every agent runs the aggregator (no leader election), but one member writes each
+		// VirtualIP's summary: the MASTER its stored entries name, else the first member by
+		// name, with a stand-by for a writer cut off (docs/design.md §7.6).
 		if err := (&controllers.Aggregator{Client: mgr.GetClient(), NodeName: o.node, Log: log}).SetupWithManager(mgr); err != nil {
 			return err
 		}
