@@ -49,40 +49,11 @@ const (
 )
 
 var (
-	// vip is the virtual address, on the lab LAN (198.18.0.0/24), not the client's .250.
-	vip = netip.MustParsePrefix("198.18.0.100/24")
+	// vip is the virtual address of the VirtualIP the demo applies (cluster.SampleVirtualIP).
+	vip = cluster.SampleVIP
 	// web is HAProxy's frontend on the VIP.
 	web = netip.AddrPortFrom(vip.Addr(), 80)
 )
-
-// virtualIP is config/samples/haproxy-pair.yaml adapted to the lab: the lab's subnet, three
-// nodes with explicit priorities, and the process probe that moves the address when HAProxy
-// dies (weight 0: the node goes to Fault while HAProxy is not running).
-const virtualIP = `# config/samples/haproxy-pair.yaml, adapted to the lab
-apiVersion: kubevrrp.io/v1alpha1
-kind: VirtualIP
-metadata:
-  name: haproxy
-spec:
-  vrid: 51
-  addresses: ["198.18.0.100/24"]
-  advertisementInterval: 100ms
-  priority: 100
-  nodes:
-  - name: n1
-    priority: 110
-  - name: n2
-    priority: 100
-  - name: n3
-    priority: 90
-  nodeSelector:
-    matchLabels:
-      node-role.kubernetes.io/lb: ""
-  probes:
-  - name: haproxy
-    process: {name: haproxy}
-    weight: 0
-`
 
 // Options configure Run.
 type Options struct {
@@ -595,9 +566,9 @@ func (d *demo) applyVirtualIP(ctx context.Context) error {
 	if _, err := d.kubectl(ctx, "", "label", "node", "n1", "n2", "n3", lbLabel+"="); err != nil {
 		return err
 	}
-	d.printf("%s", indent(virtualIP))
+	d.printf("%s", indent(cluster.SampleVirtualIP))
 	applied := time.Now()
-	if _, err := d.kubectl(ctx, virtualIP, "apply", "-f", "-"); err != nil {
+	if _, err := d.kubectl(ctx, cluster.SampleVirtualIP, "apply", "-f", "-"); err != nil {
 		return err
 	}
 	d.step("status.nodes as the agents write it, from now on as it changes (times are this machine's clock)")

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,36 +27,8 @@ const (
 	imageRepo = "ghcr.io/kube-vrrp/kube-vrrp"
 )
 
-// vip is the sample's address adapted to the lab's subnet.
-var vip = netip.MustParsePrefix("198.18.0.100/24")
-
-// virtualIP is config/samples/haproxy-pair.yaml adapted to the lab (as make demo applies it):
-// three nodes with explicit priorities and a process probe on HAProxy (weight 0: a node whose
-// HAProxy is dead goes to Fault).
-const virtualIP = `apiVersion: kubevrrp.io/v1alpha1
-kind: VirtualIP
-metadata:
-  name: haproxy
-spec:
-  vrid: 51
-  addresses: ["198.18.0.100/24"]
-  advertisementInterval: 100ms
-  priority: 100
-  nodes:
-  - name: n1
-    priority: 110
-  - name: n2
-    priority: 100
-  - name: n3
-    priority: 90
-  nodeSelector:
-    matchLabels:
-      node-role.kubernetes.io/lb: ""
-  probes:
-  - name: haproxy
-    process: {name: haproxy}
-    weight: 0
-`
+// vip is the address of the sample VirtualIP the steps apply (cluster.SampleVirtualIP).
+var vip = cluster.SampleVIP
 
 // env is the real cluster the subtests share, in order.
 type env struct {
@@ -256,7 +227,7 @@ func (e *env) applyVirtualIP(t *testing.T) {
 	if out, err := e.cp.Kubectl(e.ctx, "", "label", "node", "n1", "n2", "n3", "node-role.kubernetes.io/lb=", "--overwrite"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if out, err := e.cp.Kubectl(e.ctx, virtualIP, "apply", "-f", "-"); err != nil {
+	if out, err := e.cp.Kubectl(e.ctx, cluster.SampleVirtualIP, "apply", "-f", "-"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 }
