@@ -641,10 +641,17 @@ func runAPIScale(b *testing.B, assets string, sz apiScaleSize) (apiScaleResult, 
 		return res, err
 	}
 	res.quiet = after.sub(before)
+	apiLogf(b, "N=%d V=%d: %v without failovers: %.0f writes to VirtualIPs", sz.nodes, sz.vips,
+		res.quiet.dur.Round(time.Second), res.quiet.writes("virtualips", ""))
 
+	t0 = time.Now()
 	for k := range *apiScaleFailovers {
 		if err := e.failover(b.Context(), k, &res); err != nil {
 			return res, fmt.Errorf("failover %d: %w", k+1, err)
+		}
+		if (k+1)%10 == 0 || k+1 == *apiScaleFailovers {
+			apiLogf(b, "N=%d V=%d: %d failovers in %v; %.1f writes per failover, status.master right in %v at p50",
+				sz.nodes, sz.vips, k+1, time.Since(t0).Round(time.Second), res.writesPerFailover(), res.latency(0.5).Round(time.Millisecond))
 		}
 	}
 	return res, nil
