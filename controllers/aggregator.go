@@ -145,7 +145,10 @@ func Summarize(nodes []v1alpha1.NodeStatus, generation int64, vrid int32) Summar
 		reason, msg := ReasonNoMaster, "no node is MASTER"
 		switch {
 		case len(nodes) == 0:
-			reason, msg = ReasonNoNodes, "no node runs this VirtualIP: check spec.nodeSelector, that the agent runs on the nodes, "+
+			// Read in `kubectl describe vip`: the members are the nodes spec.nodeSelector
+			// matches, or without it exactly those spec.nodes names (desired.Selects).
+			reason, msg = ReasonNoNodes, "no node runs this VirtualIP: check its members, the nodes spec.nodeSelector matches "+
+				"(or, without spec.nodeSelector, exactly the nodes spec.nodes names): that they exist, that the agent runs on them, "+
 				"and that they have an interface in the subnet of the first address (a node without one reports only if spec.nodes names it)"
 		case faults == len(nodes):
 			reason, msg = ReasonAllFault, "every node is in FAULT (probes failing or configuration rejected): see status.nodes[].reason and message"

@@ -87,7 +87,9 @@ func TestSummarize(t *testing.T) {
 			name:  "no nodes",
 			nodes: nil,
 			want: want{ready: cond{"False", ReasonNoNodes}, dualMaster: cond{"False", ReasonNoNodes}, noMaster: cond{"True", ReasonNoNodes},
-				msg: []string{"spec.nodeSelector"}},
+				// Members are spec.nodes or spec.nodeSelector (desired.Selects): the message
+				// names both, and says that without a selector spec.nodes alone decides.
+				msg: []string{"spec.nodeSelector", "spec.nodes", "without spec.nodeSelector"}},
 		},
 	}
 	for _, tt := range tests {
