@@ -26,7 +26,7 @@ type testNS struct {
 
 // newTestNS creates a network namespace without ever moving the test's threads out of
 // theirs for longer than the unshare itself.
-func newTestNS(t *testing.T) *testNS {
+func newTestNS(t testing.TB) *testNS {
 	t.Helper()
 	privtest.Require(t)
 	runtime.LockOSThread()
@@ -58,7 +58,7 @@ func newTestNS(t *testing.T) *testNS {
 
 // run calls fn on the test goroutine's thread switched into n, and switches back afterwards,
 // also when fn fails the test.
-func (n *testNS) run(t *testing.T, fn func()) {
+func (n *testNS) run(t testing.TB, fn func()) {
 	t.Helper()
 	runtime.LockOSThread()
 	orig, err := netns.Get()
@@ -83,7 +83,7 @@ func (n *testNS) run(t *testing.T, fn func()) {
 }
 
 // host returns a Host working in n.
-func (n *testNS) host(t *testing.T) *Host {
+func (n *testNS) host(t testing.TB) *Host {
 	t.Helper()
 	var h *Host
 	n.run(t, func() { h = NewHost(nil) })
@@ -91,7 +91,7 @@ func (n *testNS) host(t *testing.T) *Host {
 	return h
 }
 
-func (n *testNS) sysctl(t *testing.T, path, value string) {
+func (n *testNS) sysctl(t testing.TB, path, value string) {
 	t.Helper()
 	n.run(t, func() {
 		if err := os.WriteFile("/proc/sys/"+path, []byte(value), 0o644); err != nil {
@@ -100,7 +100,7 @@ func (n *testNS) sysctl(t *testing.T, path, value string) {
 	})
 }
 
-func (n *testNS) link(t *testing.T, name string) netlink.Link {
+func (n *testNS) link(t testing.TB, name string) netlink.Link {
 	t.Helper()
 	l, err := n.nl.LinkByName(name)
 	if err != nil {
@@ -110,7 +110,7 @@ func (n *testNS) link(t *testing.T, name string) netlink.Link {
 }
 
 // addAddr adds an unmarked address, as another tool would; IPv6 with DAD unless nodad.
-func (n *testNS) addAddr(t *testing.T, ifname string, p netip.Prefix, nodad bool) {
+func (n *testNS) addAddr(t testing.TB, ifname string, p netip.Prefix, nodad bool) {
 	t.Helper()
 	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
 	if nodad {
@@ -121,7 +121,7 @@ func (n *testNS) addAddr(t *testing.T, ifname string, p netip.Prefix, nodad bool
 	}
 }
 
-func (n *testNS) delAddr(t *testing.T, ifname string, p netip.Prefix) {
+func (n *testNS) delAddr(t testing.TB, ifname string, p netip.Prefix) {
 	t.Helper()
 	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
 	if err := n.nl.AddrDel(n.link(t, ifname), a); err != nil {
@@ -130,7 +130,7 @@ func (n *testNS) delAddr(t *testing.T, ifname string, p netip.Prefix) {
 }
 
 // addrs dumps the addresses of ifname, as the kernel reports them with their marks.
-func (n *testNS) addrs(t *testing.T, ifname string) []kernelAddr {
+func (n *testNS) addrs(t testing.TB, ifname string) []kernelAddr {
 	t.Helper()
 	idx := n.link(t, ifname).Attrs().Index
 	var have []kernelAddr
@@ -147,7 +147,7 @@ func (n *testNS) addrs(t *testing.T, ifname string) []kernelAddr {
 	return have
 }
 
-func (n *testNS) up(t *testing.T, names ...string) {
+func (n *testNS) up(t testing.TB, names ...string) {
 	t.Helper()
 	for _, name := range names {
 		if err := n.nl.LinkSetUp(n.link(t, name)); err != nil {
@@ -158,7 +158,7 @@ func (n *testNS) up(t *testing.T, names ...string) {
 
 // addLink adds a veth pair name - name+"p", both ends in n and up (the dummy module may be
 // missing).
-func (n *testNS) addLink(t *testing.T, name string) {
+func (n *testNS) addLink(t testing.TB, name string) {
 	t.Helper()
 	if err := n.nl.LinkAdd(vethPair(name, name+"p")); err != nil {
 		t.Fatalf("add veth %s: %v", name, err)

@@ -40,6 +40,9 @@ func BenchmarkScale(b *testing.B) {
 	lab.KubeVRRPBinary(b) // build before the first measurement
 	var rows []scaleRow
 	for ci, c := range scaleCases {
+		if !scaleSelected(c) {
+			continue
+		}
 		b.Run(c.name(), func(b *testing.B) {
 			r := scaleRow{c: c, res: map[string]scaleResult{}}
 			for range b.N {
@@ -56,6 +59,8 @@ func BenchmarkScale(b *testing.B) {
 					b.Logf("%-10s %s", im.name, res)
 					r.res[im.name] = res
 					b.ReportMetric(kib2mib(res.rss), im.name+"-RSS-MiB")
+					b.ReportMetric(kib2mib(res.hwm), im.name+"-VmHWM-MiB")
+					b.ReportMetric(res.toMaster.Seconds(), im.name+"-MASTER-s")
 					b.ReportMetric(float64(res.ticks), im.name+"-CPU-ticks")
 					b.ReportMetric(ms(res.late.p99), im.name+"-late-p99-ms")
 				}
@@ -72,7 +77,21 @@ var (
 	// The default settle is past the second announcement burst of a takeover, which rebinds the
 	// addresses (vrrp.DefaultAnnounceRepeat after it): the window sees the steady state.
 	scaleSettle = flag.Duration("scale.settle", 5*time.Second, "BenchmarkScale: pause between every group being MASTER and the window")
+	scaleOnly   = flag.String("scale.cases", "", "BenchmarkScale: run only the cases named in this comma-separated `LIST` (e.g. 1000vips-1s; empty: every case)")
 )
+
+// scaleSelected reports whether -scale.cases selects c.
+func scaleSelected(c scaleCase) bool {
+	if *scaleOnly == "" {
+		return true
+	}
+	for n := range strings.SplitSeq(*scaleOnly, ",") {
+		if strings.TrimSpace(n) == c.name() {
+			return true
+		}
+	}
+	return false
+}
 
 type scaleCase struct {
 	vips     int
@@ -164,7 +183,8 @@ func scaleLinks(n, client *lab.Node, vips int) ([]scaleLink, error) {
 // scaleResult is one implementation's figures in one case.
 type scaleResult struct {
 	procs             int   // processes in the tree at the end of the window
-	rss, rssPeak      int64 // KiB: steady (median over the window) and largest since start
+	rss, rssPeak      int64 // KiB: steady (median over the window) and largest sample since start
+	hwm               int64 // KiB: VmHWM (the kernel's peak RSS) at the end of the window, summed over the tree
 	pss, anon         int64 // KiB, steady
 	ticks             int64 // utime+stime over the window
 	window            time.Duration
@@ -181,10 +201,10 @@ func (r scaleResult) cpuPercent() float64 {
 }
 
 func (r scaleResult) String() string {
-	return fmt.Sprintf("RSS %.1f MiB (peak %.1f, PSS %.1f, anon %.1f; %d processes), CPU %d ticks in %v (%.1f%% of a core), "+
+	return fmt.Sprintf("RSS %.1f MiB (peak %.1f, VmHWM %.1f, PSS %.1f, anon %.1f; %d processes), CPU %d ticks in %v (%.1f%% of a core), "+
 		"advert lateness p50 %.2f / p99 %.2f / max %.2f ms over %d gaps, %d/%d adverts (%d not at priority 100), "+
 		"all MASTER after %v, capture drops %d",
-		kib2mib(r.rss), kib2mib(r.rssPeak), kib2mib(r.pss), kib2mib(r.anon), r.procs, r.ticks, r.window.Round(time.Millisecond),
+		kib2mib(r.rss), kib2mib(r.rssPeak), kib2mib(r.hwm), kib2mib(r.pss), kib2mib(r.anon), r.procs, r.ticks, r.window.Round(time.Millisecond),
 		r.cpuPercent(), ms(r.late.p50), ms(r.late.p99), ms(r.late.max), r.late.n, r.adverts, r.expected, r.badPriority,
 		r.toMaster.Round(time.Millisecond), r.captureDrops)
 }
@@ -257,6 +277,7 @@ func scaleMeasure(b *testing.B, im scaleImpl, c scaleCase) (scaleResult, error) 
 	res.window = to.Sub(from)
 	res.ticks = cpu1 - cpu0
 	res.rss, res.pss, res.anon, res.rssPeak, res.procs = mem.steady(from, to)
+	res.hwm = treeHWM(p.Pid())
 	cs := capt.results()
 	res.late, res.adverts, res.captureDrops, res.badPriority = cs.late, cs.adverts, cs.drops, cs.badPriority
 	res.expected = int(res.window / c.interval * time.Duration(c.vips))
@@ -326,16 +347,16 @@ func printScaleTable(rows []scaleRow) {
 	}
 	var sb strings.Builder
 	w := newTable(&sb)
-	fmt.Fprintf(w, "case\tspeaker\tRSS MiB\tpeak\tPSS\tanon\tCPU ticks\t%% core\tlate p50 ms\tp99\tmax\tadverts\tMASTER after\tcapture drops\n")
+	fmt.Fprintf(w, "case\tspeaker\tRSS MiB\tpeak\tVmHWM\tPSS\tanon\tCPU ticks\t%% core\tlate p50 ms\tp99\tmax\tadverts\tMASTER after\tcapture drops\n")
 	for _, r := range rows {
 		for _, im := range scaleImpls {
 			res, ok := r.res[im.name]
 			if !ok {
-				fmt.Fprintf(w, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", r.c, im.name)
+				fmt.Fprintf(w, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", r.c, im.name)
 				continue
 			}
-			fmt.Fprintf(w, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%d/%d\t%v\t%d\n", r.c, im.name,
-				kib2mib(res.rss), kib2mib(res.rssPeak), kib2mib(res.pss), kib2mib(res.anon), res.ticks, res.cpuPercent(),
+			fmt.Fprintf(w, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%d/%d\t%v\t%d\n", r.c, im.name,
+				kib2mib(res.rss), kib2mib(res.rssPeak), kib2mib(res.hwm), kib2mib(res.pss), kib2mib(res.anon), res.ticks, res.cpuPercent(),
 				ms(res.late.p50), ms(res.late.p99), ms(res.late.max), res.adverts, res.expected,
 				res.toMaster.Round(100*time.Millisecond), res.captureDrops)
 		}
@@ -363,7 +384,8 @@ func printScaleTable(rows []scaleRow) {
 	}
 	tw.Flush()
 	text := fmt.Sprintf("scale: one node MASTER of every VIP (one VRRPv3 group each), speakers at nice %d, window %v;\n"+
-		"RSS/PSS/anon: the speaker's process tree (keepalived: parent and VRRP child), median over the window, peak since start;\n"+
+		"RSS/PSS/anon: the speaker's process tree (keepalived: parent and VRRP child), median over the window, peak: largest 500 ms sample\n"+
+		"since start, VmHWM: the kernel's peak RSS of each process, summed; MASTER after: from start until every group was heard twice;\n"+
 		"CPU: utime+stime ticks (1/%d s) over the window; late: gap between two adverts of a group minus the interval,\n"+
 		"from a capture on the wire (kernel timestamps), over all groups; adverts: captured in the window / interval x groups\n%s"+
 		"\nkube-vrrp targets:\n%s", *nice, *scaleWindow, clockTicks, sb.String(), tb.String())
@@ -371,6 +393,21 @@ func printScaleTable(rows []scaleRow) {
 	if err := written(writeOut("scale.txt", []byte(text))); err != nil {
 		fmt.Println("bench:", err)
 	}
+}
+
+// treeHWM returns the sum of VmHWM (KiB) over pid's process tree; 0 if unreadable.
+func treeHWM(pid int) int64 {
+	tree, err := procTree(pid)
+	if err != nil {
+		return 0
+	}
+	var sum int64
+	for _, p := range tree {
+		if v, err := procKiB(fmt.Sprintf("/proc/%d/status", p), "VmHWM:"); err == nil {
+			sum += v[0]
+		}
+	}
+	return sum
 }
 
 // memSampler samples the memory of a process tree.
