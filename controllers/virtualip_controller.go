@@ -103,8 +103,13 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		r.reject(name, Rejection{Reason: ReasonInvalidSpec, Message: errs.ToAggregate().Error()})
 		return reconcile.Result{}, nil
 	}
+	// Every Node, as the cache holds them, not copied: at start every VirtualIP is reconciled
+	// once, and a deep copy of each Node each time is what a cluster of thousands of Nodes
+	// cannot afford (docs/design.md §7.2). The items are the cache's own: nodeAddressInUse and
+	// peers only read them, and nothing built from them refers to them (peers copies what it
+	// keeps: names, parsed addresses).
 	var nodes corev1.NodeList
-	if err := r.Client.List(ctx, &nodes); err != nil {
+	if err := r.Client.List(ctx, &nodes, client.UnsafeDisableDeepCopy); err != nil {
 		return reconcile.Result{}, err
 	}
 	if why := nodeAddressInUse(&vip, nodes.Items, r.NodeName); why != "" {
