@@ -23,10 +23,21 @@ import (
 
 // The files of a state directory.
 const (
-	stateLockFile  = "lock"
+	stateLockFile = "lock"
+	// stateBoundFile is the record's snapshot: one "INTERFACE PREFIX" per line, written whole
+	// and renamed into place. It is all the record was before the journal, and what a previous
+	// version of the agent left.
 	stateBoundFile = "bound"
-	// maxBoundRecords bounds what is read back from the record.
+	// stateJournalFile holds the changes since the snapshot: a header line naming the snapshot
+	// it follows ("# snapshot DEV:INODE"), then one line per change, appended: "+ " or "- "
+	// and then "INTERFACE PREFIX".
+	stateJournalFile = "bound.journal"
+	// maxBoundRecords bounds what is read back from the record: the addresses it lists, and
+	// four times as many journal lines.
 	maxBoundRecords = 1 << 16
+	// journalSlack is how many journal lines are let be beyond twice the live set before the
+	// record is compacted (a snapshot of the live set, an empty journal).
+	journalSlack = 64
 )
 
 // State is the agent's host-local state directory. Holding it is the host lock: one agent per
@@ -36,6 +47,20 @@ const (
 // also holds the record of the virtual addresses this agent has bound: on kernels before 6.1,
 // which drop the IFA_PROTO mark, it is the only way a restarted agent can find the addresses
 // its killed predecessor left on the link.
+//
+// The record is a snapshot (stateBoundFile) and a journal of the changes since
+// (stateJournalFile): a change appends a line, so that binding N addresses one by one costs
+// O(N), not the O(N^2) of writing the whole record each time. A line is only ever appended
+// whole after the last one ended; one cut short (a kill or a full disk mid-write) is the last
+// line, has no newline, and is ignored when read: it was a change not yet made (an address is
+// recorded before it is added) or a removal already made (harmless to list). After a failed
+// append nothing more is appended until the record was compacted. The record is compacted
+// when the journal grows past twice the live set, at the first change after opening (so a
+// predecessor's torn line is never appended to) and after a failed append: the live set is
+// written as a new snapshot and renamed into place, then the journal is emptied and starts
+// with the new snapshot's inode. A journal whose header names another file than the snapshot
+// was compacted into it already (a kill between the rename and the emptying): it is not
+// replayed, which would undo the changes made since it was written.
 type State struct {
 	dir  string
 	lock *os.File
@@ -45,6 +70,10 @@ type State struct {
 	bound map[BoundAddr]bool
 	// stale is what the record listed when the state was opened: the predecessor's.
 	stale []BoundAddr
+	// journal is open for appending once the record was compacted by this State; nil before,
+	// and after a failed append until the next compaction. journalLines counts its lines.
+	journal      *os.File
+	journalLines int
 }
 
 // OpenState takes the host lock in dir, creating dir (mode 0700) if needed, and reads the
@@ -92,7 +121,7 @@ func openState(dir string) (*State, error) {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
 	s := &State{dir: dir, lock: f, bound: map[BoundAddr]bool{}}
-	stale, err := readBound(filepath.Join(dir, stateBoundFile))
+	stale, err := readRecord(dir)
 	if err != nil {
 		_ = f.Close()
 		return nil, err
@@ -104,8 +133,38 @@ func openState(dir string) (*State, error) {
 	return s, nil
 }
 
-// readBound reads the record: one "INTERFACE PREFIX" per line. A line that does not parse is
-// an error: the record is only ever written whole by this package.
+// readRecord reads the record of dir: the snapshot, then the journal's changes applied in
+// order. The snapshot alone is a record as a previous version wrote it.
+func readRecord(dir string) ([]BoundAddr, error) {
+	snap, err := readBound(filepath.Join(dir, stateBoundFile))
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[BoundAddr]bool, len(snap))
+	for _, b := range snap {
+		set[b] = true
+	}
+	id, err := snapshotID(filepath.Join(dir, stateBoundFile))
+	if err != nil {
+		return nil, err
+	}
+	order, err := replayJournal(filepath.Join(dir, stateJournalFile), id, set)
+	if err != nil {
+		return nil, err
+	}
+	// In the order first listed: the snapshot's, then those the journal added.
+	out := make([]BoundAddr, 0, len(set))
+	for _, b := range append(snap, order...) {
+		if set[b] {
+			out = append(out, b)
+			delete(set, b)
+		}
+	}
+	return out, nil
+}
+
+// readBound reads a snapshot: one "INTERFACE PREFIX" per line. A line that does not parse is
+// an error: a snapshot is only ever written whole by this package.
 func readBound(path string) ([]BoundAddr, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -124,14 +183,106 @@ func readBound(path string) ([]BoundAddr, error) {
 		if len(out) == maxBoundRecords {
 			return nil, fmt.Errorf("%s: more than %d records", path, maxBoundRecords)
 		}
-		ifname, prefix, ok := strings.Cut(line, " ")
-		p, perr := netip.ParsePrefix(prefix)
-		if !ok || perr != nil || !validIfname(ifname) || p.Addr().Zone() != "" || p.Addr().Is4In6() {
+		ba, ok := parseBoundLine(line)
+		if !ok {
 			return nil, fmt.Errorf("%s:%d: not \"INTERFACE ADDRESS/LENGTH\": remove the file if it was edited by hand", path, n)
 		}
-		out = append(out, BoundAddr{Interface: ifname, Prefix: p})
+		out = append(out, ba)
 	}
 	return out, sc.Err()
+}
+
+// snapshotID names the snapshot file at path as a journal's header does ("" when there is
+// none): its device and inode, new for each snapshot, since it is written to a new file that
+// is renamed into place while the old one is still there.
+func snapshotID(path string) (string, error) {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the record of bound addresses: %w", err)
+	}
+	return fileID(fi), nil
+}
+
+func fileID(fi fs.FileInfo) string {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+}
+
+// journalHeader is the first line of a journal that follows the snapshot id.
+func journalHeader(id string) string { return "# snapshot " + id + "\n" }
+
+// replayJournal applies the changes of the journal at path to set in order, when the journal
+// follows the snapshot id, and returns the addresses it added, in order. Its last line, when it
+// has no newline, was cut short and is ignored; any other line that does not parse is an error.
+func replayJournal(path, id string, set map[BoundAddr]bool) (added []BoundAddr, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the journal of bound addresses: %w", err)
+	}
+	if i := bytes.LastIndexByte(b, '\n'); i+1 < len(b) {
+		b = b[:i+1] // a torn last line: a change not (or already) made, see State
+	}
+	if len(b) == 0 {
+		return nil, nil
+	}
+	if !bytes.HasPrefix(b, []byte("# snapshot ")) {
+		return nil, fmt.Errorf("%s:1: not \"# snapshot DEVICE:INODE\": remove the file if it was edited by hand", path)
+	}
+	i := bytes.IndexByte(b, '\n')
+	if id == "" || string(b[:i+1]) != journalHeader(id) {
+		return nil, nil // compacted into the snapshot already
+	}
+	b = b[i+1:]
+	for n := 2; len(b) > 0; n++ {
+		i := bytes.IndexByte(b, '\n')
+		line := string(b[:i])
+		b = b[i+1:]
+		if n > 4*maxBoundRecords {
+			return nil, fmt.Errorf("%s: more than %d lines", path, 4*maxBoundRecords)
+		}
+		var on bool
+		switch {
+		case strings.HasPrefix(line, "+ "):
+			on = true
+		case strings.HasPrefix(line, "- "):
+		default:
+			return nil, fmt.Errorf("%s:%d: not \"+ INTERFACE ADDRESS/LENGTH\" or \"- INTERFACE ADDRESS/LENGTH\": remove the file if it was edited by hand", path, n)
+		}
+		ba, ok := parseBoundLine(line[2:])
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: not \"+ INTERFACE ADDRESS/LENGTH\" or \"- INTERFACE ADDRESS/LENGTH\": remove the file if it was edited by hand", path, n)
+		}
+		switch {
+		case !on:
+			delete(set, ba)
+		case set[ba]:
+		case len(set) == maxBoundRecords:
+			return nil, fmt.Errorf("%s: more than %d records", path, maxBoundRecords)
+		default:
+			set[ba] = true
+			added = append(added, ba)
+		}
+	}
+	return added, nil
+}
+
+// parseBoundLine parses "INTERFACE ADDRESS/LENGTH".
+func parseBoundLine(line string) (BoundAddr, bool) {
+	ifname, prefix, ok := strings.Cut(line, " ")
+	p, perr := netip.ParsePrefix(prefix)
+	if !ok || perr != nil || !validIfname(ifname) || p.Addr().Zone() != "" || p.Addr().Is4In6() {
+		return BoundAddr{}, false
+	}
+	return BoundAddr{Interface: ifname, Prefix: p}, true
 }
 
 // validIfname is the kernel's rule for interface names (dev_valid_name).
@@ -149,12 +300,25 @@ func (s *State) Stale() []BoundAddr { return slices.Clone(s.stale) }
 // Dir returns the state directory.
 func (s *State) Dir() string { return s.dir }
 
-// Close releases the host lock. The record stays for the next agent.
+// Close compacts the record, so that its snapshot alone is the whole of it (what a previous
+// version of the agent reads), and releases the host lock. The record stays for the next agent.
 func (s *State) Close() error {
-	if err := s.lock.Close(); err != nil {
-		return fmt.Errorf("release host lock: %w", err)
+	s.mu.Lock()
+	var err error
+	if s.journal != nil {
+		if s.journalLines > 0 {
+			err = s.compactLocked()
+		}
+		if s.journal != nil {
+			_ = s.journal.Close()
+			s.journal = nil
+		}
 	}
-	return nil
+	s.mu.Unlock()
+	if lerr := s.lock.Close(); lerr != nil {
+		return errors.Join(err, fmt.Errorf("release host lock: %w", lerr))
+	}
+	return err
 }
 
 // forgetAll empties the record, once the stale addresses it listed are gone.
@@ -166,46 +330,106 @@ func (s *State) forgetAll() error {
 		return nil
 	}
 	clear(s.bound)
-	return s.writeLocked()
+	return s.compactLocked()
 }
 
-// record adds (on) or removes addresses and writes the record when it changed. The file is
-// written whole and renamed into place, so a kill mid-write leaves the old record or the new.
+// record adds (on) or removes addresses and, when that changed the record, appends the changes
+// to the journal in one write (see State), compacting the record instead when the journal is
+// not open or has grown past twice the live set.
 func (s *State) record(ifname string, ps []netip.Prefix, on bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	changed := false
+	op := "- "
+	if on {
+		op = "+ "
+	}
+	var buf []byte
+	n := 0
 	for _, p := range ps {
 		b := BoundAddr{Interface: ifname, Prefix: p}
-		if s.bound[b] != on {
-			changed = true
-			if on {
-				s.bound[b] = true
-			} else {
-				delete(s.bound, b)
-			}
+		if s.bound[b] == on {
+			continue
 		}
+		if on {
+			s.bound[b] = true
+		} else {
+			delete(s.bound, b)
+		}
+		buf = append(append(append(buf, op...), b.String()...), '\n')
+		n++
 	}
-	if !changed {
+	if n == 0 {
 		return nil
 	}
-	return s.writeLocked()
+	if s.journal == nil || s.journalLines+n > 2*len(s.bound)+journalSlack {
+		return s.compactLocked()
+	}
+	if _, err := s.journal.Write(buf); err != nil {
+		// Perhaps a part of the lines was written: append nothing after it.
+		_ = s.journal.Close()
+		s.journal = nil
+		if cerr := s.compactLocked(); cerr != nil {
+			return errors.Join(fmt.Errorf("append to the journal of bound addresses: %w", err), cerr)
+		}
+		return nil
+	}
+	s.journalLines += n
+	return nil
 }
 
-func (s *State) writeLocked() error {
+// compactLocked writes the live set as the snapshot, whole, renamed into place, and then
+// empties the journal and opens it for appending.
+func (s *State) compactLocked() error {
+	if s.journal != nil {
+		_ = s.journal.Close()
+		s.journal = nil
+	}
 	lines := make([]string, 0, len(s.bound))
 	for b := range s.bound {
 		lines = append(lines, b.String()+"\n")
 	}
 	slices.Sort(lines)
 	tmp := filepath.Join(s.dir, stateBoundFile+".tmp")
-	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "")), 0o600); err != nil {
+	id, err := writeNew(tmp, []byte(strings.Join(lines, "")))
+	if err != nil {
 		return fmt.Errorf("write the record of bound addresses: %w", err)
 	}
 	if err := os.Rename(tmp, filepath.Join(s.dir, stateBoundFile)); err != nil {
 		return fmt.Errorf("write the record of bound addresses: %w", err)
 	}
+	// Killed here, the journal names the snapshot just replaced: it is not replayed.
+	f, err := os.OpenFile(filepath.Join(s.dir, stateJournalFile),
+		os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("empty the journal of bound addresses: %w", err)
+	}
+	if _, err := f.WriteString(journalHeader(id)); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("empty the journal of bound addresses: %w", err)
+	}
+	s.journal, s.journalLines = f, 0
 	return nil
+}
+
+// writeNew writes b to a new file at path (replacing any) and returns its id (snapshotID).
+func writeNew(path string, b []byte) (string, error) {
+	_ = os.Remove(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(b)
+	var fi fs.FileInfo
+	if err == nil {
+		fi, err = f.Stat()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", err
+	}
+	return fileID(fi), nil
 }
 
 // RemoveStale removes the virtual addresses an agent that was killed before it could unbind

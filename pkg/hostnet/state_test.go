@@ -150,8 +150,8 @@ func TestRemoveStaleFromRecord(t *testing.T) {
 	if _, ok := testAddrs(t, n, "d1")[pfx("198.18.2.100/24")]; !ok {
 		t.Error("the same address on another link, never recorded there, was removed")
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, stateBoundFile)); err != nil || len(b) != 0 {
-		t.Errorf("record after the clean-up: %q, %v; want empty", b, err)
+	if rec, err := readRecord(dir); err != nil || len(rec) != 0 {
+		t.Errorf("record after the clean-up: %v, %v; want empty", rec, err)
 	}
 
 	// A clean Unbind takes the address out of the record as well.
@@ -168,9 +168,9 @@ func TestRemoveStaleFromRecord(t *testing.T) {
 	if err := l.Unbind(t.Context(), vips[:1]); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(filepath.Join(dir, stateBoundFile))
-	if got, want := string(b), "d0 "+vips[1].String()+"\n"; got != want {
-		t.Errorf("record %q, want %q", got, want)
+	rec, err := readRecord(dir)
+	if diff := cmp.Diff([]BoundAddr{{"d0", vips[1]}}, rec, netipOpt); err != nil || diff != "" {
+		t.Errorf("record (-want +got):\n%s%v", diff, err)
 	}
 }
 
