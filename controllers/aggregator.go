@@ -418,6 +418,46 @@ func (a *Aggregator) prune(ctx context.Context, vip *v1alpha1.VirtualIP) error {
 	return nil
 }
 
+// nodeEvents enqueues, for a Node's creation, deletion or change of labels, the VirtualIPs with
+// an entry of it. Whether an entry is live (stale) depends on its Node's existence and labels,
+// not on its addresses, and a Node without an entry is in no summary.
+func (a *Aggregator) nodeEvents() handler.EventHandler {
+	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) { a.enqueueEntries(ctx, q, e.Object.GetName()) },
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) {
+			if o, n := asNode(e.ObjectOld), asNode(e.ObjectNew); o == nil || n == nil || !mapsEqual(o.Labels, n.Labels) {
+				a.enqueueEntries(ctx, q, e.ObjectNew.GetName())
+			}
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) { a.enqueueEntries(ctx, q, e.Object.GetName()) },
+	}
+}
+
+// enqueueEntries enqueues the VirtualIPs whose status has an entry of node.
+func (a *Aggregator) enqueueEntries(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], node string) {
+	for _, req := range a.entryRequests(ctx, node) {
+		q.Add(req)
+	}
+}
+
+// entryRequests returns the VirtualIPs whose status has an entry of node: those whose summary
+// a change of the Node (its existence, its labels) can change.
+func (a *Aggregator) entryRequests(ctx context.Context, node string) []reconcile.Request {
+	// Read only, as the cache holds them: not copied.
+	var list v1alpha1.VirtualIPList
+	if err := a.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range list.Items {
+		if v := &list.Items[i]; slices.ContainsFunc(v.Status.Nodes, func(n v1alpha1.NodeStatus) bool { return n.Name == node }) {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: v.Name}})
+		}
+	}
+	return out
+}
+
 // jsonPatchOp is one operation of a JSON patch (RFC 6902).
 type jsonPatchOp struct {
 	Op    string `json:"op"`
@@ -442,21 +482,10 @@ func (a *Aggregator) SetupWithManager(mgr ctrl.Manager) error {
 			later(q, e.Object)
 		},
 	}
-	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
-		var list v1alpha1.VirtualIPList
-		if err := a.Client.List(ctx, &list); err != nil {
-			return nil
-		}
-		out := make([]reconcile.Request, 0, len(list.Items))
-		for _, v := range list.Items {
-			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: v.Name}})
-		}
-		return out
-	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("virtualip-aggregator").
 		Watches(&v1alpha1.VirtualIP{}, batched).
-		Watches(&corev1.Node{}, all, builder.WithPredicates(nodeChanged())).
+		Watches(&corev1.Node{}, a.nodeEvents(), builder.WithPredicates(nodeChanged())).
 		// Every agent may write; registered again in a new manager when the last one failed.
 		WithOptions(controller.Options{NeedLeaderElection: ptrTo(false), SkipNameValidation: ptrTo(true)}).
 		Complete(a)

@@ -342,13 +342,11 @@ func nodeAddrs(n *corev1.Node) []netip.Addr {
 // after the cache has synced it stops the instances whose VirtualIP the cluster no longer has:
 // only a successful list removes a VIP, never an informer disconnect.
 //
-// Besides its own VirtualIP, a reconcile depends on the Nodes (members, selection, their
-// addresses), on the VirtualIPs that share its VRID or an address (which of them runs, see
-// claim) and on its PASS Secret: a change of any of those enqueues the VirtualIPs it concerns.
+// Besides its own VirtualIP, a reconcile depends on the Nodes (this node, the members and
+// their addresses, the addresses of every node), on the VirtualIPs that share its VRID or an
+// address (which of them runs, see claim) and on its PASS Secret: a change of any of those
+// enqueues the VirtualIPs it concerns (a Node's: nodeAffects).
 func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
-		return r.allRequests(ctx)
-	})
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("virtualip").
 		// The spec only: a reconcile reads the host's interfaces and addresses, and the status,
@@ -359,7 +357,7 @@ func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// drops an address enqueues the losers it leaves, a deleted one too.
 		Watches(&v1alpha1.VirtualIP{}, handler.EnqueueRequestsFromMapFunc(r.overlapping),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Node{}, all, builder.WithPredicates(nodeChanged()))
+		Watches(&corev1.Node{}, r.nodeEvents(), builder.WithPredicates(nodeChanged()))
 	if r.Secrets == nil {
 		b = b.Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretUsers))
 	}
@@ -388,16 +386,104 @@ func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}))
 }
 
-func (r *VirtualIPReconciler) allRequests(ctx context.Context) []reconcile.Request {
-	var list v1alpha1.VirtualIPList
-	if err := r.Client.List(ctx, &list); err != nil {
+// nodeEvents enqueues, for a Node's creation, change or deletion, the VirtualIPs whose
+// reconcile it can change (nodeAffects), from the old and the new Node: in a cluster of
+// thousands of Nodes and VirtualIPs, a label on one Node must not reconcile every VirtualIP.
+func (r *VirtualIPReconciler) nodeEvents() handler.EventHandler {
+	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) {
+			r.enqueueNode(ctx, q, nil, asNode(e.Object))
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) {
+			r.enqueueNode(ctx, q, asNode(e.ObjectOld), asNode(e.ObjectNew))
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
+			r.enqueueNode(ctx, q, asNode(e.Object), nil)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q queue) {
+			r.enqueueNode(ctx, q, asNode(e.Object), asNode(e.Object))
+		},
+	}
+}
+
+// asNode is obj as a Node, or nil.
+func asNode(obj client.Object) *corev1.Node {
+	n, _ := obj.(*corev1.Node)
+	return n
+}
+
+func (r *VirtualIPReconciler) enqueueNode(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], old, new *corev1.Node) {
+	for _, req := range r.nodeRequests(ctx, old, new) {
+		q.Add(req)
+	}
+}
+
+// nodeRequests returns the VirtualIPs that a Node's change from old to new (nil: none, for a
+// creation or a deletion) concerns (nodeAffects).
+func (r *VirtualIPReconciler) nodeRequests(ctx context.Context, old, new *corev1.Node) []reconcile.Request {
+	if old == nil && new == nil {
 		return nil
 	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for _, v := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: v.Name}})
+	// Read only, as the cache holds them (see Reconcile).
+	var list v1alpha1.VirtualIPList
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range list.Items {
+		if v := &list.Items[i]; r.nodeAffects(v, old, new) {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: v.Name}})
+		}
 	}
 	return out
+}
+
+// nodeAffects reports whether a Node's change from old to new (nil: none) can change what
+// Reconcile makes of vip: every VirtualIP when it is this node (its labels decide whether it
+// runs them, its addresses and its existence whether it can); else when the Node joins or
+// leaves vip's members (desired.Selects, as peers asks it: spec.nodeSelector matches its
+// labels, or without one spec.nodes names it), when a member's addresses change (peers, the
+// member set, unicast peers), and when its addresses change and one of them, old or new, is a
+// virtual address of vip (nodeAddressInUse, which reads every Node's). Labels of a member that
+// stays one, and addresses of other nodes, are read by nothing.
+func (r *VirtualIPReconciler) nodeAffects(vip *v1alpha1.VirtualIP, old, new *corev1.Node) bool {
+	name := ""
+	for _, n := range []*corev1.Node{old, new} {
+		if n != nil {
+			name = n.Name
+		}
+	}
+	if name == r.NodeName {
+		return true
+	}
+	member := func(n *corev1.Node) bool {
+		if n == nil {
+			return false
+		}
+		ok, err := desired.Selects(vip, n.Name, n.Labels)
+		return err == nil && ok
+	}
+	was, is := member(old), member(new)
+	if was != is {
+		return true
+	}
+	var before, after []netip.Addr
+	if old != nil {
+		before = nodeAddrs(old)
+	}
+	if new != nil {
+		after = nodeAddrs(new)
+	}
+	if slices.Equal(before, after) {
+		return false
+	}
+	if is {
+		return true
+	}
+	addrs := desired.Addresses(vip)
+	virtual := func(a netip.Addr) bool { return slices.Contains(addrs, a) }
+	return slices.ContainsFunc(before, virtual) || slices.ContainsFunc(after, virtual)
 }
 
 // overlapping maps a VirtualIP to the others that share its VRID or one of its addresses: the
@@ -408,8 +494,9 @@ func (r *VirtualIPReconciler) overlapping(ctx context.Context, obj client.Object
 		return nil
 	}
 	addrs := desired.Addresses(v)
+	// Read only, as the cache holds them (see Reconcile).
 	var list v1alpha1.VirtualIPList
-	if err := r.Client.List(ctx, &list); err != nil {
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	var out []reconcile.Request
@@ -431,8 +518,9 @@ func (r *VirtualIPReconciler) secretUsers(ctx context.Context, obj client.Object
 	if obj.GetNamespace() != r.Namespace {
 		return nil
 	}
+	// Read only, as the cache holds them (see Reconcile).
 	var list v1alpha1.VirtualIPList
-	if err := r.Client.List(ctx, &list); err != nil {
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	var out []reconcile.Request
