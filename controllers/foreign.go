@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 	"math"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -34,10 +35,16 @@ const (
 	// addresses it names per router: an Event's note is at most 1 kB.
 	foreignShown     = 3
 	foreignAddrShown = 4
+	// foreignSeenStep is how far a router's lastSeen (and count) in this node's stored entry may
+	// fall behind what the engine heard before the entry is written again for that alone: a
+	// router heard every second would otherwise rewrite the entry every second (foreignCurrent).
+	foreignSeenStep = time.Minute
 )
 
 // foreignEntries turns the foreign routers of a snapshot into status.nodes[].foreignRouters:
-// those heard within foreignReportFor of now, within the CRD's bounds.
+// the most recent of those heard within foreignReportFor of now, within the CRD's bounds,
+// sorted by address. The engine keeps them most recent first, which two routers heard in turn
+// reorder at every advert: the entry would change with each.
 func foreignEntries(fs []vrrp.Foreign, now time.Time) []v1alpha1.ForeignRouterStatus {
 	var out []v1alpha1.ForeignRouterStatus
 	for _, f := range fs {
@@ -61,6 +68,53 @@ func foreignEntries(fs []vrrp.Foreign, now time.Time) []v1alpha1.ForeignRouterSt
 			// Whole seconds, as the API keeps it.
 			LastSeen: metav1.NewTime(f.LastSeen.UTC().Truncate(time.Second)),
 		})
+	}
+	// Addresses as netip writes them: IPv4 first, then in numeric order.
+	slices.SortStableFunc(out, func(a, b v1alpha1.ForeignRouterStatus) int {
+		return netip.MustParseAddr(a.Address).Compare(netip.MustParseAddr(b.Address))
+	})
+	return out
+}
+
+// foreignCurrent reports whether stored, the foreign routers of this node's entry as the API
+// server has it, still says what fresh, those it would write now, says to a reader: the same
+// routers, each with the same priority, addresses and inElection, and last seen less than
+// foreignSeenStep after the stored lastSeen. Only count and lastSeen may differ: they move with
+// every advert, and an entry rewritten for them alone would cost a write per advert interval
+// for as long as a foreign router is heard. So a stored lastSeen is at most about a minute
+// behind (and count with it) while nothing else changes, and any write carries both afresh.
+func foreignCurrent(fresh, stored []v1alpha1.ForeignRouterStatus) bool {
+	if len(fresh) != len(stored) {
+		return false
+	}
+	for _, f := range fresh {
+		i := slices.IndexFunc(stored, func(s v1alpha1.ForeignRouterStatus) bool { return s.Address == f.Address })
+		if i < 0 {
+			return false
+		}
+		s := stored[i]
+		if s.Priority != f.Priority || s.InElection != f.InElection || !slices.Equal(s.Addresses, f.Addresses) {
+			return false
+		}
+		// Earlier than stored (a clock set back): written afresh.
+		if d := f.LastSeen.Sub(s.LastSeen.Time); d < 0 || d >= foreignSeenStep {
+			return false
+		}
+	}
+	return true
+}
+
+// foreignCoarse is fs as foreignCurrent compares it, for a key that changes when it may no
+// longer be current: count left out, lastSeen to the foreignSeenStep.
+func foreignCoarse(fs []v1alpha1.ForeignRouterStatus) []v1alpha1.ForeignRouterStatus {
+	if fs == nil {
+		return nil
+	}
+	out := make([]v1alpha1.ForeignRouterStatus, len(fs))
+	for i, f := range fs {
+		f.Count = 0
+		f.LastSeen = metav1.NewTime(f.LastSeen.Truncate(foreignSeenStep))
+		out[i] = f
 	}
 	return out
 }

@@ -165,8 +165,9 @@ func TestSummarizeForeignOrder(t *testing.T) {
 	}
 }
 
-// The entry lists the foreign routers heard in the last five minutes, most recent first as
-// the engine keeps them, within the CRD's bounds.
+// The entry lists the foreign routers heard in the last five minutes, the most recent within
+// the CRD's bounds, sorted by address: the engine's order, most recent first, changes at every
+// advert when two routers are heard in turn.
 func TestStatusEntryForeign(t *testing.T) {
 	now := heardAt
 	addrs := func(n int) []netip.Addr {
@@ -186,16 +187,22 @@ func TestStatusEntryForeign(t *testing.T) {
 		}}}
 	got := appliedEntry(t, statusEntry("n1", st, now))
 	want := []v1alpha1.ForeignRouterStatus{
-		{Address: "198.18.0.50", Priority: 254, Addresses: []string{"198.18.1.1"}, Count: 12, LastSeen: metav1.NewTime(now.Add(-time.Second))},
 		{Address: "198.18.0.12", Priority: 90, InElection: true, Count: 1, LastSeen: metav1.NewTime(now.Add(-foreignReportFor)),
 			Addresses: []string{"198.18.1.1", "198.18.1.2", "198.18.1.3", "198.18.1.4", "198.18.1.5", "198.18.1.6", "198.18.1.7", "198.18.1.8",
 				"198.18.1.9", "198.18.1.10", "198.18.1.11", "198.18.1.12", "198.18.1.13", "198.18.1.14", "198.18.1.15", "198.18.1.16"}},
+		{Address: "198.18.0.50", Priority: 254, Addresses: []string{"198.18.1.1"}, Count: 12, LastSeen: metav1.NewTime(now.Add(-time.Second))},
 	}
 	if d := cmp.Diff(want, got.ForeignRouters); d != "" {
 		t.Errorf("foreignRouters (-want +got):\n%s", d)
 	}
+	// Heard in turn: the engine's order changes, the entry does not.
+	st.Foreign[0], st.Foreign[1] = st.Foreign[1], st.Foreign[0]
+	if d := cmp.Diff(want, appliedEntry(t, statusEntry("n1", st, now)).ForeignRouters); d != "" {
+		t.Errorf("foreignRouters in the other order (-want +got):\n%s", d)
+	}
 
-	// At most 8 routers; an IPv6 link-local sender without its zone (the interface says it).
+	// At most 8 routers, the most recent; an IPv6 link-local sender without its zone (the
+	// interface says it).
 	st.Foreign = nil
 	for i := range 10 {
 		st.Foreign = append(st.Foreign, vrrp.Foreign{Src: netip.MustParseAddr(fmt.Sprintf("fe80::%x%%eth0", i+1)),
@@ -203,6 +210,7 @@ func TestStatusEntryForeign(t *testing.T) {
 	}
 	got = appliedEntry(t, statusEntry("n1", st, now))
 	if len(got.ForeignRouters) != maxForeignRouters || got.ForeignRouters[0].Address != "fe80::1" ||
+		got.ForeignRouters[maxForeignRouters-1].Address != "fe80::8" ||
 		!cmp.Equal(got.ForeignRouters[0].Addresses, []string{"fe80::1", "2001:db8::1"}) {
 		t.Errorf("foreignRouters %+v, want the first 8, without zones", got.ForeignRouters)
 	}
@@ -320,5 +328,89 @@ func TestForeignEventsBounded(t *testing.T) {
 	}
 	if n := len(rec.events); n != foreignEventBurst {
 		t.Errorf("%d Events for 40 rotating senders, want %d", n, foreignEventBurst)
+	}
+}
+
+// A node's entry is rewritten for a foreign router only when a reader learns something from it:
+// the router appears or goes, its priority, addresses or inElection change, or its lastSeen
+// moves on by a minute (count with it). What moves with every advert alone costs no write.
+func TestEntryCurrentForeign(t *testing.T) {
+	router := func(addr string, prio int32, count int64, seen time.Duration, addrs ...string) v1alpha1.ForeignRouterStatus {
+		return v1alpha1.ForeignRouterStatus{Address: addr, Priority: prio, Addresses: addrs, Count: count,
+			LastSeen: metav1.NewTime(heardAt.Add(seen))}
+	}
+	entry := func(state string, fs ...v1alpha1.ForeignRouterStatus) v1alpha1.NodeStatus {
+		return v1alpha1.NodeStatus{Name: "n1", State: state, Address: "198.18.0.11", Interface: "eth0", ForeignRouters: fs}
+	}
+	a := router("198.18.0.50", 254, 3, 0, "198.18.0.200")
+	b := router("198.18.0.60", 10, 1, 0, "198.18.0.210")
+	stored := entry("Backup", a, b)
+	tests := []struct {
+		name    string
+		fresh   v1alpha1.NodeStatus
+		current bool
+	}{
+		{"the same", entry("Backup", a, b), true},
+		{"heard again, a second later", entry("Backup", router("198.18.0.50", 254, 4, time.Second, "198.18.0.200"), b), true},
+		{"heard for 59 s more", entry("Backup", router("198.18.0.50", 254, 62, 59*time.Second, "198.18.0.200"),
+			router("198.18.0.60", 10, 60, 59*time.Second, "198.18.0.210")), true},
+		{"lastSeen a minute on", entry("Backup", router("198.18.0.50", 254, 63, time.Minute, "198.18.0.200"), b), false},
+		{"lastSeen before the stored one", entry("Backup", router("198.18.0.50", 254, 1, -time.Second, "198.18.0.200"), b), false},
+		{"priority", entry("Backup", router("198.18.0.50", 0, 4, time.Second, "198.18.0.200"), b), false},
+		{"addresses", entry("Backup", router("198.18.0.50", 254, 4, time.Second, "198.18.0.200", "198.18.0.201"), b), false},
+		{"in the election", entry("Backup", func() v1alpha1.ForeignRouterStatus {
+			f := a
+			f.InElection = true
+			return f
+		}(), b), false},
+		{"a router more", entry("Backup", a, b, router("198.18.0.70", 1, 1, 0, "198.18.0.220")), false},
+		{"a router gone", entry("Backup", a), false},
+		{"another router in its place", entry("Backup", a, router("198.18.0.61", 10, 1, 0, "198.18.0.210")), false},
+		{"none", entry("Backup"), false},
+		// Anything else is compared as before, to the letter.
+		{"the state, a second later", entry("Master", router("198.18.0.50", 254, 4, time.Second, "198.18.0.200"), b), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// As the API server returns it.
+			have := appliedEntry(t, stored)
+			if got := entryCurrent(tt.fresh, true, have, true); got != tt.current {
+				t.Errorf("entryCurrent = %v, want %v", got, tt.current)
+			}
+			// The feed wakes the reconciler for any change a reader needs; for lastSeen alone,
+			// when it moves into another minute (below), or at the resync.
+			if !tt.current && !strings.HasPrefix(tt.name, "lastSeen") && feedKey(tt.fresh, true) == feedKey(stored, true) {
+				t.Errorf("not current, but the feed's key is the same")
+			}
+		})
+	}
+	if entryCurrent(stored, true, v1alpha1.NodeStatus{}, false) || entryCurrent(v1alpha1.NodeStatus{}, false, stored, true) {
+		t.Error("an entry and none are current")
+	}
+	if !entryCurrent(v1alpha1.NodeStatus{}, false, v1alpha1.NodeStatus{}, false) {
+		t.Error("no entry and none are not current")
+	}
+
+	// A router heard every second for ten minutes: the reconciler writes when it appears, and
+	// then once for each minute its lastSeen moves on, not once per advert; the feed wakes it
+	// about as often.
+	var writes, feeds int
+	have, had := v1alpha1.NodeStatus{}, false
+	fed := ""
+	for s := range 600 {
+		f := router("198.18.0.50", 254, int64(s+1), time.Duration(s)*time.Second, "198.18.0.200")
+		fresh := appliedEntry(t, entry("Backup", f))
+		if k := feedKey(fresh, true); k != fed {
+			fed = k
+			feeds++
+		}
+		if !entryCurrent(fresh, true, have, had) {
+			writes++
+			have, had = fresh, true
+		}
+	}
+	t.Logf("a router heard every second for 10 minutes: %d writes, %d feeds", writes, feeds)
+	if writes > 11 || feeds > 11 {
+		t.Errorf("%d writes and %d feeds for a router heard every second for 10 minutes, want at most 11 each", writes, feeds)
 	}
 }

@@ -39,10 +39,12 @@ import (
 // (transitions become Events through EventReporter, from the typed stream).
 //
 // It writes only what differs: the entry it would write is compared with this node's entry in
-// the cached object, and an entry already in place costs no request. It is fed by the agent's
-// change signal, for the VirtualIPs whose entry changed since they were last fed (feed); by
-// the VirtualIP watch, when this node's entry there changed (another writer removed or altered
-// it) or the spec did; and by a periodic resync, a comparison that repairs what was missed.
+// the cached object, and an entry already in place costs no request; so is one whose foreign
+// routers differ only in what every advert moves, their count and a lastSeen less than a
+// minute behind (entryCurrent). It is fed by the agent's change signal, for the VirtualIPs
+// whose entry changed since they were last fed (feed); by the VirtualIP watch, when this
+// node's entry there changed (another writer removed or altered it) or the spec did; and by a
+// periodic resync, a comparison that repairs what was missed.
 // The work queue coalesces bursts per VirtualIP and retries failed writes with a short backoff,
 // so status catches up within seconds once the API server is back. Nothing here can change
 // VRRP state: it only reads snapshots. It also records the Events that status alone knows of:
@@ -75,9 +77,12 @@ type StatusReconciler struct {
 // FieldManager is the server-side-apply manager of this node's status entry.
 func (r *StatusReconciler) FieldManager() string { return "kube-vrrp-agent/" + r.NodeName }
 
-// written is an entry as applied (entryKey) and the resourceVersion of the object it made.
+// written is an entry as applied (ok false: withdrawn) and the resourceVersion of the object
+// it made.
 type written struct {
-	key, resourceVersion string
+	entry           v1alpha1.NodeStatus
+	ok              bool
+	resourceVersion string
 }
 
 // Reconcile applies this node's entry of one VirtualIP's status, if the cached object does not
@@ -100,8 +105,8 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		// Not a member in fact: no entry, and no Warning (its refusal is not news to anyone).
 		entry, ok, refused = v1alpha1.NodeStatus{}, false, false
 	}
-	want := entryKey(entry, ok)
-	if want != entryKey(nodeEntryOf(&vip, r.NodeName)) && !r.behind(&vip, name, want) {
+	have, had := nodeEntryOf(&vip, r.NodeName)
+	if !entryCurrent(entry, ok, have, had) && !r.behind(&vip, name, entry, ok) {
 		apply := newStatusApply(name, "", newEntryStatus(entry, ok))
 		err := r.Client.Status().Apply(ctx, apply, client.FieldOwner(r.FieldManager()), client.ForceOwnership)
 		if err != nil {
@@ -113,7 +118,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		if r.written == nil {
 			r.written = map[string]written{}
 		}
-		r.written[name] = written{key: want, resourceVersion: ptr.Deref(apply.ResourceVersion, "")}
+		r.written[name] = written{entry: entry, ok: ok, resourceVersion: ptr.Deref(apply.ResourceVersion, "")}
 	}
 	r.refusalEvent(&vip, refusal, refused)
 	r.foreignEvents(&vip, entry, ok)
@@ -121,13 +126,14 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 }
 
 // behind reports whether the cached vip is older than the object this node's last write of
-// name made, and that write was of the entry want: the cache has not caught up with it yet,
-// and the watch event that brings it enqueues name again. A cached entry that differs after
-// that is another writer's doing, and is written over. Resource versions are compared as the
-// API server defines them for that (integers); one that is not well formed is never behind.
-func (r *StatusReconciler) behind(vip *v1alpha1.VirtualIP, name, want string) bool {
-	w, ok := r.written[name]
-	if !ok || w.key != want {
+// name made, and that write already said what entry (ok false: none) says (entryCurrent): the
+// cache has not caught up with it yet, and the watch event that brings it enqueues name again.
+// A cached entry that differs after that is another writer's doing, and is written over.
+// Resource versions are compared as the API server defines them for that (integers); one that
+// is not well formed is never behind.
+func (r *StatusReconciler) behind(vip *v1alpha1.VirtualIP, name string, entry v1alpha1.NodeStatus, ok bool) bool {
+	w, found := r.written[name]
+	if !found || !entryCurrent(entry, ok, w.entry, w.ok) {
 		return false
 	}
 	c, err := resourceversion.CompareResourceVersion(vip.ResourceVersion, w.resourceVersion)
@@ -164,6 +170,29 @@ func entryKey(entry v1alpha1.NodeStatus, ok bool) string {
 		return "unmarshalable: " + err.Error() // never equal to a stored entry's: written
 	}
 	return string(b)
+}
+
+// entryCurrent reports whether the stored entry (have; had false: none) says what this node's
+// entry (want; ok false: none) does, so that it costs no write: the same entry as applied
+// (entryKey), or one whose foreign routers differ only in count and a lastSeen less than
+// foreignSeenStep behind (foreignCurrent). A foreign router heard every second then rewrites
+// the entry about once a minute, not every second; any write carries them afresh.
+func entryCurrent(want v1alpha1.NodeStatus, ok bool, have v1alpha1.NodeStatus, had bool) bool {
+	if entryKey(want, ok) == entryKey(have, had) {
+		return true
+	}
+	if !ok || !had || !foreignCurrent(want.ForeignRouters, have.ForeignRouters) {
+		return false
+	}
+	want.ForeignRouters, have.ForeignRouters = nil, nil
+	return entryKey(want, true) == entryKey(have, true)
+}
+
+// feedKey is entryKey with the foreign routers as entryCurrent compares them (foreignCoarse):
+// it changes whenever the entry may have stopped being current, not with every advert.
+func feedKey(entry v1alpha1.NodeStatus, ok bool) string {
+	entry.ForeignRouters = foreignCoarse(entry.ForeignRouters)
+	return entryKey(entry, ok)
 }
 
 // entry builds this node's status entry of name from the rejection or the agent's snapshot.
@@ -304,12 +333,14 @@ func (r *StatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // feed turns change signals into one event per VirtualIP whose entry changed since it was last
 // fed: the agent's snapshot of it or its refusal, or that this node stopped running it (the
-// event withdraws the entry). Every resync it feeds every VirtualIP this node runs, rejects or
+// event withdraws the entry). Foreign routers count as entryCurrent compares them (feedKey):
+// an advert that moves only their count and lastSeen feeds nothing, one whose lastSeen moves
+// into the next minute does. Every resync it feeds every VirtualIP this node runs, rejects or
 // ran, for Reconcile to compare with the cache; that writes nothing when all is in place.
 func (r *StatusReconciler) feed(ctx context.Context, out chan<- event.TypedGenericEvent[*v1alpha1.VirtualIP]) {
 	tick := time.NewTicker(r.Resync)
 	defer tick.Stop()
-	fed := map[string]string{} // VirtualIP -> entryKey when it was last fed
+	fed := map[string]string{} // VirtualIP -> feedKey when it was last fed
 	send := func(all bool) {
 		names := map[string]bool{}
 		for _, n := range r.Agent.Names() {
@@ -324,7 +355,7 @@ func (r *StatusReconciler) feed(ctx context.Context, out chan<- event.TypedGener
 		}
 		sts, now := r.Agent.Snapshot(), time.Now()
 		for n := range names {
-			key := entryKey(r.entryOf(n, sts, now))
+			key := feedKey(r.entryOf(n, sts, now))
 			if prev, seen := fed[n]; seen && prev == key && !all {
 				continue
 			}
