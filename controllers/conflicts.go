@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
 )
@@ -98,9 +100,11 @@ func loses(self claim, others []claim) (defeat, bool) {
 // rivals returns the claims of the VirtualIPs that overlap self (self excluded), read from the
 // cache. A VirtualIP being deleted claims nothing, nor does an invalid one, which runs nowhere.
 // For the slot, only those that select this node and whose interface resolves here count.
+// The list is the cache's own objects, not copies (1000 VirtualIPs would be a million copies
+// at start-up): nothing here writes to them or keeps them.
 func (r *VirtualIPReconciler) rivals(ctx context.Context, self claim, node desired.Node) ([]claim, error) {
 	var list v1alpha1.VirtualIPList
-	if err := r.Client.List(ctx, &list); err != nil {
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	var out []claim

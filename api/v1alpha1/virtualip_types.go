@@ -447,11 +447,14 @@ type ForeignRouterStatus struct {
 	// +optional
 	InElection bool `json:"inElection,omitempty"`
 	// count of its adverts with another list of addresses this node has heard since it first
-	// heard it (a router not heard for 5 minutes is forgotten, and counted afresh).
+	// heard it (a router not heard for 5 minutes is forgotten, and counted afresh). Like
+	// lastSeen, it is brought up to date when the entry is written for another reason, or
+	// once a minute.
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	Count int64 `json:"count,omitempty"`
-	// lastSeen is when its last such advert was heard.
+	// lastSeen is when its last such advert was heard, up to about a minute behind: the
+	// entry is not rewritten at every advert. Routers are listed by address.
 	// +required
 	LastSeen metav1.Time `json:"lastSeen"`
 }
