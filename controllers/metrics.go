@@ -122,11 +122,12 @@ type MetricsOptions struct {
 //
 // Secure: HTTPS, and every request carries a bearer token that the API server authenticates
 // (TokenReview) and authorizes for a get of the non-resource URL /metrics
-// (SubjectAccessReview), with cfg's credentials: the agent's ClusterRole may create both
-// reviews (rbac.go). Decisions are cached (a token for a minute, an allow for five, a deny for
-// thirty seconds), so an API server outage stops scrapes only once they expire. A request
-// without a token or with one the API server rejects gets 401, an identity RBAC does not allow
-// 403, and 500 only means the API server could not be asked (reviewedByAPIServer).
+// (SubjectAccessReview), with cfg's credentials and client-go's typed clients: the agent's
+// ClusterRole may create both reviews (rbac.go). Answers are cached, at most reviewCacheSize
+// of each kind (a token's review for a minute, an allow for five, a deny for thirty seconds),
+// so an API server outage stops scrapes only once they expire. A request without a token or
+// with one the API server rejects gets 401, an identity RBAC does not allow 403, and 500 only
+// means the API server could not be asked (reviewedByAPIServer).
 func NewMetricsServer(o MetricsOptions, cfg *rest.Config) (metricsserver.Server, error) {
 	opts := metricsserver.Options{BindAddress: o.BindAddress, SecureServing: o.Secure}
 	if o.Secure {

@@ -2,22 +2,23 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
-	"fmt"
-	"net"
+	"io"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+	authnapi "k8s.io/api/authentication/v1"
+	authzapi "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/apiserver/pkg/apis/apiserver"
-	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
-	"k8s.io/apiserver/pkg/authorization/authorizer"
-	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	authenticationv1 "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	authorizationv1 "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	"k8s.io/client-go/rest"
@@ -25,9 +26,9 @@ import (
 )
 
 // How long the metrics endpoint keeps the API server's answers (docs/design.md §7.9): a
-// token's review for a minute, an allow for five, a deny for thirty seconds. A review not
-// answered within reviewTimeout fails; one answered 429 or 5xx, or cut off, is retried with
-// reviewBackoff first.
+// token's review (accepted or rejected) for a minute, an allow for five, a deny for thirty
+// seconds. A review not answered within reviewTimeout fails; one answered 429 or 5xx, or cut
+// off, is retried with reviewBackoff first (transientReviewError).
 const (
 	tokenCacheTTL = time.Minute
 	allowCacheTTL = 5 * time.Minute
@@ -36,6 +37,11 @@ const (
 )
 
 var reviewBackoff = wait.Backoff{Duration: 500 * time.Millisecond, Factor: 1.5, Jitter: 0.2, Steps: 5}
+
+// reviewCacheSize bounds each cache of the API server's answers (accepted tokens, rejected
+// tokens, decisions): a scraper sending random tokens or paths cannot grow the agent's memory,
+// and the tokens it sprays evict only other rejected tokens.
+const reviewCacheSize = 1024
 
 // How often a refused scrape (401, 403; at debug level) and a review that failed (500; an
 // error) may be logged: whoever can reach the port must not make the agent log at the rate
@@ -46,12 +52,15 @@ const (
 )
 
 // reviewedByAPIServer is the metrics server's filter provider: every request's bearer token is
-// authenticated by the API server (TokenReview) and the identity authorized for the request's
-// verb on its non-resource path (SubjectAccessReview), both made with cfg's credentials. The
-// answers are 401 with a Bearer challenge for no token or one the API server rejects, 403 for
-// an identity RBAC does not allow, and 500 only when the API server could not be asked (no
-// answer, or an HTTP error such as a review the agent may not create). The token is never
-// logged.
+// authenticated by the API server (a TokenReview, no audiences) and the identity it returns
+// authorized for the request's lowercased method as verb on its non-resource path (a
+// SubjectAccessReview with the user's name, uid, groups and extra), both made with cfg's
+// credentials and answered from bounded caches while they hold. The answers are 401 with a
+// Bearer challenge for no token (or a malformed Authorization header) or one the API server
+// rejects, 403 for an identity RBAC does not allow, and 500 only when the API server could not
+// be asked: the client's error, whatever it is (an API status such as the agent not being
+// allowed to create the review, 429 or 5xx, a transport error, the timeout). The token is never
+// logged nor kept: the caches key it by its SHA-256.
 func reviewedByAPIServer(cfg *rest.Config, hc *http.Client) (metricsserver.Filter, error) {
 	authnClient, err := authenticationv1.NewForConfigAndClient(cfg, hc)
 	if err != nil {
@@ -61,25 +70,12 @@ func reviewedByAPIServer(cfg *rest.Config, hc *http.Client) (metricsserver.Filte
 	if err != nil {
 		return nil, err
 	}
-	backoff := reviewBackoff
-	authn, _, err := authenticatorfactory.DelegatingAuthenticatorConfig{
-		Anonymous:                &apiserver.AnonymousAuthConfig{Enabled: false},
-		TokenAccessReviewClient:  authnClient,
-		TokenAccessReviewTimeout: reviewTimeout,
-		WebhookRetryBackoff:      &backoff,
-		CacheTTL:                 tokenCacheTTL,
-	}.New()
-	if err != nil {
-		return nil, fmt.Errorf("metrics authenticator: %w", err)
-	}
-	authz, err := authorizerfactory.DelegatingAuthorizerConfig{
-		SubjectAccessReviewClient: authzClient,
-		AllowCacheTTL:             allowCacheTTL,
-		DenyCacheTTL:              denyCacheTTL,
-		WebhookRetryBackoff:       &backoff,
-	}.New()
-	if err != nil {
-		return nil, fmt.Errorf("metrics authorizer: %w", err)
+	rv := &reviewer{
+		tokenReviews:  authnClient.TokenReviews(),
+		accessReviews: authzClient.SubjectAccessReviews(),
+		accepted:      newReviewCache[authnapi.UserInfo](reviewCacheSize),
+		rejected:      newReviewCache[struct{}](reviewCacheSize),
+		decisions:     newReviewCache[decision](reviewCacheSize),
 	}
 	refused := &logBudget{every: refusedLogEvery}
 	failed := &logBudget{every: failedLogEvery}
@@ -106,31 +102,29 @@ func reviewedByAPIServer(cfg *rest.Config, hc *http.Client) (metricsserver.Filte
 			}
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			res, ok, err := authn.AuthenticateRequest(r)
-			switch {
-			case err != nil && reviewFailed(err):
-				fail(w, r, "TokenReview", err)
-				return
-			case err != nil:
-				// The API server answered: not this token. What it said is not logged, lest
-				// an authenticator echo the token.
-				refuse(w, r, http.StatusUnauthorized, "token rejected")
-				return
-			case !ok:
+			token, ok := bearerToken(r.Header)
+			if !ok {
 				refuse(w, r, http.StatusUnauthorized, "no bearer token")
 				return
 			}
-			decision, reason, err := authz.Authorize(r.Context(), authorizer.AttributesRecord{
-				User: res.User,
-				Verb: strings.ToLower(r.Method),
-				Path: r.URL.Path,
-			})
+			user, err := rv.authenticate(r.Context(), token)
+			switch {
+			case err != nil:
+				fail(w, r, "TokenReview", err)
+				return
+			case user == nil:
+				// The API server answered: not this token. Its status.error is not logged,
+				// lest an authenticator echo the token.
+				refuse(w, r, http.StatusUnauthorized, "token rejected")
+				return
+			}
+			d, err := rv.authorize(r.Context(), accessReviewSpec(user, r))
 			if err != nil {
 				fail(w, r, "SubjectAccessReview", err)
 				return
 			}
-			if decision != authorizer.DecisionAllow {
-				refuse(w, r, http.StatusForbidden, "not allowed", "user", res.User.GetName(), "why", reason)
+			if !d.allowed {
+				refuse(w, r, http.StatusForbidden, "not allowed", "user", user.Username, "why", d.reason)
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -138,26 +132,255 @@ func reviewedByAPIServer(cfg *rest.Config, hc *http.Client) (metricsserver.Filte
 	}, nil
 }
 
-// reviewFailed tells whether err, from the delegating authenticator, means that the API server
-// could not review the token rather than that it reviewed and rejected it. The authenticator
-// returns an error for both: a rejection is a plain message (the TokenReview's status.error,
-// or "invalid bearer token"); a failed review is the client's error, an API status (the agent
-// may not create TokenReviews, 429, 5xx), a transport error or a timeout, inside the
-// aggregate of the authenticator's union.
-func reviewFailed(err error) bool {
-	var agg utilerrors.Aggregate
-	if errors.As(err, &agg) {
-		for _, e := range agg.Errors() {
-			if reviewFailed(e) {
-				return true
-			}
-		}
+// bearerToken returns the token of h's Authorization header: exactly one header, the scheme
+// "Bearer" in any case, one or more spaces, then a token of RFC 6750's b64token characters
+// (which every Kubernetes token, a JWT included, is made of). Anything else is no token.
+func bearerToken(h http.Header) (string, bool) {
+	values := h.Values("Authorization")
+	if len(values) != 1 {
+		return "", false
+	}
+	scheme, token, ok := strings.Cut(values[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimLeft(token, " ")
+	if !isB64Token(token) {
+		return "", false
+	}
+	return token, true
+}
+
+// isB64Token tells whether s is an RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" /
+// "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	body := strings.TrimRight(s, "=")
+	if body == "" {
 		return false
 	}
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// reviewer asks the API server about a scrape, and remembers its answers for a while.
+type reviewer struct {
+	tokenReviews  authenticationv1.TokenReviewInterface
+	accessReviews authorizationv1.SubjectAccessReviewInterface
+
+	// accepted and rejected are the reviewed tokens by their SHA-256, apart so that rejected
+	// tokens, which anyone can make, never evict an accepted one.
+	accepted  *reviewCache[authnapi.UserInfo]
+	rejected  *reviewCache[struct{}]
+	decisions *reviewCache[decision]
+}
+
+// decision is the API server's answer to a SubjectAccessReview.
+type decision struct {
+	allowed bool
+	reason  string
+}
+
+// authenticate returns who token is, nil if the API server rejects it, or the error that
+// kept the API server from answering.
+func (rv *reviewer) authenticate(ctx context.Context, token string) (*authnapi.UserInfo, error) {
+	key := sha256.Sum256([]byte(token))
+	if u, ok := rv.accepted.get(key, time.Now()); ok {
+		return &u, nil
+	}
+	if _, ok := rv.rejected.get(key, time.Now()); ok {
+		return nil, nil
+	}
+	var status authnapi.TokenReviewStatus
+	err := askAPIServer(ctx, reviewBackoff, func(ctx context.Context) error {
+		review, err := rv.tokenReviews.Create(ctx, &authnapi.TokenReview{Spec: authnapi.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+		if err == nil {
+			status = review.Status // not the review: its spec holds the token
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !status.Authenticated {
+		rv.rejected.put(key, struct{}{}, tokenCacheTTL, time.Now())
+		return nil, nil
+	}
+	rv.accepted.put(key, status.User, tokenCacheTTL, time.Now())
+	return &status.User, nil
+}
+
+// accessReviewSpec is the SubjectAccessReview of r by user: the request's lowercased method
+// on its non-resource path.
+func accessReviewSpec(user *authnapi.UserInfo, r *http.Request) authzapi.SubjectAccessReviewSpec {
+	var extra map[string]authzapi.ExtraValue
+	if len(user.Extra) > 0 {
+		extra = make(map[string]authzapi.ExtraValue, len(user.Extra))
+		for k, v := range user.Extra {
+			extra[k] = authzapi.ExtraValue(v)
+		}
+	}
+	return authzapi.SubjectAccessReviewSpec{
+		User:   user.Username,
+		Groups: user.Groups,
+		UID:    user.UID,
+		Extra:  extra,
+		NonResourceAttributes: &authzapi.NonResourceAttributes{
+			Path: r.URL.Path,
+			Verb: strings.ToLower(r.Method),
+		},
+	}
+}
+
+// decisionKey is the cache key of the decision on spec: the SHA-256 of its JSON, so that every
+// field the API server decides on is in it (encoding/json writes a map's keys in order) and two
+// requests share a decision only when they would ask the same question.
+func decisionKey(spec authzapi.SubjectAccessReviewSpec) ([sha256.Size]byte, error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	return sha256.Sum256(b), nil
+}
+
+// authorize returns the API server's decision on spec, or the error that kept it from
+// answering.
+func (rv *reviewer) authorize(ctx context.Context, spec authzapi.SubjectAccessReviewSpec) (decision, error) {
+	key, err := decisionKey(spec)
+	if err != nil {
+		return decision{}, err
+	}
+	if d, ok := rv.decisions.get(key, time.Now()); ok {
+		return d, nil
+	}
+	var d decision
+	err = askAPIServer(ctx, reviewBackoff, func(ctx context.Context) error {
+		review, err := rv.accessReviews.Create(ctx, &authzapi.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
+		if err == nil {
+			d = decision{allowed: review.Status.Allowed && !review.Status.Denied, reason: review.Status.Reason}
+		}
+		return err
+	})
+	if err != nil {
+		return decision{}, err
+	}
+	ttl := denyCacheTTL
+	if d.allowed {
+		ttl = allowCacheTTL
+	}
+	rv.decisions.put(key, d, ttl, time.Now())
+	return d, nil
+}
+
+// askAPIServer calls ask until it succeeds or fails for good, at most b.Steps times, waiting
+// b's backoff between the calls, all within reviewTimeout. It returns the last call's error.
+func askAPIServer(ctx context.Context, b wait.Backoff, ask func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, reviewTimeout)
+	defer cancel()
+	steps := b.Steps // b.Step counts them down
+	for attempt := 1; ; attempt++ {
+		err := ask(ctx)
+		if err == nil || attempt >= steps || !transientReviewError(err) {
+			return err
+		}
+		t := time.NewTimer(b.Step())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// transientReviewError tells whether a review that failed with err is worth asking again at
+// once: the API server answered 429 or 5xx, or the connection was cut off. Anything else (an
+// API status such as 403, a refused connection, a TLS error, the timeout) fails the scrape:
+// Prometheus asks again at its next interval.
+func transientReviewError(err error) bool {
 	var status apierrors.APIStatus
-	var netErr net.Error
-	return errors.As(err, &status) || errors.As(err, &netErr) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+	if errors.As(err, &status) {
+		code := status.Status().Code
+		return code == http.StatusTooManyRequests || code >= http.StatusInternalServerError
+	}
+	return utilnet.IsConnectionReset(err) || utilnet.IsHTTP2ConnectionLost(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// reviewCache holds at most size answers of the API server, each until its TTL runs out, by
+// a SHA-256 (never a token in clear). A new answer in a full cache first drops the expired
+// ones, then the least recently used. Safe for concurrent use.
+type reviewCache[V any] struct {
+	mu      sync.Mutex
+	size    int
+	clock   uint64 // counts the uses, for least recently used
+	entries map[[sha256.Size]byte]cachedReview[V]
+}
+
+type cachedReview[V any] struct {
+	value   V
+	expires time.Time
+	used    uint64
+}
+
+func newReviewCache[V any](size int) *reviewCache[V] {
+	return &reviewCache[V]{size: size, entries: make(map[[sha256.Size]byte]cachedReview[V])}
+}
+
+// get returns the answer under key if it has not expired at now.
+func (c *reviewCache[V]) get(key [sha256.Size]byte, now time.Time) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	if !now.Before(e.expires) {
+		delete(c.entries, key)
+		var zero V
+		return zero, false
+	}
+	c.clock++
+	e.used = c.clock
+	c.entries[key] = e
+	return e.value, true
+}
+
+// put keeps value under key from now until ttl has passed.
+func (c *reviewCache[V]) put(key [sha256.Size]byte, value V, ttl time.Duration, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[key]; !ok && len(c.entries) >= c.size {
+		var lru [sha256.Size]byte
+		oldest := uint64(math.MaxUint64)
+		for k, e := range c.entries {
+			switch {
+			case !now.Before(e.expires):
+				delete(c.entries, k)
+			case e.used < oldest:
+				lru, oldest = k, e.used
+			}
+		}
+		if len(c.entries) >= c.size {
+			delete(c.entries, lru)
+		}
+	}
+	c.clock++
+	c.entries[key] = cachedReview[V]{value: value, expires: now.Add(ttl), used: c.clock}
+}
+
+// len returns how many answers c holds, expired ones included.
+func (c *reviewCache[V]) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
 }
 
 // logBudget lets one log line through per period and counts the others.

@@ -2,40 +2,456 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"reflect"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	authnapi "k8s.io/api/authentication/v1"
+	authzapi "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
+	authenticationv1 "k8s.io/client-go/kubernetes/typed/authentication/v1"
+	authorizationv1 "k8s.io/client-go/kubernetes/typed/authorization/v1"
 )
 
-// The errors the delegating authenticator returns, as the union of its authenticators
-// aggregates them; test/envtest's TestMetricsAuth and TestMetricsReviewFailed see the real ones.
-func TestReviewFailed(t *testing.T) {
-	refused := &url.Error{Op: "Post", URL: "https://198.18.0.1:6443/apis/authentication.k8s.io/v1/tokenreviews", Err: syscall.ECONNREFUSED}
-	forbidden := apierrors.NewForbidden(schema.GroupResource{Group: "authentication.k8s.io", Resource: "tokenreviews"}, "", errors.New("no RBAC"))
+func TestBearerToken(t *testing.T) {
+	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2lnbmF0dXJl-_"
 	for _, tc := range []struct {
-		what   string
-		err    error
-		failed bool
+		header []string
+		token  string // "": no token
 	}{
-		{"rejected by the API server", utilerrors.NewAggregate([]error{errors.New("[invalid bearer token, square/go-jose: compact JWS format must have three parts]")}), false},
-		{"rejected, no reason given", utilerrors.NewAggregate([]error{errors.New("invalid bearer token")}), false},
-		{"API server unreachable", utilerrors.NewAggregate([]error{refused}), true},
-		{"TokenReview forbidden", utilerrors.NewAggregate([]error{forbidden}), true},
-		{"API server overloaded", utilerrors.NewAggregate([]error{apierrors.NewTooManyRequests("slow down", 1)}), true},
-		{"review timed out", utilerrors.NewAggregate([]error{fmt.Errorf("review: %w", context.DeadlineExceeded)}), true},
-		{"one rejected, one failed", utilerrors.NewAggregate([]error{errors.New("invalid bearer token"), refused}), true},
-		{"not aggregated", forbidden, true},
+		{nil, ""},
+		{[]string{""}, ""},
+		{[]string{"Bearer " + jwt}, jwt},
+		{[]string{"bearer abc"}, "abc"},
+		{[]string{"BEARER abc"}, "abc"},
+		{[]string{"Bearer   abc"}, "abc"},
+		{[]string{"Bearer a.b-c_d~e+f/g=="}, "a.b-c_d~e+f/g=="},
+		{[]string{"Bearer"}, ""},
+		{[]string{"Bearer "}, ""},
+		{[]string{"Bearerabc"}, ""},
+		{[]string{"Bearer\tabc"}, ""},
+		{[]string{"Bearer abc def"}, ""},
+		{[]string{"Bearer abc "}, ""},
+		{[]string{"Bearer ===="}, ""},
+		{[]string{"Bearer ab=c"}, ""},
+		{[]string{"Bearer abc\x00"}, ""},
+		{[]string{"Bearer ab\"c"}, ""},
+		{[]string{"Bearer ab,c"}, ""},
+		{[]string{"Bearer é"}, ""},
+		{[]string{"Basic dXNlcjpwYXNz"}, ""},
+		{[]string{"Token abc"}, ""},
+		{[]string{"Bearer abc", "Bearer abc"}, ""},
+		{[]string{"Bearer abc", "Basic dXNlcjpwYXNz"}, ""},
 	} {
-		if got := reviewFailed(tc.err); got != tc.failed {
-			t.Errorf("%s: reviewFailed(%v) = %v, want %v", tc.what, tc.err, got, tc.failed)
+		h := http.Header{}
+		for _, v := range tc.header {
+			h.Add("Authorization", v)
 		}
+		got, ok := bearerToken(h)
+		if ok != (tc.token != "") || got != tc.token {
+			t.Errorf("Authorization %q: bearerToken = %q, %v; want %q", tc.header, got, ok, tc.token)
+		}
+	}
+}
+
+func key(s string) [sha256.Size]byte { return sha256.Sum256([]byte(s)) }
+
+func TestReviewCacheExpiry(t *testing.T) {
+	c := newReviewCache[string](4)
+	t0 := time.Unix(1000, 0)
+	c.put(key("a"), "A", time.Minute, t0)
+	if v, ok := c.get(key("a"), t0.Add(time.Minute-time.Nanosecond)); !ok || v != "A" {
+		t.Errorf("before its TTL: get = %q, %v; want A", v, ok)
+	}
+	if v, ok := c.get(key("a"), t0.Add(time.Minute)); ok {
+		t.Errorf("at its TTL: get = %q, want nothing", v)
+	}
+	if n := c.len(); n != 0 {
+		t.Errorf("an expired answer got is still held: %d entries", n)
+	}
+	if _, ok := c.get(key("b"), t0); ok {
+		t.Error("an answer never put is got")
+	}
+	// A new answer replaces the old one, with its own TTL.
+	c.put(key("a"), "A1", time.Second, t0)
+	c.put(key("a"), "A2", time.Minute, t0)
+	if v, ok := c.get(key("a"), t0.Add(30*time.Second)); !ok || v != "A2" {
+		t.Errorf("replaced: get = %q, %v; want A2", v, ok)
+	}
+}
+
+func TestReviewCacheBound(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	has := func(c *reviewCache[string], now time.Time, keys ...string) {
+		t.Helper()
+		for _, k := range keys {
+			if _, ok := c.get(key(k), now); !ok {
+				t.Errorf("%s was evicted", k)
+			}
+		}
+	}
+	hasNot := func(c *reviewCache[string], now time.Time, k string) {
+		t.Helper()
+		if _, ok := c.get(key(k), now); ok {
+			t.Errorf("%s is still held", k)
+		}
+	}
+
+	// Full of live answers: the least recently used one goes.
+	c := newReviewCache[string](3)
+	c.put(key("a"), "A", time.Minute, t0)
+	c.put(key("b"), "B", time.Minute, t0)
+	c.put(key("c"), "C", time.Minute, t0)
+	has(c, t0, "a") // b is now the least recently used
+	c.put(key("d"), "D", time.Minute, t0)
+	hasNot(c, t0, "b")
+	has(c, t0, "a", "c", "d")
+
+	// The expired answers go first, however recently used.
+	c = newReviewCache[string](3)
+	c.put(key("a"), "A", time.Minute, t0)
+	c.put(key("b"), "B", time.Minute, t0)
+	c.put(key("c"), "C", time.Second, t0)
+	has(c, t0, "c") // the most recently used, but expires first
+	now := t0.Add(2 * time.Second)
+	c.put(key("d"), "D", time.Minute, now)
+	if n := c.len(); n != 3 {
+		t.Errorf("%d entries after the expired one was dropped, want 3", n)
+	}
+	hasNot(c, now, "c")
+	has(c, now, "a", "b", "d")
+
+	// A new answer for a held key evicts nothing.
+	c.put(key("a"), "A2", time.Minute, now)
+	has(c, now, "a", "b", "d")
+
+	// Random tokens do not grow it.
+	c = newReviewCache[string](16)
+	for i := range 10000 {
+		c.put(key(fmt.Sprint(i)), "", time.Minute, t0)
+		if n := c.len(); n > 16 {
+			t.Fatalf("%d entries after %d answers, bound 16", n, i+1)
+		}
+	}
+}
+
+// TestReviewCacheConcurrent is for the race detector: the filter serves several scrapes at once.
+func TestReviewCacheConcurrent(t *testing.T) {
+	c := newReviewCache[int](8)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 1000 {
+				k := key(fmt.Sprint((g * i) % 20))
+				c.put(k, i, time.Minute, time.Now())
+				c.get(k, time.Now())
+			}
+		})
+	}
+	wg.Wait()
+	if n := c.len(); n > 8 {
+		t.Errorf("%d entries, bound 8", n)
+	}
+}
+
+// Two requests share a decision only if every field of their SubjectAccessReviews is the same.
+func TestDecisionKey(t *testing.T) {
+	base := func() authzapi.SubjectAccessReviewSpec {
+		return authzapi.SubjectAccessReviewSpec{
+			User:                  "alice",
+			Groups:                []string{"system:authenticated", "team"},
+			UID:                   "u1",
+			Extra:                 map[string]authzapi.ExtraValue{"scopes": {"a", "b"}, "node": {"n1"}},
+			NonResourceAttributes: &authzapi.NonResourceAttributes{Path: "/metrics", Verb: "get"},
+		}
+	}
+	mustKey := func(s authzapi.SubjectAccessReviewSpec) [sha256.Size]byte {
+		t.Helper()
+		k, err := decisionKey(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	if mustKey(base()) != mustKey(base()) {
+		t.Fatal("the same question has two keys")
+	}
+	keys := map[[sha256.Size]byte]string{mustKey(base()): "base"}
+	for what, change := range map[string]func(*authzapi.SubjectAccessReviewSpec){
+		"user":                func(s *authzapi.SubjectAccessReviewSpec) { s.User = "bob" },
+		"no groups":           func(s *authzapi.SubjectAccessReviewSpec) { s.Groups = nil },
+		"one group less":      func(s *authzapi.SubjectAccessReviewSpec) { s.Groups = s.Groups[:1] },
+		"another group":       func(s *authzapi.SubjectAccessReviewSpec) { s.Groups[1] = "admins" },
+		"groups joined":       func(s *authzapi.SubjectAccessReviewSpec) { s.Groups = []string{"system:authenticated,team"} },
+		"uid":                 func(s *authzapi.SubjectAccessReviewSpec) { s.UID = "u2" },
+		"no extra":            func(s *authzapi.SubjectAccessReviewSpec) { s.Extra = nil },
+		"an extra key":        func(s *authzapi.SubjectAccessReviewSpec) { s.Extra["other"] = s.Extra["node"]; delete(s.Extra, "node") },
+		"an extra value":      func(s *authzapi.SubjectAccessReviewSpec) { s.Extra["node"] = authzapi.ExtraValue{"n2"} },
+		"extra values joined": func(s *authzapi.SubjectAccessReviewSpec) { s.Extra["scopes"] = authzapi.ExtraValue{"a,b"} },
+		"user moved to uid":   func(s *authzapi.SubjectAccessReviewSpec) { s.User, s.UID = "", "alice" },
+		"path":                func(s *authzapi.SubjectAccessReviewSpec) { s.NonResourceAttributes.Path = "/metrics/" },
+		"verb":                func(s *authzapi.SubjectAccessReviewSpec) { s.NonResourceAttributes.Verb = "post" },
+		"resource attributes": func(s *authzapi.SubjectAccessReviewSpec) { s.ResourceAttributes = &authzapi.ResourceAttributes{} },
+	} {
+		s := base()
+		change(&s)
+		k := mustKey(s)
+		if other, dup := keys[k]; dup {
+			t.Errorf("%s: the same key as %s", what, other)
+		}
+		keys[k] = what
+	}
+
+	// Every field, the ones Kubernetes adds later included.
+	typ := reflect.TypeFor[authzapi.SubjectAccessReviewSpec]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		s := base()
+		v := reflect.ValueOf(&s).Elem().Field(i)
+		switch f.Type.Kind() {
+		case reflect.String:
+			v.SetString(v.String() + "x")
+		case reflect.Slice:
+			v.Set(reflect.Append(v, reflect.ValueOf("x").Convert(f.Type.Elem())))
+		case reflect.Map:
+			v.SetMapIndex(reflect.ValueOf("x").Convert(f.Type.Key()), reflect.Zero(f.Type.Elem()))
+		case reflect.Pointer:
+			if v.IsNil() {
+				v.Set(reflect.New(f.Type.Elem()))
+			} else {
+				v.Set(reflect.Zero(f.Type))
+			}
+		default:
+			t.Fatalf("field %s of kind %s: teach the test to change it", f.Name, f.Type.Kind())
+		}
+		if mustKey(s) == mustKey(base()) {
+			t.Errorf("field %s is not in the key", f.Name)
+		}
+	}
+}
+
+// The SubjectAccessReview asks about the user the TokenReview returned, whole, doing what the
+// request does.
+func TestAccessReviewSpec(t *testing.T) {
+	user := &authnapi.UserInfo{
+		Username: "system:serviceaccount:monitoring:prometheus",
+		UID:      "9d3c",
+		Groups:   []string{"system:serviceaccounts", "system:authenticated"},
+		Extra:    map[string]authnapi.ExtraValue{"authentication.kubernetes.io/pod-name": {"prometheus-0"}},
+	}
+	r := httptest.NewRequest("GET", "https://198.18.0.1:9402/metrics?x=1", nil)
+	want := authzapi.SubjectAccessReviewSpec{
+		User:                  user.Username,
+		UID:                   user.UID,
+		Groups:                user.Groups,
+		Extra:                 map[string]authzapi.ExtraValue{"authentication.kubernetes.io/pod-name": {"prometheus-0"}},
+		NonResourceAttributes: &authzapi.NonResourceAttributes{Path: "/metrics", Verb: "get"},
+	}
+	if diff := cmp.Diff(want, accessReviewSpec(user, r)); diff != "" {
+		t.Errorf("spec (-want +got):\n%s", diff)
+	}
+	if n := reflect.TypeFor[authnapi.UserInfo]().NumField(); n != 4 {
+		t.Errorf("authentication/v1 UserInfo has %d fields, accessReviewSpec passes 4 on", n)
+	}
+	if got := accessReviewSpec(&authnapi.UserInfo{Username: "a"}, r).Extra; got != nil {
+		t.Errorf("no extra: %v, want nil", got)
+	}
+}
+
+func TestTransientReviewError(t *testing.T) {
+	gr := schema.GroupResource{Group: "authentication.k8s.io", Resource: "tokenreviews"}
+	post := func(err error) error {
+		return &url.Error{Op: "Post", URL: "https://198.18.0.1:6443/apis/authentication.k8s.io/v1/tokenreviews", Err: err}
+	}
+	opErr := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", errno)}
+	}
+	for _, tc := range []struct {
+		what      string
+		err       error
+		transient bool
+	}{
+		{"429", apierrors.NewTooManyRequests("slow down", 1), true},
+		{"500", apierrors.NewInternalError(errors.New("boom")), true},
+		{"503", apierrors.NewServiceUnavailable("later"), true},
+		{"504", apierrors.NewTimeoutError("gateway", 1), true},
+		{"connection reset", post(opErr(syscall.ECONNRESET)), true},
+		{"cut off mid-answer", post(io.ErrUnexpectedEOF), true},
+		{"closed before the answer", post(io.EOF), true},
+		{"HTTP/2 connection lost", post(errors.New("http2: client connection lost")), true},
+		{"403: the agent may not create the review", apierrors.NewForbidden(gr, "", errors.New("no RBAC")), false},
+		{"401: the agent's credentials", apierrors.NewUnauthorized("who are you"), false},
+		{"400", apierrors.NewBadRequest("no"), false},
+		{"connection refused", post(&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}), false},
+		{"timed out", post(context.DeadlineExceeded), false},
+		{"canceled", post(context.Canceled), false},
+		{"TLS", post(x509.UnknownAuthorityError{}), false},
+	} {
+		if got := transientReviewError(tc.err); got != tc.transient {
+			t.Errorf("%s: transientReviewError(%v) = %v, want %v", tc.what, tc.err, got, tc.transient)
+		}
+	}
+}
+
+func TestAskAPIServer(t *testing.T) {
+	b := wait.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 3}
+	overloaded := apierrors.NewTooManyRequests("slow down", 1)
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Resource: "tokenreviews"}, "", errors.New("no"))
+	for _, tc := range []struct {
+		what    string
+		answers []error
+		calls   int
+		err     error
+	}{
+		{"answered", []error{nil}, 1, nil},
+		{"answered after two 429", []error{overloaded, overloaded, nil}, 3, nil},
+		{"429 every time", []error{overloaded, overloaded, overloaded, nil}, 3, overloaded},
+		{"403 is not asked again", []error{forbidden, nil}, 1, forbidden},
+	} {
+		calls := 0
+		err := askAPIServer(t.Context(), b, func(ctx context.Context) error {
+			if _, ok := ctx.Deadline(); !ok {
+				t.Errorf("%s: asked without a deadline", tc.what)
+			}
+			calls++
+			return tc.answers[calls-1]
+		})
+		if calls != tc.calls || err != tc.err {
+			t.Errorf("%s: %d calls, error %v; want %d, %v", tc.what, calls, err, tc.calls, tc.err)
+		}
+	}
+
+	// The scraper goes away during the backoff: the last error at once.
+	ctx, cancel := context.WithCancel(t.Context())
+	start := time.Now()
+	err := askAPIServer(ctx, wait.Backoff{Duration: time.Hour, Steps: 3}, func(context.Context) error {
+		cancel()
+		return overloaded
+	})
+	if err != overloaded || time.Since(start) > time.Minute {
+		t.Errorf("canceled during the backoff: %v after %s", err, time.Since(start))
+	}
+}
+
+// fakeTokenReviews authenticates the tokens in users, and counts the reviews.
+type fakeTokenReviews struct {
+	authenticationv1.TokenReviewInterface
+	users   map[string]authnapi.UserInfo
+	mu      sync.Mutex
+	reviews int
+}
+
+func (f *fakeTokenReviews) Create(_ context.Context, tr *authnapi.TokenReview, _ metav1.CreateOptions) (*authnapi.TokenReview, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reviews++
+	out := tr.DeepCopy()
+	out.Status.User, out.Status.Authenticated = f.users[tr.Spec.Token]
+	if !out.Status.Authenticated {
+		out.Status.Error = "invalid bearer token " + tr.Spec.Token
+	}
+	return out, nil
+}
+
+// fakeAccessReviews allows what allowed says, and counts the reviews.
+type fakeAccessReviews struct {
+	authorizationv1.SubjectAccessReviewInterface
+	allowed func(authzapi.SubjectAccessReviewSpec) bool
+	reviews int
+}
+
+func (f *fakeAccessReviews) Create(_ context.Context, sar *authzapi.SubjectAccessReview, _ metav1.CreateOptions) (*authzapi.SubjectAccessReview, error) {
+	f.reviews++
+	out := sar.DeepCopy()
+	out.Status.Allowed = f.allowed(sar.Spec)
+	out.Status.Denied = !out.Status.Allowed
+	return out, nil
+}
+
+// The reviewer asks once per token and per question while the answer holds, and the tokens
+// anyone can make fill only the cache of rejected ones.
+func TestReviewerCaches(t *testing.T) {
+	alice := authnapi.UserInfo{Username: "alice", Groups: []string{"readers"}}
+	tokens := &fakeTokenReviews{users: map[string]authnapi.UserInfo{"alice-token": alice, "bob-token": {Username: "bob"}}}
+	access := &fakeAccessReviews{allowed: func(s authzapi.SubjectAccessReviewSpec) bool {
+		return s.User == "alice" && s.NonResourceAttributes.Path == "/metrics"
+	}}
+	rv := &reviewer{
+		tokenReviews:  tokens,
+		accessReviews: access,
+		accepted:      newReviewCache[authnapi.UserInfo](8),
+		rejected:      newReviewCache[struct{}](8),
+		decisions:     newReviewCache[decision](8),
+	}
+	ctx := t.Context()
+	authn := func(token string) *authnapi.UserInfo {
+		t.Helper()
+		u, err := rv.authenticate(ctx, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	for range 3 {
+		if u := authn("alice-token"); u == nil || u.Username != "alice" {
+			t.Fatalf("alice's token: %v", u)
+		}
+		if u := authn("garbage"); u != nil {
+			t.Fatalf("a garbage token: %v", u)
+		}
+	}
+	if tokens.reviews != 2 {
+		t.Errorf("%d TokenReviews for 2 tokens", tokens.reviews)
+	}
+	for i := range 100 {
+		authn(fmt.Sprint("random-", i))
+	}
+	if n := rv.rejected.len(); n > 8 {
+		t.Errorf("%d rejected tokens held, bound 8", n)
+	}
+	before := tokens.reviews
+	if u := authn("alice-token"); u == nil || tokens.reviews != before {
+		t.Errorf("alice's token after a spray of random ones: %v, %d more reviews; want it held", u, tokens.reviews-before)
+	}
+
+	authz := func(u *authnapi.UserInfo, path string) bool {
+		t.Helper()
+		d, err := rv.authorize(ctx, accessReviewSpec(u, httptest.NewRequest("GET", path, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.allowed
+	}
+	bob := authn("bob-token")
+	for range 3 {
+		if !authz(&alice, "/metrics") {
+			t.Error("alice is not allowed /metrics")
+		}
+		if authz(bob, "/metrics") {
+			t.Error("bob is allowed /metrics")
+		}
+		if authz(&alice, "/metrics/x") {
+			t.Error("alice is allowed /metrics/x")
+		}
+	}
+	if access.reviews != 3 {
+		t.Errorf("%d SubjectAccessReviews for 3 questions", access.reviews)
 	}
 }
 
