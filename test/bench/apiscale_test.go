@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -211,6 +212,8 @@ type apiScriptedAgent struct {
 	master  func(vip string) bool // the initial MASTER of vip is this node
 	changes chan<- struct{}
 	ready   chan struct{}
+	// restarts counts the node manager's stops (each followed by a new one).
+	restarts atomic.Int64
 
 	mu      sync.Mutex
 	configs map[string]vrrp.Config
@@ -828,38 +831,56 @@ func (e *apiScaleEnv) startAgent(ctx context.Context, wg *sync.WaitGroup, sch *r
 	rejected := controllers.NewRejections(func(string) { poke() })
 	reporter := &controllers.EventReporter{Stream: a, NodeName: name, Log: log}
 	ifs := apiSimInterfaces(i)
-	mgr, err := ctrl.NewManager(e.agentConfig(i), ctrl.Options{
-		Scheme:                 sch,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  controllers.CacheOptions(),
-		Client:                 controllers.ClientOptions(),
-	})
-	if err != nil {
-		return nil, err
-	}
-	vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), NodeName: name,
-		Namespace: apiScaleNamespace, Agent: a, Interfaces: func() ([]desired.Interface, error) { return ifs, nil },
-		Rejected: rejected, Log: log}
-	if err := vr.SetupWithManager(mgr); err != nil {
-		return nil, err
-	}
-	sr := &controllers.StatusReconciler{Client: mgr.GetClient(), Reader: mgr.GetClient(), NodeName: name,
-		Agent: a, Rejected: rejected, Recorder: mgr.GetEventRecorder("kube-vrrp-agent"), Log: log, Changes: kick}
-	if err := sr.SetupWithManager(mgr); err != nil {
-		return nil, err
-	}
-	if err := mgr.Add(reporter.For(mgr.GetClient(), mgr.GetEventRecorder("kube-vrrp-agent"))); err != nil {
-		return nil, err
-	}
-	if err := (&controllers.Aggregator{Client: mgr.GetClient(), NodeName: name, Log: log}).SetupWithManager(mgr); err != nil {
-		return nil, err
+	// One node manager, wired as the agent's; like the agent (keepRunning), a manager that
+	// stops is built again and started after a back-off, and the stop is shown at once.
+	run := func() error {
+		mgr, err := ctrl.NewManager(e.agentConfig(i), ctrl.Options{
+			Scheme:                 sch,
+			Metrics:                metricsserver.Options{BindAddress: "0"},
+			HealthProbeBindAddress: "0",
+			Cache:                  controllers.CacheOptions(),
+			Client:                 controllers.ClientOptions(),
+		})
+		if err != nil {
+			return err
+		}
+		vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), NodeName: name,
+			Namespace: apiScaleNamespace, Agent: a, Interfaces: func() ([]desired.Interface, error) { return ifs, nil },
+			Rejected: rejected, Log: log}
+		if err := vr.SetupWithManager(mgr); err != nil {
+			return err
+		}
+		sr := &controllers.StatusReconciler{Client: mgr.GetClient(), Reader: mgr.GetClient(), NodeName: name,
+			Agent: a, Rejected: rejected, Recorder: mgr.GetEventRecorder("kube-vrrp-agent"), Log: log, Changes: kick}
+		if err := sr.SetupWithManager(mgr); err != nil {
+			return err
+		}
+		if err := mgr.Add(reporter.For(mgr.GetClient(), mgr.GetEventRecorder("kube-vrrp-agent"))); err != nil {
+			return err
+		}
+		if err := (&controllers.Aggregator{Client: mgr.GetClient(), NodeName: name, Log: log}).SetupWithManager(mgr); err != nil {
+			return err
+		}
+		return mgr.Start(ctx)
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := mgr.Start(ctx); err != nil {
-			slog.New(apiScaleLogs.handler()).Error("node manager stopped", "node", name, "err", err)
+		backoff := time.Second
+		for ctx.Err() == nil {
+			err := run()
+			if ctx.Err() != nil {
+				return
+			}
+			a.restarts.Add(1)
+			fmt.Fprintf(os.Stderr, "%s agent %s: node manager stopped (%v); starting it again in %v\n",
+				time.Now().Format("15:04:05"), name, err, backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
 		}
 	}()
 	return a, nil
@@ -873,6 +894,10 @@ func (e *apiScaleEnv) waitSettled(ctx context.Context, b *testing.B) error {
 	err := apiPoll(ctx, *apiScaleSetup, func() error {
 		for i, a := range e.agents {
 			if n := len(a.Names()); n != e.size.vips {
+				if time.Since(lastLog) > time.Minute {
+					apiLogf(b, "waiting for agent %d: it runs %d of %d VirtualIPs (its node manager stopped %d times)", i, n, e.size.vips, a.restarts.Load())
+					lastLog = time.Now()
+				}
 				return fmt.Errorf("agent %d runs %d VirtualIPs", i, n)
 			}
 		}
