@@ -818,6 +818,85 @@ func (in *Instance) Shutdown(now time.Time) Output {
 	return out
 }
 
+// Handoff handles a stop for a restart (docs/design.md §4.9.1), the counterpart of Shutdown: a
+// MASTER hands its role and its addresses to its successor on this node instead of to the
+// backups. It keeps the addresses (no Unbind), announces nothing and goes to Initialize
+// (reason Handoff); out.Handoff says what it handed over and for how long.
+//
+// A VRRPv3 MASTER first sends one advert at its priority whose interval is stretched to
+// bound/4 (whole centiseconds, at most the field's 40.95 s, at least its own interval): every
+// backup adopts the master's interval (RFC 5798 §6.4.2), so its Master_Down_Interval becomes
+// 3 x that + Skew_Time, below 4 x that, the handoff's window (bound itself unless clamped). A
+// VRRPv2 MASTER sends nothing, since its backups drop an advert with another interval (RFC
+// 3768 §7.1): the window is their own Master_Down_Interval from the last advert, at most
+// 3 x the interval + 1 s (Skew_Time of priority 1 rounded up).
+//
+// Any other instance, or a bound of 0 or less, stops as Shutdown does.
+func (in *Instance) Handoff(now time.Time, bound time.Duration) Output {
+	if in.state != Master || bound <= 0 {
+		return in.Shutdown(now)
+	}
+	var out Output
+	if in.cfg.Version == 3 {
+		in.sendAdvertEvery(&out, in.priority, in.handoffInterval(bound), 1)
+	}
+	out.Handoff = &Handoff{
+		Interface: in.cfg.Interface, VRID: in.cfg.VRID, IPv6: in.is6(),
+		Addresses: slices.Clone(in.cfg.Addresses), At: now, Window: in.handoffWindow(bound),
+	}
+	in.advertAt, in.reannounceAt = time.Time{}, time.Time{}
+	in.transition(&out, now, Initialize, ReasonHandoff)
+	return out
+}
+
+// handoffInterval is the interval a VRRPv3 MASTER handing off with bound advertises.
+func (in *Instance) handoffInterval(bound time.Duration) time.Duration {
+	iv := min((bound / 4).Truncate(IntervalStepV3), MaxIntervalV3)
+	return max(iv, in.cfg.Interval)
+}
+
+// handoffWindow bounds how long the backups wait after a MASTER hands off with bound: 3
+// intervals plus Skew_Time at the lowest priority, rounded up to one interval (v3) or one
+// second (v2).
+func (in *Instance) handoffWindow(bound time.Duration) time.Duration {
+	if bound <= 0 {
+		return 0
+	}
+	if in.cfg.Version == 2 {
+		return 3*in.cfg.Interval + time.Second
+	}
+	return 4 * in.handoffInterval(bound)
+}
+
+// Resume starts the instance, in place of Start, as the MASTER its predecessor on this node
+// handed over to it (Handoff; docs/design.md §4.9.1): Initialize to Master (reason Resumed),
+// binding its addresses (they are still bound: binding them again is harmless) and sending an
+// advert at once at its own interval, which the backups adopt back. It announces nothing, now
+// or later: the addresses never left this node's MAC. From then on it is a MASTER like any
+// other.
+//
+// An instance that has a cause of Fault (SetHealth, SetLinkUp) holds the addresses without
+// being able to serve them: it resigns as a MASTER entering Fault does (priority 0, so the
+// backups take over after Skew_Time instead of the handoff's window; its addresses removed)
+// and goes to Fault. Called on a started instance, Resume does nothing.
+func (in *Instance) Resume(now time.Time) Output {
+	var out Output
+	if in.state != Initialize {
+		in.schedule(&out)
+		return out
+	}
+	in.preemptAt = now.Add(in.cfg.PreemptDelay)
+	in.masterAdvInterval = in.cfg.Interval
+	if in.faulted() {
+		in.resign(&out, resignCopies)
+		in.transition(&out, now, Fault, in.faultReason())
+	} else {
+		in.takeRole(&out, now, ReasonResumed)
+	}
+	in.schedule(&out)
+	return out
+}
+
 func (in *Instance) resign(out *Output, copies int) {
 	in.sendAdvert(out, 0, copies)
 	out.Unbind = slices.Clone(in.cfg.Addresses)
@@ -943,11 +1022,17 @@ func (in *Instance) reconfigure(now time.Time, cfg Config) Output {
 }
 
 func (in *Instance) becomeMaster(out *Output, now time.Time, reason string) {
+	in.takeRole(out, now, reason)
+	out.Announce = in.addrs()
+	in.reannounceAt = now.Add(in.cfg.announceRepeat())
+}
+
+// takeRole makes the instance MASTER: an advert at once, the addresses bound, the Adver_Timer
+// running; becomeMaster adds the announcements.
+func (in *Instance) takeRole(out *Output, now time.Time, reason string) {
 	in.sendAdvert(out, in.priority, 1)
 	out.Bind = slices.Clone(in.cfg.Addresses)
-	out.Announce = in.addrs()
 	in.advertAt = now.Add(in.cfg.Interval)
-	in.reannounceAt = now.Add(in.cfg.announceRepeat())
 	in.masterDownAt = time.Time{}
 	in.masterAddr, in.masterPrio = in.cfg.Primary, in.priority
 	in.transition(out, now, Master, reason)
@@ -1030,9 +1115,14 @@ func (in *Instance) destinations() []netip.Addr {
 }
 
 func (in *Instance) sendAdvert(out *Output, prio uint8, copies int) {
+	in.sendAdvertEvery(out, prio, in.cfg.Interval, copies)
+}
+
+// sendAdvertEvery is sendAdvert with another interval in the advert (Handoff).
+func (in *Instance) sendAdvertEvery(out *Output, prio uint8, interval time.Duration, copies int) {
 	adv := packet.Advertisement{
 		Version: in.cfg.Version, VRID: in.cfg.VRID, Priority: prio,
-		Interval: in.cfg.Interval, Addresses: in.advertAddrs(),
+		Interval: interval, Addresses: in.advertAddrs(),
 	}
 	if in.cfg.Version == 2 && len(in.cfg.Password) > 0 {
 		adv.AuthType = packet.AuthPass

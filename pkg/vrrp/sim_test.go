@@ -38,6 +38,9 @@ type simNode struct {
 	// announced records when each address was announced.
 	announced map[netip.Addr][]time.Time
 	log       []vrrp.Transition
+	// kept is, after a handoff, when the kernel removes the addresses the stopped router left
+	// bound (their lifetime, docs/design.md §4.9.1); zero otherwise.
+	kept time.Time
 }
 
 type frame struct {
@@ -115,6 +118,33 @@ func (l *lan) shutdown(n *simNode) {
 	l.check()
 }
 
+// handoff stops n for a restart (Instance.Handoff): its addresses stay bound on its host, with
+// the window as their lifetime, as a Router with an AddressRetainer leaves them.
+func (l *lan) handoff(n *simNode, bound time.Duration) *vrrp.Handoff {
+	l.t.Helper()
+	out := n.in.Handoff(l.now, bound)
+	l.apply(n, out)
+	n.up, n.next = false, time.Time{}
+	if out.Handoff != nil {
+		n.kept = out.Handoff.Deadline()
+	}
+	l.check()
+	return out.Handoff
+}
+
+// resume starts n's successor as a fresh instance that resumes as MASTER (Instance.Resume); the
+// addresses its predecessor left become permanent again (Router.ResumeAtStart).
+func (l *lan) resume(n *simNode) {
+	l.t.Helper()
+	in, err := vrrp.New(n.cfg, nil)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	n.in, n.up, n.kept = in, true, time.Time{}
+	l.apply(n, n.in.Resume(l.now))
+	l.check()
+}
+
 func (l *lan) setCut(n *simNode, cut bool) {
 	l.t.Helper()
 	n.cut = cut
@@ -155,11 +185,14 @@ func (l *lan) apply(n *simNode, out vrrp.Output) {
 // step runs the earliest event no later than until; it reports false if there is none.
 func (l *lan) step(until time.Time) bool {
 	l.t.Helper()
-	var node *simNode
+	var node, expire *simNode
 	at := until.Add(1)
 	for _, n := range l.nodes {
 		if n.up && !n.next.IsZero() && n.next.Before(at) {
-			node, at = n, n.next
+			node, expire, at = n, nil, n.next
+		}
+		if !n.up && !n.kept.IsZero() && n.kept.Before(at) {
+			node, expire, at = nil, n, n.kept
 		}
 	}
 	fi := -1
@@ -168,7 +201,10 @@ func (l *lan) step(until time.Time) bool {
 			fi, at = i, f.at
 		}
 	}
-	if fi < 0 && node == nil {
+	if fi >= 0 {
+		node, expire = nil, nil
+	}
+	if fi < 0 && node == nil && expire == nil {
 		return false
 	}
 	if at.Before(l.now) {
@@ -176,7 +212,11 @@ func (l *lan) step(until time.Time) bool {
 	}
 	l.now = at
 	l.check() // an overlap that lasted until now counts even if this event ends it
-	if fi >= 0 {
+	if expire != nil {
+		// The kernel removes the addresses a handoff left, their lifetime over.
+		clear(expire.bound)
+		expire.kept = time.Time{}
+	} else if fi >= 0 {
 		f := l.inflight[fi]
 		l.inflight = slices.Delete(l.inflight, fi, fi+1)
 		if f.to.up && !f.to.cut && !f.from.cut {
@@ -220,7 +260,8 @@ func (l *lan) check() {
 	l.t.Helper()
 	holders := map[netip.Prefix][]string{}
 	for _, n := range l.nodes {
-		if !n.up || n.cut {
+		// A stopped router's host keeps what its router left bound (after a handoff).
+		if n.cut {
 			continue
 		}
 		for p := range n.bound {

@@ -138,6 +138,12 @@ const (
 	ReasonFastHandover = "FastHandover"
 	// ReasonShutdown: the instance stopped (a MASTER resigned with priority 0).
 	ReasonShutdown = "Shutdown"
+	// ReasonHandoff: the instance stopped for a restart, a MASTER keeping its addresses for its
+	// successor (Instance.Handoff, docs/design.md §4.9.1).
+	ReasonHandoff = "Handoff"
+	// ReasonResumed: the instance started as MASTER, taking over from its predecessor on this
+	// node the addresses it handed over (Instance.Resume, docs/design.md §4.9.1).
+	ReasonResumed = "Resumed"
 
 	// ReasonProbeFailed and ReasonProbePending are the probe Fault (Instance.SetHealth): a
 	// weight-0 probe fails, or has not been checked yet since the instance started (it counts
@@ -160,9 +166,9 @@ const (
 // Reasons lists every transition reason the engine can produce.
 var Reasons = []string{
 	ReasonStarted, ReasonOwner, ReasonMasterDown, ReasonPreempting, ReasonHigherPriority,
-	ReasonMasterResigned, ReasonFastHandover, ReasonShutdown, ReasonProbeFailed,
-	ReasonProbePending, ReasonProbeRecovered, ReasonInterfaceDown, ReasonInterfaceUp,
-	ReasonBindFailed, ReasonBindRetry,
+	ReasonMasterResigned, ReasonFastHandover, ReasonShutdown, ReasonHandoff, ReasonResumed,
+	ReasonProbeFailed, ReasonProbePending, ReasonProbeRecovered, ReasonInterfaceDown,
+	ReasonInterfaceUp, ReasonBindFailed, ReasonBindRetry,
 }
 
 // Health is what the node's health probes say about an instance, as one input
@@ -218,9 +224,33 @@ type Output struct {
 	// Dropped reports a rejected packet, at most once per reason every 10 s (Stats.Drops
 	// counts them all).
 	Dropped *Drop
+	// Handoff, set by Instance.Handoff when a MASTER handed over to its successor, is what it
+	// kept: the host gives those addresses Handoff.Window as their lifetime and records the
+	// entry for the successor. Nil when nothing was handed over.
+	Handoff *Handoff
 	// Next is the earliest time the instance wants Tick called; zero means never.
 	Next time.Time
 }
+
+// Handoff is what a MASTER handed over to its successor on the same node (Instance.Handoff,
+// docs/design.md §4.9.1): the entry of the handoff record.
+type Handoff struct {
+	Interface string
+	VRID      uint8
+	// IPv6 is the family of the addresses (and of the adverts).
+	IPv6 bool
+	// Addresses are the virtual addresses left bound.
+	Addresses []netip.Prefix
+	// At is when they were handed over. Window bounds how long from then the backups wait
+	// before they take over: the successor must resume before At+Window, and the addresses
+	// are given Window as their kernel lifetime, so that without a successor they go as the
+	// backups take them.
+	At     time.Time
+	Window time.Duration
+}
+
+// Deadline is when the backups take over at the latest: At+Window.
+func (h *Handoff) Deadline() time.Time { return h.At.Add(h.Window) }
 
 // Drop is a report of rejected packets: the reason, the last sender and how many were
 // rejected for this reason since the instance started.
