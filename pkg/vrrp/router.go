@@ -56,6 +56,11 @@ type Router struct {
 	mu     sync.Mutex
 	status Status
 	queued uint64 // packets dropped because the queue was full
+	// handoffBound (HandoffOnStop) makes Run end with a handoff, resume (ResumeAtStart) start
+	// with Instance.Resume; handedOff is what Run handed over (HandedOff).
+	handoffBound time.Duration
+	resume       bool
+	handedOff    *Handoff
 
 	// Owned by the Run goroutine: the host retries (see hostRetry).
 	bindRetry  backoff
@@ -261,8 +266,44 @@ func (r *Router) Status() Status {
 // Done is closed when Run has returned.
 func (r *Router) Done() <-chan struct{} { return r.done }
 
-// Run starts the instance and blocks until ctx is cancelled; then it shuts the instance down (a
-// MASTER hands over with priority 0 and removes its addresses) and returns.
+// HandoffOnStop makes Run, when its context ends, hand a MASTER over to its successor on this
+// node (Instance.Handoff with bound, docs/design.md §4.9.1) instead of to the backups: the
+// addresses stay bound and, when the Link is an AddressRetainer, get the handoff's window as
+// their lifetime first; if that fails, Run shuts down as usual (priority 0, addresses removed).
+// Call it before cancelling Run's context; a bound of 0 or less takes it back.
+func (r *Router) HandoffOnStop(bound time.Duration) {
+	r.mu.Lock()
+	r.handoffBound = max(bound, 0)
+	r.mu.Unlock()
+}
+
+// HandedOff returns what Run handed over to a successor when it ended, for the handoff record:
+// nil while Run runs, and when it shut down instead (the instance was not MASTER, no handoff
+// was asked for, or the addresses could not be given a lifetime).
+func (r *Router) HandedOff() *Handoff {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.handedOff == nil {
+		return nil
+	}
+	h := *r.handedOff
+	h.Addresses = slices.Clone(h.Addresses)
+	return &h
+}
+
+// ResumeAtStart makes Run start the instance with Instance.Resume instead of Start: as the
+// MASTER its predecessor on this node handed over to it, whose addresses are still bound (the
+// caller has matched the handoff record, docs/design.md §4.9.1). Once they are bound, Run makes
+// them permanent again when the Link is an AddressRetainer (lifetime 0). Call it before Run.
+func (r *Router) ResumeAtStart() {
+	r.mu.Lock()
+	r.resume = true
+	r.mu.Unlock()
+}
+
+// Run starts the instance (ResumeAtStart: resumes it) and blocks until ctx is cancelled; then it
+// shuts the instance down (a MASTER hands over with priority 0 and removes its addresses) or
+// hands it off (HandoffOnStop) and returns.
 //
 // When the Link also implements LinkStateWatcher, the instance follows the interface: Fault
 // while it is down or without carrier (Instance.SetLinkUp). Start then waits for the first
@@ -293,7 +334,21 @@ func (r *Router) Run(ctx context.Context) error {
 	)
 	start := func() {
 		linkKnown, waited, in = nil, nil, r.in.ready
-		next = r.apply(ctx, r.inst.Start(time.Now()))
+		r.mu.Lock()
+		resume := r.resume
+		r.mu.Unlock()
+		if !resume {
+			next = r.apply(ctx, r.inst.Start(time.Now()))
+			return
+		}
+		next = r.apply(ctx, r.inst.Resume(time.Now()))
+		if r.inst.State() == Master {
+			// Bound, they are ours again: the lifetime the predecessor gave them goes. Should
+			// this fail they expire at its deadline, and the address watch puts them back.
+			if err := r.retain(ctx, r.inst.cfg.Addresses, 0); err != nil {
+				r.log.Error("making the resumed virtual addresses permanent", "err", err)
+			}
+		}
 	}
 	var startBy time.Time // before Start: when the wait for the link state ends
 	if linkKnown == nil {
@@ -315,13 +370,7 @@ func (r *Router) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			// The handover must still reach the wire and the host: use a fresh context.
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hostTimeout)
-			r.apply(sctx, r.inst.Shutdown(time.Now()))
-			// Whatever a failed removal left on the link goes too, now rather than never.
-			if len(r.unbind) > 0 {
-				if err := r.link.Unbind(sctx, r.unbind); err != nil {
-					r.log.Error("removing virtual addresses at shutdown", "err", err)
-				}
-			}
+			r.stop(sctx)
 			cancel()
 			return nil
 		case <-timer.C:
@@ -356,6 +405,53 @@ func (r *Router) Run(ctx context.Context) error {
 			start()
 		}
 	}
+}
+
+// stop ends the instance at the end of Run: a handoff if one was asked for (HandoffOnStop) and
+// the instance is MASTER, else a shutdown.
+func (r *Router) stop(ctx context.Context) {
+	r.mu.Lock()
+	bound := r.handoffBound
+	r.mu.Unlock()
+	var out Output
+	if bound > 0 && r.inst.State() == Master {
+		// The lifetime first: if the addresses cannot be given one, a successor that never
+		// came would leave them on the link for ever; hand over to the backups instead.
+		if err := r.retain(ctx, r.inst.cfg.Addresses, r.inst.handoffWindow(bound)); err != nil {
+			r.log.Error("giving the virtual addresses a lifetime for a handoff; handing over to the backups instead", "err", err)
+		} else {
+			out = r.inst.Handoff(time.Now(), bound)
+		}
+	}
+	if out.Handoff == nil {
+		out = r.inst.Shutdown(time.Now())
+	}
+	r.apply(ctx, out)
+	// Whatever a failed removal left on the link goes too, now rather than never; what was
+	// handed over stays.
+	if h := out.Handoff; h != nil {
+		r.unbind = slices.DeleteFunc(r.unbind, func(p netip.Prefix) bool { return slices.Contains(h.Addresses, p) })
+		r.mu.Lock()
+		r.handedOff = h
+		r.mu.Unlock()
+	}
+	if len(r.unbind) > 0 {
+		if err := r.link.Unbind(ctx, r.unbind); err != nil {
+			r.log.Error("removing virtual addresses at shutdown", "err", err)
+		}
+	}
+}
+
+// retain gives ps the lifetime (0: permanent) when the link can (AddressRetainer); a link that
+// cannot keeps them as they are.
+func (r *Router) retain(ctx context.Context, ps []netip.Prefix, lifetime time.Duration) error {
+	ar, ok := r.link.(AddressRetainer)
+	if !ok {
+		return nil
+	}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hostTimeout)
+	defer cancel()
+	return ar.Retain(hctx, slices.Clone(ps), lifetime)
 }
 
 // watchLinkState feeds the link's state to the instance through the command path, restarting
@@ -543,6 +639,9 @@ func (r *Router) publish(out Output) {
 	case out.Transition != nil:
 		e := ev(EventTransition, out.Transition.At)
 		e.From, e.Reason, e.Message = out.Transition.From, out.Transition.Reason, stateMessage(st)
+		if h := out.Handoff; h != nil {
+			e.Message = strings.TrimPrefix(e.Message+fmt.Sprintf("; %v kept for a successor for %v", h.Addresses, h.Window), "; ")
+		}
 		r.emit(e)
 	case st.Priority != prev.Priority:
 		e := ev(EventPriority, now)

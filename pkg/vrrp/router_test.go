@@ -25,6 +25,8 @@ type fakeHost struct {
 	events  []string
 	bound   map[netip.Prefix]bool
 	removed func(netip.Prefix)
+	// intervals are the intervals of the adverts sent, in order.
+	intervals []time.Duration
 }
 
 func newFakeHost(cfg vrrp.Config) *fakeHost {
@@ -43,6 +45,7 @@ func (h *fakeHost) WriteTo(b []byte, dst netip.Addr) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.record("send %s prio %d", dst, a.Priority)
+	h.intervals = append(h.intervals, a.Interval)
 	return nil
 }
 
@@ -136,7 +139,13 @@ func startRouter(t *testing.T, cfg vrrp.Config) *routerRig {
 // startRouterOn is startRouter with the link link(host) when link is not nil.
 func startRouterOn(t *testing.T, cfg vrrp.Config, link func(*fakeHost) vrrp.Link) *routerRig {
 	t.Helper()
-	rig := &routerRig{host: newFakeHost(cfg), errc: make(chan error, 1)}
+	return startRouterWith(t, cfg, newFakeHost(cfg), link, nil)
+}
+
+// startRouterWith is startRouterOn on host, calling before (if set) on the Router before Run.
+func startRouterWith(t *testing.T, cfg vrrp.Config, host *fakeHost, link func(*fakeHost) vrrp.Link, before func(*vrrp.Router)) *routerRig {
+	t.Helper()
+	rig := &routerRig{host: host, errc: make(chan error, 1)}
 	var l vrrp.Link = rig.host
 	if link != nil {
 		l = link(rig.host)
@@ -154,6 +163,9 @@ func startRouterOn(t *testing.T, cfg vrrp.Config, link func(*fakeHost) vrrp.Link
 			rig.changes = append(rig.changes, "HostError")
 		}
 	})
+	if before != nil {
+		before(rig.r)
+	}
 	var ctx context.Context
 	ctx, rig.cancel = context.WithCancel(t.Context())
 	go func() { rig.errc <- rig.r.Run(ctx) }()

@@ -284,6 +284,17 @@ type AddressWatcher interface {
 	WatchRemoved(ctx context.Context, fn func(netip.Prefix)) error
 }
 
+// AddressRetainer gives virtual addresses a lifetime, after which the kernel removes them by
+// itself, or with lifetime 0 makes them permanent again; it keeps the addresses' other
+// attributes. A Router whose Link also implements it gives the addresses a MASTER hands over
+// (Router.HandoffOnStop) the handoff's window, so that a successor that never comes leaves no
+// duplicate on the link, and makes them permanent when it resumes (Router.ResumeAtStart).
+// Without it, handed-over addresses stay until a successor resumes or removes them. An
+// implementation may round lifetime up to the kernel's unit.
+type AddressRetainer interface {
+	Retain(ctx context.Context, ps []netip.Prefix, lifetime time.Duration) error
+}
+
 // Link is the host side of one interface: addresses, announcements and the address watch.
 type Link interface {
 	AddressBinder
