@@ -826,7 +826,8 @@ func (in *Instance) Shutdown(now time.Time) Output {
 // A VRRPv3 MASTER first sends one advert at its priority whose interval is stretched to
 // bound/4 (whole centiseconds, at most the field's 40.95 s, at least its own interval): every
 // backup adopts the master's interval (RFC 5798 §6.4.2), so its Master_Down_Interval becomes
-// 3 x that + Skew_Time, below 4 x that, the handoff's window (bound itself unless clamped). A
+// 3 x that + Skew_Time, below 4 x that: the handoff's window, bound when bound/4 is whole
+// centiseconds within the limits, less when rounded down or clamped, more when raised. A
 // VRRPv2 MASTER sends nothing, since its backups drop an advert with another interval (RFC
 // 3768 §7.1): the window is their own Master_Down_Interval from the last advert, at most
 // 3 x the interval + 1 s (Skew_Time of priority 1 rounded up).
