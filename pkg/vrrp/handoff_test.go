@@ -438,3 +438,40 @@ func TestSimHandoffV2(t *testing.T) {
 		})
 	}
 }
+
+// docs/design.md §4.9.1 when the one stretched advert is lost: the backup takes over after its
+// usual Master_Down_Interval and announces, while the departed host still holds the address (a
+// duplicate until the successor comes or the window ends). The successor resumes into a split
+// brain and heals it as any MASTER does (RFC 9568 §6.4.3, docs/design.md §4.4): the backup
+// steps down, and the successor, hearing its last advert, announces, so neighbours that learnt
+// the backup's MAC come back.
+func TestSimHandoffAdvertLost(t *testing.T) {
+	l := newLAN(t, config4(), simLatency, 110, 100)
+	l.maxOverlap = time.Second + config4().Interval // the duplicate this test is about
+	a, b := l.nodes[0], l.nodes[1]
+	l.start(a, b)
+	l.run(time.Second)
+	l.requireOnlyMaster(a)
+
+	stop := l.now
+	l.setCut(a, true)
+	l.handoff(a, handoffBound)
+	l.setCut(a, false)
+	if _, ok := l.runUntil(time.Second, l.onlyMaster(b)); !ok {
+		t.Fatal("the backup did not take over without the stretched advert")
+	}
+	if !announcedSince(b, vip.Addr(), stop) {
+		t.Fatal("the backup took over without announcing")
+	}
+	l.run(stop.Add(time.Second).Sub(l.now))
+	back := l.now
+	l.resume(a)
+	if _, ok := l.runUntil(a.cfg.Interval+2*simLatency, l.onlyMaster(a)); !ok {
+		t.Fatalf("masters %v after the resume", names(l.masters(true)))
+	}
+	l.run(time.Second)
+	l.requireOnlyMaster(a)
+	if !announcedSince(a, vip.Addr(), back) {
+		t.Error("the successor did not announce after the backup had taken over")
+	}
+}
