@@ -300,6 +300,16 @@ func (a *apiScriptedAgent) Take() []vrrp.Event {
 }
 
 // set puts the instance of name in state, as a transition of the engine would.
+// stateOf is the state the agent reports for name.
+func (a *apiScriptedAgent) stateOf(name string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.configs[name]; !ok {
+		return "(not run)"
+	}
+	return a.states[name].State.String()
+}
+
 func (a *apiScriptedAgent) set(name string, state vrrp.State, reason string) {
 	a.mu.Lock()
 	prev := a.states[name]
@@ -978,6 +988,24 @@ func (e *apiScaleEnv) failover(ctx context.Context, k int, res *apiScaleResult) 
 	case <-time.After(limit):
 		res.missed++
 		res.latencies = append(res.latencies, limit)
+		// Say what the object holds, and what the agents run, so a miss can be explained.
+		var now v1alpha1.VirtualIP
+		if err := e.admin.Get(ctx, client.ObjectKey{Name: name}, &now); err != nil {
+			fmt.Fprintf(os.Stderr, "%s failover of %s: status.master not %s after %v; reading it: %v\n",
+				time.Now().Format("15:04:05"), name, apiSimNodeName(next), limit, err)
+		} else {
+			var entries []string
+			for _, n := range now.Status.Nodes {
+				entries = append(entries, n.Name+"="+n.State)
+			}
+			reason := ""
+			if len(now.Status.Conditions) > 0 {
+				reason = now.Status.Conditions[0].Reason
+			}
+			fmt.Fprintf(os.Stderr, "%s failover of %s: status.master %q, not %s after %v (resourceVersion %s, %s; entries %s; the old MASTER's agent reports %s, the new one's %s)\n",
+				time.Now().Format("15:04:05"), name, now.Status.Master, apiSimNodeName(next), limit, now.ResourceVersion, reason,
+				strings.Join(entries, " "), e.agents[old].stateOf(name), e.agents[next].stateOf(name))
+		}
 	}
 	quiet := e.apiTraffic.waitQuiet(time.Time{}, *apiScaleSettle, limit)
 	recs, resync := e.apiTraffic.stop()
