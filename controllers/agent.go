@@ -16,6 +16,8 @@ type Agent interface {
 	Remove(name string)
 	Names() []string
 	Snapshot() []agent.Status
+	// StatusOf is one instance's entry of Snapshot, and whether it runs.
+	StatusOf(name string) (agent.Status, bool)
 }
 
 // maxMessage is the CRD's bound on status.nodes[].message and probes[].message.

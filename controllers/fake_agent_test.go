@@ -61,6 +61,15 @@ func (f *fakeAgent) Names() []string {
 	return out
 }
 
+func (f *fakeAgent) StatusOf(name string) (agent.Status, bool) {
+	for _, st := range f.Snapshot() {
+		if st.Name == name {
+			return st, true
+		}
+	}
+	return agent.Status{}, false
+}
+
 func (f *fakeAgent) Snapshot() []agent.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -197,7 +197,13 @@ func feedKey(entry v1alpha1.NodeStatus, ok bool) string {
 
 // entry builds this node's status entry of name from the rejection or the agent's snapshot.
 func (r *StatusReconciler) entry(name string) (v1alpha1.NodeStatus, bool) {
-	return r.entryOf(name, r.Agent.Snapshot(), time.Now())
+	// One instance's status, not the whole snapshot: a resync of V VirtualIPs would otherwise
+	// build V^2 statuses.
+	var sts []agent.Status
+	if st, ok := r.Agent.StatusOf(name); ok {
+		sts = []agent.Status{st}
+	}
+	return r.entryOf(name, sts, time.Now())
 }
 
 // entryOf builds this node's status entry of name from the rejection or the snapshot sts,

@@ -378,29 +378,46 @@ func (a *Agent) Snapshot() []Status {
 	defer a.mu.Unlock()
 	out := make([]Status, 0, len(a.instances))
 	for name, inst := range a.instances {
-		var st Status
-		switch {
-		case inst.router != nil:
-			st.Status = inst.router.Status()
-			inst.sock.addDrops(&st.Stats)
-		case inst.final != nil && inst.err == nil:
-			st.Status = *inst.final
-		default:
-			st.Status = vrrp.Status{Name: name, Interface: inst.cfg.Interface, VRID: inst.cfg.VRID,
-				Priority: inst.cfg.Priority, Primary: inst.cfg.Primary, State: vrrp.Initialize}
-			if inst.err != nil {
-				st.State, st.Reason, st.Message = vrrp.Fault, ReasonStartFailed, inst.err.Error()
-			}
-		}
-		st.Probes = inst.probeStatus()
-		st.Adjustment = st.Health.Message
-		if inst.router == nil {
-			st.Adjustment = probe.Weigh(inst.probes, nil).Applied(inst.cfg.Priority).Message
-		}
-		out = append(out, st)
+		out = append(out, inst.status(name))
 	}
 	slices.SortFunc(out, func(x, y Status) int { return cmpString(x.Name, y.Name) })
 	return out
+}
+
+// StatusOf returns the status of the instance name, as Snapshot reports it, and whether there
+// is one: a reader of one instance does not pay for all of them.
+func (a *Agent) StatusOf(name string) (Status, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	inst, ok := a.instances[name]
+	if !ok {
+		return Status{}, false
+	}
+	return inst.status(name), true
+}
+
+// status is the instance's entry of Snapshot.
+func (inst *instance) status(name string) Status {
+	var st Status
+	switch {
+	case inst.router != nil:
+		st.Status = inst.router.Status()
+		inst.sock.addDrops(&st.Stats)
+	case inst.final != nil && inst.err == nil:
+		st.Status = *inst.final
+	default:
+		st.Status = vrrp.Status{Name: name, Interface: inst.cfg.Interface, VRID: inst.cfg.VRID,
+			Priority: inst.cfg.Priority, Primary: inst.cfg.Primary, State: vrrp.Initialize}
+		if inst.err != nil {
+			st.State, st.Reason, st.Message = vrrp.Fault, ReasonStartFailed, inst.err.Error()
+		}
+	}
+	st.Probes = inst.probeStatus()
+	st.Adjustment = st.Health.Message
+	if inst.router == nil {
+		st.Adjustment = probe.Weigh(inst.probes, nil).Applied(inst.cfg.Priority).Message
+	}
+	return st
 }
 
 // probeStatus lists the probes' health in spec order.

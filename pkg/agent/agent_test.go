@@ -121,13 +121,14 @@ func config(primary string, prio uint8) vrrp.Config {
 
 func state(t *testing.T, a *Agent, name string) vrrp.State {
 	t.Helper()
-	for _, st := range a.Snapshot() {
-		if st.Name == name {
-			return st.State
-		}
+	st, ok := a.StatusOf(name)
+	if !ok {
+		t.Fatalf("no instance %q", name)
 	}
-	t.Fatalf("no instance %q", name)
-	return 0
+	if st.Name != name {
+		t.Fatalf("StatusOf(%q) is the status of %q", name, st.Name)
+	}
+	return st.State
 }
 
 // pair is two agents on one in-memory LAN, each running instance "web" (198.18.0.11 at p1 and

@@ -276,6 +276,18 @@ func (a *apiScriptedAgent) Names() []string {
 	return slices.Sorted(maps.Keys(a.configs))
 }
 
+func (a *apiScriptedAgent) StatusOf(name string) (agent.Status, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cfg, ok := a.configs[name]
+	if !ok {
+		return agent.Status{}, false
+	}
+	st := a.states[name]
+	st.Name, st.Interface, st.VRID, st.Priority, st.Primary = name, cfg.Interface, cfg.VRID, cfg.Priority, cfg.Primary
+	return agent.Status{Status: st}, true
+}
+
 func (a *apiScriptedAgent) Snapshot() []agent.Status {
 	a.mu.Lock()
 	defer a.mu.Unlock()
