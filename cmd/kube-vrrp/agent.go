@@ -45,6 +45,9 @@ type agentOptions struct {
 	// stateDir and addressMark: see addStateFlags.
 	stateDir    string
 	addressMark bool
+	// handoffTimeout bounds a handoff to the successor at a restart (docs/design.md §4.9.1):
+	// parsed and checked; the shutdown does not hand off yet.
+	handoffTimeout time.Duration
 }
 
 func parseAgentFlags(args []string, stderr io.Writer) (agentOptions, error) {
@@ -65,6 +68,7 @@ func parseAgentFlags(args []string, stderr io.Writer) (agentOptions, error) {
 	fs.StringVar(&o.healthAddr, "health-probe-bind-address", "127.0.0.1:9403", "`ADDR` of /healthz and /readyz in plain HTTP for the kubelet (\"0\" disables); answers even when the API server is down")
 	fs.BoolVar(&o.execProbes, "enable-exec-probes", false, "let exec probes run their commands (off: they fail with a reason saying so)")
 	addStateFlags(fs, &o.stateDir, &o.addressMark)
+	fs.DurationVar(&o.handoffTimeout, "handoff-timeout", 8*time.Second, "how long a restart (a rolling update of the DaemonSet) may keep this node's VIPs waiting for the successor before the backups take over, `DURATION` from 1s to 160s")
 	fs.StringVar(&level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.StringVar(&format, "log-format", "json", "log `FORMAT` on standard error: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -86,6 +90,9 @@ func parseAgentFlags(args []string, stderr io.Writer) (agentOptions, error) {
 	}
 	if o.metricsAddr != "0" && o.healthAddr != "0" && o.metricsAddr == o.healthAddr {
 		return o, fmt.Errorf("--metrics-bind-address and --health-probe-bind-address are both %s: give them different ports", o.metricsAddr)
+	}
+	if o.handoffTimeout < time.Second || o.handoffTimeout > 160*time.Second {
+		return o, fmt.Errorf("--handoff-timeout %s: give 1s to 160s", o.handoffTimeout)
 	}
 	if o.metricsCertDir != "" && !o.metricsSecure {
 		return o, errors.New("--metrics-cert-dir is for HTTPS: drop it, or --metrics-secure=false")

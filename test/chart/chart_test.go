@@ -93,6 +93,8 @@ statusPolicy:
   enabled: false
 priorityClassName: ""
 terminationGracePeriodSeconds: 60
+handoff:
+  timeout: 20s
 updateStrategy:
   maxUnavailable: 10%
 podAnnotations: {example.com/scrape: "yes"}
@@ -237,6 +239,8 @@ func checkPodBasics(t *testing.T, ds *appsv1.DaemonSet, metricsPort, healthPort 
 	}
 	wantEnv := []corev1.EnvVar{
 		{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+		// The agent's own pod, which it reads at SIGTERM (a rolling update or a final stop?).
+		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 	}
 	if slices.ContainsFunc(c.Args, func(a string) bool { return strings.Contains(a, "$(HOST_IP)") }) {
@@ -294,6 +298,11 @@ func checkPodBasics(t *testing.T, ds *appsv1.DaemonSet, metricsPort, healthPort 
 	if spec.TerminationGracePeriodSeconds == nil || *spec.TerminationGracePeriodSeconds < 10 {
 		t.Errorf("terminationGracePeriodSeconds = %v: want time to hand over", spec.TerminationGracePeriodSeconds)
 	}
+	// The design needs no surge (a handoff, docs/design.md §4.9.1) and allows none (the host
+	// lock): one agent at a time is replaced, never more than maxUnavailable.
+	if ru := ds.Spec.UpdateStrategy.RollingUpdate; ru == nil || ru.MaxUnavailable == nil {
+		t.Errorf("updateStrategy %+v: want a maxUnavailable", ds.Spec.UpdateStrategy)
+	}
 }
 
 func itoa(i int32) string { return strconv.Itoa(int(i)) }
@@ -349,7 +358,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("terminationGracePeriodSeconds = %d, want 30", got)
 	}
 	if diff := cmp.Diff([]string{"agent", "--metrics-bind-address=[$(HOST_IP)]:9402", "--health-probe-bind-address=127.0.0.1:9403",
-		"--state-dir=/var/run/kube-vrrp", "--log-level=info", "--log-format=json"}, c.Args); diff != "" {
+		"--state-dir=/var/run/kube-vrrp", "--handoff-timeout=8s", "--log-level=info", "--log-format=json"}, c.Args); diff != "" {
 		t.Errorf("args (-want +got):\n%s", diff)
 	}
 	if c.Image != "ghcr.io/kube-vrrp/kube-vrrp:0.1.0" || c.ImagePullPolicy != corev1.PullIfNotPresent {
@@ -385,7 +394,7 @@ func TestNonDefault(t *testing.T) {
 	spec := ds.Spec.Template.Spec
 	c := spec.Containers[0]
 	if diff := cmp.Diff([]string{"agent", "--metrics-bind-address=[::]:9500", "--metrics-cert-dir=/etc/kube-vrrp/metrics-tls",
-		"--health-probe-bind-address=127.0.0.1:9501", "--state-dir=/var/run/kube-vrrp", "--log-level=debug", "--log-format=text",
+		"--health-probe-bind-address=127.0.0.1:9501", "--state-dir=/var/run/kube-vrrp", "--handoff-timeout=20s", "--log-level=debug", "--log-format=text",
 		"--enable-exec-probes", "--kubeconfig=/etc/kube-vrrp/kubeconfig"}, c.Args); diff != "" {
 		t.Errorf("args (-want +got):\n%s", diff)
 	}
@@ -575,12 +584,25 @@ func TestRBACMatchesGenerated(t *testing.T) {
 			}
 			wantRole := genRole.DeepCopy().Rules
 			if o.name == nonDefault.name {
-				// rbac.secretNames narrows the Secrets rule to those names, and only that rule.
-				for i := range wantRole {
-					if slices.Contains(wantRole[i].Resources, "secrets") {
-						wantRole[i].ResourceNames = []string{"vrrp-auth", "vrrp-auth-v6"}
+				// rbac.secretNames narrows the Secrets to those names, and nothing else: a
+				// generated rule that also grants other resources (get pods, merged with get
+				// secrets by controller-gen) is split, the Secrets in a rule of their own.
+				var split []rbacv1.PolicyRule
+				for _, r := range wantRole {
+					if !slices.Contains(r.Resources, "secrets") {
+						split = append(split, r)
+						continue
 					}
+					if others := slices.DeleteFunc(slices.Clone(r.Resources), func(s string) bool { return s == "secrets" }); len(others) > 0 {
+						o := r
+						o.Resources = others
+						split = append(split, o)
+					}
+					r.Resources = []string{"secrets"}
+					r.ResourceNames = []string{"vrrp-auth", "vrrp-auth-v6"}
+					split = append(split, r)
 				}
+				wantRole = split
 			}
 			if diff := cmp.Diff(wantRole, role.Rules); diff != "" {
 				t.Errorf("Role rules differ from config/rbac/role.yaml (-generated +chart):\n%s", diff)
@@ -705,6 +727,14 @@ func TestSchemaRejects(t *testing.T) {
 		{"secret name not a name", "rbac: {secretNames: [Vrrp_Auth]}", "secretNames"},
 		{"secret names not a list", "rbac: {secretNames: vrrp-auth}", "secretNames"},
 		{"health port is the metrics port", "health: {port: 9402}", "metrics.port and health.port are both 9402"},
+		{"handoff timeout without a unit", "handoff: {timeout: 8}", "timeout"},
+		{"handoff timeout zero", "handoff: {timeout: 0s}", "timeout"},
+		{"handoff timeout too long", "handoff: {timeout: 161s}", "timeout"},
+		{"handoff timeout in minutes", "handoff: {timeout: 1m}", "timeout"},
+		{"handoff timeout empty", "handoff: {timeout: \"\"}", "timeout"},
+		{"handoff without timeout", "handoff: {timeout: null}", "timeout"},
+		{"handoff typo", "handoff: {timout: 8s}", "timout"},
+		{"grace period too short to ask the API server", "terminationGracePeriodSeconds: 2", "terminationGracePeriodSeconds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, renderOptions{name: "kube-vrrp", namespace: "kube-vrrp", values: tc.values})
