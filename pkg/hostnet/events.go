@@ -82,17 +82,23 @@ const eventBacklog = 4096
 // takeMax bounds the events one take hands over.
 const takeMax = 64
 
-// rtEvents is a Host's one rtnetlink subscription, shared by its follows. The socket is open,
-// and its reader running, while any follow is subscribed. The reader appends every event to a
-// list that each follow reads on its own goroutine from where it is: the list is held once
-// however many follow it, from the event the furthest behind still has to read (what all have
-// read is garbage), and the reader never waits for a follow.
+// rtEvents is a Host's one rtnetlink subscription, shared by its follows and its address view.
+// The socket is open, and its reader running, while any follow is subscribed or the view is in
+// use. The reader appends every event to a list that each follow reads on its own goroutine
+// from where it is: the list is held once however many follow it, from the event the furthest
+// behind still has to read (what all have read is garbage), and the reader never waits for a
+// follow. A follow is woken only by events of the types it follows; one that has read
+// everything skips the others without waking.
 type rtEvents struct {
 	mu   sync.Mutex
+	h    *Host // whose events
 	subs []*eventSub
-	sock *nl.NetlinkSocket // nil while nobody follows
+	sock *nl.NetlinkSocket // nil while nobody follows and the view is off
+	pid  uint32            // sock's port id: messages to it answer its own requests
 	done chan struct{}     // closed when the reader of sock has returned
 	tail *eventNode        // the newest event
+	// view is the addresses of the links Bind and Unbind work on (addrView).
+	view addrView
 }
 
 // eventNode is one event of the list: a message, or the mark that the kernel dropped some here
@@ -127,39 +133,61 @@ func (e *rtEvents) subscribe(h *Host, types []uint16) (*eventSub, error) {
 	sub := &eventSub{types: types, wake: make(chan struct{}, 1)}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.sock == nil {
-		var s *nl.NetlinkSocket
-		err := h.do(func() error {
-			var err error
-			s, err = nl.Subscribe(unix.NETLINK_ROUTE, rtGroups...)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		// A flush of many addresses must not overrun the socket, nor the link messages, large
-		// (statistics included) and sent by every link of the namespace; if it does anyway,
-		// every follow resynchronises.
-		_ = s.SetReceiveBufferSize(1<<20, false)
-		e.sock, e.done, e.tail = s, make(chan struct{}), &eventNode{}
-		go e.read(s, e.done)
+	if err := e.openLocked(h); err != nil {
+		return nil, err
 	}
 	sub.at = e.tail
 	e.subs = append(e.subs, sub)
 	return sub, nil
 }
 
-// unsubscribe removes sub; the last one out closes the socket and waits for its reader.
+// openLocked opens the socket in h's namespace and starts its reader, unless it is open.
+func (e *rtEvents) openLocked(h *Host) error {
+	if e.sock != nil {
+		return nil
+	}
+	var s *nl.NetlinkSocket
+	err := h.do(func() error {
+		var err error
+		s, err = nl.Subscribe(unix.NETLINK_ROUTE, rtGroups...)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	pid, err := s.GetPid()
+	if err != nil {
+		s.Close()
+		return err
+	}
+	// A flush of many addresses must not overrun the socket, nor the link messages, large
+	// (statistics included) and sent by every link of the namespace; if it does anyway,
+	// every follow resynchronises, and so does the view.
+	_ = s.SetReceiveBufferSize(1<<20, false)
+	e.h, e.sock, e.pid, e.done, e.tail = h, s, pid, make(chan struct{}), &eventNode{}
+	go e.read(s, e.done)
+	return nil
+}
+
+// unsubscribe removes sub; the last one out closes the socket, unless the view uses it, and
+// waits for its reader.
 func (e *rtEvents) unsubscribe(sub *eventSub) {
 	e.mu.Lock()
 	e.subs = slices.DeleteFunc(e.subs, func(s *eventSub) bool { return s == sub })
 	sub.at = nil
-	if len(e.subs) > 0 || e.sock == nil {
+	e.closeIdleLocked()
+}
+
+// closeIdleLocked closes the socket if nothing uses it any more, unlocking e.mu either way, and
+// then waits for its reader.
+func (e *rtEvents) closeIdleLocked() {
+	if len(e.subs) > 0 || e.view.on || e.sock == nil {
 		e.mu.Unlock()
 		return
 	}
 	s, done := e.sock, e.done
 	e.sock, e.done, e.tail = nil, nil, nil
+	e.view.resetLocked()
 	e.mu.Unlock()
 	// Closing the socket is what ends a pending Receive.
 	s.Close()
@@ -169,6 +197,7 @@ func (e *rtEvents) unsubscribe(sub *eventSub) {
 // read appends every event of the kernel on s to the list, until s is closed or fails.
 func (e *rtEvents) read(s *nl.NetlinkSocket, done chan struct{}) {
 	defer close(done)
+	var types []uint16 // of the messages of one receive
 	for {
 		msgs, from, err := s.Receive()
 		e.mu.Lock()
@@ -177,29 +206,52 @@ func (e *rtEvents) read(s *nl.NetlinkSocket, done chan struct{}) {
 			e.mu.Unlock()
 			return
 		}
+		last := e.tail
+		lost := false
+		types = types[:0]
 		switch {
 		case errors.Is(err, unix.ENOBUFS):
 			e.appendLocked(eventNode{lost: true})
+			e.lostLocked()
+			lost = true
 		case err != nil:
 			// Every follow returns the error once it has read what came before; the next
-			// subscribe opens a new socket.
+			// subscribe opens a new socket. The view's waiters fall back to a dump.
 			for _, sub := range e.subs {
 				sub.err = err
 				sub.signal()
 			}
 			e.subs, e.sock, e.done, e.tail = nil, nil, nil, nil
+			e.view.resetLocked()
 			e.mu.Unlock()
 			s.Close()
 			return
 		case from.Pid == nl.PidKernel:
 			for _, m := range msgs {
+				if m.Header.Pid == e.pid {
+					// An answer to the view's barrier, not an event.
+					e.view.answerLocked(m)
+					continue
+				}
 				e.appendLocked(eventNode{msg: m})
+				e.view.applyLocked(m)
+				if !slices.Contains(types, m.Header.Type) {
+					types = append(types, m.Header.Type)
+				}
 			}
 		default:
 			e.mu.Unlock()
 			continue
 		}
 		for _, sub := range e.subs {
+			switch {
+			case lost || slices.ContainsFunc(types, func(t uint16) bool { return slices.Contains(sub.types, t) }):
+			case sub.at == last:
+				// Nothing for it, and it has read everything before: it skips these
+				// without waking.
+				sub.at = e.tail
+				continue
+			}
 			if e.tail.seq-sub.at.seq > eventBacklog {
 				// Let go of what it has not read: it resynchronises instead.
 				sub.at, sub.skipped = e.tail, true

@@ -101,6 +101,7 @@ func NewHost(log *slog.Logger, opts ...HostOption) *Host {
 // Close releases the Host's netlink sockets and namespace handle. Sockets returned by Listen
 // stay open until closed themselves.
 func (h *Host) Close() error {
+	h.events.stopView()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -197,16 +198,15 @@ type linkInfo struct {
 }
 
 func (h *Host) lookup(name string) (linkInfo, error) {
-	nlh, _, err := h.handles()
+	_, rt, err := h.handles()
 	if err != nil {
 		return linkInfo{}, err
 	}
-	l, err := offStack(func() (netlink.Link, error) { return nlh.LinkByName(name) })
+	li, err := rt.linkByName(name)
 	if err != nil {
 		return linkInfo{}, fmt.Errorf("look up link %q: %w", name, err)
 	}
-	a := l.Attrs()
-	return linkInfo{index: a.Index, name: a.Name, mac: a.HardwareAddr, flags: a.Flags}, nil
+	return li, nil
 }
 
 // Listen opens the VRRP socket of ifname for src's family: a raw IP protocol 112 socket bound

@@ -27,6 +27,10 @@ type link struct {
 	// added holds the addresses this process added; it proves ownership only on kernels that
 	// drop the IFA_PROTO mark.
 	added map[netip.Prefix]bool
+
+	wmu sync.Mutex
+	// rw is the follow the WatchRemoved calls share while any runs; guarded by wmu.
+	rw *removalWatch
 }
 
 // Bind adds ps to the link, marked as ours (see AddrProto); IPv6 addresses without duplicate
@@ -56,19 +60,22 @@ func (l *link) bind(ctx context.Context, ps []netip.Prefix) error {
 	// already on the link is not recorded (unless this process added it): it may be the
 	// node's own, which a record would have the next agent remove. Those that fail are taken
 	// out again at the end.
-	present, err := rt.addrs(li.index)
+	found, err := l.present(ctx, rt, li.index, ps)
 	if err != nil {
 		return err
 	}
 	var fresh []netip.Prefix
 	l.mu.Lock()
-	for _, p := range ps {
-		if l.added[p] || !slices.ContainsFunc(present, func(a kernelAddr) bool { return a.Prefix == p }) {
+	for i, p := range ps {
+		if l.added[p] || !found[i].present {
 			fresh = append(fresh, p)
 		}
 	}
 	l.mu.Unlock()
 	l.h.record(l.name, fresh, true)
+	if testHookRecorded != nil {
+		testHookRecorded(l.name, fresh)
+	}
 	var (
 		errs  []error
 		unrec []netip.Prefix
@@ -110,6 +117,35 @@ func (l *link) bind(ctx context.Context, ps []netip.Prefix) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// testHookRecorded, when set by a test, is called by Bind between recording the addresses and
+// adding them.
+var testHookRecorded func(ifname string, recorded []netip.Prefix)
+
+// present reports, for each of ps, whether it is on the link with index and its IFA_PROTO, as
+// the link is after the call began: from the Host's address view, or else from a dump.
+func (l *link) present(ctx context.Context, rt *rtnl, index int, ps []netip.Prefix) ([]viewAddr, error) {
+	if found, ok := l.h.events.present(ctx, l.h, index, ps); ok {
+		return found, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	have, err := rt.addrs(index)
+	if err != nil {
+		return nil, err
+	}
+	byPrefix := make(map[netip.Prefix]uint8, len(have))
+	for _, a := range have {
+		byPrefix[a.Prefix] = a.Proto
+	}
+	out := make([]viewAddr, len(ps))
+	for i, p := range ps {
+		proto, ok := byPrefix[p]
+		out[i] = viewAddr{present: ok, proto: proto}
+	}
+	return out, nil
 }
 
 // probeMarks learns, from an address just added, whether the kernel keeps IFA_PROTO.
@@ -168,9 +204,7 @@ func (l *link) unbind(ctx context.Context, ps []netip.Prefix) error {
 		if _, ok := errors.AsType[netlink.LinkNotFoundError](err); ok || errors.Is(err, unix.ENODEV) {
 			// The link took its addresses with it: forget them, or an address someone adds
 			// on a link re-created under the name would pass for ours.
-			for _, p := range ps {
-				l.forget(p)
-			}
+			l.forget(ps)
 			return nil
 		}
 		return err
@@ -179,22 +213,27 @@ func (l *link) unbind(ctx context.Context, ps []netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	have, err := rt.addrs(li.index)
+	found, err := l.present(ctx, rt, li.index, ps)
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, p := range ps {
+	var (
+		errs    []error
+		removed []netip.Prefix // or absent
+	)
+	// Taken out of the record in one write once removed: a kill before leaves a record of
+	// addresses that are not there (harmless).
+	defer func() { l.forget(removed) }()
+	for i, p := range ps {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)
 			break
 		}
-		i := slices.IndexFunc(have, func(a kernelAddr) bool { return a.Prefix == p })
-		if i < 0 {
-			l.forget(p)
+		if !found[i].present {
+			removed = append(removed, p)
 			continue
 		}
-		if !l.owns(have[i]) {
+		if !l.owns(kernelAddr{Index: li.index, Prefix: p, Proto: found[i].proto}) {
 			l.h.log.Debug("not removing an address we did not add", "interface", l.name, "address", p)
 			continue
 		}
@@ -202,16 +241,22 @@ func (l *link) unbind(ctx context.Context, ps []netip.Prefix) error {
 			errs = append(errs, err)
 			continue
 		}
-		l.forget(p)
+		removed = append(removed, p)
 	}
 	return errors.Join(errs...)
 }
 
-func (l *link) forget(p netip.Prefix) {
+// forget drops ps from what this process added and from the record.
+func (l *link) forget(ps []netip.Prefix) {
+	if len(ps) == 0 {
+		return
+	}
 	l.mu.Lock()
-	delete(l.added, p)
+	for _, p := range ps {
+		delete(l.added, p)
+	}
 	l.mu.Unlock()
-	l.h.record(l.name, []netip.Prefix{p}, false)
+	l.h.record(l.name, ps, false)
 }
 
 // gone reports whether a delete failed only because the address was not there.
@@ -233,14 +278,150 @@ func checkPrefixes(ps []netip.Prefix) error {
 // or already gone when the watch starts. It blocks until ctx is done and then returns nil.
 // It follows the interface by name: when the link is deleted its addresses go with it (and are
 // reported), and when it is created again the watch follows the new link.
+//
+// Every WatchRemoved of a link shares one follow of its addresses (removalWatch): with an
+// instance per address, each watching the link, a follow per call would handle every event of
+// the link once per instance, O(N^2) over a takeover of N addresses.
 func (l *link) WatchRemoved(ctx context.Context, fn func(netip.Prefix)) error {
-	if err := l.watch(ctx, fn); err != nil {
-		return fmt.Errorf("watch addresses on %s: %w", l.name, err)
+	w := l.joinWatch()
+	defer l.leaveWatch(w)
+	for {
+		ps, ended, err := l.takeRemoved(w)
+		for _, p := range ps {
+			if ctx.Err() != nil {
+				return nil
+			}
+			fn(p)
+		}
+		if ended {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("watch addresses on %s: %w", l.name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.wake:
+		}
 	}
-	return nil
 }
 
-func (l *link) watch(ctx context.Context, fn func(netip.Prefix)) error {
+// removalWatch is the follow of a link's addresses that its WatchRemoved calls share, from the
+// first until the last returns.
+type removalWatch struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the follow has returned
+
+	// Guarded by link.wmu.
+	watchers map[*removalWatcher]bool
+	// missing holds the wanted addresses reported gone and not back since: each removal is
+	// reported once, and a watch that joins later is told of them.
+	missing map[netip.Prefix]bool
+	ended   bool  // the follow has returned
+	err     error // why, unless it was stopped
+}
+
+// removalWatcher is one WatchRemoved call: the removals not yet passed to its fn.
+type removalWatcher struct {
+	rw   *removalWatch
+	wake chan struct{} // signalled (coalesced) when there is something to take
+	// Guarded by link.wmu.
+	queue  []netip.Prefix
+	queued map[netip.Prefix]bool
+}
+
+func (w *removalWatcher) push(p netip.Prefix) {
+	if w.queued[p] {
+		return
+	}
+	w.queued[p] = true
+	w.queue = append(w.queue, p)
+	w.signal()
+}
+
+func (w *removalWatcher) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// joinWatch registers a WatchRemoved call, starting the link's follow if none runs, and queues
+// the removals already known.
+func (l *link) joinWatch() *removalWatcher {
+	w := &removalWatcher{wake: make(chan struct{}, 1), queued: map[netip.Prefix]bool{}}
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	rw := l.rw
+	if rw == nil || rw.ended {
+		ctx, cancel := context.WithCancel(context.Background())
+		rw = &removalWatch{cancel: cancel, done: make(chan struct{}),
+			watchers: map[*removalWatcher]bool{}, missing: map[netip.Prefix]bool{}}
+		l.rw = rw
+		go l.runWatch(ctx, rw)
+	}
+	rw.watchers[w] = true
+	w.rw = rw
+	for _, p := range sortedPrefixes(rw.missing) {
+		w.push(p)
+	}
+	return w
+}
+
+// leaveWatch unregisters w; the last one out stops the follow and waits for it.
+func (l *link) leaveWatch(w *removalWatcher) {
+	l.wmu.Lock()
+	rw := w.rw
+	delete(rw.watchers, w)
+	last := len(rw.watchers) == 0
+	if last && l.rw == rw {
+		l.rw = nil
+	}
+	l.wmu.Unlock()
+	if last {
+		rw.cancel()
+		<-rw.done
+	}
+}
+
+// takeRemoved returns the removals queued for w, and whether (and why) the follow has ended.
+func (l *link) takeRemoved(w *removalWatcher) (ps []netip.Prefix, ended bool, err error) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	ps, w.queue = w.queue, nil
+	clear(w.queued)
+	return ps, w.rw.ended, w.rw.err
+}
+
+func (l *link) runWatch(ctx context.Context, rw *removalWatch) {
+	defer close(rw.done)
+	err := l.watch(ctx, rw)
+	if err == nil && ctx.Err() == nil {
+		err = errors.New("stopped")
+	}
+	l.wmu.Lock()
+	rw.ended, rw.err = true, err
+	for w := range rw.watchers {
+		w.signal()
+	}
+	l.wmu.Unlock()
+}
+
+// report tells every watcher of rw that p, wanted, is gone, unless they were told already.
+func (l *link) report(rw *removalWatch, p netip.Prefix) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if rw.missing[p] {
+		return
+	}
+	rw.missing[p] = true
+	for w := range rw.watchers {
+		w.push(p)
+	}
+}
+
+func (l *link) watch(ctx context.Context, rw *removalWatch) error {
 	li, err := l.h.lookup(l.name)
 	if err != nil {
 		return err
@@ -252,8 +433,7 @@ func (l *link) watch(ctx context.Context, fn func(netip.Prefix)) error {
 	tr := indexTracker{name: l.name, index: li.index}
 	// Subscribed first, dumped second: a removal in between is seen by the dump. The events
 	// queued meanwhile may then report it again; missing (reported and not re-added since)
-	// keeps each removal to one call.
-	missing := map[netip.Prefix]bool{}
+	// keeps each removal to one report.
 	resync := func() error {
 		if nli, err := l.h.lookup(l.name); err == nil {
 			tr.index = nli.index
@@ -262,10 +442,13 @@ func (l *link) watch(ctx context.Context, fn func(netip.Prefix)) error {
 		if err != nil {
 			return err
 		}
+		on := make(map[netip.Prefix]bool, len(have))
+		for _, a := range have {
+			on[a.Prefix] = true
+		}
 		for _, p := range l.wanted() {
-			if !slices.ContainsFunc(have, func(a kernelAddr) bool { return a.Prefix == p }) && !missing[p] {
-				missing[p] = true
-				fn(p)
+			if !on[p] {
+				l.report(rw, p)
 			}
 		}
 		return nil
@@ -290,10 +473,11 @@ func (l *link) watch(ctx context.Context, fn func(netip.Prefix)) error {
 			switch {
 			case a.Index != tr.index:
 			case m.Header.Type == unix.RTM_NEWADDR:
-				delete(missing, a.Prefix)
-			case l.wants(a.Prefix) && !missing[a.Prefix]:
-				missing[a.Prefix] = true
-				fn(a.Prefix)
+				l.wmu.Lock()
+				delete(rw.missing, a.Prefix)
+				l.wmu.Unlock()
+			case l.wants(a.Prefix):
+				l.report(rw, a.Prefix)
 			}
 		})
 }
@@ -307,8 +491,13 @@ func (l *link) wants(p netip.Prefix) bool {
 func (l *link) wanted() []netip.Prefix {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ps := make([]netip.Prefix, 0, len(l.want))
-	for p := range l.want {
+	return sortedPrefixes(l.want)
+}
+
+// sortedPrefixes returns the keys of m by address.
+func sortedPrefixes(m map[netip.Prefix]bool) []netip.Prefix {
+	ps := make([]netip.Prefix, 0, len(m))
+	for p := range m {
 		ps = append(ps, p)
 	}
 	slices.SortFunc(ps, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })

@@ -331,3 +331,111 @@ func TestInterfaces(t *testing.T) {
 		t.Errorf("lo (down in a fresh namespace) not listed: %+v", ifs)
 	}
 }
+
+// The WatchRemoved calls of a link share one follow of its events: with an instance per
+// address, a follow each would handle every event of the link once per instance. Each call
+// still hears of every removal once; one that starts later hears of those already gone; one
+// that returns leaves the others watching.
+func TestWatchRemovedShared(t *testing.T) {
+	n := newTestNS(t)
+	n.addLink(t, "d0")
+	h := n.host(t)
+	l, err := h.Link("d0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vips []netip.Prefix
+	for i := range 20 {
+		vips = append(vips, netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 11, byte(i + 1)}), 32))
+	}
+	if err := l.Bind(t.Context(), vips); err != nil {
+		t.Fatal(err)
+	}
+	type watch struct {
+		cancel  context.CancelFunc
+		done    chan struct{}
+		removed chan netip.Prefix
+	}
+	start := func() *watch {
+		ctx, cancel := context.WithCancel(t.Context())
+		w := &watch{cancel: cancel, done: make(chan struct{}), removed: make(chan netip.Prefix, 64)}
+		go func() {
+			defer close(w.done)
+			if err := l.WatchRemoved(ctx, func(p netip.Prefix) { w.removed <- p }); err != nil {
+				t.Errorf("WatchRemoved: %v", err)
+			}
+		}()
+		return w
+	}
+	expect := func(w *watch, want ...netip.Prefix) {
+		t.Helper()
+		var got []netip.Prefix
+		for range want {
+			select {
+			case p := <-w.removed:
+				got = append(got, p)
+			case <-time.After(3 * time.Second):
+				t.Fatalf("reported %v, want %v", got, want)
+			}
+		}
+		sortPrefixes(got)
+		if diff := cmp.Diff(want, got, netipOpt); diff != "" {
+			t.Errorf("reported (-want +got):\n%s", diff)
+		}
+	}
+	// Nothing more once a while has passed.
+	quiet := func(ws []*watch) {
+		t.Helper()
+		time.Sleep(200 * time.Millisecond)
+		for _, w := range ws {
+			select {
+			case p := <-w.removed:
+				t.Errorf("%s reported again", p)
+			default:
+			}
+		}
+	}
+	var ws []*watch
+	for range 50 {
+		ws = append(ws, start())
+	}
+	defer func() {
+		for _, w := range ws {
+			w.cancel()
+			<-w.done
+		}
+	}()
+	subs := func() int {
+		h.events.mu.Lock()
+		defer h.events.mu.Unlock()
+		return len(h.events.subs)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for subs() != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := subs(); got != 1 {
+		t.Errorf("%d subscribers for 50 address watches of one link, want 1", got)
+	}
+	n.delAddr(t, "d0", vips[0])
+	n.delAddr(t, "d0", vips[1])
+	for _, w := range ws {
+		expect(w, vips[0], vips[1])
+	}
+	late := start()
+	ws = append(ws, late)
+	expect(late, vips[0], vips[1])
+	quiet(ws)
+
+	// Half of them stop; the rest, and the late one, hear of the next removal.
+	for _, w := range ws[:25] {
+		w.cancel()
+		<-w.done
+	}
+	ws = ws[25:]
+	n.delAddr(t, "d0", vips[2])
+	for _, w := range ws {
+		expect(w, vips[2])
+	}
+	quiet(ws)
+}

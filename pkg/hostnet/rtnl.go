@@ -3,10 +3,13 @@
 package hostnet
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -17,6 +20,9 @@ import (
 const (
 	ifaProto    = 11     // IFA_PROTO, include/uapi/linux/if_addr.h
 	nlaTypeMask = 0x3fff // NLA_TYPE_MASK, include/uapi/linux/netlink.h
+	// rtextFilterSkipStats (RTEXT_FILTER_SKIP_STATS, include/uapi/linux/rtnetlink.h) leaves
+	// the statistics out of a link message; kernels before it ignore the bit.
+	rtextFilterSkipStats = 1 << 3
 )
 
 // rtnl sends address requests over one NETLINK_ROUTE socket. vishvananda/netlink v1.3.1 neither
@@ -87,8 +93,12 @@ type kernelAddr struct {
 // ours reports whether a carries this package's mark.
 func (a kernelAddr) ours() bool { return a.Proto == AddrProto }
 
+// addrDumps counts the address dumps of the process (addrs), for tests.
+var addrDumps atomic.Uint64
+
 // addrs dumps the addresses of every link; index > 0 keeps only that link's.
 func (r *rtnl) addrs(index int) ([]kernelAddr, error) {
+	addrDumps.Add(1)
 	req := r.request(unix.RTM_GETADDR, unix.NLM_F_DUMP)
 	req.AddData(nl.NewIfAddrmsg(unix.AF_UNSPEC))
 	msgs, err := execute(req, unix.RTM_NEWADDR)
@@ -116,6 +126,71 @@ func (r *rtnl) addrs(index int) ([]kernelAddr, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// linkByName asks the kernel for the link named name, without its statistics: what the Host
+// needs of it (linkInfo). vishvananda/netlink's LinkByName asks for, and decodes, everything
+// the kernel reports, statistics included: several times the work, for a lookup done by every
+// Bind and Announce. A missing link gives an error wrapping ENODEV.
+func (r *rtnl) linkByName(name string) (linkInfo, error) {
+	if !validIfname(name) {
+		return linkInfo{}, fmt.Errorf("invalid interface name %q: %w", name, unix.ENODEV)
+	}
+	req := r.request(unix.RTM_GETLINK, unix.NLM_F_ACK)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_EXT_MASK, nl.Uint32Attr(rtextFilterSkipStats)))
+	msgs, err := execute(req, unix.RTM_NEWLINK)
+	if err != nil {
+		return linkInfo{}, err
+	}
+	for _, m := range msgs {
+		li, err := parseLinkInfo(m)
+		if err != nil {
+			return linkInfo{}, err
+		}
+		if li.name == name {
+			return li, nil
+		}
+	}
+	return linkInfo{}, fmt.Errorf("no answer for it: %w", unix.ENODEV)
+}
+
+// parseLinkInfo decodes what linkInfo holds of an RTM_NEWLINK payload, checking every length.
+func parseLinkInfo(b []byte) (linkInfo, error) {
+	if len(b) < unix.SizeofIfInfomsg {
+		return linkInfo{}, fmt.Errorf("link message: %d bytes, want at least %d", len(b), unix.SizeofIfInfomsg)
+	}
+	li := linkInfo{index: int(int32(binary.NativeEndian.Uint32(b[4:8])))}
+	raw := binary.NativeEndian.Uint32(b[8:12])
+	for _, f := range []struct {
+		iff  uint32
+		flag net.Flags
+	}{
+		{unix.IFF_UP, net.FlagUp}, {unix.IFF_BROADCAST, net.FlagBroadcast}, {unix.IFF_LOOPBACK, net.FlagLoopback},
+		{unix.IFF_POINTOPOINT, net.FlagPointToPoint}, {unix.IFF_MULTICAST, net.FlagMulticast}, {unix.IFF_RUNNING, net.FlagRunning},
+	} {
+		if raw&f.iff != 0 {
+			li.flags |= f.flag
+		}
+	}
+	err := walkAttrs(b[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
+		switch typ {
+		case unix.IFLA_IFNAME:
+			if i := bytes.IndexByte(v, 0); i >= 0 {
+				v = v[:i]
+			}
+			li.name = string(v)
+		case unix.IFLA_ADDRESS:
+			if len(v) > 0 {
+				li.mac = net.HardwareAddr(bytes.Clone(v))
+			}
+		}
+	})
+	if err != nil {
+		return linkInfo{}, fmt.Errorf("link message: %w", err)
+	}
+	return li, nil
 }
 
 // add adds p to the link, with this package's mark when mark is set; IPv6 addresses skip
