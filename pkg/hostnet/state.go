@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -74,6 +75,9 @@ type State struct {
 	// and after a failed append until the next compaction. journalLines counts its lines.
 	journal      *os.File
 	journalLines int
+	// handoff holds the entries TakeHandoff returned: RemoveStale leaves their addresses alone
+	// until their deadline (handoff.go).
+	handoff []HandoffEntry
 }
 
 // OpenState takes the host lock in dir, creating dir (mode 0700) if needed, and reads the
@@ -321,15 +325,21 @@ func (s *State) Close() error {
 	return err
 }
 
-// forgetAll empties the record, once the stale addresses it listed are gone.
-func (s *State) forgetAll() error {
+// forgetAll empties the record, once the stale addresses it listed are gone, except for keep:
+// addresses handed over to a successor, which stay recorded as they stay on the link.
+func (s *State) forgetAll(keep map[BoundAddr]bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stale = nil
-	if len(s.bound) == 0 {
+	n := len(s.bound)
+	for b := range s.bound {
+		if !keep[b] {
+			delete(s.bound, b)
+		}
+	}
+	if n == 0 || (len(s.bound) == n && s.journal != nil) {
 		return nil
 	}
-	clear(s.bound)
 	return s.compactLocked()
 }
 
@@ -457,7 +467,22 @@ func removeStale(ctx context.Context, st *State, marks bool) ([]netip.Prefix, er
 		return nil, err
 	}
 	recorded := map[int]map[netip.Prefix]bool{}
+	handed := map[int]map[netip.Prefix]bool{}
+	keep := map[BoundAddr]bool{}
 	if st != nil {
+		for _, e := range st.handedOver(time.Now()) {
+			idx, err := linkIndex(e.Interface)
+			if err != nil {
+				continue
+			}
+			if handed[idx] == nil {
+				handed[idx] = map[netip.Prefix]bool{}
+			}
+			for _, p := range e.Addresses {
+				handed[idx][p] = true
+				keep[BoundAddr{Interface: e.Interface, Prefix: p}] = true
+			}
+		}
 		for _, b := range st.Stale() {
 			idx, err := linkIndex(b.Interface)
 			if err != nil {
@@ -483,7 +508,7 @@ func removeStale(ctx context.Context, st *State, marks bool) ([]netip.Prefix, er
 		if !stale && recorded[a.Index][a.Prefix] {
 			stale = (a.Proto == 0 || a.ours()) && !(marks && kernelMarks)
 		}
-		if !stale {
+		if !stale || handed[a.Index][a.Prefix] {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -497,7 +522,7 @@ func removeStale(ctx context.Context, st *State, marks bool) ([]netip.Prefix, er
 		removed = append(removed, a.Prefix)
 	}
 	if st != nil && len(errs) == 0 {
-		if err := st.forgetAll(); err != nil {
+		if err := st.forgetAll(keep); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -30,6 +30,7 @@ var (
 	apiRSSNodes  = flag.Int("apiscale.rss-nodes", 5000, "BenchmarkAgentMemory: Nodes in the cluster (each the size a kubelet makes it)")
 	apiRSSVIPs   = flag.Int("apiscale.rss-vips", 1000, "BenchmarkAgentMemory: VirtualIPs, each selecting every Node")
 	apiRSSLimit  = flag.Duration("apiscale.rss-timeout", 20*time.Minute, "BenchmarkAgentMemory: bound of the wait for every VirtualIP's summary")
+	apiRSSEnv    = flag.String("apiscale.rss-env", "", "BenchmarkAgentMemory: extra environment of the agent, as NAME=VALUE,... (e.g. GOMEMLIMIT=200MiB)")
 	apiRSSSettle = flag.Duration("apiscale.rss-settle", 2*time.Minute, "BenchmarkAgentMemory: bound of the wait for the agent's CPU use to drop, after the summaries")
 )
 
@@ -152,8 +153,15 @@ func apiRSSMeasure(b *testing.B, bin string) (apiRSSResult, error) {
 		return r, err
 	}
 	start := time.Now()
-	p, err := n1.Exec(context.Background(), "kube-vrrp-agent", "env", "KUBECONFIG="+kubeconfig, bin, "agent",
+	argv := []string{"env", "KUBECONFIG=" + kubeconfig}
+	for _, kv := range strings.Split(*apiRSSEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			argv = append(argv, kv)
+		}
+	}
+	argv = append(argv, bin, "agent",
 		"--node-name", n1.Name, "--namespace", cluster.Namespace, "--state-dir", state, "--log-level", "warn")
+	p, err := n1.Exec(context.Background(), "kube-vrrp-agent", argv...)
 	if err != nil {
 		return r, err
 	}
