@@ -30,6 +30,10 @@ const (
 // request machinery (sequence numbers, acks, multipart dumps) is reused.
 type rtnl struct {
 	sockets map[int]*nl.SocketHandle
+	// strict is set when the kernel checks the socket's requests strictly (Linux 4.20 and
+	// later), which is also when it filters an address dump by link: then a dump of one link
+	// sends that link's addresses alone, not every address of the namespace.
+	strict bool
 }
 
 // newRTNL opens the socket in the calling thread's network namespace.
@@ -40,7 +44,8 @@ func newRTNL() (*rtnl, error) {
 	}
 	// Extended acks make the kernel say why a request failed; not fatal if unsupported.
 	_ = s.SetExtAck(true)
-	return &rtnl{sockets: map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}}, nil
+	strict := unix.SetsockoptInt(s.GetFd(), unix.SOL_NETLINK, unix.NETLINK_GET_STRICT_CHK, 1) == nil
+	return &rtnl{sockets: map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}, strict: strict}, nil
 }
 
 func (r *rtnl) close() {
@@ -99,18 +104,23 @@ var addrDumps atomic.Uint64
 // addrs dumps the addresses of every link; index > 0 keeps only that link's.
 func (r *rtnl) addrs(index int) ([]kernelAddr, error) {
 	addrDumps.Add(1)
-	req := r.request(unix.RTM_GETADDR, unix.NLM_F_DUMP)
-	req.AddData(nl.NewIfAddrmsg(unix.AF_UNSPEC))
-	msgs, err := execute(req, unix.RTM_NEWADDR)
+	dump := func() ([][]byte, error) {
+		req := r.request(unix.RTM_GETADDR, unix.NLM_F_DUMP)
+		msg := nl.NewIfAddrmsg(unix.AF_UNSPEC)
+		if r.strict && index > 0 {
+			msg.Index = uint32(index)
+		}
+		req.AddData(msg)
+		return execute(req, unix.RTM_NEWADDR)
+	}
+	msgs, err := dump()
 	if err != nil {
 		// A dump interrupted by a concurrent change is inconsistent; one retry is enough in
 		// practice and a second failure is reported.
 		if !errors.Is(err, nl.ErrDumpInterrupted) {
 			return nil, fmt.Errorf("dump addresses: %w", err)
 		}
-		req = r.request(unix.RTM_GETADDR, unix.NLM_F_DUMP)
-		req.AddData(nl.NewIfAddrmsg(unix.AF_UNSPEC))
-		if msgs, err = execute(req, unix.RTM_NEWADDR); err != nil {
+		if msgs, err = dump(); err != nil {
 			return nil, fmt.Errorf("dump addresses: %w", err)
 		}
 	}
