@@ -22,7 +22,9 @@ import (
 //
 //   - memory: VmRSS (and PSS, RssAnon) of the speaker's process tree (keepalived's parent and its
 //     VRRP child; kube-vrrp's one process), sampled every 500 ms; the steady value is the
-//     median of the samples in the window, the peak the largest since the start;
+//     median of the samples in the window, the peak the largest since the start; and VmHWM,
+//     the kernel's own peak of each process (summed), read at the end of the window;
+//   - the time from the start until every group is MASTER (heard twice on the wire);
 //   - CPU: utime+stime ticks (1/100 s) of the process tree over the window;
 //   - advert send jitter, from a capture of the adverts on the wire in the client's namespace
 //     (a packet socket, kernel receive timestamps): per VRID, each gap between two adverts in
@@ -34,7 +36,8 @@ import (
 // over links of 200: the lab link eth0 and veth pairs from the node straight to the client.
 // The window opens once every group has been heard twice, after a settling pause (-scale.settle,
 // past the takeovers' second announcement burst). It prints a
-// table with the targets beside the figures and asserts nothing about them.
+// table with the targets beside the figures and asserts nothing about them. -scale.cases runs
+// only the cases it names (e.g. -scale.cases 1000vips-1s).
 func BenchmarkScale(b *testing.B) {
 	privtest.Require(b)
 	lab.KubeVRRPBinary(b) // build before the first measurement
