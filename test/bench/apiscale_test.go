@@ -770,10 +770,18 @@ func (e *apiScaleEnv) createObjects(ctx context.Context) error {
 		}}
 		err := c.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("kube-vrrp-agent/"+apiSimNodeName(0)),
 			client.ForceOwnership, client.DryRunAll)
-		if !apierrors.IsForbidden(err) {
-			return fmt.Errorf("node 0 writing node 1's entry (dry run): %v, want Forbidden: the status policy is not in effect", err)
+		switch {
+		case apierrors.IsForbidden(err):
+			return nil
+		case err != nil && strings.Contains(err.Error(), "ValidatingAdmissionPolicy 'kube-vrrp-status-nodes'"):
+			// Refused by the policy, but with an evaluation error (the CEL cost of naming the
+			// entries grows with N^2 and is cut off at some hundreds of entries; the refusal
+			// stands, failurePolicy Fail): say so, it is a finding, and go on.
+			fmt.Fprintf(os.Stderr, "%s N=%d: the status policy refuses node 0's write of node 1's entry with an error, not its message: %v\n",
+				time.Now().Format("15:04:05"), e.size.nodes, err)
+			return nil
 		}
-		return nil
+		return fmt.Errorf("node 0 writing node 1's entry (dry run): %v, want Forbidden: the status policy is not in effect", err)
 	})
 }
 
