@@ -77,6 +77,11 @@ type Agent struct {
 	// blocked in it.
 	filter  AcceptFilter
 	blocked map[string][]netip.Addr
+	// handoffBound (HandoffOnStop) makes Run's stop a handoff; handedOff is what it handed
+	// over; pending holds the predecessor's entries not yet resumed or removed (Resume).
+	handoffBound time.Duration
+	handedOff    []HandoffEntry
+	pending      map[handoffKey]HandoffEntry
 }
 
 type instance struct {
@@ -103,8 +108,11 @@ type prober struct {
 	done   chan struct{}
 	// carried is the health of the probes of the same names in the prober this one replaced,
 	// counted until this one's own checks decide: editing a probe must not put a healthy
-	// instance in Fault (every node gets the edit at once and would resign together).
-	carried map[string]bool
+	// instance in Fault (every node gets the edit at once and would resign together). For an
+	// instance resumed after a handoff, every probe counts as healthy until carriedUntil (the
+	// handoff's deadline), when carried is dropped; guarded by mu.
+	carried      map[string]bool
+	carriedUntil time.Time
 
 	mu      sync.Mutex
 	results map[string]probe.Result
@@ -252,14 +260,14 @@ func (a *Agent) Apply(name string, cfg vrrp.Config, probes ...probe.Spec) error 
 			err = cur.router.ReconfigureHealth(cfg, probe.Weigh(probes, carried))
 			if err != nil && !errors.Is(err, vrrp.ErrIncompatible) {
 				// Refused: the old probes go on, from what they knew.
-				a.startProberLocked(cur, carried)
+				a.startProberLocked(cur, carried, time.Time{})
 			}
 		}
 		if err == nil {
 			cur.cfg = cfg
 			if !same {
 				cur.probes = slices.Clone(probes)
-				a.startProberLocked(cur, carried)
+				a.startProberLocked(cur, carried, time.Time{})
 			}
 			applied = true
 			st := cur.router.Status()
@@ -451,8 +459,9 @@ func cmpString(a, b string) int {
 }
 
 // Run starts every applied instance and blocks until ctx is cancelled; then it stops them all
-// at once (every MASTER hands over with priority 0 and removes its addresses), closes the
-// sockets and returns.
+// at once (every MASTER hands over with priority 0 and removes its addresses, or, after
+// HandoffOnStop, hands off to its successor on this node), closes the sockets and returns.
+// Instances matching what Resume was given resume as MASTER.
 func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if a.ctx != nil {
@@ -460,15 +469,28 @@ func (a *Agent) Run(ctx context.Context) error {
 		return errors.New("agent: already running")
 	}
 	a.ctx = ctx
+	a.handedOff = nil
 	for _, inst := range a.instances {
 		if err := a.startLocked(inst); err != nil {
 			a.log.Error("starting VRRP instance", "vip", inst.cfg.Name, "err", err)
 		}
 	}
+	// What the predecessor handed over and no instance resumed: removed now when the
+	// instances were applied first (standalone), else at the deadline (see Resume).
+	if len(a.instances) > 0 {
+		a.settleHandoffLocked("no instance resumed it")
+	}
+	var settle *time.Timer
+	if last := a.handoffDeadlineLocked(); !last.IsZero() {
+		settle = time.AfterFunc(time.Until(last), func() { a.settleHandoff("past its deadline") })
+	}
 	a.mu.Unlock()
 	a.notify()
 
 	<-ctx.Done()
+	if settle != nil {
+		settle.Stop()
+	}
 
 	a.mu.Lock()
 	var wg sync.WaitGroup
@@ -488,6 +510,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			st := inst.router.Status()
 			inst.sock.addDrops(&st.Stats)
 			inst.final = &st
+			if h := inst.router.HandedOff(); h != nil {
+				a.handedOff = append(a.handedOff, handedOffEntry(h))
+			}
 		}
 		a.detachLocked(inst)
 	}
@@ -516,9 +541,23 @@ func (a *Agent) startLocked(inst *instance) error {
 	}
 	// Until its probes have spoken, an instance starts with what they allow (probe.Weigh
 	// counts an unchecked probe as failing): a weight-0 probe keeps it in Fault
-	// (ProbePending), so a node never takes the VIP before it has seen its HAProxy.
-	core.SetHealth(time.Now(), probe.Weigh(inst.probes, nil))
+	// (ProbePending), so a node never takes the VIP before it has seen its HAProxy. One
+	// resumed after a handoff holds the VIP already, and its predecessor held it with these
+	// probes: they count as healthy until they decide, at most until the handoff's deadline.
+	var carried map[string]bool
+	var carriedUntil time.Time
+	entry, resume := a.takeHandoffLocked(inst)
+	if resume {
+		carried, carriedUntil = resumedHealth(inst.probes), entry.Deadline
+	}
+	core.SetHealth(time.Now(), probe.Weigh(inst.probes, carried))
 	r := vrrp.NewRouter(core, sock.conn, link, log, a.emit)
+	if resume {
+		r.ResumeAtStart()
+	}
+	if a.handoffBound > 0 {
+		r.HandoffOnStop(a.handoffBound)
+	}
 	sock.mu.Lock()
 	sock.routes[cfg.VRID] = r
 	sock.mu.Unlock()
@@ -529,7 +568,7 @@ func (a *Agent) startLocked(inst *instance) error {
 			log.Error("VRRP instance stopped", "err", err)
 		}
 	}()
-	a.startProberLocked(inst, nil)
+	a.startProberLocked(inst, carried, carriedUntil)
 	return nil
 }
 
@@ -542,8 +581,9 @@ func (a *Agent) startFailedLocked(inst *instance, err error) error {
 }
 
 // startProberLocked starts inst's probes, if any, feeding its router; carried is the health
-// of the prober it replaces (see prober.carried).
-func (a *Agent) startProberLocked(inst *instance, carried map[string]bool) {
+// of the prober it replaces, or a resumed instance's until the time until when not zero (see
+// prober.carried).
+func (a *Agent) startProberLocked(inst *instance, carried map[string]bool, until time.Time) {
 	inst.prober = nil
 	if len(inst.probes) == 0 || inst.router == nil {
 		return
@@ -559,7 +599,7 @@ func (a *Agent) startProberLocked(inst *instance, carried map[string]bool) {
 	}
 	ctx, cancel := context.WithCancel(a.ctx)
 	p := &prober{runner: runner, cancel: cancel, done: make(chan struct{}), results: map[string]probe.Result{},
-		carried: carried}
+		carried: carried, carriedUntil: until}
 	inst.prober = p
 	r, specs, name := inst.router, inst.probes, inst.cfg.Name
 	go func() {
@@ -569,13 +609,33 @@ func (a *Agent) startProberLocked(inst *instance, carried map[string]bool) {
 	}()
 	go func() {
 		defer close(p.done)
-		for res := range runner.Results() {
-			p.mu.Lock()
-			p.results[res.Name] = res
-			p.mu.Unlock()
-			st := r.Status()
-			a.emit(vrrp.Event{Kind: vrrp.EventProbe, At: res.At, Instance: name, State: st.State, Priority: st.Priority,
-				Probe: res.Name, Healthy: res.Healthy, Message: res.Reason})
+		// A resumed instance's carried health ends at the handoff's deadline: what has not
+		// decided by then counts as it does at any start.
+		var expire <-chan time.Time
+		if !until.IsZero() {
+			t := time.NewTimer(time.Until(until))
+			defer t.Stop()
+			expire = t.C
+		}
+		results := runner.Results()
+		for {
+			select {
+			case res, ok := <-results:
+				if !ok {
+					return
+				}
+				p.mu.Lock()
+				p.results[res.Name] = res
+				p.mu.Unlock()
+				st := r.Status()
+				a.emit(vrrp.Event{Kind: vrrp.EventProbe, At: res.At, Instance: name, State: st.State, Priority: st.Priority,
+					Probe: res.Name, Healthy: res.Healthy, Message: res.Reason})
+			case <-expire:
+				expire = nil
+				p.mu.Lock()
+				p.carried = nil
+				p.mu.Unlock()
+			}
 			// Only this goroutine sends health while it runs: Apply stops it before it
 			// sends the view of new probes.
 			r.SetHealth(probe.Weigh(specs, p.health()))
@@ -593,10 +653,12 @@ func (p *prober) stop() {
 
 // health is the runner's health over the carried one.
 func (p *prober) health() map[string]bool {
+	p.mu.Lock()
 	h := make(map[string]bool, len(p.carried))
 	for k, v := range p.carried {
 		h[k] = v
 	}
+	p.mu.Unlock()
 	for k, v := range p.runner.Health() {
 		h[k] = v
 	}
@@ -628,6 +690,8 @@ func (a *Agent) stopLocked(inst *instance) {
 	}
 	inst.prober.stop()
 	inst.prober = nil
+	// Removed or replaced: no successor takes this one over, whatever Run's stop will be.
+	inst.router.HandoffOnStop(0)
 	inst.cancel()
 	<-inst.router.Done()
 	a.detachLocked(inst)

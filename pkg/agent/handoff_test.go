@@ -1,0 +1,200 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/kube-vrrp/kube-vrrp/pkg/probe"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
+)
+
+// adoptHost is a fakeHost whose bound addresses survive its agent, as the kernel keeps them,
+// and that adopts those still bound (hostnet.Host.Adopt).
+type adoptHost struct{ *fakeHost }
+
+func (h adoptHost) Adopt(_ string, ps []netip.Prefix) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range ps {
+		if h.has(p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// runAgent runs a until the returned stop is called; stop waits for Run to return.
+func runAgent(t *testing.T, a *Agent) (stop func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func transitions(a *Agent) uint64 { return a.Snapshot()[0].Stats.Transitions }
+
+// A MASTER's agent restarted with a handoff: the successor resumes as MASTER with the address
+// still bound, although its weight-0 probe has not been checked when it starts, and the backup
+// never takes over; HandedOff says what was handed over.
+func TestRestartResumesMaster(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "healthy")
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		lan := &hub{}
+		h1 := adoptHost{&fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}}
+		h2 := &fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}
+		check := probe.Spec{Name: "haproxy", Kind: probe.KindFile, Path: flag, Interval: time.Second, Rise: 3}
+		a1, a2 := New(h1, nil, Options{}), New(h2, nil, Options{})
+		if err := a1.Apply("web", config("198.18.0.11", 110), check); err != nil {
+			t.Fatal(err)
+		}
+		if err := a2.Apply("web", config("198.18.0.12", 100)); err != nil {
+			t.Fatal(err)
+		}
+		stop1 := runAgent(t, a1)
+		runAgent(t, a2)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if s1, s2 := state(t, a1, "web"), state(t, a2, "web"); s1 != vrrp.Master || s2 != vrrp.Backup {
+			t.Fatalf("before the restart: %v %v, want Master Backup", s1, s2)
+		}
+		backupTransitions := transitions(a2)
+
+		a1.HandoffOnStop(8 * time.Second)
+		stopped := time.Now()
+		stop1()
+		entries := a1.HandedOff()
+		if len(entries) != 1 || entries[0].Interface != "eth0" || entries[0].VRID != 51 || entries[0].IPv6 ||
+			!samePrefixes(entries[0].Addresses, []netip.Prefix{vip}) {
+			t.Fatalf("HandedOff = %+v, want the one instance", entries)
+		}
+		if d := entries[0].Deadline.Sub(stopped); d < 6*time.Second || d > 8*time.Second {
+			t.Errorf("deadline %s after the stop, want 3/4 of the bound to the bound", d)
+		}
+		if !h1.has(vip) {
+			t.Fatal("the handoff removed the address")
+		}
+
+		// The successor, a second later.
+		time.Sleep(time.Second)
+		a3 := New(h1, nil, Options{})
+		a3.Resume(entries)
+		if err := a3.Apply("web", config("198.18.0.11", 110), check); err != nil {
+			t.Fatal(err)
+		}
+		runAgent(t, a3)
+		time.Sleep(10 * time.Millisecond)
+		synctest.Wait()
+		st, _ := a3.StatusOf("web")
+		if st.State != vrrp.Master || st.Reason != vrrp.ReasonResumed {
+			t.Fatalf("successor %v (%s, %s), want Master Resumed", st.State, st.Reason, st.Adjustment)
+		}
+		// Past the probe's rise and the backup's longest wait: nothing moved.
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if s3, s2 := state(t, a3, "web"), state(t, a2, "web"); s3 != vrrp.Master || s2 != vrrp.Backup {
+			t.Fatalf("after the resume: %v %v, want Master Backup", s3, s2)
+		}
+		if n := transitions(a2); n != backupTransitions {
+			t.Errorf("the backup changed state %d times during the restart, want 0", n-backupTransitions)
+		}
+		if !h1.has(vip) || h2.has(vip) {
+			t.Errorf("VIP on h1=%v h2=%v, want only h1", h1.has(vip), h2.has(vip))
+		}
+	})
+}
+
+// A successor whose probe does not decide does not keep the VIP past the handoff's deadline:
+// the probe counts as healthy only until then. Real time: the check hangs on an HTTP server.
+func TestResumedProbesBoundedByDeadline(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	h1 := adoptHost{&fakeHost{hub: &hub{}, bound: map[netip.Prefix]bool{vip: true}}}
+	hang := probe.Spec{Name: "slow", Kind: probe.KindHTTP, URL: srv.URL, Interval: time.Minute}
+	a := New(h1, nil, Options{})
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	a.Resume([]HandoffEntry{{Interface: "eth0", VRID: 51, Addresses: []netip.Prefix{vip}, Deadline: deadline}})
+	if err := a.Apply("web", config("198.18.0.11", 110), hang); err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)
+	time.Sleep(500 * time.Millisecond)
+	if st, _ := a.StatusOf("web"); st.State != vrrp.Master || st.Reason != vrrp.ReasonResumed {
+		t.Fatalf("before the deadline: %v (%s, %s), want Master Resumed", st.State, st.Reason, st.Adjustment)
+	}
+	for time.Now().Before(deadline.Add(time.Second)) {
+		if st, _ := a.StatusOf("web"); st.State == vrrp.Fault {
+			if time.Now().Before(deadline) {
+				t.Fatalf("Fault %s before the deadline", time.Until(deadline))
+			}
+			if h1.has(vip) {
+				t.Error("in Fault with the address still bound")
+			}
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st, _ := a.StatusOf("web")
+	t.Fatalf("a second after the deadline: %v (%s), want Fault (probe not checked yet)", st.State, st.Adjustment)
+}
+
+// Entries no instance resumes lose their addresses once the instances are started: one whose
+// addresses changed, one past its deadline, and one for no instance at all. The instance of
+// the changed one starts as usual.
+func TestUnmatchedHandoffRemoved(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pfx := netip.MustParsePrefix
+		old, gone, other := pfx("198.18.0.99/24"), pfx("198.18.0.98/24"), pfx("198.18.0.97/24")
+		h := adoptHost{&fakeHost{hub: &hub{}, bound: map[netip.Prefix]bool{old: true, gone: true, other: true}}}
+		a := New(h, nil, Options{})
+		now := time.Now()
+		a.Resume([]HandoffEntry{
+			{Interface: "eth0", VRID: 51, Addresses: []netip.Prefix{old}, Deadline: now.Add(5 * time.Second)},
+			{Interface: "eth0", VRID: 52, Addresses: []netip.Prefix{gone}, Deadline: now.Add(-time.Second)},
+			{Interface: "eth1", VRID: 53, Addresses: []netip.Prefix{other}, Deadline: now.Add(5 * time.Second)},
+		})
+		if err := a.Apply("web", config("198.18.0.11", 110)); err != nil {
+			t.Fatal(err)
+		}
+		late := config("198.18.0.11", 110)
+		late.VRID, late.Addresses = 52, []netip.Prefix{pfx("198.18.0.120/24")}
+		if err := a.Apply("late", late); err != nil {
+			t.Fatal(err)
+		}
+		runAgent(t, a)
+		time.Sleep(10 * time.Millisecond)
+		synctest.Wait()
+		for _, p := range []netip.Prefix{old, gone, other} {
+			if h.has(p) {
+				t.Errorf("%s still bound", p)
+			}
+		}
+		if st, _ := a.StatusOf("web"); st.State != vrrp.Backup {
+			t.Errorf("web: %v (%s), want Backup: not resumed", st.State, st.Reason)
+		}
+	})
+}
