@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -46,7 +46,7 @@ type agentOptions struct {
 	stateDir    string
 	addressMark bool
 	// handoffTimeout bounds a handoff to the successor at a restart (docs/design.md §4.9.1):
-	// parsed and checked; the shutdown does not hand off yet.
+	// at SIGTERM, when controllers.StopIsRestart says the pod is being replaced.
 	handoffTimeout time.Duration
 }
 
@@ -176,20 +176,49 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	clientset, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("API server configuration: %w", err)
+	}
+	// RemoveStale (in openState) leaves what the predecessor handed over; the agent resumes
+	// it as the VirtualIPs are read, or removes it at the deadline.
 	state, err := openState(ctx, log, o.stateDir, o.addressMark)
 	if err != nil {
 		return err
 	}
 	defer state.Close()
-
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+	handed := takeHandoff(state, log)
 
 	host := hostnet.NewHost(log, hostOptions(state, o.addressMark)...)
 	defer host.Close()
 	accept := &acceptFilter{host: host}
 	defer accept.close(log)
 	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}, AcceptFilter: accept.open})
+	a.Resume(handed)
+
+	// SIGTERM is a restart when the DaemonSet is replacing this pod (a rolling update): the
+	// VIPs are handed to the new pod's agent. Anything else, and an API server that does not
+	// answer within a second, is a final stop: they go to the backups at once.
+	podNamespace := os.Getenv("POD_NAMESPACE")
+	if podNamespace == "" {
+		podNamespace = o.namespace
+	}
+	podName := os.Getenv("POD_NAME")
+	ctx, stop := notifyStop(ctx, func(sig os.Signal) {
+		if sig != syscall.SIGTERM {
+			log.Info("stopping: handing the VIPs over to the backups", "signal", sig.String())
+			return
+		}
+		restart, reason := controllers.StopIsRestart(context.WithoutCancel(ctx), clientset, podNamespace, podName)
+		if restart {
+			log.Info("stopping for a restart: handing the VIPs to the new agent", "reason", reason,
+				"handoffTimeout", o.handoffTimeout.String())
+			a.HandoffOnStop(o.handoffTimeout)
+			return
+		}
+		log.Info("stopping: handing the VIPs over to the backups", "reason", reason)
+	}, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	// Subscribed before the agent runs, so the first transitions become Events too; it and
 	// the reporter outlive the node managers, keeping what happens while the API server is
 	// away (and the transitions the flap limit holds back).
@@ -262,7 +291,7 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		// grants get only); a changed password is read again within a minute.
 		vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), NodeName: o.node,
 			Namespace: o.namespace, Agent: a, Interfaces: interfaces, Rejected: rejected, Log: log,
-			ForeignAddresses: host.ForeignAddresses}
+			ForeignAddresses: withoutHandedOver(host.ForeignAddresses, handed)}
 		if err := vr.SetupWithManager(mgr); err != nil {
 			return err
 		}
@@ -286,7 +315,8 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 
 	log.Info("kube-vrrp agent running", "node", o.node, "namespace", o.namespace, "version", version)
 	<-ctx.Done()
-	err = <-agentDone // the handover (priority 0, addresses removed) is done
+	err = <-agentDone // the handover (priority 0, addresses removed) or handoff is done
+	writeHandoff(state, a, log)
 	log.Info("kube-vrrp agent stopped", "node", o.node)
 	return err
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -41,6 +42,9 @@ type runOptions struct {
 	addressMark bool
 	// events is where every event is written as JSON lines ("" none, "-" standard output).
 	events string
+	// handoffTimeout bounds a handoff to the successor at a restart (SIGUSR2, docs/design.md
+	// §4.9.1).
+	handoffTimeout time.Duration
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
@@ -61,10 +65,13 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	fs.BoolVar(&o.execProbes, "enable-exec-probes", false, "let exec probes run their commands (off: they fail with a reason saying so)")
 	addStateFlags(fs, &o.stateDir, &o.addressMark)
 	fs.StringVar(&o.events, "events", "", "append every event (transitions, probe results, dropped packets, ...) to `FILE` as JSON lines, - for standard output")
+	fs.DurationVar(&o.handoffTimeout, "handoff-timeout", 8*time.Second, "how long a restart (SIGUSR2) may keep this node's VIPs waiting for the next kube-vrrp run before the backups take over, `DURATION` from 1s to 160s")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kube-vrrp run -f FILE... --node NAME [--node-labels k=v,...] [--log-level info] [--events FILE]")
 		fmt.Fprintln(stderr, "Runs VRRP for every VirtualIP in the files that selects this node, without Kubernetes.")
-		fmt.Fprintln(stderr, "SIGTERM or SIGINT hands the addresses over (priority 0) and exits.")
+		fmt.Fprintln(stderr, "SIGTERM or SIGINT hands the addresses over to the backups (priority 0) and exits.")
+		fmt.Fprintln(stderr, "SIGUSR2 stops for a restart: the addresses stay for the next kube-vrrp run on this host, which")
+		fmt.Fprintln(stderr, "resumes without moving them, and the backups take over if none has within --handoff-timeout.")
 		fs.PrintDefaults()
 	}
 	if err := parseInterspersed(fs, args, files.Set); err != nil {
@@ -77,6 +84,9 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	}
 	if o.node == "" {
 		return runOptions{}, errors.New("--node is required: the name of this node, as spec.nodes[].name refers to it")
+	}
+	if o.handoffTimeout < time.Second || o.handoffTimeout > 160*time.Second {
+		return runOptions{}, fmt.Errorf("--handoff-timeout %s: give 1s to 160s", o.handoffTimeout)
 	}
 	if o.labels, err = parseLabels(labels); err != nil {
 		return runOptions{}, fmt.Errorf("--node-labels: %w", err)
@@ -263,11 +273,14 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stdout, stderr io.
 		return errInvalid
 	}
 
+	// RemoveStale (in openState) leaves what the predecessor handed over; the agent resumes
+	// it or removes it.
 	state, err := openState(ctx, log, o.stateDir, o.addressMark)
 	if err != nil {
 		return err
 	}
 	defer state.Close()
+	handed := takeHandoff(state, log)
 
 	ifs, err := hostnet.Interfaces()
 	if err != nil {
@@ -291,12 +304,13 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stdout, stderr io.
 
 	host := hostnet.NewHost(log, hostOptions(state, o.addressMark)...)
 	defer host.Close()
-	if err := checkForeign(cfgs, host.ForeignAddresses); err != nil {
+	if err := checkForeign(cfgs, withoutHandedOver(host.ForeignAddresses, handed)); err != nil {
 		return err
 	}
 	accept := &acceptFilter{host: host}
 	defer accept.close(log)
 	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}, AcceptFilter: accept.open})
+	a.Resume(handed)
 	if o.events != "" {
 		w, err := openEvents(o.events, stdout)
 		if err != nil {
@@ -315,14 +329,102 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stdout, stderr io.
 			"unicast", len(c.Peers) > 0)
 	}
 
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := notifyStop(ctx, func(sig os.Signal) {
+		if sig == restartSignal {
+			log.Info("stopping for a restart: handing the VIPs to the next kube-vrrp run", "signal", sig.String(),
+				"handoffTimeout", o.handoffTimeout.String())
+			a.HandoffOnStop(o.handoffTimeout)
+			return
+		}
+		log.Info("stopping: handing the VIPs over to the backups", "signal", sig.String())
+	}, syscall.SIGTERM, syscall.SIGINT, restartSignal)
 	defer stop()
 	log.Info("kube-vrrp running", "node", o.node, "version", version, "instances", len(cfgs))
 	if err := a.Run(ctx); err != nil {
 		return err
 	}
+	writeHandoff(state, a, log)
 	log.Info("kube-vrrp stopped", "node", o.node)
 	return nil
+}
+
+// notifyStop returns a context cancelled at the first of sigs, after onSignal has been called
+// with it (from another goroutine); stop releases the signals.
+func notifyStop(ctx context.Context, onSignal func(os.Signal), sigs ...os.Signal) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, slices.DeleteFunc(sigs, func(s os.Signal) bool { return s == nil })...)
+	go func() {
+		select {
+		case sig := <-ch:
+			onSignal(sig)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel()
+	}
+}
+
+// takeHandoff reads and removes the handoff record (docs/design.md §4.9.1): what the previous
+// agent on this host handed over, for the agent to resume. A record that cannot be trusted is
+// removed and logged, and nothing is resumed.
+func takeHandoff(st *hostnet.State, log *slog.Logger) []agent.HandoffEntry {
+	es, err := st.TakeHandoff()
+	if err != nil {
+		log.Warn("ignoring the handoff record: nothing is resumed, the handed-over addresses expire", "err", err)
+	}
+	out := make([]agent.HandoffEntry, 0, len(es))
+	for _, e := range es {
+		log.Info("handed over by the previous agent", "interface", e.Interface, "vrid", e.VRID, "ipv6", e.IPv6,
+			"addresses", e.Addresses, "deadline", e.Deadline)
+		out = append(out, agent.HandoffEntry{Interface: e.Interface, VRID: e.VRID, IPv6: e.IPv6,
+			Addresses: slices.Clone(e.Addresses), Deadline: e.Deadline})
+	}
+	return out
+}
+
+// writeHandoff writes what the stopped agent handed over (HandoffOnStop) as the handoff record
+// for its successor. Unwritten, the successor starts as usual: the addresses expire at the
+// deadline and the backups take over.
+func writeHandoff(st *hostnet.State, a *agent.Agent, log *slog.Logger) {
+	hs := a.HandedOff()
+	if len(hs) == 0 {
+		return
+	}
+	es := make([]hostnet.HandoffEntry, 0, len(hs))
+	for _, h := range hs {
+		es = append(es, hostnet.HandoffEntry{Interface: h.Interface, VRID: h.VRID, IPv6: h.IPv6,
+			Addresses: slices.Clone(h.Addresses), Deadline: h.Deadline})
+		log.Info("handed over to the successor", "interface", h.Interface, "vrid", h.VRID, "addresses", h.Addresses,
+			"deadline", h.Deadline)
+	}
+	if err := st.WriteHandoff(es); err != nil {
+		log.Error("writing the handoff record: the successor will not resume, the backups take over at the deadline", "err", err)
+	}
+}
+
+// withoutHandedOver leaves out of foreign's answer the addresses handed over on the interface
+// and not yet past their deadline: on a kernel without address marks they look foreign until
+// the agent has adopted them.
+func withoutHandedOver(foreign func(string) ([]netip.Prefix, error), handed []agent.HandoffEntry) func(string) ([]netip.Prefix, error) {
+	if len(handed) == 0 {
+		return foreign
+	}
+	return func(ifname string) ([]netip.Prefix, error) {
+		ps, err := foreign(ifname)
+		if err != nil {
+			return nil, err
+		}
+		now := time.Now()
+		return slices.DeleteFunc(ps, func(p netip.Prefix) bool {
+			return slices.ContainsFunc(handed, func(e agent.HandoffEntry) bool {
+				return e.Interface == ifname && now.Before(e.Deadline) && slices.Contains(e.Addresses, p)
+			})
+		}), nil
+	}
 }
 
 // eventsBuffer is how many events --events may have waiting before the oldest are lost (and
