@@ -373,5 +373,3 @@ func sinceStr(t, from time.Time) string {
 	}
 	return t.Sub(from).Round(time.Millisecond).String()
 }
-
-
