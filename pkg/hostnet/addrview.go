@@ -27,7 +27,10 @@ const (
 // A view answers for the link as it is after the question was asked, as a dump made then
 // would: the question sends a barrier on the subscription socket (an NLMSG_NOOP asking for an
 // acknowledgement), and is answered once the reader has applied every event queued before the
-// acknowledgement, that is every change the kernel made before the barrier. A view is built
+// acknowledgement, that is every change the kernel notified before the barrier. That is every
+// change made before it for IPv4, whose changes the kernel notifies before it answers their
+// request, but not for an IPv6 address added, which is notified later, from its duplicate
+// address detection work: link.present asks the kernel for those one by one. A view is built
 // (synced) by a dump of the addresses, on the Host's request socket, onto which every event
 // read since just before the dump is replayed in order: each event states an address's
 // presence as of its change, so the last one of each address is its present state. When the

@@ -156,10 +156,13 @@ func TestBindRecordsBeforeAddAndNeverForeign(t *testing.T) {
 	}
 	t.Cleanup(func() { testHookRecorded = nil })
 	vip := func(i int) netip.Prefix {
+		if i%2 == 1 {
+			return netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 9, 15: byte(i)}), 64)
+		}
 		return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 9, byte(i)}), 24)
 	}
 	for i := range 100 {
-		foreign = vip(200 + i%50)
+		foreign = vip(200 + i%50) // IPv4 and IPv6 in turn
 		n.addAddr(t, "d0", foreign, true)
 		if err := l.Bind(t.Context(), []netip.Prefix{vip(i), foreign}); err != nil {
 			t.Fatal(err)
@@ -217,4 +220,47 @@ func TestBindUsesTheView(t *testing.T) {
 		t.Errorf("%d address dumps for 1999 Binds and 1000 Unbinds one by one, want none (a sync or two at most)", d)
 	}
 	t.Logf("%d Binds and Unbinds one by one in %v", 2*len(ps)-1, time.Since(start).Round(time.Millisecond))
+}
+
+// An Unbind right after the Bind removes the address and its record, for both families. The
+// kernel notifies an IPv6 address added only later, from its duplicate address detection
+// work: an Unbind that took the address's absence from the notifications would forget it,
+// left on the link without a record.
+func TestUnbindRightAfterBind(t *testing.T) {
+	n := newTestNS(t)
+	n.addLink(t, "d0")
+	dir := filepath.Join(t.TempDir(), "state")
+	st, err := OpenState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	var h *Host
+	n.run(t, func() { h = NewHost(nil, WithState(st)) })
+	t.Cleanup(func() { _ = h.Close() })
+	l, err := h.Link("d0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		ps := []netip.Prefix{
+			netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 12, byte(i)}), 32),
+			netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 12, 15: byte(i)}), 128),
+		}
+		if err := l.Bind(t.Context(), ps); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Unbind(t.Context(), ps); err != nil {
+			t.Fatal(err)
+		}
+		on := testAddrs(t, n, "d0")
+		for _, p := range ps {
+			if _, ok := on[p]; ok {
+				t.Fatalf("#%d: %s still on the link after Unbind", i, p)
+			}
+		}
+	}
+	if rec, err := readRecord(dir); err != nil || len(rec) != 0 {
+		t.Errorf("record after every Unbind: %v, %v; want empty", rec, err)
+	}
 }

@@ -124,26 +124,55 @@ func (l *link) bind(ctx context.Context, ps []netip.Prefix) error {
 var testHookRecorded func(ifname string, recorded []netip.Prefix)
 
 // present reports, for each of ps, whether it is on the link with index and its IFA_PROTO, as
-// the link is after the call began: from the Host's address view, or else from a dump.
+// the link is after the call began: an IPv4 address from the Host's address view (or else a
+// dump), an IPv6 address by asking the kernel for it. The kernel notifies an IPv4 address
+// added or removed before it answers the request, so the view's barrier covers it; an IPv6
+// address added is notified later, from the duplicate address detection work (even without
+// DAD), so the view could miss one just added.
 func (l *link) present(ctx context.Context, rt *rtnl, index int, ps []netip.Prefix) ([]viewAddr, error) {
-	if found, ok := l.h.events.present(ctx, l.h, index, ps); ok {
-		return found, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	have, err := rt.addrs(index)
-	if err != nil {
-		return nil, err
-	}
-	byPrefix := make(map[netip.Prefix]uint8, len(have))
-	for _, a := range have {
-		byPrefix[a.Prefix] = a.Proto
-	}
 	out := make([]viewAddr, len(ps))
+	var v4 []netip.Prefix
+	var at []int // of v4 in ps
 	for i, p := range ps {
-		proto, ok := byPrefix[p]
-		out[i] = viewAddr{present: ok, proto: proto}
+		if p.Addr().Is4() {
+			v4, at = append(v4, p), append(at, i)
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		a, ok, err := rt.addr6(index, p.Addr())
+		if err != nil {
+			return nil, err
+		}
+		if ok && a.Prefix == p {
+			out[i] = viewAddr{present: true, proto: a.Proto}
+		}
+	}
+	if len(v4) == 0 {
+		return out, nil
+	}
+	found, ok := l.h.events.present(ctx, l.h, index, v4)
+	if !ok {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		have, err := rt.addrs(index)
+		if err != nil {
+			return nil, err
+		}
+		byPrefix := make(map[netip.Prefix]uint8, len(have))
+		for _, a := range have {
+			byPrefix[a.Prefix] = a.Proto
+		}
+		found = make([]viewAddr, len(v4))
+		for j, p := range v4 {
+			proto, ok := byPrefix[p]
+			found[j] = viewAddr{present: ok, proto: proto}
+		}
+	}
+	for j, i := range at {
+		out[i] = found[j]
 	}
 	return out, nil
 }

@@ -146,7 +146,8 @@ func (r *rtnl) linkByName(name string) (linkInfo, error) {
 	if !validIfname(name) {
 		return linkInfo{}, fmt.Errorf("invalid interface name %q: %w", name, unix.ENODEV)
 	}
-	req := r.request(unix.RTM_GETLINK, unix.NLM_F_ACK)
+	// No acknowledgement: the answer ends the request (an error is sent in any case).
+	req := r.request(unix.RTM_GETLINK, 0)
 	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_EXT_MASK, nl.Uint32Attr(rtextFilterSkipStats)))
@@ -201,6 +202,38 @@ func parseLinkInfo(b []byte) (linkInfo, error) {
 		return linkInfo{}, fmt.Errorf("link message: %w", err)
 	}
 	return li, nil
+}
+
+// addr6 asks the kernel whether the IPv6 address a is on the link index, and returns it as the
+// kernel has it (its prefix length, flags, IFA_PROTO). The kernel answers from its table of
+// addresses, which an added address is in when its request returns; IPv4 has no such question
+// (only dumps).
+func (r *rtnl) addr6(index int, a netip.Addr) (kernelAddr, bool, error) {
+	if !a.Is6() || a.Is4In6() {
+		return kernelAddr{}, false, fmt.Errorf("not an IPv6 address: %s", a)
+	}
+	req := r.request(unix.RTM_GETADDR, 0)
+	msg := nl.NewIfAddrmsg(unix.AF_INET6)
+	msg.Index = uint32(index)
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFA_ADDRESS, a.AsSlice()))
+	msgs, err := execute(req, unix.RTM_NEWADDR)
+	if errors.Is(err, unix.EADDRNOTAVAIL) {
+		return kernelAddr{}, false, nil
+	}
+	if err != nil {
+		return kernelAddr{}, false, fmt.Errorf("get address %s: %w", a, err)
+	}
+	for _, m := range msgs {
+		ka, err := parseAddrMsg(m)
+		if err != nil {
+			return kernelAddr{}, false, fmt.Errorf("get address %s: %w", a, err)
+		}
+		if ka.Index == index && ka.Prefix.Addr() == a.WithZone("") {
+			return ka, true, nil
+		}
+	}
+	return kernelAddr{}, false, nil
 }
 
 // add adds p to the link, with this package's mark when mark is set; IPv6 addresses skip
