@@ -100,11 +100,11 @@ func (a *Agent) takeHandoffLocked(inst *instance) (HandoffEntry, bool) {
 	e, ok := a.pending[k]
 	delete(a.pending, k)
 	// Another entry holding one of its addresses can never be resumed beside it.
-	for ok2, o := range a.pending {
+	for k2, o := range a.pending {
 		if o.Interface == cfg.Interface && slices.ContainsFunc(o.Addresses, func(p netip.Prefix) bool {
 			return slices.ContainsFunc(cfg.Addresses, func(q netip.Prefix) bool { return q.Addr() == p.Addr() })
 		}) {
-			delete(a.pending, ok2)
+			delete(a.pending, k2)
 			a.dropHandoffLocked(o, "its address is another instance's")
 		}
 	}
