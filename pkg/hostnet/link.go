@@ -468,6 +468,12 @@ func (l *link) watch(ctx context.Context, rw *removalWatch) error {
 			tr.index = nli.index
 		}
 		have, err := rt.addrs(tr.index)
+		if errors.Is(err, unix.ENODEV) {
+			// The link is gone (a dump of one link's addresses says so, where a dump of all
+			// said nothing): every wanted address is missing, and the watch goes on to see
+			// the link come back.
+			have, err = nil, nil
+		}
 		if err != nil {
 			return err
 		}

@@ -492,12 +492,35 @@ func (r *Router) watchLinkState(ctx context.Context, w LinkStateWatcher, known c
 	}
 }
 
+// watch follows removals of the instance's addresses, starting the watch again with a
+// back-off when it fails (as watchLinkState does): a watch stopped for good would leave an
+// address someone else removed off the link for the instance's life. A new watch reports what
+// is missing at its start.
 func (r *Router) watch(ctx context.Context) {
-	err := r.link.WatchRemoved(ctx, func(p netip.Prefix) {
-		r.do(func(now time.Time) Output { return r.inst.AddressRemoved(now, p) })
-	})
-	if err != nil && ctx.Err() == nil {
-		r.log.Warn("address watch stopped; removed VIPs will only be restored on re-announce", "err", err)
+	delay := linkWatchRetry
+	for {
+		start := time.Now()
+		err := r.link.WatchRemoved(ctx, func(p netip.Prefix) {
+			r.do(func(now time.Time) Output { return r.inst.AddressRemoved(now, p) })
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			return // the link does not watch removals
+		}
+		if time.Since(start) > time.Minute {
+			delay = linkWatchRetry
+		}
+		r.log.Warn("address watch stopped; starting it again", "err", err, "in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(2*delay, linkWatchRetryMax)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -535,4 +536,39 @@ func (s teeSender) WriteTo(b []byte, dst netip.Addr) error {
 	}
 	s.w.to.Deliver(vrrp.Packet{Src: s.w.src, Dst: dst, TTL: 255, Data: slices.Clone(b)})
 	return nil
+}
+
+// failingWatch is a fakeHost whose first address watches fail at once, as a watch whose link
+// vanished under a lost-event resync did; later ones work.
+type failingWatch struct {
+	*fakeHost
+	failures *atomic.Int32
+}
+
+func (l failingWatch) WatchRemoved(ctx context.Context, fn func(netip.Prefix)) error {
+	if l.failures.Add(-1) >= 0 {
+		return errors.New("watch addresses on eth0: dump addresses: no such device")
+	}
+	return l.fakeHost.WatchRemoved(ctx, fn)
+}
+
+// docs/design.md §5.4: an address watch that fails is started again with a back-off, so a VIP
+// someone removes later is still put back (before, the first failure ended it for the
+// instance's life).
+func TestRouterWatchRemovedRestarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var failures atomic.Int32
+		failures.Store(2)
+		rig := startRouterOn(t, config4(), func(h *fakeHost) vrrp.Link { return failingWatch{h, &failures} })
+		rig.becomeMaster(t)
+		time.Sleep(time.Minute) // past the back-off after two failures
+		synctest.Wait()
+		rig.host.take()
+		rig.host.removeExternally(vip)
+		synctest.Wait()
+		diffEvents(t, []string{bindVIP, annVIP}, rig.host.take())
+		if !rig.host.isBound(vip) {
+			t.Error("VIP not bound again after the watch was restarted")
+		}
+	})
 }
