@@ -24,7 +24,9 @@ import (
 //     VRRP child; kube-vrrp's one process), sampled every 500 ms; the steady value is the
 //     median of the samples in the window, the peak the largest since the start; and VmHWM,
 //     the kernel's own peak of each process (summed), read at the end of the window;
-//   - the time from the start until every group is MASTER (heard twice on the wire);
+//   - the time from the start until every group is MASTER (heard twice on the wire), and the
+//     CPU the speaker used from the start to the window (start-up, takeover, settling): what
+//     a takeover costs, whatever else the machine runs;
 //   - CPU: utime+stime ticks (1/100 s) of the process tree over the window;
 //   - advert send jitter, from a capture of the adverts on the wire in the client's namespace
 //     (a packet socket, kernel receive timestamps): per VRID, each gap between two adverts in
@@ -64,6 +66,7 @@ func BenchmarkScale(b *testing.B) {
 					b.ReportMetric(kib2mib(res.rss), im.name+"-RSS-MiB")
 					b.ReportMetric(kib2mib(res.hwm), im.name+"-VmHWM-MiB")
 					b.ReportMetric(res.toMaster.Seconds(), im.name+"-MASTER-s")
+					b.ReportMetric(float64(res.startTicks), im.name+"-start-CPU-ticks")
 					b.ReportMetric(float64(res.ticks), im.name+"-CPU-ticks")
 					b.ReportMetric(ms(res.late.p99), im.name+"-late-p99-ms")
 				}
@@ -190,6 +193,7 @@ type scaleResult struct {
 	hwm               int64 // KiB: VmHWM (the kernel's peak RSS) at the end of the window, summed over the tree
 	pss, anon         int64 // KiB, steady
 	ticks             int64 // utime+stime over the window
+	startTicks        int64 // utime+stime from the start to the window: start-up, takeover, settling
 	window            time.Duration
 	toMaster          time.Duration // from start until every group had been heard twice
 	late              scaleLateness
@@ -206,10 +210,10 @@ func (r scaleResult) cpuPercent() float64 {
 func (r scaleResult) String() string {
 	return fmt.Sprintf("RSS %.1f MiB (peak %.1f, VmHWM %.1f, PSS %.1f, anon %.1f; %d processes), CPU %d ticks in %v (%.1f%% of a core), "+
 		"advert lateness p50 %.2f / p99 %.2f / max %.2f ms over %d gaps, %d/%d adverts (%d not at priority 100), "+
-		"all MASTER after %v, capture drops %d",
+		"all MASTER after %v (CPU %d ticks from the start to the window), capture drops %d",
 		kib2mib(r.rss), kib2mib(r.rssPeak), kib2mib(r.hwm), kib2mib(r.pss), kib2mib(r.anon), r.procs, r.ticks, r.window.Round(time.Millisecond),
 		r.cpuPercent(), ms(r.late.p50), ms(r.late.p99), ms(r.late.max), r.late.n, r.adverts, r.expected, r.badPriority,
-		r.toMaster.Round(time.Millisecond), r.captureDrops)
+		r.toMaster.Round(time.Millisecond), r.startTicks, r.captureDrops)
 }
 
 func kib2mib(k int64) float64 { return float64(k) / 1024 }
@@ -278,7 +282,7 @@ func scaleMeasure(b *testing.B, im scaleImpl, c scaleCase) (scaleResult, error) 
 		return scaleResult{}, fmt.Errorf("exited during the window:\n%s", p.Tail(20))
 	}
 	res.window = to.Sub(from)
-	res.ticks = cpu1 - cpu0
+	res.ticks, res.startTicks = cpu1-cpu0, cpu0
 	res.rss, res.pss, res.anon, res.rssPeak, res.procs = mem.steady(from, to)
 	res.hwm = treeHWM(p.Pid())
 	cs := capt.results()
@@ -350,18 +354,18 @@ func printScaleTable(rows []scaleRow) {
 	}
 	var sb strings.Builder
 	w := newTable(&sb)
-	fmt.Fprintf(w, "case\tspeaker\tRSS MiB\tpeak\tVmHWM\tPSS\tanon\tCPU ticks\t%% core\tlate p50 ms\tp99\tmax\tadverts\tMASTER after\tcapture drops\n")
+	fmt.Fprintf(w, "case\tspeaker\tRSS MiB\tpeak\tVmHWM\tPSS\tanon\tCPU ticks\t%% core\tlate p50 ms\tp99\tmax\tadverts\tMASTER after\tstart CPU\tcapture drops\n")
 	for _, r := range rows {
 		for _, im := range scaleImpls {
 			res, ok := r.res[im.name]
 			if !ok {
-				fmt.Fprintf(w, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", r.c, im.name)
+				fmt.Fprintf(w, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", r.c, im.name)
 				continue
 			}
-			fmt.Fprintf(w, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%d/%d\t%v\t%d\n", r.c, im.name,
+			fmt.Fprintf(w, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%d/%d\t%v\t%d\t%d\n", r.c, im.name,
 				kib2mib(res.rss), kib2mib(res.rssPeak), kib2mib(res.hwm), kib2mib(res.pss), kib2mib(res.anon), res.ticks, res.cpuPercent(),
 				ms(res.late.p50), ms(res.late.p99), ms(res.late.max), res.adverts, res.expected,
-				res.toMaster.Round(100*time.Millisecond), res.captureDrops)
+				res.toMaster.Round(100*time.Millisecond), res.startTicks, res.captureDrops)
 		}
 	}
 	w.Flush()
@@ -389,6 +393,7 @@ func printScaleTable(rows []scaleRow) {
 	text := fmt.Sprintf("scale: one node MASTER of every VIP (one VRRPv3 group each), speakers at nice %d, window %v;\n"+
 		"RSS/PSS/anon: the speaker's process tree (keepalived: parent and VRRP child), median over the window, peak: largest 500 ms sample\n"+
 		"since start, VmHWM: the kernel's peak RSS of each process, summed; MASTER after: from start until every group was heard twice;\n"+
+		"start CPU: utime+stime ticks from the start to the window (start-up, takeover, settling);\n"+
 		"CPU: utime+stime ticks (1/%d s) over the window; late: gap between two adverts of a group minus the interval,\n"+
 		"from a capture on the wire (kernel timestamps), over all groups; adverts: captured in the window / interval x groups\n%s"+
 		"\nkube-vrrp targets:\n%s", *nice, *scaleWindow, clockTicks, sb.String(), tb.String())
