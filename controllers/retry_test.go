@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
 )
 
 // A refusal whose cause may go away unseen is retried: from retryMin, doubling, up to
@@ -60,6 +61,62 @@ func TestReconcileRetryBackoff(t *testing.T) {
 	}
 	if d := next(); d != retryMin {
 		t.Errorf("after a success the back-off starts again at %s, got %s", retryMin, d)
+	}
+}
+
+// A refusal caused by the host (here: no interface in the VirtualIP's subnet) is retried
+// slowly, the host's changes enqueueing it (watchHost): from hostRetryMin, doubling, up to
+// hostRetryMax, each delay longer by up to a fifth at random; a success resets the back-off.
+// A thousand such VirtualIPs retried as a Secret's refusal is (retryMax) would be 200
+// reconciles a second, each reading every Node and the host's interfaces.
+func TestReconcileHostRetryBackoff(t *testing.T) {
+	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).
+		WithObjects(testNode("lb1", "198.18.1.11", nil), testVIP("vip", nil)).Build()
+	fa := newFakeAgent()
+	ifs := eth0("198.18.1.11") // not in 198.18.0.0/24, the VirtualIP's subnet
+	r := &VirtualIPReconciler{Client: cl, NodeName: "lb1", Namespace: "kube-vrrp", Agent: fa,
+		Interfaces: func() ([]desired.Interface, error) { return ifs() }, Rejected: NewRejections(nil), Log: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Name: "vip"}}
+	next := func() time.Duration {
+		t.Helper()
+		res, err := r.Reconcile(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.RequeueAfter
+	}
+	within := func(got, base time.Duration) bool { return got >= base && got <= base+base/5 }
+	base := hostRetryMin
+	var maxed []time.Duration
+	for i := range 12 {
+		got := next()
+		if !within(got, base) {
+			t.Errorf("retry %d of an off-link refusal: %s, want %s plus at most a fifth", i+1, got, base)
+		}
+		if base == hostRetryMax {
+			maxed = append(maxed, got)
+		}
+		base = min(2*base, hostRetryMax)
+	}
+	if why, ok := r.Rejected.Get("vip"); !ok || why.Reason != ReasonCannotResolve || !why.OffLink {
+		t.Fatalf("refusal %+v, %v; want an off-link CannotResolve", why, ok)
+	}
+	slices.Sort(maxed)
+	if len(slices.Compact(maxed)) < 2 {
+		t.Errorf("every retry at the longest delay is %s: no jitter", maxed[0])
+	}
+
+	ifs = eth0("198.18.0.11")
+	if d := next(); d != 0 {
+		t.Errorf("applied: RequeueAfter %s, want none", d)
+	}
+	if _, ok := fa.config("vip"); !ok {
+		t.Fatal("not applied once the node has an interface in the subnet")
+	}
+	ifs = eth0("198.18.1.11")
+	if d := next(); !within(d, hostRetryMin) {
+		t.Errorf("after a success the back-off starts again at %s, got %s", hostRetryMin, d)
 	}
 }
 

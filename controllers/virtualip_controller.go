@@ -2,8 +2,11 @@ package controllers
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -22,19 +25,28 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
 )
 
-// Retries of a VirtualIP this node refuses for a cause outside the object (a Secret, an
-// interface, the host's addresses): from retryMin, doubling, up to retryMax, so that the group
-// comes back within seconds of the fix even when no watched object changes (an interface that
-// appears, a Secret the agent may only get by name). A retry reads the cache and the host's
-// interfaces, nothing from the API server.
+// Retries of a VirtualIP this node refuses for a cause outside the object. A refusal whose cause
+// no watch reports (a Secret the agent may only get by name, this node's Node not yet seen, a
+// failed Apply) is retried from retryMin, doubling, up to retryMax, so that the group comes
+// back within seconds of the fix. A refusal caused by the host (no interface in the subnet, a
+// missing interface, an address already on the host) or by a watched Node is re-reconciled
+// when that changes: the host's interfaces are polled every hostPoll (watchHost) and a change
+// enqueues every VirtualIP refused for such a reason (hostRefusal); its periodic retry is only
+// a safety net, from hostRetryMin doubling up to hostRetryMax, each delay lengthened by up to
+// a fifth at random so that a thousand refusals do not come due together. A retry reads the
+// cache and the host's interfaces, nothing from the API server (docs/design.md §7.3).
 const (
-	retryMin = 250 * time.Millisecond
-	retryMax = 5 * time.Second
+	retryMin     = 250 * time.Millisecond
+	retryMax     = 5 * time.Second
+	hostRetryMin = 5 * time.Second
+	hostRetryMax = 2 * time.Minute
+	hostPoll     = 2 * time.Second
 	// secretResync re-reads the Secrets of the VirtualIPs this node runs when they are not
 	// watched (VirtualIPReconciler.Secrets), so that a changed password is applied.
 	secretResync = time.Minute
@@ -60,8 +72,12 @@ type VirtualIPReconciler struct {
 	Rejected *Rejections
 	Log      *slog.Logger
 
+	// HostPoll is how often watchHost reads the host's interfaces; 0 is hostPoll.
+	HostPoll time.Duration
+
 	backoffOnce sync.Once
-	backoff     workqueue.TypedRateLimiter[string]
+	backoff     workqueue.TypedRateLimiter[string] // retry
+	hostBackoff workqueue.TypedRateLimiter[string] // retryHost
 }
 
 // Reconcile brings the instance of one VirtualIP in line with the object. An error reading the
@@ -103,6 +119,26 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		r.reject(name, Rejection{Reason: ReasonInvalidSpec, Message: errs.ToAggregate().Error()})
 		return reconcile.Result{}, nil
 	}
+	// Whether this node can take part at all comes first, from the host alone: a node that is
+	// not on the group's link (or lacks the interface it names) is refused before any Node is
+	// read, whatever else the spec or its Secret says. In a big cluster most VirtualIPs are
+	// on other links than this node's, and each such reconcile would otherwise read every
+	// Node (docs/design.md §7.3).
+	// (This node's own address as a virtual address would look like no address in the subnet:
+	// said first, as it is.)
+	if why := nodeAddressInUse(&vip, []corev1.Node{self}, r.NodeName); why != "" {
+		r.reject(name, Rejection{Reason: ReasonAddressInUse, Message: why})
+		return r.retryHost(name), nil
+	}
+	ifs, err := r.Interfaces()
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("reading this node's interfaces: %w", err)
+	}
+	node := desired.Node{Name: r.NodeName, Labels: self.Labels, Interfaces: ifs}
+	if _, err := desired.SlotFor(&vip, node); err != nil {
+		r.reject(name, Rejection{Reason: ReasonCannotResolve, Message: err.Error(), OffLink: offLink(err)})
+		return r.retryHost(name), nil
+	}
 	// Every Node, as the cache holds them, not copied: at start every VirtualIP is reconciled
 	// once, and a deep copy of each Node each time is what a cluster of thousands of Nodes
 	// cannot afford (docs/design.md §7.2). The items are the cache's own: nodeAddressInUse and
@@ -113,8 +149,9 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		return reconcile.Result{}, err
 	}
 	if why := nodeAddressInUse(&vip, nodes.Items, r.NodeName); why != "" {
+		// A Node's change of addresses enqueues it (nodeAffects).
 		r.reject(name, Rejection{Reason: ReasonAddressInUse, Message: why})
-		return r.retry(name), nil
+		return r.retryHost(name), nil
 	}
 	pw, refusal, err := r.password(ctx, &vip)
 	if err != nil {
@@ -126,15 +163,11 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		r.reject(name, *refusal)
 		return r.retry(name), nil
 	}
-	ifs, err := r.Interfaces()
-	if err != nil {
-		return reconcile.Result{}, fmt.Errorf("reading this node's interfaces: %w", err)
-	}
-	node := desired.Node{Name: r.NodeName, Labels: self.Labels, Interfaces: ifs}
 	cfg, err := desired.For(&vip, node, r.peers(&vip, nodes.Items), pw)
 	if err != nil {
+		// The host's interfaces (watchHost) or the Nodes (no unicast peer left) are the cause.
 		r.reject(name, Rejection{Reason: ReasonCannotResolve, Message: err.Error(), OffLink: offLink(err)})
-		return r.retry(name), nil
+		return r.retryHost(name), nil
 	}
 	probes, err := desired.Probes(&vip)
 	if err != nil {
@@ -162,7 +195,7 @@ func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		}
 		if err := desired.CheckForeign(cfg, foreign); err != nil {
 			r.reject(name, Rejection{Reason: ReasonAddressInUse, Message: err.Error()})
-			return r.retry(name), nil
+			return r.retryHost(name), nil
 		}
 	}
 
@@ -199,19 +232,131 @@ const noInterfaceInSubnet = "no interface has an address in the subnet of "
 func offLink(err error) bool { return strings.Contains(err.Error(), noInterfaceInSubnet) }
 
 // retry schedules the next attempt of name after a refusal whose cause may go away without an
-// event this agent watches: retryMin, doubling up to retryMax while it lasts.
+// event this agent sees: retryMin, doubling up to retryMax while it lasts.
 func (r *VirtualIPReconciler) retry(name string) reconcile.Result {
-	return reconcile.Result{RequeueAfter: r.limiter().When(name)}
+	r.limiters()
+	return reconcile.Result{RequeueAfter: r.backoff.When(name)}
 }
 
-// forget resets the retry back-off of name.
-func (r *VirtualIPReconciler) forget(name string) { r.limiter().Forget(name) }
+// retryHost schedules the next attempt of name after a refusal caused by the host or a Node
+// (hostRefusal), whose change enqueues it anyway: hostRetryMin, doubling up to hostRetryMax,
+// plus up to a fifth at random.
+func (r *VirtualIPReconciler) retryHost(name string) reconcile.Result {
+	r.limiters()
+	d := r.hostBackoff.When(name)
+	return reconcile.Result{RequeueAfter: d + rand.N(d/5+1)}
+}
 
-func (r *VirtualIPReconciler) limiter() workqueue.TypedRateLimiter[string] {
+// forget resets the retry back-offs of name.
+func (r *VirtualIPReconciler) forget(name string) {
+	r.limiters()
+	r.backoff.Forget(name)
+	r.hostBackoff.Forget(name)
+}
+
+func (r *VirtualIPReconciler) limiters() {
 	r.backoffOnce.Do(func() {
 		r.backoff = workqueue.NewTypedItemExponentialFailureRateLimiter[string](retryMin, retryMax)
+		r.hostBackoff = workqueue.NewTypedItemExponentialFailureRateLimiter[string](hostRetryMin, hostRetryMax)
 	})
-	return r.backoff
+}
+
+// hostRefusal reports whether a refusal may be caused by the host's interfaces or addresses
+// (or a Node's addresses): a CannotResolve (no interface in the subnet, a missing interface,
+// no address to send from, the owner's priority without the address) or an AddressInUse (a
+// virtual address already on the host, or a Node's). Those are retried slowly (retryHost),
+// and watchHost enqueues them when the interfaces change.
+func hostRefusal(why Rejection) bool {
+	return why.Reason == ReasonCannotResolve || why.Reason == ReasonAddressInUse
+}
+
+// hostWatch is what watchHost last read of the host's interfaces.
+type hostWatch struct {
+	fingerprint uint64
+	known       bool
+}
+
+// watchHost reads the host's interfaces every HostPoll until ctx ends (pollHost).
+func (r *VirtualIPReconciler) watchHost(ctx context.Context, w *hostWatch, enqueue func(name string)) {
+	every := r.HostPoll
+	if every <= 0 {
+		every = hostPoll
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.pollHost(w, enqueue)
+		}
+	}
+}
+
+// pollHost reads the host's interfaces and, when their fingerprint (interfaceFingerprint)
+// differs from the one w holds, resets the back-off of every VirtualIP refused for a host
+// reason (hostRefusal) and passes its name to enqueue. A first read only sets w; a failed one
+// changes nothing.
+func (r *VirtualIPReconciler) pollHost(w *hostWatch, enqueue func(name string)) {
+	ifs, err := r.Interfaces()
+	if err != nil {
+		return
+	}
+	fp := interfaceFingerprint(ifs)
+	if w.known && fp != w.fingerprint {
+		n := 0
+		for _, name := range r.Rejected.Names() {
+			if why, ok := r.Rejected.Get(name); ok && hostRefusal(why) {
+				r.forget(name)
+				enqueue(name)
+				n++
+			}
+		}
+		r.Log.Debug("the host's interfaces changed: reconciling the VirtualIPs refused for them", "count", n)
+	}
+	w.fingerprint, w.known = fp, true
+}
+
+// sendTo returns a function that sends the VirtualIP of a name to ch (a source.Channel), or
+// gives up when ctx ends.
+func sendTo(ctx context.Context, ch chan<- event.TypedGenericEvent[*v1alpha1.VirtualIP]) func(name string) {
+	return func(name string) {
+		vip := &v1alpha1.VirtualIP{}
+		vip.Name = name
+		select {
+		case ch <- event.TypedGenericEvent[*v1alpha1.VirtualIP]{Object: vip}:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// interfaceFingerprint hashes what desired.For reads of the interfaces: their names, indexes,
+// whether they are up, and their addresses in order.
+func interfaceFingerprint(ifs []desired.Interface) uint64 {
+	h := fnv.New64a()
+	var buf [8]byte
+	num := func(v int) {
+		binary.LittleEndian.PutUint64(buf[:], uint64(v))
+		h.Write(buf[:])
+	}
+	for _, ifc := range ifs {
+		num(len(ifc.Name))
+		h.Write([]byte(ifc.Name))
+		num(ifc.Index)
+		if ifc.Up {
+			num(1)
+		} else {
+			num(0)
+		}
+		num(len(ifc.Prefixes))
+		for _, p := range ifc.Prefixes {
+			b, _ := p.MarshalBinary()
+			num(len(b))
+			h.Write(b)
+		}
+	}
+	return h.Sum64()
 }
 
 // nodeAddressInUse says which virtual address of vip is a Node's InternalIP or ExternalIP, if
@@ -361,6 +506,10 @@ func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Secrets == nil {
 		b = b.Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretUsers))
 	}
+	// watchHost's names: a change of the host's interfaces reconciles the VirtualIPs it refuses
+	// for them.
+	hostChanges := make(chan event.TypedGenericEvent[*v1alpha1.VirtualIP])
+	b = b.WatchesRawSource(source.Channel(hostChanges, &handler.TypedEnqueueRequestForObject[*v1alpha1.VirtualIP]{}))
 	err := b.
 		// The agent registers the reconcilers again in a new manager when the last one failed.
 		WithOptions(controller.Options{NeedLeaderElection: ptrTo(false), SkipNameValidation: ptrTo(true)}).
@@ -368,7 +517,7 @@ func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
-	return mgr.Add(runnable(func(ctx context.Context) error {
+	err = mgr.Add(runnable(func(ctx context.Context) error {
 		if !mgr.GetCache().WaitForCacheSync(ctx) {
 			return nil
 		}
@@ -382,6 +531,16 @@ func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			}
 		}
 		<-ctx.Done()
+		return nil
+	}))
+	if err != nil {
+		return err
+	}
+	// The interfaces as they are before any reconcile reads them: a change from then on counts.
+	w := &hostWatch{}
+	r.pollHost(w, nil)
+	return mgr.Add(runnable(func(ctx context.Context) error {
+		r.watchHost(ctx, w, sendTo(ctx, hostChanges))
 		return nil
 	}))
 }
