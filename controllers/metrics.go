@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
 	"k8s.io/client-go/rest"
@@ -120,18 +119,19 @@ type MetricsOptions struct {
 // its own: the agent's node manager is restarted whenever the API server is unreachable, and
 // scraping must not depend on it.
 //
-// Secure: HTTPS, and every request carries a bearer token that the API server authenticates
-// (TokenReview) and authorizes for a get of the non-resource URL /metrics
-// (SubjectAccessReview), with cfg's credentials and client-go's typed clients: the agent's
-// ClusterRole may create both reviews (rbac.go). Answers are cached, at most reviewCacheSize
-// of each kind (a token's review for a minute, an allow for five, a deny for thirty seconds),
-// so an API server outage stops scrapes only once they expire. A request without a token or
-// with one the API server rejects gets 401, an identity RBAC does not allow 403, and 500 only
-// means the API server could not be asked (reviewedByAPIServer).
+// Secure: HTTPS, GET and HEAD only (others get 405), and every request carries a bearer token
+// that the API server authenticates (TokenReview) and authorizes for a get of the non-resource
+// URL /metrics (SubjectAccessReview), with cfg's credentials and client-go's typed clients: the
+// agent's ClusterRole may create both reviews (rbac.go). Answers are cached, at most
+// reviewCacheSize of each kind (accepted and rejected tokens for a minute, allows for five,
+// denies for thirty seconds), so an API server outage stops scrapes only once they expire. A
+// request without a token or with one the API server rejects gets 401, an identity RBAC does
+// not allow 403, one that would make a review while maxMetricsInFlight are asking the API
+// server 429, and 500 only means the API server could not be asked (reviewedByAPIServer).
 func NewMetricsServer(o MetricsOptions, cfg *rest.Config) (metricsserver.Server, error) {
 	opts := metricsserver.Options{BindAddress: o.BindAddress, SecureServing: o.Secure}
 	if o.Secure {
-		opts.FilterProvider = limitReviews(reviewedByAPIServer, maxMetricsInFlight)
+		opts.FilterProvider = reviewedByAPIServer
 		// HTTP/2 off: its rapid-reset and stream floods (CVE-2023-44487, CVE-2023-39325) cost
 		// more than a scrape is worth; Prometheus scrapes in HTTP/1.1.
 		opts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
@@ -160,38 +160,12 @@ func NewMetricsServer(o MetricsOptions, cfg *rest.Config) (metricsserver.Server,
 	return srv, nil
 }
 
-// maxMetricsInFlight bounds the scrapes served at once. Each unknown token costs a TokenReview,
-// made with the agent's credentials: without a bound, anyone who can reach the port could
-// spend the agent's share of the API server (API Priority and Fairness) on random tokens.
+// maxMetricsInFlight bounds the reviews asking the API server at once. Each unknown token costs
+// a TokenReview, made with the agent's credentials: without a bound, anyone who can reach the
+// port could spend the agent's share of the API server (API Priority and Fairness) on random
+// tokens. A scrape answered from the caches asks nothing and takes no slot, so Prometheus is
+// not turned away by a flood of unknown tokens once its own are reviewed.
 const maxMetricsInFlight = 4
-
-// limitReviews wraps a metrics filter provider so that at most n requests are in it at once;
-// the others are answered 429 at once, without asking the API server anything.
-func limitReviews(provider func(*rest.Config, *http.Client) (metricsserver.Filter, error), n int) func(*rest.Config, *http.Client) (metricsserver.Filter, error) {
-	return func(cfg *rest.Config, hc *http.Client) (metricsserver.Filter, error) {
-		inner, err := provider(cfg, hc)
-		if err != nil {
-			return nil, err
-		}
-		slots := make(chan struct{}, n)
-		return func(log logr.Logger, h http.Handler) (http.Handler, error) {
-			wrapped, err := inner(log, h)
-			if err != nil {
-				return nil, err
-			}
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				select {
-				case slots <- struct{}{}:
-					defer func() { <-slots }()
-					wrapped.ServeHTTP(w, r)
-				default:
-					w.Header().Set("Retry-After", "1")
-					http.Error(w, "too many concurrent scrapes", http.StatusTooManyRequests)
-				}
-			}), nil
-		}, nil
-	}
-}
 
 // selfSignedCert makes the certificate /metrics serves when none is given: it encrypts the
 // scrape (and the scraper's token), it does not prove who the agent is.

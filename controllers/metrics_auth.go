@@ -39,9 +39,14 @@ const (
 var reviewBackoff = wait.Backoff{Duration: 500 * time.Millisecond, Factor: 1.5, Jitter: 0.2, Steps: 5}
 
 // reviewCacheSize bounds each cache of the API server's answers (accepted tokens, rejected
-// tokens, decisions): a scraper sending random tokens or paths cannot grow the agent's memory,
-// and the tokens it sprays evict only other rejected tokens.
+// tokens, allows, denies): a scraper sending random tokens or paths cannot grow the agent's
+// memory, the tokens it sprays evict only other rejected tokens, and the denies it collects
+// only other denies.
 const reviewCacheSize = 1024
+
+// errTooManyReviews is the answer of a review that would have to ask the API server while
+// maxMetricsInFlight others are asking it: the scrape gets 429.
+var errTooManyReviews = errors.New("too many reviews in flight")
 
 // How often a refused scrape (401, 403; at debug level) and a review that failed (500; an
 // error) may be logged: whoever can reach the port must not make the agent log at the rate
@@ -51,13 +56,15 @@ const (
 	failedLogEvery  = 30 * time.Second
 )
 
-// reviewedByAPIServer is the metrics server's filter provider: every request's bearer token is
-// authenticated by the API server (a TokenReview, no audiences) and the identity it returns
-// authorized for the request's lowercased method as verb on its non-resource path (a
-// SubjectAccessReview with the user's name, uid, groups and extra), both made with cfg's
-// credentials and answered from bounded caches while they hold. The answers are 401 with a
+// reviewedByAPIServer is the metrics server's filter provider: only GET and HEAD are served
+// (anything else is 405 before any review), every request's bearer token is authenticated by
+// the API server (a TokenReview, no audiences) and the identity it returns authorized for get
+// on its non-resource path (a SubjectAccessReview with the user's name, uid, groups and
+// extra), both made with cfg's credentials and answered from bounded caches while they hold;
+// at most maxMetricsInFlight reviews ask the API server at once. The answers are 401 with a
 // Bearer challenge for no token (or a malformed Authorization header) or one the API server
-// rejects, 403 for an identity RBAC does not allow, and 500 only when the API server could not
+// rejects, 403 for an identity RBAC does not allow, 429 when a review would have to ask the
+// API server while maxMetricsInFlight others are, and 500 only when the API server could not
 // be asked: the client's error, whatever it is (an API status such as the agent not being
 // allowed to create the review, 429 or 5xx, a transport error, the timeout). The token is never
 // logged nor kept: the caches key it by its SHA-256.
@@ -70,66 +77,95 @@ func reviewedByAPIServer(cfg *rest.Config, hc *http.Client) (metricsserver.Filte
 	if err != nil {
 		return nil, err
 	}
-	rv := &reviewer{
-		tokenReviews:  authnClient.TokenReviews(),
-		accessReviews: authzClient.SubjectAccessReviews(),
-		accepted:      newReviewCache[authnapi.UserInfo](reviewCacheSize),
-		rejected:      newReviewCache[struct{}](reviewCacheSize),
-		decisions:     newReviewCache[decision](reviewCacheSize),
-	}
-	refused := &logBudget{every: refusedLogEvery}
-	failed := &logBudget{every: failedLogEvery}
-
+	rv := newReviewer(authnClient.TokenReviews(), authzClient.SubjectAccessReviews(), reviewCacheSize, maxMetricsInFlight)
 	return func(log logr.Logger, next http.Handler) (http.Handler, error) {
-		refuse := func(w http.ResponseWriter, r *http.Request, code int, why string, kv ...any) {
-			if code == http.StatusUnauthorized {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="kube-vrrp metrics"`)
-			}
-			http.Error(w, http.StatusText(code), code)
-			if debug := log.V(4); debug.Enabled() {
-				if ok, held := refused.take(time.Now()); ok {
-					debug.Info("metrics request refused", append([]any{"status", code, "reason", why, "remote", r.RemoteAddr, "alsoRefused", held}, kv...)...)
-				}
-			}
-		}
-		fail := func(w http.ResponseWriter, r *http.Request, review string, err error) {
-			if r.Context().Err() != nil {
-				return // the scraper is gone
-			}
-			http.Error(w, "the API server could not review the request", http.StatusInternalServerError)
-			if ok, held := failed.take(time.Now()); ok {
-				log.Error(err, "metrics request not reviewed: the API server could not be asked", "review", review, "alsoFailed", held)
-			}
-		}
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			token, ok := bearerToken(r.Header)
-			if !ok {
-				refuse(w, r, http.StatusUnauthorized, "no bearer token")
-				return
-			}
-			user, err := rv.authenticate(r.Context(), token)
-			switch {
-			case err != nil:
-				fail(w, r, "TokenReview", err)
-				return
-			case user == nil:
-				// The API server answered: not this token. Its status.error is not logged,
-				// lest an authenticator echo the token.
-				refuse(w, r, http.StatusUnauthorized, "token rejected")
-				return
-			}
-			d, err := rv.authorize(r.Context(), accessReviewSpec(user, r))
-			if err != nil {
-				fail(w, r, "SubjectAccessReview", err)
-				return
-			}
-			if !d.allowed {
-				refuse(w, r, http.StatusForbidden, "not allowed", "user", user.Username, "why", d.reason)
-				return
-			}
-			next.ServeHTTP(w, r)
-		}), nil
+		return rv.filter(log, next), nil
 	}, nil
+}
+
+// newReviewer returns a reviewer whose caches hold cacheSize answers each and that lets at
+// most inFlight reviews ask the API server at once.
+func newReviewer(tokens authenticationv1.TokenReviewInterface, access authorizationv1.SubjectAccessReviewInterface, cacheSize, inFlight int) *reviewer {
+	return &reviewer{
+		tokenReviews:  tokens,
+		accessReviews: access,
+		accepted:      newReviewCache[authnapi.UserInfo](cacheSize),
+		rejected:      newReviewCache[struct{}](cacheSize),
+		allowed:       newReviewCache[decision](cacheSize),
+		denied:        newReviewCache[decision](cacheSize),
+		slots:         make(chan struct{}, inFlight),
+		refused:       &logBudget{every: refusedLogEvery},
+		failed:        &logBudget{every: failedLogEvery},
+	}
+}
+
+// filter serves next the requests rv lets through (reviewedByAPIServer).
+func (rv *reviewer) filter(log logr.Logger, next http.Handler) http.Handler {
+	refuse := func(w http.ResponseWriter, r *http.Request, code int, why string, kv ...any) {
+		switch code {
+		case http.StatusUnauthorized:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kube-vrrp metrics"`)
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", "GET, HEAD")
+		case http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", "1")
+		}
+		http.Error(w, http.StatusText(code), code)
+		if debug := log.V(4); debug.Enabled() {
+			if ok, held := rv.refused.take(time.Now()); ok {
+				debug.Info("metrics request refused", append([]any{"status", code, "reason", why, "remote", r.RemoteAddr, "alsoRefused", held}, kv...)...)
+			}
+		}
+	}
+	// fail answers 500 whatever happened, the scraper gone included: a request that was
+	// not reviewed must never fall through to the handler's 200.
+	fail := func(w http.ResponseWriter, r *http.Request, review string, err error) {
+		if errors.Is(err, errTooManyReviews) {
+			refuse(w, r, http.StatusTooManyRequests, "too many reviews in flight")
+			return
+		}
+		http.Error(w, "the API server could not review the request", http.StatusInternalServerError)
+		if r.Context().Err() != nil {
+			return // the scraper is gone: nothing worth logging
+		}
+		if ok, held := rv.failed.take(time.Now()); ok {
+			log.Error(err, "metrics request not reviewed: the API server could not be asked", "review", review, "alsoFailed", held)
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Before any review: a method made up per request would otherwise be a question
+		// of its own to the API server, and a decision of its own in the cache.
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			refuse(w, r, http.StatusMethodNotAllowed, "method not allowed")
+			return
+		}
+		token, ok := bearerToken(r.Header)
+		if !ok {
+			refuse(w, r, http.StatusUnauthorized, "no bearer token")
+			return
+		}
+		user, err := rv.authenticate(r.Context(), token)
+		switch {
+		case err != nil:
+			fail(w, r, "TokenReview", err)
+			return
+		case user == nil:
+			// The API server answered: not this token. Its status.error is not logged,
+			// lest an authenticator echo the token.
+			refuse(w, r, http.StatusUnauthorized, "token rejected")
+			return
+		}
+		d, err := rv.authorize(r.Context(), accessReviewSpec(user, r))
+		if err != nil {
+			fail(w, r, "SubjectAccessReview", err)
+			return
+		}
+		if !d.allowed {
+			refuse(w, r, http.StatusForbidden, "not allowed", "user", user.Username, "why", d.reason)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // bearerToken returns the token of h's Authorization header: exactly one header, the scheme
@@ -175,10 +211,29 @@ type reviewer struct {
 	accessReviews authorizationv1.SubjectAccessReviewInterface
 
 	// accepted and rejected are the reviewed tokens by their SHA-256, apart so that rejected
-	// tokens, which anyone can make, never evict an accepted one.
-	accepted  *reviewCache[authnapi.UserInfo]
-	rejected  *reviewCache[struct{}]
-	decisions *reviewCache[decision]
+	// tokens, which anyone can make, never evict an accepted one; allowed and denied are
+	// the decisions, apart for the same reason: any valid token can collect denies.
+	accepted *reviewCache[authnapi.UserInfo]
+	rejected *reviewCache[struct{}]
+	allowed  *reviewCache[decision]
+	denied   *reviewCache[decision]
+
+	// slots holds a token per review asking the API server: a cached answer takes none.
+	slots chan struct{}
+
+	refused, failed *logBudget // log lines of refused and failed requests
+}
+
+// ask asks the API server (askAPIServer) if fewer than cap(rv.slots) reviews are asking it,
+// and returns errTooManyReviews otherwise.
+func (rv *reviewer) ask(ctx context.Context, call func(context.Context) error) error {
+	select {
+	case rv.slots <- struct{}{}:
+		defer func() { <-rv.slots }()
+	default:
+		return errTooManyReviews
+	}
+	return askAPIServer(ctx, reviewBackoff, call)
 }
 
 // decision is the API server's answer to a SubjectAccessReview.
@@ -198,7 +253,7 @@ func (rv *reviewer) authenticate(ctx context.Context, token string) (*authnapi.U
 		return nil, nil
 	}
 	var status authnapi.TokenReviewStatus
-	err := askAPIServer(ctx, reviewBackoff, func(ctx context.Context) error {
+	err := rv.ask(ctx, func(ctx context.Context) error {
 		review, err := rv.tokenReviews.Create(ctx, &authnapi.TokenReview{Spec: authnapi.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
 		if err == nil {
 			status = review.Status // not the review: its spec holds the token
@@ -216,8 +271,10 @@ func (rv *reviewer) authenticate(ctx context.Context, token string) (*authnapi.U
 	return &status.User, nil
 }
 
-// accessReviewSpec is the SubjectAccessReview of r by user: the request's lowercased method
-// on its non-resource path.
+// accessReviewSpec is the SubjectAccessReview of r by user: get on its non-resource path. Only
+// GET and HEAD get this far (the filter answers 405 to the others), and a HEAD, a GET without
+// its body, is reviewed as the get it is part of, as the API server does for resources (for a
+// non-resource URL it would ask "head", which no role grants in practice).
 func accessReviewSpec(user *authnapi.UserInfo, r *http.Request) authzapi.SubjectAccessReviewSpec {
 	var extra map[string]authzapi.ExtraValue
 	if len(user.Extra) > 0 {
@@ -233,7 +290,7 @@ func accessReviewSpec(user *authnapi.UserInfo, r *http.Request) authzapi.Subject
 		Extra:  extra,
 		NonResourceAttributes: &authzapi.NonResourceAttributes{
 			Path: r.URL.Path,
-			Verb: strings.ToLower(r.Method),
+			Verb: "get",
 		},
 	}
 }
@@ -256,11 +313,14 @@ func (rv *reviewer) authorize(ctx context.Context, spec authzapi.SubjectAccessRe
 	if err != nil {
 		return decision{}, err
 	}
-	if d, ok := rv.decisions.get(key, time.Now()); ok {
+	if d, ok := rv.allowed.get(key, time.Now()); ok {
+		return d, nil
+	}
+	if d, ok := rv.denied.get(key, time.Now()); ok {
 		return d, nil
 	}
 	var d decision
-	err = askAPIServer(ctx, reviewBackoff, func(ctx context.Context) error {
+	err = rv.ask(ctx, func(ctx context.Context) error {
 		review, err := rv.accessReviews.Create(ctx, &authzapi.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
 		if err == nil {
 			d = decision{allowed: review.Status.Allowed && !review.Status.Denied, reason: review.Status.Reason}
@@ -270,11 +330,14 @@ func (rv *reviewer) authorize(ctx context.Context, spec authzapi.SubjectAccessRe
 	if err != nil {
 		return decision{}, err
 	}
-	ttl := denyCacheTTL
+	// The newest answer only: two reviews of one question may have crossed a change of RBAC.
 	if d.allowed {
-		ttl = allowCacheTTL
+		rv.denied.remove(key)
+		rv.allowed.put(key, d, allowCacheTTL, time.Now())
+	} else {
+		rv.allowed.remove(key)
+		rv.denied.put(key, d, denyCacheTTL, time.Now())
 	}
-	rv.decisions.put(key, d, ttl, time.Now())
 	return d, nil
 }
 
@@ -374,6 +437,13 @@ func (c *reviewCache[V]) put(key [sha256.Size]byte, value V, ttl time.Duration, 
 	}
 	c.clock++
 	c.entries[key] = cachedReview[V]{value: value, expires: now.Add(ttl), used: c.clock}
+}
+
+// remove drops the answer under key, if any.
+func (c *reviewCache[V]) remove(key [sha256.Size]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, key)
 }
 
 // len returns how many answers c holds, expired ones included.

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/testr"
 	"github.com/google/go-cmp/cmp"
 	authnapi "k8s.io/api/authentication/v1"
 	authzapi "k8s.io/api/authorization/v1"
@@ -349,10 +350,12 @@ func TestAskAPIServer(t *testing.T) {
 	}
 }
 
-// fakeTokenReviews authenticates the tokens in users, and counts the reviews.
+// fakeTokenReviews authenticates the tokens in users, and counts the reviews; with err set,
+// every review fails with it.
 type fakeTokenReviews struct {
 	authenticationv1.TokenReviewInterface
 	users   map[string]authnapi.UserInfo
+	err     error
 	mu      sync.Mutex
 	reviews int
 }
@@ -361,6 +364,9 @@ func (f *fakeTokenReviews) Create(_ context.Context, tr *authnapi.TokenReview, _
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reviews++
+	if f.err != nil {
+		return nil, f.err
+	}
 	out := tr.DeepCopy()
 	out.Status.User, out.Status.Authenticated = f.users[tr.Spec.Token]
 	if !out.Status.Authenticated {
@@ -392,13 +398,7 @@ func TestReviewerCaches(t *testing.T) {
 	access := &fakeAccessReviews{allowed: func(s authzapi.SubjectAccessReviewSpec) bool {
 		return s.User == "alice" && s.NonResourceAttributes.Path == "/metrics"
 	}}
-	rv := &reviewer{
-		tokenReviews:  tokens,
-		accessReviews: access,
-		accepted:      newReviewCache[authnapi.UserInfo](8),
-		rejected:      newReviewCache[struct{}](8),
-		decisions:     newReviewCache[decision](8),
-	}
+	rv := newReviewer(tokens, access, 8, 1)
 	ctx := t.Context()
 	authn := func(token string) *authnapi.UserInfo {
 		t.Helper()
@@ -452,6 +452,132 @@ func TestReviewerCaches(t *testing.T) {
 	}
 	if access.reviews != 3 {
 		t.Errorf("%d SubjectAccessReviews for 3 questions", access.reviews)
+	}
+}
+
+// A decision denied, which any valid token can collect one per path, never evicts an allow.
+func TestReviewerDeniesKeepAllows(t *testing.T) {
+	prometheus := authnapi.UserInfo{Username: "prometheus"}
+	mallory := authnapi.UserInfo{Username: "mallory"}
+	access := &fakeAccessReviews{allowed: func(s authzapi.SubjectAccessReviewSpec) bool { return s.User == "prometheus" }}
+	rv := newReviewer(&fakeTokenReviews{}, access, reviewCacheSize, 1)
+	authz := func(u *authnapi.UserInfo, path string) bool {
+		t.Helper()
+		d, err := rv.authorize(t.Context(), accessReviewSpec(u, httptest.NewRequest("GET", path, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.allowed
+	}
+	if !authz(&prometheus, "/metrics") {
+		t.Fatal("prometheus is not allowed /metrics")
+	}
+	for i := range 2000 {
+		if authz(&mallory, fmt.Sprintf("/metrics/%d", i)) {
+			t.Fatal("mallory is allowed")
+		}
+	}
+	if n := rv.denied.len(); n > reviewCacheSize {
+		t.Errorf("%d denies held, bound %d", n, reviewCacheSize)
+	}
+	before := access.reviews
+	if !authz(&prometheus, "/metrics") || access.reviews != before {
+		t.Errorf("prometheus after 2000 denies: %d more reviews; want its allow held", access.reviews-before)
+	}
+}
+
+// metricsFilterFixture is a filter in front of a handler that answers "metrics", reviewing
+// with fakes: alice-token is alice, allowed get on /metrics.
+func metricsFilterFixture(t *testing.T, inFlight int) (*fakeTokenReviews, *fakeAccessReviews, *reviewer, http.Handler) {
+	tokens := &fakeTokenReviews{users: map[string]authnapi.UserInfo{"alice-token": {Username: "alice"}}}
+	access := &fakeAccessReviews{allowed: func(s authzapi.SubjectAccessReviewSpec) bool {
+		return s.User == "alice" && s.NonResourceAttributes.Path == "/metrics" && s.NonResourceAttributes.Verb == "get"
+	}}
+	rv := newReviewer(tokens, access, 8, inFlight)
+	h := rv.filter(testr.New(t), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "metrics")
+	}))
+	return tokens, access, rv, h
+}
+
+func serveMetrics(h http.Handler, r *http.Request, token string) *httptest.ResponseRecorder {
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// Only GET and HEAD are reviewed: any other method, however made up, is 405 before the API
+// server is asked anything, so it cannot fill the caches.
+func TestMetricsFilterMethods(t *testing.T) {
+	tokens, access, _, h := metricsFilterFixture(t, 4)
+	for _, m := range []string{"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT", "FOO", "FOO1", "get", "Head"} {
+		for _, token := range []string{"", "alice-token", "random"} {
+			w := serveMetrics(h, httptest.NewRequest(m, "/metrics", nil), token)
+			if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD" {
+				t.Errorf("%s with token %q: %d, Allow %q; want 405, GET, HEAD", m, token, w.Code, w.Header().Get("Allow"))
+			}
+		}
+	}
+	if tokens.reviews != 0 || access.reviews != 0 {
+		t.Errorf("%d TokenReviews and %d SubjectAccessReviews for methods refused", tokens.reviews, access.reviews)
+	}
+	for _, m := range []string{"GET", "HEAD"} {
+		if w := serveMetrics(h, httptest.NewRequest(m, "/metrics", nil), "alice-token"); w.Code != http.StatusOK {
+			t.Errorf("%s by alice: %d, want 200", m, w.Code)
+		}
+	}
+	if access.reviews != 1 {
+		t.Errorf("%d SubjectAccessReviews for GET and HEAD by alice, want 1: HEAD is reviewed as get", access.reviews)
+	}
+}
+
+// A review that could not be made is a 500, even when the scraper has gone: never the
+// handler's 200, never an empty answer.
+func TestMetricsFilterFailed(t *testing.T) {
+	tokens, _, _, h := metricsFilterFixture(t, 4)
+	tokens.err = apierrors.NewForbidden(schema.GroupResource{Resource: "tokenreviews"}, "", errors.New("no"))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	for _, what := range []string{"the scraper waits", "the scraper is gone"} {
+		w := serveMetrics(h, httptest.NewRequestWithContext(ctx, "GET", "/metrics", nil), "alice-token")
+		if w.Code != http.StatusInternalServerError || w.Body.String() == "metrics" {
+			t.Errorf("%s: %d %q, want 500", what, w.Code, w.Body.String())
+		}
+		cancel()
+	}
+}
+
+// Only a review that asks the API server takes one of the in-flight slots: while they are all
+// taken, a scrape answered from the caches is served, one that would ask gets 429.
+func TestMetricsFilterInFlight(t *testing.T) {
+	tokens, access, rv, h := metricsFilterFixture(t, 2)
+	if w := serveMetrics(h, httptest.NewRequest("GET", "/metrics", nil), "alice-token"); w.Code != http.StatusOK {
+		t.Fatalf("alice: %d, want 200", w.Code)
+	}
+	for range cap(rv.slots) {
+		rv.slots <- struct{}{}
+	}
+	t.Cleanup(func() {
+		for range cap(rv.slots) {
+			<-rv.slots
+		}
+	})
+	tr, sar := tokens.reviews, access.reviews
+	if w := serveMetrics(h, httptest.NewRequest("GET", "/metrics", nil), "alice-token"); w.Code != http.StatusOK {
+		t.Errorf("alice, reviewed already, while the reviews are all in flight: %d, want 200", w.Code)
+	}
+	w := serveMetrics(h, httptest.NewRequest("GET", "/metrics", nil), "random")
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
+		t.Errorf("an unknown token while the reviews are all in flight: %d, Retry-After %q; want 429", w.Code, w.Header().Get("Retry-After"))
+	}
+	if w := serveMetrics(h, httptest.NewRequest("GET", "/metrics/other", nil), "alice-token"); w.Code != http.StatusTooManyRequests {
+		t.Errorf("a question not reviewed yet while the reviews are all in flight: %d, want 429", w.Code)
+	}
+	if tokens.reviews != tr || access.reviews != sar {
+		t.Errorf("%d TokenReviews and %d SubjectAccessReviews made without a slot", tokens.reviews-tr, access.reviews-sar)
 	}
 }
 
