@@ -102,6 +102,14 @@ func TestAddrViewLinkRecreated(t *testing.T) {
 	if !ok || found[0].present {
 		t.Errorf("deleted link: %v, %v; want the address absent", found, ok)
 	}
+	// A dump of a link that is gone finds nothing, as a dump of every link would.
+	_, rt, err := h.handles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if have, err := rt.addrs(old); err != nil || len(have) != 0 {
+		t.Errorf("dump of the deleted link: %v, %v; want nothing", have, err)
+	}
 	n.addLink(t, "d0")
 	if got := viewPresent(t, n, h, "d0", p); got[0] {
 		t.Error("the recreated link has the old one's address")

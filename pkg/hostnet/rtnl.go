@@ -101,7 +101,8 @@ func (a kernelAddr) ours() bool { return a.Proto == AddrProto }
 // addrDumps counts the address dumps of the process (addrs), for tests.
 var addrDumps atomic.Uint64
 
-// addrs dumps the addresses of every link; index > 0 keeps only that link's.
+// addrs dumps the addresses of every link; index > 0 keeps only that link's (none when there is
+// no such link).
 func (r *rtnl) addrs(index int) ([]kernelAddr, error) {
 	addrDumps.Add(1)
 	dump := func() ([][]byte, error) {
@@ -114,15 +115,17 @@ func (r *rtnl) addrs(index int) ([]kernelAddr, error) {
 		return execute(req, unix.RTM_NEWADDR)
 	}
 	msgs, err := dump()
-	if err != nil {
+	if err != nil && errors.Is(err, nl.ErrDumpInterrupted) {
 		// A dump interrupted by a concurrent change is inconsistent; one retry is enough in
 		// practice and a second failure is reported.
-		if !errors.Is(err, nl.ErrDumpInterrupted) {
-			return nil, fmt.Errorf("dump addresses: %w", err)
-		}
-		if msgs, err = dump(); err != nil {
-			return nil, fmt.Errorf("dump addresses: %w", err)
-		}
+		msgs, err = dump()
+	}
+	if errors.Is(err, unix.ENODEV) && r.strict && index > 0 {
+		// A link that is not there has no addresses, as a dump of every link would say.
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dump addresses: %w", err)
 	}
 	out := make([]kernelAddr, 0, len(msgs))
 	for _, m := range msgs {
