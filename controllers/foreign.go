@@ -104,6 +104,36 @@ func foreignCurrent(fresh, stored []v1alpha1.ForeignRouterStatus) bool {
 	return true
 }
 
+// foreignWriteEvery is the least time between two writes of this node's entry of a VirtualIP
+// when the later one changes only its foreign routers. The engine remembers 8 of them: a
+// sender on the link rotating 9 or more source addresses, or changing its priority at every
+// advert, would otherwise cost a status write per advert on every node running the VRID.
+const foreignWriteEvery = 10 * time.Second
+
+// foreignOnly reports whether a write of want over have (ok, had: whether each is an entry)
+// would change only their foreign routers.
+func foreignOnly(want v1alpha1.NodeStatus, ok bool, have v1alpha1.NodeStatus, had bool) bool {
+	if !ok || !had {
+		return false
+	}
+	want.ForeignRouters, have.ForeignRouters = nil, nil
+	return entryKey(want, true) == entryKey(have, true)
+}
+
+// foreignHold returns how long a write of want over have must wait when this node last wrote
+// a change of the entry's foreign routers alone at last (zero: not since it started): none,
+// unless this one too changes only the foreign routers (foreignOnly) and last is less than
+// foreignWriteEvery before now. A change of anything else (state, priority, reason, ...) is
+// written at once, and carries the foreign routers with it. A held write is not dropped: the
+// reconciler looks again when the hold runs out and writes the entry as it is then.
+func foreignHold(want v1alpha1.NodeStatus, ok bool, have v1alpha1.NodeStatus, had bool, last, now time.Time) time.Duration {
+	if last.IsZero() || !foreignOnly(want, ok, have, had) {
+		return 0
+	}
+	// At most foreignWriteEvery, even with a clock set back.
+	return min(max(last.Add(foreignWriteEvery).Sub(now), 0), foreignWriteEvery)
+}
+
 // foreignCoarse is fs as foreignCurrent compares it, for a key that changes when it may no
 // longer be current: count left out, lastSeen to the foreignSeenStep.
 func foreignCoarse(fs []v1alpha1.ForeignRouterStatus) []v1alpha1.ForeignRouterStatus {

@@ -414,3 +414,116 @@ func TestEntryCurrentForeign(t *testing.T) {
 		t.Errorf("%d writes and %d feeds for a router heard every second for 10 minutes, want at most 11 each", writes, feeds)
 	}
 }
+
+// A sender on the link rotating its source address (the engine remembers 8) changes the
+// foreign routers at every advert: at most one write per foreignWriteEvery for that, the last
+// change written when the hold runs out, and a change of the node's own state at once.
+func TestForeignHoldRotatingRouters(t *testing.T) {
+	var engine []vrrp.Foreign // most recent first, at most 8, as the engine keeps them
+	state := "Backup"
+	entry := func(now time.Time) v1alpha1.NodeStatus {
+		return v1alpha1.NodeStatus{Name: "n1", State: state, Priority: 100, Address: "198.18.0.11", Interface: "eth0",
+			ForeignRouters: foreignEntries(engine, now)}
+	}
+	// The reconciler, as Reconcile decides: write, or look again when the hold runs out.
+	var (
+		have   v1alpha1.NodeStatus
+		had    bool
+		last   time.Time
+		due    time.Time // the requeue
+		writes []time.Duration
+		t0     = heardAt
+	)
+	reconcileAt := func(now time.Time) {
+		want := entry(now)
+		if entryCurrent(want, true, have, had) {
+			return
+		}
+		if hold := foreignHold(want, true, have, had, last, now); hold > 0 {
+			if due.IsZero() || now.Add(hold).Before(due) {
+				due = now.Add(hold)
+			}
+			return
+		}
+		if foreignOnly(want, true, have, had) {
+			last = now
+		}
+		have, had = appliedEntry(t, want), true
+		writes = append(writes, now.Sub(t0))
+	}
+	pending := func(now time.Time) {
+		if !due.IsZero() && !due.After(now) {
+			at := due
+			due = time.Time{}
+			reconcileAt(at)
+		}
+	}
+	reconcileAt(t0.Add(-time.Minute)) // the entry, written before the attack
+
+	// 100 source addresses over 30 s, each with another priority.
+	writes = nil
+	var now time.Time
+	for i := range 100 {
+		now = t0.Add(time.Duration(i) * 300 * time.Millisecond)
+		pending(now)
+		f := vrrp.Foreign{Src: netip.AddrFrom4([4]byte{198, 18, 1, byte(i + 1)}), Priority: uint8(1 + i%250),
+			Addresses: []netip.Addr{netip.MustParseAddr("198.18.0.200")}, Count: 1, LastSeen: now}
+		engine = append([]vrrp.Foreign{f}, engine[:min(len(engine), 7)]...)
+		reconcileAt(now)
+	}
+	pending(now.Add(foreignWriteEvery)) // no more adverts: the hold runs out
+	t.Logf("100 rotating routers over 30 s: %d writes, at %v", len(writes), writes)
+	if len(writes) > 4 {
+		t.Errorf("%d writes for 100 rotating routers over 30 s, want at most 4", len(writes))
+	}
+	if !due.IsZero() {
+		t.Errorf("a write still held at %s", due.Sub(t0))
+	}
+	// Nothing lost: the stored entry lists the last 8 routers heard.
+	if diff := cmp.Diff(appliedEntry(t, entry(now)), have); diff != "" {
+		t.Errorf("the last change, once the hold ran out (-want +stored):\n%s", diff)
+	}
+
+	// Right after a write, a change of the node's own state is written at once; then a
+	// change of the foreign routers alone is still held.
+	engine = engine[:7]
+	at := now.Add(foreignWriteEvery + time.Second)
+	reconcileAt(at) // a router less: written, the hold has run out
+	n := len(writes)
+	state = "Master"
+	reconcileAt(at.Add(time.Second))
+	if len(writes) != n+1 || have.State != "Master" {
+		t.Errorf("a state change a second after a write: %d writes, stored state %s; want it written at once", len(writes)-n, have.State)
+	}
+	engine = engine[:6]
+	reconcileAt(at.Add(2 * time.Second))
+	if len(writes) != n+1 || due.IsZero() {
+		t.Errorf("a router less 2 s after the last one: %d writes, held %v; want it held", len(writes)-n-1, !due.IsZero())
+	}
+}
+
+func TestForeignHold(t *testing.T) {
+	now := heardAt
+	a := foreignEntry("n1", "198.18.0.11", "Backup", foreignRouter("198.18.0.50", 254, false, 0, "198.18.0.200"))
+	b := foreignEntry("n1", "198.18.0.11", "Backup", foreignRouter("198.18.0.60", 254, false, 0, "198.18.0.200"))
+	master := foreignEntry("n1", "198.18.0.11", "Master", foreignRouter("198.18.0.60", 254, false, 0, "198.18.0.200"))
+	for _, tc := range []struct {
+		what    string
+		want    v1alpha1.NodeStatus
+		ok, had bool
+		last    time.Time
+		hold    time.Duration
+	}{
+		{"foreign routers only, the last such write 3 s ago", b, true, true, now.Add(-3 * time.Second), 7 * time.Second},
+		{"foreign routers only, the last such write 10 s ago", b, true, true, now.Add(-10 * time.Second), 0},
+		{"foreign routers only, never written since the start", b, true, true, time.Time{}, 0},
+		{"foreign routers only, written in the future (clock set back)", b, true, true, now.Add(time.Hour), foreignWriteEvery},
+		{"the state too", master, true, true, now.Add(-time.Second), 0},
+		{"no entry stored", b, true, false, now.Add(-time.Second), 0},
+		{"the entry withdrawn", v1alpha1.NodeStatus{}, false, true, now.Add(-time.Second), 0},
+	} {
+		if got := foreignHold(tc.want, tc.ok, appliedEntry(t, a), tc.had, tc.last, now); got != tc.hold {
+			t.Errorf("%s: hold %s, want %s", tc.what, got, tc.hold)
+		}
+	}
+}

@@ -41,7 +41,9 @@ import (
 // It writes only what differs: the entry it would write is compared with this node's entry in
 // the cached object, and an entry already in place costs no request; so is one whose foreign
 // routers differ only in what every advert moves, their count and a lastSeen less than a
-// minute behind (entryCurrent). It is fed by the agent's change signal, for the VirtualIPs
+// minute behind (entryCurrent). A change of its foreign routers alone within
+// foreignWriteEvery of the last such write waits for the rest of that time, and is written as
+// it is then (foreignHold). It is fed by the agent's change signal, for the VirtualIPs
 // whose entry changed since they were last fed (feed); by the VirtualIP watch, when this
 // node's entry there changed (another writer removed or altered it) or the spec did; and by a
 // periodic resync, a comparison that repairs what was missed.
@@ -78,11 +80,13 @@ type StatusReconciler struct {
 func (r *StatusReconciler) FieldManager() string { return "kube-vrrp-agent/" + r.NodeName }
 
 // written is an entry as applied (ok false: withdrawn) and the resourceVersion of the object
-// it made.
+// it made; foreignAt is when this node last wrote a change of the entry's foreign routers
+// alone (foreignHold).
 type written struct {
 	entry           v1alpha1.NodeStatus
 	ok              bool
 	resourceVersion string
+	foreignAt       time.Time
 }
 
 // Reconcile applies this node's entry of one VirtualIP's status, if the cached object does not
@@ -106,23 +110,35 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		entry, ok, refused = v1alpha1.NodeStatus{}, false, false
 	}
 	have, had := nodeEntryOf(&vip, r.NodeName)
+	var result reconcile.Result
+	now := time.Now()
 	if !entryCurrent(entry, ok, have, had) && !r.behind(&vip, name, entry, ok) {
-		apply := newStatusApply(name, "", newEntryStatus(entry, ok))
-		err := r.Client.Status().Apply(ctx, apply, client.FieldOwner(r.FieldManager()), client.ForceOwnership)
-		if err != nil {
-			if apierrors.IsNotFound(err) {
-				return reconcile.Result{}, nil
+		last := r.written[name].foreignAt
+		if hold := foreignHold(entry, ok, have, had, last, now); hold > 0 {
+			// Only foreign routers changed, and this node wrote the entry moments ago: the
+			// entry as it is when the hold runs out is written then.
+			result.RequeueAfter = hold
+		} else {
+			apply := newStatusApply(name, "", newEntryStatus(entry, ok))
+			err := r.Client.Status().Apply(ctx, apply, client.FieldOwner(r.FieldManager()), client.ForceOwnership)
+			if err != nil {
+				if apierrors.IsNotFound(err) {
+					return reconcile.Result{}, nil
+				}
+				return reconcile.Result{}, fmt.Errorf("applying status of %s: %w", name, err)
 			}
-			return reconcile.Result{}, fmt.Errorf("applying status of %s: %w", name, err)
+			if r.written == nil {
+				r.written = map[string]written{}
+			}
+			if foreignOnly(entry, ok, have, had) {
+				last = now
+			}
+			r.written[name] = written{entry: entry, ok: ok, resourceVersion: ptr.Deref(apply.ResourceVersion, ""), foreignAt: last}
 		}
-		if r.written == nil {
-			r.written = map[string]written{}
-		}
-		r.written[name] = written{entry: entry, ok: ok, resourceVersion: ptr.Deref(apply.ResourceVersion, "")}
 	}
 	r.refusalEvent(&vip, refusal, refused)
 	r.foreignEvents(&vip, entry, ok)
-	return reconcile.Result{}, nil
+	return result, nil
 }
 
 // behind reports whether the cached vip is older than the object this node's last write of
