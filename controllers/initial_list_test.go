@@ -30,3 +30,22 @@ func TestVirtualIPNodeEventsInitialList(t *testing.T) {
 		t.Errorf("this node created later enqueued %v, want a and b", got)
 	}
 }
+
+// Nor do the VirtualIPs of the first list enqueue their overlaps: each is enqueued for itself.
+// One created later enqueues the VirtualIPs it overlaps.
+func TestOverlappingEventsInitialList(t *testing.T) {
+	a := testVIP("a", nil)
+	b := testVIP("b", func(v *v1alpha1.VirtualIP) { v.Spec.Addresses = []string{"198.18.0.101/24"} }) // a's VRID
+	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(a, b).Build()
+	r := &VirtualIPReconciler{Client: cl, NodeName: "lb1", Rejected: NewRejections(nil), Log: slog.New(slog.DiscardHandler)}
+	h := r.overlappingEvents()
+	if got := queued(t, h, event.CreateEvent{Object: a, IsInInitialList: true}); len(got) != 0 {
+		t.Errorf("a in the first list enqueued %v, want nothing", got)
+	}
+	if got := queued(t, h, event.CreateEvent{Object: a}); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("a created later enqueued %v, want b", got)
+	}
+	if got := queued(t, h, event.DeleteEvent{Object: a}); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("a deleted enqueued %v, want b", got)
+	}
+}

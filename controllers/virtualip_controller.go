@@ -519,7 +519,7 @@ func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.VirtualIP{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// Called with the old and the new object of an update: a winner that moves away or
 		// drops an address enqueues the losers it leaves, a deleted one too.
-		Watches(&v1alpha1.VirtualIP{}, handler.EnqueueRequestsFromMapFunc(r.overlapping),
+		Watches(&v1alpha1.VirtualIP{}, r.overlappingEvents(),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Node{}, r.nodeEvents(), builder.WithPredicates(nodeChanged()))
 	if r.Secrets == nil {
@@ -665,6 +665,25 @@ func (r *VirtualIPReconciler) nodeAffects(vip *v1alpha1.VirtualIP, old, new *cor
 	addrs := desired.Addresses(vip)
 	virtual := func(a netip.Addr) bool { return slices.Contains(addrs, a) }
 	return slices.ContainsFunc(before, virtual) || slices.ContainsFunc(after, virtual)
+}
+
+// overlappingEvents enqueues, for a VirtualIP's event, the others it overlaps (overlapping),
+// except for the VirtualIPs of the informer's first list: each of them is enqueued for itself
+// then, and each one's overlaps would read every VirtualIP (a thousand lists of a thousand at
+// every start).
+func (r *VirtualIPReconciler) overlappingEvents() handler.EventHandler {
+	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
+	m := handler.EnqueueRequestsFromMapFunc(r.overlapping)
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) {
+			if !e.IsInInitialList {
+				m.Create(ctx, e, q)
+			}
+		},
+		UpdateFunc:  m.Update,
+		DeleteFunc:  m.Delete,
+		GenericFunc: m.Generic,
+	}
 }
 
 // overlapping maps a VirtualIP to the others that share its VRID or one of its addresses: the
