@@ -1,0 +1,154 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+)
+
+// fatNodeList is a list of n fat Nodes as the API server sends it, with a resourceVersion and
+// a continue token.
+func fatNodeList(n int) *corev1.NodeList {
+	list := &corev1.NodeList{TypeMeta: metav1.TypeMeta{Kind: "NodeList", APIVersion: "v1"},
+		ListMeta: metav1.ListMeta{ResourceVersion: "81234", Continue: "next-page"}}
+	for i := range n {
+		node := fatNode(fmt.Sprintf("node-%04d", i))
+		node.TypeMeta = metav1.TypeMeta{}
+		node.Status.Addresses[0].Address = fmt.Sprintf("198.18.%d.%d", i/250, 1+i%250)
+		list.Items = append(list.Items, *node)
+	}
+	return list
+}
+
+// trimmedList is what the cache keeps of list: each Node as TrimNode leaves it.
+func trimmedList(list *corev1.NodeList) *corev1.NodeList {
+	out := &corev1.NodeList{ListMeta: list.ListMeta}
+	for i := range list.Items {
+		t, _ := TrimNode(list.Items[i].DeepCopy())
+		out.Items = append(out.Items, *t.(*corev1.Node))
+	}
+	return out
+}
+
+func encodeProtobuf(t *testing.T, obj runtime.Object) []byte {
+	t.Helper()
+	ser := protobuf.NewSerializer(clientgoscheme.Scheme, clientgoscheme.Scheme)
+	var b bytes.Buffer
+	if err := clientgoscheme.Codecs.EncoderForVersion(ser, corev1.SchemeGroupVersion).Encode(obj, &b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// A list of Nodes in protobuf, as the API server sends it, and in JSON, decodes to the Nodes
+// TrimNode keeps, with the list's resourceVersion and continue token.
+func TestDecodeTrimmedNodes(t *testing.T) {
+	list := fatNodeList(30)
+	want := trimmedList(list)
+	pb := encodeProtobuf(t, list)
+	js, err := json.Marshal(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"protobuf": pb, "JSON": js} {
+		got, err := decodeTrimmedNodes(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got.TypeMeta = metav1.TypeMeta{}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s (-want +got):\n%s", name, d)
+		}
+	}
+	empty, err := decodeTrimmedNodes(bytes.NewReader(encodeProtobuf(t, &corev1.NodeList{ListMeta: metav1.ListMeta{ResourceVersion: "7"}})))
+	if err != nil || len(empty.Items) != 0 || empty.ResourceVersion != "7" {
+		t.Errorf("an empty list: %+v, %v", empty, err)
+	}
+}
+
+// A response cut short, or that is not a list of Nodes, or with a field longer than any Node,
+// is an error, never a shorter list.
+func TestDecodeTrimmedNodesRefuses(t *testing.T) {
+	pb := encodeProtobuf(t, fatNodeList(3))
+	for _, cut := range []int{5, 20, len(pb) / 2, len(pb) - 1} {
+		if got, err := decodeTrimmedNodes(bytes.NewReader(pb[:cut])); err == nil {
+			t.Errorf("cut at %d of %d bytes: %d Nodes, no error", cut, len(pb), len(got.Items))
+		}
+	}
+	if _, err := decodeTrimmedNodes(bytes.NewReader(encodeProtobuf(t, &corev1.PodList{}))); err == nil ||
+		!strings.Contains(err.Error(), "PodList") {
+		t.Errorf("a PodList: %v", err)
+	}
+	// The magic, then field 2 (raw) of 1 GiB.
+	huge := append([]byte("k8s\x00"), 0x12, 0x80, 0x80, 0x80, 0x80, 0x04)
+	if _, err := decodeTrimmedNodes(bytes.NewReader(huge)); err == nil {
+		t.Error("a list of 1 GiB announced, 0 bytes sent: no error")
+	}
+	// A NodeList with one item announced as 1 GiB.
+	item := append([]byte("k8s\x00"), 0x12, 0x06, 0x12, 0x80, 0x80, 0x80, 0x80, 0x04)
+	if _, err := decodeTrimmedNodes(bytes.NewReader(item)); err == nil || !strings.Contains(err.Error(), "bytes") {
+		t.Errorf("a Node of 1 GiB: %v", err)
+	}
+	if _, err := decodeTrimmedNodes(strings.NewReader(`{"kind":"NodeList","items":[{`)); err == nil {
+		t.Error("JSON cut short: no error")
+	}
+}
+
+// listTrimmedNodes makes the request the informer asked for, in protobuf, and an error status
+// comes back as the API error it is (a reflector relists on 410 Gone).
+func TestListTrimmedNodes(t *testing.T) {
+	list := fatNodeList(5)
+	pb := encodeProtobuf(t, list)
+	var query, accept string
+	gone := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/nodes" {
+			http.NotFound(w, r)
+			return
+		}
+		query, accept = r.URL.RawQuery, r.Header.Get("Accept")
+		if gone {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusGone)
+			_ = json.NewEncoder(w).Encode(&metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+				Status: metav1.StatusFailure, Reason: metav1.StatusReasonExpired, Code: http.StatusGone, Message: "too old resource version"})
+			return
+		}
+		w.Header().Set("Content-Type", runtime.ContentTypeProtobuf)
+		_, _ = io.Copy(w, bytes.NewReader(pb))
+	}))
+	defer srv.Close()
+	rc, err := nodeListClient(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := listTrimmedNodes(context.Background(), rc, metav1.ListOptions{ResourceVersion: "0", Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(trimmedList(list), got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	if query != "limit=500&resourceVersion=0" || !strings.HasPrefix(accept, runtime.ContentTypeProtobuf) {
+		t.Errorf("request ?%s, Accept %q: want the informer's options, protobuf first", query, accept)
+	}
+	gone = true
+	if _, err := listTrimmedNodes(context.Background(), rc, metav1.ListOptions{ResourceVersion: "5"}); !apierrors.IsResourceExpired(err) {
+		t.Errorf("410 Gone: %v, want the Expired API error", err)
+	}
+}
