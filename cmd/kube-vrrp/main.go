@@ -40,6 +40,8 @@ func main() {
 	// The image gives the binary file capabilities (NET_ADMIN, NET_RAW), which puts it in the
 	// kernel's secure mode, where Go would print no goroutine stacks on a crash.
 	debug.SetTraceback("all")
+	// A soft memory limit below the container's, unless GOMEMLIMIT says otherwise (memlimit.go).
+	setMemoryLimit()
 	os.Exit(cli(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
