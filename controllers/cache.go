@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,16 +51,58 @@ func TrimNode(in any) (any, error) {
 	if !ok {
 		return in, nil
 	}
+	var labels map[string]string
+	if n.Labels != nil {
+		labels = make(map[string]string, len(n.Labels))
+		for k, v := range n.Labels {
+			if v == n.Name {
+				v = n.Name // kubernetes.io/hostname, most often
+			} else {
+				v = nodeLabelStrings.intern(v)
+			}
+			labels[nodeLabelStrings.intern(k)] = v
+		}
+	}
 	return &corev1.Node{
 		TypeMeta: n.TypeMeta,
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            n.Name,
 			UID:             n.UID,
 			ResourceVersion: n.ResourceVersion,
-			Labels:          n.Labels,
+			Labels:          labels,
 		},
 		Status: corev1.NodeStatus{Addresses: n.Status.Addresses},
 	}, nil
+}
+
+// nodeLabelStrings holds one copy of the label keys and values that Nodes share: a Node
+// decoded from the API server has its own copy of every string, and the dozen labels of a
+// cloud Node (region, zone, instance type, OS, architecture, roles) are the same keys, and
+// mostly the same values, on every Node. With 5000 Nodes that is most of their labels' memory.
+var nodeLabelStrings = &interner{max: 4096, maxLen: 128}
+
+// interner returns one copy of each string it has seen, holding at most max of at most
+// maxLen bytes each: past that it returns strings as they are.
+type interner struct {
+	mu      sync.Mutex
+	strings map[string]string
+	max     int
+	maxLen  int
+}
+
+func (i *interner) intern(s string) string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if v, ok := i.strings[s]; ok {
+		return v
+	}
+	if len(s) <= i.maxLen && len(i.strings) < i.max {
+		if i.strings == nil {
+			i.strings = map[string]string{}
+		}
+		i.strings[s] = s
+	}
+	return s
 }
 
 // CacheOptionsFor are CacheOptions with the Nodes' lists read through cfg one Node at a time

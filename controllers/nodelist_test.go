@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -150,5 +151,48 @@ func TestListTrimmedNodes(t *testing.T) {
 	gone = true
 	if _, err := listTrimmedNodes(context.Background(), rc, metav1.ListOptions{ResourceVersion: "5"}); !apierrors.IsResourceExpired(err) {
 		t.Errorf("410 Gone: %v, want the Expired API error", err)
+	}
+}
+
+// Nodes decoded apart share one copy of their label keys and values once trimmed, and the
+// hostname label shares the Node's name; the table of shared strings is bounded.
+func TestTrimNodeSharesLabels(t *testing.T) {
+	decoded := func(name string) *corev1.Node {
+		// Each string built anew, as a decoder does.
+		s := func(v string) string { return string([]byte(v)) }
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: s(name), Labels: map[string]string{
+			s("topology.kubernetes.io/zone"): s("zone-a"), s("kubernetes.io/hostname"): s(name)}}}
+	}
+	a, _ := TrimNode(decoded("worker-1"))
+	b, _ := TrimNode(decoded("worker-2"))
+	na, nb := a.(*corev1.Node), b.(*corev1.Node)
+	key := func(n *corev1.Node, k string) string {
+		for kk := range n.Labels {
+			if kk == k {
+				return kk
+			}
+		}
+		return ""
+	}
+	same := func(x, y string) bool { return unsafe.StringData(x) == unsafe.StringData(y) }
+	if k := "topology.kubernetes.io/zone"; !same(key(na, k), key(nb, k)) || !same(na.Labels[k], nb.Labels[k]) {
+		t.Error("the zone label of two Nodes is not one copy")
+	}
+	if !same(na.Labels["kubernetes.io/hostname"], na.Name) {
+		t.Error("the hostname label is not the Node's name")
+	}
+	if d := cmp.Diff(map[string]string{"topology.kubernetes.io/zone": "zone-a", "kubernetes.io/hostname": "worker-2"}, nb.Labels); d != "" {
+		t.Errorf("labels (-want +got):\n%s", d)
+	}
+
+	i := &interner{max: 2, maxLen: 4}
+	for _, v := range []string{"a", "b", "c", "toolong"} {
+		i.intern(v)
+	}
+	if len(i.strings) != 2 {
+		t.Errorf("the table holds %d strings, want at most 2", len(i.strings))
+	}
+	if c := string([]byte("c")); !same(i.intern(c), c) {
+		t.Error("a string past the bound is not returned as it is")
 	}
 }
