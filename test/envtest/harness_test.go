@@ -418,6 +418,8 @@ func startNode(t *testing.T, restCfg *rest.Config, log *slog.Logger, name, ip st
 type nodeOptions struct {
 	// resync is the StatusReconciler's Resync; 0 is its default (a minute).
 	resync time.Duration
+	// hostPoll is the VirtualIPReconciler's HostPoll; 0 is its default (2 s).
+	hostPoll time.Duration
 }
 
 // startNodeWith is startNode with options.
@@ -444,7 +446,8 @@ func startNodeWith(t *testing.T, restCfg *rest.Config, log *slog.Logger, name, i
 		t.Fatal(err)
 	}
 	vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), NodeName: name,
-		Namespace: agentNamespace, Agent: n.agent, Interfaces: n.interfaces, Rejected: n.rejected, Log: log}
+		Namespace: agentNamespace, Agent: n.agent, Interfaces: n.interfaces, Rejected: n.rejected, Log: log,
+		HostPoll: o.hostPoll}
 	if err := vr.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}

@@ -120,14 +120,14 @@ func TestStatusWritesScale(t *testing.T) {
 	for i := range nNodes {
 		name, ip := fmt.Sprintf("scale-n%02d", i), fmt.Sprintf("198.18.0.%d", 40+i)
 		createNode(t, admin, name, ip, labels)
-		nodes = append(nodes, startNodeWith(t, restCfg, log, name, ip, nodeOptions{resync: resync}))
+		nodes = append(nodes, startNodeWith(t, restCfg, log, name, ip, nodeOptions{resync: resync, hostPoll: time.Hour}))
 	}
 	// Two nodes on another network: no interface in the VirtualIPs' subnet. The first VirtualIP
 	// names scale-named in spec.nodes.
 	for i, name := range []string{"scale-off", "scale-named"} {
 		ip := fmt.Sprintf("198.19.7.%d", 40+i)
 		createNode(t, admin, name, ip, labels)
-		startNodeWith(t, restCfg, log, name, ip, nodeOptions{resync: resync})
+		startNodeWith(t, restCfg, log, name, ip, nodeOptions{resync: resync, hostPoll: time.Hour})
 	}
 
 	// Reads of the members' interfaces (the off-link nodes retry theirs, docs/design.md §7.3).
@@ -224,7 +224,8 @@ func TestStatusWritesScale(t *testing.T) {
 					round, len(own), len(refused), len(others), got)
 			}
 			conflicts += len(refused)
-			// Status is no spec: no VirtualIPReconciler reads the host again.
+			// Status is no spec: no VirtualIPReconciler reads the host again (the nodes poll their
+			// interfaces only hourly here, so every read would be a reconcile's).
 			if n := dumps() - before; n > 0 {
 				t.Errorf("failover %d: the nodes read their interfaces %d times", round, n)
 			}
