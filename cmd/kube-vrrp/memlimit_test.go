@@ -21,7 +21,7 @@ func TestCgroupMemoryLimit(t *testing.T) {
 		{name: "v2, no limit", self: "0::/\n", files: map[string]string{"memory.max": "max\n"}},
 		{name: "v2, path below the mount", self: "0::/kubepods.slice/pod1/cri-c1\n",
 			files: map[string]string{"kubepods.slice/pod1/cri-c1/memory.max": "134217728\n", "memory.max": "999999999999\n"},
-			want: 128 << 20, ok: true},
+			want:  128 << 20, ok: true},
 		{name: "v2, root cgroup", self: "0::/\n"},
 		{name: "v1", self: "12:pids:/kubepods/pod1/c1\n4:memory:/kubepods/pod1/c1\n1:name=systemd:/kubepods/pod1/c1\n",
 			files: map[string]string{"memory/kubepods/pod1/c1/memory.limit_in_bytes": "268435456\n"}, want: 256 << 20, ok: true},
