@@ -424,7 +424,15 @@ func (a *Aggregator) prune(ctx context.Context, vip *v1alpha1.VirtualIP) error {
 func (a *Aggregator) nodeEvents() handler.EventHandler {
 	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 	return handler.Funcs{
-		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) { a.enqueueEntries(ctx, q, e.Object.GetName()) },
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) {
+			// The Nodes of the informer's first list: every VirtualIP is summarised after the
+			// sync anyway (its own first-list event), and listing them per Node is a list of
+			// every VirtualIP per Node at every start.
+			if e.IsInInitialList {
+				return
+			}
+			a.enqueueEntries(ctx, q, e.Object.GetName())
+		},
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) {
 			if o, n := asNode(e.ObjectOld), asNode(e.ObjectNew); o == nil || n == nil || !mapsEqual(o.Labels, n.Labels) {
 				a.enqueueEntries(ctx, q, e.ObjectNew.GetName())

@@ -281,7 +281,8 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 			// Nodes cached as far as the controllers read them, no managedFields of anything,
 			// and no Secret informer, whoever reads a Secret: the agent may not list or watch
 			// them.
-			Cache:  controllers.CacheOptions(),
+			// The Nodes' first list is read one Node at a time, each trimmed as it is read.
+			Cache:  controllers.CacheOptionsFor(cfg),
 			Client: controllers.ClientOptions(),
 		})
 		if err != nil {
