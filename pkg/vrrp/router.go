@@ -481,12 +481,8 @@ func (r *Router) watchLinkState(ctx context.Context, w LinkStateWatcher, known c
 			delay = linkWatchRetry
 		}
 		r.log.Warn("link state watch stopped; restarting it", "err", err, "in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !waitOrDone(ctx, delay) {
 			return
-		case <-t.C:
 		}
 		delay = min(2*delay, linkWatchRetryMax)
 	}
@@ -513,14 +509,22 @@ func (r *Router) watch(ctx context.Context) {
 			delay = linkWatchRetry
 		}
 		r.log.Warn("address watch stopped; starting it again", "err", err, "in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !waitOrDone(ctx, delay) {
 			return
-		case <-t.C:
 		}
 		delay = min(2*delay, linkWatchRetryMax)
+	}
+}
+
+// waitOrDone waits d and reports true, or false as soon as ctx ends.
+func waitOrDone(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
