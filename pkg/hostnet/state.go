@@ -59,7 +59,7 @@ const (
 // when the journal grows past twice the live set, at the first change after opening (so a
 // predecessor's torn line is never appended to) and after a failed append: the live set is
 // written as a new snapshot and renamed into place, then the journal is emptied and starts
-// with the new snapshot's inode. A journal whose header names another file than the snapshot
+// with the new snapshot's id (see snapshotID). A journal whose header names another file than the snapshot
 // was compacted into it already (a kill between the rename and the emptying): it is not
 // replayed, which would undo the changes made since it was written.
 type State struct {
@@ -197,8 +197,12 @@ func readBound(path string) ([]BoundAddr, error) {
 }
 
 // snapshotID names the snapshot file at path as a journal's header does ("" when there is
-// none): its device and inode, new for each snapshot, since it is written to a new file that
-// is renamed into place while the old one is still there.
+// none): its device, inode and modification time in nanoseconds. The inode alone is new for
+// each snapshot only until the one before is unlinked: a snapshot is written to a new file
+// renamed into place while the old one is still there, but after two compactions cut short
+// (each killed between its rename and emptying the journal) the third snapshot may get the
+// first one's inode back, and the stale journal would name it. writeNew stamps each snapshot
+// with the time it was written, read from the fine-grained clock, which a rename keeps.
 func snapshotID(path string) (string, error) {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -215,7 +219,16 @@ func fileID(fi fs.FileInfo) string {
 	if !ok {
 		return ""
 	}
-	return fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+	return fmt.Sprintf("%d:%d:%d", st.Dev, st.Ino, st.Mtim.Nano())
+}
+
+// legacyFileID is the id journals of earlier versions name their snapshot by: device and
+// inode only. Such a journal is replayed when they match, as those versions did.
+func legacyFileID(id string) string {
+	if i := strings.LastIndexByte(id, ':'); strings.Count(id, ":") == 2 {
+		return id[:i]
+	}
+	return id
 }
 
 // journalHeader is the first line of a journal that follows the snapshot id.
@@ -239,10 +252,10 @@ func replayJournal(path, id string, set map[BoundAddr]bool) (added []BoundAddr, 
 		return nil, nil
 	}
 	if !bytes.HasPrefix(b, []byte("# snapshot ")) {
-		return nil, fmt.Errorf("%s:1: not \"# snapshot DEVICE:INODE\": remove the file if it was edited by hand", path)
+		return nil, fmt.Errorf("%s:1: not \"# snapshot DEVICE:INODE:MTIME\": remove the file if it was edited by hand", path)
 	}
 	i := bytes.IndexByte(b, '\n')
-	if id == "" || string(b[:i+1]) != journalHeader(id) {
+	if h := string(b[:i+1]); id == "" || h != journalHeader(id) && h != journalHeader(legacyFileID(id)) {
 		return nil, nil // compacted into the snapshot already
 	}
 	b = b[i+1:]
@@ -429,6 +442,12 @@ func writeNew(path string, b []byte) (string, error) {
 		return "", err
 	}
 	_, err = f.Write(b)
+	if err == nil {
+		// The file system's own stamp comes from a coarse clock (a tick of several ms):
+		// two snapshots written within one tick could share an inode and a stamp.
+		now := unix.NsecToTimespec(time.Now().UnixNano())
+		err = unix.UtimesNanoAt(unix.AT_FDCWD, path, []unix.Timespec{now, now}, unix.AT_SYMLINK_NOFOLLOW)
+	}
 	var fi fs.FileInfo
 	if err == nil {
 		fi, err = f.Stat()

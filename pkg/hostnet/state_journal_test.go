@@ -291,3 +291,62 @@ func TestStateOldFormat(t *testing.T) {
 		t.Errorf("snapshot not in the previous version's format: %q", lines)
 	}
 }
+
+// A journal names its snapshot by device, inode and the time the snapshot was written: one
+// left by compactions cut short may name a snapshot whose inode a later one got back, and is
+// not replayed onto it. A journal of an earlier version, which names device and inode alone,
+// is replayed when they match, as that version did.
+func TestStateJournalReusedInode(t *testing.T) {
+	a, b := netip.MustParsePrefix("198.18.6.1/32"), netip.MustParsePrefix("198.18.6.2/32")
+	for _, tc := range []struct {
+		name   string
+		header func(id string) string
+		want   map[BoundAddr]bool
+	}{
+		{"inode reused", func(id string) string { return journalHeader(legacyFileID(id) + ":1") },
+			map[BoundAddr]bool{{"d0", a}: true}},
+		{"earlier version's journal", func(id string) string { return journalHeader(legacyFileID(id)) },
+			map[BoundAddr]bool{{"d0", a}: true, {"d0", b}: true}},
+		{"this snapshot's journal", journalHeader,
+			map[BoundAddr]bool{{"d0", a}: true, {"d0", b}: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := stateDir(t)
+			s := openStateT(t, dir)
+			if err := s.record("d0", []netip.Prefix{a}, true); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			id, err := snapshotID(filepath.Join(dir, stateBoundFile))
+			if err != nil || strings.Count(id, ":") != 2 {
+				t.Fatalf("snapshot id %q, %v: want DEVICE:INODE:MTIME", id, err)
+			}
+			writeStateFile(t, dir, stateJournalFile, tc.header(id)+"+ d0 "+b.String()+"\n")
+			s = openStateT(t, dir)
+			defer s.Close()
+			if diff := cmp.Diff(tc.want, boundSet(s.Stale()), netipOpt); diff != "" {
+				t.Errorf("record (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// Two snapshots written within one tick of the file system's clock get different ids even if
+// the second gets the first one's inode back.
+func TestStateSnapshotStamp(t *testing.T) {
+	dir := t.TempDir()
+	seen := map[string]bool{}
+	for i := range 20 {
+		id, err := writeNew(filepath.Join(dir, "snap"), []byte(fmt.Sprintf("d0 %s\n", testVIP(i))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stamp := id[strings.LastIndexByte(id, ':')+1:]
+		if seen[stamp] {
+			t.Fatalf("snapshot %d: stamp %s seen before (ids %v)", i, stamp, seen)
+		}
+		seen[stamp] = true
+	}
+}
