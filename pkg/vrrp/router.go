@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -74,6 +75,13 @@ type Router struct {
 	foreignSignals   []time.Time
 
 	health heartbeat // for Stalled (health.go)
+
+	// addrs is the instance's configured addresses, written by the Run goroutine when a
+	// reconfiguration changes them, before it binds them: the address watch passes on only
+	// the removals of these. A link's watch reports every removal on the link to every
+	// instance watching it, and a command per report and instance made a flush of a link with
+	// N virtual addresses cost N^2 round trips to the instances' loops.
+	addrs atomic.Pointer[[]netip.Prefix]
 }
 
 // backoff is a retry time with a doubling delay.
@@ -112,7 +120,20 @@ func NewRouter(inst *Instance, send Sender, link Link, log *slog.Logger, emit fu
 		done:    make(chan struct{}),
 	}
 	r.status = inst.Status()
+	r.noteAddrs()
 	return r
+}
+
+// noteAddrs records the instance's configured addresses for the address watch.
+func (r *Router) noteAddrs() {
+	as := slices.Clone(r.inst.cfg.Addresses)
+	r.addrs.Store(&as)
+}
+
+// configured reports whether p is one of the instance's configured addresses.
+func (r *Router) configured(p netip.Prefix) bool {
+	as := r.addrs.Load()
+	return as != nil && slices.Contains(*as, p)
 }
 
 // Deliver queues a received packet without blocking; it reports false when the packet was
@@ -227,13 +248,21 @@ func (r *Router) SetHealth(h Health) {
 
 // Reconfigure applies cfg without a restart, or returns ErrIncompatible.
 func (r *Router) Reconfigure(cfg Config) error {
-	return r.doErr(func(now time.Time) (Output, error) { return r.inst.Reconfigure(now, cfg) })
+	return r.doErr(func(now time.Time) (Output, error) {
+		out, err := r.inst.Reconfigure(now, cfg)
+		r.noteAddrs()
+		return out, err
+	})
 }
 
 // ReconfigureHealth applies cfg and the probes' new word as one step (see
 // Instance.ReconfigureHealth), or returns ErrIncompatible.
 func (r *Router) ReconfigureHealth(cfg Config, h Health) error {
-	return r.doErr(func(now time.Time) (Output, error) { return r.inst.ReconfigureHealth(now, cfg, h) })
+	return r.doErr(func(now time.Time) (Output, error) {
+		out, err := r.inst.ReconfigureHealth(now, cfg, h)
+		r.noteAddrs()
+		return out, err
+	})
 }
 
 // doErr is do for a command that can be refused: it returns f's error, or context.Canceled if
@@ -497,6 +526,9 @@ func (r *Router) watch(ctx context.Context) {
 	for {
 		start := time.Now()
 		err := r.link.WatchRemoved(ctx, func(p netip.Prefix) {
+			if !r.configured(p) {
+				return // another instance's address on the same link
+			}
 			r.do(func(now time.Time) Output { return r.inst.AddressRemoved(now, p) })
 		})
 		if ctx.Err() != nil {
