@@ -13,8 +13,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/mdlayher/packet"
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,7 +24,6 @@ var (
 	ethBroadcast   = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	allNodes       = netip.MustParseAddr("ff02::1")
 	ethAllNodes    = net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}
-	dropAllFilter  = []bpf.RawInstruction{{Op: unix.BPF_RET | unix.BPF_K, K: 0}}
 	errNotEthernet = errors.New("not an Ethernet link")
 )
 
@@ -87,52 +84,22 @@ func (l *link) announce(ctx context.Context, addrs []netip.Addr) error {
 			frames = append(frames, naFrame(li.mac, from, a, router))
 		}
 	}
-	return l.sendFrames(ctx, li, v4, v6, frames)
+	return l.sendFrames(ctx, li, v4, frames)
 }
 
-// sendFrames sends the frames (ARP first, then NA) announceCopies times over AF_PACKET
-// sockets on the link; the sockets receive nothing.
-func (l *link) sendFrames(ctx context.Context, li linkInfo, v4, v6 []netip.Addr, frames [][]byte) error {
-	ifi := &net.Interface{Index: li.index, Name: li.name, HardwareAddr: li.mac}
-	var arp, ip6 *packet.Conn
-	err := l.h.do(func() error {
-		var err error
-		cfg := &packet.Config{Filter: dropAllFilter}
-		if len(v4) > 0 {
-			if arp, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ARP, cfg); err != nil {
-				return err
-			}
-		}
-		if len(v6) > 0 {
-			if ip6, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_IPV6, cfg); err != nil {
-				if arp != nil {
-					_ = arp.Close()
-				}
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("open packet socket: %w", err)
-	}
-	defer func() {
-		for _, c := range []*packet.Conn{arp, ip6} {
-			if c != nil {
-				_ = c.Close()
-			}
-		}
-	}()
+// sendFrames sends the frames (ARP first, then NA) announceCopies times out of the link,
+// through the Host's packet socket.
+func (l *link) sendFrames(ctx context.Context, li linkInfo, v4 []netip.Addr, frames [][]byte) error {
 	for range announceCopies {
 		for i, f := range frames {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			c, dst, what := arp, ethBroadcast, "gratuitous ARP"
+			dst, proto, what := ethBroadcast, uint16(unix.ETH_P_ARP), "gratuitous ARP"
 			if i >= len(v4) {
-				c, dst, what = ip6, ethAllNodes, "neighbour advertisement"
+				dst, proto, what = ethAllNodes, unix.ETH_P_IPV6, "neighbour advertisement"
 			}
-			if _, err := c.WriteTo(f, &packet.Addr{HardwareAddr: dst}); err != nil {
+			if err := l.h.frames.send(l.h, li.index, dst, proto, f); err != nil {
 				return fmt.Errorf("send %s: %w", what, err)
 			}
 		}

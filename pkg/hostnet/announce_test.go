@@ -6,6 +6,9 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,4 +223,64 @@ func TestAnnounce(t *testing.T) {
 			}
 		}
 	})
+}
+
+// packetSockets returns the packet sockets open in ns (/proc/net/packet), by protocol.
+func packetSockets(t *testing.T, ns *testNS) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	ns.run(t, func() {
+		b, err := os.ReadFile("/proc/thread-self/net/packet")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if f := strings.Fields(line); i > 0 && len(f) > 3 {
+				got[f[3]]++ // sk RefCnt Type Proto Iface ...
+			}
+		}
+	})
+	return got
+}
+
+// A Host sends every announcement through one packet socket that receives nothing (protocol
+// 0), however many Announce calls run at once: a socket per call cost a takeover of 1000
+// addresses hundreds of OS threads blocked in socket, bind and close.
+func TestAnnounceOneSocket(t *testing.T) {
+	l := newLab(t)
+	h := l.a.host(t)
+	link, err := h.Link("a0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := packetSockets(t, l.a); len(got) != 0 {
+		t.Fatalf("packet sockets before any announcement: %v", got)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for i := range 1000 {
+		wg.Go(func() {
+			a := netip.AddrFrom4([4]byte{198, 18, 10 + byte(i/250), byte(i % 250)})
+			if i%2 == 1 {
+				a = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i)})
+			}
+			errs <- link.Announce(t.Context(), []netip.Addr{a})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := packetSockets(t, l.a); len(got) != 1 || got["0000"] != 1 {
+		t.Errorf("packet sockets after 1000 announcements: %v (by protocol), want one of protocol 0", got)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := packetSockets(t, l.a); len(got) != 0 {
+		t.Errorf("packet sockets after Close: %v", got)
+	}
 }

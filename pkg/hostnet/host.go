@@ -38,6 +38,8 @@ type Host struct {
 	// without the IFA_PROTO mark, as a kernel before 6.1 would keep them.
 	state    *State
 	marksOff bool
+	// frames sends announcements (announce.go).
+	frames frameSocket
 }
 
 // HostOption configures a Host.
@@ -108,6 +110,7 @@ func (h *Host) Close() error {
 		return nil
 	}
 	h.closed = true
+	h.frames.close()
 	if h.nlh != nil {
 		h.nlh.Close()
 	}
