@@ -200,7 +200,7 @@ func (e *rtEvents) sync(h *Host, sock *nl.NetlinkSocket) {
 		clock := v.clock
 		e.mu.Unlock()
 
-		_, rt, err := h.handles()
+		rt, err := h.handles()
 		var have []kernelAddr
 		if err == nil {
 			have, err = rt.addrs(0)

@@ -103,7 +103,7 @@ func TestAddrViewLinkRecreated(t *testing.T) {
 		t.Errorf("deleted link: %v, %v; want the address absent", found, ok)
 	}
 	// A dump of a link that is gone finds nothing, as a dump of every link would.
-	_, rt, err := h.handles()
+	rt, err := h.handles()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,7 +110,7 @@ func (l *link) sendFrames(ctx context.Context, li linkInfo, v4 []netip.Addr, fra
 // linkLocal returns a usable (not tentative, not failed) link-local address of the link, or
 // the zero Addr if there is none.
 func (l *link) linkLocal(index int) (netip.Addr, error) {
-	_, rt, err := l.h.handles()
+	rt, err := l.h.handles()
 	if err != nil {
 		return netip.Addr{}, err
 	}

@@ -11,9 +11,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
@@ -28,8 +26,7 @@ type Host struct {
 
 	mu     sync.Mutex
 	closed bool
-	nlh    *netlink.Handle // link lookups, in ns
-	rt     *rtnl           // address requests, in ns
+	rt     *rtnl // address requests, in ns
 	links  map[string]*link
 	// events is the rtnetlink subscription every watch shares (Host.follow).
 	events rtEvents
@@ -111,9 +108,6 @@ func (h *Host) Close() error {
 	}
 	h.closed = true
 	h.frames.close()
-	if h.nlh != nil {
-		h.nlh.Close()
-	}
 	if h.rt != nil {
 		h.rt.close()
 	}
@@ -159,36 +153,27 @@ func (h *Host) do(fn func() error) error {
 	return <-errc
 }
 
-// handles returns the Host's netlink sockets, opening them on first use.
-func (h *Host) handles() (*netlink.Handle, *rtnl, error) {
+// handles returns the Host's netlink socket, opening it on first use.
+func (h *Host) handles() (*rtnl, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, nil, errHostClosed
+		return nil, errHostClosed
 	}
-	if h.nlh != nil {
-		return h.nlh, h.rt, nil
+	if h.rt != nil {
+		return h.rt, nil
 	}
-	var (
-		nlh *netlink.Handle
-		rt  *rtnl
-	)
+	var rt *rtnl
 	err := h.do(func() error {
 		var err error
-		if nlh, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
-			return err
-		}
-		if rt, err = newRTNL(); err != nil {
-			nlh.Close()
-			return err
-		}
-		return nil
+		rt, err = newRTNL()
+		return err
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("open netlink sockets: %w", err)
+		return nil, fmt.Errorf("open netlink socket: %w", err)
 	}
-	h.nlh, h.rt = nlh, rt
-	return nlh, rt, nil
+	h.rt = rt
+	return rt, nil
 }
 
 // linkInfo is what the Host needs of a link, looked up fresh for each operation so a link
@@ -201,7 +186,7 @@ type linkInfo struct {
 }
 
 func (h *Host) lookup(name string) (linkInfo, error) {
-	_, rt, err := h.handles()
+	rt, err := h.handles()
 	if err != nil {
 		return linkInfo{}, err
 	}

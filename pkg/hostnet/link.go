@@ -51,7 +51,7 @@ func (l *link) bind(ctx context.Context, ps []netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	_, rt, err := l.h.handles()
+	rt, err := l.h.handles()
 	if err != nil {
 		return err
 	}
@@ -238,7 +238,7 @@ func (l *link) unbind(ctx context.Context, ps []netip.Prefix) error {
 		}
 		return err
 	}
-	_, rt, err := l.h.handles()
+	rt, err := l.h.handles()
 	if err != nil {
 		return err
 	}
@@ -455,7 +455,7 @@ func (l *link) watch(ctx context.Context, rw *removalWatch) error {
 	if err != nil {
 		return err
 	}
-	_, rt, err := l.h.handles()
+	rt, err := l.h.handles()
 	if err != nil {
 		return err
 	}

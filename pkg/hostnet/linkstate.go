@@ -124,7 +124,7 @@ func (l *link) watchState(ctx context.Context, fn func(up bool)) error {
 	if err != nil {
 		return err
 	}
-	_, rt, err := l.h.handles()
+	rt, err := l.h.handles()
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ func (h *Host) foreign(ifname string) ([]netip.Prefix, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, rt, err := h.handles()
+	rt, err := h.handles()
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func (l *link) retain(ctx context.Context, ps []netip.Prefix, lifetime time.Dura
 	if err != nil {
 		return err
 	}
-	_, rt, err := l.h.handles()
+	rt, err := l.h.handles()
 	if err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func (h *Host) adopt(ifname string, ps []netip.Prefix) ([]netip.Prefix, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, rt, err := h.handles()
+	rt, err := h.handles()
 	if err != nil {
 		return nil, err
 	}

@@ -76,7 +76,7 @@ func benchBindOnBusyLink(b *testing.B, n int) {
 	b.StopTimer()
 	cpu := cpuTime() - cpu0
 	// The kernel's own part, for reference: adding an IPv4 address walks the link's list.
-	_, rt, err := h.handles()
+	rt, err := h.handles()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestRequestsLeaveSmallStacks(t *testing.T) {
 		wg.Go(func() {
 			li, err := h.lookup("d0")
 			if err == nil {
-				_, rt, _ := h.handles()
+				rt, _ := h.handles()
 				_, err = rt.addrs(li.index)
 			}
 			errs <- err
