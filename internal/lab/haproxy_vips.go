@@ -1,0 +1,73 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// HAProxyVIPsConfig renders an haproxy.cfg for node n serving HTTP on several virtual
+// addresses (port 80, each bound `transparent`, so HAProxy listens before an address is on the
+// node) and on the node's own address at readyPort (a port of its own, so that it runs beside
+// an HAProxyConfig's instance, which has port 80 of the node's address), answering every
+// request with the node's name. dir receives the pid file and the stats socket.
+func HAProxyVIPsConfig(n *Node, vips []netip.Addr, readyPort uint16, dir string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global\n")
+	fmt.Fprintf(&b, "    pidfile %s\n", filepath.Join(dir, "haproxy.pid"))
+	fmt.Fprintf(&b, "    stats socket %s mode 600 level admin\n", filepath.Join(dir, "stats.sock"))
+	b.WriteString("    nbthread 1\n    maxconn 2000\n\n")
+	b.WriteString("defaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\n\n")
+	b.WriteString("frontend web\n")
+	for _, v := range vips {
+		fmt.Fprintf(&b, "    bind %s transparent\n", netip.AddrPortFrom(v, 80))
+	}
+	fmt.Fprintf(&b, "    bind %s\n", netip.AddrPortFrom(n.IPv4, readyPort))
+	fmt.Fprintf(&b, "    http-request return status 200 content-type text/plain string %q\n", n.Name)
+	return b.String()
+}
+
+// ExecHAProxyVIPs starts haproxy in the namespace with HAProxyVIPsConfig (its own directory
+// under the node's per start) and waits until it answers on the node's own address at
+// readyPort, from the client.
+func (ns *PIDNamespace) ExecHAProxyVIPs(vips []netip.Addr, readyPort uint16) (*HAProxy, error) {
+	n := ns.Node
+	name := n.lab.procName(n.Name, "haproxy-vips")
+	dir := filepath.Join(n.Dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	h := &HAProxy{
+		Config:  filepath.Join(dir, "haproxy.cfg"),
+		PidFile: filepath.Join(dir, "haproxy.pid"),
+		Socket:  filepath.Join(dir, "stats.sock"),
+	}
+	if len(h.Socket) > maxUnixPath {
+		return nil, fmt.Errorf("%s: haproxy stats socket path too long for a unix socket (%d bytes): %s", n.Name, len(h.Socket), h.Socket)
+	}
+	if err := os.WriteFile(h.Config, []byte(HAProxyVIPsConfig(n, vips, readyPort, dir)), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := ns.Exec(context.Background(), name, "haproxy", "-db", "-f", h.Config)
+	if err != nil {
+		return nil, err
+	}
+	h.NSProc = p
+	ready := netip.AddrPortFrom(n.IPv4, readyPort)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		body, err := n.lab.HTTPGet(ready, time.Second)
+		if err == nil && body == n.Name {
+			return h, nil
+		}
+		if p.Exited() || time.Now().After(deadline) {
+			p.Kill()
+			return nil, fmt.Errorf("%s: haproxy does not answer on %s (%v):\n%s", n.Name, ready, err, p.Tail(10))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
