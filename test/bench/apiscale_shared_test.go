@@ -5,11 +5,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"runtime/pprof"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -17,9 +21,11 @@ import (
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/controllers"
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
 // What BenchmarkStatusAPI's simulated agents share, and why it does not bias what it measures.
@@ -33,6 +39,9 @@ import (
 // each trimmed by controllers.TrimNode), listed and watched once with the agent's identity;
 // each agent's cache gets a view of it (apiNodeView) to which its controllers add their
 // handlers, as to their own informer, and from which they are removed when its manager stops.
+//
+// They share one REST mapper too: the API discovery a manager reads when it starts, the same
+// for every agent (500 agents starting read it 500 times, at a time when each start is slow).
 //
 // It does not bias the figures measured: writes per failover, 409s and the time until
 // status.master is right are made of VirtualIP status writes and of the VirtualIP watch events
@@ -48,8 +57,9 @@ import (
 // as a DaemonSet's pods start over some time rather than in the same second. Starts are
 // outside every measured window.
 const apiSharedSummary = "shared by the simulated agents: one Node informer (the agent's Node cache: list read one Node at a time, trimmed),\n" +
-	"listed and watched once, each agent's controllers adding their handlers to a view of it; not shared: each agent's\n" +
-	"connection, VirtualIP informer (list and watch), controllers and queues, so every status write goes to N agent watchers.\n" +
+	"listed and watched once, each agent's controllers adding their handlers to a view of it, and one REST mapper (the API\n" +
+	"discovery a manager reads at its start); not shared: each agent's connection, VirtualIP informer (list and watch),\n" +
+	"controllers and queues, so every status write goes to N agent watchers.\n" +
 	"No Node changes during the failovers, so a Node informer delivers nothing in the measured windows, shared or not:\n" +
 	"writes/fo, 409/fo and the status.master latency are those of N agents each with its own VirtualIP watch. Agents start\n" +
 	"%d at a time (a node manager starts once fewer are syncing their caches), outside the measured windows.\n"
@@ -206,6 +216,16 @@ func apiAgentCacheOptions(cfg *rest.Config, nodes *apiSharedNodes, vips func(too
 	return opts
 }
 
+// newAPISharedMapper is the REST mapper the simulated agents share: the API discovery each
+// manager reads when it starts (lazily, per API group), the same for every agent, read once.
+func newAPISharedMapper(cfg *rest.Config) (meta.RESTMapper, error) {
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return apiutil.NewDynamicRESTMapper(cfg, hc)
+}
+
 // apiStartGate lets at most n node managers sync their caches at once.
 type apiStartGate struct{ slots chan struct{} }
 
@@ -223,3 +243,148 @@ func (g *apiStartGate) enter(ctx context.Context) (leave func(), err error) {
 	var once sync.Once
 	return func() { once.Do(func() { <-g.slots }) }, nil
 }
+
+// apiStartProfile starts a CPU profile of this process into path; stop ends it.
+func apiStartProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// apiDeliveries records when each agent's VirtualIP informer delivered (to the agent's
+// controllers' handlers) the object in which a failover's new MASTER has its MASTER entry: the
+// fan-out of that write, as each agent sees it.
+type apiDeliveries struct {
+	mu         sync.Mutex
+	name, node string
+	at         map[int]time.Time
+}
+
+// arm starts recording the deliveries of node's MASTER entry of VirtualIP name.
+func (d *apiDeliveries) arm(name, node string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.name, d.node, d.at = name, node, map[int]time.Time{}
+}
+
+// disarm stops recording and returns when each agent had it.
+func (d *apiDeliveries) disarm() map[int]time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	at := d.at
+	d.name, d.node, d.at = "", "", nil
+	return at
+}
+
+// observe is agent's informer delivering obj.
+func (d *apiDeliveries) observe(agent int, obj any) {
+	v, ok := obj.(*v1alpha1.VirtualIP)
+	if !ok {
+		return
+	}
+	d.mu.Lock()
+	name, node := d.name, d.node
+	_, seen := d.at[agent]
+	d.mu.Unlock()
+	if name == "" || v.Name != name || seen {
+		return
+	}
+	for _, n := range v.Status.Nodes {
+		if n.Name == node && n.State == vrrp.Master.String() {
+			now := time.Now()
+			d.mu.Lock()
+			if d.name == name && d.at != nil {
+				if _, seen := d.at[agent]; !seen {
+					d.at[agent] = now
+				}
+			}
+			d.mu.Unlock()
+			return
+		}
+	}
+}
+
+// apiCriticalPath is one failover's path to a stored status.master: the new MASTER's agent
+// writes its entry (entry: from the takeover until the API server answered), the write's watch
+// event reaches the agent that writes the summary (toWriter: from that answer until the
+// writer's cache had it; in this process, behind N agents decoding their copies), and the
+// writer's summary is stored (react: from then until the API server answered; the
+// aggregator's 250 ms batch included).
+type apiCriticalPath struct {
+	entry, toWriter, react time.Duration
+	ok                     bool // every step was seen (else only entry may be set)
+}
+
+// addCriticalPath adds a failover's path and deliveries, from the writes of its window
+// (recs), the deliveries of the new MASTER's (node's) entry of VirtualIP name, and the
+// takeover's time t1. isSummary is the write that stored the right status.master.
+func (r *apiScaleResult) addCriticalPath(recs []apiWrite, delivered map[int]time.Time, t1 time.Time, name, node string, isSummary func(apiWrite) bool) {
+	var entryAt time.Time
+	for _, w := range recs {
+		if w.resource == "virtualips/status" && w.object == name && w.manager == "kube-vrrp-agent/"+node && w.code < 300 && w.at.After(t1) {
+			entryAt = w.at
+			break
+		}
+	}
+	i := slices.IndexFunc(recs, isSummary)
+	if i < 0 {
+		r.notStored++
+	} else {
+		r.stored = append(r.stored, recs[i].at.Sub(t1))
+	}
+	if entryAt.IsZero() {
+		r.paths = append(r.paths, apiCriticalPath{})
+		return
+	}
+	for _, at := range delivered {
+		r.delivery = append(r.delivery, max(at.Sub(entryAt), 0))
+	}
+	p := apiCriticalPath{entry: entryAt.Sub(t1)}
+	if i >= 0 {
+		if got, ok := delivered[recs[i].agent]; ok {
+			p.toWriter, p.react, p.ok = max(got.Sub(entryAt), 0), recs[i].at.Sub(got), true
+		}
+	}
+	r.paths = append(r.paths, p)
+}
+
+// pathQuantile is quantile q of one step of the failovers' critical paths (those seen whole).
+func (r apiScaleResult) pathQuantile(q float64, step func(apiCriticalPath) time.Duration) time.Duration {
+	var ds []time.Duration
+	for _, p := range r.paths {
+		if p.ok {
+			ds = append(ds, step(p))
+		}
+	}
+	return apiQuantile(ds, q)
+}
+
+// waitFor waits until a recorded write satisfies ok, for up to limit.
+func (t *apiTraffic) waitFor(ok func(apiWrite) bool, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		t.mu.Lock()
+		found := slices.ContainsFunc(t.recs, ok)
+		t.mu.Unlock()
+		if found {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// apiWithoutDelivery is a failover's time until the summary was stored, without the time the
+// new MASTER's entry took to reach the summary writer's cache.
+func apiWithoutDelivery(p apiCriticalPath) time.Duration { return p.entry + p.react }

@@ -28,6 +28,7 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -64,7 +65,8 @@ import (
 //
 // What the agents share (apiscale_shared_test.go): one Node informer, built as the agent's cache
 // builds it, listed and watched once, to a view of which each agent's controllers add their
-// handlers; and they start -apiscale.start-concurrency at a time. Each keeps its own connection
+// handlers, and one REST mapper (the API discovery a manager reads at its start); and they
+// start -apiscale.start-concurrency at a time. Each keeps its own connection
 // and its own VirtualIP informer, so every status write goes to N agent watchers, as in a
 // cluster. No Node changes during a failover, so a Node informer delivers nothing in the
 // measured windows, shared or not: writes per failover, 409s and the status.master latency are
@@ -125,8 +127,10 @@ var (
 	apiScaleQuiet     = flag.Duration("apiscale.quiet", 65*time.Second, "BenchmarkStatusAPI: background window without failovers (at least the agents' resync period, 1m)")
 	apiScaleGap       = flag.Duration("apiscale.gap", 60*time.Millisecond,
 		"BenchmarkStatusAPI: from the MASTER's Fault to the next node's takeover (60 ms: the skew time of a backup at priority 100 hearing a priority-0 advert at 100 ms adverts, RFC 5798 §6.4.2)")
-	apiScaleSettle = flag.Duration("apiscale.settle", time.Second, "BenchmarkStatusAPI: no agent write for this long ends a failover's window")
-	apiScaleSetup  = flag.Duration("apiscale.setup-timeout", 30*time.Minute, "BenchmarkStatusAPI: bound of each size's setup (objects, agents, status settled)")
+	apiScaleSettle  = flag.Duration("apiscale.settle", time.Second, "BenchmarkStatusAPI: no agent write for this long ends a failover's window")
+	apiScaleSetup   = flag.Duration("apiscale.setup-timeout", 30*time.Minute, "BenchmarkStatusAPI: bound of each size's setup (objects, agents, status settled)")
+	apiScaleProfile = flag.String("apiscale.cpuprofile", "",
+		"BenchmarkStatusAPI: write a CPU profile of this process (the N agents) over each size's failovers to PREFIX-NxV.pprof")
 )
 
 // apiHTTP2Check mirrors cmd/kube-vrrp/agent.go's environment for client-go's HTTP/2 health check.
@@ -618,7 +622,10 @@ type apiScaleEnv struct {
 	agents     []*apiScriptedAgent
 	masters    []int           // the current MASTER of each VirtualIP
 	nodes      *apiSharedNodes // the agents' Node informer
+	mapper     meta.RESTMapper // the agents' REST mapper (API discovery)
 	gate       *apiStartGate   // the agents' node managers syncing at once
+	// deliveries: when each agent's VirtualIP informer delivered a failover's new MASTER entry.
+	deliveries apiDeliveries
 	// watchRestarts counts the failover watches the API server ended before the change.
 	watchRestarts atomic.Int64
 }
@@ -708,6 +715,9 @@ func runAPIScale(b *testing.B, assets string, sz apiScaleSize) (res apiScaleResu
 	if e.nodes, err = newAPISharedNodes(agentsCtx, shared); err != nil {
 		return res, err
 	}
+	if e.mapper, err = newAPISharedMapper(shared); err != nil {
+		return res, err
+	}
 	e.gate = newAPIStartGate(*apiStartConcurrency)
 	for i := range sz.nodes {
 		a, err := e.startAgent(agentsCtx, &wg, sch, i)
@@ -742,6 +752,13 @@ func runAPIScale(b *testing.B, assets string, sz apiScaleSize) (res apiScaleResu
 	t0 = time.Now()
 	res.load[0] = apiLoadAvg()
 	defer func() { res.load[1] = apiLoadAvg() }()
+	if *apiScaleProfile != "" {
+		stop, err := apiStartProfile(fmt.Sprintf("%s-%dx%d.pprof", *apiScaleProfile, sz.nodes, sz.vips))
+		if err != nil {
+			return res, err
+		}
+		defer stop()
+	}
 	for k := range *apiScaleFailovers {
 		if err := e.failover(b.Context(), k, &res); err != nil {
 			return res, fmt.Errorf("failover %d: %w", k+1, err)
@@ -936,7 +953,7 @@ func (e *apiScaleEnv) startAgent(ctx context.Context, wg *sync.WaitGroup, sch *r
 	// One node manager, wired as the agent's; like the agent (keepRunning), a manager that
 	// stops is built again and started after a back-off, and the stop is shown at once.
 	// Its cache is the agent's (controllers.CacheOptionsFor) with the Node informer shared by
-	// every simulated agent (apiSharedNodes); it starts when the start gate lets it, and gives
+	// every simulated agent (apiSharedNodes), and its REST mapper is theirs; it starts when the start gate lets it, and gives
 	// its slot back once its VirtualIP informer has synced (or it stopped).
 	run := func() error {
 		leave, err := e.gate.enter(ctx)
@@ -952,8 +969,16 @@ func (e *apiScaleEnv) startAgent(ctx context.Context, wg *sync.WaitGroup, sch *r
 			HealthProbeBindAddress: "0",
 			Cache: apiAgentCacheOptions(cfg, e.nodes, func(inf toolscache.SharedIndexInformer) {
 				vips.Store(&inf)
+				// The benchmark's own handler: when this agent's cache has a failover's change.
+				_, _ = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+					AddFunc:    func(o any) { e.deliveries.observe(i, o) },
+					UpdateFunc: func(_, o any) { e.deliveries.observe(i, o) },
+				})
 			}),
 			Client: controllers.ClientOptions(),
+			MapperProvider: func(*rest.Config, *http.Client) (meta.RESTMapper, error) {
+				return e.mapper, nil
+			},
 		})
 		if err != nil {
 			return err
@@ -1135,6 +1160,7 @@ func (e *apiScaleEnv) failover(ctx context.Context, k int, res *apiScaleResult) 
 		return err
 	}
 	e.apiTraffic.phase(true, old, next)
+	e.deliveries.arm(name, want)
 	e.agents[old].set(name, vrrp.Fault, vrrp.ReasonProbeFailed)
 	time.Sleep(*apiScaleGap)
 	t1 := time.Now()
@@ -1165,19 +1191,16 @@ func (e *apiScaleEnv) failover(ctx context.Context, k int, res *apiScaleResult) 
 				strings.Join(entries, " "), e.agents[old].stateOf(name), e.agents[next].stateOf(name))
 		}
 	}
+	// The window ends once the summary's writer has its answer too (under load it can come
+	// after a watch saw the change) and no agent has written for a while.
+	isSummary := func(w apiWrite) bool {
+		return w.resource == "virtualips/status" && w.object == name && w.master == want && w.code < 300
+	}
+	e.apiTraffic.waitFor(isSummary, limit)
 	quiet := e.apiTraffic.waitQuiet(time.Time{}, *apiScaleSettle, limit)
 	recs, resync := e.apiTraffic.stop()
-	stored := false
-	for _, w := range recs {
-		if w.resource == "virtualips/status" && w.object == name && w.master == want && w.code < 300 {
-			res.stored = append(res.stored, w.at.Sub(t1))
-			stored = true
-			break
-		}
-	}
-	if !stored {
-		res.notStored++
-	}
+	delivered := e.deliveries.disarm()
+	res.addCriticalPath(recs, delivered, t1, name, want, isSummary)
 	after, err := e.snapshot(ctx)
 	if err != nil {
 		return err
@@ -1342,6 +1365,10 @@ type apiScaleResult struct {
 	stored    []time.Duration
 	notStored int       // failovers with no such write in the window
 	load      [2]string // the machine's load average when the failovers began and ended
+	// The critical path of each failover (apiCriticalPath), and the delivery of the new
+	// MASTER's entry to every agent: from its storage until each agent's cache had it.
+	paths    []apiCriticalPath
+	delivery []time.Duration
 	// Client side, over the windows: the agents' writes by kind.
 	client map[string]int
 }
@@ -1403,7 +1430,7 @@ func printAPIScaleTable(b *testing.B, results []apiScaleResult) {
 	}
 	var sb strings.Builder
 	w := newTable(&sb)
-	fmt.Fprintf(w, "N\tV\tsetup\tfailovers\twrites/fo\t409/fo\tresync in windows/fo\tevents/fo\tmaster p50\tmaster p99\tstored p50\tstored p99\twatch events/fo\twatch MB/fo\tapiserver CPU/fo\tetcd CPU/fo\tagents CPU/fo\tbackground writes/min\tapiserver CPU/min\t<=4 writes\tp99<=1s@500\n")
+	fmt.Fprintf(w, "N\tV\tsetup\tfailovers\twrites/fo\t409/fo\tresync in windows/fo\tevents/fo\tmaster p50\tmaster p99\tstored p50\tstored p99\tw/o delivery p50\tw/o delivery p99\twatch events/fo\twatch MB/fo\tapiserver CPU/fo\tetcd CPU/fo\tagents CPU/fo\tbackground writes/min\tapiserver CPU/min\t<=4 writes\tp99<=1s@500\n")
 	for _, r := range results {
 		fo := float64(max(r.failovers, 1))
 		perMin := float64(time.Minute) / float64(max(r.quiet.dur, 1))
@@ -1421,12 +1448,13 @@ func printAPIScaleTable(b *testing.B, results []apiScaleResult) {
 				lat = "NO"
 			}
 		}
-		fmt.Fprintf(w, "%d\t%d\t%v\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%v\t%v\t%v\t%v\t%.0f\t%.1f\t%.3fs\t%.3fs\t%.3fs\t%.0f\t%.2fs\t%s\t%s\n",
+		fmt.Fprintf(w, "%d\t%d\t%v\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%v\t%v\t%v\t%v\t%v\t%v\t%.0f\t%.1f\t%.3fs\t%.3fs\t%.3fs\t%.0f\t%.2fs\t%s\t%s\n",
 			r.size.nodes, r.size.vips, r.setup.Round(time.Second), r.failovers,
 			r.writesPerFailover(), r.windows.writes("virtualips", "409")/fo,
 			float64(r.client["other nodes' own entries (resync)"])/fo, r.windows.writes("events", "")/fo,
 			r.latency(0.5).Round(time.Millisecond), r.latency(0.99).Round(time.Millisecond),
 			apiQuantile(r.stored, 0.5).Round(time.Millisecond), apiQuantile(r.stored, 0.99).Round(time.Millisecond),
+			r.pathQuantile(0.5, apiWithoutDelivery).Round(time.Millisecond), r.pathQuantile(0.99, apiWithoutDelivery).Round(time.Millisecond),
 			r.windows.watchEvents/fo, r.windows.watchBytes/fo/1e6,
 			r.windows.apiCPU/fo, r.windows.etcdCPU/fo, r.windows.selfCPU.Seconds()/fo,
 			r.quiet.writes("virtualips", "")*perMin, r.quiet.apiCPU*perMin, target, lat)
@@ -1439,7 +1467,8 @@ func printAPIScaleTable(b *testing.B, results []apiScaleResult) {
 		"the other nodes' periodic resync of their own entries that fell in the windows (counted by the agents' transports,\n"+
 		"shown apart); 409/fo: of those, refused as stale; master p50/p99: from the takeover until a watch (this process's)\n"+
 		"sees status.master name the new MASTER; stored p50/p99: until the response to the summary write that set it (the\n"+
-		"API server had stored it; the writer's side); watch events, MB/fo: the VirtualIP watch events the API server sent\n"+
+		"API server had stored it; the writer's side); w/o delivery: stored, less the time the new MASTER's entry took from\n"+
+		"its storage to the summary writer's cache (see the critical path below); watch events, MB/fo: the VirtualIP watch events the API server sent\n"+
 		"to all watchers (the N agents and the benchmark's) per failover window; CPU/fo: seconds per failover window (agents:\n"+
 		"this process, all N agents); background: %v without failovers. Targets: <= 4 writes per failover for every N;\n"+
 		"status.master right <= 1 s p99 at N = 500. All N agents run in this process, on the cores that also run kube-apiserver\n"+
@@ -1458,6 +1487,23 @@ func printAPIScaleTable(b *testing.B, results []apiScaleResult) {
 			kinds = append(kinds, fmt.Sprintf("%s: %.1f", k, float64(r.client[k])/fo))
 		}
 		fmt.Fprintf(&out, "  agents' writes:             %s\n", strings.Join(kinds, ", "))
+		whole := 0
+		for _, p := range r.paths {
+			if p.ok {
+				whole++
+			}
+		}
+		q := func(step func(apiCriticalPath) time.Duration) string {
+			return fmt.Sprintf("%v / %v", r.pathQuantile(0.5, step).Round(time.Millisecond), r.pathQuantile(0.99, step).Round(time.Millisecond))
+		}
+		fmt.Fprintf(&out, "  critical path, p50 / p99 (%d failovers seen whole): the new MASTER's entry stored %s after the takeover; its watch\n"+
+			"    event in the summary writer's cache %s later; the summary stored %s after that (the aggregator's 250 ms batch\n"+
+			"    included); without that delivery %s\n", whole, q(func(p apiCriticalPath) time.Duration { return p.entry }),
+			q(func(p apiCriticalPath) time.Duration { return p.toWriter }), q(func(p apiCriticalPath) time.Duration { return p.react }),
+			q(apiWithoutDelivery))
+		fmt.Fprintf(&out, "  the new MASTER's entry in the %d agents' caches, after it was stored: p50 %v, p99 %v, max %v (every copy decoded here)\n",
+			r.size.nodes, apiQuantile(r.delivery, 0.5).Round(time.Millisecond), apiQuantile(r.delivery, 0.99).Round(time.Millisecond),
+			apiQuantile(r.delivery, 1).Round(time.Millisecond))
 		fmt.Fprintf(&out, "  machine's load average (1, 5, 15 min): %s at the first failover, %s after the last\n", r.load[0], r.load[1])
 		perMin := float64(time.Minute) / float64(max(r.quiet.dur, 1))
 		fmt.Fprintf(&out, "  background per minute:      virtualips %s; apiserver CPU %.2fs, etcd %.2fs, agents %.2fs\n",
