@@ -211,9 +211,24 @@ const livenessTimeout = 2 * time.Second
 // sends no credentials: bind it to the loopback (the kubelet probes from the node's network
 // namespace, which is the agent's).
 func ServeHealth(addr string, live Liveness) (*http.Server, error) {
+	return ServeHealthReady(addr, live, nil)
+}
+
+// ServeHealthReady is ServeHealth whose /readyz answers 503, with the reason, until ready
+// says the agent is ready (Readiness: its VirtualIPs read and its instances started, so that a
+// rolling update replaces the next node's agent only then); nil: ready once the agent runs.
+func ServeHealthReady(addr string, live Liveness, ready *Readiness) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", healthz(live, livenessTimeout))
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if ready != nil {
+			if err := ready.Ready(); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("health endpoint: listening on %s: %w", addr, err)

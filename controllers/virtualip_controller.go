@@ -73,6 +73,8 @@ type VirtualIPReconciler struct {
 	Secrets  client.Reader
 	Rejected *Rejections
 	Log      *slog.Logger
+	// Readiness, if set, learns the first list and each reconcile (/readyz).
+	Readiness *Readiness
 
 	// HostPoll is how often watchHost reads the host's interfaces; 0 is hostPoll.
 	HostPoll time.Duration
@@ -86,6 +88,14 @@ type VirtualIPReconciler struct {
 // API never stops a running instance: only a successful read that says the object is gone or
 // no longer selects this node does.
 func (r *VirtualIPReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if err == nil {
+		r.Readiness.reconciled(req.Name)
+	}
+	return res, err
+}
+
+func (r *VirtualIPReconciler) reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	name := req.Name
 	var vip v1alpha1.VirtualIP
 	if err := r.Client.Get(ctx, types.NamespacedName{Name: name}, &vip); err != nil {
@@ -544,6 +554,11 @@ func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		if err := r.Client.List(ctx, &list); err != nil {
 			return nil // the next start of the manager tries again
 		}
+		names := make([]string, len(list.Items))
+		for i := range list.Items {
+			names[i] = list.Items[i].Name
+		}
+		r.Readiness.listedNames(names)
 		for _, name := range r.Agent.Names() {
 			if !slices.ContainsFunc(list.Items, func(v v1alpha1.VirtualIP) bool { return v.Name == name }) {
 				r.remove(name, "no longer in the cluster")

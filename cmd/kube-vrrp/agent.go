@@ -258,8 +258,11 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		// restarted when it fails (e.g. its address not yet there at boot).
 		go keepRunning(ctx, log, "metrics server", srv.Start)
 	}
+	// Ready once the VirtualIPs are read and their instances started: a rolling update
+	// replaces the next node's agent (maybe a MASTER handing off) only when this one listens.
+	ready := controllers.NewReadiness(a)
 	if o.healthAddr != "0" {
-		srv, err := controllers.ServeHealth(o.healthAddr, a)
+		srv, err := controllers.ServeHealthReady(o.healthAddr, a, ready)
 		if err != nil {
 			return err
 		}
@@ -292,7 +295,7 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		// grants get only); a changed password is read again within a minute.
 		vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), NodeName: o.node,
 			Namespace: o.namespace, Agent: a, Interfaces: interfaces, Rejected: rejected, Log: log,
-			ForeignAddresses: withoutHandedOver(host.ForeignAddresses, handed)}
+			ForeignAddresses: withoutHandedOver(host.ForeignAddresses, handed), Readiness: ready}
 		if err := vr.SetupWithManager(mgr); err != nil {
 			return err
 		}
