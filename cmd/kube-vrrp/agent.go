@@ -194,7 +194,7 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	accept := &acceptFilter{host: host}
 	defer accept.close(log)
 	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}, AcceptFilter: accept.open})
-	a.Resume(handed)
+	a.Resume(handed, forgetHandoff(state, log))
 
 	// SIGTERM is a restart when the DaemonSet is replacing this pod (a rolling update): the
 	// VIPs are handed to the new pod's agent. Anything else, and an API server that does not

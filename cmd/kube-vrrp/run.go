@@ -310,7 +310,7 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stdout, stderr io.
 	accept := &acceptFilter{host: host}
 	defer accept.close(log)
 	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}, AcceptFilter: accept.open})
-	a.Resume(handed)
+	a.Resume(handed, forgetHandoff(state, log))
 	if o.events != "" {
 		w, err := openEvents(o.events, stdout)
 		if err != nil {
@@ -368,9 +368,11 @@ func notifyStop(ctx context.Context, onSignal func(os.Signal), sigs ...os.Signal
 	}
 }
 
-// takeHandoff reads and removes the handoff record (docs/design.md §4.9.1): what the previous
-// agent on this host handed over, for the agent to resume. A record that cannot be trusted is
-// removed and logged, and nothing is resumed.
+// takeHandoff reads the handoff record (docs/design.md §4.9.1): what the previous agent on this
+// host handed over, for the agent to resume. A record that cannot be trusted is removed and
+// logged, and nothing is resumed. The record stays until the agent has settled its entries
+// (forgetHandoff): an agent that fails before, or is killed, leaves it to the next start, which
+// would otherwise remove the handed-over addresses as a killed agent's.
 func takeHandoff(st *hostnet.State, log *slog.Logger) []agent.HandoffEntry {
 	es, err := st.TakeHandoff()
 	if err != nil {
@@ -384,6 +386,16 @@ func takeHandoff(st *hostnet.State, log *slog.Logger) []agent.HandoffEntry {
 			Addresses: slices.Clone(e.Addresses), Deadline: e.Deadline})
 	}
 	return out
+}
+
+// forgetHandoff is the agent's settled function (agent.Agent.Resume): it removes the handoff
+// record once every entry is resumed or removed.
+func forgetHandoff(st *hostnet.State, log *slog.Logger) func() {
+	return func() {
+		if err := st.ForgetHandoff(); err != nil {
+			log.Warn("removing the settled handoff record; a next start within its deadline spares its addresses", "err", err)
+		}
+	}
 }
 
 // writeHandoff writes what the stopped agent handed over (HandoffOnStop) as the handoff record

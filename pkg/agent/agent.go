@@ -82,6 +82,7 @@ type Agent struct {
 	handoffBound time.Duration
 	handedOff    []HandoffEntry
 	pending      map[handoffKey]HandoffEntry
+	settled      func() // Resume's, until called
 }
 
 type instance struct {

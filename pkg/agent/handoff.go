@@ -75,7 +75,12 @@ func (a *Agent) HandedOff() []HandoffEntry {
 // applied before it, if there were any (standalone mode applies them all first), else at
 // their deadline (Kubernetes, whose instances arrive as the VirtualIPs are read). The kernel
 // removes them at the deadline too, given a lifetime by the predecessor.
-func (a *Agent) Resume(entries []HandoffEntry) {
+//
+// settled, if set, is called once every entry is settled (resumed, or its addresses removed),
+// with the agent's lock held: it removes the handoff record (hostnet.State.ForgetHandoff),
+// which until then a successor that stops or is killed leaves to the next start. With no
+// entries it is called at once.
+func (a *Agent) Resume(entries []HandoffEntry, settled func()) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.pending == nil {
@@ -84,6 +89,17 @@ func (a *Agent) Resume(entries []HandoffEntry) {
 	for _, e := range entries {
 		e.Addresses = slices.Clone(e.Addresses)
 		a.pending[handoffKey{e.Interface, e.VRID, e.IPv6}] = e
+	}
+	a.settled = settled
+	a.checkSettledLocked()
+}
+
+// checkSettledLocked calls the settled function of Resume once no entry is pending.
+func (a *Agent) checkSettledLocked() {
+	if len(a.pending) == 0 && a.settled != nil {
+		f := a.settled
+		a.settled = nil
+		f()
 	}
 }
 
@@ -94,6 +110,7 @@ func (a *Agent) takeHandoffLocked(inst *instance) (HandoffEntry, bool) {
 	if len(a.pending) == 0 {
 		return HandoffEntry{}, false
 	}
+	defer a.checkSettledLocked()
 	cfg := inst.cfg
 	now := time.Now()
 	k := handoffKey{cfg.Interface, cfg.VRID, cfg.Primary.Is6()}
@@ -181,6 +198,7 @@ func (a *Agent) settleHandoffLocked(why string) {
 		delete(a.pending, k)
 		a.dropHandoffLocked(e, why)
 	}
+	a.checkSettledLocked()
 }
 
 // handoffDeadlineLocked is the latest deadline of the pending entries (zero: none).

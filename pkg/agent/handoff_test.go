@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -95,9 +96,14 @@ func TestRestartResumesMaster(t *testing.T) {
 		// The successor, a second later.
 		time.Sleep(time.Second)
 		a3 := New(h1, nil, Options{})
-		a3.Resume(entries)
+		var settled atomic.Int32
+		a3.Resume(entries, func() { settled.Add(1) })
 		if err := a3.Apply("web", config("198.18.0.11", 110), check); err != nil {
 			t.Fatal(err)
+		}
+		// Until the instance has resumed, the record stays for a next start.
+		if settled.Load() != 0 {
+			t.Fatal("the handoff settled before the instance started")
 		}
 		runAgent(t, a3)
 		time.Sleep(10 * time.Millisecond)
@@ -105,6 +111,9 @@ func TestRestartResumesMaster(t *testing.T) {
 		st, _ := a3.StatusOf("web")
 		if st.State != vrrp.Master || st.Reason != vrrp.ReasonResumed {
 			t.Fatalf("successor %v (%s, %s), want Master Resumed", st.State, st.Reason, st.Adjustment)
+		}
+		if n := settled.Load(); n != 1 {
+			t.Errorf("the handoff settled %d times once the instance resumed, want 1", n)
 		}
 		// Past the probe's rise and the backup's longest wait: nothing moved.
 		time.Sleep(10 * time.Second)
@@ -137,7 +146,7 @@ func TestResumedProbesBoundedByDeadline(t *testing.T) {
 	hang := probe.Spec{Name: "slow", Kind: probe.KindHTTP, URL: srv.URL, Interval: time.Minute}
 	a := New(h1, nil, Options{})
 	deadline := time.Now().Add(1500 * time.Millisecond)
-	a.Resume([]HandoffEntry{{Interface: "eth0", VRID: 51, Addresses: []netip.Prefix{vip}, Deadline: deadline}})
+	a.Resume([]HandoffEntry{{Interface: "eth0", VRID: 51, Addresses: []netip.Prefix{vip}, Deadline: deadline}}, nil)
 	if err := a.Apply("web", config("198.18.0.11", 110), hang); err != nil {
 		t.Fatal(err)
 	}
@@ -172,11 +181,12 @@ func TestUnmatchedHandoffRemoved(t *testing.T) {
 		h := adoptHost{&fakeHost{hub: &hub{}, bound: map[netip.Prefix]bool{old: true, gone: true, other: true}}}
 		a := New(h, nil, Options{})
 		now := time.Now()
+		var settled atomic.Int32
 		a.Resume([]HandoffEntry{
 			{Interface: "eth0", VRID: 51, Addresses: []netip.Prefix{old}, Deadline: now.Add(5 * time.Second)},
 			{Interface: "eth0", VRID: 52, Addresses: []netip.Prefix{gone}, Deadline: now.Add(-time.Second)},
 			{Interface: "eth1", VRID: 53, Addresses: []netip.Prefix{other}, Deadline: now.Add(5 * time.Second)},
-		})
+		}, func() { settled.Add(1) })
 		if err := a.Apply("web", config("198.18.0.11", 110)); err != nil {
 			t.Fatal(err)
 		}
@@ -196,5 +206,18 @@ func TestUnmatchedHandoffRemoved(t *testing.T) {
 		if st, _ := a.StatusOf("web"); st.State != vrrp.Backup {
 			t.Errorf("web: %v (%s), want Backup: not resumed", st.State, st.Reason)
 		}
+		if n := settled.Load(); n != 1 {
+			t.Errorf("the handoff settled %d times once every entry was removed, want 1", n)
+		}
 	})
+}
+
+// Resume with nothing handed over settles at once (a record of expired entries goes).
+func TestResumeNothingSettles(t *testing.T) {
+	a := New(adoptHost{&fakeHost{hub: &hub{}, bound: map[netip.Prefix]bool{}}}, nil, Options{})
+	var settled atomic.Int32
+	a.Resume(nil, func() { settled.Add(1) })
+	if n := settled.Load(); n != 1 {
+		t.Errorf("settled %d times, want 1", n)
+	}
 }

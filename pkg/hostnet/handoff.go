@@ -41,6 +41,9 @@ type handoffFile struct {
 // is removed). Call it once the instances have handed over, before the host lock is released,
 // so that the successor, which takes the lock next, finds it.
 func (s *State) WriteHandoff(entries []HandoffEntry) error {
+	s.mu.Lock()
+	s.wroteHandoff = true
+	s.mu.Unlock()
 	if err := s.writeHandoff(entries); err != nil {
 		return fmt.Errorf("write the handoff record: %w", err)
 	}
@@ -77,25 +80,49 @@ func (s *State) writeHandoff(entries []HandoffEntry) error {
 	return nil
 }
 
-// TakeHandoff reads the handoff record and removes it: the entries a predecessor handed over,
-// for the successor to resume. Entries past their deadline are dropped, and so is a record
-// written before the last reboot. A record that is malformed (not the package's JSON, an
-// invalid interface name or address, too many entries) is removed too and never trusted: the
-// error says so, and no entries are returned. No record: no entries, no error. The entries
-// stay known to the State (RemoveStale leaves their addresses alone until their deadline).
+// TakeHandoff reads the handoff record: the entries a predecessor handed over, for the
+// successor to resume. Entries past their deadline are dropped, and so is a record written
+// before the last reboot. A record that is malformed (not the package's JSON, an invalid
+// interface name or address, too many entries) is removed and never trusted: the error says
+// so, and no entries are returned. No record: no entries, no error. The entries stay known to
+// the State (RemoveStale leaves their addresses alone until their deadline).
+//
+// A record with live entries stays until ForgetHandoff, called once the successor has
+// settled every entry (resumed it, or removed its addresses): a successor that stops or is
+// killed before then leaves it to the next start, which then spares the handed-over addresses
+// too, instead of removing them as a killed agent's. A record with no live entry is removed.
 func (s *State) TakeHandoff() ([]HandoffEntry, error) {
 	path := filepath.Join(s.dir, stateHandoffFile)
 	entries, err := readHandoff(path, time.Now())
-	if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-		err = errors.Join(err, fmt.Errorf("remove the handoff record: %w", rerr))
+	if err != nil || len(entries) == 0 {
+		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, fmt.Errorf("remove the handoff record: %w", rerr))
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("handoff record %s: %w", path, err)
 	}
 	s.mu.Lock()
 	s.handoff = append(s.handoff, entries...)
+	s.wroteHandoff = false
 	s.mu.Unlock()
 	return entries, nil
+}
+
+// ForgetHandoff removes the handoff record TakeHandoff read, once its entries are settled. It
+// leaves alone a record this State has written since the last TakeHandoff (WriteHandoff: its
+// own handoff at its stop).
+func (s *State) ForgetHandoff() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wroteHandoff {
+		return nil
+	}
+	path := filepath.Join(s.dir, stateHandoffFile)
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove the handoff record: %w", err)
+	}
+	return nil
 }
 
 // handedOver returns the unexpired entries of the State's directory: those TakeHandoff returned

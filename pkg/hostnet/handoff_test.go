@@ -25,8 +25,8 @@ func openTestState(t *testing.T) *State {
 	return st
 }
 
-// The handoff record is written whole (mode 0600) and read back once: TakeHandoff removes it,
-// and drops the entries past their deadline.
+// The handoff record is written whole (mode 0600) and read back until the successor has
+// settled it (ForgetHandoff); TakeHandoff drops the entries past their deadline.
 func TestHandoffRecord(t *testing.T) {
 	st := openTestState(t)
 	pfx := netip.MustParsePrefix
@@ -54,11 +54,39 @@ func TestHandoffRecord(t *testing.T) {
 	if diff := cmp.Diff(live, got, netipOpt, timeOpt); diff != "" {
 		t.Errorf("TakeHandoff (-want +got):\n%s", diff)
 	}
+	// Read again until ForgetHandoff: a successor that stops before settling the entries
+	// leaves them to the next.
+	if got, err := st.TakeHandoff(); err != nil || len(got) != len(live) {
+		t.Errorf("second TakeHandoff: %v, %v; want the live entries again", got, err)
+	}
+	if err := st.ForgetHandoff(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Errorf("record still there after TakeHandoff: %v", err)
+		t.Errorf("record still there after ForgetHandoff: %v", err)
 	}
 	if got, err := st.TakeHandoff(); err != nil || len(got) != 0 {
-		t.Errorf("second TakeHandoff: %v, %v; want nothing", got, err)
+		t.Errorf("TakeHandoff after ForgetHandoff: %v, %v; want nothing", got, err)
+	}
+	// A record of expired entries alone is removed when read.
+	if err := st.WriteHandoff([]HandoffEntry{expired}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.TakeHandoff(); err != nil || len(got) != 0 {
+		t.Errorf("TakeHandoff of expired entries: %v, %v; want nothing", got, err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("record of expired entries still there after TakeHandoff: %v", err)
+	}
+	// ForgetHandoff leaves a record the State wrote (its own handoff at its stop).
+	if err := st.WriteHandoff(live); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ForgetHandoff(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("ForgetHandoff removed the State's own record: %v", err)
 	}
 	// Writing nothing removes a record.
 	if err := st.WriteHandoff(live); err != nil {

@@ -78,6 +78,9 @@ type State struct {
 	// handoff holds the entries TakeHandoff returned: RemoveStale leaves their addresses alone
 	// until their deadline (handoff.go).
 	handoff []HandoffEntry
+	// wroteHandoff is set when WriteHandoff was called since the last TakeHandoff:
+	// ForgetHandoff leaves the record then.
+	wroteHandoff bool
 }
 
 // OpenState takes the host lock in dir, creating dir (mode 0700) if needed, and reads the
