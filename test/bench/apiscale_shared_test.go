@@ -62,7 +62,9 @@ const apiSharedSummary = "shared by the simulated agents: one Node informer (the
 	"controllers and queues, so every status write goes to N agent watchers.\n" +
 	"No Node changes during the failovers, so a Node informer delivers nothing in the measured windows, shared or not:\n" +
 	"writes/fo, 409/fo and the status.master latency are those of N agents each with its own VirtualIP watch. Agents start\n" +
-	"%d at a time (a node manager starts once fewer are syncing their caches), outside the measured windows.\n"
+	"%d at a time (a node manager starts once fewer are syncing their caches), outside the measured windows. Their HTTP/2\n" +
+	"health check waits %v (the agent's 5 s: under this process's load a ping waits behind N decodes, and each connection\n" +
+	"closed for it is a relist; this API server never goes away, which is what the check is for).\n"
 
 var apiStartConcurrency = flag.Int("apiscale.start-concurrency", 16,
 	"BenchmarkStatusAPI: node managers syncing their caches at once (a start waits for a slot)")

@@ -93,9 +93,9 @@ func BenchmarkStatusAPI(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctrl.SetLogger(logr.FromSlogHandler(apiScaleLogs.handler()))
-	for k, v := range apiHTTP2Check {
+	for _, k := range apiHTTP2Check {
 		if _, ok := os.LookupEnv(k); !ok {
-			b.Setenv(k, v)
+			b.Setenv(k, strconv.Itoa(int(max(apiScaleHTTP2.Seconds(), 1))))
 		}
 	}
 	var results []apiScaleResult
@@ -127,17 +127,22 @@ var (
 	apiScaleQuiet     = flag.Duration("apiscale.quiet", 65*time.Second, "BenchmarkStatusAPI: background window without failovers (at least the agents' resync period, 1m)")
 	apiScaleGap       = flag.Duration("apiscale.gap", 60*time.Millisecond,
 		"BenchmarkStatusAPI: from the MASTER's Fault to the next node's takeover (60 ms: the skew time of a backup at priority 100 hearing a priority-0 advert at 100 ms adverts, RFC 5798 §6.4.2)")
-	apiScaleSettle  = flag.Duration("apiscale.settle", time.Second, "BenchmarkStatusAPI: no agent write for this long ends a failover's window")
-	apiScaleSetup   = flag.Duration("apiscale.setup-timeout", 30*time.Minute, "BenchmarkStatusAPI: bound of each size's setup (objects, agents, status settled)")
+	apiScaleSettle = flag.Duration("apiscale.settle", time.Second, "BenchmarkStatusAPI: no agent write for this long ends a failover's window")
+	apiScaleSetup  = flag.Duration("apiscale.setup-timeout", 30*time.Minute, "BenchmarkStatusAPI: bound of each size's setup (objects, agents, status settled)")
+	apiScaleHTTP2  = flag.Duration("apiscale.http2-check", 30*time.Second,
+		"BenchmarkStatusAPI: the agents' HTTP/2 read-idle and ping timeouts (the agent's are 5s; see apiHTTP2Check)")
 	apiScaleProfile = flag.String("apiscale.cpuprofile", "",
 		"BenchmarkStatusAPI: write a CPU profile of this process (the N agents) over each size's failovers to PREFIX-NxV.pprof")
 )
 
-// apiHTTP2Check mirrors cmd/kube-vrrp/agent.go's environment for client-go's HTTP/2 health check.
-var apiHTTP2Check = map[string]string{
-	"HTTP2_READ_IDLE_TIMEOUT_SECONDS": "5",
-	"HTTP2_PING_TIMEOUT_SECONDS":      "5",
-}
+// apiHTTP2Check is the environment of client-go's HTTP/2 health check, which
+// cmd/kube-vrrp/agent.go sets to 5 s each: a connection idle that long is pinged, and closed
+// if the answer takes as long. Here it is -apiscale.http2-check: with N agents in one process
+// on two cores, a ping's answer waits behind N agents decoding their copies of each status
+// write, and every connection closed for that is a relist of every VirtualIP by its agent (at
+// N = 500 with 5 s that fed on itself: 824 lists in one failover's window). The check is there
+// for an API server that goes away, which this one never does; no figure measured depends on it.
+var apiHTTP2Check = []string{"HTTP2_READ_IDLE_TIMEOUT_SECONDS", "HTTP2_PING_TIMEOUT_SECONDS"}
 
 type apiScaleSize struct{ nodes, vips int }
 
@@ -376,6 +381,8 @@ type apiWrite struct {
 	at       time.Time // when the response came
 	// master is the status.master a summary write (the aggregator's) sets, if any.
 	master string
+	// withdrawal: an agent's apply of no entry, which removes its entry.
+	withdrawal bool
 }
 
 // resync reports whether r is an agent writing its own entry while it is not involved.
@@ -390,7 +397,11 @@ func (t *apiTraffic) add(r apiWrite) {
 	if t.total == nil {
 		t.total = map[string]int{}
 	}
-	t.total[fmt.Sprintf("%s %s %d", r.method, r.resource, r.code)]++
+	key := fmt.Sprintf("%s %s %d", r.method, r.resource, r.code)
+	if r.withdrawal {
+		key += " (an agent withdrawing its entry)"
+	}
+	t.total[key]++
 	if !t.resyncLocked(r) {
 		t.lastRelevant = time.Now()
 	}
@@ -426,15 +437,26 @@ func (t *apiTraffic) stop() (recs []apiWrite, resync []bool) {
 	return recs, resync
 }
 
+// peekTotals is totals without resetting them.
+func (t *apiTraffic) peekTotals() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.totalsLocked()
+}
+
 // totals returns the count of every write since the last call, by method, resource and code.
 func (t *apiTraffic) totals() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer func() { t.total = nil }()
+	return t.totalsLocked()
+}
+
+func (t *apiTraffic) totalsLocked() string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(t.total)) {
 		parts = append(parts, fmt.Sprintf("%s: %d", k, t.total[k]))
 	}
-	t.total = nil
 	if len(parts) == 0 {
 		return "none"
 	}
@@ -467,15 +489,16 @@ func (t *apiTraffic) wrap(i int) func(http.RoundTripper) http.RoundTripper {
 				return rt.RoundTrip(req)
 			}
 			manager := req.URL.Query().Get("fieldManager")
-			master := ""
-			if manager == controllers.AggregatorFieldManager {
-				master = apiSummaryMaster(req)
+			var body apiStatusBody
+			if manager == controllers.AggregatorFieldManager || strings.HasPrefix(manager, "kube-vrrp-agent/") {
+				body = apiReadStatusBody(req)
 			}
 			resp, err := rt.RoundTrip(req)
 			if err != nil {
 				return resp, err
 			}
-			r := apiWrite{agent: i, method: req.Method, code: resp.StatusCode, manager: manager, at: time.Now(), master: master}
+			r := apiWrite{agent: i, method: req.Method, code: resp.StatusCode, manager: manager, at: time.Now(), master: body.Status.Master,
+				withdrawal: body.ok && strings.HasPrefix(manager, "kube-vrrp-agent/") && len(body.Status.Nodes) == 0}
 			r.resource, r.object = apiResourceOf(req.URL.Path)
 			if req.Method == http.MethodPatch {
 				r.patch = apiPatchKind(req.Header.Get("Content-Type"))
@@ -486,25 +509,28 @@ func (t *apiTraffic) wrap(i int) func(http.RoundTripper) http.RoundTripper {
 	}
 }
 
-// apiSummaryMaster returns the status.master of a summary write's body (a copy: GetBody).
-func apiSummaryMaster(req *http.Request) string {
+// apiStatusBody is what the benchmark reads of a status write's body: the summary's
+// status.master, and the entries an agent applies (none: it withdraws its entry).
+type apiStatusBody struct {
+	Status struct {
+		Master string            `json:"master"`
+		Nodes  []json.RawMessage `json:"nodes"`
+	} `json:"status"`
+	ok bool
+}
+
+// apiReadStatusBody reads a status write's body (a copy: GetBody).
+func apiReadStatusBody(req *http.Request) (v apiStatusBody) {
 	if req.GetBody == nil {
-		return ""
+		return v
 	}
 	body, err := req.GetBody()
 	if err != nil {
-		return ""
+		return v
 	}
 	defer body.Close()
-	var v struct {
-		Status struct {
-			Master string `json:"master"`
-		} `json:"status"`
-	}
-	if json.NewDecoder(io.LimitReader(body, 4<<20)).Decode(&v) != nil {
-		return ""
-	}
-	return v.Status.Master
+	v.ok = json.NewDecoder(io.LimitReader(body, 4<<20)).Decode(&v) == nil
+	return v
 }
 
 type apiRoundTripper func(*http.Request) (*http.Response, error)
@@ -1045,14 +1071,24 @@ func (e *apiScaleEnv) waitSettled(ctx context.Context, b *testing.B) error {
 	e.apiTraffic.phase(false)
 	lastLog := time.Now()
 	err := apiPoll(ctx, *apiScaleSetup, func() error {
+		first, behind, restarts := -1, 0, int64(0)
 		for i, a := range e.agents {
+			restarts += a.restarts.Load()
 			if n := len(a.Names()); n != e.size.vips {
-				if time.Since(lastLog) > time.Minute {
-					apiLogf(b, "waiting for agent %d: it runs %d of %d VirtualIPs (its node manager stopped %d times)", i, n, e.size.vips, a.restarts.Load())
-					lastLog = time.Now()
+				behind++
+				if first < 0 {
+					first = i
 				}
-				return fmt.Errorf("agent %d runs %d VirtualIPs", i, n)
 			}
+		}
+		if behind > 0 {
+			if time.Since(lastLog) > time.Minute {
+				a := e.agents[first]
+				apiLogf(b, "waiting for %d of %d agents to run every VirtualIP, e.g. agent %d: it runs %d of %d (node managers stopped %d times in all; written so far: %s)",
+					behind, len(e.agents), first, len(a.Names()), e.size.vips, restarts, e.apiTraffic.peekTotals())
+				lastLog = time.Now()
+			}
+			return fmt.Errorf("%d agents do not run every VirtualIP, e.g. agent %d", behind, first)
 		}
 		var list v1alpha1.VirtualIPList
 		if err := e.admin.List(ctx, &list); err != nil {
@@ -1388,6 +1424,9 @@ func (r *apiScaleResult) addWrites(recs []apiWrite, resync []bool, vip string, o
 			kind = "other nodes' own entries (resync)"
 		case w.resource == "virtualips/status" && strings.HasPrefix(w.manager, "kube-vrrp-agent/"):
 			kind = "entry applies"
+			if w.withdrawal {
+				kind = "entry withdrawals"
+			}
 			if w.object != vip {
 				kind += " (other VirtualIPs)"
 			}
@@ -1475,7 +1514,7 @@ func printAPIScaleTable(b *testing.B, results []apiScaleResult) {
 		"and etcd: every watch event is decoded N times here where a cluster decodes it once on each of N machines, so the\n"+
 		"latencies are upper bounds, the more so as N, the watch MB/fo and the machine's load grow.\n"+
 		apiSharedSummary+"%s",
-		*apiScaleGap, *apiScaleQuiet, *apiStartConcurrency, sb.String())
+		*apiScaleGap, *apiScaleQuiet, *apiStartConcurrency, *apiScaleHTTP2, sb.String())
 	for _, r := range results {
 		fo := float64(max(r.failovers, 1))
 		fmt.Fprintf(&out, "\nN=%d V=%d, per failover (%d; status.master late %d, no stored summary naming the new MASTER in the window %d, agents still writing after a minute %d):\n", r.size.nodes, r.size.vips,
