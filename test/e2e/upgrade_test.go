@@ -91,11 +91,15 @@ const (
 	// to a VIP nobody serves is retransmitted after 1 s, so a request that needed it fails,
 	// while a client that only stalled a few hundred ms on the loaded machine does not.
 	upHTTPTimeout = time.Second
-	// upHandoffBound is the chart's handoff.timeout: the longest a backup waits for a
-	// replaced MASTER's successor before it takes over (docs/design.md §4.9.1). The loads run
-	// that long (+1 s) after the rollout, so that a successor that failed to resume would
-	// show as a move.
-	upHandoffBound = 8 * time.Second
+	// upHandoffBound is the release's handoff.timeout (e2eHandoffTimeout): the longest a backup
+	// waits for a replaced MASTER's successor before it takes over (docs/design.md §4.9.1).
+	// The loads run that long (+1 s) after the rollout, so that a successor that failed to
+	// resume would show as a move.
+	upHandoffBound = 15 * time.Second
+	// upDefaultBound is the chart's default handoff.timeout, which the figures compare with.
+	upDefaultBound = 8 * time.Second
+	// upTopBackup is the highest priority of a backup of the upgrade's VIPs.
+	upTopBackup = 100
 	// upStall is a gap between two new requests (due every 10 ms) that the timeline shows:
 	// the client itself did not run.
 	upStall = 50 * time.Millisecond
@@ -206,7 +210,8 @@ func testUpgrade(t *testing.T, e *env) {
 
 	t0 := time.Now()
 	out, err := e.cp.Helm(e.ctx, "upgrade", release, e.chart, "--namespace", namespace,
-		"--set", "image.tag=v2", "--set", "image.pullPolicy=Never", "--wait", "--timeout", "3m")
+		"--set", "image.tag=v2", "--set", "image.pullPolicy=Never", "--set", "handoff.timeout="+e2eHandoffTimeout,
+		"--wait", "--timeout", "3m")
 	if err != nil {
 		t.Fatalf("%v\n%s\n%s", err, out, e.describePods())
 	}
@@ -319,8 +324,13 @@ func testUpgrade(t *testing.T, e *env) {
 			t.Errorf("%s: the old agent handed over at %s, the new one never logged resuming", h.node, h.handed.Format("15:04:05.000"))
 			continue
 		}
-		t.Logf("figure: helm upgrade v1 -> v2, %s: the new agent resumed %v after the old one handed over (%v before the backups would have taken over)",
-			h.node, h.resumed.Sub(h.handed).Round(time.Millisecond), h.deadline.Sub(h.resumed).Round(time.Millisecond))
+		took := h.resumed.Sub(h.handed)
+		t.Logf("figure: helm upgrade v1 -> v2, %s: the new agent resumed %v after the old one handed over; the highest backup (priority %d) waits %v at this bound (%v), %v at the default (%v)",
+			h.node, took.Round(time.Millisecond), upTopBackup, upBackupWait(upHandoffBound).Round(time.Millisecond), upHandoffBound,
+			upBackupWait(upDefaultBound).Round(time.Millisecond), upDefaultBound)
+		if took > upBackupWait(upDefaultBound) {
+			t.Logf("%s: the successor took longer than the default bound lets the backups wait: that update would have moved the VIP", h.node)
+		}
 	}
 	tlEvents = append(tlEvents, watch.events()...)
 	tlEvents = append(tlEvents, upEvent{t0, "helm upgrade started"})
@@ -336,6 +346,14 @@ func testUpgrade(t *testing.T, e *env) {
 			t.Logf("--- %s", l)
 		}
 	}
+}
+
+// upBackupWait is how long after the stretched handoff advert a VRRPv3 backup of priority
+// upTopBackup takes over (docs/design.md §4.9.1): 3 x interval + skew, the interval a quarter
+// of the bound.
+func upBackupWait(bound time.Duration) time.Duration {
+	iv := bound / 4
+	return 3*iv + time.Duration(256-upTopBackup)*iv/256
 }
 
 // upWantStates is the status of a VIP mastered by master among n1..n3.
