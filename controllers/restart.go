@@ -1,10 +1,8 @@
 package controllers
 
 import (
-	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -12,127 +10,157 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
-	"k8s.io/client-go/kubernetes"
 )
 
-// What StopIsRestart reads, in the agent's namespace only (a Role, not the ClusterRole): its
-// own pod by name, its DaemonSet by name, and that DaemonSet's ControllerRevisions (a list
-// with the DaemonSet's selector). Nodes: get, already in the ClusterRole (rbac.go).
+// What the stop decision watches, in the agent's namespace only (a Role, not the ClusterRole):
+// its own pod (a field selector on its name), its DaemonSet (a field selector on its name), and
+// that DaemonSet's ControllerRevisions (its label selector). Nodes (its own, by a field
+// selector): list and watch, already in the ClusterRole (rbac.go). Nothing is read with get:
+// at SIGTERM the agent decides from what the watches hold (StopWatch).
 //
-// +kubebuilder:rbac:groups="",namespace=kube-vrrp,resources=pods,verbs=get
-// +kubebuilder:rbac:groups=apps,namespace=kube-vrrp,resources=daemonsets,verbs=get
-// +kubebuilder:rbac:groups=apps,namespace=kube-vrrp,resources=controllerrevisions,verbs=list
+// +kubebuilder:rbac:groups="",namespace=kube-vrrp,resources=pods,verbs=list;watch
+// +kubebuilder:rbac:groups=apps,namespace=kube-vrrp,resources=daemonsets,verbs=list;watch
+// +kubebuilder:rbac:groups=apps,namespace=kube-vrrp,resources=controllerrevisions,verbs=list;watch
 
-// RestartCheckTimeout bounds StopIsRestart: every read it makes, together. An API server that
-// does not answer in time means a final stop (docs/design.md §4.9.1).
-const RestartCheckTimeout = time.Second
-
-// maxRevisions bounds the ControllerRevisions StopIsRestart lists (a DaemonSet keeps
+// maxRevisions bounds the ControllerRevisions the decision considers (a DaemonSet keeps
 // spec.revisionHistoryLimit of them, 10 by default, plus the current one): more, and it does
 // not guess which is the newest.
 const maxRevisions = 1000
 
-// maxReasonError bounds the part of a reason that quotes an error.
-const maxReasonError = 200
+// stopSource is what the decision reads: the objects the watches hold (StopWatch), each with
+// why it cannot be trusted yet ("" when it can: the watch has listed and is connected).
+type stopSource interface {
+	// pod is the agent's pod (nil: there is none).
+	pod() (*corev1.Pod, string)
+	// daemonSet is the DaemonSet named name (nil: there is none); not current while the
+	// watch follows another name.
+	daemonSet(name string) (*appsv1.DaemonSet, string)
+	// revisions are the ControllerRevisions selector selects; not current while the watch
+	// follows another selector.
+	revisions(selector string) ([]*appsv1.ControllerRevision, string)
+	// node is the agent's node (nil: there is none).
+	node() (*corev1.Node, string)
+}
 
-// StopIsRestart tells, when the agent receives SIGTERM in Kubernetes, whether it is being
+// stopVerdict is a decision: restart or final, and why (for the log: object names, revision
+// hashes, no credentials). pending says that a final verdict may still turn into a restart as
+// the watches catch up (a watch not yet current, or the pod's deletion not yet seen), so that
+// it is worth waiting a moment for them; a final verdict that is not pending is definite.
+type stopVerdict struct {
+	restart bool
+	pending bool
+	reason  string
+}
+
+func finalStop(format string, args ...any) stopVerdict {
+	return stopVerdict{reason: "final: " + fmt.Sprintf(format, args...)}
+}
+
+func pendingStop(format string, args ...any) stopVerdict {
+	return stopVerdict{pending: true, reason: "final: " + fmt.Sprintf(format, args...)}
+}
+
+// decideStop tells, when the agent receives SIGTERM in Kubernetes, whether it is being
 // restarted (hand its MASTER instances to its successor) or stopped for good (the priority-0
-// handover), from direct reads of the API server (never a cache, which may be stopped by
-// then), all within RestartCheckTimeout. It is a restart only when
+// handover), from what src holds (docs/design.md §4.9.1). It is a restart only when
 //
-//   - the agent's pod (namespace and name, from the downward API) is controlled by a DaemonSet
-//     that still exists (same UID) and is not being deleted;
+//   - the agent's pod (namespace and name, from the downward API) runs on the agent's node and
+//     is controlled by a DaemonSet that still exists (same UID) and is not being deleted;
 //   - the pod's controller-revision-hash label is not the one of the DaemonSet's newest
 //     ControllerRevision (the highest revision among those it controls): the DaemonSet
 //     controller deletes an outdated pod in a rolling update and creates its replacement;
-//   - the DaemonSet's current pod template still selects the pod's node (nodeSelector, required
-//     node affinity, the node's NoSchedule and NoExecute taints tolerated), so a replacement
-//     will come to this node;
-//   - the node is schedulable (not cordoned or drained) and not being deleted.
+//   - the node is schedulable (not cordoned or drained) and not being deleted, and the
+//     DaemonSet's current pod template still selects it (nodeSelector, required node
+//     affinity, the node's NoSchedule and NoExecute taints tolerated), so a replacement will
+//     come to this node;
+//   - the pod is being deleted (deletionTimestamp): the API server marks the pod before the
+//     kubelet sends SIGTERM, so a stop without it is the kubelet's own (a node shutting down,
+//     an eviction, a failed liveness probe), with no new pod to come.
 //
-// Anything else, an error or the timeout is a final stop: when in doubt the agent moves the
-// address now rather than risk a wait. reason says why, for the log (object names, revision
-// hashes and at most the start of an error; no credentials).
-//
-// ctx must not be the context SIGTERM cancelled (use context.WithoutCancel): a done ctx is a
-// final stop.
-func StopIsRestart(ctx context.Context, c kubernetes.Interface, namespace, pod string) (restart bool, reason string) {
-	if namespace == "" || pod == "" {
-		return false, "final: the agent's pod is unknown (POD_NAME and POD_NAMESPACE from the downward API)"
+// Anything else, and a watch that cannot be trusted, is a final stop: when in doubt the agent
+// moves the address now rather than risk a wait. The checks run in this order, so that a
+// definite final verdict is found before a pending one.
+func decideStop(src stopSource, namespace, podName, nodeName string) stopVerdict {
+	if namespace == "" || podName == "" {
+		return finalStop("the agent's pod is unknown (POD_NAME and POD_NAMESPACE from the downward API)")
 	}
-	ctx, cancel := context.WithTimeout(ctx, RestartCheckTimeout)
-	defer cancel()
-	final := func(format string, args ...any) (bool, string) {
-		return false, "final: " + fmt.Sprintf(format, args...)
+	p, why := src.pod()
+	if why != "" {
+		return pendingStop("the watch of pod %s/%s %s", namespace, podName, why)
 	}
-	failed := func(what string, err error) (bool, string) {
-		return final("%s: %s", what, truncate(err.Error(), maxReasonError))
-	}
-
-	p, err := c.CoreV1().Pods(namespace).Get(ctx, pod, metav1.GetOptions{})
-	if err != nil {
-		return failed("get pod "+namespace+"/"+pod, err)
+	if p == nil {
+		return finalStop("pod %s/%s not found", namespace, podName)
 	}
 	ref := metav1.GetControllerOf(p)
 	if ref == nil || ref.Kind != "DaemonSet" || groupOf(ref.APIVersion) != appsv1.GroupName {
-		return final("pod %s/%s is not controlled by a DaemonSet", namespace, pod)
+		return finalStop("pod %s/%s is not controlled by a DaemonSet", namespace, podName)
 	}
 	hash := p.Labels[appsv1.ControllerRevisionHashLabelKey]
 	if hash == "" {
-		return final("pod %s/%s has no %s label", namespace, pod, appsv1.ControllerRevisionHashLabelKey)
+		return finalStop("pod %s/%s has no %s label", namespace, podName, appsv1.ControllerRevisionHashLabelKey)
 	}
-	if p.Spec.NodeName == "" {
-		return final("pod %s/%s has no node", namespace, pod)
+	if p.Spec.NodeName == "" || p.Spec.NodeName != nodeName {
+		return finalStop("pod %s/%s is not on node %s (%q)", namespace, podName, nodeName, p.Spec.NodeName)
 	}
 
-	ds, err := c.AppsV1().DaemonSets(namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-	if err != nil {
-		return failed("get DaemonSet "+namespace+"/"+ref.Name, err)
+	ds, why := src.daemonSet(ref.Name)
+	if why != "" {
+		return pendingStop("the watch of DaemonSet %s/%s %s", namespace, ref.Name, why)
+	}
+	if ds == nil {
+		return finalStop("DaemonSet %s/%s not found", namespace, ref.Name)
 	}
 	if ds.UID != ref.UID {
-		return final("DaemonSet %s/%s is not the one that made pod %s (deleted and created again)", namespace, ds.Name, pod)
+		return finalStop("DaemonSet %s/%s is not the one that made pod %s (deleted and created again)", namespace, ds.Name, podName)
 	}
 	if ds.DeletionTimestamp != nil {
-		return final("DaemonSet %s/%s is being deleted", namespace, ds.Name)
+		return finalStop("DaemonSet %s/%s is being deleted", namespace, ds.Name)
 	}
 	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
 	if err != nil || sel.Empty() {
-		return final("DaemonSet %s/%s has no usable selector", namespace, ds.Name)
+		return finalStop("DaemonSet %s/%s has no usable selector", namespace, ds.Name)
 	}
-	revs, err := c.AppsV1().ControllerRevisions(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String(), Limit: maxRevisions})
-	if err != nil {
-		return failed("list the ControllerRevisions of DaemonSet "+namespace+"/"+ds.Name, err)
+	revs, why := src.revisions(sel.String())
+	if why != "" {
+		return pendingStop("the watch of DaemonSet %s/%s's ControllerRevisions %s", namespace, ds.Name, why)
 	}
-	if revs.Continue != "" {
-		return final("DaemonSet %s/%s has more than %d ControllerRevisions", namespace, ds.Name, maxRevisions)
+	if len(revs) > maxRevisions {
+		return finalStop("DaemonSet %s/%s has more than %d ControllerRevisions", namespace, ds.Name, maxRevisions)
 	}
-	newest := newestRevision(ds, revs.Items)
+	newest := newestRevision(ds, revs)
 	if newest == nil {
-		return final("DaemonSet %s/%s has no ControllerRevision", namespace, ds.Name)
+		return finalStop("DaemonSet %s/%s has no ControllerRevision", namespace, ds.Name)
 	}
 	current := newest.Labels[appsv1.ControllerRevisionHashLabelKey]
 	if current == "" {
-		return final("ControllerRevision %s/%s has no %s label", namespace, newest.Name, appsv1.ControllerRevisionHashLabelKey)
+		return finalStop("ControllerRevision %s/%s has no %s label", namespace, newest.Name, appsv1.ControllerRevisionHashLabelKey)
 	}
 	if current == hash {
-		return final("pod %s/%s is at DaemonSet %s's newest revision %d (%s): not replaced by an update", namespace, pod, ds.Name, newest.Revision, hash)
+		return finalStop("pod %s/%s is at DaemonSet %s's newest revision %d (%s): not replaced by an update", namespace, podName, ds.Name, newest.Revision, hash)
 	}
 
-	node, err := c.CoreV1().Nodes().Get(ctx, p.Spec.NodeName, metav1.GetOptions{})
-	if err != nil {
-		return failed("get node "+p.Spec.NodeName, err)
+	node, why := src.node()
+	if why != "" {
+		return pendingStop("the watch of node %s %s", nodeName, why)
+	}
+	if node == nil {
+		return finalStop("node %s not found", nodeName)
 	}
 	if node.DeletionTimestamp != nil {
-		return final("node %s is being deleted", node.Name)
+		return finalStop("node %s is being deleted", node.Name)
 	}
 	if node.Spec.Unschedulable {
-		return final("node %s is cordoned (unschedulable)", node.Name)
+		return finalStop("node %s is cordoned (unschedulable)", node.Name)
 	}
 	if ok, why := templateSelectsNode(&ds.Spec.Template.Spec, node); !ok {
-		return final("DaemonSet %s/%s's new pod template does not run on node %s: %s", namespace, ds.Name, node.Name, why)
+		return finalStop("DaemonSet %s/%s's new pod template does not run on node %s: %s", namespace, ds.Name, node.Name, why)
 	}
-	return true, fmt.Sprintf("restart: DaemonSet %s/%s replaces pod %s (revision %s) with revision %d (%s) on node %s",
-		namespace, ds.Name, pod, hash, newest.Revision, current, node.Name)
+	if p.DeletionTimestamp == nil {
+		return pendingStop("pod %s/%s (revision %s, DaemonSet %s's newest is %d (%s)) is not being deleted: a stop of the kubelet's own, no replacement",
+			namespace, podName, hash, ds.Name, newest.Revision, current)
+	}
+	return stopVerdict{restart: true, reason: fmt.Sprintf("restart: DaemonSet %s/%s replaces pod %s (revision %s) with revision %d (%s) on node %s",
+		namespace, ds.Name, podName, hash, newest.Revision, current, node.Name)}
 }
 
 // groupOf is the API group of an apiVersion ("apps/v1": "apps"; "v1": "").
@@ -147,10 +175,9 @@ func groupOf(apiVersion string) string {
 // newestRevision is the ControllerRevision ds controls with the highest revision: the DaemonSet
 // controller gives the current template's revision the highest number (a rollback renumbers
 // the old revision it returns to). Revisions of another controller are ignored; nil when none.
-func newestRevision(ds *appsv1.DaemonSet, revs []appsv1.ControllerRevision) *appsv1.ControllerRevision {
+func newestRevision(ds *appsv1.DaemonSet, revs []*appsv1.ControllerRevision) *appsv1.ControllerRevision {
 	var newest *appsv1.ControllerRevision
-	for i := range revs {
-		r := &revs[i]
+	for _, r := range revs {
 		if !metav1.IsControlledBy(r, ds) {
 			continue
 		}

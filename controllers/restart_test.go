@@ -1,13 +1,14 @@
 package controllers
 
 import (
-	"context"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -105,12 +106,12 @@ func TestTemplateSelectsNode(t *testing.T) {
 // order, ignoring another controller's.
 func TestNewestRevision(t *testing.T) {
 	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "kube-vrrp", UID: types.UID("ds-uid")}}
-	owned := func(name string, rev int64, uid types.UID) appsv1.ControllerRevision {
+	owned := func(name string, rev int64, uid types.UID) *appsv1.ControllerRevision {
 		yes := true
-		return appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Name: name, OwnerReferences: []metav1.OwnerReference{
+		return &appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Name: name, OwnerReferences: []metav1.OwnerReference{
 			{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "kube-vrrp", UID: uid, Controller: &yes}}}, Revision: rev}
 	}
-	revs := []appsv1.ControllerRevision{
+	revs := []*appsv1.ControllerRevision{
 		owned("a", 3, "ds-uid"), owned("b", 7, "ds-uid"), owned("c", 9, "other"), owned("d", 5, "ds-uid"),
 		{ObjectMeta: metav1.ObjectMeta{Name: "e"}, Revision: 10},
 	}
@@ -122,13 +123,226 @@ func TestNewestRevision(t *testing.T) {
 	}
 }
 
-// TestStopIsRestartUnknownPod: without the pod's name (no downward API) the stop is final,
-// before any request.
-func TestStopIsRestartUnknownPod(t *testing.T) {
-	for _, tc := range []struct{ ns, pod string }{{"", "p"}, {"kube-vrrp", ""}} {
-		restart, reason := StopIsRestart(context.Background(), nil, tc.ns, tc.pod)
-		if restart || !strings.HasPrefix(reason, "final: ") || !strings.Contains(reason, "POD_NAME") {
-			t.Errorf("namespace %q pod %q: restart %v (%s), want final naming POD_NAME", tc.ns, tc.pod, restart, reason)
-		}
+// stopObjects is a stopSource of given objects (a small fake of what StopWatch's watches
+// hold): a non-empty *Why says the watch cannot be trusted; dsName and selector, when set, are
+// what the DaemonSet and revision watches follow.
+type stopObjects struct {
+	p                         *corev1.Pod
+	ds                        *appsv1.DaemonSet
+	revs                      []*appsv1.ControllerRevision
+	n                         *corev1.Node
+	podWhy, dsWhy, revsWhy    string
+	nodeWhy, dsName, selector string
+}
+
+func (s *stopObjects) pod() (*corev1.Pod, string) { return s.p, s.podWhy }
+func (s *stopObjects) daemonSet(name string) (*appsv1.DaemonSet, string) {
+	if s.dsName != "" && s.dsName != name {
+		return nil, "has not started"
+	}
+	return s.ds, s.dsWhy
+}
+func (s *stopObjects) revisions(selector string) ([]*appsv1.ControllerRevision, string) {
+	if s.selector != "" && s.selector != selector {
+		return nil, "has not started"
+	}
+	return s.revs, s.revsWhy
+}
+func (s *stopObjects) node() (*corev1.Node, string) { return s.n, s.nodeWhy }
+
+// rollingUpdate is the state in which a stop is a restart: pod kube-vrrp-x7k2p of DaemonSet
+// kube-vrrp, at revision 1 ("aaa"), marked deleted, on node n1; the DaemonSet's newest
+// revision is 2 ("bbb").
+func rollingUpdate() *stopObjects {
+	labels := map[string]string{"app": "kube-vrrp"}
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-vrrp", Name: "kube-vrrp", UID: "ds-uid"},
+		Spec:       appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}},
+	}
+	ref := *metav1.NewControllerRef(ds, appsv1.SchemeGroupVersion.WithKind("DaemonSet"))
+	rev := func(hash string, n int64) *appsv1.ControllerRevision {
+		return &appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-vrrp", Name: "kube-vrrp-" + hash,
+			Labels: map[string]string{appsv1.ControllerRevisionHashLabelKey: hash}, OwnerReferences: []metav1.OwnerReference{ref}}, Revision: n}
+	}
+	deleted := metav1.Now()
+	return &stopObjects{
+		p: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-vrrp", Name: "kube-vrrp-x7k2p", DeletionTimestamp: &deleted,
+			Labels: map[string]string{appsv1.ControllerRevisionHashLabelKey: "aaa"}, OwnerReferences: []metav1.OwnerReference{ref}},
+			Spec: corev1.PodSpec{NodeName: "n1"}},
+		ds:       ds,
+		revs:     []*appsv1.ControllerRevision{rev("aaa", 1), rev("bbb", 2)},
+		n:        &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}},
+		dsName:   "kube-vrrp",
+		selector: "app=kube-vrrp",
+	}
+}
+
+// TestDecideStop: a stop is a restart only in a rolling update (an outdated pod of a live
+// DaemonSet, being deleted, on a schedulable node the new template still selects); every other
+// case is final, definite or pending (worth waiting for the watches), each with its reason, and
+// a definite final reason wins over a watch that is not current further down the checks.
+func TestDecideStop(t *testing.T) {
+	now := metav1.Now()
+	for _, tc := range []struct {
+		name    string
+		change  func(s *stopObjects)
+		podName string
+		restart bool
+		pending bool
+		want    string
+	}{
+		{name: "rolling update", change: func(*stopObjects) {}, restart: true,
+			want: "restart: DaemonSet kube-vrrp/kube-vrrp replaces pod kube-vrrp-x7k2p (revision aaa) with revision 2 (bbb) on node n1"},
+		{name: "no pod name", podName: "-", change: func(*stopObjects) {}, want: "POD_NAME"},
+		{name: "pod not being deleted", change: func(s *stopObjects) { s.p.DeletionTimestamp = nil }, pending: true,
+			want: "pod kube-vrrp/kube-vrrp-x7k2p (revision aaa, DaemonSet kube-vrrp's newest is 2 (bbb)) is not being deleted"},
+		{name: "pod watch not listed", change: func(s *stopObjects) { s.p, s.podWhy = nil, "has not listed yet" }, pending: true,
+			want: "the watch of pod kube-vrrp/kube-vrrp-x7k2p has not listed yet"},
+		{name: "pod gone", change: func(s *stopObjects) { s.p = nil }, want: "pod kube-vrrp/kube-vrrp-x7k2p not found"},
+		{name: "no controller", change: func(s *stopObjects) { s.p.OwnerReferences = nil }, want: "not controlled by a DaemonSet"},
+		{name: "controlled by a ReplicaSet", change: func(s *stopObjects) {
+			s.p.OwnerReferences[0].Kind, s.p.OwnerReferences[0].APIVersion = "ReplicaSet", "apps/v1"
+		}, want: "not controlled by a DaemonSet"},
+		{name: "DaemonSet of another group", change: func(s *stopObjects) { s.p.OwnerReferences[0].APIVersion = "example.com/v1" },
+			want: "not controlled by a DaemonSet"},
+		{name: "no hash label", change: func(s *stopObjects) { s.p.Labels = nil }, want: "has no controller-revision-hash label"},
+		{name: "pod on another node", change: func(s *stopObjects) { s.p.Spec.NodeName = "n2" }, want: "is not on node n1"},
+		{name: "DaemonSet watch following another", change: func(s *stopObjects) { s.dsName = "other" }, pending: true,
+			want: "the watch of DaemonSet kube-vrrp/kube-vrrp has not started"},
+		{name: "DaemonSet watch not connected", change: func(s *stopObjects) { s.dsWhy = "is not connected" }, pending: true,
+			want: "the watch of DaemonSet kube-vrrp/kube-vrrp is not connected"},
+		{name: "DaemonSet gone", change: func(s *stopObjects) { s.ds = nil }, want: "DaemonSet kube-vrrp/kube-vrrp not found"},
+		{name: "DaemonSet created again", change: func(s *stopObjects) { s.ds.UID = "new-uid" }, want: "not the one that made pod"},
+		{name: "DaemonSet being deleted", change: func(s *stopObjects) { s.ds.DeletionTimestamp = &now }, want: "is being deleted"},
+		{name: "DaemonSet without selector", change: func(s *stopObjects) { s.ds.Spec.Selector = &metav1.LabelSelector{} }, want: "no usable selector"},
+		{name: "revisions watch not listed", change: func(s *stopObjects) { s.revsWhy = "has not listed yet" }, pending: true,
+			want: "ControllerRevisions has not listed yet"},
+		{name: "no revision", change: func(s *stopObjects) { s.revs = nil }, want: "has no ControllerRevision"},
+		{name: "too many revisions", change: func(s *stopObjects) {
+			for range maxRevisions {
+				s.revs = append(s.revs, s.revs[0])
+			}
+		}, want: "more than 1000 ControllerRevisions"},
+		{name: "newest revision without hash", change: func(s *stopObjects) { s.revs[1].Labels = nil }, want: "has no controller-revision-hash label"},
+		{name: "pod at the newest revision", change: func(s *stopObjects) { s.p.Labels[appsv1.ControllerRevisionHashLabelKey] = "bbb" },
+			want: "pod kube-vrrp/kube-vrrp-x7k2p is at DaemonSet kube-vrrp's newest revision 2 (bbb)"},
+		{name: "pod at the newest revision, node watch not connected", change: func(s *stopObjects) {
+			s.p.Labels[appsv1.ControllerRevisionHashLabelKey] = "bbb"
+			s.n, s.nodeWhy = nil, "is not connected"
+		}, want: "newest revision 2 (bbb)"},
+		{name: "pod at the newest revision, not being deleted", change: func(s *stopObjects) {
+			s.p.Labels[appsv1.ControllerRevisionHashLabelKey] = "bbb"
+			s.p.DeletionTimestamp = nil
+		}, want: "newest revision 2 (bbb)"},
+		{name: "rollback", change: func(s *stopObjects) { s.revs[0].Revision = 3 }, want: "is at DaemonSet kube-vrrp's newest revision 3 (aaa)"},
+		{name: "another DaemonSet's newer revision", change: func(s *stopObjects) {
+			r := s.revs[1].DeepCopy()
+			r.OwnerReferences[0].UID, r.Revision, r.Labels[appsv1.ControllerRevisionHashLabelKey] = "other", 9, "ccc"
+			s.revs = append(s.revs, r)
+		}, restart: true, want: "with revision 2 (bbb)"},
+		{name: "node watch not listed", change: func(s *stopObjects) { s.n, s.nodeWhy = nil, "has not listed yet" }, pending: true,
+			want: "the watch of node n1 has not listed yet"},
+		{name: "node gone", change: func(s *stopObjects) { s.n = nil }, want: "node n1 not found"},
+		{name: "node being deleted", change: func(s *stopObjects) { s.n.DeletionTimestamp = &now }, want: "node n1 is being deleted"},
+		{name: "node cordoned", change: func(s *stopObjects) { s.n.Spec.Unschedulable = true }, want: "node n1 is cordoned"},
+		{name: "node cordoned, pod not being deleted", change: func(s *stopObjects) {
+			s.n.Spec.Unschedulable = true
+			s.p.DeletionTimestamp = nil
+		}, want: "node n1 is cordoned"},
+		{name: "new template leaves the node", change: func(s *stopObjects) { s.ds.Spec.Template.Spec.NodeSelector = map[string]string{"role": "lb"} },
+			want: "new pod template does not run on node n1: nodeSelector role=lb"},
+		{name: "node tainted", change: func(s *stopObjects) {
+			s.n.Spec.Taints = []corev1.Taint{{Key: "dedicated", Effect: corev1.TaintEffectNoExecute}}
+		}, want: "taint dedicated:NoExecute not tolerated"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := rollingUpdate()
+			tc.change(s)
+			pod := "kube-vrrp-x7k2p"
+			if tc.podName == "-" {
+				pod = ""
+			}
+			v := decideStop(s, "kube-vrrp", pod, "n1")
+			prefix := "final: "
+			if tc.restart {
+				prefix = "restart: "
+			}
+			if v.restart != tc.restart || v.pending != tc.pending || !strings.HasPrefix(v.reason, prefix) || !strings.Contains(v.reason, tc.want) {
+				t.Errorf("decideStop = restart %v, pending %v, %q; want restart %v, pending %v, a reason saying %q",
+					v.restart, v.pending, v.reason, tc.restart, tc.pending, tc.want)
+			}
+		})
+	}
+}
+
+// TestStopTrims: what the stop watches keep of each object is what decideStop reads, and
+// nothing else (no managedFields, annotations, status, containers or revision data); trimming
+// twice changes nothing (client-go may pass an object through the transform again).
+func TestStopTrims(t *testing.T) {
+	yes := true
+	big := strings.Repeat("x", 4096)
+	meta := metav1.ObjectMeta{Namespace: "kube-vrrp", Name: "o", UID: "uid", ResourceVersion: "42", Generation: 3,
+		Labels:          map[string]string{"app": "kube-vrrp", appsv1.ControllerRevisionHashLabelKey: "aaa"},
+		Annotations:     map[string]string{"big": big},
+		ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubectl", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:big":{}}`)}}},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Other", Name: "x", UID: "x"}, {APIVersion: "apps/v1", Kind: "DaemonSet", Name: "kube-vrrp", UID: "ds-uid", Controller: &yes}},
+	}
+	ctrlRef := []metav1.OwnerReference{meta.OwnerReferences[1]}
+	affinity := &corev1.Affinity{
+		NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+			NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "a", Operator: corev1.NodeSelectorOpExists}}}}}},
+		PodAntiAffinity: &corev1.PodAntiAffinity{},
+	}
+	tolerations := []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
+	podSpec := corev1.PodSpec{NodeName: "n1", NodeSelector: map[string]string{"role": "lb"}, Affinity: affinity, Tolerations: tolerations, HostNetwork: true,
+		Containers: []corev1.Container{{Name: "agent", Image: "kube-vrrp", Args: []string{big}}}}
+
+	for _, tc := range []struct {
+		name string
+		in   any
+		trim func(any) (any, error)
+		want any
+	}{
+		{"pod", &corev1.Pod{ObjectMeta: meta, Spec: podSpec, Status: corev1.PodStatus{Message: big}}, trimStopPod,
+			&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-vrrp", Name: "o", UID: "uid", ResourceVersion: "42",
+				Labels: map[string]string{appsv1.ControllerRevisionHashLabelKey: "aaa"}, OwnerReferences: ctrlRef}, Spec: corev1.PodSpec{NodeName: "n1"}}},
+		{"node", &corev1.Node{ObjectMeta: meta, Spec: corev1.NodeSpec{Unschedulable: true, PodCIDR: "198.18.0.0/24",
+			Taints: []corev1.Taint{{Key: "t", Effect: corev1.TaintEffectNoSchedule}}}, Status: corev1.NodeStatus{Images: []corev1.ContainerImage{{Names: []string{big}}}}}, trimStopNode,
+			&corev1.Node{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-vrrp", Name: "o", UID: "uid", ResourceVersion: "42", Labels: meta.Labels, OwnerReferences: ctrlRef},
+				Spec: corev1.NodeSpec{Unschedulable: true, Taints: []corev1.Taint{{Key: "t", Effect: corev1.TaintEffectNoSchedule}}}}},
+		{"DaemonSet", &appsv1.DaemonSet{ObjectMeta: meta, Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "kube-vrrp"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "kube-vrrp"}, Annotations: map[string]string{"big": big}}, Spec: podSpec}},
+			Status: appsv1.DaemonSetStatus{NumberReady: 3}}, trimStopDaemonSet,
+			&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-vrrp", Name: "o", UID: "uid", ResourceVersion: "42", OwnerReferences: ctrlRef},
+				Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "kube-vrrp"}},
+					Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{NodeName: "n1", NodeSelector: map[string]string{"role": "lb"}, Tolerations: tolerations, HostNetwork: true,
+						Affinity: &corev1.Affinity{NodeAffinity: affinity.NodeAffinity}}}}}},
+		{"ControllerRevision", &appsv1.ControllerRevision{ObjectMeta: meta, Revision: 7, Data: runtime.RawExtension{Raw: []byte(`{"big":"` + big + `"}`)}}, trimStopRevision,
+			&appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-vrrp", Name: "o", UID: "uid", ResourceVersion: "42",
+				Labels: map[string]string{appsv1.ControllerRevisionHashLabelKey: "aaa"}, OwnerReferences: ctrlRef}, Revision: 7}},
+		{"something else", "not an object", trimStopPod, "not an object"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.trim(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("trimmed (-want +got):\n%s", diff)
+			}
+			again, err := tc.trim(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(got, again); diff != "" {
+				t.Errorf("trimmed twice (-once +twice):\n%s", diff)
+			}
+		})
+	}
+	// A deleting object keeps its deletionTimestamp.
+	now := metav1.Now()
+	p, _ := trimStopPod(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", DeletionTimestamp: &now}})
+	if p.(*corev1.Pod).DeletionTimestamp == nil {
+		t.Error("the trimmed pod lost its deletionTimestamp")
 	}
 }

@@ -46,7 +46,7 @@ type agentOptions struct {
 	stateDir    string
 	addressMark bool
 	// handoffTimeout bounds a handoff to the successor at a restart (docs/design.md §4.9.1):
-	// at SIGTERM, when controllers.StopIsRestart says the pod is being replaced.
+	// at SIGTERM, when controllers.StopWatch says the pod is being replaced.
 	handoffTimeout time.Duration
 }
 
@@ -197,27 +197,46 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	a.Resume(handed, forgetHandoff(state, log))
 
 	// SIGTERM is a restart when the DaemonSet is replacing this pod (a rolling update): the
-	// VIPs are handed to the new pod's agent. Anything else, and an API server that does not
-	// answer within a second, is a final stop: they go to the backups at once.
+	// VIPs are handed to the new pod's agent. Anything else is a final stop: they go to the
+	// backups at once. The decision is made from watches kept current beforehand (its own
+	// pod and node, its DaemonSet and ControllerRevisions), not from requests at the signal;
+	// watches that are not current mean a final stop.
 	podNamespace := os.Getenv("POD_NAMESPACE")
 	if podNamespace == "" {
 		podNamespace = o.namespace
 	}
 	podName := os.Getenv("POD_NAME")
+	if podName == "" {
+		log.Warn("POD_NAME is not set (the downward API): every SIGTERM is a final stop, a rolling update moves the VIPs")
+	}
+	stopWatch := controllers.NewStopWatch(clientset, podNamespace, podName, o.node, log)
 	ctx, stop := notifyStop(ctx, func(sig os.Signal) {
 		if sig != syscall.SIGTERM {
 			log.Info("stopping: handing the VIPs over to the backups", "signal", sig.String())
 			return
 		}
-		restart, reason := controllers.StopIsRestart(context.WithoutCancel(ctx), clientset, podNamespace, podName)
+		at := time.Now()
+		restart, reason := stopWatch.Decide(context.Background(), controllers.StopDecisionWait)
+		attrs := []any{"reason", reason, "decidedIn", time.Since(at).String()}
+		if seen := stopWatch.DeletionSeen(); !seen.IsZero() {
+			// Positive: the watch saw the pod's deletion before the signal came.
+			attrs = append(attrs, "podDeletionSeenBeforeSignal", at.Sub(seen).String())
+		}
 		if restart {
-			log.Info("stopping for a restart: handing the VIPs to the new agent", "reason", reason,
-				"handoffTimeout", o.handoffTimeout.String())
+			log.Info("stopping for a restart: handing the VIPs to the new agent",
+				append(attrs, "handoffTimeout", o.handoffTimeout.String())...)
 			a.HandoffOnStop(o.handoffTimeout)
 			return
 		}
-		log.Info("stopping: handing the VIPs over to the backups", "reason", reason)
+		log.Info("stopping: handing the VIPs over to the backups", attrs...)
 	}, syscall.SIGTERM, syscall.SIGINT)
+	// The watches live until the decision is made (notifyStop cancels ctx after it).
+	stopWatchDone := make(chan struct{})
+	go func() {
+		defer close(stopWatchDone)
+		stopWatch.Run(ctx)
+	}()
+	defer func() { <-stopWatchDone }()
 	defer stop()
 	// Subscribed before the agent runs, so the first transitions become Events too; it and
 	// the reporter outlive the node managers, keeping what happens while the API server is

@@ -12,11 +12,12 @@ import (
 )
 
 // TestRestartRBAC: with the chart's RBAC installed on a real API server, the agent's
-// ServiceAccount may read what it needs at SIGTERM to tell a rolling update from a final stop
-// (docs/design.md §4.9.1): get a pod and get a DaemonSet of the release namespace, list that
-// namespace's ControllerRevisions, get Nodes; and nothing more of these: no list or watch of
-// pods, no write of DaemonSets, nothing in another namespace. rbac.secretNames narrows the
-// Secrets and only them: the agent still gets its pod.
+// ServiceAccount may watch what it needs to tell, at SIGTERM, a rolling update from a final
+// stop (docs/design.md §4.9.1): list and watch the pods, DaemonSets and ControllerRevisions of
+// the release namespace (the agent narrows each watch to its own pod, its DaemonSet and that
+// DaemonSet's revisions) and Nodes; and nothing more of these: no get (the watches read them),
+// no write, nothing in another namespace, no pod list across the cluster. rbac.secretNames
+// narrows the Secrets and only them: the agent still watches its pod.
 func TestRestartRBAC(t *testing.T) {
 	requireAPIServer(t)
 	for _, o := range []renderOptions{defaults, nonDefault} {
@@ -50,10 +51,14 @@ func TestRestartRBAC(t *testing.T) {
 				return authorizationv1.ResourceAttributes{Verb: verb, Group: "apps", Resource: resource, Namespace: ns}
 			}
 			need := []authorizationv1.ResourceAttributes{
-				pod("get", ns),
-				apps("get", "daemonsets", ns),
+				{Verb: "list", Resource: "pods", Namespace: ns},
+				{Verb: "watch", Resource: "pods", Namespace: ns},
+				apps("list", "daemonsets", ns),
+				apps("watch", "daemonsets", ns),
 				apps("list", "controllerrevisions", ns),
-				{Verb: "get", Resource: "nodes", Name: "n1"},
+				apps("watch", "controllerrevisions", ns),
+				{Verb: "list", Resource: "nodes"},
+				{Verb: "watch", Resource: "nodes"},
 			}
 			// The RBAC authorizer sees new roles a moment after they are created.
 			err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
@@ -72,30 +77,35 @@ func TestRestartRBAC(t *testing.T) {
 				}
 				t.FailNow()
 			}
-			listPods := pod("list", ns)
-			listPods.Name = ""
 			for _, ra := range []authorizationv1.ResourceAttributes{
-				listPods,
+				pod("get", ns),
 				{Verb: "list", Resource: "pods"},
-				{Verb: "watch", Resource: "pods", Namespace: ns},
+				{Verb: "watch", Resource: "pods"},
+				{Verb: "list", Resource: "pods", Namespace: "kube-system"},
+				{Verb: "watch", Resource: "pods", Namespace: "default"},
 				pod("get", "default"),
 				pod("delete", ns),
 				pod("patch", ns),
+				pod("update", ns),
+				{Verb: "create", Resource: "pods", Namespace: ns},
 				{Verb: "create", Resource: "pods", Subresource: "eviction", Namespace: ns, Name: sa + "-x7k2p"},
-				apps("list", "daemonsets", ns),
-				apps("watch", "daemonsets", ns),
+				{Verb: "get", Resource: "pods", Subresource: "log", Namespace: ns, Name: sa + "-x7k2p"},
+				apps("get", "daemonsets", ns),
 				apps("update", "daemonsets", ns),
 				apps("patch", "daemonsets", ns),
 				apps("delete", "daemonsets", ns),
 				apps("get", "daemonsets", "kube-system"),
+				apps("list", "daemonsets", "kube-system"),
 				apps("list", "daemonsets", ""),
+				apps("watch", "daemonsets", ""),
 				apps("get", "controllerrevisions", ns),
-				apps("watch", "controllerrevisions", ns),
 				apps("create", "controllerrevisions", ns),
 				apps("delete", "controllerrevisions", ns),
 				apps("list", "controllerrevisions", ""),
 				apps("list", "controllerrevisions", "kube-system"),
+				apps("watch", "controllerrevisions", "kube-system"),
 				apps("get", "deployments", ns),
+				apps("list", "replicasets", ns),
 				{Verb: "patch", Resource: "nodes", Name: "n1"},
 			} {
 				if ok, _ := accessAllowed(t, user, ns, ra); ok {
