@@ -1,10 +1,16 @@
 package controllers
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"time"
@@ -12,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
 	"k8s.io/client-go/rest"
-	certutil "k8s.io/client-go/util/cert"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
@@ -168,21 +173,48 @@ func NewMetricsServer(o MetricsOptions, cfg *rest.Config) (metricsserver.Server,
 const maxMetricsInFlight = 4
 
 // selfSignedCert makes the certificate /metrics serves when none is given: it encrypts the
-// scrape (and the scraper's token), it does not prove who the agent is.
+// scrape (and the scraper's token), it does not prove who the agent is. Its key is ECDSA P-256,
+// made in well under a millisecond: the two RSA-2048 keys of client-go's self-signed pair took
+// hundreds of milliseconds on a loaded node, on the path of an agent resuming the VIPs its
+// predecessor handed over (docs/design.md §4.9.1) before the handoff's deadline. It is valid
+// from an hour ago (clock skew) for selfSignedValidity.
 func selfSignedCert(name string) (*tls.Certificate, error) {
 	if name == "" {
 		name = "kube-vrrp-agent"
 	}
-	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey(name, nil, nil)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("self-signed certificate: %w", err)
 	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
 		return nil, fmt.Errorf("self-signed certificate: %w", err)
 	}
-	return &pair, nil
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: name},
+		DNSNames:              []string{name},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(selfSignedValidity),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("self-signed certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("self-signed certificate: %w", err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
+
+// selfSignedValidity is how long the self-signed certificate is valid: a year, as client-go's
+// was; an agent is restarted far more often (every upgrade).
+const selfSignedValidity = 365 * 24 * time.Hour
 
 // Bounds of the plain health endpoint: its only client is the kubelet, every few seconds.
 const (
