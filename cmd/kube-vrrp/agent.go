@@ -68,7 +68,7 @@ func parseAgentFlags(args []string, stderr io.Writer) (agentOptions, error) {
 	fs.StringVar(&o.healthAddr, "health-probe-bind-address", "127.0.0.1:9403", "`ADDR` of /healthz and /readyz in plain HTTP for the kubelet (\"0\" disables); answers even when the API server is down")
 	fs.BoolVar(&o.execProbes, "enable-exec-probes", false, "let exec probes run their commands (off: they fail with a reason saying so)")
 	addStateFlags(fs, &o.stateDir, &o.addressMark)
-	fs.DurationVar(&o.handoffTimeout, "handoff-timeout", 8*time.Second, "how long a restart (a rolling update of the DaemonSet) may keep this node's VIPs waiting for the successor before the backups take over, `DURATION` from 1s to 160s")
+	fs.DurationVar(&o.handoffTimeout, "handoff-timeout", defaultHandoffTimeout, "how long a restart (a rolling update of the DaemonSet) may keep this node's VIPs waiting for the successor before the backups take over, `DURATION` from 1s to 160s")
 	fs.StringVar(&level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.StringVar(&format, "log-format", "json", "log `FORMAT` on standard error: text or json")
 	if err := fs.Parse(args); err != nil {

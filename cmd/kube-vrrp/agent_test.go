@@ -18,8 +18,8 @@ func TestParseAgentFlagsEndpoints(t *testing.T) {
 	if o.metricsAddr != ":9402" || !o.metricsSecure || o.metricsCertDir != "" || o.healthAddr != "127.0.0.1:9403" {
 		t.Errorf("defaults: metrics %q secure %v certs %q, health %q", o.metricsAddr, o.metricsSecure, o.metricsCertDir, o.healthAddr)
 	}
-	if o.handoffTimeout != 8*time.Second {
-		t.Errorf("default --handoff-timeout %s, want 8s", o.handoffTimeout)
+	if o.handoffTimeout != 10*time.Second {
+		t.Errorf("default --handoff-timeout %s, want 10s", o.handoffTimeout)
 	}
 	for arg, want := range map[string]time.Duration{"1s": time.Second, "160s": 160 * time.Second} {
 		if o, err := parseAgentFlags([]string{"--node-name", "lb1", "--handoff-timeout=" + arg}, io.Discard); err != nil || o.handoffTimeout != want {

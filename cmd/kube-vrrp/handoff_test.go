@@ -18,8 +18,8 @@ import (
 func TestRunHandoffTimeoutFlag(t *testing.T) {
 	base := []string{"-f", "vip.yaml", "--node", "lb1"}
 	o, err := parseRunFlags(base, io.Discard)
-	if err != nil || o.handoffTimeout != 8*time.Second {
-		t.Fatalf("default --handoff-timeout: %s, %v; want 8s", o.handoffTimeout, err)
+	if err != nil || o.handoffTimeout != 10*time.Second {
+		t.Fatalf("default --handoff-timeout: %s, %v; want 10s", o.handoffTimeout, err)
 	}
 	if o, err := parseRunFlags(append(base, "--handoff-timeout", "20s"), io.Discard); err != nil || o.handoffTimeout != 20*time.Second {
 		t.Errorf("--handoff-timeout 20s: %s, %v", o.handoffTimeout, err)

@@ -186,7 +186,7 @@ func TestParseRunFlags(t *testing.T) {
 			name: "minimal",
 			args: []string{"-f", "a.yaml", "--node", "lb1"},
 			want: runOptions{files: []string{"a.yaml"}, node: "lb1", labels: map[string]string{}, level: slog.LevelInfo, logFormat: "text",
-				stateDir: "/run/kube-vrrp", addressMark: true, handoffTimeout: 8 * time.Second},
+				stateDir: "/run/kube-vrrp", addressMark: true, handoffTimeout: 10 * time.Second},
 		},
 		{
 			name: "everything, files interspersed",
@@ -199,7 +199,7 @@ func TestParseRunFlags(t *testing.T) {
 		},
 		{name: "stdin", args: []string{"-f", "-", "--node", "n"},
 			want: runOptions{files: []string{"-"}, node: "n", labels: map[string]string{}, level: slog.LevelInfo, logFormat: "text",
-				stateDir: "/run/kube-vrrp", addressMark: true, handoffTimeout: 8 * time.Second}},
+				stateDir: "/run/kube-vrrp", addressMark: true, handoffTimeout: 10 * time.Second}},
 		{name: "no files", args: []string{"--node", "lb1"}, wantErr: "no manifest given: use -f FILE"},
 		{name: "no node", args: []string{"-f", "a.yaml"}, wantErr: "--node is required"},
 		{name: "bad labels", args: []string{"-f", "a.yaml", "--node", "n", "--node-labels", "zone"}, wantErr: `--node-labels: "zone" is not key=value`},

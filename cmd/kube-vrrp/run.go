@@ -65,7 +65,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	fs.BoolVar(&o.execProbes, "enable-exec-probes", false, "let exec probes run their commands (off: they fail with a reason saying so)")
 	addStateFlags(fs, &o.stateDir, &o.addressMark)
 	fs.StringVar(&o.events, "events", "", "append every event (transitions, probe results, dropped packets, ...) to `FILE` as JSON lines, - for standard output")
-	fs.DurationVar(&o.handoffTimeout, "handoff-timeout", 8*time.Second, "how long a restart (SIGUSR2) may keep this node's VIPs waiting for the next kube-vrrp run before the backups take over, `DURATION` from 1s to 160s")
+	fs.DurationVar(&o.handoffTimeout, "handoff-timeout", defaultHandoffTimeout, "how long a restart (SIGUSR2) may keep this node's VIPs waiting for the next kube-vrrp run before the backups take over, `DURATION` from 1s to 160s")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kube-vrrp run -f FILE... --node NAME [--node-labels k=v,...] [--log-level info] [--events FILE]")
 		fmt.Fprintln(stderr, "Runs VRRP for every VirtualIP in the files that selects this node, without Kubernetes.")
@@ -498,3 +498,9 @@ func writeEvents(sub *agent.Subscription, w io.WriteCloser, log *slog.Logger) (s
 		}
 	}
 }
+
+// defaultHandoffTimeout is --handoff-timeout's default for run and agent (docs/design.md
+// §4.9.1): 10 s, since a rolling update's new pod
+// (kubelet, containerd, init container, the agent reading its VirtualIPs) took up to 7.4 s
+// on a loaded real cluster, beyond the 7.2 s a priority-100 backup waited at 8 s.
+const defaultHandoffTimeout = 10 * time.Second

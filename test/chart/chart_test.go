@@ -358,7 +358,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("terminationGracePeriodSeconds = %d, want 30", got)
 	}
 	if diff := cmp.Diff([]string{"agent", "--metrics-bind-address=[$(HOST_IP)]:9402", "--health-probe-bind-address=127.0.0.1:9403",
-		"--state-dir=/var/run/kube-vrrp", "--handoff-timeout=8s", "--log-level=info", "--log-format=json"}, c.Args); diff != "" {
+		"--state-dir=/var/run/kube-vrrp", "--handoff-timeout=10s", "--log-level=info", "--log-format=json"}, c.Args); diff != "" {
 		t.Errorf("args (-want +got):\n%s", diff)
 	}
 	if c.Image != "ghcr.io/kube-vrrp/kube-vrrp:0.1.0" || c.ImagePullPolicy != corev1.PullIfNotPresent {

@@ -97,7 +97,7 @@ const (
 	// resume would show as a move.
 	upHandoffBound = 15 * time.Second
 	// upDefaultBound is the chart's default handoff.timeout, which the figures compare with.
-	upDefaultBound = 8 * time.Second
+	upDefaultBound = 10 * time.Second
 	// upTopBackup is the highest priority of a backup of the upgrade's VIPs.
 	upTopBackup = 100
 	// upStall is a gap between two new requests (due every 10 ms) that the timeline shows:
