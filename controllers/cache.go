@@ -8,13 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -41,15 +44,19 @@ func ClientOptions() client.Options {
 }
 
 // TrimNode is the cache transform of Nodes. It keeps what the controllers read of a Node:
-// its name, labels (spec.nodeSelector) and status.addresses (members, unicast peers, the check
-// that no virtual address is a node's), with its UID and resourceVersion; it drops the rest
-// (managedFields, annotations, spec, images, conditions, nodeInfo, capacity, ...), which is
-// most of a Node. Anything but a Node passes unchanged; it is idempotent, as a cache
-// transform must be.
+// its name, labels (spec.nodeSelector) and its InternalIP and ExternalIP addresses (members,
+// unicast peers, the check that no virtual address is a node's: nodeAddrs, nodeAddressInUse),
+// with its UID and resourceVersion; it drops the rest (managedFields, annotations, spec,
+// images, conditions, nodeInfo, capacity, its Hostname and DNS addresses, ...), which is most
+// of a Node. Anything but a Node passes unchanged; it is idempotent, as a cache transform must
+// be, and a Node already trimmed (decodeTrimmedNodes's) is returned as it is, without a copy.
 func TrimNode(in any) (any, error) {
 	n, ok := in.(*corev1.Node)
 	if !ok {
 		return in, nil
+	}
+	if isTrimmed(n) {
+		return n, nil
 	}
 	var labels map[string]string
 	if n.Labels != nil {
@@ -63,6 +70,15 @@ func TrimNode(in any) (any, error) {
 			labels[nodeLabelStrings.intern(k)] = v
 		}
 	}
+	var addrs []corev1.NodeAddress
+	if k := keptAddresses(n.Status.Addresses); k > 0 {
+		addrs = make([]corev1.NodeAddress, 0, k)
+		for _, a := range n.Status.Addresses {
+			if keptAddress(a.Type) {
+				addrs = append(addrs, a)
+			}
+		}
+	}
 	return &corev1.Node{
 		TypeMeta: n.TypeMeta,
 		ObjectMeta: metav1.ObjectMeta{
@@ -71,8 +87,68 @@ func TrimNode(in any) (any, error) {
 			ResourceVersion: n.ResourceVersion,
 			Labels:          labels,
 		},
-		Status: corev1.NodeStatus{Addresses: n.Status.Addresses},
+		Status: corev1.NodeStatus{Addresses: addrs},
 	}, nil
+}
+
+// keptAddress reports whether TrimNode keeps a Node's addresses of type t: the ones the
+// controllers read (nodeAddrs, nodeAddressInUse).
+func keptAddress(t corev1.NodeAddressType) bool {
+	return t == corev1.NodeInternalIP || t == corev1.NodeExternalIP
+}
+
+func keptAddresses(addrs []corev1.NodeAddress) int {
+	k := 0
+	for _, a := range addrs {
+		if keptAddress(a.Type) {
+			k++
+		}
+	}
+	return k
+}
+
+// isTrimmed reports whether n is as TrimNode makes a Node: nothing but its name, UID,
+// resourceVersion, labels (keys and values the shared copies, or the name) and kept addresses
+// (no spare capacity), beside its type. Fields are compared by reflection, so that a field a
+// later API version adds is not kept unseen.
+func isTrimmed(n *corev1.Node) bool {
+	if !zeroExcept(reflect.ValueOf(&n.ObjectMeta).Elem(), "Name", "UID", "ResourceVersion", "Labels") ||
+		!reflect.ValueOf(&n.Spec).Elem().IsZero() ||
+		!zeroExcept(reflect.ValueOf(&n.Status).Elem(), "Addresses") {
+		return false
+	}
+	if a := n.Status.Addresses; cap(a) != len(a) || keptAddresses(a) != len(a) {
+		return false
+	}
+	for k, v := range n.Labels {
+		if !nodeLabelStrings.shared(k) {
+			return false
+		}
+		if v == n.Name {
+			if !sameString(v, n.Name) {
+				return false
+			}
+		} else if !nodeLabelStrings.shared(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// zeroExcept reports whether every field of the struct v but the named ones is its zero value.
+func zeroExcept(v reflect.Value, except ...string) bool {
+	t := v.Type()
+	for i := range t.NumField() {
+		if !slices.Contains(except, t.Field(i).Name) && !v.Field(i).IsZero() {
+			return false
+		}
+	}
+	return true
+}
+
+// sameString reports whether a and b are one copy of a string.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b))
 }
 
 // nodeLabelStrings holds one copy of the label keys and values that Nodes share: a Node
@@ -90,19 +166,38 @@ type interner struct {
 	maxLen  int
 }
 
+// shared reports whether s is the copy intern returns for it (as it would return it now).
+func (i *interner) shared(s string) bool { return sameString(i.intern(s), s) }
+
 func (i *interner) intern(s string) string {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if v, ok := i.strings[s]; ok {
 		return v
 	}
+	i.add(s)
+	return s
+}
+
+// internBytes is intern(string(b)), with no allocation for a string the table holds.
+func (i *interner) internBytes(b []byte) string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if v, ok := i.strings[string(b)]; ok {
+		return v
+	}
+	s := string(b)
+	i.add(s)
+	return s
+}
+
+func (i *interner) add(s string) {
 	if len(s) <= i.maxLen && len(i.strings) < i.max {
 		if i.strings == nil {
 			i.strings = map[string]string{}
 		}
 		i.strings[s] = s
 	}
-	return s
 }
 
 // CacheOptionsFor are CacheOptions with the Nodes' lists read through cfg one Node at a time
@@ -151,9 +246,34 @@ func nodeListClient(cfg *rest.Config) (rest.Interface, error) {
 	return rest.RESTClientFor(c)
 }
 
+// trimmedNodeList is a NodeList as listTrimmedNodes returns it: its items are pointers to the
+// trimmed Nodes. The informer takes a list's items as objects of their own
+// (meta.ExtractListWithAlloc): the Nodes of a NodeList it copies out of the list's array, and
+// the transform copies each again; these it takes as they are, and TrimNode returns them as
+// they are, so that each Node of a list is allocated once (5000 Nodes: no array of 3.9 MB and
+// no two sets of 5000 copies at every start).
+type trimmedNodeList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []*corev1.Node `json:"items"`
+}
+
+// DeepCopyObject copies the list and its Nodes.
+func (l *trimmedNodeList) DeepCopyObject() runtime.Object {
+	out := &trimmedNodeList{TypeMeta: l.TypeMeta}
+	l.ListMeta.DeepCopyInto(&out.ListMeta)
+	if l.Items != nil {
+		out.Items = make([]*corev1.Node, len(l.Items))
+		for i, n := range l.Items {
+			out.Items[i] = n.DeepCopy()
+		}
+	}
+	return out
+}
+
 // listTrimmedNodes lists Nodes as opts say, the request the informer would make, and decodes
 // the response as it arrives (decodeTrimmedNodes).
-func listTrimmedNodes(ctx context.Context, rc rest.Interface, opts metav1.ListOptions) (*corev1.NodeList, error) {
+func listTrimmedNodes(ctx context.Context, rc rest.Interface, opts metav1.ListOptions) (*trimmedNodeList, error) {
 	body, err := rc.Get().Resource("nodes").VersionedParams(&opts, clientgoscheme.ParameterCodec).Stream(ctx)
 	if err != nil {
 		return nil, err
@@ -172,7 +292,7 @@ const maxNodeBytes = 16 << 20
 // Protobuf (a runtime.Unknown whose raw bytes are the NodeList: metadata, then one field per
 // Node) is read one Node at a time, so that only one full Node is held at once; anything else
 // (JSON) is read whole and decoded, then trimmed.
-func decodeTrimmedNodes(r io.Reader) (*corev1.NodeList, error) {
+func decodeTrimmedNodes(r io.Reader) (*trimmedNodeList, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if head, err := br.Peek(len(protobufMagic)); err != nil || !bytes.Equal(head, protobufMagic) {
 		data, err := io.ReadAll(br)
@@ -183,16 +303,17 @@ func decodeTrimmedNodes(r io.Reader) (*corev1.NodeList, error) {
 		if err := runtime.DecodeInto(clientgoscheme.Codecs.UniversalDecoder(corev1.SchemeGroupVersion), data, &list); err != nil {
 			return nil, fmt.Errorf("decoding the list of Nodes: %w", err)
 		}
+		out := &trimmedNodeList{TypeMeta: list.TypeMeta, ListMeta: list.ListMeta, Items: make([]*corev1.Node, len(list.Items))}
 		for i := range list.Items {
 			t, _ := TrimNode(&list.Items[i])
-			list.Items[i] = *t.(*corev1.Node)
+			out.Items[i] = t.(*corev1.Node)
 		}
-		return &list, nil
+		return out, nil
 	}
 	_, _ = br.Discard(len(protobufMagic))
 	p := &protoReader{r: br}
 	var (
-		list   corev1.NodeList
+		list   trimmedNodeList
 		listed bool
 		buf    []byte
 	)
@@ -217,6 +338,7 @@ func decodeTrimmedNodes(r io.Reader) (*corev1.NodeList, error) {
 			if tm.Kind != "NodeList" {
 				return nil, fmt.Errorf("decoding the list of Nodes: the server sent a %s", tm.Kind)
 			}
+			list.APIVersion, list.Kind = tm.APIVersion, tm.Kind
 		case field == 2 && wire == wireBytes:
 			if buf, err = p.nodeList(&list, buf); err != nil {
 				return nil, err
@@ -243,16 +365,19 @@ func decodeTrimmedNodes(r io.Reader) (*corev1.NodeList, error) {
 
 // Protobuf wire types.
 const (
-	wireVarint = 0
-	wire64     = 1
-	wireBytes  = 2
-	wire32     = 5
+	wireVarint     = 0
+	wire64         = 1
+	wireBytes      = 2
+	wireStartGroup = 3
+	wireEndGroup   = 4
+	wire32         = 5
 )
 
 // protoReader reads protobuf fields from a stream, counting the bytes it has read.
 type protoReader struct {
-	r    *bufio.Reader
-	read uint64
+	r     *bufio.Reader
+	read  uint64
+	nodes nodeDecoder
 }
 
 func (p *protoReader) ReadByte() (byte, error) {
@@ -332,7 +457,7 @@ func (p *protoReader) skip(wire int) error {
 
 // nodeList reads a NodeList of the length that comes first (metadata 1, items 2) into list,
 // trimming each Node as soon as it is decoded. buf is the scratch space, returned.
-func (p *protoReader) nodeList(list *corev1.NodeList, buf []byte) ([]byte, error) {
+func (p *protoReader) nodeList(list *trimmedNodeList, buf []byte) ([]byte, error) {
 	n, err := p.uvarint()
 	if err != nil {
 		return buf, err
@@ -355,13 +480,11 @@ func (p *protoReader) nodeList(list *corev1.NodeList, buf []byte) ([]byte, error
 			if buf, err = p.bytes(buf); err != nil {
 				return buf, err
 			}
-			// Unmarshal copies what it keeps out of buf (strings, byte slices).
-			var node corev1.Node
-			if err := node.Unmarshal(buf); err != nil {
+			node, err := p.nodes.trimmed(buf)
+			if err != nil {
 				return buf, fmt.Errorf("decoding the list of Nodes: %w", err)
 			}
-			t, _ := TrimNode(&node)
-			list.Items = append(list.Items, *t.(*corev1.Node))
+			list.Items = append(list.Items, node)
 		default:
 			if err := p.skip(wire); err != nil {
 				return buf, err
@@ -380,4 +503,219 @@ func noEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// nodeDecoder makes the Node TrimNode would keep of a protobuf-encoded Node (the Node message of
+// k8s.io/api/core/v1's generated.proto) without decoding the rest: it reads the fields TrimNode
+// keeps and skips the others. A Node of a kubelet is ~12 kB of images, conditions and
+// managedFields: decoded whole, every one of 5000 Nodes left ~12 kB of garbage between the few
+// hundred bytes kept, and the kept Nodes were scattered over memory the collector could not
+// give back. Labels already shared (nodeLabelStrings) cost no allocation. Its scratch space is
+// reused from one Node to the next.
+type nodeDecoder struct {
+	labels [][2][]byte // key, value
+	addrs  []rawNodeAddress
+}
+
+type rawNodeAddress struct {
+	typ  corev1.NodeAddressType
+	addr []byte
+}
+
+// Field numbers of generated.proto: Node, ObjectMeta, NodeStatus, and the fields 1 and 2 of a
+// map entry (key, value) and of a NodeAddress (type, address).
+const (
+	pbNodeMetadata    = 1
+	pbNodeStatus      = 3
+	pbMetaName        = 1
+	pbMetaUID         = 5
+	pbMetaResourceVer = 6
+	pbMetaLabels      = 11
+	pbStatusAddresses = 5
+	pbFirst           = 1
+	pbSecond          = 2
+)
+
+const errWireType = "field %d: wire type %d"
+
+var errTruncated = errors.New("a field overruns its message")
+
+// trimmed decodes the Node b encodes, as TrimNode would keep it.
+func (d *nodeDecoder) trimmed(b []byte) (*corev1.Node, error) {
+	d.labels, d.addrs = d.labels[:0], d.addrs[:0]
+	var name, uid, rv []byte
+	err := protoFields(b, func(field int32, wire int, v []byte) error {
+		switch field {
+		case pbNodeMetadata:
+			if wire != wireBytes {
+				return fmt.Errorf(errWireType, field, wire)
+			}
+			return protoFields(v, func(field int32, wire int, v []byte) error {
+				switch field {
+				case pbMetaName, pbMetaUID, pbMetaResourceVer, pbMetaLabels:
+					if wire != wireBytes {
+						return fmt.Errorf("metadata: "+errWireType, field, wire)
+					}
+				}
+				switch field {
+				case pbMetaName:
+					name = v
+				case pbMetaUID:
+					uid = v
+				case pbMetaResourceVer:
+					rv = v
+				case pbMetaLabels:
+					k, val, err := protoKeyValue(v)
+					if err != nil {
+						return fmt.Errorf("metadata.labels: %w", err)
+					}
+					d.labels = append(d.labels, [2][]byte{k, val})
+				}
+				return nil
+			})
+		case pbNodeStatus:
+			if wire != wireBytes {
+				return fmt.Errorf(errWireType, field, wire)
+			}
+			return protoFields(v, func(field int32, wire int, v []byte) error {
+				if field != pbStatusAddresses {
+					return nil
+				}
+				if wire != wireBytes {
+					return fmt.Errorf("status: "+errWireType, field, wire)
+				}
+				typ, addr, err := protoKeyValue(v) // type 1, address 2
+				if err != nil {
+					return fmt.Errorf("status.addresses: %w", err)
+				}
+				for _, t := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP} {
+					if string(typ) == string(t) {
+						d.addrs = append(d.addrs, rawNodeAddress{typ: t, addr: addr})
+					}
+				}
+				return nil
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	n := &corev1.Node{}
+	n.Name, n.UID, n.ResourceVersion = string(name), types.UID(uid), string(rv)
+	if len(d.labels) > 0 {
+		n.Labels = make(map[string]string, len(d.labels))
+		for _, kv := range d.labels {
+			v := n.Name // kubernetes.io/hostname, most often
+			if string(kv[1]) != n.Name {
+				v = nodeLabelStrings.internBytes(kv[1])
+			}
+			n.Labels[nodeLabelStrings.internBytes(kv[0])] = v
+		}
+	}
+	if len(d.addrs) > 0 {
+		n.Status.Addresses = make([]corev1.NodeAddress, len(d.addrs))
+		for i, a := range d.addrs {
+			n.Status.Addresses[i] = corev1.NodeAddress{Type: a.typ, Address: string(a.addr)}
+		}
+	}
+	return n, nil
+}
+
+// protoKeyValue reads the string fields 1 and 2 of message b (a map entry's key and value, a
+// NodeAddress's type and address): empty when absent, the last when repeated, as the generated
+// code decodes them.
+func protoKeyValue(b []byte) (k, v []byte, err error) {
+	err = protoFields(b, func(field int32, wire int, val []byte) error {
+		if field != pbFirst && field != pbSecond {
+			return nil
+		}
+		if wire != wireBytes {
+			return fmt.Errorf(errWireType, field, wire)
+		}
+		if field == pbFirst {
+			k = val
+		} else {
+			v = val
+		}
+		return nil
+	})
+	return k, v, err
+}
+
+// protoFields calls f with each field of the protobuf message b: its number, its wire type and,
+// for a length-delimited field, its bytes (within b). Field numbers are read as the generated
+// code reads them (32 bits); a group, which the API server never sends, is skipped whole, as
+// the generated code skips it.
+func protoFields(b []byte, f func(field int32, wire int, v []byte) error) error {
+	for len(b) > 0 {
+		tag, n := binary.Uvarint(b)
+		if n <= 0 {
+			return errTruncated
+		}
+		b = b[n:]
+		field, wire := int32(tag>>3), int(tag&7)
+		if field <= 0 || wire == wireEndGroup {
+			return fmt.Errorf("a field numbered %d, wire type %d", field, wire)
+		}
+		var (
+			v   []byte
+			err error
+		)
+		if v, b, err = protoValue(b, wire); err != nil {
+			return err
+		}
+		if err := f(field, wire, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// protoValue splits b, which follows a field's tag of wire type wire, into the field's value
+// (the bytes of a length-delimited field, else nil) and what follows it.
+func protoValue(b []byte, wire int) (v, rest []byte, err error) {
+	switch wire {
+	case wireVarint:
+		_, n := binary.Uvarint(b)
+		if n <= 0 {
+			return nil, nil, errTruncated
+		}
+		return nil, b[n:], nil
+	case wire64, wire32:
+		size := 8
+		if wire == wire32 {
+			size = 4
+		}
+		if len(b) < size {
+			return nil, nil, errTruncated
+		}
+		return nil, b[size:], nil
+	case wireBytes:
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > uint64(len(b)-n) {
+			return nil, nil, errTruncated
+		}
+		return b[n : n+int(l)], b[n+int(l):], nil
+	case wireStartGroup:
+		for depth := 1; depth > 0; {
+			tag, n := binary.Uvarint(b)
+			if n <= 0 {
+				return nil, nil, errTruncated
+			}
+			b = b[n:]
+			switch w := int(tag & 7); w {
+			case wireStartGroup:
+				depth++
+			case wireEndGroup:
+				depth--
+			default:
+				if _, b, err = protoValue(b, w); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+		return nil, b, nil
+	}
+	return nil, nil, fmt.Errorf("wire type %d", wire)
 }

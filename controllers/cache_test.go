@@ -50,9 +50,12 @@ func fatNode(name string) *corev1.Node {
 	return n
 }
 
-// The cache keeps of a Node exactly its name, UID, resourceVersion, labels and addresses.
+// The cache keeps of a Node exactly its name, UID, resourceVersion, labels and its InternalIP
+// and ExternalIP addresses.
 func TestTrimNode(t *testing.T) {
 	fat := fatNode("lb1")
+	fat.Status.Addresses = append(fat.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalDNS, Address: "lb1.example.internal"},
+		corev1.NodeAddress{Type: corev1.NodeExternalDNS, Address: "lb1.example.com"}, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: "2001:db8::11"})
 	got, err := TrimNode(fat.DeepCopy())
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +64,8 @@ func TestTrimNode(t *testing.T) {
 		TypeMeta: fat.TypeMeta,
 		ObjectMeta: metav1.ObjectMeta{Name: "lb1", UID: fat.UID, ResourceVersion: "4711",
 			Labels: map[string]string{"kubernetes.io/hostname": "lb1", "node-role.kubernetes.io/lb": "", "topology.kubernetes.io/zone": "rack-7"}},
-		Status: corev1.NodeStatus{Addresses: fat.Status.Addresses},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "198.18.0.11"},
+			{Type: corev1.NodeExternalIP, Address: "198.19.0.11"}, {Type: corev1.NodeInternalIP, Address: "2001:db8::11"}}},
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("TrimNode (-want +got):\n%s", d)
@@ -71,18 +75,69 @@ func TestTrimNode(t *testing.T) {
 		t.Errorf("TrimNode is not idempotent (-once +twice):\n%s", d)
 	}
 	// What the controllers read of a Node is still there: its addresses and its selection.
-	if a := nodeAddrs(got.(*corev1.Node)); fmt.Sprint(a) != "[198.18.0.11 198.19.0.11]" {
+	if a := nodeAddrs(got.(*corev1.Node)); fmt.Sprint(a) != "[198.18.0.11 2001:db8::11 198.19.0.11]" {
 		t.Errorf("nodeAddrs of the trimmed Node = %v", a)
 	}
 	vip := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "v"}, Spec: v1alpha1.VirtualIPSpec{
 		NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"node-role.kubernetes.io/lb": ""}}}}
-	if p := (&VirtualIPReconciler{NodeName: "lb2"}).peers(vip, []corev1.Node{*got.(*corev1.Node)}); len(p) != 1 || len(p[0].Addrs) != 2 {
-		t.Errorf("peers from the trimmed Node = %+v, want lb1 with its two addresses", p)
+	if p := (&VirtualIPReconciler{NodeName: "lb2"}).peers(vip, []corev1.Node{*got.(*corev1.Node)}); len(p) != 1 || len(p[0].Addrs) != 3 {
+		t.Errorf("peers from the trimmed Node = %+v, want lb1 with its three addresses", p)
 	}
 	// Anything else passes unchanged.
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s"}}
 	if out, err := TrimNode(sec); err != nil || out != any(sec) {
 		t.Errorf("TrimNode(Secret) = %v, %v; want it unchanged", out, err)
+	}
+}
+
+// A Node that TrimNode made is returned as it is, without an allocation: the Nodes of the first
+// list (decodeTrimmedNodes) and the cache's transform. Anything more than TrimNode keeps, or
+// strings that are not the shared copies, and it is trimmed anew.
+func TestTrimNodeTakesTrimmedAsIs(t *testing.T) {
+	once, _ := TrimNode(fatNode("lb1"))
+	trimmed := once.(*corev1.Node)
+	if again, _ := TrimNode(trimmed); again != any(trimmed) {
+		t.Error("TrimNode copied a trimmed Node")
+	}
+	if a := testing.AllocsPerRun(100, func() { _, _ = TrimNode(trimmed) }); a != 0 {
+		t.Errorf("TrimNode of a trimmed Node: %v allocations, want 0", a)
+	}
+	bare := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "bare"}}
+	if again, _ := TrimNode(bare); again != any(bare) {
+		t.Error("TrimNode copied a Node that has nothing to trim")
+	}
+	for name, change := range map[string]func(n *corev1.Node){
+		"an annotation":   func(n *corev1.Node) { n.Annotations = map[string]string{"a": "b"} },
+		"a creation time": func(n *corev1.Node) { n.CreationTimestamp = metav1.Now() },
+		"a spec field":    func(n *corev1.Node) { n.Spec.Unschedulable = true },
+		"a status field":  func(n *corev1.Node) { n.Status.Phase = corev1.NodeRunning },
+		"a hostname address": func(n *corev1.Node) {
+			n.Status.Addresses = append(n.Status.Addresses[:len(n.Status.Addresses):len(n.Status.Addresses)], corev1.NodeAddress{Type: corev1.NodeHostName, Address: "lb1"})
+		},
+		"addresses with room": func(n *corev1.Node) {
+			n.Status.Addresses = append(make([]corev1.NodeAddress, 0, 8), n.Status.Addresses...)
+		},
+		"a label key copied": func(n *corev1.Node) {
+			n.Labels = map[string]string{string([]byte("topology.kubernetes.io/zone")): "rack-7"}
+		},
+		"a label value copied": func(n *corev1.Node) {
+			n.Labels = map[string]string{"topology.kubernetes.io/zone": string([]byte("rack-7"))}
+		},
+		"the hostname label a copy of the name": func(n *corev1.Node) {
+			n.Labels = map[string]string{"kubernetes.io/hostname": string([]byte(n.Name))}
+		},
+	} {
+		n := trimmed.DeepCopy()
+		n.Labels = trimmed.Labels // the shared copies, as TrimNode left them
+		change(n)
+		out, _ := TrimNode(n)
+		if out == any(n) {
+			t.Errorf("with %s: the Node returned as it is", name)
+			continue
+		}
+		if again, _ := TrimNode(out); again != out {
+			t.Errorf("with %s: the Node TrimNode made is not taken as it is", name)
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
@@ -37,11 +38,11 @@ func fatNodeList(n int) *corev1.NodeList {
 }
 
 // trimmedList is what the cache keeps of list: each Node as TrimNode leaves it.
-func trimmedList(list *corev1.NodeList) *corev1.NodeList {
-	out := &corev1.NodeList{ListMeta: list.ListMeta}
+func trimmedList(list *corev1.NodeList) *trimmedNodeList {
+	out := &trimmedNodeList{TypeMeta: list.TypeMeta, ListMeta: list.ListMeta, Items: []*corev1.Node{}}
 	for i := range list.Items {
 		t, _ := TrimNode(list.Items[i].DeepCopy())
-		out.Items = append(out.Items, *t.(*corev1.Node))
+		out.Items = append(out.Items, t.(*corev1.Node))
 	}
 	return out
 }
@@ -71,9 +72,25 @@ func TestDecodeTrimmedNodes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		got.TypeMeta = metav1.TypeMeta{}
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("%s (-want +got):\n%s", name, d)
+		}
+		// The informer takes the items as they are (no copy out of an array), and the
+		// transform returns them as they are.
+		items, err := meta.ExtractListWithAlloc(got)
+		if err != nil || len(items) != len(got.Items) {
+			t.Fatalf("%s: ExtractListWithAlloc: %d items, %v", name, len(items), err)
+		}
+		for i, obj := range items {
+			if obj != runtime.Object(got.Items[i]) {
+				t.Fatalf("%s: item %d copied by ExtractListWithAlloc", name, i)
+			}
+			if out, _ := TrimNode(obj); out != any(obj) {
+				t.Fatalf("%s: item %d copied by TrimNode", name, i)
+			}
+		}
+		if d := cmp.Diff(want, got.DeepCopyObject()); d != "" {
+			t.Errorf("%s: DeepCopyObject (-want +got):\n%s", name, d)
 		}
 	}
 	empty, err := decodeTrimmedNodes(bytes.NewReader(encodeProtobuf(t, &corev1.NodeList{ListMeta: metav1.ListMeta{ResourceVersion: "7"}})))
@@ -194,5 +211,119 @@ func TestTrimNodeSharesLabels(t *testing.T) {
 	}
 	if c := string([]byte("c")); !same(i.intern(c), c) {
 		t.Error("a string past the bound is not returned as it is")
+	}
+}
+
+// nodeShapes are Nodes with what TrimNode keeps, and does not, in different shapes: no labels,
+// no addresses, several of a type, ExternalIP only, an empty label value, no UID.
+func nodeShapes() []*corev1.Node {
+	fat := fatNode("lb1")
+	bare := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "bare"}}
+	external := fatNode("lb2")
+	external.Labels = nil
+	external.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: "lb2"}, {Type: corev1.NodeExternalIP, Address: "198.19.0.12"}}
+	many := fatNode("lb3")
+	many.UID = ""
+	many.Labels["empty"] = ""
+	many.Labels["same-as-name"] = "lb3"
+	many.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalDNS, Address: "lb3.internal"},
+		{Type: corev1.NodeInternalIP, Address: "198.18.0.13"}, {Type: corev1.NodeExternalIP, Address: "2001:db8::13"},
+		{Type: corev1.NodeInternalIP, Address: "2001:db8:1::13"}, {Type: "Other", Address: "198.18.9.9"}}
+	noAddrs := fatNode("lb4")
+	noAddrs.Status.Addresses = nil
+	return []*corev1.Node{fat, bare, external, many, noAddrs}
+}
+
+// The decoder of a Node's protobuf keeps what the generated code decodes and TrimNode keeps,
+// and a Node cut short anywhere is an error, never a Node.
+func TestNodeDecoder(t *testing.T) {
+	var d nodeDecoder
+	for _, n := range nodeShapes() {
+		n.TypeMeta = metav1.TypeMeta{}
+		data, err := n.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var full corev1.Node
+		if err := full.Unmarshal(data); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := TrimNode(&full)
+		got, err := d.trimmed(data)
+		if err != nil {
+			t.Fatalf("%s: %v", n.Name, err)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s (-Unmarshal and TrimNode +decoder):\n%s", n.Name, d)
+		}
+		if again, _ := TrimNode(got); again != any(got) {
+			t.Errorf("%s: TrimNode copied the decoded Node", n.Name)
+		}
+		for cut := 1; cut < len(data); cut++ {
+			var whole corev1.Node
+			if whole.Unmarshal(data[:cut]) == nil {
+				continue // a cut between fields is a shorter message
+			}
+			if got, err := d.trimmed(data[:cut]); err == nil {
+				t.Fatalf("%s cut at %d of %d bytes: %+v, no error", n.Name, cut, len(data), got)
+			}
+		}
+	}
+}
+
+// Whatever bytes the decoder is given, it does not panic; where it and the generated code both
+// decode a Node, it makes what TrimNode keeps of the generated code's; and it decodes whatever
+// the generated code marshals (what the API server sends). On malformed input that the
+// generated code takes anyway (a wrong wire type of a field it ignores), it may say no.
+func FuzzNodeDecoder(f *testing.F) {
+	for _, n := range nodeShapes() {
+		data, err := n.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var d nodeDecoder
+		got, err := d.trimmed(data)
+		var full corev1.Node
+		if full.Unmarshal(data) != nil {
+			return
+		}
+		want, _ := TrimNode(&full)
+		if err == nil {
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("(-Unmarshal and TrimNode +decoder):\n%s", d)
+			}
+		}
+		canonical, err := full.Marshal()
+		if err != nil {
+			return
+		}
+		if got, err = d.trimmed(canonical); err != nil {
+			t.Fatalf("the Node as the generated code marshals it: %v", err)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("as marshalled (-Unmarshal and TrimNode +decoder):\n%s", d)
+		}
+	})
+}
+
+// Decoding a list of Nodes allocates what the cache keeps of each Node and little else: the
+// Node, its strings, labels map and addresses (the labels shared with other Nodes cost none).
+func TestDecodeTrimmedNodesAllocations(t *testing.T) {
+	const count = 200
+	pb := encodeProtobuf(t, fatNodeList(count))
+	if _, err := decodeTrimmedNodes(bytes.NewReader(pb)); err != nil { // the shared labels
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(5, func() {
+		if _, err := decodeTrimmedNodes(bytes.NewReader(pb)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("%.1f allocations per Node", allocs/count)
+	if per := allocs / count; per > 12 {
+		t.Errorf("%.1f allocations per Node decoded, want at most 12", per)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,7 +111,8 @@ func startCache(t *testing.T, opts cache.Options) cache.Cache {
 }
 
 // TestAgentCacheTrimsNodes: the cache holds of a Node its name, UID, resourceVersion, labels
-// and addresses, also after an update, and of a VirtualIP everything but managedFields.
+// and InternalIP and ExternalIP addresses, also after an update, and of a VirtualIP everything
+// but managedFields.
 func TestAgentCacheTrimsNodes(t *testing.T) {
 	ctx := requireAPIServer(t)
 	admin := adminClient(t)
@@ -132,8 +134,17 @@ func TestAgentCacheTrimsNodes(t *testing.T) {
 		if len(stored.ManagedFields) == 0 || len(stored.Status.Images) == 0 || len(stored.Annotations) == 0 {
 			t.Fatalf("the stored Node is not fat: %+v", stored.ObjectMeta)
 		}
+		if !slices.ContainsFunc(stored.Status.Addresses, func(a corev1.NodeAddress) bool { return a.Type == corev1.NodeHostName }) {
+			t.Fatalf("the stored Node has no Hostname address: %+v", stored.Status.Addresses)
+		}
+		var kept []corev1.NodeAddress
+		for _, a := range stored.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP || a.Type == corev1.NodeExternalIP {
+				kept = append(kept, a)
+			}
+		}
 		want := corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: stored.Name, UID: stored.UID, ResourceVersion: stored.ResourceVersion,
-			Labels: stored.Labels}, Status: corev1.NodeStatus{Addresses: stored.Status.Addresses}}
+			Labels: stored.Labels}, Status: corev1.NodeStatus{Addresses: kept}}
 		eventually(t, 10*time.Second, "the cached Node "+label, func() error {
 			var got corev1.Node
 			if err := c.Get(ctx, types.NamespacedName{Name: "cache-fat"}, &got); err != nil {
