@@ -517,6 +517,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		a.detachLocked(inst)
 	}
+	// What the predecessor handed over and no instance has settled yet goes on to the
+	// successor with its own deadline: this agent's record replaces the predecessor's, and
+	// the next start would otherwise remove those addresses as a killed agent's.
+	if a.handoffBound > 0 {
+		now := time.Now()
+		for _, e := range a.pending {
+			if now.Before(e.Deadline) {
+				e.Addresses = slices.Clone(e.Addresses)
+				a.handedOff = append(a.handedOff, e)
+			}
+		}
+	}
 	a.ctx = nil
 	a.mu.Unlock()
 	return nil

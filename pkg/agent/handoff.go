@@ -53,8 +53,9 @@ func (a *Agent) HandoffOnStop(bound time.Duration) {
 }
 
 // HandedOff returns what the instances handed over when Run stopped (HandoffOnStop), for the
-// handoff record: one entry per MASTER whose addresses were left bound. Call it after Run has
-// returned.
+// handoff record: one entry per MASTER whose addresses were left bound, and the entries its own
+// predecessor handed over that no instance had settled yet, with their deadlines. Call it after
+// Run has returned.
 func (a *Agent) HandedOff() []HandoffEntry {
 	a.mu.Lock()
 	defer a.mu.Unlock()

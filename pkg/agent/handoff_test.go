@@ -221,3 +221,48 @@ func TestResumeNothingSettles(t *testing.T) {
 		t.Errorf("settled %d times, want 1", n)
 	}
 }
+
+// A successor restarted in turn before every entry it was handed has settled (Kubernetes: one
+// VirtualIP resumed, another not read yet) hands on the unsettled entries with their own
+// deadlines beside its own handoff: its record replaces its predecessor's, and the next start
+// would otherwise remove their addresses as a killed agent's before the backups take over.
+func TestRestartHandsOnUnsettledEntries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pfx := netip.MustParsePrefix
+		vip2, vip3 := pfx("198.18.0.102/24"), pfx("198.18.0.103/24")
+		h := adoptHost{&fakeHost{hub: &hub{}, bound: map[netip.Prefix]bool{vip: true, vip2: true, vip3: true}}}
+		a := New(h, nil, Options{})
+		now := time.Now()
+		waiting := HandoffEntry{Interface: "eth0", VRID: 52, Addresses: []netip.Prefix{vip2}, Deadline: now.Add(8 * time.Second)}
+		expired := HandoffEntry{Interface: "eth0", VRID: 53, Addresses: []netip.Prefix{vip3}, Deadline: now.Add(50 * time.Millisecond)}
+		a.Resume([]HandoffEntry{
+			{Interface: "eth0", VRID: 51, Addresses: []netip.Prefix{vip}, Deadline: now.Add(8 * time.Second)},
+			waiting, expired,
+		}, nil)
+		stop := runAgent(t, a) // no instance yet: they come as the VirtualIPs are read
+		synctest.Wait()
+		if err := a.Apply("web", config("198.18.0.11", 110)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if st, _ := a.StatusOf("web"); st.State != vrrp.Master || st.Reason != vrrp.ReasonResumed {
+			t.Fatalf("web %v (%s), want Master Resumed", st.State, st.Reason)
+		}
+		a.HandoffOnStop(8 * time.Second)
+		stop()
+		got := map[uint8]HandoffEntry{}
+		for _, e := range a.HandedOff() {
+			got[e.VRID] = e
+		}
+		if _, ok := got[51]; !ok || len(got) != 2 {
+			t.Fatalf("HandedOff = %+v, want VRID 51 (its own) and 52 (not settled)", a.HandedOff())
+		}
+		if e := got[52]; e.Interface != waiting.Interface || !e.Deadline.Equal(waiting.Deadline) || !samePrefixes(e.Addresses, waiting.Addresses) {
+			t.Errorf("entry 52 = %+v, want %+v as it was handed over", e, waiting)
+		}
+		if !h.has(vip2) {
+			t.Error("the unsettled entry's address was removed")
+		}
+	})
+}
