@@ -88,7 +88,7 @@ func (l *link) announce(ctx context.Context, addrs []netip.Addr) error {
 }
 
 // sendFrames sends the frames (ARP first, then NA) announceCopies times out of the link,
-// through the Host's packet socket.
+// through the link's packet socket.
 func (l *link) sendFrames(ctx context.Context, li linkInfo, v4 []netip.Addr, frames [][]byte) error {
 	for range announceCopies {
 		for i, f := range frames {
@@ -99,7 +99,7 @@ func (l *link) sendFrames(ctx context.Context, li linkInfo, v4 []netip.Addr, fra
 			if i >= len(v4) {
 				dst, proto, what = ethAllNodes, unix.ETH_P_IPV6, "neighbour advertisement"
 			}
-			if err := l.h.frames.send(l.h, li.index, dst, proto, f); err != nil {
+			if err := l.frames.send(ctx, l.h, li.index, dst, proto, f); err != nil {
 				return fmt.Errorf("send %s: %w", what, err)
 			}
 		}

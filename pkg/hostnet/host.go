@@ -35,8 +35,6 @@ type Host struct {
 	// without the IFA_PROTO mark, as a kernel before 6.1 would keep them.
 	state    *State
 	marksOff bool
-	// frames sends announcements (announce.go).
-	frames frameSocket
 }
 
 // HostOption configures a Host.
@@ -107,7 +105,9 @@ func (h *Host) Close() error {
 		return nil
 	}
 	h.closed = true
-	h.frames.close()
+	for _, l := range h.links {
+		l.frames.close()
+	}
 	if h.rt != nil {
 		h.rt.close()
 	}
@@ -217,6 +217,9 @@ func (h *Host) Link(ifname string) (vrrp.Link, error) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		return nil, fmt.Errorf("open link: %w", errHostClosed)
+	}
 	l, ok := h.links[ifname]
 	if !ok {
 		l = &link{h: h, name: ifname, want: map[netip.Prefix]bool{}, added: map[netip.Prefix]bool{}}

@@ -31,6 +31,9 @@ type link struct {
 	wmu sync.Mutex
 	// rw is the follow the WatchRemoved calls share while any runs; guarded by wmu.
 	rw *removalWatch
+
+	// frames sends the link's announcements (announce.go); closed with the Host.
+	frames frameSocket
 }
 
 // Bind adds ps to the link, marked as ours (see AddrProto); IPv6 addresses without duplicate
