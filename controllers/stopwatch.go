@@ -346,6 +346,7 @@ type stopWatched struct {
 
 	mu      sync.Mutex
 	open    bool   // a watch is open: what the store holds is what the API server last said
+	watches uint64 // the watches opened so far: the last one is the one open says is open
 	lastErr string // why the last list or watch failed
 }
 
@@ -406,6 +407,32 @@ func (s *stopWatched) setOpen(open bool, err error) {
 	s.onState()
 }
 
+// opened records that a watch is open and returns its number, for ended.
+func (s *stopWatched) opened() uint64 {
+	s.mu.Lock()
+	s.watches++
+	n := s.watches
+	s.open = true
+	s.mu.Unlock()
+	s.onState()
+	return n
+}
+
+// ended records that watch n ended. The reflector opens the next watch as soon as it has
+// stopped one (after an error event), and a stopped watch's end is noticed some time after
+// Stop: the end of one that is no longer the last changes nothing.
+func (s *stopWatched) ended(n uint64) {
+	s.mu.Lock()
+	last := n == s.watches
+	if last {
+		s.open = false
+	}
+	s.mu.Unlock()
+	if last {
+		s.onState()
+	}
+}
+
 // stopListWatch lists and watches for a stopWatched, and records whether a watch is open.
 type stopListWatch struct {
 	s     *stopWatched
@@ -435,8 +462,8 @@ func (lw *stopListWatch) WatchWithContext(ctx context.Context, o metav1.ListOpti
 		lw.s.setOpen(false, err)
 		return nil, err
 	}
-	lw.s.setOpen(true, nil)
-	return newEndingWatch(wi, func() { lw.s.setOpen(false, nil) }), nil
+	n := lw.s.opened()
+	return newEndingWatch(wi, func() { lw.s.ended(n) }), nil
 }
 
 // IsWatchListSemanticsUnSupported: these are lists of one object or a few, which a plain list
