@@ -80,7 +80,7 @@ func (s *frameSocket) send(ctx context.Context, h *Host, index int, dst net.Hard
 	binary.BigEndian.PutUint16(be[:], proto)
 	sa := &unix.SockaddrLinklayer{Protocol: binary.NativeEndian.Uint16(be[:]), Ifindex: index, Halen: uint8(len(dst))}
 	copy(sa.Addr[:], dst)
-	wait := time.Millisecond
+	wait := 100 * time.Microsecond
 	for {
 		var serr error
 		if werr := rc.Write(func(fd uintptr) bool {
