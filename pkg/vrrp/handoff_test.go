@@ -1,6 +1,7 @@
 package vrrp_test
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -20,7 +21,7 @@ func checkHandoff(t *testing.T, want *vrrp.Handoff, out vrrp.Output) {
 	}
 }
 
-// docs/design.md §4.9.1: a VRRPv3 MASTER stopping for a restart sends one advert at its priority
+// docs/design.md §4.9.1: a VRRPv3 MASTER stopping for a restart sends an advert (three copies) at its priority
 // with the interval stretched to a quarter of the bound (RFC 5798 §6.4.2: the backups adopt it),
 // keeps its addresses, announces nothing, goes to Initialize (Handoff) and says what it kept and
 // for how long; after that it does nothing.
@@ -40,7 +41,7 @@ func TestHandoffMasterV3(t *testing.T) {
 			out := in.Handoff(now, 8*time.Second)
 			stretched := advertOf(cfg, tc.dst, 100)
 			stretched.Interval = 2 * time.Second
-			checkOut(t, cfg, summary{Sent: []sent{stretched}, Transition: "Master->Initialize Handoff"}, out)
+			checkOut(t, cfg, summary{Sent: []sent{stretched, stretched, stretched}, Transition: "Master->Initialize Handoff"}, out)
 			checkHandoff(t, &vrrp.Handoff{
 				Interface: "eth0", VRID: 51, IPv6: tc.cfg.Primary.Is6(), Addresses: cfg.Addresses,
 				At: now, Window: 8 * time.Second,
@@ -84,8 +85,13 @@ func TestHandoffStretchedInterval(t *testing.T) {
 			cfg := with(config4(), func(c *vrrp.Config) { c.Interval = tc.interval })
 			in, tm := startMaster(t, cfg)
 			out := in.Handoff(tm, tc.bound)
-			if len(out.Send) != 1 {
-				t.Fatalf("%d adverts sent, want 1", len(out.Send))
+			if len(out.Send) != 3 {
+				t.Fatalf("%d adverts sent, want 3 copies", len(out.Send))
+			}
+			for _, d := range out.Send[1:] {
+				if !bytes.Equal(d.Data, out.Send[0].Data) || d.Dst != out.Send[0].Dst {
+					t.Fatalf("copies differ: %x to %s, %x to %s", d.Data, d.Dst, out.Send[0].Data, out.Send[0].Dst)
+				}
 			}
 			a, err := packet.Parse(out.Send[0].Data, cfg.Primary, out.Send[0].Dst)
 			if err != nil {
@@ -256,10 +262,14 @@ func TestHandoffBackupTimers(t *testing.T) {
 	backup.Start(tm)
 	deliver := func(now time.Time, out vrrp.Output) vrrp.Output {
 		t.Helper()
-		if len(out.Send) != 1 {
-			t.Fatalf("%d adverts, want 1", len(out.Send))
+		if len(out.Send) == 0 {
+			t.Fatal("no advert")
 		}
-		return backup.Receive(now, vrrp.Packet{Src: higher, Dst: out.Send[0].Dst, TTL: 255, Data: out.Send[0].Data})
+		var got vrrp.Output
+		for _, d := range out.Send {
+			got = backup.Receive(now, vrrp.Packet{Src: higher, Dst: d.Dst, TTL: 255, Data: d.Data})
+		}
+		return got
 	}
 	now := tm.Add(100 * time.Millisecond)
 	deliver(now, master.Tick(now))
@@ -439,7 +449,7 @@ func TestSimHandoffV2(t *testing.T) {
 	}
 }
 
-// docs/design.md §4.9.1 when the one stretched advert is lost: the backup takes over after its
+// docs/design.md §4.9.1 when the stretched advert (all its copies) is lost: the backup takes over after its
 // usual Master_Down_Interval and announces, while the departed host still holds the address (a
 // duplicate until the successor comes or the window ends). The successor resumes into a split
 // brain and heals it as any MASTER does (RFC 9568 §6.4.3, docs/design.md §4.4): the backup

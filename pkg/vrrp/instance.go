@@ -823,7 +823,7 @@ func (in *Instance) Shutdown(now time.Time) Output {
 // backups. It keeps the addresses (no Unbind), announces nothing and goes to Initialize
 // (reason Handoff); out.Handoff says what it handed over and for how long.
 //
-// A VRRPv3 MASTER first sends one advert at its priority whose interval is stretched to
+// A VRRPv3 MASTER first sends an advert at its priority (three copies) whose interval is stretched to
 // bound/4 (whole centiseconds, at most the field's 40.95 s, at least its own interval): every
 // backup adopts the master's interval (RFC 5798 §6.4.2), so its Master_Down_Interval becomes
 // 3 x that + Skew_Time, below 4 x that: the handoff's window, bound when bound/4 is whole
@@ -839,7 +839,9 @@ func (in *Instance) Handoff(now time.Time, bound time.Duration) Output {
 	}
 	var out Output
 	if in.cfg.Version == 3 {
-		in.sendAdvertEvery(&out, in.priority, in.handoffInterval(bound), 1)
+		// As many copies as a resignation's: one lost would leave the backups on the old
+		// interval, and one of them would take over in Master_Down_Interval (a move).
+		in.sendAdvertEvery(&out, in.priority, in.handoffInterval(bound), resignCopies)
 	}
 	out.Handoff = &Handoff{
 		Interface: in.cfg.Interface, VRID: in.cfg.VRID, IPv6: in.is6(),

@@ -62,7 +62,7 @@ func (rig *routerRig) lastEvent() vrrp.Event {
 }
 
 // docs/design.md §4.9.1, driven: a MASTER whose Run ends with a handoff first gives its
-// addresses the window as their lifetime, then sends one advert at its priority with the
+// addresses the window as their lifetime, then sends an advert (three copies) at its priority with the
 // interval stretched to bound/4, removes nothing, and tells the caller what it handed over.
 func TestRouterHandoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -75,8 +75,8 @@ func TestRouterHandoff(t *testing.T) {
 		rig.host.takeIntervals()
 		rig.stop(t)
 		at := time.Now()
-		diffEvents(t, []string{retainVIP(8 * time.Second), sendMcast(100)}, rig.host.take())
-		if diff := cmp.Diff([]time.Duration{2 * time.Second}, rig.host.takeIntervals()); diff != "" {
+		diffEvents(t, []string{retainVIP(8 * time.Second), sendMcast(100), sendMcast(100), sendMcast(100)}, rig.host.take())
+		if diff := cmp.Diff([]time.Duration{2 * time.Second, 2 * time.Second, 2 * time.Second}, rig.host.takeIntervals()); diff != "" {
 			t.Errorf("advert intervals (-want +got):\n%s", diff)
 		}
 		if !rig.host.isBound(vip) {
@@ -128,7 +128,7 @@ func TestRouterHandoffWithoutRetainer(t *testing.T) {
 				rig.host.take()
 				rig.r.HandoffOnStop(8 * time.Second)
 				rig.stop(t)
-				want, window := []string{sendMcast(100)}, 8*time.Second
+				want, window := []string{sendMcast(100), sendMcast(100), sendMcast(100)}, 8*time.Second
 				if cfg.Version == 2 {
 					want, window = nil, 4*time.Second
 				}
