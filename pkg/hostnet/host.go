@@ -21,8 +21,13 @@ import (
 type Host struct {
 	log *slog.Logger
 	// ns is the network namespace the Host was created in; sockets are always opened there,
-	// even from goroutines running on threads of another namespace (tests, labs).
-	ns netns.NsHandle
+	// even from goroutines running on threads of another namespace (tests, labs). nsMu
+	// guards it and nsClosed: do holds it shared while it uses ns, Close exclusively to close
+	// it, so that no socket is opened after Close, in whatever namespace the calling thread
+	// is in, nor setns given a descriptor number that was reused.
+	nsMu     sync.RWMutex
+	ns       netns.NsHandle
+	nsClosed bool
 
 	mu     sync.Mutex
 	closed bool
@@ -111,6 +116,9 @@ func (h *Host) Close() error {
 	if h.rt != nil {
 		h.rt.close()
 	}
+	h.nsMu.Lock()
+	defer h.nsMu.Unlock()
+	h.nsClosed = true
 	if h.ns.IsOpen() {
 		return h.ns.Close()
 	}
@@ -125,6 +133,11 @@ var errHostClosed = errors.New("hostnet: host closed")
 // the agent does not have). Otherwise the thread is switched and then thrown away: the
 // goroutine exits still locked, so the runtime never reuses a thread in the wrong namespace.
 func (h *Host) do(fn func() error) error {
+	h.nsMu.RLock()
+	defer h.nsMu.RUnlock()
+	if h.nsClosed {
+		return errHostClosed
+	}
 	if !h.ns.IsOpen() {
 		return fn()
 	}
