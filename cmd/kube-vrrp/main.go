@@ -42,6 +42,10 @@ func main() {
 	debug.SetTraceback("all")
 	// A soft memory limit below the container's, unless GOMEMLIMIT says otherwise (memlimit.go).
 	setMemoryLimit()
+	// The daemons' collector keeps less garbage, unless GOGC says otherwise (memlimit.go).
+	if len(os.Args) > 1 && (os.Args[1] == "agent" || os.Args[1] == "run") {
+		setDaemonGCPercent()
+	}
 	os.Exit(cli(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"testing"
 )
 
@@ -58,5 +59,24 @@ func TestSetMemoryLimitKeepsGOMEMLIMIT(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "100MiB")
 	if got := setMemoryLimit(); got != 0 {
 		t.Errorf("with GOMEMLIMIT set, setMemoryLimit set %d", got)
+	}
+}
+
+// The daemons' GOGC is daemonGCPercent unless GOGC is set, which the runtime has read then.
+func TestSetDaemonGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	t.Setenv("GOGC", "")
+	if got := setDaemonGCPercent(); got != daemonGCPercent {
+		t.Errorf("without GOGC, setDaemonGCPercent set %d, want %d", got, daemonGCPercent)
+	}
+	if got := debug.SetGCPercent(100); got != daemonGCPercent {
+		t.Errorf("without GOGC, the collector's GOGC is %d, want %d", got, daemonGCPercent)
+	}
+	t.Setenv("GOGC", "80")
+	if got := setDaemonGCPercent(); got != 0 {
+		t.Errorf("with GOGC set, setDaemonGCPercent set %d", got)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC set, the collector's GOGC was changed to %d", got)
 	}
 }
