@@ -29,6 +29,7 @@ import (
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
+	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
@@ -105,14 +106,22 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	}
 	refusal, refused := r.Rejected.Get(name)
 	entry, ok := r.entry(name)
-	if refused && r.offLink(&vip, refusal) {
+	offLink := refused && r.offLink(&vip, refusal)
+	if offLink {
 		// Not a member in fact: no entry, and no Warning (its refusal is not news to anyone).
 		entry, ok, refused = v1alpha1.NodeStatus{}, false, false
 	}
 	have, had := nodeEntryOf(&vip, r.NodeName)
+	// This node neither runs nor refuses a VirtualIP that takes it in: the VirtualIPReconciler
+	// has not decided on it yet (at the agent's start both reconcile every VirtualIP, in no set
+	// order). The entry left by this node's previous agent stays until the agent runs or
+	// refuses it, either of which wakes this reconciler (feed): withdrawn and written again it
+	// would be two writes, each sent to every agent, and a MASTER resuming after a restart
+	// (docs/design.md §4.9.1) no MASTER in status meanwhile.
+	undecided := !ok && had && !offLink && r.takesIn(ctx, &vip)
 	var result reconcile.Result
 	now := time.Now()
-	if !entryCurrent(entry, ok, have, had) && !r.behind(&vip, name, entry, ok) {
+	if !undecided && !entryCurrent(entry, ok, have, had) && !r.behind(&vip, name, entry, ok) {
 		last := r.written[name].foreignAt
 		if hold := foreignHold(entry, ok, have, had, last, now); hold > 0 {
 			// Only foreign routers changed, and this node wrote the entry moments ago: the
@@ -154,6 +163,22 @@ func (r *StatusReconciler) behind(vip *v1alpha1.VirtualIP, name string, entry v1
 	}
 	c, err := resourceversion.CompareResourceVersion(vip.ResourceVersion, w.resourceVersion)
 	return err == nil && c < 0
+}
+
+// takesIn reports whether vip takes this node in: it is not being deleted and it selects this
+// node (desired.Selects, as the VirtualIPReconciler decides). A Node or selector that cannot be
+// read counts as taken in: the VirtualIPReconciler refuses the VirtualIP then (NodeNotVisible,
+// InvalidSpec), and the refusal is this node's entry.
+func (r *StatusReconciler) takesIn(ctx context.Context, vip *v1alpha1.VirtualIP) bool {
+	if !vip.DeletionTimestamp.IsZero() {
+		return false
+	}
+	var self corev1.Node
+	if err := r.Reader.Get(ctx, types.NamespacedName{Name: r.NodeName}, &self); err != nil {
+		return true
+	}
+	ok, err := desired.Selects(vip, self.Name, self.Labels)
+	return ok || err != nil
 }
 
 // offLink reports whether refusal means that this node cannot take part in vip at all (no
