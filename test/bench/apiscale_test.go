@@ -32,6 +32,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/watch"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -671,6 +672,39 @@ const (
 	apiNodeNameExtra  = "authentication.kubernetes.io/node-name"
 )
 
+// decodeTime reads the first VirtualIP's JSON from the API server and times decoding it as the
+// agents' clients decode a watch event's object (the least of 20 tries), and says its size.
+func (e *apiScaleEnv) decodeTime(ctx context.Context, sch *runtime.Scheme) (time.Duration, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		strings.TrimSuffix(e.cfg.Host, "/")+"/apis/"+v1alpha1.GroupVersion.String()+"/virtualips/"+apiSimVIPName(0), nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return 0, 0, err
+	}
+	dec := serializer.NewCodecFactory(sch).UniversalDeserializer()
+	best := time.Duration(-1)
+	for range 20 {
+		t := time.Now()
+		var v v1alpha1.VirtualIP
+		if _, _, err := dec.Decode(raw, nil, &v); err != nil {
+			return 0, 0, fmt.Errorf("decoding %s: %w", apiSimVIPName(0), err)
+		}
+		if d := time.Since(t); best < 0 || d < best {
+			best = d
+		}
+	}
+	return best, len(raw), nil
+}
+
 // apiLoadAvg is the machine's load average (1, 5, 15 min), as /proc/loadavg has it.
 func apiLoadAvg() string {
 	data, err := os.ReadFile("/proc/loadavg")
@@ -772,6 +806,9 @@ func runAPIScale(b *testing.B, assets string, sz apiScaleSize) (res apiScaleResu
 		return res, err
 	}
 	res.quiet = after.sub(before)
+	if res.decode, res.objectBytes, err = e.decodeTime(ctx, sch); err != nil {
+		return res, err
+	}
 	apiLogf(b, "N=%d V=%d: %v without failovers: %.0f writes to VirtualIPs", sz.nodes, sz.vips,
 		res.quiet.dur.Round(time.Second), res.quiet.writes("virtualips", ""))
 
@@ -1317,9 +1354,12 @@ type apiScaleSnap struct {
 	// watchEvents and watchBytes: the VirtualIP watch events the API server sent, to every
 	// watcher (apiserver_watch_events_total, apiserver_watch_events_sizes_sum).
 	watchEvents, watchBytes float64
-	apiCPU                  float64
-	etcdCPU                 float64
-	selfCPU                 time.Duration
+	// applies and applySeconds: the status applies the API server answered, and the time it
+	// took over them (apiserver_request_duration_seconds).
+	applies, applySeconds float64
+	apiCPU                float64
+	etcdCPU               float64
+	selfCPU               time.Duration
 }
 
 type apiRequestKey struct{ verb, code, resource string }
@@ -1348,6 +1388,14 @@ func (e *apiScaleEnv) snapshot(ctx context.Context) (apiScaleSnap, error) {
 			if m.labels["resource"] == "virtualips" {
 				s.watchBytes += m.value
 			}
+		case "apiserver_request_duration_seconds_sum", "apiserver_request_duration_seconds_count":
+			if m.labels["resource"] == "virtualips" && m.labels["subresource"] == "status" && m.labels["verb"] == "APPLY" {
+				if strings.HasSuffix(m.name, "_sum") {
+					s.applySeconds += m.value
+				} else {
+					s.applies += m.value
+				}
+			}
 		}
 	}
 	etcd, err := apiScrape(ctx, http.DefaultClient, e.etcd.String()+"/metrics")
@@ -1371,14 +1419,18 @@ type apiScaleDelta struct {
 	dur                     time.Duration
 	requests                map[apiRequestKey]float64
 	watchEvents, watchBytes float64
-	apiCPU                  float64
-	etcdCPU                 float64
-	selfCPU                 time.Duration
+	// applies and applySeconds: the status applies the API server answered, and the time it
+	// took over them (apiserver_request_duration_seconds).
+	applies, applySeconds float64
+	apiCPU                float64
+	etcdCPU               float64
+	selfCPU               time.Duration
 }
 
 func (s apiScaleSnap) sub(o apiScaleSnap) apiScaleDelta {
 	d := apiScaleDelta{dur: s.at.Sub(o.at), requests: map[apiRequestKey]float64{}, apiCPU: s.apiCPU - o.apiCPU,
 		watchEvents: s.watchEvents - o.watchEvents, watchBytes: s.watchBytes - o.watchBytes,
+		applies: s.applies - o.applies, applySeconds: s.applySeconds - o.applySeconds,
 		etcdCPU: s.etcdCPU - o.etcdCPU, selfCPU: s.selfCPU - o.selfCPU}
 	for k, v := range s.requests {
 		if n := v - o.requests[k]; n > 0 {
@@ -1391,6 +1443,7 @@ func (s apiScaleSnap) sub(o apiScaleSnap) apiScaleDelta {
 func (d apiScaleDelta) add(o apiScaleDelta) apiScaleDelta {
 	out := apiScaleDelta{dur: d.dur + o.dur, requests: map[apiRequestKey]float64{}, apiCPU: d.apiCPU + o.apiCPU,
 		watchEvents: d.watchEvents + o.watchEvents, watchBytes: d.watchBytes + o.watchBytes,
+		applies: d.applies + o.applies, applySeconds: d.applySeconds + o.applySeconds,
 		etcdCPU: d.etcdCPU + o.etcdCPU, selfCPU: d.selfCPU + o.selfCPU}
 	for k, v := range d.requests {
 		out.requests[k] += v
@@ -1458,6 +1511,10 @@ type apiScaleResult struct {
 	// MASTER's entry to every agent: from its storage until each agent's cache had it.
 	paths    []apiCriticalPath
 	delivery []time.Duration
+	// decode is what decoding one copy of a VirtualIP (objectBytes of JSON) costs this
+	// process, as an agent's client decodes each watch event's object (the least of 20).
+	decode      time.Duration
+	objectBytes int
 	// Client side, over the windows: the agents' writes by kind.
 	client map[string]int
 }
@@ -1593,9 +1650,15 @@ func printAPIScaleTable(b *testing.B, results []apiScaleResult) {
 			"    included); without that delivery %s\n", whole, q(func(p apiCriticalPath) time.Duration { return p.entry }),
 			q(func(p apiCriticalPath) time.Duration { return p.toWriter }), q(func(p apiCriticalPath) time.Duration { return p.react }),
 			q(apiWithoutDelivery))
-		fmt.Fprintf(&out, "  the new MASTER's entry in the %d agents' caches, after it was stored: p50 %v, p99 %v, max %v (every copy decoded here)\n",
+		fmt.Fprintf(&out, "  the new MASTER's entry in the %d agents' caches, after it was stored: p50 %v, p99 %v, max %v (every copy decoded here;\n"+
+			"    one copy, %.0f kB of JSON, takes %v to decode, the event's framing aside: %v for all %d)\n",
 			r.size.nodes, apiQuantile(r.delivery, 0.5).Round(time.Millisecond), apiQuantile(r.delivery, 0.99).Round(time.Millisecond),
-			apiQuantile(r.delivery, 1).Round(time.Millisecond))
+			apiQuantile(r.delivery, 1).Round(time.Millisecond), float64(r.objectBytes)/1000, r.decode.Round(10*time.Microsecond),
+			(r.decode * time.Duration(r.size.nodes)).Round(time.Millisecond), r.size.nodes)
+		if r.windows.applies > 0 {
+			fmt.Fprintf(&out, "  the API server's time per status apply (mean, apiserver_request_duration_seconds): %v over the windows\n",
+				time.Duration(r.windows.applySeconds/r.windows.applies*float64(time.Second)).Round(time.Millisecond))
+		}
 		fmt.Fprintf(&out, "  machine's load average (1, 5, 15 min): %s at the first failover, %s after the last\n", r.load[0], r.load[1])
 		perMin := float64(time.Minute) / float64(max(r.quiet.dur, 1))
 		fmt.Fprintf(&out, "  background per minute:      virtualips %s; apiserver CPU %.2fs, etcd %.2fs, agents %.2fs\n",
@@ -1635,7 +1698,8 @@ func apiScrape(ctx context.Context, hc *http.Client, url string) ([]apiPromSampl
 	var out []apiPromSample
 	for _, line := range strings.Split(buf.String(), "\n") {
 		if !strings.HasPrefix(line, "apiserver_request_total{") && !strings.HasPrefix(line, "process_cpu_seconds_total") &&
-			!strings.HasPrefix(line, "apiserver_watch_events_total{") && !strings.HasPrefix(line, "apiserver_watch_events_sizes_sum{") {
+			!strings.HasPrefix(line, "apiserver_watch_events_total{") && !strings.HasPrefix(line, "apiserver_watch_events_sizes_sum{") &&
+			!strings.HasPrefix(line, "apiserver_request_duration_seconds_sum{") && !strings.HasPrefix(line, "apiserver_request_duration_seconds_count{") {
 			continue
 		}
 		s, err := apiParsePromLine(line)
