@@ -108,7 +108,7 @@ const (
 )
 
 // testUpgrade upgrades the release from the v1 image to v2 with helm, as a user would, with
-// three VirtualIPs mastered by n1, n2 and n3 (issue 13: a rolling update moves nothing).
+// three VirtualIPs mastered by n1, n2 and n3 (hitless upgrades, docs/design.md §4.9.1: a rolling update moves nothing).
 // Through each VIP a client keeps upConns long-lived connections sending a request every
 // 100 ms and opens a new connection for a request every 10 ms, while the VIPs' holders are
 // sampled every 5 ms. The rolling update completes (three new pods running v2); no VIP ever
