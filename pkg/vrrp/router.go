@@ -403,6 +403,15 @@ func (r *Router) Run(ctx context.Context) error {
 			cancel()
 			return nil
 		case <-timer.C:
+			// Adverts that wait in the queue arrived before this timer was taken up: after a
+			// stall (CPU starvation, a slow host call) both are ready, and select picks either.
+			// A Master_Down_Timer acted on first would take over from a MASTER heard in time.
+			if in != nil {
+				for p, ok := r.in.pop(); ok; p, ok = r.in.pop() {
+					r.health.took(time.Now())
+					next = r.apply(ctx, r.inst.Receive(time.Now(), p))
+				}
+			}
 			now := time.Now()
 			r.retryUnbind(ctx, now)
 			if r.bindRetry.due(now) {
