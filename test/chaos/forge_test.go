@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -188,13 +189,17 @@ func (f *forger) send(ctx context.Context, pkts []forgedPacket, rate float64, d 
 	for i, p := range pkts {
 		sas[i] = unix.SockaddrInet4{Addr: p.dst.As4()}
 	}
+	// total is the number of slots in [0, d), one every 1/rate from the start: all are sent,
+	// and when the forger itself stalled past the end (a loaded machine) the ones it missed go
+	// at once, as they would after a stall within it.
+	total := int(math.Ceil(rate*d.Seconds() - 1e-9))
 	next := 0 // index of the next packet to send, counting from the start
 	for {
 		el := time.Since(st.Start)
-		if el >= d || ctx.Err() != nil {
+		if ctx.Err() != nil || next >= total {
 			break
 		}
-		due := int(rate*el.Seconds()) + 1
+		due := min(int(rate*el.Seconds())+1, total)
 		for ; next < due; next++ {
 			i := next % len(pkts)
 			if err := unix.Sendto(f.fd, pkts[i].data, 0, &sas[i]); err != nil {
