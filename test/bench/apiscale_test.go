@@ -384,6 +384,7 @@ type apiWrite struct {
 	master string
 	// withdrawal: an agent's apply of no entry, which removes its entry.
 	withdrawal bool
+	state      string // the state of the one entry an agent applies
 }
 
 // resync reports whether r is an agent writing its own entry while it is not involved.
@@ -500,6 +501,9 @@ func (t *apiTraffic) wrap(i int) func(http.RoundTripper) http.RoundTripper {
 			}
 			r := apiWrite{agent: i, method: req.Method, code: resp.StatusCode, manager: manager, at: time.Now(), master: body.Status.Master,
 				withdrawal: body.ok && strings.HasPrefix(manager, "kube-vrrp-agent/") && len(body.Status.Nodes) == 0}
+			if len(body.Status.Nodes) == 1 {
+				r.state = body.Status.Nodes[0].State
+			}
 			r.resource, r.object = apiResourceOf(req.URL.Path)
 			if req.Method == http.MethodPatch {
 				r.patch = apiPatchKind(req.Header.Get("Content-Type"))
@@ -514,8 +518,10 @@ func (t *apiTraffic) wrap(i int) func(http.RoundTripper) http.RoundTripper {
 // status.master, and the entries an agent applies (none: it withdraws its entry).
 type apiStatusBody struct {
 	Status struct {
-		Master string            `json:"master"`
-		Nodes  []json.RawMessage `json:"nodes"`
+		Master string `json:"master"`
+		Nodes  []struct {
+			State string `json:"state"`
+		} `json:"nodes"`
 	} `json:"status"`
 	ok bool
 }
@@ -653,6 +659,7 @@ type apiScaleEnv struct {
 	gate       *apiStartGate   // the agents' node managers syncing at once
 	// deliveries: when each agent's VirtualIP informer delivered a failover's new MASTER entry.
 	deliveries apiDeliveries
+	explained  atomic.Int64 // failovers whose extra writes were told (explainWrites)
 	// watchRestarts counts the failover watches the API server ended before the change.
 	watchRestarts atomic.Int64
 }
@@ -1337,6 +1344,7 @@ func (e *apiScaleEnv) failover(ctx context.Context, k int, res *apiScaleResult) 
 	res.failovers++
 	res.windows = res.windows.add(after.sub(before))
 	res.addWrites(recs, resync, name, old, next)
+	e.explainWrites(recs, t1, name, old, next)
 	e.masters[j] = next
 
 	// The old MASTER recovers as a BACKUP, outside the window.
@@ -1345,6 +1353,40 @@ func (e *apiScaleEnv) failover(ctx context.Context, k int, res *apiScaleResult) 
 	e.agents[old].set(name, vrrp.Backup, vrrp.ReasonHigherPriority)
 	e.apiTraffic.waitQuiet(t, *apiScaleSettle, limit)
 	return nil
+}
+
+// explainWrites says, for the first few failovers where the old or the new MASTER applied its
+// entry more than once, or another node wrote its own, what each of them applied when.
+func (e *apiScaleEnv) explainWrites(recs []apiWrite, t1 time.Time, name string, old, next int) {
+	applies := map[int]int{}
+	others := false
+	for _, w := range recs {
+		if w.resource == "virtualips/status" && w.object == name && w.manager == "kube-vrrp-agent/"+apiSimNodeName(w.agent) {
+			applies[w.agent]++
+			others = others || (w.agent != old && w.agent != next)
+		}
+	}
+	if applies[old] <= 1 && applies[next] <= 1 && !others || e.explained.Add(1) > 5 {
+		return
+	}
+	var parts []string
+	for _, w := range recs {
+		if w.resource == "virtualips/status" && w.object == name {
+			who := apiSimNodeName(w.agent)
+			switch w.agent {
+			case old:
+				who += " (old MASTER)"
+			case next:
+				who += " (new MASTER)"
+			}
+			what := "entry " + w.state
+			if w.manager == controllers.AggregatorFieldManager {
+				what = "summary, master " + w.master
+			}
+			parts = append(parts, fmt.Sprintf("%+dms %s %s %d", w.at.Sub(t1).Milliseconds(), who, what, w.code))
+		}
+	}
+	fmt.Fprintf(os.Stderr, "%s failover of %s, writes from the takeover: %s\n", time.Now().Format("15:04:05"), name, strings.Join(parts, "; "))
 }
 
 // apiScaleSnap is what the API server, etcd and this process had used at one moment.
