@@ -67,26 +67,34 @@ import (
 // What the agents share (apiscale_shared_test.go): one Node informer, built as the agent's cache
 // builds it, listed and watched once, to a view of which each agent's controllers add their
 // handlers, and one REST mapper (the API discovery a manager reads at its start); and they
-// start -apiscale.start-concurrency at a time. Each keeps its own connection
-// and its own VirtualIP informer, so every status write goes to N agent watchers, as in a
-// cluster. No Node changes during a failover, so a Node informer delivers nothing in the
-// measured windows, shared or not: writes per failover, 409s and the status.master latency are
-// those of N agents with their own watches; what sharing changes is the start (one Node list,
-// not N, which at N = 500 on two cores did not sync within controller-runtime's 2-minute
-// timeout) and the API server's idle Node watchers (1, not N). The table says so too.
+// start -apiscale.start-concurrency at a time. Each keeps its own connection and its own
+// VirtualIP informer, so every status write goes to N agent watchers, as in a cluster. No Node
+// changes during a failover, so a Node informer delivers nothing in the measured windows,
+// shared or not: writes per failover, 409s and the status.master latency are those of N agents
+// with their own watches; what sharing changes is the start (one Node list, not N: at N = 500
+// on two cores the agents did not sync within controller-runtime's 2-minute timeout) and the
+// API server's idle Node watchers (1, not N). Their HTTP/2 health check waits
+// -apiscale.http2-check, not the agent's 5 s (apiHTTP2Check). The table says all this too.
+// Each VirtualIP's status is in place before the agents start, as N agents' applies leave it
+// (prepopulate), so that the start writes nothing.
 //
 // After the status settles, it measures the background for -apiscale.quiet (the resync), then
 // -apiscale.failovers failovers, one at a time: the MASTER of a VirtualIP goes to Fault and,
 // -apiscale.gap later, the next node becomes MASTER. A failover's window runs from just before the
-// first change until status.master names the new MASTER and no agent has written for
-// -apiscale.settle (a write of another node's own entry, its periodic resync, does not count
-// for the quiet, and is reported apart). Over the windows it reads kube-apiserver's own
-// /metrics (apiserver_request_total by verb, code, resource; process_cpu_seconds_total), and
-// etcd's CPU, and the VirtualIP watch events it sent (count, bytes); and when the summary
-// write that set the new MASTER was answered (stored), beside when this process's watch saw it.
-// Every agent runs in this process, so each watch event is decoded N times on the cores that
-// also run kube-apiserver and etcd: the latencies are upper bounds of a cluster's. It prints
-// a table, with the machine's load average; it asserts nothing about the figures.
+// first change until status.master names the new MASTER, the summary's writer has its answer
+// and no agent has written for -apiscale.settle (a write of another node's own entry, its
+// periodic resync, does not count for the quiet, and is reported apart). Over the windows it
+// reads kube-apiserver's own /metrics (apiserver_request_total by verb, code, resource;
+// process_cpu_seconds_total; the VirtualIP watch events it sent, count and bytes; its time
+// per status apply), and etcd's CPU. For each failover it takes the critical path apart: when
+// the new MASTER's entry was stored, when its watch event reached the summary writer's cache,
+// when the summary naming the new MASTER was stored, and when this process's own watch saw it;
+// and when the entry reached every agent's cache. Every agent runs in this process, so each
+// watch event is decoded N times on the cores that also run kube-apiserver and etcd, where a
+// cluster decodes it once on each of N machines: at N = 500 that is seconds of CPU per status
+// write, and the latencies are upper bounds of a cluster's (BenchmarkStatusApplyCost measures
+// the API server's part alone). It prints a table, with the machine's load average; it
+// asserts nothing about the figures.
 func BenchmarkStatusAPI(b *testing.B) {
 	dir := envtestassets.Require(b)
 	sizes, err := apiParseSizes(*apiScaleSizes)
