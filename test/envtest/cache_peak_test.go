@@ -1,14 +1,10 @@
 package envtest
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,38 +29,7 @@ import (
 func TestAgentCachePeak(t *testing.T) {
 	ctx := requireAPIServer(t)
 	admin := adminClient(t)
-	count := 500
-	if s := os.Getenv("KUBE_VRRP_CACHE_NODES"); s != "" {
-		var err error
-		if count, err = strconv.Atoi(s); err != nil || count < 1 {
-			t.Fatalf("KUBE_VRRP_CACHE_NODES=%q: want a number of Nodes", s)
-		}
-	}
-	t.Cleanup(func() {
-		_ = admin.DeleteAllOf(context.WithoutCancel(ctx), &corev1.Node{}, client.MatchingLabels{cacheLabel: "peak"})
-	})
-	work := make(chan int)
-	errs := make(chan error, count)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for i := range work {
-				errs <- createFatNode(ctx, admin, fmt.Sprintf("cache-peak-%05d", i), fmt.Sprintf("198.18.%d.%d", 40+i/250, 1+i%250),
-					map[string]string{cacheLabel: "peak"})
-			}
-		})
-	}
-	for i := range count {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	count := createFatNodes(ctx, t, admin, "peak", 500, 40)
 	defer debug.SetGCPercent(debug.SetGCPercent(5))
 
 	heap := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}

@@ -267,39 +267,8 @@ func TestAgentReadsReferencedSecretsOnly(t *testing.T) {
 func TestAgentCacheHeap(t *testing.T) {
 	ctx := requireAPIServer(t)
 	admin := adminClient(t)
-	count := 200
-	if s := os.Getenv("KUBE_VRRP_CACHE_NODES"); s != "" {
-		var err error
-		if count, err = strconv.Atoi(s); err != nil || count < 1 {
-			t.Fatalf("KUBE_VRRP_CACHE_NODES=%q: want a number of Nodes", s)
-		}
-	}
 	start := time.Now()
-	t.Cleanup(func() {
-		_ = admin.DeleteAllOf(context.WithoutCancel(ctx), &corev1.Node{}, client.MatchingLabels{cacheLabel: "heap"})
-	})
-	work := make(chan int)
-	errs := make(chan error, count)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for i := range work {
-				errs <- createFatNode(ctx, admin, fmt.Sprintf("cache-heap-%05d", i), fmt.Sprintf("198.18.%d.%d", 8+i/250, 1+i%250),
-					map[string]string{cacheLabel: "heap"})
-			}
-		})
-	}
-	for i := range count {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	count := createFatNodes(ctx, t, admin, "heap", 200, 8)
 	var one corev1.Node
 	if err := admin.Get(ctx, types.NamespacedName{Name: "cache-heap-00000"}, &one); err != nil {
 		t.Fatal(err)
@@ -346,4 +315,44 @@ func TestAgentCacheHeap(t *testing.T) {
 	if full == 0 || trimmed*5 > full {
 		t.Errorf("the agent's cache of %d Nodes takes %d bytes, the untransformed one %d: want less than a fifth", count, trimmed, full)
 	}
+}
+
+// createFatNodes creates count Nodes (KUBE_VRRP_CACHE_NODES, else def) as createFatNode makes
+// them, named cache-<label>-NNNNN, labelled cacheLabel=label, with InternalIPs from
+// 198.18.<octet>.1 on, eight at a time, and deletes them when the test ends; it returns count.
+func createFatNodes(ctx context.Context, t *testing.T, admin client.Client, label string, def, octet int) int {
+	t.Helper()
+	count := def
+	if s := os.Getenv("KUBE_VRRP_CACHE_NODES"); s != "" {
+		var err error
+		if count, err = strconv.Atoi(s); err != nil || count < 1 {
+			t.Fatalf("KUBE_VRRP_CACHE_NODES=%q: want a number of Nodes", s)
+		}
+	}
+	t.Cleanup(func() {
+		_ = admin.DeleteAllOf(context.WithoutCancel(ctx), &corev1.Node{}, client.MatchingLabels{cacheLabel: label})
+	})
+	work := make(chan int)
+	errs := make(chan error, count)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := range work {
+				errs <- createFatNode(ctx, admin, fmt.Sprintf("cache-%s-%05d", label, i), fmt.Sprintf("198.18.%d.%d", octet+i/250, 1+i%250),
+					map[string]string{cacheLabel: label})
+			}
+		})
+	}
+	for i := range count {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return count
 }
