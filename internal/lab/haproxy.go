@@ -66,13 +66,20 @@ type HAProxy struct {
 // under the node's per start, so restarts and other nodes never share a pid file or socket)
 // and waits until it answers on the node's own address, from the client.
 func (ns *PIDNamespace) ExecHAProxy(vip netip.Addr) (*HAProxy, error) {
+	return ns.execHAProxy("haproxy", func(dir string) string { return HAProxyConfig{VIP: vip, Dir: dir}.String(ns.Node) },
+		netip.AddrPortFrom(ns.Node.IPv4, 80))
+}
+
+// execHAProxy runs HAProxy as process name in the node's PID namespace with the configuration
+// config makes for its directory, and waits until ready (on the node's address) answers with
+// the node's name.
+func (ns *PIDNamespace) execHAProxy(name string, config func(dir string) string, ready netip.AddrPort) (*HAProxy, error) {
 	n := ns.Node
-	name := n.lab.procName(n.Name, "haproxy")
+	name = n.lab.procName(n.Name, name)
 	dir := filepath.Join(n.Dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	c := HAProxyConfig{VIP: vip, Dir: dir}
 	h := &HAProxy{
 		Config:  filepath.Join(dir, "haproxy.cfg"),
 		PidFile: filepath.Join(dir, "haproxy.pid"),
@@ -81,7 +88,7 @@ func (ns *PIDNamespace) ExecHAProxy(vip netip.Addr) (*HAProxy, error) {
 	if len(h.Socket) > maxUnixPath {
 		return nil, fmt.Errorf("%s: haproxy stats socket path too long for a unix socket (%d bytes): %s", n.Name, len(h.Socket), h.Socket)
 	}
-	if err := os.WriteFile(h.Config, []byte(c.String(n)), 0o644); err != nil {
+	if err := os.WriteFile(h.Config, []byte(config(dir)), 0o644); err != nil {
 		return nil, err
 	}
 	p, err := ns.Exec(context.Background(), name, "haproxy", "-db", "-f", h.Config)
@@ -91,13 +98,13 @@ func (ns *PIDNamespace) ExecHAProxy(vip netip.Addr) (*HAProxy, error) {
 	h.NSProc = p
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		body, err := n.lab.HTTPGet(netip.AddrPortFrom(n.IPv4, 80), time.Second)
+		body, err := n.lab.HTTPGet(ready, time.Second)
 		if err == nil && body == n.Name {
 			return h, nil
 		}
 		if p.Exited() || time.Now().After(deadline) {
 			p.Kill()
-			return nil, fmt.Errorf("%s: haproxy does not answer on %s (%v):\n%s", n.Name, n.IPv4, err, p.Tail(10))
+			return nil, fmt.Errorf("%s: haproxy does not answer on %s (%v):\n%s", n.Name, ready, err, p.Tail(10))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -1,13 +1,10 @@
 package lab
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
-	"time"
 )
 
 // HAProxyVIPsConfig renders an haproxy.cfg for node n serving HTTP on several virtual
@@ -35,39 +32,6 @@ func HAProxyVIPsConfig(n *Node, vips []netip.Addr, readyPort uint16, dir string)
 // under the node's per start) and waits until it answers on the node's own address at
 // readyPort, from the client.
 func (ns *PIDNamespace) ExecHAProxyVIPs(vips []netip.Addr, readyPort uint16) (*HAProxy, error) {
-	n := ns.Node
-	name := n.lab.procName(n.Name, "haproxy-vips")
-	dir := filepath.Join(n.Dir, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	h := &HAProxy{
-		Config:  filepath.Join(dir, "haproxy.cfg"),
-		PidFile: filepath.Join(dir, "haproxy.pid"),
-		Socket:  filepath.Join(dir, "stats.sock"),
-	}
-	if len(h.Socket) > maxUnixPath {
-		return nil, fmt.Errorf("%s: haproxy stats socket path too long for a unix socket (%d bytes): %s", n.Name, len(h.Socket), h.Socket)
-	}
-	if err := os.WriteFile(h.Config, []byte(HAProxyVIPsConfig(n, vips, readyPort, dir)), 0o644); err != nil {
-		return nil, err
-	}
-	p, err := ns.Exec(context.Background(), name, "haproxy", "-db", "-f", h.Config)
-	if err != nil {
-		return nil, err
-	}
-	h.NSProc = p
-	ready := netip.AddrPortFrom(n.IPv4, readyPort)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		body, err := n.lab.HTTPGet(ready, time.Second)
-		if err == nil && body == n.Name {
-			return h, nil
-		}
-		if p.Exited() || time.Now().After(deadline) {
-			p.Kill()
-			return nil, fmt.Errorf("%s: haproxy does not answer on %s (%v):\n%s", n.Name, ready, err, p.Tail(10))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return ns.execHAProxy("haproxy-vips", func(dir string) string { return HAProxyVIPsConfig(ns.Node, vips, readyPort, dir) },
+		netip.AddrPortFrom(ns.Node.IPv4, readyPort))
 }
