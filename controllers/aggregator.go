@@ -3,7 +3,6 @@ package controllers
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -151,7 +150,7 @@ func Summarize(nodes []v1alpha1.NodeStatus, generation int64, vrid int32) Summar
 				"(or, without spec.nodeSelector, exactly the nodes spec.nodes names): that they exist, that the agent runs on them, "+
 				"and that they have an interface in the subnet of the first address (a node without one reports only if spec.nodes names it)"
 		case faults == len(nodes):
-			reason, msg = ReasonAllFault, "every node is in FAULT (probes failing or configuration rejected): see status.nodes[].reason and message"
+			reason, msg = ReasonAllFault, "every node is in FAULT (probes failing or configuration rejected): see each member's reason and message (kubectl get vipm --field-selector spec.virtualIP=NAME)"
 		}
 		s.Conditions = []metav1.Condition{
 			cond(ConditionReady, false, reason, msg),
@@ -222,9 +221,10 @@ func writers(live []v1alpha1.NodeStatus) (writer, standby string) {
 	return writer, ""
 }
 
-// Reconcile prunes stale node entries, then applies the summary, if this agent is the
-// VirtualIP's writer (see writers), or its stand-by and the summary has stayed stale. Losing a
-// race to another writer is not an error: it is tried again with the newer object.
+// Reconcile prunes the members of nodes that are gone or no longer selected, then applies the
+// summary, if this agent is the VirtualIP's writer (see writers), or its stand-by and the
+// summary has stayed stale. Losing a race to another writer is not an error: it is tried
+// again with the newer object.
 func (a *Aggregator) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var vip v1alpha1.VirtualIP
 	if err := a.Client.Get(ctx, types.NamespacedName{Name: req.Name}, &vip); err != nil {
@@ -233,17 +233,25 @@ func (a *Aggregator) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
+	members, err := membersOf(ctx, a.Client, vip.Name)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
 	var live []v1alpha1.NodeStatus
-	for _, n := range vip.Status.Nodes {
-		stale, err := a.stale(ctx, &vip, n.Name)
+	var stale []*v1alpha1.VirtualIPMember
+	for _, m := range members {
+		gone, err := a.stale(ctx, &vip, m.Spec.Node)
 		if err != nil {
 			return reconcile.Result{}, err
 		}
-		if !stale {
-			live = append(live, n)
+		if gone {
+			stale = append(stale, m)
+		} else {
+			live = append(live, m.Entry())
 		}
 	}
-	if len(live) == len(vip.Status.Nodes) && current(&vip, Summarize(live, vip.Generation, vip.Spec.VRID)) {
+	sum := Summarize(live, vip.Generation, vip.Spec.VRID)
+	if len(stale) == 0 && current(&vip, sum) {
 		a.fresh(vip.Name)
 		return reconcile.Result{}, nil // nothing to write
 	}
@@ -267,30 +275,30 @@ func (a *Aggregator) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		a.fresh(vip.Name)
 		return reconcile.Result{}, nil // another node writes it
 	}
-	if err := a.prune(ctx, &vip); err != nil {
+	if err := a.prune(ctx, &vip, stale); err != nil {
 		if lostRace(err) {
-			a.Log.Debug("status entries changed while pruning; retrying", "vip", vip.Name, "err", err)
+			a.Log.Debug("a member changed while pruning; retrying", "vip", vip.Name, "err", err)
 			return reconcile.Result{RequeueAfter: retryRace}, nil
 		}
 		return reconcile.Result{}, err
 	}
-	sum := Summarize(vip.Status.Nodes, vip.Generation, vip.Spec.VRID)
 	if current(&vip, sum) {
 		a.fresh(vip.Name)
 		return reconcile.Result{}, nil // pruning was all there was to do
 	}
-	// The resourceVersion is a precondition: the summary is of this version's entries.
+	// The resourceVersion is a precondition: a summary written since by another agent, which
+	// this one has not seen, is not written over; this one is computed again once it has.
 	apply := newStatusApply(vip.Name, vip.ResourceVersion, summaryStatus{
 		ObservedGeneration: vip.Generation, Master: sum.Master,
 		Conditions: withTransitionTimes(sum.Conditions, vip.Status.Conditions, metav1.Now()),
 	})
-	err := a.Client.Status().Apply(ctx, apply, client.FieldOwner(AggregatorFieldManager), client.ForceOwnership)
+	err = a.Client.Status().Apply(ctx, apply, client.FieldOwner(AggregatorFieldManager), client.ForceOwnership)
 	switch {
 	case apierrors.IsNotFound(err):
 		return reconcile.Result{}, nil
 	case apierrors.IsConflict(err):
-		// The object changed since it was read (an entry, or another agent's summary): this
-		// summary is stale and was not written.
+		// The object changed since it was read (another agent's summary, the spec): this
+		// summary may be stale and was not written.
 		a.Log.Debug("status changed since it was read; summarising again", "vip", vip.Name, "resourceVersion", vip.ResourceVersion)
 		return reconcile.Result{RequeueAfter: retryRace}, nil
 	case err != nil:
@@ -379,98 +387,113 @@ func withTransitionTimes(conds, old []metav1.Condition, now metav1.Time) []metav
 }
 
 // lostRace reports whether err is the API server refusing a write because another writer
-// changed the object first: a stale resourceVersion (409), or a JSON patch whose test op
-// found another entry at the index (422).
+// changed the object first: a stale resourceVersion or UID (409).
 func lostRace(err error) bool {
-	return apierrors.IsConflict(err) || apierrors.IsInvalid(err)
+	return apierrors.IsConflict(err)
 }
 
-// prune removes entries of nodes that no longer exist or are no longer selected. It uses a
-// JSON patch that tests each entry's name first, so it never removes an entry another writer
-// has just changed places with; the API server then refuses the patch (422), and the
-// reconcile is tried again. On success vip is the patched object.
-func (a *Aggregator) prune(ctx context.Context, vip *v1alpha1.VirtualIP) error {
-	var ops []jsonPatchOp
-	for i := len(vip.Status.Nodes) - 1; i >= 0; i-- {
-		n := vip.Status.Nodes[i]
-		stale, err := a.stale(ctx, vip, n.Name)
-		if err != nil {
-			return err
+// prune deletes the members of vip in stale, of nodes that no longer exist or are no longer
+// selected. Each delete has the member's UID and resourceVersion as preconditions, so it never
+// deletes a member its node has just written again (a node that came back, or was selected
+// again): the API server refuses it (409), and the reconcile is tried again.
+func (a *Aggregator) prune(ctx context.Context, vip *v1alpha1.VirtualIP, stale []*v1alpha1.VirtualIPMember) error {
+	for _, m := range stale {
+		a.Log.Info("pruning member", "vip", vip.Name, "node", m.Spec.Node)
+		err := a.Client.Delete(ctx, m.DeepCopy(), client.Preconditions{UID: &m.UID, ResourceVersion: &m.ResourceVersion})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("pruning the member of node %s in %s: %w", m.Spec.Node, vip.Name, err)
 		}
-		if !stale {
-			continue
-		}
-		path := fmt.Sprintf("/status/nodes/%d", i)
-		ops = append(ops, jsonPatchOp{Op: "test", Path: path + "/name", Value: n.Name},
-			jsonPatchOp{Op: "remove", Path: path})
-		a.Log.Info("pruning status entry", "vip", vip.Name, "node", n.Name)
-	}
-	if len(ops) == 0 {
-		return nil
-	}
-	b, err := json.Marshal(ops)
-	if err != nil {
-		return err
-	}
-	if err := a.Client.Status().Patch(ctx, vip, client.RawPatch(types.JSONPatchType, b)); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("pruning status of %s: %w", vip.Name, err)
 	}
 	return nil
 }
 
 // nodeEvents enqueues, for a Node's creation, deletion or change of labels, the VirtualIPs with
-// an entry of it. Whether an entry is live (stale) depends on its Node's existence and labels,
-// not on its addresses, and a Node without an entry is in no summary.
+// a member of it. Whether a member is live (stale) depends on its Node's existence and labels,
+// not on its addresses, and a Node without a member is in no summary.
 func (a *Aggregator) nodeEvents() handler.EventHandler {
 	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) {
 			// The Nodes of the informer's first list: every VirtualIP is summarised after the
-			// sync anyway (its own first-list event), and listing them per Node is a list of
-			// every VirtualIP per Node at every start.
+			// sync anyway (its own first-list event).
 			if e.IsInInitialList {
 				return
 			}
-			a.enqueueEntries(ctx, q, e.Object.GetName())
+			a.enqueueMembers(ctx, q, e.Object.GetName())
 		},
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) {
 			if o, n := asNode(e.ObjectOld), asNode(e.ObjectNew); o == nil || n == nil || !mapsEqual(o.Labels, n.Labels) {
-				a.enqueueEntries(ctx, q, e.ObjectNew.GetName())
+				a.enqueueMembers(ctx, q, e.ObjectNew.GetName())
 			}
 		},
-		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) { a.enqueueEntries(ctx, q, e.Object.GetName()) },
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) { a.enqueueMembers(ctx, q, e.Object.GetName()) },
 	}
 }
 
-// enqueueEntries enqueues the VirtualIPs whose status has an entry of node.
-func (a *Aggregator) enqueueEntries(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], node string) {
-	for _, req := range a.entryRequests(ctx, node) {
+// enqueueMembers enqueues the VirtualIPs with a member of node.
+func (a *Aggregator) enqueueMembers(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], node string) {
+	for _, req := range a.memberRequests(ctx, node) {
 		q.Add(req)
 	}
 }
 
-// entryRequests returns the VirtualIPs whose status has an entry of node: those whose summary
-// a change of the Node (its existence, its labels) can change.
-func (a *Aggregator) entryRequests(ctx context.Context, node string) []reconcile.Request {
+// memberRequests returns the VirtualIPs with a member of node: those whose summary a change of
+// the Node (its existence, its labels) can change.
+func (a *Aggregator) memberRequests(ctx context.Context, node string) []reconcile.Request {
 	// Read only, as the cache holds them: not copied.
-	var list v1alpha1.VirtualIPList
-	if err := a.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+	var list v1alpha1.VirtualIPMemberList
+	if err := a.Client.List(ctx, &list, client.MatchingFields{memberNodeField: node}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
-	var out []reconcile.Request
+	out := make([]reconcile.Request, 0, len(list.Items))
 	for i := range list.Items {
-		if v := &list.Items[i]; slices.ContainsFunc(v.Status.Nodes, func(n v1alpha1.NodeStatus) bool { return n.Name == node }) {
-			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: v.Name}})
-		}
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Spec.VirtualIP}})
 	}
 	return out
 }
 
-// jsonPatchOp is one operation of a JSON patch (RFC 6902).
-type jsonPatchOp struct {
-	Op    string `json:"op"`
-	Path  string `json:"path"`
-	Value string `json:"value,omitempty"`
+// Cache indexes of VirtualIPMembers: by spec.virtualIP (the members of a VirtualIP) and by
+// spec.node (a node's members).
+const (
+	memberVirtualIPField = "spec.virtualIP"
+	memberNodeField      = "spec.node"
+)
+
+// indexMembers adds the member indexes to mgr's cache, once: the aggregator and the status
+// reconciler both read them.
+func indexMembers(ctx context.Context, mgr ctrl.Manager) error {
+	for field, value := range map[string]func(*v1alpha1.VirtualIPMember) string{
+		memberVirtualIPField: func(m *v1alpha1.VirtualIPMember) string { return m.Spec.VirtualIP },
+		memberNodeField:      func(m *v1alpha1.VirtualIPMember) string { return m.Spec.Node },
+	} {
+		err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.VirtualIPMember{}, field, func(o client.Object) []string {
+			if m, ok := o.(*v1alpha1.VirtualIPMember); ok {
+				return []string{value(m)}
+			}
+			return nil
+		})
+		// Set up already by the other controller of this manager.
+		if err != nil && !strings.Contains(err.Error(), "indexer conflict") {
+			return fmt.Errorf("indexing VirtualIPMembers by %s: %w", field, err)
+		}
+	}
+	return nil
+}
+
+// membersOf returns the members of the VirtualIP name from the cache, as it holds them: read
+// only, never changed.
+func membersOf(ctx context.Context, r client.Reader, name string) ([]*v1alpha1.VirtualIPMember, error) {
+	var list v1alpha1.VirtualIPMemberList
+	if err := r.List(ctx, &list, client.MatchingFields{memberVirtualIPField: name}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing the members of %s: %w", name, err)
+	}
+	out := make([]*v1alpha1.VirtualIPMember, 0, len(list.Items))
+	for i := range list.Items {
+		if m := &list.Items[i]; m.Spec.VirtualIP == name {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 // SetupWithManager registers the aggregator in the node's manager: no leader election. A
@@ -478,6 +501,11 @@ type jsonPatchOp struct {
 func (a *Aggregator) SetupWithManager(mgr ctrl.Manager) error {
 	later := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], obj client.Object) {
 		q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Name: obj.GetName()}}, summaryBatch)
+	}
+	laterMember := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], obj client.Object) {
+		if m, ok := obj.(*v1alpha1.VirtualIPMember); ok {
+			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Name: m.Spec.VirtualIP}}, summaryBatch)
+		}
 	}
 	batched := handler.Funcs{
 		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
@@ -490,9 +518,27 @@ func (a *Aggregator) SetupWithManager(mgr ctrl.Manager) error {
 			later(q, e.Object)
 		},
 	}
+	if err := indexMembers(context.Background(), mgr); err != nil {
+		return err
+	}
+	memberBatched := handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			// The first list: every VirtualIP is summarised after the sync anyway.
+			if !e.IsInInitialList {
+				laterMember(q, e.Object)
+			}
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			laterMember(q, e.ObjectNew)
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			laterMember(q, e.Object)
+		},
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("virtualip-aggregator").
 		Watches(&v1alpha1.VirtualIP{}, batched).
+		Watches(&v1alpha1.VirtualIPMember{}, memberBatched).
 		Watches(&corev1.Node{}, a.nodeEvents(), builder.WithPredicates(nodeChanged())).
 		// Every agent may write; registered again in a new manager when the last one failed.
 		WithOptions(controller.Options{NeedLeaderElection: ptrTo(false), SkipNameValidation: ptrTo(true)}).

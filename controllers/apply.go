@@ -10,12 +10,12 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 )
 
-// The status is written by server-side apply, in two parts with a field manager each: a
-// node's entry of status.nodes (StatusReconciler, under "kube-vrrp-agent/<node>") and the
-// summary (Aggregator, under AggregatorFieldManager). Both are built as the API's types and
-// sent as one of the apply configurations below, of the form controller-gen generates: what
-// is in it is set and owned by the manager, and what the manager owned before and leaves out
-// is removed.
+// Status is written by server-side apply, in two parts with a field manager each: a node's
+// report, its VirtualIPMember of each VirtualIP it takes part in (StatusReconciler, under
+// "kube-vrrp-agent/<node>"), and the VirtualIP's summary (Aggregator, under
+// AggregatorFieldManager). Both are built as the API's types and sent as one of the apply
+// configurations below, of the form controller-gen generates: what is in it is set and owned
+// by the manager, and what the manager owned before and leaves out is removed.
 
 // statusApply is an apply configuration of a VirtualIP's status subresource with status S.
 type statusApply[S any] struct {
@@ -41,19 +41,30 @@ func newStatusApply[S any](name, resourceVersion string, status S) *statusApply[
 	}
 }
 
-// entryStatus is what a node applies: its own entry, or none, which withdraws it.
-type entryStatus struct {
-	Nodes []nodeEntry `json:"nodes"`
+// memberApply is an apply configuration of a VirtualIPMember: the whole object, which its
+// node's agent alone writes.
+type memberApply struct {
+	metav1ac.TypeMetaApplyConfiguration    `json:",inline"`
+	*metav1ac.ObjectMetaApplyConfiguration `json:"metadata,omitempty"`
+	Spec                                   v1alpha1.VirtualIPMemberSpec `json:"spec"`
+	Status                                 nodeEntry                    `json:"status"`
 }
 
-// newEntryStatus is the status that applies entry, or withdraws this node's entry if ok is
-// false.
-func newEntryStatus(entry v1alpha1.NodeStatus, ok bool) entryStatus {
-	st := entryStatus{Nodes: []nodeEntry{}}
-	if ok {
-		st.Nodes = append(st.Nodes, nodeEntry{entry})
+// IsApplyConfiguration marks memberApply as a runtime.ApplyConfiguration.
+func (*memberApply) IsApplyConfiguration() {}
+
+// newMemberApply applies entry as the member of entry.Name (a node) in vip, owned by vip so
+// that it goes when vip does.
+func newMemberApply(vip *v1alpha1.VirtualIP, entry v1alpha1.NodeStatus) *memberApply {
+	meta := metav1ac.ObjectMeta().WithName(v1alpha1.MemberName(vip.Name, entry.Name)).
+		WithOwnerReferences(metav1ac.OwnerReference().WithAPIVersion(v1alpha1.GroupVersion.String()).
+			WithKind("VirtualIP").WithName(vip.Name).WithUID(vip.UID))
+	return &memberApply{
+		TypeMetaApplyConfiguration:   *metav1ac.TypeMeta().WithAPIVersion(v1alpha1.GroupVersion.String()).WithKind("VirtualIPMember"),
+		ObjectMetaApplyConfiguration: meta,
+		Spec:                         v1alpha1.VirtualIPMemberSpec{VirtualIP: vip.Name, Node: entry.Name},
+		Status:                       nodeEntry{entry},
 	}
-	return st
 }
 
 // nodeEntry is a v1alpha1.NodeStatus as applied: the same JSON, except that lastTransitionTime

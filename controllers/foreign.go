@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/netip"
@@ -255,7 +256,7 @@ const (
 	foreignEventWindow = time.Minute
 )
 
-func (r *StatusReconciler) foreignEvents(vip *v1alpha1.VirtualIP, entry v1alpha1.NodeStatus, ok bool) {
+func (r *StatusReconciler) foreignEvents(ctx context.Context, vip *v1alpha1.VirtualIP, entry v1alpha1.NodeStatus, ok bool) {
 	if r.lastForeign == nil {
 		r.lastForeign = map[string]map[string]bool{}
 	}
@@ -266,10 +267,14 @@ func (r *StatusReconciler) foreignEvents(vip *v1alpha1.VirtualIP, entry v1alpha1
 	self := entry
 	self.Name = r.NodeName
 	nodes := []v1alpha1.NodeStatus{self}
-	for _, n := range vip.Status.Nodes {
-		if n.Name != r.NodeName {
+	members, err := membersOf(ctx, r.Reader, vip.Name)
+	if err != nil {
+		return // compared again at the next change or resync
+	}
+	for _, m := range members {
+		if m.Spec.Node != r.NodeName {
 			// Only their addresses count: they tell the group's nodes from strangers.
-			nodes = append(nodes, v1alpha1.NodeStatus{Name: n.Name, Address: n.Address})
+			nodes = append(nodes, v1alpha1.NodeStatus{Name: m.Spec.Node, Address: m.Status.Address})
 		}
 	}
 	prev := r.lastForeign[vip.Name]

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -33,27 +34,28 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
-// StatusReconciler writes this node's entry of status.nodes with server-side apply, under a
-// field manager of its own, so agents never overwrite each other (docs/design.md §7.5). An
-// entry says what is, not what happened: it is built from the agent's snapshot each time, so a
+// StatusReconciler writes this node's report on each VirtualIP it takes part in, its
+// VirtualIPMember, with server-side apply, under a field manager of its own; no other agent
+// writes it (docs/design.md §7.5). An entry (the member's status) says what is, not what
+// happened: it is built from the agent's snapshot each time, so a
 // write that coalesces a burst of transitions, or fails, cannot leave a wrong entry behind
 // (transitions become Events through EventReporter, from the typed stream).
 //
-// It writes only what differs: the entry it would write is compared with this node's entry in
-// the cached object, and an entry already in place costs no request; so is one whose foreign
+// It writes only what differs: the entry it would write is compared with this node's member in
+// the cache, and an entry already in place costs no request; so is one whose foreign
 // routers differ only in what every advert moves, their count and a lastSeen less than a
 // minute behind (entryCurrent). A change of its foreign routers alone within
 // foreignWriteEvery of the last such write waits for the rest of that time, and is written as
 // it is then (foreignHold). It is fed by the agent's change signal, for the VirtualIPs
-// whose entry changed since they were last fed (feed); by the VirtualIP watch, when this
-// node's entry there changed (another writer removed or altered it) or the spec did; and by a
-// periodic resync, a comparison that repairs what was missed.
+// whose entry changed since they were last fed (feed); by the member watch, when this node's
+// member changed (another writer removed or altered it); by the VirtualIP watch, when the spec
+// changed; and by a periodic resync, a comparison that repairs what was missed.
 // The work queue coalesces bursts per VirtualIP and retries failed writes with a short backoff,
 // so status catches up within seconds once the API server is back. Nothing here can change
 // VRRP state: it only reads snapshots. It also records the Events that status alone knows of:
 // a refusal (refusalEvent) and a foreign router that is not a member (foreignEvents).
 type StatusReconciler struct {
-	// Client writes status; Reader reads VirtualIPs from the cache.
+	// Client writes members; Reader reads VirtualIPs and members from the cache.
 	Client   client.Client
 	Reader   client.Reader
 	NodeName string
@@ -67,21 +69,27 @@ type StatusReconciler struct {
 	// repairs what another writer removed, if the watch missed it.
 	Resync time.Duration
 
-	// written: VirtualIP -> the entry this node last applied, and the object's resourceVersion
-	// the API server answered with: until the cache has caught up with that version, a cached
-	// entry that differs is not worth a write (see behind).
+	// written: VirtualIP -> the entry this node last applied, and the member's resourceVersion
+	// the API server answered with (or, for a withdrawal, the version it deleted): until the
+	// cache has caught up with that version, a cached entry that differs is not worth a write
+	// (see behind).
 	written     map[string]written
 	lastRefusal map[string]Rejection       // VirtualIP -> last refusal reported, for Events
 	lastForeign map[string]map[string]bool // VirtualIP -> foreign routers heard, for Events
 	// foreignEventTimes: VirtualIP -> times of its recent ForeignRouter Events (a bound).
 	foreignEventTimes map[string][]time.Time
+
+	mu sync.Mutex
+	// gone: VirtualIP -> the resourceVersion with which the member watch last saw this node's
+	// member of it deleted (behind); one per VirtualIP this node had a member of.
+	gone map[string]string
 }
 
-// FieldManager is the server-side-apply manager of this node's status entry.
+// FieldManager is the server-side-apply manager of this node's members.
 func (r *StatusReconciler) FieldManager() string { return "kube-vrrp-agent/" + r.NodeName }
 
-// written is an entry as applied (ok false: withdrawn) and the resourceVersion of the object
-// it made; foreignAt is when this node last wrote a change of the entry's foreign routers
+// written is an entry as applied (ok false: withdrawn) and the resourceVersion of the member
+// it made (withdrawn: the last one it had); foreignAt is when this node last wrote a change of the entry's foreign routers
 // alone (foreignHold).
 type written struct {
 	entry           v1alpha1.NodeStatus
@@ -90,8 +98,8 @@ type written struct {
 	foreignAt       time.Time
 }
 
-// Reconcile applies this node's entry of one VirtualIP's status, if the cached object does not
-// have it already.
+// Reconcile applies this node's member of one VirtualIP, or deletes it, if the cached member
+// does not say the same already.
 func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	name := req.Name
 	var vip v1alpha1.VirtualIP
@@ -100,6 +108,9 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 			delete(r.lastRefusal, name)
 			delete(r.lastForeign, name)
 			delete(r.written, name)
+			r.mu.Lock()
+			delete(r.gone, name)
+			r.mu.Unlock()
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, err
@@ -111,7 +122,8 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		// Not a member in fact: no entry, and no Warning (its refusal is not news to anyone).
 		entry, ok, refused = v1alpha1.NodeStatus{}, false, false
 	}
-	have, had := nodeEntryOf(&vip, r.NodeName)
+	member, had := r.member(ctx, name)
+	have := member.Entry()
 	// This node neither runs nor refuses a VirtualIP that takes it in: the VirtualIPReconciler
 	// has not decided on it yet (at the agent's start both reconcile every VirtualIP, in no set
 	// order). The entry left by this node's previous agent stays until the agent runs or
@@ -121,20 +133,16 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	undecided := !ok && had && !offLink && r.takesIn(ctx, &vip)
 	var result reconcile.Result
 	now := time.Now()
-	if !undecided && !entryCurrent(entry, ok, have, had) && !r.behind(&vip, name, entry, ok) {
+	if !undecided && !entryCurrent(entry, ok, have, had) && !r.behind(member, had, name, entry, ok) {
 		last := r.written[name].foreignAt
 		if hold := foreignHold(entry, ok, have, had, last, now); hold > 0 {
 			// Only foreign routers changed, and this node wrote the entry moments ago: the
 			// entry as it is when the hold runs out is written then.
 			result.RequeueAfter = hold
 		} else {
-			apply := newStatusApply(name, "", newEntryStatus(entry, ok))
-			err := r.Client.Status().Apply(ctx, apply, client.FieldOwner(r.FieldManager()), client.ForceOwnership)
+			rv, err := r.write(ctx, &vip, member, had, entry, ok)
 			if err != nil {
-				if apierrors.IsNotFound(err) {
-					return reconcile.Result{}, nil
-				}
-				return reconcile.Result{}, fmt.Errorf("applying status of %s: %w", name, err)
+				return reconcile.Result{}, err
 			}
 			if r.written == nil {
 				r.written = map[string]written{}
@@ -142,26 +150,87 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 			if foreignOnly(entry, ok, have, had) {
 				last = now
 			}
-			r.written[name] = written{entry: entry, ok: ok, resourceVersion: ptr.Deref(apply.ResourceVersion, ""), foreignAt: last}
+			r.written[name] = written{entry: entry, ok: ok, resourceVersion: rv, foreignAt: last}
 		}
 	}
 	r.refusalEvent(&vip, refusal, refused)
-	r.foreignEvents(&vip, entry, ok)
+	r.foreignEvents(ctx, &vip, entry, ok)
 	return result, nil
 }
 
-// behind reports whether the cached vip is older than the object this node's last write of
-// name made, and that write already said what entry (ok false: none) says (entryCurrent): the
-// cache has not caught up with it yet, and the watch event that brings it enqueues name again.
-// A cached entry that differs after that is another writer's doing, and is written over.
-// Resource versions are compared as the API server defines them for that (integers); one that
-// is not well formed is never behind.
-func (r *StatusReconciler) behind(vip *v1alpha1.VirtualIP, name string, entry v1alpha1.NodeStatus, ok bool) bool {
-	w, found := r.written[name]
-	if !found || !entryCurrent(entry, ok, w.entry, w.ok) {
+// write applies entry as this node's member of vip, or deletes the member (ok false), and
+// returns the resourceVersion the member has then (deleted: the one it had).
+func (r *StatusReconciler) write(ctx context.Context, vip *v1alpha1.VirtualIP, member *v1alpha1.VirtualIPMember, had bool,
+	entry v1alpha1.NodeStatus, ok bool) (string, error) {
+	if !ok {
+		if !had {
+			return "", nil
+		}
+		// Only the member the cache has: one written since (by this node's last agent, a
+		// moment ago) is compared again when its watch event comes.
+		err := r.Client.Delete(ctx, member, client.Preconditions{UID: &member.UID, ResourceVersion: &member.ResourceVersion})
+		switch {
+		case err == nil, apierrors.IsNotFound(err):
+			return member.ResourceVersion, nil
+		case apierrors.IsConflict(err):
+			return "", fmt.Errorf("withdrawing the member of %s: it changed meanwhile, comparing again: %w", vip.Name, err)
+		}
+		return "", fmt.Errorf("withdrawing the member of %s: %w", vip.Name, err)
+	}
+	apply := newMemberApply(vip, entry)
+	if err := r.Client.Apply(ctx, apply, client.FieldOwner(r.FieldManager()), client.ForceOwnership); err != nil {
+		return "", fmt.Errorf("applying the member of %s: %w", vip.Name, err)
+	}
+	return ptr.Deref(apply.ResourceVersion, ""), nil
+}
+
+// goneSince reports whether the member watch saw this node's member of name deleted at or
+// after the resourceVersion rv.
+func (r *StatusReconciler) goneSince(name, rv string) bool {
+	r.mu.Lock()
+	gone, ok := r.gone[name]
+	r.mu.Unlock()
+	if !ok {
 		return false
 	}
-	c, err := resourceversion.CompareResourceVersion(vip.ResourceVersion, w.resourceVersion)
+	c, err := resourceversion.CompareResourceVersion(gone, rv)
+	return err != nil || c >= 0
+}
+
+// member returns this node's member of the VirtualIP name in the cache, if there is one. It
+// is the cache's object: read, never changed.
+func (r *StatusReconciler) member(ctx context.Context, name string) (*v1alpha1.VirtualIPMember, bool) {
+	var m v1alpha1.VirtualIPMember
+	if err := r.Reader.Get(ctx, types.NamespacedName{Name: v1alpha1.MemberName(name, r.NodeName)}, &m); err != nil {
+		return &v1alpha1.VirtualIPMember{}, false
+	}
+	// A name is a hash beyond 253 bytes: the spec says whose it is.
+	if m.Spec.VirtualIP != name || m.Spec.Node != r.NodeName {
+		return &v1alpha1.VirtualIPMember{}, false
+	}
+	return &m, true
+}
+
+// behind reports whether the cached member (had false: none) is older than the member this
+// node's last write of name made or deleted, and that write already said what entry (ok
+// false: none) says (entryCurrent): the cache has not caught up with it yet, and the watch
+// event that brings it enqueues name again. A cached entry that differs after that is another
+// writer's doing, and is written over. Resource versions are compared as the API server
+// defines them for that (integers); one that is not well formed is never behind.
+func (r *StatusReconciler) behind(member *v1alpha1.VirtualIPMember, had bool, name string, entry v1alpha1.NodeStatus, ok bool) bool {
+	w, found := r.written[name]
+	if !found || !entryCurrent(entry, ok, w.entry, w.ok) || w.resourceVersion == "" {
+		return false
+	}
+	if !had {
+		// Deleted, and gone: current. Applied, and not in the cache yet, unless the member
+		// watch has seen it deleted since (a prune, a user): then it is written again.
+		return w.ok && !r.goneSince(name, w.resourceVersion)
+	}
+	c, err := resourceversion.CompareResourceVersion(member.ResourceVersion, w.resourceVersion)
+	if !w.ok {
+		return err == nil && c <= 0 // the member deleted, still in the cache
+	}
 	return err == nil && c < 0
 }
 
@@ -187,16 +256,6 @@ func (r *StatusReconciler) takesIn(ctx context.Context, vip *v1alpha1.VirtualIP)
 // per node of the cluster, while a node it names is one the user expects to see.
 func (r *StatusReconciler) offLink(vip *v1alpha1.VirtualIP, refusal Rejection) bool {
 	return refusal.OffLink && !slices.ContainsFunc(vip.Spec.Nodes, func(o v1alpha1.NodeOverride) bool { return o.Name == r.NodeName })
-}
-
-// nodeEntryOf returns node's entry in vip's status, if it has one.
-func nodeEntryOf(vip *v1alpha1.VirtualIP, node string) (v1alpha1.NodeStatus, bool) {
-	for _, n := range vip.Status.Nodes {
-		if n.Name == node {
-			return n, true
-		}
-	}
-	return v1alpha1.NodeStatus{}, false
 }
 
 // entryKey is entry as this node applies it (nodeEntry's JSON: times in UTC, the transition's
@@ -339,6 +398,9 @@ func (r *StatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Resync == 0 {
 		r.Resync = time.Minute
 	}
+	if err := indexMembers(context.Background(), mgr); err != nil {
+		return err
+	}
 	events := make(chan event.TypedGenericEvent[*v1alpha1.VirtualIP])
 	if err := mgr.Add(runnable(func(ctx context.Context) error {
 		r.feed(ctx, events)
@@ -349,25 +411,34 @@ func (r *StatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("virtualip-status").
 		WatchesRawSource(source.Channel(events, &handler.TypedEnqueueRequestForObject[*v1alpha1.VirtualIP]{})).
-		// Another writer removed or changed this node's entry (a prune, a user), or the spec
-		// changed (whether spec.nodes names this node decides whether an off-link node has an
-		// entry): compared at once, not at the next resync. Other writes, the other nodes'
-		// entries and the summary, are not this node's business.
+		// The spec changed (whether spec.nodes names this node decides whether an off-link node
+		// has a member, and the member's owner is the VirtualIP): compared at once, not at the
+		// next resync. Status writes (the summary) are not this node's business.
 		Watches(&v1alpha1.VirtualIP{}, &handler.EnqueueRequestForObject{}, builder.WithPredicates(predicate.Funcs{
-			UpdateFunc: func(e event.UpdateEvent) bool {
-				o, ok1 := e.ObjectOld.(*v1alpha1.VirtualIP)
-				n, ok2 := e.ObjectNew.(*v1alpha1.VirtualIP)
-				if !ok1 || !ok2 {
-					return true
-				}
-				return o.Generation != n.Generation || entryKey(nodeEntryOf(o, r.NodeName)) != entryKey(nodeEntryOf(n, r.NodeName))
-			},
-			// At start, every VirtualIP is compared once: an entry left from before (the node
+			UpdateFunc: func(e event.UpdateEvent) bool { return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() },
+			// At start, every VirtualIP is compared once: a member left from before (the node
 			// stopped running it while the agent was away) is withdrawn.
 			CreateFunc: func(event.CreateEvent) bool { return true },
 			// Forgets what it knew of the VirtualIP (Reconcile finds it gone).
 			DeleteFunc: func(event.DeleteEvent) bool { return true },
 		})).
+		// Another writer removed or changed this node's member (a prune, a user), or the cache
+		// caught up with this node's own write: compared again. Other nodes' members are not
+		// this node's business.
+		Watches(&v1alpha1.VirtualIPMember{}, handler.Funcs{
+			CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				// The first list: every VirtualIP is compared at start anyway.
+				if !e.IsInInitialList {
+					r.enqueueMember(q, e.Object, false)
+				}
+			},
+			UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				r.enqueueMember(q, e.ObjectNew, false)
+			},
+			DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				r.enqueueMember(q, e.Object, true)
+			},
+		}).
 		WithOptions(controller.Options{
 			NeedLeaderElection: ptrTo(false),
 			// Registered again in a new manager when the last one failed.
@@ -376,6 +447,24 @@ func (r *StatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](50*time.Millisecond, 5*time.Second),
 		}).
 		Complete(r)
+}
+
+// enqueueMember enqueues the VirtualIP of obj, a member, if it is this node's; deleted records
+// that the member is gone (behind).
+func (r *StatusReconciler) enqueueMember(q workqueue.TypedRateLimitingInterface[reconcile.Request], obj client.Object, deleted bool) {
+	m, ok := obj.(*v1alpha1.VirtualIPMember)
+	if !ok || m.Spec.Node != r.NodeName {
+		return
+	}
+	if deleted {
+		r.mu.Lock()
+		if r.gone == nil {
+			r.gone = map[string]string{}
+		}
+		r.gone[m.Spec.VirtualIP] = m.ResourceVersion
+		r.mu.Unlock()
+	}
+	q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: m.Spec.VirtualIP}})
 }
 
 // feed turns change signals into one event per VirtualIP whose entry changed since it was last

@@ -49,8 +49,6 @@ const (
 
 // Bounds of status, which the agents write: whoever fills a field truncates to them.
 const (
-	// MaxStatusNodes is the most entries of status.nodes.
-	MaxStatusNodes = 1024
 	// MaxConditions is the most entries of status.conditions.
 	MaxConditions = 16
 	// MaxStateLength bounds status.nodes[].state.

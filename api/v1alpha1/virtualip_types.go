@@ -339,23 +339,17 @@ type FileProbe struct {
 	Path string `json:"path"`
 }
 
-// VirtualIPStatus is what the agents observe.
+// VirtualIPStatus is the summary of what the members report: which node is MASTER and whether
+// the group is healthy. Each node's own report (state, priority, probes, reason) is a
+// VirtualIPMember: `kubectl get vipm --field-selector spec.virtualIP=NAME`.
 type VirtualIPStatus struct {
-	// observedGeneration is the generation the aggregator last saw.
+	// observedGeneration is the generation the summary was written for.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// master is the node that is MASTER now, empty if none.
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	Master string `json:"master,omitempty"`
-	// nodes has one entry per node that runs this VirtualIP or is refused it, written by that
-	// node's agent. A selected node with no interface in the subnet of the first address has
-	// none, unless spec.nodes names it.
-	// +kubebuilder:validation:MaxItems=1024
-	// +listType=map
-	// +listMapKey=name
-	// +optional
-	Nodes []NodeStatus `json:"nodes,omitempty"`
 	// conditions: Ready, DualMaster, NoMaster, ForeignRouter.
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=map
@@ -364,13 +358,10 @@ type VirtualIPStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
-// NodeStatus is one node's view of the group.
+// NodeStatus is one node's report on a VirtualIP: the status of its VirtualIPMember.
 type NodeStatus struct {
-	// name of the node.
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	// +required
-	Name string `json:"name"`
+	// Name is the node's (the member's spec.node): not stored in status.
+	Name string `json:"-"`
 	// state is Initialize, Backup, Master or Fault.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32

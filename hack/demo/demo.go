@@ -796,12 +796,12 @@ func (d *demo) nodeByName(name string) *node {
 }
 
 // snapshot reads the VirtualIP and who holds the address now.
-func (d *demo) snapshot(ctx context.Context) (Snapshot, *v1alpha1.VirtualIP, error) {
+func (d *demo) snapshot(ctx context.Context) (Snapshot, *v1alpha1.VirtualIP, []v1alpha1.NodeStatus, error) {
 	v := &v1alpha1.VirtualIP{}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := d.k8s.Get(rctx, types.NamespacedName{Name: vipName}, v); err != nil {
-		return Snapshot{}, nil, err
+		return Snapshot{}, nil, nil, err
 	}
 	s := Snapshot{Master: v.Status.Master, States: map[string]string{}}
 	for _, c := range v.Status.Conditions {
@@ -809,7 +809,11 @@ func (d *demo) snapshot(ctx context.Context) (Snapshot, *v1alpha1.VirtualIP, err
 			s.Ready = string(c.Status)
 		}
 	}
-	for _, n := range v.Status.Nodes {
+	nodes, err := d.members(ctx, vipName)
+	if err != nil {
+		return Snapshot{}, nil, nil, err
+	}
+	for _, n := range nodes {
 		s.States[n.Name] = n.State
 		if n.State == "Master" {
 			s.Masters = append(s.Masters, n.Name)
@@ -818,7 +822,24 @@ func (d *demo) snapshot(ctx context.Context) (Snapshot, *v1alpha1.VirtualIP, err
 	for _, h := range lab.Holders(d.l.Nodes(), vip) {
 		s.Holders = append(s.Holders, h.Name)
 	}
-	return s, v, nil
+	return s, v, nodes, nil
+}
+
+// members returns the reports of the VirtualIP name's members (its VirtualIPMembers), sorted
+// by node.
+func (d *demo) members(ctx context.Context, name string) ([]v1alpha1.NodeStatus, error) {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var list v1alpha1.VirtualIPMemberList
+	if err := d.k8s.List(rctx, &list, client.MatchingFields{"spec.virtualIP": name}); err != nil {
+		return nil, err
+	}
+	out := make([]v1alpha1.NodeStatus, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, list.Items[i].Entry())
+	}
+	slices.SortFunc(out, func(a, b v1alpha1.NodeStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
 
 // waitSettled waits until status.master is master, every node's state is the wanted one,
@@ -827,7 +848,7 @@ func (d *demo) waitSettled(ctx context.Context, master string, states map[string
 	var last Snapshot
 	var soleSince time.Time
 	err := poll(ctx, settle, func() error {
-		s, _, err := d.snapshot(ctx)
+		s, _, _, err := d.snapshot(ctx)
 		if err != nil {
 			return err
 		}

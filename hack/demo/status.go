@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,11 +21,9 @@ func (d *demo) watchStatus(ctx context.Context) func() {
 		defer close(done)
 		lastLine, lastNode := "", map[string]string{}
 		for ctx.Err() == nil {
-			if _, v, err := d.snapshot(ctx); err == nil {
-				line := statusLine(v)
+			if _, v, nodes, err := d.snapshot(ctx); err == nil {
+				line := statusLine(v, nodes)
 				var why []string
-				nodes := slices.Clone(v.Status.Nodes)
-				slices.SortFunc(nodes, func(a, b v1alpha1.NodeStatus) int { return strings.Compare(a.Name, b.Name) })
 				for _, n := range nodes {
 					k := n.State + "\x00" + n.Reason + "\x00" + n.Message
 					if lastNode[n.Name] != k {
@@ -70,8 +67,8 @@ func nodeLine(n v1alpha1.NodeStatus) string {
 	return w
 }
 
-// statusLine is what status says in one line: "master=n1 Ready=True  n1 Master 110 ...".
-func statusLine(v *v1alpha1.VirtualIP) string {
+// statusLine is what status and the members (sorted by node) say in one line: "master=n1 Ready=True  n1 Master 110 ...".
+func statusLine(v *v1alpha1.VirtualIP, nodes []v1alpha1.NodeStatus) string {
 	ready := "-"
 	for _, c := range v.Status.Conditions {
 		if c.Type == "Ready" {
@@ -84,8 +81,6 @@ func statusLine(v *v1alpha1.VirtualIP) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "master=%-3s Ready=%-5s", master, ready)
-	nodes := slices.Clone(v.Status.Nodes)
-	slices.SortFunc(nodes, func(a, b v1alpha1.NodeStatus) int { return strings.Compare(a.Name, b.Name) })
 	for _, n := range nodes {
 		fmt.Fprintf(&b, "  %s %-6s %3d", n.Name, n.State, n.Priority)
 	}
