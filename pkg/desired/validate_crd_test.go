@@ -18,16 +18,21 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
-// crdFile is the generated CRD (make generate); the chart's copy equals it (test/chart).
-const crdFile = "../../config/crd/bases/kubevrrp.io_virtualips.yaml"
+// crdFile and memberCRDFile are the generated CRDs (make generate) of VirtualIP and
+// VirtualIPMember; the chart's copies equal them (test/chart).
+const (
+	crdFile       = "../../config/crd/bases/kubevrrp.io_virtualips.yaml"
+	memberCRDFile = "../../config/crd/bases/kubevrrp.io_virtualipmembers.yaml"
+)
 
-// TestCRDBounds checks every bound of the generated CRD against the Go constant that is its
-// one home (pkg/vrrp, pkg/probe, api/v1alpha1), which Validate enforces: the markers repeat the
+// TestCRDBounds checks every bound of the generated CRDs (VirtualIP, and VirtualIPMember, a
+// node's report) against the Go constant that is its one home (pkg/vrrp, pkg/probe,
+// api/v1alpha1), which Validate enforces or the agent truncates to: the markers repeat the
 // numbers as text, and this test is what keeps the copies equal. A new maxLength or maxItems
 // without a row here fails, and so does a row whose bound is gone. test/envtest checks the
 // same objects against a real API server and Validate.
 func TestCRDBounds(t *testing.T) {
-	root := loadSchema(t)
+	root := loadSchema(t, crdFile)
 
 	// Every maxLength and maxItems of the schema, by path ("[]" is a list's items). The
 	// subtree of status.conditions[] is metav1.Condition's own.
@@ -52,57 +57,36 @@ func TestCRDBounds(t *testing.T) {
 		"spec.probes[].timeout":              v1alpha1.MaxDurationLength,
 		"spec.unicast.peers[]":               v1alpha1.MaxIPLength,
 
-		"status.master":                               v1alpha1.MaxNameLength,
-		"status.nodes[].address":                      v1alpha1.MaxIPLength,
-		"status.nodes[].foreignRouters[].address":     v1alpha1.MaxIPLength,
-		"status.nodes[].foreignRouters[].addresses[]": v1alpha1.MaxIPLength,
-		"status.nodes[].interface":                    vrrp.MaxInterfaceName,
-		"status.nodes[].message":                      v1alpha1.MaxMessageLength,
-		"status.nodes[].name":                         v1alpha1.MaxNameLength,
-		"status.nodes[].probes[].message":             v1alpha1.MaxMessageLength,
-		"status.nodes[].probes[].name":                v1alpha1.MaxProbeName,
-		"status.nodes[].reason":                       v1alpha1.MaxReasonLength,
-		"status.nodes[].state":                        v1alpha1.MaxStateLength,
+		"status.master": v1alpha1.MaxNameLength,
 	}
 	maxItems := map[string]int{
-		"spec.addresses":                            v1alpha1.MaxAddresses,
-		"spec.nodes":                                v1alpha1.MaxNodes,
-		"spec.probes":                               v1alpha1.MaxProbes,
-		"spec.probes[].exec.command":                v1alpha1.MaxExecArgs,
-		"spec.unicast.peers":                        v1alpha1.MaxPeers,
-		"status.conditions":                         v1alpha1.MaxConditions,
-		"status.nodes":                              v1alpha1.MaxStatusNodes,
-		"status.nodes[].foreignRouters":             v1alpha1.MaxForeignRouters,
-		"status.nodes[].foreignRouters[].addresses": v1alpha1.MaxForeignAddresses,
-		"status.nodes[].probes":                     v1alpha1.MaxProbes,
+		"spec.addresses":             v1alpha1.MaxAddresses,
+		"spec.nodes":                 v1alpha1.MaxNodes,
+		"spec.probes":                v1alpha1.MaxProbes,
+		"spec.probes[].exec.command": v1alpha1.MaxExecArgs,
+		"spec.unicast.peers":         v1alpha1.MaxPeers,
+		"status.conditions":          v1alpha1.MaxConditions,
 	}
-	walk(root, "", func(path string, s *apiextensionsv1.JSONSchemaProps) {
-		if strings.HasPrefix(path, "status.conditions[]") {
-			return
-		}
-		for _, b := range []struct {
-			kind string
-			got  *int64
-			want map[string]int
-		}{{"maxLength", s.MaxLength, maxLength}, {"maxItems", s.MaxItems, maxItems}} {
-			want, ok := b.want[path]
-			switch {
-			case b.got == nil && ok:
-				t.Errorf("%s: the CRD has no %s, the constant says %d: restore the marker or drop the row", path, b.kind, want)
-			case b.got != nil && !ok:
-				t.Errorf("%s: %s %d has no constant: give it one (pkg/vrrp, pkg/probe or api/v1alpha1) and a row here", path, b.kind, *b.got)
-			case b.got != nil && *b.got != int64(want):
-				t.Errorf("%s: the CRD's %s is %d, the constant %d", path, b.kind, *b.got, want)
-			}
-			delete(b.want, path)
-		}
+	checkBounds(t, crdFile, root, maxLength, maxItems)
+
+	// A node's report: its VirtualIPMember.
+	checkBounds(t, memberCRDFile, loadSchema(t, memberCRDFile), map[string]int{
+		"spec.node":                           v1alpha1.MaxNameLength,
+		"spec.virtualIP":                      v1alpha1.MaxNameLength,
+		"status.address":                      v1alpha1.MaxIPLength,
+		"status.foreignRouters[].address":     v1alpha1.MaxIPLength,
+		"status.foreignRouters[].addresses[]": v1alpha1.MaxIPLength,
+		"status.interface":                    vrrp.MaxInterfaceName,
+		"status.message":                      v1alpha1.MaxMessageLength,
+		"status.probes[].message":             v1alpha1.MaxMessageLength,
+		"status.probes[].name":                v1alpha1.MaxProbeName,
+		"status.reason":                       v1alpha1.MaxReasonLength,
+		"status.state":                        v1alpha1.MaxStateLength,
+	}, map[string]int{
+		"status.foreignRouters":             v1alpha1.MaxForeignRouters,
+		"status.foreignRouters[].addresses": v1alpha1.MaxForeignAddresses,
+		"status.probes":                     v1alpha1.MaxProbes,
 	})
-	for p, n := range maxLength {
-		t.Errorf("%s: not in the CRD (maxLength %d)", p, n)
-	}
-	for p, n := range maxItems {
-		t.Errorf("%s: not in the CRD (maxItems %d)", p, n)
-	}
 
 	// Numeric ranges in CEL rules: the rule and its message, from the constants.
 	ranges := []struct{ path, rule, message string }{
@@ -164,7 +148,7 @@ func TestCRDBounds(t *testing.T) {
 // every copy of the pattern in the CRD (the guards of the rules that parse a duration) is
 // v1alpha1.DurationPattern.
 func TestCRDDurationPattern(t *testing.T) {
-	root := loadSchema(t)
+	root := loadSchema(t, crdFile)
 	for _, p := range []string{"spec.advertisementInterval", "spec.preemptDelay", "spec.probes[].interval", "spec.probes[].timeout"} {
 		want := fmt.Sprintf("self.matches('%s')", v1alpha1.DurationPattern)
 		if !slices.ContainsFunc(at(t, root, p).XValidations, func(v apiextensionsv1.ValidationRule) bool {
@@ -196,9 +180,43 @@ func TestCRDDurationPattern(t *testing.T) {
 	t.Logf("%d copies of the duration pattern", copies)
 }
 
-func loadSchema(t *testing.T) *apiextensionsv1.JSONSchemaProps {
+// checkBounds checks that the maxLength and maxItems of the schema root (of file) are exactly
+// those of the rows, by path ("[]" is a list's items). The subtree of status.conditions[] is
+// metav1.Condition's own.
+func checkBounds(t *testing.T, file string, root *apiextensionsv1.JSONSchemaProps, maxLength, maxItems map[string]int) {
 	t.Helper()
-	b, err := os.ReadFile(crdFile)
+	walk(root, "", func(path string, s *apiextensionsv1.JSONSchemaProps) {
+		if strings.HasPrefix(path, "status.conditions[]") {
+			return
+		}
+		for _, b := range []struct {
+			kind string
+			got  *int64
+			want map[string]int
+		}{{"maxLength", s.MaxLength, maxLength}, {"maxItems", s.MaxItems, maxItems}} {
+			want, ok := b.want[path]
+			switch {
+			case b.got == nil && ok:
+				t.Errorf("%s: %s: the CRD has no %s, the constant says %d: restore the marker or drop the row", file, path, b.kind, want)
+			case b.got != nil && !ok:
+				t.Errorf("%s: %s: %s %d has no constant: give it one (pkg/vrrp, pkg/probe or api/v1alpha1) and a row here", file, path, b.kind, *b.got)
+			case b.got != nil && *b.got != int64(want):
+				t.Errorf("%s: %s: the CRD's %s is %d, the constant %d", file, path, b.kind, *b.got, want)
+			}
+			delete(b.want, path)
+		}
+	})
+	for p, n := range maxLength {
+		t.Errorf("%s: %s: not in the CRD (maxLength %d)", file, p, n)
+	}
+	for p, n := range maxItems {
+		t.Errorf("%s: %s: not in the CRD (maxItems %d)", file, p, n)
+	}
+}
+
+func loadSchema(t *testing.T, file string) *apiextensionsv1.JSONSchemaProps {
+	t.Helper()
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +225,7 @@ func loadSchema(t *testing.T) *apiextensionsv1.JSONSchemaProps {
 		t.Fatal(err)
 	}
 	if len(crd.Spec.Versions) != 1 || crd.Spec.Versions[0].Schema == nil {
-		t.Fatalf("%s: want one version with a schema", crdFile)
+		t.Fatalf("%s: want one version with a schema", file)
 	}
 	return crd.Spec.Versions[0].Schema.OpenAPIV3Schema
 }
