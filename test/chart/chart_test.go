@@ -312,9 +312,10 @@ func TestDefaults(t *testing.T) {
 	strictTyped(t, r.objects)
 	want := []string{
 		"CustomResourceDefinition/virtualips.kubevrrp.io",
+		"CustomResourceDefinition/virtualipmembers.kubevrrp.io",
 		"ServiceAccount/kube-vrrp",
-		"ValidatingAdmissionPolicy/kube-vrrp-status-nodes",
-		"ValidatingAdmissionPolicyBinding/kube-vrrp-status-nodes",
+		"ValidatingAdmissionPolicy/kube-vrrp-members",
+		"ValidatingAdmissionPolicyBinding/kube-vrrp-members",
 		"ClusterRole/kube-vrrp",
 		"ClusterRole/kube-vrrp-metrics-reader",
 		"ClusterRoleBinding/kube-vrrp",
@@ -792,6 +793,30 @@ func TestMetricsAuthRBAC(t *testing.T) {
 	}
 }
 
+// TestMemberRBAC: the agent reads and writes VirtualIPMembers (its own by server-side apply,
+// others' deleted by the summary's writer: get, list, watch, create, patch, delete) and gets and
+// patches VirtualIP status (the summary), and nothing more of either: no update (every write is
+// a patch or an apply) and no deletecollection.
+func TestMemberRBAC(t *testing.T) {
+	cr, _ := generatedRBAC(t)
+	for resource, want := range map[string][]string{
+		"virtualipmembers":  {"create", "delete", "get", "list", "patch", "watch"},
+		"virtualips":        {"get", "list", "watch"},
+		"virtualips/status": {"get", "patch"},
+	} {
+		var verbs []string
+		for _, r := range cr.Rules {
+			if slices.Contains(r.APIGroups, "kubevrrp.io") && (slices.Contains(r.Resources, resource) || slices.Contains(r.Resources, "*")) {
+				verbs = append(verbs, r.Verbs...)
+			}
+		}
+		slices.Sort(verbs)
+		if diff := cmp.Diff(want, verbs); diff != "" {
+			t.Errorf("the agent's ClusterRole on kubevrrp.io %s (-want +got):\n%s", resource, diff)
+		}
+	}
+}
+
 // TestServiceMonitorDefaults: by default the ServiceMonitor scrapes over HTTPS with the
 // ServiceAccount token and skips verifying the agent's self-signed certificate.
 func TestServiceMonitorDefaults(t *testing.T) {
@@ -837,12 +862,14 @@ func TestRoleSecretsGetOnly(t *testing.T) {
 	}
 }
 
-// TestStatusPolicyChart: the admission policy applies to the agent's ServiceAccount only (the
-// release's, whatever its name), to writes of virtualips/status, and denies; its binding
-// names it. With statusPolicy.enabled false neither is rendered.
-func TestStatusPolicyChart(t *testing.T) {
+// TestMemberPolicyChart: the admission policy applies to the agent's ServiceAccount only (the
+// release's, whatever its name), to creates and updates of virtualipmembers (not deletes: the
+// summary's writer prunes other nodes' members), denies, and requires of the member written
+// that its spec.node be the node named by the token's node-name claim; its binding names it.
+// With statusPolicy.enabled false neither is rendered. config/policy holds the same policy.
+func TestMemberPolicyChart(t *testing.T) {
 	r := mustRender(t, renderOptions{name: "edge", namespace: "lb-system", values: "serviceAccount: {name: vrrp-agent}"})
-	vap := typed[admissionregistrationv1.ValidatingAdmissionPolicy](t, r.find(t, "ValidatingAdmissionPolicy", "lb-system-edge-kube-vrrp-status-nodes"))
+	vap := typed[admissionregistrationv1.ValidatingAdmissionPolicy](t, r.find(t, "ValidatingAdmissionPolicy", "lb-system-edge-kube-vrrp-members"))
 	if len(vap.Spec.MatchConditions) != 1 || vap.Spec.MatchConditions[0].Expression != `request.userInfo.username == "system:serviceaccount:lb-system:vrrp-agent"` {
 		t.Errorf("matchConditions %+v: want the agent's ServiceAccount only", vap.Spec.MatchConditions)
 	}
@@ -850,9 +877,25 @@ func TestStatusPolicyChart(t *testing.T) {
 		t.Errorf("failurePolicy %v, want Fail", vap.Spec.FailurePolicy)
 	}
 	rules := vap.Spec.MatchConstraints.ResourceRules
-	if len(rules) != 1 || !slices.Equal(rules[0].Resources, []string{"virtualips/status"}) || !slices.Equal(rules[0].APIGroups, []string{"kubevrrp.io"}) ||
-		!slices.Equal(rules[0].Operations, []admissionregistrationv1.OperationType{admissionregistrationv1.Update}) {
-		t.Errorf("resourceRules %+v", rules)
+	if len(rules) != 1 || !slices.Equal(rules[0].Resources, []string{"virtualipmembers"}) || !slices.Equal(rules[0].APIGroups, []string{"kubevrrp.io"}) ||
+		!slices.Equal(rules[0].Operations, []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}) {
+		t.Errorf("resourceRules %+v: want CREATE and UPDATE of kubevrrp.io virtualipmembers", rules)
+	}
+	// The node: the claim of the pod-bound token, only one.
+	if len(vap.Spec.Variables) != 1 || vap.Spec.Variables[0].Name != "node" ||
+		!strings.Contains(vap.Spec.Variables[0].Expression, `request.userInfo.extra['authentication.kubernetes.io/node-name'][0]`) ||
+		!strings.Contains(vap.Spec.Variables[0].Expression, `size(request.userInfo.extra['authentication.kubernetes.io/node-name']) == 1`) {
+		t.Errorf("variables %+v: want node, the token's one node-name claim", vap.Spec.Variables)
+	}
+	var exprs []string
+	for _, v := range vap.Spec.Validations {
+		exprs = append(exprs, v.Expression)
+		if v.Reason == nil || *v.Reason != "Forbidden" {
+			t.Errorf("validation %q: reason %v, want Forbidden", v.Expression, v.Reason)
+		}
+	}
+	if !slices.Equal(exprs, []string{"variables.node != ''", "object.spec.node == variables.node"}) {
+		t.Errorf("validations %q: want a node claim, and the member's spec.node that node", exprs)
 	}
 	b := typed[admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, r.find(t, "ValidatingAdmissionPolicyBinding", vap.Name))
 	if b.Spec.PolicyName != vap.Name || !slices.Equal(b.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
@@ -863,14 +906,20 @@ func TestStatusPolicyChart(t *testing.T) {
 			t.Errorf("%s %s rendered with statusPolicy.enabled false", o.GetKind(), o.GetName())
 		}
 	}
-	// config/ ships the same policy for the same ServiceAccount as helm install kube-vrrp -n kube-vrrp.
+	// config/ ships the same policy for the same ServiceAccount as helm install kube-vrrp -n
+	// kube-vrrp, and nothing else of admissionregistration.
 	objs := kustomizeBuild(t, filepath.Join(repoRoot, "config", "default"))
 	d := mustRender(t, defaults)
 	for _, kind := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
-		want, _, _ := unstructured.NestedMap(d.find(t, kind, "kube-vrrp-status-nodes").Object, "spec")
-		got, _, _ := unstructured.NestedMap(findObject(t, objs, kind, "kube-vrrp-status-nodes").Object, "spec")
+		want, _, _ := unstructured.NestedMap(d.find(t, kind, "kube-vrrp-members").Object, "spec")
+		got, _, _ := unstructured.NestedMap(findObject(t, objs, kind, "kube-vrrp-members").Object, "spec")
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("config/policy %s differs from the chart's (-chart +config):\n%s", kind, diff)
+		}
+	}
+	for _, o := range objs {
+		if o.GetAPIVersion() == "admissionregistration.k8s.io/v1" && o.GetName() != "kube-vrrp-members" {
+			t.Errorf("config/default has %s %s, which the chart does not render", o.GetKind(), o.GetName())
 		}
 	}
 }

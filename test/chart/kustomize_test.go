@@ -2,6 +2,7 @@ package chart
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -61,11 +62,29 @@ func TestKustomize(t *testing.T) {
 		t.Errorf("namespace labels %v: host network, host PID and NET_ADMIN need the privileged Pod Security level", ns.Labels)
 	}
 
-	genObjs := readObjects(t, filepath.Join(repoRoot, "config", "crd", "bases", "kubevrrp.io_virtualips.yaml"))
-	gen := typed[apiextensionsv1.CustomResourceDefinition](t, genObjs[0])
-	got := typed[apiextensionsv1.CustomResourceDefinition](t, findObject(t, objs, "CustomResourceDefinition", gen.Name))
-	if diff := cmp.Diff(gen.Spec, got.Spec); diff != "" {
-		t.Errorf("CRD (-generated +kustomize):\n%s", diff)
+	// Every generated CRD, as generated, and no other.
+	bases, err := filepath.Glob(filepath.Join(repoRoot, "config", "crd", "bases", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crds []string
+	for _, path := range bases {
+		gen := typed[apiextensionsv1.CustomResourceDefinition](t, readObjects(t, path)[0])
+		crds = append(crds, gen.Name)
+		got := typed[apiextensionsv1.CustomResourceDefinition](t, findObject(t, objs, "CustomResourceDefinition", gen.Name))
+		if diff := cmp.Diff(gen.Spec, got.Spec); diff != "" {
+			t.Errorf("CRD %s (-generated +kustomize):\n%s", gen.Name, diff)
+		}
+	}
+	for _, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" && !slices.Contains(crds, o.GetName()) {
+			t.Errorf("config/default has CRD %s, which config/crd/bases has not", o.GetName())
+		}
+	}
+	for _, want := range []string{"virtualips.kubevrrp.io", "virtualipmembers.kubevrrp.io"} {
+		if !slices.Contains(crds, want) {
+			t.Errorf("config/crd/bases has no CRD %s: CRDs %v", want, crds)
+		}
 	}
 
 	genCR, genRole := generatedRBAC(t)

@@ -1,51 +1,56 @@
 package chart
 
 import (
-	"strings"
+	"regexp"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 )
 
-// TestStatusPolicyKubeVersion: the status policy is linear in the entries of status.nodes where
-// the API server takes CEL's two-variable comprehensions in a new policy (Kubernetes 1.33 and
-// later: 1.32 takes only what 1.31 has), and keeps the quadratic form for 1.31 and 1.32, which
-// would refuse the linear one and with it the release.
-func TestStatusPolicyKubeVersion(t *testing.T) {
-	twoVar := []string{"transformMapEntry(", "transformList(", "transformMap("}
-	for _, tc := range []struct {
-		kubeVersion string
-		linear      bool
-	}{{"v1.31.0", false}, {"v1.32.9", false}, {"v1.33.0", true}, {"v1.33.1-eks-1a2b3c", true}, {kubeVersion, true}} {
-		t.Run(tc.kubeVersion, func(t *testing.T) {
-			r := mustRender(t, renderOptions{name: defaults.name, namespace: defaults.namespace, kubeVersion: tc.kubeVersion})
-			vap := typed[admissionregistrationv1.ValidatingAdmissionPolicy](t, r.find(t, "ValidatingAdmissionPolicy", "kube-vrrp-status-nodes"))
-			var exprs []string
-			vars := map[string]string{}
-			for _, v := range vap.Spec.Variables {
-				vars[v.Name] = v.Expression
-				exprs = append(exprs, v.Expression)
-			}
-			for _, v := range vap.Spec.Validations {
-				exprs = append(exprs, v.Expression, v.MessageExpression)
-			}
-			var used []string
-			for _, e := range exprs {
-				for _, m := range twoVar {
-					if strings.Contains(e, m) {
-						used = append(used, m)
-					}
+// policyExpressions returns every CEL expression of the policy, its messages' included.
+func policyExpressions(vap *admissionregistrationv1.ValidatingAdmissionPolicy) []string {
+	var exprs []string
+	for _, c := range vap.Spec.MatchConditions {
+		exprs = append(exprs, c.Expression)
+	}
+	for _, v := range vap.Spec.Variables {
+		exprs = append(exprs, v.Expression)
+	}
+	for _, v := range vap.Spec.Validations {
+		exprs = append(exprs, v.Expression, v.MessageExpression)
+	}
+	return exprs
+}
+
+// TestMemberPolicyKubeVersion: the member policy has one form for every Kubernetes version the
+// chart installs on (docs/design.md §7.5): the same spec whatever --kube-version, and nothing
+// in it that a 1.31 or 1.32 API server refuses in a new policy (CEL's two-variable
+// comprehensions) or that grows with the cluster: each expression looks at the one member
+// written (object), never at a list (no comprehension) nor at the old object.
+func TestMemberPolicyKubeVersion(t *testing.T) {
+	// A comprehension macro or function call on a list or map: all, exists, exists_one, map,
+	// filter, and the two-variable ones (transformList, transformMap, transformMapEntry).
+	loop := regexp.MustCompile(`\.\s*(all|exists|exists_one|map|filter|transformList|transformMap|transformMapEntry)\s*\(`)
+	var first *admissionregistrationv1.ValidatingAdmissionPolicy
+	for _, kv := range []string{"v1.31.0", "v1.32.9", "v1.33.0", "v1.33.1-eks-1a2b3c", kubeVersion} {
+		t.Run(kv, func(t *testing.T) {
+			r := mustRender(t, renderOptions{name: defaults.name, namespace: defaults.namespace, kubeVersion: kv})
+			vap := typed[admissionregistrationv1.ValidatingAdmissionPolicy](t, r.find(t, "ValidatingAdmissionPolicy", "kube-vrrp-members"))
+			for _, e := range policyExpressions(vap) {
+				if m := loop.FindString(e); m != "" {
+					t.Errorf("for Kubernetes %s an expression iterates (%s): %s", kv, m, e)
+				}
+				if regexp.MustCompile(`\boldObject\b`).MatchString(e) {
+					t.Errorf("for Kubernetes %s an expression reads the old object: %s", kv, e)
 				}
 			}
-			if !tc.linear && len(used) != 0 {
-				t.Errorf("for Kubernetes %s the policy uses %v, which its API server refuses", tc.kubeVersion, used)
+			if first == nil {
+				first = vap
+				return
 			}
-			// The linear form looks each entry up in a map of the old ones; the quadratic one
-			// searches the old list for each (exists inside filter).
-			_, byName := vars["oldByName"]
-			quadratic := strings.Contains(vars["othersWritten"], "variables.oldNodes.exists(")
-			if byName == quadratic || byName != tc.linear {
-				t.Errorf("for Kubernetes %s: variables %v, want the linear form %v", tc.kubeVersion, vars, tc.linear)
+			if diff := cmp.Diff(first.Spec, vap.Spec); diff != "" {
+				t.Errorf("the policy for Kubernetes %s differs from the one for %s (-first +this):\n%s", kv, "v1.31.0", diff)
 			}
 		})
 	}
