@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"path"
 	"strconv"
@@ -76,6 +77,66 @@ func CheckExpectedStatus(code int) error {
 		return errors.New("set an HTTP status code 100..599, or omit it for any 2xx or 3xx")
 	}
 	return nil
+}
+
+// CheckHTTPS reports what is wrong with the combination of an http probe's URL and its HTTPS
+// settings: they need an https:// URL (a bearer token over http:// would travel in clear
+// text), a client certificate and its key come together, and a CA file and
+// InsecureSkipVerify exclude each other. It checks no single setting: CheckCredentialFile
+// and CheckServerName do, and CheckURL the URL (an unparsable URL is left to it).
+func CheckHTTPS(rawURL string, o HTTPSOptions) error {
+	var errs []error
+	if u, err := url.Parse(rawURL); err == nil && u.Scheme != "https" && o != (HTTPSOptions{}) {
+		errs = append(errs, errors.New("TLS settings and a bearer token need an https:// URL (a token would travel in clear text): change the URL to https:// or remove them"))
+	}
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		errs = append(errs, errors.New("a client certificate needs its key file and a key its certificate file: set both or neither"))
+	}
+	if o.CAFile != "" && o.InsecureSkipVerify {
+		errs = append(errs, errors.New("a CA file and InsecureSkipVerify exclude each other: keep the CA file, which verifies the server, and remove InsecureSkipVerify"))
+	}
+	return errors.Join(errs...)
+}
+
+// CheckCredentialFile reports why p cannot be the path of an http probe's CA, client
+// certificate, key or bearer token file: it is absolute and clean.
+func CheckCredentialFile(p string) error {
+	if !strings.HasPrefix(p, "/") || p == "/" || path.Clean(p) != p {
+		return errors.New("give the file's absolute path (no //, . or .. parts, no trailing /), e.g. /etc/kubernetes/pki/ca.crt")
+	}
+	return nil
+}
+
+// CheckServerName reports why name cannot be the server name an https probe sends (SNI) and
+// verifies the server's certificate against: a DNS name, or an IP address without a zone.
+func CheckServerName(name string) error {
+	if a, err := netip.ParseAddr(name); err == nil && a.Zone() == "" {
+		return nil
+	}
+	if !isDNSName(name) {
+		return errors.New("give a DNS name or IP address that the server's certificate names, e.g. kubernetes.default.svc or 10.96.0.1")
+	}
+	return nil
+}
+
+// isDNSName reports whether s is a DNS name of at most 253 bytes whose labels have 1..63
+// letters, digits, '-' or '_', not starting or ending with '-'.
+func isDNSName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for l := range strings.SplitSeq(s, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := range len(l) {
+			c := l[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // CheckCommand reports why argv cannot be an exec probe's command: it runs without a shell and

@@ -43,7 +43,7 @@ func httpCheck(t *testing.T, url string, expected int, timeout time.Duration) (o
 		}
 		return countConn{c, &n}, nil
 	}
-	c := newHTTPCheckerDial(url, expected, dial)
+	c := newHTTPCheckerDial(Spec{URL: url, ExpectedStatus: expected}, dial)
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
 	start := time.Now()
@@ -268,7 +268,7 @@ func TestHTTPNoKeepAlive(t *testing.T) {
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	c := newHTTPChecker(srv.URL, 0)
+	c := newHTTPChecker(Spec{URL: srv.URL})
 	for range 3 {
 		if ok, reason := c.check(t.Context()); !ok {
 			t.Fatalf("check() = false, %q", reason)
@@ -297,7 +297,7 @@ func TestHTTPMessagesRedactPassword(t *testing.T) {
 		{"unparsable", "http://admin:s3cr3t-pw@[::1/healthz", 200},
 	} {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-		_, msg := newHTTPChecker(tc.url, tc.expected).check(ctx)
+		_, msg := newHTTPChecker(Spec{URL: tc.url, ExpectedStatus: tc.expected}).check(ctx)
 		cancel()
 		if strings.Contains(msg, "s3cr3t") {
 			t.Errorf("%s: message %q carries a secret of the URL", tc.name, msg)

@@ -136,7 +136,7 @@ func newChecker(s Spec, opts Options, log *slog.Logger) checker {
 	case KindTCP:
 		return tcpChecker{address: s.Address}
 	case KindHTTP:
-		return newHTTPChecker(s.URL, s.ExpectedStatus)
+		return newHTTPChecker(s)
 	case KindExec:
 		if !opts.ExecEnabled {
 			return failChecker(ExecDisabledReason)

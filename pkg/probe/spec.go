@@ -83,6 +83,10 @@ type Spec struct {
 	// ExpectedStatus is the status that means healthy for a KindHTTP probe; 0 means any 2xx or
 	// 3xx. Redirects are not followed: a 3xx is judged by its own status.
 	ExpectedStatus int
+	// HTTPS holds the TLS settings and bearer token of a KindHTTP probe with an https:// URL;
+	// Validate refuses them with an http:// URL. Its zero value verifies the server against
+	// the system's roots and sends no credentials.
+	HTTPS HTTPSOptions
 	// Command is the argv of a KindExec probe; Command[0] is an absolute path. It runs without
 	// a shell and with an empty environment.
 	Command []string
@@ -123,6 +127,7 @@ func (s *Spec) Validate() error {
 		{"Address", s.Address != "", KindTCP},
 		{"URL", s.URL != "", KindHTTP},
 		{"ExpectedStatus", s.ExpectedStatus != 0, KindHTTP},
+		{"HTTPS", s.HTTPS != HTTPSOptions{}, KindHTTP},
 		{"Command", len(s.Command) > 0, KindExec},
 		{"Interface", s.Interface != "", KindInterface},
 		{"Path", s.Path != "", KindFile},
@@ -151,6 +156,9 @@ func (s *Spec) Validate() error {
 		check(CheckURL(s.URL), "url %q", s.URL)
 		if s.ExpectedStatus != 0 {
 			check(CheckExpectedStatus(s.ExpectedStatus), "expected status %d", s.ExpectedStatus)
+		}
+		if s.HTTPS != (HTTPSOptions{}) {
+			errs = append(errs, s.HTTPS.validate(s.URL)...)
 		}
 	case KindExec:
 		check(CheckCommand(s.Command), "command %q", s.Command)
