@@ -88,9 +88,12 @@ func (c *ControlPlane) Install(ctx context.Context, o InstallOptions) error {
 	}
 	// The client's REST mapper learns the new kinds lazily; list until it has.
 	if err := poll(ctx, 30*time.Second, func() error {
-		return c.cl.List(ctx, &v1alpha1.VirtualIPList{})
+		if err := c.cl.List(ctx, &v1alpha1.VirtualIPList{}); err != nil {
+			return err
+		}
+		return c.cl.List(ctx, &v1alpha1.VirtualIPMemberList{})
 	}); err != nil {
-		return fmt.Errorf("VirtualIPs not served after the CRD is established: %w", err)
+		return fmt.Errorf("VirtualIPs and VirtualIPMembers not served after the CRDs are established: %w", err)
 	}
 
 	if err := c.warmUp(ctx, crds, o.WarmUp); err != nil {

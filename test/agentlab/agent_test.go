@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -227,7 +228,7 @@ func testEditAddresses(t *testing.T, e *env) {
 		if h := lab.Holders(e.nodes, vip); len(h) != 1 || h[0] != n1 {
 			t.Fatalf("%s held by %v, want n1 only", vip.Addr(), names(h))
 		}
-		got, err := e.waitStatus(ctx, settle, func(v *v1alpha1.VirtualIP) error {
+		got, err := e.waitStatus(ctx, settle, func(v *observed) error {
 			if v.Status.ObservedGeneration != gen {
 				return fmt.Errorf("observedGeneration %d, want %d", v.Status.ObservedGeneration, gen)
 			}
@@ -314,13 +315,13 @@ func (e *env) failover(t *testing.T) time.Duration {
 	select {
 	case statusAt = <-watch:
 	case <-time.After(statusSettle):
-		got, _ := e.get(ctx)
+		got, _ := e.observe(ctx)
 		t.Fatalf("status.master is not n2 %v after the takeover: %s", statusSettle, summary(got))
 	}
 	latency := statusAt.Sub(boundAt)
 	t.Logf("link cut on n1: VIP bound on n2 after %v; status.master = n2 %v after that",
 		boundAt.Sub(cut).Round(time.Millisecond), latency.Round(time.Millisecond))
-	got, _ := e.get(ctx)
+	got, _ := e.observe(ctx)
 	t.Logf("status while n1 is cut off: %s", summary(got))
 	if n := entry(got, "n2"); n == nil || n.State != "Master" {
 		t.Errorf("n2's status entry is %+v, want Master", n)
@@ -391,7 +392,7 @@ func testAPIServerDown(t *testing.T, e *env) {
 		t.Fatalf("start kube-apiserver again: %v", err)
 	}
 	up := time.Now()
-	got, err := e.waitStatus(ctx, statusSettle, func(v *v1alpha1.VirtualIP) error {
+	got, err := e.waitStatus(ctx, statusSettle, func(v *observed) error {
 		if v.Status.Master != "n2" {
 			return fmt.Errorf("master %q, want n2", v.Status.Master)
 		}
@@ -438,9 +439,30 @@ func testAPIServerDown(t *testing.T, e *env) {
 	}
 }
 
-// testDelete deletes the VirtualIP: no node keeps the VIP.
+// testDelete deletes the VirtualIP: no node keeps the VIP. Its members are owned by it, for
+// the garbage collector to delete with it (this control plane runs none: test/e2e checks that
+// they go).
 func testDelete(t *testing.T, e *env) {
 	ctx := t.Context()
+	before, err := e.observe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var members v1alpha1.VirtualIPMemberList
+	if err := e.k8s.List(ctx, &members, client.MatchingFields{"spec.virtualIP": vipName}); err != nil {
+		t.Fatal(err)
+	}
+	if len(members.Items) != len(priorities) {
+		t.Errorf("%d members before the delete, want %d: %s", len(members.Items), len(priorities), summary(before))
+	}
+	for _, m := range members.Items {
+		owned := slices.ContainsFunc(m.OwnerReferences, func(r metav1.OwnerReference) bool {
+			return r.APIVersion == v1alpha1.GroupVersion.String() && r.Kind == "VirtualIP" && r.Name == vipName && r.UID == before.UID
+		})
+		if !owned {
+			t.Errorf("member %s is not owned by VirtualIP %s (uid %s): owners %+v", m.Name, vipName, before.UID, m.OwnerReferences)
+		}
+	}
 	v := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: vipName}}
 	deleted := time.Now()
 	mark(t, "delete the VirtualIP")
@@ -468,7 +490,7 @@ func testDelete(t *testing.T, e *env) {
 	if err := lab.WaitHolders(e.nodes, extra, nil, 0); err != nil {
 		t.Error(err)
 	}
-	err := e.k8s.Get(ctx, types.NamespacedName{Name: vipName}, &v1alpha1.VirtualIP{})
+	err = e.k8s.Get(ctx, types.NamespacedName{Name: vipName}, &v1alpha1.VirtualIP{})
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("get after delete: %v, want not found", err)
 	}
@@ -604,11 +626,37 @@ func (e *env) get(ctx context.Context) (*v1alpha1.VirtualIP, error) {
 	return v, e.k8s.Get(ctx, types.NamespacedName{Name: vipName}, v)
 }
 
-// waitStatus polls the VirtualIP until ok accepts it, and returns it.
-func (e *env) waitStatus(ctx context.Context, timeout time.Duration, ok func(*v1alpha1.VirtualIP) error) (*v1alpha1.VirtualIP, error) {
+// observed is the VirtualIP and the reports of its members, as the API server has them.
+type observed struct {
+	*v1alpha1.VirtualIP
+	// members are the entries of the VirtualIPMembers of the VirtualIP (Entry: Name is the
+	// member's node), in the API server's order.
+	members []v1alpha1.NodeStatus
+}
+
+// observe reads the VirtualIP and then its members (a field selector on spec.virtualIP,
+// served by the API server).
+func (e *env) observe(ctx context.Context) (*observed, error) {
+	v, err := e.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var list v1alpha1.VirtualIPMemberList
+	if err := e.k8s.List(ctx, &list, client.MatchingFields{"spec.virtualIP": vipName}); err != nil {
+		return &observed{VirtualIP: v}, err
+	}
+	o := &observed{VirtualIP: v}
+	for i := range list.Items {
+		o.members = append(o.members, list.Items[i].Entry())
+	}
+	return o, nil
+}
+
+// waitStatus polls the VirtualIP and its members until ok accepts them, and returns them.
+func (e *env) waitStatus(ctx context.Context, timeout time.Duration, ok func(*observed) error) (*observed, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		v, err := e.get(ctx)
+		v, err := e.observe(ctx)
 		if err == nil {
 			err = ok(v)
 		}
@@ -643,14 +691,14 @@ func (e *env) watchMaster(ctx context.Context, node string) <-chan time.Time {
 }
 
 // settled accepts a status with master and only master in state Master, the other nodes
-// Backup, every node reporting, and Ready true.
-func settled(master string) func(*v1alpha1.VirtualIP) error {
-	return func(v *v1alpha1.VirtualIP) error {
+// Backup, every node reporting (one member each, no other), and Ready true.
+func settled(master string) func(*observed) error {
+	return func(v *observed) error {
 		if v.Status.Master != master {
 			return fmt.Errorf("master %q, want %s", v.Status.Master, master)
 		}
-		if len(v.Status.Nodes) != len(priorities) {
-			return fmt.Errorf("%d node entries, want %d", len(v.Status.Nodes), len(priorities))
+		if len(v.members) != len(priorities) {
+			return fmt.Errorf("%d members, want %d", len(v.members), len(priorities))
 		}
 		for name := range priorities {
 			want := "Backup"
@@ -669,26 +717,27 @@ func settled(master string) func(*v1alpha1.VirtualIP) error {
 	}
 }
 
-func entry(v *v1alpha1.VirtualIP, node string) *v1alpha1.NodeStatus {
+// entry is node's report (its member's), nil if it has none.
+func entry(v *observed, node string) *v1alpha1.NodeStatus {
 	if v == nil {
 		return nil
 	}
-	for i := range v.Status.Nodes {
-		if v.Status.Nodes[i].Name == node {
-			return &v.Status.Nodes[i]
+	for i := range v.members {
+		if v.members[i].Name == node {
+			return &v.members[i]
 		}
 	}
 	return nil
 }
 
-// summary renders status in one line: master, each node's state, conditions.
-func summary(v *v1alpha1.VirtualIP) string {
-	if v == nil {
+// summary renders status in one line: master, each member's state, conditions.
+func summary(v *observed) string {
+	if v == nil || v.VirtualIP == nil {
 		return "(none)"
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "master=%q gen=%d/%d", v.Status.Master, v.Status.ObservedGeneration, v.Generation)
-	for _, n := range v.Status.Nodes {
+	for _, n := range v.members {
 		fmt.Fprintf(&b, " %s=%s(%d", n.Name, n.State, n.Priority)
 		if n.Reason != "" {
 			fmt.Fprintf(&b, ",%s", n.Reason)

@@ -539,7 +539,7 @@ func testControlPlaneOutage(t *testing.T, e *env, o outage) {
 	// when the API server served again: after etcd's return it has to reconnect first, which
 	// is not the agents' doing.
 	var serving time.Time
-	got, err := e.waitStatus(ctx, statusSettle, func(v *v1alpha1.VirtualIP) error {
+	got, err := e.waitStatus(ctx, statusSettle, func(v *observed) error {
 		if serving.IsZero() {
 			serving = time.Now()
 		}
