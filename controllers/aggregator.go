@@ -459,19 +459,27 @@ const (
 	memberNodeField      = "spec.node"
 )
 
+// memberIndexes extract the values of the member indexes, by field.
+var memberIndexes = map[string]client.IndexerFunc{
+	memberVirtualIPField: func(o client.Object) []string {
+		if m, ok := o.(*v1alpha1.VirtualIPMember); ok {
+			return []string{m.Spec.VirtualIP}
+		}
+		return nil
+	},
+	memberNodeField: func(o client.Object) []string {
+		if m, ok := o.(*v1alpha1.VirtualIPMember); ok {
+			return []string{m.Spec.Node}
+		}
+		return nil
+	},
+}
+
 // indexMembers adds the member indexes to mgr's cache, once: the aggregator and the status
 // reconciler both read them.
 func indexMembers(ctx context.Context, mgr ctrl.Manager) error {
-	for field, value := range map[string]func(*v1alpha1.VirtualIPMember) string{
-		memberVirtualIPField: func(m *v1alpha1.VirtualIPMember) string { return m.Spec.VirtualIP },
-		memberNodeField:      func(m *v1alpha1.VirtualIPMember) string { return m.Spec.Node },
-	} {
-		err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.VirtualIPMember{}, field, func(o client.Object) []string {
-			if m, ok := o.(*v1alpha1.VirtualIPMember); ok {
-				return []string{value(m)}
-			}
-			return nil
-		})
+	for field, extract := range memberIndexes {
+		err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.VirtualIPMember{}, field, extract)
 		// Set up already by the other controller of this manager.
 		if err != nil && !strings.Contains(err.Error(), "indexer conflict") {
 			return fmt.Errorf("indexing VirtualIPMembers by %s: %w", field, err)

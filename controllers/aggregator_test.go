@@ -81,7 +81,7 @@ func TestSummarize(t *testing.T) {
 			name:  "all fault",
 			nodes: nodes("lb1", "Fault", "lb2", "Fault"),
 			want: want{ready: cond{"False", ReasonAllFault}, dualMaster: cond{"False", ReasonAllFault}, noMaster: cond{"True", ReasonAllFault},
-				msg: []string{"FAULT", "status.nodes[].reason"}},
+				msg: []string{"FAULT", "reason and message", "kubectl get vipm --field-selector spec.virtualIP="}},
 		},
 		{
 			name:  "no nodes",

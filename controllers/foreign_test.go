@@ -227,12 +227,13 @@ func TestStatusEntryForeign(t *testing.T) {
 // the group with another list (an edit rolling out) is not worth one.
 func TestForeignEvents(t *testing.T) {
 	rec := &fakeRecorder{}
-	r := &StatusReconciler{NodeName: "n1", Recorder: rec}
 	vip := &v1alpha1.VirtualIP{}
 	vip.Name, vip.Spec.VRID = "web", 51
-	vip.Status.Nodes = []v1alpha1.NodeStatus{{Name: "n1", Address: "198.18.0.11"}, {Name: "n2", Address: "198.18.0.12"}}
 	other := vip.DeepCopy()
 	other.Name = "dns"
+	members := []v1alpha1.NodeStatus{{Name: "n1", Address: "198.18.0.11"}, {Name: "n2", Address: "198.18.0.12"}}
+	cl := fakeClient(t).WithObjects(append(testMembers(vip, members...), testMembers(other, members...)...)...).Build()
+	r := &StatusReconciler{NodeName: "n1", Recorder: rec, Reader: cl}
 
 	a := vrrp.Foreign{Src: netip.MustParseAddr("198.18.0.50"), Priority: 254, Addresses: []netip.Addr{netip.MustParseAddr("198.18.0.200")}, LastSeen: heardAt}
 	b := vrrp.Foreign{Src: netip.MustParseAddr("198.18.0.60"), Priority: 10, Addresses: []netip.Addr{netip.MustParseAddr("198.18.0.210")}, LastSeen: heardAt}
@@ -258,7 +259,7 @@ func TestForeignEvents(t *testing.T) {
 		{vip, v1alpha1.NodeStatus{}, false}, // the instance stopped
 		{vip, entry(a, b), true},            // both again: Events
 	} {
-		r.foreignEvents(step.vip, step.entry, step.ok)
+		r.foreignEvents(t.Context(), step.vip, step.entry, step.ok)
 	}
 	msg := func(f vrrp.Foreign) string {
 		return fmt.Sprintf("node n1 hears %s on eth0 advertising VRID 51 with %s (priority %d), not this group's addresses: "+
@@ -316,7 +317,7 @@ func TestCollectorAddressMismatch(t *testing.T) {
 // stop at foreignEventBurst per VirtualIP and minute, while the condition keeps naming them.
 func TestForeignEventsBounded(t *testing.T) {
 	rec := &fakeRecorder{}
-	r := &StatusReconciler{NodeName: "n1", Recorder: rec}
+	r := &StatusReconciler{NodeName: "n1", Recorder: rec, Reader: fakeClient(t).Build()}
 	vip := &v1alpha1.VirtualIP{}
 	vip.Name, vip.Spec.VRID = "web", 51
 	for i := range 40 {
@@ -324,7 +325,7 @@ func TestForeignEventsBounded(t *testing.T) {
 			Addresses: []netip.Addr{netip.MustParseAddr("198.18.0.200")}, LastSeen: heardAt}
 		e := statusEntry("n1", agent.Status{Status: vrrp.Status{Name: "web", State: vrrp.Master, Interface: "eth0",
 			Primary: netip.MustParseAddr("198.18.0.11"), Foreign: []vrrp.Foreign{f}}}, heardAt)
-		r.foreignEvents(vip, e, true)
+		r.foreignEvents(t.Context(), vip, e, true)
 	}
 	if n := len(rec.events); n != foreignEventBurst {
 		t.Errorf("%d Events for 40 rotating senders, want %d", n, foreignEventBurst)

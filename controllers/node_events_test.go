@@ -141,24 +141,26 @@ func TestVirtualIPNodeEvents(t *testing.T) {
 	}
 }
 
-// The aggregator's summary depends on a Node's existence and labels (whether its entry is live),
-// for the VirtualIPs with an entry of it: a Node's addresses, or a Node without an entry,
-// concern no summary.
+// The aggregator's summary depends on a Node's existence and labels (whether its member is
+// live), for the VirtualIPs with a member of it: a Node's addresses, or a Node without a
+// member, concern no summary.
 func TestAggregatorNodeEvents(t *testing.T) {
-	withEntries := func(name string, nodes ...string) *v1alpha1.VirtualIP {
+	var objs []client.Object
+	withMembers := func(name string, nodes ...string) {
 		v := testVIP(name, nil)
+		objs = append(objs, v)
 		for _, n := range nodes {
-			v.Status.Nodes = append(v.Status.Nodes, v1alpha1.NodeStatus{Name: n, State: "Backup"})
+			objs = append(objs, testMember(v, v1alpha1.NodeStatus{Name: n, State: "Backup"}))
 		}
-		return v
 	}
-	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).WithStatusSubresource(&v1alpha1.VirtualIP{}).
-		WithObjects(withEntries("web", "lb1", "lb2"), withEntries("dns", "lb2", "lb3"), withEntries("none")).Build()
+	withMembers("web", "lb1", "lb2")
+	withMembers("dns", "lb2", "lb3")
+	withMembers("none")
+	cl := fakeClient(t).WithStatusSubresource(&v1alpha1.VirtualIP{}).WithObjects(objs...).Build()
 	a := &Aggregator{Client: cl, NodeName: "lb1", Log: slog.New(slog.DiscardHandler)}
-	// WithObjects keeps the status as given.
-	var v v1alpha1.VirtualIP
-	if err := cl.Get(context.Background(), client.ObjectKey{Name: "dns"}, &v); err != nil || len(v.Status.Nodes) != 2 {
-		t.Fatalf("status of dns: %v, %+v", err, v.Status)
+	// The members of dns, by the index the agent's cache has.
+	if ms, err := membersOf(context.Background(), cl, "dns"); err != nil || len(ms) != 2 {
+		t.Fatalf("members of dns: %v, %d", err, len(ms))
 	}
 
 	lb2 := testNode("lb2", "198.18.0.12", map[string]string{"role": "lb"})
@@ -176,12 +178,12 @@ func TestAggregatorNodeEvents(t *testing.T) {
 		ev   any
 		want []string
 	}{
-		{"labels of a Node with entries", event.UpdateEvent{ObjectOld: lb2, ObjectNew: relabelled}, []string{"dns", "web"}},
-		{"addresses of a Node with entries", event.UpdateEvent{ObjectOld: lb2, ObjectNew: readdressed}, nil},
-		{"a Node with entries deleted", event.DeleteEvent{Object: lb2}, []string{"dns", "web"}},
-		{"a Node with entries created", event.CreateEvent{Object: lb2}, []string{"dns", "web"}},
-		{"labels of a Node without entries", event.UpdateEvent{ObjectOld: unrelated, ObjectNew: unrelabelled}, nil},
-		{"a Node without entries deleted", event.DeleteEvent{Object: unrelated}, nil},
+		{"labels of a Node with members", event.UpdateEvent{ObjectOld: lb2, ObjectNew: relabelled}, []string{"dns", "web"}},
+		{"addresses of a Node with members", event.UpdateEvent{ObjectOld: lb2, ObjectNew: readdressed}, nil},
+		{"a Node with members deleted", event.DeleteEvent{Object: lb2}, []string{"dns", "web"}},
+		{"a Node with members created", event.CreateEvent{Object: lb2}, []string{"dns", "web"}},
+		{"labels of a Node without members", event.UpdateEvent{ObjectOld: unrelated, ObjectNew: unrelabelled}, nil},
+		{"a Node without members deleted", event.DeleteEvent{Object: unrelated}, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := queued(t, h, tt.ev); !slices.Equal(got, tt.want) {

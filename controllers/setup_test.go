@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"testing"
 
-	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
@@ -12,10 +11,11 @@ import (
 // `kube-vrrp agent` builds a new manager and registers the reconcilers again each time the
 // previous manager failed (keepRunning: API server unreachable at start), so
 // registering them a second time in one process must work. controller-runtime refuses a
-// controller name it has seen before unless the controller skips that check.
+// controller name it has seen before unless the controller skips that check. Registering
+// reads the API server's discovery (the member indexes need VirtualIPMember's REST mapping):
+// with the API server unreachable it fails, and keepRunning tries again.
 func TestSetupWithManagerAgain(t *testing.T) {
-	// Nothing listens there; building managers and registering controllers contacts no one.
-	cfg := &rest.Config{Host: "http://127.0.0.1:1"}
+	cfg := apiServer(t)
 	for round := range 2 {
 		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 			Scheme:                 testScheme(t),

@@ -22,16 +22,17 @@ import (
 )
 
 // appliedEntry is entry as the API server receives it from this node: the JSON of the apply
-// configuration, decoded strictly (a key the API type does not have would be dropped or refused
-// by the API server).
+// configuration of its member of VirtualIP web, decoded strictly (a key the API type does not
+// have would be dropped or refused by the API server), with the node's name from spec.node.
 func appliedEntry(t *testing.T, entry v1alpha1.NodeStatus) v1alpha1.NodeStatus {
 	t.Helper()
-	var v v1alpha1.VirtualIP
-	strictDecode(t, newStatusApply("web", "", newEntryStatus(entry, true)), &v)
-	if v.Name != "web" || v.Kind != "VirtualIP" || v.APIVersion != v1alpha1.GroupVersion.String() || len(v.Status.Nodes) != 1 {
-		t.Fatalf("apply configuration of %s %s/%s with %d entries, want one entry of VirtualIP web", v.APIVersion, v.Kind, v.Name, len(v.Status.Nodes))
+	var m v1alpha1.VirtualIPMember
+	strictDecode(t, newMemberApply(testVIP("web", nil), entry), &m)
+	if m.Name != v1alpha1.MemberName("web", entry.Name) || m.Kind != "VirtualIPMember" || m.APIVersion != v1alpha1.GroupVersion.String() ||
+		m.Spec.VirtualIP != "web" || m.Spec.Node != entry.Name {
+		t.Fatalf("apply configuration of %s %s/%s, spec %+v: want the member of %s in VirtualIP web", m.APIVersion, m.Kind, m.Name, m.Spec, entry.Name)
 	}
-	return v.Status.Nodes[0]
+	return m.Entry()
 }
 
 func strictDecode(t *testing.T, in any, out any) {
@@ -178,50 +179,55 @@ func TestStatusEntryMessage(t *testing.T) {
 func TestStatusEntryHasNoPassword(t *testing.T) {
 	st := agent.Status{Status: vrrp.Status{Name: "v2", State: vrrp.Backup, Interface: "eth0", Priority: 100,
 		Primary: netip.MustParseAddr("198.18.0.11"), Reason: vrrp.ReasonStarted, Since: time.Now()}}
-	b, err := json.Marshal(newStatusApply("v2", "", newEntryStatus(statusEntry("lb1", st, time.Now()), true)))
+	b, err := json.Marshal(newMemberApply(testVIP("v2", v2Pass), statusEntry("lb1", st, time.Now())))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The fields are the API's, none of which holds configuration data.
 	var m struct {
-		Status struct {
-			Nodes []map[string]json.RawMessage
-		}
+		Spec   map[string]json.RawMessage
+		Status map[string]json.RawMessage
 	}
-	if err := json.Unmarshal(b, &m); err != nil || len(m.Status.Nodes) != 1 {
+	if err := json.Unmarshal(b, &m); err != nil || len(m.Status) == 0 {
 		t.Fatalf("%s: %v", b, err)
 	}
-	for k := range m.Status.Nodes[0] {
+	for k := range m.Spec {
+		if k != "virtualIP" && k != "node" {
+			t.Errorf("unexpected field spec.%s in %s", k, b)
+		}
+	}
+	for k := range m.Status {
 		switch k {
-		case "name", "state", "priority", "interface", "address", "reason", "message", "lastTransitionTime", "probes":
+		case "state", "priority", "interface", "address", "reason", "message", "lastTransitionTime", "probes":
 		default:
-			t.Errorf("unexpected field %q in %s", k, b)
+			t.Errorf("unexpected field status.%s in %s", k, b)
 		}
 	}
 }
 
-// The entry is sent with lastTransitionTime to the nanosecond (metav1.Time would cut it to the
-// second), and withdrawn by an empty list.
+// The member is sent with lastTransitionTime to the nanosecond (metav1.Time would cut it to the
+// second), its spec naming the VirtualIP and the node, and the VirtualIP as its owner (it goes
+// when the VirtualIP does). A withdrawal is a delete (TestMemberWrites).
 func TestEntryApplyJSON(t *testing.T) {
 	since := time.Date(2026, 3, 4, 5, 6, 7, 891_000_123, time.FixedZone("CET", 3600))
 	e := statusEntry("lb1", agent.Status{Status: vrrp.Status{State: vrrp.Master, Since: since}}, since)
-	b, err := json.Marshal(newStatusApply("web", "", newEntryStatus(e, true)))
+	vip := testVIP("web", nil)
+	vip.UID = "0b6c3f9e-2a8d-4f4e-9d1a-5c2b7e8f9a01"
+	b, err := json.Marshal(newMemberApply(vip, e))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"kind":"VirtualIP","apiVersion":"kubevrrp.io/v1alpha1","metadata":{"name":"web"},` +
-		`"status":{"nodes":[{"name":"lb1","state":"Master","lastTransitionTime":"2026-03-04T04:06:07.891000123Z"}]}}`
+	want := `{"kind":"VirtualIPMember","apiVersion":"kubevrrp.io/v1alpha1","metadata":{"name":"web.lb1",` +
+		`"ownerReferences":[{"apiVersion":"kubevrrp.io/v1alpha1","kind":"VirtualIP","name":"web","uid":"0b6c3f9e-2a8d-4f4e-9d1a-5c2b7e8f9a01"}]},` +
+		`"spec":{"virtualIP":"web","node":"lb1"},` +
+		`"status":{"state":"Master","lastTransitionTime":"2026-03-04T04:06:07.891000123Z"}}`
 	if string(b) != want {
 		t.Errorf("apply configuration\n%s\nwant\n%s", b, want)
 	}
-	var back v1alpha1.VirtualIP
-	strictDecode(t, newStatusApply("web", "", newEntryStatus(e, true)), &back)
-	if lt := back.Status.Nodes[0].LastTransitionTime; lt == nil || !lt.Equal(&metav1.Time{Time: since}) {
+	var back v1alpha1.VirtualIPMember
+	strictDecode(t, newMemberApply(vip, e), &back)
+	if lt := back.Status.LastTransitionTime; lt == nil || !lt.Equal(&metav1.Time{Time: since}) {
 		t.Errorf("lastTransitionTime read back as %v, want %v", lt, since)
-	}
-	if b, err = json.Marshal(newStatusApply("web", "", newEntryStatus(v1alpha1.NodeStatus{}, false))); err != nil ||
-		string(b) != `{"kind":"VirtualIP","apiVersion":"kubevrrp.io/v1alpha1","metadata":{"name":"web"},"status":{"nodes":[]}}` {
-		t.Errorf("withdrawal %s, %v", b, err)
 	}
 }
 
