@@ -44,10 +44,10 @@ import (
 // for every agent (500 agents starting read it 500 times, at a time when each start is slow).
 //
 // It does not bias the figures measured: writes per failover, 409s and the time until
-// status.master is right are made of VirtualIP status writes and of the VirtualIP watch events
-// each agent receives, and every agent keeps its own connection and its own VirtualIP
-// informer (its own list and watch), so the API server sends each status write to N agent
-// watchers, as in a cluster. No Node changes during the measured windows: a Node informer
+// status.master is right are made of member and summary writes and of the VirtualIPMember and
+// VirtualIP watch events each agent receives, and every agent keeps its own connection and its
+// own VirtualIP and VirtualIPMember informers (its own lists and watches), so the API server
+// sends each write to N agent watchers, as in a cluster. No Node changes during the measured windows: a Node informer
 // delivers nothing then, shared or not. What differs from a cluster is at the start (one Node
 // list instead of N, which the setup time does not include per agent) and the API server's
 // memory (one Node watcher instead of N idle ones).
@@ -58,10 +58,10 @@ import (
 // outside every measured window.
 const apiSharedSummary = "shared by the simulated agents: one Node informer (the agent's Node cache: list read one Node at a time, trimmed),\n" +
 	"listed and watched once, each agent's controllers adding their handlers to a view of it, and one REST mapper (the API\n" +
-	"discovery a manager reads at its start); not shared: each agent's connection, VirtualIP informer (list and watch),\n" +
-	"controllers and queues, so every status write goes to N agent watchers.\n" +
+	"discovery a manager reads at its start); not shared: each agent's connection, VirtualIP and VirtualIPMember informers\n" +
+	"(lists and watches), controllers and queues, so every member and summary write goes to N agent watchers.\n" +
 	"No Node changes during the failovers, so a Node informer delivers nothing in the measured windows, shared or not:\n" +
-	"writes/fo, 409/fo and the status.master latency are those of N agents each with its own VirtualIP watch. Agents start\n" +
+	"writes/fo, 409/fo and the status.master latency are those of N agents each with its own watches. Agents start\n" +
 	"%d at a time (a node manager starts once fewer are syncing their caches), outside the measured windows. Their HTTP/2\n" +
 	"health check waits %v (the agent's 5 s: under this process's load a ping waits behind N decodes, and each connection\n" +
 	"closed for it is a relist; this API server never goes away, which is what the check is for).\n"
@@ -201,8 +201,9 @@ func (v *apiNodeView) AddIndexers(toolscache.Indexers) error {
 
 // apiAgentCacheOptions are the agent's cache options (controllers.CacheOptionsFor, as
 // cmd/kube-vrrp/agent.go builds them) with the shared Node informer in place of the agent's
-// own; vips is told each VirtualIP informer the cache builds.
-func apiAgentCacheOptions(cfg *rest.Config, nodes *apiSharedNodes, vips func(toolscache.SharedIndexInformer)) cache.Options {
+// own; built is told each other informer the cache builds (VirtualIPs, VirtualIPMembers) and
+// of what.
+func apiAgentCacheOptions(cfg *rest.Config, nodes *apiSharedNodes, built func(runtime.Object, toolscache.SharedIndexInformer)) cache.Options {
 	opts := controllers.CacheOptionsFor(cfg)
 	own := opts.NewInformer
 	opts.NewInformer = func(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, idx toolscache.Indexers) toolscache.SharedIndexInformer {
@@ -210,8 +211,8 @@ func apiAgentCacheOptions(cfg *rest.Config, nodes *apiSharedNodes, vips func(too
 			return nodes.view()
 		}
 		inf := own(lw, obj, resync, idx)
-		if _, ok := obj.(*v1alpha1.VirtualIP); ok && vips != nil {
-			vips(inf)
+		if built != nil {
+			built(obj, inf)
 		}
 		return inf
 	}
@@ -262,16 +263,16 @@ func apiStartProfile(path string) (stop func(), err error) {
 	}, nil
 }
 
-// apiDeliveries records when each agent's VirtualIP informer delivered (to the agent's
-// controllers' handlers) the object in which a failover's new MASTER has its MASTER entry: the
-// fan-out of that write, as each agent sees it.
+// apiDeliveries records when each agent's VirtualIPMember informer delivered (to the agent's
+// controllers' handlers) a failover's new MASTER's member in state MASTER: the fan-out of that
+// write, as each agent sees it.
 type apiDeliveries struct {
 	mu         sync.Mutex
 	name, node string
 	at         map[int]time.Time
 }
 
-// arm starts recording the deliveries of node's MASTER entry of VirtualIP name.
+// arm starts recording the deliveries of node's MASTER member of VirtualIP name.
 func (d *apiDeliveries) arm(name, node string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -289,35 +290,24 @@ func (d *apiDeliveries) disarm() map[int]time.Time {
 
 // observe is agent's informer delivering obj.
 func (d *apiDeliveries) observe(agent int, obj any) {
-	v, ok := obj.(*v1alpha1.VirtualIP)
-	if !ok {
+	m, ok := obj.(*v1alpha1.VirtualIPMember)
+	if !ok || m.Status.State != vrrp.Master.String() {
 		return
 	}
+	now := time.Now()
 	d.mu.Lock()
-	name, node := d.name, d.node
-	_, seen := d.at[agent]
-	d.mu.Unlock()
-	if name == "" || v.Name != name || seen {
+	defer d.mu.Unlock()
+	if d.at == nil || m.Spec.VirtualIP != d.name || m.Spec.Node != d.node {
 		return
 	}
-	for _, n := range v.Status.Nodes {
-		if n.Name == node && n.State == vrrp.Master.String() {
-			now := time.Now()
-			d.mu.Lock()
-			if d.name == name && d.at != nil {
-				if _, seen := d.at[agent]; !seen {
-					d.at[agent] = now
-				}
-			}
-			d.mu.Unlock()
-			return
-		}
+	if _, seen := d.at[agent]; !seen {
+		d.at[agent] = now
 	}
 }
 
 // apiCriticalPath is one failover's path to a stored status.master: the new MASTER's agent
-// writes its entry (entry: from the takeover until the API server answered), the write's watch
-// event reaches the agent that writes the summary (toWriter: from that answer until the
+// applies its member (entry: from the takeover until the API server answered), the member's
+// watch event reaches the agent that writes the summary (toWriter: from that answer until the
 // writer's cache had it; in this process, behind N agents decoding their copies), and the
 // writer's summary is stored (react: from then until the API server answered; the
 // aggregator's 250 ms batch included).
@@ -327,12 +317,12 @@ type apiCriticalPath struct {
 }
 
 // addCriticalPath adds a failover's path and deliveries, from the writes of its window
-// (recs), the deliveries of the new MASTER's (node's) entry of VirtualIP name, and the
+// (recs), the deliveries of the new MASTER's (node's) member of VirtualIP name, and the
 // takeover's time t1. isSummary is the write that stored the right status.master.
 func (r *apiScaleResult) addCriticalPath(recs []apiWrite, delivered map[int]time.Time, t1 time.Time, name, node string, isSummary func(apiWrite) bool) {
 	var entryAt time.Time
 	for _, w := range recs {
-		if w.resource == "virtualips/status" && w.object == name && w.manager == "kube-vrrp-agent/"+node && w.code < 300 && w.at.After(t1) {
+		if w.memberApply() && w.vip == name && w.node == node && w.own() && w.code < 300 && w.at.After(t1) {
 			entryAt = w.at
 			break
 		}

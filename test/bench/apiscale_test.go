@@ -33,6 +33,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -60,7 +61,7 @@ import (
 // manager with the real VirtualIPReconciler, StatusReconciler, EventReporter and Aggregator,
 // its own connection to the API server, and the agent's identity: the admin certificate
 // impersonating the agent's ServiceAccount (config/rbac) with the node-name claim of a
-// pod-bound token, so that the status policy (config/policy) checks every write as in a
+// pod-bound token, so that the member policy (config/policy) checks every write as in a
 // cluster. Only the VRRP engine is scripted (apiScriptedAgent): it reports the states the
 // benchmark sets, and the node's interfaces are given (no netlink).
 //
@@ -68,33 +69,34 @@ import (
 // builds it, listed and watched once, to a view of which each agent's controllers add their
 // handlers, and one REST mapper (the API discovery a manager reads at its start); and they
 // start -apiscale.start-concurrency at a time. Each keeps its own connection and its own
-// VirtualIP informer, so every status write goes to N agent watchers, as in a cluster. No Node
-// changes during a failover, so a Node informer delivers nothing in the measured windows,
-// shared or not: writes per failover, 409s and the status.master latency are those of N agents
-// with their own watches; what sharing changes is the start (one Node list, not N: at N = 500
-// on two cores the agents did not sync within controller-runtime's 2-minute timeout) and the
-// API server's idle Node watchers (1, not N). Their HTTP/2 health check waits
-// -apiscale.http2-check, not the agent's 5 s (apiHTTP2Check). The table says all this too.
-// Each VirtualIP's status is in place before the agents start, as N agents' applies leave it
+// VirtualIP and VirtualIPMember informers, so every member and summary write goes to N agent
+// watchers, as in a cluster. No Node changes during a failover, so a Node informer delivers
+// nothing in the measured windows, shared or not: writes per failover, 409s and the
+// status.master latency are those of N agents with their own watches; what sharing changes is
+// the start (one Node list, not N: at N = 500 on two cores the agents did not sync within
+// controller-runtime's 2-minute timeout) and the API server's idle Node watchers (1, not N).
+// Their HTTP/2 health check waits -apiscale.http2-check, not the agent's 5 s (apiHTTP2Check).
+// The table says all this too. Each node's VirtualIPMember of each VirtualIP and each
+// VirtualIP's summary are in place before the agents start, as their applies leave them
 // (prepopulate), so that the start writes nothing.
 //
 // After the status settles, it measures the background for -apiscale.quiet (the resync), then
 // -apiscale.failovers failovers, one at a time: the MASTER of a VirtualIP goes to Fault and,
 // -apiscale.gap later, the next node becomes MASTER. A failover's window runs from just before the
 // first change until status.master names the new MASTER, the summary's writer has its answer
-// and no agent has written for -apiscale.settle (a write of another node's own entry, its
+// and no agent has written for -apiscale.settle (an apply of another node's own member, its
 // periodic resync, does not count for the quiet, and is reported apart). Over the windows it
-// reads kube-apiserver's own /metrics (apiserver_request_total by verb, code, resource;
-// process_cpu_seconds_total; the VirtualIP watch events it sent, count and bytes; its time
-// per status apply), and etcd's CPU. For each failover it takes the critical path apart: when
-// the new MASTER's entry was stored, when its watch event reached the summary writer's cache,
-// when the summary naming the new MASTER was stored, and when this process's own watch saw it;
-// and when the entry reached every agent's cache. Every agent runs in this process, so each
-// watch event is decoded N times on the cores that also run kube-apiserver and etcd, where a
-// cluster decodes it once on each of N machines: at N = 500 that is seconds of CPU per status
-// write, and the latencies are upper bounds of a cluster's (BenchmarkStatusApplyCost measures
-// the API server's part alone). It prints a table, with the machine's load average; it
-// asserts nothing about the figures.
+// reads kube-apiserver's own /metrics (apiserver_request_total by verb, code, resource, DELETE
+// included; process_cpu_seconds_total; the VirtualIPMember and VirtualIP watch events it sent,
+// count and bytes; its time per member and per summary apply), and etcd's CPU. For each
+// failover it takes the critical path apart: when the new MASTER's member was stored, when its
+// watch event reached the summary writer's cache, when the summary naming the new MASTER was
+// stored, and when this process's own watch saw it; and when the member reached every agent's
+// cache. Every agent runs in this process, so each watch event is decoded N times on the cores
+// that also run kube-apiserver and etcd, where a cluster decodes it once on each of N
+// machines, and the latencies are upper bounds of a cluster's (BenchmarkStatusApplyCost
+// measures the API server's part of a member apply alone). It prints a table, with the
+// machine's load average; it asserts nothing about the figures.
 func BenchmarkStatusAPI(b *testing.B) {
 	dir := envtestassets.Require(b)
 	sizes, err := apiParseSizes(*apiScaleSizes)
@@ -207,17 +209,37 @@ func apiSimIfAddr(i, k int) netip.Addr {
 	return netip.AddrFrom4([4]byte{198, 19, byte(16*k + i/250), byte(i%250 + 1)})
 }
 
-// apiSimEntry is the entry node i's agent applies for VirtualIP j when it starts running it
-// (StatusReconciler's, from the scripted agent's first snapshot).
+// apiSimEntry is the status of the member node i's agent applies for VirtualIP j when it
+// starts running it (StatusReconciler's, from the scripted agent's first snapshot).
 func apiSimEntry(i, j int, master bool) map[string]any {
 	k := j / apiVRIDsPerIf
-	e := map[string]any{"name": apiSimNodeName(i), "state": vrrp.Backup.String(), "priority": int64(desired.DefaultPriority),
+	e := map[string]any{"state": vrrp.Backup.String(), "priority": int64(desired.DefaultPriority),
 		"interface": fmt.Sprintf("eth%d", k+1), "address": apiSimIfAddr(i, k).String(),
 		"lastTransitionTime": apiScriptedSince.UTC().Format(time.RFC3339Nano), "reason": vrrp.ReasonStarted}
 	if master {
 		e["state"], e["reason"] = vrrp.Master.String(), vrrp.ReasonMasterDown
 	}
 	return e
+}
+
+// apiSimMember is node i's VirtualIPMember of VirtualIP j (whose UID is uid) with status, as
+// its agent applies it (controllers' newMemberApply): owned by the VirtualIP.
+func apiSimMember(i, j int, uid types.UID, status map[string]any) *unstructured.Unstructured {
+	vip, node := apiSimVIPName(j), apiSimNodeName(i)
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIPMember",
+		"metadata": map[string]any{"name": v1alpha1.MemberName(vip, node), "ownerReferences": []any{map[string]any{
+			"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIP", "name": vip, "uid": string(uid)}}},
+		"spec":   map[string]any{"virtualIP": vip, "node": node},
+		"status": status,
+	}}
+}
+
+// apiMemberOf returns the VirtualIP and node of a simulated member's name: "<vip>.<node>"
+// (v1alpha1.MemberName; neither name has a dot, and they are short).
+func apiMemberOf(name string) (vip, node string) {
+	vip, node, _ = strings.Cut(name, ".")
+	return vip, node
 }
 
 func apiSimVIP(j int) *v1alpha1.VirtualIP {
@@ -382,23 +404,60 @@ type apiTraffic struct {
 type apiWrite struct {
 	agent    int
 	method   string
-	resource string // "virtualips/status", "events", ...
+	resource string // "virtualipmembers", "virtualips/status", "events", ...
 	object   string
-	manager  string // fieldManager of an apply
-	patch    string // the patch type of a PATCH
-	code     int
-	at       time.Time // when the response came
+	// vip is the VirtualIP the write concerns (a member's or a summary's), node a member's node.
+	vip, node string
+	manager   string // fieldManager of an apply
+	patch     string // the patch type of a PATCH
+	code      int
+	at        time.Time // when the response came
 	// master is the status.master a summary write (the aggregator's) sets, if any.
 	master string
-	// withdrawal: an agent's apply of no entry, which removes its entry.
-	withdrawal bool
-	state      string // the state of the one entry an agent applies
+	state  string // the state of the member an agent applies
 }
 
-// resync reports whether r is an agent writing its own entry while it is not involved.
+// memberApply: an apply of a VirtualIPMember.
+func (w apiWrite) memberApply() bool {
+	return w.resource == "virtualipmembers" && w.method == http.MethodPatch && w.patch == "apply"
+}
+
+// memberDelete: a DELETE of a VirtualIPMember: a withdrawal by its own node, else a prune.
+func (w apiWrite) memberDelete() bool {
+	return w.resource == "virtualipmembers" && w.method == http.MethodDelete
+}
+
+// own: the member written is the writer's own node's.
+func (w apiWrite) own() bool { return w.node != "" && w.node == apiSimNodeName(w.agent) }
+
+// summary: the aggregator's apply of a VirtualIP's status.
+func (w apiWrite) summary() bool {
+	return w.resource == "virtualips/status" && w.manager == controllers.AggregatorFieldManager
+}
+
+// kind says what w is, for the totals and the failovers' writes.
+func (w apiWrite) kind() string {
+	switch {
+	case w.memberApply() && w.own():
+		return "member applies"
+	case w.memberApply():
+		return "applies of another node's member"
+	case w.memberDelete() && w.own():
+		return "member withdrawals (DELETE)"
+	case w.memberDelete():
+		return "prunes (DELETE of another node's member)"
+	case w.summary():
+		return "summary applies"
+	}
+	if w.patch != "" {
+		return w.resource + " " + w.patch
+	}
+	return w.resource + " " + w.method
+}
+
+// resync reports whether r is an agent applying its own member while it is not involved.
 func (t *apiTraffic) resyncLocked(r apiWrite) bool {
-	return t.involved != nil && !t.involved[r.agent] && r.resource == "virtualips/status" &&
-		r.manager == "kube-vrrp-agent/"+apiSimNodeName(r.agent)
+	return t.involved != nil && !t.involved[r.agent] && r.memberApply() && r.own()
 }
 
 func (t *apiTraffic) add(r apiWrite) {
@@ -407,11 +466,7 @@ func (t *apiTraffic) add(r apiWrite) {
 	if t.total == nil {
 		t.total = map[string]int{}
 	}
-	key := fmt.Sprintf("%s %s %d", r.method, r.resource, r.code)
-	if r.withdrawal {
-		key += " (an agent withdrawing its entry)"
-	}
-	t.total[key]++
+	t.total[fmt.Sprintf("%s %d", r.kind(), r.code)]++
 	if !t.resyncLocked(r) {
 		t.lastRelevant = time.Now()
 	}
@@ -499,20 +554,23 @@ func (t *apiTraffic) wrap(i int) func(http.RoundTripper) http.RoundTripper {
 				return rt.RoundTrip(req)
 			}
 			manager := req.URL.Query().Get("fieldManager")
-			var body apiStatusBody
+			var body apiWriteBody
 			if manager == controllers.AggregatorFieldManager || strings.HasPrefix(manager, "kube-vrrp-agent/") {
-				body = apiReadStatusBody(req)
+				body = apiReadWriteBody(req)
 			}
 			resp, err := rt.RoundTrip(req)
 			if err != nil {
 				return resp, err
 			}
-			r := apiWrite{agent: i, method: req.Method, code: resp.StatusCode, manager: manager, at: time.Now(), master: body.Status.Master,
-				withdrawal: body.ok && strings.HasPrefix(manager, "kube-vrrp-agent/") && len(body.Status.Nodes) == 0}
-			if len(body.Status.Nodes) == 1 {
-				r.state = body.Status.Nodes[0].State
-			}
+			r := apiWrite{agent: i, method: req.Method, code: resp.StatusCode, manager: manager, at: time.Now(),
+				master: body.Status.Master, state: body.Status.State}
 			r.resource, r.object = apiResourceOf(req.URL.Path)
+			switch r.resource {
+			case "virtualipmembers":
+				r.vip, r.node = apiMemberOf(r.object)
+			case "virtualips", "virtualips/status":
+				r.vip = r.object
+			}
 			if req.Method == http.MethodPatch {
 				r.patch = apiPatchKind(req.Header.Get("Content-Type"))
 			}
@@ -522,20 +580,17 @@ func (t *apiTraffic) wrap(i int) func(http.RoundTripper) http.RoundTripper {
 	}
 }
 
-// apiStatusBody is what the benchmark reads of a status write's body: the summary's
-// status.master, and the entries an agent applies (none: it withdraws its entry).
-type apiStatusBody struct {
+// apiWriteBody is what the benchmark reads of an apply's body: the summary's status.master, or
+// the state of the member an agent applies.
+type apiWriteBody struct {
 	Status struct {
 		Master string `json:"master"`
-		Nodes  []struct {
-			State string `json:"state"`
-		} `json:"nodes"`
+		State  string `json:"state"`
 	} `json:"status"`
-	ok bool
 }
 
-// apiReadStatusBody reads a status write's body (a copy: GetBody).
-func apiReadStatusBody(req *http.Request) (v apiStatusBody) {
+// apiReadWriteBody reads an apply's body (a copy: GetBody).
+func apiReadWriteBody(req *http.Request) (v apiWriteBody) {
 	if req.GetBody == nil {
 		return v
 	}
@@ -544,7 +599,7 @@ func apiReadStatusBody(req *http.Request) (v apiStatusBody) {
 		return v
 	}
 	defer body.Close()
-	v.ok = json.NewDecoder(io.LimitReader(body, 4<<20)).Decode(&v) == nil
+	_ = json.NewDecoder(io.LimitReader(body, 4<<20)).Decode(&v)
 	return v
 }
 
@@ -665,7 +720,7 @@ type apiScaleEnv struct {
 	nodes      *apiSharedNodes // the agents' Node informer
 	mapper     meta.RESTMapper // the agents' REST mapper (API discovery)
 	gate       *apiStartGate   // the agents' node managers syncing at once
-	// deliveries: when each agent's VirtualIP informer delivered a failover's new MASTER entry.
+	// deliveries: when each agent's member informer delivered a failover's new MASTER member.
 	deliveries apiDeliveries
 	explained  atomic.Int64 // failovers whose extra writes were told (explainWrites)
 	// watchRestarts counts the failover watches the API server ended before the change.
@@ -687,11 +742,12 @@ const (
 	apiNodeNameExtra  = "authentication.kubernetes.io/node-name"
 )
 
-// decodeTime reads the first VirtualIP's JSON from the API server and times decoding it as the
-// agents' clients decode a watch event's object (the least of 20 tries), and says its size.
-func (e *apiScaleEnv) decodeTime(ctx context.Context, sch *runtime.Scheme) (time.Duration, int, error) {
+// decodeTime reads an object's JSON from the API server at path (under the API group's
+// version) and times decoding it into a new into() as the agents' clients decode a watch
+// event's object (the least of 20 tries), and says its size.
+func (e *apiScaleEnv) decodeTime(ctx context.Context, sch *runtime.Scheme, path string, into func() runtime.Object) (time.Duration, int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		strings.TrimSuffix(e.cfg.Host, "/")+"/apis/"+v1alpha1.GroupVersion.String()+"/virtualips/"+apiSimVIPName(0), nil)
+		strings.TrimSuffix(e.cfg.Host, "/")+"/apis/"+v1alpha1.GroupVersion.String()+"/"+path, nil)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -701,6 +757,9 @@ func (e *apiScaleEnv) decodeTime(ctx context.Context, sch *runtime.Scheme) (time
 		return 0, 0, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("%s: %s", path, resp.Status)
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return 0, 0, err
@@ -709,9 +768,8 @@ func (e *apiScaleEnv) decodeTime(ctx context.Context, sch *runtime.Scheme) (time
 	best := time.Duration(-1)
 	for range 20 {
 		t := time.Now()
-		var v v1alpha1.VirtualIP
-		if _, _, err := dec.Decode(raw, nil, &v); err != nil {
-			return 0, 0, fmt.Errorf("decoding %s: %w", apiSimVIPName(0), err)
+		if _, _, err := dec.Decode(raw, nil, into()); err != nil {
+			return 0, 0, fmt.Errorf("decoding %s: %w", path, err)
 		}
 		if d := time.Since(t); best < 0 || d < best {
 			best = d
@@ -821,11 +879,16 @@ func runAPIScale(b *testing.B, assets string, sz apiScaleSize) (res apiScaleResu
 		return res, err
 	}
 	res.quiet = after.sub(before)
-	if res.decode, res.objectBytes, err = e.decodeTime(ctx, sch); err != nil {
+	if res.decode, res.objectBytes, err = e.decodeTime(ctx, sch, "virtualips/"+apiSimVIPName(0),
+		func() runtime.Object { return &v1alpha1.VirtualIP{} }); err != nil {
 		return res, err
 	}
-	apiLogf(b, "N=%d V=%d: %v without failovers: %.0f writes to VirtualIPs", sz.nodes, sz.vips,
-		res.quiet.dur.Round(time.Second), res.quiet.writes("virtualips", ""))
+	if res.memberDecode, res.memberBytes, err = e.decodeTime(ctx, sch, "virtualipmembers/"+v1alpha1.MemberName(apiSimVIPName(0), apiSimNodeName(0)),
+		func() runtime.Object { return &v1alpha1.VirtualIPMember{} }); err != nil {
+		return res, err
+	}
+	apiLogf(b, "N=%d V=%d: %v without failovers: %.0f writes to VirtualIPs and their members", sz.nodes, sz.vips,
+		res.quiet.dur.Round(time.Second), res.quiet.writes(""))
 
 	t0 = time.Now()
 	res.load[0] = apiLoadAvg()
@@ -850,14 +913,15 @@ func runAPIScale(b *testing.B, assets string, sz apiScaleSize) (res apiScaleResu
 }
 
 // install creates the agent's namespace, ServiceAccount, roles and bindings (config/rbac) and
-// the status policy (config/policy), and waits until the API server enforces both.
+// the member policy (config/policy), and waits until the API server enforces the roles
+// (createObjects waits for the policy).
 func (e *apiScaleEnv) install(ctx context.Context, root string) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: apiScaleNamespace}}
 	if err := e.admin.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	var objs []*unstructured.Unstructured
-	for _, f := range []string{"rbac/service_account.yaml", "rbac/role.yaml", "rbac/role_binding.yaml", "policy/status_policy.yaml"} {
+	for _, f := range []string{"rbac/service_account.yaml", "rbac/role.yaml", "rbac/role_binding.yaml", "policy/member_policy.yaml"} {
 		data, err := os.ReadFile(filepath.Join(root, "config", f))
 		if err != nil {
 			return err
@@ -878,7 +942,7 @@ func (e *apiScaleEnv) install(ctx context.Context, root string) error {
 			User:   apiScaleAgentUser,
 			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + apiScaleNamespace, "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "patch", Group: v1alpha1.GroupVersion.Group,
-				Resource: "virtualips", Subresource: "status"},
+				Resource: "virtualipmembers"},
 		}}
 		if err := e.admin.Create(ctx, sar); err != nil {
 			return err
@@ -890,8 +954,9 @@ func (e *apiScaleEnv) install(ctx context.Context, root string) error {
 	})
 }
 
-// createObjects creates the N Nodes (labels, InternalIP, Ready) and the V VirtualIPs, then
-// waits until the status policy refuses an agent's write of another node's entry.
+// createObjects creates the N Nodes (labels, InternalIP, Ready), the V VirtualIPs and their
+// members and summaries (prepopulate), then waits until the member policy refuses an agent's
+// write of another node's member.
 func (e *apiScaleEnv) createObjects(ctx context.Context) error {
 	err := apiParallel(ctx, e.size.nodes, 16, func(i int) error {
 		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: apiSimNodeName(i), Labels: map[string]string{
@@ -916,116 +981,63 @@ func (e *apiScaleEnv) createObjects(ctx context.Context) error {
 	if err := apiParallel(ctx, e.size.vips, 16, func(j int) error { return e.admin.Create(ctx, apiSimVIP(j)) }); err != nil {
 		return fmt.Errorf("VirtualIPs: %w", err)
 	}
-	if err := apiParallel(ctx, e.size.vips, 8, e.prepopulate); err != nil {
-		return fmt.Errorf("status: %w", err)
+	for j := range e.size.vips {
+		if err := e.prepopulate(ctx, j); err != nil {
+			return err
+		}
 	}
-	// The policy in effect: node 0 may not write node 1's entry (dry run).
+	// The policy in effect: node 0 may not write node 1's member (dry run).
 	probe := e.agentConfig(0)
 	probe.WrapTransport = nil // not one of the agents' writes
 	c, err := client.New(probe, client.Options{Scheme: e.admin.Scheme()})
 	if err != nil {
 		return err
 	}
+	var v v1alpha1.VirtualIP
+	if err := e.admin.Get(ctx, client.ObjectKey{Name: apiSimVIPName(0)}, &v); err != nil {
+		return err
+	}
 	return apiPoll(ctx, time.Minute, func() error {
-		u := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIP",
-			"metadata": map[string]any{"name": apiSimVIPName(0)},
-			"status": map[string]any{"nodes": []any{map[string]any{"name": apiSimNodeName(1), "state": "Master",
-				"priority": int64(100), "interface": "eth1"}}},
-		}}
-		err := c.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("kube-vrrp-agent/"+apiSimNodeName(0)),
-			client.ForceOwnership, client.DryRunAll)
-		switch {
-		case apierrors.IsForbidden(err):
-			return nil
-		case err != nil && strings.Contains(err.Error(), "ValidatingAdmissionPolicy 'kube-vrrp-status-nodes'"):
-			// Refused by the policy, but with an evaluation error (the CEL cost of naming the
-			// entries grows with N^2 and is cut off at some hundreds of entries; the refusal
-			// stands, failurePolicy Fail): say so, it is a finding, and go on.
-			fmt.Fprintf(os.Stderr, "%s N=%d: the status policy refuses node 0's write of node 1's entry with an error, not its message: %v\n",
-				time.Now().Format("15:04:05"), e.size.nodes, err)
+		err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(apiSimMember(1, 0, v.UID, apiSimEntry(1, 0, true))),
+			client.FieldOwner("kube-vrrp-agent/"+apiSimNodeName(0)), client.ForceOwnership, client.DryRunAll)
+		if apierrors.IsForbidden(err) {
 			return nil
 		}
-		return fmt.Errorf("node 0 writing node 1's entry (dry run): %v, want Forbidden: the status policy is not in effect", err)
+		return fmt.Errorf("node 0 writing node 1's member (dry run): %v, want Forbidden: the member policy is not in effect", err)
 	})
 }
 
-// prepopulate writes the status of VirtualIP j that the agents will write when they start:
-// each node's entry under its field manager, and the summary under the aggregator's. The
-// agents then find them in place (at worst, an entry that differs is written again): their
+// prepopulate writes what the agents will write of VirtualIP j when they start: each node's
+// member, applied under its node's field manager (by the admin: the policy is not what the
+// setup measures), then the summary of those members, applied under the aggregator's. The
+// agents then find them in place (at worst, a member that differs is written again): their
 // start costs the setup N×V writes, each sent to N watchers, and their summaries' races,
 // which are not what is measured.
-//
-// The object is the one N applies of one entry each (one per node's field manager) make, built
-// in two requests: the status with every entry (an update), then the object's managedFields set
-// to those N applies' (an update of the object may set them; nothing else changes): the same
-// entries, owned as N agents' applies own them, which is what the API server's work per write
-// depends on (N managers). N applies in a row took the setup of 100 x 100 ten minutes; 100 x
-// 1000 would take hours. Then the summary, applied by the aggregator's manager.
-func (e *apiScaleEnv) prepopulate(j int) error {
-	ctx := context.Background()
+func (e *apiScaleEnv) prepopulate(ctx context.Context, j int) error {
 	name := apiSimVIPName(j)
 	var v v1alpha1.VirtualIP
 	if err := e.admin.Get(ctx, client.ObjectKey{Name: name}, &v); err != nil {
 		return err
 	}
+	entries := make([]v1alpha1.NodeStatus, e.size.nodes)
+	err := apiParallel(ctx, e.size.nodes, 16, func(i int) error {
+		st := apiSimEntry(i, j, e.masters[j] == i)
+		data, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(data, &entries[i]); err != nil {
+			return err
+		}
+		entries[i].Name = apiSimNodeName(i)
+		return e.admin.Apply(ctx, client.ApplyConfigurationFromUnstructured(apiSimMember(i, j, v.UID, st)),
+			client.FieldOwner("kube-vrrp-agent/"+apiSimNodeName(i)), client.ForceOwnership)
+	})
+	if err != nil {
+		return fmt.Errorf("%s: members: %w", name, err)
+	}
 	now := metav1.Now()
-	var owned []metav1.ManagedFieldsEntry
-	for _, m := range v.ManagedFields {
-		if m.Subresource != "status" {
-			owned = append(owned, m)
-		}
-	}
-	v.Status.Nodes = nil
-	for i := range e.size.nodes {
-		entry := apiSimEntry(i, j, e.masters[j] == i)
-		data, err := json.Marshal(entry)
-		if err != nil {
-			return err
-		}
-		var ns v1alpha1.NodeStatus
-		if err := json.Unmarshal(data, &ns); err != nil {
-			return err
-		}
-		v.Status.Nodes = append(v.Status.Nodes, ns)
-		fields := map[string]any{".": map[string]any{}}
-		for k := range entry {
-			fields["f:"+k] = map[string]any{}
-		}
-		key, err := json.Marshal(map[string]string{"name": apiSimNodeName(i)})
-		if err != nil {
-			return err
-		}
-		raw, err := json.Marshal(map[string]any{"f:status": map[string]any{"f:nodes": map[string]any{"k:" + string(key): fields}}})
-		if err != nil {
-			return err
-		}
-		owned = append(owned, metav1.ManagedFieldsEntry{Manager: "kube-vrrp-agent/" + apiSimNodeName(i), Operation: metav1.ManagedFieldsOperationApply,
-			APIVersion: v1alpha1.GroupVersion.String(), Time: &now, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: raw}, Subresource: "status"})
-	}
-	if err := e.admin.Status().Update(ctx, &v, client.FieldOwner("apiscale-setup")); err != nil {
-		return fmt.Errorf("%s: status: %w", name, err)
-	}
-	v.ManagedFields = owned
-	if err := e.admin.Update(ctx, &v); err != nil {
-		return fmt.Errorf("%s: managedFields: %w", name, err)
-	}
-	if err := e.admin.Get(ctx, client.ObjectKey{Name: name}, &v); err != nil {
-		return err
-	}
-	agents := 0
-	for _, m := range v.ManagedFields {
-		switch {
-		case strings.HasPrefix(m.Manager, "kube-vrrp-agent/") && m.Subresource == "status" && m.Operation == metav1.ManagedFieldsOperationApply:
-			agents++
-		case m.Subresource == "status":
-			return fmt.Errorf("%s: status owned by %s after setting managedFields", name, m.Manager)
-		}
-	}
-	if agents != e.size.nodes || len(v.Status.Nodes) != e.size.nodes {
-		return fmt.Errorf("%s: %d entries owned by %d agents' applies, want %d", name, len(v.Status.Nodes), agents, e.size.nodes)
-	}
-	sum := controllers.Summarize(v.Status.Nodes, v.Generation, v.Spec.VRID)
+	sum := controllers.Summarize(entries, v.Generation, v.Spec.VRID)
 	for i := range sum.Conditions {
 		sum.Conditions[i].LastTransitionTime = now
 	}
@@ -1040,7 +1052,11 @@ func (e *apiScaleEnv) prepopulate(j int) error {
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIP",
 		"metadata": map[string]any{"name": name}, "status": status}}
-	return e.admin.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(controllers.AggregatorFieldManager), client.ForceOwnership)
+	if err := e.admin.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(controllers.AggregatorFieldManager),
+		client.ForceOwnership); err != nil {
+		return fmt.Errorf("%s: summary: %w", name, err)
+	}
+	return nil
 }
 
 // agentConfig is agent i's: the admin certificate impersonating the agent's ServiceAccount
@@ -1084,8 +1100,9 @@ func (e *apiScaleEnv) startAgent(ctx context.Context, wg *sync.WaitGroup, sch *r
 	// One node manager, wired as the agent's; like the agent (keepRunning), a manager that
 	// stops is built again and started after a back-off, and the stop is shown at once.
 	// Its cache is the agent's (controllers.CacheOptionsFor) with the Node informer shared by
-	// every simulated agent (apiSharedNodes), and its REST mapper is theirs; it starts when the start gate lets it, and gives
-	// its slot back once its VirtualIP informer has synced (or it stopped).
+	// every simulated agent (apiSharedNodes), and its REST mapper is theirs; it starts when the
+	// start gate lets it, and gives its slot back once its VirtualIP and VirtualIPMember
+	// informers have synced (or it stopped).
 	run := func() error {
 		leave, err := e.gate.enter(ctx)
 		if err != nil {
@@ -1093,18 +1110,29 @@ func (e *apiScaleEnv) startAgent(ctx context.Context, wg *sync.WaitGroup, sch *r
 		}
 		defer leave()
 		cfg := e.agentConfig(i)
-		var vips atomic.Pointer[toolscache.SharedIndexInformer]
+		var (
+			mu   sync.Mutex
+			infs []toolscache.SharedIndexInformer // the cache's VirtualIP and VirtualIPMember informers
+		)
 		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 			Scheme:                 sch,
 			Metrics:                metricsserver.Options{BindAddress: "0"},
 			HealthProbeBindAddress: "0",
-			Cache: apiAgentCacheOptions(cfg, e.nodes, func(inf toolscache.SharedIndexInformer) {
-				vips.Store(&inf)
-				// The benchmark's own handler: when this agent's cache has a failover's change.
-				_, _ = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-					AddFunc:    func(o any) { e.deliveries.observe(i, o) },
-					UpdateFunc: func(_, o any) { e.deliveries.observe(i, o) },
-				})
+			Cache: apiAgentCacheOptions(cfg, e.nodes, func(obj runtime.Object, inf toolscache.SharedIndexInformer) {
+				switch obj.(type) {
+				case *v1alpha1.VirtualIP:
+				case *v1alpha1.VirtualIPMember:
+					// The benchmark's own handler: when this agent's cache has a failover's change.
+					_, _ = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+						AddFunc:    func(o any) { e.deliveries.observe(i, o) },
+						UpdateFunc: func(_, o any) { e.deliveries.observe(i, o) },
+					})
+				default:
+					return
+				}
+				mu.Lock()
+				infs = append(infs, inf)
+				mu.Unlock()
 			}),
 			Client: controllers.ClientOptions(),
 			MapperProvider: func(*rest.Config, *http.Client) (meta.RESTMapper, error) {
@@ -1116,10 +1144,20 @@ func (e *apiScaleEnv) startAgent(ctx context.Context, wg *sync.WaitGroup, sch *r
 		}
 		runCtx, stop := context.WithCancel(ctx)
 		defer stop()
+		synced := func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, inf := range infs {
+				if !inf.HasSynced() {
+					return false
+				}
+			}
+			return len(infs) == 2
+		}
 		go func() {
 			defer leave()
 			for runCtx.Err() == nil {
-				if inf := vips.Load(); inf != nil && (*inf).HasSynced() {
+				if synced() {
 					return
 				}
 				select {
@@ -1170,7 +1208,7 @@ func (e *apiScaleEnv) startAgent(ctx context.Context, wg *sync.WaitGroup, sch *r
 	return a, nil
 }
 
-// waitSettled waits until every agent runs every VirtualIP, every VirtualIP has all N entries
+// waitSettled waits until every agent runs every VirtualIP, every VirtualIP has all N members
 // and status.master names its MASTER, and then no agent has written for 3 s.
 func (e *apiScaleEnv) waitSettled(ctx context.Context, b *testing.B) error {
 	e.apiTraffic.phase(false)
@@ -1202,9 +1240,26 @@ func (e *apiScaleEnv) waitSettled(ctx context.Context, b *testing.B) error {
 		var bad []string
 		for _, v := range list.Items {
 			j, _ := strconv.Atoi(strings.TrimPrefix(v.Name, "vip-"))
-			want := apiSimNodeName(e.masters[j])
-			if len(v.Status.Nodes) != e.size.nodes || v.Status.Master != want {
-				bad = append(bad, fmt.Sprintf("%s: %d entries, master %q", v.Name, len(v.Status.Nodes), v.Status.Master))
+			if want := apiSimNodeName(e.masters[j]); v.Status.Master != want {
+				bad = append(bad, fmt.Sprintf("%s: master %q, want %s", v.Name, v.Status.Master, want))
+			}
+		}
+		if len(bad) == 0 {
+			// Every member in place: N per VirtualIP, by metadata alone (N×V of them).
+			var members metav1.PartialObjectMetadataList
+			members.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("VirtualIPMemberList"))
+			if err := e.admin.List(ctx, &members); err != nil {
+				return err
+			}
+			count := map[string]int{}
+			for _, m := range members.Items {
+				vip, _ := apiMemberOf(m.Name)
+				count[vip]++
+			}
+			for _, v := range list.Items {
+				if count[v.Name] != e.size.nodes {
+					bad = append(bad, fmt.Sprintf("%s: %d members, want %d", v.Name, count[v.Name], e.size.nodes))
+				}
 			}
 		}
 		if len(bad) > 0 {
@@ -1320,14 +1375,20 @@ func (e *apiScaleEnv) failover(ctx context.Context, k int, res *apiScaleResult) 
 				time.Now().Format("15:04:05"), name, apiSimNodeName(next), limit, err)
 		} else {
 			var entries []string
-			for _, n := range now.Status.Nodes {
-				entries = append(entries, n.Name+"="+n.State)
+			var members v1alpha1.VirtualIPMemberList
+			if err := e.admin.List(ctx, &members, client.MatchingFields{"spec.virtualIP": name}); err != nil {
+				entries = append(entries, "(members not read: "+err.Error()+")")
+			}
+			for _, m := range members.Items {
+				if m.Status.State != vrrp.Backup.String() {
+					entries = append(entries, m.Spec.Node+"="+m.Status.State)
+				}
 			}
 			reason := ""
 			if len(now.Status.Conditions) > 0 {
 				reason = now.Status.Conditions[0].Reason
 			}
-			fmt.Fprintf(os.Stderr, "%s failover of %s: status.master %q, not %s after %v (resourceVersion %s, %s; entries %s; the old MASTER's agent reports %s, the new one's %s)\n",
+			fmt.Fprintf(os.Stderr, "%s failover of %s: status.master %q, not %s after %v (resourceVersion %s, %s; members not BACKUP: %s; the old MASTER's agent reports %s, the new one's %s)\n",
 				time.Now().Format("15:04:05"), name, now.Status.Master, apiSimNodeName(next), limit, now.ResourceVersion, reason,
 				strings.Join(entries, " "), e.agents[old].stateOf(name), e.agents[next].stateOf(name))
 		}
@@ -1335,7 +1396,7 @@ func (e *apiScaleEnv) failover(ctx context.Context, k int, res *apiScaleResult) 
 	// The window ends once the summary's writer has its answer too (under load it can come
 	// after a watch saw the change) and no agent has written for a while.
 	isSummary := func(w apiWrite) bool {
-		return w.resource == "virtualips/status" && w.object == name && w.master == want && w.code < 300
+		return w.summary() && w.vip == name && w.master == want && w.code < 300
 	}
 	e.apiTraffic.waitFor(isSummary, limit)
 	quiet := e.apiTraffic.waitQuiet(time.Time{}, *apiScaleSettle, limit)
@@ -1351,7 +1412,7 @@ func (e *apiScaleEnv) failover(ctx context.Context, k int, res *apiScaleResult) 
 	}
 	res.failovers++
 	res.windows = res.windows.add(after.sub(before))
-	res.addWrites(recs, resync, name, old, next)
+	res.addWrites(recs, resync, name)
 	e.explainWrites(recs, t1, name, old, next)
 	e.masters[j] = next
 
@@ -1364,12 +1425,13 @@ func (e *apiScaleEnv) failover(ctx context.Context, k int, res *apiScaleResult) 
 }
 
 // explainWrites says, for the first few failovers where the old or the new MASTER applied its
-// entry more than once, or another node wrote its own, what each of them applied when.
+// member more than once, or another node wrote its own, what each write of the VirtualIP and
+// its members was, and when.
 func (e *apiScaleEnv) explainWrites(recs []apiWrite, t1 time.Time, name string, old, next int) {
 	applies := map[int]int{}
 	others := false
 	for _, w := range recs {
-		if w.resource == "virtualips/status" && w.object == name && w.manager == "kube-vrrp-agent/"+apiSimNodeName(w.agent) {
+		if w.memberApply() && w.own() && w.vip == name {
 			applies[w.agent]++
 			others = others || (w.agent != old && w.agent != next)
 		}
@@ -1379,20 +1441,26 @@ func (e *apiScaleEnv) explainWrites(recs []apiWrite, t1 time.Time, name string, 
 	}
 	var parts []string
 	for _, w := range recs {
-		if w.resource == "virtualips/status" && w.object == name {
-			who := apiSimNodeName(w.agent)
-			switch w.agent {
-			case old:
-				who += " (old MASTER)"
-			case next:
-				who += " (new MASTER)"
-			}
-			what := "entry " + w.state
-			if w.manager == controllers.AggregatorFieldManager {
-				what = "summary, master " + w.master
-			}
-			parts = append(parts, fmt.Sprintf("%+dms %s %s %d", w.at.Sub(t1).Milliseconds(), who, what, w.code))
+		if w.vip != name {
+			continue
 		}
+		who := apiSimNodeName(w.agent)
+		switch w.agent {
+		case old:
+			who += " (old MASTER)"
+		case next:
+			who += " (new MASTER)"
+		}
+		what := w.kind()
+		switch {
+		case w.memberApply():
+			what = "member " + w.state
+		case w.memberDelete():
+			what = "DELETE member of " + w.node
+		case w.summary():
+			what = "summary, master " + w.master
+		}
+		parts = append(parts, fmt.Sprintf("%+dms %s %s %d", w.at.Sub(t1).Milliseconds(), who, what, w.code))
 	}
 	fmt.Fprintf(os.Stderr, "%s failover of %s, writes from the takeover: %s\n", time.Now().Format("15:04:05"), name, strings.Join(parts, "; "))
 }
@@ -1401,15 +1469,41 @@ func (e *apiScaleEnv) explainWrites(recs []apiWrite, t1 time.Time, name string, 
 type apiScaleSnap struct {
 	at       time.Time
 	requests map[apiRequestKey]float64
-	// watchEvents and watchBytes: the VirtualIP watch events the API server sent, to every
-	// watcher (apiserver_watch_events_total, apiserver_watch_events_sizes_sum).
-	watchEvents, watchBytes float64
-	// applies and applySeconds: the status applies the API server answered, and the time it
-	// took over them (apiserver_request_duration_seconds).
-	applies, applySeconds float64
-	apiCPU                float64
-	etcdCPU               float64
-	selfCPU               time.Duration
+	// vipWatch and memberWatch: the VirtualIP and VirtualIPMember watch events the API server
+	// sent, to every watcher (apiserver_watch_events_total, apiserver_watch_events_sizes_sum).
+	vipWatch, memberWatch apiWatchCount
+	// summaryApplies and memberApplies: the status applies of VirtualIPs and the applies of
+	// members the API server answered, and the time it took (apiserver_request_duration_seconds).
+	summaryApplies, memberApplies apiApplyTime
+	apiCPU                        float64
+	etcdCPU                       float64
+	selfCPU                       time.Duration
+}
+
+type apiWatchCount struct{ events, bytes float64 }
+
+func (c apiWatchCount) sub(o apiWatchCount) apiWatchCount {
+	return apiWatchCount{c.events - o.events, c.bytes - o.bytes}
+}
+func (c apiWatchCount) add(o apiWatchCount) apiWatchCount {
+	return apiWatchCount{c.events + o.events, c.bytes + o.bytes}
+}
+
+type apiApplyTime struct{ n, seconds float64 }
+
+func (c apiApplyTime) sub(o apiApplyTime) apiApplyTime {
+	return apiApplyTime{c.n - o.n, c.seconds - o.seconds}
+}
+func (c apiApplyTime) add(o apiApplyTime) apiApplyTime {
+	return apiApplyTime{c.n + o.n, c.seconds + o.seconds}
+}
+
+// mean is the mean time per apply.
+func (c apiApplyTime) mean() time.Duration {
+	if c.n <= 0 {
+		return 0
+	}
+	return time.Duration(c.seconds / c.n * float64(time.Second))
 }
 
 type apiRequestKey struct{ verb, code, resource string }
@@ -1421,6 +1515,13 @@ func (e *apiScaleEnv) snapshot(ctx context.Context) (apiScaleSnap, error) {
 		return s, fmt.Errorf("kube-apiserver /metrics: %w", err)
 	}
 	for _, m := range api {
+		var watch *apiWatchCount
+		switch m.labels["resource"] {
+		case "virtualips":
+			watch = &s.vipWatch
+		case "virtualipmembers":
+			watch = &s.memberWatch
+		}
 		switch m.name {
 		case "apiserver_request_total":
 			res := m.labels["resource"]
@@ -1431,20 +1532,28 @@ func (e *apiScaleEnv) snapshot(ctx context.Context) (apiScaleSnap, error) {
 		case "process_cpu_seconds_total":
 			s.apiCPU = m.value
 		case "apiserver_watch_events_total":
-			if m.labels["resource"] == "virtualips" {
-				s.watchEvents += m.value
+			if watch != nil {
+				watch.events += m.value
 			}
 		case "apiserver_watch_events_sizes_sum":
-			if m.labels["resource"] == "virtualips" {
-				s.watchBytes += m.value
+			if watch != nil {
+				watch.bytes += m.value
 			}
 		case "apiserver_request_duration_seconds_sum", "apiserver_request_duration_seconds_count":
-			if m.labels["resource"] == "virtualips" && m.labels["subresource"] == "status" && m.labels["verb"] == "APPLY" {
-				if strings.HasSuffix(m.name, "_sum") {
-					s.applySeconds += m.value
-				} else {
-					s.applies += m.value
-				}
+			var c *apiApplyTime
+			switch {
+			case m.labels["verb"] != "APPLY":
+			case m.labels["resource"] == "virtualips" && m.labels["subresource"] == "status":
+				c = &s.summaryApplies
+			case m.labels["resource"] == "virtualipmembers" && m.labels["subresource"] == "":
+				c = &s.memberApplies
+			}
+			switch {
+			case c == nil:
+			case strings.HasSuffix(m.name, "_sum"):
+				c.seconds += m.value
+			default:
+				c.n += m.value
 			}
 		}
 	}
@@ -1466,21 +1575,19 @@ func (e *apiScaleEnv) snapshot(ctx context.Context) (apiScaleSnap, error) {
 
 // apiScaleDelta is what happened between two snapshots (or the sum of several such windows).
 type apiScaleDelta struct {
-	dur                     time.Duration
-	requests                map[apiRequestKey]float64
-	watchEvents, watchBytes float64
-	// applies and applySeconds: the status applies the API server answered, and the time it
-	// took over them (apiserver_request_duration_seconds).
-	applies, applySeconds float64
-	apiCPU                float64
-	etcdCPU               float64
-	selfCPU               time.Duration
+	dur                           time.Duration
+	requests                      map[apiRequestKey]float64
+	vipWatch, memberWatch         apiWatchCount
+	summaryApplies, memberApplies apiApplyTime
+	apiCPU                        float64
+	etcdCPU                       float64
+	selfCPU                       time.Duration
 }
 
 func (s apiScaleSnap) sub(o apiScaleSnap) apiScaleDelta {
 	d := apiScaleDelta{dur: s.at.Sub(o.at), requests: map[apiRequestKey]float64{}, apiCPU: s.apiCPU - o.apiCPU,
-		watchEvents: s.watchEvents - o.watchEvents, watchBytes: s.watchBytes - o.watchBytes,
-		applies: s.applies - o.applies, applySeconds: s.applySeconds - o.applySeconds,
+		vipWatch: s.vipWatch.sub(o.vipWatch), memberWatch: s.memberWatch.sub(o.memberWatch),
+		summaryApplies: s.summaryApplies.sub(o.summaryApplies), memberApplies: s.memberApplies.sub(o.memberApplies),
 		etcdCPU: s.etcdCPU - o.etcdCPU, selfCPU: s.selfCPU - o.selfCPU}
 	for k, v := range s.requests {
 		if n := v - o.requests[k]; n > 0 {
@@ -1492,8 +1599,8 @@ func (s apiScaleSnap) sub(o apiScaleSnap) apiScaleDelta {
 
 func (d apiScaleDelta) add(o apiScaleDelta) apiScaleDelta {
 	out := apiScaleDelta{dur: d.dur + o.dur, requests: map[apiRequestKey]float64{}, apiCPU: d.apiCPU + o.apiCPU,
-		watchEvents: d.watchEvents + o.watchEvents, watchBytes: d.watchBytes + o.watchBytes,
-		applies: d.applies + o.applies, applySeconds: d.applySeconds + o.applySeconds,
+		vipWatch: d.vipWatch.add(o.vipWatch), memberWatch: d.memberWatch.add(o.memberWatch),
+		summaryApplies: d.summaryApplies.add(o.summaryApplies), memberApplies: d.memberApplies.add(o.memberApplies),
 		etcdCPU: d.etcdCPU + o.etcdCPU, selfCPU: d.selfCPU + o.selfCPU}
 	for k, v := range d.requests {
 		out.requests[k] += v
@@ -1504,37 +1611,53 @@ func (d apiScaleDelta) add(o apiScaleDelta) apiScaleDelta {
 	return out
 }
 
+// watch is the VirtualIP and VirtualIPMember watch events together.
+func (d apiScaleDelta) watch() apiWatchCount { return d.vipWatch.add(d.memberWatch) }
+
 // apiReadVerbs are the verbs of apiserver_request_total that write nothing; every other one
 // (APPLY, PATCH, PUT, POST, DELETE, DELETECOLLECTION) is a write.
 var apiReadVerbs = []string{"GET", "LIST", "WATCH", "CONNECT", "HEAD", "OPTIONS"}
 
-// writes counts the write requests to resources whose name starts with prefix ("virtualips":
-// the objects and their status), with code if not empty.
-func (d apiScaleDelta) writes(prefix, code string) float64 {
+// apiVIPResources are the resources of a VirtualIP's status: the objects, their status (the
+// summary) and the members.
+var apiVIPResources = []string{"virtualips", "virtualips/status", "virtualipmembers"}
+
+// writes counts the write requests to apiVIPResources, with code if not empty.
+func (d apiScaleDelta) writes(code string) float64 {
 	var n float64
 	for k, v := range d.requests {
-		if !slices.Contains(apiReadVerbs, k.verb) && strings.HasPrefix(k.resource, prefix) && (code == "" || k.code == code) {
+		if !slices.Contains(apiReadVerbs, k.verb) && slices.Contains(apiVIPResources, k.resource) && (code == "" || k.code == code) {
 			n += v
 		}
 	}
 	return n
 }
 
-// byVerb lists the requests to resources starting with prefix by verb and code.
-func (d apiScaleDelta) byVerb(prefix string, per float64) string {
-	type vc struct{ verb, code string }
-	sum := map[vc]float64{}
+// eventWrites counts the write requests to Events.
+func (d apiScaleDelta) eventWrites() float64 {
+	var n float64
 	for k, v := range d.requests {
-		if strings.HasPrefix(k.resource, prefix) && k.verb != "WATCH" {
-			sum[vc{k.verb, k.code}] += v
+		if !slices.Contains(apiReadVerbs, k.verb) && k.resource == "events" {
+			n += v
 		}
 	}
-	keys := slices.SortedFunc(maps.Keys(sum), func(a, b vc) int {
-		return strings.Compare(a.verb+a.code, b.verb+b.code)
+	return n
+}
+
+// byVerb lists the requests (but watches) to resources by resource, verb and code, per per.
+func (d apiScaleDelta) byVerb(resources []string, per float64) string {
+	sum := map[apiRequestKey]float64{}
+	for k, v := range d.requests {
+		if slices.Contains(resources, k.resource) && k.verb != "WATCH" {
+			sum[k] += v
+		}
+	}
+	keys := slices.SortedFunc(maps.Keys(sum), func(a, b apiRequestKey) int {
+		return strings.Compare(a.resource+" "+a.verb+" "+a.code, b.resource+" "+b.verb+" "+b.code)
 	})
 	var parts []string
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %s: %.1f", k.verb, k.code, sum[k]/per))
+		parts = append(parts, fmt.Sprintf("%s %s %s: %.1f", k.resource, k.verb, k.code, sum[k]/per))
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -1558,43 +1681,34 @@ type apiScaleResult struct {
 	notStored int       // failovers with no such write in the window
 	load      [2]string // the machine's load average when the failovers began and ended
 	// The critical path of each failover (apiCriticalPath), and the delivery of the new
-	// MASTER's entry to every agent: from its storage until each agent's cache had it.
+	// MASTER's member to every agent: from its storage until each agent's cache had it.
 	paths    []apiCriticalPath
 	delivery []time.Duration
 	// decode is what decoding one copy of a VirtualIP (objectBytes of JSON) costs this
-	// process, as an agent's client decodes each watch event's object (the least of 20).
-	decode      time.Duration
-	objectBytes int
+	// process, as an agent's client decodes each watch event's object (the least of 20);
+	// memberDecode and memberBytes, of one VirtualIPMember.
+	decode, memberDecode     time.Duration
+	objectBytes, memberBytes int
 	// Client side, over the windows: the agents' writes by kind.
 	client map[string]int
 }
 
+// apiResyncKind is the kind of write of an agent applying its own member while it takes no
+// part in the failover: its periodic resync.
+const apiResyncKind = "other nodes' own members (resync)"
+
 // addWrites classifies the writes an agent sent in a failover's window.
-func (r *apiScaleResult) addWrites(recs []apiWrite, resync []bool, vip string, old, next int) {
+func (r *apiScaleResult) addWrites(recs []apiWrite, resync []bool, vip string) {
 	if r.client == nil {
 		r.client = map[string]int{}
 	}
 	for i, w := range recs {
-		kind := w.resource + " " + w.method
-		if w.patch != "" {
-			kind = w.resource + " " + w.patch
-		}
+		kind := w.kind()
 		switch {
 		case resync[i]:
-			kind = "other nodes' own entries (resync)"
-		case w.resource == "virtualips/status" && strings.HasPrefix(w.manager, "kube-vrrp-agent/"):
-			kind = "entry applies"
-			if w.withdrawal {
-				kind = "entry withdrawals"
-			}
-			if w.object != vip {
-				kind += " (other VirtualIPs)"
-			}
-		case w.resource == "virtualips/status" && w.manager == controllers.AggregatorFieldManager:
-			kind = "summary applies"
-			if w.object != vip {
-				kind += " (other VirtualIPs)"
-			}
+			kind = apiResyncKind
+		case w.vip != "" && w.vip != vip:
+			kind += " (other VirtualIPs)"
 		}
 		if w.code >= 300 {
 			kind += fmt.Sprintf(" [%d]", w.code)
@@ -1603,13 +1717,13 @@ func (r *apiScaleResult) addWrites(recs []apiWrite, resync []bool, vip string, o
 	}
 }
 
-// writesPerFailover: the API server's writes to VirtualIPs per failover, without the other
-// nodes' resync that fell into the windows.
+// writesPerFailover: the API server's writes to VirtualIPs and their members per failover,
+// without the other nodes' resync that fell into the windows.
 func (r apiScaleResult) writesPerFailover() float64 {
 	if r.failovers == 0 {
 		return 0
 	}
-	return (r.windows.writes("virtualips", "") - float64(r.client["other nodes' own entries (resync)"])) / float64(r.failovers)
+	return (r.windows.writes("") - float64(r.client[apiResyncKind])) / float64(r.failovers)
 }
 
 func (r apiScaleResult) latency(q float64) time.Duration { return apiQuantile(r.latencies, q) }
@@ -1629,7 +1743,7 @@ func printAPIScaleTable(b *testing.B, results []apiScaleResult) {
 	}
 	var sb strings.Builder
 	w := newTable(&sb)
-	fmt.Fprintf(w, "N\tV\tsetup\tfailovers\twrites/fo\t409/fo\tresync in windows/fo\tevents/fo\tmaster p50\tmaster p99\tstored p50\tstored p99\tw/o delivery p50\tw/o delivery p99\twatch events/fo\twatch MB/fo\tapiserver CPU/fo\tetcd CPU/fo\tagents CPU/fo\tbackground writes/min\tapiserver CPU/min\t<=4 writes\tp99<=1s@500\n")
+	fmt.Fprintf(w, "N\tV\tsetup\tfailovers\twrites/fo\t409/fo\tresync in windows/fo\tevents/fo\tmaster p50\tmaster p99\tstored p50\tstored p99\tw/o delivery p50\tw/o delivery p99\twatch events/fo\twatch kB/fo\tapiserver CPU/fo\tetcd CPU/fo\tagents CPU/fo\tbackground writes/min\tapiserver CPU/min\tload (1 min)\t<=4 writes\tp99<=1s@500\n")
 	for _, r := range results {
 		fo := float64(max(r.failovers, 1))
 		perMin := float64(time.Minute) / float64(max(r.quiet.dur, 1))
@@ -1647,45 +1761,51 @@ func printAPIScaleTable(b *testing.B, results []apiScaleResult) {
 				lat = "NO"
 			}
 		}
-		fmt.Fprintf(w, "%d\t%d\t%v\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%v\t%v\t%v\t%v\t%v\t%v\t%.0f\t%.1f\t%.3fs\t%.3fs\t%.3fs\t%.0f\t%.2fs\t%s\t%s\n",
+		load, _, _ := strings.Cut(r.load[1], " ")
+		fmt.Fprintf(w, "%d\t%d\t%v\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%v\t%v\t%v\t%v\t%v\t%v\t%.0f\t%.0f\t%.3fs\t%.3fs\t%.3fs\t%.0f\t%.2fs\t%s\t%s\t%s\n",
 			r.size.nodes, r.size.vips, r.setup.Round(time.Second), r.failovers,
-			r.writesPerFailover(), r.windows.writes("virtualips", "409")/fo,
-			float64(r.client["other nodes' own entries (resync)"])/fo, r.windows.writes("events", "")/fo,
+			r.writesPerFailover(), r.windows.writes("409")/fo,
+			float64(r.client[apiResyncKind])/fo, r.windows.eventWrites()/fo,
 			r.latency(0.5).Round(time.Millisecond), r.latency(0.99).Round(time.Millisecond),
 			apiQuantile(r.stored, 0.5).Round(time.Millisecond), apiQuantile(r.stored, 0.99).Round(time.Millisecond),
 			r.pathQuantile(0.5, apiWithoutDelivery).Round(time.Millisecond), r.pathQuantile(0.99, apiWithoutDelivery).Round(time.Millisecond),
-			r.windows.watchEvents/fo, r.windows.watchBytes/fo/1e6,
+			r.windows.watch().events/fo, r.windows.watch().bytes/fo/1e3,
 			r.windows.apiCPU/fo, r.windows.etcdCPU/fo, r.windows.selfCPU.Seconds()/fo,
-			r.quiet.writes("virtualips", "")*perMin, r.quiet.apiCPU*perMin, target, lat)
+			r.quiet.writes("")*perMin, r.quiet.apiCPU*perMin, load, target, lat)
 	}
 	w.Flush()
 	var out strings.Builder
 	fmt.Fprintf(&out, "\nscale: a failover (MASTER -> Fault, the next node MASTER %v later) against a real kube-apiserver, N agents\n"+
-		"(the real controllers; the VRRP engine scripted) and V VirtualIPs selecting all N nodes.\n"+
-		"writes/fo: kube-apiserver's write requests to VirtualIPs (apiserver_request_total, any code) per failover, without\n"+
-		"the other nodes' periodic resync of their own entries that fell in the windows (counted by the agents' transports,\n"+
-		"shown apart); 409/fo: of those, refused as stale; master p50/p99: from the takeover until a watch (this process's)\n"+
-		"sees status.master name the new MASTER; stored p50/p99: until the response to the summary write that set it (the\n"+
-		"API server had stored it; the writer's side); w/o delivery: stored, less the time the new MASTER's entry took from\n"+
-		"its storage to the summary writer's cache (see the critical path below); watch events, MB/fo: the VirtualIP watch events the API server sent\n"+
-		"to all watchers (the N agents and the benchmark's) per failover window; CPU/fo: seconds per failover window (agents:\n"+
-		"this process, all N agents); background: %v without failovers. Targets: <= 4 writes per failover for every N;\n"+
-		"status.master right <= 1 s p99 at N = 500. All N agents run in this process, on the cores that also run kube-apiserver\n"+
-		"and etcd: every watch event is decoded N times here where a cluster decodes it once on each of N machines, so the\n"+
-		"latencies are upper bounds, the more so as N, the watch MB/fo and the machine's load grow.\n"+
+		"(the real controllers; the VRRP engine scripted) and V VirtualIPs selecting all N nodes; each node's report on a\n"+
+		"VirtualIP is a VirtualIPMember, the VirtualIP's status the summary.\n"+
+		"writes/fo: kube-apiserver's write requests (apiserver_request_total, any code: member APPLY and DELETE, summary\n"+
+		"APPLY) to VirtualIPs, their status and their members per failover, without the other nodes' periodic resync of\n"+
+		"their own members that fell in the windows (counted by the agents' transports, shown apart); 409/fo: of those,\n"+
+		"refused as stale; master p50/p99: from the takeover until a watch (this process's) sees status.master name the new\n"+
+		"MASTER; stored p50/p99: until the response to the summary write that set it (the API server had stored it; the\n"+
+		"writer's side); w/o delivery: stored, less the time the new MASTER's member took from its storage to the summary\n"+
+		"writer's cache (see the critical path below); watch events, kB/fo: the VirtualIPMember and VirtualIP watch events\n"+
+		"the API server sent to all watchers (the N agents and the benchmark's) per failover window; CPU/fo: seconds per\n"+
+		"failover window (agents: this process, all N agents); background: %v without failovers; load: the machine's load\n"+
+		"average after the last failover. Targets: <= 4 writes per failover for every N; status.master right <= 1 s p99 at\n"+
+		"N = 500. All N agents run in this process, on the cores that also run kube-apiserver and etcd: every watch event is\n"+
+		"decoded N times here where a cluster decodes it once on each of N machines, so the latencies are upper bounds, the\n"+
+		"more so as N and the machine's load grow.\n"+
 		apiSharedSummary+"%s",
 		*apiScaleGap, *apiScaleQuiet, *apiStartConcurrency, *apiScaleHTTP2, sb.String())
 	for _, r := range results {
 		fo := float64(max(r.failovers, 1))
 		fmt.Fprintf(&out, "\nN=%d V=%d, per failover (%d; status.master late %d, no stored summary naming the new MASTER in the window %d, agents still writing after a minute %d):\n", r.size.nodes, r.size.vips,
 			r.failovers, r.missed, r.notStored, r.unsettled)
-		fmt.Fprintf(&out, "  kube-apiserver, virtualips: %s\n", r.windows.byVerb("virtualips", fo))
-		fmt.Fprintf(&out, "  kube-apiserver, events:     %s\n", r.windows.byVerb("events", fo))
+		fmt.Fprintf(&out, "  kube-apiserver, VirtualIPs and members: %s\n", r.windows.byVerb(apiVIPResources, fo))
+		fmt.Fprintf(&out, "  kube-apiserver, events:                 %s\n", r.windows.byVerb([]string{"events"}, fo))
 		var kinds []string
 		for _, k := range slices.Sorted(maps.Keys(r.client)) {
 			kinds = append(kinds, fmt.Sprintf("%s: %.1f", k, float64(r.client[k])/fo))
 		}
-		fmt.Fprintf(&out, "  agents' writes:             %s\n", strings.Join(kinds, ", "))
+		fmt.Fprintf(&out, "  agents' writes:                         %s\n", strings.Join(kinds, ", "))
+		fmt.Fprintf(&out, "  watch events sent: members %.0f (%.1f kB), VirtualIPs %.0f (%.1f kB)\n",
+			r.windows.memberWatch.events/fo, r.windows.memberWatch.bytes/fo/1e3, r.windows.vipWatch.events/fo, r.windows.vipWatch.bytes/fo/1e3)
 		whole := 0
 		for _, p := range r.paths {
 			if p.ok {
@@ -1695,24 +1815,24 @@ func printAPIScaleTable(b *testing.B, results []apiScaleResult) {
 		q := func(step func(apiCriticalPath) time.Duration) string {
 			return fmt.Sprintf("%v / %v", r.pathQuantile(0.5, step).Round(time.Millisecond), r.pathQuantile(0.99, step).Round(time.Millisecond))
 		}
-		fmt.Fprintf(&out, "  critical path, p50 / p99 (%d failovers seen whole): the new MASTER's entry stored %s after the takeover; its watch\n"+
-			"    event in the summary writer's cache %s later; the summary stored %s after that (the aggregator's 250 ms batch\n"+
-			"    included); without that delivery %s\n", whole, q(func(p apiCriticalPath) time.Duration { return p.entry }),
+		fmt.Fprintf(&out, "  critical path, p50 / p99 (%d failovers seen whole): the new MASTER's member stored %s after the takeover; its\n"+
+			"    watch event in the summary writer's cache %s later; the summary stored %s after that (the aggregator's 250 ms\n"+
+			"    batch included); without that delivery %s\n", whole, q(func(p apiCriticalPath) time.Duration { return p.entry }),
 			q(func(p apiCriticalPath) time.Duration { return p.toWriter }), q(func(p apiCriticalPath) time.Duration { return p.react }),
 			q(apiWithoutDelivery))
-		fmt.Fprintf(&out, "  the new MASTER's entry in the %d agents' caches, after it was stored: p50 %v, p99 %v, max %v (every copy decoded here;\n"+
-			"    one copy, %.0f kB of JSON, takes %v to decode, the event's framing aside: %v for all %d)\n",
+		fmt.Fprintf(&out, "  the new MASTER's member in the %d agents' caches, after it was stored: p50 %v, p99 %v, max %v (every copy decoded\n"+
+			"    here; one member, %.1f kB of JSON, takes %v to decode, the event's framing aside: %v for all %d; one VirtualIP, %.1f kB, %v)\n",
 			r.size.nodes, apiQuantile(r.delivery, 0.5).Round(time.Millisecond), apiQuantile(r.delivery, 0.99).Round(time.Millisecond),
-			apiQuantile(r.delivery, 1).Round(time.Millisecond), float64(r.objectBytes)/1000, r.decode.Round(10*time.Microsecond),
-			(r.decode * time.Duration(r.size.nodes)).Round(time.Millisecond), r.size.nodes)
-		if r.windows.applies > 0 {
-			fmt.Fprintf(&out, "  the API server's time per status apply (mean, apiserver_request_duration_seconds): %v over the windows\n",
-				time.Duration(r.windows.applySeconds/r.windows.applies*float64(time.Second)).Round(time.Millisecond))
-		}
+			apiQuantile(r.delivery, 1).Round(time.Millisecond), float64(r.memberBytes)/1000, r.memberDecode.Round(time.Microsecond),
+			(r.memberDecode * time.Duration(r.size.nodes)).Round(10*time.Microsecond), r.size.nodes,
+			float64(r.objectBytes)/1000, r.decode.Round(time.Microsecond))
+		fmt.Fprintf(&out, "  the API server's mean time per apply (apiserver_request_duration_seconds) over the windows: member %v (%.1f/fo), summary %v (%.1f/fo)\n",
+			r.windows.memberApplies.mean().Round(100*time.Microsecond), r.windows.memberApplies.n/fo,
+			r.windows.summaryApplies.mean().Round(100*time.Microsecond), r.windows.summaryApplies.n/fo)
 		fmt.Fprintf(&out, "  machine's load average (1, 5, 15 min): %s at the first failover, %s after the last\n", r.load[0], r.load[1])
 		perMin := float64(time.Minute) / float64(max(r.quiet.dur, 1))
-		fmt.Fprintf(&out, "  background per minute:      virtualips %s; apiserver CPU %.2fs, etcd %.2fs, agents %.2fs\n",
-			r.quiet.byVerb("virtualips", 1/perMin), r.quiet.apiCPU*perMin, r.quiet.etcdCPU*perMin, r.quiet.selfCPU.Seconds()*perMin)
+		fmt.Fprintf(&out, "  background per minute:      %s; apiserver CPU %.2fs, etcd %.2fs, agents %.2fs\n",
+			r.quiet.byVerb(apiVIPResources, 1/perMin), r.quiet.apiCPU*perMin, r.quiet.etcdCPU*perMin, r.quiet.selfCPU.Seconds()*perMin)
 	}
 	fmt.Print(out.String())
 	if _, err := writeOut("status-api.txt", []byte(out.String())); err != nil {
