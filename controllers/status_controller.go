@@ -95,7 +95,9 @@ type written struct {
 	entry           v1alpha1.NodeStatus
 	ok              bool
 	resourceVersion string
-	foreignAt       time.Time
+	// at is when it was written.
+	at        time.Time
+	foreignAt time.Time
 }
 
 // Reconcile applies this node's member of one VirtualIP, or deletes it, if the cached member
@@ -133,7 +135,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	undecided := !ok && had && !offLink && r.takesIn(ctx, &vip)
 	var result reconcile.Result
 	now := time.Now()
-	if !undecided && !entryCurrent(entry, ok, have, had) && !r.behind(member, had, name, entry, ok) {
+	if !undecided && !entryCurrent(entry, ok, have, had) && !r.behind(member, had, name, entry, ok, now) {
 		last := r.written[name].foreignAt
 		if hold := foreignHold(entry, ok, have, had, last, now); hold > 0 {
 			// Only foreign routers changed, and this node wrote the entry moments ago: the
@@ -150,7 +152,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 			if foreignOnly(entry, ok, have, had) {
 				last = now
 			}
-			r.written[name] = written{entry: entry, ok: ok, resourceVersion: rv, foreignAt: last}
+			r.written[name] = written{entry: entry, ok: ok, resourceVersion: rv, at: now, foreignAt: last}
 		}
 	}
 	r.refusalEvent(&vip, refusal, refused)
@@ -211,15 +213,24 @@ func (r *StatusReconciler) member(ctx context.Context, name string) (*v1alpha1.V
 	return &m, true
 }
 
+// cacheLag is how long after a write of this node's member the cache may still not show it
+// before the write counts as lost to the cache (behind): far beyond a watch's usual delay.
+const cacheLag = 30 * time.Second
+
 // behind reports whether the cached member (had false: none) is older than the member this
 // node's last write of name made or deleted, and that write already said what entry (ok
 // false: none) says (entryCurrent): the cache has not caught up with it yet, and the watch
 // event that brings it enqueues name again. A cached entry that differs after that is another
 // writer's doing, and is written over. Resource versions are compared as the API server
 // defines them for that (integers); one that is not well formed is never behind.
-func (r *StatusReconciler) behind(member *v1alpha1.VirtualIPMember, had bool, name string, entry v1alpha1.NodeStatus, ok bool) bool {
+//
+// Never for longer than cacheLag after the write, at now: a watch that lost events and
+// listed again sends no event of a member it never had (applied and deleted by another in
+// the gap), and one of a member deleted in the gap carries the older version it had: behind
+// for good, the member would never be written again, not even by a resync.
+func (r *StatusReconciler) behind(member *v1alpha1.VirtualIPMember, had bool, name string, entry v1alpha1.NodeStatus, ok bool, now time.Time) bool {
 	w, found := r.written[name]
-	if !found || !entryCurrent(entry, ok, w.entry, w.ok) || w.resourceVersion == "" {
+	if !found || !entryCurrent(entry, ok, w.entry, w.ok) || w.resourceVersion == "" || now.Sub(w.at) >= cacheLag {
 		return false
 	}
 	if !had {
