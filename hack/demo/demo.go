@@ -78,7 +78,7 @@ type Options struct {
 type Snapshot struct {
 	// Master is status.master; Ready the Ready condition's status.
 	Master, Ready string
-	// States are status.nodes[].state by node; Masters the nodes whose state is Master.
+	// States are the members' status.state by node; Masters the nodes whose state is Master.
 	States  map[string]string
 	Masters []string
 	// Holders are the nodes that have the address bound.
@@ -571,7 +571,7 @@ func (d *demo) applyVirtualIP(ctx context.Context) error {
 	if _, err := d.kubectl(ctx, cluster.SampleVirtualIP, "apply", "-f", "-"); err != nil {
 		return err
 	}
-	d.step("status.nodes as the agents write it, from now on as it changes (times are this machine's clock)")
+	d.step("status and the members as the agents write them, from now on as they change (times are this machine's clock)")
 	d.stopWatch = d.watchStatus(ctx)
 	snap, err := d.waitSettled(ctx, "n1", map[string]string{"n1": "Master", "n2": "Backup", "n3": "Backup"}, true)
 	d.res.Start = snap

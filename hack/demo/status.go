@@ -10,8 +10,8 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 )
 
-// watchStatus prints the VirtualIP's status.master, Ready and status.nodes every time they
-// change, until the returned function is called (which may be called more than once): one
+// watchStatus prints the VirtualIP's status.master, Ready and its members' reports
+// (VirtualIPMembers) every time they change, until the returned function is called (which may be called more than once): one
 // line with every node's state and priority, then the state, reason and message of each node
 // whose state, reason or message changed.
 func (d *demo) watchStatus(ctx context.Context) func() {
