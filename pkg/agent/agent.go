@@ -690,7 +690,7 @@ func (p *prober) snapshot() map[string]probe.Result {
 
 func specEqual(a, b probe.Spec) bool {
 	return a.Name == b.Name && a.Kind == b.Kind && a.Process == b.Process && a.Executable == b.Executable && a.Address == b.Address &&
-		a.URL == b.URL && a.ExpectedStatus == b.ExpectedStatus && slices.Equal(a.Command, b.Command) &&
+		a.URL == b.URL && a.ExpectedStatus == b.ExpectedStatus && a.HTTPS == b.HTTPS && slices.Equal(a.Command, b.Command) &&
 		a.Interface == b.Interface && a.Path == b.Path && a.Interval == b.Interval && a.Timeout == b.Timeout &&
 		a.Fall == b.Fall && a.Rise == b.Rise && a.Weight == b.Weight
 }
