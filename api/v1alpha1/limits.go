@@ -45,6 +45,10 @@ const (
 	MaxHostPortLength = 261
 	// MaxURLLength bounds an http probe's URL.
 	MaxURLLength = 2048
+	// MaxTLSFileLength bounds the paths of an http probe's CA, client certificate, key and
+	// bearer token files (PATH_MAX-1); MaxServerNameLength its serverName (a DNS name).
+	MaxTLSFileLength    = 4095
+	MaxServerNameLength = validation.DNS1123SubdomainMaxLength
 )
 
 // Bounds of status, which the agents write: whoever fills a field truncates to them.

@@ -295,6 +295,8 @@ type TCPProbe struct {
 }
 
 // HTTPProbe sends a GET.
+//
+// +kubebuilder:validation:XValidation:rule=`!has(self.tls) || !isURL(self.url) || url(self.url).getScheme() == 'https'`,message=`tls is only for an https:// url (a bearer token would travel in clear text over http://): change the url to https:// or remove tls`,fieldPath=`.tls`
 type HTTPProbe struct {
 	// url to GET: an absolute http:// or https:// URL with a host.
 	// +kubebuilder:validation:MinLength=8
@@ -306,6 +308,65 @@ type HTTPProbe struct {
 	// +kubebuilder:validation:XValidation:rule=`self >= 100 && self <= 599`,message=`expectedStatus must be an HTTP status code 100..599, or be omitted for any 2xx or 3xx`
 	// +optional
 	ExpectedStatus *int32 `json:"expectedStatus,omitempty"`
+	// tls holds the TLS settings and credentials of a probe of an https:// URL, for a server
+	// that wants them, such as kube-apiserver's /readyz. It is refused with an http:// URL.
+	// Without it, the server's certificate is verified against the system's roots and no
+	// credentials are sent.
+	// +optional
+	TLS *HTTPProbeTLS `json:"tls,omitempty"`
+}
+
+// HTTPProbeTLS holds the TLS settings and credentials of an http probe with an https:// URL.
+// The files are read by the agent, in its own container, at every check, and parsed again when
+// their content changes, so that a rotated CA bundle, certificate or token is used from the
+// next check on without a restart. A file that is missing, larger than its bound or malformed
+// fails the check with a message naming its path, never its content. Whatever the settings,
+// the probe speaks TLS 1.2 or later.
+//
+// +kubebuilder:validation:XValidation:rule=`has(self.certFile) == has(self.keyFile)`,message=`certFile and keyFile go together: set both (keyFile may name the certFile when that file holds the key too) or neither`
+// +kubebuilder:validation:XValidation:rule=`!has(self.caFile) || !has(self.insecureSkipVerify) || !self.insecureSkipVerify`,message=`caFile and insecureSkipVerify exclude each other: keep caFile, which verifies the server, and remove insecureSkipVerify`
+type HTTPProbeTLS struct {
+	// caFile is the absolute path of a PEM bundle of CA certificates (at most 1 MiB), e.g.
+	// /etc/kubernetes/pki/ca.crt. The server's certificate is verified against them instead
+	// of the system's roots.
+	// +kubebuilder:validation:MaxLength=4095
+	// +kubebuilder:validation:XValidation:rule=`self.startsWith('/') && !self.endsWith('/') && !self.contains('//') && !self.contains('/./') && !self.contains('/../') && !self.endsWith('/.') && !self.endsWith('/..')`,message=`give the file's absolute path (no //, . or .. parts, no trailing /), e.g. /etc/kubernetes/pki/ca.crt`
+	// +optional
+	CAFile string `json:"caFile,omitempty"`
+	// certFile is the absolute path of a PEM client certificate, optionally followed by its
+	// intermediates (at most 1 MiB), which the probe presents to a server that asks for one.
+	// It needs keyFile.
+	// +kubebuilder:validation:MaxLength=4095
+	// +kubebuilder:validation:XValidation:rule=`self.startsWith('/') && !self.endsWith('/') && !self.contains('//') && !self.contains('/./') && !self.contains('/../') && !self.endsWith('/.') && !self.endsWith('/..')`,message=`give the file's absolute path (no //, . or .. parts, no trailing /), e.g. /etc/kubernetes/pki/apiserver-kubelet-client.crt`
+	// +optional
+	CertFile string `json:"certFile,omitempty"`
+	// keyFile is the absolute path of the PEM private key of certFile (at most 1 MiB). It may
+	// be the certFile itself when that file holds both, as the kubelet's
+	// kubelet-client-current.pem does. It needs certFile.
+	// +kubebuilder:validation:MaxLength=4095
+	// +kubebuilder:validation:XValidation:rule=`self.startsWith('/') && !self.endsWith('/') && !self.contains('//') && !self.contains('/./') && !self.contains('/../') && !self.endsWith('/.') && !self.endsWith('/..')`,message=`give the file's absolute path (no //, . or .. parts, no trailing /), e.g. /etc/kubernetes/pki/apiserver-kubelet-client.key`
+	// +optional
+	KeyFile string `json:"keyFile,omitempty"`
+	// bearerTokenFile is the absolute path of a file holding a token (at most 16 KiB, white
+	// space around it ignored), which the probe sends as "Authorization: Bearer <token>". The
+	// token goes only over https, to the server the url names, and never appears in status,
+	// events or logs.
+	// +kubebuilder:validation:MaxLength=4095
+	// +kubebuilder:validation:XValidation:rule=`self.startsWith('/') && !self.endsWith('/') && !self.contains('//') && !self.contains('/./') && !self.contains('/../') && !self.endsWith('/.') && !self.endsWith('/..')`,message=`give the file's absolute path (no //, . or .. parts, no trailing /), e.g. /var/run/secrets/probe/token`
+	// +optional
+	BearerTokenFile string `json:"bearerTokenFile,omitempty"`
+	// serverName, if set, replaces the url's host as the name the probe sends in SNI and the
+	// name (a DNS name or an IP address) the server's certificate must be valid for, e.g.
+	// kubernetes.default.svc for a url of https://127.0.0.1:6443/readyz.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule=`isIP(self) || self.matches('^[A-Za-z0-9_]([-A-Za-z0-9_]{0,61}[A-Za-z0-9_])?([.][A-Za-z0-9_]([-A-Za-z0-9_]{0,61}[A-Za-z0-9_])?)*$')`,message=`give a DNS name or IP address that the server's certificate names (no zone, no IPv4-mapped IPv6 address), e.g. kubernetes.default.svc or 10.96.0.1`
+	// +optional
+	ServerName string `json:"serverName,omitempty"`
+	// insecureSkipVerify, if true, accepts whatever certificate the server presents. The probe
+	// then proves nothing of the server's identity, and a token or client certificate goes to
+	// whoever answers at the url's address. It is never implied, and it excludes caFile.
+	// +optional
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
 }
 
 // ExecProbe runs a command directly, without a shell, with an empty environment.

@@ -1,7 +1,9 @@
 package desired
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	probepkg "github.com/kube-vrrp/kube-vrrp/pkg/probe"
@@ -24,6 +26,12 @@ func Probes(vip *v1alpha1.VirtualIP) ([]probepkg.Spec, error) {
 			s.Kind, s.URL = probepkg.KindHTTP, p.HTTP.URL
 			if p.HTTP.ExpectedStatus != nil {
 				s.ExpectedStatus = int(*p.HTTP.ExpectedStatus)
+			}
+			if p.HTTP.TLS != nil {
+				s.HTTPS = httpsOptions(p.HTTP.TLS)
+				if err := checkTLSScheme(p.HTTP); err != nil {
+					return nil, fmt.Errorf("VirtualIP %q: spec.probes[%d]: probe %q: %w", vip.Name, i, p.Name, err)
+				}
 			}
 		case p.Exec != nil:
 			s.Kind, s.Command = probepkg.KindExec, append([]string(nil), p.Exec.Command...)
@@ -50,4 +58,30 @@ func Probes(vip *v1alpha1.VirtualIP) ([]probepkg.Spec, error) {
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// httpsOptions are the probe's HTTPS options of an http probe's tls.
+func httpsOptions(t *v1alpha1.HTTPProbeTLS) probepkg.HTTPSOptions {
+	return probepkg.HTTPSOptions{
+		CAFile:             t.CAFile,
+		CertFile:           t.CertFile,
+		KeyFile:            t.KeyFile,
+		BearerTokenFile:    t.BearerTokenFile,
+		ServerName:         t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify,
+	}
+}
+
+// checkTLSScheme refuses a tls that sets nothing on an http probe whose URL is not https://,
+// as the CRD does (any tls needs an https:// URL): probe.CheckHTTPS refuses the settings
+// themselves, and a tls without them is no setting to check. An unparsable URL is left to
+// probe.CheckURL.
+func checkTLSScheme(p *v1alpha1.HTTPProbe) error {
+	if p.TLS == nil || httpsOptions(p.TLS) != (probepkg.HTTPSOptions{}) {
+		return nil
+	}
+	if u, err := url.Parse(p.URL); err == nil && u.Scheme != "https" {
+		return errors.New("tls needs an https:// URL: change the URL to https:// or remove tls")
+	}
+	return nil
 }

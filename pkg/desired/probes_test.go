@@ -23,6 +23,10 @@ func TestProbes(t *testing.T) {
 		{Name: "uplink", Interface: &v1alpha1.InterfaceProbe{Name: "eth1"}},
 		{Name: "flag", File: &v1alpha1.FileProbe{Path: "/run/lb-ready"}},
 		{Name: "script", Exec: &v1alpha1.ExecProbe{Command: []string{"/usr/bin/true"}}},
+		{Name: "apiserver", HTTP: &v1alpha1.HTTPProbe{URL: "https://127.0.0.1:6443/readyz", TLS: &v1alpha1.HTTPProbeTLS{
+			CAFile: "/etc/kubernetes/pki/ca.crt", CertFile: "/etc/kubernetes/pki/c.crt", KeyFile: "/etc/kubernetes/pki/c.key",
+			BearerTokenFile: "/run/token", ServerName: "kubernetes.default.svc"}}},
+		{Name: "insecure", HTTP: &v1alpha1.HTTPProbe{URL: "https://[::1]:8443/", TLS: &v1alpha1.HTTPProbeTLS{InsecureSkipVerify: true}}},
 	}
 	got, err := Probes(vip)
 	if err != nil {
@@ -35,6 +39,10 @@ func TestProbes(t *testing.T) {
 		{Name: "uplink", Kind: probepkg.KindInterface, Interface: "eth1"},
 		{Name: "flag", Kind: probepkg.KindFile, Path: "/run/lb-ready"},
 		{Name: "script", Kind: probepkg.KindExec, Command: []string{"/usr/bin/true"}},
+		{Name: "apiserver", Kind: probepkg.KindHTTP, URL: "https://127.0.0.1:6443/readyz", HTTPS: probepkg.HTTPSOptions{
+			CAFile: "/etc/kubernetes/pki/ca.crt", CertFile: "/etc/kubernetes/pki/c.crt", KeyFile: "/etc/kubernetes/pki/c.key",
+			BearerTokenFile: "/run/token", ServerName: "kubernetes.default.svc"}},
+		{Name: "insecure", Kind: probepkg.KindHTTP, URL: "https://[::1]:8443/", HTTPS: probepkg.HTTPSOptions{InsecureSkipVerify: true}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Probes (-want +got):\n%s", diff)

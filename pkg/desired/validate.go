@@ -517,6 +517,9 @@ func validateProbeHandler(pr *v1alpha1.ProbeSpec, pp *field.Path) field.ErrorLis
 		if s := pr.HTTP.ExpectedStatus; s != nil {
 			errs = append(errs, invalid(hp.Child("expectedStatus"), *s, probepkg.CheckExpectedStatus(int(*s)))...)
 		}
+		if pr.HTTP.TLS != nil {
+			errs = append(errs, validateHTTPTLS(pr.HTTP, hp.Child("tls"))...)
+		}
 	case pr.Exec != nil:
 		ep := pp.Child("exec", "command")
 		c := pr.Exec.Command
@@ -542,6 +545,45 @@ func validateProbeHandler(pr *v1alpha1.ProbeSpec, pp *field.Path) field.ErrorLis
 			errs = append(errs, field.TooLong(fp, "", v1alpha1.MaxFilePathLength))
 		} else {
 			errs = append(errs, invalid(fp, pr.File.Path, probepkg.CheckPath(pr.File.Path))...)
+		}
+	}
+	return errs
+}
+
+// validateHTTPTLS applies pkg/probe's rules to the tls of an http probe (p.TLS is set), each
+// with its field's path: every file's path, the server name, and CheckHTTPS's rules of the
+// combination. tls needs an https:// URL even when it sets nothing (checkTLSScheme).
+func validateHTTPTLS(p *v1alpha1.HTTPProbe, tp *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	t := p.TLS
+	for _, f := range []struct{ name, path string }{
+		{"caFile", t.CAFile}, {"certFile", t.CertFile}, {"keyFile", t.KeyFile}, {"bearerTokenFile", t.BearerTokenFile},
+	} {
+		switch fp := tp.Child(f.name); {
+		case len(f.path) > v1alpha1.MaxTLSFileLength:
+			errs = append(errs, field.TooLong(fp, "", v1alpha1.MaxTLSFileLength))
+		case f.path != "":
+			errs = append(errs, invalid(fp, f.path, probepkg.CheckCredentialFile(f.path))...)
+		}
+	}
+	switch sp := tp.Child("serverName"); {
+	case len(t.ServerName) > v1alpha1.MaxServerNameLength:
+		errs = append(errs, field.TooLong(sp, "", v1alpha1.MaxServerNameLength))
+	case t.ServerName != "":
+		errs = append(errs, invalid(sp, t.ServerName, probepkg.CheckServerName(t.ServerName))...)
+	}
+	if err := checkTLSScheme(p); err != nil {
+		errs = append(errs, field.Forbidden(tp, err.Error()))
+	}
+	// CheckHTTPS joins what is wrong: one error each.
+	err := probepkg.CheckHTTPS(p.URL, httpsOptions(t))
+	each := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		each = j.Unwrap()
+	}
+	for _, e := range each {
+		if e != nil {
+			errs = append(errs, field.Forbidden(tp, e.Error()))
 		}
 	}
 	return errs

@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	probepkg "github.com/kube-vrrp/kube-vrrp/pkg/probe"
 )
 
 func dur(d time.Duration) *v1alpha1.Duration { return &v1alpha1.Duration{Duration: d} }
@@ -487,6 +488,83 @@ func TestValidateMessagesProbeTargets(t *testing.T) {
 	}
 }
 
+// An http probe's tls: the rules of pkg/probe (CheckCredentialFile, CheckServerName,
+// CheckHTTPS) with the field's path, and tls only with an https:// url, even when empty.
+func TestValidateMessagesHTTPTLS(t *testing.T) {
+	pki := func(f string) string { return "/etc/kubernetes/pki/" + f }
+	tests := []struct {
+		name string
+		url  string
+		tls  v1alpha1.HTTPProbeTLS
+		want []string
+		// probesAccept: Probes accepts what Validate refuses, a bound of the API (limits.go)
+		// that is no rule of the probe's.
+		probesAccept bool
+	}{
+		{name: "every option", url: "https://127.0.0.1:6443/readyz", tls: v1alpha1.HTTPProbeTLS{CAFile: pki("ca.crt"),
+			CertFile: pki("c.crt"), KeyFile: pki("c.key"), BearerTokenFile: "/run/token", ServerName: "kubernetes.default.svc"}},
+		{name: "empty", url: "https://h/"},
+		{name: "insecure", url: "HTTPS://h/", tls: v1alpha1.HTTPProbeTLS{InsecureSkipVerify: true}},
+		{name: "server name IP", url: "https://h/", tls: v1alpha1.HTTPProbeTLS{ServerName: "2001:db8::1"}},
+		{name: "key and certificate in one file", url: "https://h/", tls: v1alpha1.HTTPProbeTLS{CertFile: "/var/lib/kubelet/pki/kubelet-client-current.pem",
+			KeyFile: "/var/lib/kubelet/pki/kubelet-client-current.pem"}},
+		{name: "http", url: "http://h/", tls: v1alpha1.HTTPProbeTLS{CAFile: pki("ca.crt")}, want: []string{
+			`spec.probes[0].http.tls: Forbidden: TLS settings and a bearer token need an https:// URL (a token would travel in clear text): change the URL to https:// or remove them`}},
+		{name: "empty with http", url: "http://h/", want: []string{
+			`spec.probes[0].http.tls: Forbidden: tls needs an https:// URL: change the URL to https:// or remove tls`}},
+		{name: "unparsable url left to its own rule", url: "http://[::1", want: []string{
+			`spec.probes[0].http.url: Invalid value: "http://[::1": write an absolute http:// or https:// URL: parse "http://[::1": missing ']' in host`}},
+		{name: "relative files", url: "https://h/", tls: v1alpha1.HTTPProbeTLS{CAFile: "ca.crt", CertFile: "/etc/x/", KeyFile: "/etc//k",
+			BearerTokenFile: "/run/../token"}, want: []string{
+			`spec.probes[0].http.tls.caFile: Invalid value: "ca.crt": give the file's absolute path (no //, . or .. parts, no trailing /), e.g. /etc/kubernetes/pki/ca.crt`,
+			`spec.probes[0].http.tls.certFile: Invalid value: "/etc/x/": give the file's absolute path (no //, . or .. parts, no trailing /), e.g. /etc/kubernetes/pki/ca.crt`,
+			`spec.probes[0].http.tls.keyFile: Invalid value: "/etc//k": give the file's absolute path (no //, . or .. parts, no trailing /), e.g. /etc/kubernetes/pki/ca.crt`,
+			`spec.probes[0].http.tls.bearerTokenFile: Invalid value: "/run/../token": give the file's absolute path (no //, . or .. parts, no trailing /), e.g. /etc/kubernetes/pki/ca.crt`}},
+		{name: "long files", url: "https://h/", tls: v1alpha1.HTTPProbeTLS{CAFile: "/" + strings.Repeat("c", v1alpha1.MaxTLSFileLength),
+			CertFile: "/" + strings.Repeat("c", v1alpha1.MaxTLSFileLength-1), KeyFile: "/" + strings.Repeat("k", v1alpha1.MaxTLSFileLength),
+			BearerTokenFile: "/" + strings.Repeat("t", v1alpha1.MaxTLSFileLength)}, want: []string{
+			`spec.probes[0].http.tls.caFile: Too long: may not be more than 4095 bytes`,
+			`spec.probes[0].http.tls.keyFile: Too long: may not be more than 4095 bytes`,
+			`spec.probes[0].http.tls.bearerTokenFile: Too long: may not be more than 4095 bytes`}, probesAccept: true},
+		{name: "server names", url: "https://h/", tls: v1alpha1.HTTPProbeTLS{ServerName: "fe80::1%eth0"}, want: []string{
+			`spec.probes[0].http.tls.serverName: Invalid value: "fe80::1%eth0": give a DNS name or IP address that the server's certificate names, e.g. kubernetes.default.svc or 10.96.0.1`}},
+		{name: "long server name", url: "https://h/", tls: v1alpha1.HTTPProbeTLS{ServerName: strings.Repeat("a.", 127)}, want: []string{
+			`spec.probes[0].http.tls.serverName: Too long: may not be more than 253 bytes`}},
+		{name: "certificate without key, CA and insecure", url: "https://h/", tls: v1alpha1.HTTPProbeTLS{CertFile: pki("c.crt"),
+			CAFile: pki("ca.crt"), InsecureSkipVerify: true}, want: []string{
+			`spec.probes[0].http.tls: Forbidden: a client certificate needs its key file and a key its certificate file: set both or neither`,
+			`spec.probes[0].http.tls: Forbidden: a CA file and InsecureSkipVerify exclude each other: keep the CA file, which verifies the server, and remove InsecureSkipVerify`}},
+		{name: "key without certificate over http", url: "http://h/", tls: v1alpha1.HTTPProbeTLS{KeyFile: pki("c.key")}, want: []string{
+			`spec.probes[0].http.tls: Forbidden: TLS settings and a bearer token need an https:// URL (a token would travel in clear text): change the URL to https:// or remove them`,
+			`spec.probes[0].http.tls: Forbidden: a client certificate needs its key file and a key its certificate file: set both or neither`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vip := validVIP()
+			vip.Spec.Probes = []v1alpha1.ProbeSpec{probe("h", func(p *v1alpha1.ProbeSpec) {
+				p.File = nil
+				p.HTTP = &v1alpha1.HTTPProbe{URL: tt.url, TLS: &tt.tls}
+			})}
+			got := make([]string, 0)
+			for _, e := range Validate(vip) {
+				got = append(got, e.Error())
+			}
+			if diff := cmp.Diff(append([]string{}, tt.want...), got); diff != "" {
+				t.Errorf("Validate() messages mismatch (-want +got):\n%s", diff)
+			}
+			// Probes (the agent) refuses what Validate refuses, and carries the options.
+			specs, err := Probes(vip)
+			if (err != nil) != (len(tt.want) > 0 && !tt.probesAccept) {
+				t.Errorf("Probes: %.300v; Validate: %.300v", err, got)
+			}
+			if err == nil && specs[0].HTTPS != (probepkg.HTTPSOptions{CAFile: tt.tls.CAFile, CertFile: tt.tls.CertFile, KeyFile: tt.tls.KeyFile,
+				BearerTokenFile: tt.tls.BearerTokenFile, ServerName: tt.tls.ServerName, InsecureSkipVerify: tt.tls.InsecureSkipVerify}) {
+				t.Errorf("Probes: HTTPS %.200v, want the tls of the probe %.200v", specs[0].HTTPS, tt.tls)
+			}
+		})
+	}
+}
+
 // Validate (kubectl apply, kube-vrrp validate, the controller) and Probes (the agent, through
 // probe.Spec.Validate) apply the same rules to a probe's target: one refuses what the other does.
 func TestProbesAgreeWithValidate(t *testing.T) {
@@ -505,6 +583,30 @@ func TestProbesAgreeWithValidate(t *testing.T) {
 		"http":             func(p *v1alpha1.ProbeSpec) { p.HTTP = &v1alpha1.HTTPProbe{URL: "https://h/x"} },
 		"http scheme":      func(p *v1alpha1.ProbeSpec) { p.HTTP = &v1alpha1.HTTPProbe{URL: "ftp://h/x"} },
 		"http no host":     func(p *v1alpha1.ProbeSpec) { p.HTTP = &v1alpha1.HTTPProbe{URL: "http://:80/x"} },
+		"http tls": func(p *v1alpha1.ProbeSpec) {
+			p.HTTP = &v1alpha1.HTTPProbe{URL: "https://h/x", TLS: &v1alpha1.HTTPProbeTLS{CAFile: "/ca.crt", ServerName: "h.example"}}
+		},
+		"http tls empty": func(p *v1alpha1.ProbeSpec) {
+			p.HTTP = &v1alpha1.HTTPProbe{URL: "https://h/x", TLS: &v1alpha1.HTTPProbeTLS{}}
+		},
+		"http tls empty, http://": func(p *v1alpha1.ProbeSpec) {
+			p.HTTP = &v1alpha1.HTTPProbe{URL: "http://h/x", TLS: &v1alpha1.HTTPProbeTLS{}}
+		},
+		"http tls, http://": func(p *v1alpha1.ProbeSpec) {
+			p.HTTP = &v1alpha1.HTTPProbe{URL: "http://h/x", TLS: &v1alpha1.HTTPProbeTLS{BearerTokenFile: "/run/token"}}
+		},
+		"http tls relative file": func(p *v1alpha1.ProbeSpec) {
+			p.HTTP = &v1alpha1.HTTPProbe{URL: "https://h/x", TLS: &v1alpha1.HTTPProbeTLS{CAFile: "ca.crt"}}
+		},
+		"http tls key alone": func(p *v1alpha1.ProbeSpec) {
+			p.HTTP = &v1alpha1.HTTPProbe{URL: "https://h/x", TLS: &v1alpha1.HTTPProbeTLS{KeyFile: "/k"}}
+		},
+		"http tls CA and insecure": func(p *v1alpha1.ProbeSpec) {
+			p.HTTP = &v1alpha1.HTTPProbe{URL: "https://h/x", TLS: &v1alpha1.HTTPProbeTLS{CAFile: "/ca", InsecureSkipVerify: true}}
+		},
+		"http tls server name": func(p *v1alpha1.ProbeSpec) {
+			p.HTTP = &v1alpha1.HTTPProbe{URL: "https://h/x", TLS: &v1alpha1.HTTPProbeTLS{ServerName: "-h"}}
+		},
 		"http status 599": func(p *v1alpha1.ProbeSpec) {
 			p.HTTP = &v1alpha1.HTTPProbe{URL: "http://h/", ExpectedStatus: ptr.To[int32](599)}
 		},
