@@ -41,6 +41,9 @@ type agentOptions struct {
 	// healthAddr serves /healthz and /readyz in plain HTTP for the kubelet.
 	healthAddr string
 	execProbes bool
+	// tokenFiles lets https probes send bearer tokens read from files (off by default: the
+	// author of a VirtualIP names the file and the server).
+	tokenFiles bool
 	log        runOptions // level and format
 	// stateDir and addressMark: see addStateFlags.
 	stateDir    string
@@ -67,6 +70,7 @@ func parseAgentFlags(args []string, stderr io.Writer) (agentOptions, error) {
 	fs.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "`DIR` with tls.crt and tls.key for /metrics, reloaded when they change (default: a self-signed certificate made at start)")
 	fs.StringVar(&o.healthAddr, "health-probe-bind-address", "127.0.0.1:9403", "`ADDR` of /healthz and /readyz in plain HTTP for the kubelet (\"0\" disables); answers even when the API server is down")
 	fs.BoolVar(&o.execProbes, "enable-exec-probes", false, "let exec probes run their commands (off: they fail with a reason saying so)")
+	fs.BoolVar(&o.tokenFiles, "enable-probe-token-files", false, "let https probes send a bearer token read from tls.bearerTokenFile (off: they fail with a reason saying so; whoever writes a VirtualIP names the file and the server)")
 	addStateFlags(fs, &o.stateDir, &o.addressMark)
 	fs.DurationVar(&o.handoffTimeout, "handoff-timeout", defaultHandoffTimeout, "how long a restart (a rolling update of the DaemonSet) may keep this node's VIPs waiting for the successor before the backups take over, `DURATION` from 1s to 160s")
 	fs.StringVar(&level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
@@ -193,7 +197,7 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	defer host.Close()
 	accept := &acceptFilter{host: host}
 	defer accept.close(log)
-	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}, AcceptFilter: accept.open})
+	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes, TokenFilesEnabled: o.tokenFiles}, AcceptFilter: accept.open})
 	a.Resume(handed, forgetHandoff(state, log))
 
 	// SIGTERM is a restart when the DaemonSet is replacing this pod (a rolling update): the

@@ -36,6 +36,9 @@ type runOptions struct {
 	// execProbes lets exec probes run (off by default: a manifest could otherwise run any
 	// command as root).
 	execProbes bool
+	// tokenFiles lets https probes send bearer tokens read from files (off by default: the
+	// author of a VirtualIP names the file and the server).
+	tokenFiles bool
 	// stateDir holds the host lock and the record of bound addresses (hostnet.State);
 	// addressMark marks bound addresses with IFA_PROTO (false: the record alone).
 	stateDir    string
@@ -63,6 +66,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	fs.StringVar(&level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "log `FORMAT` on standard error: text or json")
 	fs.BoolVar(&o.execProbes, "enable-exec-probes", false, "let exec probes run their commands (off: they fail with a reason saying so)")
+	fs.BoolVar(&o.tokenFiles, "enable-probe-token-files", false, "let https probes send a bearer token read from tls.bearerTokenFile (off: they fail with a reason saying so; whoever writes a VirtualIP names the file and the server)")
 	addStateFlags(fs, &o.stateDir, &o.addressMark)
 	fs.StringVar(&o.events, "events", "", "append every event (transitions, probe results, dropped packets, ...) to `FILE` as JSON lines, - for standard output")
 	fs.DurationVar(&o.handoffTimeout, "handoff-timeout", defaultHandoffTimeout, "how long a restart (SIGUSR2) may keep this node's VIPs waiting for the next kube-vrrp run before the backups take over, `DURATION` from 1s to 160s")
@@ -309,7 +313,7 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stdout, stderr io.
 	}
 	accept := &acceptFilter{host: host}
 	defer accept.close(log)
-	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes}, AcceptFilter: accept.open})
+	a := agent.New(host, log, agent.Options{Probes: probe.Options{ExecEnabled: o.execProbes, TokenFilesEnabled: o.tokenFiles}, AcceptFilter: accept.open})
 	a.Resume(handed, forgetHandoff(state, log))
 	if o.events != "" {
 		w, err := openEvents(o.events, stdout)

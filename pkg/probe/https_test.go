@@ -520,3 +520,46 @@ func TestRunnerHTTPS(t *testing.T) {
 		t.Errorf("result %+v, want healthy", res)
 	}
 }
+
+// A probe with a bearer token file sends nothing unless the agent enables token files: the
+// author of a VirtualIP names the file and the server. Enabled, the token reaches the server.
+func TestRunnerTokenFilesGate(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	cert, _, _ := ca.issue(t, false, "127.0.0.1")
+	var requests, authorized atomic.Int32
+	srv := tlsServer(t, &tls.Config{Certificates: []tls.Certificate{cert}}, func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if r.Header.Get("Authorization") == "Bearer gate-token" {
+			authorized.Add(1)
+			return
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	dir := t.TempDir()
+	spec := Spec{
+		Name: "apiserver", Kind: KindHTTP, URL: srv.URL + "/readyz",
+		HTTPS:    HTTPSOptions{CAFile: writeFile(t, dir, "ca.crt", ca.pem), BearerTokenFile: writeFile(t, dir, "token", []byte("gate-token\n"))},
+		Interval: time.Minute, Timeout: httpTimeout,
+	}
+	run := func(opts Options) Result {
+		t.Helper()
+		r, err := New([]Spec{spec}, opts, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		startRunner(t, r)
+		return recv(t, r, 5*time.Second)
+	}
+	if res := run(Options{}); res.Healthy || res.Reason != TokenFilesDisabledReason {
+		t.Errorf("token files off: %+v, want unhealthy: %s", res, TokenFilesDisabledReason)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("token files off: the server got %d requests, want none", n)
+	}
+	if res := run(Options{TokenFilesEnabled: true}); !res.Healthy {
+		t.Errorf("token files on: %+v, want healthy", res)
+	}
+	if n := authorized.Load(); n != 1 {
+		t.Errorf("token files on: %d requests with the token, want 1", n)
+	}
+}

@@ -16,6 +16,12 @@ type Options struct {
 	// ExecDisabledReason: whoever may create a VirtualIP could otherwise run commands as root
 	// on every node.
 	ExecEnabled bool
+	// TokenFilesEnabled lets https probes send a bearer token read from a file
+	// (HTTPSOptions.BearerTokenFile). Without it such a probe fails with
+	// TokenFilesDisabledReason: whoever may create a VirtualIP names both the file and the
+	// server, and could otherwise have any file the agent can read, its own ServiceAccount
+	// token included, sent to a server of their choosing.
+	TokenFilesEnabled bool
 }
 
 // Result is a probe's health transition.
@@ -136,6 +142,9 @@ func newChecker(s Spec, opts Options, log *slog.Logger) checker {
 	case KindTCP:
 		return tcpChecker{address: s.Address}
 	case KindHTTP:
+		if s.HTTPS.BearerTokenFile != "" && !opts.TokenFilesEnabled {
+			return failChecker(TokenFilesDisabledReason)
+		}
 		return newHTTPChecker(s)
 	case KindExec:
 		if !opts.ExecEnabled {

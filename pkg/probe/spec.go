@@ -58,6 +58,10 @@ const (
 	MinTimeout = time.Millisecond
 )
 
+// TokenFilesDisabledReason is the failure reason of every https probe with a bearer token file
+// on an agent that does not enable them (Options.TokenFilesEnabled).
+const TokenFilesDisabledReason = "bearer token files are disabled on this agent (enable with --enable-probe-token-files / chart value probes.tokenFiles.enabled)"
+
 // ExecDisabledReason is the failure reason of every exec probe on an agent that does not enable
 // them: whoever may create a VirtualIP would otherwise run commands as root on every node.
 const ExecDisabledReason = "exec probes are disabled on this agent (enable with --enable-exec-probes / chart value probes.exec.enabled)"
