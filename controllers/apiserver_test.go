@@ -3,10 +3,13 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +19,7 @@ import (
 	ctrlenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 )
 
@@ -98,4 +102,99 @@ func createNodes(t *testing.T, c client.Client, names ...string) {
 		}
 		t.Cleanup(func() { _ = c.Delete(context.Background(), n) })
 	}
+}
+
+// apiWrite is a write request to the API server: its method, what it wrote ("member" or
+// "status") and of what, the field manager, the answer's code and who sent it (apiWrites.wrap).
+type apiWrite struct {
+	method, kind, name, manager string
+	code                        int
+	from                        string
+}
+
+func (w apiWrite) String() string {
+	s := fmt.Sprintf("%s %s %s by %s: %d", w.method, w.kind, w.name, w.manager, w.code)
+	if w.from != "" {
+		s += " from " + w.from
+	}
+	return s
+}
+
+var (
+	memberPath = regexp.MustCompile(`^/apis/` + regexp.QuoteMeta(v1alpha1.GroupVersion.String()) + `/virtualipmembers/([^/]+)$`)
+	statusPath = regexp.MustCompile(`^/apis/` + regexp.QuoteMeta(v1alpha1.GroupVersion.String()) + `/virtualips/([^/]+)/status$`)
+)
+
+// apiWrites records the writes of members and of VirtualIP status that go through the
+// configurations it wraps, whatever their answer: a refused write costs the API server too.
+type apiWrites struct {
+	mu     sync.Mutex
+	writes []apiWrite
+	last   time.Time
+}
+
+// wrap returns cfg whose writes of members and status are recorded as sent from from.
+func (s *apiWrites) wrap(cfg *rest.Config, from string) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := rt.RoundTrip(req)
+			if req.Method == http.MethodGet {
+				return resp, err
+			}
+			w := apiWrite{method: req.Method, manager: req.URL.Query().Get("fieldManager"), from: from}
+			if m := memberPath.FindStringSubmatch(req.URL.Path); m != nil {
+				w.kind, w.name = "member", m[1]
+			} else if m := statusPath.FindStringSubmatch(req.URL.Path); m != nil {
+				w.kind, w.name = "status", m[1]
+			} else {
+				return resp, err
+			}
+			if err == nil {
+				w.code = resp.StatusCode
+			}
+			s.mu.Lock()
+			s.writes, s.last = append(s.writes, w), time.Now()
+			s.mu.Unlock()
+			return resp, err
+		})
+	}
+	return cfg
+}
+
+// take returns the writes recorded since the last take, and forgets them.
+func (s *apiWrites) take() []apiWrite {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.writes
+	s.writes = nil
+	return out
+}
+
+// settle waits until nothing has been written for quiet, at most for limit.
+func (s *apiWrites) settle(quiet, limit time.Duration) {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		s.mu.Lock()
+		since := time.Since(s.last)
+		s.mu.Unlock()
+		if since >= quiet {
+			return
+		}
+	}
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// eventually polls check every 20 ms until it returns nil, for at most limit.
+func eventually(t *testing.T, limit time.Duration, what string, check func() error) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if err = check(); err == nil {
+			return
+		}
+	}
+	t.Fatalf("%s: not within %s: %v", what, limit, err)
 }
