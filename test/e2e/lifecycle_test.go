@@ -39,7 +39,7 @@ const (
 
 // testUninstall uninstalls the release with helm, as the README says: no agent pod and no
 // object of the release is left, the agents released the VIP at once and left nothing on the
-// nodes (address, nftables table, record of bound addresses), and the CRD and the user's
+// nodes (address, nftables table, record of bound addresses), and the CRDs and the user's
 // VirtualIP are kept.
 func testUninstall(t *testing.T, e *env) {
 	nodes := e.labNodes()
@@ -175,12 +175,14 @@ func testUninstall(t *testing.T, e *env) {
 	}
 
 	// Helm keeps CRDs it installed from the chart's crds/ directory, by design: deleting the
-	// CRD would delete every VirtualIP of every user with it. So the CRD and the sample stay;
+	// CRD would delete every VirtualIP of every user with it. So the CRDs and the sample stay;
 	// removing them is the user's decision (the chart's README says how).
-	crd := &unstructured.Unstructured{}
-	crd.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
-	if err := e.admin.Get(e.ctx, client.ObjectKey{Name: "virtualips.kubevrrp.io"}, crd); err != nil {
-		t.Errorf("CRD virtualips.kubevrrp.io after helm uninstall: %v", err)
+	for _, name := range []string{"virtualips.kubevrrp.io", "virtualipmembers.kubevrrp.io"} {
+		crd := &unstructured.Unstructured{}
+		crd.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
+		if err := e.admin.Get(e.ctx, client.ObjectKey{Name: name}, crd); err != nil {
+			t.Errorf("CRD %s after helm uninstall: %v", name, err)
+		}
 	}
 	var v kubevrrpv1alpha1.VirtualIP
 	if err := e.admin.Get(e.ctx, client.ObjectKey{Name: "haproxy"}, &v); err != nil {
@@ -191,7 +193,7 @@ func testUninstall(t *testing.T, e *env) {
 		if c := meta.FindStatusCondition(v.Status.Conditions, "Ready"); c != nil {
 			ready = string(c.Status) + " (" + c.Reason + ")"
 		}
-		t.Logf("VirtualIP haproxy kept; its status without agents: master %q, nodes %s, Ready %s", v.Status.Master, lcStates(v.Status.Nodes), ready)
+		t.Logf("VirtualIP haproxy kept; its status without agents: master %q, members %s, Ready %s", v.Status.Master, lcStates(e.members(t, v.Name)), ready)
 	}
 }
 

@@ -44,7 +44,7 @@ const (
 	secServiceAccount = "kube-vrrp"
 	secAgentUser      = "system:serviceaccount:" + namespace + ":" + secServiceAccount
 	secMetricsReader  = release + "-metrics-reader" // templates/metrics-reader.yaml
-	secStatusPolicy   = release + "-status-nodes"   // templates/statuspolicy.yaml
+	secMemberPolicy   = release + "-members"        // templates/statuspolicy.yaml
 	secStateDir       = "run/kube-vrrp"             // values.yaml stateDir, under KubeNode.Dir
 	secAgentUID       = 65532                       // the agent's runAsUser and runAsGroup
 	secHealthPort     = 9403                        // values.yaml health.port
@@ -264,8 +264,8 @@ func testHealth(t *testing.T, e *env) {
 
 // testToken checks the agent's credentials: the ServiceAccount token the kubelet projected into
 // its pod (not an impersonation, not a kubeconfig), bound to the pod and its node; what RBAC
-// lets it do; and the chart's status policy, which lets it write its own node's entry of a
-// VirtualIP's status and no other node's.
+// lets it do; and the chart's member policy, which lets it create and change its own node's
+// VirtualIPMembers and no other node's, and delete any (the prune).
 func testToken(t *testing.T, e *env) {
 	cfgs := map[string]*rest.Config{}
 	for _, k := range e.nodes {
@@ -320,8 +320,9 @@ func testToken(t *testing.T, e *env) {
 	}
 
 	// The chart's ClusterRole and Role (files/rbac/role.yaml): read VirtualIPs and Nodes, patch
-	// VirtualIP status; get (never list) Secrets of the release namespace. Writes are dry runs:
-	// authorization comes first, and should one be allowed by mistake it changes nothing.
+	// VirtualIP status, read and write VirtualIPMembers; get (never list) Secrets of the release
+	// namespace. Writes are dry runs: authorization comes first, and should one be allowed by
+	// mistake it changes nothing.
 	t.Run("rbac", func(t *testing.T) {
 		dry := client.DryRunAll
 		for _, c := range []struct {
@@ -330,6 +331,7 @@ func testToken(t *testing.T, e *env) {
 			do      func() error
 		}{
 			{"list VirtualIPs", true, func() error { return n1.List(e.ctx, &v1alpha1.VirtualIPList{}) }},
+			{"list VirtualIPMembers", true, func() error { return n1.List(e.ctx, &v1alpha1.VirtualIPMemberList{}) }},
 			{"get Node n2", true, func() error { return n1.Get(e.ctx, client.ObjectKey{Name: "n2"}, &corev1.Node{}) }},
 			{"get a Secret of namespace " + namespace, true, func() error {
 				err := n1.Get(e.ctx, client.ObjectKey{Namespace: namespace, Name: "e2e-no-such-secret"}, &corev1.Secret{})
@@ -353,6 +355,9 @@ func testToken(t *testing.T, e *env) {
 				return n1.Create(e.ctx, &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "e2e-rbac"},
 					Spec: v1alpha1.VirtualIPSpec{VRID: 99, Addresses: []string{"198.18.0.199/24"}}}, dry)
 			}},
+			{"delete every VirtualIPMember at once (dry run)", false, func() error {
+				return n1.DeleteAllOf(e.ctx, &v1alpha1.VirtualIPMember{}, dry)
+			}},
 			{"list Pods cluster-wide", false, func() error { return n1.List(e.ctx, &corev1.PodList{}) }},
 		} {
 			err := c.do()
@@ -367,80 +372,116 @@ func testToken(t *testing.T, e *env) {
 		}
 	})
 
-	// The status policy: n1's token writes n1's entry, not n2's.
-	t.Run("status-policy", func(t *testing.T) {
+	// The member policy: n1's token creates and changes n1's members, not n2's; it may delete
+	// n2's (the summary's writer prunes the members of nodes gone).
+	t.Run("member-policy", func(t *testing.T) {
 		e.applyVirtualIP(t)
-		var vip v1alpha1.VirtualIP
-		secEventually(t, 60*time.Second, "the agents' entries in the status of VirtualIP haproxy", func() error {
-			if err := e.admin.Get(e.ctx, client.ObjectKey{Name: "haproxy"}, &vip); err != nil {
-				return err
-			}
+		const vipName = "haproxy"
+		members := map[string]*v1alpha1.VirtualIPMember{}
+		secEventually(t, 60*time.Second, "the agents' members of VirtualIP haproxy", func() error {
 			for _, n := range []string{"n1", "n2", "n3"} {
-				if !slices.ContainsFunc(vip.Status.Nodes, func(s v1alpha1.NodeStatus) bool { return s.Name == n && s.State != "" }) {
-					return fmt.Errorf("no entry for %s: %s", n, secJSON(vip.Status.Nodes))
+				m := &v1alpha1.VirtualIPMember{}
+				if err := e.admin.Get(e.ctx, client.ObjectKey{Name: v1alpha1.MemberName(vipName, n)}, m); err != nil {
+					return err
+				}
+				if m.Spec.VirtualIP != vipName || m.Spec.Node != n || m.Status.State == "" {
+					return fmt.Errorf("member %s: spec %+v, state %q", m.Name, m.Spec, m.Status.State)
 				}
 				// Written by that node's agent (its field manager, by server-side apply).
-				if !slices.ContainsFunc(vip.ManagedFields, func(m metav1.ManagedFieldsEntry) bool {
-					return m.Manager == "kube-vrrp-agent/"+n && m.Subresource == "status" && m.Operation == metav1.ManagedFieldsOperationApply
+				if !slices.ContainsFunc(m.ManagedFields, func(f metav1.ManagedFieldsEntry) bool {
+					return f.Manager == "kube-vrrp-agent/"+n && f.Operation == metav1.ManagedFieldsOperationApply
 				}) {
-					return fmt.Errorf("no status apply by kube-vrrp-agent/%s", n)
+					return fmt.Errorf("member %s: no apply by kube-vrrp-agent/%s", m.Name, n)
 				}
+				members[n] = m
 			}
 			return nil
 		})
 		const forged = "forged by n1's token (e2e)"
-		entry := func(node string) map[string]any {
-			return map[string]any{"name": node, "state": "Fault", "priority": int64(1), "interface": "eth0", "reason": "ProbeFailed", "message": forged}
-		}
-		apply := func(dryRun bool, entries ...map[string]any) error {
-			nodes := []any{}
-			for _, en := range entries {
-				nodes = append(nodes, en)
-			}
-			u := &unstructured.Unstructured{Object: map[string]any{
-				"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIP",
-				"metadata": map[string]any{"name": vip.Name},
-				"status":   map[string]any{"nodes": nodes},
+		// member is what n1's token writes: a member of VirtualIP vip named name, of node.
+		member := func(vip, name, node string) *unstructured.Unstructured {
+			return &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIPMember",
+				"metadata": map[string]any{"name": name},
+				"spec":     map[string]any{"virtualIP": vip, "node": node},
+				"status":   map[string]any{"state": "Fault", "priority": int64(1), "interface": "eth0", "reason": "ProbeFailed", "message": forged},
 			}}
-			opts := []client.SubResourceApplyOption{client.FieldOwner("kube-vrrp-agent/n1"), client.ForceOwnership}
+		}
+		apply := func(c client.Client, u *unstructured.Unstructured, dryRun bool) error {
+			opts := []client.ApplyOption{client.FieldOwner("kube-vrrp-agent/n1"), client.ForceOwnership}
 			if dryRun {
 				opts = append(opts, client.DryRunAll)
 			}
-			return n1.Status().Apply(e.ctx, client.ApplyConfigurationFromUnstructured(u), opts...)
+			return c.Apply(e.ctx, client.ApplyConfigurationFromUnstructured(u), opts...)
 		}
-		denied := func(what string, err error) {
+		denied := func(what string, err error, want ...string) {
 			t.Helper()
 			if !apierrors.IsForbidden(err) {
 				t.Errorf("%s: %v, want Forbidden", what, err)
 				return
 			}
-			for _, want := range []string{secStatusPolicy, "the agent on node n1 may write only its own entry of status.nodes, not the entry of n2"} {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("%s: %q does not say %q", what, err, want)
+			for _, w := range append([]string{secMemberPolicy}, want...) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%s: %q does not say %q", what, err, w)
 				}
 			}
 		}
+		const notN2 = "the agent on node n1 may write only its own VirtualIPMembers (spec.node n1), not one of node n2"
 
-		// Its own entry: allowed (a dry run, not to disturb the agent's own reporting).
-		if err := apply(true, entry("n1")); err != nil {
-			t.Errorf("n1's token applying n1's entry (dry run): %v", err)
+		// Its own member: allowed (a dry run, not to disturb the agent's own reporting).
+		if err := apply(n1, member(vipName, v1alpha1.MemberName(vipName, "n1"), "n1"), true); err != nil {
+			t.Errorf("n1's token applying n1's member (dry run): %v", err)
 		}
-		// Another node's entry, written for real: server-side apply, a merge patch of the list
-		// and a JSON patch of one field. The refusal is the check: what was written cannot be
-		// told afterwards, since each agent re-applies its own entry when the VirtualIP changes.
-		denied("n1's token applying n2's entry", apply(false, entry("n1"), entry("n2")))
-		var before v1alpha1.VirtualIP
-		if err := e.admin.Get(e.ctx, client.ObjectKey{Name: vip.Name}, &before); err != nil {
+		// Another node's member, written for real: server-side apply, a merge patch and a JSON
+		// patch of one field (UPDATE), and a new member of n2 (CREATE). The refusal is the
+		// check: what was written cannot be told afterwards, since each agent re-applies its
+		// own member when it changes.
+		denied("n1's token applying n2's member", apply(n1, member(vipName, v1alpha1.MemberName(vipName, "n2"), "n2"), false), notN2)
+		merge, _ := json.Marshal(map[string]any{"status": map[string]any{"state": "Fault", "message": forged}})
+		denied("n1's token merge-patching n2's member", n1.Patch(e.ctx, members["n2"].DeepCopy(), client.RawPatch(types.MergePatchType, merge)), notN2)
+		jp := fmt.Sprintf(`[{"op":"test","path":"/spec/node","value":"n2"},{"op":"replace","path":"/status/message","value":%q}]`, forged)
+		denied("n1's token JSON-patching n2's message", n1.Patch(e.ctx, members["n2"].DeepCopy(), client.RawPatch(types.JSONPatchType, []byte(jp))), notN2)
+		t.Cleanup(func() { // should the create be let through
+			_ = e.admin.Delete(context.WithoutCancel(e.ctx), &v1alpha1.VirtualIPMember{ObjectMeta: metav1.ObjectMeta{Name: "e2e-forged.n2"}})
+		})
+		denied("n1's token creating a member of n2", n1.Create(e.ctx, member(vipName, "e2e-forged.n2", "n2")), notN2)
+		// n2's member taken over under n1's name: spec cannot change (the CRD's rule), whoever asks.
+		if err := apply(n1, member(vipName, v1alpha1.MemberName(vipName, "n2"), "n1"), false); !apierrors.IsInvalid(err) {
+			t.Errorf("n1's token applying n2's member as n1's: %v, want Invalid (spec cannot change)", err)
+		}
+		// Deletes are not the policy's: n1's agent, writing the summary, prunes the members
+		// of nodes gone. A dry run: n2's agent is alive.
+		if err := n1.Delete(e.ctx, members["n2"].DeepCopy(), client.DryRunAll); err != nil {
+			t.Errorf("n1's token deleting n2's member (dry run): %v, want allowed", err)
+		}
+		// n2's member is as n2's agent wrote it: the refusals above changed nothing.
+		var after v1alpha1.VirtualIPMember
+		if err := e.admin.Get(e.ctx, client.ObjectKeyFromObject(members["n2"]), &after); err != nil {
 			t.Fatal(err)
 		}
-		merge, _ := json.Marshal(map[string]any{"status": map[string]any{"nodes": []any{entry("n1"), entry("n2"), entry("n3")}}})
-		denied("n1's token merge-patching status.nodes", n1.Status().Patch(e.ctx, before.DeepCopy(), client.RawPatch(types.MergePatchType, merge)))
-		i := slices.IndexFunc(before.Status.Nodes, func(s v1alpha1.NodeStatus) bool { return s.Name == "n2" })
-		if i < 0 {
-			t.Fatalf("n2's entry is gone: %s", secJSON(before.Status.Nodes))
+		if after.Status.Message == forged || after.Spec != members["n2"].Spec {
+			t.Errorf("n2's member after the refusals: spec %+v, status %s", after.Spec, secJSON(after.Status))
 		}
-		jp := fmt.Sprintf(`[{"op":"test","path":"/status/nodes/%d/name","value":"n2"},{"op":"replace","path":"/status/nodes/%d/message","value":%q}]`, i, i, forged)
-		denied("n1's token JSON-patching n2's message", n1.Status().Patch(e.ctx, before.DeepCopy(), client.RawPatch(types.JSONPatchType, []byte(jp))))
+
+		// The agent's ServiceAccount without a pod-bound token (TokenRequest, no node-name
+		// claim) writes no member at all.
+		cs, err := kubernetes.NewForConfig(e.cp.RESTConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(e.ctx, secServiceAccount, &authenticationv1.TokenRequest{
+			Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		unbound := rest.AnonymousClientConfig(e.cp.RESTConfig())
+		unbound.BearerToken = tr.Status.Token
+		nc, err := client.New(unbound, client.Options{Scheme: scheme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		denied("an unbound token of the agent's ServiceAccount applying n1's member (dry run)",
+			apply(nc, member(vipName, v1alpha1.MemberName(vipName, "n1"), "n1"), true), "carry no node name")
 	})
 }
 

@@ -127,6 +127,23 @@ func testUpgrade(t *testing.T, e *env) {
 		// Later steps expect the sample alone.
 		if out, err := e.cp.Kubectl(context.Background(), "", "delete", "virtualip", "web-n2", "web-n3", "--ignore-not-found"); err != nil {
 			t.Errorf("delete the upgrade's VirtualIPs: %v\n%s", err, out)
+			return
+		}
+		// Their members go with them: the garbage collector deletes what they own.
+		deadline := time.Now().Add(30 * time.Second)
+		for _, name := range []string{"web-n2", "web-n3"} {
+			for {
+				var list kubevrrpv1alpha1.VirtualIPMemberList
+				err := e.admin.List(context.Background(), &list, client.MatchingFields{"spec.virtualIP": name})
+				if err == nil && len(list.Items) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("VirtualIP %s deleted, its members left after 30 s: %d (%v)", name, len(list.Items), err)
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
 		}
 	})
 	// HTTP on the two new VIPs, on every node, beside the HAProxy of the sample's.
@@ -599,8 +616,8 @@ func (w *upPodWatch) logs() []string {
 	return out
 }
 
-// lcWaitStatus waits until VirtualIP name's status names master and its nodes' entries have
-// the states in want.
+// lcWaitStatus waits until VirtualIP name's status names master and its members are those of
+// want, with its states.
 func (e *env) lcWaitStatus(t *testing.T, name, master string, want map[string]string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -609,15 +626,16 @@ func (e *env) lcWaitStatus(t *testing.T, name, master string, want map[string]st
 		if err := e.admin.Get(e.ctx, client.ObjectKey{Name: name}, &v); err != nil {
 			t.Fatal(err)
 		}
+		members := e.members(t, name)
 		got := map[string]string{}
-		for _, n := range v.Status.Nodes {
+		for _, n := range members {
 			got[n.Name] = n.State
 		}
 		if v.Status.Master == master && fmt.Sprint(got) == fmt.Sprint(want) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("VirtualIP %s status: master %q, nodes %s; want master %q, %v", name, v.Status.Master, lcStates(v.Status.Nodes), master, want)
+			t.Errorf("VirtualIP %s status: master %q, members %s; want master %q, %v", name, v.Status.Master, lcStates(members), master, want)
 			return
 		}
 		time.Sleep(100 * time.Millisecond)

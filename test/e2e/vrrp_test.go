@@ -42,6 +42,26 @@ func testElection(t *testing.T, e *env) {
 		t.Errorf("kubectl get vip: %q, want haproxy, VRID 51, master n1, Ready True", lastLine(out))
 	}
 	e.waitEvent(t, "BecameMaster", "n1")
+	// Each node's report, as the user lists it: the short name, the selectable field, the
+	// printer columns (VirtualIP, node, state, priority).
+	out, err = e.cp.Kubectl(e.ctx, "", "get", "vipm", "--field-selector", "spec.virtualIP=haproxy", "--sort-by", ".spec.node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kubectl get vipm --field-selector spec.virtualIP=haproxy:\n%s", out)
+	var rows []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			t.Errorf("kubectl get vipm: row %q", l)
+			continue
+		}
+		rows = append(rows, strings.Join(f[:5], " "))
+	}
+	want := []string{"haproxy.n1 haproxy n1 Master 110", "haproxy.n2 haproxy n2 Backup 100", "haproxy.n3 haproxy n3 Backup 90"}
+	if fmt.Sprint(rows) != fmt.Sprint(want) {
+		t.Errorf("kubectl get vipm: %q, want %q", rows, want)
+	}
 }
 
 // testFailover kills HAProxy on the MASTER while a client sends a request through the VIP
@@ -167,26 +187,42 @@ func (e *env) virtualIPObject(t *testing.T) *kubevrrpv1alpha1.VirtualIP {
 	return &v
 }
 
+// members returns the reports of VirtualIP name's nodes: the entries of its VirtualIPMembers
+// (Entry: Name is the member's node), listed by the API server's field selector on
+// spec.virtualIP, as `kubectl get vipm --field-selector spec.virtualIP=NAME` does.
+func (e *env) members(t *testing.T, name string) []kubevrrpv1alpha1.NodeStatus {
+	t.Helper()
+	var list kubevrrpv1alpha1.VirtualIPMemberList
+	if err := e.admin.List(e.ctx, &list, client.MatchingFields{"spec.virtualIP": name}); err != nil {
+		t.Fatal(err)
+	}
+	var out []kubevrrpv1alpha1.NodeStatus
+	for i := range list.Items {
+		out = append(out, list.Items[i].Entry())
+	}
+	return out
+}
+
 func (e *env) nodeStatus(t *testing.T, node string) kubevrrpv1alpha1.NodeStatus {
 	t.Helper()
-	for _, n := range e.virtualIPObject(t).Status.Nodes {
+	for _, n := range e.members(t, "haproxy") {
 		if n.Name == node {
 			return n
 		}
 	}
-	t.Fatalf("VirtualIP haproxy has no status entry for %s", node)
+	t.Fatalf("VirtualIP haproxy has no member for %s", node)
 	return kubevrrpv1alpha1.NodeStatus{}
 }
 
-// waitStatus waits (up to 30 s) until the VirtualIP's status names master and each node's
-// entry has its state, and Ready is True.
+// waitStatus waits (up to 30 s) until the VirtualIP's status names master, its members are
+// those of states with their states, and Ready is True.
 func (e *env) waitStatus(t *testing.T, master string, states map[string]string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		v := e.virtualIPObject(t)
 		got := map[string]string{}
-		for _, n := range v.Status.Nodes {
+		for _, n := range e.members(t, v.Name) {
 			got[n.Name] = n.State
 		}
 		ready := meta.IsStatusConditionTrue(v.Status.Conditions, "Ready")
@@ -194,7 +230,7 @@ func (e *env) waitStatus(t *testing.T, master string, states map[string]string) 
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("status: master %q, states %v, Ready %v; want master %q, states %v, Ready", v.Status.Master, got, ready, master, states)
+			t.Fatalf("status: master %q, members' states %v, Ready %v; want master %q, states %v, Ready", v.Status.Master, got, ready, master, states)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
