@@ -324,7 +324,7 @@ func (e *env) failover(t *testing.T) time.Duration {
 	got, _ := e.observe(ctx)
 	t.Logf("status while n1 is cut off: %s", summary(got))
 	if n := entry(got, "n2"); n == nil || n.State != "Master" {
-		t.Errorf("n2's status entry is %+v, want Master", n)
+		t.Errorf("n2's member reports %+v, want Master", n)
 	}
 	if who, err := e.l.WhoAnswers(vip.Addr(), settle); err != nil || who != "n2" {
 		t.Errorf("the client reaches %s at %q (%v), want n2", vip.Addr(), who, err)

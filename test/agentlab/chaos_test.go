@@ -431,7 +431,7 @@ type outage struct {
 // testControlPlaneOutage takes o's component down for o.down. During it, n1's link is cut
 // once: n2 must take over within about Master_Down_Interval, as without Kubernetes. The link
 // comes back: n1 preempts. At the end the component starts again: status catches up (master
-// n1, n2's entry showing its hand-back during the outage) within 10 s, no agent restarted,
+// n1, n2's member showing its hand-back during the outage) within 10 s, no agent restarted,
 // and, sampled every 100 ms (holders, and a client probe) over the whole outage, the VIP had
 // exactly one holder and answered at all times except between the cut and the hand-back.
 func testControlPlaneOutage(t *testing.T, e *env, o outage) {
