@@ -241,7 +241,7 @@ func TestAgentReadsReferencedSecretsOnly(t *testing.T) {
 	if err := admin.Create(ctx, vip); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), vip) })
+	t.Cleanup(func() { deleteVIP(ctx, admin, vip) })
 	eventually(t, 10*time.Second, "the VirtualIP applied with its password", func() error {
 		c, ok := n.agent.config("cache-sec")
 		if !ok || string(c.Password) != "Pw8!xq#z" {

@@ -24,6 +24,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -55,9 +56,10 @@ const (
 
 var addrCmp = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
 
-// lostRace matches what the API server says when an aggregator loses a race: a summary with a
-// stale resourceVersion (409), a prune whose test op failed (422).
-var lostRace = regexp.MustCompile(`(?i)the object has been modified|rejected our request|testing value|test failed|Conflict|Unprocessable`)
+// lostRace matches what the API server says when an aggregator loses a race (409): a summary
+// with a stale resourceVersion, a prune whose preconditions (the member's UID and
+// resourceVersion) no longer hold.
+var lostRace = regexp.MustCompile(`(?i)the object has been modified|precondition|rejected our request|Conflict`)
 
 // TestControllers runs the agent's reconcilers for two simulated nodes, each with its
 // aggregator, with the API server's admin credentials.
@@ -74,9 +76,6 @@ func checkResponses(t *testing.T, rec *codeRecorder, who string) {
 	t.Cleanup(func() {
 		for _, f := range rec.failures() {
 			t.Errorf("as %s: %s %s: %d", who, f.method, f.path, f.code)
-		}
-		for _, f := range rec.raced() {
-			t.Logf("prune lost a race (retried): %s %s: %d", f.method, f.path, f.code)
 		}
 		if n := rec.count(http.StatusConflict); n > 0 {
 			t.Logf("%d writes refused as stale (409, retried with fresh data)", n)
@@ -126,7 +125,8 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 			}
 		}
 		// Two aggregators write the same fields: losing a race to the other (a stale summary
-		// refused, a prune whose test op failed) is retried quietly, never logged as an error.
+		// refused, a prune whose preconditions failed) is retried quietly, never logged as an
+		// error.
 		for _, line := range strings.Split(out, "\n") {
 			if strings.Contains(line, "level=ERROR") && lostRace.MatchString(line) {
 				t.Errorf("a lost race logged as an error: %.400s", line)
@@ -161,7 +161,7 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 	if err := admin.Create(ctx, vip); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), vip) })
+	t.Cleanup(func() { deleteVIP(ctx, admin, vip) })
 
 	// Each agent gets the config of its node: its priority, its address, the other node and the
 	// extra peer as unicast peers and members, with their highest priorities.
@@ -183,10 +183,10 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 		waitConfig(t, n2, name, want(100, "198.18.0.12", "198.18.0.11", 110))
 	})
 
-	t.Run("entries", func(t *testing.T) {
-		v := waitStatus(t, admin, name, "both entries, Backup, and NoMaster", func(v *v1alpha1.VirtualIP) error {
+	t.Run("members", func(t *testing.T) {
+		v := waitStatus(t, admin, name, "both members, Backup, and NoMaster", func(v *vipStatus) error {
 			if got := entryNames(v); !slices.Equal(got, []string{lb1, lb2}) {
-				return fmt.Errorf("entries %v", got)
+				return fmt.Errorf("members %v", got)
 			}
 			return wantConditions(v, "", controllers.ConditionNoMaster, controllers.ReasonNoMaster)
 		})
@@ -200,24 +200,39 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 			}
 			got.LastTransitionTime = nil
 			if d := cmp.Diff(w, got); d != "" {
-				t.Errorf("entry of %s (-want +got):\n%s", w.Name, d)
+				t.Errorf("member of %s (-want +got):\n%s", w.Name, d)
 			}
 		}
-		// Each agent owns exactly its own entry, by server-side apply on the status.
-		for _, own := range []struct{ node, other string }{{lb1, lb2}, {lb2, lb1}} {
-			f := managedFields(t, v, "kube-vrrp-agent/"+own.node)
-			if !strings.Contains(f, entryKey(own.node)) || strings.Contains(f, entryKey(own.other)) {
-				t.Errorf("fields of kube-vrrp-agent/%s: %s", own.node, f)
+		// Each agent writes its own member, named after the VirtualIP and its node, by
+		// server-side apply, and nobody else writes it; the VirtualIP owns it (the garbage
+		// collector deletes it with the VirtualIP).
+		for _, node := range []string{lb1, lb2} {
+			m, _ := memberOf(v, node)
+			if want := v1alpha1.MemberName(name, node); m.Name != want {
+				t.Errorf("member of %s named %q, want %q", node, m.Name, want)
+			}
+			wantOwner := []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "VirtualIP", Name: name, UID: v.UID}}
+			if d := cmp.Diff(wantOwner, m.OwnerReferences); d != "" {
+				t.Errorf("owner of %s's member (-want +got):\n%s", node, d)
+			}
+			if got := memberManagers(m); !slices.Equal(got, []string{"kube-vrrp-agent/" + node}) {
+				t.Errorf("%s's member written by %v, want its agent alone", node, got)
+			}
+			if f := memberFields(t, m, "kube-vrrp-agent/"+node); !strings.Contains(f, `"f:spec"`) || !strings.Contains(f, `"f:status"`) {
+				t.Errorf("%s's agent does not own its member's spec and status: %s", node, f)
 			}
 		}
-		f := managedFields(t, v, controllers.AggregatorFieldManager)
+		// The aggregator owns the summary, and is the only writer of the VirtualIP's status.
+		f := managedFields(t, v.VirtualIP, controllers.AggregatorFieldManager)
 		for _, k := range []string{`"f:master"`, `"f:conditions"`, `"f:observedGeneration"`} {
 			if !strings.Contains(f, k) {
 				t.Errorf("the aggregator does not own %s: %s", k, f)
 			}
 		}
-		if strings.Contains(f, `"f:nodes"`) {
-			t.Errorf("the aggregator owns node entries: %s", f)
+		for _, m := range v.ManagedFields {
+			if m.Subresource == "status" && m.Manager != controllers.AggregatorFieldManager {
+				t.Errorf("%s writes the VirtualIP's status: %s", m.Manager, m.FieldsV1.Raw)
+			}
 		}
 	})
 
@@ -226,18 +241,17 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		other, _ := entryOf(before, lb2)
-		otherFields := managedFields(t, before, "kube-vrrp-agent/"+lb2)
+		other, _ := memberOf(before, lb2)
 
 		// A takeover within the second: lastTransitionTime keeps its fraction through the API.
 		since := time.Now().Truncate(time.Second).Add(123_456_789)
 		n1.agent.setStatus(name, agent.Status{Status: vrrp.Status{State: vrrp.Master, Reason: vrrp.ReasonMasterDown, Since: since}})
-		v := waitStatus(t, admin, name, "lb1 Master and Ready", func(v *v1alpha1.VirtualIP) error {
+		v := waitStatus(t, admin, name, "lb1 Master and Ready", func(v *vipStatus) error {
 			return wantConditions(v, lb1, controllers.ConditionReady, controllers.ReasonOneMaster)
 		})
 		if e, _ := entryOf(v, lb1); e.State != "Master" || e.Reason != vrrp.ReasonMasterDown || e.Message != "" ||
 			e.LastTransitionTime == nil || !e.LastTransitionTime.Time.Equal(since) {
-			t.Errorf("entry of lb1: %+v, want Master, MasterDownTimer, no message, since %s", e, since.Format(time.RFC3339Nano))
+			t.Errorf("member of lb1: %+v, want Master, MasterDownTimer, no message, since %s", e, since.Format(time.RFC3339Nano))
 		}
 		// `kubectl get vip` shows the aggregator's summary.
 		if _, cells := printerRow(t, name); fmt.Sprint(cells[3]) != lb1 || fmt.Sprint(cells[4]) != "True" {
@@ -255,24 +269,21 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 				t.Errorf("%s: message %q observedGeneration %d", typ, now.Message, now.ObservedGeneration)
 			}
 		}
-		// The other node's entry and ownership are untouched.
-		if e, _ := entryOf(v, lb2); !cmp.Equal(other, e) {
-			t.Errorf("lb1's change touched lb2's entry: %s", cmp.Diff(other, e))
-		}
-		if f := managedFields(t, v, "kube-vrrp-agent/"+lb2); f != otherFields {
-			t.Errorf("lb2's managed fields changed:\n%s\n%s", otherFields, f)
+		// The other node's member is untouched: not written at all.
+		if m, _ := memberOf(v, lb2); m.ResourceVersion != other.ResourceVersion {
+			t.Errorf("lb1's change wrote lb2's member: %s", cmp.Diff(other, m))
 		}
 	})
 
 	t.Run("message", func(t *testing.T) {
-		// What the agent says beside the reason, in words, in the entry's message.
+		// What the agent says beside the reason, in words, in the member's message.
 		st := agent.Status{Status: vrrp.Status{State: vrrp.Master, Reason: vrrp.ReasonMasterDown, Since: time.Now(),
 			HostError: "removing [198.18.0.100/24] failed, retrying: device busy"}, Adjustment: "probe web failing (-10)"}
 		n1.agent.setStatus(name, st)
-		waitStatus(t, admin, name, "lb1's message", func(v *v1alpha1.VirtualIP) error {
+		waitStatus(t, admin, name, "lb1's message", func(v *vipStatus) error {
 			e, _ := entryOf(v, lb1)
 			if want := "probe web failing (-10); removing [198.18.0.100/24] failed, retrying: device busy"; e.Reason != vrrp.ReasonMasterDown || e.Message != want {
-				return fmt.Errorf("entry of lb1 %+v, want message %q", e, want)
+				return fmt.Errorf("member of lb1 %+v, want message %q", e, want)
 			}
 			return wantConditions(v, lb1, controllers.ConditionReady, controllers.ReasonOneMaster)
 		})
@@ -280,7 +291,7 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 
 	t.Run("dual master", func(t *testing.T) {
 		n2.agent.set(name, vrrp.Master, vrrp.ReasonMasterDown)
-		v := waitStatus(t, admin, name, "DualMaster", func(v *v1alpha1.VirtualIP) error {
+		v := waitStatus(t, admin, name, "DualMaster", func(v *vipStatus) error {
 			// Which of the two status.master names is the aggregator's choice.
 			master := v.Status.Master
 			if master != lb2 {
@@ -292,7 +303,7 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 			t.Errorf("DualMaster message %q does not name both", c.Message)
 		}
 		n2.agent.set(name, vrrp.Backup, vrrp.ReasonHigherPriority)
-		waitStatus(t, admin, name, "Ready again", func(v *v1alpha1.VirtualIP) error {
+		waitStatus(t, admin, name, "Ready again", func(v *vipStatus) error {
 			return wantConditions(v, lb1, controllers.ConditionReady, controllers.ReasonOneMaster)
 		})
 	})
@@ -308,11 +319,11 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 	})
 
 	t.Run("deselect", func(t *testing.T) {
-		// lb2 holds the addresses when it stops being selected: its entry must go, and the
+		// lb2 holds the addresses when it stops being selected: its member must go, and the
 		// master with it.
 		n1.agent.set(name, vrrp.Backup, vrrp.ReasonHigherPriority)
 		n2.agent.set(name, vrrp.Master, vrrp.ReasonPreempting)
-		waitStatus(t, admin, name, "lb2 Master", func(v *v1alpha1.VirtualIP) error {
+		waitStatus(t, admin, name, "lb2 Master", func(v *vipStatus) error {
 			return wantConditions(v, lb2, controllers.ConditionReady, controllers.ReasonOneMaster)
 		})
 		removesBefore := n1.agent.count("Remove", name)
@@ -332,9 +343,9 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 		if n := n1.agent.count("Remove", name); n != removesBefore {
 			t.Errorf("lb1's instance was removed %d times", n-removesBefore)
 		}
-		v := waitStatus(t, admin, name, "lb2's entry pruned", func(v *v1alpha1.VirtualIP) error {
+		v := waitStatus(t, admin, name, "lb2's member pruned", func(v *vipStatus) error {
 			if got := entryNames(v); !slices.Equal(got, []string{lb1}) {
-				return fmt.Errorf("entries %v", got)
+				return fmt.Errorf("members %v", got)
 			}
 			return wantConditions(v, "", controllers.ConditionNoMaster, controllers.ReasonNoMaster)
 		})
@@ -350,9 +361,9 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 		if n2.agent.count("Apply", name) == applies {
 			t.Error("no new Apply on lb2")
 		}
-		waitStatus(t, admin, name, "lb2's entry back", func(v *v1alpha1.VirtualIP) error {
+		waitStatus(t, admin, name, "lb2's member back", func(v *vipStatus) error {
 			if got := entryNames(v); !slices.Equal(got, []string{lb1, lb2}) {
-				return fmt.Errorf("entries %v", got)
+				return fmt.Errorf("members %v", got)
 			}
 			return nil
 		})
@@ -381,7 +392,7 @@ func scenario(t *testing.T, restCfg *rest.Config, prefix string) {
 
 // secretScenario: a VirtualIP whose PASS Secret is missing, then has no such key, then holds a
 // password that is too long, then a valid one. Only the agent can check these; its node's
-// entry says Fault with the reason, and no password shows anywhere.
+// member says Fault with the reason, and no password shows anywhere.
 func secretScenario(t *testing.T, admin client.Client, prefix string, n1 *simNode) {
 	ctx := t.Context()
 	name, secretName := prefix+"-auth", prefix+"-vrrp-auth"
@@ -397,13 +408,13 @@ func secretScenario(t *testing.T, admin client.Client, prefix string, n1 *simNod
 	if err := admin.Create(ctx, vip); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), vip) })
+	t.Cleanup(func() { deleteVIP(ctx, admin, vip) })
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: agentNamespace, Name: secretName}}
 	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), secret) })
 
 	fault := func(reason, message string) {
 		t.Helper()
-		v := waitStatus(t, admin, name, "Fault: "+reason+": "+message, func(v *v1alpha1.VirtualIP) error {
+		v := waitStatus(t, admin, name, "Fault: "+reason+": "+message, func(v *vipStatus) error {
 			e, _ := entryOf(v, n1.name)
 			if e.State != "Fault" || e.Reason != reason || e.Message != message {
 				return fmt.Errorf("entry %+v", e)
@@ -414,7 +425,7 @@ func secretScenario(t *testing.T, admin client.Client, prefix string, n1 *simNod
 			t.Errorf("the agent runs the rejected VirtualIP")
 		}
 		if names := entryNames(v); len(names) != 1 {
-			t.Errorf("entries %v, want only %s", names, n1.name)
+			t.Errorf("members %v, want only %s", names, n1.name)
 		}
 	}
 	fault(controllers.ReasonSecretMissing, "spec.authentication.secretRef: Secret "+agentNamespace+"/"+secretName+" not found")
@@ -450,7 +461,7 @@ func secretScenario(t *testing.T, admin client.Client, prefix string, n1 *simNod
 		}
 		return nil
 	})
-	waitStatus(t, admin, name, "Backup", func(v *v1alpha1.VirtualIP) error {
+	waitStatus(t, admin, name, "Backup", func(v *vipStatus) error {
 		if e, _ := entryOf(v, n1.name); e.State != "Backup" || e.Reason != vrrp.ReasonStarted {
 			return fmt.Errorf("entry %+v", e)
 		}
@@ -460,13 +471,16 @@ func secretScenario(t *testing.T, admin client.Client, prefix string, n1 *simNod
 		{typ: "Normal", reason: "BecameBackup", note: "node " + n1.name + ": Initialize -> Backup: Started"},
 	})
 
-	// No password in the object (status, managed fields) or in any Event.
+	// No password in the object (status, managed fields), its members or any Event.
 	var everything []any
 	v, err := getVIP(ctx, admin, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	everything = append(everything, v)
+	if len(v.members) == 0 {
+		t.Fatal("no member to look into")
+	}
+	everything = append(everything, v.VirtualIP, v.members)
 	var evs eventsv1.EventList
 	if err := admin.List(ctx, &evs); err != nil {
 		t.Fatal(err)
@@ -483,7 +497,7 @@ func secretScenario(t *testing.T, admin client.Client, prefix string, n1 *simNod
 	}
 	for _, pw := range []string{badPassword, goodPassword} {
 		if strings.Contains(string(b), pw) {
-			t.Errorf("a password is in the VirtualIP or an Event")
+			t.Errorf("a password is in the VirtualIP, a member or an Event")
 		}
 	}
 
@@ -499,9 +513,9 @@ func secretScenario(t *testing.T, admin client.Client, prefix string, n1 *simNod
 }
 
 // TestAggregatorPrune: the aggregator of a node the VirtualIP does not select leaves it to the
-// members; one reconcile of a member's aggregator removes the entry of a node that is no
+// members; one reconcile of a member's aggregator deletes the member of a node that is no
 // longer selected and of a node that is gone, and its summary already leaves them out (it is
-// computed from the pruned status, not the one read before). Once the VirtualIP selects no
+// computed from the members that are left, not all those read). Once the VirtualIP selects no
 // node, any agent's aggregator prunes and says so.
 func TestAggregatorPrune(t *testing.T) {
 	ctx := requireAPIServer(t)
@@ -515,8 +529,8 @@ func TestAggregatorPrune(t *testing.T) {
 	if err := admin.Create(ctx, vip); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), vip) })
-	// Entries as the agents write them: lb1 Backup, lb2 (not selected) and a deleted node Master.
+	t.Cleanup(func() { deleteVIP(ctx, admin, vip) })
+	// Members as the agents write them: lb1 Backup, lb2 (not selected) and a deleted node Master.
 	for _, e := range []v1alpha1.NodeStatus{{Name: "prune-lb1", State: "Backup"}, {Name: "prune-lb2", State: "Master"}, {Name: "prune-gone", State: "Master"}} {
 		applyEntry(t, admin, "prune", e)
 	}
@@ -527,15 +541,15 @@ func TestAggregatorPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rv := v.ResourceVersion
+	rv := v.version()
 	if _, err := other.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: "prune"}}); err != nil {
 		t.Fatal(err)
 	}
 	if v, err = getVIP(ctx, admin, "prune"); err != nil {
 		t.Fatal(err)
 	}
-	if v.ResourceVersion != rv {
-		t.Errorf("the aggregator of a node that is not selected wrote the object: %s", describe(v))
+	if v.version() != rv {
+		t.Errorf("the aggregator of a node that is not selected wrote the object or a member: %s", describe(v))
 	}
 
 	agg := &controllers.Aggregator{Client: admin, NodeName: "prune-lb1", Log: slog.New(slog.DiscardHandler)}
@@ -546,14 +560,14 @@ func TestAggregatorPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := entryNames(v); !slices.Equal(got, []string{"prune-lb1"}) {
-		t.Errorf("entries after one reconcile: %v", got)
+		t.Errorf("members after one reconcile: %v", got)
 	}
 	if err := wantConditions(v, "", controllers.ConditionNoMaster, controllers.ReasonNoMaster); err != nil {
 		t.Errorf("summary after one reconcile: %v", err)
 	}
 
 	// Nothing to prune: a second reconcile changes nothing, and keeps lastTransitionTime.
-	rv = v.ResourceVersion
+	rv = v.version()
 	before, _ := conditionOf(v, controllers.ConditionNoMaster)
 	time.Sleep(1100 * time.Millisecond) // metav1.Time has whole seconds
 	if _, err := agg.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: "prune"}}); err != nil {
@@ -563,8 +577,8 @@ func TestAggregatorPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.ResourceVersion != rv {
-		t.Errorf("an idle reconcile wrote the object: %s", describe(v))
+	if v.version() != rv {
+		t.Errorf("an idle reconcile wrote the object or a member: %s", describe(v))
 	}
 	if after, _ := conditionOf(v, controllers.ConditionNoMaster); !after.LastTransitionTime.Equal(&before.LastTransitionTime) {
 		t.Errorf("lastTransitionTime moved without a transition: %v -> %v", before.LastTransitionTime, after.LastTransitionTime)
@@ -575,7 +589,7 @@ func TestAggregatorPrune(t *testing.T) {
 		t.Errorf("reconcile of a missing VirtualIP: %v", err)
 	}
 
-	// It selects no node now, and lb1's entry is stale: no member is left to summarise, so the
+	// It selects no node now, and lb1's member is stale: no member is left to summarise, so the
 	// aggregator of a node that is not selected prunes it and says that no node runs it, after
 	// a wait of its own (every agent does it).
 	patchSelector(t, admin, "prune", map[string]string{groupLabel: "prune", slotLabel: "none"})
@@ -593,33 +607,52 @@ func TestAggregatorPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := entryNames(v); len(got) != 0 {
-		t.Errorf("entries once no node is selected: %v", got)
+		t.Errorf("members once no node is selected: %v", got)
 	}
 	if err := wantConditions(v, "", controllers.ConditionNoMaster, controllers.ReasonNoNodes); err != nil {
 		t.Errorf("summary once no node is selected: %v", err)
 	}
 }
 
-// staleReader returns vip, a copy read earlier, for Gets of that VirtualIP: what an agent's
-// cache holds before the watch delivers the newer version.
+// staleReader returns v, a copy read earlier, for Gets of that VirtualIP and lists of its
+// members: what an agent's cache holds before the watch delivers the newer versions.
 type staleReader struct {
 	client.Client
-	vip *v1alpha1.VirtualIP
+	v *vipStatus
 }
 
 func (s staleReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	if v, ok := obj.(*v1alpha1.VirtualIP); ok && key.Name == s.vip.Name {
-		s.vip.DeepCopyInto(v)
+	if v, ok := obj.(*v1alpha1.VirtualIP); ok && key.Name == s.v.Name {
+		s.v.DeepCopyInto(v)
 		return nil
 	}
 	return s.Client.Get(ctx, key, obj, opts...)
 }
 
-// TestAggregatorStale: an aggregator that works from an old copy of the VirtualIP cannot write
-// it. Its summary carries the copy's resourceVersion, so the API server refuses it (409) and
-// the status keeps the newer entries' truth; its prune's test op fails (422) when another
-// writer removed the entry first. Both are a quiet retry (no error, no ERROR log), and the
-// retry with the current object writes the right summary.
+func (s staleReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if l, ok := list.(*v1alpha1.VirtualIPMemberList); ok {
+		o := (&client.ListOptions{}).ApplyOptions(opts)
+		if o.FieldSelector != nil {
+			if name, found := o.FieldSelector.RequiresExactMatch("spec.virtualIP"); found && name == s.v.Name {
+				l.Items = nil
+				for _, m := range s.v.members {
+					l.Items = append(l.Items, *m.DeepCopy())
+				}
+				return nil
+			}
+		}
+	}
+	return s.Client.List(ctx, list, opts...)
+}
+
+// TestAggregatorStale: an aggregator that works from old copies of the VirtualIP and its
+// members cannot write over what is newer. Its summary carries the copy's resourceVersion, so
+// the API server refuses it (409) when another agent wrote a summary since, and the status
+// keeps the newer one; its prune deletes a member with the copy's UID and resourceVersion as
+// preconditions, so the API server refuses it (409) when the member was written again since,
+// and the member stays. Both are a quiet retry (no error, no ERROR log), and the retry with
+// the current objects writes the right summary. A member another aggregator pruned first
+// (404) is pruned, not an error.
 func TestAggregatorStale(t *testing.T) {
 	ctx := requireAPIServer(t)
 	admin := adminClient(t)
@@ -643,10 +676,14 @@ func TestAggregatorStale(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
-			_ = admin.Delete(context.WithoutCancel(ctx), vip)
-			eventually(t, wait, "VirtualIP stale deleted", func() error {
-				if _, err := getVIP(ctx, admin, "stale"); !apierrors.IsNotFound(err) {
+			deleteVIP(ctx, admin, vip)
+			eventually(t, wait, "VirtualIP stale and its members deleted", func() error {
+				v, err := getVIP(ctx, admin, "stale")
+				if !apierrors.IsNotFound(err) {
 					return fmt.Errorf("get: %v", err)
+				}
+				if ms, err := membersOf(ctx, admin, "stale"); err != nil || len(ms) > 0 {
+					return fmt.Errorf("members %v: %v", entryNames(v), err)
 				}
 				return nil
 			})
@@ -670,23 +707,31 @@ func TestAggregatorStale(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// lb1 takes over after the copy was read: the copy's summary (no master) is now wrong.
+		// lb1 takes over after the copy was read, and its aggregator writes the summary: the
+		// copy's summary (no master) is now wrong.
 		now := metav1.Now()
 		applyEntry(t, admin, "stale", v1alpha1.NodeStatus{Name: "stale-lb1", State: "Master", LastTransitionTime: &now})
+		agg := &controllers.Aggregator{Client: admin, NodeName: "stale-lb1", Log: log}
+		if res, err := agg.Reconcile(ctx, req); err != nil || res.RequeueAfter != 0 {
+			t.Fatalf("reconcile with the current objects: %+v, %v", res, err)
+		}
 		before, err := getVIP(ctx, admin, "stale")
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := wantConditions(before, "stale-lb1", controllers.ConditionReady, controllers.ReasonOneMaster); err != nil {
+			t.Fatal(err)
+		}
 
 		// In the copy no node is MASTER: lb1, the first by name, writes the summary.
-		agg := &controllers.Aggregator{Client: staleReader{admin, old}, NodeName: "stale-lb1", Log: log}
+		agg.Client = staleReader{admin, old}
 		res, err := agg.Reconcile(ctx, req)
 		retried(t, res, err)
 		v, err := getVIP(ctx, admin, "stale")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v.ResourceVersion != before.ResourceVersion || len(v.Status.Conditions) != 0 {
+		if v.version() != before.version() {
 			t.Errorf("a summary of resourceVersion %s was written over %s: %s", old.ResourceVersion, before.ResourceVersion, describe(v))
 		}
 		if !strings.Contains(logs.String(), "summarising again") {
@@ -695,7 +740,7 @@ func TestAggregatorStale(t *testing.T) {
 
 		agg.Client = admin
 		if res, err := agg.Reconcile(ctx, req); err != nil || res.RequeueAfter != 0 {
-			t.Fatalf("reconcile with the current object: %+v, %v", res, err)
+			t.Fatalf("reconcile with the current objects: %+v, %v", res, err)
 		}
 		if v, err = getVIP(ctx, admin, "stale"); err != nil {
 			t.Fatal(err)
@@ -703,7 +748,7 @@ func TestAggregatorStale(t *testing.T) {
 		if err := wantConditions(v, "stale-lb1", controllers.ConditionReady, controllers.ReasonOneMaster); err != nil {
 			t.Error(err)
 		}
-		if !strings.Contains(managedFields(t, v, controllers.AggregatorFieldManager), `"f:master"`) {
+		if !strings.Contains(managedFields(t, v.VirtualIP, controllers.AggregatorFieldManager), `"f:master"`) {
 			t.Errorf("status.master is not the aggregator's")
 		}
 	})
@@ -716,14 +761,12 @@ func TestAggregatorStale(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := old.Status.Nodes; len(got) != 2 || got[0].Name != "stale-gone" {
-			t.Fatalf("entries %v, want stale-gone first", entryNames(old))
+		if got := entryNames(old); !slices.Equal(got, []string{"stale-gone", "stale-lb1"}) {
+			t.Fatalf("members %v", got)
 		}
-		// Another node's aggregator prunes stale-gone first: stale-lb1 is at index 0 now.
-		ops := []byte(`[{"op":"test","path":"/status/nodes/0/name","value":"stale-gone"},{"op":"remove","path":"/status/nodes/0"}]`)
-		if err := admin.Status().Patch(ctx, old.DeepCopy(), client.RawPatch(types.JSONPatchType, ops)); err != nil {
-			t.Fatal(err)
-		}
+		// stale-gone's member is written again after the copy was read (its agent, or one of
+		// a node of that name that came back): the copy's version of it is not to be deleted.
+		applyEntry(t, admin, "stale", v1alpha1.NodeStatus{Name: "stale-gone", State: "Backup"})
 		before, err := getVIP(ctx, admin, "stale")
 		if err != nil {
 			t.Fatal(err)
@@ -736,19 +779,43 @@ func TestAggregatorStale(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v.ResourceVersion != before.ResourceVersion || !slices.Equal(entryNames(v), []string{"stale-lb1"}) {
-			t.Errorf("a prune of the old entries changed the object: %s", describe(v))
+		if v.version() != before.version() {
+			t.Errorf("a prune of the old member changed the VirtualIP or its members: %s, was %s", v.version(), before.version())
+		}
+		if !strings.Contains(logs.String(), "while pruning; retrying") {
+			t.Errorf("the refused prune is not in the debug log:\n%s", logs)
 		}
 
-		agg.Client = admin
+		// Another node's aggregator prunes it first: this one's delete finds it gone, which
+		// is what it wanted, and it writes the summary of the members left.
+		gone, _ := memberOf(before, "stale-gone")
+		if err := admin.Delete(ctx, gone.DeepCopy()); err != nil {
+			t.Fatal(err)
+		}
+		old.members = before.members // the copy of the member rewritten, which the other deleted
 		if res, err := agg.Reconcile(ctx, req); err != nil || res.RequeueAfter != 0 {
-			t.Fatalf("reconcile with the current object: %+v, %v", res, err)
+			t.Fatalf("reconcile after another pruned first: %+v, %v", res, err)
 		}
 		if v, err = getVIP(ctx, admin, "stale"); err != nil {
 			t.Fatal(err)
 		}
+		if got := entryNames(v); !slices.Equal(got, []string{"stale-lb1"}) {
+			t.Errorf("members %v", got)
+		}
 		if err := wantConditions(v, "", controllers.ConditionNoMaster, controllers.ReasonNoMaster); err != nil {
 			t.Error(err)
+		}
+
+		agg.Client = admin
+		rv := v.version()
+		if res, err := agg.Reconcile(ctx, req); err != nil || res.RequeueAfter != 0 {
+			t.Fatalf("reconcile with the current objects: %+v, %v", res, err)
+		}
+		if v, err = getVIP(ctx, admin, "stale"); err != nil {
+			t.Fatal(err)
+		}
+		if v.version() != rv {
+			t.Errorf("nothing left to do, but wrote: %s", describe(v))
 		}
 	})
 }
@@ -774,7 +841,7 @@ func TestAggregatorWriters(t *testing.T) {
 	if err := admin.Create(ctx, vip); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), vip) })
+	t.Cleanup(func() { deleteVIP(ctx, admin, vip) })
 	agg := func(node string) *controllers.Aggregator {
 		return &controllers.Aggregator{Client: admin, NodeName: node, Log: log.With("node", node), Takeover: 500 * time.Millisecond}
 	}
@@ -811,10 +878,10 @@ func TestAggregatorWriters(t *testing.T) {
 		if wrote, again := reconcileOnce(t, lb2); !wrote || again != 0 {
 			t.Errorf("lb2, MASTER: wrote %v, again after %v; want a write, and done", wrote, again)
 		}
-		v := waitStatus(t, admin, "writers", "lb2 MASTER", func(v *v1alpha1.VirtualIP) error {
+		v := waitStatus(t, admin, "writers", "lb2 MASTER", func(v *vipStatus) error {
 			return wantConditions(v, "writers-lb2", controllers.ConditionReady, controllers.ReasonOneMaster)
 		})
-		if f := managedFields(t, v, controllers.AggregatorFieldManager); !strings.Contains(f, `"f:master"`) {
+		if f := managedFields(t, v.VirtualIP, controllers.AggregatorFieldManager); !strings.Contains(f, `"f:master"`) {
 			t.Errorf("the summary is not the aggregator's: %s", f)
 		}
 	})
@@ -829,7 +896,7 @@ func TestAggregatorWriters(t *testing.T) {
 		if wrote, _ := reconcileOnce(t, lb3); !wrote {
 			t.Errorf("lb3, the newest MASTER, did not write the summary")
 		}
-		waitStatus(t, admin, "writers", "DualMaster, lb3", func(v *v1alpha1.VirtualIP) error {
+		waitStatus(t, admin, "writers", "DualMaster, lb3", func(v *vipStatus) error {
 			return wantConditions(v, "writers-lb3", controllers.ConditionDualMaster, controllers.ReasonDualMaster)
 		})
 	})
@@ -845,13 +912,13 @@ func TestAggregatorWriters(t *testing.T) {
 		if wrote, _ := reconcileOnce(t, lb1); !wrote {
 			t.Errorf("lb1, the first by name, did not write the summary")
 		}
-		waitStatus(t, admin, "writers", "NoMaster", func(v *v1alpha1.VirtualIP) error {
+		waitStatus(t, admin, "writers", "NoMaster", func(v *vipStatus) error {
 			return wantConditions(v, "", controllers.ConditionNoMaster, controllers.ReasonNoMaster)
 		})
 	})
 
 	t.Run("stand-by", func(t *testing.T) {
-		// lb3 takes over and writes its entry, but not the summary (cut off from the API server
+		// lb3 takes over and writes its member, but not the summary (cut off from the API server
 		// right after). lb1, the stand-by, waits for its Takeover, then writes it.
 		applyEntry(t, admin, "writers", v1alpha1.NodeStatus{Name: "writers-lb3", State: "Master", LastTransitionTime: at(20)})
 		if wrote, _ := reconcileOnce(t, lb2); wrote {
@@ -865,7 +932,7 @@ func TestAggregatorWriters(t *testing.T) {
 		if wrote, again := reconcileOnce(t, lb1); !wrote || again != 0 {
 			t.Errorf("the stand-by after its Takeover: wrote %v, again after %v; want a write", wrote, again)
 		}
-		waitStatus(t, admin, "writers", "lb3 MASTER", func(v *v1alpha1.VirtualIP) error {
+		waitStatus(t, admin, "writers", "lb3 MASTER", func(v *vipStatus) error {
 			return wantConditions(v, "writers-lb3", controllers.ConditionReady, controllers.ReasonOneMaster)
 		})
 		if !strings.Contains(logs.String(), "stale too long") {
@@ -874,22 +941,55 @@ func TestAggregatorWriters(t *testing.T) {
 	})
 }
 
-// applyEntry writes one node's entry as that node's agent does.
+// applyEntry writes one node's report as that node's agent does: its member of the VirtualIP
+// vip, by server-side apply under the agent's field manager.
 func applyEntry(t *testing.T, c client.Client, vip string, e v1alpha1.NodeStatus) {
 	t.Helper()
-	b, err := json.Marshal(map[string]any{
-		"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIP",
-		"metadata": map[string]any{"name": vip},
-		"status":   map[string]any{"nodes": []any{e}},
-	})
+	v, err := getVIP(t.Context(), c, vip)
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: vip}}
-	if err := c.Status().Patch(t.Context(), obj, client.RawPatch(types.ApplyPatchType, b),
-		client.FieldOwner("kube-vrrp-agent/"+e.Name), client.ForceOwnership); err != nil {
+	if err := applyMember(t.Context(), c, v.VirtualIP, e.Name, "kube-vrrp-agent/"+e.Name, false, e); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// memberObject is the member of node in vip that reports e, as an agent applies it: named
+// after both, owned by vip (unless vip has no UID: not created).
+func memberObject(vip *v1alpha1.VirtualIP, node string, e v1alpha1.NodeStatus) (*unstructured.Unstructured, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	status := map[string]any{}
+	if err := json.Unmarshal(b, &status); err != nil {
+		return nil, err
+	}
+	meta := map[string]any{"name": v1alpha1.MemberName(vip.Name, node)}
+	if vip.UID != "" {
+		meta["ownerReferences"] = []any{map[string]any{
+			"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIP", "name": vip.Name, "uid": string(vip.UID)}}
+	}
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIPMember",
+		"metadata": meta,
+		"spec":     map[string]any{"virtualIP": vip.Name, "node": node},
+		"status":   status,
+	}}, nil
+}
+
+// applyMember server-side applies the member of node in vip with the report e as manager;
+// dryRun probes without writing.
+func applyMember(ctx context.Context, c client.Client, vip *v1alpha1.VirtualIP, node, manager string, dryRun bool, e v1alpha1.NodeStatus) error {
+	u, err := memberObject(vip, node, e)
+	if err != nil {
+		return err
+	}
+	opts := []client.ApplyOption{client.FieldOwner(manager), client.ForceOwnership}
+	if dryRun {
+		opts = append(opts, client.DryRunAll)
+	}
+	return c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), opts...)
 }
 
 func waitConfig(t *testing.T, n *simNode, name string, want vrrp.Config) {
@@ -906,9 +1006,9 @@ func waitConfig(t *testing.T, n *simNode, name string, want vrrp.Config) {
 	})
 }
 
-func waitStatus(t *testing.T, c client.Client, name, what string, check func(*v1alpha1.VirtualIP) error) *v1alpha1.VirtualIP {
+func waitStatus(t *testing.T, c client.Client, name, what string, check func(*vipStatus) error) *vipStatus {
 	t.Helper()
-	var v *v1alpha1.VirtualIP
+	var v *vipStatus
 	eventually(t, wait, what, func() error {
 		var err error
 		if v, err = getVIP(t.Context(), c, name); err != nil {
@@ -924,7 +1024,7 @@ func waitStatus(t *testing.T, c client.Client, name, what string, check func(*v1
 
 // wantConditions checks status.master, that the condition typ is the one that is True with
 // reason, and that the summary is of the current generation.
-func wantConditions(v *v1alpha1.VirtualIP, master, typ, reason string) error {
+func wantConditions(v *vipStatus, master, typ, reason string) error {
 	if v.Status.Master != master {
 		return fmt.Errorf("master %q, want %q", v.Status.Master, master)
 	}
@@ -952,9 +1052,9 @@ func wantConditions(v *v1alpha1.VirtualIP, master, typ, reason string) error {
 			return fmt.Errorf("%s: reason %q is not a documented condition reason", c.Type, c.Reason)
 		}
 	}
-	for _, n := range v.Status.Nodes {
-		if n.Reason != "" && !slices.Contains(controllers.NodeReasons(), n.Reason) {
-			return fmt.Errorf("entry of %s: reason %q is not a documented node reason", n.Name, n.Reason)
+	for _, m := range v.members {
+		if r := m.Status.Reason; r != "" && !slices.Contains(controllers.NodeReasons(), r) {
+			return fmt.Errorf("member of %s: reason %q is not a documented node reason", m.Spec.Node, r)
 		}
 	}
 	return nil
@@ -973,9 +1073,6 @@ func patchSelector(t *testing.T, c client.Client, name string, labels map[string
 	}
 }
 
-// entryKey is how managed fields name the entry of node in status.nodes (a map list by name).
-func entryKey(node string) string { return `"k:{\"name\":\"` + node + `\"}"` }
-
 // managedFields returns the fields manager owns in the status of v, as JSON.
 func managedFields(t *testing.T, v *v1alpha1.VirtualIP, manager string) string {
 	t.Helper()
@@ -989,6 +1086,31 @@ func managedFields(t *testing.T, v *v1alpha1.VirtualIP, manager string) string {
 	}
 	t.Errorf("no managed fields of %s", manager)
 	return ""
+}
+
+// memberFields returns the fields manager owns in the member m (a whole object: a member has
+// no status subresource), as JSON.
+func memberFields(t *testing.T, m *v1alpha1.VirtualIPMember, manager string) string {
+	t.Helper()
+	for _, f := range m.ManagedFields {
+		if f.Manager == manager {
+			if f.Operation != metav1.ManagedFieldsOperationApply || f.Subresource != "" {
+				t.Errorf("%s: manager %s: operation %s on %q, want Apply on the object", m.Name, manager, f.Operation, f.Subresource)
+			}
+			return string(f.FieldsV1.Raw)
+		}
+	}
+	t.Errorf("%s: no managed fields of %s", m.Name, manager)
+	return ""
+}
+
+// memberManagers returns the field managers of the member m.
+func memberManagers(m *v1alpha1.VirtualIPMember) []string {
+	var out []string
+	for _, f := range m.ManagedFields {
+		out = append(out, f.Manager)
+	}
+	return out
 }
 
 type wantEvent struct{ typ, reason, note string }
@@ -1156,7 +1278,7 @@ func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 	if err := admin.Create(ctx, vip); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), vip) })
+	t.Cleanup(func() { deleteVIP(ctx, admin, vip) })
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "rbac-tight"}}
 	if err := admin.Create(ctx, node); err != nil {
 		t.Fatal(err)
@@ -1387,7 +1509,7 @@ func hardVIP(t *testing.T, admin client.Client, name, group string, vrid int32, 
 	if err := admin.Create(t.Context(), v); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(t.Context()), v) })
+	t.Cleanup(func() { deleteVIP(t.Context(), admin, v) })
 	return v
 }
 
@@ -1395,14 +1517,14 @@ func hardVIP(t *testing.T, admin client.Client, name, group string, vrid int32, 
 // with prefix, and checks that no node runs it.
 func waitRefused(t *testing.T, admin client.Client, name, reason, prefix string, nodes ...*hardNode) {
 	t.Helper()
-	waitStatus(t, admin, name, "refused: "+reason+": "+prefix, func(v *v1alpha1.VirtualIP) error {
+	waitStatus(t, admin, name, "refused: "+reason+": "+prefix, func(v *vipStatus) error {
 		for _, n := range nodes {
 			if n.runs(name) {
 				return fmt.Errorf("%s runs it", n.name)
 			}
 			e, ok := entryOf(v, n.name)
 			if !ok || e.State != vrrp.Fault.String() || e.Reason != reason || e.Message == "" || !strings.HasPrefix(e.Message, prefix) {
-				return fmt.Errorf("entry of %s: %+v", n.name, e)
+				return fmt.Errorf("member of %s: %+v", n.name, e)
 			}
 		}
 		return nil
@@ -1412,13 +1534,13 @@ func waitRefused(t *testing.T, admin client.Client, name, reason, prefix string,
 // waitRuns waits until each node runs name and reports it without a refusal.
 func waitRuns(t *testing.T, admin client.Client, name string, nodes ...*hardNode) {
 	t.Helper()
-	waitStatus(t, admin, name, "running", func(v *v1alpha1.VirtualIP) error {
+	waitStatus(t, admin, name, "running", func(v *vipStatus) error {
 		for _, n := range nodes {
 			if !n.runs(name) {
 				return fmt.Errorf("%s does not run it", n.name)
 			}
 			if e, ok := entryOf(v, n.name); !ok || e.State == vrrp.Fault.String() {
-				return fmt.Errorf("entry of %s: %+v", n.name, e)
+				return fmt.Errorf("member of %s: %+v", n.name, e)
 			}
 		}
 		return nil

@@ -1,6 +1,7 @@
 package envtest
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -724,27 +725,24 @@ func TestCRDDefaults(t *testing.T) {
 	}
 }
 
-// status.nodes[].reason is one CamelCase word (the closed set of controllers/reasons.go); a
+// A member's status.reason is one CamelCase word (the closed set of controllers/reasons.go); a
 // reason with words after it is refused, the words belong in message.
 func TestCRDStatusReasonIsOneWord(t *testing.T) {
 	ctx := requireAPIServer(t)
-	vip := validVIP("reason-word")
-	if err := k8s.Create(ctx, vip); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k8s.Delete(ctx, vip) })
-	vip.Status.Nodes = []v1alpha1.NodeStatus{{Name: "n1", State: "Fault", Reason: "StartFailed", Message: "interface eth9: no such link"}}
-	if err := k8s.Status().Update(ctx, vip); err != nil {
+	m := &v1alpha1.VirtualIPMember{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.MemberName("reason-word", "n1")},
+		Spec:   v1alpha1.VirtualIPMemberSpec{VirtualIP: "reason-word", Node: "n1"},
+		Status: v1alpha1.NodeStatus{State: "Fault", Reason: "StartFailed", Message: "interface eth9: no such link"}}
+	if err := k8s.Create(ctx, m); err != nil {
 		t.Fatalf("a CamelCase reason with a message: %v", err)
 	}
+	t.Cleanup(func() { _ = k8s.Delete(context.WithoutCancel(ctx), m) })
 	for _, bad := range []string{"StartFailed: interface eth9: no such link", "probeFailed", strings.Repeat("A", 65)} {
-		vip.Status.Nodes[0].Reason = bad
-		err := k8s.Status().Update(ctx, vip)
-		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "status.nodes[0].reason") {
-			t.Errorf("reason %q: want Invalid on status.nodes[0].reason, got %v", bad, err)
+		m.Status.Reason = bad
+		err := k8s.Update(ctx, m)
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "status.reason") {
+			t.Errorf("reason %q: want Invalid on status.reason, got %v", bad, err)
 		}
-		vip.Status.Nodes[0].Reason = "StartFailed"
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vip), vip); err != nil {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(m), m); err != nil {
 			t.Fatal(err)
 		}
 	}

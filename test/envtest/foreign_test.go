@@ -21,7 +21,7 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
-// foreignSeenStep is how far a foreign router's lastSeen in a node's entry may fall behind
+// foreignSeenStep is how far a foreign router's lastSeen in a node's member may fall behind
 // before the entry is written for it alone (controllers' foreignSeenStep).
 const foreignSeenStep = time.Minute
 
@@ -68,16 +68,16 @@ func occurrences(ctx context.Context, c client.Client, name, note string) (int, 
 }
 
 // TestForeignRouter: a node's agent hears another router advertise the VirtualIP's VRID with
-// other addresses. Against a real API server, the node lists it in its status entry, the
+// other addresses. Against a real API server, the node lists it in its member, the
 // aggregator raises ForeignRouter (VRIDInUse) naming the node, sender, VRID, interface and
 // addresses, and the node records one Warning Event with the same message: not again while the
 // router keeps being heard, again once it has gone and come back. Ready keeps its meaning.
-// The largest entry the agent writes (8 routers of 16 addresses) fits the CRD's bounds.
+// The largest member the agent writes (8 routers of 16 addresses) fits the CRD's bounds.
 func TestForeignRouter(t *testing.T) {
 	ctx := requireAPIServer(t)
 	admin := adminClient(t)
 	rec := &codeRecorder{}
-	checkResponses(t, rec, "admin") // a status entry beyond the CRD's bounds would be a 422
+	checkResponses(t, rec, "admin") // a member beyond the CRD's bounds would be a 422
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
@@ -109,7 +109,7 @@ func TestForeignRouter(t *testing.T) {
 	if err := admin.Create(ctx, vip); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), vip) })
+	t.Cleanup(func() { deleteVIP(ctx, admin, vip) })
 	eventually(t, wait, "both nodes run it", func() error {
 		if _, ok := n1.agent.config(name); !ok {
 			return fmt.Errorf("n1 does not")
@@ -119,11 +119,11 @@ func TestForeignRouter(t *testing.T) {
 		}
 		return nil
 	})
-	// Both entries first: their addresses tell the group's nodes from strangers.
-	waitStatus(t, admin, name, "both entries and NoForeignRouter", func(v *v1alpha1.VirtualIP) error {
+	// Both members first: their addresses tell the group's nodes from strangers.
+	waitStatus(t, admin, name, "both members and NoForeignRouter", func(v *vipStatus) error {
 		for _, n := range []string{n1name, n2name} {
 			if e, ok := entryOf(v, n); !ok || e.Address == "" {
-				return fmt.Errorf("no entry with an address of %s", n)
+				return fmt.Errorf("no member with an address of %s", n)
 			}
 		}
 		c, ok := conditionOf(v, controllers.ConditionForeignRouter)
@@ -143,18 +143,18 @@ func TestForeignRouter(t *testing.T) {
 
 	msg := "node " + n1name + " hears 198.18.0.50 on eth0 advertising VRID 51 with 198.18.0.200 (priority 254), not this group's addresses: " +
 		"another VRRP group uses VRID 51 on this link; give one of them another spec.vrid (or fix its addresses)"
-	// Both nodes' entries arrive in writes of their own: wait for n2's MASTER too.
-	v := waitStatus(t, admin, name, "ForeignRouter True and n2 MASTER", func(v *v1alpha1.VirtualIP) error {
+	// Both nodes' members arrive in writes of their own: wait for n2's MASTER too.
+	v := waitStatus(t, admin, name, "ForeignRouter True and n2 MASTER", func(v *vipStatus) error {
 		if e, ok := entryOf(v, n2name); !ok || e.State != vrrp.Master.String() {
-			return fmt.Errorf("n2's entry %+v", e)
+			return fmt.Errorf("n2's member %+v", e)
 		}
 		c, ok := conditionOf(v, controllers.ConditionForeignRouter)
 		if !ok || c.Status != metav1.ConditionTrue || c.Reason != controllers.ReasonVRIDInUse || c.ObservedGeneration != v.Generation {
 			return fmt.Errorf("ForeignRouter %+v", c)
 		}
 		// A foreign router does not make the group not Ready by itself. The summary beside n2's
-		// new entry may still be the one of the entries before it, until an agent summarises
-		// again: wait for the summary of these entries.
+		// new member may still be the one of the members before it, until an agent summarises
+		// again: wait for the summary of these members.
 		if err := wantConditions(v, n2name, controllers.ConditionReady, controllers.ReasonOneMaster); err != nil {
 			return fmt.Errorf("Ready with a foreign router heard: %w [%s]", err, describe(v))
 		}
@@ -196,7 +196,7 @@ func TestForeignRouter(t *testing.T) {
 	}
 
 	// Heard again and again: no new Event (nor a series of the first). Within the minute the
-	// entry stays as it is (count and lastSeen alone are not worth a write, docs/design.md
+	// member stays as it is (count and lastSeen alone are not worth a write, docs/design.md
 	// §4.6); a minute on, it follows.
 	firstSeen := stranger.LastSeen
 	for i := 2; i <= 4; i++ {
@@ -214,16 +214,16 @@ func TestForeignRouter(t *testing.T) {
 	}
 	stranger.Count, stranger.LastSeen = 5, firstSeen.Add(foreignSeenStep+time.Second)
 	n1.agent.hear(name, vrrp.Backup, stranger, member)
-	waitStatus(t, admin, name, "count 5, a minute on", func(v *v1alpha1.VirtualIP) error {
+	waitStatus(t, admin, name, "count 5, a minute on", func(v *vipStatus) error {
 		if e, _ := entryOf(v, n1name); len(e.ForeignRouters) != 2 || e.ForeignRouters[1].Count != 5 {
 			return fmt.Errorf("n1's foreignRouters %+v", e.ForeignRouters)
 		}
 		return nil
 	})
 
-	// Gone: the condition clears and the entry drops it.
+	// Gone: the condition clears and the member drops it.
 	n1.agent.hear(name, vrrp.Backup)
-	waitStatus(t, admin, name, "ForeignRouter False again", func(v *v1alpha1.VirtualIP) error {
+	waitStatus(t, admin, name, "ForeignRouter False again", func(v *vipStatus) error {
 		c, _ := conditionOf(v, controllers.ConditionForeignRouter)
 		if c.Status != metav1.ConditionFalse || c.Reason != controllers.ReasonNoForeign {
 			return fmt.Errorf("ForeignRouter %+v", c)
@@ -244,7 +244,7 @@ func TestForeignRouter(t *testing.T) {
 	})
 
 	// The most the agent reports: 10 routers heard, 20 addresses each, of the longest text;
-	// the entry keeps 8 of 16 and the API server takes it (checkResponses fails on a 422).
+	// the member keeps 8 of 16 and the API server takes it (checkResponses fails on a 422).
 	var many []vrrp.Foreign
 	for i := range 10 {
 		f := vrrp.Foreign{Src: netip.MustParseAddr(fmt.Sprintf("198.18.1.%d", 10+i)), Priority: 200, Count: 1, LastSeen: time.Now()}
@@ -254,13 +254,13 @@ func TestForeignRouter(t *testing.T) {
 		many = append(many, f)
 	}
 	n1.agent.hear(name, vrrp.Backup, many...)
-	waitStatus(t, admin, name, "8 routers of 16 addresses", func(v *v1alpha1.VirtualIP) error {
+	waitStatus(t, admin, name, "8 routers of 16 addresses", func(v *vipStatus) error {
 		e, _ := entryOf(v, n1name)
 		if len(e.ForeignRouters) != 8 || len(e.ForeignRouters[0].Addresses) != 16 || e.ForeignRouters[0].Address != "198.18.1.10" {
 			return fmt.Errorf("n1's foreignRouters: %d", len(e.ForeignRouters))
 		}
 		c, _ := conditionOf(v, controllers.ConditionForeignRouter)
-		if c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "; and 5 more (status.nodes[].foreignRouters): ") ||
+		if c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "; and 5 more (") ||
 			!strings.Contains(c.Message, "ffff:ff03 and 12 more (priority 200)") {
 			return fmt.Errorf("ForeignRouter %+v", c)
 		}

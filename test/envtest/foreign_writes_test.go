@@ -1,7 +1,6 @@
 package envtest
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -53,9 +52,9 @@ func TestForeignRouterWrites(t *testing.T) {
 	if err := admin.Create(ctx, vip); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), vip) })
+	t.Cleanup(func() { deleteVIP(ctx, admin, vip) })
 	n1.agent.set(name, vrrp.Master, vrrp.ReasonMasterDown)
-	waitStatus(t, admin, name, "n1 MASTER", func(v *v1alpha1.VirtualIP) error {
+	waitStatus(t, admin, name, "n1 MASTER", func(v *vipStatus) error {
 		return wantConditions(v, node, controllers.ConditionReady, controllers.ReasonOneMaster)
 	})
 	writes.settle(time.Second, 10*time.Second)
@@ -70,7 +69,7 @@ func TestForeignRouterWrites(t *testing.T) {
 		time.Sleep(30 * time.Millisecond)
 	}
 	last := stranger.LastSeen
-	v := waitStatus(t, admin, name, "the stranger listed, its lastSeen within a minute of the last advert", func(v *v1alpha1.VirtualIP) error {
+	v := waitStatus(t, admin, name, "the stranger listed, its lastSeen within a minute of the last advert", func(v *vipStatus) error {
 		e, _ := entryOf(v, node)
 		if len(e.ForeignRouters) != 1 {
 			return fmt.Errorf("foreignRouters %+v", e.ForeignRouters)

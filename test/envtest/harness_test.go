@@ -243,17 +243,8 @@ type codeRecorder struct {
 }
 
 type response struct {
-	method, path, contentType string
-	code                      int
-}
-
-// raced reports whether r is an aggregator's prune losing a race: its JSON patch tests each
-// entry's name before removing it, and the API server answers 422 when an agent withdrew or
-// moved that entry meanwhile (or another node's aggregator pruned it first); the aggregator
-// then retries.
-func (r response) raced() bool {
-	return r.code == http.StatusUnprocessableEntity && r.method == http.MethodPatch &&
-		strings.HasPrefix(r.contentType, "application/json-patch+json") && strings.HasSuffix(r.path, "/status")
+	method, path string
+	code         int
 }
 
 func (r *codeRecorder) wrap(cfg *rest.Config) *rest.Config {
@@ -267,7 +258,7 @@ func (r *codeRecorder) wrap(cfg *rest.Config) *rest.Config {
 			resp, err := rt.RoundTrip(req)
 			if err == nil {
 				r.mu.Lock()
-				r.codes = append(r.codes, response{req.Method, req.URL.Path, req.Header.Get("Content-Type"), resp.StatusCode})
+				r.codes = append(r.codes, response{req.Method, req.URL.Path, resp.StatusCode})
 				r.mu.Unlock()
 			}
 			return resp, err
@@ -277,31 +268,15 @@ func (r *codeRecorder) wrap(cfg *rest.Config) *rest.Config {
 }
 
 // failures returns the responses with a status that means the request or its credentials are
-// wrong: 400, 401, 403, 422 (404 and 409 are part of normal operation, and so is a prune that
-// lost a race).
+// wrong: 400, 401, 403, 422 (404 and 409 are part of normal operation: a write that lost a race
+// to another, retried).
 func (r *codeRecorder) failures() []response {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []response
 	for _, c := range r.codes {
-		if c.raced() {
-			continue
-		}
 		switch c.code {
 		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusUnprocessableEntity:
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// raced returns the responses of the aggregator's prune that lost a race (see response.raced).
-func (r *codeRecorder) raced() []response {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []response
-	for _, c := range r.codes {
-		if c.raced() {
 			out = append(out, c)
 		}
 	}
@@ -485,32 +460,89 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func() e
 	}
 }
 
-// getVIP reads a VirtualIP from the API server (not a cache).
-func getVIP(ctx context.Context, c client.Client, name string) (*v1alpha1.VirtualIP, error) {
-	var v v1alpha1.VirtualIP
-	err := c.Get(ctx, client.ObjectKey{Name: name}, &v)
-	return &v, err
+// vipStatus is a VirtualIP as the API server has it, with its VirtualIPMembers: the summary
+// in its status, each node's report in a member of its own (read in a second request: the two
+// agree once the agents have settled, which the tests wait for).
+type vipStatus struct {
+	*v1alpha1.VirtualIP
+	// members are the VirtualIP's members, by node.
+	members []v1alpha1.VirtualIPMember
 }
 
-func entryOf(v *v1alpha1.VirtualIP, node string) (v1alpha1.NodeStatus, bool) {
-	for _, n := range v.Status.Nodes {
-		if n.Name == node {
-			return n, true
+// getVIP reads a VirtualIP and its members from the API server (not a cache).
+func getVIP(ctx context.Context, c client.Client, name string) (*vipStatus, error) {
+	v := &vipStatus{VirtualIP: &v1alpha1.VirtualIP{}}
+	if err := c.Get(ctx, client.ObjectKey{Name: name}, v.VirtualIP); err != nil {
+		return v, err
+	}
+	var err error
+	v.members, err = membersOf(ctx, c, name)
+	return v, err
+}
+
+// membersOf lists the members of the VirtualIP name from the API server, by node: those whose
+// spec.virtualIP is name (a selectable field of the CRD, so the API server selects them).
+func membersOf(ctx context.Context, c client.Reader, name string) ([]v1alpha1.VirtualIPMember, error) {
+	var list v1alpha1.VirtualIPMemberList
+	if err := c.List(ctx, &list, client.MatchingFields{"spec.virtualIP": name}); err != nil {
+		return nil, err
+	}
+	for _, m := range list.Items {
+		if m.Spec.VirtualIP != name {
+			return nil, fmt.Errorf("the field selector spec.virtualIP=%s listed %s, a member of %s", name, m.Name, m.Spec.VirtualIP)
 		}
+	}
+	slices.SortFunc(list.Items, func(a, b v1alpha1.VirtualIPMember) int { return strings.Compare(a.Spec.Node, b.Spec.Node) })
+	return list.Items, nil
+}
+
+// memberOf returns the member of node in v.
+func memberOf(v *vipStatus, node string) (*v1alpha1.VirtualIPMember, bool) {
+	for i := range v.members {
+		if m := &v.members[i]; m.Spec.Node == node {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+// entryOf returns the report of node on v: its member's status, with its name.
+func entryOf(v *vipStatus, node string) (v1alpha1.NodeStatus, bool) {
+	if m, ok := memberOf(v, node); ok {
+		return m.Entry(), true
 	}
 	return v1alpha1.NodeStatus{}, false
 }
 
-func entryNames(v *v1alpha1.VirtualIP) []string {
+// entryNames returns the nodes with a member of v, sorted.
+func entryNames(v *vipStatus) []string {
 	var out []string
-	for _, n := range v.Status.Nodes {
-		out = append(out, n.Name)
+	for _, m := range v.members {
+		out = append(out, m.Spec.Node)
 	}
-	slices.Sort(out)
 	return out
 }
 
-func conditionOf(v *v1alpha1.VirtualIP, typ string) (metav1.Condition, bool) {
+// version changes whenever the VirtualIP or one of its members is written, created or
+// deleted: their resourceVersions.
+func (v *vipStatus) version() string {
+	var b strings.Builder
+	b.WriteString(v.ResourceVersion)
+	for _, m := range v.members {
+		fmt.Fprintf(&b, " %s@%s", m.Name, m.ResourceVersion)
+	}
+	return b.String()
+}
+
+// deleteVIP deletes vip and then its members, as the garbage collector would: they are owned
+// by it, but envtest runs no kube-controller-manager. For the cleanup of a test.
+func deleteVIP(ctx context.Context, c client.Client, vip *v1alpha1.VirtualIP) {
+	ctx = context.WithoutCancel(ctx)
+	_ = c.Delete(ctx, &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: vip.Name}})
+	_ = c.DeleteAllOf(ctx, &v1alpha1.VirtualIPMember{}, client.MatchingFields{"spec.virtualIP": vip.Name})
+}
+
+func conditionOf(v *vipStatus, typ string) (metav1.Condition, bool) {
 	for _, c := range v.Status.Conditions {
 		if c.Type == typ {
 			return c, true
@@ -519,12 +551,13 @@ func conditionOf(v *v1alpha1.VirtualIP, typ string) (metav1.Condition, bool) {
 	return metav1.Condition{}, false
 }
 
-// describe prints the status of v for failure messages.
-func describe(v *v1alpha1.VirtualIP) string {
+// describe prints the status of v and its members for failure messages.
+func describe(v *vipStatus) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "generation %d observed %d master %q;", v.Generation, v.Status.ObservedGeneration, v.Status.Master)
-	for _, n := range v.Status.Nodes {
-		fmt.Fprintf(&b, " %s=%s(%s %q)", n.Name, n.State, n.Reason, n.Message)
+	for _, m := range v.members {
+		n := m.Status
+		fmt.Fprintf(&b, " %s=%s(%s %q)", m.Spec.Node, n.State, n.Reason, n.Message)
 	}
 	for _, c := range v.Status.Conditions {
 		fmt.Fprintf(&b, " %s=%s/%s", c.Type, c.Status, c.Reason)

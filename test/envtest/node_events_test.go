@@ -1,7 +1,6 @@
 package envtest
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -59,7 +58,7 @@ func TestNodeChangeReconciles(t *testing.T) {
 		if err := admin.Create(ctx, v); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), v) })
+		t.Cleanup(func() { deleteVIP(ctx, admin, v) })
 	}
 	peers := func(name string) []netip.Addr {
 		c, _ := n1.agent.config(name)

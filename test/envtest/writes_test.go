@@ -1,7 +1,6 @@
 package envtest
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -151,7 +150,7 @@ func TestStatusWritesScale(t *testing.T) {
 		if err := admin.Create(ctx, v); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), v) })
+		t.Cleanup(func() { deleteVIP(ctx, admin, v) })
 		vips = append(vips, name)
 	}
 	var members []string
@@ -167,7 +166,7 @@ func TestStatusWritesScale(t *testing.T) {
 		if i == 0 {
 			want = append(slices.Clone(members), "scale-named")
 		}
-		waitStatus(t, admin, name, fmt.Sprintf("entries of %v, %s MASTER", want, nodes[i].name), func(v *v1alpha1.VirtualIP) error {
+		waitStatus(t, admin, name, fmt.Sprintf("entries of %v, %s MASTER", want, nodes[i].name), func(v *vipStatus) error {
 			for _, n := range want {
 				if _, ok := entryOf(v, n); !ok {
 					return fmt.Errorf("no entry of %s", n)
@@ -198,7 +197,7 @@ func TestStatusWritesScale(t *testing.T) {
 			before := dumps()
 			to.agent.set(vip, vrrp.Master, vrrp.ReasonPreempting)
 			from.agent.set(vip, vrrp.Backup, vrrp.ReasonHigherPriority)
-			waitStatus(t, admin, vip, to.name+" MASTER", func(v *v1alpha1.VirtualIP) error {
+			waitStatus(t, admin, vip, to.name+" MASTER", func(v *vipStatus) error {
 				if e, _ := entryOf(v, from.name); e.State != vrrp.Backup.String() {
 					return fmt.Errorf("entry of %s: %s", from.name, e.State)
 				}
