@@ -1225,6 +1225,15 @@ func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 		{authorizationv1.ResourceAttributes{Verb: "list", Group: group, Resource: "virtualips"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "watch", Group: group, Resource: "virtualips"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "patch", Group: group, Resource: "virtualips", Subresource: "status"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "get", Group: group, Resource: "virtualips", Subresource: "status"}, true},
+		// Its node's reports: written by server-side apply (create, patch), withdrawn or pruned
+		// by delete; which node's it may write is the admission policy's business.
+		{authorizationv1.ResourceAttributes{Verb: "get", Group: group, Resource: "virtualipmembers"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "list", Group: group, Resource: "virtualipmembers"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "watch", Group: group, Resource: "virtualipmembers"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "create", Group: group, Resource: "virtualipmembers"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "patch", Group: group, Resource: "virtualipmembers"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "delete", Group: group, Resource: "virtualipmembers"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "list", Resource: "nodes"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: agentNamespace}, true},
 		{authorizationv1.ResourceAttributes{Verb: "create", Group: "events.k8s.io", Resource: "events", Namespace: "default"}, true},
@@ -1234,6 +1243,9 @@ func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 		{authorizationv1.ResourceAttributes{Verb: "create", Group: group, Resource: "virtualips"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "delete", Group: group, Resource: "virtualips"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: group, Resource: "virtualips", Subresource: "status"}, false},
+		// Members: no update (apply is a patch), and one at a time, never a whole collection.
+		{authorizationv1.ResourceAttributes{Verb: "update", Group: group, Resource: "virtualipmembers"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "deletecollection", Group: group, Resource: "virtualipmembers"}, false},
 		// Nodes are read-only.
 		{authorizationv1.ResourceAttributes{Verb: "delete", Resource: "nodes"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "patch", Resource: "nodes"}, false},
@@ -1284,6 +1296,13 @@ func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = admin.Delete(context.WithoutCancel(ctx), node) })
+	if err := admin.Get(ctx, client.ObjectKeyFromObject(vip), vip); err != nil {
+		t.Fatal(err)
+	}
+	member, err := memberObject(vip, "rbac-tight", v1alpha1.NodeStatus{State: "Backup"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	other := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "rbac-tight"}, StringData: map[string]string{"k": "v"}}
 	if err := admin.Create(ctx, other); err != nil {
 		t.Fatal(err)
@@ -1306,6 +1325,12 @@ func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 			return sa.Patch(ctx, vip.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"spec":{"priority":200}}`)))
 		}},
 		{"delete a VirtualIP", func() error { return sa.Delete(ctx, vip.DeepCopy()) }},
+		{"update a member", func() error {
+			m := &v1alpha1.VirtualIPMember{ObjectMeta: metav1.ObjectMeta{Name: member.GetName(), ResourceVersion: "1"},
+				Spec: v1alpha1.VirtualIPMemberSpec{VirtualIP: vip.Name, Node: "rbac-tight"}}
+			return sa.Update(ctx, m)
+		}},
+		{"delete every member", func() error { return sa.DeleteAllOf(ctx, &v1alpha1.VirtualIPMember{}) }},
 		{"delete a Node", func() error { return sa.Delete(ctx, node.DeepCopy()) }},
 		{"label a Node", func() error {
 			return sa.Patch(ctx, node.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"a":"b"}}}`)))
@@ -1332,6 +1357,15 @@ func checkTight(t *testing.T, admin client.Client, saCfg *rest.Config) {
 	}
 	if err := sa.Status().Patch(ctx, vip.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"status":{"master":""}}`))); err != nil {
 		t.Errorf("patch a VirtualIP's status: %v", err)
+	}
+	if err := sa.Apply(ctx, client.ApplyConfigurationFromUnstructured(member.DeepCopy()), client.FieldOwner("kube-vrrp-agent/rbac-tight")); err != nil {
+		t.Errorf("apply a member: %v", err)
+	}
+	var m v1alpha1.VirtualIPMember
+	if err := sa.Get(ctx, client.ObjectKey{Name: member.GetName()}, &m); err != nil {
+		t.Errorf("get a member: %v", err)
+	} else if err := sa.Delete(ctx, &m, client.Preconditions{UID: &m.UID, ResourceVersion: &m.ResourceVersion}); err != nil {
+		t.Errorf("delete a member: %v", err)
 	}
 }
 
