@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -309,18 +310,26 @@ func TestPruneMembers(t *testing.T) {
 // testNodeAgent is a node's agent as `kube-vrrp agent` runs it, without VRRP: a manager with the
 // agent's cache, the StatusReconciler reporting what the fake agent says, and the Aggregator.
 type testNodeAgent struct {
-	name    string
-	agent   *fakeAgent
-	changes chan struct{}
+	name     string
+	agent    *fakeAgent
+	rejected *Rejections
+	changes  chan struct{}
+	// cache reads the manager's cache.
+	cache client.Reader
+}
+
+// signal tells the StatusReconciler that the agent or a refusal changed.
+func (n *testNodeAgent) signal() {
+	select {
+	case n.changes <- struct{}{}:
+	default:
+	}
 }
 
 // set puts the node's instance of vip in state, and signals the change.
 func (n *testNodeAgent) set(vip string, state vrrp.State, reason string) {
 	n.agent.setState(vip, state, reason)
-	select {
-	case n.changes <- struct{}{}:
-	default:
-	}
+	n.signal()
 }
 
 // startNodeAgent runs the node name's agent against cfg until the test ends.
@@ -336,10 +345,10 @@ func startNodeAgent(t *testing.T, cfg *rest.Config, name string, resync time.Dur
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &testNodeAgent{name: name, agent: newFakeAgent(), changes: make(chan struct{}, 1)}
+	n := &testNodeAgent{name: name, agent: newFakeAgent(), rejected: NewRejections(nil), changes: make(chan struct{}, 1), cache: mgr.GetClient()}
 	log := slog.New(slog.DiscardHandler)
 	if err := (&StatusReconciler{Client: mgr.GetClient(), Reader: mgr.GetClient(), NodeName: name, Agent: n.agent,
-		Rejected: NewRejections(nil), Log: log, Changes: n.changes, Resync: resync}).SetupWithManager(mgr); err != nil {
+		Rejected: n.rejected, Log: log, Changes: n.changes, Resync: resync}).SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
 	if err := (&Aggregator{Client: mgr.GetClient(), NodeName: name, Log: log}).SetupWithManager(mgr); err != nil {
@@ -482,5 +491,79 @@ func TestFailoverWrites(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("failover %d, %s to %s: writes %q, want %q", round, from.name, to.name, got, want)
 		}
+	}
+}
+
+// memberWrites returns the writes of members among ws, as strings.
+func memberWrites(ws []apiWrite) []string {
+	var out []string
+	for _, w := range ws {
+		if w.kind == "member" {
+			out = append(out, w.String())
+		}
+	}
+	return out
+}
+
+// A node whose Node is gone (deleted, or --node-name is wrong) writes no member: the summary's
+// writer prunes the member of a node that does not exist (Aggregator.stale), and one written
+// again at once (TestMemberWrittenAgain) would be pruned again, a loop of writes for as long
+// as the agent runs, for every VirtualIP (each is refused NodeNotVisible then). The member it
+// had is pruned once; the refusal is a Warning Event. Once the Node is back, the member is
+// written again.
+func TestMemberOfNodeGone(t *testing.T) {
+	cfg := apiServer(t)
+	ctx := t.Context()
+	admin := apiClient(t, cfg)
+	writes := &apiWrites{}
+	createNodes(t, admin, "ng-n1")
+	createVIP(t, admin, "ng", "ng-n1")
+	n := startNodeAgent(t, writes.wrap(cfg, ""), "ng-n1", time.Hour)
+	n.set("ng", vrrp.Master, vrrp.ReasonMasterDown)
+	eventually(t, 10*time.Second, "the member of ng-n1", func() error {
+		_, err := getMember(ctx, admin, "ng", "ng-n1")
+		return err
+	})
+	writes.settle(time.Second, 10*time.Second)
+	writes.take()
+
+	// The Node goes; the VirtualIPReconciler refuses every VirtualIP once the cache says so.
+	if err := admin.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "ng-n1"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the Node gone from the agent's cache", func() error {
+		var self corev1.Node
+		if err := n.cache.Get(ctx, client.ObjectKey{Name: "ng-n1"}, &self); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("Node: %v", err)
+		}
+		return nil
+	})
+	n.rejected.Set("ng", Rejection{Reason: ReasonNodeNotVisible, Message: "Node ng-n1 not found; is --node-name right?"})
+	n.signal()
+	eventually(t, 10*time.Second, "the member of ng-n1 pruned", func() error {
+		if _, err := getMember(ctx, admin, "ng", "ng-n1"); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("member: %v", err)
+		}
+		return nil
+	})
+	writes.settle(2*time.Second, 10*time.Second)
+	if got := memberWrites(writes.take()); !slices.Equal(got, []string{"DELETE member ng.ng-n1 by : 200"}) {
+		t.Errorf("member writes once the Node is gone: %q, want the prune alone", got)
+	}
+	if _, err := getMember(ctx, admin, "ng", "ng-n1"); !apierrors.IsNotFound(err) {
+		t.Errorf("the member of a node gone: %v, want none", err)
+	}
+
+	// The Node is back, the agent runs the VirtualIP again.
+	createNodes(t, admin, "ng-n1")
+	n.rejected.Clear("ng")
+	n.set("ng", vrrp.Backup, vrrp.ReasonStarted)
+	eventually(t, 10*time.Second, "the member of ng-n1 again", func() error {
+		_, err := getMember(ctx, admin, "ng", "ng-n1")
+		return err
+	})
+	writes.settle(time.Second, 10*time.Second)
+	if got := memberWrites(writes.take()); len(got) != 1 {
+		t.Errorf("member writes once the Node is back: %q, want one", got)
 	}
 }

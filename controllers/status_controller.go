@@ -124,6 +124,14 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		// Not a member in fact: no entry, and no Warning (its refusal is not news to anyone).
 		entry, ok, refused = v1alpha1.NodeStatus{}, false, false
 	}
+	if ok && r.nodeGone(ctx) {
+		// This node's Node does not exist (deleted, or --node-name is wrong: the
+		// VirtualIPReconciler refuses every VirtualIP then, NodeNotVisible). The summary's
+		// writer prunes the member of a node that does not exist (Aggregator.stale), and one
+		// written again would be pruned again: a loop of writes for as long as the agent runs,
+		// for every VirtualIP. No member; the refusal is a Warning Event.
+		entry, ok = v1alpha1.NodeStatus{}, false
+	}
 	member, had := r.member(ctx, name)
 	have := member.Entry()
 	// This node neither runs nor refuses a VirtualIP that takes it in: the VirtualIPReconciler
@@ -243,6 +251,12 @@ func (r *StatusReconciler) behind(member *v1alpha1.VirtualIPMember, had bool, na
 		return err == nil && c <= 0 // the member deleted, still in the cache
 	}
 	return err == nil && c < 0
+}
+
+// nodeGone reports whether this node's Node is known not to exist: not found in the cache.
+func (r *StatusReconciler) nodeGone(ctx context.Context) bool {
+	var self corev1.Node
+	return apierrors.IsNotFound(r.Reader.Get(ctx, types.NamespacedName{Name: r.NodeName}, &self))
 }
 
 // takesIn reports whether vip takes this node in: it is not being deleted and it selects this
