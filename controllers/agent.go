@@ -20,7 +20,7 @@ type Agent interface {
 	StatusOf(name string) (agent.Status, bool)
 }
 
-// maxMessage is the CRD's bound on status.nodes[].message and probes[].message.
+// maxMessage is the VirtualIPMember CRD's bound on status.message and status.probes[].message.
 const maxMessage = v1alpha1.MaxMessageLength
 
 // maxNote bounds the words an Event's note carries (a message, a probe's reason): an Event's
@@ -33,7 +33,7 @@ type Rejection struct {
 	Reason  string
 	Message string
 	// OffLink: the node cannot take part at all, having no interface in the VirtualIP's subnet
-	// (a CannotResolve). Unless the VirtualIP names it in spec.nodes, it has no status entry and
+	// (a CannotResolve). Unless the VirtualIP names it in spec.nodes, it has no member and
 	// records no Event (docs/design.md §7.5).
 	OffLink bool
 }

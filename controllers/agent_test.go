@@ -115,7 +115,7 @@ func TestRejections(t *testing.T) {
 		t.Errorf("Names after Clear (-want +got):\n%s", d)
 	}
 
-	// The message is bounded like status.nodes[].message; the reason stays whole.
+	// The message is bounded like a member's status.message; the reason stays whole.
 	long := "spec: " + strings.Repeat("é", 2*maxMessage)
 	r.Set("c", Rejection{Reason: ReasonInvalidSpec, Message: long})
 	got, _ := r.Get("c")

@@ -51,21 +51,25 @@ const maxConditionMessage = 32768
 // observedGeneration.
 const AggregatorFieldManager = "kube-vrrp-aggregator"
 
-// Aggregator summarises the agents' entries of each VirtualIP: status.master, the conditions
-// and observedGeneration; it prunes entries of nodes that are gone or no longer selected. It
-// never affects VRRP (docs/design.md §7.6, §7.7).
+// Aggregator summarises the members of each VirtualIP (the VirtualIPMembers, each node's
+// entry) into the VirtualIP's status: status.master, the conditions and observedGeneration; it
+// prunes the members of nodes that are gone or no longer selected. It never affects VRRP
+// (docs/design.md §7.6, §7.7).
 //
 // There is no leader and no Lease: every agent runs one, in its node manager, and each decides
-// from the stored entries alone whether it is the writer of a VirtualIP's summary (writers):
-// the node the summary names as MASTER, or without one the first member by name. Every agent
-// reads the same entries, so one of them writes, once per change, whatever the number of
-// nodes. The writer applies under AggregatorFieldManager with the resourceVersion of the object
-// it computed from as a precondition: a summary of a status that has changed since is refused
-// (409) and computed again, so whatever is stored is the summary of the entries stored beside
-// it. A writer cut off from the API server cannot hold the summary hostage: the stand-by (the
-// first other member by name) writes a summary that has stayed stale for Takeover.
+// from the members in its cache alone whether it is the writer of a VirtualIP's summary
+// (writers): the node the summary names as MASTER, or without one the first member by name.
+// Every agent reads the same members, so one of them writes, once per change, whatever the
+// number of nodes. The writer applies under AggregatorFieldManager with the VirtualIP's
+// resourceVersion as a precondition: a summary written meanwhile by another agent (or a spec
+// changed since) is not written over (409), and the summary is computed again. The members are
+// objects of their own, which the precondition does not cover: a member changed after the
+// summary was computed is summarised again by its own watch event, summaryBatch later. A writer
+// cut off from the API server cannot hold the summary hostage: the stand-by (the first other
+// member by name) writes a summary that has stayed stale for Takeover.
 type Aggregator struct {
-	// Client reads VirtualIPs and Nodes (the manager's cache) and writes status.
+	// Client reads VirtualIPs, VirtualIPMembers (by the indexes of indexMembers) and Nodes
+	// (the manager's cache), writes VirtualIP status and deletes the members it prunes.
 	Client client.Client
 	// NodeName is this agent's node.
 	NodeName string
@@ -85,26 +89,26 @@ type Aggregator struct {
 const retryRace = 500 * time.Millisecond
 
 const (
-	// summaryBatch is how long after a change of a VirtualIP its summary is computed: the
-	// entries of one takeover (the new MASTER's and the old one's, written within milliseconds
-	// of each other) make one summary, not one each.
+	// summaryBatch is how long after a change of a VirtualIP or of one of its members its
+	// summary is computed: the members of one takeover (the new MASTER's and the old one's,
+	// written within milliseconds of each other) make one summary, not one each.
 	summaryBatch = 250 * time.Millisecond
 	// takeover is Aggregator.Takeover's default: far beyond the writer's usual delay
 	// (summaryBatch and a write), short enough for a summary that waits for it.
 	takeover = 5 * time.Second
 	// everySpread bounds the wait of each agent before it writes a summary that no member
-	// writes (no entry is of a member; see spread): most find it written by then.
+	// writes (no live member; see spread): most find it written by then.
 	everySpread = time.Second
 )
 
-// Summary is what the aggregator derives from the node entries; pure, for tests.
+// Summary is what the aggregator derives from the members' entries; pure, for tests.
 type Summary struct {
 	Master     string
 	Conditions []metav1.Condition
 }
 
-// Summarize computes status.master and the conditions from the node entries of a VirtualIP
-// of VRID vrid.
+// Summarize computes status.master and the conditions from the entries of the live members of
+// a VirtualIP of VRID vrid.
 func Summarize(nodes []v1alpha1.NodeStatus, generation int64, vrid int32) Summary {
 	masters, master := mastersOf(nodes)
 	var faults int
@@ -195,11 +199,11 @@ func mastersOf(nodes []v1alpha1.NodeStatus) (masters []string, newest string) {
 	return masters, newest
 }
 
-// writers returns who writes the summary of a VirtualIP whose members' entries are live (of
-// nodes that exist and that it selects): the node the summary names as MASTER, or, with none,
-// the first by name; and the stand-by, the first other node by name, which writes in its place
-// a summary left stale for Aggregator.Takeover. With no live entry both are empty: every
-// agent writes.
+// writers returns who writes the summary of a VirtualIP, from the entries of its live members
+// (of nodes that exist and that it selects): the node the summary names as MASTER, or, with
+// none, the first by name; and the stand-by, the first other node by name, which writes
+// in its place a summary left stale for Aggregator.Takeover. With no live member both are
+// empty: every agent writes.
 func writers(live []v1alpha1.NodeStatus) (writer, standby string) {
 	names := make([]string, 0, len(live))
 	for _, n := range live {
@@ -340,8 +344,8 @@ func (a *Aggregator) fresh(name string) {
 	delete(a.staleSince, name)
 }
 
-// stale reports whether the entry of node is to be pruned: the node is gone, or vip no longer
-// selects it.
+// stale reports whether the member of node in vip is to be pruned: the node is gone, or vip no
+// longer selects it.
 func (a *Aggregator) stale(ctx context.Context, vip *v1alpha1.VirtualIP, node string) (bool, error) {
 	var n corev1.Node
 	err := a.Client.Get(ctx, types.NamespacedName{Name: node}, &n)

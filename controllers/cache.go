@@ -27,8 +27,8 @@ import (
 
 // CacheOptions are the cache options of the agent's manager (docs/design.md §7.2). Every
 // agent caches every Node, so in a big cluster Nodes are most of its heap: it keeps of each only
-// what the controllers read (TrimNode). Of every other cached object (VirtualIPs) it drops
-// metadata.managedFields, which nothing reads.
+// what the controllers read (TrimNode). Of every other cached object (VirtualIPs and
+// VirtualIPMembers) it drops metadata.managedFields, which nothing reads.
 func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),

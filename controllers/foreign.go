@@ -20,16 +20,16 @@ import (
 // (vrrp.Status.Foreign). Another VRRP group using the same VRID there, another cluster or an
 // old keepalived, is the most common VRRP outage in the field: its adverts would silently take
 // part in the election. The engine drops them and remembers the sender; here each node lists
-// its foreign routers in its status entry, the aggregator raises the ForeignRouter condition,
+// its foreign routers in its member (status.foreignRouters), the aggregator raises the ForeignRouter condition,
 // and the node records a Warning Event the first time it hears one.
 
 const (
 	// foreignReportFor is how long a node reports a foreign router after its last advert. It
 	// is the engine's own memory, but the engine forgets a silent router only when another
-	// foreign advert arrives: the status entry drops it on time by itself.
+	// foreign advert arrives: the member drops it on time by itself.
 	foreignReportFor = 5 * time.Minute
-	// maxForeignRouters and maxForeignAddresses are the CRD's bounds on
-	// status.nodes[].foreignRouters and on its addresses.
+	// maxForeignRouters and maxForeignAddresses are the VirtualIPMember CRD's bounds on
+	// status.foreignRouters and on its addresses.
 	maxForeignRouters   = v1alpha1.MaxForeignRouters
 	maxForeignAddresses = v1alpha1.MaxForeignAddresses
 	// foreignShown bounds the routers a condition message names, and foreignAddrShown the
@@ -42,7 +42,7 @@ const (
 	foreignSeenStep = time.Minute
 )
 
-// foreignEntries turns the foreign routers of a snapshot into status.nodes[].foreignRouters:
+// foreignEntries turns the foreign routers of a snapshot into a member's status.foreignRouters:
 // the most recent of those heard within foreignReportFor of now, within the CRD's bounds,
 // sorted by address. The engine keeps them most recent first, which two routers heard in turn
 // reorder at every advert: the entry would change with each.
@@ -161,7 +161,7 @@ type foreignHeard struct {
 // foreignOutsiders returns the foreign routers the entries report that are not nodes of the
 // group, one per sender and interface, sorted. A node of the group whose list differs from
 // another's is an edit of spec.addresses reaching the nodes a moment apart (they all read the
-// same VirtualIP, and converge by themselves): it stays in status.nodes[].foreignRouters but
+// same VirtualIP, and converge by themselves): it stays in its member's status.foreignRouters but
 // is not worth a condition or a Warning after every edit. A listed unicast peer is no node: a
 // keepalived peer whose list differs stays so until someone fixes it.
 func foreignOutsiders(nodes []v1alpha1.NodeStatus) []foreignHeard {
@@ -207,7 +207,7 @@ func foreignOutsiders(nodes []v1alpha1.NodeStatus) []foreignHeard {
 }
 
 // foreignMessage says which nodes hear which foreign routers, and what to change. It names at
-// most foreignShown routers; the others are in status.nodes[].foreignRouters.
+// most foreignShown routers; the others are in the members' status.foreignRouters.
 func foreignMessage(vrid int32, heard []foreignHeard) string {
 	var b strings.Builder
 	inElection := false
@@ -237,7 +237,7 @@ func foreignMessage(vrid int32, heard []foreignHeard) string {
 		}
 	}
 	if more := len(heard) - foreignShown; more > 0 {
-		fmt.Fprintf(&b, "; and %d more (status.nodes[].foreignRouters)", more)
+		fmt.Fprintf(&b, "; and %d more (the members' status.foreignRouters)", more)
 	}
 	fmt.Fprintf(&b, ": another VRRP group uses VRID %d on this link; give one of them another spec.vrid (or fix its addresses)", vrid)
 	if inElection {

@@ -110,7 +110,7 @@ func TestSummarizeForeignRouter(t *testing.T) {
 			msg: "node n1 hears 198.18.0.50 on eth0 advertising VRID 51 with 198.18.1.10, 198.18.1.11, 198.18.1.12, 198.18.1.13 and 2 more (priority 0), not this group's addresses; " +
 				"node n1 hears 198.18.0.51 on eth0 advertising VRID 51 with 198.18.1.1 (priority 1), not this group's addresses; " +
 				"node n1 hears 198.18.0.52 on eth0 advertising VRID 51 with 198.18.1.2 (priority 1), not this group's addresses; " +
-				"and 2 more (status.nodes[].foreignRouters): another VRRP group uses VRID 51 on this link; give one of them another spec.vrid (or fix its addresses)",
+				"and 2 more (the members' status.foreignRouters): another VRRP group uses VRID 51 on this link; give one of them another spec.vrid (or fix its addresses)",
 		},
 	}
 	for _, tt := range tests {

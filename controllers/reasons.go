@@ -5,13 +5,13 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
-// The reasons kube-vrrp writes to the Kubernetes API: status.nodes[].reason, conditions[].reason
-// and the reason of Events. Each is one CamelCase word (^[A-Z][A-Za-z0-9]*$) from the closed
+// The reasons kube-vrrp writes to the Kubernetes API: a VirtualIPMember's status.reason, a
+// VirtualIP's conditions[].reason and the reason of Events. Each is one CamelCase word (^[A-Z][A-Za-z0-9]*$) from the closed
 // sets below, for tools and alerts to match on; the message beside it says the rest in words.
 // reasons_test.go checks that every reason the code can produce is listed here.
 
-// Reasons this node reports, in its status entry (state Fault) and as a Warning Event, for a
-// VirtualIP it refuses to run. The entry's message says what is wrong and what to change.
+// Reasons this node reports, in its member (state Fault) and as a Warning Event, for a
+// VirtualIP it refuses to run. The member's message says what is wrong and what to change.
 const (
 	// ReasonInvalidSpec: the spec fails the agent's own validation (an object written before a
 	// CRD rule existed), its nodeSelector does not parse, or the PASS password breaks a rule.
@@ -41,13 +41,13 @@ var refusalReasons = []string{
 	ReasonVRIDConflict, ReasonAddressConflict, ReasonAddressInUse,
 }
 
-// engineReasons are why a running instance is in its state, in status.nodes[].reason and in
+// engineReasons are why a running instance is in its state, in its member's status.reason and in
 // the note of the Became* Events: the VRRP engine's transition reasons (vrrp.Reasons, each
 // documented in pkg/vrrp: Started, MasterDownTimer, ProbeFailed, ProbePending, ...) and the
 // agent's agent.ReasonStartFailed (the instance could not start; the message says why).
 var engineReasons = append(append([]string{}, vrrp.Reasons...), agent.ReasonStartFailed)
 
-// NodeReasons returns every reason status.nodes[].reason can hold: a running instance's
+// NodeReasons returns every reason a member's status.reason can hold: a running instance's
 // (the engine's and the agent's), or a refusal's.
 func NodeReasons() []string {
 	return append(append([]string{}, engineReasons...), refusalReasons...)

@@ -131,7 +131,7 @@ func uses(files []goFile, skip string) map[string]int {
 }
 
 // Every reason the engine and the agent produce (a Reason* constant their code uses) is in the
-// documented set of status.nodes[].reason.
+// documented set of a member's status.reason.
 func TestEngineReasonsDocumented(t *testing.T) {
 	files := append(parseDir(t, filepath.Join("..", "pkg", "vrrp")), parseDir(t, filepath.Join("..", "pkg", "agent"))...)
 	used := uses(files, "")

@@ -36,10 +36,11 @@ import (
 
 // StatusReconciler writes this node's report on each VirtualIP it takes part in, its
 // VirtualIPMember, with server-side apply, under a field manager of its own; no other agent
-// writes it (docs/design.md §7.5). An entry (the member's status) says what is, not what
-// happened: it is built from the agent's snapshot each time, so a
-// write that coalesces a burst of transitions, or fails, cannot leave a wrong entry behind
-// (transitions become Events through EventReporter, from the typed stream).
+// writes it (docs/design.md §7.5), and it deletes it when the node no longer takes part. An
+// entry (the member's status) says what is, not what happened: it is built from the agent's
+// snapshot each time, so a write that coalesces a burst of transitions, or fails, cannot leave
+// a wrong entry behind (transitions become Events through EventReporter, from the typed
+// stream).
 //
 // It writes only what differs: the entry it would write is compared with this node's member in
 // the cache, and an entry already in place costs no request; so is one whose foreign
@@ -55,7 +56,8 @@ import (
 // VRRP state: it only reads snapshots. It also records the Events that status alone knows of:
 // a refusal (refusalEvent) and a foreign router that is not a member (foreignEvents).
 type StatusReconciler struct {
-	// Client writes members; Reader reads VirtualIPs and members from the cache.
+	// Client writes members; Reader reads VirtualIPs, members and this node's Node from the
+	// cache.
 	Client   client.Client
 	Reader   client.Reader
 	NodeName string
@@ -89,8 +91,8 @@ type StatusReconciler struct {
 func (r *StatusReconciler) FieldManager() string { return "kube-vrrp-agent/" + r.NodeName }
 
 // written is an entry as applied (ok false: withdrawn) and the resourceVersion of the member
-// it made (withdrawn: the last one it had); foreignAt is when this node last wrote a change of the entry's foreign routers
-// alone (foreignHold).
+// it made (withdrawn: the last one it had); foreignAt is when this node last wrote a change
+// of the entry's foreign routers alone (foreignHold).
 type written struct {
 	entry           v1alpha1.NodeStatus
 	ok              bool
@@ -207,8 +209,8 @@ func (r *StatusReconciler) goneSince(name, rv string) bool {
 	return err != nil || c >= 0
 }
 
-// member returns this node's member of the VirtualIP name in the cache, if there is one. It
-// is the cache's object: read, never changed.
+// member returns this node's member of the VirtualIP name in the cache, if there is one: a
+// copy of the cache's.
 func (r *StatusReconciler) member(ctx context.Context, name string) (*v1alpha1.VirtualIPMember, bool) {
 	var m v1alpha1.VirtualIPMember
 	if err := r.Reader.Get(ctx, types.NamespacedName{Name: v1alpha1.MemberName(name, r.NodeName)}, &m); err != nil {
