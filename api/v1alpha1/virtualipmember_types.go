@@ -41,6 +41,7 @@ type VirtualIPMemberSpec struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule=`self.spec == oldSelf.spec`,message=`spec names the VirtualIP and node a member reports on and cannot change: delete the member instead`
+// +kubebuilder:validation:XValidation:rule=`size(self.spec.virtualIP) + 1 + size(self.spec.node) <= 253 ? self.metadata.name == self.spec.virtualIP + '.' + self.spec.node : (self.metadata.name.startsWith((self.spec.virtualIP + '.' + self.spec.node).substring(0, 128)) && self.metadata.name.matches('[.][0-9a-f]{16}$'))`,message=`a member is named <spec.virtualIP>.<spec.node> (beyond 253 characters, the beginning of that and a hash): one name per VirtualIP and node, so that no member takes another's name`
 type VirtualIPMember struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -78,7 +79,9 @@ const memberHashLength = 16
 
 // MemberName is the name of the VirtualIPMember of node in the VirtualIP vip:
 // "<vip>.<node>", a DNS subdomain like both names, or, when that is longer than an object name
-// may be, its beginning and a hash of both names, so that every pair has a name of its own.
+// may be, its beginning and a hash of both names, so that every pair has a name of its own. The
+// CRD holds a member's name to it (its first 128 characters and the hash's form, beyond 253),
+// so that no node can take the name of another's member.
 func MemberName(vip, node string) string {
 	name := vip + "." + node
 	if len(name) <= MaxNameLength {
