@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -322,17 +323,34 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		if err := vr.SetupWithManager(mgr); err != nil {
 			return err
 		}
+		if err := mgr.Add(reporter.For(mgr.GetClient(), mgr.GetEventRecorder("kube-vrrp-agent"))); err != nil {
+			return err
+		}
+		// Without the VirtualIPMember CRD (a release upgraded before its CRDs were applied)
+		// the instances still run: only the status controllers wait, and the manager starts
+		// again with them once the CRD is served (docs/design.md §7.5).
+		served, err := membersServed(mgr.GetRESTMapper())
+		if err != nil {
+			return err
+		}
+		if !served {
+			log.Error("the VirtualIPMember CRD is not installed: VRRP runs, but this node reports no status until it is " +
+				"(kubectl apply --server-side -f charts/kube-vrrp/crds/)")
+			if err := mgr.Add(runnableFunc(func(ctx context.Context) error {
+				return waitMembersServed(ctx, mgr.GetRESTMapper(), membersPoll)
+			})); err != nil {
+				return err
+			}
+			return mgr.Start(ctx)
+		}
 		sr := &controllers.StatusReconciler{Client: mgr.GetClient(), Reader: mgr.GetClient(), NodeName: o.node,
 			Agent: a, Rejected: rejected, Recorder: mgr.GetEventRecorder("kube-vrrp-agent"), Log: log, Changes: kick}
 		if err := sr.SetupWithManager(mgr); err != nil {
 			return err
 		}
-		if err := mgr.Add(reporter.For(mgr.GetClient(), mgr.GetEventRecorder("kube-vrrp-agent"))); err != nil {
-			return err
-		}
 		// Every agent runs the aggregator (no leader election), but one member writes each
-		// VirtualIP's summary: the MASTER its stored entries name, else the first member by
-		// name, with a stand-by for a writer cut off (docs/design.md §7.6).
+		// VirtualIP's summary: the MASTER its members name, else the first member by name,
+		// with a stand-by for a writer cut off (docs/design.md §7.6).
 		if err := (&controllers.Aggregator{Client: mgr.GetClient(), NodeName: o.node, Log: log}).SetupWithManager(mgr); err != nil {
 			return err
 		}
@@ -347,6 +365,45 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	log.Info("kube-vrrp agent stopped", "node", o.node)
 	return err
 }
+
+// membersPoll is how often an agent started without the VirtualIPMember CRD looks for it.
+const membersPoll = 10 * time.Second
+
+// membersServed reports whether the API server serves VirtualIPMembers; an error other than
+// "no such kind" (the API server unreachable) is returned.
+func membersServed(mapper meta.RESTMapper) (bool, error) {
+	gvk := v1alpha1.GroupVersion.WithKind("VirtualIPMember")
+	_, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	switch {
+	case err == nil:
+		return true, nil
+	case meta.IsNoMatchError(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("looking up VirtualIPMember: %w", err)
+}
+
+// waitMembersServed returns an error once the API server serves VirtualIPMembers, so that the
+// manager starts again with the status controllers; nil when ctx is done.
+func waitMembersServed(ctx context.Context, mapper meta.RESTMapper, every time.Duration) error {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if ok, _ := membersServed(mapper); ok {
+				return errors.New("the VirtualIPMember CRD is installed now: starting the status controllers")
+			}
+		}
+	}
+}
+
+// runnableFunc is a function run by a manager.
+type runnableFunc func(ctx context.Context) error
+
+func (f runnableFunc) Start(ctx context.Context) error { return f(ctx) }
 
 // keepRunning runs f until ctx is done, starting it again (with backoff) when it fails, e.g.
 // when the API server is unreachable at start.
