@@ -176,6 +176,10 @@ func TestMemberWrites(t *testing.T) {
 	if m.Spec != (v1alpha1.VirtualIPMemberSpec{VirtualIP: "mw", Node: "mw-n1"}) || m.Status.State != "Backup" || m.Status.Reason != vrrp.ReasonStarted {
 		t.Errorf("member spec %+v, status %+v: want mw and mw-n1, Backup, Started", m.Spec, m.Status)
 	}
+	// What the cache must catch up with before a differing member is written over (behind).
+	if w := r.written["mw"]; !w.ok || w.resourceVersion != m.ResourceVersion {
+		t.Errorf("written %+v, want the member's resourceVersion %s", w, m.ResourceVersion)
+	}
 	if own := m.OwnerReferences; len(own) != 1 || own[0].Kind != "VirtualIP" || own[0].Name != "mw" || own[0].UID != vip.UID {
 		t.Errorf("owners %+v, want the VirtualIP mw (%s)", own, vip.UID)
 	}
