@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -87,8 +89,21 @@ type StatusReconciler struct {
 	gone map[string]string
 }
 
-// FieldManager is the server-side-apply manager of this node's members.
-func (r *StatusReconciler) FieldManager() string { return "kube-vrrp-agent/" + r.NodeName }
+// FieldManager is the server-side-apply manager of this node's members: "kube-vrrp-agent/<node>",
+// or, for a node name too long for a field manager (the API server refuses one over 128
+// bytes), its beginning and a hash of the whole name.
+func (r *StatusReconciler) FieldManager() string {
+	const prefix = "kube-vrrp-agent/"
+	if len(prefix)+len(r.NodeName) <= maxFieldManager {
+		return prefix + r.NodeName
+	}
+	sum := sha256.Sum256([]byte(r.NodeName))
+	hash := hex.EncodeToString(sum[:])[:16]
+	return prefix + r.NodeName[:maxFieldManager-len(prefix)-len(hash)-1] + "-" + hash
+}
+
+// maxFieldManager is the longest field manager the API server accepts.
+const maxFieldManager = 128
 
 // written is an entry as applied (ok false: withdrawn) and the resourceVersion of the member
 // it made (withdrawn: the last one it had); foreignAt is when this node last wrote a change

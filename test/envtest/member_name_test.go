@@ -1,6 +1,8 @@
 package envtest
 
 import (
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -54,4 +56,33 @@ func TestMemberNameSquat(t *testing.T) {
 	} else {
 		_ = admin.Delete(ctx, good)
 	}
+}
+
+// TestLongNodeName: an agent on a node whose name is a valid 253-byte DNS subdomain reports
+// its member: its field manager is not "kube-vrrp-agent/"+node, which the API server refuses
+// (over 128 bytes, 422), but its beginning and a hash.
+func TestLongNodeName(t *testing.T) {
+	ctx := requireAPIServer(t)
+	admin := adminClient(t)
+	l := strings.Repeat("x", 63)
+	node := "longnode" + l[8:] + "." + l + "." + l + "." + strings.Repeat("y", 61)
+	if len(node) != 253 {
+		t.Fatal(len(node))
+	}
+	createNode(t, admin, node, "198.18.9.11", nil)
+	rec := &codeRecorder{}
+	checkResponses(t, rec, "admin")
+	startNode(t, rec.wrap(cfg), slog.New(slog.DiscardHandler), node, "198.18.9.11")
+	vip := &v1alpha1.VirtualIP{ObjectMeta: metav1.ObjectMeta{Name: "longnode"}, Spec: v1alpha1.VirtualIPSpec{
+		VRID: 99, Addresses: []string{"198.18.9.100/24"}, Nodes: []v1alpha1.NodeOverride{{Name: node}}}}
+	if err := admin.Create(ctx, vip); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deleteVIP(ctx, admin, vip) })
+	waitStatus(t, admin, vip.Name, "the node's member", func(v *vipStatus) error {
+		if _, ok := entryOf(v, node); !ok {
+			return fmt.Errorf("no member")
+		}
+		return nil
+	})
 }
