@@ -16,11 +16,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/internal/envtestassets"
 	"github.com/kube-vrrp/kube-vrrp/internal/lab"
 )
@@ -86,14 +86,18 @@ func (c *ControlPlane) Install(ctx context.Context, o InstallOptions) error {
 			return err
 		}
 	}
-	// The client's REST mapper learns the new kinds lazily; list until it has.
+	// The client's REST mapper learns the new kinds lazily; list each kind applied (only
+	// VirtualIPs, say, for an upgrade that has not applied the VirtualIPMember CRD yet) until
+	// it has.
 	if err := poll(ctx, 30*time.Second, func() error {
-		if err := c.cl.List(ctx, &v1alpha1.VirtualIPList{}); err != nil {
-			return err
+		for _, crd := range crds {
+			if err := c.cl.List(ctx, servedList(crd)); err != nil {
+				return err
+			}
 		}
-		return c.cl.List(ctx, &v1alpha1.VirtualIPMemberList{})
+		return nil
 	}); err != nil {
-		return fmt.Errorf("VirtualIPs and VirtualIPMembers not served after the CRDs are established: %w", err)
+		return fmt.Errorf("custom resources not served after their CRDs are established: %w", err)
 	}
 
 	if err := c.warmUp(ctx, crds, o.WarmUp); err != nil {
@@ -135,6 +139,24 @@ func (c *ControlPlane) Install(ctx context.Context, o InstallOptions) error {
 		return fmt.Errorf("no ClusterRole or Role in %v", o.RBAC)
 	}
 	return nil
+}
+
+// servedList is an empty list of the custom resources of crd, in its first served version.
+func servedList(crd *unstructured.Unstructured) *unstructured.UnstructuredList {
+	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+	kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
+	version := ""
+	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	for _, x := range versions {
+		if m, _ := x.(map[string]any); m["served"] == true {
+			version, _ = m["name"].(string)
+			break
+		}
+	}
+	l := &unstructured.UnstructuredList{}
+	l.SetAPIVersion(schema.GroupVersion{Group: group, Version: version}.String())
+	l.SetKind(kind + "List")
+	return l
 }
 
 // warmUp creates, with a server-side dry run, every object of files whose kind is one of crds.
