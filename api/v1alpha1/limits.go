@@ -55,13 +55,13 @@ const (
 const (
 	// MaxConditions is the most entries of status.conditions.
 	MaxConditions = 16
-	// MaxStateLength bounds status.nodes[].state.
+	// MaxStateLength bounds a member's status.state.
 	MaxStateLength = 32
 	// MaxMessageLength bounds the message of a node's entry and a probe's message.
 	MaxMessageLength = 1024
 	// MaxReasonLength bounds the reason of a node's entry: one CamelCase word.
 	MaxReasonLength = 64
-	// MaxForeignRouters is the most entries of status.nodes[].foreignRouters, and
+	// MaxForeignRouters is the most entries of a member's status.foreignRouters, and
 	// MaxForeignAddresses the most addresses kept of each.
 	MaxForeignRouters   = 8
 	MaxForeignAddresses = 16

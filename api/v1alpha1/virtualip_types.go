@@ -80,7 +80,7 @@ type VirtualIPSpec struct {
 	// nodeSelector selects the members of the group by node labels. An empty selector {}
 	// selects every node that runs the agent, on purpose; a node runs the group only where an
 	// interface holds a node address in the first address's subnet (or spec.interface names
-	// one), and where none does it stays out of status.nodes unless nodes names it. Without
+	// one), and where none does it has no VirtualIPMember unless nodes names it. Without
 	// nodeSelector the members are exactly the nodes listed in nodes; one of the two is
 	// required, so that no VirtualIP runs on every node by omission.
 	// +kubebuilder:validation:XValidation:rule=`!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])`,message=`a matchExpressions operator is In, NotIn, Exists or DoesNotExist`

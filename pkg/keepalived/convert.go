@@ -330,7 +330,7 @@ var instanceHints = map[string]string{
 	"skip_check_adv_addr":        "kube-vrrp checks adverts as the RFCs say",
 	"debug":                      "use the agent's log level",
 	"smtp_alert":                 "kube-vrrp has no e-mail alerts; alert on its Events or metrics",
-	"notify_priority_changes":    "watch status.nodes[].priority",
+	"notify_priority_changes":    "watch the VirtualIPMembers' status.priority (kubectl get vipm)",
 	"kernel_rx_buf_size":         "not configurable",
 	"linkbeat_use_polling":       "kube-vrrp watches links through netlink",
 	"track_file":                 "track_file reads a weight from a file; a kube-vrrp file probe only checks that a path exists",

@@ -119,7 +119,7 @@ type Transition struct {
 }
 
 // Reasons of transitions: the closed set the engine produces, one CamelCase word each
-// (status.nodes[].reason, Events).
+// (a VirtualIPMember's status.reason, Events).
 const (
 	// ReasonStarted: Startup as Backup (RFC 5798 §6.4.1).
 	ReasonStarted = "Started"
