@@ -38,10 +38,11 @@ var (
 // -apiscale.apply-count times, its state changing each time (Backup, Fault): as the agent (its
 // identity, so the policy reviews each write) and, for comparison, as the admin under the same
 // field manager (not reviewed). Each member is an object of its own, so the cost should not
-// depend on N (it did when the reports were entries of the VirtualIP's status: 14 ms of the API
-// server's CPU per apply at 10 entries, 607 ms at 1000). It prints, per size, the time each
-// apply took as the writer saw it (p50, p99), the API server's own (apiserver_request_duration_seconds,
-// mean) and its CPU per apply; nothing watches, so none of that is the fan-out to watchers.
+// depend on N, as it did when the reports were entries of the VirtualIP's status, each apply
+// costing more with every entry (docs/design.md §7.5). It prints, per size, the time each
+// apply took as the writer saw it (p50, p99), the API server's own
+// (apiserver_request_duration_seconds, mean) and its CPU per apply; nothing watches, so none of
+// that is the fan-out to watchers.
 // With -apiscale.apply-profile it writes kube-apiserver's CPU profile over the agent's applies
 // of each size. It asserts nothing.
 func BenchmarkStatusApplyCost(b *testing.B) {

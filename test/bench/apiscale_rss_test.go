@@ -178,7 +178,7 @@ func apiRSSMeasure(b *testing.B, bin string) (apiRSSResult, error) {
 	b.Cleanup(func() { _ = p.Stop() })
 	pid := p.Pid()
 
-	// Every VirtualIP has a summary of its generation (whether the node writes an entry for a
+	// Every VirtualIP has a summary of its generation (whether the node writes a member for a
 	// VirtualIP it cannot take part in is not for this benchmark to say).
 	err = apiPoll(ctx, *apiRSSLimit, func() error {
 		if p.Exited() {
