@@ -237,12 +237,12 @@ func (a *Aggregator) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	members, err := membersOf(ctx, a.Client, vip.Name)
+	members, misnamed, err := membersOf(ctx, a.Client, vip.Name)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	var live []v1alpha1.NodeStatus
-	var stale []*v1alpha1.VirtualIPMember
+	stale := misnamed
 	for _, m := range members {
 		gone, err := a.stale(ctx, &vip, m.Spec.Node)
 		if err != nil {
@@ -493,19 +493,25 @@ func indexMembers(ctx context.Context, mgr ctrl.Manager) error {
 }
 
 // membersOf returns the members of the VirtualIP name from the cache, as it holds them: read
-// only, never changed.
-func membersOf(ctx context.Context, r client.Reader, name string) ([]*v1alpha1.VirtualIPMember, error) {
+// only, never changed. A member whose name is not MemberName of its spec is not one: no agent
+// writes it (a node that took another's name, or a second member of its own); it is left out,
+// and returned apart, for the summary's writer to delete.
+func membersOf(ctx context.Context, r client.Reader, name string) (members, misnamed []*v1alpha1.VirtualIPMember, err error) {
 	var list v1alpha1.VirtualIPMemberList
 	if err := r.List(ctx, &list, client.MatchingFields{memberVirtualIPField: name}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing the members of %s: %w", name, err)
+		return nil, nil, fmt.Errorf("listing the members of %s: %w", name, err)
 	}
-	out := make([]*v1alpha1.VirtualIPMember, 0, len(list.Items))
+	members = make([]*v1alpha1.VirtualIPMember, 0, len(list.Items))
 	for i := range list.Items {
-		if m := &list.Items[i]; m.Spec.VirtualIP == name {
-			out = append(out, m)
+		switch m := &list.Items[i]; {
+		case m.Spec.VirtualIP != name:
+		case m.Misnamed():
+			misnamed = append(misnamed, m)
+		default:
+			members = append(members, m)
 		}
 	}
-	return out, nil
+	return members, misnamed, nil
 }
 
 // SetupWithManager registers the aggregator in the node's manager: no leader election. A

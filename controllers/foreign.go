@@ -267,7 +267,7 @@ func (r *StatusReconciler) foreignEvents(ctx context.Context, vip *v1alpha1.Virt
 	self := entry
 	self.Name = r.NodeName
 	nodes := []v1alpha1.NodeStatus{self}
-	members, err := membersOf(ctx, r.Reader, vip.Name)
+	members, _, err := membersOf(ctx, r.Reader, vip.Name)
 	if err != nil {
 		return // compared again at the next change or resync
 	}

@@ -159,7 +159,7 @@ func TestAggregatorNodeEvents(t *testing.T) {
 	cl := fakeClient(t).WithStatusSubresource(&v1alpha1.VirtualIP{}).WithObjects(objs...).Build()
 	a := &Aggregator{Client: cl, NodeName: "lb1", Log: slog.New(slog.DiscardHandler)}
 	// The members of dns, by the index the agent's cache has.
-	if ms, err := membersOf(context.Background(), cl, "dns"); err != nil || len(ms) != 2 {
+	if ms, _, err := membersOf(context.Background(), cl, "dns"); err != nil || len(ms) != 2 {
 		t.Fatalf("members of dns: %v, %d", err, len(ms))
 	}
 

@@ -160,7 +160,10 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	undecided := !ok && had && !offLink && r.takesIn(ctx, &vip)
 	var result reconcile.Result
 	now := time.Now()
-	if !undecided && !entryCurrent(entry, ok, have, had) && !r.behind(member, had, name, entry, ok, now) {
+	// A member owned by an older VirtualIP of the same name (deleted and created again) is
+	// written again, with its new owner, before the garbage collector deletes it.
+	current := entryCurrent(entry, ok, have, had) && (!ok || ownedBy(member, &vip))
+	if !undecided && !current && !r.behind(member, had, name, entry, ok, now) {
 		last := r.written[name].foreignAt
 		if hold := foreignHold(entry, ok, have, had, last, now); hold > 0 {
 			// Only foreign routers changed, and this node wrote the entry moments ago: the
@@ -204,6 +207,17 @@ func (r *StatusReconciler) write(ctx context.Context, vip *v1alpha1.VirtualIP, m
 		}
 		return "", fmt.Errorf("withdrawing the member of %s: %w", vip.Name, err)
 	}
+	// Another object under this node's member name (another node's, which the CRD and the
+	// admission policy allow only in the hashed form): its spec cannot change, so an apply
+	// would fail for good. It is not a member of anyone (misnamed): deleted.
+	if other, found := r.named(ctx, vip.Name); found && (other.Spec.VirtualIP != vip.Name || other.Spec.Node != r.NodeName) {
+		r.Log.Warn("deleting an object under this node's member name that is not its member", "vip", vip.Name,
+			"member", other.Name, "specVirtualIP", other.Spec.VirtualIP, "specNode", other.Spec.Node)
+		err := r.Client.Delete(ctx, other, client.Preconditions{UID: &other.UID})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return "", fmt.Errorf("deleting %s, under the name of this node's member of %s: %w", other.Name, vip.Name, err)
+		}
+	}
 	apply := newMemberApply(vip, entry)
 	if err := r.Client.Apply(ctx, apply, client.FieldOwner(r.FieldManager()), client.ForceOwnership); err != nil {
 		return "", fmt.Errorf("applying the member of %s: %w", vip.Name, err)
@@ -227,15 +241,33 @@ func (r *StatusReconciler) goneSince(name, rv string) bool {
 // member returns this node's member of the VirtualIP name in the cache, if there is one: a
 // copy of the cache's.
 func (r *StatusReconciler) member(ctx context.Context, name string) (*v1alpha1.VirtualIPMember, bool) {
+	m, found := r.named(ctx, name)
+	// A hashed name (docs/design.md §7.5): the spec says whose it is.
+	if !found || m.Spec.VirtualIP != name || m.Spec.Node != r.NodeName {
+		return &v1alpha1.VirtualIPMember{}, false
+	}
+	return m, true
+}
+
+// named returns the cached object under the name of this node's member of the VirtualIP name,
+// whoever's it is.
+func (r *StatusReconciler) named(ctx context.Context, name string) (*v1alpha1.VirtualIPMember, bool) {
 	var m v1alpha1.VirtualIPMember
 	if err := r.Reader.Get(ctx, types.NamespacedName{Name: v1alpha1.MemberName(name, r.NodeName)}, &m); err != nil {
-		return &v1alpha1.VirtualIPMember{}, false
-	}
-	// A name is a hash beyond 253 bytes: the spec says whose it is.
-	if m.Spec.VirtualIP != name || m.Spec.Node != r.NodeName {
-		return &v1alpha1.VirtualIPMember{}, false
+		return nil, false
 	}
 	return &m, true
+}
+
+// ownedBy reports whether member's owner is vip (not an older VirtualIP of the same name,
+// which the garbage collector deletes its members with).
+func ownedBy(member *v1alpha1.VirtualIPMember, vip *v1alpha1.VirtualIP) bool {
+	for _, o := range member.OwnerReferences {
+		if o.UID == vip.UID {
+			return true
+		}
+	}
+	return false
 }
 
 // cacheLag is how long after a write of this node's member the cache may still not show it

@@ -41,7 +41,7 @@ type VirtualIPMemberSpec struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule=`self.spec == oldSelf.spec`,message=`spec names the VirtualIP and node a member reports on and cannot change: delete the member instead`
-// +kubebuilder:validation:XValidation:rule=`size(self.spec.virtualIP) + 1 + size(self.spec.node) <= 253 ? self.metadata.name == self.spec.virtualIP + '.' + self.spec.node : (self.metadata.name.startsWith((self.spec.virtualIP + '.' + self.spec.node).substring(0, 128)) && self.metadata.name.matches('[.][0-9a-f]{16}$'))`,message=`a member is named <spec.virtualIP>.<spec.node> (beyond 253 characters, the beginning of that and a hash): one name per VirtualIP and node, so that no member takes another's name`
+// +kubebuilder:validation:XValidation:rule=`!self.spec.virtualIP.contains('.') && size(self.spec.virtualIP) + 1 + size(self.spec.node) <= 253 ? self.metadata.name == self.spec.virtualIP + '.' + self.spec.node : (self.metadata.name.startsWith(size(self.spec.virtualIP) > 128 ? self.spec.virtualIP.substring(0, 128) : self.spec.virtualIP) && self.metadata.name.matches('[.][0-9a-f]{16}$'))`,message=`a member is named <spec.virtualIP>.<spec.node> (for a VirtualIP name with a dot, or beyond 253 characters: the VirtualIP's name, a dot and a hash of both names): one name per VirtualIP and node, so that no member takes another's name`
 type VirtualIPMember struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -66,6 +66,12 @@ func init() {
 	SchemeBuilder.Register(&VirtualIPMember{}, &VirtualIPMemberList{})
 }
 
+// Misnamed reports whether m's name is not MemberName of its spec: a member no agent writes
+// under that name, which the agents ignore.
+func (m *VirtualIPMember) Misnamed() bool {
+	return m.Name != MemberName(m.Spec.VirtualIP, m.Spec.Node)
+}
+
 // Entry is the member's status with the node's name (Name, which status does not store).
 func (m *VirtualIPMember) Entry() NodeStatus {
 	e := m.Status
@@ -77,17 +83,17 @@ func (m *VirtualIPMember) Entry() NodeStatus {
 // "<virtualIP>.<node>".
 const memberHashLength = 16
 
-// MemberName is the name of the VirtualIPMember of node in the VirtualIP vip:
-// "<vip>.<node>", a DNS subdomain like both names, or, when that is longer than an object name
-// may be, its beginning and a hash of both names, so that every pair has a name of its own. The
-// CRD holds a member's name to it (its first 128 characters and the hash's form, beyond 253),
-// so that no node can take the name of another's member.
+// MemberName is the name of the VirtualIPMember of node in the VirtualIP vip, one per pair:
+// "<vip>.<node>" when vip has no dot (the first dot then tells the two names apart) and that
+// fits in an object name; else the beginning of vip, a dot and a hash of both names ("web.prod"
+// and "n1" would otherwise share "web.prod.n1" with "web" and "prod.n1"). The CRD holds a
+// member's name to the first form, and the agents ignore, and the summary's writer deletes, a
+// member whose name is not MemberName of its spec (docs/design.md §7.5).
 func MemberName(vip, node string) string {
-	name := vip + "." + node
-	if len(name) <= MaxNameLength {
-		return name
+	if !strings.Contains(vip, ".") && len(vip)+1+len(node) <= MaxNameLength {
+		return vip + "." + node
 	}
 	sum := sha256.Sum256([]byte(vip + "\x00" + node))
-	head := strings.TrimRight(name[:MaxNameLength-memberHashLength-1], ".-")
+	head := strings.TrimRight(vip[:min(len(vip), MaxNameLength-memberHashLength-1)], ".-")
 	return head + "." + hex.EncodeToString(sum[:])[:memberHashLength]
 }

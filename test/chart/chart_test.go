@@ -894,8 +894,11 @@ func TestMemberPolicyChart(t *testing.T) {
 			t.Errorf("validation %q: reason %v, want Forbidden", v.Expression, v.Reason)
 		}
 	}
-	if !slices.Equal(exprs, []string{"variables.node != ''", "object.spec.node == variables.node"}) {
-		t.Errorf("validations %q: want a node claim, and the member's spec.node that node", exprs)
+	if len(exprs) != 4 || exprs[0] != "variables.node != ''" || exprs[1] != "object.spec.node == variables.node" ||
+		!strings.Contains(exprs[2], "object.metadata.ownerReferences[0].name == object.spec.virtualIP") ||
+		!strings.Contains(exprs[2], "size(object.metadata.ownerReferences) == 1") ||
+		!strings.Contains(exprs[3], "object.metadata.annotations") || !strings.Contains(exprs[3], "object.metadata.finalizers") {
+		t.Errorf("validations %q: want a node claim, the member's spec.node that node, one owner (the VirtualIP it names) and no other metadata", exprs)
 	}
 	b := typed[admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, r.find(t, "ValidatingAdmissionPolicyBinding", vap.Name))
 	if b.Spec.PolicyName != vap.Name || !slices.Equal(b.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
