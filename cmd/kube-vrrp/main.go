@@ -31,6 +31,7 @@ func commands() []command {
 		{"run", "run VRRP for the VirtualIPs in manifest files, as one node, without Kubernetes", cmdRun},
 		{"validate", "check VirtualIP and Secret manifests with the rules of the CRD and the agent", cmdValidate},
 		{"convert", "print VirtualIP manifests equivalent to keepalived configurations", cmdConvert},
+		{"static-pod", "generate kube-vrrp as a kubeadm static pod holding the control-plane VIP", cmdStaticPod},
 		{"state-dir", "prepare the agent's state directory for its user (the chart's init container)", cmdStateDir},
 		{"version", "print version and build information", cmdVersion},
 	}
