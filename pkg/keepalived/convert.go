@@ -3,6 +3,7 @@ package keepalived
 import (
 	"fmt"
 	"net/netip"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	v1alpha1 "github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/pkg/probe"
+	"github.com/kube-vrrp/kube-vrrp/pkg/staticpod"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp/packet"
 )
@@ -713,7 +715,14 @@ func (c *converter) probes(d *draft, where string) {
 			continue
 		}
 		seen[key] = true
-		if group != nil && t.group == "" && t.weight != 0 && !group.TrackingWeight {
+		// The kubeadm HA guide's API server check becomes the static pod's probe, whose weight
+		// the mapping decides (apiserverProbe); keepalived's weight rules do not apply to it.
+		api := t.kind == "script" && isAPIServerCheck(c.scripts[t.name])
+		keptWeight := t.weight
+		if api {
+			t.weight = staticpod.APIServerWeight
+		}
+		if group != nil && t.group == "" && t.weight != 0 && !group.TrackingWeight && !api {
 			c.warnf(t.pos, "%s: track_%s %s weight %d: keepalived sets the tracking weights of sync group members to 0 (FAULT on failure) unless sync_group_tracking_weight is set, and so does the conversion", where, t.kind, t.name, t.weight)
 			t.weight = 0
 		}
@@ -727,14 +736,19 @@ func (c *converter) probes(d *draft, where string) {
 		}
 		var p *v1alpha1.ProbeSpec
 		var from Pos
+		base := t.name
 		switch t.kind {
 		case "script":
 			s := c.scripts[t.name]
-			if s == nil {
+			switch {
+			case s == nil:
 				c.warnf(t.pos, "%s: track_script %s: no vrrp_script of that name (keepalived ignores it too)", where, t.name)
 				continue
+			case api:
+				p, from, base = c.apiserverProbe(s, keptWeight, t.pos), s.Pos, staticpod.ProbeName
+			default:
+				p, from = c.scriptProbe(s), s.Pos
 			}
-			p, from = c.scriptProbe(s), s.Pos
 		case "process":
 			tp := c.procs[t.name]
 			if tp == nil {
@@ -759,7 +773,6 @@ func (c *converter) probes(d *draft, where string) {
 			w = clamped
 		}
 		p.Weight = int32(w)
-		base := t.name
 		if t.kind == "interface" {
 			base = "interface-" + t.name
 		}
@@ -789,6 +802,58 @@ func (c *converter) weightedWithoutPreempt(d *draft, where string) {
 		c.warnf(d.probeFrom[p.Name], "%s: probe %s (weight %d) is not converted: with nopreempt a weighted check only changes the priority and never moves the VIP (in keepalived neither), and kube-vrrp rejects such a probe; give it weight 0 to resign the VIP while it fails, or drop nopreempt", where, p.Name, p.Weight)
 	}
 	d.spec.Probes = nil
+}
+
+// isAPIServerCheck recognises the kubeadm HA guide's vrrp_script: named check_apiserver, or
+// running a check_apiserver.sh.
+func isAPIServerCheck(s *Script) bool {
+	if s == nil {
+		return false
+	}
+	if s.Name == "check_apiserver" {
+		return true
+	}
+	argv, _ := splitCommand(s.Command)
+	for _, a := range argv {
+		if path.Base(a) == "check_apiserver.sh" {
+			return true
+		}
+	}
+	return false
+}
+
+// apiserverProbe maps the kubeadm HA guide's API server check to the probe kube-vrrp static-pod
+// generates (pkg/staticpod): the local kube-apiserver's /readyz over verified TLS, checked in
+// sub-second steps, with a weight that keeps a node whose API server is down below one whose
+// API server is up without putting anyone in FAULT. Running the script instead would need an
+// exec probe (off by default) and curl in the agent's image, and keepalived's timing (interval
+// 3, fall 10) would take about 30 s to notice a dead API server. weight is what keepalived
+// would have applied, refAt the track_script line.
+func (c *converter) apiserverProbe(s *Script, weight int, refAt Pos) *v1alpha1.ProbeSpec {
+	in := "vrrp_script " + s.Name
+	p := staticpod.APIServerProbe(staticpod.DefaultAPIServer, staticpod.DefaultCAFile, staticpod.DefaultServerName)
+	c.warnf(s.Keys["script"], "%s (%s): the kubeadm HA guide's API server check is not run; it is mapped to the http probe %s of kube-apiserver's /readyz on this node, %s, verified with the CA file %s under the server name %s (the agent must be able to read that file: kube-vrrp static-pod mounts it); change the url if kube-apiserver listens elsewhere",
+		in, s.Command, staticpod.ProbeName, p.HTTP.URL, staticpod.DefaultCAFile, staticpod.DefaultServerName)
+	interval, fall, rise := s.Interval, max(s.Fall, 1), max(s.Rise, 1)
+	if interval == 0 {
+		interval = defaultCheckPeriod
+	}
+	at := s.Keys["interval"]
+	if at.Line == 0 {
+		at = s.Pos
+	}
+	c.warnf(at, "%s: interval %s, fall %d, rise %d (a dead API server seen after about %s) shortened to interval %s, timeout %s, fall %d, rise %d (seen within %s)",
+		in, interval, fall, rise, time.Duration(fall)*interval,
+		staticpod.ProbeInterval, staticpod.ProbeTimeout, staticpod.ProbeFall, staticpod.ProbeRise, staticpod.DetectWithin)
+	if weight != staticpod.APIServerWeight {
+		at := s.Keys["weight"]
+		if at.Line == 0 {
+			at = refAt
+		}
+		c.warnf(at, "%s: weight %d became %d: a node whose API server is down then loses to every node whose API server is up (for priorities less than %d apart, e.g. 101 and 100), and when no API server is up (kubeadm init, a cold start) a node still holds the VIP instead of every node going to FAULT",
+			in, weight, staticpod.APIServerWeight, -staticpod.APIServerWeight)
+	}
+	return &p
 }
 
 func (c *converter) scriptProbe(s *Script) *v1alpha1.ProbeSpec {

@@ -11,8 +11,11 @@
 // rounds it (whole seconds half up for v2, 10ms steps for v3), state MASTER without a
 // priority is the address owner (255, written as 254), nopreempt and preempt_delay are
 // cleared with state MASTER, sync group members' tracking weights become 0, and scripts are
-// split into argv without a shell. Everything that is not expressed exactly is reported as
-// a warning with its file and line; what cannot be converted safely is an error.
+// split into argv without a shell. The kubeadm HA guide's check_apiserver script is not run but
+// mapped to the probe of kube-apiserver's /readyz that kube-vrrp static-pod generates
+// (pkg/staticpod), with sub-second timing and its weight, each change a warning. Everything
+// that is not expressed exactly is reported as a warning with its file and line; what cannot
+// be converted safely is an error.
 //
 // No warning or error shows a secret of the input: auth_pass values and credentials in
 // commands (URL userinfo, curl -u, wget --password, Authorization headers) are replaced by
