@@ -41,6 +41,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
@@ -1491,6 +1492,9 @@ type apiScaleSnap struct {
 	apiCPU                        float64
 	etcdCPU                       float64
 	selfCPU                       time.Duration
+	// reconciles: by controller, the reconciles of every agent in this process and the time
+	// they took (controller-runtime's controller_runtime_reconcile_time_seconds).
+	reconciles map[string]apiApplyTime
 }
 
 type apiWatchCount struct{ events, bytes float64 }
@@ -1583,6 +1587,24 @@ func (e *apiScaleEnv) snapshot(ctx context.Context) (apiScaleSnap, error) {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
 		s.selfCPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
+	s.reconciles = map[string]apiApplyTime{}
+	fams, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		return s, fmt.Errorf("controller-runtime metrics: %w", err)
+	}
+	for _, f := range fams {
+		if f.GetName() != "controller_runtime_reconcile_time_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" {
+					s.reconciles[l.GetValue()] = s.reconciles[l.GetValue()].add(
+						apiApplyTime{float64(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()})
+				}
+			}
+		}
+	}
 	return s, nil
 }
 
@@ -1595,16 +1617,22 @@ type apiScaleDelta struct {
 	apiCPU                        float64
 	etcdCPU                       float64
 	selfCPU                       time.Duration
+	reconciles                    map[string]apiApplyTime
 }
 
 func (s apiScaleSnap) sub(o apiScaleSnap) apiScaleDelta {
 	d := apiScaleDelta{dur: s.at.Sub(o.at), requests: map[apiRequestKey]float64{}, apiCPU: s.apiCPU - o.apiCPU,
 		vipWatch: s.vipWatch.sub(o.vipWatch), memberWatch: s.memberWatch.sub(o.memberWatch),
 		summaryApplies: s.summaryApplies.sub(o.summaryApplies), memberApplies: s.memberApplies.sub(o.memberApplies),
-		etcdCPU: s.etcdCPU - o.etcdCPU, selfCPU: s.selfCPU - o.selfCPU}
+		etcdCPU: s.etcdCPU - o.etcdCPU, selfCPU: s.selfCPU - o.selfCPU, reconciles: map[string]apiApplyTime{}}
 	for k, v := range s.requests {
 		if n := v - o.requests[k]; n > 0 {
 			d.requests[k] = n
+		}
+	}
+	for k, v := range s.reconciles {
+		if r := v.sub(o.reconciles[k]); r.n > 0 {
+			d.reconciles[k] = r
 		}
 	}
 	return d
@@ -1614,12 +1642,17 @@ func (d apiScaleDelta) add(o apiScaleDelta) apiScaleDelta {
 	out := apiScaleDelta{dur: d.dur + o.dur, requests: map[apiRequestKey]float64{}, apiCPU: d.apiCPU + o.apiCPU,
 		vipWatch: d.vipWatch.add(o.vipWatch), memberWatch: d.memberWatch.add(o.memberWatch),
 		summaryApplies: d.summaryApplies.add(o.summaryApplies), memberApplies: d.memberApplies.add(o.memberApplies),
-		etcdCPU: d.etcdCPU + o.etcdCPU, selfCPU: d.selfCPU + o.selfCPU}
+		etcdCPU: d.etcdCPU + o.etcdCPU, selfCPU: d.selfCPU + o.selfCPU, reconciles: map[string]apiApplyTime{}}
 	for k, v := range d.requests {
 		out.requests[k] += v
 	}
 	for k, v := range o.requests {
 		out.requests[k] += v
+	}
+	for _, m := range []map[string]apiApplyTime{d.reconciles, o.reconciles} {
+		for k, v := range m {
+			out.reconciles[k] = out.reconciles[k].add(v)
+		}
 	}
 	return out
 }
@@ -1843,6 +1876,13 @@ func printAPIScaleTable(b *testing.B, results []apiScaleResult) {
 		fmt.Fprintf(&out, "  the API server's mean time per apply (apiserver_request_duration_seconds) over the windows: member %v (%.1f/fo), summary %v (%.1f/fo)\n",
 			r.windows.memberApplies.mean().Round(100*time.Microsecond), r.windows.memberApplies.n/fo,
 			r.windows.summaryApplies.mean().Round(100*time.Microsecond), r.windows.summaryApplies.n/fo)
+		var recs []string
+		for _, k := range slices.Sorted(maps.Keys(r.windows.reconciles)) {
+			c := r.windows.reconciles[k]
+			recs = append(recs, fmt.Sprintf("%s %.0f (mean %v)", k, c.n/fo, c.mean().Round(100*time.Microsecond)))
+		}
+		fmt.Fprintf(&out, "  reconciles of all %d agents per failover (controller_runtime_reconcile_time_seconds, wall time in this process, on\n"+
+			"    the agents' %.2f s of CPU per failover): %s\n", r.size.nodes, r.windows.selfCPU.Seconds()/fo, strings.Join(recs, ", "))
 		fmt.Fprintf(&out, "  machine's load average (1, 5, 15 min): %s at the first failover, %s after the last\n", r.load[0], r.load[1])
 		perMin := float64(time.Minute) / float64(max(r.quiet.dur, 1))
 		fmt.Fprintf(&out, "  background per minute:      %s; apiserver CPU %.2fs, etcd %.2fs, agents %.2fs\n",
