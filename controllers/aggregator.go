@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -243,8 +244,9 @@ func (a *Aggregator) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	var live []v1alpha1.NodeStatus
 	stale := misnamed
+	selects := selectorOf(&vip)
 	for _, m := range members {
-		gone, err := a.stale(ctx, &vip, m.Spec.Node)
+		gone, err := a.stale(ctx, selects, m.Spec.Node)
 		if err != nil {
 			return reconcile.Result{}, err
 		}
@@ -346,17 +348,35 @@ func (a *Aggregator) fresh(name string) {
 
 // stale reports whether the member of node in vip is to be pruned: the node is gone, or vip no
 // longer selects it.
-func (a *Aggregator) stale(ctx context.Context, vip *v1alpha1.VirtualIP, node string) (bool, error) {
+func (a *Aggregator) stale(ctx context.Context, selects func(node string, labels map[string]string) bool, node string) (bool, error) {
 	var n corev1.Node
-	err := a.Client.Get(ctx, types.NamespacedName{Name: node}, &n)
+	// Read only: the cache's labels, not a copy (every agent looks at every member's Node
+	// whenever a member of the VirtualIP changes).
+	err := a.Client.Get(ctx, types.NamespacedName{Name: node}, &n, client.UnsafeDisableDeepCopy)
 	switch {
 	case apierrors.IsNotFound(err):
 		return true, nil
 	case err != nil:
 		return false, err
 	}
-	ok, err := desired.Selects(vip, n.Name, n.Labels)
-	return err == nil && !ok, nil
+	return !selects(n.Name, n.Labels), nil
+}
+
+// selectorOf returns whether vip selects a node (desired.Selects), its selector parsed once. A
+// selector that cannot be parsed selects every node here: no member is pruned for it (the
+// agents refuse the VirtualIP with InvalidSpec).
+func selectorOf(vip *v1alpha1.VirtualIP) func(node string, labels map[string]string) bool {
+	if vip.Spec.NodeSelector == nil {
+		return func(node string, _ map[string]string) bool {
+			ok, err := desired.Selects(vip, node, nil)
+			return ok || err != nil
+		}
+	}
+	sel, err := metav1.LabelSelectorAsSelector(vip.Spec.NodeSelector)
+	if err != nil {
+		return func(string, map[string]string) bool { return true }
+	}
+	return func(_ string, l map[string]string) bool { return sel.Matches(labels.Set(l)) }
 }
 
 // current reports whether vip's status already says what sum does, for its generation.
