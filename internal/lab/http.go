@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,11 @@ const maxHTTPBody = 4 << 10
 // httpClient returns an HTTP client that dials from node n's namespace, a new connection for
 // every request.
 func httpClient(n *Node, timeout time.Duration) *http.Client {
+	return httpsClient(n, timeout, nil)
+}
+
+// httpsClient is httpClient with a TLS configuration for https:// URLs (nil: Go's default).
+func httpsClient(n *Node, timeout time.Duration, tc *tls.Config) *http.Client {
 	d := &net.Dialer{Timeout: timeout}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var c net.Conn
@@ -38,6 +44,7 @@ func httpClient(n *Node, timeout time.Duration) *http.Client {
 		Transport: &http.Transport{
 			Proxy:              nil,
 			DialContext:        dial,
+			TLSClientConfig:    tc,
 			DisableKeepAlives:  true,
 			DisableCompression: true,
 		},
@@ -50,6 +57,12 @@ func httpClient(n *Node, timeout time.Duration) *http.Client {
 
 // get sends one GET and returns the body of a 200 answer.
 func get(ctx context.Context, c *http.Client, url string) (string, error) {
+	return getServed(ctx, c, url, nil)
+}
+
+// getServed sends one GET and returns, for a 200 answer, served(answer, body), or the body
+// when served is nil.
+func getServed(ctx context.Context, c *http.Client, url string, served func(*http.Response, string) string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return "", err
@@ -67,7 +80,11 @@ func get(ctx context.Context, c *http.Client, url string) (string, error) {
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("status %d", resp.StatusCode)
 	}
-	return strings.TrimSpace(string(b)), nil
+	body := strings.TrimSpace(string(b))
+	if served != nil {
+		return served(resp, body), nil
+	}
+	return body, nil
 }
 
 // HTTPGet sends one GET for / to target from the client (a new connection) and returns the
@@ -90,6 +107,15 @@ type HTTPLoadOptions struct {
 	MaxInFlight int
 	// MaxDuration stops the load by itself (default 2 min), whatever happens to the test.
 	MaxDuration time.Duration
+	// URL is what every request GETs (default http://<target>/), e.g.
+	// https://198.18.0.100:6443/readyz for an API server behind a control-plane VIP.
+	URL string
+	// TLS configures the client for an https:// URL: the roots it verifies the server
+	// against (nil: the system's).
+	TLS *tls.Config
+	// Served names who served a successful request (HTTPRequest.Node) from the answer and
+	// its body (default: the body, which the lab's HAProxy answers with its node's name).
+	Served func(resp *http.Response, body string) string
 }
 
 // HTTPLoad sends a GET for / to a target from the client every Interval, each on a new
@@ -139,10 +165,13 @@ func (l *Lab) StartHTTPLoad(target netip.AddrPort, o HTTPLoadOptions) *HTTPLoad 
 	if o.MaxDuration <= 0 {
 		o.MaxDuration = 2 * time.Minute
 	}
+	if o.URL == "" {
+		o.URL = "http://" + target.String() + "/"
+	}
 	h := &HTTPLoad{
 		target: target,
 		opts:   o,
-		client: httpClient(l.client, o.Timeout),
+		client: httpsClient(l.client, o.Timeout, o.TLS),
 		stopc:  make(chan struct{}),
 		start:  time.Now(),
 	}
@@ -156,7 +185,7 @@ func (h *HTTPLoad) loop() {
 	defer tick.Stop()
 	limit := time.NewTimer(h.opts.MaxDuration)
 	defer limit.Stop()
-	url := "http://" + h.target.String() + "/"
+	url := h.opts.URL
 	for {
 		h.mu.Lock()
 		seq := len(h.reqs)
@@ -172,7 +201,7 @@ func (h *HTTPLoad) loop() {
 		if !full {
 			h.wg.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), h.opts.Timeout)
-				body, err := get(ctx, h.client, url)
+				body, err := getServed(ctx, h.client, url, h.opts.Served)
 				cancel()
 				h.mu.Lock()
 				defer h.mu.Unlock()
@@ -220,7 +249,7 @@ func (h *HTTPLoad) Result() HTTPResult {
 			break
 		}
 	}
-	return HTTPResult{Target: h.target, Interval: h.opts.Interval, Start: h.start, Requests: slices.Clone(h.reqs[:n])}
+	return HTTPResult{Target: h.target, URL: h.opts.URL, Interval: h.opts.Interval, Start: h.start, Requests: slices.Clone(h.reqs[:n])}
 }
 
 // WaitServed waits up to timeout for a successful request sent after the call and answered
@@ -243,7 +272,9 @@ func (h *HTTPLoad) WaitServed(node string, timeout time.Duration) (HTTPRequest, 
 
 // HTTPResult is what an HTTPLoad saw.
 type HTTPResult struct {
-	Target   netip.AddrPort
+	Target netip.AddrPort
+	// URL is what the requests got (HTTPLoadOptions.URL).
+	URL      string
 	Interval time.Duration
 	Start    time.Time
 	// Requests are the ended requests, in order.
@@ -372,8 +403,12 @@ func (r HTTPResult) String() string {
 	for _, g := range r.Gaps() {
 		longest = maxDur(longest, g.Duration())
 	}
-	return fmt.Sprintf("GET http://%s/ every %v: %d requests, %d failed, longest outage %v, served by %s",
-		r.Target, r.Interval, len(r.Requests), r.Failed(), longest.Round(time.Millisecond), r.Runs())
+	url := r.URL
+	if url == "" {
+		url = "http://" + r.Target.String() + "/"
+	}
+	return fmt.Sprintf("GET %s every %v: %d requests, %d failed, longest outage %v, served by %s",
+		url, r.Interval, len(r.Requests), r.Failed(), longest.Round(time.Millisecond), r.Runs())
 }
 
 // HTTPOutageOptions configure MeasureHTTPOutage.
