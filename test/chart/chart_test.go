@@ -862,16 +862,18 @@ func TestRoleSecretsGetOnly(t *testing.T) {
 	}
 }
 
-// TestMemberPolicyChart: the admission policy applies to the agent's ServiceAccount only (the
-// release's, whatever its name), to creates and updates of virtualipmembers (not deletes: the
+// TestMemberPolicyChart: the admission policy applies to the agent's ServiceAccount (the
+// release's, whatever its name) and the control-plane nodes' users (kube-vrrp:node:<node>, group
+// kube-vrrp:control-plane) only, to creates and updates of virtualipmembers (not deletes: the
 // summary's writer prunes other nodes' members), denies, and requires of the member written
 // that its spec.node be the node named by the token's node-name claim; its binding names it.
 // With statusPolicy.enabled false neither is rendered. config/policy holds the same policy.
 func TestMemberPolicyChart(t *testing.T) {
 	r := mustRender(t, renderOptions{name: "edge", namespace: "lb-system", values: "serviceAccount: {name: vrrp-agent}"})
 	vap := typed[admissionregistrationv1.ValidatingAdmissionPolicy](t, r.find(t, "ValidatingAdmissionPolicy", "lb-system-edge-kube-vrrp-members"))
-	if len(vap.Spec.MatchConditions) != 1 || vap.Spec.MatchConditions[0].Expression != `request.userInfo.username == "system:serviceaccount:lb-system:vrrp-agent"` {
-		t.Errorf("matchConditions %+v: want the agent's ServiceAccount only", vap.Spec.MatchConditions)
+	if len(vap.Spec.MatchConditions) != 1 || vap.Spec.MatchConditions[0].Expression != `request.userInfo.username == "system:serviceaccount:lb-system:vrrp-agent"`+
+		` || request.userInfo.username.startsWith('kube-vrrp:node:') || has(request.userInfo.groups) && 'kube-vrrp:control-plane' in request.userInfo.groups` {
+		t.Errorf("matchConditions %+v: want the agent's ServiceAccount and the control-plane nodes' users only", vap.Spec.MatchConditions)
 	}
 	if vap.Spec.FailurePolicy == nil || *vap.Spec.FailurePolicy != admissionregistrationv1.Fail {
 		t.Errorf("failurePolicy %v, want Fail", vap.Spec.FailurePolicy)

@@ -26,6 +26,8 @@ var (
 	k8s client.Client
 	// skipReason is why the tests skip (assets missing outside CI, or -short).
 	skipReason string
+	// testEnv issues client certificates of its API server's CA (AddUser).
+	testEnv *ctrlenvtest.Environment
 )
 
 const repoRoot = "../.."
@@ -61,6 +63,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "envtest: start kube-apiserver and etcd from %s: %v\n", dir, err)
 		return 1
 	}
+	testEnv = env
 	defer func() {
 		if err := env.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "envtest: stop: %v\n", err)
