@@ -301,17 +301,7 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		return nodeFromHost(o.node, nil, ifs).Interfaces, nil
 	}
 	node := func(ctx context.Context) error {
-		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-			Scheme:                 sch,
-			Metrics:                metricsserver.Options{BindAddress: "0"},
-			HealthProbeBindAddress: "0",
-			// Nodes cached as far as the controllers read them, no managedFields of anything,
-			// and no Secret informer, whoever reads a Secret: the agent may not list or watch
-			// them.
-			// The Nodes' first list is read one Node at a time, each trimmed as it is read.
-			Cache:  controllers.CacheOptionsFor(cfg),
-			Client: controllers.ClientOptions(),
-		})
+		mgr, err := newNodeManager(cfg, sch)
 		if err != nil {
 			return err
 		}
@@ -323,35 +313,12 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		if err := vr.SetupWithManager(mgr); err != nil {
 			return err
 		}
-		if err := mgr.Add(reporter.For(mgr.GetClient(), mgr.GetEventRecorder("kube-vrrp-agent"))); err != nil {
+		if err := mgr.Add(reporter.For(mgr.GetClient(), mgr.GetEventRecorder(eventsReporter))); err != nil {
 			return err
-		}
-		// Without the VirtualIPMember CRD (a release upgraded before its CRDs were applied)
-		// the instances still run: only the status controllers wait, and the manager starts
-		// again with them once the CRD is served (docs/design.md §7.5).
-		served, err := membersServed(mgr.GetRESTMapper())
-		if err != nil {
-			return err
-		}
-		if !served {
-			log.Error("the VirtualIPMember CRD is not installed: VRRP runs, but this node reports no status until it is " +
-				"(kubectl apply --server-side -f charts/kube-vrrp/crds/)")
-			if err := mgr.Add(runnableFunc(func(ctx context.Context) error {
-				return waitMembersServed(ctx, mgr.GetRESTMapper(), membersPoll)
-			})); err != nil {
-				return err
-			}
-			return mgr.Start(ctx)
 		}
 		sr := &controllers.StatusReconciler{Client: mgr.GetClient(), Reader: mgr.GetClient(), NodeName: o.node,
-			Agent: a, Rejected: rejected, Recorder: mgr.GetEventRecorder("kube-vrrp-agent"), Log: log, Changes: kick}
-		if err := sr.SetupWithManager(mgr); err != nil {
-			return err
-		}
-		// Every agent runs the aggregator (no leader election), but one member writes each
-		// VirtualIP's summary: the MASTER its members name, else the first member by name,
-		// with a stand-by for a writer cut off (docs/design.md §7.6).
-		if err := (&controllers.Aggregator{Client: mgr.GetClient(), NodeName: o.node, Log: log}).SetupWithManager(mgr); err != nil {
+			Agent: a, Rejected: rejected, Recorder: mgr.GetEventRecorder(eventsReporter), Log: log, Changes: kick}
+		if err := addStatusControllers(mgr, log, sr, &controllers.Aggregator{Client: mgr.GetClient(), NodeName: o.node, Log: log}); err != nil {
 			return err
 		}
 		return mgr.Start(ctx)
@@ -364,6 +331,52 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	writeHandoff(state, a, log)
 	log.Info("kube-vrrp agent stopped", "node", o.node)
 	return err
+}
+
+// eventsReporter is the reporting controller of the Events the agent and run --kubeconfig
+// record.
+const eventsReporter = "kube-vrrp-agent"
+
+// newNodeManager is the manager of the controllers that talk to the API server, for agent and
+// for run --kubeconfig: no metrics or health endpoints of its own (agent serves them apart, so
+// that they answer while the API server is away), no leader election.
+func newNodeManager(cfg *rest.Config, sch *runtime.Scheme) (ctrl.Manager, error) {
+	return ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 sch,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// Nodes cached as far as the controllers read them, no managedFields of anything,
+		// and no Secret informer, whoever reads a Secret: the agent may not list or watch
+		// them.
+		// The Nodes' first list is read one Node at a time, each trimmed as it is read.
+		Cache:  controllers.CacheOptionsFor(cfg),
+		Client: controllers.ClientOptions(),
+	})
+}
+
+// addStatusControllers adds this node's status controllers to mgr: sr, which writes its
+// VirtualIPMembers, and agg, which every agent runs (no leader election) while one member
+// writes each VirtualIP's summary: the MASTER its members name, else the first member by name,
+// with a stand-by for a writer cut off (docs/design.md §7.5, §7.6). Without the
+// VirtualIPMember CRD (a release upgraded before its CRDs were applied) VRRP still runs: only
+// the status controllers wait, and the manager fails once the CRD is served, so that it is
+// started again with them.
+func addStatusControllers(mgr ctrl.Manager, log *slog.Logger, sr *controllers.StatusReconciler, agg *controllers.Aggregator) error {
+	served, err := membersServed(mgr.GetRESTMapper())
+	if err != nil {
+		return err
+	}
+	if !served {
+		log.Error("the VirtualIPMember CRD is not installed: VRRP runs, but this node reports no status until it is " +
+			"(kubectl apply --server-side -f charts/kube-vrrp/crds/)")
+		return mgr.Add(runnableFunc(func(ctx context.Context) error {
+			return waitMembersServed(ctx, mgr.GetRESTMapper(), membersPoll)
+		}))
+	}
+	if err := sr.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return agg.SetupWithManager(mgr)
 }
 
 // membersPoll is how often an agent started without the VirtualIPMember CRD looks for it.

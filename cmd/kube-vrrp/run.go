@@ -48,6 +48,9 @@ type runOptions struct {
 	// handoffTimeout bounds a handoff to the successor at a restart (SIGUSR2, docs/design.md
 	// §4.9.1).
 	handoffTimeout time.Duration
+	// kubeconfig, if set, mirrors the state of the VirtualIPs to the cluster (docs/design.md
+	// §7.11); VRRP never waits for it.
+	kubeconfig string
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
@@ -70,9 +73,11 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	addStateFlags(fs, &o.stateDir, &o.addressMark)
 	fs.StringVar(&o.events, "events", "", "append every event (transitions, probe results, dropped packets, ...) to `FILE` as JSON lines, - for standard output")
 	fs.DurationVar(&o.handoffTimeout, "handoff-timeout", defaultHandoffTimeout, "how long a restart (SIGUSR2) may keep this node's VIPs waiting for the next kube-vrrp run before the backups take over, `DURATION` from 1s to 160s")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "`FILE` with an API server and credentials: report the state of each VirtualIP that a VirtualIP of the same name in the cluster takes this node in to (VirtualIPMembers, the summary); VRRP never waits for it (default: no API server at all)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: kube-vrrp run -f FILE... --node NAME [--node-labels k=v,...] [--log-level info] [--events FILE]")
+		fmt.Fprintln(stderr, "Usage: kube-vrrp run -f FILE... --node NAME [--node-labels k=v,...] [--log-level info] [--events FILE] [--kubeconfig FILE]")
 		fmt.Fprintln(stderr, "Runs VRRP for every VirtualIP in the files that selects this node, without Kubernetes.")
+		fmt.Fprintln(stderr, "With --kubeconfig it also reports their state to the cluster, once the API server answers.")
 		fmt.Fprintln(stderr, "SIGTERM or SIGINT hands the addresses over to the backups (priority 0) and exits.")
 		fmt.Fprintln(stderr, "SIGUSR2 stops for a restart: the addresses stay for the next kube-vrrp run on this host, which")
 		fmt.Fprintln(stderr, "resumes without moving them, and the backups take over if none has within --handoff-timeout.")
@@ -91,6 +96,9 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	}
 	if o.handoffTimeout < time.Second || o.handoffTimeout > 160*time.Second {
 		return runOptions{}, fmt.Errorf("--handoff-timeout %s: give 1s to 160s", o.handoffTimeout)
+	}
+	if o.kubeconfig != "" && slices.Contains(o.files, o.kubeconfig) {
+		return runOptions{}, fmt.Errorf("--kubeconfig %s is also given with -f: give the VirtualIP files with -f, the API server's credentials with --kubeconfig", o.kubeconfig)
 	}
 	if o.labels, err = parseLabels(labels); err != nil {
 		return runOptions{}, fmt.Errorf("--node-labels: %w", err)
@@ -343,6 +351,15 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stdout, stderr io.
 		log.Info("stopping: handing the VIPs over to the backups", "signal", sig.String())
 	}, syscall.SIGTERM, syscall.SIGINT, restartSignal)
 	defer stop()
+	if o.kubeconfig != "" {
+		// Beside the agent, never before it: the instances run whether or not the API server
+		// answers, and the mirror only reads their state.
+		m, err := newMirror(o.kubeconfig, o.node, log, a, set.VirtualIPs, cfgs)
+		if err != nil {
+			return err
+		}
+		startMirror(ctx, m)
+	}
 	log.Info("kube-vrrp running", "node", o.node, "version", version, "instances", len(cfgs))
 	if err := a.Run(ctx); err != nil {
 		return err
