@@ -69,6 +69,8 @@ func cmdStaticPod(_ context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&o.ConfigDir, "config-dir", staticpod.DefaultConfigDir, "host `DIR` of the VirtualIP and Secret files")
 	fs.StringVar(&o.Name, "name", staticpod.DefaultName, "`NAME` of the VirtualIP")
 	fs.DurationVar(&o.Interval, "interval", 0, "advertisement `DURATION` (default 100ms, 1s with a password)")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "`FILE` in the config dir (e.g. "+staticpod.DefaultConfigDir+"/"+staticpod.KubeconfigFile+
+		") with a client certificate of kube-vrrp:node:NAME in group kube-vrrp:control-plane: the pod mirrors the VIP's status to the cluster once the API server answers (default: no API server at all)")
 	fs.StringVar(&out, "out", "", "write "+staticpod.ManifestFile+", "+staticpod.VirtualIPFile+" (and "+staticpod.SecretFile+", mode 0600) into `DIR` instead of printing")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kube-vrrp static-pod --node NAME --address CIDR --vrid N --priority N [--peer IP]... [--password-file FILE] [--out DIR]")
@@ -164,6 +166,16 @@ func cmdStaticPod(_ context.Context, args []string, stdout, stderr io.Writer) in
 	fmt.Fprintf(stdout, "  install -d -m 0755 %s\n", configDir)
 	for _, f := range list {
 		fmt.Fprintf(stdout, "  install %s %s %s\n", f.install, filepath.Join(out, f.name), f.dest)
+	}
+	if o.Kubeconfig != "" {
+		// After kubeadm init or join (the CA, admin.conf); the pod reads the kubeconfig when it
+		// appears. The VirtualIP in the cluster names every node: each applies its own entry.
+		kc := filepath.Join(out, staticpod.KubeconfigFile)
+		fmt.Fprintf(stdout, "Status in the cluster, after kubeadm init or join (the pod reads the kubeconfig when it appears):\n")
+		fmt.Fprintf(stdout, "  (umask 077; kubeadm kubeconfig user --client-name kube-vrrp:node:%s --org kube-vrrp:control-plane > %s)\n", o.Node, kc)
+		fmt.Fprintf(stdout, "  install -o %d -g %d -m 0600 %s %s\n", staticpod.AgentUID, staticpod.AgentUID, kc, o.Kubeconfig)
+		fmt.Fprintf(stdout, "  kubectl --kubeconfig /etc/kubernetes/admin.conf apply --server-side --field-manager kube-vrrp-static-pod/%s -f %s\n",
+			o.Node, filepath.Join(configDir, staticpod.VirtualIPFile))
 	}
 	return exitOK
 }

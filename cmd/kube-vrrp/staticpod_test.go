@@ -251,3 +251,49 @@ func TestStaticPodDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestStaticPodKubeconfig: --kubeconfig gives the pod's run the kubeconfig in the config dir
+// (docs/design.md §7.11), and the commands printed make the node's certificate (never into a
+// file others may read), install it for uid 65532 with mode 0600 and apply the node's
+// VirtualIP server-side under a field manager of its own. A kubeconfig outside the config dir,
+// which the pod does not mount, is refused.
+func TestStaticPodKubeconfig(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	code, stdout, stderr := runCLI(t, spArgs("--kubeconfig", "/etc/kube-vrrp/kubeconfig", "--out", out)...)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstderr: %s", code, stderr)
+	}
+	kc := filepath.Join(out, "kubeconfig")
+	for _, want := range []string{
+		"(umask 077; kubeadm kubeconfig user --client-name kube-vrrp:node:cp1 --org kube-vrrp:control-plane > " + kc + ")",
+		"install -o 65532 -g 65532 -m 0600 " + kc + " /etc/kube-vrrp/kubeconfig",
+		"kubectl --kubeconfig /etc/kubernetes/admin.conf apply --server-side --field-manager kube-vrrp-static-pod/cp1 -f /etc/kube-vrrp/vip.yaml",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(out, "kube-vrrp.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pod corev1.Pod
+	if err := yaml.UnmarshalStrict(data, &pod); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := parseRunFlags(pod.Spec.Containers[0].Args[1:], &strings.Builder{})
+	if err != nil || ro.kubeconfig != "/etc/kube-vrrp/kubeconfig" {
+		t.Errorf("run's --kubeconfig %q, %v", ro.kubeconfig, err)
+	}
+
+	code, stdout, stderr = runCLI(t, spArgs("--kubeconfig", "/etc/kubernetes/kube-vrrp.conf")...)
+	if code != exitUsage || !strings.Contains(stderr, `kubeconfig "/etc/kubernetes/kube-vrrp.conf": put it in the config dir /etc/kube-vrrp`) {
+		t.Errorf("a kubeconfig outside the config dir: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, _, _ := runCLI(t, spArgs()...); code != exitOK {
+		t.Fatalf("without --kubeconfig: exit %d", code)
+	}
+	if _, stdout, _ := runCLI(t, spArgs("--out", filepath.Join(t.TempDir(), "plain"))...); strings.Contains(stdout, "kubeconfig") {
+		t.Errorf("without --kubeconfig the commands speak of one:\n%s", stdout)
+	}
+}

@@ -62,6 +62,13 @@
 // the kubelet restart the pod; a new password alone changes neither (a hash of a password of at
 // most 8 bytes would give it away), so the pod must then be restarted by hand.
 //
+// With Options.Kubeconfig, `kube-vrrp run` also reports the VIP's state to the cluster once
+// the API server answers (docs/design.md §7.11): the pod then reads a kubeconfig in ConfigDir
+// with a client certificate of user kube-vrrp:node:<node> in group kube-vrrp:control-plane
+// (owner uid 65532, mode 0600), since a static pod cannot use a ServiceAccount. The file may be
+// installed after the pod started (after `kubeadm init` made the CA): run looks for it again,
+// and starts again with a changed one. VRRP never waits for the API server.
+//
 // `kube-vrrp run` treats SIGTERM as a final stop: the kubelet stopping the pod (a manifest
 // change, a graceful node shutdown) makes a MASTER hand the VIP over with priority 0 at once
 // (docs/design.md §4.9), well within terminationGracePeriodSeconds.

@@ -51,6 +51,8 @@ const (
 	// VirtualIPFile and SecretFile are the names of the other files in ConfigDir.
 	VirtualIPFile = "vip.yaml"
 	SecretFile    = "secret.yaml"
+	// KubeconfigFile is the usual name in ConfigDir of Options.Kubeconfig.
+	KubeconfigFile = "kubeconfig"
 
 	// PodName and PodNamespace name the static pod; the kubelet appends the node's name.
 	PodName      = "kube-vrrp"
@@ -138,6 +140,12 @@ type Options struct {
 	ConfigDir string
 	// Interval is the advertisement interval; default 100ms (VRRPv3), 1s with Password.
 	Interval time.Duration
+	// Kubeconfig, if set, is the absolute path of a kubeconfig in ConfigDir (which the pod
+	// mounts read-only) with which `kube-vrrp run` mirrors the VIP's status to the cluster
+	// (docs/design.md §7.11): a client certificate of user kube-vrrp:node:<Node> in group
+	// kube-vrrp:control-plane, owner AgentUID, mode 0600. It need not exist yet when the pod
+	// starts; VRRP never waits for it.
+	Kubeconfig string
 }
 
 // Files is what Generate makes.
@@ -299,6 +307,16 @@ func (o *Options) check() error {
 	} else if err := checkHostDir(o.ConfigDir); err != nil {
 		bad("config dir %q: %v: use a directory of its own, e.g. %s", o.ConfigDir, err, DefaultConfigDir)
 	}
+	if o.Kubeconfig != "" {
+		switch err := probe.CheckCredentialFile(o.Kubeconfig); {
+		case err != nil:
+			bad("kubeconfig %q: give an absolute file path (no //, . or .. parts), e.g. %s", o.Kubeconfig, o.configPath(KubeconfigFile))
+		case !strings.HasPrefix(o.Kubeconfig, o.ConfigDir+"/"):
+			bad("kubeconfig %q: put it in the config dir %s, which the pod mounts, e.g. %s", o.Kubeconfig, o.ConfigDir, o.configPath(KubeconfigFile))
+		case o.Kubeconfig == o.configPath(VirtualIPFile) || o.Kubeconfig == o.configPath(SecretFile):
+			bad("kubeconfig %q: the VirtualIP or the Secret file goes there: use another name, e.g. %s", o.Kubeconfig, o.configPath(KubeconfigFile))
+		}
+	}
 	for _, p := range o.Peers {
 		switch {
 		case !p.IsValid():
@@ -431,6 +449,11 @@ func (o *Options) pod(vipHash string) *corev1.Pod {
 		args = append(args, "-f", o.configPath(SecretFile))
 	}
 	args = append(args, "--node", o.Node, "--state-dir="+containerStateDir)
+	if o.Kubeconfig != "" {
+		// In ConfigDir, mounted read-only; a file installed after the pod started is read
+		// then (run looks for it again).
+		args = append(args, "--kubeconfig", o.Kubeconfig)
+	}
 
 	hostPath := func(name, p string, t corev1.HostPathType) corev1.Volume {
 		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: p, Type: &t}}}

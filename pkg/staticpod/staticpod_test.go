@@ -521,3 +521,54 @@ func TestManifestFollowsVirtualIP(t *testing.T) {
 		t.Error("the password changes the manifest or the VirtualIP")
 	}
 }
+
+// TestKubeconfig: Options.Kubeconfig adds --kubeconfig to run's command line, read from the
+// config dir the pod mounts read-only already (no volume of its own, so that a file installed
+// after the pod started is seen); a path outside it, relative, or that of the VirtualIP or
+// Secret file, is refused.
+func TestKubeconfig(t *testing.T) {
+	o := baseOptions()
+	o.Kubeconfig = "/etc/kube-vrrp/kubeconfig"
+	f, err := Generate(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := decodePod(t, f.Manifest)
+	checkStaticPod(t, pod)
+	c := pod.Spec.Containers[0]
+	want := []string{"run", "-f", "/etc/kube-vrrp/vip.yaml", "--node", "cp1", "--state-dir=/var/run/kube-vrrp", "--kubeconfig", "/etc/kube-vrrp/kubeconfig"}
+	if !slices.Equal(c.Args, want) {
+		t.Errorf("args %q, want %q", c.Args, want)
+	}
+	if m := mountOf(c, o.Kubeconfig); m == nil || !m.ReadOnly || hostPathOf(pod, m.Name) != m.MountPath || m.MountPath != DefaultConfigDir {
+		t.Errorf("the kubeconfig's mount %+v, want the config dir's, read-only", m)
+	}
+	if len(pod.Spec.Volumes) != 3 {
+		t.Errorf("volumes %v: the kubeconfig is in the config dir, mounted already", pod.Spec.Volumes)
+	}
+	// The VirtualIP does not change with it: the pod is not restarted for a kubeconfig.
+	plain, err := Generate(baseOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(plain.VirtualIP, f.VirtualIP) {
+		t.Error("the VirtualIP changes with the kubeconfig")
+	}
+
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{"/etc/kubernetes/kube-vrrp.conf", "put it in the config dir /etc/kube-vrrp"},
+		{"/etc/kube-vrrp", "put it in the config dir"},
+		{"kubeconfig", "absolute"},
+		{"/etc/kube-vrrp/../kubernetes/admin.conf", "absolute"},
+		{"/etc/kube-vrrp/vip.yaml", "the VirtualIP or the Secret file goes there"},
+		{"/etc/kube-vrrp/secret.yaml", "the VirtualIP or the Secret file goes there"},
+	} {
+		o := baseOptions()
+		o.Kubeconfig = tc.path
+		if _, err := Generate(o); err == nil || !strings.Contains(err.Error(), `kubeconfig "`+tc.path+`"`) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("kubeconfig %q: %v, want %q", tc.path, err, tc.want)
+		}
+	}
+}
