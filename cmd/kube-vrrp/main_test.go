@@ -39,8 +39,8 @@ func TestCLI(t *testing.T) {
 		wantStderr string // substring
 	}{
 		{name: "no command", wantCode: exitUsage, wantStderr: "Usage: kube-vrrp COMMAND"},
-		{name: "help", args: []string{"help"}, wantCode: exitOK, wantStdout: "  validate  check VirtualIP"},
-		{name: "--help", args: []string{"--help"}, wantCode: exitOK, wantStdout: "  run       run VRRP"},
+		{name: "help", args: []string{"help"}, wantCode: exitOK, wantStdout: "  validate   check VirtualIP"},
+		{name: "--help", args: []string{"--help"}, wantCode: exitOK, wantStdout: "  run        run VRRP"},
 		{name: "unknown command", args: []string{"agnet"}, wantCode: exitUsage, wantStderr: `kube-vrrp: unknown command "agnet"`},
 		{name: "version", args: []string{"version"}, wantCode: exitOK,
 			wantStdout: "kube-vrrp dev (commit unknown, " + runtime.Version() + ", " + runtime.GOOS + "/" + runtime.GOARCH + ")\n"},
