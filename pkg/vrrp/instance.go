@@ -135,8 +135,11 @@ type Instance struct {
 	stats   Stats
 	lastLog map[packet.Reason]time.Time
 	foreign []Foreign
-	// answeredAt is when the MASTER last answered another master (answerOtherMaster).
-	answeredAt time.Time
+	// answeredAt is when the MASTER last answered another master (answerOtherMaster), and
+	// answerAgainAt when it announces its addresses once more for an advert of another master
+	// heard too soon after that to be answered at once.
+	answeredAt    time.Time
+	answerAgainAt time.Time
 }
 
 // New checks cfg and returns an instance in Initialize. It starts nothing.
@@ -313,6 +316,11 @@ func (in *Instance) Tick(now time.Time) Output {
 			// Second burst; binding again is idempotent and heals a failed earlier bind.
 			in.reannounceAt = time.Time{}
 			out.Bind = slices.Clone(in.cfg.Addresses)
+			out.Announce = in.addrs()
+		}
+		if !in.answerAgainAt.IsZero() && !now.Before(in.answerAgainAt) {
+			// Another master heard again after our answer (answerOtherMaster).
+			in.answerAgainAt = time.Time{}
 			out.Announce = in.addrs()
 		}
 	}
@@ -583,10 +591,17 @@ func (in *Instance) masterReceive(out *Output, now time.Time, src netip.Addr, ad
 // router claims to be MASTER; at most once per advert interval, so that a flood of forged
 // adverts is not answered packet for packet (nor turned into a storm of gratuitous ARPs): one
 // answer per interval is all a real second master needs, the regular advert does the rest.
+//
+// Another master heard again within the interval (it stepped down, or both backups took over
+// at once and it announced after our answer) gets one more announcement when the interval is
+// up: its gratuitous ARPs may have reached the LAN after ours, and neighbours would send to it
+// until our next announcement, seconds later. Still at most one per interval.
 func (in *Instance) answerOtherMaster(out *Output, now time.Time) {
 	if !in.answeredAt.IsZero() && now.Sub(in.answeredAt) < in.cfg.Interval && !now.Before(in.answeredAt) {
+		in.answerAgainAt = in.answeredAt.Add(in.cfg.Interval)
 		return
 	}
+	in.answerAgainAt = time.Time{}
 	in.answeredAt = now
 	in.sendAdvert(out, in.priority, 1)
 	in.advertAt = now.Add(in.cfg.Interval)
@@ -847,7 +862,7 @@ func (in *Instance) Handoff(now time.Time, bound time.Duration) Output {
 		Interface: in.cfg.Interface, VRID: in.cfg.VRID, IPv6: in.is6(),
 		Addresses: slices.Clone(in.cfg.Addresses), At: now, Window: in.handoffWindow(bound),
 	}
-	in.advertAt, in.reannounceAt = time.Time{}, time.Time{}
+	in.advertAt, in.reannounceAt, in.answerAgainAt = time.Time{}, time.Time{}, time.Time{}
 	in.transition(&out, now, Initialize, ReasonHandoff)
 	return out
 }
@@ -903,7 +918,7 @@ func (in *Instance) Resume(now time.Time) Output {
 func (in *Instance) resign(out *Output, copies int) {
 	in.sendAdvert(out, 0, copies)
 	out.Unbind = slices.Clone(in.cfg.Addresses)
-	in.advertAt, in.reannounceAt = time.Time{}, time.Time{}
+	in.advertAt, in.reannounceAt, in.answerAgainAt = time.Time{}, time.Time{}, time.Time{}
 }
 
 // Reconfigure applies a new config to a running instance: address changes on a MASTER become
@@ -1045,7 +1060,7 @@ func (in *Instance) becomeBackup(out *Output, now time.Time, reason string) {
 	if in.state == Master {
 		out.Unbind = slices.Clone(in.cfg.Addresses)
 	}
-	in.advertAt, in.reannounceAt = time.Time{}, time.Time{}
+	in.advertAt, in.reannounceAt, in.answerAgainAt = time.Time{}, time.Time{}, time.Time{}
 	in.masterDownAt = now.Add(in.masterDownInterval())
 	in.resigned = false
 	in.transition(out, now, Backup, reason)
@@ -1083,6 +1098,7 @@ func (in *Instance) schedule(out *Output) {
 	case Master:
 		consider(in.advertAt)
 		consider(in.reannounceAt)
+		consider(in.answerAgainAt)
 	}
 	out.Next = next
 }

@@ -1222,3 +1222,34 @@ func TestMasterAnswersOtherMasterOncePerInterval(t *testing.T) {
 		t.Errorf("after an interval: sent %d, announced %v; want an answer", len(out.Send), out.Announce)
 	}
 }
+
+// Two backups took over at once; the MASTER answered the other's first advert, and the other
+// then stepped down (its step-down advert comes within the same interval, when no answer is
+// due). The other's gratuitous ARPs may have reached the LAN after this MASTER's answer, so
+// neighbours would send to it until the next announcement (seconds): the MASTER announces
+// once more when the interval since its answer is up, and only once, however many adverts
+// came meanwhile.
+func TestMasterAnnouncesAgainAfterAnswering(t *testing.T) {
+	cfg := config4()
+	in, tm := startMaster(t, cfg)
+	if out := in.Receive(tm, advert(t, cfg, lower, 50)); len(out.Announce) == 0 {
+		t.Fatalf("first advert of another master: no announcement")
+	}
+	for i := 1; i <= 20; i++ {
+		if out := in.Receive(tm.Add(time.Duration(i)*time.Millisecond), advert(t, cfg, lower, 49)); len(out.Announce) != 0 {
+			t.Fatalf("advert %d within the interval announced at once", i)
+		}
+	}
+	announced := 0
+	for at := tm.Add(time.Millisecond); at.Before(tm.Add(cfg.Interval + 50*time.Millisecond)); at = at.Add(time.Millisecond) {
+		if out := in.Tick(at); len(out.Announce) > 0 {
+			announced++
+			if at.Before(tm.Add(cfg.Interval)) {
+				t.Errorf("announced again at +%v, before the interval (%v) was up", at.Sub(tm), cfg.Interval)
+			}
+		}
+	}
+	if announced != 1 {
+		t.Errorf("announced %d times after the answer's interval, want 1", announced)
+	}
+}
