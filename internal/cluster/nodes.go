@@ -425,7 +425,7 @@ fileCheckFrequency: 5s
 nodeStatusUpdateFrequency: 5s
 registerNode: true
 resolvConf: ""
-`, n.IPv4, c.files["ca.crt"], filepath.Join(k.Dir, "manifests"), k.Cgroup)
+`, n.IPv4, c.files["ca.crt"], k.StaticPodPath(), k.Cgroup)
 	kcfgPath := filepath.Join(k.Dir, "kubelet.yaml")
 	if err := os.WriteFile(kcfgPath, []byte(kcfg), 0o644); err != nil {
 		return err
@@ -523,6 +523,11 @@ func waitFor(ctx context.Context, timeout time.Duration, d *daemon, ok func() er
 
 // KubeletKubeconfig is the kubelet's kubeconfig: the node's client certificate.
 func (k *KubeNode) KubeletKubeconfig() string { return filepath.Join(k.Dir, "kubelet.kubeconfig") }
+
+// StaticPodPath is the kubelet's staticPodPath, a directory on the host's filesystem (the node's
+// mount namespace shares it): a Pod manifest written there is run by the kubelet (it watches the
+// directory, and rereads it every fileCheckFrequency, 5 s), and stopped once removed.
+func (k *KubeNode) StaticPodPath() string { return filepath.Join(k.Dir, "manifests") }
 
 // KubeletLog returns the kubelet's log path, ContainerdLog containerd's.
 func (k *KubeNode) KubeletLog() string    { return filepath.Join(k.Dir, "kubelet.log") }
