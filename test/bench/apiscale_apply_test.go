@@ -165,7 +165,7 @@ func (e *apiScaleEnv) applyRound(ctx context.Context, c client.Client, vip *v1al
 			entry["state"], entry["reason"] = vrrp.Fault.String(), vrrp.ReasonProbeFailed
 		}
 		t := time.Now()
-		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(apiSimMember(1, j, vip.UID, entry)),
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(apiSimMember(apiSimNodeName(1), j, vip.UID, entry)),
 			client.FieldOwner("kube-vrrp-agent/"+apiSimNodeName(1)), client.ForceOwnership); err != nil {
 			return s, fmt.Errorf("%d members: apply %d: %w", n, k+1, err)
 		}

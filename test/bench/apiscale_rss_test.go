@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
@@ -27,12 +28,14 @@ import (
 )
 
 var (
-	apiRSSNodes  = flag.Int("apiscale.rss-nodes", 5000, "BenchmarkAgentMemory: Nodes in the cluster (each the size a kubelet makes it)")
-	apiRSSVIPs   = flag.Int("apiscale.rss-vips", 1000, "BenchmarkAgentMemory: VirtualIPs, each selecting every Node")
-	apiRSSLimit  = flag.Duration("apiscale.rss-timeout", 20*time.Minute, "BenchmarkAgentMemory: bound of the wait for every VirtualIP's summary")
-	apiRSSEnv    = flag.String("apiscale.rss-env", "", "BenchmarkAgentMemory: extra environment of the agent, as NAME=VALUE,... (e.g. GOMEMLIMIT=200MiB)")
-	apiRSSSettle = flag.Duration("apiscale.rss-settle", 2*time.Minute, "BenchmarkAgentMemory: bound of the wait for the agent's CPU use to drop, after the summaries")
-	apiRSSWindow = flag.Duration("apiscale.rss-window", 10*time.Second, "BenchmarkAgentMemory: how long VmRSS and the agent's CPU use are read, once it is calm")
+	apiRSSNodes   = flag.Int("apiscale.rss-nodes", 5000, "BenchmarkAgentMemory: Nodes in the cluster (each the size a kubelet makes it)")
+	apiRSSVIPs    = flag.Int("apiscale.rss-vips", 1000, "BenchmarkAgentMemory: VirtualIPs, each selecting every Node")
+	apiRSSLimit   = flag.Duration("apiscale.rss-timeout", 20*time.Minute, "BenchmarkAgentMemory: bound of the wait for every VirtualIP's summary")
+	apiRSSEnv     = flag.String("apiscale.rss-env", "", "BenchmarkAgentMemory: extra environment of the agent, as NAME=VALUE,... (e.g. GOMEMLIMIT=200MiB)")
+	apiRSSSettle  = flag.Duration("apiscale.rss-settle", 2*time.Minute, "BenchmarkAgentMemory: bound of the wait for the agent's CPU use to drop, after the summaries")
+	apiRSSWindow  = flag.Duration("apiscale.rss-window", 10*time.Second, "BenchmarkAgentMemory: how long VmRSS and the agent's CPU use are read, once it is calm")
+	apiRSSMembers = flag.Int("apiscale.rss-members", 0,
+		"BenchmarkAgentMemory: VirtualIPMembers per VirtualIP (of the first Nodes, and the summary of them) in the cluster before the agent starts, all in its cache")
 )
 
 // apiRSSTarget is the agent's memory budget with 5000 Nodes and 1000 VirtualIPs.
@@ -54,7 +57,10 @@ const apiRSSTarget = 64 << 20
 // periodic work, e.g. its one-minute status resync) and prints them beside the target (64
 // MiB), with the share of a core the agent used meanwhile and the two parts of the largest
 // VmRSS: RssAnon (the Go heap, stacks and the runtime's own memory) and RssFile (the binary's
-// pages). It asserts nothing.
+// pages). With -apiscale.rss-members K, each VirtualIP has K members before the agent starts
+// (of the first K Nodes, as their agents would apply them) and the summary of them: the
+// agent caches every member of every VirtualIP (docs/design.md §7.5), V×K of them, though it
+// has none of its own. It asserts nothing.
 func BenchmarkAgentMemory(b *testing.B) {
 	privtest.Require(b)
 	envtestassets.Require(b)
@@ -74,11 +80,11 @@ func BenchmarkAgentMemory(b *testing.B) {
 		if r.rss > apiRSSTarget {
 			verdict = "NO"
 		}
-		text := fmt.Sprintf("\nagent memory: the real kube-vrrp agent (refusing every VirtualIP: CannotResolve), %d Nodes of %.1f kB (JSON) and %d VirtualIPs\n"+
-			"in the cluster; every VirtualIP had a summary %v after its start (%.1f s of its CPU until then); measured %v after its start,\n"+
+		text := fmt.Sprintf("\nagent memory: the real kube-vrrp agent (refusing every VirtualIP: CannotResolve), %d Nodes of %.1f kB (JSON), %d VirtualIPs\n"+
+			"and %d VirtualIPMembers of other nodes (%d per VirtualIP) in the cluster; every VirtualIP had a summary %v after its start (%.1f s of its CPU until then); measured %v after its start,\n"+
 			"using %.1f%% of a core then. VmRSS %.1f MiB (max over %v: RssAnon %.1f MiB, RssFile %.1f MiB), VmHWM %.1f MiB (peak since start);\n"+
 			"target VmRSS <= %d MiB: %s\n",
-			r.nodes, float64(r.nodeBytes)/1000, r.vips, r.summarised.Round(time.Second), r.cpu.Seconds(), r.settled.Round(time.Second),
+			r.nodes, float64(r.nodeBytes)/1000, r.vips, r.vips*r.members, r.members, r.summarised.Round(time.Second), r.cpu.Seconds(), r.settled.Round(time.Second),
 			100*r.idleCPU, apiMiB(uint64(r.rss)), *apiRSSWindow, apiMiB(uint64(r.anon)), apiMiB(uint64(r.file)), apiMiB(uint64(r.hwm)), apiRSSTarget>>20, verdict)
 		fmt.Print(text)
 		if _, err := writeOut("agent-memory.txt", []byte(text)); err != nil {
@@ -91,6 +97,7 @@ func apiMiB(v uint64) float64 { return float64(v) / (1 << 20) }
 
 type apiRSSResult struct {
 	nodes, vips int
+	members     int // per VirtualIP
 	nodeBytes   int
 	// summarised: from the agent's start until every VirtualIP had a summary, and the CPU it
 	// used until then; settled: until its CPU use dropped (or -apiscale.rss-settle passed).
@@ -104,9 +111,9 @@ type apiRSSResult struct {
 }
 
 func apiRSSMeasure(b *testing.B, bin string) (apiRSSResult, error) {
-	r := apiRSSResult{nodes: *apiRSSNodes, vips: *apiRSSVIPs}
-	if r.nodes < 1 || r.nodes > 20000 || r.vips < 1 || r.vips > 5000 {
-		return r, fmt.Errorf("-apiscale.rss-nodes 1..20000 and -apiscale.rss-vips 1..5000")
+	r := apiRSSResult{nodes: *apiRSSNodes, vips: *apiRSSVIPs, members: *apiRSSMembers}
+	if r.nodes < 1 || r.nodes > 20000 || r.vips < 1 || r.vips > 5000 || r.members < 0 || r.members > r.nodes-1 {
+		return r, fmt.Errorf("-apiscale.rss-nodes 1..20000, -apiscale.rss-vips 1..5000 and -apiscale.rss-members 0..nodes-1")
 	}
 	ctx := b.Context()
 	l := lab.New(b, lab.Options{Nodes: 1, ResponderPort: -1})
@@ -153,6 +160,13 @@ func apiRSSMeasure(b *testing.B, bin string) (apiRSSResult, error) {
 		return r, fmt.Errorf("VirtualIPs: %w", err)
 	}
 	apiLogf(b, "%d Nodes (%d bytes each as JSON) and %d VirtualIPs created in %v", r.nodes, r.nodeBytes, r.vips, time.Since(t0).Round(time.Second))
+	if r.members > 0 {
+		t0 = time.Now()
+		if err := apiRSSMembersOf(ctx, admin, r.vips, r.members); err != nil {
+			return r, err
+		}
+		apiLogf(b, "%d members per VirtualIP and their summaries in %v", r.members, time.Since(t0).Round(time.Second))
+	}
 
 	kubeconfig, err := cp.AgentKubeconfig()
 	if err != nil {
@@ -250,6 +264,45 @@ func apiRSSMeasure(b *testing.B, bin string) (apiRSSResult, error) {
 	return r, nil
 }
 
+// apiRSSMembersOf applies, for each of vips VirtualIPs, the members of the first k Nodes (the
+// first MASTER, the others BACKUP), as their agents would, then the summary of them.
+func apiRSSMembersOf(ctx context.Context, c client.Client, vips, k int) error {
+	uids := make([]types.UID, vips)
+	for j := range vips {
+		var v v1alpha1.VirtualIP
+		if err := c.Get(ctx, client.ObjectKey{Name: apiSimVIPName(j)}, &v); err != nil {
+			return err
+		}
+		uids[j] = v.UID
+	}
+	err := apiParallel(ctx, vips*k, 16, func(n int) error {
+		j, i := n/k, n%k
+		return c.Apply(ctx, client.ApplyConfigurationFromUnstructured(apiSimMember(apiRSSNodeName(i), j, uids[j], apiSimEntry(i, j, i == 0))),
+			client.FieldOwner("kube-vrrp-agent/"+apiRSSNodeName(i)), client.ForceOwnership)
+	})
+	if err != nil {
+		return fmt.Errorf("members: %w", err)
+	}
+	return apiParallel(ctx, vips, 16, func(j int) error {
+		var v v1alpha1.VirtualIP
+		if err := c.Get(ctx, client.ObjectKey{Name: apiSimVIPName(j)}, &v); err != nil {
+			return err
+		}
+		entries := make([]v1alpha1.NodeStatus, k)
+		for i := range k {
+			data, err := json.Marshal(apiSimEntry(i, j, i == 0))
+			if err != nil {
+				return err
+			}
+			if err := json.Unmarshal(data, &entries[i]); err != nil {
+				return err
+			}
+			entries[i].Name = apiRSSNodeName(i)
+		}
+		return apiApplySummary(ctx, c, &v, entries)
+	})
+}
+
 // apiRSSCPU returns the user and system CPU time of pid (/proc/PID/stat).
 func apiRSSCPU(pid int) (time.Duration, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -305,7 +358,7 @@ func apiRSSMemory(pid int) (apiRSSMemoryStatus, error) {
 // kubelet reports: labels of a cloud node, the kubelet's annotations, capacity, five
 // conditions, node info and the 50 largest images (--node-status-max-images).
 func apiRSSNode(i int) (*corev1.Node, corev1.NodeStatus) {
-	name := fmt.Sprintf("worker-%05d", i)
+	name := apiRSSNodeName(i)
 	zone := fmt.Sprintf("zone-%c", 'a'+i%3)
 	n := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: name,
@@ -380,6 +433,8 @@ func apiRSSNode(i int) (*corev1.Node, corev1.NodeStatus) {
 	}
 	return n, st
 }
+
+func apiRSSNodeName(i int) string { return fmt.Sprintf("worker-%05d", i) }
 
 func apiRSSNodeIP(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{198, 18, byte(16 + i/250), byte(i%250 + 1)})

@@ -223,10 +223,10 @@ func apiSimEntry(i, j int, master bool) map[string]any {
 	return e
 }
 
-// apiSimMember is node i's VirtualIPMember of VirtualIP j (whose UID is uid) with status, as
+// apiSimMember is node's VirtualIPMember of VirtualIP j (whose UID is uid) with status, as
 // its agent applies it (controllers' newMemberApply): owned by the VirtualIP.
-func apiSimMember(i, j int, uid types.UID, status map[string]any) *unstructured.Unstructured {
-	vip, node := apiSimVIPName(j), apiSimNodeName(i)
+func apiSimMember(node string, j int, uid types.UID, status map[string]any) *unstructured.Unstructured {
+	vip := apiSimVIPName(j)
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIPMember",
 		"metadata": map[string]any{"name": v1alpha1.MemberName(vip, node), "ownerReferences": []any{map[string]any{
@@ -1000,7 +1000,7 @@ func (e *apiScaleEnv) createObjects(ctx context.Context) error {
 		return err
 	}
 	return apiPoll(ctx, time.Minute, func() error {
-		err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(apiSimMember(1, 0, v.UID, apiSimEntry(1, 0, true))),
+		err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(apiSimMember(apiSimNodeName(1), 0, v.UID, apiSimEntry(1, 0, true))),
 			client.FieldOwner("kube-vrrp-agent/"+apiSimNodeName(0)), client.ForceOwnership, client.DryRunAll)
 		if apierrors.IsForbidden(err) {
 			return nil
@@ -1032,12 +1032,18 @@ func (e *apiScaleEnv) prepopulate(ctx context.Context, j int) error {
 			return err
 		}
 		entries[i].Name = apiSimNodeName(i)
-		return e.admin.Apply(ctx, client.ApplyConfigurationFromUnstructured(apiSimMember(i, j, v.UID, st)),
+		return e.admin.Apply(ctx, client.ApplyConfigurationFromUnstructured(apiSimMember(apiSimNodeName(i), j, v.UID, st)),
 			client.FieldOwner("kube-vrrp-agent/"+apiSimNodeName(i)), client.ForceOwnership)
 	})
 	if err != nil {
 		return fmt.Errorf("%s: members: %w", name, err)
 	}
+	return apiApplySummary(ctx, e.admin, &v, entries)
+}
+
+// apiApplySummary applies, through c, the summary of v's members' entries under the
+// aggregator's field manager, as their writer would.
+func apiApplySummary(ctx context.Context, c client.Client, v *v1alpha1.VirtualIP, entries []v1alpha1.NodeStatus) error {
 	now := metav1.Now()
 	sum := controllers.Summarize(entries, v.Generation, v.Spec.VRID)
 	for i := range sum.Conditions {
@@ -1053,10 +1059,10 @@ func (e *apiScaleEnv) prepopulate(ctx context.Context, j int) error {
 	}
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIP",
-		"metadata": map[string]any{"name": name}, "status": status}}
-	if err := e.admin.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(controllers.AggregatorFieldManager),
+		"metadata": map[string]any{"name": v.Name}, "status": status}}
+	if err := c.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(controllers.AggregatorFieldManager),
 		client.ForceOwnership); err != nil {
-		return fmt.Errorf("%s: summary: %w", name, err)
+		return fmt.Errorf("%s: summary: %w", v.Name, err)
 	}
 	return nil
 }
