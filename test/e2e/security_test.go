@@ -398,11 +398,17 @@ func testToken(t *testing.T, e *env) {
 			return nil
 		})
 		const forged = "forged by n1's token (e2e)"
-		// member is what n1's token writes: a member of VirtualIP vip named name, of node.
+		var owner v1alpha1.VirtualIP
+		if err := e.admin.Get(e.ctx, types.NamespacedName{Name: vipName}, &owner); err != nil {
+			t.Fatal(err)
+		}
+		// member is what n1's token writes: a member of VirtualIP vip named name, of node,
+		// owned by the VirtualIP (the policy wants it).
 		member := func(vip, name, node string) *unstructured.Unstructured {
 			return &unstructured.Unstructured{Object: map[string]any{
 				"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIPMember",
-				"metadata": map[string]any{"name": name},
+				"metadata": map[string]any{"name": name, "ownerReferences": []any{map[string]any{
+					"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIP", "name": vip, "uid": string(owner.UID)}}},
 				"spec":     map[string]any{"virtualIP": vip, "node": node},
 				"status":   map[string]any{"state": "Fault", "priority": int64(1), "interface": "eth0", "reason": "ProbeFailed", "message": forged},
 			}}
@@ -442,9 +448,16 @@ func testToken(t *testing.T, e *env) {
 		jp := fmt.Sprintf(`[{"op":"test","path":"/spec/node","value":"n2"},{"op":"replace","path":"/status/message","value":%q}]`, forged)
 		denied("n1's token JSON-patching n2's message", n1.Patch(e.ctx, members["n2"].DeepCopy(), client.RawPatch(types.JSONPatchType, []byte(jp))), notN2)
 		t.Cleanup(func() { // should the create be let through
-			_ = e.admin.Delete(context.WithoutCancel(e.ctx), &v1alpha1.VirtualIPMember{ObjectMeta: metav1.ObjectMeta{Name: "e2e-forged.n2"}})
+			_ = e.admin.Delete(context.WithoutCancel(e.ctx), &v1alpha1.VirtualIPMember{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.MemberName(vipName, "n9")}})
 		})
-		denied("n1's token creating a member of n2", n1.Create(e.ctx, member(vipName, "e2e-forged.n2", "n2")), notN2)
+		denied("n1's token creating a member of n9", n1.Create(e.ctx, member(vipName, v1alpha1.MemberName(vipName, "n9"), "n9")),
+			"the agent on node n1 may write only its own VirtualIPMembers (spec.node n1), not one of node n9")
+		// Under a name that is not its spec's, the CRD refuses it first (TestMemberSquat in
+		// test/envtest covers the rest).
+		if err := n1.Create(e.ctx, member(vipName, "e2e-forged.n1", "n1")); !apierrors.IsInvalid(err) {
+			t.Errorf("n1's token creating its member under another name: %v, want Invalid (the CRD's name rule)", err)
+			_ = e.admin.Delete(context.WithoutCancel(e.ctx), &v1alpha1.VirtualIPMember{ObjectMeta: metav1.ObjectMeta{Name: "e2e-forged.n1"}})
+		}
 		// n2's member taken over under n1's name: spec cannot change (the CRD's rule), whoever asks.
 		if err := apply(n1, member(vipName, v1alpha1.MemberName(vipName, "n2"), "n1"), false); !apierrors.IsInvalid(err) {
 			t.Errorf("n1's token applying n2's member as n1's: %v, want Invalid (spec cannot change)", err)
