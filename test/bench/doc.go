@@ -11,4 +11,5 @@
 // real controllers, the VRRP engine scripted) and V VirtualIPs selecting every node: its
 // writes by verb and code, the time until status.master is right, CPU; BenchmarkAgentMemory
 // one real agent's memory in a cluster of 5000 Nodes and 1000 VirtualIPs.
+// BenchmarkControlPlane prints a control-plane VIP's API outage (lab test: test/controlplane).
 package bench
