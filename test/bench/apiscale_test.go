@@ -394,7 +394,7 @@ func (a *apiScriptedAgent) set(name string, state vrrp.State, reason string) {
 type apiTraffic struct {
 	mu sync.Mutex
 	// involved are the agents whose writes the current phase waits for (nil: every agent);
-	// another agent's write of its own entry is its resync.
+	// another agent's apply of its own member is its resync.
 	involved     map[int]bool
 	lastRelevant time.Time
 	recording    bool
@@ -737,7 +737,7 @@ func apiScaleScheme() (*runtime.Scheme, error) {
 	return s, v1alpha1.AddToScheme(s)
 }
 
-// The agent's identity, as config/rbac names it (the status policy matches this user).
+// The agent's identity, as config/rbac names it (the member policy matches this user).
 const (
 	apiScaleNamespace = "kube-vrrp"
 	apiScaleAgentUser = "system:serviceaccount:kube-vrrp:kube-vrrp"
