@@ -226,6 +226,68 @@ func writers(live []v1alpha1.NodeStatus) (writer, standby string) {
 	return writer, ""
 }
 
+// writersOf returns what writers returns for the live members among members, looking at the
+// staleness of the candidates alone (the MASTERs, newest first, then the members by name) until
+// both are found, instead of every member's.
+func writersOf(members []*v1alpha1.VirtualIPMember, stale func(string) (bool, error)) (writer, standby string, err error) {
+	var masters []*v1alpha1.VirtualIPMember
+	names := make([]string, 0, len(members))
+	for _, m := range members {
+		names = append(names, m.Spec.Node)
+		if m.Status.State == vrrp.Master.String() {
+			masters = append(masters, m)
+		}
+	}
+	slices.Sort(names)
+	since := func(m *v1alpha1.VirtualIPMember) time.Time {
+		if m.Status.LastTransitionTime == nil {
+			return time.Time{}
+		}
+		return m.Status.LastTransitionTime.Time
+	}
+	slices.SortFunc(masters, func(x, y *v1alpha1.VirtualIPMember) int {
+		if c := since(y).Compare(since(x)); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Spec.Node, y.Spec.Node)
+	})
+	live := func(n string) (bool, error) {
+		g, err := stale(n)
+		return !g && err == nil, err
+	}
+	for _, m := range masters {
+		ok, err := live(m.Spec.Node)
+		if err != nil {
+			return "", "", err
+		}
+		if ok {
+			writer = m.Spec.Node
+			break
+		}
+	}
+	for _, n := range names {
+		if writer != "" && standby != "" {
+			break
+		}
+		if n == writer {
+			continue
+		}
+		ok, err := live(n)
+		if err != nil {
+			return "", "", err
+		}
+		if !ok {
+			continue
+		}
+		if writer == "" {
+			writer = n
+		} else {
+			standby = n
+		}
+	}
+	return writer, standby, nil
+}
+
 // Reconcile prunes the members of nodes that are gone or no longer selected, then applies the
 // summary, if this agent is the VirtualIP's writer (see writers), or its stand-by and the
 // summary has stayed stale. Losing a race to another writer is not an error: it is tried
@@ -245,8 +307,29 @@ func (a *Aggregator) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	var live []v1alpha1.NodeStatus
 	stale := misnamed
 	selects := selectorOf(&vip)
+	seen := map[string]bool{} // node -> stale, for those looked at
+	staleNode := func(node string) (bool, error) {
+		if g, ok := seen[node]; ok {
+			return g, nil
+		}
+		g, err := a.stale(ctx, selects, node)
+		if err == nil {
+			seen[node] = g
+		}
+		return g, err
+	}
+	// Who writes, looking at the Nodes of the candidates alone: a node that is neither the
+	// writer nor the stand-by stops here. Every agent summarises every change of a member, so
+	// the others' reconciles must be cheap: at 500 members, checking every member's Node in
+	// each of them kept the writer's own reconcile waiting for the CPU for seconds.
+	if writer, standby, err := writersOf(members, staleNode); err != nil {
+		return reconcile.Result{}, err
+	} else if writer != "" && writer != a.NodeName && standby != a.NodeName {
+		a.fresh(vip.Name)
+		return reconcile.Result{}, nil
+	}
 	for _, m := range members {
-		gone, err := a.stale(ctx, selects, m.Spec.Node)
+		gone, err := staleNode(m.Spec.Node)
 		if err != nil {
 			return reconcile.Result{}, err
 		}
