@@ -319,8 +319,11 @@ func (in *Instance) Tick(now time.Time) Output {
 			out.Announce = in.addrs()
 		}
 		if !in.answerAgainAt.IsZero() && !now.Before(in.answerAgainAt) {
-			// Another master heard again after our answer (answerOtherMaster).
+			// Another master heard again after our answer (answerOtherMaster). It counts as
+			// an answer: the next interval's adverts are answered once at most, not once at
+			// once and once more now.
 			in.answerAgainAt = time.Time{}
+			in.answeredAt = now
 			out.Announce = in.addrs()
 		}
 	}

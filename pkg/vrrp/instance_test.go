@@ -1253,3 +1253,24 @@ func TestMasterAnnouncesAgainAfterAnswering(t *testing.T) {
 		t.Errorf("announced %d times after the answer's interval, want 1", announced)
 	}
 }
+
+// Under a flood of another master's adverts, with the MASTER's timers running between them,
+// the MASTER announces at most once per interval: the announcement made for the adverts heard
+// within the last interval counts as the answer of the next.
+func TestMasterAnnouncesOncePerIntervalUnderFlood(t *testing.T) {
+	cfg := config4()
+	in, tm := startMaster(t, cfg)
+	announced := 0
+	for i := range 2000 { // 1 s of adverts every 0.5 ms, each after a tick at the same instant
+		at := tm.Add(time.Duration(i) * 500 * time.Microsecond)
+		if out := in.Tick(at); len(out.Announce) > 0 {
+			announced++
+		}
+		if out := in.Receive(at, advert(t, cfg, lower, 1)); len(out.Announce) > 0 {
+			announced++
+		}
+	}
+	if limit := int(time.Second/cfg.Interval) + 1; announced > limit {
+		t.Errorf("%d announcements in 1 s of a flood at a %v interval, want at most %d", announced, cfg.Interval, limit)
+	}
+}
