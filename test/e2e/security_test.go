@@ -409,8 +409,8 @@ func testToken(t *testing.T, e *env) {
 				"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIPMember",
 				"metadata": map[string]any{"name": name, "ownerReferences": []any{map[string]any{
 					"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VirtualIP", "name": vip, "uid": string(owner.UID)}}},
-				"spec":     map[string]any{"virtualIP": vip, "node": node},
-				"status":   map[string]any{"state": "Fault", "priority": int64(1), "interface": "eth0", "reason": "ProbeFailed", "message": forged},
+				"spec":   map[string]any{"virtualIP": vip, "node": node},
+				"status": map[string]any{"state": "Fault", "priority": int64(1), "interface": "eth0", "reason": "ProbeFailed", "message": forged},
 			}}
 		}
 		apply := func(c client.Client, u *unstructured.Unstructured, dryRun bool) error {
