@@ -322,9 +322,11 @@ func (a *Aggregator) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	// writer nor the stand-by stops here. Every agent summarises every change of a member, so
 	// the others' reconciles must be cheap: at 500 members, checking every member's Node in
 	// each of them kept the writer's own reconcile waiting for the CPU for seconds.
-	if writer, standby, err := writersOf(members, staleNode); err != nil {
+	writer, standby, err := writersOf(members, staleNode)
+	if err != nil {
 		return reconcile.Result{}, err
-	} else if writer != "" && writer != a.NodeName && standby != a.NodeName {
+	}
+	if writer != "" && writer != a.NodeName && standby != a.NodeName {
 		a.fresh(vip.Name)
 		return reconcile.Result{}, nil
 	}
@@ -344,7 +346,8 @@ func (a *Aggregator) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		a.fresh(vip.Name)
 		return reconcile.Result{}, nil // nothing to write
 	}
-	switch writer, standby := writers(live); {
+	// The writer and stand-by found above: what writers(live) names (TestWritersOfAgreesWithWriters).
+	switch {
 	case writer == a.NodeName:
 		a.fresh(vip.Name)
 	case writer == "":
