@@ -30,6 +30,18 @@ const (
 	MaxProbeName = validation.DNS1123LabelMaxLength
 	// MaxPreemptDelay is the longest spec.preemptDelay.
 	MaxPreemptDelay = time.Hour
+	// MaxAnnounceCount bounds spec.announcements.count and refreshCount;
+	// MaxAnnounceRepeatDelay bounds repeatDelay; MinAnnounceRefresh and MaxAnnounceRefresh
+	// bound refreshInterval.
+	MaxAnnounceCount       = 16
+	MaxAnnounceRepeatDelay = time.Hour
+	MinAnnounceRefresh     = time.Second
+	MaxAnnounceRefresh     = 24 * time.Hour
+	// MinNotifyTimeout and MaxNotifyTimeout bound spec.notify.timeout; DefaultNotifyTimeout is
+	// its default. A notify command has at most MaxExecArgs elements of MaxExecArgLength.
+	MinNotifyTimeout     = 100 * time.Millisecond
+	MaxNotifyTimeout     = 10 * time.Minute
+	DefaultNotifyTimeout = 10 * time.Second
 	// MaxDurationLength bounds the text of a Duration.
 	MaxDurationLength = 32
 	// MaxExecArgs is the most elements of an exec probe's command, MaxExecArgLength the

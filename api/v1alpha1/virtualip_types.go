@@ -133,6 +133,114 @@ type VirtualIPSpec struct {
 	// +listMapKey=name
 	// +optional
 	Probes []ProbeSpec `json:"probes,omitempty"`
+
+	// virtualMAC makes the MASTER use the RFC 5798 §7.3 virtual router MAC address
+	// (00:00:5e:00:01:<vrid> for IPv4, 00:00:5e:00:02:<vrid> for IPv6) for the addresses, as
+	// keepalived's use_vmac and FRR do: the agent creates a macvlan interface with that
+	// address on the interface, binds the addresses there and sends adverts and gratuitous
+	// ARPs / NAs from it. Clients' neighbour entries then stay valid across a failover (only
+	// switches relearn the port), which helps clients that ignore gratuitous ARP. The agent
+	// removes the macvlan when the VirtualIP stops. Default false.
+	// +optional
+	VirtualMAC bool `json:"virtualMAC,omitempty"`
+
+	// announcements tunes the gratuitous ARPs (IPv4) and unsolicited neighbour advertisements
+	// (IPv6) a MASTER sends for its addresses.
+	// +optional
+	Announcements *AnnouncementSpec `json:"announcements,omitempty"`
+
+	// notify runs commands when this node's state changes, as keepalived's notify_master,
+	// notify_backup, notify_fault, notify_stop and notify. Each runs directly (no shell), with
+	// an empty environment, one at a time in the order of the changes. A VirtualIP with notify
+	// is refused unless the agent enables exec (--enable-exec-probes, chart value
+	// probes.exec.enabled), since whoever writes it could otherwise run commands on every
+	// selected node. In a cluster, Events and the VirtualIPMembers' status report the same
+	// changes without running anything.
+	// +optional
+	Notify *NotifySpec `json:"notify,omitempty"`
+}
+
+// AnnouncementSpec tunes the gratuitous ARPs and unsolicited neighbour advertisements of a
+// MASTER. On a takeover it sends a burst (count messages per address), and a second burst
+// repeatDelay later.
+type AnnouncementSpec struct {
+	// count is the number of messages per address in each burst, 1..16 (default 2;
+	// keepalived's garp_master_repeat).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16
+	// +optional
+	Count *int32 `json:"count,omitempty"`
+
+	// repeatDelay is the delay of the second burst after a takeover, for switches that
+	// dropped the first while a port was converging (keepalived's garp_master_delay),
+	// 0s..1h; 0s sends no second burst (default 2s).
+	// +kubebuilder:validation:XValidation:rule=`!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self) >= duration('0s') && duration(self) <= duration('1h'))`,message=`repeatDelay must be between 0s (no second burst) and 1h`
+	// +optional
+	RepeatDelay *Duration `json:"repeatDelay,omitempty"`
+
+	// refreshInterval makes a MASTER announce its addresses again at this interval for as
+	// long as it stays MASTER, for switches and hosts that age entries out (keepalived's
+	// garp_master_refresh), 1s..24h. Absent: no refresh.
+	// +kubebuilder:validation:XValidation:rule=`!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self) >= duration('1s') && duration(self) <= duration('24h'))`,message=`refreshInterval must be between 1s and 24h (remove it for no refresh)`
+	// +optional
+	RefreshInterval *Duration `json:"refreshInterval,omitempty"`
+
+	// refreshCount is the number of messages per address at each refresh, 1..16 (default 1;
+	// keepalived's garp_master_refresh_repeat).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16
+	// +optional
+	RefreshCount *int32 `json:"refreshCount,omitempty"`
+}
+
+// NotifySpec lists the commands run on this node's state changes. Each command is an argv
+// (1..32 elements, the first an absolute path) to which five arguments are appended, in
+// keepalived's order: INSTANCE, the VirtualIP's name, the new state (MASTER, BACKUP, FAULT or
+// STOP), the effective priority and the reason (one CamelCase word, e.g. MasterDownTimer).
+// On a change the state's own command runs first, then all.
+//
+// +kubebuilder:validation:XValidation:rule=`has(self.master) || has(self.backup) || has(self.fault) || has(self.stop) || has(self.all)`,message=`give at least one of master, backup, fault, stop or all (or remove notify)`
+type NotifySpec struct {
+	// master runs when the node becomes MASTER (keepalived's notify_master).
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule=`self.size() >= 1 && self[0].startsWith('/')`,message=`give the command as an argv list whose first element is the program's absolute path (there is no shell and no PATH lookup), e.g. [/usr/local/bin/on-master]`
+	// +listType=atomic
+	// +optional
+	Master []string `json:"master,omitempty"`
+	// backup runs when the node becomes BACKUP (keepalived's notify_backup).
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule=`self.size() >= 1 && self[0].startsWith('/')`,message=`give the command as an argv list whose first element is the program's absolute path (there is no shell and no PATH lookup), e.g. [/usr/local/bin/on-backup]`
+	// +listType=atomic
+	// +optional
+	Backup []string `json:"backup,omitempty"`
+	// fault runs when the node enters FAULT (keepalived's notify_fault).
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule=`self.size() >= 1 && self[0].startsWith('/')`,message=`give the command as an argv list whose first element is the program's absolute path (there is no shell and no PATH lookup), e.g. [/usr/local/bin/on-fault]`
+	// +listType=atomic
+	// +optional
+	Fault []string `json:"fault,omitempty"`
+	// stop runs when the instance stops (keepalived's notify_stop).
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule=`self.size() >= 1 && self[0].startsWith('/')`,message=`give the command as an argv list whose first element is the program's absolute path (there is no shell and no PATH lookup), e.g. [/usr/local/bin/on-stop]`
+	// +listType=atomic
+	// +optional
+	Stop []string `json:"stop,omitempty"`
+	// all runs on every change, after the state's own command (keepalived's notify).
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule=`self.size() >= 1 && self[0].startsWith('/')`,message=`give the command as an argv list whose first element is the program's absolute path (there is no shell and no PATH lookup), e.g. [/usr/local/bin/on-change]`
+	// +listType=atomic
+	// +optional
+	All []string `json:"all,omitempty"`
+	// timeout bounds each run, 100ms..10m (default 10s); a command still running then is
+	// killed, with its process group.
+	// +kubebuilder:validation:XValidation:rule=`!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self) >= duration('100ms') && duration(self) <= duration('10m'))`,message=`timeout must be between 100ms and 10m`
+	// +optional
+	Timeout *Duration `json:"timeout,omitempty"`
 }
 
 // NodeOverride sets per-node values of a VirtualIP.

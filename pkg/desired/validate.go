@@ -178,6 +178,8 @@ func Validate(vip *v1alpha1.VirtualIP) field.ErrorList {
 	}
 
 	errs = append(errs, validateProbes(spec.Probes, p.Child("probes"))...)
+	errs = append(errs, validateAnnouncements(spec.Announcements, p.Child("announcements"))...)
+	errs = append(errs, validateNotify(spec.Notify, p.Child("notify"))...)
 
 	if spec.Preempt != nil && !*spec.Preempt && len(spec.Probes) > 0 {
 		weighted, zero := 0, 0
@@ -584,6 +586,78 @@ func validateHTTPTLS(p *v1alpha1.HTTPProbe, tp *field.Path) field.ErrorList {
 	for _, e := range each {
 		if e != nil {
 			errs = append(errs, field.Forbidden(tp, e.Error()))
+		}
+	}
+	return errs
+}
+
+// validateAnnouncements applies the bounds of spec.announcements (api/v1alpha1 limits).
+func validateAnnouncements(a *v1alpha1.AnnouncementSpec, p *field.Path) field.ErrorList {
+	if a == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	count := func(v *int32, name, def string) {
+		if v != nil && (*v < 1 || *v > v1alpha1.MaxAnnounceCount) {
+			errs = append(errs, field.Invalid(p.Child(name), *v, fmt.Sprintf(
+				"set %s to 1..%d messages per address (default %s)", name, v1alpha1.MaxAnnounceCount, def)))
+		}
+	}
+	count(a.Count, "count", "2")
+	count(a.RefreshCount, "refreshCount", "1")
+	if a.RepeatDelay != nil {
+		if d := a.RepeatDelay.Duration; d < 0 || d > v1alpha1.MaxAnnounceRepeatDelay {
+			errs = append(errs, field.Invalid(p.Child("repeatDelay"), d.String(),
+				"set repeatDelay to 0s (no second burst) ..1h"))
+		}
+	}
+	if a.RefreshInterval != nil {
+		if d := a.RefreshInterval.Duration; d < v1alpha1.MinAnnounceRefresh || d > v1alpha1.MaxAnnounceRefresh {
+			errs = append(errs, field.Invalid(p.Child("refreshInterval"), d.String(),
+				"set refreshInterval to 1s..24h, or remove it for no refresh"))
+		}
+	}
+	return errs
+}
+
+// validateNotify applies the rules of spec.notify: each command an argv of 1..MaxExecArgs
+// elements of at most MaxExecArgLength bytes, the first an absolute path, at least one
+// command, and the timeout's bounds.
+func validateNotify(n *v1alpha1.NotifySpec, p *field.Path) field.ErrorList {
+	if n == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	cmds := []struct {
+		name string
+		argv []string
+	}{{"master", n.Master}, {"backup", n.Backup}, {"fault", n.Fault}, {"stop", n.Stop}, {"all", n.All}}
+	given := 0
+	for _, c := range cmds {
+		if c.argv == nil {
+			continue
+		}
+		given++
+		cp := p.Child(c.name)
+		switch {
+		case len(c.argv) == 0 || !strings.HasPrefix(c.argv[0], "/"):
+			errs = append(errs, field.Invalid(cp, c.argv, "give the command as an argv list whose first element is the "+
+				"program's absolute path (there is no shell and no PATH lookup), e.g. [/usr/local/bin/on-"+c.name+"]"))
+		case len(c.argv) > v1alpha1.MaxExecArgs:
+			errs = append(errs, field.TooMany(cp, len(c.argv), v1alpha1.MaxExecArgs))
+		}
+		for i, a := range c.argv {
+			if len(a) > v1alpha1.MaxExecArgLength {
+				errs = append(errs, field.TooLong(cp.Index(i), "", v1alpha1.MaxExecArgLength))
+			}
+		}
+	}
+	if given == 0 {
+		errs = append(errs, field.Required(p, "give at least one of master, backup, fault, stop or all (or remove notify)"))
+	}
+	if n.Timeout != nil {
+		if d := n.Timeout.Duration; d < v1alpha1.MinNotifyTimeout || d > v1alpha1.MaxNotifyTimeout {
+			errs = append(errs, field.Invalid(p.Child("timeout"), d.String(), "set timeout to 100ms..10m (default 10s)"))
 		}
 	}
 	return errs

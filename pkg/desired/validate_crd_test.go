@@ -46,6 +46,14 @@ func TestCRDBounds(t *testing.T) {
 		"spec.nodes[].name":                      v1alpha1.MaxNameLength,
 		"spec.preemptDelay":                      v1alpha1.MaxDurationLength,
 		"spec.probes[].exec.command[]":           v1alpha1.MaxExecArgLength,
+		"spec.announcements.repeatDelay":         v1alpha1.MaxDurationLength,
+		"spec.announcements.refreshInterval":     v1alpha1.MaxDurationLength,
+		"spec.notify.timeout":                    v1alpha1.MaxDurationLength,
+		"spec.notify.master[]":                   v1alpha1.MaxExecArgLength,
+		"spec.notify.backup[]":                   v1alpha1.MaxExecArgLength,
+		"spec.notify.fault[]":                    v1alpha1.MaxExecArgLength,
+		"spec.notify.stop[]":                     v1alpha1.MaxExecArgLength,
+		"spec.notify.all[]":                      v1alpha1.MaxExecArgLength,
 		"spec.probes[].file.path":                v1alpha1.MaxFilePathLength,
 		"spec.probes[].http.url":                 v1alpha1.MaxURLLength,
 		"spec.probes[].http.tls.caFile":          v1alpha1.MaxTLSFileLength,
@@ -69,6 +77,11 @@ func TestCRDBounds(t *testing.T) {
 		"spec.nodes":                 v1alpha1.MaxNodes,
 		"spec.probes":                v1alpha1.MaxProbes,
 		"spec.probes[].exec.command": v1alpha1.MaxExecArgs,
+		"spec.notify.master":         v1alpha1.MaxExecArgs,
+		"spec.notify.backup":         v1alpha1.MaxExecArgs,
+		"spec.notify.fault":          v1alpha1.MaxExecArgs,
+		"spec.notify.stop":           v1alpha1.MaxExecArgs,
+		"spec.notify.all":            v1alpha1.MaxExecArgs,
 		"spec.unicast.peers":         v1alpha1.MaxPeers,
 		"status.conditions":          v1alpha1.MaxConditions,
 	}
@@ -123,6 +136,9 @@ func TestCRDBounds(t *testing.T) {
 		{"spec.preemptDelay", "duration(self)", []time.Duration{0, v1alpha1.MaxPreemptDelay}, 0},
 		{"spec.probes[].interval", "duration(self)", []time.Duration{probepkg.MinInterval, probepkg.MaxInterval}, 0},
 		{"spec.probes[].timeout", "duration(self)", []time.Duration{probepkg.MinTimeout}, 0},
+		{"spec.announcements.repeatDelay", "duration(self)", []time.Duration{0, v1alpha1.MaxAnnounceRepeatDelay}, 0},
+		{"spec.announcements.refreshInterval", "duration(self)", []time.Duration{v1alpha1.MinAnnounceRefresh, v1alpha1.MaxAnnounceRefresh}, 0},
+		{"spec.notify.timeout", "duration(self)", []time.Duration{v1alpha1.MinNotifyTimeout, v1alpha1.MaxNotifyTimeout}, 0},
 	}
 	for _, d := range durations {
 		var found []string
@@ -154,7 +170,8 @@ func TestCRDBounds(t *testing.T) {
 // v1alpha1.DurationPattern.
 func TestCRDDurationPattern(t *testing.T) {
 	root := loadSchema(t, crdFile)
-	for _, p := range []string{"spec.advertisementInterval", "spec.preemptDelay", "spec.probes[].interval", "spec.probes[].timeout"} {
+	for _, p := range []string{"spec.advertisementInterval", "spec.preemptDelay", "spec.probes[].interval", "spec.probes[].timeout",
+		"spec.announcements.repeatDelay", "spec.announcements.refreshInterval", "spec.notify.timeout"} {
 		want := fmt.Sprintf("self.matches('%s')", v1alpha1.DurationPattern)
 		if !slices.ContainsFunc(at(t, root, p).XValidations, func(v apiextensionsv1.ValidationRule) bool {
 			return v.Rule == want && strings.HasPrefix(v.Message, "write a duration such as")
@@ -177,10 +194,10 @@ func TestCRDDurationPattern(t *testing.T) {
 			}
 		}
 	})
-	// The syntax rule in each of the 4 fields (one marker, on Duration) and the guards of the
+	// The syntax rule in each of the 7 fields (one marker, on Duration) and the guards of the
 	// rules that parse a duration.
-	if copies <= 4 {
-		t.Errorf("the CRD has %d copies of the duration pattern, want the 4 syntax rules and the guards", copies)
+	if copies <= 7 {
+		t.Errorf("the CRD has %d copies of the duration pattern, want the 7 syntax rules and the guards", copies)
 	}
 	t.Logf("%d copies of the duration pattern", copies)
 }
