@@ -142,6 +142,22 @@ func For(vip *v1alpha1.VirtualIP, node Node, peers []Peer, password []byte) (vrr
 	if spec.ChecksumMode == ChecksumRFC9568 {
 		cfg.Checksum = packet.ChecksumRFC9568
 	}
+	cfg.VirtualMAC = spec.VirtualMAC
+	if a := spec.Announcements; a != nil {
+		if a.Count != nil {
+			cfg.AnnounceCount = int(*a.Count)
+		}
+		if a.RepeatDelay != nil {
+			cfg.AnnounceRepeat = a.RepeatDelay.Duration
+			cfg.NoAnnounceRepeat = a.RepeatDelay.Duration == 0
+		}
+		if a.RefreshInterval != nil {
+			cfg.AnnounceRefresh = a.RefreshInterval.Duration
+		}
+		if a.RefreshCount != nil {
+			cfg.AnnounceRefreshCount = int(*a.RefreshCount)
+		}
+	}
 
 	ifc, err := resolveInterface(vip, node, cfg.Addresses, owner)
 	if err != nil {

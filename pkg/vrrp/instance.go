@@ -177,8 +177,10 @@ func (c *Config) Validate() error {
 		return errors.New("vrrp: no primary (source) address")
 	case len(c.Password) > packet.PassLen:
 		return fmt.Errorf("vrrp: password longer than %d bytes", packet.PassLen)
-	case c.PreemptDelay < 0 || c.AnnounceRepeat < 0:
+	case c.PreemptDelay < 0 || c.AnnounceRepeat < 0 || c.AnnounceRefresh < 0:
 		return errors.New("vrrp: negative delay")
+	case c.AnnounceCount < 0 || c.AnnounceRefreshCount < 0:
+		return errors.New("vrrp: negative announcement count")
 	}
 	is6 := c.Primary.Is6()
 	for _, p := range c.Addresses {
@@ -990,7 +992,7 @@ func (in *Instance) checkReconfigure(cfg Config) error {
 	}
 	old := in.cfg
 	if cfg.VRID != old.VRID || cfg.Version != old.Version || cfg.Interface != old.Interface ||
-		cfg.Primary != old.Primary {
+		cfg.Primary != old.Primary || cfg.VirtualMAC != old.VirtualMAC {
 		return ErrIncompatible
 	}
 	if (cfg.Priority == OwnerPriority) != (old.Priority == OwnerPriority) {

@@ -82,6 +82,21 @@ type Config struct {
 	// AnnounceRepeat is the delay of the second gratuitous ARP / NA burst after a takeover;
 	// 0 means DefaultAnnounceRepeat.
 	AnnounceRepeat time.Duration
+	// NoAnnounceRepeat sends no second burst (spec.announcements.repeatDelay 0s); AnnounceRepeat
+	// is then ignored.
+	NoAnnounceRepeat bool
+	// AnnounceCount is the number of gratuitous ARPs / NAs per address in each burst; 0 means
+	// DefaultAnnounceCount.
+	AnnounceCount int
+	// AnnounceRefresh, when positive, makes a MASTER announce its addresses again at this
+	// interval for as long as it stays MASTER (keepalived's garp_master_refresh).
+	AnnounceRefresh time.Duration
+	// AnnounceRefreshCount is the number of messages per address at each refresh; 0 means 1.
+	AnnounceRefreshCount int
+	// VirtualMAC makes the host hold the addresses on a macvlan carrying the RFC 5798 §7.3
+	// virtual router MAC and send adverts and announcements from it (docs/design.md §5.9).
+	// The engine only carries it; the driver (pkg/agent) and the host apply it.
+	VirtualMAC bool
 }
 
 // OwnerPriority is the priority of the router that owns the virtual addresses (RFC 5798 §5.2.4):
@@ -91,6 +106,9 @@ const OwnerPriority = 255
 // DefaultAnnounceRepeat is the default delay of the second announcement burst, long enough for
 // switches that dropped the first while a port was converging.
 const DefaultAnnounceRepeat = 2 * time.Second
+
+// DefaultAnnounceCount is the default number of messages per address in an announcement burst.
+const DefaultAnnounceCount = 2
 
 // Packet is a received VRRP message with the IP metadata the receive rules need.
 type Packet struct {
