@@ -641,7 +641,12 @@ func validateNotify(n *v1alpha1.NotifySpec, p *field.Path) field.ErrorList {
 		cp := p.Child(c.name)
 		switch {
 		case len(c.argv) == 0 || !strings.HasPrefix(c.argv[0], "/"):
-			errs = append(errs, field.Invalid(cp, c.argv, "give the command as an argv list whose first element is the "+
+			// Only the program is shown: the arguments may carry credentials.
+			prog := ""
+			if len(c.argv) > 0 {
+				prog = c.argv[0]
+			}
+			errs = append(errs, field.Invalid(cp.Index(0), prog, "give the command as an argv list whose first element is the "+
 				"program's absolute path (there is no shell and no PATH lookup), e.g. [/usr/local/bin/on-"+c.name+"]"))
 		case len(c.argv) > v1alpha1.MaxExecArgs:
 			errs = append(errs, field.TooMany(cp, len(c.argv), v1alpha1.MaxExecArgs))

@@ -412,6 +412,39 @@ func TestValidateMessagesOwnerAndProbeBounds(t *testing.T) {
 	}
 }
 
+// The announcement and notify messages say which field and what to set (the CRD says the same:
+// test/envtest TestCRDRejects).
+func TestValidateMessagesAnnouncementsNotify(t *testing.T) {
+	vip := validVIP()
+	vip.Spec.Announcements = &v1alpha1.AnnouncementSpec{Count: ptr.To[int32](0), RefreshCount: ptr.To[int32](17),
+		RepeatDelay: dur(-time.Second), RefreshInterval: dur(999 * time.Millisecond)}
+	vip.Spec.Notify = &v1alpha1.NotifySpec{Master: []string{"on-master"}, All: []string{},
+		Fault: append([]string{"/bin/true"}, make([]string, 32)...), Stop: []string{"/bin/true", strings.Repeat("a", 1025)},
+		Timeout: dur(99 * time.Millisecond)}
+	got := make([]string, 0)
+	for _, e := range Validate(vip) {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		`spec.announcements.count: Invalid value: 0: set count to 1..16 messages per address (default 2)`,
+		`spec.announcements.refreshCount: Invalid value: 17: set refreshCount to 1..16 messages per address (default 1)`,
+		`spec.announcements.repeatDelay: Invalid value: "-1s": set repeatDelay to 0s (no second burst) ..1h`,
+		`spec.announcements.refreshInterval: Invalid value: "999ms": set refreshInterval to 1s..24h, or remove it for no refresh`,
+		`spec.notify.master[0]: Invalid value: "on-master": give the command as an argv list whose first element is the program's absolute path (there is no shell and no PATH lookup), e.g. [/usr/local/bin/on-master]`,
+		`spec.notify.fault: Too many: 33: must have at most 32 items`,
+		`spec.notify.stop[1]: Too long: may not be more than 1024 bytes`,
+		`spec.notify.all[0]: Invalid value: "": give the command as an argv list whose first element is the program's absolute path (there is no shell and no PATH lookup), e.g. [/usr/local/bin/on-all]`,
+		`spec.notify.timeout: Invalid value: "99ms": set timeout to 100ms..10m (default 10s)`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Validate() messages mismatch (-want +got):\n%s", diff)
+	}
+	vip.Spec.Notify = &v1alpha1.NotifySpec{}
+	if errs := Validate(vip); len(errs) == 0 || !strings.Contains(errs.ToAggregate().Error(), "give at least one of master, backup, fault, stop or all") {
+		t.Errorf("an empty notify: %v", errs)
+	}
+}
+
 func TestParseAddress(t *testing.T) {
 	tests := []struct {
 		in      string

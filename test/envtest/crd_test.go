@@ -213,6 +213,37 @@ var rejected = []struct {
 		want: []string{`spec.preemptDelay: Invalid value: "-1s": preemptDelay must be between 0s (preempt at once) and 1h`}},
 	{name: "preemptDelay 2h", mut: func(v *v1alpha1.VirtualIP) { v.Spec.PreemptDelay = dur(2 * time.Hour) },
 		want: []string{`spec.preemptDelay: Invalid value: "2h0m0s": preemptDelay must be between 0s (preempt at once) and 1h`}},
+
+	// announcements
+	{name: "announcements count 0 and refreshCount 17", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Announcements = &v1alpha1.AnnouncementSpec{Count: ptr.To[int32](0), RefreshCount: ptr.To[int32](17)}
+	}, want: []string{"spec.announcements.count: Invalid value: 0: spec.announcements.count in body should be greater than or equal to 1",
+		"spec.announcements.refreshCount: Invalid value: 17: spec.announcements.refreshCount in body should be less than or equal to 16"}},
+	{name: "announcements repeatDelay negative", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Announcements = &v1alpha1.AnnouncementSpec{RepeatDelay: dur(-time.Second)}
+	}, want: []string{`spec.announcements.repeatDelay: Invalid value: "-1s": repeatDelay must be between 0s (no second burst) and 1h`}},
+	{name: "announcements refreshInterval 500ms", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Announcements = &v1alpha1.AnnouncementSpec{RefreshInterval: dur(500 * time.Millisecond)}
+	}, want: []string{`spec.announcements.refreshInterval: Invalid value: "500ms": refreshInterval must be between 1s and 24h (remove it for no refresh)`}},
+	{name: "announcements refreshInterval 25h", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Announcements = &v1alpha1.AnnouncementSpec{RefreshInterval: dur(25 * time.Hour)}
+	}, want: []string{`refreshInterval must be between 1s and 24h`}},
+
+	// notify
+	{name: "notify empty", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Notify = &v1alpha1.NotifySpec{} },
+		want: []string{"spec.notify: Invalid value: give at least one of master, backup, fault, stop or all (or remove notify)"}},
+	{name: "notify relative program", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Notify = &v1alpha1.NotifySpec{Master: []string{"on-master.sh", "--x"}}
+	}, want: []string{"spec.notify.master: Invalid value: give the command as an argv list whose first element is the program's absolute path (there is no shell and no PATH lookup)"}},
+	{name: "notify too many args and a long one", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Notify = &v1alpha1.NotifySpec{Fault: append([]string{"/bin/true"}, make([]string, 32)...), Stop: []string{"/bin/true", strings.Repeat("a", 1025)}}
+	}, want: []string{"spec.notify.fault: Too many: 33: must have at most 32 items", "spec.notify.stop[1]: Too long: may not be more than 1024 bytes"}},
+	{name: "notify timeout 50ms", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Notify = &v1alpha1.NotifySpec{Master: []string{"/bin/true"}, Timeout: dur(50 * time.Millisecond)}
+	}, want: []string{`spec.notify.timeout: Invalid value: "50ms": timeout must be between 100ms and 10m`}},
+	{name: "notify timeout 11m", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Notify = &v1alpha1.NotifySpec{Master: []string{"/bin/true"}, Timeout: dur(11 * time.Minute)}
+	}, want: []string{`timeout must be between 100ms and 10m`}},
 	{name: "preempt false with only weighted probes", mut: func(v *v1alpha1.VirtualIP) { v.Spec.Preempt = ptr.To(false) },
 		want: []string{"spec.preempt: Invalid value", "preempt: false with only weighted probes can never move the addresses",
 			"set preempt: true, or give a probe weight 0"}},
@@ -518,6 +549,18 @@ var accepted = []struct {
 		v.Spec.NodeSelector = &metav1.LabelSelector{}
 	}},
 	{name: "preemptDelay 1h", mut: func(v *v1alpha1.VirtualIP) { v.Spec.PreemptDelay = dur(time.Hour) }},
+	{name: "virtualMAC, announcements and notify at their bounds", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.VirtualMAC = true
+		v.Spec.Announcements = &v1alpha1.AnnouncementSpec{Count: ptr.To[int32](16), RepeatDelay: dur(0),
+			RefreshInterval: dur(time.Second), RefreshCount: ptr.To[int32](1)}
+		v.Spec.Notify = &v1alpha1.NotifySpec{Master: append([]string{"/usr/local/bin/on-master"}, make([]string, 31)...),
+			All: []string{"/usr/local/bin/notify", strings.Repeat("a", 1024)}, Timeout: dur(10 * time.Minute)}
+	}},
+	{name: "announcements at the other bounds, notify timeout 100ms", mut: func(v *v1alpha1.VirtualIP) {
+		v.Spec.Announcements = &v1alpha1.AnnouncementSpec{Count: ptr.To[int32](1), RepeatDelay: dur(time.Hour),
+			RefreshInterval: dur(24 * time.Hour), RefreshCount: ptr.To[int32](16)}
+		v.Spec.Notify = &v1alpha1.NotifySpec{Stop: []string{"/bin/true"}, Timeout: dur(100 * time.Millisecond)}
+	}},
 	{name: "nopreempt with a weight-0 probe too", mut: func(v *v1alpha1.VirtualIP) {
 		v.Spec.Preempt = ptr.To(false)
 		v.Spec.Probes = append(v.Spec.Probes, probe("file", nil))
@@ -634,15 +677,22 @@ func TestCRDGaps(t *testing.T) {
 func TestCRDRejectsUnparsableDurations(t *testing.T) {
 	ctx := requireAPIServer(t)
 	for i, s := range []string{"1", "100", "1 s", "fast", "1sec", "ms"} {
-		for _, field := range []string{"advertisementInterval", "preemptDelay", "probes[0].interval", "probes[0].timeout"} {
+		for _, field := range []string{"advertisementInterval", "preemptDelay", "probes[0].interval", "probes[0].timeout",
+			"announcements.refreshInterval", "notify.timeout"} {
 			t.Run(field+"="+s, func(t *testing.T) {
 				vip := validVIP(fmt.Sprintf("dur-%d", i))
 				u := toUnstructured(t, vip)
 				path := strings.Split(strings.NewReplacer("[0]", "").Replace(field), ".")
-				if len(path) == 1 {
-					u.Object["spec"].(map[string]any)[path[0]] = s
-				} else {
-					u.Object["spec"].(map[string]any)["probes"].([]any)[0].(map[string]any)[path[1]] = s
+				spec := u.Object["spec"].(map[string]any)
+				switch {
+				case len(path) == 1:
+					spec[path[0]] = s
+				case path[0] == "probes":
+					spec["probes"].([]any)[0].(map[string]any)[path[1]] = s
+				case path[0] == "notify": // with a command, so that only the duration is wrong
+					spec["notify"] = map[string]any{path[1]: s, "master": []any{"/bin/true"}}
+				default:
+					spec[path[0]] = map[string]any{path[1]: s}
 				}
 				err := k8s.Create(ctx, u, client.DryRunAll)
 				if !apierrors.IsInvalid(err) {
