@@ -7,6 +7,8 @@
 #   iproute2      ip netns / ip link / bridge: the namespace lab (internal/lab)
 #   nftables      nft: the lab's VRRP filter (split brain) on the lab switch's bridge ports
 #   keepalived    the reference VRRP implementation: interop tests and benchmarks
+#   frr           FRR's vrrpd (with zebra): the second VRRP implementation of the interop tests;
+#                 they run it per lab node, never as the packaged service
 #   haproxy       the workload of `make demo` and the end-to-end scenarios
 #   iputils-ping  ping: reachability checks inside the lab
 #   tcpdump       looking at adverts when a lab test fails
@@ -18,12 +20,12 @@
 #   runc          the OCI runtime of those containerds (containerd depends on it; named for clarity)
 #   containernetworking-plugins  the CNI plugins (bridge, host-local, loopback) of the lab's nodes
 #
-# Installing never starts the packaged daemons (keepalived, haproxy, nftables, etcd, containerd) on the host:
+# Installing never starts the packaged daemons (keepalived, haproxy, frr, nftables, etcd, containerd) on the host:
 # a temporary policy-rc.d forbids service starts while apt runs. The tests start their own
 # daemons inside network namespaces only.
 set -euo pipefail
 
-packages=(iproute2 nftables keepalived haproxy iputils-ping tcpdump etcd-server procps netcat-openbsd util-linux libcap2-bin ca-certificates containerd runc containernetworking-plugins)
+packages=(iproute2 nftables keepalived frr haproxy iputils-ping tcpdump etcd-server procps netcat-openbsd util-linux libcap2-bin ca-certificates containerd runc containernetworking-plugins)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -45,7 +47,7 @@ fi
 
 echo "install-deps: installing ${missing[*]}" >&2
 
-# Keep apt from starting haproxy/keepalived/nftables services on the host while installing.
+# Keep apt from starting haproxy/keepalived/frr/nftables services on the host while installing.
 policy=/usr/sbin/policy-rc.d
 created_policy=
 if [ ! -e "$policy" ]; then
