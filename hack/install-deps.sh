@@ -63,3 +63,9 @@ trap cleanup EXIT
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# frr's package enables frr.service at boot (zebra, staticd and watchfrr in the host's own
+# network namespace); the tests run FRR only inside lab namespaces, so a frr installed here is
+# disabled again (systemctl works on the unit files without a running systemd).
+if [[ " ${missing[*]} " == *" frr "* ]] && command -v systemctl >/dev/null; then
+  systemctl disable --quiet frr.service 2>/dev/null || true
+fi
