@@ -140,6 +140,9 @@ type Instance struct {
 	// heard too soon after that to be answered at once.
 	answeredAt    time.Time
 	answerAgainAt time.Time
+	// refreshAt is when a MASTER with Config.AnnounceRefresh announces its addresses again;
+	// zero otherwise.
+	refreshAt time.Time
 }
 
 // New checks cfg and returns an instance in Initialize. It starts nothing.
@@ -225,6 +228,20 @@ func (c *Config) announceRepeat() time.Duration {
 		return DefaultAnnounceRepeat
 	}
 	return c.AnnounceRepeat
+}
+
+func (c *Config) announceCount() int {
+	if c.AnnounceCount == 0 {
+		return DefaultAnnounceCount
+	}
+	return c.AnnounceCount
+}
+
+func (c *Config) refreshCount() int {
+	if c.AnnounceRefreshCount == 0 {
+		return DefaultAnnounceRefreshCount
+	}
+	return c.AnnounceRefreshCount
 }
 
 // State returns the current state.
@@ -318,7 +335,7 @@ func (in *Instance) Tick(now time.Time) Output {
 			// Second burst; binding again is idempotent and heals a failed earlier bind.
 			in.reannounceAt = time.Time{}
 			out.Bind = slices.Clone(in.cfg.Addresses)
-			out.Announce = in.addrs()
+			in.announce(&out, in.addrs(), in.cfg.announceCount())
 		}
 		if !in.answerAgainAt.IsZero() && !now.Before(in.answerAgainAt) {
 			// Another master heard again after our answer (answerOtherMaster). It counts as
@@ -326,7 +343,13 @@ func (in *Instance) Tick(now time.Time) Output {
 			// once and once more now.
 			in.answerAgainAt = time.Time{}
 			in.answeredAt = now
-			out.Announce = in.addrs()
+			in.announce(&out, in.addrs(), in.cfg.announceCount())
+		}
+		if !in.refreshAt.IsZero() && !now.Before(in.refreshAt) {
+			// Periodic refresh (keepalived's garp_master_refresh). From now, not from when it
+			// was due: after a stall one refresh is enough.
+			in.refreshAt = now.Add(in.cfg.AnnounceRefresh)
+			in.announce(&out, in.addrs(), in.cfg.refreshCount())
 		}
 	}
 	in.schedule(&out)
@@ -610,7 +633,7 @@ func (in *Instance) answerOtherMaster(out *Output, now time.Time) {
 	in.answeredAt = now
 	in.sendAdvert(out, in.priority, 1)
 	in.advertAt = now.Add(in.cfg.Interval)
-	out.Announce = in.addrs()
+	in.announce(out, in.addrs(), in.cfg.announceCount())
 }
 
 // stepDownPriority is the priority of the last advert of a MASTER at self stepping down for a
@@ -819,7 +842,7 @@ func (in *Instance) AddressRemoved(now time.Time, p netip.Prefix) Output {
 	var out Output
 	if in.state == Master && slices.Contains(in.cfg.Addresses, p) {
 		out.Bind = []netip.Prefix{p}
-		out.Announce = []netip.Addr{p.Addr()}
+		in.announce(&out, []netip.Addr{p.Addr()}, in.cfg.announceCount())
 	}
 	in.schedule(&out)
 	return out
@@ -867,7 +890,7 @@ func (in *Instance) Handoff(now time.Time, bound time.Duration) Output {
 		Interface: in.cfg.Interface, VRID: in.cfg.VRID, IPv6: in.is6(),
 		Addresses: slices.Clone(in.cfg.Addresses), At: now, Window: in.handoffWindow(bound),
 	}
-	in.advertAt, in.reannounceAt, in.answerAgainAt = time.Time{}, time.Time{}, time.Time{}
+	in.stopMasterTimers()
 	in.transition(&out, now, Initialize, ReasonHandoff)
 	return out
 }
@@ -894,9 +917,9 @@ func (in *Instance) handoffWindow(bound time.Duration) time.Duration {
 // Resume starts the instance, in place of Start, as the MASTER its predecessor on this node
 // handed over to it (Handoff; docs/design.md §4.9.1): Initialize to Master (reason Resumed),
 // binding its addresses (they are still bound: binding them again is harmless) and sending an
-// advert at once at its own interval, which the backups adopt back. It announces nothing, now
-// or later: the addresses never left this node's MAC. From then on it is a MASTER like any
-// other.
+// advert at once at its own interval, which the backups adopt back. It announces nothing now
+// and sends no second burst: the addresses never left this node's MAC. From then on it is a
+// MASTER like any other, refreshing its announcements if Config.AnnounceRefresh says so.
 //
 // An instance that has a cause of Fault (SetHealth, SetLinkUp) holds the addresses without
 // being able to serve them: it resigns as a MASTER entering Fault does (priority 0, so the
@@ -923,11 +946,12 @@ func (in *Instance) Resume(now time.Time) Output {
 func (in *Instance) resign(out *Output, copies int) {
 	in.sendAdvert(out, 0, copies)
 	out.Unbind = slices.Clone(in.cfg.Addresses)
-	in.advertAt, in.reannounceAt, in.answerAgainAt = time.Time{}, time.Time{}, time.Time{}
+	in.stopMasterTimers()
 }
 
 // Reconfigure applies a new config to a running instance: address changes on a MASTER become
-// a bind/unbind diff, peers and priorities change without a state change. A change of VRID,
+// a bind/unbind diff, peers and priorities change without a state change, and a MASTER's
+// announcement timers follow new announcement knobs (retimeAnnouncements). A change of VRID,
 // version, interface, family or source returns ErrIncompatible.
 func (in *Instance) Reconfigure(now time.Time, cfg Config) (Output, error) {
 	if err := in.checkReconfigure(cfg); err != nil {
@@ -975,6 +999,7 @@ func merge(a, b Output) Output {
 	a.Bind = append(a.Bind, b.Bind...)
 	a.Unbind = append(a.Unbind, b.Unbind...)
 	a.Announce = append(a.Announce, b.Announce...)
+	a.AnnounceCount = max(a.AnnounceCount, b.AnnounceCount)
 	if b.Transition != nil {
 		a.Transition = b.Transition
 	}
@@ -1026,8 +1051,9 @@ func (in *Instance) reconfigure(now time.Time, cfg Config) Output {
 	if in.state == Master {
 		out.Unbind, out.Bind = removed, added
 		for _, p := range added {
-			out.Announce = append(out.Announce, p.Addr())
+			in.announce(&out, []netip.Addr{p.Addr()}, in.cfg.announceCount())
 		}
+		in.retimeAnnouncements(now, old)
 		changed := len(added)+len(removed) > 0 || cfg.Interval != old.Interval || in.priority != oldPrio
 		if changed {
 			in.sendAdvert(&out, in.priority, 1)
@@ -1044,18 +1070,27 @@ func (in *Instance) reconfigure(now time.Time, cfg Config) Output {
 	return out
 }
 
+// becomeMaster takes the role and announces the addresses: a burst at once and, unless
+// NoAnnounceRepeat, a second one AnnounceRepeat later (docs/design.md §5.2).
 func (in *Instance) becomeMaster(out *Output, now time.Time, reason string) {
 	in.takeRole(out, now, reason)
-	out.Announce = in.addrs()
-	in.reannounceAt = now.Add(in.cfg.announceRepeat())
+	in.announce(out, in.addrs(), in.cfg.announceCount())
+	if !in.cfg.NoAnnounceRepeat {
+		in.reannounceAt = now.Add(in.cfg.announceRepeat())
+	}
 }
 
 // takeRole makes the instance MASTER: an advert at once, the addresses bound, the Adver_Timer
-// running; becomeMaster adds the announcements.
+// running, and the refresh, if configured, one AnnounceRefresh from now; becomeMaster adds
+// the takeover's announcements.
 func (in *Instance) takeRole(out *Output, now time.Time, reason string) {
 	in.sendAdvert(out, in.priority, 1)
 	out.Bind = slices.Clone(in.cfg.Addresses)
 	in.advertAt = now.Add(in.cfg.Interval)
+	in.reannounceAt, in.refreshAt = time.Time{}, time.Time{}
+	if in.cfg.AnnounceRefresh > 0 {
+		in.refreshAt = now.Add(in.cfg.AnnounceRefresh)
+	}
 	in.masterDownAt = time.Time{}
 	in.masterAddr, in.masterPrio = in.cfg.Primary, in.priority
 	in.transition(out, now, Master, reason)
@@ -1065,7 +1100,7 @@ func (in *Instance) becomeBackup(out *Output, now time.Time, reason string) {
 	if in.state == Master {
 		out.Unbind = slices.Clone(in.cfg.Addresses)
 	}
-	in.advertAt, in.reannounceAt, in.answerAgainAt = time.Time{}, time.Time{}, time.Time{}
+	in.stopMasterTimers()
 	in.masterDownAt = now.Add(in.masterDownInterval())
 	in.resigned = false
 	in.transition(out, now, Backup, reason)
@@ -1104,8 +1139,56 @@ func (in *Instance) schedule(out *Output) {
 		consider(in.advertAt)
 		consider(in.reannounceAt)
 		consider(in.answerAgainAt)
+		consider(in.refreshAt)
 	}
 	out.Next = next
+}
+
+// stopMasterTimers stops what only a MASTER does: adverts, the second burst, the answer
+// pending for another master and the refresh.
+func (in *Instance) stopMasterTimers() {
+	in.advertAt, in.reannounceAt, in.answerAgainAt, in.refreshAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+}
+
+// announce adds addrs to out's announcements, count messages per address; when out already
+// announces (a refresh due with the second burst), the one announcement sends the larger count.
+func (in *Instance) announce(out *Output, addrs []netip.Addr, count int) {
+	for _, a := range addrs {
+		if !slices.Contains(out.Announce, a) {
+			out.Announce = append(out.Announce, a)
+		}
+	}
+	out.AnnounceCount = max(out.AnnounceCount, count)
+}
+
+// retimeAnnouncements follows a change of the announcement knobs on a MASTER (reconfigure; in.cfg
+// is already the new config, old the previous one). A pending second burst moves to the new
+// delay after the takeover, or goes with NoAnnounceRepeat. The refresh moves to the new
+// interval after the last one (or the takeover), at once if that is already past; turned on,
+// it starts one interval from now; turned off, it stops. A new count applies to the next
+// announcement by itself.
+func (in *Instance) retimeAnnouncements(now time.Time, old Config) {
+	notBefore := func(t time.Time) time.Time {
+		if t.Before(now) {
+			return now
+		}
+		return t
+	}
+	if !in.reannounceAt.IsZero() {
+		if in.cfg.NoAnnounceRepeat {
+			in.reannounceAt = time.Time{}
+		} else {
+			in.reannounceAt = notBefore(in.reannounceAt.Add(in.cfg.announceRepeat() - old.announceRepeat()))
+		}
+	}
+	switch {
+	case in.cfg.AnnounceRefresh <= 0:
+		in.refreshAt = time.Time{}
+	case in.refreshAt.IsZero():
+		in.refreshAt = now.Add(in.cfg.AnnounceRefresh)
+	default:
+		in.refreshAt = notBefore(in.refreshAt.Add(in.cfg.AnnounceRefresh - old.AnnounceRefresh))
+	}
 }
 
 func (in *Instance) addrs() []netip.Addr {

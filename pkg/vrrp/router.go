@@ -672,13 +672,22 @@ func (r *Router) apply(ctx context.Context, out Output) time.Time {
 	}
 	if len(out.Announce) > 0 {
 		hctx, cancel := context.WithTimeout(ctx, hostTimeout)
-		if err := r.link.Announce(hctx, out.Announce); err != nil {
+		if err := r.announce(hctx, out.Announce, out.AnnounceCount); err != nil {
 			r.log.Warn("announcing virtual addresses", "err", err)
 		}
 		cancel()
 	}
 	r.publish(out)
 	return out.Next
+}
+
+// announce sends count messages per address when the link can (BurstAnnouncer), else one
+// Announce burst.
+func (r *Router) announce(ctx context.Context, addrs []netip.Addr, count int) error {
+	if b, ok := r.link.(BurstAnnouncer); ok && count > 0 {
+		return b.AnnounceBurst(ctx, addrs, count)
+	}
+	return r.link.Announce(ctx, addrs)
 }
 
 // publish takes a new status snapshot and emits what happened: out's transition and packet

@@ -91,7 +91,8 @@ type Config struct {
 	// AnnounceRefresh, when positive, makes a MASTER announce its addresses again at this
 	// interval for as long as it stays MASTER (keepalived's garp_master_refresh).
 	AnnounceRefresh time.Duration
-	// AnnounceRefreshCount is the number of messages per address at each refresh; 0 means 1.
+	// AnnounceRefreshCount is the number of messages per address at each refresh; 0 means
+	// DefaultAnnounceRefreshCount.
 	AnnounceRefreshCount int
 	// VirtualMAC makes the host hold the addresses on a macvlan carrying the RFC 5798 §7.3
 	// virtual router MAC and send adverts and announcements from it (docs/design.md §5.9).
@@ -109,6 +110,9 @@ const DefaultAnnounceRepeat = 2 * time.Second
 
 // DefaultAnnounceCount is the default number of messages per address in an announcement burst.
 const DefaultAnnounceCount = 2
+
+// DefaultAnnounceRefreshCount is the default number of messages per address at each refresh.
+const DefaultAnnounceRefreshCount = 1
 
 // Packet is a received VRRP message with the IP metadata the receive rules need.
 type Packet struct {
@@ -237,6 +241,11 @@ type Output struct {
 	Bind     []netip.Prefix
 	Unbind   []netip.Prefix
 	Announce []netip.Addr
+	// AnnounceCount is how many gratuitous ARPs / NAs per address the host sends for
+	// Announce, back to back: Config.AnnounceCount for a takeover's bursts and other
+	// announcements, Config.AnnounceRefreshCount for a refresh (the larger when one output
+	// carries both). At least 1 when Announce is set.
+	AnnounceCount int
 	// Transition is set when the state changed.
 	Transition *Transition
 	// Dropped reports a rejected packet, at most once per reason every 10 s (Stats.Drops
@@ -291,9 +300,18 @@ type AddressBinder interface {
 }
 
 // Announcer sends a burst of gratuitous ARP (IPv4) or unsolicited neighbour advertisements
-// (IPv6) for addrs.
+// (IPv6) for addrs, as many per address as the implementation sends by default (see
+// BurstAnnouncer).
 type Announcer interface {
 	Announce(ctx context.Context, addrs []netip.Addr) error
+}
+
+// BurstAnnouncer sends what Announcer does with a given number of messages per address, back
+// to back. A Router whose Link also implements it sends Output.AnnounceCount through it; with
+// a Link that does not, each announcement is one Announce call and the Link's own number
+// applies.
+type BurstAnnouncer interface {
+	AnnounceBurst(ctx context.Context, addrs []netip.Addr, count int) error
 }
 
 // AddressWatcher reports virtual addresses that something else removed, so a MASTER can put
