@@ -14,11 +14,11 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
-// announceCopies is how many copies of each announcement one Announce call sends back to
-// back; the engine schedules a second burst later.
-const announceCopies = 2
+var _ vrrp.BurstAnnouncer = (*link)(nil)
 
 var (
 	ethBroadcast   = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
@@ -27,19 +27,28 @@ var (
 	errNotEthernet = errors.New("not an Ethernet link")
 )
 
-// Announce sends, twice back to back, a gratuitous ARP request for each IPv4 address and an
-// unsolicited neighbour advertisement (Override set, Solicited clear, Router set when the link
-// forwards IPv6) to ff02::1 for each IPv6 address, with the link's MAC address. Links without
-// an Ethernet address (tunnels, WireGuard) have no neighbour caches to update: Announce does
-// nothing there.
+// Announce is AnnounceBurst with vrrp.DefaultAnnounceCount messages per address.
 func (l *link) Announce(ctx context.Context, addrs []netip.Addr) error {
-	if err := l.announce(ctx, addrs); err != nil {
+	return l.AnnounceBurst(ctx, addrs, vrrp.DefaultAnnounceCount)
+}
+
+// AnnounceBurst sends, count times back to back, a gratuitous ARP request for each IPv4
+// address and an unsolicited neighbour advertisement (Override set, Solicited clear, Router
+// set when the link forwards IPv6) to ff02::1 for each IPv6 address, with the link's MAC
+// address: the whole list once, then again, with no gap between copies (as keepalived's
+// default garp_interval 0). Links without an Ethernet address (tunnels, WireGuard) have no
+// neighbour caches to update: AnnounceBurst does nothing there.
+func (l *link) AnnounceBurst(ctx context.Context, addrs []netip.Addr, count int) error {
+	if err := l.announce(ctx, addrs, count); err != nil {
 		return fmt.Errorf("announce addresses on %s: %w", l.name, err)
 	}
 	return nil
 }
 
-func (l *link) announce(ctx context.Context, addrs []netip.Addr) error {
+func (l *link) announce(ctx context.Context, addrs []netip.Addr, count int) error {
+	if count < 1 {
+		return fmt.Errorf("%d messages per address, want at least 1", count)
+	}
 	var v4, v6 []netip.Addr
 	for _, a := range addrs {
 		a = a.WithZone("")
@@ -84,13 +93,13 @@ func (l *link) announce(ctx context.Context, addrs []netip.Addr) error {
 			frames = append(frames, naFrame(li.mac, from, a, router))
 		}
 	}
-	return l.sendFrames(ctx, li, v4, frames)
+	return l.sendFrames(ctx, li, v4, frames, count)
 }
 
-// sendFrames sends the frames (ARP first, then NA) announceCopies times out of the link,
-// through the link's packet socket.
-func (l *link) sendFrames(ctx context.Context, li linkInfo, v4 []netip.Addr, frames [][]byte) error {
-	for range announceCopies {
+// sendFrames sends the frames (ARP first, then NA) count times out of the link, through the
+// link's packet socket.
+func (l *link) sendFrames(ctx context.Context, li linkInfo, v4 []netip.Addr, frames [][]byte, count int) error {
+	for range count {
 		for i, f := range frames {
 			if err := ctx.Err(); err != nil {
 				return err

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
+
+	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
 // arpFrame is a decoded Ethernet ARP frame.
@@ -213,6 +215,57 @@ func TestAnnounce(t *testing.T) {
 		got := capture(t, ip6Cap, len(want), decodeNA)
 		if diff := cmp.Diff(want, got, netipOpt); diff != "" {
 			t.Errorf("neighbour advertisements (-want +got):\n%s", diff)
+		}
+	})
+
+	// A burst of count messages per address (vrrp.BurstAnnouncer): count copies of the
+	// address list, back to back, and no more. The marker announced after it must be the next
+	// frame.
+	t.Run("burst count", func(t *testing.T) {
+		b, ok := link.(vrrp.BurstAnnouncer)
+		if !ok {
+			t.Fatalf("%T is not a vrrp.BurstAnnouncer", link)
+		}
+		marker := ip("198.18.0.199")
+		for _, count := range []int{1, 3, 16} {
+			vips := []netip.Addr{ip("198.18.0.100"), ip("198.18.0.101")}
+			if err := b.AnnounceBurst(t.Context(), vips, count); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.AnnounceBurst(t.Context(), []netip.Addr{marker}, 1); err != nil {
+				t.Fatal(err)
+			}
+			var want []netip.Addr
+			for range count {
+				want = append(want, vips...)
+			}
+			want = append(want, marker)
+			var got []netip.Addr
+			for _, f := range capture(t, arpCap, len(want), decodeARP) {
+				got = append(got, f.SPA)
+			}
+			if diff := cmp.Diff(want, got, netipOpt); diff != "" {
+				t.Errorf("count %d: gratuitous ARPs (-want +got):\n%s", count, diff)
+			}
+		}
+		v6 := ip("2001:db8::100")
+		if err := b.AnnounceBurst(t.Context(), []netip.Addr{v6}, 3); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.AnnounceBurst(t.Context(), []netip.Addr{ip("2001:db8::199")}, 1); err != nil {
+			t.Fatal(err)
+		}
+		var got []netip.Addr
+		for _, n := range capture(t, ip6Cap, 4, decodeNA) {
+			got = append(got, n.Target)
+		}
+		if diff := cmp.Diff([]netip.Addr{v6, v6, v6, ip("2001:db8::199")}, got, netipOpt); diff != "" {
+			t.Errorf("count 3: neighbour advertisements (-want +got):\n%s", diff)
+		}
+		for _, count := range []int{0, -1} {
+			if err := b.AnnounceBurst(t.Context(), []netip.Addr{marker}, count); err == nil {
+				t.Errorf("AnnounceBurst with count %d succeeded", count)
+			}
 		}
 	})
 
