@@ -38,6 +38,12 @@ type Peer struct {
 	// Addrs are the node's addresses (e.g. its InternalIPs); those of the VirtualIP's family
 	// become unicast peers and members.
 	Addrs []netip.Addr
+	// AdvertSource is the source address of the node's adverts as its agent publishes it (its
+	// VirtualIPMember's status.address); invalid means unknown. An IPv6 multicast group's
+	// adverts come from link-local addresses (RFC 5798 §5.1.2.1), which Addrs never hold:
+	// only this tells that node's adverts apart. It is used only there, and only when it is a
+	// link-local address that no other peer and not this node claims.
+	AdvertSource netip.Addr
 	// Priority is the node's configured priority (see NodePriority); 0 means unknown.
 	Priority uint8
 }
@@ -93,7 +99,9 @@ func override(vip *v1alpha1.VirtualIP, node string) *v1alpha1.NodeOverride {
 //
 // peers are the other selected nodes. nil means they are unknown (standalone mode): then the
 // unicast peers are only spec.unicast.peers and, in multicast mode, the member set is
-// incomplete. A non-nil slice, even empty, is the complete set of other nodes of the group.
+// incomplete. A non-nil slice, even empty, is the complete set of other nodes of the group:
+// each is a member by its addresses of the group's family, or in an IPv6 multicast group by its
+// advert source when known (Peer.AdvertSource), or, known by neither, by its priority alone.
 //
 // The interface is nodes[].interface, else spec.interface, else the one interface holding a
 // node address in the first virtual address's subnet. The source address (Primary) is that
@@ -211,15 +219,44 @@ func For(vip *v1alpha1.VirtualIP, node Node, peers []Peer, password []byte) (vrr
 		}
 	}
 	ofFamily := func(a netip.Addr) bool { return a.IsValid() && familyOf(a) == family }
-	// Highest priority each cluster peer address can advertise.
+	// An IPv6 multicast group's adverts come from link-local addresses, which a node's
+	// addresses never are: a peer whose agent published its advert source is known by that
+	// address alone, so that a backup can tell who resigned and who wins a tie (§4.2). A
+	// source that two peers claim, or that is this node's, tells nobody apart: those peers are
+	// known by their addresses, as one whose source is unknown.
+	source := func(p Peer) netip.Addr {
+		a := p.AdvertSource.WithZone("")
+		if !linkLocal || !a.Is6() || !a.IsLinkLocalUnicast() || own[a] {
+			return netip.Addr{}
+		}
+		return a
+	}
+	claims := make(map[netip.Addr]int)
+	for _, p := range peers {
+		if a := source(p); a.IsValid() {
+			claims[a]++
+		}
+	}
+	// Highest priority each cluster peer address can advertise, and those of the peers known
+	// by no address of the family (a node without one).
 	maxPrio := make(map[netip.Addr]uint8)
+	var unaddressed []uint8
 	for _, p := range peers {
 		mp := maxPriority(vip, p.Priority)
-		for _, a := range p.Addrs {
+		addrs := p.Addrs
+		if a := source(p); a.IsValid() && claims[a] == 1 {
+			addrs = []netip.Addr{a}
+		}
+		known := false
+		for _, a := range addrs {
 			a = a.Unmap()
 			if ofFamily(a) && !own[a] {
 				maxPrio[a] = max(maxPrio[a], mp)
+				known = true
 			}
+		}
+		if !known {
+			unaddressed = append(unaddressed, mp)
 		}
 	}
 
@@ -250,6 +287,14 @@ func For(vip *v1alpha1.VirtualIP, node Node, peers []Peer, password []byte) (vrr
 	}
 	for _, a := range members {
 		cfg.Members = append(cfg.Members, vrrp.Member{Addr: a, MaxPriority: maxPrio[a]})
+	}
+	if spec.Unicast == nil && peers != nil {
+		// Still members: left out, the set would be complete without them, and a backup they
+		// beat would take over at once on a priority-0 advert.
+		slices.Sort(unaddressed)
+		for _, mp := range unaddressed {
+			cfg.Members = append(cfg.Members, vrrp.Member{MaxPriority: mp})
+		}
 	}
 
 	if spec.Authentication != nil && cfg.Version == 2 {

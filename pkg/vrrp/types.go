@@ -35,9 +35,12 @@ func (s State) String() string {
 	return "Unknown"
 }
 
-// Member is another router of the group whose address and highest possible priority are known
-// (a unicast peer or another Kubernetes node). See Config.Members.
+// Member is another router of the group (a unicast peer or another Kubernetes node): its address
+// and its highest possible priority. See Config.Members.
 type Member struct {
+	// Addr is the member's advert source address, or one by which it is known (a node's global
+	// address, which an IPv6 multicast advert never comes from); invalid means unknown (a node
+	// with no address of the family): the member then counts by its priority alone.
 	Addr netip.Addr
 	// MaxPriority is the highest priority the member can advertise; 0 means unknown.
 	MaxPriority uint8
