@@ -35,6 +35,17 @@ const (
 	ReasonAddressInUse = "AddressInUse"
 )
 
+// Reasons of the warnings this node reports, in its member's message and as a Warning Event, for
+// a VirtualIP it runs (Warning).
+const (
+	// ReasonNotifyDisabled: the VirtualIP has spec.notify and exec is disabled on this agent:
+	// VRRP runs, its commands do not (docs/design.md §6.6).
+	ReasonNotifyDisabled = "NotifyDisabled"
+)
+
+// warningReasons are the reasons of Warning.
+var warningReasons = []string{ReasonNotifyDisabled}
+
 // refusalReasons are the reasons of Rejection.
 var refusalReasons = []string{
 	ReasonInvalidSpec, ReasonSecretMissing, ReasonCannotResolve, ReasonApplyFailed, ReasonNodeNotVisible,
@@ -114,5 +125,5 @@ func EventReasons() []string {
 	for _, s := range []vrrp.State{vrrp.Initialize, vrrp.Backup, vrrp.Master, vrrp.Fault} {
 		out = append(out, becameReason(s.String()))
 	}
-	return append(out, refusalReasons...)
+	return append(append(out, refusalReasons...), warningReasons...)
 }

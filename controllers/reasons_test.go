@@ -172,7 +172,7 @@ func TestControllerReasonsDocumentedAndProduced(t *testing.T) {
 	for _, v := range consts {
 		declared[v] = true
 	}
-	for _, r := range slices.Concat(refusalReasons, conditionReasons) {
+	for _, r := range slices.Concat(refusalReasons, warningReasons, conditionReasons) {
 		if !declared[r] {
 			t.Errorf("documented reason %q is not a Reason* constant of this package", r)
 		}
@@ -180,9 +180,10 @@ func TestControllerReasonsDocumentedAndProduced(t *testing.T) {
 }
 
 // Where this package sets a reason, it is a documented constant: the Reason of every Rejection
-// literal is a refusal reason, and the reason of every Event (Recorder.Eventf, or
-// EventReporter.eventf, whose own Eventf passes its reason parameter on) is a documented Event
-// reason, Became<State>, or a refusal's own reason.
+// literal is a refusal reason, that of every Warning literal a warning reason, and the reason
+// of every Event (Recorder.Eventf, or EventReporter.eventf, whose own Eventf passes its reason
+// parameter on) is a documented Event reason, Became<State>, or a refusal's or a warning's own
+// reason.
 func TestControllerReasonsAtTheirSource(t *testing.T) {
 	files := parseDir(t, ".")
 	consts := reasonConsts(files)
@@ -194,7 +195,7 @@ func TestControllerReasonsAtTheirSource(t *testing.T) {
 		v, ok := consts[id.Name]
 		return v, ok
 	}
-	var rejections, events int
+	var rejections, warnings, events int
 	for _, gf := range files {
 		ast.Inspect(gf.f, func(n ast.Node) bool {
 			if fd, ok := n.(*ast.FuncDecl); ok && fd.Name.Name == "eventf" {
@@ -203,18 +204,25 @@ func TestControllerReasonsAtTheirSource(t *testing.T) {
 			}
 			switch n := n.(type) {
 			case *ast.CompositeLit:
-				if id, ok := n.Type.(*ast.Ident); !ok || id.Name != "Rejection" {
+				id, ok := n.Type.(*ast.Ident)
+				if !ok || (id.Name != "Rejection" && id.Name != "Warning") {
 					return true
 				}
-				rejections++
+				set := refusalReasons
+				if id.Name == "Rejection" {
+					rejections++
+				} else {
+					warnings++
+					set = warningReasons
+				}
 				var reason ast.Expr
 				for _, el := range n.Elts {
 					if kv, ok := el.(*ast.KeyValueExpr); ok && kv.Key.(*ast.Ident).Name == "Reason" {
 						reason = kv.Value
 					}
 				}
-				if v, ok := constValue(reason); !ok || !slices.Contains(refusalReasons, v) {
-					t.Errorf("%s: a Rejection whose reason is not a refusal reason constant", gf.name)
+				if v, ok := constValue(reason); !ok || !slices.Contains(set, v) {
+					t.Errorf("%s: a %s whose reason is not one of its reason constants", gf.name, id.Name)
 				}
 			case *ast.CallExpr:
 				sel, ok := n.Fun.(*ast.SelectorExpr)
@@ -232,8 +240,8 @@ func TestControllerReasonsAtTheirSource(t *testing.T) {
 						t.Errorf("%s: an Event whose reason is computed otherwise than by becameReason", gf.name)
 					}
 				case *ast.SelectorExpr:
-					if x, ok := r.X.(*ast.Ident); !ok || x.Name != "refusal" || r.Sel.Name != "Reason" {
-						t.Errorf("%s: an Event whose reason is a field other than a refusal's Reason", gf.name)
+					if x, ok := r.X.(*ast.Ident); !ok || (x.Name != "refusal" && x.Name != "warning") || r.Sel.Name != "Reason" {
+						t.Errorf("%s: an Event whose reason is a field other than a refusal's or a warning's Reason", gf.name)
 					}
 				default:
 					t.Errorf("%s: an Event whose reason is not a documented constant", gf.name)
@@ -242,8 +250,8 @@ func TestControllerReasonsAtTheirSource(t *testing.T) {
 			return true
 		})
 	}
-	if rejections < 5 || events < 4 {
-		t.Errorf("found %d Rejection literals and %d Events: the scan is broken", rejections, events)
+	if rejections < 5 || warnings < 1 || events < 5 {
+		t.Errorf("found %d Rejection literals, %d Warning literals and %d Events: the scan is broken", rejections, warnings, events)
 	}
 }
 

@@ -65,6 +65,9 @@ type StatusReconciler struct {
 	NodeName string
 	Agent    Agent
 	Rejected *Rejections
+	// Warnings are what this node says about the VirtualIPs it runs besides their state (their
+	// spec.notify not run): added to the member's message, and a Warning Event each.
+	Warnings *Warnings
 	Recorder events.EventRecorder
 	Log      *slog.Logger
 	// Changes signals that the agent's state changed (agent.Agent.Changes) or a rejection did.
@@ -79,6 +82,7 @@ type StatusReconciler struct {
 	// (see behind).
 	written     map[string]written
 	lastRefusal map[string]Rejection       // VirtualIP -> last refusal reported, for Events
+	lastWarning map[string]Warning         // VirtualIP -> last warning reported, for Events
 	lastForeign map[string]map[string]bool // VirtualIP -> foreign routers heard, for Events
 	// foreignEventTimes: VirtualIP -> times of its recent ForeignRouter Events (a bound).
 	foreignEventTimes map[string][]time.Time
@@ -125,6 +129,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	if err := r.Reader.Get(ctx, types.NamespacedName{Name: name}, &vip); err != nil {
 		if apierrors.IsNotFound(err) {
 			delete(r.lastRefusal, name)
+			delete(r.lastWarning, name)
 			delete(r.lastForeign, name)
 			delete(r.written, name)
 			r.mu.Lock()
@@ -184,6 +189,7 @@ func (r *StatusReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		}
 	}
 	r.refusalEvent(&vip, refusal, refused)
+	r.warningEvent(&vip)
 	r.foreignEvents(ctx, &vip, entry, ok)
 	return result, nil
 }
@@ -389,7 +395,7 @@ func (r *StatusReconciler) entryOf(name string, sts []agent.Status, now time.Tim
 	}
 	for _, st := range sts {
 		if st.Name == name {
-			return statusEntry(r.NodeName, st, now), true
+			return r.withWarning(name, statusEntry(r.NodeName, st, now)), true
 		}
 	}
 	return v1alpha1.NodeStatus{}, false
@@ -467,6 +473,7 @@ func (r *StatusReconciler) refusalEvent(vip *v1alpha1.VirtualIP, refusal Rejecti
 // and a periodic resync.
 func (r *StatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.lastRefusal = map[string]Rejection{}
+	r.lastWarning = map[string]Warning{}
 	r.lastForeign = map[string]map[string]bool{}
 	r.written = map[string]written{}
 	if r.Resync == 0 {

@@ -75,6 +75,10 @@ type VirtualIPReconciler struct {
 	Log      *slog.Logger
 	// Readiness, if set, learns the first list and each reconcile (/readyz).
 	Readiness *Readiness
+	// Notify runs the VirtualIPs' spec.notify commands; nil when exec is disabled on this agent:
+	// a VirtualIP with notify then runs without them, and Warnings says so (NotifyDisabled).
+	Notify   NotifyHooks
+	Warnings *Warnings
 
 	// HostPoll is how often watchHost reads the host's interfaces; 0 is hostPoll.
 	HostPoll time.Duration
@@ -82,10 +86,6 @@ type VirtualIPReconciler struct {
 	backoffOnce sync.Once
 	backoff     workqueue.TypedRateLimiter[string] // retry
 	hostBackoff workqueue.TypedRateLimiter[string] // retryHost
-
-	// advertSources: the API server serves VirtualIPMembers, and the other members' advert
-	// sources are read (withAdvertSources) and watched (memberEvents). Set by SetupWithManager.
-	advertSources bool
 }
 
 // Reconcile brings the instance of one VirtualIP in line with the object. An error reading the
@@ -179,15 +179,7 @@ func (r *VirtualIPReconciler) reconcile(ctx context.Context, req reconcile.Reque
 		r.reject(name, *refusal)
 		return r.retry(name), nil
 	}
-	peers := r.peers(&vip, nodes.Items)
-	if r.advertSources && advertSourcesMatter(&vip) {
-		known, err := r.withAdvertSources(ctx, name, peers)
-		if err != nil {
-			return reconcile.Result{}, err
-		}
-		r.Log.Debug("members known by their advert sources", "vip", name, "known", known, "of", len(peers))
-	}
-	cfg, err := desired.For(&vip, node, peers, pw)
+	cfg, err := desired.For(&vip, node, r.peers(&vip, nodes.Items), pw)
 	if err != nil {
 		// The host's interfaces (watchHost) or the Nodes (no unicast peer left) are the cause.
 		r.reject(name, Rejection{Reason: ReasonCannotResolve, Message: err.Error(), OffLink: offLink(err)})
@@ -233,6 +225,7 @@ func (r *VirtualIPReconciler) reconcile(ctx context.Context, req reconcile.Reque
 			}
 		}
 	}
+	r.notify(&vip)
 	if err := r.Agent.Apply(name, cfg, probes...); err != nil {
 		r.reject(name, Rejection{Reason: ReasonApplyFailed, Message: err.Error()})
 		return r.retry(name), nil
@@ -424,6 +417,7 @@ func (r *VirtualIPReconciler) reject(name string, why Rejection) {
 			"reason", why.Reason, "message", truncate(why.Message, maxMessage))
 		r.Agent.Remove(name)
 	}
+	r.forgetNotify(name)
 	r.Rejected.Set(name, why)
 }
 
@@ -432,6 +426,7 @@ func (r *VirtualIPReconciler) remove(name, why string) {
 		r.Log.Info("stopping VRRP instance", "vip", name, "why", why)
 	}
 	r.Agent.Remove(name)
+	r.forgetNotify(name)
 	r.Rejected.Clear(name)
 	r.forget(name)
 }
@@ -530,20 +525,9 @@ func nodeAddrs(n *corev1.Node) []netip.Addr {
 //
 // Besides its own VirtualIP, a reconcile depends on the Nodes (this node, the members and
 // their addresses, the addresses of every node), on the VirtualIPs that share its VRID or an
-// address (which of them runs, see claim), on its PASS Secret and, for an IPv6 multicast
-// group, on the other members' advert sources: a change of any of those enqueues the
-// VirtualIPs it concerns (a Node's: nodeAffects; a member's: memberEvents).
+// address (which of them runs, see claim) and on its PASS Secret: a change of any of those
+// enqueues the VirtualIPs it concerns (a Node's: nodeAffects).
 func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	served, err := membersServed(mgr.GetRESTMapper())
-	if err != nil {
-		return err
-	}
-	if served {
-		if err := indexMembers(context.Background(), mgr); err != nil {
-			return err
-		}
-	}
-	r.advertSources = served
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("virtualip").
 		// The spec only: a reconcile reads the host's interfaces and addresses, and the status,
@@ -558,14 +542,11 @@ func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Secrets == nil {
 		b = b.Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretUsers))
 	}
-	if served {
-		b = b.Watches(&v1alpha1.VirtualIPMember{}, r.memberEvents())
-	}
 	// watchHost's names: a change of the host's interfaces reconciles the VirtualIPs it refuses
 	// for them.
 	hostChanges := make(chan event.TypedGenericEvent[*v1alpha1.VirtualIP])
 	b = b.WatchesRawSource(source.Channel(hostChanges, &handler.TypedEnqueueRequestForObject[*v1alpha1.VirtualIP]{}))
-	err = b.
+	err := b.
 		// The agent registers the reconcilers again in a new manager when the last one failed.
 		WithOptions(controller.Options{NeedLeaderElection: ptrTo(false), SkipNameValidation: ptrTo(true)}).
 		Complete(r)
