@@ -86,6 +86,10 @@ type VirtualIPReconciler struct {
 	backoffOnce sync.Once
 	backoff     workqueue.TypedRateLimiter[string] // retry
 	hostBackoff workqueue.TypedRateLimiter[string] // retryHost
+
+	// advertSources: the API server serves VirtualIPMembers, and the other members' advert
+	// sources are read (withAdvertSources) and watched (memberEvents). Set by SetupWithManager.
+	advertSources bool
 }
 
 // Reconcile brings the instance of one VirtualIP in line with the object. An error reading the
@@ -179,7 +183,15 @@ func (r *VirtualIPReconciler) reconcile(ctx context.Context, req reconcile.Reque
 		r.reject(name, *refusal)
 		return r.retry(name), nil
 	}
-	cfg, err := desired.For(&vip, node, r.peers(&vip, nodes.Items), pw)
+	peers := r.peers(&vip, nodes.Items)
+	if r.advertSources && advertSourcesMatter(&vip) {
+		known, err := r.withAdvertSources(ctx, name, peers)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		r.Log.Debug("members known by their advert sources", "vip", name, "known", known, "of", len(peers))
+	}
+	cfg, err := desired.For(&vip, node, peers, pw)
 	if err != nil {
 		// The host's interfaces (watchHost) or the Nodes (no unicast peer left) are the cause.
 		r.reject(name, Rejection{Reason: ReasonCannotResolve, Message: err.Error(), OffLink: offLink(err)})
@@ -525,9 +537,20 @@ func nodeAddrs(n *corev1.Node) []netip.Addr {
 //
 // Besides its own VirtualIP, a reconcile depends on the Nodes (this node, the members and
 // their addresses, the addresses of every node), on the VirtualIPs that share its VRID or an
-// address (which of them runs, see claim) and on its PASS Secret: a change of any of those
-// enqueues the VirtualIPs it concerns (a Node's: nodeAffects).
+// address (which of them runs, see claim), on its PASS Secret and, for an IPv6 multicast
+// group, on the other members' advert sources: a change of any of those enqueues the
+// VirtualIPs it concerns (a Node's: nodeAffects; a member's: memberEvents).
 func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	served, err := membersServed(mgr.GetRESTMapper())
+	if err != nil {
+		return err
+	}
+	if served {
+		if err := indexMembers(context.Background(), mgr); err != nil {
+			return err
+		}
+	}
+	r.advertSources = served
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("virtualip").
 		// The spec only: a reconcile reads the host's interfaces and addresses, and the status,
@@ -542,11 +565,14 @@ func (r *VirtualIPReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Secrets == nil {
 		b = b.Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretUsers))
 	}
+	if served {
+		b = b.Watches(&v1alpha1.VirtualIPMember{}, r.memberEvents())
+	}
 	// watchHost's names: a change of the host's interfaces reconciles the VirtualIPs it refuses
 	// for them.
 	hostChanges := make(chan event.TypedGenericEvent[*v1alpha1.VirtualIP])
 	b = b.WatchesRawSource(source.Channel(hostChanges, &handler.TypedEnqueueRequestForObject[*v1alpha1.VirtualIP]{}))
-	err := b.
+	err = b.
 		// The agent registers the reconcilers again in a new manager when the last one failed.
 		WithOptions(controller.Options{NeedLeaderElection: ptrTo(false), SkipNameValidation: ptrTo(true)}).
 		Complete(r)
