@@ -255,6 +255,16 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		}
 	}
 	rejected := controllers.NewRejections(func(string) { poke() })
+	warnings := controllers.NewWarnings(func(string) { poke() })
+	// spec.notify's commands run only where exec is enabled (docs/design.md §6.6): subscribed
+	// before the agent runs, so that the first changes run them too. Elsewhere the VirtualIPs
+	// run without them, and their members and a Warning Event say so (NotifyDisabled).
+	var hk *hooks
+	var notifyHooks controllers.NotifyHooks
+	if o.execProbes {
+		hk = startHooks(a, log)
+		notifyHooks = hk
+	}
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- a.Run(ctx) }()
 	go func() {
@@ -309,7 +319,8 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		// grants get only); a changed password is read again within a minute.
 		vr := &controllers.VirtualIPReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), NodeName: o.node,
 			Namespace: o.namespace, Agent: a, Interfaces: interfaces, Rejected: rejected, Log: log,
-			ForeignAddresses: withoutHandedOver(host.ForeignAddresses, handed), Readiness: ready}
+			ForeignAddresses: withoutHandedOver(host.ForeignAddresses, handed), Readiness: ready,
+			Notify: notifyHooks, Warnings: warnings}
 		if err := vr.SetupWithManager(mgr); err != nil {
 			return err
 		}
@@ -317,7 +328,7 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 			return err
 		}
 		sr := &controllers.StatusReconciler{Client: mgr.GetClient(), Reader: mgr.GetClient(), NodeName: o.node,
-			Agent: a, Rejected: rejected, Recorder: mgr.GetEventRecorder(eventsReporter), Log: log, Changes: kick}
+			Agent: a, Rejected: rejected, Warnings: warnings, Recorder: mgr.GetEventRecorder(eventsReporter), Log: log, Changes: kick}
 		if err := addStatusControllers(mgr, log, sr, &controllers.Aggregator{Client: mgr.GetClient(), NodeName: o.node, Log: log}); err != nil {
 			return err
 		}
@@ -329,6 +340,7 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	<-ctx.Done()
 	err = <-agentDone // the handover (priority 0, addresses removed) or handoff is done
 	writeHandoff(state, a, log)
+	hk.close(a) // the STOP of every instance, and what waited
 	log.Info("kube-vrrp agent stopped", "node", o.node)
 	return err
 }

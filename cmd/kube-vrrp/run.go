@@ -18,6 +18,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
 	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
 	"github.com/kube-vrrp/kube-vrrp/pkg/hostnet"
@@ -267,6 +268,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // errInvalid means the manifests have errors; they were printed.
 var errInvalid = errors.New("refusing to start: the manifests have errors")
 
+// errNotifyDisabled means a VirtualIP has spec.notify and exec is disabled; the VirtualIPs were
+// printed.
+var errNotifyDisabled = errors.New("refusing to start: spec.notify runs commands only with --enable-exec-probes; add it, or remove spec.notify")
+
 func run(ctx context.Context, o runOptions, log *slog.Logger, stdout, stderr io.Writer) error {
 	// Everything that can be checked without touching the host is checked first.
 	set, err := manifest.Load(o.files...)
@@ -283,6 +288,16 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stdout, stderr io.
 	}
 	if bad {
 		return errInvalid
+	}
+	if !o.execProbes {
+		// A command must run wherever its VirtualIP runs, or the VirtualIP not at all: a
+		// keepalived user relies on notify_master to start what the VIP serves.
+		if lines := notifyDisabled(set, o.node, o.labels); len(lines) > 0 {
+			for _, l := range lines {
+				fmt.Fprintln(stderr, l)
+			}
+			return errNotifyDisabled
+		}
 	}
 
 	// RemoveStale (in openState) leaves what the predecessor handed over; the agent resumes
@@ -331,6 +346,19 @@ func run(ctx context.Context, o runOptions, log *slog.Logger, stdout, stderr io.
 		stopEvents := writeEvents(a.Subscribe("events", eventsBuffer), w, log)
 		// After the agent has stopped: the handover's own events are written too.
 		defer stopEvents()
+	}
+	if o.execProbes && slices.ContainsFunc(set.VirtualIPs, func(v v1alpha1.VirtualIP) bool {
+		return v.Spec.Notify != nil && slices.ContainsFunc(cfgs, func(c vrrp.Config) bool { return c.Name == v.Name })
+	}) {
+		// Before the instances are applied, so that their first changes run the commands too;
+		// closed after the agent has stopped, so that their STOP does.
+		hk := startHooks(a, log)
+		defer hk.close(a)
+		for _, v := range set.VirtualIPs {
+			if slices.ContainsFunc(cfgs, func(c vrrp.Config) bool { return c.Name == v.Name }) {
+				hk.Set(v.Name, v.Spec.Notify)
+			}
+		}
 	}
 	for _, c := range cfgs {
 		if err := a.Apply(c.Name, c, probes[c.Name]...); err != nil {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
@@ -15,9 +16,12 @@ func cmdValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var files fileList
+	var execProbes optionalBool
 	fs.Var(&files, "f", "manifest `FILE` with VirtualIP and Secret objects (repeatable; - reads standard input)")
+	fs.Var(&execProbes, "enable-exec-probes", "check for an agent or run with (true) or without (false) exec enabled: without it, spec.notify "+
+		"is an error, as run says; not given: a warning")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: kube-vrrp validate -f FILE...")
+		fmt.Fprintln(stderr, "Usage: kube-vrrp validate -f FILE... [--enable-exec-probes=true|false]")
 		fmt.Fprintln(stderr, "Checks manifests with the rules of the CRD and the agent; applies nothing.")
 		fs.PrintDefaults()
 	}
@@ -38,8 +42,25 @@ func cmdValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "%s: no VirtualIP found\n", strings.Join(files, ", "))
 		return exitError
 	}
+	results := check(set) // in the order of set.VirtualIPs
+	if !execProbes.value {
+		// spec.notify runs only where exec is enabled: an error where it is not (run refuses
+		// it), a warning where that is not known.
+		for i := range set.VirtualIPs {
+			vip := &set.VirtualIPs[i]
+			if vip.Spec.Notify == nil {
+				continue
+			}
+			line := fmt.Sprintf("%s: VirtualIP %q: %s", set.Source(vip.Name), vip.Name, notifyDisabledText(vip.Spec.Notify, !execProbes.set))
+			if execProbes.set {
+				results[i].errs = append(results[i].errs, line)
+			} else {
+				fmt.Fprintln(stderr, line)
+			}
+		}
+	}
 	failed := false
-	for _, p := range check(set) {
+	for _, p := range results {
 		if len(p.errs) == 0 {
 			fmt.Fprintf(stdout, "ok %s\n", p.name)
 			continue
@@ -54,6 +75,27 @@ func cmdValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	return exitOK
 }
+
+// optionalBool is a boolean flag that knows whether it was given.
+type optionalBool struct{ set, value bool }
+
+func (b *optionalBool) String() string {
+	if b == nil || !b.set {
+		return ""
+	}
+	return strconv.FormatBool(b.value)
+}
+
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	b.set, b.value = true, v
+	return nil
+}
+
+func (b *optionalBool) IsBoolFlag() bool { return true }
 
 // result is what check found wrong with one VirtualIP.
 type result struct {
