@@ -48,6 +48,9 @@ type GlobalDefs struct {
 	ScriptGroup          string
 	VRRPVersion          int // 2, 3, or 0 when not set (keepalived's default is 2)
 	VRRPStrict           bool
+	// Garp holds the vrrp_garp_master_* defaults of every instance, with vrrp_min_garp applied
+	// where it stands among them (as keepalived applies it).
+	Garp Garp
 	// Ignored are the other global_defs keywords.
 	Ignored []Directive
 	// Keys is where each interpreted keyword was set.
@@ -119,10 +122,39 @@ type Instance struct {
 	TrackInterfaces  []TrackRef
 	TrackProcesses   []TrackRef
 	Notify           []Notify
-	// Ignored are the keywords of vrrp_instance that Convert cannot express (use_vmac,
-	// garp_*, virtual_routes, mcast_src_ip, ...).
+	// VMAC is use_vmac (nil when not set).
+	VMAC *VMAC
+	// Garp holds this instance's own garp_master_* settings; Global.Garp has the defaults.
+	Garp Garp
+	// Ignored are the keywords of vrrp_instance that Convert cannot express (use_vmac_addr,
+	// garp_lower_prio_*, virtual_routes, mcast_src_ip, ...).
 	Ignored []Directive
 	Keys    map[string]Pos
+}
+
+// VMAC is use_vmac [NAME] [MAC].
+type VMAC struct {
+	Pos  Pos
+	Name string // the macvlan's name, "" when not given
+	MAC  string // the MAC address given, "" when not given
+}
+
+// Garp is keepalived's timing of gratuitous ARPs / unsolicited NAs: garp_master_* in a
+// vrrp_instance, vrrp_garp_master_* in global_defs. A value that is not Set is keepalived's
+// default (see Convert).
+type Garp struct {
+	Delay         GarpValue // garp_master_delay: seconds to the second burst, 0 for none
+	Repeat        GarpValue // garp_master_repeat: messages per address in a burst
+	Refresh       GarpValue // garp_master_refresh: seconds between refreshes, 0 for none
+	RefreshRepeat GarpValue // garp_master_refresh_repeat: messages per address at a refresh
+}
+
+// GarpValue is one setting of Garp, with the keyword and the place that set it.
+type GarpValue struct {
+	Set     bool
+	Value   int
+	Keyword string
+	Pos     Pos
 }
 
 // Auth is the authentication block.
@@ -171,6 +203,9 @@ type Notify struct {
 	Pos     Pos
 	Keyword string
 	Command string
+	// Args are the words after the command, which keepalived reads as the user and group to
+	// run it as.
+	Args []string
 }
 
 // SyncGroup is a vrrp_sync_group.

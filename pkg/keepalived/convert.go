@@ -73,6 +73,9 @@ type draft struct {
 	password string       // PASS password (already cut to 8 bytes); "" without PASS
 	// probeFrom is where each probe was defined, for merge messages.
 	probeFrom map[string]Pos
+	// notifyAll is where the generic notify converted into spec.notify.all was set (zero when
+	// none was): its warning names the VirtualIP, so it is made once the name is known.
+	notifyAll Pos
 }
 
 type converter struct {
@@ -127,6 +130,9 @@ func Convert(cfg *Config) (*Result, error) {
 			sec := secretFor(name, d.password)
 			spec.Authentication.SecretRef.Name = sec.Name
 			res.Secrets = append(res.Secrets, sec)
+		}
+		if w, ok := notifyAllWarning(d, name); ok {
+			c.warnf(w.Pos, "%s", w.Msg)
 		}
 		res.VirtualIPs = append(res.VirtualIPs, virtualIP(name, spec))
 	}
@@ -234,16 +240,31 @@ func (c *converter) procUsed(name string) bool {
 	return false
 }
 
+// Hints shared by global_defs and vrrp_instance keywords.
+const (
+	lowerPrioHint = "not configurable: a kube-vrrp MASTER that hears a lower-priority advert answers it at once with an advert " +
+		"and a new announcement of its addresses, at most once per advert interval (docs/design.md §4.4)"
+	garpIntervalHint = "kube-vrrp sends the messages of a burst back to back; the spacing is not configurable"
+	garpExtraIfHint  = "a VirtualIP announces its addresses on its own interface only; announcements.refreshInterval repeats those announcements while MASTER"
+	notifyFifoHint   = "kube-vrrp has no notify FIFO; spec.notify runs commands on state changes (where exec is enabled), and the VirtualIPMembers' status and Events report them"
+)
+
 var globalHints = map[string]string{
 	"vrrp_mcast_group4":            "kube-vrrp always uses 224.0.0.18",
 	"vrrp_mcast_group6":            "kube-vrrp always uses ff02::12",
 	"vrrp_check_unicast_src":       "kube-vrrp always accepts unicast adverts only from known peers",
 	"vrrp_skip_check_adv_addr":     "kube-vrrp checks adverts as the RFCs say",
-	"vrrp_garp_master_delay":       "kube-vrrp sends a gratuitous ARP / NA burst on takeover and a second one later; the timing is not configurable",
-	"vrrp_garp_master_repeat":      "kube-vrrp sends a gratuitous ARP / NA burst on takeover and a second one later; the timing is not configurable",
-	"vrrp_garp_master_refresh":     "kube-vrrp sends a gratuitous ARP / NA burst on takeover and a second one later; the timing is not configurable",
-	"vrrp_garp_interval":           "kube-vrrp sends a gratuitous ARP / NA burst on takeover and a second one later; the timing is not configurable",
-	"vrrp_gna_interval":            "kube-vrrp sends a gratuitous ARP / NA burst on takeover and a second one later; the timing is not configurable",
+	"vrrp_garp_lower_prio_delay":   lowerPrioHint,
+	"vrrp_garp_lower_prio_repeat":  lowerPrioHint,
+	"vrrp_garp_interval":           garpIntervalHint,
+	"vrrp_gna_interval":            garpIntervalHint,
+	"vrrp_garp_extra_if":           garpExtraIfHint,
+	"vrrp_vmac_garp_intvl":         garpExtraIfHint,
+	"notify_fifo":                  notifyFifoHint,
+	"notify_fifo_script":           notifyFifoHint,
+	"vrrp_notify_fifo":             notifyFifoHint,
+	"vrrp_notify_fifo_script":      notifyFifoHint,
+	"vrrp_notify_priority_changes": "watch the VirtualIPMembers' status.priority (kubectl get vipm)",
 	"vrrp_lower_prio_no_advert":    "kube-vrrp answers a lower-priority advert at once (RFC 9568)",
 	"vrrp_higher_prio_send_advert": "not configurable in kube-vrrp",
 	"notification_email":           "kube-vrrp has no e-mail alerts; alert on its Events or metrics",
@@ -260,10 +281,10 @@ func (c *converter) global() {
 		c.warnf(g.Keys["router_id"], "router_id %s: kube-vrrp names each member by its Kubernetes node name", g.RouterID)
 	}
 	if g.EnableScriptSecurity {
-		c.warnf(g.Keys["enable_script_security"], "enable_script_security: no equivalent; kube-vrrp runs exec probes only when the agent enables them, without a shell and with an empty environment")
+		c.warnf(g.Keys["enable_script_security"], "enable_script_security: no equivalent; kube-vrrp runs exec probes and notify commands only where the agent enables exec, without a shell and with an empty environment")
 	}
 	if g.ScriptUser != "" {
-		c.warnf(g.Keys["script_user"], "script_user %s: no equivalent; exec probes run as the agent's user inside its container", g.ScriptUser)
+		c.warnf(g.Keys["script_user"], "script_user %s: no equivalent; exec probes and notify commands run as the agent's user inside its container", g.ScriptUser)
 	}
 	for _, d := range g.Ignored {
 		hint := globalHints[d.Keyword]
@@ -286,57 +307,49 @@ func (c *converter) syncGroup(g *SyncGroup, instances map[string]*Instance) {
 		}
 		c.groupOf[m] = g
 	}
-	c.warnf(g.Pos, "vrrp_sync_group %s (%s): kube-vrrp has no sync groups; each VirtualIP elects on its own. To keep them on one node, give them the same nodes, priorities and probes (the conversion adds the group's probes to each member), and prefer probes with weight 0 so that a failure moves all of them", g.Name, strings.Join(g.Group, ", "))
+	c.warnf(g.Pos, "vrrp_sync_group %s (%s): kube-vrrp has no sync groups: each VirtualIP elects on its own, and a fault moves only the VirtualIPs that see it. The nearest pattern: the same nodes and priorities for every member, and the same probes with weight 0 in each, so that any failure puts all of them in FAULT on that node. The conversion adds the group's track_* to every member; add a member's own tracked objects, and each member's interface as an interface probe, to the others where they must move together", g.Name, strings.Join(g.Group, ", "))
 	for _, n := range g.Notify {
-		c.notify(n, "vrrp_sync_group "+g.Name)
+		c.groupNotify(n, g.Name)
 	}
 	for _, d := range g.Ignored {
 		c.warnf(d.Pos, "vrrp_sync_group %s: %s is not converted: %s", g.Name, d.Keyword, instanceHint(d.Keyword))
 	}
 }
 
-func (c *converter) notify(n Notify, where string) {
-	c.warnf(n.Pos, "%s: %s %q is not converted: kube-vrrp runs no scripts on transitions; react to the VirtualIP status (kubectl get vip), its Events or the agent's metrics instead", where, n.Keyword, n.Command)
-}
-
 var instanceHints = map[string]string{
-	"use_vmac":                   "kube-vrrp does not create VMAC interfaces; it binds the addresses on the interface and announces them with gratuitous ARP / unsolicited NA",
-	"use_vmac_addr":              "kube-vrrp does not create VMAC interfaces",
-	"vmac_xmit_base":             "kube-vrrp does not create VMAC interfaces",
-	"use_ipvlan":                 "kube-vrrp does not create ipvlan interfaces",
-	"native_ipv6":                "the address family follows the addresses",
-	"vrf":                        "kube-vrrp has no VRF support",
-	"mcast_src_ip":               "kube-vrrp sends from the node's address on the interface",
-	"mcast_dst_ip":               "kube-vrrp always uses 224.0.0.18 / ff02::12",
-	"track_src_ip":               "not configurable",
-	"check_unicast_src":          "kube-vrrp always accepts unicast adverts only from known peers",
-	"unicast_fault_no_peer":      "kube-vrrp always goes to FAULT with an empty unicast peer set",
-	"unicast_ttl":                "kube-vrrp sends with TTL 255",
-	"old_unicast_checksum":       "see spec.checksumMode (PseudoHeader is what keepalived sends)",
-	"garp_master_delay":          "kube-vrrp sends a burst on takeover and a second one later; the timing is not configurable",
-	"garp_master_repeat":         "kube-vrrp sends a burst on takeover and a second one later; the timing is not configurable",
-	"garp_lower_prio_delay":      "kube-vrrp sends a burst on takeover and a second one later; the timing is not configurable",
-	"garp_lower_prio_repeat":     "kube-vrrp sends a burst on takeover and a second one later; the timing is not configurable",
-	"garp_master_refresh":        "kube-vrrp sends a burst on takeover and a second one later; the timing is not configurable",
-	"garp_master_refresh_repeat": "kube-vrrp sends a burst on takeover and a second one later; the timing is not configurable",
-	"garp_extra_if":              "not configurable",
-	"garp_extra_if_vmac":         "not configurable",
-	"garp_interval":              "not configurable",
-	"gna_interval":               "not configurable",
-	"down_timer_adverts":         "kube-vrrp uses the RFC's Master_Down_Interval (3 adverts plus skew)",
-	"lower_prio_no_advert":       "kube-vrrp answers a lower-priority advert at once (RFC 9568)",
-	"higher_prio_send_advert":    "not configurable",
-	"promote_secondaries":        "set net.ipv4.conf.<if>.promote_secondaries on the node if needed",
-	"virtual_routes":             "kube-vrrp manages addresses only; manage these routes separately",
-	"virtual_rules":              "kube-vrrp manages addresses only; manage these rules separately",
-	"skip_check_adv_addr":        "kube-vrrp checks adverts as the RFCs say",
-	"debug":                      "use the agent's log level",
-	"smtp_alert":                 "kube-vrrp has no e-mail alerts; alert on its Events or metrics",
-	"notify_priority_changes":    "watch the VirtualIPMembers' status.priority (kubectl get vipm)",
-	"kernel_rx_buf_size":         "not configurable",
-	"linkbeat_use_polling":       "kube-vrrp watches links through netlink",
-	"track_file":                 "track_file reads a weight from a file; a kube-vrrp file probe only checks that a path exists",
-	"track_bfd":                  "BFD is not supported",
+	"use_vmac_addr":           "kube-vrrp names and manages its own macvlan (virtualMAC), one on the VirtualIP's interface, binds all the addresses there and always sends from it; it makes none for another interface's addresses",
+	"vmac_xmit_base":          "kube-vrrp names and manages its own macvlan (virtualMAC) and always sends its adverts and announcements from it, never from the base interface",
+	"use_ipvlan":              "kube-vrrp does not create ipvlan interfaces",
+	"native_ipv6":             "the address family follows the addresses",
+	"vrf":                     "kube-vrrp has no VRF support",
+	"mcast_src_ip":            "kube-vrrp sends from the node's address on the interface",
+	"mcast_dst_ip":            "kube-vrrp always uses 224.0.0.18 / ff02::12",
+	"track_src_ip":            "not configurable",
+	"check_unicast_src":       "kube-vrrp always accepts unicast adverts only from known peers",
+	"unicast_fault_no_peer":   "kube-vrrp always goes to FAULT with an empty unicast peer set",
+	"unicast_ttl":             "kube-vrrp sends with TTL 255",
+	"old_unicast_checksum":    "see spec.checksumMode (PseudoHeader is what keepalived sends)",
+	"garp_lower_prio_delay":   lowerPrioHint,
+	"garp_lower_prio_repeat":  lowerPrioHint,
+	"garp_extra_if":           garpExtraIfHint,
+	"garp_extra_if_vmac":      garpExtraIfHint,
+	"vmac_garp_intvl":         garpExtraIfHint,
+	"garp_interval":           garpIntervalHint,
+	"gna_interval":            garpIntervalHint,
+	"down_timer_adverts":      "kube-vrrp uses the RFC's Master_Down_Interval (3 adverts plus skew)",
+	"lower_prio_no_advert":    "kube-vrrp answers a lower-priority advert at once (RFC 9568)",
+	"higher_prio_send_advert": "not configurable",
+	"promote_secondaries":     "set net.ipv4.conf.<if>.promote_secondaries on the node if needed",
+	"virtual_routes":          "kube-vrrp manages addresses only; manage these routes separately",
+	"virtual_rules":           "kube-vrrp manages addresses only; manage these rules separately",
+	"skip_check_adv_addr":     "kube-vrrp checks adverts as the RFCs say",
+	"debug":                   "use the agent's log level",
+	"smtp_alert":              "kube-vrrp has no e-mail alerts; alert on its Events or metrics",
+	"notify_priority_changes": "watch the VirtualIPMembers' status.priority (kubectl get vipm)",
+	"kernel_rx_buf_size":      "not configurable",
+	"linkbeat_use_polling":    "kube-vrrp watches links through netlink",
+	"track_file":              "track_file reads a weight from a file; a kube-vrrp file probe only checks that a path exists",
+	"track_bfd":               "BFD is not supported",
 }
 
 func instanceHint(k string) string {
@@ -402,7 +415,7 @@ func (c *converter) instance(in *Instance) *draft {
 	}
 	d.family = fam
 	for _, v := range in.ExcludedVIPs {
-		c.warnf(v.Pos, "%s: virtual_ipaddress_excluded %s is not converted: kube-vrrp has no excluded addresses (adding it to addresses would change the adverts); give it its own VirtualIP, or add it to addresses once no keepalived peer is left", where, v.Address)
+		c.warnf(v.Pos, "%s: virtual_ipaddress_excluded %s is not converted: kube-vrrp has no excluded addresses (held by the MASTER but left out of the adverts). In spec.addresses it would be in the adverts, and a keepalived peer of the group drops adverts whose address list differs from its own: add it there once no keepalived peer is left (one address family, at most %d addresses per VirtualIP), or give it a VirtualIP of its own with another VRID and the same nodes and priorities", where, v.Address, maxAddresses)
 	}
 	if spec.Interface == "" {
 		devs := map[string]bool{}
@@ -455,9 +468,9 @@ func (c *converter) instance(in *Instance) *draft {
 	c.probes(d, where)
 	c.weightedWithoutPreempt(d, where)
 
-	for _, n := range in.Notify {
-		c.notify(n, where)
-	}
+	c.vmac(d, where)
+	c.announcements(d, where)
+	c.notifies(d, where)
 	for _, dr := range in.Ignored {
 		c.warnf(dr.Pos, "%s: %s is not converted: %s", where, dr.Keyword, instanceHint(dr.Keyword))
 	}
@@ -486,6 +499,10 @@ func (c *converter) vipOptions(v VIP, in *Instance, where string) {
 	for _, f := range v.Flags {
 		if (f == "-nodad" || f == "nodad") && v.Prefix.Addr().Is6() {
 			continue // kube-vrrp always adds IPv6 VIPs with NODAD
+		}
+		if f == "use_vmac" {
+			c.warnf(v.Pos, "%s: address %s option use_vmac (a macvlan on the address's own dev) cannot be expressed: virtualMAC puts all of a VirtualIP's addresses on one macvlan of its interface", where, v.Address)
+			continue
 		}
 		c.warnf(v.Pos, "%s: address %s option %s cannot be expressed in a VirtualIP", where, v.Address, f)
 	}
@@ -722,8 +739,24 @@ func (c *converter) probes(d *draft, where string) {
 		if api {
 			t.weight = staticpod.APIServerWeight
 		}
+		// keepalived 2.2.7 in a sync group without sync_group_tracking_weight: a member's own
+		// weighted interface gets weight 0, its weighted script is dropped, and its process
+		// keeps its weight (keepalived -t: "ignoring ... tracked interface weight due to SYNC
+		// group", "ignoring tracked script ... with weights due to SYNC group"; its data dump
+		// shows the process's weight). The group's own tracking keeps its weights unless a
+		// member is the address owner, which clears them for every member.
 		if group != nil && t.group == "" && t.weight != 0 && !group.TrackingWeight && !api {
-			c.warnf(t.pos, "%s: track_%s %s weight %d: keepalived sets the tracking weights of sync group members to 0 (FAULT on failure) unless sync_group_tracking_weight is set, and so does the conversion", where, t.kind, t.name, t.weight)
+			switch t.kind {
+			case "interface":
+				c.warnf(t.pos, "%s: track_interface %s weight %d: keepalived sets the weight of a sync group member's tracked interface to 0 (FAULT on failure) unless sync_group_tracking_weight is set, and so does the conversion", where, t.name, t.weight)
+				t.weight = 0
+			case "script":
+				c.warnf(t.pos, "%s: track_script %s (weight %d) is not converted: keepalived ignores a sync group member's weighted script unless sync_group_tracking_weight is set, so it never changed this instance (give it weight 0, or track it in the sync group, to have it count)", where, t.name, t.weight)
+				continue
+			}
+		}
+		if group != nil && t.group != "" && t.weight != 0 && c.groupHasOwner(group) {
+			c.warnf(t.pos, "vrrp_sync_group %s: track_%s %s weight %d: keepalived clears the weights of a sync group's tracked objects when a member is the address owner (priority 255), so a failure puts every member in FAULT, and so does the conversion", group.Name, t.kind, t.name, t.weight)
 			t.weight = 0
 		}
 		if t.weight != 0 && d.priority >= vrrp.MaxBackupPriority && (in.Priority == ownerPriority || in.Priority == 0 && in.State == "MASTER") {
@@ -784,6 +817,17 @@ func (c *converter) probes(d *draft, where string) {
 		}
 		d.spec.Probes = append(d.spec.Probes, *p)
 	}
+}
+
+// groupHasOwner reports whether a member of g is the address owner (priority 255, or state
+// MASTER without a priority).
+func (c *converter) groupHasOwner(g *SyncGroup) bool {
+	for _, in := range c.cfg.Instances {
+		if c.groupOf[in.Name] == g && (in.Priority == ownerPriority || in.Priority == 0 && in.State == "MASTER") {
+			return true
+		}
+	}
+	return false
 }
 
 // weightedWithoutPreempt drops weighted probes of a group without preemption when no probe

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
+	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
 )
 
 func parseString(t *testing.T, conf string) *Config {
@@ -32,6 +33,12 @@ func convertString(t *testing.T, conf string) *Result {
 
 func dur(d time.Duration) *v1alpha1.Duration { return &v1alpha1.Duration{Duration: d} }
 
+// keepalivedAnnouncements is keepalived's gratuitous ARP timing written out: 5 messages per
+// address, a second burst 5s later, no refresh.
+func keepalivedAnnouncements() *v1alpha1.AnnouncementSpec {
+	return &v1alpha1.AnnouncementSpec{Count: ptr(int32(5)), RepeatDelay: dur(5 * time.Second)}
+}
+
 // instance wraps the body of a vrrp_instance with a VRID and an address.
 func instance(body string) string {
 	return "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  virtual_ipaddress {\n    192.0.2.10/24\n  }\n" + body + "}\n"
@@ -41,7 +48,7 @@ func TestConvertSpec(t *testing.T) {
 	base := func(mod func(*v1alpha1.VirtualIPSpec)) v1alpha1.VirtualIPSpec {
 		s := v1alpha1.VirtualIPSpec{
 			VRID: 51, Version: 2, Interface: "eth0", Addresses: []string{"192.0.2.10/24"},
-			AdvertisementInterval: dur(time.Second), Priority: ptr(int32(100)),
+			AdvertisementInterval: dur(time.Second), Priority: ptr(int32(100)), Announcements: keepalivedAnnouncements(),
 			NodeSelector: &metav1.LabelSelector{},
 		}
 		if mod != nil {
@@ -222,13 +229,17 @@ func TestConvertSpec(t *testing.T) {
 			},
 		},
 		{
-			name: "notify scripts and unsupported keywords are reported",
-			conf: instance("  notify_master /etc/keepalived/master.sh\n  use_vmac\n  garp_master_delay 1\n"),
-			want: base(nil),
+			name: "notify, use_vmac and garp_master_delay are converted; what has no equivalent is reported",
+			conf: instance("  notify_master /etc/keepalived/master.sh\n  use_vmac\n  garp_master_delay 1\n  mcast_src_ip 192.0.2.1\n"),
+			want: base(func(s *v1alpha1.VirtualIPSpec) {
+				s.Notify = &v1alpha1.NotifySpec{Master: []string{"/etc/keepalived/master.sh"}}
+				s.VirtualMAC = true
+				s.Announcements.RepeatDelay = dur(time.Second)
+			}),
 			warns: []string{
-				`k.conf:7: vrrp_instance VI_1: notify_master "/etc/keepalived/master.sh" is not converted: kube-vrrp runs no scripts on transitions`,
-				"k.conf:8: vrrp_instance VI_1: use_vmac is not converted: kube-vrrp does not create VMAC interfaces",
-				"k.conf:9: vrrp_instance VI_1: garp_master_delay is not converted",
+				"k.conf:7: vrrp_instance VI_1: notify commands run only where the agent enables exec",
+				"k.conf:7: vrrp_instance VI_1: notify_master: keepalived ran it with its own arguments only",
+				"k.conf:10: vrrp_instance VI_1: mcast_src_ip is not converted: kube-vrrp sends from the node's address on the interface",
 			},
 		},
 	}
@@ -416,10 +427,18 @@ func TestConvertProbes(t *testing.T) {
 	}
 }
 
+// keepalived 2.2.7 in a sync group without sync_group_tracking_weight (checked with keepalived
+// -t and its data dump): a member's own weighted interface gets weight 0, its weighted script
+// is dropped, its weighted process keeps its weight; the group's own tracking keeps its weights,
+// unless a member is the address owner, which clears them for every member.
 func TestConvertSyncGroup(t *testing.T) {
 	conf := `vrrp_script chk {
   script "pgrep -x haproxy"
   weight -20
+}
+vrrp_track_process tp {
+  process conntrackd
+  weight -10
 }
 vrrp_sync_group G {
   group {
@@ -439,6 +458,12 @@ vrrp_instance A {
   track_script {
     chk
   }
+  track_process {
+    tp
+  }
+  track_interface {
+    eth2 weight -7
+  }
 }
 vrrp_instance B {
   interface eth1
@@ -455,23 +480,51 @@ vrrp_instance B {
 	}
 	eth9 := v1alpha1.ProbeSpec{Name: "interface-eth9", Interface: &v1alpha1.InterfaceProbe{Name: "eth9"}, Weight: -5}
 	want := map[string][]v1alpha1.ProbeSpec{
-		// The member's own weighted script gets weight 0, as keepalived does in a sync group.
-		"a": {{Name: "chk", Process: &v1alpha1.ProcessProbe{Name: "haproxy"}, Interval: dur(time.Second)}, eth9},
+		"a": {
+			{Name: "interface-eth2", Interface: &v1alpha1.InterfaceProbe{Name: "eth2"}},
+			{Name: "tp", Process: &v1alpha1.ProcessProbe{Name: "conntrackd"}, Weight: -10},
+			eth9,
+		},
 		"b": {eth9},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("probes (-want +got):\n%s", diff)
 	}
 	checkWarnings(t, res.Warnings, []string{
-		"k.conf:5: vrrp_sync_group G (A, B): kube-vrrp has no sync groups",
-		"k.conf:21: vrrp_instance A: track_script chk weight -20: keepalived sets the tracking weights of sync group members to 0",
+		"k.conf:9: vrrp_sync_group G (A, B): kube-vrrp has no sync groups",
+		"k.conf:25: vrrp_instance A: track_script chk (weight -20) is not converted: keepalived ignores a sync group member's weighted script unless sync_group_tracking_weight is set",
+		"k.conf:31: vrrp_instance A: track_interface eth2 weight -7: keepalived sets the weight of a sync group member's tracked interface to 0 (FAULT on failure) unless sync_group_tracking_weight is set, and so does the conversion",
 	})
 
 	// sync_group_tracking_weight keeps the weights.
 	res = convertString(t, strings.Replace(conf, "  group {", "  sync_group_tracking_weight\n  group {", 1))
-	if w := res.VirtualIPs[0].Spec.Probes[0].Weight; w != -20 {
-		t.Errorf("with sync_group_tracking_weight: weight = %d, want -20", w)
+	var weights []int32
+	for _, p := range res.VirtualIPs[0].Spec.Probes {
+		weights = append(weights, p.Weight)
 	}
+	if diff := cmp.Diff([]int32{-7, -20, -10, -5}, weights); diff != "" {
+		t.Errorf("with sync_group_tracking_weight: weights (-want +got):\n%s", diff)
+	}
+
+	// A member that owns the addresses clears the weights of the group's tracking, for every
+	// member; its own weighted tracking is ignored, as for any owner.
+	res = convertString(t, strings.Replace(conf, "  interface eth1\n", "  interface eth1\n  priority 255\n", 1))
+	got = map[string][]v1alpha1.ProbeSpec{}
+	for _, v := range res.VirtualIPs {
+		got[v.Name] = v.Spec.Probes
+	}
+	eth9.Weight = 0
+	want["a"][2], want["b"][0] = eth9, eth9
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("with an owner: probes (-want +got):\n%s", diff)
+	}
+	checkWarnings(t, res.Warnings, []string{
+		"k.conf:9: vrrp_sync_group G (A, B): kube-vrrp has no sync groups",
+		"k.conf:15: vrrp_sync_group G: track_interface eth9 weight -5: keepalived clears the weights of a sync group's tracked objects when a member is the address owner (priority 255), so a failure puts every member in FAULT, and so does the conversion",
+		"k.conf:25: vrrp_instance A: track_script chk (weight -20) is not converted",
+		"k.conf:31: vrrp_instance A: track_interface eth2 weight -7: keepalived sets the weight",
+		"k.conf:36: vrrp_instance B: priority 255 makes this node the address owner",
+	})
 }
 
 func TestConvertNames(t *testing.T) {
@@ -629,5 +682,307 @@ func TestSplitCommand(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"/x", "1", "a", "b", "c d", "e f", "g h"}, argv); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// convertValid converts conf and requires every VirtualIP to pass desired.Validate, the rules
+// of `kube-vrrp validate` and the CRD.
+func convertValid(t *testing.T, conf string) *Result {
+	t.Helper()
+	res := convertString(t, conf)
+	for i := range res.VirtualIPs {
+		if errs := desired.Validate(&res.VirtualIPs[i]); len(errs) > 0 {
+			t.Errorf("VirtualIP %s does not validate: %v", res.VirtualIPs[i].Name, errs.ToAggregate())
+		}
+	}
+	return res
+}
+
+func TestConvertVirtualMAC(t *testing.T) {
+	tests := []struct {
+		name  string
+		conf  string
+		want  bool
+		warns []string
+	}{
+		{name: "use_vmac", conf: instance("  use_vmac\n"), want: true},
+		{name: "no use_vmac", conf: instance(""), want: false},
+		{
+			name: "a name and a MAC address are not kept",
+			conf: instance("  use_vmac vrrp.51 02:00:00:00:00:01\n"),
+			want: true,
+			warns: []string{
+				"k.conf:7: vrrp_instance VI_1: use_vmac vrrp.51: kube-vrrp names and manages its own macvlan for the VirtualIP (virtualMAC: true) and always sends its adverts and announcements from it; the name vrrp.51 is not used",
+				"k.conf:7: vrrp_instance VI_1: use_vmac MAC address 02:00:00:00:00:01: kube-vrrp always uses the RFC 5798 virtual router MAC, 00:00:5e:00:01:33 for this group; 02:00:00:00:00:01 is not used",
+			},
+		},
+		{
+			name: "IPv6 uses the IPv6 virtual router MAC",
+			conf: "vrrp_instance V6 {\n  interface eth0\n  virtual_router_id 10\n  use_vmac 02:00:00:00:00:02\n  virtual_ipaddress {\n    2001:db8::10/64\n  }\n}\n",
+			want: true,
+			warns: []string{
+				"k.conf:4: vrrp_instance V6: use_vmac MAC address 02:00:00:00:00:02: kube-vrrp always uses the RFC 5798 virtual router MAC, 00:00:5e:00:02:0a for this group",
+			},
+		},
+		{
+			name: "use_vmac_addr and vmac_xmit_base",
+			conf: instance("  use_vmac\n  use_vmac_addr\n  vmac_xmit_base\n"),
+			want: true,
+			warns: []string{
+				"k.conf:8: vrrp_instance VI_1: use_vmac_addr is not converted: kube-vrrp names and manages its own macvlan (virtualMAC), one on the VirtualIP's interface, binds all the addresses there and always sends from it",
+				"k.conf:9: vrrp_instance VI_1: vmac_xmit_base is not converted: kube-vrrp names and manages its own macvlan (virtualMAC) and always sends its adverts and announcements from it, never from the base interface",
+			},
+		},
+		{
+			name: "use_vmac on an address",
+			conf: "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  virtual_ipaddress {\n    192.0.2.10/24 dev eth0 use_vmac\n  }\n}\n",
+			want: false,
+			warns: []string{
+				"k.conf:5: vrrp_instance VI_1: address 192.0.2.10/24 option use_vmac (a macvlan on the address's own dev) cannot be expressed: virtualMAC puts all of a VirtualIP's addresses on one macvlan of its interface",
+			},
+		},
+		{
+			name:  "words after the name and address are ignored",
+			conf:  instance("  use_vmac vrrp.51 02:00:00:00:00:01 extra\n"),
+			want:  true,
+			warns: []string{"use_vmac vrrp.51", "use_vmac MAC address", `k.conf:7: use_vmac: "extra" ignored (keepalived reads an interface name and a MAC address, and ignores the rest)`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := convertValid(t, tt.conf)
+			if got := res.VirtualIPs[0].Spec.VirtualMAC; got != tt.want {
+				t.Errorf("virtualMAC = %v, want %v", got, tt.want)
+			}
+			checkWarnings(t, res.Warnings, tt.warns)
+		})
+	}
+}
+
+func TestConvertAnnouncements(t *testing.T) {
+	ann := func(count int32, delay time.Duration, refresh time.Duration, refreshCount int32) *v1alpha1.AnnouncementSpec {
+		a := &v1alpha1.AnnouncementSpec{Count: ptr(count), RepeatDelay: dur(delay)}
+		if refresh > 0 {
+			a.RefreshInterval, a.RefreshCount = dur(refresh), ptr(refreshCount)
+		}
+		return a
+	}
+	global := func(body string) string { return "global_defs {\n" + body + "}\n" }
+	tests := []struct {
+		name  string
+		conf  string
+		want  *v1alpha1.AnnouncementSpec
+		warns []string
+	}{
+		{name: "keepalived's defaults are written out: 5 messages, a second burst 5s later, no refresh",
+			conf: instance(""), want: ann(5, 5*time.Second, 0, 0)},
+		{name: "the instance's own settings",
+			conf: instance("  garp_master_delay 0\n  garp_master_repeat 1\n  garp_master_refresh 60\n  garp_master_refresh_repeat 3\n"),
+			want: ann(1, 0, time.Minute, 3)},
+		{name: "a refresh repeats 1 message by default",
+			conf: instance("  garp_master_refresh 300\n"), want: ann(5, 5*time.Second, 5*time.Minute, 1)},
+		{name: "global_defs sets the defaults, wherever it stands; the instance's own win",
+			conf: instance("  garp_master_repeat 2\n") + global("  vrrp_garp_master_delay 10\n  vrrp_garp_master_repeat 3\n  vrrp_garp_master_refresh 30\n  vrrp_garp_master_refresh_repeat 2\n"),
+			want: ann(2, 10*time.Second, 30*time.Second, 2)},
+		{name: "vrrp_min_garp: one message, no second burst",
+			conf: global("  vrrp_min_garp\n") + instance(""), want: ann(1, 0, 0, 0)},
+		{name: "vrrp_min_garp keeps what was set before it, and what follows it wins",
+			conf: global("  vrrp_garp_master_delay 3\n  vrrp_min_garp\n  vrrp_garp_master_repeat 4\n") + instance(""),
+			want: ann(4, 3*time.Second, 0, 0)},
+		{name: "vrrp_min_garp off changes nothing",
+			conf: global("  vrrp_min_garp off\n") + instance(""), want: ann(5, 5*time.Second, 0, 0)},
+		{name: "vrrp_min_garp sets 0 messages per refresh: keepalived's refresh sends nothing",
+			conf: global("  vrrp_min_garp\n") + instance("  garp_master_refresh 30\n"), want: ann(1, 0, 0, 0),
+			warns: []string{"k.conf:10: vrrp_instance VI_1: garp_master_refresh 30: global_defs vrrp_min_garp set the messages per refresh to 0, so keepalived sends nothing at a refresh; no refresh is converted"}},
+		{name: "beyond kube-vrrp's bounds: clamped",
+			conf: instance("  garp_master_delay 4000\n  garp_master_repeat 20\n  garp_master_refresh 100000\n  garp_master_refresh_repeat 17\n"),
+			want: ann(16, time.Hour, 24*time.Hour, 16),
+			warns: []string{
+				"k.conf:7: vrrp_instance VI_1: garp_master_delay 4000: kube-vrrp sends the second burst at most 1h0m0s after a takeover; 1h0m0s is used",
+				"k.conf:8: vrrp_instance VI_1: garp_master_repeat 20: kube-vrrp sends at most 16 messages per address in each burst; 16 is used",
+				"k.conf:9: vrrp_instance VI_1: garp_master_refresh 100000: kube-vrrp refreshes at least every 24h0m0s; 24h0m0s is used",
+				"k.conf:10: vrrp_instance VI_1: garp_master_refresh_repeat 17: kube-vrrp sends at most 16 messages per address at each refresh; 16 is used",
+			}},
+		{name: "0 messages: keepalived sends 1",
+			conf: instance("  garp_master_repeat 0\n  garp_master_refresh 10\n  garp_master_refresh_repeat 0\n"),
+			want: ann(1, 5*time.Second, 10*time.Second, 1),
+			warns: []string{
+				"k.conf:7: vrrp_instance VI_1: garp_master_repeat 0: keepalived sends 1 message per address in each burst (and reports an error), and so does the conversion",
+				"k.conf:9: vrrp_instance VI_1: garp_master_refresh_repeat 0: keepalived sends 1 message per address at each refresh",
+			}},
+		{name: "a refresh repeat without a refresh",
+			conf: instance("  garp_master_refresh_repeat 2\n"), want: ann(5, 5*time.Second, 0, 0),
+			warns: []string{"k.conf:7: vrrp_instance VI_1: garp_master_refresh_repeat has no effect without garp_master_refresh, in keepalived too; not converted"}},
+		{name: "the timing keepalived has and kube-vrrp does not",
+			conf: global("  vrrp_garp_lower_prio_delay 10\n  vrrp_garp_interval 0.001\n  vrrp_gna_interval 0.001\n  vrrp_garp_extra_if 60\n") +
+				instance("  garp_lower_prio_repeat 1\n  garp_extra_if all 120\n"),
+			want: ann(5, 5*time.Second, 0, 0),
+			warns: []string{
+				"k.conf:2: global_defs vrrp_garp_lower_prio_delay: not converted: not configurable: a kube-vrrp MASTER that hears a lower-priority advert answers it at once with an advert and a new announcement of its addresses, at most once per advert interval (docs/design.md §4.4)",
+				"k.conf:3: global_defs vrrp_garp_interval: not converted: kube-vrrp sends the messages of a burst back to back; the spacing is not configurable",
+				"k.conf:4: global_defs vrrp_gna_interval: not converted: kube-vrrp sends the messages of a burst back to back",
+				"k.conf:5: global_defs vrrp_garp_extra_if: not converted: a VirtualIP announces its addresses on its own interface only; announcements.refreshInterval repeats those announcements while MASTER",
+				"k.conf:13: vrrp_instance VI_1: garp_lower_prio_repeat is not converted: not configurable: a kube-vrrp MASTER that hears a lower-priority advert answers it",
+				"k.conf:14: vrrp_instance VI_1: garp_extra_if is not converted: a VirtualIP announces its addresses on its own interface only",
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := convertValid(t, tt.conf)
+			if diff := cmp.Diff(tt.want, res.VirtualIPs[0].Spec.Announcements); diff != "" {
+				t.Errorf("announcements (-want +got):\n%s", diff)
+			}
+			checkWarnings(t, res.Warnings, tt.warns)
+		})
+	}
+}
+
+// A value of global_defs beyond kube-vrrp's bounds is reported once, not once per instance.
+func TestConvertAnnouncementsGlobalWarningOnce(t *testing.T) {
+	conf := "global_defs {\n  vrrp_garp_master_repeat 30\n}\n" + instance("") +
+		strings.NewReplacer("VI_1", "VI_2", "virtual_router_id 51", "virtual_router_id 52", "192.0.2.10", "192.0.2.20").Replace(instance(""))
+	res := convertValid(t, conf)
+	for _, v := range res.VirtualIPs {
+		if c := v.Spec.Announcements.Count; c == nil || *c != 16 {
+			t.Errorf("%s: count %v, want 16", v.Name, c)
+		}
+	}
+	checkWarnings(t, res.Warnings, []string{
+		"k.conf:2: global_defs vrrp_garp_master_repeat 30: kube-vrrp sends at most 16 messages per address in each burst; 16 is used",
+	})
+}
+
+func TestConvertNotify(t *testing.T) {
+	const exec = "notify commands run only where the agent enables exec (--enable-exec-probes, chart value probes.exec.enabled)"
+	tests := []struct {
+		name  string
+		conf  string
+		want  *v1alpha1.NotifySpec
+		warns []string
+	}{
+		{
+			name: "each keyword to its field, split into argv without a shell",
+			conf: instance("  notify_master \"/usr/local/bin/gw 'up now' \\\"x y\\\"\"\n  notify_backup /usr/local/bin/backup.sh\n  notify_fault \"/usr/local/bin/gw fault\"\n  notify_stop \"/usr/local/bin/gw stop\"\n  notify /etc/keepalived/notify.sh\n"),
+			want: &v1alpha1.NotifySpec{
+				Master: []string{"/usr/local/bin/gw", "up now", "x y"},
+				Backup: []string{"/usr/local/bin/backup.sh"},
+				Fault:  []string{"/usr/local/bin/gw", "fault"},
+				Stop:   []string{"/usr/local/bin/gw", "stop"},
+				All:    []string{"/etc/keepalived/notify.sh"},
+			},
+			warns: []string{
+				"k.conf:7: vrrp_instance VI_1: " + exec,
+				"k.conf:7: vrrp_instance VI_1: notify_master, notify_backup, notify_fault, notify_stop: keepalived ran each with its own arguments only; kube-vrrp appends five: INSTANCE, the VirtualIP's name, the new state (MASTER, BACKUP, FAULT or STOP), the priority and the reason",
+				"k.conf:11: vrrp_instance VI_1: notify: kube-vrrp passes keepalived's four arguments in the same order (INSTANCE, the name, the new state: MASTER, BACKUP, FAULT or STOP, the priority) and a fifth, the reason (one CamelCase word); the name is the VirtualIP's, vi-1, where keepalived passed VI_1",
+			},
+		},
+		{
+			name: "the generic notify alone; no name warning when the names agree",
+			conf: strings.Replace(instance("  notify /etc/keepalived/notify.sh\n"), "VI_1", "gw", 1),
+			want: &v1alpha1.NotifySpec{All: []string{"/etc/keepalived/notify.sh"}},
+			warns: []string{
+				"k.conf:7: vrrp_instance gw: " + exec,
+				"k.conf:7: vrrp_instance gw: notify: kube-vrrp passes keepalived's four arguments in the same order (INSTANCE, the name, the new state: MASTER, BACKUP, FAULT or STOP, the priority) and a fifth, the reason (one CamelCase word)",
+			},
+		},
+		{
+			name: "keepalived keeps the first of a keyword",
+			conf: instance("  notify_master /usr/local/bin/a\n  notify_master /usr/local/bin/b\n"),
+			want: &v1alpha1.NotifySpec{Master: []string{"/usr/local/bin/a"}},
+			warns: []string{
+				"k.conf:7: vrrp_instance VI_1: " + exec,
+				"k.conf:7: vrrp_instance VI_1: notify_master: keepalived ran it with its own arguments only",
+				"k.conf:8: vrrp_instance VI_1: notify_master is given again (first at k.conf:7); keepalived keeps the first one, and so does the conversion",
+			},
+		},
+		{
+			name: "user and group: the agent's user runs it",
+			conf: instance("  notify_master /usr/local/bin/up.sh keepalived_script nogroup extra\n"),
+			want: &v1alpha1.NotifySpec{Master: []string{"/usr/local/bin/up.sh"}},
+			warns: []string{
+				"k.conf:7: vrrp_instance VI_1: notify_master: keepalived runs it as user keepalived_script and group nogroup; kube-vrrp runs notify commands as the agent's user. (keepalived reads the words after an unquoted command as user and group: to pass them as arguments, quote the whole command)",
+				"k.conf:7: vrrp_instance VI_1: notify_master: words after the group (extra) are ignored by keepalived, and here too",
+				"k.conf:7: vrrp_instance VI_1: " + exec,
+				"k.conf:7: vrrp_instance VI_1: notify_master: keepalived ran it",
+			},
+		},
+		{
+			name: "shell syntax is passed as it is, as keepalived 2.x does",
+			conf: instance("  notify_master \"/usr/bin/logger up > /dev/null; /bin/true\"\n"),
+			want: &v1alpha1.NotifySpec{Master: []string{"/usr/bin/logger", "up", ">", "/dev/null;", "/bin/true"}},
+			warns: []string{
+				"k.conf:7: vrrp_instance VI_1: notify_master (/usr/bin/logger up > /dev/null; /bin/true): it has shell syntax (; >), but keepalived 2.x ran it without a shell, passing these characters to the program as they are, and so does kube-vrrp; if a shell was meant, put the command in a script and give the script's absolute path",
+				"k.conf:7: vrrp_instance VI_1: " + exec,
+				"k.conf:7: vrrp_instance VI_1: notify_master: keepalived ran it",
+			},
+		},
+		{
+			name: "notify_deleted and notify_master_rx_lower_pri are reported",
+			conf: instance("  notify_deleted\n  notify_deleted /usr/local/bin/gone\n  notify_master_rx_lower_pri /usr/local/bin/restore-eip\n"),
+			warns: []string{
+				"k.conf:7: vrrp_instance VI_1: notify_deleted is not converted: kube-vrrp has no DELETED state; a VirtualIP that is deleted, or no longer selects the node, stops its instance there, which runs notify.stop (and notify.all with STOP)",
+				`k.conf:8: vrrp_instance VI_1: notify_deleted is not converted, and its command "/usr/local/bin/gone" does not run: kube-vrrp has no DELETED state`,
+				`k.conf:9: vrrp_instance VI_1: notify_master_rx_lower_pri "/usr/local/bin/restore-eip" is not converted: kube-vrrp has no such hook`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := convertValid(t, tt.conf)
+			if diff := cmp.Diff(tt.want, res.VirtualIPs[0].Spec.Notify); diff != "" {
+				t.Errorf("notify (-want +got):\n%s", diff)
+			}
+			checkWarnings(t, res.Warnings, tt.warns)
+		})
+	}
+}
+
+// A sync group's notify scripts have nothing to attach to in kube-vrrp.
+func TestConvertSyncGroupNotify(t *testing.T) {
+	conf := "vrrp_sync_group G {\n  group {\n    VI_1\n  }\n  notify_master \"/usr/bin/logger G master\"\n  notify \"/usr/bin/logger G\"\n}\n" + instance("")
+	res := convertValid(t, conf)
+	if n := res.VirtualIPs[0].Spec.Notify; n != nil {
+		t.Errorf("notify = %+v, want none", n)
+	}
+	checkWarnings(t, res.Warnings, []string{
+		"k.conf:1: vrrp_sync_group G (VI_1): kube-vrrp has no sync groups",
+		`k.conf:5: vrrp_sync_group G: notify_master "/usr/bin/logger G master" is not converted: kube-vrrp has no sync groups, so nothing runs on a group's changes; to run it on a member's changes, put it in that vrrp_instance`,
+		`k.conf:6: vrrp_sync_group G: notify "/usr/bin/logger G" is not converted`,
+	})
+}
+
+func TestConvertNotifyErrors(t *testing.T) {
+	long := "/usr/local/bin/x " + strings.Repeat("a", v1alpha1.MaxExecArgLength+1)
+	tests := []struct {
+		name string
+		conf string
+		want string
+	}{
+		{"no directory", instance("  notify_master \"logger -t gw master\"\n"),
+			`k.conf:7:3: vrrp_instance VI_1: notify_master "logger -t gw master": logger is not an absolute path, and kube-vrrp runs notify commands without a PATH lookup; write the program's absolute path ("command -v logger" on the host shows the one keepalived found)`},
+		{"relative path", instance("  notify scripts/notify.sh\n"),
+			`k.conf:7:3: vrrp_instance VI_1: notify "scripts/notify.sh": scripts/notify.sh is not an absolute path`},
+		{"unbalanced quotes", instance("  notify_backup \"/usr/local/bin/x 'a b\"\n"),
+			`k.conf:7:3: vrrp_instance VI_1: notify_backup "/usr/local/bin/x 'a b": the quotes are unbalanced; write the command so that it splits into words as intended`},
+		{"empty", instance("  notify_fault \"\"\n"),
+			"k.conf:7:3: vrrp_instance VI_1: notify_fault: the command is empty; give the program's absolute path"},
+		{"too many words", instance("  notify_stop \"/usr/local/bin/x" + strings.Repeat(" a", v1alpha1.MaxExecArgs) + "\"\n"),
+			"k.conf:7:3: vrrp_instance VI_1: notify_stop: the command has 33 words; spec.notify holds at most 32 (put the command in a script)"},
+		{"a word too long", instance("  notify \"" + long + "\"\n"),
+			"k.conf:7:3: vrrp_instance VI_1: notify: a word of the command is longer than 1024 bytes, which spec.notify cannot hold (put the command in a script)"},
+		{"control characters", instance("  notify_master \"/usr/local/bin/x \\x1b\"\n"),
+			`k.conf:7:3: vrrp_instance VI_1: notify_master "/usr/local/bin/x \x1b" has control characters or bytes that are not UTF-8, which a manifest cannot carry`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Convert(parseString(t, tt.conf))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			requirePositions(t, err)
+			if !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("error\n  %s\nwant it to start with\n  %s", err, tt.want)
+			}
+		})
 	}
 }

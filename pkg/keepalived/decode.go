@@ -344,7 +344,17 @@ func (d *decoder) globalDefs(n *Node) {
 			d.flag(c)
 			d.set(g.Keys, c, "global_defs")
 			g.VRRPStrict = true
+		case "vrrp_min_garp":
+			if on, ok := d.boolArg(c); ok {
+				d.set(g.Keys, c, "global_defs")
+				if on {
+					g.Garp.minGarp(c.Pos)
+				}
+			}
 		default:
+			if d.garp(c, "vrrp_", g.Keys, "global_defs", &g.Garp) {
+				continue
+			}
 			// global_defs has well over a hundred keywords (mail, SNMP, DBus, timers, ...);
 			// none of the others changes a VRRP group's election. Convert lists them.
 			g.Ignored = append(g.Ignored, directive(c))
@@ -520,12 +530,11 @@ func (d *decoder) trackProcess(name string, n *Node) *TrackProcess {
 // Keywords of vrrp_instance that are keepalived's but have no kube-vrrp equivalent; Convert
 // warns about each with the hint in instanceHints.
 var ignoredInstanceKeywords = map[string]bool{
-	"use_vmac": true, "use_vmac_addr": true, "vmac_xmit_base": true, "use_ipvlan": true,
+	"use_vmac_addr": true, "vmac_xmit_base": true, "use_ipvlan": true,
 	"native_ipv6": true, "vrf": true, "mcast_src_ip": true, "mcast_dst_ip": true,
 	"track_src_ip": true, "check_unicast_src": true, "unicast_fault_no_peer": true,
-	"unicast_ttl": true, "old_unicast_checksum": true, "garp_master_delay": true,
-	"garp_master_repeat": true, "garp_lower_prio_delay": true, "garp_lower_prio_repeat": true,
-	"garp_master_refresh": true, "garp_master_refresh_repeat": true, "garp_extra_if": true,
+	"unicast_ttl": true, "old_unicast_checksum": true, "garp_lower_prio_delay": true,
+	"garp_lower_prio_repeat": true, "garp_extra_if": true, "vmac_garp_intvl": true,
 	"garp_extra_if_vmac": true, "down_timer_adverts": true, "lower_prio_no_advert": true,
 	"higher_prio_send_advert": true, "promote_secondaries": true, "virtual_routes": true,
 	"virtual_rules": true, "skip_check_adv_addr": true, "debug": true, "smtp_alert": true,
@@ -660,7 +669,17 @@ func (d *decoder) instance(name string, n *Node) *Instance {
 		case notifyKeywords[k]:
 			if nt, ok := d.notify(c); ok {
 				inst.Notify = append(inst.Notify, nt)
+				if _, set := inst.Keys[k]; !set {
+					inst.Keys[k] = c.Pos // keepalived keeps the first one
+				}
 			}
+		case k == "use_vmac":
+			if !d.noBlock(c) {
+				continue
+			}
+			d.set(inst.Keys, c, in)
+			inst.VMAC = d.vmac(c)
+		case d.garp(c, "", inst.Keys, in, &inst.Garp):
 		case ignoredInstanceKeywords[k]:
 			inst.Ignored = append(inst.Ignored, directive(c))
 		default:
@@ -680,11 +699,85 @@ func (d *decoder) notify(c *Node) (Notify, bool) {
 	nt := Notify{Pos: c.Pos, Keyword: c.Keyword}
 	if len(c.Args) > 0 {
 		nt.Command = c.Args[0].Value
+		for _, a := range c.Args[1:] {
+			nt.Args = append(nt.Args, a.Value)
+		}
 	} else if c.Keyword != "notify_deleted" {
 		d.errorf(c.Pos, "%s needs a script", c.Keyword)
 		return Notify{}, false
 	}
 	return nt, true
+}
+
+// vmac reads use_vmac's optional interface name and MAC address (a word with a ':' is the
+// address, as keepalived tells them apart).
+func (d *decoder) vmac(c *Node) *VMAC {
+	v := &VMAC{Pos: c.Pos}
+	for i, a := range c.Args {
+		switch {
+		case i >= 2:
+			d.warnf(a.Pos, "use_vmac: %q ignored (keepalived reads an interface name and a MAC address, and ignores the rest)", a.Value)
+		case strings.Contains(a.Value, ":"):
+			v.MAC = a.Value
+		default:
+			v.Name = a.Value
+		}
+	}
+	return v
+}
+
+// keepalived's defaults of the gratuitous ARP timing (keepalived.conf(5); keepalived 2.2.7's
+// data dump shows the same: delay 5, repeat 5, refresh 0, refresh repeat 1).
+const (
+	defaultGarpDelay         = 5 // seconds
+	defaultGarpRepeat        = 5
+	defaultGarpRefresh       = 0 // no refresh
+	defaultGarpRefreshRepeat = 1
+	// keepalived reads garp_master_delay as whole seconds up to UINT_MAX microseconds.
+	maxGarpDelay = math.MaxUint32 / 1_000_000
+)
+
+// garp reads garp_master_delay, garp_master_repeat, garp_master_refresh and
+// garp_master_refresh_repeat (with prefix "vrrp_" in global_defs: vrrp_garp_master_delay, ...)
+// into g. It reports whether c is one of them. keepalived reads each as a whole number of
+// seconds or messages.
+func (d *decoder) garp(c *Node, prefix string, keys map[string]Pos, in string, g *Garp) bool {
+	k, ok := strings.CutPrefix(c.Keyword, prefix)
+	if !ok {
+		return false
+	}
+	v, hi := (*GarpValue)(nil), math.MaxInt32
+	switch k {
+	case "garp_master_delay":
+		v, hi = &g.Delay, maxGarpDelay
+	case "garp_master_repeat":
+		v = &g.Repeat
+	case "garp_master_refresh":
+		v = &g.Refresh
+	case "garp_master_refresh_repeat":
+		v = &g.RefreshRepeat
+	default:
+		return false
+	}
+	if n, ok := d.intArg(c, 0, hi); ok {
+		d.set(keys, c, in)
+		*v = GarpValue{Set: true, Value: n, Keyword: c.Keyword, Pos: c.Pos}
+	}
+	return true
+}
+
+// minGarp applies vrrp_min_garp as keepalived 2.2.7 does, at its place among the other
+// keywords: each setting that still has keepalived's default value becomes the minimum (one
+// message, no second burst; the refresh repeat becomes 0), the others are kept.
+func (g *Garp) minGarp(at Pos) {
+	set := func(v *GarpValue, def, min int) {
+		if !v.Set || v.Value == def {
+			*v = GarpValue{Set: true, Value: min, Keyword: "vrrp_min_garp", Pos: at}
+		}
+	}
+	set(&g.Delay, defaultGarpDelay, 0)
+	set(&g.Repeat, defaultGarpRepeat, 1)
+	set(&g.RefreshRepeat, defaultGarpRefreshRepeat, 0)
 }
 
 func (d *decoder) auth(n *Node, in string) *Auth {

@@ -10,8 +10,12 @@
 // probe weight 0 = FAULT, also for vrrp_track_process), advert_int is rounded as keepalived
 // rounds it (whole seconds half up for v2, 10ms steps for v3), state MASTER without a
 // priority is the address owner (255, written as 254), nopreempt and preempt_delay are
-// cleared with state MASTER, sync group members' tracking weights become 0, and scripts are
-// split into argv without a shell. The kubeadm HA guide's check_apiserver script is not run but
+// cleared with state MASTER, a sync group member's weighted track_interface gets weight 0 and
+// its weighted track_script is dropped (its track_process keeps its weight), the garp_master_*
+// timing (keepalived's 5 messages and second burst 5s later when unset, vrrp_garp_master_* and
+// vrrp_min_garp of global_defs) becomes spec.announcements, use_vmac spec.virtualMAC, and
+// scripts and notify commands are split into argv without a shell (notify_master, ...,
+// notify become spec.notify). The kubeadm HA guide's check_apiserver script is not run but
 // mapped to the probe of kube-apiserver's /readyz that kube-vrrp static-pod generates
 // (pkg/staticpod), with sub-second timing and its weight, each change a warning. Everything
 // that is not expressed exactly is reported as a warning with its file and line; what cannot

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	v1alpha1 "github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
@@ -243,6 +244,11 @@ func mergeGroup(ms []member, allNodes []string, names *namer) (v1alpha1.VirtualI
 	}
 
 	name := names.name(instName, spec.VRID)
+	for _, m := range ms {
+		if w, ok := notifyAllWarning(m.d, name); ok {
+			warns = append(warns, w)
+		}
+	}
 	return virtualIP(name, spec), ref.d.password, warns, errs
 }
 
@@ -283,8 +289,63 @@ func compareMembers(group string, ref, m member) ErrorList {
 		// Never print passwords.
 		diff("auth_pass", "authentication", "one password", "another")
 	}
+	if r.VirtualMAC != o.VirtualMAC {
+		diff("use_vmac", "use_vmac", vmacStr(r.VirtualMAC), vmacStr(o.VirtualMAC))
+	}
+	if ra, oa := jsonStr(r.Announcements), jsonStr(o.Announcements); ra != oa {
+		k := garpKey(ref.d)
+		if k == "" {
+			k = garpKey(m.d)
+		}
+		diff("the gratuitous ARP timing (garp_master_*)", k, ra, oa)
+	}
+	for _, k := range []string{"notify_master", "notify_backup", "notify_fault", "notify_stop", "notify"} {
+		ra, oa := notifyStr(r.Notify, k), notifyStr(o.Notify, k)
+		if ra != oa {
+			diff(k, k, ra, oa)
+		}
+	}
 	errs = append(errs, compareProbes(group, ref, m)...)
 	return errs
+}
+
+func vmacStr(on bool) string {
+	if on {
+		return "use_vmac"
+	}
+	return "no use_vmac"
+}
+
+func jsonStr(v any) string {
+	j, _ := json.Marshal(v)
+	return string(j)
+}
+
+// garpKey is the first garp_master_* keyword the instance sets, for the position of a merge
+// error.
+func garpKey(d *draft) string {
+	for _, k := range []string{"garp_master_delay", "garp_master_repeat", "garp_master_refresh", "garp_master_refresh_repeat"} {
+		if _, ok := d.inst.Keys[k]; ok {
+			return k
+		}
+	}
+	return ""
+}
+
+// notifyStr is the converted command of a notify keyword, quoted as a shell would need.
+func notifyStr(n *v1alpha1.NotifySpec, keyword string) string {
+	if n == nil {
+		return "none"
+	}
+	argv := *notifyFields[keyword](n)
+	if argv == nil {
+		return "none"
+	}
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = shellQuote(a)
+	}
+	return strconv.Quote(strings.Join(q, " "))
 }
 
 func compareProbes(group string, ref, m member) ErrorList {

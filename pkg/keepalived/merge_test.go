@@ -1,6 +1,7 @@
 package keepalived
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +80,7 @@ func TestMerge(t *testing.T) {
 	base := func(mod func(*v1alpha1.VirtualIPSpec)) v1alpha1.VirtualIPSpec {
 		s := v1alpha1.VirtualIPSpec{
 			VRID: 51, Version: 2, Interface: "eth0", Addresses: []string{"192.0.2.100/24"},
-			AdvertisementInterval: dur(time.Second), Priority: ptr(int32(100)),
+			AdvertisementInterval: dur(time.Second), Priority: ptr(int32(100)), Announcements: keepalivedAnnouncements(),
 			Nodes: []v1alpha1.NodeOverride{{Name: "lb1"}, {Name: "lb2"}}, Probes: []v1alpha1.ProbeSpec{probe},
 		}
 		if mod != nil {
@@ -171,6 +172,12 @@ func TestMergeDifferences(t *testing.T) {
 			"lb1.conf:6:1: vrid 51 (IPv4): preemption differs between nodes: lb1 has preempt here, lb2 has no preempt at lb2.conf:17:3" + equal +
 				// With nopreempt, lb2's only probe is weighted: it is dropped, which is a difference too.
 				"\nlb1.conf:1:1: vrid 51 (IPv4): tracked chk exists on lb1 but not on lb2 (lb2.conf); track the same scripts on every node"},
+		{"use_vmac", hostConf{extra: "  use_vmac\n"},
+			"lb1.conf:6:1: vrid 51 (IPv4): use_vmac differs between nodes: lb1 has no use_vmac here, lb2 has use_vmac at lb2.conf:17:3" + equal},
+		{"gratuitous ARP timing", hostConf{extra: "  garp_master_refresh 60\n"},
+			`lb1.conf:6:1: vrid 51 (IPv4): the gratuitous ARP timing (garp_master_*) differs between nodes: lb1 has {"count":5,"repeatDelay":"5s"} here, lb2 has {"count":5,"repeatDelay":"5s","refreshInterval":"1m0s","refreshCount":1} at lb2.conf:17:3` + equal},
+		{"notify", hostConf{extra: "  notify_master \"/usr/local/bin/up 'lb 2'\"\n"},
+			`lb1.conf:6:1: vrid 51 (IPv4): notify_master differs between nodes: lb1 has none here, lb2 has "/usr/local/bin/up 'lb 2'" at lb2.conf:17:3` + equal},
 		{"script weight", hostConf{weight: "-30"},
 			`lb1.conf:1:1: vrid 51 (IPv4): tracked chk differs between nodes: lb1 has {"name":"chk","process":{"name":"haproxy"},"interval":"2s","weight":-20} here, lb2 has {"name":"chk","process":{"name":"haproxy"},"interval":"2s","weight":-30} at lb2.conf:1:1; make the scripts and weights equal`},
 		{"script", hostConf{script: "pgrep -x nginx"},
@@ -313,11 +320,40 @@ func TestMergeConditionalTemplate(t *testing.T) {
 	}
 	want := v1alpha1.VirtualIPSpec{
 		VRID: 51, Version: 2, Interface: "eth0", Addresses: []string{"192.0.2.100/24"},
-		AdvertisementInterval: dur(time.Second), Priority: ptr(int32(100)),
+		AdvertisementInterval: dur(time.Second), Priority: ptr(int32(100)), Announcements: keepalivedAnnouncements(),
 		Nodes:   []v1alpha1.NodeOverride{{Name: "lb1", Priority: ptr(int32(110))}, {Name: "lb2"}},
 		Unicast: &v1alpha1.UnicastSpec{Peers: []string{"192.0.2.11", "192.0.2.12"}},
 	}
 	if diff := cmp.Diff(want, res.VirtualIPs[0].Spec); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// use_vmac, the gratuitous ARP timing and notify commands that agree on every node are the
+// group's; the generic notify's warning names the VirtualIP, for each node's file.
+func TestMergeHostFeatures(t *testing.T) {
+	extra := "  use_vmac\n  garp_master_repeat 2\n  notify \"/usr/local/bin/vrrp-event gw\"\n"
+	res, err := mergeHosts(t, map[string]string{
+		"lb1": hostConf{prio: "110", extra: extra}.String(),
+		"lb2": hostConf{extra: extra}.String(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := res.VirtualIPs[0].Spec
+	if !spec.VirtualMAC {
+		t.Error("virtualMAC is false")
+	}
+	if diff := cmp.Diff(&v1alpha1.AnnouncementSpec{Count: ptr(int32(2)), RepeatDelay: dur(5 * time.Second)}, spec.Announcements); diff != "" {
+		t.Errorf("announcements (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(&v1alpha1.NotifySpec{All: []string{"/usr/local/bin/vrrp-event", "gw"}}, spec.Notify); diff != "" {
+		t.Errorf("notify (-want +got):\n%s", diff)
+	}
+	for _, f := range []string{"lb1.conf", "lb2.conf"} {
+		w := f + ":19: vrrp_instance VI_1: notify: kube-vrrp passes keepalived's four arguments in the same order (INSTANCE, the name, the new state: MASTER, BACKUP, FAULT or STOP, the priority) and a fifth, the reason (one CamelCase word); the name is the VirtualIP's, vi-1, where keepalived passed VI_1"
+		if !slices.Contains(res.Warnings, w) {
+			t.Errorf("no warning\n  %s\nin\n  %s", w, strings.Join(res.Warnings, "\n  "))
+		}
 	}
 }

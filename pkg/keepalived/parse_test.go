@@ -206,6 +206,14 @@ func TestParseErrors(t *testing.T) {
 			nil, `k.conf:3:14: advert_int: "1e3" is not a number of seconds`},
 		{"interval out of range", map[string]string{"k.conf": "vrrp_instance V {\n  virtual_router_id 1\n  advert_int 0.001\n}\n"},
 			nil, "k.conf:3:14: advert_int: 0.001 is outside 0.01..255"},
+		{"garp_master_delay in whole seconds", map[string]string{"k.conf": "vrrp_instance V {\n  virtual_router_id 1\n  garp_master_delay 1.5\n}\n"},
+			nil, `k.conf:3:21: garp_master_delay: "1.5" is not an integer`},
+		{"garp_master_delay beyond keepalived's limit", map[string]string{"k.conf": "global_defs {\n  vrrp_garp_master_delay 4295\n}\n"},
+			nil, "k.conf:2:26: vrrp_garp_master_delay: 4295 is outside 0..4294"},
+		{"negative garp_master_repeat", map[string]string{"k.conf": "vrrp_instance V {\n  virtual_router_id 1\n  garp_master_repeat -1\n}\n"},
+			nil, "k.conf:3:22: garp_master_repeat: -1 is outside 0..2147483647"},
+		{"bad vrrp_min_garp", map[string]string{"k.conf": "global_defs {\n  vrrp_min_garp maybe\n}\n"},
+			nil, `k.conf:2:17: vrrp_min_garp: "maybe" is not one of on, off, true, false, yes, no`},
 		{"weight out of range", map[string]string{"k.conf": "vrrp_script s {\n  script /bin/true\n  weight -300\n}\n"},
 			nil, "k.conf:3:10: weight: -300 is outside -253..253"},
 		{"interface dot dot", map[string]string{"k.conf": "vrrp_instance V {\n  virtual_router_id 1\n  interface ..\n}\n"},
@@ -403,7 +411,10 @@ vrrp_instance V {
   track_interface {
     eth1
   }
-  notify_master "/x.sh master" root
+  notify_master "/x.sh master" root wheel
+  use_vmac vrrp.51 02:00:00:00:00:01
+  garp_master_delay 0
+  garp_master_refresh 60
 }
 `}), "k.conf", nil)
 	if err != nil {
@@ -419,6 +430,8 @@ vrrp_instance V {
 		Peers        []string
 		TrackScripts []string
 		Notify       []string
+		VMAC         string
+		Garp         string
 	}
 	var vips []string
 	for _, v := range in.VIPs {
@@ -435,7 +448,9 @@ vrrp_instance V {
 		VIPs:         vips,
 		Peers:        []string{fmt.Sprintf("%s %d %d", in.UnicastPeers[0].Addr, in.UnicastPeers[0].MinTTL, in.UnicastPeers[0].MaxTTL)},
 		TrackScripts: []string{fmt.Sprintf("%s %d %v", in.TrackScripts[0].Name, in.TrackScripts[0].Weight, in.TrackScripts[0].WeightSet)},
-		Notify:       []string{in.Notify[0].Keyword + " " + in.Notify[0].Command},
+		Notify:       []string{in.Notify[0].Keyword + " " + in.Notify[0].Command + " " + strings.Join(in.Notify[0].Args, ",")},
+		VMAC:         fmt.Sprintf("%s %s line %d", in.VMAC.Name, in.VMAC.MAC, in.VMAC.Pos.Line),
+		Garp:         fmt.Sprintf("%+v %+v %v %v", in.Garp.Delay, in.Garp.Refresh, in.Garp.Repeat.Set, in.Garp.RefreshRepeat.Set),
 	}
 	want := summary{
 		Global:   "lb1 v3 strict=true user=keepalived_script/nogroup ignored=notification_email",
@@ -449,7 +464,9 @@ vrrp_instance V {
 		},
 		Peers:        []string{"192.0.2.12 250 -1"},
 		TrackScripts: []string{"s 5 true"},
-		Notify:       []string{"notify_master /x.sh master"},
+		Notify:       []string{"notify_master /x.sh master root,wheel"},
+		VMAC:         "vrrp.51 02:00:00:00:00:01 line 50",
+		Garp:         "{Set:true Value:0 Keyword:garp_master_delay Pos:k.conf:51:3} {Set:true Value:60 Keyword:garp_master_refresh Pos:k.conf:52:3} false false",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)

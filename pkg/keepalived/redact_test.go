@@ -113,10 +113,26 @@ func TestConvertRedactsSecrets(t *testing.T) {
 		inManifest: []string{urlCred},
 		wantMsg:    "<redacted>@127.0.0.1:8404/health",
 	}, {
-		name:    "token as the URL's user, in a notify script",
-		hosts:   map[string]string{"lb1": instance("  notify_master \"/usr/local/bin/alert https://" + token + "@alerts.example/hook\"\n")},
+		name:       "token as the URL's user, in a notify script",
+		hosts:      map[string]string{"lb1": instance("  notify_master \"/usr/local/bin/alert https://" + token + "@alerts.example/hook\"\n")},
+		secrets:    []string{token},
+		inManifest: []string{token},
+		wantMsg:    "(/usr/local/bin/alert https://<redacted>@alerts.example/hook): the command holds credentials",
+	}, {
+		name: "merge error comparing notify commands with credentials",
+		hosts: map[string]string{
+			"lb1": instance("  notify \"/usr/local/bin/alert https://" + token + "@alerts.example/a\"\n"),
+			"lb2": instance("  notify \"/usr/local/bin/alert https://" + token + "@alerts.example/b\"\n"),
+		},
 		secrets: []string{token},
-		wantMsg: "https://<redacted>@alerts.example/hook",
+		wantMsg: "notify differs between nodes",
+		fails:   true,
+	}, {
+		name:    "error on a notify command with credentials",
+		hosts:   map[string]string{"lb1": instance("  notify_backup \"alert https://" + token + "@alerts.example/hook\"\n")},
+		secrets: []string{token},
+		wantMsg: "alert is not an absolute path",
+		fails:   true,
 	}, {
 		name:       "curl -u user:password",
 		hosts:      map[string]string{"lb1": script("curl -sf -u admin:"+optCred+" http://127.0.0.1/health") + tracked("")},
@@ -173,14 +189,14 @@ func TestConvertRedactsSecrets(t *testing.T) {
 					t.Errorf("the manifests lost %q, which the VirtualIP needs:\n%s", s, out)
 				}
 			}
-			requireOnlyInSecretsAndProbes(t, out, tt.secrets)
+			requireOnlyWhereNeeded(t, out, tt.secrets)
 		})
 	}
 }
 
-// requireOnlyInSecretsAndProbes fails if a secret is in a manifest anywhere but a Secret's data
-// or a probe's url or command.
-func requireOnlyInSecretsAndProbes(t *testing.T, out string, secrets []string) {
+// requireOnlyWhereNeeded fails if a secret is in a manifest anywhere but a Secret's data, a
+// probe's url or command, or a notify command.
+func requireOnlyWhereNeeded(t *testing.T, out string, secrets []string) {
 	t.Helper()
 	for _, doc := range strings.Split(out, "\n---\n") {
 		if strings.TrimSpace(doc) == "" {
@@ -195,6 +211,7 @@ func requireOnlyInSecretsAndProbes(t *testing.T, out string, secrets []string) {
 		}
 		if spec, ok := m["spec"].(map[string]any); ok {
 			delete(spec, "probes")
+			delete(spec, "notify")
 		}
 		rest, err := yaml.Marshal(m)
 		if err != nil {
@@ -202,7 +219,7 @@ func requireOnlyInSecretsAndProbes(t *testing.T, out string, secrets []string) {
 		}
 		for _, s := range secrets {
 			if strings.Contains(string(rest), s) {
-				t.Errorf("secret %q is in the manifest outside a Secret and the probes:\n%s", s, doc)
+				t.Errorf("secret %q is in the manifest outside a Secret, the probes and the notify commands:\n%s", s, doc)
 			}
 		}
 	}
