@@ -237,7 +237,7 @@ func TestConvertSpec(t *testing.T) {
 				s.Announcements.RepeatDelay = dur(time.Second)
 			}),
 			warns: []string{
-				"k.conf:7: vrrp_instance VI_1: notify commands run only where the agent enables exec",
+				"k.conf:7: vrrp_instance VI_1: notify commands run only where exec is enabled",
 				"k.conf:7: vrrp_instance VI_1: notify_master: keepalived ran it with its own arguments only",
 				"k.conf:10: vrrp_instance VI_1: mcast_src_ip is not converted: kube-vrrp sends from the node's address on the interface",
 			},
@@ -853,7 +853,7 @@ func TestConvertAnnouncementsGlobalWarningOnce(t *testing.T) {
 }
 
 func TestConvertNotify(t *testing.T) {
-	const exec = "notify commands run only where the agent enables exec (--enable-exec-probes, chart value probes.exec.enabled)"
+	const exec = "notify commands run only where exec is enabled (--enable-exec-probes, chart value probes.exec.enabled): without it kube-vrrp run refuses the VirtualIP, and an agent runs the VirtualIP without them and reports NotifyDisabled"
 	tests := []struct {
 		name  string
 		conf  string

@@ -17,9 +17,9 @@ var notifyFields = map[string]func(*v1alpha1.NotifySpec) *[]string{
 }
 
 // notifyExecNote is what every VirtualIP with notify commands needs to know.
-const notifyExecNote = "notify commands run only where the agent enables exec (--enable-exec-probes, chart value probes.exec.enabled); " +
-	"an agent without exec does not run them. They run inside the agent's container (the programs must exist there), " +
-	"as the agent's user, without a shell and with an empty environment, one at a time in the order of the changes; " +
+const notifyExecNote = "notify commands run only where exec is enabled (--enable-exec-probes, chart value probes.exec.enabled): " +
+	"without it kube-vrrp run refuses the VirtualIP, and an agent runs the VirtualIP without them and reports NotifyDisabled. They run where kube-vrrp runs (under the chart, in the agent's container: the programs must exist there), " +
+	"as its user, without a shell and with an empty environment, one at a time in the order of the changes; " +
 	"one still running after notify.timeout (10s unless set, at most 10m) is killed, where keepalived started each without waiting for it"
 
 // notifies converts an instance's notify_master, notify_backup, notify_fault, notify_stop and
