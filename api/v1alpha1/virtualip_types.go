@@ -151,11 +151,12 @@ type VirtualIPSpec struct {
 
 	// notify runs commands when this node's state changes, as keepalived's notify_master,
 	// notify_backup, notify_fault, notify_stop and notify. Each runs directly (no shell), with
-	// an empty environment, one at a time in the order of the changes. A VirtualIP with notify
-	// is refused unless the agent enables exec (--enable-exec-probes, chart value
-	// probes.exec.enabled), since whoever writes it could otherwise run commands on every
-	// selected node. In a cluster, Events and the VirtualIPMembers' status report the same
-	// changes without running anything.
+	// an empty environment, one at a time in the order of the changes. The commands run only
+	// where exec is enabled (--enable-exec-probes, chart value probes.exec.enabled), since
+	// whoever writes a VirtualIP could otherwise run commands on every selected node: without
+	// it `kube-vrrp run` refuses the VirtualIP, and the agent runs it without the commands and
+	// reports NotifyDisabled (a Warning Event and the member's message). In a cluster, Events
+	// and the VirtualIPMembers' status report the same changes without running anything.
 	// +optional
 	Notify *NotifySpec `json:"notify,omitempty"`
 }
