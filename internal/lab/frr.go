@@ -33,6 +33,24 @@ import (
 // FRRDir is where Debian installs FRR's daemons.
 const FRRDir = "/usr/lib/frr"
 
+// frrTmpDir is where every FRR daemon keeps its crash log buffers, in <daemon>.<pid>; the
+// daemon removes its directory when it exits cleanly, not when it is killed.
+const frrTmpDir = "/var/tmp/frr"
+
+// execFRRDaemon starts FRR daemon d with its files in dir, and removes its crash log
+// directory when it has ended (also when the lab had to kill it).
+func (n *Node) execFRRDaemon(d, dir string) (*Proc, error) {
+	p, err := n.Exec(context.Background(), d, n.lab.speakerArgv(frrArgv(d, dir))...)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		<-p.Done()
+		_ = os.RemoveAll(filepath.Join(frrTmpDir, fmt.Sprintf("%s.%d", d, p.Pid())))
+	}()
+	return p, nil
+}
+
 // FRRRouter describes one FRR VRRP virtual router (the "vrrp VRID ..." lines of an interface
 // block). Zero fields take FRR's defaults.
 type FRRRouter struct {
@@ -234,7 +252,7 @@ func (n *Node) ExecFRR(vrrpdConf string) (*FRR, error) {
 		return nil, err
 	}
 	f := &FRR{Node: n, Dir: dir}
-	z, err := n.Exec(context.Background(), "zebra", n.lab.speakerArgv(frrArgv("zebra", dir))...)
+	z, err := n.execFRRDaemon("zebra", dir)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +291,7 @@ func (f *FRR) StartVRRPd() (*Proc, error) {
 	if f.VRRPd != nil && !f.VRRPd.Exited() {
 		return nil, errors.New("vrrpd is running")
 	}
-	p, err := f.Node.Exec(context.Background(), "vrrpd", f.Node.lab.speakerArgv(frrArgv("vrrpd", f.Dir))...)
+	p, err := f.Node.execFRRDaemon("vrrpd", f.Dir)
 	if err != nil {
 		return nil, err
 	}

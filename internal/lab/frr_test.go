@@ -1,7 +1,9 @@
 package lab_test
 
 import (
+	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -100,6 +102,22 @@ func TestFRRPair(t *testing.T) {
 		if err := lab.WaitServingHolders(l.Nodes(), v, []*lab.Node{n2}, 5*time.Second); err != nil {
 			t.Error(err)
 		}
+	}
+	// A killed daemon leaves its crash log directory, /var/tmp/frr/<daemon>.<pid>, behind;
+	// the lab removes it.
+	z := procs[1].Zebra
+	tmp := fmt.Sprintf("/var/tmp/frr/zebra.%d", z.Pid())
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("running zebra: %v", err)
+	}
+	z.Kill()
+	deadline := time.Now().Add(2 * time.Second)
+	for _, err := os.Stat(tmp); err == nil; _, err = os.Stat(tmp) {
+		if time.Now().After(deadline) {
+			t.Errorf("%s still there after zebra was killed", tmp)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
