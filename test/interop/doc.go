@@ -16,6 +16,22 @@
 // is described at pair.handback: the VIP always ends on the higher priority, but the client
 // follows only if the winner heard a lower-priority advert before the loser stepped down.
 //
-// The tests need root and keepalived, iproute2, nftables and tcpdump (hack/install-deps.sh);
-// they never touch the host's own network namespace.
+// FRR (frr_test.go, Debian's frr 8.4.4): n1 runs FRR's zebra and vrrpd, each lab node its
+// own pair with sockets, pid files and configs in the node's directory, started with argv in
+// the node's namespace (lab.Node.StartFRR), and on a macvlan in bridge mode with the virtual
+// MAC that carries the VIP, as FRR's documentation asks the operator to create
+// (lab.Node.AddVRRPMacvlan). A BACKUP's macvlan is protodown, so who holds the VIP is asked
+// with lab.Node.Serves. Covered, both directions: VRRPv3 multicast over IPv4 and IPv6 at
+// 100 ms (elect, fail over on SIGTERM and hand back by restarting, fail over on a link cut
+// and hand back when it returns), VRRPv2 at 1 s without authentication (FRR has none), and
+// the checksum forms: FRR 8.4 sends the IPv4 pseudo-header form and rejects RFC 9568's,
+// which splits the group. FRR, as MASTER, never announces its addresses again after a split
+// brain heals, so the client stays with the loser (TestFRRV3IPv4's frr-master hand back).
+// TestThreeImplementations runs FRR, keepalived and kube-vrrp in one group of three, in three
+// priority orders: elect, stop the MASTER, cut the next one's link, restart the first, heal;
+// all agree on the MASTER at every step. The mixed groups (mixed_test.go, speaker_test.go)
+// generalise pair to any implementations and number of routers.
+//
+// The tests need root and keepalived, frr, iproute2, nftables and tcpdump
+// (hack/install-deps.sh); they never touch the host's own network namespace.
 package interop
