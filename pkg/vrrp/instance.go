@@ -450,11 +450,12 @@ func (in *Instance) check(p Packet) (*packet.Advertisement, packet.Reason) {
 // a rollout would make two MASTERs. A sender whose list shares an address with ours is treated the
 // same way: an edit adds or removes some addresses and keeps others, while another group's list
 // is its own (and if it does share one, that address is contested, and one MASTER for it is
-// better than two). Members are known by the addresses the cluster lists (InternalIPs), so for
-// IPv6 multicast, whose adverts come from link-local sources, and for a VRRP interface other
+// better than two). Members are known by the addresses the cluster lists (InternalIPs) and, in
+// IPv6 multicast groups, by the link-local advert sources the agents publish (Config.Members
+// as pkg/desired builds it). For a member whose source is unknown, or a VRRP interface other
 // than the InternalIP's, only the shared-address rule keeps an edit in progress in the
 // election: an edit that replaces every address of such a group can make two MASTERs until
-// all nodes have it (publishing each node's advert source would close that). For IPv6,
+// all nodes have it. For IPv6,
 // link-local entries are left out of the comparison:
 // implementations differ on whether they list the virtual router's link-local address.
 func (in *Instance) checkAddresses(now time.Time, src netip.Addr, adv *packet.Advertisement) packet.Reason {
