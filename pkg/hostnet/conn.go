@@ -44,6 +44,8 @@ type packetConn struct {
 	log    *slog.Logger
 	ifname string
 	src    netip.Addr
+	// sendOnly: a virtual MAC interface's socket (listenSendOnly).
+	sendOnly bool
 
 	mu     sync.Mutex
 	cur    *rawSocket
@@ -65,6 +67,19 @@ type rawSocket struct {
 var _ vrrp.PacketConn = (*packetConn)(nil)
 
 func (h *Host) listen(ifname string, src netip.Addr) (*packetConn, error) {
+	return h.openConn(ifname, src, false)
+}
+
+// listenSendOnly opens a VRRP socket of ifname that only sends, from src, which need not be
+// an address of ifname: the socket of a virtual MAC interface (vmac.go), whose adverts leave
+// with the interface's MAC address from the parent's address. It joins no group, so the
+// interface never reports one (IGMP, MLD), and a filter drops everything it would receive: the
+// adverts are received on the parent.
+func (h *Host) listenSendOnly(ifname string, src netip.Addr) (*packetConn, error) {
+	return h.openConn(ifname, src, true)
+}
+
+func (h *Host) openConn(ifname string, src netip.Addr, sendOnly bool) (*packetConn, error) {
 	if !src.IsValid() {
 		return nil, errors.New("no source address")
 	}
@@ -73,18 +88,18 @@ func (h *Host) listen(ifname string, src netip.Addr) (*packetConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs, err := h.openRaw(li, src)
+	rs, err := h.openRaw(li, src, sendOnly)
 	if err != nil {
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	c := &packetConn{h: h, log: h.log, ifname: li.name, src: src, cur: rs, stop: stop, done: make(chan struct{})}
+	c := &packetConn{h: h, log: h.log, ifname: li.name, src: src, sendOnly: sendOnly, cur: rs, stop: stop, done: make(chan struct{})}
 	go c.followLink(ctx)
 	return c, nil
 }
 
-// openRaw opens and sets up a raw VRRP socket on the link li.
-func (h *Host) openRaw(li linkInfo, src netip.Addr) (*rawSocket, error) {
+// openRaw opens and sets up a raw VRRP socket on the link li (sendOnly: see listenSendOnly).
+func (h *Host) openRaw(li linkInfo, src netip.Addr, sendOnly bool) (*rawSocket, error) {
 	network := "ip4:112"
 	if src.Is6() {
 		network = "ip6:112"
@@ -99,7 +114,7 @@ func (h *Host) openRaw(li linkInfo, src netip.Addr) (*rawSocket, error) {
 		return nil, fmt.Errorf("open raw socket: %w", err)
 	}
 	rs := &rawSocket{ifindex: li.index, ipc: pc.(*net.IPConn)}
-	if err := rs.setup(li.name, src); err != nil {
+	if err := rs.setup(li.name, src, sendOnly); err != nil {
 		_ = rs.ipc.Close()
 		return nil, err
 	}
@@ -161,7 +176,7 @@ const linkFollowRetry = time.Second
 // reopen replaces the socket with one on the link index. The old one is closed, which ends a
 // pending ReadPacket there; ReadPacket sees the swap and reads on from the new one.
 func (c *packetConn) reopen(index int) error {
-	rs, err := c.h.openRaw(linkInfo{index: index, name: c.ifname}, c.src)
+	rs, err := c.h.openRaw(linkInfo{index: index, name: c.ifname}, c.src, c.sendOnly)
 	if err != nil {
 		return err
 	}
@@ -189,7 +204,7 @@ func (c *packetConn) socket() (*rawSocket, error) {
 
 // setup sets the socket options. The VRRP checksum is left alone (no IPV6_CHECKSUM): the
 // engine computes and checks it, and the v3 IPv4 pseudo-header variants need that anyway.
-func (c *rawSocket) setup(ifname string, src netip.Addr) error {
+func (c *rawSocket) setup(ifname string, src netip.Addr, sendOnly bool) error {
 	rc, err := c.ipc.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("raw socket: %w", err)
@@ -210,16 +225,22 @@ func (c *rawSocket) setup(ifname string, src netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("bind socket to device: %w", err)
 	}
-	// A receive buffer that rides out a burst: with the default (about 200 KiB, a few hundred
-	// packets) a flood of forged adverts overflows it within tens of milliseconds and the real
-	// master's adverts are lost with the rest, making a backup take over. SO_RCVBUFFORCE
-	// (CAP_NET_ADMIN, which the agent has) goes past net.core.rmem_max; SO_RCVBUF is the
-	// fallback, capped by it.
-	_ = rc.Control(func(fd uintptr) {
-		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBuf) != nil {
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBuf)
+	if sendOnly {
+		if err := c.sendOnly(src); err != nil {
+			return err
 		}
-	})
+	} else {
+		// A receive buffer that rides out a burst: with the default (about 200 KiB, a few
+		// hundred packets) a flood of forged adverts overflows it within tens of milliseconds
+		// and the real master's adverts are lost with the rest, making a backup take over.
+		// SO_RCVBUFFORCE (CAP_NET_ADMIN, which the agent has) goes past net.core.rmem_max;
+		// SO_RCVBUF is the fallback, capped by it.
+		_ = rc.Control(func(fd uintptr) {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBuf) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBuf)
+			}
+		})
+	}
 	ifi := &net.Interface{Index: c.ifindex, Name: ifname}
 	type step struct {
 		what string
@@ -233,7 +254,12 @@ func (c *rawSocket) setup(ifname string, src netip.Addr) error {
 			{"set multicast TTL", func() error { return p.SetMulticastTTL(255) }},
 			{"set TTL", func() error { return p.SetTTL(255) }},
 			{"disable multicast loopback", func() error { return p.SetMulticastLoopback(false) }},
-			{"join " + groupV4.String(), func() error { return p.JoinGroup(ifi, &net.IPAddr{IP: groupV4.AsSlice()}) }},
+			{"join " + groupV4.String(), func() error {
+				if sendOnly {
+					return nil
+				}
+				return p.JoinGroup(ifi, &net.IPAddr{IP: groupV4.AsSlice()})
+			}},
 			{"ask for control messages", func() error {
 				return p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst|ipv4.FlagInterface, true)
 			}},
@@ -250,7 +276,12 @@ func (c *rawSocket) setup(ifname string, src netip.Addr) error {
 			{"set multicast hop limit", func() error { return p.SetMulticastHopLimit(255) }},
 			{"set hop limit", func() error { return p.SetHopLimit(255) }},
 			{"disable multicast loopback", func() error { return p.SetMulticastLoopback(false) }},
-			{"join " + groupV6.String(), func() error { return p.JoinGroup(ifi, &net.IPAddr{IP: groupV6.AsSlice()}) }},
+			{"join " + groupV6.String(), func() error {
+				if sendOnly {
+					return nil
+				}
+				return p.JoinGroup(ifi, &net.IPAddr{IP: groupV6.AsSlice()})
+			}},
 			{"ask for control messages", func() error {
 				return p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst|ipv6.FlagInterface, true)
 			}},
@@ -267,6 +298,37 @@ func (c *rawSocket) setup(ifname string, src netip.Addr) error {
 		}
 	}
 	return nil
+}
+
+// sendOnly makes the socket one that only sends (listenSendOnly): a filter that drops every
+// packet before it is queued, and the freedom to send from src although it is not an address
+// of the socket's interface (IP_FREEBIND / IPV6_FREEBIND: the kernel otherwise refuses an IPv6
+// link-local source that is not on the sending interface, and the parent's link-local address
+// must not be put on the macvlan, which would answer neighbour solicitations for it).
+func (c *rawSocket) sendOnly(src netip.Addr) error {
+	// One instruction: return 0 (accept no byte of the packet).
+	drop := []unix.SockFilter{{Code: 0x06, K: 0}}
+	prog := unix.SockFprog{Len: uint16(len(drop)), Filter: &drop[0]}
+	var serr error
+	err := c.rc.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); serr != nil {
+			serr = fmt.Errorf("attach the drop filter: %w", serr)
+			return
+		}
+		if src.Is4() {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+		} else if serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1); errors.Is(serr, unix.ENOPROTOOPT) {
+			// Before Linux 4.15; IPV6_TRANSPARENT (CAP_NET_ADMIN) lifts the same check.
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_TRANSPARENT, 1)
+		}
+		if serr != nil {
+			serr = fmt.Errorf("set freebind: %w", serr)
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	return err
 }
 
 // ReadPacket returns the next VRRP packet received on the interface, multicast or unicast,

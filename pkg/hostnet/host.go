@@ -40,6 +40,12 @@ type Host struct {
 	// without the IFA_PROTO mark, as a kernel before 6.1 would keep them.
 	state    *State
 	marksOff bool
+	// vmacs are the virtual MAC interfaces in use, by name (nil: being set up); vmacMade
+	// those this Host created (their proof of ownership without a state); vmacFilter their
+	// nftables tables, once needed (vmac.go).
+	vmacs      map[string]*vmacLink
+	vmacMade   map[string]bool
+	vmacFilter *vmacFilter
 }
 
 // HostOption configures a Host.
@@ -86,7 +92,7 @@ func NewHost(log *slog.Logger, opts ...HostOption) *Host {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Host{log: log, ns: netns.None(), links: map[string]*link{}}
+	h := &Host{log: log, ns: netns.None(), links: map[string]*link{}, vmacs: map[string]*vmacLink{}}
 	for _, o := range opts {
 		o(h)
 	}
@@ -103,6 +109,7 @@ func NewHost(log *slog.Logger, opts ...HostOption) *Host {
 // Close releases the Host's netlink sockets and namespace handle. Sockets returned by Listen
 // stay open until closed themselves.
 func (h *Host) Close() error {
+	h.closeVMACs()
 	h.events.stopView()
 	h.mu.Lock()
 	defer h.mu.Unlock()

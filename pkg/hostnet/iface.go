@@ -35,8 +35,11 @@ func Interfaces() ([]Interface, error) {
 			Up:           a.Flags&net.FlagUp != 0 && a.RawFlags&unix.IFF_RUNNING != 0,
 			HardwareAddr: a.HardwareAddr,
 		}
+		// A virtual MAC interface's addresses are virtual ones, never the node's, even on a
+		// kernel that drops their mark.
+		vmac := isVMAC(a.Name, l.Type(), a.HardwareAddr)
 		for _, ad := range addrs {
-			if ad.Index == a.Index && !ad.ours() && ad.Flags&unix.IFA_F_DADFAILED == 0 {
+			if ad.Index == a.Index && !vmac && !ad.ours() && ad.Flags&unix.IFA_F_DADFAILED == 0 {
 				ifc.Prefixes = append(ifc.Prefixes, ad.Prefix)
 			}
 		}

@@ -34,6 +34,9 @@ type link struct {
 
 	// frames sends the link's announcements (announce.go); closed with the Host.
 	frames frameSocket
+	// metric, when not 0, is the metric of the prefix routes of the addresses Bind adds and
+	// Retain replaces (IFA_RT_PRIORITY): a virtual MAC interface's (vmac.go). Set before use.
+	metric uint32
 }
 
 // Bind adds ps to the link, marked as ours (see AddrProto); IPv6 addresses without duplicate
@@ -97,7 +100,7 @@ func (l *link) bind(ctx context.Context, ps []netip.Prefix) error {
 			break
 		}
 		tried++
-		err := rt.add(li.index, p, !l.h.marksOff)
+		err := rt.add(li.index, p, !l.h.marksOff, l.metric)
 		switch {
 		case err == nil:
 			l.mu.Lock()
@@ -276,6 +279,16 @@ func (l *link) unbind(ctx context.Context, ps []netip.Prefix) error {
 		removed = append(removed, p)
 	}
 	return errors.Join(errs...)
+}
+
+// unwant forgets that ps were asked for, so that WatchRemoved does not report them when they
+// go: before a removal that is not Unbind's own (the link set down).
+func (l *link) unwant(ps []netip.Prefix) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range ps {
+		delete(l.want, p)
+	}
 }
 
 // forget drops ps from what this process added and from the record.

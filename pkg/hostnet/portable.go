@@ -5,6 +5,8 @@ package hostnet
 
 import (
 	"errors"
+	"fmt"
+	"hash/fnv"
 	"net"
 	"net/netip"
 )
@@ -53,3 +55,42 @@ type Interface struct {
 	// without IPv6 addresses that failed duplicate address detection.
 	Prefixes []netip.Prefix
 }
+
+// VMACTable is the name of the two nftables tables, "arp kube_vrrp_vmac" and "ip6
+// kube_vrrp_vmac", that keep the host from undoing what the virtual MAC interfaces of
+// instances with virtualMAC do (docs/design.md §5.9). They belong to kube-vrrp alone: created
+// with the first such interface, deleted with the last, and rebuilt by RemoveStale for what a
+// predecessor handed over.
+const VMACTable = "kube_vrrp_vmac"
+
+// VirtualMACAddr returns the virtual router MAC address of RFC 5798 §7.3 for vrid:
+// 00:00:5e:00:01:<vrid> for IPv4, 00:00:5e:00:02:<vrid> for IPv6.
+func VirtualMACAddr(vrid uint8, ipv6 bool) net.HardwareAddr {
+	fam := byte(1)
+	if ipv6 {
+		fam = 2
+	}
+	return net.HardwareAddr{0, 0, 0x5e, 0, fam, vrid}
+}
+
+// VirtualMACName returns the name of the virtual MAC interface of VRID vrid on parent for a
+// family (docs/design.md §5.9): "kv4-<vrid>-<parent>" or "kv6-<vrid>-<parent>", the VRID in
+// decimal; when that would pass the kernel's 15 bytes, the parent's name is replaced by 7 hex
+// digits of its FNV-1a hash ("kv4-51-1c9f0a2"). One name per parent, VRID and family, stable
+// across a rebuild of the parent, and recognisable in `ip link` as kube-vrrp's.
+func VirtualMACName(parent string, vrid uint8, ipv6 bool) string {
+	fam := 4
+	if ipv6 {
+		fam = 6
+	}
+	prefix := fmt.Sprintf("kv%d-%d-", fam, vrid)
+	if len(prefix)+len(parent) <= maxIfnameLen {
+		return prefix + parent
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(parent))
+	return fmt.Sprintf("%s%07x", prefix, h.Sum32()&0xfffffff)
+}
+
+// maxIfnameLen is the longest interface name the kernel takes (IFNAMSIZ less the NUL).
+const maxIfnameLen = 15

@@ -85,7 +85,7 @@ func (l *link) retain(ctx context.Context, ps []netip.Prefix, lifetime time.Dura
 			l.h.log.Debug("not changing the lifetime of an address we did not add", "interface", l.name, "address", p)
 			continue
 		}
-		if err := rt.setLifetime(have[i], secs); err != nil {
+		if err := rt.setLifetime(have[i], secs, l.metric); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -95,8 +95,9 @@ func (l *link) retain(ctx context.Context, ps []netip.Prefix, lifetime time.Dura
 // setLifetime replaces the address a (as dumped) with itself and the lifetime secs (valid and
 // preferred; infiniteLifetime: permanent), keeping its flags, scope and mark. For IPv4 the
 // kernel keeps the flags of an address it replaces, for IPv6 it takes them from the request;
-// both take IFA_PROTO from the request (none would clear the mark).
-func (r *rtnl) setLifetime(a kernelAddr, secs uint32) error {
+// both take IFA_PROTO from the request (none would clear the mark), and the metric of the
+// prefix route (IFA_RT_PRIORITY; none would make it 0), which is metric.
+func (r *rtnl) setLifetime(a kernelAddr, secs, metric uint32) error {
 	req := r.request(unix.RTM_NEWADDR, unix.NLM_F_REPLACE|unix.NLM_F_ACK)
 	family := unix.AF_INET6
 	if a.Prefix.Addr().Is4() {
@@ -115,6 +116,9 @@ func (r *rtnl) setLifetime(a kernelAddr, secs uint32) error {
 	req.AddData(nl.NewRtAttr(unix.IFA_FLAGS, nl.Uint32Attr(flags)))
 	if a.Proto != 0 {
 		req.AddData(nl.NewRtAttr(ifaProto, []byte{a.Proto}))
+	}
+	if metric != 0 {
+		req.AddData(nl.NewRtAttr(unix.IFA_RT_PRIORITY, nl.Uint32Attr(metric)))
 	}
 	// struct ifa_cacheinfo: ifa_prefered, ifa_valid, cstamp, tstamp (the last two ignored).
 	ci := make([]byte, 16)

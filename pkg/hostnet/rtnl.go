@@ -240,9 +240,10 @@ func (r *rtnl) addr6(index int, a netip.Addr) (kernelAddr, bool, error) {
 }
 
 // add adds p to the link, with this package's mark when mark is set; IPv6 addresses skip
-// duplicate address detection so they are usable at once. An existing address gives an error
-// wrapping EEXIST.
-func (r *rtnl) add(index int, p netip.Prefix, mark bool) error {
+// duplicate address detection so they are usable at once. A metric other than 0 is that of
+// the address's prefix route (IFA_RT_PRIORITY). An existing address gives an error wrapping
+// EEXIST.
+func (r *rtnl) add(index int, p netip.Prefix, mark bool, metric uint32) error {
 	req := r.request(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
 	var flags uint32
 	if p.Addr().Is6() {
@@ -251,6 +252,9 @@ func (r *rtnl) add(index int, p netip.Prefix, mark bool) error {
 	addrRequest(req, index, p, flags)
 	if mark {
 		req.AddData(nl.NewRtAttr(ifaProto, []byte{AddrProto}))
+	}
+	if metric != 0 {
+		req.AddData(nl.NewRtAttr(unix.IFA_RT_PRIORITY, nl.Uint32Attr(metric)))
 	}
 	if _, err := execute(req, 0); err != nil {
 		return fmt.Errorf("add address %s: %w", p, err)

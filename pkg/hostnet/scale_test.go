@@ -85,7 +85,7 @@ func benchBindOnBusyLink(b *testing.B, n int) {
 	for i := range b.N {
 		p := addr(n + i%1000)
 		t0 := time.Now()
-		if err := rt.add(index, p, true); err != nil {
+		if err := rt.add(index, p, true, 0); err != nil {
 			b.Fatal(err)
 		}
 		if err := rt.del(index, p); err != nil {

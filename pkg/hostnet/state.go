@@ -81,6 +81,11 @@ type State struct {
 	// wroteHandoff is set when WriteHandoff was called since the last TakeHandoff:
 	// ForgetHandoff leaves the record then.
 	wroteHandoff bool
+	// vmacs is the record of virtual MAC interfaces (vmac_state.go); vmacLog is its file open
+	// for appending once compacted by this State, vmacLines the lines appended since.
+	vmacs     map[string]vmacRecord
+	vmacLog   *os.File
+	vmacLines int
 }
 
 // OpenState takes the host lock in dir, creating dir (mode 0700) if needed, and reads the
@@ -136,6 +141,10 @@ func openState(dir string) (*State, error) {
 	s.stale = stale
 	for _, b := range stale {
 		s.bound[b] = true
+	}
+	if s.vmacs, err = readVMACRecord(dir); err != nil {
+		_ = f.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -334,6 +343,10 @@ func (s *State) Close() error {
 			s.journal = nil
 		}
 	}
+	if s.vmacLog != nil {
+		_ = s.vmacLog.Close()
+		s.vmacLog = nil
+	}
 	s.mu.Unlock()
 	if lerr := s.lock.Close(); lerr != nil {
 		return errors.Join(err, fmt.Errorf("release host lock: %w", lerr))
@@ -470,6 +483,10 @@ func writeNew(path string, b []byte) (string, error) {
 // false, and, with st, the record of st's directory, which works on every kernel. A recorded
 // address is removed only from the interface it was recorded on. An address with neither the
 // mark nor a record is never touched. st's record is then emptied.
+//
+// With st it first deletes the virtual MAC interfaces st records (docs/design.md §5.9), whose
+// addresses go with them and are returned too, except those an unexpired handoff entry
+// names, and rebuilds the nftables tables VMACTable for those alone (or deletes them).
 func RemoveStale(ctx context.Context, st *State, marks bool) ([]netip.Prefix, error) {
 	removed, err := removeStale(ctx, st, marks)
 	if err != nil {
@@ -484,25 +501,52 @@ func removeStale(ctx context.Context, st *State, marks bool) ([]netip.Prefix, er
 		return nil, err
 	}
 	defer rt.close()
+	var (
+		removed []netip.Prefix
+		errs    []error
+		handoff []HandoffEntry
+		spared  []vmacRecord
+	)
+	if st != nil {
+		// The virtual MAC interfaces first: their addresses go with them.
+		now := time.Now()
+		handoff = st.handedOver(now)
+		var gone []netip.Prefix
+		var err error
+		spared, gone, err = removeStaleVMACs(rt, st, handoff, now)
+		removed = append(removed, gone...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	have, err := rt.addrs(0)
 	if err != nil {
-		return nil, err
+		return removed, errors.Join(append(errs, err)...)
 	}
 	recorded := map[int]map[netip.Prefix]bool{}
 	handed := map[int]map[netip.Prefix]bool{}
 	keep := map[BoundAddr]bool{}
 	if st != nil {
-		for _, e := range st.handedOver(time.Now()) {
-			idx, err := linkIndex(e.Interface)
-			if err != nil {
-				continue
+		for _, e := range handoff {
+			// Handed over on the interface, or on its virtual MAC interface.
+			names := []string{e.Interface}
+			if i := slices.IndexFunc(spared, func(r vmacRecord) bool {
+				return r.Parent == e.Interface && r.VRID == e.VRID && r.IPv6 == e.IPv6
+			}); i >= 0 {
+				names = append(names, spared[i].Name)
 			}
-			if handed[idx] == nil {
-				handed[idx] = map[netip.Prefix]bool{}
-			}
-			for _, p := range e.Addresses {
-				handed[idx][p] = true
-				keep[BoundAddr{Interface: e.Interface, Prefix: p}] = true
+			for _, name := range names {
+				idx, err := linkIndex(name)
+				if err != nil {
+					continue
+				}
+				if handed[idx] == nil {
+					handed[idx] = map[netip.Prefix]bool{}
+				}
+				for _, p := range e.Addresses {
+					handed[idx][p] = true
+					keep[BoundAddr{Interface: name, Prefix: p}] = true
+				}
 			}
 		}
 		for _, b := range st.Stale() {
@@ -521,10 +565,6 @@ func removeStale(ctx context.Context, st *State, marks bool) ([]netip.Prefix, er
 	// between the record and the add) and may be someone else's. Otherwise the record decides,
 	// but never for an address another program marked as its own.
 	kernelMarks := slices.ContainsFunc(have, func(a kernelAddr) bool { return a.Proto != 0 })
-	var (
-		removed []netip.Prefix
-		errs    []error
-	)
 	for _, a := range have {
 		stale := marks && a.ours()
 		if !stale && recorded[a.Index][a.Prefix] {

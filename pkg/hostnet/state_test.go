@@ -251,7 +251,7 @@ func TestRemoveStaleRecordNeverTakesOthers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := rt.add(idx, vip, true); err != nil {
+		if err := rt.add(idx, vip, true, 0); err != nil {
 			t.Fatal(err)
 		}
 	})

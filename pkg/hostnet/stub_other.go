@@ -115,3 +115,11 @@ func RemoveStale(ctx context.Context, st *State, marks bool) ([]netip.Prefix, er
 func PrepareStateDir(dir string, uid, gid int) error {
 	return fmt.Errorf("prepare state directory %s: %w", dir, errNotLinux)
 }
+
+// VirtualMAC fails: see Supported.
+func (h *Host) VirtualMAC(parent string, vrid uint8, ipv6 bool, primary netip.Addr) (vrrp.Link, error) {
+	return nil, fmt.Errorf("virtual MAC interface of VRID %d on %s: %w", vrid, parent, errNotLinux)
+}
+
+// DropVirtualMAC does nothing: no interface is ever made here.
+func (h *Host) DropVirtualMAC(parent string, vrid uint8, ipv6 bool) error { return nil }
