@@ -39,6 +39,34 @@ type Host interface {
 	Link(ifname string) (vrrp.Link, error)
 }
 
+// VirtualMACHost is what the agent needs of a Host, besides Host, to run instances with
+// vrrp.Config.VirtualMAC (docs/design.md §5.9); hostnet.Host implements it. A Host without it
+// cannot start them (StartFailed).
+type VirtualMACHost interface {
+	// VirtualMAC returns the virtual MAC interface of VRID vrid for one family on ifname,
+	// creating it if needed, or taking over the one a predecessor handed over; primary is the
+	// instance's source address. The link is a VirtualMACLink.
+	VirtualMAC(ifname string, vrid uint8, ipv6 bool, primary netip.Addr) (vrrp.Link, error)
+	// DropVirtualMAC deletes the virtual MAC interface a predecessor handed over for ifname,
+	// vrid and the family when no instance of this agent uses it.
+	DropVirtualMAC(ifname string, vrid uint8, ipv6 bool) error
+}
+
+// VirtualMACLink is the link VirtualMACHost.VirtualMAC returns: the instance's Link, which
+// binds and announces the addresses on the virtual MAC interface, and follows the interface's
+// state.
+type VirtualMACLink interface {
+	vrrp.Link
+	// Name is the virtual MAC interface's name (its addresses are adopted there).
+	Name() string
+	// Sender wraps the instance's socket: a MASTER's adverts leave from the virtual MAC
+	// interface.
+	Sender(vrrp.Sender) vrrp.Sender
+	// Close deletes the interface, or with keep (the MASTER handed over to its successor)
+	// leaves it up with its addresses for the successor.
+	Close(keep bool) error
+}
+
 // readBuf is larger than the largest VRRP message (8 + 255*16 + 8 bytes), so any packet that
 // fills it is oversized and fails the codec's exact length check.
 const readBuf = 8192
@@ -89,6 +117,8 @@ type instance struct {
 	cfg    vrrp.Config
 	router *vrrp.Router
 	sock   *socket
+	// vmac is the virtual MAC interface of an instance with cfg.VirtualMAC, while it runs.
+	vmac   VirtualMACLink
 	cancel context.CancelFunc
 	err    error // why it is not running
 	// final is the router's last status once Run has stopped it: the shutdown's transition
@@ -541,8 +571,23 @@ func (a *Agent) startLocked(inst *instance) error {
 	if err != nil {
 		return a.startFailedLocked(inst, err)
 	}
+	var vmac VirtualMACLink
+	if cfg.VirtualMAC {
+		if vmac, err = a.openVirtualMAC(cfg); err != nil {
+			return a.startFailedLocked(inst, err)
+		}
+		link = vmac
+	}
+	closeVMAC := func() {
+		if vmac != nil {
+			if err := vmac.Close(false); err != nil {
+				a.log.Warn("removing the virtual MAC interface of an instance that could not start", "vip", cfg.Name, "err", err)
+			}
+		}
+	}
 	sock, err := a.acquireLocked(sockKey{cfg.Interface, cfg.Primary})
 	if err != nil {
+		closeVMAC()
 		return a.startFailedLocked(inst, err)
 	}
 	// The engine and router add the vip and vrid attributes themselves.
@@ -550,8 +595,10 @@ func (a *Agent) startLocked(inst *instance) error {
 	core, err := vrrp.New(cfg, log)
 	if err != nil {
 		a.releaseLocked(sock)
+		closeVMAC()
 		return a.startFailedLocked(inst, err)
 	}
+	inst.vmac = vmac
 	// Until its probes have spoken, an instance starts with what they allow (probe.Weigh
 	// counts an unchecked probe as failing): a weight-0 probe keeps it in Fault
 	// (ProbePending), so a node never takes the VIP before it has seen its HAProxy. One
@@ -564,7 +611,11 @@ func (a *Agent) startLocked(inst *instance) error {
 		carried, carriedUntil = resumedHealth(inst.probes), entry.Deadline
 	}
 	core.SetHealth(time.Now(), probe.Weigh(inst.probes, carried))
-	r := vrrp.NewRouter(core, sock.conn, link, log, a.emit)
+	var send vrrp.Sender = sock.conn
+	if vmac != nil {
+		send = vmac.Sender(sock.conn)
+	}
+	r := vrrp.NewRouter(core, send, link, log, a.emit)
 	if resume {
 		r.ResumeAtStart()
 	}
@@ -583,6 +634,23 @@ func (a *Agent) startLocked(inst *instance) error {
 	}()
 	a.startProberLocked(inst, carried, carriedUntil)
 	return nil
+}
+
+// openVirtualMAC returns the virtual MAC interface of an instance with cfg.VirtualMAC.
+func (a *Agent) openVirtualMAC(cfg vrrp.Config) (VirtualMACLink, error) {
+	vh, ok := a.host.(VirtualMACHost)
+	if !ok {
+		return nil, errors.New("virtualMAC: this host cannot create virtual MAC interfaces")
+	}
+	l, err := vh.VirtualMAC(cfg.Interface, cfg.VRID, cfg.Primary.Is6(), cfg.Primary)
+	if err != nil {
+		return nil, err
+	}
+	vl, ok := l.(VirtualMACLink)
+	if !ok {
+		return nil, fmt.Errorf("virtualMAC: the host's link %T is not a virtual MAC interface", l)
+	}
+	return vl, nil
 }
 
 // startFailedLocked records why inst could not start and reports it.
@@ -713,6 +781,13 @@ func (a *Agent) stopLocked(inst *instance) {
 func (a *Agent) detachLocked(inst *instance) {
 	if inst.router == nil {
 		return
+	}
+	if inst.vmac != nil {
+		// Deleted, unless the MASTER handed its addresses, there, to its successor.
+		if err := inst.vmac.Close(inst.router.HandedOff() != nil); err != nil {
+			a.log.Warn("removing the virtual MAC interface", "vip", inst.cfg.Name, "err", err)
+		}
+		inst.vmac = nil
 	}
 	inst.sock.mu.Lock()
 	if inst.sock.routes[inst.cfg.VRID] == inst.router {

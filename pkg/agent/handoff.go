@@ -123,8 +123,14 @@ func (a *Agent) takeHandoffLocked(inst *instance) (HandoffEntry, bool) {
 			return slices.ContainsFunc(cfg.Addresses, func(q netip.Prefix) bool { return q.Addr() == p.Addr() })
 		}) {
 			delete(a.pending, k2)
-			a.dropHandoffLocked(o, "its address is another instance's")
+			a.dropHandoffLocked(o, "its address is another instance's", nil)
 		}
+	}
+	// An instance with virtualMAC resumes the addresses on its virtual MAC interface, where
+	// its predecessor bound them (docs/design.md §5.9).
+	holder := cfg.Interface
+	if inst.vmac != nil {
+		holder = inst.vmac.Name()
 	}
 	if !ok {
 		return HandoffEntry{}, false
@@ -137,18 +143,20 @@ func (a *Agent) takeHandoffLocked(inst *instance) (HandoffEntry, bool) {
 		why = "the addresses changed"
 	}
 	if why != "" {
-		a.dropHandoffLocked(e, why)
+		a.dropHandoffLocked(e, why, inst.vmac)
 		return HandoffEntry{}, false
 	}
 	ad, ok := a.host.(Adopter)
 	if !ok {
 		return HandoffEntry{}, false
 	}
-	got, err := ad.Adopt(e.Interface, e.Addresses)
+	got, err := ad.Adopt(holder, e.Addresses)
 	if err != nil || len(got) != len(e.Addresses) {
 		a.log.Info("not resuming a handed-over instance: its addresses are no longer bound", "vip", cfg.Name,
-			"addresses", e.Addresses, "bound", got, "err", err)
-		a.unbindHandedLocked(e.Interface, got)
+			"interface", holder, "addresses", e.Addresses, "bound", got, "err", err)
+		// Removed wherever they are: what is left here, or all of them where the predecessor,
+		// whose virtualMAC differed, bound them.
+		a.dropHandoffLocked(e, "not all bound", inst.vmac)
 		return HandoffEntry{}, false
 	}
 	a.log.Info("resuming the instance handed over by the previous agent", "vip", cfg.Name, "addresses", e.Addresses,
@@ -156,27 +164,48 @@ func (a *Agent) takeHandoffLocked(inst *instance) (HandoffEntry, bool) {
 	return e, true
 }
 
-// dropHandoffLocked removes what an entry no instance resumes left bound.
-func (a *Agent) dropHandoffLocked(e HandoffEntry, why string) {
+// dropHandoffLocked removes what an entry no instance resumes left bound: on its interface,
+// on vmac (the virtual MAC interface of the instance starting with the entry's interface, VRID
+// and family, if it has one), and with the virtual MAC interface the predecessor bound them on
+// when no instance uses it (VirtualMACHost.DropVirtualMAC).
+func (a *Agent) dropHandoffLocked(e HandoffEntry, why string, vmac VirtualMACLink) {
 	a.log.Info("removing the addresses of a handed-over instance not resumed", "interface", e.Interface, "vrid", e.VRID,
 		"addresses", e.Addresses, "why", why)
-	ad, ok := a.host.(Adopter)
-	if !ok {
-		return
+	if ad, ok := a.host.(Adopter); ok {
+		holders := []string{e.Interface}
+		if vmac != nil {
+			holders = append(holders, vmac.Name())
+		}
+		for _, h := range holders {
+			got, err := ad.Adopt(h, e.Addresses)
+			if err != nil {
+				a.log.Warn("reading the handed-over addresses; they expire at the deadline", "interface", h, "err", err)
+				continue
+			}
+			var l vrrp.Link
+			if vmac != nil && h == vmac.Name() {
+				l = vmac
+			}
+			a.unbindHandedLocked(h, l, got)
+		}
 	}
-	got, err := ad.Adopt(e.Interface, e.Addresses)
-	if err != nil {
-		a.log.Warn("reading the handed-over addresses; they expire at the deadline", "interface", e.Interface, "err", err)
-		return
+	if vh, ok := a.host.(VirtualMACHost); ok {
+		if err := vh.DropVirtualMAC(e.Interface, e.VRID, e.IPv6); err != nil {
+			a.log.Warn("removing a handed-over virtual MAC interface", "interface", e.Interface, "vrid", e.VRID, "err", err)
+		}
 	}
-	a.unbindHandedLocked(e.Interface, got)
 }
 
-func (a *Agent) unbindHandedLocked(ifname string, ps []netip.Prefix) {
+// unbindHandedLocked removes ps from ifname, through link when set (a virtual MAC interface,
+// which goes down with its last address).
+func (a *Agent) unbindHandedLocked(ifname string, link vrrp.Link, ps []netip.Prefix) {
 	if len(ps) == 0 {
 		return
 	}
-	link, err := a.host.Link(ifname)
+	var err error
+	if link == nil {
+		link, err = a.host.Link(ifname)
+	}
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		err = link.Unbind(ctx, ps)
@@ -197,7 +226,7 @@ func (a *Agent) settleHandoff(why string) {
 func (a *Agent) settleHandoffLocked(why string) {
 	for k, e := range a.pending {
 		delete(a.pending, k)
-		a.dropHandoffLocked(e, why)
+		a.dropHandoffLocked(e, why, nil)
 	}
 	a.checkSettledLocked()
 }
