@@ -398,6 +398,9 @@ func ifnameOfKey(b []byte) string {
 func rebuildVMACFilter(entries []vmacARPEntry, links []string) (bool, error) {
 	c, err := nftables.New(nftables.AsLasting())
 	if err != nil {
+		if len(entries) == 0 && len(links) == 0 {
+			return false, nil // no nftables here, so no table either
+		}
 		return false, fmt.Errorf("open nftables netlink socket: %w", err)
 	}
 	defer func() { _ = c.CloseLasting() }()
