@@ -71,10 +71,17 @@ func newRedactor(lists ...[]string) *redactor {
 	r := &redactor{secrets: slices.Compact(all)}
 	var olds []string
 	for _, sec := range r.secrets {
-		olds = append(olds, sec)
-		// Messages print values with %q: the secret may show with its escapes.
-		if q := strconv.Quote(sec); q[1:len(q)-1] != sec {
-			olds = append(olds, q[1:len(q)-1])
+		// Messages print values with %q, and commands word by word shell-quoted (shellQuote,
+		// e.g. Merge's notify comparison, then %q): the secret may show in any of these forms.
+		forms := []string{sec}
+		if sh := strings.ReplaceAll(sec, "'", `'"'"'`); sh != sec {
+			forms = append(forms, sh)
+		}
+		for _, f := range forms {
+			olds = append(olds, f)
+			if q := strconv.Quote(f); q[1:len(q)-1] != f {
+				olds = append(olds, q[1:len(q)-1])
+			}
 		}
 	}
 	slices.SortStableFunc(olds, func(a, b string) int { return len(b) - len(a) })

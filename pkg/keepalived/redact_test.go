@@ -128,6 +128,16 @@ func TestConvertRedactsSecrets(t *testing.T) {
 		wantMsg: "notify differs between nodes",
 		fails:   true,
 	}, {
+		// The merge error shell-quotes each word: a quote in the password changes its form.
+		name: "merge error comparing notify commands with a quote in a password",
+		hosts: map[string]string{
+			"lb1": instance("  notify \"/usr/local/bin/alert --password it\\\\'s" + optCred + " /a\"\n"),
+			"lb2": instance("  notify \"/usr/local/bin/alert --password it\\\\'s" + optCred + " /b\"\n"),
+		},
+		secrets: []string{"it's" + optCred, optCred},
+		wantMsg: "notify differs between nodes",
+		fails:   true,
+	}, {
 		name:    "error on a notify command with credentials",
 		hosts:   map[string]string{"lb1": instance("  notify_backup \"alert https://" + token + "@alerts.example/hook\"\n")},
 		secrets: []string{token},
