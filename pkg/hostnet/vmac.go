@@ -522,14 +522,13 @@ func (s *vmacSender) WriteTo(b []byte, dst netip.Addr) error {
 // its addresses, its record and its filter entries; the tables go with the last interface.
 func (v *vmacLink) Close(keep bool) error {
 	v.mu.Lock()
+	defer v.mu.Unlock()
 	if v.closed {
-		v.mu.Unlock()
 		return nil
 	}
 	v.closed = true
 	c := v.conn
 	v.conn = nil
-	v.mu.Unlock()
 	v.up.Store(false)
 	var errs []error
 	if c != nil {
@@ -556,6 +555,7 @@ func (v *vmacLink) Close(keep bool) error {
 }
 
 // remove deletes the macvlan (its addresses go with it), then its filter entries and record.
+// v.mu is held.
 func (v *vmacLink) remove() error {
 	rt, err := v.h.handles()
 	if err != nil {
