@@ -139,7 +139,9 @@ func TestAdvertSourcesReconcile(t *testing.T) {
 		}
 	})
 
-	m := func(a string, prio uint8) vrrp.Member { return vrrp.Member{Addr: netip.MustParseAddr(a), MaxPriority: prio} }
+	m := func(a string, prio uint8) vrrp.Member {
+		return vrrp.Member{Addr: netip.MustParseAddr(a), MaxPriority: prio}
+	}
 	applies := func(name string) int {
 		fa.mu.Lock()
 		defer fa.mu.Unlock()

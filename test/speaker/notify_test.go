@@ -115,7 +115,9 @@ func TestNotify(t *testing.T) {
 	for _, n := range nodes {
 		ready[n.Name] = n.MustWriteFile("ready", nil)
 		runs[n.Name] = filepath.Join(n.Dir, "notify.runs")
-		cmd := func(tag string) string { return fmt.Sprintf("[%q, %q, %s, %q]", rec, runs[n.Name], tag, "--token=s3cr3t") }
+		cmd := func(tag string) string {
+			return fmt.Sprintf("[%q, %q, %s, %q]", rec, runs[n.Name], tag, "--token=s3cr3t")
+		}
 		spec := lab.VirtualIP{
 			VRID: 61, Version: 3, AdvertInt: interval, Addresses: []netip.Prefix{vip},
 			NodePriorities: map[string]int{n1.Name: 110, n2.Name: 100},
