@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -644,7 +645,7 @@ func validateNotify(n *v1alpha1.NotifySpec, p *field.Path) field.ErrorList {
 			// Only the program is shown: the arguments may carry credentials.
 			prog := ""
 			if len(c.argv) > 0 {
-				prog = c.argv[0]
+				prog = ShownProgram(c.argv[0])
 			}
 			errs = append(errs, field.Invalid(cp.Index(0), prog, "give the command as an argv list whose first element is the "+
 				"program's absolute path (there is no shell and no PATH lookup), e.g. [/usr/local/bin/on-"+c.name+"]"))
@@ -666,4 +667,16 @@ func validateNotify(n *v1alpha1.NotifySpec, p *field.Path) field.ErrorList {
 		}
 	}
 	return errs
+}
+
+// ShownProgram is what messages and logs may show of a command's first element: the text
+// before its first white space, with " ..." when there was more. A whole command line written
+// as the first element ("/usr/bin/curl -u user:password ...", as keepalived's notify_* are
+// written, and which the CRD's rule takes for an absolute path) would otherwise show its
+// arguments, which may carry credentials.
+func ShownProgram(argv0 string) string {
+	if i := strings.IndexFunc(argv0, unicode.IsSpace); i >= 0 {
+		return argv0[:i] + " ..."
+	}
+	return argv0
 }

@@ -445,6 +445,26 @@ func TestValidateMessagesAnnouncementsNotify(t *testing.T) {
 	}
 }
 
+// A command line written whole as the first element (as keepalived's notify_* are written)
+// shows only its first word: the rest are arguments, which may carry credentials.
+func TestValidateNotifyShowsNoArguments(t *testing.T) {
+	vip := validVIP()
+	vip.Spec.Notify = &v1alpha1.NotifySpec{Master: []string{"curl -u admin:S3cretPw http://h/", "--token", "T0kenArg"}}
+	errs := Validate(vip)
+	if len(errs) == 0 {
+		t.Fatal("Validate() accepted a relative program")
+	}
+	msg := errs.ToAggregate().Error()
+	for _, s := range []string{"S3cretPw", "admin", "T0kenArg"} {
+		if strings.Contains(msg, s) {
+			t.Errorf("Validate() shows an argument of the command (%q): %s", s, msg)
+		}
+	}
+	if want := `spec.notify.master[0]: Invalid value: "curl ..."`; !strings.Contains(msg, want) {
+		t.Errorf("Validate() = %s, want it to contain %s", msg, want)
+	}
+}
+
 func TestParseAddress(t *testing.T) {
 	tests := []struct {
 		in      string

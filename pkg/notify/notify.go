@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
+	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
@@ -70,14 +72,14 @@ func (c *Commands) of(state string) []string {
 	return nil
 }
 
-// Programs lists the programs (first elements) of the commands given, in the order master,
-// backup, fault, stop, all, each once: what may be shown of them (the arguments may carry
-// credentials).
+// Programs lists the programs (first elements, as desired.ShownProgram shows them) of the
+// commands given, in the order master, backup, fault, stop, all, each once: what may be shown
+// of them (the arguments may carry credentials).
 func (c *Commands) Programs() []string {
 	var out []string
 	for _, argv := range [][]string{c.Master, c.Backup, c.Fault, c.Stop, c.All} {
-		if len(argv) > 0 && !slices.Contains(out, argv[0]) {
-			out = append(out, argv[0])
+		if len(argv) > 0 && !slices.Contains(out, desired.ShownProgram(argv[0])) {
+			out = append(out, desired.ShownProgram(argv[0]))
 		}
 	}
 	return out
@@ -319,7 +321,7 @@ func (r *Runner) runChange(j job) {
 
 // runOne runs argv with the change's arguments within timeout and logs how it ended.
 func (r *Runner) runOne(ch Change, argv []string, timeout time.Duration) {
-	attrs := []any{"vip", ch.Instance, "state", ch.State, "reason", ch.Reason, "program", argv[0]}
+	attrs := []any{"vip", ch.Instance, "state", ch.State, "reason", ch.Reason, "program", desired.ShownProgram(argv[0])}
 	if r.kill.Err() != nil {
 		return
 	}
@@ -337,10 +339,20 @@ func (r *Runner) runOne(ch Change, argv []string, timeout time.Duration) {
 		if errors.As(err, &ee) {
 			attrs = append(attrs, "exitCode", ee.ExitCode())
 		}
-		r.log.Warn("notify: command failed", append(attrs, "err", err.Error())...)
+		r.log.Warn("notify: command failed", append(attrs, "err", errorText(err))...)
 	default:
 		r.log.Info("notify: command ran", attrs...)
 	}
+}
+
+// errorText is what the log shows of a run's error: a failed start names the program as
+// desired.ShownProgram does, not the whole first element (fork/exec's error quotes it whole).
+func errorText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Op + " " + desired.ShownProgram(pe.Path) + ": " + pe.Err.Error()
+	}
+	return err.Error()
 }
 
 // Close waits until every change queued has run its commands or ctx is done; then the

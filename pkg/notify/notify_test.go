@@ -294,6 +294,51 @@ func TestRunnerNoShellNoPath(t *testing.T) {
 	}
 }
 
+// A command line written whole as the first element (as keepalived's notify_* are written:
+// the CRD only asks that it start with '/') never shows its arguments: not in the log of its
+// run, which fails (no such program), nor in Programs, which run's refusal prints.
+func TestRunnerShowsNoArguments(t *testing.T) {
+	needUnix(t)
+	var buf syncBuffer
+	r := New(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	spec := &v1alpha1.NotifySpec{Master: []string{"/nonexistent/alert --token T0kenS3cret", "--password", "Arg5ecret"}}
+	r.Set("web", spec)
+	r.Handle(transition("web", vrrp.Initialize, vrrp.Master, 255, vrrp.ReasonOwner))
+	closeWithin(t, r, time.Minute)
+	progs := strings.Join(CommandsOf(spec).Programs(), " ")
+	for what, text := range map[string]string{"the log": buf.String(), "Programs()": progs} {
+		for _, s := range []string{"T0kenS3cret", "--token", "Arg5ecret"} {
+			if strings.Contains(text, s) {
+				t.Errorf("%s shows an argument of the command (%q):\n%s", what, s, text)
+			}
+		}
+		if !strings.Contains(text, "/nonexistent/alert") {
+			t.Errorf("%s does not name the program:\n%s", what, text)
+		}
+	}
+	if !strings.Contains(buf.String(), "notify: command failed") {
+		t.Errorf("the failed run is not logged:\n%s", buf.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger that workers write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // alive reports whether pid is a process that has not exited (a zombie has).
 func alive(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
