@@ -61,6 +61,18 @@ const (
 	// bearer token files (PATH_MAX-1); MaxServerNameLength its serverName (a DNS name).
 	MaxTLSFileLength    = 4095
 	MaxServerNameLength = validation.DNS1123SubdomainMaxLength
+
+	// MaxPoolEntries is the most entries of a VirtualIPPool's ipv4.addresses or
+	// ipv6.addresses; MaxPoolEntryLength4 and MaxPoolEntryLength6 bound each: the longest range,
+	// two addresses and a '-' (255.255.255.255-255.255.255.255; two IPv6 addresses of 39).
+	MaxPoolEntries      = 16
+	MaxPoolEntryLength4 = 31
+	MaxPoolEntryLength6 = 79
+	// MaxPoolNamespaces is the most entries of a pool's namespaces, each a DNS-1123 label.
+	MaxPoolNamespaces = 64
+	// MaxPoolNameLength bounds a pool's name: it is the value of its VirtualIPs' label
+	// kubevrrp.io/pool.
+	MaxPoolNameLength = validation.LabelValueMaxLength
 )
 
 // Bounds of status, which the agents write: whoever fills a field truncates to them.

@@ -313,6 +313,7 @@ func TestDefaults(t *testing.T) {
 	want := []string{
 		"CustomResourceDefinition/virtualips.kubevrrp.io",
 		"CustomResourceDefinition/virtualipmembers.kubevrrp.io",
+		"CustomResourceDefinition/virtualippools.kubevrrp.io",
 		"ServiceAccount/kube-vrrp",
 		"ValidatingAdmissionPolicy/kube-vrrp-members",
 		"ValidatingAdmissionPolicyBinding/kube-vrrp-members",

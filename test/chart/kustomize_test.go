@@ -81,7 +81,7 @@ func TestKustomize(t *testing.T) {
 			t.Errorf("config/default has CRD %s, which config/crd/bases has not", o.GetName())
 		}
 	}
-	for _, want := range []string{"virtualips.kubevrrp.io", "virtualipmembers.kubevrrp.io"} {
+	for _, want := range []string{"virtualips.kubevrrp.io", "virtualipmembers.kubevrrp.io", "virtualippools.kubevrrp.io"} {
 		if !slices.Contains(crds, want) {
 			t.Errorf("config/crd/bases has no CRD %s: CRDs %v", want, crds)
 		}
