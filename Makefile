@@ -86,11 +86,14 @@ image:
 $(CONTROLLER_GEN):
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 
-## generate: deepcopy code and CRD manifests from api/, RBAC from the controllers' markers
+## generate: deepcopy code and CRD manifests from api/, RBAC from the controllers' markers: the
+## agent's role from ./controllers alone, the Service controller's (kube-vrrp controller) from
+## ./controllers/loadbalancer alone, so that neither gains the other's rights
 generate: $(CONTROLLER_GEN)
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
-	$(CONTROLLER_GEN) rbac:roleName=kube-vrrp-agent paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=kube-vrrp-agent paths=./controllers output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=kube-vrrp-lb-controller,fileName=lb_controller_role.yaml paths=./controllers/loadbalancer output:rbac:artifacts:config=config/rbac
 	bash hack/chart-sync.sh
 
 ## verify: generated files (and the chart's copies of them) up to date, helm lint, formatting, vet, dependency rule,

@@ -6,6 +6,8 @@
 #                                (templates/rbac.yaml takes the ClusterRole's and the Role's
 #                                rules from it, so the chart grants exactly what the
 #                                controllers' +kubebuilder:rbac markers generate)
+#   config/rbac/lb_controller_role.yaml -> charts/kube-vrrp/files/rbac/lb_controller_role.yaml
+#                                (the same for the Service controller, templates/lb-controller.yaml)
 #
 # Usage: hack/chart-sync.sh          copy (make chart)
 #        hack/chart-sync.sh --check  copy nothing; fail, showing the diff, when a copy differs,
@@ -27,6 +29,7 @@ for crd in "$root"/config/crd/bases/*.yaml; do
   pairs+=("$crd" "$chart/crds/$(basename "$crd")")
 done
 pairs+=("$root/config/rbac/role.yaml" "$chart/files/rbac/role.yaml")
+pairs+=("$root/config/rbac/lb_controller_role.yaml" "$chart/files/rbac/lb_controller_role.yaml")
 
 stale=0
 for ((i = 0; i < ${#pairs[@]}; i += 2)); do

@@ -28,6 +28,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"agent", "the in-cluster agent (DaemonSet): VirtualIPs that select this node become VRRP instances", cmdAgent},
+		{"controller", "the Service controller (Deployment): LoadBalancer Services get addresses from VirtualIPPools", cmdController},
 		{"run", "run VRRP for the VirtualIPs in manifest files, as one node, without Kubernetes", cmdRun},
 		{"validate", "check VirtualIP and Secret manifests with the rules of the CRD and the agent", cmdValidate},
 		{"convert", "print VirtualIP manifests equivalent to keepalived configurations", cmdConvert},
