@@ -88,6 +88,24 @@ metrics:
       - {sourceLabels: [__name__], regex: go_.*, action: drop}
 health:
   port: 9501
+loadBalancer:
+  enabled: true
+  serveClassless: true
+  replicas: 2
+  healthPort: 9505
+  resources:
+    requests: {cpu: 20m, memory: 40Mi}
+    limits: {memory: 96Mi}
+  priorityClassName: system-cluster-critical
+  nodeSelector: {node-role.kubernetes.io/control-plane: ""}
+  tolerations: [{key: node-role.kubernetes.io/control-plane, operator: Exists, effect: NoSchedule}]
+  affinity:
+    podAntiAffinity:
+      preferredDuringSchedulingIgnoredDuringExecution:
+        - weight: 1
+          podAffinityTerm:
+            topologyKey: kubernetes.io/hostname
+            labelSelector: {matchLabels: {app.kubernetes.io/name: kube-vrrp-lb-controller}}
 hostPID: false
 statusPolicy:
   enabled: false
@@ -567,6 +585,9 @@ func TestRBACMatchesGenerated(t *testing.T) {
 				if strings.HasSuffix(u.GetName(), "-metrics-reader") {
 					continue // the scrapers' role (TestMetricsReader)
 				}
+				if strings.HasSuffix(u.GetName(), "-lb-controller") {
+					continue // the Service controller's (TestLBControllerRBAC)
+				}
 				switch u.GetKind() {
 				case "ClusterRole":
 					cr = typed[rbacv1.ClusterRole](t, u)
@@ -843,7 +864,8 @@ func TestServiceMonitorDefaults(t *testing.T) {
 func TestRoleSecretsGetOnly(t *testing.T) {
 	for _, o := range []renderOptions{defaults, nonDefault} {
 		t.Run(o.name, func(t *testing.T) {
-			role := typed[rbacv1.Role](t, findKind(t, mustRender(t, o).objects, "Role"))
+			r := mustRender(t, o)
+			role := typed[rbacv1.Role](t, r.find(t, "Role", r.daemonSet(t, findKind(t, r.objects, "DaemonSet").GetName()).Name))
 			var secrets []rbacv1.PolicyRule
 			for _, r := range role.Rules {
 				if slices.Contains(r.Resources, "secrets") || slices.Contains(r.Resources, "*") {
