@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -102,6 +103,30 @@ func TestReconcileNotifyHooks(t *testing.T) {
 	reconcileName(t, r, "web")
 	if want := []string{"set web", "apply web", "remove web", "forget web"}; !slices.Equal(calls, want) {
 		t.Errorf("calls %q, want %q", calls, want)
+	}
+}
+
+// A VirtualIP whose start fails is refused and retried, its instance removed each time: its
+// commands stay with the runner, so that the runner reads the failure with them and reports
+// the streak once (pkg/notify), instead of racing a Forget.
+func TestReconcileNotifyKeptOnRefusal(t *testing.T) {
+	var calls []string
+	hooks := &recordingHooks{calls: &calls, specs: map[string]*v1alpha1.NotifySpec{}}
+	fa := orderedAgent{newFakeAgent(), hooks}
+	fa.applyErr = errors.New("virtual MAC interface: operation not supported")
+	vip := testVIP("web", func(v *v1alpha1.VirtualIP) {
+		v.Spec.Notify = &v1alpha1.NotifySpec{Fault: []string{"/usr/local/bin/on-fault"}}
+	})
+	cl := fakeClient(t).WithObjects(testNode("lb1", "198.18.0.11", nil), vip).Build()
+	r := &VirtualIPReconciler{Client: cl, NodeName: "lb1", Namespace: "kube-vrrp", Agent: fa, Interfaces: eth0("198.18.0.11"),
+		Rejected: NewRejections(nil), Log: slog.New(slog.DiscardHandler), Notify: hooks, Warnings: NewWarnings(nil)}
+	reconcileName(t, r, "web")
+	reconcileName(t, r, "web")
+	if slices.Contains(calls, "forget web") {
+		t.Errorf("calls %q: the refusal forgot the commands of a VirtualIP that still selects the node", calls)
+	}
+	if hooks.specs["web"] == nil {
+		t.Error("the runner lost the VirtualIP's commands")
 	}
 }
 

@@ -429,7 +429,9 @@ func (r *VirtualIPReconciler) reject(name string, why Rejection) {
 			"reason", why.Reason, "message", truncate(why.Message, maxMessage))
 		r.Agent.Remove(name)
 	}
-	r.forgetNotify(name)
+	// Its notify commands stay set: the VirtualIP still selects this node and its start is
+	// retried, and the runner reports a streak of failed starts once (pkg/notify), which it
+	// could not do if the commands were forgotten before it read the failure.
 	r.Rejected.Set(name, why)
 }
 

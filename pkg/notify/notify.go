@@ -147,6 +147,11 @@ type instance struct {
 	running bool
 	// removed: the instance was removed; forgotten once its queue is empty.
 	removed bool
+	// startFailed: its last change was a start that failed (FAULT, StartFailed) and it has not
+	// run since. The reconciler retries such a start, removing and applying again, for as long
+	// as it fails: the FAULT runs once for the whole streak, and a removal runs no STOP for an
+	// instance that never ran. Kept until the VirtualIP is forgotten or starts.
+	startFailed bool
 	// dropped counts the changes dropped from its queue since its worker last said so.
 	dropped uint64
 }
@@ -180,6 +185,9 @@ func (r *Runner) Set(name string, spec *v1alpha1.NotifySpec) {
 func (r *Runner) Forget(name string) {
 	r.mu.Lock()
 	delete(r.cmds, name)
+	if inst := r.insts[name]; inst != nil && inst.startFailed && inst.removed && !inst.running {
+		delete(r.insts, name)
+	}
 	r.mu.Unlock()
 }
 
@@ -205,7 +213,8 @@ func (r *Runner) Dropped() uint64 {
 
 // Handle maps one event of the agent's stream to a change and queues its commands: a
 // transition (into Master, Backup, Fault, or Initialize: STOP), an instance that could not
-// start (FAULT, reason StartFailed), the removal of an instance whose stop was not reported
+// start (FAULT, reason StartFailed; once for a streak of failed starts, see
+// instance.startFailed), the removal of an instance that ran and whose stop was not reported
 // (STOP, reason Shutdown). It never blocks.
 func (r *Runner) Handle(e vrrp.Event) {
 	if e.Kind == vrrp.EventDropped {
@@ -223,7 +232,7 @@ func (r *Runner) Handle(e vrrp.Event) {
 	case vrrp.EventTransition:
 		ch = Change{Instance: e.Instance, State: stateOf(e.State), Priority: e.Priority, Reason: e.Reason}
 	case vrrp.EventApplied:
-		if e.Reason != agent.ReasonStartFailed {
+		if e.Reason != agent.ReasonStartFailed || inst != nil && inst.startFailed {
 			return
 		}
 		ch = Change{Instance: e.Instance, State: StateFault, Priority: e.Priority, Reason: agent.ReasonStartFailed}
@@ -232,6 +241,9 @@ func (r *Runner) Handle(e vrrp.Event) {
 			return
 		}
 		inst.removed = true
+		if inst.startFailed {
+			return // it never ran: no STOP; kept to remember the streak (Forget drops it)
+		}
 		if inst.last == "" || inst.last == StateStop {
 			if !inst.running {
 				delete(r.insts, e.Instance)
@@ -249,6 +261,7 @@ func (r *Runner) Handle(e vrrp.Event) {
 	if e.Kind != vrrp.EventRemoved {
 		inst.removed = false
 	}
+	inst.startFailed = e.Kind == vrrp.EventApplied
 	if c, ok := r.cmds[e.Instance]; ok {
 		inst.cmds = c
 	}

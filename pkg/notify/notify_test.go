@@ -226,30 +226,55 @@ func TestRunnerOrderAndArguments(t *testing.T) {
 	}
 }
 
-// An instance that could not start is in FAULT (StartFailed); its removal is its STOP.
+// An instance that could not start is in FAULT (StartFailed), once for a streak of failed
+// starts (the reconciler removes it and retries, every few seconds while it fails); its
+// removal runs no STOP, since it never ran. Once it starts, its changes run as usual.
 func TestRunnerStartFailedAndRemoved(t *testing.T) {
 	needUnix(t)
 	out := filepath.Join(t.TempDir(), "runs")
 	r := New(testLogger(t))
-	r.Set("web", &v1alpha1.NotifySpec{Fault: recorder(t, out, "fault"), Stop: recorder(t, out, "stop")})
-	r.Handle(vrrp.Event{Kind: vrrp.EventApplied, Instance: "web", Reason: agent.ReasonStartFailed, State: vrrp.Fault, Priority: 100,
-		Message: "no such interface"})
-	r.Forget("web") // the reconciler forgets it as it removes it: the STOP still runs
+	r.Set("web", &v1alpha1.NotifySpec{Fault: recorder(t, out, "fault"), Stop: recorder(t, out, "stop"), Backup: recorder(t, out, "backup")})
+	for range 3 { // three failed starts, each removed by the reconciler's refusal
+		r.Handle(vrrp.Event{Kind: vrrp.EventApplied, Instance: "web", Reason: agent.ReasonStartFailed, State: vrrp.Fault, Priority: 100,
+			Message: "no such interface"})
+		r.Handle(vrrp.Event{Kind: vrrp.EventRemoved, Instance: "web"})
+	}
+	r.Handle(vrrp.Event{Kind: vrrp.EventTransition, Instance: "web", State: vrrp.Backup, Priority: 100, Reason: vrrp.ReasonStarted})
+	r.Handle(vrrp.Event{Kind: vrrp.EventApplied, Instance: "web", Reason: agent.ReasonStartFailed, State: vrrp.Fault, Priority: 100})
+	r.Forget("web") // the VirtualIP is deleted: the runner forgets it
 	r.Handle(vrrp.Event{Kind: vrrp.EventRemoved, Instance: "web"})
 	r.Handle(vrrp.Event{Kind: vrrp.EventRemoved, Instance: "web"}) // nothing more
 	closeWithin(t, r, time.Minute)
 	want := [][]string{
 		{"fault", "INSTANCE", "web", "FAULT", "100", "StartFailed"},
-		{"stop", "INSTANCE", "web", "STOP", "0", "Shutdown"},
+		{"backup", "INSTANCE", "web", "BACKUP", "100", "Started"},
+		{"fault", "INSTANCE", "web", "FAULT", "100", "StartFailed"},
 	}
 	if diff := cmp.Diff(want, argsOf(readRecords(t, out))); diff != "" {
 		t.Errorf("runs (-want +got):\n%s", diff)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.insts) != 0 || len(r.cmds) != 0 {
-		t.Errorf("the runner still holds %d instances and %d command sets of a removed VirtualIP", len(r.insts), len(r.cmds))
+	if len(r.cmds) != 0 {
+		t.Errorf("the runner still holds %d command sets of a forgotten VirtualIP", len(r.cmds))
 	}
+}
+
+// A VirtualIP forgotten while its start fails leaves nothing behind.
+func TestRunnerForgetStartFailed(t *testing.T) {
+	r := New(testLogger(t))
+	r.Set("web", &v1alpha1.NotifySpec{Fault: []string{"/nonexistent/fault"}})
+	r.Forget("web")
+	r.Handle(vrrp.Event{Kind: vrrp.EventApplied, Instance: "web", Reason: agent.ReasonStartFailed, State: vrrp.Fault})
+	r.Handle(vrrp.Event{Kind: vrrp.EventRemoved, Instance: "web"})
+	r.Forget("web")
+	r.mu.Lock()
+	n := len(r.insts)
+	r.mu.Unlock()
+	if n != 0 {
+		t.Errorf("the runner still holds %d instances of a forgotten VirtualIP", n)
+	}
+	closeWithin(t, r, time.Minute)
 }
 
 // A VirtualIP whose notify was removed runs nothing from its next change on.
