@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-	"unicode"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -669,14 +668,6 @@ func validateNotify(n *v1alpha1.NotifySpec, p *field.Path) field.ErrorList {
 	return errs
 }
 
-// ShownProgram is what messages and logs may show of a command's first element: the text
-// before its first white space, with " ..." when there was more. A whole command line written
-// as the first element ("/usr/bin/curl -u user:password ...", as keepalived's notify_* are
-// written, and which the CRD's rule takes for an absolute path) would otherwise show its
-// arguments, which may carry credentials.
-func ShownProgram(argv0 string) string {
-	if i := strings.IndexFunc(argv0, unicode.IsSpace); i >= 0 {
-		return argv0[:i] + " ..."
-	}
-	return argv0
-}
+// ShownProgram is probe.ShownProgram: what messages and logs may show of a command's first
+// element.
+func ShownProgram(argv0 string) string { return probepkg.ShownProgram(argv0) }

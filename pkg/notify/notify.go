@@ -3,7 +3,6 @@ package notify
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
 	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
+	"github.com/kube-vrrp/kube-vrrp/pkg/probe"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
 
@@ -358,15 +358,8 @@ func (r *Runner) runOne(ch Change, argv []string, timeout time.Duration) {
 	}
 }
 
-// errorText is what the log shows of a run's error: a failed start names the program as
-// desired.ShownProgram does, not the whole first element (fork/exec's error quotes it whole).
-func errorText(err error) string {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Op + " " + desired.ShownProgram(pe.Path) + ": " + pe.Err.Error()
-	}
-	return err.Error()
-}
+// errorText is what the log shows of a run's error (probe.ShownExecError).
+func errorText(err error) string { return probe.ShownExecError(err) }
 
 // Close waits until every change queued has run its commands or ctx is done; then the
 // commands still running are killed with their process groups and the changes still queued

@@ -3,6 +3,7 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
@@ -234,4 +235,27 @@ func shortDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// ShownProgram is what messages and logs may show of a command's first element (an exec
+// probe's or a notify command's): the text before its first white space, with " ..." when
+// there was more. A whole command line written as the first element ("/usr/bin/curl -u
+// user:password ...", as keepalived's scripts are written, and which the CRD's rule takes for
+// an absolute path) would otherwise show its arguments, which may carry credentials.
+func ShownProgram(argv0 string) string {
+	if i := strings.IndexFunc(argv0, unicode.IsSpace); i >= 0 {
+		return argv0[:i] + " ..."
+	}
+	return argv0
+}
+
+// ShownExecError is what messages and logs may show of the error of running a command: a
+// failed start names the program as ShownProgram does (fork/exec's error quotes the whole
+// first element).
+func ShownExecError(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Op + " " + ShownProgram(pe.Path) + ": " + pe.Err.Error()
+	}
+	return err.Error()
 }

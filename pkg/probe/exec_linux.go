@@ -31,15 +31,15 @@ func (c execChecker) check(ctx context.Context) (bool, string) {
 	out, err := c.run(ctx)
 	switch {
 	case ctx.Err() != nil:
-		return false, fmt.Sprintf("%s did not finish within the timeout; killed with its process group", c.argv[0])
+		return false, fmt.Sprintf("%s did not finish within the timeout; killed with its process group", ShownProgram(c.argv[0]))
 	case err != nil:
-		reason := fmt.Sprintf("%s: %v", c.argv[0], err)
+		reason := ShownProgram(c.argv[0]) + ": " + ShownExecError(err)
 		if line := firstLine(out); line != "" {
 			reason += ": " + line
 		}
 		return false, reason
 	}
-	return true, c.argv[0] + " exited 0"
+	return true, ShownProgram(c.argv[0]) + " exited 0"
 }
 
 // run runs the command and returns the head of its combined output.

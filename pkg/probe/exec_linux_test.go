@@ -60,6 +60,10 @@ func TestExecResults(t *testing.T) {
 		{[]string{"/bin/sh", "-c", "echo 'haproxy is not running' >&2; exit 3"}, false, "/bin/sh: exit status 3: haproxy is not running"},
 		{[]string{"/nonexistent/check"}, false, "/nonexistent/check: fork/exec /nonexistent/check: no such file or directory"},
 		{[]string{"/bin/sh", "-c", "exit 0"}, true, "/bin/sh exited 0"},
+		// A command line written whole as the first element: the message (member status,
+		// Events) shows no argument, which may be a credential.
+		{[]string{"/usr/bin/curl -u admin:s3cret http://127.0.0.1/"}, false,
+			"/usr/bin/curl ...: fork/exec /usr/bin/curl ...: no such file or directory"},
 	}
 	for _, tt := range tests {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
