@@ -631,7 +631,12 @@ func arm(t *time.Timer, next time.Time) {
 }
 
 // apply carries out out in the order that shortens a failover: step down first, claim the role
-// on the wire, then take the addresses and announce them.
+// on the wire, then take the addresses and announce them. With Config.VirtualMAC the addresses
+// are taken before the advert is sent: binding sets the virtual MAC interface up, and an advert
+// sent before would leave from the parent's MAC (the Sender sends from the macvlan only while
+// it is up), so that the switches would learn the virtual MAC only from the announcements
+// (docs/design.md §5.9). RFC 5798 §6.4.1/§6.4.2 order only the advert before the gratuitous
+// ARP; binding is the host's business.
 //
 // A failed unbind is retried with a back-off (the address may be left on the link, a duplicate
 // of the new MASTER's). A failed bind puts the instance in Fault (AddressBindFailed): it resigns,
@@ -645,10 +650,9 @@ func (r *Router) apply(ctx context.Context, out Output) time.Time {
 		cancel()
 		r.noteUnbind(time.Now(), out.Unbind, err)
 	}
-	for _, d := range out.Send {
-		if err := r.send.WriteTo(d.Data, d.Dst); err != nil {
-			r.log.Warn("sending advert", "to", d.Dst, "err", err)
-		}
+	bindFirst := r.inst.cfg.VirtualMAC
+	if !bindFirst {
+		r.sendAll(out.Send)
 	}
 	if len(out.Bind) > 0 {
 		hctx, cancel := context.WithTimeout(ctx, hostTimeout)
@@ -660,7 +664,8 @@ func (r *Router) apply(ctx context.Context, out Output) time.Time {
 			r.bindRetry.fail(now)
 			r.log.Error("adding virtual addresses; resigning until the retry", "err", err, "retry in", r.bindRetry.at.Sub(now))
 			r.publish(out)
-			// The Fault's own output removes whatever part was bound and sends priority 0.
+			// The Fault's own output removes whatever part was bound and sends priority 0
+			// (with bindFirst, out's advert is not sent: the role is not claimed at all).
 			return r.apply(ctx, r.inst.SetHostFault(now, true, ReasonBindFailed))
 		}
 		r.bindErr = nil
@@ -669,6 +674,9 @@ func (r *Router) apply(ctx context.Context, out Output) time.Time {
 		if len(r.unbind) == 0 {
 			r.unbindErr, r.unbindNext = nil, backoff{}
 		}
+	}
+	if bindFirst {
+		r.sendAll(out.Send)
 	}
 	if len(out.Announce) > 0 {
 		hctx, cancel := context.WithTimeout(ctx, hostTimeout)
@@ -679,6 +687,15 @@ func (r *Router) apply(ctx context.Context, out Output) time.Time {
 	}
 	r.publish(out)
 	return out.Next
+}
+
+// sendAll sends the adverts ds; a failure is logged, and the next interval sends again.
+func (r *Router) sendAll(ds []Datagram) {
+	for _, d := range ds {
+		if err := r.send.WriteTo(d.Data, d.Dst); err != nil {
+			r.log.Warn("sending advert", "to", d.Dst, "err", err)
+		}
+	}
 }
 
 // announce sends count messages per address when the link can (BurstAnnouncer), else one

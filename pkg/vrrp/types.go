@@ -238,7 +238,8 @@ func (h Health) Applied(configured uint8) Health {
 
 // Output is what the host must do after an event. The Router carries it out in the order that
 // shortens a failover: unbind (step down first), send (claim the role on the wire), bind,
-// announce.
+// announce; with Config.VirtualMAC, bind before send, so that the advert leaves from the
+// virtual MAC interface the bind sets up.
 type Output struct {
 	Send     []Datagram
 	Bind     []netip.Prefix
