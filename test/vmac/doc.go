@@ -3,7 +3,8 @@
 // client (its neighbour entry for the VIP keeps the virtual MAC across a failover, and one that
 // ignores gratuitous ARPs and unsolicited neighbour advertisements recovers in about
 // Master_Down_Interval instead of when its entry ages out) and from the switch (the virtual
-// MAC is learned on the MASTER's port only), and the macvlan's life: removed when the instance
+// MAC is learned on the MASTER's port only, and the first advert of a takeover, captured at
+// the switch, already comes from it), and the macvlan's life: removed when the instance
 // stops, after a SIGKILL and a restart, kept through a hitless restart, created again after a
 // rebuild of its interface.
 package vmac
