@@ -38,6 +38,9 @@ type MetricsSource interface {
 type Collector struct {
 	Agent MetricsSource
 	Node  string
+	// Notify, if set, is the runner of spec.notify's commands (pkg/notify; exec enabled):
+	// the changes its full queues dropped are exported.
+	Notify interface{ Dropped() uint64 }
 }
 
 var (
@@ -58,6 +61,9 @@ var (
 	descDrops = prometheus.NewDesc("kube_vrrp_packets_dropped_total",
 		"Received VRRP packets dropped, by reason (bad_ttl, bad_checksum, auth_failed, ...).",
 		[]string{"vip", "node", "reason"}, nil)
+	descNotifyDropped = prometheus.NewDesc("kube_vrrp_notify_dropped_total",
+		"State changes whose spec.notify commands never ran because a VirtualIP's queue was full (a command kept running while changes piled up).",
+		[]string{"node"}, nil)
 	descProbe = prometheus.NewDesc("kube_vrrp_probe_healthy",
 		"1 while the probe is healthy, 0 while failing; absent until its first check.",
 		[]string{"vip", "node", "probe"}, nil)
@@ -65,7 +71,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descPriority, descTransitions, descLost, descSent, descReceived, descDrops, descProbe} {
+	for _, d := range []*prometheus.Desc{descState, descPriority, descTransitions, descLost, descSent, descReceived, descDrops, descProbe, descNotifyDropped} {
 		ch <- d
 	}
 }
@@ -103,6 +109,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for consumer, n := range c.Agent.LostEvents() {
 		ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(n), c.Node, consumer)
+	}
+	if c.Notify != nil {
+		ch <- prometheus.MustNewConstMetric(descNotifyDropped, prometheus.CounterValue, float64(c.Notify.Dropped()), c.Node)
 	}
 }
 

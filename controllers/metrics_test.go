@@ -82,7 +82,7 @@ func TestCollector(t *testing.T) {
 		{VIP: "dns", State: vrrp.Backup, Reason: vrrp.ReasonStarted}:        1,
 	}
 	fa.lost = map[string]uint64{"events": 3}
-	c := &Collector{Agent: fa, Node: "lb1"}
+	c := &Collector{Agent: fa, Node: "lb1", Notify: droppedNotify(2)}
 
 	got := scrape(t, c)
 	want := map[string]family{
@@ -112,6 +112,7 @@ func TestCollector(t *testing.T) {
 		"kube_vrrp_packets_dropped_total": {typ: "COUNTER", series: map[string]float64{
 			`node="lb1",reason="bad_checksum",vip="haproxy"`: 4, `node="lb1",reason="auth_failed",vip="haproxy"`: 1,
 		}},
+		"kube_vrrp_notify_dropped_total": {typ: "COUNTER", series: map[string]float64{`node="lb1"`: 2}},
 		// The probe not checked yet is absent.
 		"kube_vrrp_probe_healthy": {typ: "GAUGE", series: map[string]float64{
 			`node="lb1",probe="haproxy",vip="haproxy"`: 0, `node="lb1",probe="api",vip="haproxy"`: 1,
@@ -148,6 +149,7 @@ func TestCollector(t *testing.T) {
 	}
 	fa.lost = nil
 	fa.mu.Unlock()
+	c.Notify = nil // exec disabled: no notify runner, no series
 	got = scrape(t, c)
 	if v := got["kube_vrrp_state"].series[`node="lb1",state="Master",vip="dns"`]; v != 1 {
 		t.Errorf("dns Master after the change: %v", v)
@@ -175,7 +177,12 @@ func TestCollector(t *testing.T) {
 	ch := make(chan *prometheus.Desc, 16)
 	c.Describe(ch)
 	close(ch)
-	if len(ch) != 8 {
-		t.Errorf("Describe: %d Descs, want 8", len(ch))
+	if len(ch) != 9 {
+		t.Errorf("Describe: %d Descs, want 9", len(ch))
 	}
 }
+
+// droppedNotify is the notify runner's Dropped.
+type droppedNotify uint64
+
+func (d droppedNotify) Dropped() uint64 { return uint64(d) }

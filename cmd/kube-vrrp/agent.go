@@ -278,7 +278,11 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		}
 	}()
 
-	if err := metrics.Registry.Register(&controllers.Collector{Agent: a, Node: o.node}); err != nil {
+	col := &controllers.Collector{Agent: a, Node: o.node}
+	if hk != nil {
+		col.Notify = hk.Runner
+	}
+	if err := metrics.Registry.Register(col); err != nil {
 		return err
 	}
 	if o.metricsAddr != "0" {
