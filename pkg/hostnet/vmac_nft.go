@@ -5,6 +5,7 @@ package hostnet
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -89,12 +90,22 @@ var arpEthIPv4 = []byte{0, 1, 0x08, 0x00, 6, 4}
 // default route through the macvlan, neither of which is the node's. The sysctl that says so
 // cannot be set over netlink, and a container's /proc/sys is read-only.
 //
+// The tables belong to kube-vrrp, but another tool may delete them (`nft flush ruleset`, as a
+// reload of Debian's nftables.service does): a batch that fails while the tables were thought
+// to exist is tried once more, writing the tables again with everything this Host has entered
+// (entries and links, kept as a mirror), so that the next Bind restores the filter instead of
+// failing for as long as the agent runs.
+//
 // A vmacFilter is safe for concurrent use.
 type vmacFilter struct {
 	h *Host
 
-	mu    sync.Mutex // serialises the batches
+	mu    sync.Mutex // serialises the batches; guards the fields below
 	ready bool       // the tables and chains exist as this package writes them
+	// entries (by key) and links are what this Host has entered in the tables and not
+	// removed since.
+	entries map[string]vmacARPEntry
+	links   map[string]bool
 }
 
 func vmacTables() (arp, ip6 *nftables.Table) {
@@ -253,32 +264,57 @@ func (f *vmacFilter) conn(fn func(c *nftables.Conn) error) error {
 	})
 }
 
-// update runs fn in one batch after making sure the tables exist (they are created in the same
-// batch the first time).
-func (f *vmacFilter) update(fn func(c *nftables.Conn) error) error {
+// update runs fn in one batch after making sure the tables exist: the first time (and after
+// closeIfUnused) they are created in the same batch, with what the mirror holds. A batch that
+// fails on tables thought to exist (deleted by another tool) is tried again that way. mirror,
+// if set, changes the mirror as fn changes the tables, under the same lock: before the batch
+// when it removes (a batch that writes the tables again leaves those out too), after it when
+// it adds (only what is in the tables).
+func (f *vmacFilter) update(fn func(c *nftables.Conn) error, mirror func(), removes bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	err := f.conn(func(c *nftables.Conn) error {
-		if !f.ready {
-			if err := addVMACTables(c); err != nil {
+	if f.entries == nil {
+		f.entries, f.links = map[string]vmacARPEntry{}, map[string]bool{}
+	}
+	if mirror != nil && removes {
+		mirror()
+	}
+	batch := func() error {
+		return f.conn(func(c *nftables.Conn) error {
+			if !f.ready {
+				if err := addVMACTables(c); err != nil {
+					return err
+				}
+				// Kept (adding is idempotent), or written again if the tables were gone.
+				entries := slices.Collect(maps.Values(f.entries))
+				if err := addVMACElements(c, entries, slices.Collect(maps.Keys(f.links))); err != nil {
+					return err
+				}
+			}
+			if err := fn(c); err != nil {
 				return err
 			}
-		}
-		if err := fn(c); err != nil {
-			return err
-		}
-		return c.Flush()
-	})
+			return c.Flush()
+		})
+	}
+	err := batch()
+	if err != nil && f.ready && !errors.Is(err, errHostClosed) {
+		f.ready = false
+		err = batch()
+	}
 	if err != nil {
 		return fmt.Errorf("nftables tables arp and ip6 %s: %w", VMACTable, err)
 	}
 	f.ready = true
+	if mirror != nil && !removes {
+		mirror()
+	}
 	return nil
 }
 
 // ensure creates the tables if this Host has not yet.
 func (f *vmacFilter) ensure() error {
-	return f.update(func(*nftables.Conn) error { return nil })
+	return f.update(func(*nftables.Conn) error { return nil }, nil, false)
 }
 
 // add adds the ARP entries and the links.
@@ -286,13 +322,28 @@ func (f *vmacFilter) add(entries []vmacARPEntry, links ...string) error {
 	if len(entries) == 0 && len(links) == 0 {
 		return nil
 	}
-	return f.update(func(c *nftables.Conn) error { return addVMACElements(c, entries, links) })
+	return f.update(func(c *nftables.Conn) error { return addVMACElements(c, entries, links) }, func() {
+		for _, e := range entries {
+			f.entries[string(e.key())] = e
+		}
+		for _, l := range links {
+			f.links[l] = true
+		}
+	}, false)
 }
 
 // remove removes the ARP entries and the links; those that are not there are ignored.
 func (f *vmacFilter) remove(entries []vmacARPEntry, links ...string) error {
 	if len(entries) == 0 && len(links) == 0 {
 		return nil
+	}
+	mirror := func() {
+		for _, e := range entries {
+			delete(f.entries, string(e.key()))
+		}
+		for _, l := range links {
+			delete(f.links, l)
+		}
 	}
 	return f.update(func(c *nftables.Conn) error {
 		// Deleting an element that is not there fails the whole batch: add them first, so
@@ -322,7 +373,7 @@ func (f *vmacFilter) remove(entries []vmacARPEntry, links ...string) error {
 			return c.SetDeleteElements(ls, es)
 		}
 		return nil
-	})
+	}, mirror, true)
 }
 
 // closeIfUnused deletes both tables when no virtual MAC interface is listed in them any more
@@ -330,6 +381,9 @@ func (f *vmacFilter) remove(entries []vmacARPEntry, links ...string) error {
 func (f *vmacFilter) closeIfUnused() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(f.links) > 0 {
+		return nil // this Host's own, whatever the tables hold now
+	}
 	err := f.conn(func(c *nftables.Conn) error {
 		_, ip6 := vmacTables()
 		if t, err := c.ListTableOfFamily(VMACTable, ip6.Family); err != nil || t == nil {
@@ -350,6 +404,7 @@ func (f *vmacFilter) closeIfUnused() error {
 		return fmt.Errorf("delete nftables tables arp and ip6 %s: %w", VMACTable, err)
 	}
 	f.ready = false
+	clear(f.entries)
 	return nil
 }
 

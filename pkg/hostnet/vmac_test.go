@@ -812,3 +812,64 @@ func TestInterfacesSkipVirtualMAC(t *testing.T) {
 	}
 	_ = v.Close(false)
 }
+
+// Another tool deleting the filter tables (`nft flush ruleset`, as a reload of Debian's
+// nftables.service does) does not stop the virtual MAC interfaces from binding: the next change
+// writes the tables again, with every entry and interface this Host has in them.
+func TestVirtualMACTablesDeletedByAnother(t *testing.T) {
+	keepHostTables(t)
+	l := newLab(t)
+	h := l.a.host(t)
+	ip, pfx := netip.MustParseAddr, netip.MustParsePrefix
+	primary := ip("198.18.0.1")
+	v1 := newVMAC(t, h, "a0", 51, false, primary)
+	v2 := newVMAC(t, h, "a0", 52, false, primary)
+	ctx := t.Context()
+	vip1, vip2 := pfx("198.18.0.201/32"), pfx("198.18.0.202/32")
+	if err := v2.Bind(ctx, []netip.Prefix{vip2}); err != nil {
+		t.Fatal(err)
+	}
+	l.a.nft(t, func(c *nftables.Conn) {
+		deleteVMACTables(c)
+		if err := c.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if exists, _, _ := l.a.vmacTablesOf(t); exists {
+		t.Fatal("the tables are still there")
+	}
+	if err := v1.Bind(ctx, []netip.Prefix{vip1}); err != nil {
+		t.Fatalf("Bind after the tables were deleted: %v", err)
+	}
+	exists, entries, links := l.a.vmacTablesOf(t)
+	slices.Sort(links)
+	slices.SortFunc(entries, func(a, b vmacARPEntry) int { return a.addr.Compare(b.addr) })
+	want := []vmacARPEntry{{parent: "a0", addr: vip1.Addr(), primary: primary}, {parent: "a0", addr: vip2.Addr(), primary: primary}}
+	if !exists || !slices.Equal(links, []string{v1.Name(), v2.Name()}) || !slices.Equal(entries, want) {
+		t.Errorf("tables after the Bind: exist %t, links %v, entries %v; want %v and %v", exists, links, entries,
+			[]string{v1.Name(), v2.Name()}, want)
+	}
+	// Deleted again: an Unbind, and the Close of the last interface, still succeed.
+	l.a.nft(t, func(c *nftables.Conn) {
+		deleteVMACTables(c)
+		if err := c.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err := v1.Unbind(ctx, []netip.Prefix{vip1}); err != nil {
+		t.Errorf("Unbind after the tables were deleted: %v", err)
+	}
+	if _, entries, links := l.a.vmacTablesOf(t); len(links) != 2 ||
+		!slices.Equal(entries, []vmacARPEntry{{parent: "a0", addr: vip2.Addr(), primary: primary}}) {
+		t.Errorf("tables after the Unbind: links %v, entries %v", links, entries)
+	}
+	if err := v1.Close(false); err != nil {
+		t.Error(err)
+	}
+	if err := v2.Close(false); err != nil {
+		t.Error(err)
+	}
+	if exists, _, _ := l.a.vmacTablesOf(t); exists {
+		t.Error("tables left after the last interface")
+	}
+}
