@@ -294,9 +294,7 @@ func (v *vmacLink) ensure() (linkDetail, error) {
 	}
 	d, err = rt.linkDetailByName(v.name)
 	if err == nil {
-		// IPv6: no link-local address (RFC 5798 §7.4 forbids one from the virtual MAC, and a
-		// shared address would fail duplicate address detection on the next MASTER).
-		err = rt.setLink(d.index, nil, vmacDevconf, true)
+		err = v.configure(rt, d.index)
 	}
 	if err == nil {
 		err = rt.setAlias(d.index, vmacAlias(v.parent, v.vrid, v.ipv6))
@@ -309,6 +307,22 @@ func (v *vmacLink) ensure() (linkDetail, error) {
 	}
 	v.h.log.Info("created the virtual MAC interface", "interface", v.name, "parent", v.parent, "mac", vmacAddr(v.vrid, v.ipv6).String())
 	return d, nil
+}
+
+// vmacSetLink is rtnl.setLink, replaced by tests to play a kernel without IPv6.
+var vmacSetLink = (*rtnl).setLink
+
+// configure writes the settings of the new interface index: vmacDevconf, and no IPv6
+// link-local address (RFC 5798 §7.4 forbids one from the virtual MAC, and a shared address
+// would fail duplicate address detection on the next MASTER).
+// A kernel booted with ipv6.disable=1 refuses any change naming AF_INET6 (EAFNOSUPPORT): an
+// IPv4 interface gets its IPv4 settings alone there, since it can have no IPv6 address.
+func (v *vmacLink) configure(rt *rtnl, index int) error {
+	err := vmacSetLink(rt, index, nil, vmacDevconf, true)
+	if errors.Is(err, unix.EAFNOSUPPORT) && !v.ipv6 {
+		err = vmacSetLink(rt, index, nil, vmacDevconf, false)
+	}
+	return err
 }
 
 // setUp sets the interface administratively up or down.

@@ -873,3 +873,37 @@ func TestVirtualMACTablesDeletedByAnother(t *testing.T) {
 		t.Error("tables left after the last interface")
 	}
 }
+
+// On a kernel without IPv6 (booted with ipv6.disable=1), which refuses a link change naming
+// AF_INET6 (EAFNOSUPPORT), an IPv4 virtual MAC interface is still made, with its IPv4
+// settings: there is no link-local address to prevent.
+func TestVirtualMACWithoutIPv6(t *testing.T) {
+	keepHostTables(t)
+	l := newLab(t)
+	h := l.a.host(t)
+	real := vmacSetLink
+	t.Cleanup(func() { vmacSetLink = real })
+	vmacSetLink = func(r *rtnl, index int, up *bool, inet map[int]uint32, genNone bool) error {
+		if genNone {
+			return fmt.Errorf("set link %d: %w", index, unix.EAFNOSUPPORT)
+		}
+		return real(r, index, up, inet, genNone)
+	}
+	v := newVMAC(t, h, "a0", 51, false, netip.MustParseAddr("198.18.0.1"))
+	if got := l.a.readSysctl(t, "net/ipv4/conf/"+v.Name()+"/arp_ignore"); got != "1" {
+		t.Errorf("arp_ignore %s, want 1", got)
+	}
+	if err := v.Bind(t.Context(), []netip.Prefix{netip.MustParsePrefix("198.18.0.200/32")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Close(false); err != nil {
+		t.Fatal(err)
+	}
+	// IPv6 needs it.
+	if _, err := h.VirtualMAC("a0", 51, true, l.aLinkLocal); err == nil {
+		t.Error("an IPv6 virtual MAC interface without IPv6")
+	}
+	if _, err := l.a.nl.LinkByName(VirtualMACName("a0", 51, true)); err == nil {
+		t.Error("the IPv6 virtual MAC interface left behind")
+	}
+}
