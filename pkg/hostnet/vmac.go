@@ -154,18 +154,31 @@ func (h *Host) virtualMAC(parent string, vrid uint8, ipv6 bool, primary netip.Ad
 	f := h.vmacFilter
 	h.mu.Unlock()
 	v := &vmacLink{h: h, name: name, parent: parent, vrid: vrid, ipv6: ipv6, primary: primary, arp: map[netip.Addr]bool{}}
-	ok := false
+	ok, created := false, false
 	defer func() {
-		if !ok {
-			h.mu.Lock()
-			delete(h.vmacs, name)
-			h.mu.Unlock()
+		if ok {
+			return
 		}
+		// Nothing half made stays: an interface made here goes with its record and filter
+		// entries (one that was there, handed over, is left to its handoff's settling), and
+		// the tables go when no interface is left in them.
+		if created {
+			v.mu.Lock()
+			if err := v.remove(); err != nil {
+				h.log.Warn("removing the virtual MAC interface of a failed start", "interface", name, "err", err)
+			}
+			v.mu.Unlock()
+		} else if err := f.closeIfUnused(); err != nil {
+			h.log.Warn("removing the virtual MAC filter tables after a failed start", "err", err)
+		}
+		h.mu.Lock()
+		delete(h.vmacs, name)
+		h.mu.Unlock()
 	}()
 	if err := f.ensure(); err != nil {
 		return nil, fmt.Errorf("virtualMAC needs nftables with the arp and ip6 families: %w", err)
 	}
-	d, err := v.ensure()
+	d, created, err := v.ensure()
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +222,7 @@ func (h *Host) virtualMAC(parent string, vrid uint8, ipv6 bool, primary netip.Ad
 			}
 		}
 	}
-	if v.conn, err = h.listenSendOnly(name, primary); err != nil {
+	if v.conn, err = vmacListen(h, name, primary); err != nil {
 		return nil, err
 	}
 	h.mu.Lock()
@@ -239,36 +252,46 @@ func (v *vmacLink) owned(d linkDetail) bool {
 }
 
 // ensure returns the interface, checked as the package's own and on the parent, or creates
-// and configures it (down) when it does not exist: at the start, when the parent comes back
-// after a rebuild (which deleted the macvlan with it), and at every Bind.
-func (v *vmacLink) ensure() (linkDetail, error) {
+// and configures it (down) when it does not exist (created): at the start, when the parent
+// comes back after a rebuild (which deleted the macvlan with it), and at every Bind.
+func (v *vmacLink) ensure() (d linkDetail, created bool, err error) {
 	rt, err := v.h.handles()
 	if err != nil {
-		return linkDetail{}, err
+		return linkDetail{}, false, err
 	}
-	d, err := rt.linkDetailByName(v.name)
+	d, err = rt.linkDetailByName(v.name)
 	if err == nil {
 		if !v.owned(d) {
-			return linkDetail{}, fmt.Errorf("an interface named %s exists and is not kube-vrrp's virtual MAC interface: rename or delete it", v.name)
+			return linkDetail{}, false, fmt.Errorf("an interface named %s exists and is not kube-vrrp's virtual MAC interface: rename or delete it", v.name)
 		}
 		p, err := rt.linkDetailByName(v.parent)
 		if err != nil {
-			return linkDetail{}, fmt.Errorf("parent: %w", err)
+			return linkDetail{}, false, fmt.Errorf("parent: %w", err)
 		}
 		if d.parent != p.index {
-			return linkDetail{}, fmt.Errorf("%s is on another link than %s (index %d, not %d)", v.name, v.parent, d.parent, p.index)
+			return linkDetail{}, false, fmt.Errorf("%s is on another link than %s (index %d, not %d)", v.name, v.parent, d.parent, p.index)
 		}
 		if st := v.h.state; st != nil {
 			// The record follows the instance's source address.
 			if err := st.recordVMAC(vmacRecord{Name: v.name, Parent: v.parent, VRID: v.vrid, IPv6: v.ipv6, Primary: v.primary}); err != nil {
-				return linkDetail{}, err
+				return linkDetail{}, false, err
 			}
 		}
-		return d, nil
+		return d, false, nil
 	}
 	if !errors.Is(err, unix.ENODEV) {
-		return linkDetail{}, err
+		return linkDetail{}, false, err
 	}
+	d, err = v.create(rt)
+	if err != nil {
+		return linkDetail{}, false, err
+	}
+	return d, true, nil
+}
+
+// create creates and configures the interface, down. A failure leaves neither the interface
+// nor its record.
+func (v *vmacLink) create(rt *rtnl) (linkDetail, error) {
 	p, err := rt.linkDetailByName(v.parent)
 	if err != nil {
 		return linkDetail{}, fmt.Errorf("parent: %w", err)
@@ -289,10 +312,27 @@ func (v *vmacLink) ensure() (linkDetail, error) {
 	}
 	v.h.vmacMade[v.name] = true
 	v.h.mu.Unlock()
+	// Not made (or made and deleted again): the record of an absent interface goes, and one
+	// that took the name meanwhile (EEXIST) is not kube-vrrp's.
+	unrecord := func() {
+		v.h.mu.Lock()
+		delete(v.h.vmacMade, v.name)
+		v.h.mu.Unlock()
+		if st := v.h.state; st != nil {
+			if err := st.forgetVMAC(v.name); err != nil {
+				v.h.log.Warn("forgetting a virtual MAC interface not made", "interface", v.name, "err", err)
+			}
+		}
+	}
 	if err := rt.newMacvlan(v.name, p.index, vmacAddr(v.vrid, v.ipv6), p.group); err != nil {
+		// Unless it might have been made after all (an error other than the kernel's
+		// refusal, and a link of the name there now).
+		if _, lerr := rt.linkDetailByName(v.name); errors.Is(err, unix.EEXIST) || errors.Is(lerr, unix.ENODEV) {
+			unrecord()
+		}
 		return linkDetail{}, err
 	}
-	d, err = rt.linkDetailByName(v.name)
+	d, err := rt.linkDetailByName(v.name)
 	if err == nil {
 		err = v.configure(rt, d.index)
 	}
@@ -301,13 +341,20 @@ func (v *vmacLink) ensure() (linkDetail, error) {
 	}
 	if err != nil {
 		if d.index > 0 {
-			_ = rt.delLink(d.index)
+			if derr := rt.delLink(d.index); derr != nil && !errors.Is(derr, unix.ENODEV) {
+				// Still there: its record stays, for Close or the next start to delete it.
+				return linkDetail{}, fmt.Errorf("configure %s: %w", v.name, errors.Join(err, derr))
+			}
 		}
+		unrecord()
 		return linkDetail{}, fmt.Errorf("configure %s: %w", v.name, err)
 	}
 	v.h.log.Info("created the virtual MAC interface", "interface", v.name, "parent", v.parent, "mac", vmacAddr(v.vrid, v.ipv6).String())
 	return d, nil
 }
+
+// vmacListen is Host.listenSendOnly, replaced by tests to fail.
+var vmacListen = (*Host).listenSendOnly
 
 // vmacSetLink is rtnl.setLink, replaced by tests to play a kernel without IPv6.
 var vmacSetLink = (*rtnl).setLink
@@ -389,7 +436,7 @@ func (v *vmacLink) bind(ctx context.Context, ps []netip.Prefix) error {
 	if v.closed {
 		return errVMACClosed
 	}
-	d, err := v.ensure()
+	d, _, err := v.ensure()
 	if err != nil {
 		return err
 	}
@@ -489,7 +536,7 @@ func (v *vmacLink) WatchLinkState(ctx context.Context, fn func(up bool)) error {
 		if up {
 			v.mu.Lock()
 			if !v.closed {
-				if _, err := v.ensure(); err != nil {
+				if _, _, err := v.ensure(); err != nil {
 					v.h.log.Warn("creating the virtual MAC interface again; retrying at the next bind", "interface", v.name, "err", err)
 				}
 			}
@@ -589,14 +636,16 @@ func (v *vmacLink) remove() error {
 		v.h.log.Info("deleted the virtual MAC interface", "interface", v.name)
 	}
 	// Its addresses went with it: out of what this process added, and of the record.
-	v.inner.mu.Lock()
-	var gone []netip.Prefix
-	for p := range v.inner.added {
-		gone = append(gone, p)
+	if v.inner != nil {
+		v.inner.mu.Lock()
+		var gone []netip.Prefix
+		for p := range v.inner.added {
+			gone = append(gone, p)
+		}
+		v.inner.mu.Unlock()
+		v.inner.unwant(gone)
+		v.inner.forget(gone)
 	}
-	v.inner.mu.Unlock()
-	v.inner.unwant(gone)
-	v.inner.forget(gone)
 	var errs []error
 	var es []vmacARPEntry
 	for a := range v.arp {

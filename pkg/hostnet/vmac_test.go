@@ -907,3 +907,46 @@ func TestVirtualMACWithoutIPv6(t *testing.T) {
 		t.Error("the IPv6 virtual MAC interface left behind")
 	}
 }
+
+// A VirtualMAC that fails after it made the interface, or while it configured it, leaves
+// nothing behind: no interface, no record, no filter tables.
+func TestVirtualMACFailedLeavesNothing(t *testing.T) {
+	keepHostTables(t)
+	l := newLab(t)
+	st := openTestState(t)
+	h := l.a.hostWith(t, WithState(st))
+	primary := netip.MustParseAddr("198.18.0.1")
+	listen, setLink := vmacListen, vmacSetLink
+	t.Cleanup(func() { vmacListen, vmacSetLink = listen, setLink })
+	check := func(what string) {
+		t.Helper()
+		name := VirtualMACName("a0", 51, false)
+		if _, err := l.a.nl.LinkByName(name); err == nil {
+			t.Errorf("%s: %s left behind", what, name)
+		}
+		if r := st.vmacRecords(); len(r) > 0 {
+			t.Errorf("%s: records left: %v", what, r)
+		}
+		if exists, _, links := l.a.vmacTablesOf(t); exists {
+			t.Errorf("%s: filter tables left (links %v)", what, links)
+		}
+	}
+	vmacListen = func(*Host, string, netip.Addr) (*packetConn, error) { return nil, errors.New("no socket") }
+	if _, err := h.VirtualMAC("a0", 51, false, primary); err == nil {
+		t.Fatal("VirtualMAC without its socket succeeded")
+	}
+	check("the socket failed")
+	vmacListen = listen
+	vmacSetLink = func(*rtnl, int, *bool, map[int]uint32, bool) error { return unix.EINVAL }
+	if _, err := h.VirtualMAC("a0", 51, false, primary); err == nil {
+		t.Fatal("VirtualMAC without its settings succeeded")
+	}
+	check("the settings failed")
+	vmacSetLink = setLink
+	// And it works afterwards.
+	v := newVMAC(t, h, "a0", 51, false, primary)
+	if err := v.Close(false); err != nil {
+		t.Fatal(err)
+	}
+	check("closed")
+}
