@@ -45,6 +45,11 @@ var vmacDevconf = map[int]uint32{
 	// Removing the first address of a subnet keeps the others (promoted), as an Unbind of one
 	// virtual address must.
 	devconfPromoteSecondaries: 1,
+	// Answer ARP although the route back to the asker leaves through the parent (whose prefix
+	// route wins): with arp_filter 1, which a new link takes from net.ipv4.conf.default, the
+	// macvlan would answer no request at all. The kernel ORs it with "all"'s, which kube-vrrp
+	// cannot override (docs/design.md §5.9).
+	devconfArpFilter: 0,
 }
 
 func vmacName(parent string, vrid uint8, ipv6 bool) string { return VirtualMACName(parent, vrid, ipv6) }

@@ -21,6 +21,7 @@ const (
 	// set over netlink (IFLA_AF_SPEC / AF_INET / IFLA_INET_CONF) so that no /proc/sys write is
 	// needed: a container's /proc/sys is read-only.
 	devconfRPFilter           = 8
+	devconfArpFilter          = 13
 	devconfArpAnnounce        = 18
 	devconfArpIgnore          = 19
 	devconfPromoteSecondaries = 20

@@ -950,3 +950,30 @@ func TestVirtualMACFailedLeavesNothing(t *testing.T) {
 	}
 	check("closed")
 }
+
+// A host whose new links get arp_filter 1 (net.ipv4.conf.default.arp_filter, set on hosts with
+// several links in one subnet): the virtual MAC interface still answers ARP for its address,
+// although the route back to the asker leaves through the parent.
+func TestVirtualMACDefaultArpFilter(t *testing.T) {
+	keepHostTables(t)
+	l := newLab(t)
+	l.a.sysctl(t, "net/ipv4/conf/default/arp_filter", "1")
+	h := l.a.host(t)
+	v := newVMAC(t, h, "a0", 51, false, netip.MustParseAddr("198.18.0.1"))
+	if got := l.a.readSysctl(t, "net/ipv4/conf/"+v.Name()+"/arp_filter"); got != "0" {
+		t.Errorf("arp_filter of %s: %s, want 0", v.Name(), got)
+	}
+	vip := netip.MustParsePrefix("198.18.0.200/24")
+	if err := v.Bind(t.Context(), []netip.Prefix{vip}); err != nil {
+		t.Fatal(err)
+	}
+	if !l.b.ping(t, netip.MustParseAddr("198.18.0.2"), vip.Addr(), 1) {
+		t.Error("the VIP does not answer b")
+	}
+	if got := l.b.neighbour(t, l.bIndex, vip.Addr()); got.String() != VirtualMACAddr(51, false).String() {
+		t.Errorf("b's neighbour entry for the VIP: %q, want the virtual MAC", got)
+	}
+	if err := v.Close(false); err != nil {
+		t.Fatal(err)
+	}
+}
