@@ -50,6 +50,10 @@ var vmacDevconf = map[int]uint32{
 	// macvlan would answer no request at all. The kernel ORs it with "all"'s, which kube-vrrp
 	// cannot override (docs/design.md §5.9).
 	devconfArpFilter: 0,
+	// No proxy ARP, which a new link takes from net.ipv4.conf.default: on a forwarding node
+	// the MASTER's macvlan would answer for every address routed through another link, the
+	// rest of the parent's subnet included, with the virtual MAC.
+	devconfProxyArp: 0,
 }
 
 func vmacName(parent string, vrid uint8, ipv6 bool) string { return VirtualMACName(parent, vrid, ipv6) }

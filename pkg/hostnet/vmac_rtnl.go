@@ -20,6 +20,7 @@ const (
 	// IPV4_DEVCONF_* ids of the IPv4 settings of a link (the net.ipv4.conf.<link>.* sysctls),
 	// set over netlink (IFLA_AF_SPEC / AF_INET / IFLA_INET_CONF) so that no /proc/sys write is
 	// needed: a container's /proc/sys is read-only.
+	devconfProxyArp           = 3
 	devconfRPFilter           = 8
 	devconfArpFilter          = 13
 	devconfArpAnnounce        = 18

@@ -977,3 +977,31 @@ func TestVirtualMACDefaultArpFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A forwarding host whose new links get proxy_arp 1 (net.ipv4.conf.default.proxy_arp): the
+// virtual MAC interface of a MASTER does not answer ARP for the other addresses of the subnet
+// (their route leaves through the parent, another link, which is what proxy ARP answers for),
+// which would draw the subnet's traffic to the virtual MAC.
+func TestVirtualMACDefaultProxyArp(t *testing.T) {
+	keepHostTables(t)
+	l := newLab(t)
+	l.a.sysctl(t, "net/ipv4/ip_forward", "1")
+	l.a.sysctl(t, "net/ipv4/conf/default/proxy_arp", "1")
+	h := l.a.host(t)
+	v := newVMAC(t, h, "a0", 51, false, netip.MustParseAddr("198.18.0.1"))
+	if got := l.a.readSysctl(t, "net/ipv4/conf/"+v.Name()+"/proxy_arp"); got != "0" {
+		t.Errorf("proxy_arp of %s: %s, want 0", v.Name(), got)
+	}
+	if err := v.Bind(t.Context(), []netip.Prefix{netip.MustParsePrefix("198.18.0.200/24")}); err != nil {
+		t.Fatal(err)
+	}
+	other := netip.MustParseAddr("198.18.0.77") // no host has it
+	l.b.ping(t, netip.MustParseAddr("198.18.0.2"), other, 1)
+	time.Sleep(1500 * time.Millisecond) // proxy answers wait up to proxy_delay (0.8 s)
+	if got := l.b.neighbour(t, l.bIndex, other); got.String() == VirtualMACAddr(51, false).String() {
+		t.Errorf("b's neighbour entry for %s is the virtual MAC", other)
+	}
+	if err := v.Close(false); err != nil {
+		t.Fatal(err)
+	}
+}
