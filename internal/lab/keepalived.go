@@ -44,6 +44,10 @@ type VRRPInstance struct {
 	VIPs []netip.Prefix
 	// TrackScripts names vrrp_script blocks (KeepalivedConfig.Scripts) to track.
 	TrackScripts []string
+	// UseVMAC writes `use_vmac`: keepalived makes a macvlan with the virtual router MAC
+	// (RFC 5798 §7.3; named vrrp.VRID) and puts the VIPs on it, so they are written without
+	// `dev`.
+	UseVMAC bool
 	// Extra lines go verbatim inside the instance block.
 	Extra []string
 }
@@ -210,9 +214,16 @@ func (in VRRPInstance) String() string {
 	if len(in.VIPs) > 0 {
 		b.WriteString("    virtual_ipaddress {\n")
 		for _, v := range in.VIPs {
+			if in.UseVMAC {
+				fmt.Fprintf(&b, "        %s\n", v)
+				continue
+			}
 			fmt.Fprintf(&b, "        %s dev %s\n", v, ifname)
 		}
 		b.WriteString("    }\n")
+	}
+	if in.UseVMAC {
+		b.WriteString("    use_vmac\n")
 	}
 	if len(in.TrackScripts) > 0 {
 		b.WriteString("    track_script {\n")
