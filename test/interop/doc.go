@@ -32,6 +32,18 @@
 // all agree on the MASTER at every step. The mixed groups (mixed_test.go, speaker_test.go)
 // generalise pair to any implementations and number of routers.
 //
+// virtualMAC (vmac_test.go): kube-vrrp with spec.virtualMAC beside FRR and beside keepalived
+// with use_vmac (its own private-mode vmac interface), IPv4 and IPv6, both directions: elect,
+// SIGTERM failover and restart hand back, link-cut failover and heal. A lab.NeighbourWatch on
+// the client asserts that its entry for the VIP holds the virtual MAC throughout, and the
+// client must follow every change: with one MAC on both sides the switch learns where it is
+// from the winner's adverts, so the heal that FRR wins (FRR announces nothing) and a start
+// race that FRR wins after kube-vrrp announced (TestVirtualMACFRRStartRace, beside the same
+// start without virtualMAC, which leaves the IPv4 client on kube-vrrp's node MAC) cost no
+// probe. keepalived 2.2.7 sets arp_ignore and arp_filter on the parent of its vmac but not
+// arp_announce: the test sets arp_announce 2 there, without which the node's ARP requests
+// from the VIP turned the client's entry to the node's MAC.
+//
 // The tests need root and keepalived, frr, iproute2, nftables and tcpdump
 // (hack/install-deps.sh); they never touch the host's own network namespace.
 package interop
