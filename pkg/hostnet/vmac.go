@@ -308,6 +308,11 @@ func (v *vmacLink) create(rt *rtnl) (linkDetail, error) {
 	if len(p.mac) != 6 {
 		return linkDetail{}, fmt.Errorf("%s is not an Ethernet link", v.parent)
 	}
+	if p.kind == "macvlan" {
+		// The kernel would make it on the macvlan's lower link, where the parent's filter
+		// entries and state do not apply, and every Bind would find it on another link.
+		return linkDetail{}, fmt.Errorf("%s is itself a macvlan, on which no virtual MAC interface can be made (the kernel puts it on the lower link)", v.parent)
+	}
 	// Recorded before it is created: a kill in between leaves a record of an absent link,
 	// never an unrecorded one.
 	if st := v.h.state; st != nil {

@@ -1005,3 +1005,27 @@ func TestVirtualMACDefaultProxyArp(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An interface that is a macvlan itself cannot be a parent: the kernel puts a macvlan made on it
+// on its lower link, so that every Bind would find the virtual MAC interface on another link.
+// VirtualMAC refuses it, saying so, and leaves nothing.
+func TestVirtualMACOnMacvlan(t *testing.T) {
+	keepHostTables(t)
+	l := newLab(t)
+	m := &netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: "m0", ParentIndex: l.aIndex}, Mode: netlink.MACVLAN_MODE_BRIDGE}
+	if err := l.a.nl.LinkAdd(m); err != nil {
+		t.Fatal(err)
+	}
+	h := l.a.host(t)
+	v, err := h.VirtualMAC("m0", 51, false, netip.MustParseAddr("198.18.0.1"))
+	if err == nil {
+		_ = v.(*vmacLink).Close(false)
+		t.Fatal("VirtualMAC on a macvlan succeeded")
+	}
+	if !strings.Contains(err.Error(), "macvlan") {
+		t.Errorf("error %q does not say why", err)
+	}
+	if _, err := l.a.nl.LinkByName(VirtualMACName("m0", 51, false)); err == nil {
+		t.Error("the virtual MAC interface was made")
+	}
+}
