@@ -184,7 +184,9 @@ func (a *Agent) dropHandoffLocked(e HandoffEntry, why string, vmac VirtualMACLin
 			}
 			var l vrrp.Link
 			if vmac != nil && h == vmac.Name() {
-				l = vmac
+				// All of them, those gone too (expired at the deadline): the Unbind of the
+				// last sets the interface, left up by a MASTER predecessor, down.
+				l, got = vmac, e.Addresses
 			}
 			a.unbindHandedLocked(h, l, got)
 		}

@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +30,14 @@ type fakeVMAC struct {
 	sent      atomic.Int32 // adverts sent through Sender
 	closed    atomic.Bool
 	kept      atomic.Bool
+	unbinds   [][]netip.Prefix // what each Unbind was given
+}
+
+func (v *fakeVMAC) Unbind(ctx context.Context, ps []netip.Prefix) error {
+	v.mu.Lock()
+	v.unbinds = append(v.unbinds, slices.Clone(ps))
+	v.mu.Unlock()
+	return v.fakeHost.Unbind(ctx, ps)
 }
 
 type senderFunc func(b []byte, dst netip.Addr) error
@@ -183,6 +193,34 @@ func TestVirtualMACHandoffNotResumed(t *testing.T) {
 			if !found {
 				t.Errorf("dropped %v, want %s among them", dropped, want)
 			}
+		}
+	})
+}
+
+// An entry an instance with virtualMAC does not resume (here: past its deadline) has its
+// addresses unbound through the instance's virtual MAC interface even when none is left there
+// (the kernel removed them at the deadline): that Unbind is what sets the interface, up as its
+// predecessor left it, down, as a backup's must be.
+func TestVirtualMACHandoffExpiredUnbinds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := &hub{}
+		h := &vmacHost{fakeHost: &fakeHost{hub: lan, bound: map[netip.Prefix]bool{}}, links: map[string]*fakeVMAC{}}
+		a := New(h, nil, Options{})
+		a.Resume([]HandoffEntry{{Interface: "eth0", VRID: 51, Addresses: []netip.Prefix{vip}, Deadline: time.Now().Add(-time.Second)}}, nil)
+		if err := a.Apply("web", vmacConfig("198.18.0.11", 110)); err != nil {
+			t.Fatal(err)
+		}
+		runAgent(t, a)
+		synctest.Wait()
+		v := h.link("kv4-51-eth0")
+		if v == nil {
+			t.Fatal("no virtual MAC interface made")
+		}
+		v.mu.Lock()
+		unbinds := slices.Clone(v.unbinds)
+		v.mu.Unlock()
+		if !slices.ContainsFunc(unbinds, func(ps []netip.Prefix) bool { return slices.Equal(ps, []netip.Prefix{vip}) }) {
+			t.Errorf("Unbinds on the virtual MAC interface: %v, want one of %s", unbinds, vip)
 		}
 	})
 }
