@@ -163,7 +163,7 @@ func (h *Host) virtualMAC(parent string, vrid uint8, ipv6 bool, primary netip.Ad
 	f := h.vmacFilter
 	h.mu.Unlock()
 	v := &vmacLink{h: h, name: name, parent: parent, vrid: vrid, ipv6: ipv6, primary: primary, arp: map[netip.Addr]bool{}}
-	ok, created := false, false
+	ok, tables, created := false, false, false
 	defer func() {
 		if ok {
 			return
@@ -171,14 +171,17 @@ func (h *Host) virtualMAC(parent string, vrid uint8, ipv6 bool, primary netip.Ad
 		// Nothing half made stays: an interface made here goes with its record and filter
 		// entries (one that was there, handed over, is left to its handoff's settling), and
 		// the tables go when no interface is left in them.
-		if created {
+		switch {
+		case created:
 			v.mu.Lock()
 			if err := v.remove(); err != nil {
 				h.log.Warn("removing the virtual MAC interface of a failed start", "interface", name, "err", err)
 			}
 			v.mu.Unlock()
-		} else if err := f.closeIfUnused(); err != nil {
-			h.log.Warn("removing the virtual MAC filter tables after a failed start", "err", err)
+		case tables: // else no nftables here, and nothing was made
+			if err := f.closeIfUnused(); err != nil {
+				h.log.Warn("removing the virtual MAC filter tables after a failed start", "err", err)
+			}
 		}
 		h.mu.Lock()
 		delete(h.vmacs, name)
@@ -187,6 +190,7 @@ func (h *Host) virtualMAC(parent string, vrid uint8, ipv6 bool, primary netip.Ad
 	if err := f.ensure(); err != nil {
 		return nil, fmt.Errorf("virtualMAC needs nftables with the arp and ip6 families: %w", err)
 	}
+	tables = true
 	d, created, err := v.ensure()
 	if err != nil {
 		return nil, err
