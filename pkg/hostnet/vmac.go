@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,6 +147,11 @@ func (h *Host) virtualMAC(parent string, vrid uint8, ipv6 bool, primary netip.Ad
 	case !primary.IsValid() || primary.Is6() != ipv6:
 		return nil, fmt.Errorf("source address %s is not of the instance's family", primary)
 	}
+	if !ipv6 && h.allARPFilter() {
+		return nil, errors.New("net.ipv4.conf.all.arp_filter is 1 on this node, and with it the virtual MAC interface " +
+			"answers no ARP request for the addresses (the route back to a client leaves through the parent): " +
+			"set net.ipv4.conf.all.arp_filter to 0, or remove virtualMAC")
+	}
 	name := vmacName(parent, vrid, ipv6)
 	h.mu.Lock()
 	if h.closed {
@@ -247,6 +253,19 @@ func (h *Host) virtualMAC(parent string, vrid uint8, ipv6 bool, primary netip.Ad
 
 // Name returns the interface's name.
 func (v *vmacLink) Name() string { return v.name }
+
+// allARPFilter reports whether net.ipv4.conf.all.arp_filter is 1 in the host's namespace: it
+// applies to every interface whatever the interface's own value, and no per-interface setting
+// can undo it (docs/design.md §5.9). Readable in a container, whose /proc/sys is read-only.
+func (h *Host) allARPFilter() bool {
+	var b []byte
+	err := h.do(func() error {
+		var err error
+		b, err = os.ReadFile("/proc/sys/net/ipv4/conf/all/arp_filter")
+		return err
+	})
+	return err == nil && strings.TrimSpace(string(b)) == "1"
+}
 
 // owned reports whether d is this interface as the package made it: a macvlan of its name and
 // virtual MAC, recorded in the state (or, without a state, created by this Host).

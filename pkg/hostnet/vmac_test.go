@@ -978,6 +978,28 @@ func TestVirtualMACDefaultArpFilter(t *testing.T) {
 	}
 }
 
+// net.ipv4.conf.all.arp_filter 1 applies to every interface, the virtual MAC interface
+// included, which would then answer no ARP for the VIP: VirtualMAC refuses to start and says
+// what to change, instead of a MASTER nobody reaches.
+func TestVirtualMACAllArpFilter(t *testing.T) {
+	keepHostTables(t)
+	l := newLab(t)
+	l.a.sysctl(t, "net/ipv4/conf/all/arp_filter", "1")
+	h := l.a.host(t)
+	_, err := h.VirtualMAC("a0", 51, false, netip.MustParseAddr("198.18.0.1"))
+	if err == nil || !strings.Contains(err.Error(), "net.ipv4.conf.all.arp_filter is 1") {
+		t.Fatalf("VirtualMAC with all.arp_filter 1: %v, want a refusal naming the setting", err)
+	}
+	if _, err := h.VirtualMAC("a0", 52, true, netip.MustParseAddr("fe80::1")); err != nil {
+		t.Errorf("an IPv6 virtual MAC does not depend on arp_filter: %v", err)
+	}
+	l.a.sysctl(t, "net/ipv4/conf/all/arp_filter", "0")
+	v := newVMAC(t, h, "a0", 51, false, netip.MustParseAddr("198.18.0.1"))
+	if err := v.Close(false); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A forwarding host whose new links get proxy_arp 1 (net.ipv4.conf.default.proxy_arp): the
 // virtual MAC interface of a MASTER does not answer ARP for the other addresses of the subnet
 // (their route leaves through the parent, another link, which is what proxy ARP answers for),
