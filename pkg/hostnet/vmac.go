@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -418,16 +418,16 @@ func (v *vmacLink) setUp(index int, up bool) error {
 	return rt.setLink(index, &up, nil, false)
 }
 
-// enterARPLocked enters the IPv4 addresses of ps in the filter: the parent must neither answer
-// for them nor announce them from the moment they are local.
-func (v *vmacLink) enterARPLocked(ps []netip.Prefix) error {
+// enterARPLocked enters the IPv4 addresses of ps in the filter, with links: the parent must
+// neither answer for them nor announce them from the moment they are local.
+func (v *vmacLink) enterARPLocked(ps []netip.Prefix, links ...string) error {
 	var es []vmacARPEntry
 	for _, p := range ps {
 		if a := p.Addr(); a.Is4() && !v.arp[a] && v.primary.Is4() {
 			es = append(es, vmacARPEntry{parent: v.parent, addr: a, primary: v.primary})
 		}
 	}
-	if err := v.h.vmacFilter.add(es); err != nil {
+	if err := v.h.vmacFilter.add(es, links...); err != nil {
 		return err
 	}
 	for _, e := range es {
@@ -477,7 +477,10 @@ func (v *vmacLink) bind(ctx context.Context, ps []netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	if err := v.enterARPLocked(ps); err != nil {
+	// The interface's own entry too, so that every Bind writes to the tables, even one that
+	// enters no address (IPv6, or addresses entered already): a batch that finds them deleted
+	// by another tool writes them again (vmacFilter.update) before the interface is up.
+	if err := v.enterARPLocked(ps, v.name); err != nil {
 		return err
 	}
 	if d.flags&unix.IFF_UP == 0 {

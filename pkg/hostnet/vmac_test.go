@@ -874,6 +874,50 @@ func TestVirtualMACTablesDeletedByAnother(t *testing.T) {
 	}
 }
 
+// The tables deleted by another tool are written again at the next Bind even when it enters
+// nothing new: an IPv6 interface, which has no ARP entry (its router advertisements would
+// otherwise reach it unfiltered for as long as it is up), and an IPv4 one binding an address
+// it holds already (the second burst's, or an address put back).
+func TestVirtualMACTablesDeletedRewrittenAtEveryBind(t *testing.T) {
+	keepHostTables(t)
+	l := newLab(t)
+	h := l.a.host(t)
+	ip, pfx := netip.MustParseAddr, netip.MustParsePrefix
+	v4 := newVMAC(t, h, "a0", 51, false, ip("198.18.0.1"))
+	v6 := newVMAC(t, h, "a0", 52, true, ip("fe80::1"))
+	defer func() { _ = v4.Close(false); _ = v6.Close(false) }()
+	ctx := t.Context()
+	vip4, vip6 := pfx("198.18.0.201/32"), pfx("2001:db8::201/128")
+	if err := v4.Bind(ctx, []netip.Prefix{vip4}); err != nil {
+		t.Fatal(err)
+	}
+	deleteTables := func() {
+		l.a.nft(t, func(c *nftables.Conn) {
+			deleteVMACTables(c)
+			if err := c.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	want4 := []vmacARPEntry{{parent: "a0", addr: vip4.Addr(), primary: ip("198.18.0.1")}}
+	for _, c := range []struct {
+		name string
+		v    *vmacLink
+		p    netip.Prefix
+	}{{"IPv6", v6, vip6}, {"IPv4 again", v4, vip4}} {
+		deleteTables()
+		if err := c.v.Bind(ctx, []netip.Prefix{c.p}); err != nil {
+			t.Fatalf("%s: Bind after the tables were deleted: %v", c.name, err)
+		}
+		exists, entries, links := l.a.vmacTablesOf(t)
+		slices.Sort(links)
+		if !exists || !slices.Equal(links, []string{v4.Name(), v6.Name()}) || !slices.Equal(entries, want4) {
+			t.Errorf("%s: tables after the Bind: exist %t, links %v, entries %v; want %v and %v", c.name, exists, links,
+				entries, []string{v4.Name(), v6.Name()}, want4)
+		}
+	}
+}
+
 // On a kernel without IPv6 (booted with ipv6.disable=1), which refuses a link change naming
 // AF_INET6 (EAFNOSUPPORT), an IPv4 virtual MAC interface is still made, with its IPv4
 // settings: there is no link-local address to prevent.
