@@ -648,6 +648,7 @@ type ProbeStatus struct {
 // +kubebuilder:printcolumn:name="Addresses",type=string,JSONPath=`.spec.addresses`
 // +kubebuilder:printcolumn:name="Master",type=string,JSONPath=`.status.master`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Service",type=string,JSONPath=`.metadata.annotations.kubevrrp\.io/service`,description="The Service of type LoadBalancer the address is allocated to (namespace/name)"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type VirtualIP struct {
 	metav1.TypeMeta   `json:",inline"`

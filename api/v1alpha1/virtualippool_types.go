@@ -27,6 +27,15 @@ const (
 	LabelServiceUID       = "kubevrrp.io/service-uid"
 	LabelPool             = "kubevrrp.io/pool"
 
+	// AnnotationService on a VirtualIP the controller allocated is its Service as
+	// "namespace/name", for `kubectl get vip` (the labels above stay what the controller reads).
+	AnnotationService = "kubevrrp.io/service"
+	// AnnotationTemplateMembers on a VirtualIP of a Service with externalTrafficPolicy: Local
+	// keeps the members it had from the pool's template (its nodeSelector and nodes, as JSON)
+	// while the controller narrows them to the nodes with a ready endpoint; the controller puts
+	// them back, and removes it, when the Service returns to Cluster (docs/design.md §7.12).
+	AnnotationTemplateMembers = "kubevrrp.io/template-members"
+
 	// ServiceConditionAllocated is the condition the controller keeps in the status of each
 	// Service it serves: True once every family of the Service has its address, False with a
 	// reason (PoolExhausted, AddressNotInPool, AddressInUse, ...) and what to change.
@@ -51,7 +60,10 @@ type VirtualIPPoolSpec struct {
 
 	// template is the VirtualIP each address becomes: who runs it (nodeSelector or nodes), how
 	// they elect and what they probe. The controller adds the vrid and the address, and of
-	// template.unicast.peers only those of the address's family.
+	// template.unicast.peers only those of the address's family. For a Service with
+	// externalTrafficPolicy: Local it narrows the members to the nodes with a ready endpoint of
+	// the Service (kubernetes.io/hostname In [...] ANDed with nodeSelector, or the nodes listed
+	// that have one), and to none while there is none.
 	// +required
 	Template VirtualIPTemplate `json:"template"`
 

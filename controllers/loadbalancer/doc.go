@@ -6,7 +6,10 @@
 // when the Service goes or stops being one it serves. The node agents then run the VirtualIPs
 // as any other.
 //
-//   - ServiceReconciler allocates and releases, one Service at a time, leader-elected.
+//   - ServiceReconciler allocates and releases, one Service at a time, leader-elected; for a
+//     Service with externalTrafficPolicy Local it narrows the members of its VirtualIPs to the
+//     nodes of its ready endpoints (EndpointSlices), in place; and it tells the Service, in
+//     Events, which node holds each of its addresses (the VirtualIP's status.master).
 //   - PoolReconciler writes each pool's counts and its Ready condition.
 //
 // The API server is the allocator's memory: an address is taken when a VirtualIP has it, and

@@ -4,13 +4,17 @@ package loadbalancer
 // generate` from this package alone (the agent's role is generated from ./controllers alone:
 // no agent may write a Service). Read Services and write their status (the ingress and a
 // condition), never their spec or metadata: no finalizer, so a Service's deletion never waits
-// for the controller; create, delete and read VirtualIPs (those it allocates); read
-// VirtualIPPools and write their status; record events.k8s.io Events; its Lease, in its own
-// namespace, for leader election.
+// for the controller; create, delete, patch and read VirtualIPs (those it allocates: patch
+// narrows the members of a Service's VirtualIPs to its endpoints' nodes for
+// externalTrafficPolicy Local, in place, and annotates them with the Service), never their
+// status; list and watch EndpointSlices (which nodes have a ready endpoint), nothing else of
+// them; read VirtualIPPools and write their status; record events.k8s.io Events; its Lease, in
+// its own namespace, for leader election.
 //
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=services/status,verbs=get;patch;update
-// +kubebuilder:rbac:groups=kubevrrp.io,resources=virtualips,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=kubevrrp.io,resources=virtualips,verbs=get;list;watch;create;delete;patch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list;watch
 // +kubebuilder:rbac:groups=kubevrrp.io,resources=virtualippools,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kubevrrp.io,resources=virtualippools/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

@@ -138,9 +138,9 @@ func admits(p *v1alpha1.VirtualIPPool, svc *corev1.Service) bool {
 }
 
 // allocateFamily gives svc an address of family fam: the requested one (want), or the first
-// free one of the pools that may give it one. It creates the address's VirtualIP, and returns
-// it, or why there is none.
-func (r *ServiceReconciler) allocateFamily(ctx context.Context, svc *corev1.Service, fam int, want netip.Addr) (*v1alpha1.VirtualIP, *refusal, error) {
+// free one of the pools that may give it one. It creates the address's VirtualIP (with
+// externalTrafficPolicy Local, narrowed to nodes), and returns it, or why there is none.
+func (r *ServiceReconciler) allocateFamily(ctx context.Context, svc *corev1.Service, fam int, want netip.Addr, nodes []string) (*v1alpha1.VirtualIP, *refusal, error) {
 	var pools v1alpha1.VirtualIPPoolList
 	if err := r.Client.List(ctx, &pools); err != nil {
 		return nil, nil, err
@@ -207,7 +207,7 @@ func (r *ServiceReconciler) allocateFamily(ctx context.Context, svc *corev1.Serv
 			if by, held := t.vrids[fam][vrid]; held {
 				return nil, refuse(ReasonAddressInUse, "%s goes with VRID %d in pool %s, and VirtualIP %s has that VRID", want, vrid, st.pool.Name, by), nil
 			}
-			vip, err := r.create(ctx, lbpool.VirtualIP(st.pool, f, want, vrid, owner))
+			vip, err := r.create(ctx, svc, lbpool.VirtualIP(st.pool, f, want, vrid, owner), nodes)
 			if apierrors.IsAlreadyExists(err) {
 				return nil, refuse(ReasonAddressInUse, "%s is taken: VirtualIP %s exists", want, lbpool.Name(want)), nil
 			}
@@ -239,7 +239,7 @@ func (r *ServiceReconciler) allocateFamily(ctx context.Context, svc *corev1.Serv
 			if _, held := t.vrids[fam][vrid]; held {
 				continue
 			}
-			vip, err := r.create(ctx, lbpool.VirtualIP(st.pool, f, a, vrid, owner))
+			vip, err := r.create(ctx, svc, lbpool.VirtualIP(st.pool, f, a, vrid, owner), nodes)
 			if apierrors.IsAlreadyExists(err) {
 				// Taken since the cache was read: the next one.
 				t.addrs[a] = lbpool.Name(a)
@@ -255,7 +255,8 @@ func (r *ServiceReconciler) allocateFamily(ctx context.Context, svc *corev1.Serv
 		"the Service gets one as soon as one is released", familyName(fam), strings.Join(names, ", ")), nil
 }
 
-func (r *ServiceReconciler) create(ctx context.Context, vip *v1alpha1.VirtualIP) (*v1alpha1.VirtualIP, error) {
+func (r *ServiceReconciler) create(ctx context.Context, svc *corev1.Service, vip *v1alpha1.VirtualIP, nodes []string) (*v1alpha1.VirtualIP, error) {
+	narrowNew(svc, vip, nodes)
 	if err := r.Client.Create(ctx, vip); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -60,6 +61,11 @@ type ServiceReconciler struct {
 	// changed reconciles them at once.
 	mu      sync.Mutex
 	pending map[types.NamespacedName]struct{}
+	// membersAt: when the members of a VirtualIP last changed, within membersWindow.
+	membersAt map[string]time.Time
+	// holders: what each Service was last told about the holder of each of its addresses, by
+	// VirtualIP name; at most the VirtualIPs allocated (a family has 255 VRIDs).
+	holders map[string]*holder
 }
 
 // refusalRetry reconciles a refused Service again after this long, besides the events that may
@@ -80,9 +86,12 @@ func (r *ServiceReconciler) serves(svc *corev1.Service) bool {
 
 // SetupWithManager watches Services of type LoadBalancer (before or after a change), the
 // VirtualIPs it allocated (their Service is reconciled; a deleted one also frees an address for
-// the pending Services) and pools (for the pending Services).
+// the pending Services), pools (for the pending Services) and EndpointSlices (for the Services
+// with externalTrafficPolicy Local).
 func (r *ServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.pending = map[types.NamespacedName]struct{}{}
+	r.membersAt = map[string]time.Time{}
+	r.holders = map[string]*holder{}
 	isLB := func(o client.Object) bool {
 		svc, ok := o.(*corev1.Service)
 		return ok && svc.Spec.Type == corev1.ServiceTypeLoadBalancer
@@ -106,11 +115,28 @@ func (r *ServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		UpdateFunc: func(_ context.Context, _ event.UpdateEvent, q workqueue) { r.enqueuePending(q) },
 		DeleteFunc: func(_ context.Context, _ event.DeleteEvent, q workqueue) { r.enqueuePending(q) },
 	}
+	// Of a VirtualIP's status (the agents' summary) only the MASTER concerns its Service.
+	masterChanged := predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*v1alpha1.VirtualIP)
+			n, ok2 := e.ObjectNew.(*v1alpha1.VirtualIP)
+			return ok1 && ok2 && o.Status.Master != n.Status.Master
+		},
+	}
+	endpoints := handler.Funcs{
+		CreateFunc:  func(ctx context.Context, e event.CreateEvent, q workqueue) { r.enqueueForSlice(ctx, e.Object, q) },
+		UpdateFunc:  func(ctx context.Context, e event.UpdateEvent, q workqueue) { r.enqueueForSlice(ctx, e.ObjectNew, q) },
+		DeleteFunc:  func(ctx context.Context, e event.DeleteEvent, q workqueue) { r.enqueueForSlice(ctx, e.Object, q) },
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue) { r.enqueueForSlice(ctx, e.Object, q) },
+	}
 	return ctrl.NewControllerManagedBy(mgr).Named("service").
 		For(&corev1.Service{}, builder.WithPredicates(lbOnly)).
-		// A VirtualIP's status (the agents' summary) concerns no Service.
-		Watches(&v1alpha1.VirtualIP{}, vips, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
-		// Nor does a pool's (this controller's counts).
+		Watches(&v1alpha1.VirtualIP{}, vips, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, masterChanged))).
+		Watches(&discoveryv1.EndpointSlice{}, endpoints).
+		// A pool's status (this controller's counts) concerns no Service.
 		Watches(&v1alpha1.VirtualIPPool{}, pools, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// One Service at a time: an allocation reads what the previous one wrote.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
@@ -160,6 +186,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 			return reconcile.Result{}, err
 		}
 		r.setPending(req.NamespacedName, false)
+		r.forgetHolders(req.NamespacedName)
 		_, err := r.release(ctx, log, req.NamespacedName, nil, "the Service is deleted")
 		return reconcile.Result{}, err
 	}
@@ -168,6 +195,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	}
 	if !r.serves(&svc) || svc.DeletionTimestamp != nil {
 		r.setPending(req.NamespacedName, false)
+		r.forgetHolders(req.NamespacedName)
 		why := "the Service is no longer of type LoadBalancer with class " + v1alpha1.LoadBalancerClass
 		if svc.DeletionTimestamp != nil {
 			why = "the Service is being deleted"
@@ -267,6 +295,12 @@ func (r *ServiceReconciler) allocate(ctx context.Context, log *slog.Logger, svc 
 	if err != nil {
 		return reconcile.Result{}, err
 	}
+	var nodes map[int][]string
+	if isLocal(svc) {
+		if nodes, err = r.endpointNodes(ctx, svc); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
 	// VirtualIPs of an earlier Service of the same name.
 	var mine []v1alpha1.VirtualIP
 	for i := range vips {
@@ -325,7 +359,7 @@ func (r *ServiceReconciler) allocate(ctx context.Context, log *slog.Logger, svc 
 				return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
 			}
 		}
-		vip, ref, err := r.allocateFamily(ctx, svc, fam, req[fam])
+		vip, ref, err := r.allocateFamily(ctx, svc, fam, req[fam], nodes[fam])
 		if err != nil {
 			return reconcile.Result{}, err
 		}
@@ -388,10 +422,38 @@ func (r *ServiceReconciler) allocate(ctx context.Context, log *slog.Logger, svc 
 		return reconcile.Result{}, err
 	}
 	r.setPending(key, refusal != nil)
+	var after time.Duration
 	if refusal != nil {
-		return reconcile.Result{RequeueAfter: refusalRetry}, nil
+		after = refusalRetry
 	}
-	return reconcile.Result{}, nil
+
+	// The VirtualIPs it keeps: their members (externalTrafficPolicy) and annotations, in place,
+	// and who holds them.
+	var held []*v1alpha1.VirtualIP
+	for i := range mine {
+		if !keep[mine[i].Name] {
+			continue
+		}
+		v := &mine[i]
+		held = append(held, v)
+		a, _ := lbpool.AddressOf(v)
+		wait, err := r.reshape(ctx, log, svc, v, nodes[familyOf(a)])
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		after = soonest(after, wait)
+	}
+	held = append(held, newly...)
+	after = soonest(after, r.tellHolders(svc, held, nodes, time.Now()))
+	return reconcile.Result{RequeueAfter: after}, nil
+}
+
+// soonest is the shorter of two waits, 0 meaning none.
+func soonest(a, b time.Duration) time.Duration {
+	if a == 0 || (b != 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 // maxEventNote bounds an Event's note (docs/design.md §7.8).

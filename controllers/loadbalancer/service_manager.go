@@ -9,7 +9,11 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -17,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -62,7 +67,13 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Logger:                 logr.FromSlogHandler(o.Log.Handler()),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
-		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields(),
+			// Every EndpointSlice of a Service, cluster-wide (a watch cannot ask for the
+			// Services with externalTrafficPolicy Local alone), each kept as the little the
+			// controller reads: its Service, family, and its endpoints' nodes and conditions.
+			ByObject: map[client.Object]cache.ByObject{
+				&discoveryv1.EndpointSlice{}: {Label: hasServiceName, Transform: TrimEndpointSlice},
+			}},
 		// A process may make more than one manager (a test replaces the controller): the names
 		// only label metrics, which are not served.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
@@ -107,6 +118,42 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// hasServiceName selects the EndpointSlices of a Service.
+var hasServiceName = func() labels.Selector {
+	req, err := labels.NewRequirement(discoveryv1.LabelServiceName, selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	return labels.NewSelector().Add(*req)
+}()
+
+// TrimEndpointSlice is the cache's transform of EndpointSlices: their name, namespace, the
+// label naming their Service, their address type and, of each endpoint, its node and
+// conditions; no addresses, ports, hints or references, which the controller never reads. It
+// returns anything else unchanged and is idempotent, as a transform must be.
+func TrimEndpointSlice(in any) (any, error) {
+	s, ok := in.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return in, nil
+	}
+	out := &discoveryv1.EndpointSlice{
+		TypeMeta: s.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, UID: s.UID, ResourceVersion: s.ResourceVersion,
+			DeletionTimestamp: s.DeletionTimestamp},
+		AddressType: s.AddressType,
+	}
+	if v, ok := s.Labels[discoveryv1.LabelServiceName]; ok {
+		out.Labels = map[string]string{discoveryv1.LabelServiceName: v}
+	}
+	if len(s.Endpoints) > 0 {
+		out.Endpoints = make([]discoveryv1.Endpoint, len(s.Endpoints))
+		for i, ep := range s.Endpoints {
+			out.Endpoints[i] = discoveryv1.Endpoint{NodeName: ep.NodeName, Conditions: ep.Conditions}
+		}
+	}
+	return out, nil
 }
 
 // newLeaseLock is the Lease lock of the leader election, with no event recorder.

@@ -29,7 +29,7 @@ type Owner struct {
 // VirtualIP is the VirtualIP that gives owner the address a with vrid from pool's family f:
 // the pool's template, the address with the family's prefix length, and of the template's
 // unicast peers those of a's family. It is named after the address (Name) and labelled with its
-// Service and pool.
+// Service and pool, and annotated with the Service as namespace/name (kubectl get vip shows it).
 func VirtualIP(pool *v1alpha1.VirtualIPPool, f Family, a netip.Addr, vrid int32, owner Owner) *v1alpha1.VirtualIP {
 	t := pool.Spec.Template.DeepCopy()
 	addr := a.String()
@@ -75,6 +75,7 @@ func VirtualIP(pool *v1alpha1.VirtualIPPool, f Family, a netip.Addr, vrid int32,
 				v1alpha1.LabelServiceUID:       owner.UID,
 				v1alpha1.LabelPool:             pool.Name,
 			},
+			Annotations: map[string]string{v1alpha1.AnnotationService: owner.Namespace + "/" + owner.Name},
 		},
 		Spec: spec,
 	}

@@ -48,6 +48,8 @@ const (
 
 type lbEnv struct {
 	admin client.Client
+	// cfg is the administrator's configuration.
+	cfg *rest.Config
 	// sa is the controller's ServiceAccount's configuration (impersonated).
 	sa   *rest.Config
 	rec  *codeRecorder
@@ -78,7 +80,7 @@ func startLBEnv(t *testing.T) *lbEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &lbEnv{admin: admin, rec: &codeRecorder{}, logs: &logBuffer{}}
+	e := &lbEnv{admin: admin, cfg: restCfg, rec: &codeRecorder{}, logs: &logBuffer{}}
 	e.sa = rest.CopyConfig(restCfg)
 	e.sa.Impersonate = rest.ImpersonationConfig{UserName: lbUser}
 	ctx := t.Context()
@@ -757,6 +759,10 @@ func lbTight(t *testing.T, e *lbEnv) {
 		{authorizationv1.ResourceAttributes{Verb: "patch", Resource: "services", Subresource: "status", Namespace: "web"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "create", Group: group, Resource: "virtualips"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "delete", Group: group, Resource: "virtualips"}, true},
+		// The members of a Service's VirtualIPs follow its endpoints (externalTrafficPolicy
+		// Local), in place.
+		{authorizationv1.ResourceAttributes{Verb: "patch", Group: group, Resource: "virtualips"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "watch", Group: "discovery.k8s.io", Resource: "endpointslices"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "patch", Group: group, Resource: "virtualippools", Subresource: "status"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "create", Group: "events.k8s.io", Resource: "events", Namespace: "web"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: lbNamespace}, true},
@@ -764,8 +770,10 @@ func lbTight(t *testing.T, e *lbEnv) {
 		{authorizationv1.ResourceAttributes{Verb: "update", Resource: "services", Namespace: "web"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "patch", Resource: "services", Namespace: "web"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "delete", Resource: "services", Namespace: "web"}, false},
-		{authorizationv1.ResourceAttributes{Verb: "patch", Group: group, Resource: "virtualips"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: group, Resource: "virtualips"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "get", Group: "discovery.k8s.io", Resource: "endpointslices", Namespace: "web"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "patch", Group: "discovery.k8s.io", Resource: "endpointslices", Namespace: "web"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "list", Resource: "endpoints", Namespace: "web"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "patch", Group: group, Resource: "virtualips", Subresource: "status"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "create", Group: group, Resource: "virtualippools"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: group, Resource: "virtualippools"}, false},

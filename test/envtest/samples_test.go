@@ -81,8 +81,9 @@ func toUnstructured(t *testing.T, obj runtime.Object) *unstructured.Unstructured
 	return u
 }
 
-// TestPrinterColumns: `kubectl get vip` prints VRID, ADDRESSES, MASTER, READY, AGE. kubectl asks
-// the API server for a Table and prints its columns upper-cased.
+// TestPrinterColumns: `kubectl get vip` prints VRID, ADDRESSES, MASTER, READY, SERVICE (of a
+// VirtualIP allocated to a Service of type LoadBalancer; none here), AGE. kubectl asks the API
+// server for a Table and prints its columns upper-cased.
 func TestPrinterColumns(t *testing.T) {
 	ctx := requireAPIServer(t)
 	vip := validVIP("printer")
@@ -103,17 +104,17 @@ func TestPrinterColumns(t *testing.T) {
 
 	names, cells := printerRow(t, "printer")
 	got := map[string]string{}
-	for i, n := range names[:5] {
+	for i, n := range names[:6] {
 		got[n] = fmt.Sprint(cells[i])
 	}
 	want := map[string]string{
 		"NAME": "printer", "VRID": "51", "ADDRESSES": `["192.0.2.100/24","192.0.2.101/24"]`,
-		"MASTER": "lb1", "READY": "True",
+		"MASTER": "lb1", "READY": "True", "SERVICE": "<nil>",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("cells (-want +got):\n%s", diff)
 	}
-	if age := fmt.Sprint(cells[5]); age == "" || age == "<nil>" {
+	if age := fmt.Sprint(cells[6]); age == "" || age == "<nil>" {
 		t.Errorf("AGE is empty")
 	}
 }
@@ -155,7 +156,7 @@ func printerRow(t *testing.T, name string) (names []string, cells []any) {
 	for _, c := range table.ColumnDefinitions {
 		names = append(names, strings.ToUpper(c.Name))
 	}
-	if diff := cmp.Diff([]string{"NAME", "VRID", "ADDRESSES", "MASTER", "READY", "AGE"}, names); diff != "" {
+	if diff := cmp.Diff([]string{"NAME", "VRID", "ADDRESSES", "MASTER", "READY", "SERVICE", "AGE"}, names); diff != "" {
 		t.Errorf("columns (-want +got):\n%s", diff)
 	}
 	if len(table.Rows) != 1 {
