@@ -199,15 +199,26 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		why := "the Service is no longer of type LoadBalancer with class " + v1alpha1.LoadBalancerClass
 		if svc.DeletionTimestamp != nil {
 			why = "the Service is being deleted"
+		} else {
+			// The status first, then the VirtualIPs: a VirtualIP deleted first, and a status
+			// write that then failed, left an ingress address that nothing removed (the retry
+			// no longer finds the VirtualIP) and that another Service could be given.
+			vips, err := r.owned(ctx, req.NamespacedName)
+			if err != nil {
+				return reconcile.Result{}, err
+			}
+			var addrs []netip.Addr
+			for i := range vips {
+				if a, ok := lbpool.AddressOf(&vips[i]); ok {
+					addrs = append(addrs, a)
+				}
+			}
+			if err := r.clearStatus(ctx, &svc, addrs); err != nil {
+				return reconcile.Result{}, err
+			}
 		}
-		released, err := r.release(ctx, log, req.NamespacedName, &svc, why)
-		if err != nil {
-			return reconcile.Result{}, err
-		}
-		if svc.DeletionTimestamp == nil {
-			return reconcile.Result{}, r.clearStatus(ctx, &svc, released)
-		}
-		return reconcile.Result{}, nil
+		_, err := r.release(ctx, log, req.NamespacedName, &svc, why)
+		return reconcile.Result{}, err
 	}
 	return r.allocate(ctx, log, &svc)
 }
@@ -385,20 +396,6 @@ func (r *ServiceReconciler) allocate(ctx context.Context, log *slog.Logger, svc 
 		r.Recorder.Eventf(svc, vip, corev1.EventTypeNormal, ReasonAllocated, "Allocate", "allocated %s (VRID %d) from pool %s: VirtualIP %s",
 			a, vip.Spec.VRID, vip.Labels[v1alpha1.LabelPool], vip.Name)
 	}
-	// What it no longer needs: a family it dropped, an address it no longer asks for.
-	for i := range mine {
-		if keep[mine[i].Name] {
-			continue
-		}
-		if err := r.deleteVIP(ctx, &mine[i]); err != nil {
-			return reconcile.Result{}, err
-		}
-		a, _ := lbpool.AddressOf(&mine[i])
-		log.Info("released", "address", a.String(), "virtualIP", mine[i].Name, "why", "the Service no longer asks for it")
-		r.Recorder.Eventf(svc, &mine[i], corev1.EventTypeNormal, ReasonReleased, "Release", "released %s (VRID %d, VirtualIP %s): the Service no longer asks for it",
-			a, mine[i].Spec.VRID, mine[i].Name)
-	}
-
 	status := svc.Status.DeepCopy()
 	status.LoadBalancer.Ingress = nil
 	for _, a := range ingress {
@@ -420,6 +417,21 @@ func (r *ServiceReconciler) allocate(ctx context.Context, log *slog.Logger, svc 
 			return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
 		}
 		return reconcile.Result{}, err
+	}
+	// What it no longer needs (a family it dropped, an address it no longer asks for), once
+	// the status no longer names it: deleted first, a status write that then failed left the
+	// address in the Service's status while another Service could be given it.
+	for i := range mine {
+		if keep[mine[i].Name] {
+			continue
+		}
+		if err := r.deleteVIP(ctx, &mine[i]); err != nil {
+			return reconcile.Result{}, err
+		}
+		a, _ := lbpool.AddressOf(&mine[i])
+		log.Info("released", "address", a.String(), "virtualIP", mine[i].Name, "why", "the Service no longer asks for it")
+		r.Recorder.Eventf(svc, &mine[i], corev1.EventTypeNormal, ReasonReleased, "Release", "released %s (VRID %d, VirtualIP %s): the Service no longer asks for it",
+			a, mine[i].Spec.VRID, mine[i].Name)
 	}
 	r.setPending(key, refusal != nil)
 	var after time.Duration
