@@ -12,10 +12,10 @@ package loadbalancer
 // its own namespace, for leader election.
 //
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=services/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=get;patch
 // +kubebuilder:rbac:groups=kubevrrp.io,resources=virtualips,verbs=get;list;watch;create;delete;patch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list;watch
 // +kubebuilder:rbac:groups=kubevrrp.io,resources=virtualippools,verbs=get;list;watch
-// +kubebuilder:rbac:groups=kubevrrp.io,resources=virtualippools/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=kubevrrp.io,resources=virtualippools/status,verbs=get;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kube-vrrp,resources=leases,verbs=get;create;update
