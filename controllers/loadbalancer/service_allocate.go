@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"errors"
 	"slices"
 	"strings"
 
@@ -211,7 +212,7 @@ func (r *ServiceReconciler) allocateFamily(ctx context.Context, svc *corev1.Serv
 			if apierrors.IsAlreadyExists(err) {
 				return nil, refuse(ReasonAddressInUse, "%s is taken: VirtualIP %s exists", want, lbpool.Name(want)), nil
 			}
-			if ref := invalidVIP(err, st.pool.Name); ref != nil {
+			if ref := r.invalidVIP(err, st.pool.Name); ref != nil {
 				return nil, ref, nil
 			}
 			return vip, nil, err
@@ -245,7 +246,7 @@ func (r *ServiceReconciler) allocateFamily(ctx context.Context, svc *corev1.Serv
 				t.addrs[a] = lbpool.Name(a)
 				continue
 			}
-			if ref := invalidVIP(err, st.pool.Name); ref != nil {
+			if ref := r.invalidVIP(err, st.pool.Name); ref != nil {
 				return nil, ref, nil
 			}
 			return vip, nil, err
@@ -264,9 +265,30 @@ func (r *ServiceReconciler) create(ctx context.Context, svc *corev1.Service, vip
 }
 
 // invalidVIP is the refusal of a VirtualIP the API server found invalid, nil for other errors.
-func invalidVIP(err error, pool string) *refusal {
+// The refusal reaches the Service's namespace (its condition and an Event), whose users may not
+// read the cluster-scoped pool: it names the fields the API server refused, never its words,
+// which can quote the template's values (a probe's or notify command's arguments, which may
+// carry credentials). The whole error is for the controller's log.
+func (r *ServiceReconciler) invalidVIP(err error, pool string) *refusal {
 	if !apierrors.IsInvalid(err) {
 		return nil
 	}
-	return refuse(ReasonInvalidVirtualIP, "the API server refuses the VirtualIP made from pool %s's template: %v; fix the pool's template", pool, err)
+	if r.Log != nil {
+		r.Log.Warn("the API server refuses a VirtualIP made from a pool's template", "pool", pool, "err", err)
+	}
+	var fields []string
+	var se apierrors.APIStatus
+	if errors.As(err, &se) && se.Status().Details != nil {
+		for _, c := range se.Status().Details.Causes {
+			if c.Field != "" && !slices.Contains(fields, c.Field) && len(fields) < 8 {
+				fields = append(fields, c.Field)
+			}
+		}
+	}
+	what := "it"
+	if len(fields) > 0 {
+		what = strings.Join(fields, ", ")
+	}
+	return refuse(ReasonInvalidVirtualIP, "the API server refuses the VirtualIP made from pool %s's template (%s); "+
+		"fix the pool's template (the controller's log has the API server's words)", pool, what)
 }
