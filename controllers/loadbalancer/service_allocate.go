@@ -2,9 +2,9 @@ package loadbalancer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
-	"errors"
 	"slices"
 	"strings"
 
