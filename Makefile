@@ -122,12 +122,14 @@ test-chart: envtest-assets
 
 ## bench: failover and footprint benchmarks, side by side with keepalived, of the binary
 ## `make build` makes, and the API server's side at scale (a real kube-apiserver: writes per
-## failover with N agents and V VirtualIPs, one agent's memory with 5000 Nodes); tables (.txt)
+## failover with N agents and V VirtualIPs, one agent's memory with 5000 Nodes); Services of
+## type LoadBalancer beside MetalLB's layer 2 mode (BenchmarkLoadBalancer: MetalLB built from its
+## Go module by hack/metallb.sh into $(BIN)/metallb, once, a few minutes); tables (.txt)
 ## and distribution plots (.png) in $(BIN)/bench. BENCH selects benchmarks (a -bench regexp),
 ## BENCHFLAGS adds flags (e.g. -apiscale.sizes 10x1,500x1)
 BENCH ?= .
 bench: deps build envtest-assets
-	KUBE_VRRP_BIN=$(BIN)/kube-vrrp $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 240m ./test/bench/ -args -out=$(BIN)/bench $(BENCHFLAGS)
+	KUBE_VRRP_METALLB="$$(bash hack/metallb.sh)" KUBE_VRRP_BIN=$(BIN)/kube-vrrp $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 240m ./test/bench/ -args -out=$(BIN)/bench $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN)

@@ -42,6 +42,23 @@ func (c *ControlPlane) InstallServiceAccount(ctx context.Context, namespace, nam
 	if len(rbac) == 0 {
 		return errors.New("InstallServiceAccount: no RBAC manifest")
 	}
+	var all []byte
+	for _, f := range rbac {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		all = append(append(all, "\n---\n"...), b...)
+	}
+	if err := c.InstallServiceAccountRoles(ctx, namespace, name, all); err != nil {
+		return fmt.Errorf("%v: %w", rbac, err)
+	}
+	return nil
+}
+
+// InstallServiceAccountRoles is InstallServiceAccount with the roles given as a YAML (or JSON)
+// stream, e.g. another project's manifests with their own bindings taken out.
+func (c *ControlPlane) InstallServiceAccountRoles(ctx context.Context, namespace, name string, roles []byte) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
 	if err := c.cl.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("namespace %s: %w", namespace, err)
@@ -50,13 +67,13 @@ func (c *ControlPlane) InstallServiceAccount(ctx context.Context, namespace, nam
 	if err := c.cl.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("service account %s/%s: %w", namespace, name, err)
 	}
-	roles, err := c.ApplyFiles(ctx, rbac...)
+	objs, err := c.Apply(ctx, roles)
 	if err != nil {
 		return err
 	}
 	subject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: namespace}
 	bound := 0
-	for _, r := range roles {
+	for _, r := range objs {
 		ref := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: r.GetKind(), Name: r.GetName()}
 		// The binding's name holds the subject's: two ServiceAccounts bound to roles of the
 		// same name (or one to a role named like another's) do not share a binding.
@@ -76,7 +93,7 @@ func (c *ControlPlane) InstallServiceAccount(ctx context.Context, namespace, nam
 		bound++
 	}
 	if bound == 0 {
-		return fmt.Errorf("no ClusterRole or Role in %v", rbac)
+		return errors.New("no ClusterRole or Role")
 	}
 	return nil
 }

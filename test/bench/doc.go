@@ -12,4 +12,7 @@
 // writes by verb and code, the time until status.master is right, CPU; BenchmarkAgentMemory
 // one real agent's memory in a cluster of 5000 Nodes and 1000 VirtualIPs.
 // BenchmarkControlPlane prints a control-plane VIP's API outage (lab test: test/controlplane).
+// BenchmarkLoadBalancer prints what a client of a Service of type LoadBalancer sees when the
+// announcing node fails (link cut, SIGTERM, power-off), kube-vrrp beside MetalLB's layer 2 mode
+// (built by hack/metallb.sh; lab test: test/lblab).
 package bench
