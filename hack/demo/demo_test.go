@@ -119,7 +119,7 @@ func TestDemo(t *testing.T) {
 		for _, re := range []string{
 			`\$ helm install kube-vrrp charts/kube-vrrp -n kube-vrrp --set image.tag=demo --set image.pullPolicy=Never\nNAME: kube-vrrp\n`,
 			`\$ kubectl get pods -n kube-vrrp -o wide\nNAME +READY +STATUS +RESTARTS +AGE +IP +NODE`,
-			`\$ kubectl get vip\nNAME +VRID +ADDRESSES +MASTER +READY +AGE\nhaproxy +51 `,
+			`\$ kubectl get vip\nNAME +VRID +ADDRESSES +MASTER +READY +SERVICE +AGE\nhaproxy +51 `,
 			// The agents' logs come through the API server and the kubelets.
 			`\$ kubectl logs -n kube-vrrp kube-vrrp-[a-z0-9]+ -c agent +\(n1: [1-9][0-9]* lines\)\n`,
 		} {
