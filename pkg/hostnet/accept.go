@@ -81,7 +81,7 @@ type AcceptFilter struct {
 // CAP_NET_ADMIN and a kernel with nf_tables.
 func (h *Host) AcceptFilter() (*AcceptFilter, error) {
 	f := &AcceptFilter{h: h}
-	err := f.conn(func(c *nftables.Conn) error {
+	err := f.h.nftConn(func(c *nftables.Conn) error {
 		t := acceptTable()
 		// Adding the table first makes the delete succeed whether or not a stale table exists;
 		// the kernel applies the whole batch or none of it.
@@ -165,11 +165,10 @@ func acceptRules(t *nftables.Table, ch *nftables.Chain, v4, v6 *nftables.Set) []
 	}
 }
 
-// conn runs fn with an nftables connection in the Host's network namespace, opened for this
-// call only. The Host's lock is held so that the Host cannot close its namespace handle under
-// fn.
-func (f *AcceptFilter) conn(fn func(c *nftables.Conn) error) error {
-	h := f.h
+// nftConn runs fn with an nftables connection in the Host's network namespace, opened for this
+// call only (the accept filter's and the virtual MAC filter's). The Host's lock is held so that
+// the Host cannot close its namespace handle under fn.
+func (h *Host) nftConn(fn func(c *nftables.Conn) error) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -216,7 +215,7 @@ func (f *AcceptFilter) update(addrs []netip.Addr, remove bool) error {
 	if f.closed {
 		return errAcceptFilterClosed
 	}
-	return f.conn(func(c *nftables.Conn) error {
+	return f.h.nftConn(func(c *nftables.Conn) error {
 		s4, s6 := acceptSets(acceptTable())
 		for _, u := range []struct {
 			s    *nftables.Set
@@ -276,7 +275,7 @@ func (f *AcceptFilter) Blocked() ([]netip.Addr, error) {
 		return nil, errAcceptFilterClosed
 	}
 	var out []netip.Addr
-	err := f.conn(func(c *nftables.Conn) error {
+	err := f.h.nftConn(func(c *nftables.Conn) error {
 		s4, s6 := acceptSets(acceptTable())
 		for _, s := range []*nftables.Set{s4, s6} {
 			elts, err := c.GetSetElements(s)
@@ -309,7 +308,7 @@ func (f *AcceptFilter) Dropped() (uint64, error) {
 		return 0, errAcceptFilterClosed
 	}
 	var n uint64
-	err := f.conn(func(c *nftables.Conn) error {
+	err := f.h.nftConn(func(c *nftables.Conn) error {
 		t := acceptTable()
 		rules, err := c.GetRules(t, &nftables.Chain{Name: acceptChain, Table: t})
 		if err != nil {
@@ -339,7 +338,7 @@ func (f *AcceptFilter) Close() error {
 	if f.closed {
 		return nil
 	}
-	err := f.conn(func(c *nftables.Conn) error {
+	err := f.h.nftConn(func(c *nftables.Conn) error {
 		deleteAcceptTable(c)
 		return c.Flush()
 	})

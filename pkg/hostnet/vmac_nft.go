@@ -245,25 +245,6 @@ func addVMACElements(c *nftables.Conn, entries []vmacARPEntry, links []string) e
 	return nil
 }
 
-// conn runs fn with an nftables connection in the Host's network namespace, opened for this
-// call only.
-func (f *vmacFilter) conn(fn func(c *nftables.Conn) error) error {
-	h := f.h
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return errHostClosed
-	}
-	return h.do(func() error {
-		c, err := nftables.New(nftables.AsLasting())
-		if err != nil {
-			return fmt.Errorf("open nftables netlink socket: %w", err)
-		}
-		defer func() { _ = c.CloseLasting() }()
-		return fn(c)
-	})
-}
-
 // update runs fn in one batch after making sure the tables exist: the first time (and after
 // closeIfUnused) they are created in the same batch, with what the mirror holds. A batch that
 // fails on tables thought to exist (deleted by another tool) is tried again that way. mirror,
@@ -280,7 +261,7 @@ func (f *vmacFilter) update(fn func(c *nftables.Conn) error, mirror func(), remo
 		mirror()
 	}
 	batch := func() error {
-		return f.conn(func(c *nftables.Conn) error {
+		return f.h.nftConn(func(c *nftables.Conn) error {
 			if !f.ready {
 				if err := addVMACTables(c); err != nil {
 					return err
@@ -384,7 +365,7 @@ func (f *vmacFilter) closeIfUnused() error {
 	if len(f.links) > 0 {
 		return nil // this Host's own, whatever the tables hold now
 	}
-	err := f.conn(func(c *nftables.Conn) error {
+	err := f.h.nftConn(func(c *nftables.Conn) error {
 		_, ip6 := vmacTables()
 		if t, err := c.ListTableOfFamily(VMACTable, ip6.Family); err != nil || t == nil {
 			return nil // no table
