@@ -102,14 +102,8 @@ func parseAgentFlags(args []string, stderr io.Writer) (agentOptions, error) {
 	if o.metricsCertDir != "" && !o.metricsSecure {
 		return o, errors.New("--metrics-cert-dir is for HTTPS: drop it, or --metrics-secure=false")
 	}
-	if err := o.log.level.UnmarshalText([]byte(level)); err != nil {
-		return o, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
-	}
-	switch format {
-	case "text", "json":
-		o.log.logFormat = format
-	default:
-		return o, fmt.Errorf("--log-format %q: use text or json", format)
+	if err := o.log.setLogging(level, format); err != nil {
+		return o, err
 	}
 	return o, nil
 }

@@ -57,14 +57,8 @@ func parseControllerFlags(args []string, stderr io.Writer) (controllerOptions, e
 	if o.leaderElect && o.namespace == "" {
 		return o, errors.New("--namespace is required with --leader-elect: the Lease lives there")
 	}
-	if err := o.log.level.UnmarshalText([]byte(level)); err != nil {
-		return o, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
-	}
-	switch format {
-	case "text", "json":
-		o.log.logFormat = format
-	default:
-		return o, fmt.Errorf("--log-format %q: use text or json", format)
+	if err := o.log.setLogging(level, format); err != nil {
+		return o, err
 	}
 	return o, nil
 }

@@ -104,14 +104,8 @@ func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	if o.labels, err = parseLabels(labels); err != nil {
 		return runOptions{}, fmt.Errorf("--node-labels: %w", err)
 	}
-	if err := o.level.UnmarshalText([]byte(level)); err != nil {
-		return runOptions{}, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
-	}
-	switch logFormat {
-	case "text", "json":
-		o.logFormat = logFormat
-	default:
-		return runOptions{}, fmt.Errorf("--log-format %q: use text or json", logFormat)
+	if err := o.setLogging(level, logFormat); err != nil {
+		return runOptions{}, err
 	}
 	return o, nil
 }
@@ -139,6 +133,20 @@ func parseLabels(s string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// setLogging sets o's log level and format from the values of --log-level and --log-format
+// (run, agent and controller take the same two flags).
+func (o *runOptions) setLogging(level, format string) error {
+	if err := o.level.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	switch format {
+	case "text", "json":
+		o.logFormat = format
+		return nil
+	}
+	return fmt.Errorf("--log-format %q: use text or json", format)
 }
 
 func newLogger(w io.Writer, o runOptions) *slog.Logger {
