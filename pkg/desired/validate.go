@@ -644,7 +644,7 @@ func validateNotify(n *v1alpha1.NotifySpec, p *field.Path) field.ErrorList {
 			// Only the program is shown: the arguments may carry credentials.
 			prog := ""
 			if len(c.argv) > 0 {
-				prog = ShownProgram(c.argv[0])
+				prog = probepkg.ShownProgram(c.argv[0])
 			}
 			errs = append(errs, field.Invalid(cp.Index(0), prog, "give the command as an argv list whose first element is the "+
 				"program's absolute path (there is no shell and no PATH lookup), e.g. [/usr/local/bin/on-"+c.name+"]"))
@@ -667,7 +667,3 @@ func validateNotify(n *v1alpha1.NotifySpec, p *field.Path) field.ErrorList {
 	}
 	return errs
 }
-
-// ShownProgram is probe.ShownProgram: what messages and logs may show of a command's first
-// element.
-func ShownProgram(argv0 string) string { return probepkg.ShownProgram(argv0) }

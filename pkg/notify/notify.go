@@ -12,7 +12,6 @@ import (
 
 	"github.com/kube-vrrp/kube-vrrp/api/v1alpha1"
 	"github.com/kube-vrrp/kube-vrrp/pkg/agent"
-	"github.com/kube-vrrp/kube-vrrp/pkg/desired"
 	"github.com/kube-vrrp/kube-vrrp/pkg/probe"
 	"github.com/kube-vrrp/kube-vrrp/pkg/vrrp"
 )
@@ -72,14 +71,14 @@ func (c *Commands) of(state string) []string {
 	return nil
 }
 
-// Programs lists the programs (first elements, as desired.ShownProgram shows them) of the
+// Programs lists the programs (first elements, as probe.ShownProgram shows them) of the
 // commands given, in the order master, backup, fault, stop, all, each once: what may be shown
 // of them (the arguments may carry credentials).
 func (c *Commands) Programs() []string {
 	var out []string
 	for _, argv := range [][]string{c.Master, c.Backup, c.Fault, c.Stop, c.All} {
-		if len(argv) > 0 && !slices.Contains(out, desired.ShownProgram(argv[0])) {
-			out = append(out, desired.ShownProgram(argv[0]))
+		if len(argv) > 0 && !slices.Contains(out, probe.ShownProgram(argv[0])) {
+			out = append(out, probe.ShownProgram(argv[0]))
 		}
 	}
 	return out
@@ -334,7 +333,7 @@ func (r *Runner) runChange(j job) {
 
 // runOne runs argv with the change's arguments within timeout and logs how it ended.
 func (r *Runner) runOne(ch Change, argv []string, timeout time.Duration) {
-	attrs := []any{"vip", ch.Instance, "state", ch.State, "reason", ch.Reason, "program", desired.ShownProgram(argv[0])}
+	attrs := []any{"vip", ch.Instance, "state", ch.State, "reason", ch.Reason, "program", probe.ShownProgram(argv[0])}
 	if r.kill.Err() != nil {
 		return
 	}
